@@ -1,0 +1,6 @@
+"""mesosim: the simulated injector board (harness, physical model, virtual operator)."""
+
+from .harness import Penetration, SimBoard, Truth
+from .operator import VirtualOperator
+
+__all__ = ["SimBoard", "Truth", "Penetration", "VirtualOperator"]

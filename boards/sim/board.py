@@ -1,0 +1,123 @@
+# Board layer of the simulated injector: the same interface a real board's
+# board.py offers, backed by the physical model in board_model.py.
+# Serial to the host is the process's stdin/stdout (a raw pty); the harness talks
+# to the model over a separate loopback control socket (MESOSIM_CTRL=host:port).
+import json
+import os
+import select
+import socket
+import sys
+import termios
+from time import ticks_us
+
+import board_model
+
+NAME = "sim"
+PLUNGER_STEPS_PER_MM = 3200  # 200 steps/rev x 16 microsteps, 1 mm lead
+NEEDLE_STEPS_PER_MM = 100
+NEEDLE_SPEED_UM_S = 50000
+
+
+def safe_mode():
+    return os.getenv("MESOSIM_SAFE") == "1"
+
+
+def _raw_nonblocking(fd):
+    # raw bytes (no CR/LF mangling, no signals on 0x03) and reads that return
+    # what is there: VMIN=0, VTIME=0
+    termios.setraw(fd)
+    attr = termios.tcgetattr(fd)
+    attr[6][5] = 0
+    attr[6][6] = 0
+    termios.tcsetattr(fd, termios.TCSANOW, attr)
+
+
+class Board:
+    NAME = NAME
+    PLUNGER_STEPS_PER_MM = PLUNGER_STEPS_PER_MM
+    NEEDLE_STEPS_PER_MM = NEEDLE_STEPS_PER_MM
+    NEEDLE_SPEED_UM_S = NEEDLE_SPEED_UM_S
+
+    def __init__(self):
+        import micropython
+
+        micropython.kbd_intr(-1)
+        _raw_nonblocking(0)
+        self._in = sys.stdin.buffer
+        self._out = sys.stdout.buffer
+        self.profile = json.loads(os.getenv("MESOSIM_PROFILE") or "{}")
+        self._trigger = False
+        self._estop = False
+        self._ctrl_buf = b""
+        host, port = (os.getenv("MESOSIM_CTRL") or "127.0.0.1:0").split(":")
+        self._ctrl = socket.socket()
+        self._ctrl.connect(socket.getaddrinfo(host, int(port))[0][-1])
+        self._poll = select.poll()
+        self._poll.register(0, select.POLLIN)
+        self._poll.register(self._ctrl, select.POLLIN)
+        self._ctrl_poll = select.poll()
+        self._ctrl_poll.register(self._ctrl, select.POLLIN)
+        self.model = board_model.Model(self.profile, self._report)
+        self._report("boot %d" % self.reset_cause())
+
+    # ---- identity ---------------------------------------------------------------
+    def serial_number(self):
+        return self.profile.get("serial", "SIM-0000")
+
+    def reset_cause(self):
+        return int(os.getenv("MESOSIM_RESET") or 0)
+
+    # ---- host serial port --------------------------------------------------------
+    def host_read(self, buf):
+        return self._in.readinto(buf) or 0
+
+    def host_write(self, data):
+        self._out.write(data)
+
+    def wait_input(self, timeout_ms):
+        # sleep until host or control input, or timeout; serves the control channel
+        for obj, _ in self._poll.poll(timeout_ms):
+            if obj is self._ctrl:
+                self._serve_ctrl()
+
+    # ---- actuators and sensors -----------------------------------------------------
+    def plunger_step(self, n):
+        self.model.plunger(n)
+
+    def needle_step(self, n):
+        self.model.needle(n)
+
+    def trigger(self):
+        return self._trigger
+
+    def estop(self):
+        return self._estop
+
+    def led(self, code):
+        self._report("led %d %d" % (code, ticks_us()))
+
+    def service(self, now_us):
+        if self._ctrl_poll.poll(0):
+            self._serve_ctrl()
+
+    # ---- control channel (harness <-> model) ---------------------------------------
+    def _report(self, line):
+        self._ctrl.send(line.encode() + b"\n")
+
+    def _serve_ctrl(self):
+        data = self._ctrl.recv(256)
+        if not data:
+            sys.exit(0)  # harness gone: power off
+        self._ctrl_buf += data
+        while b"\n" in self._ctrl_buf:
+            line, self._ctrl_buf = self._ctrl_buf.split(b"\n", 1)
+            words = line.decode().split()
+            if not words:
+                continue
+            if words[0] == "trigger":
+                self._trigger = words[1] == "1"
+                self._report("trigger %s %d" % (words[1], ticks_us()))
+            elif words[0] == "estop":
+                self._estop = words[1] == "1"
+            elif words[0] == "truth?":
+                self._report(self.model.truth())

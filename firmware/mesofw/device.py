@@ -1,0 +1,250 @@
+# The device state machine (PROTOCOL.md, "States"): commands in, motion and events out.
+# Safety decisions live here: the host is never trusted for limits, trigger or link.
+from time import ticks_add, ticks_diff, ticks_ms
+from mesoprotocol import spec
+from mesofw import dosing, limits
+
+S = spec  # short alias for the state constants below
+
+# states in which each command is accepted (bit i = state i)
+def _mask(*states):
+    m = 0
+    for s in states:
+        m |= 1 << s
+    return m
+
+
+_ACCEPTS = {
+    S.CONFIGURE: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE),
+    S.PRIME: _mask(S.STATE_CONFIGURED, S.STATE_PRIMED),
+    S.ARM: _mask(S.STATE_PRIMED, S.STATE_COMPLETE),
+    S.PAUSE: _mask(S.STATE_ARMED, S.STATE_DELIVERING),
+    S.RESUME: _mask(S.STATE_PAUSED),
+}
+_LINK_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING)
+
+# indicator per state, indexed by STATE_*
+_LED = (S.LED_OFF, S.LED_OFF, S.LED_DELIVERING, S.LED_OFF, S.LED_READY, S.LED_DELIVERING, S.LED_OFF,
+        S.LED_COMPLETE, S.LED_FAULT)
+
+
+class Device:
+    def __init__(self, board, emit, records):
+        # emit(msg_type, values): queue an event to the host.
+        # records: the RecordCounter that hands out record ids.
+        self.board = board
+        self.emit = emit
+        self.records = records
+        self.state = S.STATE_IDLE
+        self.alarm = 0
+        self.cfg = None
+        self.syringe = 0  # code of the loaded syringe; metering and contents follow it
+        self.primed_syringe = 0
+        self.stop_flags = 0
+        self.metering = None
+        self.done = 0
+        self.delivered_nl = 0
+        self.dispensed_nl = 0  # out of the syringe since it was configured (prime included)
+        self.capacity_nl = 0
+        self.need_release = True
+        self.kind = 0
+        self.point_nl = 0
+        self.point_index = 0
+        self.next_shot_us = 0
+        self.period_us = 0
+        self.link_rx_ms = ticks_ms()
+        self.plunger = dosing.Axis(board.plunger_step, 1)
+        self.needle = dosing.Axis(board.needle_step, 1)
+        self.seq = dosing.Sequence(self.plunger, self.needle, board.NEEDLE_STEPS_PER_MM, board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S // 1000)
+        board.led(S.LED_OFF)
+
+    # ---- host commands -----------------------------------------------------------
+    def handle(self, msg_type, values, now_us):
+        # Returns (ACK, values) or (NACK, values) for the reply frame.
+        accepts = _ACCEPTS.get(msg_type)
+        if accepts is not None and not (accepts >> self.state) & 1:
+            return self._nack(msg_type, S.NACK_BAD_STATE, 0, self.state, accepts)
+        if msg_type == S.CONFIGURE:
+            return self._configure(values)
+        if msg_type == S.PRIME:
+            return self._prime(values[0], now_us)
+        if msg_type == S.ARM:
+            self.done = 0
+            self.delivered_nl = 0
+            self._arm()
+        elif msg_type == S.PAUSE:
+            self._stop(S.FLAG_ABORTED, now_us)
+            self._set_state(S.STATE_PAUSED)
+        elif msg_type == S.RESUME:
+            self._arm()
+        elif msg_type == S.ABORT:
+            self._stop(S.FLAG_ABORTED, now_us)
+            self.cfg = None
+            self.alarm = 0
+            self._set_state(S.STATE_IDLE)
+        return (S.ACK, (msg_type, self.state))
+
+    def _nack(self, msg_type, reason, field, value, limit):
+        return (S.NACK, (msg_type, reason, field, self.state, value, limit))
+
+    def _configure(self, cfg):
+        error = limits.check_configure(cfg, self._shot_time_ms)
+        if error:
+            return self._nack(S.CONFIGURE, error[0], error[1], error[2], error[3])
+        syringe = cfg[1]
+        if syringe != self.syringe:
+            self.syringe = syringe
+            self.primed_syringe = 0
+            self.metering = dosing.Metering(dosing.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM))
+            self.capacity_nl = S.syringe_capacity_nl(syringe)
+            self.dispensed_nl = 0
+        self.cfg = cfg
+        self.done = 0
+        self.delivered_nl = 0
+        if cfg[7]:
+            self.period_us = 1000000000 // cfg[7]
+        self._set_state(S.STATE_PRIMED if self.primed_syringe == syringe else S.STATE_CONFIGURED)
+        return (S.ACK, (S.CONFIGURE, self.state))
+
+    def _shot_time_ms(self, cfg):
+        needle_ms = 2 * cfg[4] * 1000 // self.board.NEEDLE_SPEED_UM_S
+        return needle_ms + cfg[5] * 1000 // cfg[8] + 2
+
+    def _prime(self, volume_nl, now_us):
+        if not 0 < volume_nl <= S.MAX_PRIME_NL:
+            return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, S.MAX_PRIME_NL)
+        self.primed_syringe = 0
+        self._start(S.KIND_PRIME, 0, volume_nl, 0, now_us)
+        self._set_state(S.STATE_PRIMING)
+        return (S.ACK, (S.PRIME, self.state))
+
+    def _arm(self):
+        self.need_release = True  # a trigger held while arming never fires
+        self._set_state(S.STATE_ARMED)
+
+    # ---- safety stops -------------------------------------------------------------
+    def _stop(self, flags, now_us):
+        # Plunger stops now; the sequence records what was delivered and retracts.
+        if self.seq.active():
+            self.stop_flags = flags
+            self.seq.interrupt(now_us)
+            self._record_if_dispensed(now_us)
+
+    def fault(self, code, detail, now_us):
+        self._stop(S.FLAG_FAULT | S.FLAG_ABORTED, now_us)
+        self.alarm = code
+        self._set_state(S.STATE_FAULT)
+        self.emit(S.ALARM, (code, self.state, detail, ticks_ms()))
+
+    def link_seen(self):
+        self.link_rx_ms = ticks_ms()
+
+    # ---- the control tick -----------------------------------------------------------
+    def tick(self, now_us):
+        state = self.state
+        if (_LINK_WATCHED >> state) & 1:
+            silent = ticks_diff(ticks_ms(), self.link_rx_ms)
+            if silent > S.LINK_TIMEOUT_MS:
+                self.fault(S.ALARM_LINK_LOST, silent, now_us)
+                state = self.state
+        pressed = self.board.trigger()
+        if not pressed:
+            self.need_release = False
+        if state == S.STATE_DELIVERING and not pressed and self.seq.phase != dosing.RETRACT:
+            self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
+        finished = self.seq.tick(now_us)
+        self._record_if_dispensed(now_us)
+        if finished:
+            self._sequence_finished(now_us)
+        state = self.state
+        if state == S.STATE_ARMED and pressed and not self.need_release and not self.seq.active():
+            self._set_state(S.STATE_DELIVERING)
+            self.need_release = self.cfg[0] != S.TECHNIQUE_NAPPAGE
+            self.next_shot_us = now_us
+            self._next_point(now_us)
+        elif state == S.STATE_DELIVERING and not self.seq.active() and self.cfg[0] == S.TECHNIQUE_NAPPAGE:
+            if not pressed:
+                self._set_state(S.STATE_ARMED)
+            elif ticks_diff(now_us, self.next_shot_us) >= 0:
+                self._next_point(now_us)
+
+    def busy(self):
+        return self.seq.active() or self.state == S.STATE_DELIVERING
+
+    def _next_point(self, now_us):
+        technique, _, _, _, depth_um, volume_nl, _, _, _ = self.cfg
+        if technique == S.TECHNIQUE_NAPPAGE:
+            # absolute cadence; re-anchor if a shot ran over by a whole period
+            late = ticks_diff(now_us, self.next_shot_us)
+            self.next_shot_us = ticks_add(now_us if late > self.period_us else self.next_shot_us, self.period_us)
+            kind = S.KIND_SHOT
+        else:
+            kind = S.KIND_TEST_DOSE if technique == S.TECHNIQUE_TEST_DOSE else S.KIND_POINT
+        left = self.capacity_nl - self.dispensed_nl
+        if volume_nl > left:
+            self.fault(S.ALARM_SYRINGE_EMPTY, left, now_us)
+            return
+        self._start(kind, self.done, volume_nl, depth_um, now_us)
+
+    def _start(self, kind, index, volume_nl, depth_um, now_us):
+        self.kind = kind
+        self.point_index = index
+        self.point_nl = volume_nl
+        self.stop_flags = 0
+        steps = self.metering.steps_for(volume_nl)
+        flow = self.cfg[8]
+        rate = flow * 1000 // self.metering.pl_step  # steps/s
+        self.seq.start(depth_um, steps, rate if rate > 0 else 1, now_us)
+
+    def _record_if_dispensed(self, now_us):
+        # One DELIVERY per point, emitted the moment the plunger stops.
+        seq = self.seq
+        if not seq.dispense_done:
+            return
+        seq.dispense_done = False
+        delivered = self.metering.nl(seq.dispensed_steps)
+        flags = self.stop_flags
+        if seq.interrupted or delivered < self.point_nl:
+            flags |= S.FLAG_PARTIAL
+        self.dispensed_nl += delivered
+        depth = seq.depth_steps * 1000 // self.board.NEEDLE_STEPS_PER_MM if self.kind != S.KIND_PRIME else 0
+        if self.kind != S.KIND_PRIME:
+            self.delivered_nl += delivered
+            self.done += 1
+        self.emit(S.DELIVERY, (self.records.next_id(), self.point_index, self.kind, flags,
+                               self.point_nl, delivered, depth, ticks_ms()))
+
+    def _sequence_finished(self, now_us):
+        if self.state == S.STATE_PRIMING:
+            if not self.seq.interrupted:
+                self.primed_syringe = self.cfg[1]
+            self._set_state(S.STATE_PRIMED if self.primed_syringe else S.STATE_CONFIGURED)
+        elif self.state == S.STATE_DELIVERING:
+            if self.done >= self.cfg[6]:
+                self._set_state(S.STATE_COMPLETE)
+            elif self.cfg[0] != S.TECHNIQUE_NAPPAGE:
+                self._set_state(S.STATE_ARMED)
+
+    def _set_state(self, new):
+        old = self.state
+        if new == old:
+            return
+        self.state = new
+        self.board.led(_LED[new])
+        self.emit(S.STATE, (old, new, ticks_ms()))
+
+    def status(self, rx_errors):
+        cfg = self.cfg
+        return (
+            self.state,
+            self.alarm,
+            1 if self.board.trigger() else 0,
+            cfg[0] if cfg else 0,
+            self.done,
+            cfg[6] if cfg else 0,
+            self.delivered_nl,
+            max(0, self.capacity_nl - self.dispensed_nl),
+            self.seq.depth_um(),
+            rx_errors & 0xFFFF,
+            ticks_ms(),
+        )

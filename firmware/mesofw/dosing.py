@@ -1,0 +1,148 @@
+# Dosing maths and motion: volume <-> plunger microsteps in integer maths, and the
+# point sequence (needle in, dispense, needle out) stepped from absolute deadlines.
+from time import ticks_diff, ticks_us
+from mesoprotocol import spec
+
+# Sequence phases
+IDLE = 0
+INSERT = 1
+DISPENSE = 2
+RETRACT = 3
+
+
+def pl_per_step(syringe_code, plunger_steps_per_mm):
+    # Picolitres pushed out per plunger microstep (integer; computed once per CONFIGURE).
+    diameter_um = spec.SYRINGES[syringe_code][1]
+    area_um2 = 3.14159265 * diameter_um * diameter_um / 4
+    return int(area_um2 * 1000 / plunger_steps_per_mm / 1000 + 0.5)  # um^3 = fL; /1000 -> pL
+
+
+class Metering:
+    # nL -> steps with a carried remainder, so rounding never accumulates over points.
+
+    def __init__(self, pl_step):
+        self.pl_step = pl_step
+        self.rem_pl = 0
+
+    def steps_for(self, volume_nl):
+        want = volume_nl * 1000 + self.rem_pl
+        steps = (want + self.pl_step // 2) // self.pl_step
+        self.rem_pl = want - steps * self.pl_step
+        return steps
+
+    def nl(self, steps):
+        return (steps * self.pl_step + 500) // 1000
+
+
+class Axis:
+    # One stepper axis: moves to a target at a rate, issuing the steps due by now.
+
+    def __init__(self, step_fn, rate_steps_s):
+        self.step_fn = step_fn
+        self.rate = rate_steps_s
+        self.pos = 0
+        self.start_pos = 0
+        self.target = 0
+        self.t0 = 0
+        self.max_per_tick = 1
+
+    def move_to(self, target, rate, now_us):
+        self.start_pos = self.pos
+        self.target = target
+        self.rate = rate
+        self.t0 = now_us
+        # catch-up after a late tick is capped at ~2 ms of steps: no stall-inducing bursts
+        self.max_per_tick = rate // 500 + 1
+
+    def stop(self):
+        self.target = self.pos
+
+    def moving(self):
+        return self.pos != self.target
+
+    def tick(self, now_us):
+        if self.pos == self.target:
+            return
+        elapsed_ms = ticks_diff(now_us, self.t0) // 1000 + 1
+        due = elapsed_ms * self.rate // 1000  # stays a small int on a 32-bit MCU
+        dist = self.target - self.start_pos
+        if dist > 0:
+            n = min(self.start_pos + min(due, dist) - self.pos, self.max_per_tick)
+        else:
+            n = max(self.start_pos - min(due, -dist) - self.pos, -self.max_per_tick)
+        if n:
+            self.step_fn(n)
+            self.pos += n
+
+
+class Sequence:
+    # One point, shot or prime: needle to depth, dispense, needle home.
+    # interrupt() stops the plunger at once and sends the needle home.
+
+    def __init__(self, plunger, needle, needle_steps_per_mm, needle_rate):
+        self.plunger = plunger
+        self.needle = needle
+        self.needle_steps_per_mm = needle_steps_per_mm
+        self.needle_rate = needle_rate
+        self.phase = IDLE
+        self.depth_steps = 0
+        self.steps = 0
+        self.rate = 0
+        self.plunger_start = 0
+        self.interrupted = False
+        self.dispensed_steps = 0  # valid once phase leaves DISPENSE
+        self.dispense_done = False  # set once when the plunger stops; cleared by the reader
+
+    def start(self, depth_um, steps, rate, now_us):
+        self.depth_steps = depth_um * self.needle_steps_per_mm // 1000
+        self.steps = steps
+        self.rate = rate
+        self.interrupted = False
+        self.dispense_done = False
+        self.dispensed_steps = 0
+        self.phase = INSERT
+        self.needle.move_to(self.depth_steps, self.needle_rate, now_us)
+
+    def active(self):
+        return self.phase != IDLE
+
+    def depth_um(self):
+        return self.needle.pos * 1000 // self.needle_steps_per_mm
+
+    def interrupt(self, now_us):
+        if self.phase == IDLE or self.phase == RETRACT:
+            return
+        self.interrupted = True
+        self.plunger.stop()
+        if self.phase == DISPENSE:
+            self._end_dispense()
+        else:
+            self.dispensed_steps = 0
+            self.dispense_done = True
+        self._retract(now_us)
+
+    def _end_dispense(self):
+        self.dispensed_steps = self.plunger.pos - self.plunger_start
+        self.dispense_done = True
+
+    def _retract(self, now_us):
+        self.phase = RETRACT
+        self.needle.move_to(0, self.needle_rate, now_us)
+
+    def tick(self, now_us):
+        # Returns True on the tick the sequence finishes (needle home).
+        if self.phase == IDLE:
+            return False
+        self.needle.tick(now_us)
+        self.plunger.tick(now_us)
+        if self.phase == INSERT and not self.needle.moving():
+            self.phase = DISPENSE
+            self.plunger_start = self.plunger.pos
+            self.plunger.move_to(self.plunger.pos + self.steps, self.rate, now_us)
+        elif self.phase == DISPENSE and not self.plunger.moving():
+            self._end_dispense()
+            self._retract(now_us)
+        elif self.phase == RETRACT and not self.needle.moving():
+            self.phase = IDLE
+            return True
+        return False

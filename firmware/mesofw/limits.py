@@ -1,0 +1,68 @@
+# Hard limits on a CONFIGURE, checked on the device whatever the host validated.
+# Returns None when the program is acceptable, else (reason, field, value, limit)
+# with field the 1-based index into CONFIGURE's layout (PROTOCOL.md, NACK).
+from mesoprotocol import spec
+
+F_TECHNIQUE = 1
+F_SYRINGE = 2
+F_NEEDLES = 3
+F_NEEDLE_LENGTH = 4
+F_DEPTH = 5
+F_VOLUME = 6
+F_COUNT = 7
+F_CADENCE = 8
+F_FLOW = 9
+
+_VOLUME_CEILING = {
+    spec.TECHNIQUE_POINT: spec.MAX_POINT_NL,
+    spec.TECHNIQUE_NAPPAGE: spec.MAX_SHOT_NL,
+    spec.TECHNIQUE_TEST_DOSE: spec.MAX_TEST_DOSE_NL,
+}
+_COUNT_CEILING = {
+    spec.TECHNIQUE_POINT: spec.MAX_POINTS,
+    spec.TECHNIQUE_NAPPAGE: spec.MAX_SHOTS,
+    spec.TECHNIQUE_TEST_DOSE: 1,
+}
+
+
+def _range(field, value, low, high):
+    if value < low:
+        return (spec.NACK_LIMIT, field, value, low)
+    if value > high:
+        return (spec.NACK_LIMIT, field, value, high)
+    return None
+
+
+def check_configure(cfg, shot_time_ms):
+    # cfg: CONFIGURE values tuple in layout order; shot_time_ms(cfg) -> time one shot needs.
+    technique, syringe, needles, needle_um, depth_um, volume_nl, count, cadence_mhz, flow = cfg
+    if technique not in _VOLUME_CEILING:
+        return (spec.NACK_BAD_VALUE, F_TECHNIQUE, technique, 0)
+    if syringe not in spec.SYRINGES:
+        return (spec.NACK_BAD_VALUE, F_SYRINGE, syringe, 0)
+    max_depth = min(spec.MAX_DEPTH_UM, needle_um - spec.NEEDLE_MARGIN_UM)
+    error = (
+        _range(F_NEEDLES, needles, 1, spec.MAX_NEEDLES)
+        or _range(F_NEEDLE_LENGTH, needle_um, spec.MIN_DEPTH_UM + spec.NEEDLE_MARGIN_UM, 65535)
+        or _range(F_DEPTH, depth_um, spec.MIN_DEPTH_UM, max_depth)
+        or _range(F_VOLUME, volume_nl, spec.MIN_VOLUME_NL, _VOLUME_CEILING[technique])
+        or _range(F_COUNT, count, 1, _COUNT_CEILING[technique])
+        or _range(F_FLOW, flow, spec.MIN_FLOW_NL_S, spec.MAX_FLOW_NL_S)
+    )
+    if error:
+        return error
+    total = volume_nl * count
+    limit = min(spec.MAX_SESSION_NL, spec.syringe_capacity_nl(syringe))
+    if total > limit:
+        return (spec.NACK_LIMIT, F_COUNT, count, limit // volume_nl)
+    if technique == spec.TECHNIQUE_NAPPAGE:
+        error = _range(F_CADENCE, cadence_mhz, spec.MIN_CADENCE_MHZ, spec.MAX_CADENCE_MHZ)
+        if error:
+            return error
+        # a shot (in, dispense, out) must fit in 80% of the shot period
+        max_cadence = 800000 // shot_time_ms(cfg)
+        if cadence_mhz > max_cadence:
+            return (spec.NACK_INFEASIBLE, F_CADENCE, cadence_mhz, max_cadence)
+    elif cadence_mhz != 0:
+        return (spec.NACK_BAD_VALUE, F_CADENCE, cadence_mhz, 0)
+    return None

@@ -1,0 +1,63 @@
+# Serial link to the host: frames in, one reply per command, events out.
+# A repeated SEQ+TYPE (host retransmission) gets the cached reply and is not executed again.
+from time import ticks_diff, ticks_ms
+from mesoprotocol import spec
+from mesofw import codec
+
+
+class Link:
+    def __init__(self, board, on_command):
+        # on_command(msg_type, values) -> (reply_type, reply_values)
+        self.board = board
+        self.on_command = on_command
+        self.reader = codec.FrameReader()
+        self.rx = bytearray(64)
+        self.tx = bytearray(spec.MAX_FRAME)
+        self.last_reply = bytearray(spec.MAX_FRAME)
+        self.last_reply_len = 0
+        self.last_key = -1  # (type << 8 | seq) of the last executed command
+        self.event_seq = 0
+        self.rx_errors = 0
+        self.rx_frames = 0
+        self.last_byte_ms = ticks_ms()
+        self._on_result = self._result  # bound once: no allocation per byte
+
+    def poll(self):
+        n = self.board.host_read(self.rx)
+        now = ticks_ms()
+        if n:
+            self.last_byte_ms = now
+            self.reader.feed(memoryview(self.rx)[:n], self._on_result)
+        elif self.reader.pending() and ticks_diff(now, self.last_byte_ms) > spec.INTERBYTE_TIMEOUT_MS:
+            self.reader.reset()  # a partial frame went stale: drop it
+            self.rx_errors += 1
+
+    def _result(self, result):
+        r = self.reader
+        if result == codec.DROPPED:
+            self.rx_errors += 1
+            return
+        self.rx_frames += 1
+        if result == codec.ERROR:
+            self._reply(r.seq, spec.NACK, (r.msg_type, r.error, 0, 0, 0, 0))
+            return
+        key = (r.msg_type << 8) | r.seq
+        if key == self.last_key:
+            self.board.host_write(memoryview(self.last_reply)[: self.last_reply_len])
+            return
+        values = codec.decode_payload(r.msg_type, r.payload)
+        reply_type, reply_values = self.on_command(r.msg_type, values)
+        # HELLO and STATUS are idempotent; caching them would let a stale STATUS
+        # answer a new poll that reuses its sequence number.
+        self.last_key = key if r.msg_type not in (spec.HELLO, spec.STATUS) else -1
+        self._reply(r.seq, reply_type, reply_values)
+
+    def _reply(self, seq, msg_type, values):
+        n = codec.encode_into(self.last_reply, msg_type, seq, values)
+        self.last_reply_len = n
+        self.board.host_write(memoryview(self.last_reply)[:n])
+
+    def send_event(self, msg_type, values):
+        n = codec.encode_into(self.tx, msg_type, self.event_seq, values)
+        self.event_seq = (self.event_seq + 1) & 0xFF
+        self.board.host_write(memoryview(self.tx)[:n])

@@ -1,0 +1,274 @@
+# mesoinject wire protocol: the single source of message ids, layouts, limits and codes.
+# Imported unchanged by the host (CPython) and the firmware (MicroPython), so it
+# uses only what both have: no typing, no enum, no dataclasses.
+# PROTOCOL.md is the prose for this file; when they disagree this file wins.
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+PROTOCOL_VERSION = const(1)
+
+# ---- framing -----------------------------------------------------------------
+# SYNC0 SYNC1 | LEN VER TYPE SEQ | PAYLOAD[LEN] | CRC16 (LE, over LEN..PAYLOAD)
+SYNC0 = const(0xA5)
+SYNC1 = const(0x5A)
+HEADER_SIZE = const(6)  # sync(2) len ver type seq
+CRC_SIZE = const(2)
+MAX_PAYLOAD = const(64)
+MAX_FRAME = const(72)  # HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
+INTERBYTE_TIMEOUT_MS = const(100)  # a partial frame older than this is discarded
+
+
+def crc16(data, crc=0xFFFF):
+    # CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xorout).
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        crc &= 0xFFFF
+    return crc
+
+
+# ---- message types -------------------------------------------------------------
+# 0x01-0x3F: host -> device commands; each gets exactly one reply with the same SEQ
+# (ACK, NACK, IDENTITY or STATUS). 0x80-0xBF: device -> host replies and events.
+HELLO = const(0x01)
+CONFIGURE = const(0x02)
+PRIME = const(0x03)
+ARM = const(0x04)
+PAUSE = const(0x05)
+RESUME = const(0x06)
+ABORT = const(0x07)
+STATUS = const(0x08)
+
+ACK = const(0x80)
+IDENTITY = const(0x81)
+STATUS_REPLY = const(0x82)
+DELIVERY = const(0x83)
+ALARM = const(0x84)
+STATE = const(0x85)
+NACK = const(0x8F)
+
+# Each message: (name, ((field, struct code), ...)). Little-endian, packed.
+# Units live in the field names: _nl nanolitres, _um micrometres, _ms milliseconds,
+# _mhz millihertz, _nl_s nanolitres per second. Never floats.
+MESSAGES = {
+    HELLO: ("HELLO", ()),
+    CONFIGURE: (
+        "CONFIGURE",
+        (
+            ("technique", "B"),  # TECHNIQUE_*
+            ("syringe", "B"),  # SYRINGES code
+            ("needles", "B"),  # needles sharing one dose (multi-injector head)
+            ("needle_length_um", "H"),
+            ("depth_um", "H"),
+            ("volume_nl", "I"),  # per point, or per shot in nappage
+            ("count", "H"),  # points, or shots in nappage
+            ("cadence_mhz", "H"),  # nappage shots per 1000 s; 0 otherwise
+            ("flow_nl_s", "I"),  # plunger flow while dispensing
+        ),
+    ),
+    PRIME: ("PRIME", (("volume_nl", "I"),)),
+    ARM: ("ARM", ()),
+    PAUSE: ("PAUSE", ()),
+    RESUME: ("RESUME", ()),
+    ABORT: ("ABORT", ()),
+    STATUS: ("STATUS", ()),
+    ACK: ("ACK", (("command", "B"), ("state", "B"))),
+    NACK: (
+        "NACK",
+        (
+            ("command", "B"),
+            ("reason", "B"),  # NACK_*
+            ("field", "B"),  # 1-based index into the command's fields; 0 = none
+            ("state", "B"),
+            ("value", "i"),  # offending value as received
+            ("limit", "i"),  # the limit it broke (or the state required)
+        ),
+    ),
+    IDENTITY: (
+        "IDENTITY",
+        (
+            ("protocol", "B"),
+            ("fw_major", "B"),
+            ("fw_minor", "B"),
+            ("fw_patch", "B"),
+            ("board", "12s"),
+            ("serial", "12s"),
+            ("syringe", "B"),  # currently configured syringe code, 0 = none
+            ("reset_cause", "B"),  # RESET_*
+            ("max_point_nl", "I"),
+            ("max_shot_nl", "I"),
+            ("max_session_nl", "I"),
+            ("max_depth_um", "H"),
+            ("max_cadence_mhz", "H"),
+            ("max_flow_nl_s", "I"),
+            ("link_timeout_ms", "H"),
+            ("boot_count", "H"),
+        ),
+    ),
+    STATUS_REPLY: (
+        "STATUS_REPLY",
+        (
+            ("state", "B"),  # STATE_*
+            ("alarm", "B"),  # active ALARM_* code, 0 = none
+            ("trigger", "B"),  # 1 while the trigger is held
+            ("technique", "B"),
+            ("done", "H"),  # points or shots delivered this program
+            ("planned", "H"),
+            ("delivered_nl", "I"),  # this program, partial points included
+            ("syringe_left_nl", "I"),
+            ("depth_um", "H"),  # current needle depth
+            ("rx_errors", "H"),  # frames dropped for CRC, length or timeout
+            ("time_ms", "I"),  # device clock
+        ),
+    ),
+    DELIVERY: (
+        "DELIVERY",
+        (
+            ("record_id", "I"),  # unique and increasing per device, across reboots
+            ("point", "H"),  # 0-based point or shot index in the program
+            ("kind", "B"),  # KIND_*
+            ("flags", "B"),  # FLAG_*
+            ("programmed_nl", "I"),
+            ("delivered_nl", "I"),
+            ("depth_um", "H"),
+            ("time_ms", "I"),  # device clock at the end of the point
+        ),
+    ),
+    ALARM: (
+        "ALARM",
+        (("code", "B"), ("state", "B"), ("detail", "i"), ("time_ms", "I")),
+    ),
+    STATE: ("STATE", (("old", "B"), ("new", "B"), ("time_ms", "I"))),
+}
+
+
+def layout(msg_type):
+    # struct format string and field names of a message type
+    fields = MESSAGES[msg_type][1]
+    return "<" + "".join(f[1] for f in fields), tuple(f[0] for f in fields)
+
+
+# ---- device states (PROTOCOL.md draws the machine) --------------------------------
+STATE_IDLE = const(0)
+STATE_CONFIGURED = const(1)
+STATE_PRIMING = const(2)
+STATE_PRIMED = const(3)
+STATE_ARMED = const(4)
+STATE_DELIVERING = const(5)
+STATE_PAUSED = const(6)
+STATE_COMPLETE = const(7)
+STATE_FAULT = const(8)
+STATE_NAMES = (
+    "IDLE",
+    "CONFIGURED",
+    "PRIMING",
+    "PRIMED",
+    "ARMED",
+    "DELIVERING",
+    "PAUSED",
+    "COMPLETE",
+    "FAULT",
+)
+
+TECHNIQUE_POINT = const(1)  # one trigger press = one dose
+TECHNIQUE_NAPPAGE = const(2)  # trigger held = shots at a cadence
+TECHNIQUE_TEST_DOSE = const(3)  # one small allergy-test point
+TECHNIQUE_NAMES = ("", "point-by-point", "nappage", "test-dose")
+
+KIND_POINT = const(1)
+KIND_SHOT = const(2)
+KIND_TEST_DOSE = const(3)
+KIND_PRIME = const(4)  # into the air, never counted as delivered to the patient
+KIND_NAMES = ("", "point", "shot", "test-dose", "prime")
+
+FLAG_PARTIAL = const(0x01)  # stopped before the programmed volume
+FLAG_TRIGGER_RELEASED = const(0x02)
+FLAG_ABORTED = const(0x04)  # ABORT, PAUSE or link loss
+FLAG_FAULT = const(0x08)
+
+# ---- NACK reasons ------------------------------------------------------------------
+NACK_UNKNOWN_TYPE = const(1)
+NACK_BAD_LENGTH = const(2)
+NACK_BAD_VERSION = const(3)
+NACK_BAD_STATE = const(4)  # limit = bitmask of states that accept the command
+NACK_LIMIT = const(5)  # field, value and limit name the broken limit
+NACK_BAD_VALUE = const(6)  # not a known code (technique, syringe...)
+NACK_INFEASIBLE = const(7)  # each value legal, the combination is not
+NACK_NAMES = (
+    "",
+    "UNKNOWN_TYPE",
+    "BAD_LENGTH",
+    "BAD_VERSION",
+    "BAD_STATE",
+    "LIMIT",
+    "BAD_VALUE",
+    "INFEASIBLE",
+)
+
+# ---- alarms --------------------------------------------------------------------------
+ALARM_LINK_LOST = const(1)  # no valid frame for link_timeout_ms while armed
+ALARM_TRIGGER_STUCK = const(2)
+ALARM_OCCLUSION = const(3)
+ALARM_SYRINGE_EMPTY = const(4)
+ALARM_ESTOP = const(5)
+ALARM_RESET = const(6)
+ALARM_NAMES = (
+    "",
+    "LINK_LOST",
+    "TRIGGER_STUCK",
+    "OCCLUSION",
+    "SYRINGE_EMPTY",
+    "ESTOP",
+    "RESET",
+)
+
+RESET_POWER_ON = const(0)
+RESET_SOFT = const(1)
+RESET_WATCHDOG = const(2)
+RESET_NAMES = ("POWER_ON", "SOFT", "WATCHDOG")
+
+# status indicator on the gun (a board output, also seen by the simulator's operator)
+LED_OFF = const(0)
+LED_READY = const(1)  # armed: press the trigger
+LED_DELIVERING = const(2)
+LED_COMPLETE = const(3)
+LED_FAULT = const(4)
+
+# ---- hard limits: the firmware enforces these whatever the host sends ----------------
+MIN_DEPTH_UM = const(500)
+MAX_DEPTH_UM = const(4000)  # never deeper than 4 mm
+NEEDLE_MARGIN_UM = const(200)  # depth <= needle length - margin (hub seating)
+MIN_VOLUME_NL = const(500)
+MAX_POINT_NL = const(50000)  # point-by-point: 20-50 uL per point
+MAX_TEST_DOSE_NL = const(20000)
+MAX_SHOT_NL = const(10000)  # nappage shots are a few uL
+MAX_SESSION_NL = const(5000000)
+MAX_POINTS = const(500)
+MAX_SHOTS = const(5000)
+MIN_CADENCE_MHZ = const(500)
+MAX_CADENCE_MHZ = const(10000)  # 10 shots per second
+MIN_FLOW_NL_S = const(1000)
+MAX_FLOW_NL_S = const(100000)  # plunger speed ceiling, 100 uL/s
+MAX_NEEDLES = const(18)
+MAX_PRIME_NL = const(200000)
+LINK_TIMEOUT_MS = const(500)
+
+# ---- syringe table: code -> (name, inner diameter um, usable stroke um) -------------
+SYRINGES = {
+    1: ("BD 1 mL", 4780, 57000),
+    2: ("BD 3 mL", 8660, 51000),
+    3: ("BD 5 mL", 12060, 44000),
+    4: ("BD 10 mL", 14500, 61000),
+}
+
+
+def syringe_capacity_nl(code):
+    _, diameter_um, stroke_um = SYRINGES[code]
+    # pi/4 * d^2 * stroke in um^3 = fL; / 1e6 -> nL
+    return int(3.14159265 * diameter_um * diameter_um * stroke_um / 4 / 1000000)

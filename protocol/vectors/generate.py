@@ -1,0 +1,125 @@
+"""Writes frames.json, the golden vectors both codecs must match byte for byte.
+
+Built with plain struct and binascii.crc_hqx (CRC-16/CCITT-FALSE), independently
+of both codecs. Re-run only when the protocol version changes; a test checks the
+committed file is what this script produces.
+
+    python protocol/vectors/generate.py
+"""
+
+import binascii
+import json
+import pathlib
+import struct
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from protocol import spec  # noqa: E402
+
+OUT = pathlib.Path(__file__).with_name("frames.json")
+
+
+def frame(msg_type, seq, payload, version=spec.PROTOCOL_VERSION):
+    body = bytes([len(payload), version, msg_type, seq]) + payload
+    crc = binascii.crc_hqx(body, 0xFFFF)
+    return bytes([spec.SYNC0, spec.SYNC1]) + body + struct.pack("<H", crc)
+
+
+def message(msg_type, seq, **fields):
+    fmt, names = spec.layout(msg_type)
+    values = [fields[n].encode().ljust(int(code[:-1]), b"\0") if isinstance(fields[n], str) else fields[n]
+              for n, (_, code) in zip(names, spec.MESSAGES[msg_type][1])]
+    return frame(msg_type, seq, struct.pack(fmt, *values))
+
+
+def ok(name, msg_type, seq, **fields):
+    return {"name": name, "hex": message(msg_type, seq, **fields).hex(),
+            "results": [{"frame": spec.MESSAGES[msg_type][0], "seq": seq, "fields": fields}]}
+
+
+def bad(name, data, *results):
+    return {"name": name, "hex": data.hex(), "results": list(results)}
+
+
+def nack(msg_type, seq, reason):
+    return {"nack": spec.NACK_NAMES[reason], "type": msg_type, "seq": seq}
+
+
+CONFIG_POINT = dict(technique=1, syringe=1, needles=1, needle_length_um=4000, depth_um=3000,
+                    volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
+CONFIG_NAPPAGE = dict(technique=2, syringe=1, needles=1, needle_length_um=4000, depth_um=1500,
+                      volume_nl=2000, count=40, cadence_mhz=6000, flow_nl_s=50000)
+IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", serial="SIM-0001",
+                syringe=1, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,
+                max_session_nl=5000000, max_depth_um=4000, max_cadence_mhz=10000,
+                max_flow_nl_s=100000, link_timeout_ms=500, boot_count=3)
+STATUS = dict(state=5, alarm=0, trigger=1, technique=1, done=7, planned=20, delivered_nl=210000,
+              syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456)
+DELIVERY = dict(record_id=0x00030007, point=7, kind=1, flags=0, programmed_nl=30000,
+                delivered_nl=29998, depth_um=3000, time_ms=123456)
+PARTIAL = dict(record_id=0x00030008, point=8, kind=1, flags=3, programmed_nl=30000,
+               delivered_nl=12345, depth_um=3000, time_ms=124000)
+
+
+def vectors():
+    good_status = message(spec.STATUS, 9)
+    cases = [
+        ok("HELLO", spec.HELLO, 0),
+        ok("CONFIGURE point-by-point", spec.CONFIGURE, 1, **CONFIG_POINT),
+        ok("CONFIGURE nappage", spec.CONFIGURE, 2, **CONFIG_NAPPAGE),
+        ok("PRIME 10 uL", spec.PRIME, 3, volume_nl=10000),
+        ok("ARM", spec.ARM, 4),
+        ok("PAUSE", spec.PAUSE, 5),
+        ok("RESUME", spec.RESUME, 6),
+        ok("ABORT", spec.ABORT, 7),
+        ok("STATUS", spec.STATUS, 255),
+        ok("ACK", spec.ACK, 1, command=spec.CONFIGURE, state=spec.STATE_CONFIGURED),
+        ok("NACK depth limit", spec.NACK, 1, command=spec.CONFIGURE, reason=spec.NACK_LIMIT, field=5,
+           state=0, value=5000, limit=3800),
+        ok("NACK negative value", spec.NACK, 2, command=spec.CONFIGURE, reason=spec.NACK_LIMIT, field=0,
+           state=0, value=-1, limit=0),
+        ok("IDENTITY", spec.IDENTITY, 0, **IDENTITY),
+        ok("STATUS_REPLY", spec.STATUS_REPLY, 9, **STATUS),
+        ok("DELIVERY complete point", spec.DELIVERY, 10, **DELIVERY),
+        ok("DELIVERY partial point", spec.DELIVERY, 11, **PARTIAL),
+        ok("ALARM link lost", spec.ALARM, 12, code=spec.ALARM_LINK_LOST, state=spec.STATE_FAULT,
+           detail=512, time_ms=99999),
+        ok("STATE armed->delivering", spec.STATE, 13, old=4, new=5, time_ms=5000),
+        # every byte value survives the link (0x03, 0x0A, 0x0D, 0xA5...)
+        ok("DELIVERY awkward bytes", spec.DELIVERY, 0x0A, record_id=0x0D0A035A, point=0xA55A, kind=1,
+           flags=0, programmed_nl=0xFFFFFFFF, delivered_nl=0x00A55A00, depth_um=0x0D0A, time_ms=0x03030303),
+    ]
+    corrupt = bytearray(good_status)
+    corrupt[-1] ^= 0x01
+    flipped = bytearray(message(spec.CONFIGURE, 1, **CONFIG_POINT))
+    flipped[10] ^= 0x40
+    cases += [
+        bad("bad CRC", bytes(corrupt), {"dropped": "CRC"}),
+        bad("bit flip in payload", bytes(flipped), {"dropped": "CRC"}),
+        bad("oversize length", bytes([spec.SYNC0, spec.SYNC1, spec.MAX_PAYLOAD + 1, 1, 8, 0]) + good_status,
+            {"dropped": "OVERSIZE"}, {"frame": "STATUS", "seq": 9, "fields": {}}),
+        bad("unknown type", frame(0x3E, 4, b""), nack(0x3E, 4, spec.NACK_UNKNOWN_TYPE)),
+        bad("wrong payload length", frame(spec.PRIME, 5, b"\x10\x27"), nack(spec.PRIME, 5, spec.NACK_BAD_LENGTH)),
+        bad("wrong version", frame(spec.STATUS, 6, b"", version=2), nack(spec.STATUS, 6, spec.NACK_BAD_VERSION)),
+        bad("garbage then a frame", bytes.fromhex("00ffa5a5135a37") + good_status,
+            {"frame": "STATUS", "seq": 9, "fields": {}}),
+        bad("truncated frame then a frame", good_status[:5] + good_status,
+            {"dropped": "CRC"}, {"frame": "STATUS", "seq": 9, "fields": {}}),
+        bad("frame split by a corrupt frame", good_status + bytes(corrupt) + good_status,
+            {"frame": "STATUS", "seq": 9, "fields": {}}, {"dropped": "CRC"},
+            {"frame": "STATUS", "seq": 9, "fields": {}}),
+        bad("incomplete frame waits", good_status[:-1]),
+    ]
+    return cases
+
+
+def render():
+    doc = {"protocol_version": spec.PROTOCOL_VERSION,
+           "about": "Golden frames. Each case: the bytes fed to a fresh reader, and the results it must give in order.",
+           "cases": vectors()}
+    return json.dumps(doc, indent=1) + "\n"
+
+
+if __name__ == "__main__":
+    OUT.write_text(render())
+    print(f"wrote {OUT}")
