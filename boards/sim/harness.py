@@ -99,8 +99,7 @@ class SimBoard:
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> "SimBoard":
-        if not self.flash.exists():
-            image.stage("sim", self.flash)  # a fresh board: flash it once
+        image.stage("sim", self.flash)  # flash the current firmware; data files on the flash stay
         self._dev_master, self._dev_slave = _raw_pty()
         self._host_master, self._host_slave = _raw_pty()
         os.set_blocking(self._host_master, False)

@@ -204,7 +204,7 @@ class Device:
         seq.dispense_done = False
         delivered = self.metering.nl(seq.dispensed_steps)
         flags = self.stop_flags
-        if seq.interrupted or delivered < self.point_nl:
+        if seq.interrupted or seq.dispensed_steps < seq.steps:
             flags |= S.FLAG_PARTIAL
         self.dispensed_nl += delivered
         depth = seq.depth_steps * 1000 // self.board.NEEDLE_STEPS_PER_MM if self.kind != S.KIND_PRIME else 0

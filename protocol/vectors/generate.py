@@ -33,7 +33,7 @@ def message(msg_type, seq, **fields):
 
 
 def ok(name, msg_type, seq, **fields):
-    return {"name": name, "hex": message(msg_type, seq, **fields).hex(),
+    return {"name": name, "hex": message(msg_type, seq, **fields).hex(), "encode": True,
             "results": [{"frame": spec.MESSAGES[msg_type][0], "seq": seq, "fields": fields}]}
 
 

@@ -1,0 +1,31 @@
+"""Run firmware code on the MicroPython unix port, staged exactly as on a board."""
+
+import json
+import subprocess
+
+import pytest
+
+from mesoinject import image
+from mesosim.harness import micropython_binary
+
+
+@pytest.fixture(scope="session")
+def flash(tmp_path_factory):
+    return image.stage("sim", tmp_path_factory.mktemp("flash"))
+
+
+@pytest.fixture(scope="session")
+def run_mpy(flash):
+    """run_mpy(script_path, *args) -> parsed JSON the script prints on its last line.
+
+    Test drivers get a larger heap than the target's: they hold whole vector files
+    and results; the firmware itself runs with the target heap in the simulator.
+    """
+
+    def run(script, *args, heap="1M"):
+        proc = subprocess.run([micropython_binary(), "-X", "heapsize=" + heap, str(script), *map(str, args)],
+                              cwd=flash, env={"MICROPYPATH": str(flash)}, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    return run

@@ -1,0 +1,217 @@
+"""mesoinject command line: a thin shell over the library.
+
+Exit codes: 0 done, 1 the device or link failed or the program did not complete,
+2 bad input (arguments, program file, port, a limit the device refused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import pathlib
+import sys
+import threading
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mesoprotocol import spec
+
+from . import program as programs
+from .client import Device, DeviceRefused
+from .link import LinkError, PortNotFound
+from .records import RecordStore, default_path
+from .session import SessionRunner
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class UsageError(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused) as e:
+        err.print(f"error: {e}")
+        return 2
+    except LinkError as e:
+        err.print(f"error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted: device told to ABORT; the partial point (if any) is recorded")
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mesoinject", description="Mesotherapy injector host tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sim", help="start a simulated board and print its ports; Ctrl-C stops it")
+    p.add_argument("--syringe", default="BD 1 mL", help="syringe loaded in the simulated gun (default: BD 1 mL)")
+    p.add_argument("--serial", default="SIM-0001", help="serial number of the simulated board")
+    p.add_argument("--operator", action="store_true", help="a virtual clinician pulls the trigger when the gun is armed")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("info", help="show a device's identity and hard limits")
+    _add_target(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("run", help="run a dose program and record every delivery")
+    p.add_argument("program", help="dose program (TOML), e.g. programs/point-by-point.toml")
+    _add_target(p)
+    p.add_argument("--db", help=f"records database (default: {default_path()})")
+    p.add_argument("--patient", help="pseudonymous patient reference (no names)")
+    p.add_argument("--operator", default=None, help="operator (default: the login name)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("records", help="list or export recorded deliveries")
+    rsub = p.add_subparsers(dest="records_command", required=True)
+    r = rsub.add_parser("list", help="list sessions")
+    r.add_argument("--db", help=f"records database (default: {default_path()})")
+    r.set_defaults(func=cmd_records_list)
+    r = rsub.add_parser("export", help="one row per delivery, as CSV or JSON")
+    r.add_argument("--db", help=f"records database (default: {default_path()})")
+    r.add_argument("--format", choices=("csv", "json"), default="csv")
+    r.add_argument("--session", type=int, help="only this session id")
+    r.add_argument("-o", "--output", help="write to this file instead of standard output")
+    r.set_defaults(func=cmd_records_export)
+    return parser
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--port", help="serial port or URL: /dev/ttyACM0, COM3, socket://127.0.0.1:PORT")
+    target.add_argument("--sim", action="store_true", help="start a simulated board for this command")
+
+
+@contextlib.contextmanager
+def _connect(args, syringe: int = 1, operator: bool = False):
+    """Open the device named by --port, or start a simulated board for --sim."""
+    if not args.sim:
+        with Device.open(args.port) as device:
+            yield device
+        return
+    from mesosim import SimBoard, VirtualOperator
+
+    with SimBoard(syringe=syringe, workdir=sim_dir()) as board:
+        with Device.open(board.url) as device:
+            if operator:
+                with VirtualOperator(board) as op:
+                    yield device
+                if op.error:
+                    raise LinkError(f"virtual operator failed: {op.error}")
+            else:
+                yield device
+
+
+def sim_dir(serial: str = "SIM-0001") -> pathlib.Path:
+    """One simulated board per serial number, kept across runs like a real board's flash."""
+    return default_path().parent / "sim" / serial
+
+
+def cmd_sim(args) -> int:
+    from mesosim import SimBoard, VirtualOperator
+
+    syringe = programs.syringe_code(args.syringe)
+    with SimBoard(syringe=syringe, serial=args.serial, workdir=sim_dir(args.serial)) as board:
+        console.print(f"simulated board {args.serial} running the firmware on MicroPython ({board.heap} heap)")
+        console.print(f"  serial port: {board.url}")
+        console.print(f"  serial pty:  {board.pty_path}")
+        console.print(f"  board log:   {board.log_path}")
+        console.print(f"  try: mesoinject run programs/point-by-point.toml --port {board.url}")
+        stop = threading.Event()
+        with VirtualOperator(board) if args.operator else contextlib.nullcontext():
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                console.print("stopped")
+    return 0
+
+
+def cmd_info(args) -> int:
+    with _connect(args) as device:
+        ident = device.hello()
+        status = device.status()
+    lim = ident.limits
+    console.print(f"board {ident.board}  serial {ident.serial}  firmware {ident.firmware}  protocol {ident.protocol}")
+    console.print(f"boot #{ident.boot_count} ({ident.reset_cause})  state {spec.STATE_NAMES[status['state']]}  "
+                  f"syringe {spec.SYRINGES[ident.syringe][0] if ident.syringe else 'not configured'}")
+    console.print("hard limits (enforced by the firmware):")
+    console.print(f"  volume per point  <= {lim['max_point_nl'] / 1000:g} uL")
+    console.print(f"  volume per shot   <= {lim['max_shot_nl'] / 1000:g} uL")
+    console.print(f"  session total     <= {lim['max_session_nl'] / 1000:g} uL")
+    console.print(f"  depth             <= {lim['max_depth_um'] / 1000:g} mm and <= needle length - "
+                  f"{spec.NEEDLE_MARGIN_UM / 1000:g} mm")
+    console.print(f"  nappage cadence   <= {lim['max_cadence_mhz'] / 1000:g} Hz")
+    console.print(f"  plunger flow      <= {lim['max_flow_nl_s'] / 1000:g} uL/s")
+    console.print(f"  link timeout         {lim['link_timeout_ms']} ms (stops and alarms when the host goes quiet)")
+    return 0
+
+
+def cmd_run(args) -> int:
+    program = programs.load(args.program)
+    db_path = pathlib.Path(args.db) if args.db else default_path()
+    store = RecordStore(db_path)
+    console.print(program.summary())
+    try:
+        with _connect(args, syringe=program.syringe, operator=True) as device:
+            if args.sim:
+                console.print("simulated board started; a virtual operator pulls the trigger at each point")
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[ul]:8.3f} uL  {task.fields[state]}"), TimeElapsedColumn(),
+                          console=console, transient=False) as bar:
+                task = bar.add_task(program.unit_name, total=program.count, ul=0.0, state="")
+
+                def show(p):
+                    bar.update(task, completed=p.done, ul=p.delivered_nl / 1000, state=p.state)
+
+                runner = SessionRunner(device, store, on_progress=show)
+                outcome = runner.run(program, patient_ref=args.patient, operator=args.operator or getpass.getuser())
+    finally:
+        store.close()
+    p = outcome.progress
+    console.print(f"session {outcome.session_id}: {outcome.outcome.upper()} - {p.done}/{p.planned} {program.unit_name}, "
+                  f"{p.delivered_nl / 1000:.3f} uL delivered of {program.total_nl / 1000:g} uL programmed "
+                  f"({p.partial} partial), {p.primed_nl / 1000:g} uL primed (not counted)")
+    for alarm in p.alarms:
+        console.print(f"alarm: {alarm}")
+    console.print(f"records: {db_path} ({p.records} deliveries in session {outcome.session_id})")
+    return 0 if outcome.completed else 1
+
+
+def cmd_records_list(args) -> int:
+    store = _open_store(args.db)
+    rows = store.sessions()
+    if not rows:
+        console.print(f"no sessions in {store.path}")
+    for s in rows:
+        console.print(f"{s['id']:>4}  {s['started_at'][:19]}  {s['outcome'] or 'running':<11} {s['program_name']}  "
+                      f"{s['points_done']}/{s['planned']}  {s['delivered_nl'] / 1000:.3f} uL  {s['drug']}  "
+                      f"device {s['device_serial']}")
+    return 0
+
+
+def cmd_records_export(args) -> int:
+    text = _open_store(args.db).export(args.format, args.session)
+    if args.output:
+        pathlib.Path(args.output).write_text(text)
+        err.print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _open_store(db: str | None) -> RecordStore:
+    path = pathlib.Path(db) if db else default_path()
+    if not path.exists():
+        raise UsageError(f"no records database at {path}; run a program first or pass --db FILE")
+    return RecordStore(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Device client: the protocol's commands as methods, replies as values, refusals as errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+
+from mesoprotocol import spec
+
+from . import codec
+from .link import Link
+
+
+class DeviceRefused(Exception):
+    """The device NACKed a command; carries the reason, field, value and limit."""
+
+    def __init__(self, nack: dict):
+        self.command = codec.NAMES.get(nack["command"], hex(nack["command"]))
+        self.reason = spec.NACK_NAMES[nack["reason"]] if nack["reason"] < len(spec.NACK_NAMES) else str(nack["reason"])
+        fields = codec.FIELDS.get(nack["command"], ())
+        self.field = fields[nack["field"] - 1] if 0 < nack["field"] <= len(fields) else None
+        self.value = nack["value"]
+        self.limit = nack["limit"]
+        self.state = spec.STATE_NAMES[nack["state"]]
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        if self.reason == "BAD_STATE":
+            allowed = [n for i, n in enumerate(spec.STATE_NAMES) if self.limit >> i & 1]
+            return f"device refused {self.command} in state {self.state}; allowed in {', '.join(allowed)}"
+        if self.field:
+            tail = {"LIMIT": f" (limit {self.limit})", "INFEASIBLE": f" (feasible maximum {self.limit})",
+                    "BAD_VALUE": " (not a known value)"}.get(self.reason, "")
+            return f"device refused {self.command}: {self.field}={self.value} [{self.reason}]{tail}"
+        return f"device refused {self.command}: {self.reason}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    protocol: int
+    firmware: str
+    board: str
+    serial: str
+    syringe: int
+    reset_cause: str
+    boot_count: int
+    limits: dict
+
+    @classmethod
+    def from_fields(cls, f: dict) -> "Identity":
+        limits = {k: f[k] for k in ("max_point_nl", "max_shot_nl", "max_session_nl", "max_depth_um",
+                                    "max_cadence_mhz", "max_flow_nl_s", "link_timeout_ms")}
+        return cls(f["protocol"], "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"]), f["board"],
+                   f["serial"], f["syringe"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"], limits)
+
+
+class Device:
+    """A connected injector. Methods send one command each and return its reply fields."""
+
+    def __init__(self, link: Link):
+        self.link = link
+        self.identity: Identity | None = None
+
+    @classmethod
+    def open(cls, port: str) -> "Device":
+        return cls(Link(port))
+
+    def close(self) -> None:
+        self.link.close()
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def command(self, msg_type: int, **fields) -> dict:
+        reply = self.link.request(msg_type, **fields)
+        if reply.type == spec.NACK:
+            raise DeviceRefused(reply.fields)
+        return reply.fields
+
+    def hello(self) -> Identity:
+        self.identity = Identity.from_fields(self.command(spec.HELLO))
+        if self.identity.protocol != spec.PROTOCOL_VERSION:
+            raise RuntimeError(f"device speaks protocol {self.identity.protocol}, this host {spec.PROTOCOL_VERSION}")
+        return self.identity
+
+    def configure(self, **fields) -> dict:
+        return self.command(spec.CONFIGURE, **fields)
+
+    def prime(self, volume_nl: int) -> dict:
+        return self.command(spec.PRIME, volume_nl=volume_nl)
+
+    def arm(self) -> dict:
+        return self.command(spec.ARM)
+
+    def pause(self) -> dict:
+        return self.command(spec.PAUSE)
+
+    def resume(self) -> dict:
+        return self.command(spec.RESUME)
+
+    def abort(self) -> dict:
+        return self.command(spec.ABORT)
+
+    def status(self) -> dict:
+        return self.command(spec.STATUS)
+
+    def next_event(self, timeout: float) -> codec.Message | None:
+        try:
+            return self.link.events.get(timeout=timeout)
+        except queue.Empty:
+            return None

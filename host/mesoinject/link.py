@@ -1,0 +1,126 @@
+"""Serial link to a device: framed requests with retransmission, and an event queue.
+
+Stop-and-wait: one command in flight. A command that times out is sent again
+with the same sequence number; the device answers a repeat from its reply cache
+without executing it twice (PROTOCOL.md, "Retransmission").
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import serial
+import serial.tools.list_ports
+
+from mesoprotocol import spec
+
+from . import codec
+
+REPLIES = (spec.ACK, spec.NACK, spec.IDENTITY, spec.STATUS_REPLY)
+
+
+class LinkError(Exception):
+    """The device did not answer, or the port failed."""
+
+
+class PortNotFound(LinkError):
+    def __init__(self, port: str):
+        ports = [p.device for p in serial.tools.list_ports.comports()]
+        listed = ", ".join(ports) if ports else "none found"
+        super().__init__(f"serial port {port!r} does not exist or cannot be opened. Ports on this machine: {listed}. "
+                         "For a simulated board use --sim, or `mesoinject sim` and its socket:// URL.")
+
+
+class Link:
+    def __init__(self, port: str, *, baudrate: int = 115200, timeout: float = 0.25, retries: int = 3):
+        self.port = port
+        self.timeout = timeout
+        self.retries = retries
+        try:
+            self.serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
+        except (serial.SerialException, OSError, ValueError) as e:
+            if port.startswith("socket://"):
+                raise LinkError(f"cannot connect to {port}: {e}. Is the simulated board running?") from e
+            raise PortNotFound(port) from e
+        self.serial.reset_input_buffer()  # stale bytes from before we opened
+        self.reader = codec.FrameReader()
+        self.events: queue.Queue[codec.Message] = queue.Queue()
+        self.rx_dropped = 0
+        self.event_gaps = 0
+        self.retransmits = 0
+        self._seq = 0
+        self._lock = threading.Lock()  # one request at a time
+        self._reply: queue.Queue[codec.Message] = queue.Queue()
+        self._waiting_seq: int | None = None
+        self._last_event_seq: int | None = None
+        self._closed = False
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._read_loop, name="mesoinject-link", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join(timeout=1)
+        self.serial.close()
+
+    def __enter__(self) -> "Link":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def request(self, msg_type: int, **fields) -> codec.Message:
+        """Send a command, return its reply (ACK, NACK, IDENTITY or STATUS_REPLY)."""
+        with self._lock:
+            self._seq = (self._seq + 1) & 0xFF
+            frame = codec.encode(msg_type, self._seq, **fields)
+            while not self._reply.empty():  # a reply that came after its request gave up
+                self._reply.get_nowait()
+            self._waiting_seq = self._seq
+            try:
+                for attempt in range(self.retries + 1):
+                    if self.error:
+                        raise LinkError(f"link to {self.port} failed: {self.error}")
+                    if attempt:
+                        self.retransmits += 1
+                    self._write(frame)
+                    try:
+                        return self._reply.get(timeout=self.timeout)
+                    except queue.Empty:
+                        continue
+            finally:
+                self._waiting_seq = None
+            raise LinkError(f"no reply to {codec.NAMES[msg_type]} from {self.port} after {self.retries + 1} tries")
+
+    def _write(self, frame: bytes) -> None:
+        try:
+            self.serial.write(frame)
+        except (serial.SerialException, OSError) as e:
+            raise LinkError(f"cannot write to {self.port}: {e}") from e
+
+    def _read_loop(self) -> None:
+        while not self._closed:
+            try:
+                data = self.serial.read(max(1, self.serial.in_waiting))
+            except (serial.SerialException, OSError, TypeError) as e:
+                if not self._closed:
+                    self.error = e
+                return
+            if data:
+                for item in self.reader.feed(data):
+                    self._dispatch(item)
+
+    def _dispatch(self, item) -> None:
+        if not isinstance(item, codec.Message):
+            self.rx_dropped += 1  # CRC, oversize, or a frame the device should never send
+            return
+        if item.type in REPLIES:
+            if item.seq == self._waiting_seq:
+                self._waiting_seq = None  # a late duplicate of this reply is ignored
+                self._reply.put(item)
+            return
+        if self._last_event_seq is not None and item.seq != (self._last_event_seq + 1) & 0xFF:
+            self.event_gaps += 1
+        self._last_event_seq = item.seq
+        self.events.put(item)

@@ -1,0 +1,136 @@
+"""Run a dose program on a device: configure, prime, arm, record every delivery.
+
+The host polls STATUS every `poll_s` (the device's link watchdog expects a frame
+at least every link_timeout_ms while armed) and stores each DELIVERY event
+before reporting it. The device decides when a point is given; the host records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+from mesoprotocol import spec
+
+from .client import Device, Identity
+from .program import Program
+from .records import RecordStore
+
+TERMINAL = {spec.STATE_COMPLETE: "complete", spec.STATE_FAULT: "fault", spec.STATE_IDLE: "aborted"}
+
+
+@dataclasses.dataclass
+class Progress:
+    state: str = "IDLE"
+    done: int = 0
+    planned: int = 0
+    delivered_nl: int = 0  # to the patient, partial points included
+    primed_nl: int = 0
+    records: int = 0
+    partial: int = 0
+    alarms: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Outcome:
+    session_id: int
+    outcome: str  # complete | aborted | fault | interrupted
+    progress: Progress
+    identity: Identity
+
+    @property
+    def completed(self) -> bool:
+        return self.outcome == "complete"
+
+
+class SessionRunner:
+    def __init__(self, device: Device, store: RecordStore, *, poll_s: float = 0.1,
+                 on_progress: Callable[[Progress], None] | None = None):
+        self.device = device
+        self.store = store
+        self.poll_s = poll_s
+        self.on_progress = on_progress or (lambda p: None)
+        self.progress = Progress()
+        self.session_id: int | None = None
+
+    def run(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
+            timeout_s: float | None = None) -> Outcome:
+        device = self.device
+        identity = device.hello()
+        program.check_limits(identity.limits)
+        reply = device.configure(**program.configure_fields())
+        self.session_id = self.store.begin_session(identity, program, patient_ref=patient_ref, operator=operator)
+        self.progress = Progress(planned=program.count)
+        outcome = "interrupted"
+        try:
+            if reply["state"] != spec.STATE_PRIMED:
+                device.prime(program.prime_nl)
+                state = self._wait_for({spec.STATE_PRIMED, spec.STATE_CONFIGURED, spec.STATE_FAULT}, 30)
+                if state != spec.STATE_PRIMED:
+                    raise RuntimeError(f"priming failed: device is {spec.STATE_NAMES[state]}")
+            device.arm()
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            while True:
+                state = self._poll()
+                if state in TERMINAL:
+                    outcome = TERMINAL[state]
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"program not complete after {timeout_s} s")
+                time.sleep(self.poll_s)  # heartbeat period, not synchronisation
+        except BaseException:
+            self._abort_quietly()
+            raise
+        finally:
+            self.store.end_session(self.session_id, outcome)
+        return Outcome(self.session_id, outcome, self.progress, identity)
+
+    def _wait_for(self, states: set[int], timeout_s: float) -> int:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = self._poll()
+            if state in states:
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"device stayed {spec.STATE_NAMES[state]} for {timeout_s} s")
+            time.sleep(self.poll_s)
+
+    def _poll(self) -> int:
+        # The STATUS reply comes after every event the device sent before it, so
+        # draining the queue after the reply leaves no event behind.
+        status = self.device.status()
+        self._drain_events()
+        p = self.progress
+        p.state = spec.STATE_NAMES[status["state"]]
+        p.done = status["done"]
+        self.on_progress(p)
+        return status["state"]
+
+    def _drain_events(self) -> None:
+        while (event := self.device.next_event(0)) is not None:
+            self.handle_event(event)
+
+    def handle_event(self, event) -> None:
+        serial = self.device.identity.serial if self.device.identity else "?"
+        p = self.progress
+        if event.type == spec.DELIVERY:
+            f = event.fields
+            if self.store.add_delivery(self.session_id, serial, f):
+                p.records += 1
+                if f["kind"] == spec.KIND_PRIME:
+                    p.primed_nl += f["delivered_nl"]
+                else:
+                    p.delivered_nl += f["delivered_nl"]
+                    p.partial += 1 if f["flags"] & spec.FLAG_PARTIAL else 0
+        elif event.type == spec.ALARM:
+            self.store.add_alarm(self.session_id, serial, event.fields)
+            p.alarms.append(spec.ALARM_NAMES[event.fields["code"]])
+
+    def _abort_quietly(self) -> None:
+        # Stop the device, then collect the partial point it reports.
+        try:
+            self.device.abort()
+            self._poll()
+        except Exception:
+            pass  # the link may be what failed; the device stops itself on link loss
