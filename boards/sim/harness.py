@@ -144,11 +144,13 @@ class SimBoard:
         env = dict(os.environ,
                    MESOSIM_CTRL="127.0.0.1:%d" % self._ctrl_srv.getsockname()[1],
                    MESOSIM_PROFILE=json.dumps(self.profile),
-                   MESOSIM_RESET=str(reset_cause))
-        # mount the flash as / and run boot.py then main.py, as a board does
-        boot = ("import vfs,os;vfs.umount('/');vfs.mount(vfs.VfsPosix(%r),'/');os.chdir('/');"
-                "exec(open('boot.py').read(),{'__name__':'__main__'});"
-                "exec(open('main.py').read(),{'__name__':'__main__'})" % str(self.flash))
+                   MESOSIM_RESET=str(reset_cause),
+                   MESOSIM_FLASH=str(self.flash))
+        # mount the flash as / and run boot.py then main.py, as a board does.
+        # (paths go in the environment: the unix port crashes on argv items >= 256 bytes)
+        boot = ("import vfs,os;d=os.getenv('MESOSIM_FLASH');vfs.umount('/');vfs.mount(vfs.VfsPosix(d),'/');"
+                "os.chdir('/');exec(open('boot.py').read(),{'__name__':'__main__'});"
+                "exec(open('main.py').read(),{'__name__':'__main__'})")
         slave = self._dev_slave
 
         def controlling_tty():

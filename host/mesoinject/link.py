@@ -75,23 +75,32 @@ class Link:
         with self._lock:
             self._seq = (self._seq + 1) & 0xFF
             frame = codec.encode(msg_type, self._seq, **fields)
-            while not self._reply.empty():  # a reply that came after its request gave up
-                self._reply.get_nowait()
-            self._waiting_seq = self._seq
-            try:
-                for attempt in range(self.retries + 1):
-                    if self.error:
-                        raise LinkError(f"link to {self.port} failed: {self.error}")
-                    if attempt:
-                        self.retransmits += 1
-                    self._write(frame)
-                    try:
-                        return self._reply.get(timeout=self.timeout)
-                    except queue.Empty:
-                        continue
-            finally:
-                self._waiting_seq = None
+            for attempt in range(self.retries + 1):
+                if attempt:
+                    self.retransmits += 1
+                reply = self._exchange(frame, self._seq)
+                if reply is not None:
+                    return reply
             raise LinkError(f"no reply to {codec.NAMES[msg_type]} from {self.port} after {self.retries + 1} tries")
+
+    def exchange(self, data: bytes, seq: int) -> codec.Message | None:
+        """Write raw bytes and wait one timeout for the reply with this sequence number."""
+        with self._lock:
+            return self._exchange(data, seq)
+
+    def _exchange(self, data: bytes, seq: int) -> codec.Message | None:
+        if self.error:
+            raise LinkError(f"link to {self.port} failed: {self.error}")
+        while not self._reply.empty():  # a reply that came after its request gave up
+            self._reply.get_nowait()
+        self._waiting_seq = seq
+        try:
+            self._write(data)
+            return self._reply.get(timeout=self.timeout)
+        except queue.Empty:
+            return None
+        finally:
+            self._waiting_seq = None
 
     def _write(self, frame: bytes) -> None:
         try:

@@ -1,0 +1,21 @@
+# Runs on MicroPython: metering drift and CONFIGURE limit checks, results as JSON.
+import json
+import sys
+
+from mesofw import dosing, limits
+from mesoprotocol import spec
+
+out = {"drift": [], "limits": []}
+for code in spec.SYRINGES:
+    pl = dosing.pl_per_step(code, 3200)
+    m = dosing.Metering(pl)
+    total_steps = 0
+    for _ in range(1000):
+        total_steps += m.steps_for(30000)
+    out["drift"].append({"syringe": code, "pl_per_step": pl, "steps": total_steps,
+                         "error_pl": total_steps * pl - 1000 * 30000 * 1000})
+
+for cfg in json.load(open(sys.argv[1])):
+    result = limits.check_configure(tuple(cfg), lambda c: 2 * c[4] * 1000 // 50000 + c[5] * 1000 // c[8] + 2)
+    out["limits"].append(list(result) if result else None)
+print(json.dumps(out))

@@ -1,0 +1,70 @@
+"""Helpers shared by the HIL suites (the fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+
+from mesoinject import program as programs
+from mesoinject.client import Device
+from mesoinject.session import SessionRunner
+from mesoprotocol import spec
+
+PROGRAMS = pathlib.Path(__file__).parents[1] / "programs"
+
+
+def drain(dev: Device) -> list:
+    """Every event already received, in order."""
+    events = []
+    while (e := dev.next_event(0)) is not None:
+        events.append(e)
+    return events
+
+
+def wait_event(dev: Device, msg_type: int, timeout: float = 5.0, seen: list | None = None):
+    """Block until an event of msg_type arrives; other events go to `seen`."""
+    while True:
+        e = dev.next_event(timeout)
+        if e is None:
+            raise TimeoutError(f"no {spec.MESSAGES[msg_type][0]} event within {timeout} s")
+        if e.type == msg_type:
+            return e
+        if seen is not None:
+            seen.append(e)
+
+
+def load_program(name: str, **changes) -> programs.Program:
+    return dataclasses.replace(programs.load(PROGRAMS / f"{name}.toml"), **changes)
+
+
+def run_with_operator(dev, sim, store, program):
+    """Run a program to the end with the virtual operator working the trigger."""
+    from mesosim import VirtualOperator
+
+    with VirtualOperator(sim, gap_s=0.02) as op:
+        outcome = SessionRunner(dev, store).run(program, timeout_s=120)
+    assert op.error is None, op.error
+    return outcome
+
+
+def wait_state(dev: Device, states: set[int], timeout: float = 10.0, seen: list | None = None) -> int:
+    """Poll STATUS (the heartbeat the link watchdog needs) until the state is in `states`.
+
+    Between polls it blocks on the event queue, so it wakes as soon as anything happens.
+    """
+    deadline = time.monotonic() + timeout
+    while (state := dev.status()["state"]) not in states:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"device still {spec.STATE_NAMES[state]} after {timeout} s")
+        e = dev.next_event(0.05)
+        if e is not None and seen is not None:
+            seen.append(e)
+    return state
+
+
+def prime_and_arm(dev, volume_nl=5000):
+    """CONFIGURED -> PRIMED -> ARMED."""
+    dev.prime(volume_nl)
+    assert wait_state(dev, {spec.STATE_PRIMED, spec.STATE_CONFIGURED, spec.STATE_FAULT}) == spec.STATE_PRIMED
+    dev.arm()

@@ -1,0 +1,97 @@
+"""Stopping: ABORT, trigger release and link loss stop the plunger; the partial point is recorded."""
+
+import time
+
+import pytest
+
+from hil import drain, prime_and_arm, wait_event, wait_state
+from mesoprotocol import spec
+
+SLOW_POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
+                  volume_nl=50000, count=5, cadence_mhz=0, flow_nl_s=5000)  # 10 s per point
+STEP_NL = 5.608  # one plunger microstep of a BD 1 mL syringe
+
+
+def start_slow_point(device, sim, flowing_nl=3000):
+    """Arm, press the trigger, and return once this much has left the needle."""
+    device.configure(**SLOW_POINT)
+    prime_and_arm(device)
+    start = sim.truth().out_nl
+    pens = len(sim.penetrations)
+    sim.set_trigger(True)
+    deadline = time.monotonic() + 5
+    while sim.truth().out_nl - start < flowing_nl:  # each truth() is a round trip to the board
+        assert device.status()["state"] == spec.STATE_DELIVERING  # and the link heartbeat
+        assert time.monotonic() < deadline, "the plunger never started"
+    return start, pens
+
+
+def partial_delivery(device, seen=None):
+    while True:
+        e = wait_event(device, spec.DELIVERY, seen=seen)
+        if e.fields["kind"] != spec.KIND_PRIME:
+            return e.fields
+
+
+def test_abort_stops_delivery_and_records_the_partial_point(device, sim):
+    start, pens = start_slow_point(device, sim)
+    assert device.abort()["state"] == spec.STATE_IDLE
+    at_ack = sim.truth().out_nl
+    record = partial_delivery(device)
+    sim.wait(lambda: len(sim.penetrations) > pens, 5, "needle retraction")
+    pen = sim.penetrations[-1]
+    assert record["flags"] & spec.FLAG_PARTIAL and record["flags"] & spec.FLAG_ABORTED
+    assert record["delivered_nl"] < SLOW_POINT["volume_nl"]
+    assert record["delivered_nl"] == pytest.approx(pen.volume_nl, abs=STEP_NL)
+    assert sim.truth().out_nl - at_ack <= STEP_NL  # nothing more came out after the ACK
+    assert sim.truth().depth_um == 0
+    sim.set_trigger(False)
+
+
+def test_trigger_release_stops_within_the_point(device, sim):
+    start_slow_point(device, sim)
+    pens = len(sim.penetrations)
+    sim.set_trigger(False)
+    record = partial_delivery(device)
+    sim.wait(lambda: len(sim.penetrations) > pens, 5, "needle retraction")
+    assert record["flags"] & spec.FLAG_TRIGGER_RELEASED
+    assert record["delivered_nl"] == pytest.approx(sim.penetrations[-1].volume_nl, abs=STEP_NL)
+    assert wait_state(device, {spec.STATE_ARMED}) == spec.STATE_ARMED  # back to armed, one point used
+    assert device.status()["done"] == 1
+
+
+def test_link_loss_stops_delivery_and_raises_an_alarm(device, sim):
+    start_slow_point(device, sim)
+    seen = []
+    # the host stops talking: the device must stop by itself after link_timeout_ms
+    alarm = wait_event(device, spec.ALARM, timeout=5, seen=seen)
+    assert alarm.fields["code"] == spec.ALARM_LINK_LOST
+    assert alarm.fields["detail"] > spec.LINK_TIMEOUT_MS
+    records = [e.fields for e in seen + drain(device) if e.type == spec.DELIVERY and e.fields["kind"] != spec.KIND_PRIME]
+    assert len(records) == 1 and records[0]["flags"] & spec.FLAG_FAULT
+    status = device.status()
+    assert status["state"] == spec.STATE_FAULT and status["alarm"] == spec.ALARM_LINK_LOST
+    out = sim.truth().out_nl
+    assert device.status()["state"] == spec.STATE_FAULT
+    assert sim.truth().out_nl == out  # still stopped, trigger still held
+    sim.set_trigger(False)
+
+
+def test_pause_stops_and_resume_rearms(device, sim):
+    start_slow_point(device, sim)
+    assert device.pause()["state"] == spec.STATE_PAUSED
+    record = partial_delivery(device)
+    assert record["flags"] & spec.FLAG_ABORTED
+    sim.set_trigger(False)
+    assert device.resume()["state"] == spec.STATE_ARMED
+
+
+def test_trigger_held_while_arming_does_not_fire(device, sim):
+    device.configure(**SLOW_POINT)
+    sim.set_trigger(True)
+    out = sim.truth().out_nl
+    prime_and_arm(device)
+    primed = sim.truth().out_nl
+    assert device.status()["state"] == spec.STATE_ARMED
+    assert sim.truth().out_nl == primed and primed > out  # only the prime left the needle
+    sim.set_trigger(False)
