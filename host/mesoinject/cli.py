@@ -24,8 +24,8 @@ from .link import LinkError, PortNotFound
 from .records import RecordStore, default_path
 from .session import SessionRunner
 
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class UsageError(Exception):
@@ -155,6 +155,7 @@ def cmd_info(args) -> int:
 
 def cmd_run(args) -> int:
     program = programs.load(args.program)
+    program.check_limits(programs.SPEC_LIMITS)  # before any port is opened; the device's own come after HELLO
     db_path = pathlib.Path(args.db) if args.db else default_path()
     store = RecordStore(db_path)
     console.print(program.summary())

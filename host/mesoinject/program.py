@@ -25,6 +25,11 @@ REQUIRED = {
     "nappage": COMMON | {"volume_per_shot", "shots", "cadence"},
 }
 OPTIONAL = {"description", "prime_volume", "flow_rate", "needles"}
+# the protocol's ceilings, in IDENTITY's shape: a device may only report lower ones
+SPEC_LIMITS = {"max_point_nl": spec.MAX_POINT_NL, "max_shot_nl": spec.MAX_SHOT_NL,
+               "max_session_nl": spec.MAX_SESSION_NL, "max_depth_um": spec.MAX_DEPTH_UM,
+               "max_cadence_mhz": spec.MAX_CADENCE_MHZ, "max_flow_nl_s": spec.MAX_FLOW_NL_S,
+               "link_timeout_ms": spec.LINK_TIMEOUT_MS}
 DEFAULT_PRIME = "10 uL"
 DEFAULT_FLOW = "50 uL/s"
 

@@ -1,0 +1,58 @@
+"""The CLI: exit codes and messages for bad input, and a whole run on the simulated board."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from test_program import PROGRAMS
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "mesoinject.cli", *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_wrong_unit_exits_2_naming_the_field(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text((PROGRAMS / "point-by-point.toml").read_text().replace('"0.03 mL"', '"3 kg"'))
+    r = cli("run", str(bad), "--sim", "--db", str(tmp_path / "r.db"))
+    assert r.returncode == 2
+    assert "volume_per_point" in r.stderr and "'3 kg' is not a volume" in r.stderr
+
+
+def test_out_of_range_program_exits_2_before_touching_a_device(tmp_path):
+    bad = tmp_path / "deep.toml"
+    bad.write_text((PROGRAMS / "point-by-point.toml").read_text().replace('depth = "3 mm"', 'depth = "3.95 mm"'))
+    r = cli("run", str(bad), "--port", "/dev/does-not-exist", "--db", str(tmp_path / "r.db"))
+    assert r.returncode == 2
+    assert "depth" in r.stderr
+
+
+def test_missing_port_lists_the_ports_that_exist(tmp_path):
+    r = cli("info", "--port", "/dev/ttyNOPE9")
+    assert r.returncode == 2
+    assert "'/dev/ttyNOPE9' does not exist" in r.stderr and "Ports on this machine" in r.stderr
+
+
+def test_missing_program_file(tmp_path):
+    r = cli("run", str(tmp_path / "nope.toml"), "--sim")
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_records_without_a_database(tmp_path):
+    r = cli("records", "list", "--db", str(tmp_path / "none.db"))
+    assert r.returncode == 2 and "no records database" in r.stderr
+
+
+def test_run_on_the_sim_records_every_point(tmp_path):
+    db = tmp_path / "records.db"
+    r = cli("run", str(PROGRAMS / "test-dose.toml"), "--sim", "--db", str(db), "--patient", "P-1",
+            env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert r.returncode == 0, r.stderr
+    assert f"records: {db}" in r.stdout.replace("\n", "")
+    rows = json.loads(cli("records", "export", "--db", str(db), "--format", "json").stdout)
+    assert [row["kind"] for row in rows] == ["prime", "test-dose"]
+    assert rows[1]["patient_ref"] == "P-1" and 9900 < rows[1]["delivered_nl"] <= 10000

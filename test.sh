@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Every test: golden vectors on both codecs, firmware on the MicroPython unix port,
+# host library and CLI, HIL suites on a simulated board; then the quick benchmark.
+set -euo pipefail
+cd "$(dirname "$0")"
+source tools/venv.sh
+python -m pytest "$@"
+python bench/bench_sim.py --quick
