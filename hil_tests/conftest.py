@@ -13,9 +13,10 @@ from mesoinject.records import RecordStore
 
 def pytest_addoption(parser):
     group = parser.getgroup("hil", "hardware-in-the-loop rig")
-    group.addoption("--board", default="sim", choices=("sim", "real"),
-                    help="sim (default): a fresh simulated board per test module; real: the board on --port")
-    group.addoption("--port", default=None, help="serial port or URL of the board under test (with --board real)")
+    group.addoption("--board", default="sim",
+                    help="sim (default): a fresh simulated board per test module; another board name "
+                         "(e.g. pico, esp32s3) tests the real board on --port")
+    group.addoption("--port", default=None, help="serial port or URL of a real board under test")
 
 
 @dataclasses.dataclass
@@ -26,12 +27,12 @@ class Rig:
 
 @pytest.fixture(scope="module")
 def rig(request):
-    if request.config.getoption("--board") == "real":
-        port = request.config.getoption("--port")
-        if not port:
-            raise pytest.UsageError("--board real needs --port PORT")
+    port = request.config.getoption("--port")
+    if port:
         yield Rig(port, None)
         return
+    if request.config.getoption("--board") != "sim":
+        raise pytest.UsageError("a real board needs --port PORT")
     from mesosim import SimBoard
 
     with SimBoard() as board:
@@ -54,9 +55,10 @@ def device(rig):
         drain(dev)
         yield dev
         try:
-            dev.abort()
-            if rig.sim:
+            if rig.sim:  # let go of every input a failed test may have left pressed
                 rig.sim.set_trigger(False)
+                rig.sim.set_estop(False)
+            dev.abort()
         except Exception:
             pass
 

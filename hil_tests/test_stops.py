@@ -77,6 +77,20 @@ def test_link_loss_stops_delivery_and_raises_an_alarm(device, sim):
     sim.set_trigger(False)
 
 
+def test_emergency_stop_faults_and_needs_abort(device, sim):
+    start_slow_point(device, sim)
+    sim.set_estop(True)
+    seen = []
+    alarm = wait_event(device, spec.ALARM, seen=seen)
+    assert alarm.fields["code"] == spec.ALARM_ESTOP
+    records = [e.fields for e in seen if e.type == spec.DELIVERY and e.fields["kind"] != spec.KIND_PRIME]
+    assert len(records) == 1 and records[0]["flags"] & spec.FLAG_FAULT  # recorded before the alarm
+    sim.set_trigger(False)
+    sim.set_estop(False)
+    assert device.status()["state"] == spec.STATE_FAULT  # stays stopped after release
+    assert device.abort()["state"] == spec.STATE_IDLE
+
+
 def test_pause_stops_and_resume_rearms(device, sim):
     start_slow_point(device, sim)
     assert device.pause()["state"] == spec.STATE_PAUSED

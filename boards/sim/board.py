@@ -119,5 +119,6 @@ class Board:
                 self._report("trigger %s %d" % (words[1], ticks_us()))
             elif words[0] == "estop":
                 self._estop = words[1] == "1"
+                self._report("estop %s %d" % (words[1], ticks_us()))
             elif words[0] == "truth?":
                 self._report(self.model.truth())

@@ -86,6 +86,7 @@ class SimBoard:
         self.pty_path = ""
         self.led = spec.LED_OFF
         self.trigger_pressed = False
+        self.estop_pressed = False
         self.boots = 0
         self.penetrations: list[Penetration] = []
         self._truth: Truth | None = None
@@ -168,6 +169,10 @@ class SimBoard:
         self._send_ctrl("trigger %d" % pressed)
         self.wait(lambda: self.trigger_pressed == pressed, 2, "the board did not see the trigger")
 
+    def set_estop(self, pressed: bool) -> None:
+        self._send_ctrl("estop %d" % pressed)
+        self.wait(lambda: self.estop_pressed == pressed, 2, "the board did not see the emergency stop")
+
     def truth(self, timeout: float = 2.0) -> Truth:
         with self._cond:
             self._truth = None
@@ -197,6 +202,8 @@ class SimBoard:
             self.led = int(words[1])
         elif kind == "trigger":
             self.trigger_pressed = words[1] == "1"
+        elif kind == "estop":
+            self.estop_pressed = words[1] == "1"
         elif kind == "pen":
             self.penetrations.append(Penetration(int(words[1]), int(words[2]), float(words[3]), float(words[4])))
         elif kind == "truth":

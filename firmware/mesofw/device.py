@@ -1,19 +1,18 @@
 # The device state machine (PROTOCOL.md, "States"): commands in, motion and events out.
 # Safety decisions live here: the host is never trusted for limits, trigger or link.
 from time import ticks_add, ticks_diff, ticks_ms
-from mesoprotocol import spec
+from mesoprotocol import spec as S
 from mesofw import dosing, limits
 
-S = spec  # short alias for the state constants below
 
-# states in which each command is accepted (bit i = state i)
-def _mask(*states):
+def _mask(*states):  # bit i set = state i
     m = 0
     for s in states:
         m |= 1 << s
     return m
 
 
+# states in which each command is accepted (HELLO, STATUS and ABORT: always)
 _ACCEPTS = {
     S.CONFIGURE: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE),
     S.PRIME: _mask(S.STATE_CONFIGURED, S.STATE_PRIMED),
@@ -44,7 +43,7 @@ class Device:
         self.metering = None
         self.done = 0
         self.delivered_nl = 0
-        self.dispensed_nl = 0  # out of the syringe since it was configured (prime included)
+        self.dispensed_nl = 0  # out of the loaded syringe so far (prime included)
         self.capacity_nl = 0
         self.need_release = True
         self.kind = 0
@@ -55,7 +54,8 @@ class Device:
         self.link_rx_ms = ticks_ms()
         self.plunger = dosing.Axis(board.plunger_step, 1)
         self.needle = dosing.Axis(board.needle_step, 1)
-        self.seq = dosing.Sequence(self.plunger, self.needle, board.NEEDLE_STEPS_PER_MM, board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S // 1000)
+        needle_rate = board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S // 1000  # steps/s
+        self.seq = dosing.Sequence(self.plunger, self.needle, board.NEEDLE_STEPS_PER_MM, needle_rate)
         board.led(S.LED_OFF)
 
     # ---- host commands -----------------------------------------------------------
@@ -142,6 +142,9 @@ class Device:
     # ---- the control tick -----------------------------------------------------------
     def tick(self, now_us):
         state = self.state
+        if self.board.estop() and state != S.STATE_FAULT:
+            self.fault(S.ALARM_ESTOP, 0, now_us)
+            state = self.state
         if (_LINK_WATCHED >> state) & 1:
             silent = ticks_diff(ticks_ms(), self.link_rx_ms)
             if silent > S.LINK_TIMEOUT_MS:

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused) as e:
         err.print(f"error: {e}")
+        if isinstance(e, DeviceRefused) and e.reason == "BAD_STATE":
+            err.print("hint: `mesoinject abort --port PORT` stops the device and returns it to IDLE")
         return 2
     except LinkError as e:
         err.print(f"error: {e}")
@@ -60,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show a device's identity and hard limits")
     _add_target(p)
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("abort", help="stop the device and clear a fault (after the cause is dealt with)")
+    _add_target(p)
+    p.set_defaults(func=cmd_abort)
 
     p = sub.add_parser("run", help="run a dose program and record every delivery")
     p.add_argument("program", help="dose program (TOML), e.g. programs/point-by-point.toml")
@@ -150,6 +156,14 @@ def cmd_info(args) -> int:
     console.print(f"  nappage cadence   <= {lim['max_cadence_mhz'] / 1000:g} Hz")
     console.print(f"  plunger flow      <= {lim['max_flow_nl_s'] / 1000:g} uL/s")
     console.print(f"  link timeout         {lim['link_timeout_ms']} ms (stops and alarms when the host goes quiet)")
+    return 0
+
+
+def cmd_abort(args) -> int:
+    with _connect(args) as device:
+        before = spec.STATE_NAMES[device.status()["state"]]
+        after = spec.STATE_NAMES[device.abort()["state"]]
+    console.print(f"device stopped: {before} -> {after}")
     return 0
 
 
