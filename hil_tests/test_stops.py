@@ -5,6 +5,7 @@ import time
 import pytest
 
 from hil import drain, prime_and_arm, wait_event, wait_state
+from mesoinject.client import DeviceRefused
 from mesoprotocol import spec
 
 SLOW_POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
@@ -61,7 +62,7 @@ def test_trigger_release_stops_within_the_point(device, sim):
 
 
 def test_link_loss_stops_delivery_and_raises_an_alarm(device, sim):
-    start_slow_point(device, sim)
+    _, pens = start_slow_point(device, sim)
     seen = []
     # the host stops talking: the device must stop by itself after link_timeout_ms
     alarm = wait_event(device, spec.ALARM, timeout=5, seen=seen)
@@ -71,9 +72,15 @@ def test_link_loss_stops_delivery_and_raises_an_alarm(device, sim):
     assert len(records) == 1 and records[0]["flags"] & spec.FLAG_FAULT
     status = device.status()
     assert status["state"] == spec.STATE_FAULT and status["alarm"] == spec.ALARM_LINK_LOST
+    sim.wait(lambda: len(sim.penetrations) > pens, 5, "needle retraction")
     out = sim.truth().out_nl
     assert device.status()["state"] == spec.STATE_FAULT
-    assert sim.truth().out_nl == out  # still stopped, trigger still held
+    assert sim.truth().out_nl - out < 1  # still stopped, trigger still held
+    # only a new handshake re-opens the device
+    with pytest.raises(DeviceRefused, match="HELLO_FIRST"):
+        device.abort()
+    device.hello()
+    assert device.abort()["state"] == spec.STATE_IDLE
     sim.set_trigger(False)
 
 
@@ -103,9 +110,14 @@ def test_pause_stops_and_resume_rearms(device, sim):
 def test_trigger_held_while_arming_does_not_fire(device, sim):
     device.configure(**SLOW_POINT)
     sim.set_trigger(True)
-    out = sim.truth().out_nl
     prime_and_arm(device)
-    primed = sim.truth().out_nl
-    assert device.status()["state"] == spec.STATE_ARMED
-    assert sim.truth().out_nl == primed and primed > out  # only the prime left the needle
+    primed = sim.truth()
+    drain(device)
+    # within the link timeout nothing may start while the trigger stays held...
+    assert device.next_event(0.3) is None
+    assert sim.truth().last_step_us == primed.last_step_us
+    # ...and a fresh press does start the point
+    sim.set_trigger(False)
+    sim.set_trigger(True)
+    assert wait_event(device, spec.STATE).fields["new"] == spec.STATE_DELIVERING
     sim.set_trigger(False)

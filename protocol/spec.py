@@ -200,6 +200,7 @@ NACK_BAD_STATE = const(4)  # limit = bitmask of states that accept the command
 NACK_LIMIT = const(5)  # field, value and limit name the broken limit
 NACK_BAD_VALUE = const(6)  # not a known code (technique, syringe...)
 NACK_INFEASIBLE = const(7)  # each value legal, the combination is not
+NACK_HELLO_FIRST = const(8)  # after LINK_LOST only a new handshake (HELLO) re-opens the device
 NACK_NAMES = (
     "",
     "UNKNOWN_TYPE",
@@ -209,6 +210,7 @@ NACK_NAMES = (
     "LIMIT",
     "BAD_VALUE",
     "INFEASIBLE",
+    "HELLO_FIRST",
 )
 
 # ---- alarms --------------------------------------------------------------------------
@@ -258,6 +260,10 @@ MAX_FLOW_NL_S = const(100000)  # plunger speed ceiling, 100 uL/s
 MAX_NEEDLES = const(18)
 MAX_PRIME_NL = const(200000)
 LINK_TIMEOUT_MS = const(500)
+OCCLUSION_KPA = const(250)  # line pressure that means a blocked needle or line
+RELIEF_KPA = const(20)  # after an occlusion the plunger backs off to this pressure
+MAX_RELIEF_NL = const(5000)  # ...by at most this volume
+TRIGGER_STUCK_MS = const(2000)  # held this long beyond what a point needs -> TRIGGER_STUCK
 
 # ---- syringe table: code -> (name, inner diameter um, usable stroke um) -------------
 SYRINGES = {

@@ -8,7 +8,7 @@ import select
 import socket
 import sys
 import termios
-from time import ticks_us
+from time import ticks_diff, ticks_ms, ticks_us
 
 import board_model
 
@@ -16,6 +16,7 @@ NAME = "sim"
 PLUNGER_STEPS_PER_MM = 3200  # 200 steps/rev x 16 microsteps, 1 mm lead
 NEEDLE_STEPS_PER_MM = 100
 NEEDLE_SPEED_UM_S = 50000
+WDT_REPORT_MS = 100  # how often the watchdog feed is passed on to the harness
 
 
 def safe_mode():
@@ -48,7 +49,10 @@ class Board:
         self.profile = json.loads(os.getenv("MESOSIM_PROFILE") or "{}")
         self._trigger = False
         self._estop = False
+        self._hang = False
+        self._motors = False
         self._ctrl_buf = b""
+        self._fed_ms = ticks_ms()
         host, port = (os.getenv("MESOSIM_CTRL") or "127.0.0.1:0").split(":")
         self._ctrl = socket.socket()
         self._ctrl.connect(socket.getaddrinfo(host, int(port))[0][-1])
@@ -57,7 +61,9 @@ class Board:
         self._poll.register(self._ctrl, select.POLLIN)
         self._ctrl_poll = select.poll()
         self._ctrl_poll.register(self._ctrl, select.POLLIN)
+        self.profile["state"] = os.getenv("MESOSIM_STATE") or ""
         self.model = board_model.Model(self.profile, self._report)
+        self._snap = ""
         self._report("boot %d" % self.reset_cause())
 
     # ---- identity ---------------------------------------------------------------
@@ -81,11 +87,16 @@ class Board:
                 self._serve_ctrl()
 
     # ---- actuators and sensors -----------------------------------------------------
+    def motors(self, on):
+        self._motors = on
+
     def plunger_step(self, n):
-        self.model.plunger(n)
+        if self._motors:  # a disabled driver ignores step pulses
+            self.model.plunger(n)
 
     def needle_step(self, n):
-        self.model.needle(n)
+        if self._motors:
+            self.model.needle(n)
 
     def trigger(self):
         return self._trigger
@@ -93,12 +104,34 @@ class Board:
     def estop(self):
         return self._estop
 
+    def pressure_kpa(self):
+        return int(self.model.pressure_kpa())
+
+    def syringe_end(self):
+        return self.model.at_end()
+
+    def needle_home(self):
+        return self.model.depth_um <= 0
+
     def led(self, code):
         self._report("led %d %d" % (code, ticks_us()))
 
+    def feed_watchdog(self):
+        now = ticks_ms()
+        if ticks_diff(now, self._fed_ms) >= WDT_REPORT_MS:
+            self._fed_ms = now
+            self._report("wdt")
+
     def service(self, now_us):
+        self.model.advance(now_us)
         if self._ctrl_poll.poll(0):
             self._serve_ctrl()
+        snap = self.model.snapshot()
+        if snap != self._snap:  # physical state changed: the harness keeps it across resets
+            self._snap = snap
+            self._report(snap)
+        while self._hang:  # injected firmware hang: nothing runs, nothing is fed
+            pass
 
     # ---- control channel (harness <-> model) ---------------------------------------
     def _report(self, line):
@@ -122,3 +155,12 @@ class Board:
                 self._report("estop %s %d" % (words[1], ticks_us()))
             elif words[0] == "truth?":
                 self._report(self.model.truth())
+            elif words[0] == "occlude":  # occlude FACTOR [RAMP_PER_S]: resistance x FACTOR
+                self.model.occlusion = float(words[1])
+                self.model.occlusion_ramp = float(words[2]) if len(words) > 2 else 0.0
+                self._report("occlude %s %d" % (words[1], ticks_us()))
+            elif words[0] == "content":  # content NL: what is left in the syringe
+                self.model.content_nl = float(words[1])
+                self._report("content %s %d" % (words[1], ticks_us()))
+            elif words[0] == "hang":
+                self._hang = True

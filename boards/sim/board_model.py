@@ -1,8 +1,18 @@
 # Physical model of the simulated injector (runs inside the board's MicroPython VM).
-# Plunger on a lead screw pushing a syringe, needle-depth actuator. It keeps the
-# ground truth - volume out of the needle, needle depth over time - and reports it
-# on the control channel only; the firmware sees step counts, never this.
-from time import ticks_us
+# Plunger on a lead screw pushing a syringe whose stopper is compliant (it stores
+# volume under pressure), fluid leaving through needle + tissue resistance, a
+# needle-depth actuator, an end-of-syringe switch. It keeps the ground truth -
+# volume out of the needle, needle depth over time - and reports it on the
+# control channel only; the firmware sees step counts, switches and pressure.
+#
+# Physical state survives a firmware reset or power cut: the harness keeps the
+# last snapshot() and hands it back to the next boot (a motor does not move back
+# when the MCU reboots).
+from math import exp
+from time import ticks_diff, ticks_us
+
+ENDSTOP_NL = 2000  # the end-of-syringe switch closes 2 uL before the stopper bottoms out
+STALL_KPA = 600  # the stepper stalls against this line pressure
 
 
 class Model:
@@ -14,27 +24,67 @@ class Model:
         # mm^3 is uL; x1000 -> nL per microstep
         self.nl_per_step = area_mm2 * (1.0 / profile["plunger_steps_per_mm"]) * 1000
         self.um_per_needle_step = 1000.0 / profile["needle_steps_per_mm"]
+        self.compliance = profile.get("compliance_nl_per_kpa", 1.0)
+        self.resistance = profile.get("resistance_kpa_s_per_nl", 0.0012)  # ~60 kPa at 50 uL/s
         self.content_nl = profile["content_nl"]
-        self.out_nl = 0.0  # out of the needle since boot
+        self.occlusion = 1.0  # resistance multiplier; large = occluded
+        self.occlusion_ramp = 0.0  # per second, for a gradual occlusion
+        self.stored_nl = 0.0  # volume held by the compliant stopper (pressure = stored / C)
+        self.out_nl = 0.0  # out of the needle since the board was built
         self.air_nl = 0.0  # of which with the needle out of the skin (priming)
         self.depth_um = 0.0
         self.pen_t0 = 0
         self.pen_nl = 0.0
         self.pen_max_um = 0.0
         self.penetrations = 0
+        self.last_step_us = 0  # last plunger step that moved fluid forward
+        self.t = ticks_us()
+        state = profile.get("state")
+        if state:
+            self.restore(state)
+
+    # ---- physics ------------------------------------------------------------------
+    def pressure_kpa(self):
+        return self.stored_nl / self.compliance
+
+    def advance(self, now):
+        # fluid leaves through the needle: exponential discharge of the stored volume
+        dt = ticks_diff(now, self.t) / 1000000
+        self.t = now
+        if dt <= 0 or self.stored_nl <= 0:
+            return
+        if self.occlusion_ramp:
+            self.occlusion += self.occlusion_ramp * dt
+        tau = self.resistance * self.occlusion * self.compliance
+        flow = self.stored_nl * (1 - exp(-dt / tau))
+        if self.stored_nl - flow < 0.001:
+            flow = self.stored_nl  # discharged: stop the exponential tail at 1 pL
+        self.stored_nl -= flow
+        self.out_nl += flow
+        if self.depth_um > 0:
+            self.pen_nl += flow
+        else:
+            self.air_nl += flow
 
     def plunger(self, n):
+        now = ticks_us()
+        self.advance(now)
+        if n > 0 and self.pressure_kpa() >= STALL_KPA:
+            return  # the motor skips steps against the blockage
         volume = n * self.nl_per_step
-        if volume > self.content_nl:
-            volume = self.content_nl  # the stopper bottoms out
-        self.content_nl -= volume
-        self.out_nl += volume
-        if self.depth_um > 0:
-            self.pen_nl += volume
-        else:
-            self.air_nl += volume
+        if volume >= 0:
+            volume = min(volume, self.content_nl)  # the stopper bottoms out
+            self.content_nl -= volume
+            self.stored_nl += volume
+            if volume > 0:
+                self.last_step_us = now
+        else:  # backing off relieves pressure; below zero it draws nothing back
+            back = min(-volume, self.stored_nl)
+            self.stored_nl -= back
+            self.content_nl += back
 
     def needle(self, n):
+        self.advance(ticks_us())
         was_in = self.depth_um > 0
         self.depth_um += n * self.um_per_needle_step
         if self.depth_um < 0:
@@ -50,5 +100,21 @@ class Model:
             self.penetrations += 1
             self.report("pen %d %d %.3f %.1f" % (self.pen_t0, ticks_us(), self.pen_nl, self.pen_max_um))
 
+    def at_end(self):
+        return self.content_nl <= ENDSTOP_NL
+
+    # ---- ground truth and persistence ------------------------------------------------------
     def truth(self):
-        return "truth %.3f %.3f %.1f %d %.3f" % (self.out_nl, self.air_nl, self.depth_um, self.penetrations, self.content_nl)
+        return "truth %.3f %.3f %.1f %d %.3f %.1f %d" % (
+            self.out_nl, self.air_nl, self.depth_um, self.penetrations, self.content_nl, self.pressure_kpa(),
+            self.last_step_us)
+
+    _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
+               "penetrations", "occlusion", "occlusion_ramp", "last_step_us")
+
+    def snapshot(self):
+        return "snap " + " ".join(repr(getattr(self, k)) for k in self._FIELDS)
+
+    def restore(self, words):
+        for k, v in zip(self._FIELDS, words.split()):
+            setattr(self, k, float(v) if "." in v or "e" in v else int(v))

@@ -30,6 +30,7 @@ from mesoinject import image
 from mesoprotocol import spec
 
 HEAP = "192K"  # RP2040 RAM available to MicroPython
+WATCHDOG_S = 1.0  # a firmware that stops feeding its watchdog this long is reset
 
 
 def micropython_binary() -> str:
@@ -59,6 +60,8 @@ class Truth:
     depth_um: float
     penetrations: int
     content_nl: float  # left in the syringe
+    pressure_kpa: float
+    last_step_us: int  # board clock of the last plunger step that pushed fluid
 
 
 class SimBoard:
@@ -90,6 +93,12 @@ class SimBoard:
         self.boots = 0
         self.penetrations: list[Penetration] = []
         self._truth: Truth | None = None
+        self._snapshot = ""  # the model's physical state, handed to the next boot
+        self._fed = time.monotonic()
+        self._power_off_until = 0.0
+        self.link_mode = "ok"  # ok | cut (bytes lost) | stall (bytes held until restored)
+        self._stalled: list[tuple[str, bytes]] = []
+        self.resets: list[int] = []  # reset cause of every reboot the harness performed
         self._cond = threading.Condition()
         self._proc: subprocess.Popen | None = None
         self._stopping = False
@@ -143,6 +152,7 @@ class SimBoard:
 
     def _spawn(self, reset_cause: int) -> None:
         env = dict(os.environ,
+                   MESOSIM_STATE=self._snapshot,
                    MESOSIM_CTRL="127.0.0.1:%d" % self._ctrl_srv.getsockname()[1],
                    MESOSIM_PROFILE=json.dumps(self.profile),
                    MESOSIM_RESET=str(reset_cause),
@@ -162,7 +172,7 @@ class SimBoard:
             [micropython_binary(), "-X", "heapsize=" + self.heap, "-c", boot],
             stdin=slave, stdout=slave, stderr=self._log, env=env, preexec_fn=controlling_tty,
             close_fds=True)
-        self._spawned_at = time.monotonic()
+        self._spawned_at = self._fed = time.monotonic()
 
     # ---- control channel ---------------------------------------------------------------
     def set_trigger(self, pressed: bool) -> None:
@@ -172,6 +182,38 @@ class SimBoard:
     def set_estop(self, pressed: bool) -> None:
         self._send_ctrl("estop %d" % pressed)
         self.wait(lambda: self.estop_pressed == pressed, 2, "the board did not see the emergency stop")
+
+    # ---- fault injection ----------------------------------------------------------------
+    def occlude(self, factor: float, ramp_per_s: float = 0.0) -> None:
+        """Multiply the needle's flow resistance (sudden), or let it grow by ramp_per_s (gradual)."""
+        self._send_ctrl("occlude %g %g" % (factor, ramp_per_s))
+
+    def set_content(self, volume_nl: float) -> None:
+        """What is left in the syringe (a syringe about to run empty, or a new one loaded)."""
+        self._send_ctrl("content %g" % volume_nl)
+
+    def hang(self) -> None:
+        """The firmware stops running (an endless loop): only the watchdog can save it."""
+        self._send_ctrl("hang")
+
+    def power_cut(self, off_s: float = 0.2) -> None:
+        """Cut power now; it comes back after off_s and the board boots (POWER_ON)."""
+        boots = self.boots
+        self._power_off_until = time.monotonic() + off_s
+        if self._proc:
+            self._proc.kill()
+        self.wait(lambda: self.boots > boots, off_s + 10, "the board did not come back after the power cut")
+
+    def set_link(self, mode: str) -> None:
+        """ok, cut (bytes in both directions are lost) or stall (held, delivered on ok)."""
+        if mode not in ("ok", "cut", "stall"):
+            raise ValueError(mode)
+        with self._cond:  # held while flushing: nothing newer can overtake the stalled bytes
+            if mode == "ok":
+                for where, data in self._stalled:
+                    self._deliver(where, data)
+                self._stalled = []
+            self.link_mode = mode
 
     def truth(self, timeout: float = 2.0) -> Truth:
         with self._cond:
@@ -207,10 +249,15 @@ class SimBoard:
         elif kind == "pen":
             self.penetrations.append(Penetration(int(words[1]), int(words[2]), float(words[3]), float(words[4])))
         elif kind == "truth":
-            self._truth = Truth(float(words[1]), float(words[2]), float(words[3]), int(words[4]), float(words[5]))
+            self._truth = Truth(float(words[1]), float(words[2]), float(words[3]), int(words[4]), float(words[5]),
+                                float(words[6]), int(words[7]))
         elif kind == "boot":
             self.boots += 1
             self.led = spec.LED_OFF
+        elif kind == "wdt":
+            self._fed = time.monotonic()
+        elif kind == "snap":
+            self._snapshot = " ".join(words[1:])
 
     # ---- I/O thread: serial bridge, control channel, reboot on exit ----------------------
     def _io_loop(self) -> None:
@@ -229,12 +276,22 @@ class SimBoard:
                     self._accept_ctrl()
                 elif obj is self._ctrl:
                     self._from_ctrl()
-            if self._proc and self._proc.poll() is not None and not self._stopping:
-                self._reboot()
+            self._supervise()
 
     def _from_device(self) -> None:
         data = _read(self._dev_master)
-        if not data:
+        if data and self._link_passes("host", data):
+            self._deliver("host", data)
+
+    def _link_passes(self, where: str, data: bytes) -> bool:
+        with self._cond:
+            if self.link_mode == "stall":
+                self._stalled.append((where, data))
+            return self.link_mode == "ok"
+
+    def _deliver(self, where: str, data: bytes) -> None:
+        if where == "device":
+            os.write(self._dev_master, data)
             return
         try:
             os.write(self._host_master, data)
@@ -247,8 +304,8 @@ class SimBoard:
                 self._drop_client()
 
     def _to_device(self, data: bytes) -> None:
-        if data:
-            os.write(self._dev_master, data)
+        if data and self._link_passes("device", data):
+            self._deliver("device", data)
 
     def _accept_client(self) -> None:
         conn, _ = self._serial_srv.accept()
@@ -302,13 +359,33 @@ class SimBoard:
                     self._on_ctrl_line(words)
             self._cond.notify_all()
 
-    def _reboot(self) -> None:
-        code = self._proc.returncode if self._proc else 0
-        self._log.write(b"\n--- firmware exited with %d: soft reboot ---\n" % code)
-        self._log.flush()
-        if time.monotonic() - self._spawned_at < 0.5:
+    def _supervise(self) -> None:
+        # The board's power and watchdog: process exit is a soft reboot, a starved
+        # watchdog kills and reboots it, a power cut keeps it off for a while.
+        if self._stopping or not self._proc:
+            return
+        now = time.monotonic()
+        if self._proc.poll() is None:
+            if now - self._fed > WATCHDOG_S:
+                self._proc.kill()
+                self._proc.wait()
+                self._restart(spec.RESET_WATCHDOG, "watchdog not fed for %.1f s" % (now - self._fed))
+            return
+        if now < self._power_off_until:
+            return
+        if self._power_off_until:
+            self._power_off_until = 0.0
+            self._restart(spec.RESET_POWER_ON, "power restored")
+            return
+        if now - self._spawned_at < 0.5:
             time.sleep(0.5)  # crash loop: don't spin
-        self._spawn(spec.RESET_SOFT)
+        self._restart(spec.RESET_SOFT, "firmware exited with %d: soft reboot" % self._proc.returncode)
+
+    def _restart(self, cause: int, why: str) -> None:
+        self._log.write(b"\n--- %s ---\n" % why.encode())
+        self._log.flush()
+        self.resets.append(cause)
+        self._spawn(cause)
 
 
 def _raw_pty() -> tuple[int, int]:

@@ -18,7 +18,7 @@ class App:
         self.device = device.Device(board, self.link.send_event, self.records)
 
     def command(self, msg_type, values):
-        self.device.link_seen()
+        self.device.link_seen(msg_type)
         if msg_type == spec.HELLO:
             return (spec.IDENTITY, self.identity())
         if msg_type == spec.STATUS:
@@ -49,8 +49,10 @@ class App:
     def run(self):
         board = self.board
         dev = self.device
+        dev.boot(board.reset_cause())
         deadline = ticks_us()
         while True:
+            board.feed_watchdog()
             self.link.poll()
             now = ticks_us()
             dev.tick(now)

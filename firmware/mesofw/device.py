@@ -1,6 +1,6 @@
 # The device state machine (PROTOCOL.md, "States"): commands in, motion and events out.
 # Safety decisions live here: the host is never trusted for limits, trigger or link.
-from time import ticks_add, ticks_diff, ticks_ms
+from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
 from mesofw import dosing, limits
 
@@ -52,11 +52,40 @@ class Device:
         self.next_shot_us = 0
         self.period_us = 0
         self.link_rx_ms = ticks_ms()
+        self.pressed_ms = 0  # when the trigger was last pressed (0: released)
+        self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
+        self.syringe_spent = False
+        self.hello_since_fault = True
         self.plunger = dosing.Axis(board.plunger_step, 1)
         self.needle = dosing.Axis(board.needle_step, 1)
         needle_rate = board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S // 1000  # steps/s
-        self.seq = dosing.Sequence(self.plunger, self.needle, board.NEEDLE_STEPS_PER_MM, needle_rate)
+        self.seq = dosing.Sequence(board.motors, self.plunger, self.needle, board.NEEDLE_STEPS_PER_MM, needle_rate)
+        board.motors(False)
         board.led(S.LED_OFF)
+
+    def boot(self, reset_cause):
+        # After any reset: needle home, motors off, and a RESET alarm the host must acknowledge.
+        self._home_needle()
+        self.alarm = S.ALARM_RESET
+        self._set_state(S.STATE_FAULT)
+        self.emit(S.ALARM, (S.ALARM_RESET, self.state, reset_cause, ticks_ms()))
+
+    def _home_needle(self):
+        # The needle may have been in the skin when power went: retract to the home switch.
+        board = self.board
+        if board.needle_home():
+            return
+        board.motors(True)
+        period_us = 1000000 // self.seq.needle_rate
+        limit = 2 * S.MAX_DEPTH_UM * board.NEEDLE_STEPS_PER_MM // 1000
+        deadline = ticks_us()
+        while not board.needle_home() and limit > 0:
+            board.needle_step(-1)
+            limit -= 1
+            deadline = ticks_add(deadline, period_us)
+            while ticks_diff(deadline, ticks_us()) > 0:
+                pass
+        board.motors(False)
 
     # ---- host commands -----------------------------------------------------------
     def handle(self, msg_type, values, now_us):
@@ -78,6 +107,8 @@ class Device:
         elif msg_type == S.RESUME:
             self._arm()
         elif msg_type == S.ABORT:
+            if self.state == S.STATE_FAULT and not self.hello_since_fault:
+                return self._nack(msg_type, S.NACK_HELLO_FIRST, 0, self.alarm, 0)
             self._stop(S.FLAG_ABORTED, now_us)
             self.cfg = None
             self.alarm = 0
@@ -92,8 +123,9 @@ class Device:
         if error:
             return self._nack(S.CONFIGURE, error[0], error[1], error[2], error[3])
         syringe = cfg[1]
-        if syringe != self.syringe:
+        if syringe != self.syringe or self.syringe_spent:  # a new syringe
             self.syringe = syringe
+            self.syringe_spent = False
             self.primed_syringe = 0
             self.metering = dosing.Metering(dosing.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM))
             self.capacity_nl = S.syringe_capacity_nl(syringe)
@@ -101,6 +133,7 @@ class Device:
         self.cfg = cfg
         self.done = 0
         self.delivered_nl = 0
+        self.point_ms = self._shot_time_ms(cfg)
         if cfg[7]:
             self.period_us = 1000000000 // cfg[7]
         self._set_state(S.STATE_PRIMED if self.primed_syringe == syringe else S.STATE_CONFIGURED)
@@ -131,13 +164,25 @@ class Device:
             self._record_if_dispensed(now_us)
 
     def fault(self, code, detail, now_us):
-        self._stop(S.FLAG_FAULT | S.FLAG_ABORTED, now_us)
+        if code == S.ALARM_OCCLUSION and self.seq.active():
+            # stop, then back off until the line pressure is released (tick ends it)
+            self.stop_flags = S.FLAG_FAULT | S.FLAG_ABORTED
+            self.seq.relieve(self.metering.steps_for_relief(S.MAX_RELIEF_NL), self.cfg[8] * 1000 // self.metering.pl_step,
+                             now_us)
+        else:
+            self._stop(S.FLAG_FAULT | S.FLAG_ABORTED, now_us)
+        if code == S.ALARM_LINK_LOST:
+            self.hello_since_fault = False
+        elif code == S.ALARM_SYRINGE_EMPTY:
+            self.syringe_spent = True
         self.alarm = code
         self._set_state(S.STATE_FAULT)
         self.emit(S.ALARM, (code, self.state, detail, ticks_ms()))
 
-    def link_seen(self):
+    def link_seen(self, msg_type):
         self.link_rx_ms = ticks_ms()
+        if msg_type == S.HELLO:
+            self.hello_since_fault = True
 
     # ---- the control tick -----------------------------------------------------------
     def tick(self, now_us):
@@ -150,9 +195,29 @@ class Device:
             if silent > S.LINK_TIMEOUT_MS:
                 self.fault(S.ALARM_LINK_LOST, silent, now_us)
                 state = self.state
-        pressed = self.board.trigger()
+        board = self.board
+        pressed = board.trigger()
         if not pressed:
             self.need_release = False
+            self.pressed_ms = 0
+        elif not self.pressed_ms:
+            self.pressed_ms = ticks_ms() | 1
+        elif (state == S.STATE_ARMED or state == S.STATE_DELIVERING) and self.cfg[0] != S.TECHNIQUE_NAPPAGE:
+            held = ticks_diff(ticks_ms(), self.pressed_ms)
+            if held > self.point_ms + S.TRIGGER_STUCK_MS:
+                self.fault(S.ALARM_TRIGGER_STUCK, held, now_us)
+                state = self.state
+        phase = self.seq.phase
+        if phase == dosing.DISPENSE or phase == dosing.RELIEVE:
+            kpa = board.pressure_kpa()
+            if phase == dosing.RELIEVE:
+                if kpa <= S.RELIEF_KPA:
+                    self.seq.end_relief(now_us)
+            elif kpa >= S.OCCLUSION_KPA:
+                self.fault(S.ALARM_OCCLUSION, kpa, now_us)
+            elif board.syringe_end():
+                self.fault(S.ALARM_SYRINGE_EMPTY, self.capacity_nl - self.dispensed_nl, now_us)
+            state = self.state
         if state == S.STATE_DELIVERING and not pressed and self.seq.phase != dosing.RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
         finished = self.seq.tick(now_us)

@@ -7,7 +7,8 @@ from mesoprotocol import spec
 IDLE = 0
 INSERT = 1
 DISPENSE = 2
-RETRACT = 3
+RELIEVE = 3  # plunger backing off to release line pressure (occlusion)
+RETRACT = 4
 
 
 def pl_per_step(syringe_code, plunger_steps_per_mm):
@@ -29,6 +30,10 @@ class Metering:
         steps = (want + self.pl_step // 2) // self.pl_step
         self.rem_pl = want - steps * self.pl_step
         return steps
+
+    def steps_for_relief(self, volume_nl):
+        # steps for a back-off volume; leaves the carried remainder alone
+        return volume_nl * 1000 // self.pl_step
 
     def nl(self, steps):
         return (steps * self.pl_step + 500) // 1000
@@ -77,9 +82,11 @@ class Axis:
 
 class Sequence:
     # One point, shot or prime: needle to depth, dispense, needle home.
-    # interrupt() stops the plunger at once and sends the needle home.
+    # interrupt() stops the plunger at once and sends the needle home;
+    # relieve() stops it and backs it off first, until end_relief().
 
-    def __init__(self, plunger, needle, needle_steps_per_mm, needle_rate):
+    def __init__(self, motors, plunger, needle, needle_steps_per_mm, needle_rate):
+        self.motors = motors  # motors(on): drivers are powered only while a sequence runs
         self.plunger = plunger
         self.needle = needle
         self.needle_steps_per_mm = needle_steps_per_mm
@@ -101,6 +108,7 @@ class Sequence:
         self.dispense_done = False
         self.dispensed_steps = 0
         self.phase = INSERT
+        self.motors(True)
         self.needle.move_to(self.depth_steps, self.needle_rate, now_us)
 
     def active(self):
@@ -114,12 +122,27 @@ class Sequence:
             return
         self.interrupted = True
         self.plunger.stop()
-        if self.phase == DISPENSE:
-            self._end_dispense()
-        else:
-            self.dispensed_steps = 0
-            self.dispense_done = True
+        if self.phase == INSERT:
+            self.plunger_start = self.plunger.pos  # nothing dispensed yet
+        self._end_dispense()
         self._retract(now_us)
+
+    def relieve(self, max_steps, rate, now_us):
+        # Stop and back the plunger off by up to max_steps; the caller ends it
+        # with end_relief() once the line pressure is down.
+        if self.phase != DISPENSE:
+            self.interrupt(now_us)
+            return
+        self.interrupted = True
+        self.phase = RELIEVE
+        self.plunger.stop()
+        self.plunger.move_to(self.plunger.pos - max_steps, rate, now_us)
+
+    def end_relief(self, now_us):
+        if self.phase == RELIEVE:
+            self.plunger.stop()
+            self._end_dispense()  # net of the back-off: what was stored is not counted
+            self._retract(now_us)
 
     def _end_dispense(self):
         self.dispensed_steps = self.plunger.pos - self.plunger_start
@@ -142,7 +165,10 @@ class Sequence:
         elif self.phase == DISPENSE and not self.plunger.moving():
             self._end_dispense()
             self._retract(now_us)
+        elif self.phase == RELIEVE and not self.plunger.moving():
+            self.end_relief(now_us)  # backed off as far as allowed
         elif self.phase == RETRACT and not self.needle.moving():
             self.phase = IDLE
+            self.motors(False)
             return True
         return False
