@@ -6,3 +6,4 @@ cd "$(dirname "$0")"
 source tools/venv.sh
 python -m pytest "$@"
 python bench/bench_sim.py --quick
+python bench/bench_faults.py --quick

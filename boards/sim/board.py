@@ -56,6 +56,7 @@ class Board:
         host, port = (os.getenv("MESOSIM_CTRL") or "127.0.0.1:0").split(":")
         self._ctrl = socket.socket()
         self._ctrl.connect(socket.getaddrinfo(host, int(port))[0][-1])
+        self._ctrl.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: ground truth must not wait for Nagle
         self._poll = select.poll()
         self._poll.register(0, select.POLLIN)
         self._poll.register(self._ctrl, select.POLLIN)
@@ -137,6 +138,11 @@ class Board:
     def _report(self, line):
         self._ctrl.send(line.encode() + b"\n")
 
+    def _injected(self, words):
+        # echo an input change with the board time and the syringe content at that instant:
+        # the harness measures time to safe state and volume after a fault from these
+        self._report("%s %s %d %.3f" % (words[0], words[1], ticks_us(), self.model.content_nl))
+
     def _serve_ctrl(self):
         data = self._ctrl.recv(256)
         if not data:
@@ -149,18 +155,18 @@ class Board:
                 continue
             if words[0] == "trigger":
                 self._trigger = words[1] == "1"
-                self._report("trigger %s %d" % (words[1], ticks_us()))
+                self._injected(words)
             elif words[0] == "estop":
                 self._estop = words[1] == "1"
-                self._report("estop %s %d" % (words[1], ticks_us()))
+                self._injected(words)
             elif words[0] == "truth?":
                 self._report(self.model.truth())
             elif words[0] == "occlude":  # occlude FACTOR [RAMP_PER_S]: resistance x FACTOR
                 self.model.occlusion = float(words[1])
                 self.model.occlusion_ramp = float(words[2]) if len(words) > 2 else 0.0
-                self._report("occlude %s %d" % (words[1], ticks_us()))
+                self._injected(words)
             elif words[0] == "content":  # content NL: what is left in the syringe
                 self.model.content_nl = float(words[1])
-                self._report("content %s %d" % (words[1], ticks_us()))
+                self._injected(words)
             elif words[0] == "hang":
                 self._hang = True

@@ -64,6 +64,29 @@ class Truth:
     last_step_us: int  # board clock of the last plunger step that pushed fluid
 
 
+@dataclasses.dataclass(frozen=True)
+class Injection:
+    """An input or fault as the board saw it: board time and syringe content at that instant."""
+
+    kind: str
+    value: str
+    t_us: int
+    content_nl: float
+
+
+TICKS_PERIOD = 2**62  # the x64 unix port's ticks wrap at its small-int range
+
+
+def board_time_us() -> int:
+    """Now on the board's clock (the unix port's ticks_us is CLOCK_MONOTONIC in us)."""
+    return (time.monotonic_ns() // 1000) % TICKS_PERIOD
+
+
+def ticks_diff(a: int, b: int) -> int:
+    """a - b on the board's tick clock."""
+    return ((a - b + TICKS_PERIOD // 2) % TICKS_PERIOD) - TICKS_PERIOD // 2
+
+
 class SimBoard:
     """A simulated injector board. Use as a context manager or start()/stop()."""
 
@@ -90,6 +113,7 @@ class SimBoard:
         self.led = spec.LED_OFF
         self.trigger_pressed = False
         self.estop_pressed = False
+        self.last_input: Injection | None = None
         self.boots = 0
         self.penetrations: list[Penetration] = []
         self._truth: Truth | None = None
@@ -187,10 +211,12 @@ class SimBoard:
     def occlude(self, factor: float, ramp_per_s: float = 0.0) -> None:
         """Multiply the needle's flow resistance (sudden), or let it grow by ramp_per_s (gradual)."""
         self._send_ctrl("occlude %g %g" % (factor, ramp_per_s))
+        self.wait(lambda: self.last_input and self.last_input.kind == "occlude", 2, "the board did not take the occlusion")
 
     def set_content(self, volume_nl: float) -> None:
         """What is left in the syringe (a syringe about to run empty, or a new one loaded)."""
         self._send_ctrl("content %g" % volume_nl)
+        self.wait(lambda: self.last_input and self.last_input.kind == "content", 2, "the board did not take the syringe")
 
     def hang(self) -> None:
         """The firmware stops running (an endless loop): only the watchdog can save it."""
@@ -242,10 +268,12 @@ class SimBoard:
         kind = words[0]
         if kind == "led":
             self.led = int(words[1])
-        elif kind == "trigger":
-            self.trigger_pressed = words[1] == "1"
-        elif kind == "estop":
-            self.estop_pressed = words[1] == "1"
+        elif kind in ("trigger", "estop", "occlude", "content"):
+            if kind == "trigger":
+                self.trigger_pressed = words[1] == "1"
+            elif kind == "estop":
+                self.estop_pressed = words[1] == "1"
+            self.last_input = Injection(kind, words[1], int(words[2]), float(words[3]))
         elif kind == "pen":
             self.penetrations.append(Penetration(int(words[1]), int(words[2]), float(words[3]), float(words[4])))
         elif kind == "truth":
@@ -333,6 +361,7 @@ class SimBoard:
 
     def _accept_ctrl(self) -> None:
         conn, _ = self._ctrl_srv.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._ctrl:
             self._sel.unregister(self._ctrl)
             self._ctrl.close()

@@ -1,7 +1,9 @@
 """mesoinject command line: a thin shell over the library.
 
-Exit codes: 0 done, 1 the device or link failed or the program did not complete,
-2 bad input (arguments, program file, port, a limit the device refused).
+Exit codes: 0 done; 1 the program did not complete (aborted, paused, other);
+2 bad input (arguments, program file, port, a limit the device refused);
+3-8 a device alarm stopped it (see mesoinject.alarms: 3 link lost, 4 occlusion,
+5 syringe empty, 6 trigger stuck, 7 emergency stop, 8 device reset).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mesoprotocol import spec
 
+from . import alarms
 from . import program as programs
 from .client import Device, DeviceRefused
 from .link import LinkError, PortNotFound
 from .records import RecordStore, default_path
-from .session import SessionRunner
+from .session import DeviceInFault, SessionRunner
 
 console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -43,9 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except LinkError as e:
         err.print(f"error: {e}")
-        return 1
+        return alarms.EXIT_LINK
+    except DeviceInFault as e:
+        err.print(f"error: the device is stopped on an earlier alarm. {e}")
+        return alarms.exit_code(e.alarm)
     except KeyboardInterrupt:
-        err.print("interrupted: device told to ABORT; the partial point (if any) is recorded")
+        err.print("interrupted: the device is PAUSED (plunger stopped, needle retracted); the partial point, "
+                  "if any, is recorded. `mesoinject abort` ends the program.")
         return 1
 
 
@@ -193,10 +200,12 @@ def cmd_run(args) -> int:
     console.print(f"session {outcome.session_id}: {outcome.outcome.upper()} - {p.done}/{p.planned} {program.unit_name}, "
                   f"{p.delivered_nl / 1000:.3f} uL delivered of {program.total_nl / 1000:g} uL programmed "
                   f"({p.partial} partial), {p.primed_nl / 1000:g} uL primed (not counted)")
-    for alarm in p.alarms:
-        console.print(f"alarm: {alarm}")
     console.print(f"records: {db_path} ({p.records} deliveries in session {outcome.session_id})")
-    return 0 if outcome.completed else 1
+    for code, detail in p.alarms:
+        err.print(f"[reverse bold] {alarms.explain(code, detail)} [/]")
+    if outcome.completed:
+        return 0
+    return alarms.exit_code(p.alarms[-1][0]) if p.alarms else 1
 
 
 def cmd_records_list(args) -> int:

@@ -8,6 +8,7 @@ without executing it twice (PROTOCOL.md, "Retransmission").
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 
 import serial
@@ -43,6 +44,9 @@ class Link:
             if port.startswith("socket://"):
                 raise LinkError(f"cannot connect to {port}: {e}. Is the simulated board running?") from e
             raise PortNotFound(port) from e
+        sock = getattr(self.serial, "_socket", None)
+        if sock is not None:  # socket:// ports: pyserial leaves Nagle on, which holds small frames ~40 ms
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.serial.reset_input_buffer()  # stale bytes from before we opened
         self.reader = codec.FrameReader()
         self.events: queue.Queue[codec.Message] = queue.Queue()

@@ -13,11 +13,20 @@ from typing import Callable
 
 from mesoprotocol import spec
 
+from . import alarms
 from .client import Device, Identity
 from .program import Program
 from .records import RecordStore
 
 TERMINAL = {spec.STATE_COMPLETE: "complete", spec.STATE_FAULT: "fault", spec.STATE_IDLE: "aborted"}
+
+
+class DeviceInFault(Exception):
+    """The device is stopped on an alarm from before this session; a person must clear it."""
+
+    def __init__(self, alarm: int, explanation: str):
+        self.alarm = alarm
+        super().__init__(explanation)
 
 
 @dataclasses.dataclass
@@ -29,7 +38,7 @@ class Progress:
     primed_nl: int = 0
     records: int = 0
     partial: int = 0
-    alarms: list[str] = dataclasses.field(default_factory=list)
+    alarms: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # (ALARM_* code, detail)
 
 
 @dataclasses.dataclass
@@ -59,9 +68,12 @@ class SessionRunner:
         device = self.device
         identity = device.hello()
         program.check_limits(identity.limits)
+        pending = self._pending_alarm(identity)
         reply = device.configure(**program.configure_fields())
         self.session_id = self.store.begin_session(identity, program, patient_ref=patient_ref, operator=operator)
         self.progress = Progress(planned=program.count)
+        if pending:  # the acknowledged reset goes on this session's record
+            self.store.add_alarm(self.session_id, identity.serial, pending)
         outcome = "interrupted"
         try:
             if reply["state"] != spec.STATE_PRIMED:
@@ -80,11 +92,22 @@ class SessionRunner:
                     raise TimeoutError(f"program not complete after {timeout_s} s")
                 time.sleep(self.poll_s)  # heartbeat period, not synchronisation
         except BaseException:
-            self._abort_quietly()
+            self._pause_quietly()
             raise
         finally:
             self.store.end_session(self.session_id, outcome)
         return Outcome(self.session_id, outcome, self.progress, identity)
+
+    def _pending_alarm(self, identity: Identity) -> dict | None:
+        """A RESET alarm is recorded and acknowledged; any other fault stops us here."""
+        status = self.device.status()
+        if status["state"] != spec.STATE_FAULT:
+            return None
+        alarm = status["alarm"]
+        if alarm != spec.ALARM_RESET:
+            raise DeviceInFault(alarm, alarms.explain(alarm, 0))
+        self.device.abort()
+        return {"code": alarm, "detail": spec.RESET_NAMES.index(identity.reset_cause), "time_ms": status["time_ms"]}
 
     def _wait_for(self, states: set[int], timeout_s: float) -> int:
         deadline = time.monotonic() + timeout_s
@@ -125,12 +148,14 @@ class SessionRunner:
                     p.partial += 1 if f["flags"] & spec.FLAG_PARTIAL else 0
         elif event.type == spec.ALARM:
             self.store.add_alarm(self.session_id, serial, event.fields)
-            p.alarms.append(spec.ALARM_NAMES[event.fields["code"]])
+            p.alarms.append((event.fields["code"], event.fields["detail"]))
 
-    def _abort_quietly(self) -> None:
-        # Stop the device, then collect the partial point it reports.
+    def _pause_quietly(self) -> None:
+        # Ctrl-C or a host error: pause (plunger stops, needle out, program kept),
+        # then collect the partial point the device reports.
         try:
-            self.device.abort()
+            if self.device.status()["state"] in (spec.STATE_ARMED, spec.STATE_DELIVERING):
+                self.device.pause()
             self._poll()
         except Exception:
             pass  # the link may be what failed; the device stops itself on link loss

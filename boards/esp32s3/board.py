@@ -1,0 +1,50 @@
+# Board layer for an ESP32-S3 DevKitC-1 with two step/dir stepper drivers.
+# The logic is shared with the other real boards in board_stepdir.py; this file is the pin map.
+from machine import ADC, Pin
+import board_stepdir
+
+NAME = "esp32s3"
+
+# ---- pin map (GPIO numbers) -------------------------------------------------------------
+# Avoided: strapping 0, 3, 45, 46; USB 19/20; flash/PSRAM 26-37; UART0 43/44;
+# 38/48 (on-board RGB LED, depends on the board revision). ADC on ADC1 (GPIO1-10): ADC2
+# is shared with Wi-Fi.
+# Drivers (A4988: MS1-3 high; TMC2209 standalone: MS1 and MS2 high) run 16 microsteps.
+PLUNGER_STEP = 4  # plunger: 200 steps/rev x 16, 1 mm lead screw
+PLUNGER_DIR = 5
+PLUNGER_INVERT = False  # True if the plunger moves back on + steps
+NEEDLE_STEP = 6  # needle depth actuator
+NEEDLE_DIR = 7
+NEEDLE_INVERT = False  # True if the needle retracts on + steps
+MOTOR_EN = 15  # shared EN, active low; fit a 10k pull-up to 3V3 so the drivers are off until boot
+TRIGGER = 16  # push button to GND, pull-up: low = pressed; held at boot = safe mode
+ESTOP = 17  # normally-closed button to GND, pull-up: high = stop (also a cut wire)
+NEEDLE_HOME = 18  # endstop to GND at the retracted end, pull-up: low = home
+PLUNGER_END = 8  # endstop to GND at the end of the syringe stroke: low = empty
+LED = 2  # status LED + 330R to GND (single colour, same blink patterns as the Pico)
+PRESSURE_ADC = 1  # ADC1_CH0: line-pressure sensor through a 2/3 divider (board_stepdir)
+
+# The drivers must stay off from the first moment: main.py imports this module first thing.
+Pin(MOTOR_EN, Pin.OUT, value=1)
+
+
+def safe_mode():
+    return board_stepdir.held_at_boot(TRIGGER)
+
+
+class Board(board_stepdir.StepDirBoard):
+    NAME = NAME
+    PLUNGER_STEPS_PER_MM = 3200
+    NEEDLE_STEPS_PER_MM = 100
+    NEEDLE_SPEED_UM_S = 50000
+
+    def __init__(self):
+        super().__init__((PLUNGER_STEP, PLUNGER_DIR, PLUNGER_INVERT), (NEEDLE_STEP, NEEDLE_DIR, NEEDLE_INVERT),
+                         MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED)
+        self._adc = ADC(Pin(PRESSURE_ADC), atten=ADC.ATTN_11DB)  # 11 dB: 0-3.1 V range
+
+    def pressure_raw(self):
+        return self._adc.read_u16()
+
+    def pressure_mv(self):
+        return self._adc.read_uv() // 1000  # factory-calibrated, unlike read_u16

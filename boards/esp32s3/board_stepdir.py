@@ -1,0 +1,1 @@
+../pico/board_stepdir.py

@@ -1,0 +1,47 @@
+# Board layer for a Raspberry Pi Pico (RP2040) with two step/dir stepper drivers.
+# The logic is shared with the other real boards in board_stepdir.py; this file is the pin map.
+from machine import ADC, Pin
+import board_stepdir
+
+NAME = "pico"
+
+# ---- pin map (GPIO numbers; GP0/GP1 left free for a debug UART) ---------------------
+# Drivers (A4988: MS1-3 high; TMC2209 standalone: MS1 and MS2 high) run 16 microsteps.
+PLUNGER_STEP = 2  # plunger: 200 steps/rev x 16, 1 mm lead screw
+PLUNGER_DIR = 3
+PLUNGER_INVERT = False  # True if the plunger moves back on + steps
+NEEDLE_STEP = 4  # needle depth actuator
+NEEDLE_DIR = 5
+NEEDLE_INVERT = False  # True if the needle retracts on + steps
+MOTOR_EN = 6  # shared EN, active low; fit a 10k pull-up to 3V3 so the drivers are off until boot
+TRIGGER = 10  # push button to GND, pull-up: low = pressed; held at boot = safe mode
+ESTOP = 11  # normally-closed button to GND, pull-up: high = stop (also a cut wire)
+NEEDLE_HOME = 12  # endstop to GND at the retracted end, pull-up: low = home
+PLUNGER_END = 13  # endstop to GND at the end of the syringe stroke: low = empty
+LED = "LED"  # on-board LED: GP25 on a Pico (the wireless chip's LED pin on a Pico W)
+PRESSURE_ADC = 26  # ADC0: line-pressure sensor through a 2/3 divider (board_stepdir)
+
+# The drivers must stay off from the first moment: main.py imports this module first thing.
+Pin(MOTOR_EN, Pin.OUT, value=1)
+
+
+def safe_mode():
+    return board_stepdir.held_at_boot(TRIGGER)
+
+
+class Board(board_stepdir.StepDirBoard):
+    NAME = NAME
+    PLUNGER_STEPS_PER_MM = 3200
+    NEEDLE_STEPS_PER_MM = 100
+    NEEDLE_SPEED_UM_S = 50000
+
+    def __init__(self):
+        super().__init__((PLUNGER_STEP, PLUNGER_DIR, PLUNGER_INVERT), (NEEDLE_STEP, NEEDLE_DIR, NEEDLE_INVERT),
+                         MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED)
+        self._adc = ADC(PRESSURE_ADC)
+
+    def pressure_raw(self):
+        return self._adc.read_u16()
+
+    def pressure_mv(self):
+        return self._adc.read_u16() * 3300 >> 16  # 3.3 V reference; fits a small int

@@ -1,0 +1,199 @@
+# Shared by the real step/dir boards (pico, esp32s3): drivers, inputs, indicator, host serial.
+# Written once here; boards/esp32s3/board_stepdir.py is a symlink to this file, because the
+# image manifest copies only board*.py from the board's own folder.
+import binascii
+import machine
+import micropython
+import select
+import sys
+from machine import Pin
+from time import sleep_ms, sleep_us, ticks_diff, ticks_ms
+from mesoprotocol import spec
+
+PULSE_US = 2  # STEP high/low and DIR setup time; A4988 needs 1 us, DRV8825 1.9 us, TMC2209 0.1 us
+DEBOUNCE_MS = 3  # the trigger must read the same for this long before it counts
+WDT_MS = 2000  # hardware watchdog; the control loop feeds it every <= 5 ms
+LED_SLOT_MS = 100  # blink patterns: 10 slots of 100 ms, bit i = LED on in slot i
+
+_PATTERNS = {
+    spec.LED_OFF: 0,
+    spec.LED_READY: 0b0000000001,  # short blink once a second: armed, press the trigger
+    spec.LED_DELIVERING: 0b1111111111,  # steady on
+    spec.LED_COMPLETE: 0b0000000101,  # double blink
+    spec.LED_FAULT: 0b0101010101,  # fast blink, 5 Hz
+}
+
+
+def held_at_boot(pin_no):
+    # An active-low input held for 20 ms (a single glitch does not count); used for safe_mode().
+    pin = Pin(pin_no, Pin.IN, Pin.PULL_UP)
+    for _ in range(20):
+        sleep_ms(1)
+        if pin.value():
+            return False
+    return True
+
+
+def reset_code():
+    # machine.reset_cause() -> spec RESET_*. rp2 has no SOFT_RESET (a soft reboot keeps the
+    # previous cause); anything else (brownout, reset pin) counts as power-on.
+    cause = machine.reset_cause()
+    if cause == getattr(machine, "WDT_RESET", -1):
+        return spec.RESET_WATCHDOG
+    if cause == getattr(machine, "SOFT_RESET", -1):
+        return spec.RESET_SOFT
+    return spec.RESET_POWER_ON
+
+
+class StepDir:
+    # One step/dir driver. Bit-banged: ~20 steps per 1 ms tick at most, each a few us in
+    # MicroPython. Upgrade path: a PIO state machine (rp2) or RMT (esp32) fed n per tick,
+    # so pulses are evenly spaced and the tick is not spent toggling a pin.
+
+    def __init__(self, step_pin, dir_pin, invert):
+        self._step = Pin(step_pin, Pin.OUT, value=0)
+        self._dir = Pin(dir_pin, Pin.OUT, value=0)
+        self._invert = invert  # flip if the axis runs backwards: wiring, not code
+        self._sign = 0  # direction last set on DIR; 0 = not yet
+
+    def step(self, n):
+        if not n:
+            return
+        sign = 1 if n > 0 else -1
+        if sign != self._sign:
+            self._dir.value((sign > 0) != self._invert)
+            self._sign = sign
+            sleep_us(PULSE_US)  # DIR must settle before the STEP edge
+        pin = self._step
+        for _ in range(n * sign):
+            pin.on()
+            sleep_us(PULSE_US)
+            pin.off()
+            sleep_us(PULSE_US)
+
+
+class Debounced:
+    # An active-low switch with pull-up; a new level counts once stable for DEBOUNCE_MS.
+    # Sampled on each read (every 1 ms tick, every <= 5 ms when idle): no IRQ needed.
+
+    def __init__(self, pin_no):
+        self._pin = Pin(pin_no, Pin.IN, Pin.PULL_UP)
+        self.state = self._pin.value() == 0
+        self._raw = self.state
+        self._since = ticks_ms()
+
+    def read(self):
+        raw = self._pin.value() == 0
+        now = ticks_ms()
+        if raw != self._raw:
+            self._raw = raw
+            self._since = now
+        elif raw != self.state and ticks_diff(now, self._since) >= DEBOUNCE_MS:
+            self.state = raw
+        return self.state
+
+
+class StepDirBoard:
+    # The board interface (boards/README.md) for a board with two step/dir drivers.
+    # A board.py subclass sets the class constants and implements pressure_raw/pressure_mv.
+
+    # Line-pressure sensor: ratiometric 0.5-4.5 V = 0-689 kPa (100 psi) on 5 V, through a
+    # 2/3 divider so the ADC sees 0.33-3.0 V. Calibrate against the sensor actually fitted.
+    PRESSURE_ZERO_MV = 333
+    PRESSURE_SPAN_MV = 2667
+    PRESSURE_SPAN_KPA = 689
+    PRESSURE_OPEN_MV = 150  # below the 0.5 V offset: sensor unplugged or wire broken
+
+    def __init__(self, plunger, needle, motor_en, trigger, estop, needle_home, plunger_end, led):
+        # plunger, needle: (step pin, dir pin, invert dir); inputs are switches to GND.
+        self._en = Pin(motor_en, Pin.OUT, value=1)  # active low: disabled
+        self._plunger = StepDir(*plunger)
+        self._needle = StepDir(*needle)
+        self._trigger = Debounced(trigger)
+        # E-stop, home and end switches are read raw: acting on the first edge is the safe side.
+        self._estop = Pin(estop, Pin.IN, Pin.PULL_UP)  # normally closed: high = pressed or cut
+        self._home = Pin(needle_home, Pin.IN, Pin.PULL_UP)  # closed (low) at home
+        self._end = Pin(plunger_end, Pin.IN, Pin.PULL_UP)  # closed (low) at end of stroke
+        self._led = Pin(led, Pin.OUT, value=0)
+        self._led_on = 0
+        self._pattern = 0
+        self._reset = reset_code()  # read once: it is asked again on every HELLO
+        # Host link = USB CDC. 0x03 in a frame must stay data, not raise KeyboardInterrupt:
+        # to reach the REPL again, boot in safe mode (trigger held).
+        micropython.kbd_intr(-1)
+        self._in = sys.stdin.buffer
+        self._out = sys.stdout.buffer
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+        self._byte = bytearray(1)
+        self._wdt = machine.WDT(timeout=WDT_MS)  # last: once started it cannot be stopped
+
+    # ---- identity ------------------------------------------------------------------
+    def serial_number(self):
+        return binascii.hexlify(machine.unique_id()).decode().upper()[-12:]
+
+    def reset_cause(self):
+        return self._reset
+
+    # ---- host serial port -----------------------------------------------------------
+    def host_read(self, buf):
+        # stdin reads block until they have all they asked for, so take one byte at a time
+        # and only while poll says one is there.
+        n = 0
+        size = len(buf)
+        poll = self._poll.poll
+        while n < size and poll(0):
+            self._in.readinto(self._byte)
+            buf[n] = self._byte[0]
+            n += 1
+        return n
+
+    def host_write(self, data):
+        self._out.write(data)
+
+    def wait_input(self, timeout_ms):
+        self._poll.poll(timeout_ms)
+
+    # ---- actuators and sensors ------------------------------------------------------
+    def motors(self, on):
+        self._en.value(0 if on else 1)
+
+    def plunger_step(self, n):
+        self._plunger.step(n)
+
+    def needle_step(self, n):
+        self._needle.step(n)
+
+    def trigger(self):
+        return self._trigger.read()
+
+    def estop(self):
+        return self._estop.value() == 1
+
+    def needle_home(self):
+        return self._home.value() == 0
+
+    def syringe_end(self):
+        return self._end.value() == 0
+
+    def pressure_kpa(self):
+        mv = self.pressure_mv()
+        if mv < self.PRESSURE_OPEN_MV:
+            # No sensor means no occlusion detection: read as full scale so dispensing
+            # stops (OCCLUSION alarm) instead of running blind.
+            return self.PRESSURE_SPAN_KPA
+        return max(0, (mv - self.PRESSURE_ZERO_MV) * self.PRESSURE_SPAN_KPA // self.PRESSURE_SPAN_MV)
+
+    def led(self, code):
+        self._pattern = _PATTERNS.get(code, _PATTERNS[spec.LED_FAULT])
+
+    # ---- housekeeping -----------------------------------------------------------------
+    def feed_watchdog(self):
+        self._wdt.feed()
+
+    def service(self, now_us):
+        self._trigger.read()  # keep the debounce sampling even if nobody asked this tick
+        on = (self._pattern >> (ticks_ms() // LED_SLOT_MS % 10)) & 1
+        if on != self._led_on:
+            self._led_on = on
+            self._led.value(on)

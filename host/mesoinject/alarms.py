@@ -1,0 +1,35 @@
+"""What each device alarm means for the person at the couch, and the CLI exit code for it."""
+
+from __future__ import annotations
+
+from mesoprotocol import spec
+
+# code -> (what happened, what to do next, exit code)
+ALARMS = {
+    spec.ALARM_LINK_LOST: ("the device heard nothing from this computer for {detail} ms while armed; it stopped "
+                           "the plunger and retracted the needle",
+                           "check the cable or USB port, then run again (a new handshake re-opens the device)", 3),
+    spec.ALARM_OCCLUSION: ("line pressure reached {detail} kPa: the needle or line is blocked; the plunger stopped "
+                           "and backed off to relieve the pressure",
+                           "withdraw, replace the needle, prime again and re-run the remaining points", 4),
+    spec.ALARM_SYRINGE_EMPTY: ("the syringe reached its end (about {detail} nL were still expected); delivery stopped "
+                               "before the stopper bottomed out",
+                               "load a new syringe, then run again: the device asks for priming", 5),
+    spec.ALARM_TRIGGER_STUCK: ("the trigger was held {detail} ms, far longer than a point needs",
+                               "release the trigger and check it moves freely; `mesoinject abort` clears the fault", 6),
+    spec.ALARM_ESTOP: ("the emergency stop was pressed",
+                       "make the situation safe, release the emergency stop, then `mesoinject abort`", 7),
+    spec.ALARM_RESET: ("the device restarted ({cause}); it came up with motors off and the needle retracted",
+                       "check the recorded deliveries of the interrupted session before continuing", 8),
+}
+EXIT_LINK = 3
+
+
+def explain(code: int, detail: int, reset_cause: str = "") -> str:
+    what, todo, _ = ALARMS.get(code, ("unknown alarm %d" % code, "contact service", 1))
+    name = spec.ALARM_NAMES[code] if code < len(spec.ALARM_NAMES) else str(code)
+    return f"ALARM {name}: {what.format(detail=detail, cause=reset_cause or 'cause unknown')}. Next: {todo}."
+
+
+def exit_code(code: int) -> int:
+    return ALARMS.get(code, ("", "", 1))[2]
