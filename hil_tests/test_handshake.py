@@ -1,6 +1,6 @@
 """HELLO/IDENTITY and STATUS: who the device is and the limits it enforces."""
 
-from mesoinject.program import SPEC_LIMITS
+from mesoinject.program import DEFAULT_LIMITS
 from mesoprotocol import spec
 
 
@@ -10,7 +10,7 @@ def test_identity_reports_versions_and_hard_limits(device):
     assert ident.board and ident.serial
     assert ident.firmware.count(".") == 2
     assert ident.boot_count >= 1
-    assert ident.limits == SPEC_LIMITS  # the firmware enforces the protocol's ceilings
+    assert ident.limits == DEFAULT_LIMITS  # a fresh board: the protocol's defaults
 
 
 def test_status_after_abort_is_idle_with_needle_home(device):

@@ -66,3 +66,30 @@ def test_commands_out_of_order_are_refused(device):
     device.configure(**GOOD)
     with pytest.raises(DeviceRefused, match="allowed in PRIMED"):
         device.arm()  # never armed unprimed
+
+
+def test_device_settings_lower_limits_and_survive_a_reset(device, sim):
+    device.settings(max_depth_um=3000, max_point_nl=40000)
+    with pytest.raises(DeviceRefused) as refused:
+        device.configure(**dict(GOOD, depth_um=3500))
+    assert (refused.value.field, refused.value.limit) == ("depth_um", 3000)
+    sim.power_cut(off_s=0.1)
+    limits = device.hello().limits
+    assert (limits["max_depth_um"], limits["max_point_nl"]) == (3000, 40000)
+    device.abort()  # acknowledge the reset
+    device.settings(**{row[0]: row[2] for row in spec.SETTINGS_TABLE})  # back to defaults
+
+
+@pytest.mark.parametrize("name,value,limit", [("max_point_nl", spec.CEIL_POINT_NL + 1, spec.CEIL_POINT_NL),
+                                              ("max_depth_um", 4100, spec.MAX_DEPTH_UM),
+                                              ("link_timeout_ms", 50, spec.MIN_LINK_TIMEOUT_MS)])
+def test_settings_cannot_pass_the_hard_ceilings(device, name, value, limit):
+    with pytest.raises(DeviceRefused) as refused:
+        device.settings(**{name: value})
+    assert (refused.value.reason, refused.value.field, refused.value.limit) == ("LIMIT", name, limit)
+
+
+def test_settings_only_while_idle(device):
+    device.configure(**GOOD)
+    with pytest.raises(DeviceRefused, match="allowed in IDLE"):
+        device.settings(max_depth_um=2000)

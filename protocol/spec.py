@@ -44,6 +44,7 @@ PAUSE = const(0x05)
 RESUME = const(0x06)
 ABORT = const(0x07)
 STATUS = const(0x08)
+SETTINGS = const(0x09)
 
 ACK = const(0x80)
 IDENTITY = const(0x81)
@@ -78,6 +79,7 @@ MESSAGES = {
     RESUME: ("RESUME", ()),
     ABORT: ("ABORT", ()),
     STATUS: ("STATUS", ()),
+    SETTINGS: ("SETTINGS", ()),  # fields: the SETTINGS_TABLE below
     ACK: ("ACK", (("command", "B"), ("state", "B"))),
     NACK: (
         "NACK",
@@ -101,13 +103,7 @@ MESSAGES = {
             ("serial", "12s"),
             ("syringe", "B"),  # currently configured syringe code, 0 = none
             ("reset_cause", "B"),  # RESET_*
-            ("max_point_nl", "I"),
-            ("max_shot_nl", "I"),
-            ("max_session_nl", "I"),
-            ("max_depth_um", "H"),
-            ("max_cadence_mhz", "H"),
-            ("max_flow_nl_s", "I"),
-            ("link_timeout_ms", "H"),
+            # then the device's limits in force: the SETTINGS_TABLE fields
             ("boot_count", "H"),
         ),
     ),
@@ -247,7 +243,8 @@ MIN_DEPTH_UM = const(500)
 MAX_DEPTH_UM = const(4000)  # never deeper than 4 mm
 NEEDLE_MARGIN_UM = const(200)  # depth <= needle length - margin (hub seating)
 MIN_VOLUME_NL = const(500)
-MAX_POINT_NL = const(50000)  # point-by-point: 20-50 uL per point
+MAX_POINT_NL = const(50000)  # point-by-point default: 20-50 uL per point
+CEIL_POINT_NL = const(200000)  # no setting can allow more than 0.2 mL in one point
 MAX_TEST_DOSE_NL = const(20000)
 MAX_SHOT_NL = const(10000)  # nappage shots are a few uL
 MAX_SESSION_NL = const(5000000)
@@ -260,10 +257,37 @@ MAX_FLOW_NL_S = const(100000)  # plunger speed ceiling, 100 uL/s
 MAX_NEEDLES = const(18)
 MAX_PRIME_NL = const(200000)
 LINK_TIMEOUT_MS = const(500)
+MIN_LINK_TIMEOUT_MS = const(100)
+MAX_LINK_TIMEOUT_MS = const(5000)
 OCCLUSION_KPA = const(250)  # line pressure that means a blocked needle or line
 RELIEF_KPA = const(20)  # after an occlusion the plunger backs off to this pressure
 MAX_RELIEF_NL = const(5000)  # ...by at most this volume
 TRIGGER_STUCK_MS = const(2000)  # held this long beyond what a point needs -> TRIGGER_STUCK
+
+# ---- device settings: limits a device may lower, never raise past the hard ceiling --------
+# (field, struct code, default, lowest allowed, hard ceiling). SETTINGS carries them in
+# this order; IDENTITY reports the ones in force; the device keeps them on its flash.
+SETTINGS_TABLE = (
+    ("max_point_nl", "I", MAX_POINT_NL, MIN_VOLUME_NL, CEIL_POINT_NL),
+    ("max_shot_nl", "I", MAX_SHOT_NL, MIN_VOLUME_NL, MAX_SHOT_NL),
+    ("max_session_nl", "I", MAX_SESSION_NL, MIN_VOLUME_NL, MAX_SESSION_NL),
+    ("max_depth_um", "H", MAX_DEPTH_UM, MIN_DEPTH_UM, MAX_DEPTH_UM),
+    ("max_cadence_mhz", "H", MAX_CADENCE_MHZ, MIN_CADENCE_MHZ, MAX_CADENCE_MHZ),
+    ("max_flow_nl_s", "I", MAX_FLOW_NL_S, MIN_FLOW_NL_S, MAX_FLOW_NL_S),
+    ("link_timeout_ms", "H", LINK_TIMEOUT_MS, MIN_LINK_TIMEOUT_MS, MAX_LINK_TIMEOUT_MS),
+)
+SET_POINT = const(0)  # indexes into SETTINGS_TABLE
+SET_SHOT = const(1)
+SET_SESSION = const(2)
+SET_DEPTH = const(3)
+SET_CADENCE = const(4)
+SET_FLOW = const(5)
+SET_LINK_TIMEOUT = const(6)
+_SETTING_FIELDS = tuple((row[0], row[1]) for row in SETTINGS_TABLE)
+MESSAGES[SETTINGS] = ("SETTINGS", _SETTING_FIELDS)
+_ident = MESSAGES[IDENTITY][1]
+MESSAGES[IDENTITY] = ("IDENTITY", _ident[:-1] + _SETTING_FIELDS + _ident[-1:])
+
 
 # ---- syringe table: code -> (name, inner diameter um, usable stroke um) -------------
 SYRINGES = {

@@ -27,24 +27,9 @@ class App:
 
     def identity(self):
         b = self.board
-        return (
-            spec.PROTOCOL_VERSION,
-            FW_VERSION[0],
-            FW_VERSION[1],
-            FW_VERSION[2],
-            b.NAME,
-            b.serial_number(),
-            self.device.syringe,
-            b.reset_cause(),
-            spec.MAX_POINT_NL,
-            spec.MAX_SHOT_NL,
-            spec.MAX_SESSION_NL,
-            spec.MAX_DEPTH_UM,
-            spec.MAX_CADENCE_MHZ,
-            spec.MAX_FLOW_NL_S,
-            spec.LINK_TIMEOUT_MS,
-            self.records.boot_count,
-        )
+        head = (spec.PROTOCOL_VERSION, FW_VERSION[0], FW_VERSION[1], FW_VERSION[2], b.NAME, b.serial_number(),
+                self.device.syringe, b.reset_cause())
+        return head + tuple(self.device.settings) + (self.records.boot_count,)
 
     def run(self):
         board = self.board

@@ -2,7 +2,7 @@
 # Safety decisions live here: the host is never trusted for limits, trigger or link.
 from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
-from mesofw import dosing, limits
+from mesofw import dosing, limits, settings
 
 
 def _mask(*states):  # bit i set = state i
@@ -19,6 +19,7 @@ _ACCEPTS = {
     S.ARM: _mask(S.STATE_PRIMED, S.STATE_COMPLETE),
     S.PAUSE: _mask(S.STATE_ARMED, S.STATE_DELIVERING),
     S.RESUME: _mask(S.STATE_PAUSED),
+    S.SETTINGS: _mask(S.STATE_IDLE),
 }
 _LINK_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING)
 
@@ -51,6 +52,7 @@ class Device:
         self.point_index = 0
         self.next_shot_us = 0
         self.period_us = 0
+        self.settings = settings.load()
         self.link_rx_ms = ticks_ms()
         self.pressed_ms = 0  # when the trigger was last pressed (0: released)
         self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
@@ -97,6 +99,12 @@ class Device:
             return self._configure(values)
         if msg_type == S.PRIME:
             return self._prime(values[0], now_us)
+        if msg_type == S.SETTINGS:
+            error = settings.check(values)
+            if error:
+                return self._nack(msg_type, S.NACK_LIMIT, error[0], error[1], error[2])
+            self.settings = list(values)
+            settings.save(self.settings)
         if msg_type == S.ARM:
             self.done = 0
             self.delivered_nl = 0
@@ -119,7 +127,7 @@ class Device:
         return (S.NACK, (msg_type, reason, field, self.state, value, limit))
 
     def _configure(self, cfg):
-        error = limits.check_configure(cfg, self._shot_time_ms)
+        error = limits.check_configure(cfg, self._shot_time_ms, self.settings)
         if error:
             return self._nack(S.CONFIGURE, error[0], error[1], error[2], error[3])
         syringe = cfg[1]
@@ -192,7 +200,7 @@ class Device:
             state = self.state
         if (_LINK_WATCHED >> state) & 1:
             silent = ticks_diff(ticks_ms(), self.link_rx_ms)
-            if silent > S.LINK_TIMEOUT_MS:
+            if silent > self.settings[S.SET_LINK_TIMEOUT]:
                 self.fault(S.ALARM_LINK_LOST, silent, now_us)
                 state = self.state
         board = self.board

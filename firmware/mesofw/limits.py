@@ -13,10 +13,10 @@ F_COUNT = 7
 F_CADENCE = 8
 F_FLOW = 9
 
-_VOLUME_CEILING = {
-    spec.TECHNIQUE_POINT: spec.MAX_POINT_NL,
-    spec.TECHNIQUE_NAPPAGE: spec.MAX_SHOT_NL,
-    spec.TECHNIQUE_TEST_DOSE: spec.MAX_TEST_DOSE_NL,
+_VOLUME_SETTING = {
+    spec.TECHNIQUE_POINT: spec.SET_POINT,
+    spec.TECHNIQUE_NAPPAGE: spec.SET_SHOT,
+    spec.TECHNIQUE_TEST_DOSE: spec.SET_POINT,  # and never above MAX_TEST_DOSE_NL
 }
 _COUNT_CEILING = {
     spec.TECHNIQUE_POINT: spec.MAX_POINTS,
@@ -33,30 +33,34 @@ def _range(field, value, low, high):
     return None
 
 
-def check_configure(cfg, shot_time_ms):
-    # cfg: CONFIGURE values tuple in layout order; shot_time_ms(cfg) -> time one shot needs.
+def check_configure(cfg, shot_time_ms, settings):
+    # cfg: CONFIGURE values tuple in layout order; shot_time_ms(cfg) -> time one shot needs;
+    # settings: the device's limits in force (spec.SETTINGS_TABLE order).
     technique, syringe, needles, needle_um, depth_um, volume_nl, count, cadence_mhz, flow = cfg
-    if technique not in _VOLUME_CEILING:
+    if technique not in _VOLUME_SETTING:
         return (spec.NACK_BAD_VALUE, F_TECHNIQUE, technique, 0)
     if syringe not in spec.SYRINGES:
         return (spec.NACK_BAD_VALUE, F_SYRINGE, syringe, 0)
-    max_depth = min(spec.MAX_DEPTH_UM, needle_um - spec.NEEDLE_MARGIN_UM)
+    max_depth = min(settings[spec.SET_DEPTH], needle_um - spec.NEEDLE_MARGIN_UM)
+    max_volume = settings[_VOLUME_SETTING[technique]]
+    if technique == spec.TECHNIQUE_TEST_DOSE:
+        max_volume = min(max_volume, spec.MAX_TEST_DOSE_NL)
     error = (
         _range(F_NEEDLES, needles, 1, spec.MAX_NEEDLES)
         or _range(F_NEEDLE_LENGTH, needle_um, spec.MIN_DEPTH_UM + spec.NEEDLE_MARGIN_UM, 65535)
         or _range(F_DEPTH, depth_um, spec.MIN_DEPTH_UM, max_depth)
-        or _range(F_VOLUME, volume_nl, spec.MIN_VOLUME_NL, _VOLUME_CEILING[technique])
+        or _range(F_VOLUME, volume_nl, spec.MIN_VOLUME_NL, max_volume)
         or _range(F_COUNT, count, 1, _COUNT_CEILING[technique])
-        or _range(F_FLOW, flow, spec.MIN_FLOW_NL_S, spec.MAX_FLOW_NL_S)
+        or _range(F_FLOW, flow, spec.MIN_FLOW_NL_S, settings[spec.SET_FLOW])
     )
     if error:
         return error
     total = volume_nl * count
-    limit = min(spec.MAX_SESSION_NL, spec.syringe_capacity_nl(syringe))
+    limit = min(settings[spec.SET_SESSION], spec.syringe_capacity_nl(syringe))
     if total > limit:
         return (spec.NACK_LIMIT, F_COUNT, count, limit // volume_nl)
     if technique == spec.TECHNIQUE_NAPPAGE:
-        error = _range(F_CADENCE, cadence_mhz, spec.MIN_CADENCE_MHZ, spec.MAX_CADENCE_MHZ)
+        error = _range(F_CADENCE, cadence_mhz, spec.MIN_CADENCE_MHZ, settings[spec.SET_CADENCE])
         if error:
             return error
         # a shot (in, dispense, out) must fit in 80% of the shot period

@@ -176,7 +176,7 @@ def cmd_abort(args) -> int:
 
 def cmd_run(args) -> int:
     program = programs.load(args.program)
-    program.check_limits(programs.SPEC_LIMITS)  # before any port is opened; the device's own come after HELLO
+    program.check_limits(programs.CEILINGS)  # before any port is opened; the device's own come after HELLO
     db_path = pathlib.Path(args.db) if args.db else default_path()
     store = RecordStore(db_path)
     console.print(program.summary())

@@ -48,8 +48,7 @@ class Identity:
 
     @classmethod
     def from_fields(cls, f: dict) -> "Identity":
-        limits = {k: f[k] for k in ("max_point_nl", "max_shot_nl", "max_session_nl", "max_depth_um",
-                                    "max_cadence_mhz", "max_flow_nl_s", "link_timeout_ms")}
+        limits = {row[0]: f[row[0]] for row in spec.SETTINGS_TABLE}
         return cls(f["protocol"], "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"]), f["board"],
                    f["serial"], f["syringe"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"], limits)
 
@@ -103,6 +102,11 @@ class Device:
 
     def abort(self) -> dict:
         return self.command(spec.ABORT)
+
+    def settings(self, **limits) -> dict:
+        """Lower this device's limits (kept on its flash); unnamed ones keep their value."""
+        current = self.hello().limits
+        return self.command(spec.SETTINGS, **{**current, **limits})
 
     def status(self) -> dict:
         return self.command(spec.STATUS)

@@ -25,11 +25,10 @@ REQUIRED = {
     "nappage": COMMON | {"volume_per_shot", "shots", "cadence"},
 }
 OPTIONAL = {"description", "prime_volume", "flow_rate", "needles"}
-# the protocol's ceilings, in IDENTITY's shape: a device may only report lower ones
-SPEC_LIMITS = {"max_point_nl": spec.MAX_POINT_NL, "max_shot_nl": spec.MAX_SHOT_NL,
-               "max_session_nl": spec.MAX_SESSION_NL, "max_depth_um": spec.MAX_DEPTH_UM,
-               "max_cadence_mhz": spec.MAX_CADENCE_MHZ, "max_flow_nl_s": spec.MAX_FLOW_NL_S,
-               "link_timeout_ms": spec.LINK_TIMEOUT_MS}
+# limits in IDENTITY's shape: a new device's defaults, and the hard ceilings no
+# device setting can exceed (checked before any port is opened)
+DEFAULT_LIMITS = {row[0]: row[2] for row in spec.SETTINGS_TABLE}
+CEILINGS = {row[0]: row[4] for row in spec.SETTINGS_TABLE}
 DEFAULT_PRIME = "10 uL"
 DEFAULT_FLOW = "50 uL/s"
 

@@ -73,6 +73,8 @@ def vectors():
         ok("RESUME", spec.RESUME, 6),
         ok("ABORT", spec.ABORT, 7),
         ok("STATUS", spec.STATUS, 255),
+        ok("SETTINGS", spec.SETTINGS, 8, max_point_nl=40000, max_shot_nl=5000, max_session_nl=2000000,
+           max_depth_um=3000, max_cadence_mhz=8000, max_flow_nl_s=60000, link_timeout_ms=1000),
         ok("ACK", spec.ACK, 1, command=spec.CONFIGURE, state=spec.STATE_CONFIGURED),
         ok("NACK depth limit", spec.NACK, 1, command=spec.CONFIGURE, reason=spec.NACK_LIMIT, field=5,
            state=0, value=5000, limit=3800),

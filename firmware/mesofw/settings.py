@@ -1,0 +1,40 @@
+# Device settings (spec.SETTINGS_TABLE): limits lowered on this device, kept on flash.
+# A setting can never exceed its hard ceiling; a missing or corrupt file means defaults.
+from mesoprotocol import spec
+
+FILE = "settings"
+
+
+def defaults():
+    return [row[2] for row in spec.SETTINGS_TABLE]
+
+
+def load(path=FILE):
+    try:
+        with open(path) as f:
+            values = [int(v) for v in f.read().split()]
+    except (OSError, ValueError):
+        return defaults()
+    if len(values) != len(spec.SETTINGS_TABLE) or check(values):
+        return defaults()
+    return values
+
+
+def check(values):
+    # None if acceptable, else (field index 1-based, value, limit) of the first bad one
+    for i, row in enumerate(spec.SETTINGS_TABLE):
+        if values[i] < row[3]:
+            return (i + 1, values[i], row[3])
+        if values[i] > row[4]:
+            return (i + 1, values[i], row[4])
+    return None
+
+
+def save(values, path=FILE):
+    # write-then-rename: a power cut leaves the old file or the new one, never half
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write(" ".join(str(v) for v in values))
+    import os
+
+    os.rename(tmp, path)
