@@ -121,3 +121,21 @@ def test_trigger_held_while_arming_does_not_fire(device, sim):
     sim.set_trigger(True)
     assert wait_event(device, spec.STATE).fields["new"] == spec.STATE_DELIVERING
     sim.set_trigger(False)
+
+
+def test_resume_after_pausing_the_last_point_gives_no_extra_point(device, sim):
+    device.configure(**dict(SLOW_POINT, count=1))
+    prime_and_arm(device)
+    pens = len(sim.penetrations)
+    start = sim.truth().out_nl
+    sim.set_trigger(True)
+    while sim.truth().out_nl - start < 1000:
+        device.status()
+    device.pause()
+    sim.set_trigger(False)
+    sim.wait(lambda: len(sim.penetrations) > pens, 5, "needle retraction")
+    device.resume()
+    sim.set_trigger(True)  # a press after the program's only point was used
+    assert wait_state(device, {spec.STATE_COMPLETE}) == spec.STATE_COMPLETE
+    sim.set_trigger(False)
+    assert len(sim.penetrations) == pens + 1

@@ -248,7 +248,10 @@ class Device:
         return self.seq.active() or self.state == S.STATE_DELIVERING
 
     def _next_point(self, now_us):
-        technique, _, _, _, depth_um, volume_nl, _, _, _ = self.cfg
+        technique, _, _, _, depth_um, volume_nl, count, _, _ = self.cfg
+        if self.done >= count or self.delivered_nl + volume_nl > volume_nl * count:
+            self._set_state(S.STATE_COMPLETE)  # the program total is a hard stop too
+            return
         if technique == S.TECHNIQUE_NAPPAGE:
             # absolute cadence; re-anchor if a shot ran over by a whole period
             late = ticks_diff(now_us, self.next_shot_us)
