@@ -76,8 +76,8 @@ class Rig:
         return [e.fields for e in self.events if e.type == spec.DELIVERY and e.fields["kind"] != spec.KIND_PRIME]
 
 
-def trial(rig: Rig, fault: str) -> tuple[float, float, bool]:
-    """(ms from fault to last forward step, uL pushed after the fault, partial record received)."""
+def trial(rig: Rig, fault: str) -> tuple[float, float, float, bool]:
+    """(ms from fault to last forward step, ms to needle out, uL pushed after the fault, record received)."""
     b, dev = rig.board, rig.dev
     rig.reset()
     pens = rig.start_point()
@@ -100,6 +100,16 @@ def trial(rig: Rig, fault: str) -> tuple[float, float, bool]:
         t0 = board_time_us()
         b.set_link("cut" if fault == "link cut" else "stall")
         poll = False
+    elif fault == "firmware hang":
+        content0 = b.truth().content_nl
+        t0 = board_time_us()
+        b.hang()
+        poll = False
+    elif fault == "power cut (0.2 s)":
+        content0 = b.truth().content_nl
+        t0 = board_time_us()
+        b.power_cut(0.2)
+        poll = False
     else:
         raise ValueError(fault)
     rig.wait_needle_out(pens, poll)
@@ -108,11 +118,13 @@ def trial(rig: Rig, fault: str) -> tuple[float, float, bool]:
     if fault.startswith("link"):
         dev.hello()
     stop_ms = max(0, ticks_diff(end.last_step_us, t0)) / 1000
+    out_ms = ticks_diff(b.penetrations[-1].t1_us, t0) / 1000
     after_ul = max(0.0, content0 - end.content_nl) / 1000
-    return stop_ms, after_ul, any(r["flags"] & spec.FLAG_PARTIAL for r in rig.records())
+    return stop_ms, out_ms, after_ul, any(r["flags"] & spec.FLAG_PARTIAL for r in rig.records())
 
 
-FAULTS = ["trigger release", "host ABORT", "emergency stop", "occlusion (sudden)", "link stalled", "link cut"]
+FAULTS = ["trigger release", "host ABORT", "emergency stop", "occlusion (sudden)", "link stalled", "link cut",
+          "firmware hang", "power cut (0.2 s)"]
 
 
 def main() -> int:
@@ -121,19 +133,21 @@ def main() -> int:
     args = ap.parse_args()
     n = 3 if args.quick else 20
     print(f"bench_faults{' (quick)' if args.quick else ''}: {n} trials per fault, 50 uL points at 25 uL/s, BD 1 mL")
-    print(f"{'fault':<20} {'stop p50':>9} {'stop p99':>9} {'after p50':>10} {'after max':>10}  record written")
+    print(f"{'fault':<20} {'stop p50':>9} {'stop p99':>9} {'needle out p99':>15} {'after p50':>10} {'after max':>10}"
+          "  record written")
     for fault in FAULTS:
         with SimBoard() as board:  # a fresh board and syringe per fault
             rig = Rig(board)
             rows = [trial(rig, fault) for _ in range(n)]
             rig.dev.close()
-        stops = [r[0] for r in rows]
-        after = [r[1] for r in rows]
-        written = sum(r[2] for r in rows)
+        stops, outs, after = ([r[i] for r in rows] for i in range(3))
+        written = sum(r[3] for r in rows)
         print(f"{fault:<20} {percentile(stops, 50):7.1f}ms {percentile(stops, 99):7.1f}ms "
-              f"{statistics.median(after):8.3f}uL {max(after):8.3f}uL  {written}/{n}")
-    print("stop: board time from the fault to the plunger's last forward step; after: volume pushed out of the "
-          "syringe after the fault; link cut loses the partial record in flight (no device journal yet)")
+              f"{percentile(outs, 99):13.1f}ms {statistics.median(after):8.3f}uL {max(after):8.3f}uL  {written}/{n}")
+    print("stop: board time from the fault to the plunger's last forward step; needle out: to the needle leaving "
+          "the skin;\nafter: volume pushed out of the syringe after the fault (net of the occlusion back-off);\n"
+          "record: the partial point's DELIVERY reached the host - lost when the link is cut or the board resets "
+          "mid-point (no device journal yet)")
     return 0
 
 

@@ -128,3 +128,35 @@ def test_power_cut_mid_point_boots_safe(device, sim):
     with pytest.raises(DeviceRefused):
         device.arm()  # nothing resumes by itself
     sim.set_trigger(False)
+
+
+def test_a_session_stopped_by_an_alarm_is_recorded_as_a_fault(device, sim, store):
+    import threading
+
+    from hil import load_program
+    from mesoinject import alarms
+    from mesoinject.session import SessionRunner
+    from mesosim import VirtualOperator
+
+    program = load_program("point-by-point", count=6)
+    pens = len(sim.penetrations)
+
+    def occlude_at_third_point():
+        sim.wait(lambda: len(sim.penetrations) >= pens + 2 and sim.led == spec.LED_DELIVERING, 30, "third point")
+        sim.occlude(1e6)
+
+    injector = threading.Thread(target=occlude_at_third_point, daemon=True)
+    injector.start()
+    with VirtualOperator(sim, gap_s=0.02):
+        outcome = SessionRunner(device, store).run(program, timeout_s=60)
+    injector.join(timeout=5)
+    sim.occlude(1.0)
+    assert outcome.outcome == "fault"
+    assert [code for code, _ in outcome.progress.alarms] == [spec.ALARM_OCCLUSION]
+    assert alarms.exit_code(spec.ALARM_OCCLUSION) == 4
+    rows = store.deliveries(outcome.session_id)
+    points = [r for r in rows if r["kind"] == "point"]
+    assert [r["partial"] for r in points] == [0, 0, 1]
+    stored = store.db.execute("SELECT code FROM alarms WHERE session_id=?", (outcome.session_id,)).fetchall()
+    assert [r[0] for r in stored] == ["OCCLUSION"]
+    assert "OCCLUSION" in alarms.explain(spec.ALARM_OCCLUSION, 300) and "Next:" in alarms.explain(spec.ALARM_OCCLUSION, 300)
