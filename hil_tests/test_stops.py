@@ -114,7 +114,7 @@ def test_trigger_held_while_arming_does_not_fire(device, sim):
     primed = sim.truth()
     drain(device)
     # within the link timeout nothing may start while the trigger stays held...
-    assert device.next_event(0.3) is None
+    assert device.next_event(0.2) is None
     assert sim.truth().last_step_us == primed.last_step_us
     # ...and a fresh press does start the point
     sim.set_trigger(False)

@@ -1,5 +1,7 @@
 # Device settings (spec.SETTINGS_TABLE): limits lowered on this device, kept on flash.
 # A setting can never exceed its hard ceiling; a missing or corrupt file means defaults.
+import os
+
 from mesoprotocol import spec
 
 FILE = "settings"
@@ -35,6 +37,4 @@ def save(values, path=FILE):
     tmp = path + ".new"
     with open(tmp, "w") as f:
         f.write(" ".join(str(v) for v in values))
-    import os
-
     os.rename(tmp, path)
