@@ -12,9 +12,13 @@ pytestmark = pytest.mark.usefixtures("sim")
 
 
 def events_until_alarm(device, timeout=5.0):
+    """Poll (keeping the link alive) until the device faults; its alarm and every event seen."""
     seen = []
-    alarm = wait_event(device, spec.ALARM, timeout=timeout, seen=seen)
-    return alarm.fields, seen
+    wait_state(device, {spec.STATE_FAULT}, timeout=timeout, seen=seen)
+    seen += drain(device)
+    alarms = [e for e in seen if e.type == spec.ALARM]
+    assert len(alarms) == 1, alarms
+    return alarms[0].fields, seen
 
 
 def point_records(events):

@@ -60,3 +60,20 @@ def test_every_sequence_byte_round_trips(device):
         reply = device.link.exchange(codec.encode(spec.STATUS, seq), seq)
         assert reply is not None and reply.seq == seq
     assert device.link.rx_dropped == 0
+
+
+def test_a_reply_type_sent_to_the_device_is_not_a_command(device):
+    frame = codec.encode(spec.ACK, 12, command=spec.ARM, state=spec.STATE_ARMED)
+    reply = device.link.exchange(frame, 12)
+    assert reply.type == spec.NACK and reply.fields["reason"] == spec.NACK_UNKNOWN_TYPE
+    assert reply.fields["state"] == device.status()["state"]
+
+
+def test_a_malformed_frame_does_not_spoil_the_reply_cache(device):
+    configure = codec.encode(spec.CONFIGURE, 40, technique=1, syringe=1, needles=1, needle_length_um=4000,
+                             depth_um=2000, volume_nl=30000, count=3, cadence_mhz=0, flow_nl_s=50000)
+    first = device.link.exchange(configure, 40)
+    bad = codec.Frame.build({"body": {"value": {"length": 0, "version": 1, "type": 0x3E, "seq": 41, "payload": b""}}})
+    assert device.link.exchange(bad, 41).type == spec.NACK
+    again = device.link.exchange(configure, 40)  # the host retransmits the CONFIGURE
+    assert (again.type, again.seq, again.fields) == (first.type, 40, first.fields)

@@ -88,8 +88,8 @@ MESSAGES = {
             ("reason", "B"),  # NACK_*
             ("field", "B"),  # 1-based index into the command's fields; 0 = none
             ("state", "B"),
-            ("value", "i"),  # offending value as received
-            ("limit", "i"),  # the limit it broke (or the state required)
+            ("value", "I"),  # offending value as received (every command field is unsigned)
+            ("limit", "I"),  # the limit it broke (BAD_STATE: bitmask of states that accept it)
         ),
     ),
     IDENTITY: (
@@ -185,7 +185,7 @@ KIND_NAMES = ("", "point", "shot", "test-dose", "prime")
 
 FLAG_PARTIAL = const(0x01)  # stopped before the programmed volume
 FLAG_TRIGGER_RELEASED = const(0x02)
-FLAG_ABORTED = const(0x04)  # ABORT, PAUSE or link loss
+FLAG_ABORTED = const(0x04)  # stopped by ABORT, PAUSE or any alarm
 FLAG_FAULT = const(0x08)
 
 # ---- NACK reasons ------------------------------------------------------------------
@@ -210,7 +210,7 @@ NACK_NAMES = (
 )
 
 # ---- alarms --------------------------------------------------------------------------
-ALARM_LINK_LOST = const(1)  # no valid frame for link_timeout_ms while armed
+ALARM_LINK_LOST = const(1)  # no valid frame for link_timeout_ms while priming, armed or delivering
 ALARM_TRIGGER_STUCK = const(2)
 ALARM_OCCLUSION = const(3)
 ALARM_SYRINGE_EMPTY = const(4)

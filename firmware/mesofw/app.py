@@ -16,6 +16,7 @@ class App:
         self.records = records.RecordCounter()
         self.link = link.Link(board, self.command)
         self.device = device.Device(board, self.link.send_event, self.records)
+        self.link.state_of = lambda: self.device.state
 
     def command(self, msg_type, values):
         self.device.link_seen(msg_type)

@@ -167,14 +167,14 @@ class Device:
     def _stop(self, flags, now_us):
         # Plunger stops now; the sequence records what was delivered and retracts.
         if self.seq.active():
-            self.stop_flags = flags
+            self.stop_flags |= flags
             self.seq.interrupt(now_us)
             self._record_if_dispensed(now_us)
 
     def fault(self, code, detail, now_us):
         if code == S.ALARM_OCCLUSION and self.seq.active():
             # stop, then back off until the line pressure is released (tick ends it)
-            self.stop_flags = S.FLAG_FAULT | S.FLAG_ABORTED
+            self.stop_flags |= S.FLAG_FAULT | S.FLAG_ABORTED
             self.seq.relieve(self.metering.steps_for_relief(S.MAX_RELIEF_NL), self.cfg[8] * 1000 // self.metering.pl_step,
                              now_us)
         else:
@@ -249,8 +249,8 @@ class Device:
 
     def _next_point(self, now_us):
         technique, _, _, _, depth_um, volume_nl, count, _, _ = self.cfg
-        if self.done >= count or self.delivered_nl + volume_nl > volume_nl * count:
-            self._set_state(S.STATE_COMPLETE)  # the program total is a hard stop too
+        if self.done >= count:  # every point ends at its programmed volume: count bounds the total
+            self._set_state(S.STATE_COMPLETE)
             return
         if technique == S.TECHNIQUE_NAPPAGE:
             # absolute cadence; re-anchor if a shot ran over by a whole period
@@ -286,7 +286,7 @@ class Device:
         if seq.interrupted or seq.dispensed_steps < seq.steps:
             flags |= S.FLAG_PARTIAL
         self.dispensed_nl += delivered
-        depth = seq.depth_steps * 1000 // self.board.NEEDLE_STEPS_PER_MM if self.kind != S.KIND_PRIME else 0
+        depth = seq.depth_reached_um
         if self.kind != S.KIND_PRIME:
             self.delivered_nl += delivered
             self.done += 1

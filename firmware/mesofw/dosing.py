@@ -98,6 +98,7 @@ class Sequence:
         self.plunger_start = 0
         self.interrupted = False
         self.dispensed_steps = 0  # valid once phase leaves DISPENSE
+        self.depth_reached_um = 0  # needle depth while dispensing (or when interrupted)
         self.dispense_done = False  # set once when the plunger stops; cleared by the reader
 
     def start(self, depth_um, steps, rate, now_us):
@@ -146,6 +147,7 @@ class Sequence:
 
     def _end_dispense(self):
         self.dispensed_steps = self.plunger.pos - self.plunger_start
+        self.depth_reached_um = self.depth_um()
         self.dispense_done = True
 
     def _retract(self, now_us):

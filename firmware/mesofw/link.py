@@ -16,6 +16,7 @@ class Link:
         self.last_reply = bytearray(spec.MAX_FRAME)
         self.last_reply_len = 0
         self.last_key = -1  # (type << 8 | seq) of the last executed command
+        self.state_of = lambda: 0  # the device state, for NACKs of malformed frames
         self.event_seq = 0
         self.rx_errors = 0
         self.rx_frames = 0
@@ -38,8 +39,10 @@ class Link:
             self.rx_errors += 1
             return
         self.rx_frames += 1
-        if result == codec.ERROR:
-            self._reply(r.seq, spec.NACK, (r.msg_type, r.error, 0, 0, 0, 0))
+        if result == codec.ERROR or r.msg_type >= 0x80:  # replies and events are not commands
+            error = r.error if result == codec.ERROR else spec.NACK_UNKNOWN_TYPE
+            n = codec.encode_into(self.tx, spec.NACK, r.seq, (r.msg_type, error, 0, self.state_of(), 0, 0))
+            self.board.host_write(memoryview(self.tx)[:n])  # not cached: nothing was executed
             return
         key = (r.msg_type << 8) | r.seq
         if key == self.last_key:
