@@ -16,7 +16,7 @@ def test_point_by_point_records_match_ground_truth(device, sim, store):
     air_before = sim.truth().air_nl
     outcome = run_with_operator(device, sim, store, program)
 
-    assert outcome.completed
+    assert outcome.completed, outcome.progress.alarms
     rows = store.deliveries(outcome.session_id)
     points = [r for r in rows if r["kind"] == "point"]
     primes = [r for r in rows if r["kind"] == "prime"]
@@ -41,7 +41,7 @@ def test_nappage_cadence_and_shots_match_ground_truth(device, sim, store):
     before = len(sim.penetrations)
     outcome = run_with_operator(device, sim, store, program)
 
-    assert outcome.completed
+    assert outcome.completed, outcome.progress.alarms
     shots = [r for r in store.deliveries(outcome.session_id) if r["kind"] == "shot"]
     truth = sim.penetrations[before:]
     assert len(shots) == len(truth) == 24
@@ -59,7 +59,7 @@ def test_test_dose_is_one_recorded_point(device, sim, store):
     before = len(sim.penetrations)
     outcome = run_with_operator(device, sim, store, program)
 
-    assert outcome.completed
+    assert outcome.completed, outcome.progress.alarms
     rows = [r for r in store.deliveries(outcome.session_id) if r["kind"] != "prime"]
     assert [r["kind"] for r in rows] == ["test-dose"]
     assert len(sim.penetrations) - before == 1

@@ -164,3 +164,17 @@ def test_a_session_stopped_by_an_alarm_is_recorded_as_a_fault(device, sim, store
     stored = store.db.execute("SELECT code FROM alarms WHERE session_id=?", (outcome.session_id,)).fetchall()
     assert [r[0] for r in stored] == ["OCCLUSION"]
     assert "OCCLUSION" in alarms.explain(spec.ALARM_OCCLUSION, 300) and "Next:" in alarms.explain(spec.ALARM_OCCLUSION, 300)
+
+
+def test_occlusion_with_a_dead_pressure_sensor_is_caught_by_stall_detection(device, sim):
+    sim.fail_pressure_sensor()
+    try:
+        start_slow_point(device, sim)
+        sim.occlude(1e6)
+        alarm, seen = events_until_alarm(device)
+        assert alarm["code"] == spec.ALARM_OCCLUSION
+        assert alarm["detail"] == 0  # the sensor saw nothing: the motor stall raised it
+    finally:
+        sim.fail_pressure_sensor(False)
+        sim.occlude(1.0)
+        sim.set_trigger(False)

@@ -184,6 +184,11 @@ class StepDirBoard:
             return self.PRESSURE_SPAN_KPA
         return max(0, (mv - self.PRESSURE_ZERO_MV) * self.PRESSURE_SPAN_KPA // self.PRESSURE_SPAN_MV)
 
+    def plunger_stalled(self):
+        # A TMC2209's DIAG output (StallGuard) belongs here; with A4988-class drivers
+        # there is no stall signal and line pressure is the only occlusion detector.
+        return False
+
     def led(self, code):
         self._pattern = _PATTERNS.get(code, _PATTERNS[spec.LED_FAULT])
 

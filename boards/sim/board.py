@@ -50,6 +50,7 @@ class Board:
         self._trigger = False
         self._estop = False
         self._hang = False
+        self._sensor_failed = False
         self._motors = False
         self._ctrl_buf = b""
         self._fed_ms = ticks_ms()
@@ -106,7 +107,13 @@ class Board:
         return self._estop
 
     def pressure_kpa(self):
-        return int(self.model.pressure_kpa())
+        return 0 if self._sensor_failed else int(self.model.pressure_kpa())
+
+    def plunger_stalled(self):
+        # the stepper driver's stall flag, cleared when read
+        stalled = self.model.stalled
+        self.model.stalled = False
+        return stalled
 
     def syringe_end(self):
         return self.model.at_end()
@@ -167,6 +174,9 @@ class Board:
                 self._injected(words)
             elif words[0] == "content":  # content NL: what is left in the syringe
                 self.model.content_nl = float(words[1])
+                self._injected(words)
+            elif words[0] == "sensor":  # sensor 0: the pressure sensor reads 0 whatever the pressure
+                self._sensor_failed = words[1] == "0"
                 self._injected(words)
             elif words[0] == "hang":
                 self._hang = True

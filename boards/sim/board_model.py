@@ -38,6 +38,7 @@ class Model:
         self.pen_max_um = 0.0
         self.penetrations = 0
         self.last_step_us = 0  # last plunger step that moved fluid forward
+        self.stalled = False
         self.t = ticks_us()
         state = profile.get("state")
         if state:
@@ -70,6 +71,7 @@ class Model:
         now = ticks_us()
         self.advance(now)
         if n > 0 and self.pressure_kpa() >= STALL_KPA:
+            self.stalled = True  # the driver's stall detection (StallGuard) reports it
             return  # the motor skips steps against the blockage
         volume = n * self.nl_per_step
         if volume >= 0:

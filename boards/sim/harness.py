@@ -218,6 +218,11 @@ class SimBoard:
         self._send_ctrl("content %g" % volume_nl)
         self.wait(lambda: self.last_input and self.last_input.kind == "content", 2, "the board did not take the syringe")
 
+    def fail_pressure_sensor(self, failed: bool = True) -> None:
+        """The line-pressure sensor reads 0 (a broken sensor); only stall detection is left."""
+        self._send_ctrl("sensor %d" % (not failed))
+        self.wait(lambda: self.last_input and self.last_input.kind == "sensor", 2, "the board did not take it")
+
     def hang(self) -> None:
         """The firmware stops running (an endless loop): only the watchdog can save it."""
         self._send_ctrl("hang")
@@ -268,7 +273,7 @@ class SimBoard:
         kind = words[0]
         if kind == "led":
             self.led = int(words[1])
-        elif kind in ("trigger", "estop", "occlude", "content"):
+        elif kind in ("trigger", "estop", "occlude", "content", "sensor"):
             if kind == "trigger":
                 self.trigger_pressed = words[1] == "1"
             elif kind == "estop":

@@ -221,7 +221,7 @@ class Device:
             if phase == dosing.RELIEVE:
                 if kpa <= S.RELIEF_KPA:
                     self.seq.end_relief(now_us)
-            elif kpa >= S.OCCLUSION_KPA:
+            elif kpa >= S.OCCLUSION_KPA or board.plunger_stalled():  # pressure, or the motor stalling
                 self.fault(S.ALARM_OCCLUSION, kpa, now_us)
             elif board.syringe_end():
                 self.fault(S.ALARM_SYRINGE_EMPTY, self.capacity_nl - self.dispensed_nl, now_us)

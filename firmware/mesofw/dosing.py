@@ -41,6 +41,12 @@ class Metering:
 
 class Axis:
     # One stepper axis: moves to a target at a rate, issuing the steps due by now.
+    # The move's clock advances by at most MAX_GAP_US per tick: after the loop
+    # stalls, the move lags instead of catching up in a burst, so the plunger is
+    # never driven faster than commanded (a burst would stall a real motor and
+    # spike line pressure).
+
+    MAX_GAP_US = 2000
 
     def __init__(self, step_fn, rate_steps_s):
         self.step_fn = step_fn
@@ -48,16 +54,15 @@ class Axis:
         self.pos = 0
         self.start_pos = 0
         self.target = 0
-        self.t0 = 0
-        self.max_per_tick = 1
+        self.elapsed_us = 0
+        self.last_us = 0
 
     def move_to(self, target, rate, now_us):
         self.start_pos = self.pos
         self.target = target
         self.rate = rate
-        self.t0 = now_us
-        # catch-up after a late tick is capped at ~2 ms of steps: no stall-inducing bursts
-        self.max_per_tick = rate // 500 + 1
+        self.elapsed_us = 1000  # the first tick already issues a millisecond's steps
+        self.last_us = now_us
 
     def stop(self):
         self.target = self.pos
@@ -68,13 +73,15 @@ class Axis:
     def tick(self, now_us):
         if self.pos == self.target:
             return
-        elapsed_ms = ticks_diff(now_us, self.t0) // 1000 + 1
-        due = elapsed_ms * self.rate // 1000  # stays a small int on a 32-bit MCU
+        gap = ticks_diff(now_us, self.last_us)
+        self.last_us = now_us
+        self.elapsed_us += gap if gap < self.MAX_GAP_US else self.MAX_GAP_US
+        due = (self.elapsed_us // 1000) * self.rate // 1000  # small ints on a 32-bit MCU
         dist = self.target - self.start_pos
         if dist > 0:
-            n = min(self.start_pos + min(due, dist) - self.pos, self.max_per_tick)
+            n = self.start_pos + min(due, dist) - self.pos
         else:
-            n = max(self.start_pos - min(due, -dist) - self.pos, -self.max_per_tick)
+            n = self.start_pos - min(due, -dist) - self.pos
         if n:
             self.step_fn(n)
             self.pos += n
