@@ -17,7 +17,7 @@ BAD = [
     ("nappage shot above the ceiling", dict(NAPPAGE, volume_nl=20000), "LIMIT", "volume_nl", spec.MAX_SHOT_NL),
     ("cadence above the ceiling", dict(NAPPAGE, cadence_mhz=25000), "LIMIT", "cadence_mhz", spec.MAX_CADENCE_MHZ),
     ("cadence the mechanics can't reach", dict(NAPPAGE, volume_nl=10000, flow_nl_s=5000), "INFEASIBLE",
-     "cadence_mhz", 800000 // (2 * 1500 * 1000 // 50000 + 10000 * 1000 // 5000 + 2)),
+     "cadence_mhz", 800000 // (2 * 1500 * 1000 // 50000 + 10000 * 1000 // 5000 + spec.SHOT_SETTLE_MS + 2)),
     ("plunger faster than the ceiling", dict(GOOD, flow_nl_s=500000), "LIMIT", "flow_nl_s", spec.MAX_FLOW_NL_S),
     ("more than the syringe holds", dict(GOOD, count=400), "LIMIT", "count", 34),
     ("unknown technique", dict(GOOD, technique=77), "BAD_VALUE", "technique", 0),

@@ -262,6 +262,8 @@ MAX_LINK_TIMEOUT_MS = const(5000)
 OCCLUSION_KPA = const(250)  # line pressure that means a blocked needle or line
 RELIEF_KPA = const(20)  # after an occlusion the plunger backs off to this pressure
 MAX_RELIEF_NL = const(5000)  # ...by at most this volume
+SHOT_SETTLE_MS = const(10)  # a nappage shot waits this long at most for line pressure to settle
+POINT_SETTLE_MS = const(100)  # a point, this long (both count in the nappage feasibility rule)
 TRIGGER_STUCK_MS = const(2000)  # held this long beyond what a point needs -> TRIGGER_STUCK
 
 # ---- device settings: limits a device may lower, never raise past the hard ceiling --------

@@ -38,6 +38,9 @@ class Board:
     PLUNGER_STEPS_PER_MM = PLUNGER_STEPS_PER_MM
     NEEDLE_STEPS_PER_MM = NEEDLE_STEPS_PER_MM
     NEEDLE_SPEED_UM_S = NEEDLE_SPEED_UM_S
+    PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway
+    ANTIDRIP_UM = 20  # suck-back beyond the play: draws the drop back into the needle
+    COMPLIANCE_NL_PER_KPA = 1  # nominal syringe/stopper compliance
 
     def __init__(self):
         import micropython

@@ -1,7 +1,10 @@
 # Physical model of the simulated injector (runs inside the board's MicroPython VM).
-# Plunger on a lead screw pushing a syringe whose stopper is compliant (it stores
-# volume under pressure), fluid leaving through needle + tissue resistance, a
-# needle-depth actuator, an end-of-syringe switch. It keeps the ground truth -
+# A pusher on a lead screw drives the syringe stopper through lost motion (lead-screw
+# backlash plus the stopper's breakaway deformation: a play of width play_um); the
+# stopper is compliant (it stores volume under pressure); fluid leaves through the
+# needle's resistance against the tissue's back-pressure, which grows with the wheal;
+# the bore differs from the syringe table by diameter_error until calibrated; a
+# needle-depth actuator; an end-of-syringe switch. It keeps the ground truth -
 # volume out of the needle, needle depth over time - and reports it on the
 # control channel only; the firmware sees step counts, switches and pressure.
 #
@@ -26,6 +29,10 @@ class Model:
         self.um_per_needle_step = 1000.0 / profile["needle_steps_per_mm"]
         self.compliance = profile.get("compliance_nl_per_kpa", 1.0)
         self.resistance = profile.get("resistance_kpa_s_per_nl", 0.0012)  # ~60 kPa at 50 uL/s
+        self.tissue = profile.get("tissue_kpa_per_ul", 0.0)  # back-pressure of the growing wheal
+        self.play_steps = profile.get("play_um", 0.0) * profile["plunger_steps_per_mm"] / 1000
+        self.gap = 0.0  # pusher - stopper, in steps: 0 = pulling contact, play_steps = pushing contact
+        self.tip_nl = 0.0  # fluid drawn back into the needle by a suck-back, refilled first
         self.content_nl = profile["content_nl"]
         self.occlusion = 1.0  # resistance multiplier; large = occluded
         self.occlusion_ramp = 0.0  # per second, for a gradual occlusion
@@ -57,10 +64,17 @@ class Model:
         if self.occlusion_ramp:
             self.occlusion += self.occlusion_ramp * dt
         tau = self.resistance * self.occlusion * self.compliance
-        flow = self.stored_nl * (1 - exp(-dt / tau))
-        if self.stored_nl - flow < 0.001:
-            flow = self.stored_nl  # discharged: stop the exponential tail at 1 pL
+        # in the skin the line discharges towards the wheal's back-pressure, not to zero
+        rest = self.compliance * self.tissue * self.pen_nl / 1000 if self.depth_um > 0 else 0.0
+        if self.stored_nl <= rest:
+            return
+        flow = (self.stored_nl - rest) * (1 - exp(-dt / tau))
+        if self.stored_nl - rest - flow < 0.001:
+            flow = self.stored_nl - rest  # discharged: stop the exponential tail at 1 pL
         self.stored_nl -= flow
+        refill = min(flow, self.tip_nl)  # first the needle refills what a suck-back drew in
+        self.tip_nl -= refill
+        flow -= refill
         self.out_nl += flow
         if self.depth_um > 0:
             self.pen_nl += flow
@@ -73,16 +87,28 @@ class Model:
         if n > 0 and self.pressure_kpa() >= STALL_KPA:
             self.stalled = True  # the driver's stall detection (StallGuard) reports it
             return  # the motor skips steps against the blockage
-        volume = n * self.nl_per_step
+        # lost motion: the stopper moves only once the pusher has crossed the play
+        gap = self.gap + n
+        moved = 0.0
+        if gap > self.play_steps:
+            moved = gap - self.play_steps
+            gap = self.play_steps
+        elif gap < 0:
+            moved = gap
+            gap = 0.0
+        self.gap = gap
+        volume = moved * self.nl_per_step
         if volume >= 0:
             volume = min(volume, self.content_nl)  # the stopper bottoms out
             self.content_nl -= volume
             self.stored_nl += volume
             if volume > 0:
                 self.last_step_us = now
-        else:  # backing off relieves pressure; below zero it draws nothing back
-            back = min(-volume, self.stored_nl)
-            self.stored_nl -= back
+        else:  # pulled back: first the pressure goes, then fluid is drawn back into the needle
+            back = -volume
+            relieved = min(back, self.stored_nl)
+            self.stored_nl -= relieved
+            self.tip_nl += back - relieved
             self.content_nl += back
 
     def needle(self, n):
@@ -112,7 +138,7 @@ class Model:
             self.last_step_us)
 
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
-               "penetrations", "occlusion", "occlusion_ramp", "last_step_us")
+               "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl")
 
     def snapshot(self):
         return "snap " + " ".join(repr(getattr(self, k)) for k in self._FIELDS)

@@ -61,7 +61,11 @@ class Device:
         self.plunger = dosing.Axis(board.plunger_step, 1)
         self.needle = dosing.Axis(board.needle_step, 1)
         needle_rate = board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S // 1000  # steps/s
-        self.seq = dosing.Sequence(board.motors, self.plunger, self.needle, board.NEEDLE_STEPS_PER_MM, needle_rate)
+        self.seq = dosing.Sequence(board.motors, board.pressure_kpa, self.plunger, self.needle,
+                                   board.NEEDLE_STEPS_PER_MM, needle_rate)
+        # anti-drip: draw back past the worst-case lost motion, so returning the same
+        # distance before the next dose cancels backlash and stopper breakaway exactly
+        self.suckback_steps = (board.PLUNGER_PLAY_MAX_UM + board.ANTIDRIP_UM) * board.PLUNGER_STEPS_PER_MM // 1000
         board.motors(False)
         board.led(S.LED_OFF)
 
@@ -148,8 +152,11 @@ class Device:
         return (S.ACK, (S.CONFIGURE, self.state))
 
     def _shot_time_ms(self, cfg):
+        # needle in and out, dispense, settle (shots settle briefly; points also take up
+        # slack and suck back, well within the trigger-stuck margin)
         needle_ms = 2 * cfg[4] * 1000 // self.board.NEEDLE_SPEED_UM_S
-        return needle_ms + cfg[5] * 1000 // cfg[8] + 2
+        settle_ms = S.SHOT_SETTLE_MS if cfg[0] == S.TECHNIQUE_NAPPAGE else S.POINT_SETTLE_MS
+        return needle_ms + cfg[5] * 1000 // cfg[8] + settle_ms + 2
 
     def _prime(self, volume_nl, now_us):
         if not 0 < volume_nl <= S.MAX_PRIME_NL:
@@ -175,8 +182,7 @@ class Device:
         if code == S.ALARM_OCCLUSION and self.seq.active():
             # stop, then back off until the line pressure is released (tick ends it)
             self.stop_flags |= S.FLAG_FAULT | S.FLAG_ABORTED
-            self.seq.relieve(self.metering.steps_for_relief(S.MAX_RELIEF_NL), self.cfg[8] * 1000 // self.metering.pl_step,
-                             now_us)
+            self.seq.relieve(self.metering.steps_for_relief(S.MAX_RELIEF_NL), now_us)
         else:
             self._stop(S.FLAG_FAULT | S.FLAG_ABORTED, now_us)
         if code == S.ALARM_LINK_LOST:
@@ -240,6 +246,7 @@ class Device:
             self._next_point(now_us)
         elif state == S.STATE_DELIVERING and not self.seq.active() and self.cfg[0] == S.TECHNIQUE_NAPPAGE:
             if not pressed:
+                self._end_burst(now_us)
                 self._set_state(S.STATE_ARMED)
             elif ticks_diff(now_us, self.next_shot_us) >= 0:
                 self._next_point(now_us)
@@ -271,9 +278,13 @@ class Device:
         self.point_nl = volume_nl
         self.stop_flags = 0
         steps = self.metering.steps_for(volume_nl)
-        flow = self.cfg[8]
-        rate = flow * 1000 // self.metering.pl_step  # steps/s
-        self.seq.start(depth_um, steps, rate if rate > 0 else 1, now_us)
+        pl_step = self.metering.pl_step
+        rate = self.cfg[8] * 1000 // pl_step + 1  # steps/s
+        fast = self.settings[S.SET_FLOW] * 1000 // pl_step + 1
+        shot = kind == S.KIND_SHOT
+        self.board.plunger_stalled()  # a stall flag from before this dose is stale: clear it
+        self.seq.start(depth_um, steps, rate, fast, 0 if shot else self.suckback_steps,
+                       S.SHOT_SETTLE_MS if shot else S.POINT_SETTLE_MS, now_us)
 
     def _record_if_dispensed(self, now_us):
         # One DELIVERY per point, emitted the moment the plunger stops.
@@ -281,7 +292,10 @@ class Device:
         if not seq.dispense_done:
             return
         seq.dispense_done = False
-        delivered = self.metering.nl(seq.dispensed_steps)
+        # best estimate: steps pushed, less what an occlusion left stored in the compliant line
+        delivered = self.metering.nl(seq.dispensed_steps) - seq.stop_kpa * self.board.COMPLIANCE_NL_PER_KPA
+        if delivered < 0:
+            delivered = 0
         flags = self.stop_flags
         if seq.interrupted or seq.dispensed_steps < seq.steps:
             flags |= S.FLAG_PARTIAL
@@ -300,9 +314,16 @@ class Device:
             self._set_state(S.STATE_PRIMED if self.primed_syringe else S.STATE_CONFIGURED)
         elif self.state == S.STATE_DELIVERING:
             if self.done >= self.cfg[6]:
+                self._end_burst(now_us)
                 self._set_state(S.STATE_COMPLETE)
             elif self.cfg[0] != S.TECHNIQUE_NAPPAGE:
                 self._set_state(S.STATE_ARMED)
+
+    def _end_burst(self, now_us):
+        # nappage shots follow each other without suck-back; the burst's end gets one
+        if self.cfg[0] == S.TECHNIQUE_NAPPAGE:
+            self.seq.suck_back(self.suckback_steps, self.settings[S.SET_FLOW] * 1000 // self.metering.pl_step + 1,
+                               now_us)
 
     def _set_state(self, new):
         old = self.state

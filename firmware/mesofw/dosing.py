@@ -5,10 +5,16 @@ from mesoprotocol import spec
 
 # Sequence phases
 IDLE = 0
-INSERT = 1
-DISPENSE = 2
-RELIEVE = 3  # plunger backing off to release line pressure (occlusion)
-RETRACT = 4
+TAKEUP = 1  # plunger forward through the slack left by the last suck-back / back-off (not counted)
+INSERT = 2
+DISPENSE = 3  # the counted steps
+SETTLE = 4  # plunger still, needle in: the compliant stopper's stored volume flows out at depth
+RELIEVE = 5  # plunger backing off to release line pressure (occlusion)
+RETRACT = 6
+SUCKBACK = 7  # anti-drip: plunger back by the slack allowance, needle out (not counted)
+
+SETTLE_DROP_KPA = 1  # settled when pressure falls by less than this over a tick...
+SETTLE_DONE_KPA = 5  # ...or is down to this
 
 
 def pl_per_step(syringe_code, plunger_steps_per_mm):
@@ -88,12 +94,16 @@ class Axis:
 
 
 class Sequence:
-    # One point, shot or prime: needle to depth, dispense, needle home.
-    # interrupt() stops the plunger at once and sends the needle home;
-    # relieve() stops it and backs it off first, until end_relief().
+    # One point, shot or prime: take up slack, needle to depth, dispense, settle,
+    # needle home, suck back. interrupt() stops the plunger at once and sends the
+    # needle home; relieve() stops it and backs it off first, until end_relief().
+    # `slack` is how far the pusher was drawn back since it last pushed: returning
+    # exactly that far before counting makes backlash and stopper breakaway cancel
+    # out, whatever their true size (a play of any width up to the suck-back).
 
-    def __init__(self, motors, plunger, needle, needle_steps_per_mm, needle_rate):
+    def __init__(self, motors, pressure, plunger, needle, needle_steps_per_mm, needle_rate):
         self.motors = motors  # motors(on): drivers are powered only while a sequence runs
+        self.pressure = pressure  # pressure() -> kPa
         self.plunger = plunger
         self.needle = needle
         self.needle_steps_per_mm = needle_steps_per_mm
@@ -102,22 +112,42 @@ class Sequence:
         self.depth_steps = 0
         self.steps = 0
         self.rate = 0
+        self.fast_rate = 1  # take-up and suck-back
+        self.suckback = 0  # steps drawn back after this sequence (0: none, e.g. mid-nappage)
+        self.settle_ms = 0
+        self.slack = 0
         self.plunger_start = 0
+        self.phase_start_us = 0
+        self.last_kpa = 0
+        self.stop_kpa = 0  # line pressure when an occlusion stopped the plunger
         self.interrupted = False
-        self.dispensed_steps = 0  # valid once phase leaves DISPENSE
+        self.dispensed_steps = 0  # valid once dispense_done
         self.depth_reached_um = 0  # needle depth while dispensing (or when interrupted)
         self.dispense_done = False  # set once when the plunger stops; cleared by the reader
 
-    def start(self, depth_um, steps, rate, now_us):
+    def start(self, depth_um, steps, rate, fast_rate, suckback, settle_ms, now_us):
         self.depth_steps = depth_um * self.needle_steps_per_mm // 1000
         self.steps = steps
         self.rate = rate
+        self.fast_rate = fast_rate
+        self.suckback = suckback
+        self.settle_ms = settle_ms
         self.interrupted = False
         self.dispense_done = False
         self.dispensed_steps = 0
-        self.phase = INSERT
+        self.stop_kpa = 0
         self.motors(True)
-        self.needle.move_to(self.depth_steps, self.needle_rate, now_us)
+        self.phase = TAKEUP
+        self.plunger_start = self.plunger.pos
+        self.plunger.move_to(self.plunger.pos + self.slack, fast_rate, now_us)
+
+    def suck_back(self, steps, fast_rate, now_us):
+        # a lone anti-drip retraction (the end of a nappage burst)
+        if self.phase == IDLE and steps:
+            self.motors(True)
+            self.fast_rate = fast_rate
+            self.suckback = steps
+            self._suck_back(now_us)
 
     def active(self):
         return self.phase != IDLE
@@ -126,30 +156,42 @@ class Sequence:
         return self.needle.pos * 1000 // self.needle_steps_per_mm
 
     def interrupt(self, now_us):
-        if self.phase == IDLE or self.phase == RETRACT:
+        phase = self.phase
+        if phase == IDLE or phase >= RETRACT:
+            return
+        if phase == RELIEVE:
+            self.end_relief(now_us)
             return
         self.interrupted = True
         self.plunger.stop()
-        if self.phase == INSERT:
+        if phase == TAKEUP:
+            self.slack -= self.plunger.pos - self.plunger_start
+        if phase <= INSERT:
             self.plunger_start = self.plunger.pos  # nothing dispensed yet
-        self._end_dispense()
+        if phase != SETTLE:
+            self._end_dispense()
         self._retract(now_us)
 
-    def relieve(self, max_steps, rate, now_us):
+    def relieve(self, max_steps, now_us):
         # Stop and back the plunger off by up to max_steps; the caller ends it
         # with end_relief() once the line pressure is down.
         if self.phase != DISPENSE:
             self.interrupt(now_us)
             return
         self.interrupted = True
+        self.stop_kpa = self.pressure()
+        self.dispensed_steps = self.plunger.pos - self.plunger_start
         self.phase = RELIEVE
         self.plunger.stop()
-        self.plunger.move_to(self.plunger.pos - max_steps, rate, now_us)
+        self.plunger_start = self.plunger.pos
+        self.plunger.move_to(self.plunger.pos - max_steps, self.fast_rate, now_us)
 
     def end_relief(self, now_us):
         if self.phase == RELIEVE:
             self.plunger.stop()
-            self._end_dispense()  # net of the back-off: what was stored is not counted
+            self.slack += self.plunger_start - self.plunger.pos
+            self.depth_reached_um = self.depth_um()
+            self.dispense_done = True
             self._retract(now_us)
 
     def _end_dispense(self):
@@ -161,23 +203,51 @@ class Sequence:
         self.phase = RETRACT
         self.needle.move_to(0, self.needle_rate, now_us)
 
+    def _suck_back(self, now_us):
+        self.phase = SUCKBACK
+        self.plunger_start = self.plunger.pos
+        self.plunger.move_to(self.plunger.pos - self.suckback, self.fast_rate, now_us)
+
     def tick(self, now_us):
-        # Returns True on the tick the sequence finishes (needle home).
-        if self.phase == IDLE:
+        # Returns True on the tick the sequence finishes.
+        phase = self.phase
+        if phase == IDLE:
             return False
         self.needle.tick(now_us)
         self.plunger.tick(now_us)
-        if self.phase == INSERT and not self.needle.moving():
+        if phase == TAKEUP and not self.plunger.moving():
+            self.slack = 0
+            self.phase = INSERT
+            self.needle.move_to(self.depth_steps, self.needle_rate, now_us)
+        elif phase == INSERT and not self.needle.moving():
             self.phase = DISPENSE
             self.plunger_start = self.plunger.pos
             self.plunger.move_to(self.plunger.pos + self.steps, self.rate, now_us)
-        elif self.phase == DISPENSE and not self.plunger.moving():
+        elif phase == DISPENSE and not self.plunger.moving():
             self._end_dispense()
-            self._retract(now_us)
-        elif self.phase == RELIEVE and not self.plunger.moving():
+            self.phase = SETTLE
+            self.phase_start_us = now_us
+            self.last_kpa = self.pressure()
+        elif phase == SETTLE:
+            kpa = self.pressure()
+            waited_ms = ticks_diff(now_us, self.phase_start_us) // 1000
+            plateau = waited_ms >= 2 and self.last_kpa - kpa < SETTLE_DROP_KPA
+            if kpa <= SETTLE_DONE_KPA or plateau or waited_ms >= self.settle_ms:
+                self._retract(now_us)
+            self.last_kpa = kpa
+        elif phase == RELIEVE and not self.plunger.moving():
             self.end_relief(now_us)  # backed off as far as allowed
-        elif self.phase == RETRACT and not self.needle.moving():
-            self.phase = IDLE
-            self.motors(False)
-            return True
+        elif phase == RETRACT and not self.needle.moving():
+            if self.suckback:
+                self._suck_back(now_us)
+            else:
+                return self._finish()
+        elif phase == SUCKBACK and not self.plunger.moving():
+            self.slack += self.plunger_start - self.plunger.pos
+            return self._finish()
         return False
+
+    def _finish(self):
+        self.phase = IDLE
+        self.motors(False)
+        return True

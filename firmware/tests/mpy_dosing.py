@@ -16,7 +16,7 @@ for code in spec.SYRINGES:
                          "error_pl": total_steps * pl - 1000 * 30000 * 1000})
 
 for cfg in json.load(open(sys.argv[1])):
-    result = limits.check_configure(tuple(cfg), lambda c: 2 * c[4] * 1000 // 50000 + c[5] * 1000 // c[8] + 2,
+    result = limits.check_configure(tuple(cfg), lambda c: 2 * c[4] * 1000 // 50000 + c[5] * 1000 // c[8] + spec.SHOT_SETTLE_MS + 2,
                                     settings.defaults())
     out["limits"].append(list(result) if result else None)
 print(json.dumps(out))
