@@ -30,9 +30,10 @@ def test_point_by_point_records_match_ground_truth(device, sim, store):
         assert pen.volume_nl == pytest.approx(program.volume_nl, rel=TOLERANCE)
         assert pen.max_depth_um == pytest.approx(program.depth_um, abs=10)  # one needle step
         assert row["depth_um"] == program.depth_um
-    # priming went into the air, is recorded, and is not counted as delivered
+    # priming went into the air, is recorded, and is not counted as delivered; it also took
+    # up the mechanism's unknown play, so less came out than the steps pushed
     assert len(primes) == 1
-    assert primes[0]["delivered_nl"] == pytest.approx(sim.truth().air_nl - air_before, rel=TOLERANCE)
+    assert 0 < sim.truth().air_nl - air_before <= primes[0]["delivered_nl"]
     assert outcome.progress.delivered_nl == sum(r["delivered_nl"] for r in points)
 
 

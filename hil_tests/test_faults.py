@@ -6,7 +6,7 @@ from hil import drain, prime_and_arm, wait_event, wait_state
 from mesoinject.client import DeviceRefused
 from mesoprotocol import spec
 
-from test_stops import SLOW_POINT, STEP_NL, start_slow_point
+from test_stops import SLOW_POINT, start_slow_point
 
 pytestmark = pytest.mark.usefixtures("sim")
 
@@ -44,7 +44,9 @@ def test_occlusion_alarms_stops_and_relieves_pressure(device, sim, factor, ramp)
     assert pushed - delivered < 3000
     record = point_records(seen)[-1]
     assert record["flags"] & spec.FLAG_FAULT and record["flags"] & spec.FLAG_PARTIAL
-    assert record["delivered_nl"] == pytest.approx(sim.penetrations[-1].volume_nl, abs=max(50, 0.02 * record["delivered_nl"]))
+    # the estimate takes off what the blocked line stored (pressure x nominal compliance);
+    # the board's true compliance is unknown to the firmware: within 0.5 uL
+    assert record["delivered_nl"] == pytest.approx(sim.penetrations[-1].volume_nl, abs=500)
     # clearing the occlusion releases what the line still stores: C x P <= 1 uL (C = 1 nL/kPa)
     assert after.pressure_kpa * sim.profile.get("compliance_nl_per_kpa", 1.0) <= 1000
     sim.occlude(1.0)

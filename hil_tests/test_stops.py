@@ -10,7 +10,9 @@ from mesoprotocol import spec
 
 SLOW_POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
                   volume_nl=50000, count=5, cadence_mhz=0, flow_nl_s=5000)  # 10 s per point
-STEP_NL = 5.608  # one plunger microstep of a BD 1 mL syringe
+# a partial point's record vs the volume that left the needle: the line's stored volume
+# (compliance x pressure, unknown to the firmware) still flows while the needle retracts
+PARTIAL_NL = 50
 
 
 def start_slow_point(device, sim, flowing_nl=3000):
@@ -37,14 +39,14 @@ def partial_delivery(device, seen=None):
 def test_abort_stops_delivery_and_records_the_partial_point(device, sim):
     start, pens = start_slow_point(device, sim)
     assert device.abort()["state"] == spec.STATE_IDLE
-    at_ack = sim.truth().out_nl
+    at_ack = sim.truth().last_step_us
     record = partial_delivery(device)
     sim.wait(lambda: len(sim.penetrations) > pens, 5, "needle retraction")
     pen = sim.penetrations[-1]
     assert record["flags"] & spec.FLAG_PARTIAL and record["flags"] & spec.FLAG_ABORTED
     assert record["delivered_nl"] < SLOW_POINT["volume_nl"]
-    assert record["delivered_nl"] == pytest.approx(pen.volume_nl, abs=STEP_NL)
-    assert sim.truth().out_nl - at_ack <= STEP_NL  # nothing more came out after the ACK
+    assert record["delivered_nl"] == pytest.approx(pen.volume_nl, abs=PARTIAL_NL)
+    assert sim.truth().last_step_us == at_ack  # the plunger made no step after the ACK
     assert sim.truth().depth_um == 0
     sim.set_trigger(False)
 
@@ -56,7 +58,7 @@ def test_trigger_release_stops_within_the_point(device, sim):
     record = partial_delivery(device)
     sim.wait(lambda: len(sim.penetrations) > pens, 5, "needle retraction")
     assert record["flags"] & spec.FLAG_TRIGGER_RELEASED
-    assert record["delivered_nl"] == pytest.approx(sim.penetrations[-1].volume_nl, abs=STEP_NL)
+    assert record["delivered_nl"] == pytest.approx(sim.penetrations[-1].volume_nl, abs=PARTIAL_NL)
     assert wait_state(device, {spec.STATE_ARMED}) == spec.STATE_ARMED  # back to armed, one point used
     assert device.status()["done"] == 1
 
@@ -73,9 +75,9 @@ def test_link_loss_stops_delivery_and_raises_an_alarm(device, sim):
     status = device.status()
     assert status["state"] == spec.STATE_FAULT and status["alarm"] == spec.ALARM_LINK_LOST
     sim.wait(lambda: len(sim.penetrations) > pens, 5, "needle retraction")
-    out = sim.truth().out_nl
+    last_step = sim.truth().last_step_us
     assert device.status()["state"] == spec.STATE_FAULT
-    assert sim.truth().out_nl - out < 1  # still stopped, trigger still held
+    assert sim.truth().last_step_us == last_step  # still stopped, trigger still held
     # only a new handshake re-opens the device
     with pytest.raises(DeviceRefused, match="HELLO_FIRST"):
         device.abort()

@@ -46,6 +46,9 @@ class Model:
         self.penetrations = 0
         self.last_step_us = 0  # last plunger step that moved fluid forward
         self.stalled = False
+        self.pending_nl = 0.0  # pushed by the last steps, not yet moved
+        self.q_in = 0.0
+        self.last_call_us = 0
         self.t = ticks_us()
         state = profile.get("state")
         if state:
@@ -56,22 +59,37 @@ class Model:
         return self.stored_nl / self.compliance
 
     def advance(self, now):
-        # fluid leaves through the needle: exponential discharge of the stored volume
+        # The stepper pushes the steps it was last given over the following moment
+        # (as a driver spreads a batch of pulses), while the stored volume discharges
+        # through the needle towards the wheal's back-pressure: dV/dt = q - (V - rest)/tau.
         dt = ticks_diff(now, self.t) / 1000000
         self.t = now
-        if dt <= 0 or self.stored_nl <= 0:
+        if dt <= 0:
             return
         if self.occlusion_ramp:
             self.occlusion += self.occlusion_ramp * dt
+        push = min(self.pending_nl, self.q_in * dt)
+        if push > 0:
+            if self.pressure_kpa() >= STALL_KPA:
+                self.stalled = True  # the driver's stall detection (StallGuard) reports it
+                self.pending_nl = 0.0  # the motor skips these steps against the blockage
+                push = 0.0
+            else:
+                push = min(push, self.content_nl)  # the stopper bottoms out
+                self.pending_nl -= push
+                self.content_nl -= push
         tau = self.resistance * self.occlusion * self.compliance
-        # in the skin the line discharges towards the wheal's back-pressure, not to zero
         rest = self.compliance * self.tissue * self.pen_nl / 1000 if self.depth_um > 0 else 0.0
-        if self.stored_nl <= rest:
-            return
-        flow = (self.stored_nl - rest) * (1 - exp(-dt / tau))
-        if self.stored_nl - rest - flow < 0.001:
-            flow = self.stored_nl - rest  # discharged: stop the exponential tail at 1 pL
-        self.stored_nl -= flow
+        x = dt / tau
+        k = 1 - exp(-x) if x > 1e-4 else x - x * x / 2  # 1 - e^-x without cancellation
+        v0 = self.stored_nl
+        v = v0 + (rest - v0) * k + push / dt * tau * k
+        if v < rest + 0.001 and v0 + push >= rest:
+            v = max(rest, 0.0)  # discharged: stop the exponential tail at 1 pL
+        if v > v0 + push:
+            v = v0 + push  # below the back-pressure nothing flows back in from the tissue
+        flow = v0 + push - v
+        self.stored_nl = v
         refill = min(flow, self.tip_nl)  # first the needle refills what a suck-back drew in
         self.tip_nl -= refill
         flow -= refill
@@ -84,9 +102,6 @@ class Model:
     def plunger(self, n):
         now = ticks_us()
         self.advance(now)
-        if n > 0 and self.pressure_kpa() >= STALL_KPA:
-            self.stalled = True  # the driver's stall detection (StallGuard) reports it
-            return  # the motor skips steps against the blockage
         # lost motion: the stopper moves only once the pusher has crossed the play
         gap = self.gap + n
         moved = 0.0
@@ -98,13 +113,15 @@ class Model:
             gap = 0.0
         self.gap = gap
         volume = moved * self.nl_per_step
-        if volume >= 0:
-            volume = min(volume, self.content_nl)  # the stopper bottoms out
-            self.content_nl -= volume
-            self.stored_nl += volume
-            if volume > 0:
-                self.last_step_us = now
-        else:  # pulled back: first the pressure goes, then fluid is drawn back into the needle
+        interval = ticks_diff(now, self.last_call_us) / 1000000
+        self.last_call_us = now
+        if volume > 0:
+            self.pending_nl += volume
+            self.q_in = self.pending_nl / min(max(interval, 0.0005), 0.002)
+            self.last_step_us = now
+        elif volume < 0:  # pulled back: first the pressure goes, then fluid is drawn back into the needle
+            self.content_nl += self.pending_nl
+            self.pending_nl = 0.0
             back = -volume
             relieved = min(back, self.stored_nl)
             self.stored_nl -= relieved
@@ -129,12 +146,13 @@ class Model:
             self.report("pen %d %d %.3f %.1f" % (self.pen_t0, ticks_us(), self.pen_nl, self.pen_max_um))
 
     def at_end(self):
-        return self.content_nl <= ENDSTOP_NL
+        return self.content_nl - self.pending_nl <= ENDSTOP_NL
 
     # ---- ground truth and persistence ------------------------------------------------------
     def truth(self):
         return "truth %.3f %.3f %.1f %d %.3f %.1f %d" % (
-            self.out_nl, self.air_nl, self.depth_um, self.penetrations, self.content_nl, self.pressure_kpa(),
+            self.out_nl, self.air_nl, self.depth_um, self.penetrations, self.content_nl - self.pending_nl,
+            self.pressure_kpa(),
             self.last_step_us)
 
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",

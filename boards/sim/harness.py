@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import pathlib
+import random
 import selectors
 import shutil
 import socket
@@ -87,11 +88,31 @@ def ticks_diff(a: int, b: int) -> int:
     return ((a - b + TICKS_PERIOD // 2) % TICKS_PERIOD) - TICKS_PERIOD // 2
 
 
+def imperfections(seed: int) -> dict:
+    """A board's mechanical imperfections, drawn from the ranges a real injector shows.
+
+    The same seed gives the same board: print it, and a failure can be replayed.
+    """
+    rng = random.Random(seed)
+    return {
+        "play_um": rng.uniform(20, 100) + rng.uniform(5, 20),  # lead-screw backlash + stopper breakaway
+        "compliance_nl_per_kpa": rng.uniform(0.5, 2.0),  # stopper and barrel
+        "resistance_kpa_s_per_nl": rng.uniform(0.0008, 0.0016),  # 27-32 G needle
+        "tissue_kpa_per_ul": rng.uniform(0.5, 2.0),  # dermis back-pressure as the wheal grows
+        "diameter_error": rng.uniform(-0.02, 0.02),  # bore vs the syringe table, until calibrated
+    }
+
+
 class SimBoard:
-    """A simulated injector board. Use as a context manager or start()/stop()."""
+    """A simulated injector board. Use as a context manager or start()/stop().
+
+    seed: draw imperfections (backlash, compliance, tissue, bore) from this seed;
+    profile: explicit physical parameters, applied last (e.g. {"diameter_error": 0}).
+    """
 
     def __init__(self, *, syringe: int = 1, serial: str = "SIM-0001", heap: str = HEAP,
-                 workdir: str | os.PathLike | None = None, profile: dict | None = None):
+                 workdir: str | os.PathLike | None = None, profile: dict | None = None,
+                 seed: int | None = None):
         self.syringe = syringe
         self.serial = serial
         self.heap = heap
@@ -107,6 +128,9 @@ class SimBoard:
             "plunger_steps_per_mm": 3200,
             "needle_steps_per_mm": 100,
         }
+        self.seed = seed
+        if seed is not None:
+            self.profile.update(imperfections(seed))
         self.profile.update(profile or {})
         self.url = ""
         self.pty_path = ""

@@ -1,0 +1,22 @@
+"""Options of the HIL rig (hil_tests/): here so they parse however pytest is started."""
+
+import random
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("hil", "hardware-in-the-loop rig")
+    group.addoption("--board", default="sim",
+                    help="sim (default): a fresh simulated board per test module; another board name "
+                         "(e.g. pico, esp32s3) tests the real board on --port")
+    group.addoption("--port", default=None, help="serial port or URL of a real board under test")
+    group.addoption("--sim-seed", type=int, default=None,
+                    help="seed of the simulated boards' imperfections (default: new each run, printed)")
+
+
+def pytest_configure(config):
+    seed = config.getoption("--sim-seed")
+    config.sim_seed = random.SystemRandom().randrange(1 << 31) if seed is None else seed
+
+
+def pytest_report_header(config):
+    return f"simulated boards: imperfections seed {config.sim_seed} (replay with --sim-seed {config.sim_seed})"
