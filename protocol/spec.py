@@ -45,6 +45,7 @@ RESUME = const(0x06)
 ABORT = const(0x07)
 STATUS = const(0x08)
 SETTINGS = const(0x09)
+CALIBRATE = const(0x0A)
 
 ACK = const(0x80)
 IDENTITY = const(0x81)
@@ -80,6 +81,13 @@ MESSAGES = {
     ABORT: ("ABORT", ()),
     STATUS: ("STATUS", ()),
     SETTINGS: ("SETTINGS", ()),  # fields: the SETTINGS_TABLE below
+    CALIBRATE: (
+        "CALIBRATE",
+        (
+            ("syringe", "B"),
+            ("area_ppm", "I"),  # effective bore area / table area, parts per million
+        ),
+    ),
     ACK: ("ACK", (("command", "B"), ("state", "B"))),
     NACK: (
         "NACK",
@@ -102,6 +110,7 @@ MESSAGES = {
             ("board", "12s"),
             ("serial", "12s"),
             ("syringe", "B"),  # currently configured syringe code, 0 = none
+            ("cal_ppm", "I"),  # that syringe's calibration (CALIBRATE), 1000000 = as the table
             ("reset_cause", "B"),  # RESET_*
             # then the device's limits in force: the SETTINGS_TABLE fields
             ("boot_count", "H"),
@@ -259,6 +268,8 @@ MAX_PRIME_NL = const(200000)
 LINK_TIMEOUT_MS = const(500)
 MIN_LINK_TIMEOUT_MS = const(100)
 MAX_LINK_TIMEOUT_MS = const(5000)
+MIN_CAL_PPM = const(950000)  # a calibration may correct the table's bore area by +-5 %
+MAX_CAL_PPM = const(1050000)
 OCCLUSION_KPA = const(250)  # line pressure that means a blocked needle or line
 RELIEF_KPA = const(20)  # after an occlusion the plunger backs off to this pressure
 MAX_RELIEF_NL = const(5000)  # ...by at most this volume

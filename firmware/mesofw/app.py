@@ -29,7 +29,7 @@ class App:
     def identity(self):
         b = self.board
         head = (spec.PROTOCOL_VERSION, FW_VERSION[0], FW_VERSION[1], FW_VERSION[2], b.NAME, b.serial_number(),
-                self.device.syringe, b.reset_cause())
+                self.device.syringe, self.device.cal_ppm(), b.reset_cause())
         return head + tuple(self.device.settings) + (self.records.boot_count,)
 
     def run(self):

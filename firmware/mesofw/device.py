@@ -20,6 +20,7 @@ _ACCEPTS = {
     S.PAUSE: _mask(S.STATE_ARMED, S.STATE_DELIVERING),
     S.RESUME: _mask(S.STATE_PAUSED),
     S.SETTINGS: _mask(S.STATE_IDLE),
+    S.CALIBRATE: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE),
 }
 _LINK_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING)
 
@@ -53,6 +54,7 @@ class Device:
         self.next_shot_us = 0
         self.period_us = 0
         self.settings = settings.load()
+        self.calibration = settings.load_calibration()
         self.link_rx_ms = ticks_ms()
         self.pressed_ms = 0  # when the trigger was last pressed (0: released)
         self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
@@ -109,6 +111,8 @@ class Device:
                 return self._nack(msg_type, S.NACK_LIMIT, error[0], error[1], error[2])
             self.settings = list(values)
             settings.save(self.settings)
+        elif msg_type == S.CALIBRATE:
+            return self._calibrate(values[0], values[1])
         if msg_type == S.ARM:
             self.done = 0
             self.delivered_nl = 0
@@ -139,7 +143,7 @@ class Device:
             self.syringe = syringe
             self.syringe_spent = False
             self.primed_syringe = 0
-            self.metering = dosing.Metering(dosing.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM))
+            self.metering = self._metering(syringe)
             self.capacity_nl = S.syringe_capacity_nl(syringe)
             self.dispensed_nl = 0
         self.cfg = cfg
@@ -150,6 +154,24 @@ class Device:
             self.period_us = 1000000000 // cfg[7]
         self._set_state(S.STATE_PRIMED if self.primed_syringe == syringe else S.STATE_CONFIGURED)
         return (S.ACK, (S.CONFIGURE, self.state))
+
+    def _calibrate(self, syringe, ppm):
+        if syringe not in S.SYRINGES:
+            return self._nack(S.CALIBRATE, S.NACK_BAD_VALUE, 1, syringe, 0)
+        if not S.MIN_CAL_PPM <= ppm <= S.MAX_CAL_PPM:
+            return self._nack(S.CALIBRATE, S.NACK_LIMIT, 2, ppm, S.MIN_CAL_PPM if ppm < S.MIN_CAL_PPM else S.MAX_CAL_PPM)
+        self.calibration[syringe] = ppm
+        settings.save_calibration(self.calibration)
+        if syringe == self.syringe:
+            self.metering = self._metering(syringe)
+        return (S.ACK, (S.CALIBRATE, self.state))
+
+    def cal_ppm(self):
+        return self.calibration.get(self.syringe, 1000000)
+
+    def _metering(self, syringe):
+        ppm = self.calibration.get(syringe, 1000000)
+        return dosing.Metering(dosing.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM, ppm))
 
     def _shot_time_ms(self, cfg):
         # needle in and out, dispense, settle (shots settle briefly; points also take up

@@ -38,3 +38,30 @@ def save(values, path=FILE):
     with open(tmp, "w") as f:
         f.write(" ".join(str(v) for v in values))
     os.rename(tmp, path)
+
+
+# ---- calibration: effective bore area per syringe code, in ppm of the table's -------------
+CAL_FILE = "calibration"
+
+
+def load_calibration(path=CAL_FILE):
+    table = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                words = line.split()
+                if len(words) == 2:
+                    code, ppm = int(words[0]), int(words[1])
+                    if code in spec.SYRINGES and spec.MIN_CAL_PPM <= ppm <= spec.MAX_CAL_PPM:
+                        table[code] = ppm
+    except (OSError, ValueError):
+        pass
+    return table
+
+
+def save_calibration(table, path=CAL_FILE):
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        for code in table:
+            f.write("%d %d\n" % (code, table[code]))
+    os.rename(tmp, path)

@@ -42,6 +42,7 @@ class Identity:
     board: str
     serial: str
     syringe: int
+    cal_ppm: int
     reset_cause: str
     boot_count: int
     limits: dict
@@ -50,7 +51,7 @@ class Identity:
     def from_fields(cls, f: dict) -> "Identity":
         limits = {row[0]: f[row[0]] for row in spec.SETTINGS_TABLE}
         return cls(f["protocol"], "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"]), f["board"],
-                   f["serial"], f["syringe"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"], limits)
+                   f["serial"], f["syringe"], f["cal_ppm"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"], limits)
 
 
 class Device:
@@ -107,6 +108,10 @@ class Device:
         """Lower this device's limits (kept on its flash); unnamed ones keep their value."""
         current = self.hello().limits
         return self.command(spec.SETTINGS, **{**current, **limits})
+
+    def calibrate(self, syringe: int, area_ppm: int) -> dict:
+        """Store a syringe's effective bore area (ppm of its table value) on the device."""
+        return self.command(spec.CALIBRATE, syringe=syringe, area_ppm=area_ppm)
 
     def status(self) -> dict:
         return self.command(spec.STATUS)

@@ -14,7 +14,7 @@ from mesoprotocol import spec
 
 from test_program import PROGRAMS
 
-IDENT = Identity(1, "0.1.0", "sim", "SIM-0042", 1, "POWER_ON", 3, {})
+IDENT = Identity(1, "0.1.0", "sim", "SIM-0042", 1, 1000000, "POWER_ON", 3, {})
 
 
 def delivery(record_id, point=0, delivered=29998, flags=0, kind=spec.KIND_POINT):

@@ -50,7 +50,7 @@ CONFIG_POINT = dict(technique=1, syringe=1, needles=1, needle_length_um=4000, de
 CONFIG_NAPPAGE = dict(technique=2, syringe=1, needles=1, needle_length_um=4000, depth_um=1500,
                       volume_nl=2000, count=40, cadence_mhz=6000, flow_nl_s=50000)
 IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", serial="SIM-0001",
-                syringe=1, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,
+                syringe=1, cal_ppm=1012345, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,
                 max_session_nl=5000000, max_depth_um=4000, max_cadence_mhz=10000,
                 max_flow_nl_s=100000, link_timeout_ms=500, boot_count=3)
 STATUS = dict(state=5, alarm=0, trigger=1, technique=1, done=7, planned=20, delivered_nl=210000,
@@ -75,6 +75,7 @@ def vectors():
         ok("STATUS", spec.STATUS, 255),
         ok("SETTINGS", spec.SETTINGS, 8, max_point_nl=40000, max_shot_nl=5000, max_session_nl=2000000,
            max_depth_um=3000, max_cadence_mhz=8000, max_flow_nl_s=60000, link_timeout_ms=1000),
+        ok("CALIBRATE", spec.CALIBRATE, 9, syringe=1, area_ppm=1030225),
         ok("ACK", spec.ACK, 1, command=spec.CONFIGURE, state=spec.STATE_CONFIGURED),
         ok("NACK depth limit", spec.NACK, 1, command=spec.CONFIGURE, reason=spec.NACK_LIMIT, field=5,
            state=0, value=5000, limit=3800),
