@@ -30,6 +30,8 @@ import tty
 from mesoinject import image
 from mesoprotocol import spec
 
+from .balance import SimBalance
+
 HEAP = "192K"  # RP2040 RAM available to MicroPython
 WATCHDOG_S = 1.0  # a firmware that stops feeding its watchdog this long is reset
 
@@ -138,6 +140,8 @@ class SimBoard:
         self.trigger_pressed = False
         self.estop_pressed = False
         self.last_input: Injection | None = None
+        self.air_nl = 0.0
+        self.balance: SimBalance | None = None
         self.boots = 0
         self.penetrations: list[Penetration] = []
         self._truth: Truth | None = None
@@ -169,6 +173,8 @@ class SimBoard:
         for obj in (self._dev_master, self._host_master, self._serial_srv, self._ctrl_srv):
             self._sel.register(obj, selectors.EVENT_READ)
         self._log = open(self.log_path, "ab")
+        self.balance = SimBalance(lambda: self.air_nl, density_g_ml=self.profile.get("density_g_ml", 1.0),
+                                  seed=self.seed)
         self._spawn(spec.RESET_POWER_ON)
         self._thread = threading.Thread(target=self._io_loop, name="mesosim-io", daemon=True)
         self._thread.start()
@@ -189,6 +195,8 @@ class SimBoard:
         for fd in (self._dev_master, self._dev_slave, self._host_master, self._host_slave):
             os.close(fd)
         self._log.close()
+        if self.balance:
+            self.balance.close()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -315,6 +323,7 @@ class SimBoard:
             self._fed = time.monotonic()
         elif kind == "snap":
             self._snapshot = " ".join(words[1:])
+            self.air_nl = float(words[4])  # fluid expelled outside the skin: what a balance weighs
 
     # ---- I/O thread: serial bridge, control channel, reboot on exit ----------------------
     def _io_loop(self) -> None:

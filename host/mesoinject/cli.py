@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import getpass
 import pathlib
+import random
 import sys
 import threading
 
@@ -82,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--operator", default=None, help="operator (default: the login name)")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("calibrate", help="gravimetric calibration of a syringe's bore on an MT-SICS balance")
+    _add_target(p)
+    p.add_argument("--balance", help="serial port of the balance (MT-SICS); with --sim the simulated balance")
+    p.add_argument("--syringe", default="BD 1 mL", help="syringe to calibrate (default: BD 1 mL)")
+    p.add_argument("--shots", type=int, default=8, help="shots to weigh (default 8)")
+    p.add_argument("--volume", default="20 uL", help="volume per shot (default 20 uL)")
+    p.add_argument("--density", default="1.0 g/mL", help="density of the fluid (default 1.0 g/mL, water)")
+    p.set_defaults(func=cmd_calibrate)
+
     p = sub.add_parser("records", help="list or export recorded deliveries")
     rsub = p.add_subparsers(dest="records_command", required=True)
     r = rsub.add_parser("list", help="list sessions")
@@ -109,9 +119,9 @@ def _connect(args, syringe: int = 1, operator: bool = False):
         with Device.open(args.port) as device:
             yield device
         return
-    from mesosim import SimBoard, VirtualOperator
+    from mesosim import VirtualOperator
 
-    with SimBoard(syringe=syringe, workdir=sim_dir()) as board:
+    with sim_board(syringe) as board:
         with Device.open(board.url) as device:
             if operator:
                 with VirtualOperator(board) as op:
@@ -127,14 +137,28 @@ def sim_dir(serial: str = "SIM-0001") -> pathlib.Path:
     return default_path().parent / "sim" / serial
 
 
+def sim_board(syringe: int, serial: str = "SIM-0001"):
+    """The simulated board of this serial number: same flash and same mechanics every run."""
+    from mesosim import SimBoard
+
+    workdir = sim_dir(serial)
+    seed_file = workdir / "imperfections-seed"
+    if not seed_file.exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        seed_file.write_text(str(random.randrange(1 << 31)))
+    return SimBoard(syringe=syringe, serial=serial, workdir=workdir, seed=int(seed_file.read_text()))
+
+
 def cmd_sim(args) -> int:
-    from mesosim import SimBoard, VirtualOperator
+    from mesosim import VirtualOperator
 
     syringe = programs.syringe_code(args.syringe)
-    with SimBoard(syringe=syringe, serial=args.serial, workdir=sim_dir(args.serial)) as board:
-        console.print(f"simulated board {args.serial} running the firmware on MicroPython ({board.heap} heap)")
+    with sim_board(syringe, args.serial) as board:
+        console.print(f"simulated board {args.serial} running the firmware on MicroPython ({board.heap} heap), "
+                      f"imperfections seed {board.seed}")
         console.print(f"  serial port: {board.url}")
         console.print(f"  serial pty:  {board.pty_path}")
+        console.print(f"  balance:     {board.balance.port} (MT-SICS)")
         console.print(f"  board log:   {board.log_path}")
         console.print(f"  try: mesoinject run programs/point-by-point.toml --port {board.url}")
         stop = threading.Event()
@@ -194,6 +218,7 @@ def cmd_run(args) -> int:
 
                 runner = SessionRunner(device, store, on_progress=show)
                 outcome = runner.run(program, patient_ref=args.patient, operator=args.operator or getpass.getuser())
+            calibrated = device.hello().cal_ppm != 1000000
     finally:
         store.close()
     p = outcome.progress
@@ -201,11 +226,50 @@ def cmd_run(args) -> int:
                   f"{p.delivered_nl / 1000:.3f} uL delivered of {program.total_nl / 1000:g} uL programmed "
                   f"({p.partial} partial), {p.primed_nl / 1000:g} uL primed (not counted)")
     console.print(f"records: {db_path} ({p.records} deliveries in session {outcome.session_id})")
+    if not calibrated:
+        console.print(f"note: this {program.syringe_name} is not calibrated on the device: volumes are as precise as "
+                      "its nominal bore (plastic syringes: +-2 %). See `mesoinject calibrate`.")
     for code, detail in p.alarms:
         err.print(f"[reverse bold] {alarms.explain(code, detail)} [/]")
     if outcome.completed:
         return 0
     return alarms.exit_code(p.alarms[-1][0]) if p.alarms else 1
+
+
+def cmd_calibrate(args) -> int:
+    from .balance import Balance, BalanceError
+    from .calibrate import CalibrationError, calibrate
+
+    syringe = programs.syringe_code(args.syringe)
+    shot_nl = programs.quantity_of(args.volume, "volume", "nL", "20 uL")
+    density = programs.quantity_of(args.density, "density", "g/mL", "1.0 g/mL", integer=False)
+    if args.shots < 3:
+        raise UsageError("--shots must be at least 3 to judge the fit")
+    if not args.sim and not args.balance:
+        raise UsageError("--balance PORT is needed with --port (the balance's own serial port)")
+
+    def shown(i, estimate, measured):
+        console.print(f"  shot {i}: device {estimate / 1000:8.3f} uL   balance {measured / 1000:8.3f} uL   "
+                      f"ratio {measured / estimate:.5f}")
+
+    with contextlib.ExitStack() as stack:
+        if args.sim:
+            board = stack.enter_context(sim_board(syringe))
+            console.print(f"simulated board (imperfections seed {board.seed}), simulated balance on {board.balance.port}")
+            port, balance_port = board.url, board.balance.port
+        else:
+            port, balance_port = args.port, args.balance
+        device = stack.enter_context(Device.open(port))
+        balance = Balance(balance_port)
+        stack.callback(balance.close)
+        try:
+            result = calibrate(device, balance, syringe=syringe, shot_nl=shot_nl, shots=args.shots,
+                               density_g_ml=density, on_shot=shown)
+        except (BalanceError, CalibrationError) as e:
+            err.print(f"error: calibration aborted, the device keeps its old factor: {e}")
+            return 1
+    console.print(f"calibrated {result.summary()}; stored on the device")
+    return 0
 
 
 def cmd_records_list(args) -> int:

@@ -186,7 +186,12 @@ def _count(data: dict, key: str) -> int:
     return value
 
 
-def _quantity(data: dict, key: str, unit: str, example: str) -> int:
+def quantity_of(text, field: str, unit: str, example: str, *, integer: bool = True):
+    """Parse a quantity given on a command line (same rules as in a program)."""
+    return _quantity({field: text}, field, unit, example, integer=integer)
+
+
+def _quantity(data: dict, key: str, unit: str, example: str, *, integer: bool = True):
     """Parse '30 uL' into an integer count of `unit`; reject bare numbers and wrong dimensions."""
     text = data[key]
     if not isinstance(text, str):
@@ -203,11 +208,12 @@ def _quantity(data: dict, key: str, unit: str, example: str) -> int:
         raise ProgramError(key, f"{text!r} is not {_kind(unit)} (expected something like {example!r})") from None
     if value < 0:
         raise ProgramError(key, f"{text!r} is negative")
-    return int(round(value))
+    return int(round(value)) if integer else float(value)
 
 
 def _kind(unit: str) -> str:
-    return {"nL": "a volume", "um": "a length", "mHz": "a frequency", "nL/s": "a flow rate"}[unit]
+    return {"nL": "a volume", "um": "a length", "mHz": "a frequency", "nL/s": "a flow rate",
+            "g/mL": "a density"}[unit]
 
 
 def syringe_code(name: str) -> int:
