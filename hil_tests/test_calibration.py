@@ -1,0 +1,88 @@
+"""Gravimetric calibration against the simulated balance: a bore 1.5 % off the table is found and fixed."""
+
+import pytest
+
+from hil import load_program, run_with_operator
+from mesoinject.balance import Balance, BalanceError
+from mesoinject.calibrate import CalibrationError, calibrate
+from mesoinject.client import Device
+
+BORE_ERROR = 0.015  # the syringe's real bore is 1.5 % wider than the table says
+TRUE_PPM = round((1 + BORE_ERROR) ** 2 * 1e6)
+
+
+@pytest.fixture(scope="module")
+def bored(request):
+    if request.config.getoption("--port"):
+        pytest.skip("needs the simulated board and its simulated balance")
+    from mesosim import SimBoard
+
+    with SimBoard(seed=request.config.sim_seed, profile={"diameter_error": BORE_ERROR}) as board:
+        with Device.open(board.url) as device:
+            balance = Balance(board.balance.port)
+            yield board, device, balance
+            balance.close()
+
+
+def point_errors(board, device, store):
+    before = len(board.penetrations)
+    outcome = run_with_operator(device, board, store, load_program("point-by-point", count=4))
+    rows = [r for r in store.deliveries(outcome.session_id) if r["kind"] == "point"]
+    return [pen.volume_nl / row["delivered_nl"] - 1 for row, pen in zip(rows, board.penetrations[before:])]
+
+
+def test_calibration_finds_the_bore_and_points_then_meet_half_a_percent(bored, store):
+    board, device, balance = bored
+    uncalibrated = point_errors(board, device, store)
+    assert all(e == pytest.approx(TRUE_PPM / 1e6 - 1, abs=0.005) for e in uncalibrated)  # the bore error shows
+
+    result = calibrate(device, balance, syringe=1, shots=6)
+    assert result.new_ppm == pytest.approx(TRUE_PPM, rel=0.002)
+    assert device.hello().cal_ppm == result.new_ppm
+
+    assert all(abs(e) < 0.005 for e in point_errors(board, device, store))
+
+
+def test_the_factor_survives_a_power_cut(bored):
+    board, device, _ = bored
+    stored = device.hello().cal_ppm
+    board.power_cut(0.1)
+    device.hello()
+    device.abort()
+    device.configure(technique=1, syringe=1, needles=1, needle_length_um=4000, depth_um=2000, volume_nl=20000,
+                     count=1, cadence_mhz=0, flow_nl_s=20000)
+    assert device.hello().cal_ppm == stored != 1000000
+
+
+def test_a_balance_that_stops_answering_aborts_and_keeps_the_old_factor(bored):
+    board, device, _ = bored
+    before = device.hello().cal_ppm
+    board.balance.mute = True
+    try:
+        with pytest.raises(BalanceError, match="did not answer"):
+            calibrate(device, Balance(board.balance.port, timeout=0.5), syringe=1, shots=3)
+    finally:
+        board.balance.mute = False
+    assert device.hello().cal_ppm == before
+
+
+def test_a_noisy_balance_gives_a_poor_fit_that_is_refused(bored):
+    board, device, balance = bored
+    before = device.hello().cal_ppm
+    board.balance.noise_g = 0.0005  # 0.5 mg of noise on 20 mg shots
+    try:
+        with pytest.raises(CalibrationError, match="disagree"):
+            calibrate(device, balance, syringe=1, shots=4)
+    finally:
+        board.balance.noise_g = 5e-6
+    assert device.hello().cal_ppm == before
+
+
+def test_a_balance_in_the_wrong_unit_is_refused(bored):
+    board, device, balance = bored
+    board.balance.unit = "ct"
+    try:
+        with pytest.raises(BalanceError, match="'ct'"):
+            calibrate(device, balance, syringe=1, shots=3)
+    finally:
+        board.balance.unit = "g"
