@@ -7,3 +7,4 @@ source tools/venv.sh
 python -m pytest "$@"
 python bench/bench_sim.py --quick
 python bench/bench_faults.py --quick
+python bench/bench_metering.py --quick

@@ -52,6 +52,7 @@ class Device:
         self.point_nl = 0
         self.point_index = 0
         self.next_shot_us = 0
+        self.burst_start = False
         self.period_us = 0
         self.settings = settings.load()
         self.calibration = settings.load_calibration()
@@ -135,7 +136,7 @@ class Device:
         return (S.NACK, (msg_type, reason, field, self.state, value, limit))
 
     def _configure(self, cfg):
-        error = limits.check_configure(cfg, self._shot_time_ms, self.settings)
+        error = limits.check_configure(cfg, self._shot_time_ms, self.settings, self._min_volume_nl)
         if error:
             return self._nack(S.CONFIGURE, error[0], error[1], error[2], error[3])
         syringe = cfg[1]
@@ -168,6 +169,10 @@ class Device:
 
     def cal_ppm(self):
         return self.calibration.get(self.syringe, 1000000)
+
+    def _min_volume_nl(self, syringe):
+        # half a microstep of rounding must stay within 1 %: at least 50 steps per dose
+        return 50 * self._metering(syringe).pl_step // 1000
 
     def _metering(self, syringe):
         ppm = self.calibration.get(syringe, 1000000)
@@ -263,9 +268,14 @@ class Device:
         state = self.state
         if state == S.STATE_ARMED and pressed and not self.need_release and not self.seq.active():
             self._set_state(S.STATE_DELIVERING)
-            self.need_release = self.cfg[0] != S.TECHNIQUE_NAPPAGE
-            self.next_shot_us = now_us
-            self._next_point(now_us)
+            if self.cfg[0] == S.TECHNIQUE_NAPPAGE:
+                # take up the slack first; the cadence starts with the first shot
+                self.burst_start = True
+                self.next_shot_us = now_us
+                self.seq.take_up(self._fast_rate(), now_us)
+            else:
+                self.need_release = True
+                self._next_point(now_us)
         elif state == S.STATE_DELIVERING and not self.seq.active() and self.cfg[0] == S.TECHNIQUE_NAPPAGE:
             if not pressed:
                 self._end_burst(now_us)
@@ -282,9 +292,11 @@ class Device:
             self._set_state(S.STATE_COMPLETE)
             return
         if technique == S.TECHNIQUE_NAPPAGE:
-            # absolute cadence; re-anchor if a shot ran over by a whole period
+            # absolute cadence from the burst's first shot; re-anchor if a shot ran over a whole period
             late = ticks_diff(now_us, self.next_shot_us)
-            self.next_shot_us = ticks_add(now_us if late > self.period_us else self.next_shot_us, self.period_us)
+            anchor = now_us if self.burst_start or late > self.period_us else self.next_shot_us
+            self.burst_start = False
+            self.next_shot_us = ticks_add(anchor, self.period_us)
             kind = S.KIND_SHOT
         else:
             kind = S.KIND_TEST_DOSE if technique == S.TECHNIQUE_TEST_DOSE else S.KIND_POINT
@@ -300,9 +312,8 @@ class Device:
         self.point_nl = volume_nl
         self.stop_flags = 0
         steps = self.metering.steps_for(volume_nl)
-        pl_step = self.metering.pl_step
-        rate = self.cfg[8] * 1000 // pl_step + 1  # steps/s
-        fast = self.settings[S.SET_FLOW] * 1000 // pl_step + 1
+        rate = self.cfg[8] * 1000 // self.metering.pl_step + 1  # steps/s
+        fast = self._fast_rate()
         shot = kind == S.KIND_SHOT
         self.board.plunger_stalled()  # a stall flag from before this dose is stale: clear it
         self.seq.start(depth_um, steps, rate, fast, 0 if shot else self.suckback_steps,
@@ -341,11 +352,14 @@ class Device:
             elif self.cfg[0] != S.TECHNIQUE_NAPPAGE:
                 self._set_state(S.STATE_ARMED)
 
+    def _fast_rate(self):
+        # take-up and suck-back run at the plunger's speed ceiling (steps/s)
+        return self.settings[S.SET_FLOW] * 1000 // self.metering.pl_step + 1
+
     def _end_burst(self, now_us):
         # nappage shots follow each other without suck-back; the burst's end gets one
         if self.cfg[0] == S.TECHNIQUE_NAPPAGE:
-            self.seq.suck_back(self.suckback_steps, self.settings[S.SET_FLOW] * 1000 // self.metering.pl_step + 1,
-                               now_us)
+            self.seq.suck_back(self.suckback_steps, self._fast_rate(), now_us)
 
     def _set_state(self, new):
         old = self.state

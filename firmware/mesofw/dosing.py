@@ -122,6 +122,7 @@ class Sequence:
         self.last_kpa = 0
         self.stop_kpa = 0  # line pressure when an occlusion stopped the plunger
         self.interrupted = False
+        self.takeup_only = False
         self.dispensed_steps = 0  # valid once dispense_done
         self.depth_reached_um = 0  # needle depth while dispensing (or when interrupted)
         self.dispense_done = False  # set once when the plunger stops; cleared by the reader
@@ -137,10 +138,20 @@ class Sequence:
         self.dispense_done = False
         self.dispensed_steps = 0
         self.stop_kpa = 0
+        self.takeup_only = False
         self.motors(True)
         self.phase = TAKEUP
         self.plunger_start = self.plunger.pos
         self.plunger.move_to(self.plunger.pos + self.slack, fast_rate, now_us)
+
+    def take_up(self, fast_rate, now_us):
+        # a lone take-up of the slack (before a nappage burst, so the first shot is on time)
+        if self.phase == IDLE and self.slack:
+            self.motors(True)
+            self.takeup_only = True
+            self.phase = TAKEUP
+            self.plunger_start = self.plunger.pos
+            self.plunger.move_to(self.plunger.pos + self.slack, fast_rate, now_us)
 
     def suck_back(self, steps, fast_rate, now_us):
         # a lone anti-drip retraction (the end of a nappage burst)
@@ -162,6 +173,11 @@ class Sequence:
             return
         if phase == RELIEVE:
             self.end_relief(now_us)
+            return
+        if self.takeup_only:  # no dose was under way: stop where we are
+            self.plunger.stop()
+            self.slack -= self.plunger.pos - self.plunger_start
+            self._finish()
             return
         self.interrupted = True
         self.plunger.stop()
@@ -218,6 +234,8 @@ class Sequence:
         self.plunger.tick(now_us)
         if phase == TAKEUP and not self.plunger.moving():
             self.slack = 0
+            if self.takeup_only:
+                return self._finish()
             self.phase = INSERT
             self.needle.move_to(self.depth_steps, self.needle_rate, now_us)
         elif phase == INSERT and not self.needle.moving():

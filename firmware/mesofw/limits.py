@@ -33,9 +33,10 @@ def _range(field, value, low, high):
     return None
 
 
-def check_configure(cfg, shot_time_ms, settings):
+def check_configure(cfg, shot_time_ms, settings, min_volume_nl):
     # cfg: CONFIGURE values tuple in layout order; shot_time_ms(cfg) -> time one shot needs;
-    # settings: the device's limits in force (spec.SETTINGS_TABLE order).
+    # settings: the device's limits in force (spec.SETTINGS_TABLE order);
+    # min_volume_nl(syringe) -> the least volume that syringe meters to 1 %.
     technique, syringe, needles, needle_um, depth_um, volume_nl, count, cadence_mhz, flow = cfg
     if technique not in _VOLUME_SETTING:
         return (spec.NACK_BAD_VALUE, F_TECHNIQUE, technique, 0)
@@ -49,7 +50,7 @@ def check_configure(cfg, shot_time_ms, settings):
         _range(F_NEEDLES, needles, 1, spec.MAX_NEEDLES)
         or _range(F_NEEDLE_LENGTH, needle_um, spec.MIN_DEPTH_UM + spec.NEEDLE_MARGIN_UM, 65535)
         or _range(F_DEPTH, depth_um, spec.MIN_DEPTH_UM, max_depth)
-        or _range(F_VOLUME, volume_nl, spec.MIN_VOLUME_NL, max_volume)
+        or _range(F_VOLUME, volume_nl, max(spec.MIN_VOLUME_NL, min_volume_nl(syringe)), max_volume)
         or _range(F_COUNT, count, 1, _COUNT_CEILING[technique])
         or _range(F_FLOW, flow, spec.MIN_FLOW_NL_S, settings[spec.SET_FLOW])
     )

@@ -39,6 +39,7 @@ LIMIT_CASES = [
     (with_(OK, syringe=99), (spec.NACK_BAD_VALUE, 2, 99, 0)),
     (with_(OK, cadence_mhz=5000), (spec.NACK_BAD_VALUE, 8, 5000, 0)),
     (with_(NAP, cadence_mhz=10001), (spec.NACK_LIMIT, 8, 10001, 10000)),
+    (with_(NAP, syringe=3, volume_nl=1000), (spec.NACK_LIMIT, 6, 1000, 50 * 35697 // 1000)),  # 1 uL from 5 mL
     (with_(NAP, volume_nl=10000, flow_nl_s=10000), (spec.NACK_INFEASIBLE, 8, 6000, 800000 // (60 + 1000 + spec.SHOT_SETTLE_MS + 2))),
 ]
 
