@@ -121,6 +121,27 @@ def main() -> int:
                         continue
                     prog = dataclasses.replace(base_shot, syringe=syringe, volume_nl=ul * 1000, flow_nl_s=100000)
                     print(row(f"nappage shot {ul} uL", prog, measure(workdir, syringe, seed, play, prog, n), quantum))
+    # nappage cadence sweep and a long session's cumulative error, on a calibrated BD 1 mL
+    with tempfile.TemporaryDirectory() as workdir:
+        with SimBoard(syringe=1, seed=seed, workdir=workdir) as board, Device.open(board.url) as device:
+            balance = Balance(board.balance.port)
+            calibrate(device, balance, syringe=1, shots=6)
+            balance.close()
+        print("nappage cadence, 1 uL shots at 1 mm, BD 1 mL:")
+        for hz in (1, 3, 6, 9, 12):
+            prog = dataclasses.replace(base_shot, volume_nl=1000, depth_um=1000, cadence_mhz=hz * 1000,
+                                       flow_nl_s=100000)
+            pens = measure(workdir, 1, seed, imperfections(seed)["play_um"], prog, max(n, 12))
+            t0 = [p.t0_us for p in pens]
+            gaps = [b - a for a, b in zip(t0, t0[1:])]
+            period = 1e6 / hz
+            print(f"  {hz:>2}/s  n={len(pens):<4} mean cadence error {(period / statistics.mean(gaps) - 1) * 100:+.3f} %"
+                  f"   p99 interval jitter {percentile([abs(g - period) for g in gaps], 99) / 1000:.2f} ms")
+        total = 100 if args.quick else 1000
+        prog = dataclasses.replace(base_point, volume_nl=10000, depth_um=1000)
+        pens = measure(workdir, 1, seed, imperfections(seed)["play_um"], prog, total)
+        cumulative = sum(p.volume_nl for p in pens) / (prog.volume_nl * len(pens)) - 1
+        print(f"cumulative error over a {len(pens)}-point session of 10 uL points: {cumulative * 100:+.3f} %")
     return 0
 
 

@@ -19,7 +19,7 @@ BAD = [
     ("cadence the mechanics can't reach", dict(NAPPAGE, volume_nl=10000, flow_nl_s=5000), "INFEASIBLE",
      "cadence_mhz", 800000 // (2 * 1500 * 1000 // 50000 + 10000 * 1000 // 5000 + spec.SHOT_SETTLE_MS + 2)),
     ("plunger faster than the ceiling", dict(GOOD, flow_nl_s=500000), "LIMIT", "flow_nl_s", spec.MAX_FLOW_NL_S),
-    ("more than the syringe holds", dict(GOOD, count=400), "LIMIT", "count", 34),
+    ("more than the syringe holds", dict(GOOD, count=400), "LIMIT", "count", spec.syringe_capacity_nl(1) // 30000),
     ("unknown technique", dict(GOOD, technique=77), "BAD_VALUE", "technique", 0),
     ("unknown syringe", dict(GOOD, syringe=200), "BAD_VALUE", "syringe", 0),
     ("too many needles", dict(GOOD, needles=40), "LIMIT", "needles", spec.MAX_NEEDLES),

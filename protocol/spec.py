@@ -260,7 +260,7 @@ MAX_SESSION_NL = const(5000000)
 MAX_POINTS = const(500)
 MAX_SHOTS = const(5000)
 MIN_CADENCE_MHZ = const(500)
-MAX_CADENCE_MHZ = const(10000)  # 10 shots per second
+MAX_CADENCE_MHZ = const(12000)  # 12 shots per second (mesoguns top out near 9)
 MIN_FLOW_NL_S = const(1000)
 MAX_FLOW_NL_S = const(100000)  # plunger speed ceiling, 100 uL/s
 MAX_NEEDLES = const(18)
@@ -302,16 +302,23 @@ _ident = MESSAGES[IDENTITY][1]
 MESSAGES[IDENTITY] = ("IDENTITY", _ident[:-1] + _SETTING_FIELDS + _ident[-1:])
 
 
-# ---- syringe table: code -> (name, inner diameter um, usable stroke um) -------------
+# ---- syringe table: code -> (name, inner diameter um, usable stroke um, dead space nL) ------
+# Nominal bores as infusion-pump drug libraries list them; a calibration (CALIBRATE)
+# corrects each syringe's real bore. Dead space stays in the hub when the stopper
+# is at the end of its stroke: it is never deliverable.
 SYRINGES = {
-    1: ("BD 1 mL", 4780, 57000),
-    2: ("BD 3 mL", 8660, 51000),
-    3: ("BD 5 mL", 12060, 44000),
-    4: ("BD 10 mL", 14500, 61000),
+    1: ("BD 1 mL", 4780, 57000, 70000),
+    2: ("BD 3 mL", 8660, 51000, 80000),
+    3: ("BD 5 mL", 12060, 44000, 80000),
+    4: ("BD 10 mL", 14500, 61000, 100000),
+    5: ("Terumo 1 mL", 4700, 58000, 60000),
+    6: ("Terumo 2.5 mL", 8950, 40000, 80000),
+    7: ("B. Braun Omnifix 1 mL", 4690, 58000, 60000),
+    8: ("B. Braun Omnifix 5 mL", 12450, 41000, 80000),
 }
 
 
 def syringe_capacity_nl(code):
-    _, diameter_um, stroke_um = SYRINGES[code]
-    # pi/4 * d^2 * stroke in um^3 = fL; / 1e6 -> nL
-    return int(3.14159265 * diameter_um * diameter_um * stroke_um / 4 / 1000000)
+    # deliverable content of a full syringe: pi/4 d^2 x stroke (um^3 = fL) less dead space
+    _, diameter_um, stroke_um, dead_nl = SYRINGES[code]
+    return int(3.14159265 * diameter_um * diameter_um * stroke_um / 4 / 1000000) - dead_nl

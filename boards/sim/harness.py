@@ -122,7 +122,7 @@ class SimBoard:
         self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="mesosim-"))
         self.flash = self.workdir / "flash"
         self.log_path = self.workdir / "board.log"
-        _, diameter_um, stroke_um = spec.SYRINGES[syringe]
+        diameter_um = spec.SYRINGES[syringe][1]
         self.profile = {
             "serial": serial,
             "diameter_um": diameter_um,

@@ -32,13 +32,13 @@ LIMIT_CASES = [
     (with_(OK, technique=3, count=1, volume_nl=20001), (spec.NACK_LIMIT, 6, 20001, 20000)),
     (with_(OK, technique=3, volume_nl=10000, count=2), (spec.NACK_LIMIT, 7, 2, 1)),
     (with_(OK, count=0), (spec.NACK_LIMIT, 7, 0, 1)),
-    (with_(OK, count=40), (spec.NACK_LIMIT, 7, 40, 34)),  # 40 x 30 uL > 1 mL syringe
+    (with_(OK, count=40), (spec.NACK_LIMIT, 7, 40, spec.syringe_capacity_nl(1) // 30000)),  # > 1 mL syringe
     (with_(OK, flow_nl_s=100001), (spec.NACK_LIMIT, 9, 100001, 100000)),
     (with_(OK, needles=19), (spec.NACK_LIMIT, 3, 19, 18)),
     (with_(OK, technique=9), (spec.NACK_BAD_VALUE, 1, 9, 0)),
     (with_(OK, syringe=99), (spec.NACK_BAD_VALUE, 2, 99, 0)),
     (with_(OK, cadence_mhz=5000), (spec.NACK_BAD_VALUE, 8, 5000, 0)),
-    (with_(NAP, cadence_mhz=10001), (spec.NACK_LIMIT, 8, 10001, 10000)),
+    (with_(NAP, cadence_mhz=spec.MAX_CADENCE_MHZ + 1), (spec.NACK_LIMIT, 8, spec.MAX_CADENCE_MHZ + 1, spec.MAX_CADENCE_MHZ)),
     (with_(NAP, syringe=3, volume_nl=1000), (spec.NACK_LIMIT, 6, 1000, 50 * 35697 // 1000)),  # 1 uL from 5 mL
     (with_(NAP, volume_nl=10000, flow_nl_s=10000), (spec.NACK_INFEASIBLE, 8, 6000, 800000 // (60 + 1000 + spec.SHOT_SETTLE_MS + 2))),
 ]

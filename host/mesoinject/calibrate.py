@@ -36,7 +36,7 @@ class Calibration:
         return spec.SYRINGES[self.syringe][1] * (self.new_ppm / 1e6) ** 0.5
 
     def summary(self) -> str:
-        name, diameter, _ = spec.SYRINGES[self.syringe]
+        name, diameter = spec.SYRINGES[self.syringe][:2]
         return (f"{name}: bore area x {self.new_ppm / 1e6:.5f} (was x {self.old_ppm / 1e6:.5f}), effective "
                 f"diameter {self.effective_diameter_um / 1000:.4f} mm (table {diameter / 1000:.3f} mm); "
                 f"{len(self.shots)} shots, ratio spread {self.spread * 100:.3f} %")

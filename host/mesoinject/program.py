@@ -218,7 +218,7 @@ def _kind(unit: str) -> str:
 
 def syringe_code(name: str) -> int:
     wanted = " ".join(name.lower().split())
-    for code, (known, _, _) in spec.SYRINGES.items():
+    for code, (known, *_) in spec.SYRINGES.items():
         if known.lower() == wanted:
             return code
     names = ", ".join(repr(s[0]) for s in spec.SYRINGES.values())

@@ -60,7 +60,7 @@ def test_missing_key_is_named():
     ({"depth": "4.5 mm", "needle": {"gauge": 30, "length": "13 mm"}}, "depth", "deeper than 4 mm"),
     ({"depth": "3.9 mm"}, "depth", "needle length 4 mm"),
     ({"volume_per_point": "0.1 mL"}, "volume_per_point", "above the limit of 50 uL"),
-    ({"points": 40}, "points", "more than the BD 1 mL syringe holds"),
+    ({"points": 34}, "points", "more than the BD 1 mL syringe holds"),
     ({"flow_rate": "1 mL/s"}, "flow_rate", "above the limit"),
 ])
 def test_limits_are_checked_before_sending(changes, field, words):
@@ -73,8 +73,8 @@ def test_limits_are_checked_before_sending(changes, field, words):
 
 def test_nappage_cadence_limit():
     prog = programs.load(PROGRAMS / "nappage.toml")
-    with pytest.raises(programs.ProgramError, match="cadence: 12 Hz is above the limit of 10 Hz"):
-        programs.parse({**_toml(prog), "cadence": "12 Hz"}).check_limits(LIMITS)
+    with pytest.raises(programs.ProgramError, match="cadence: 13 Hz is above the limit of 12 Hz"):
+        programs.parse({**_toml(prog), "cadence": "13 Hz"}).check_limits(LIMITS)
 
 
 def _toml(prog):
