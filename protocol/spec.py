@@ -128,7 +128,7 @@ MESSAGES = {
             ("delivered_nl", "I"),  # this program, partial points included
             ("syringe_left_nl", "I"),
             ("depth_um", "H"),  # current needle depth
-            ("rx_errors", "H"),  # frames dropped for CRC, length or timeout
+            ("rx_errors", "H"),  # byte runs dropped: bad CRC, oversize length, interbyte timeout
             ("time_ms", "I"),  # device clock
         ),
     ),
@@ -219,7 +219,7 @@ NACK_NAMES = (
 )
 
 # ---- alarms --------------------------------------------------------------------------
-ALARM_LINK_LOST = const(1)  # no valid frame for link_timeout_ms while priming, armed or delivering
+ALARM_LINK_LOST = const(1)  # no command for link_timeout_ms while priming, armed or delivering
 ALARM_TRIGGER_STUCK = const(2)
 ALARM_OCCLUSION = const(3)
 ALARM_SYRINGE_EMPTY = const(4)

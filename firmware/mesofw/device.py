@@ -64,7 +64,7 @@ class Device:
         self.plunger = dosing.Axis(board.plunger_step, 1)
         self.needle = dosing.Axis(board.needle_step, 1)
         needle_rate = board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S // 1000  # steps/s
-        self.seq = dosing.Sequence(board.motors, board.pressure_kpa, self.plunger, self.needle,
+        self.seq = dosing.Sequence(board.motors, board.pressure_kpa, self._topup_steps, self.plunger, self.needle,
                                    board.NEEDLE_STEPS_PER_MM, needle_rate)
         # anti-drip: draw back past the worst-case lost motion, so returning the same
         # distance before the next dose cancels backlash and stopper breakaway exactly
@@ -165,10 +165,17 @@ class Device:
         settings.save_calibration(self.calibration)
         if syringe == self.syringe:
             self.metering = self._metering(syringe)
+            if self.cfg and limits.check_configure(self.cfg, self._shot_time_ms, self.settings, self._min_volume_nl):
+                self.cfg = None  # the program no longer meters to 1 %: configure it again
+                self._set_state(S.STATE_IDLE)
         return (S.ACK, (S.CALIBRATE, self.state))
 
     def cal_ppm(self):
         return self.calibration.get(self.syringe, 1000000)
+
+    def _topup_steps(self, kpa):
+        # the volume the line holds at this pressure, in plunger steps (nominal compliance)
+        return kpa * self.board.COMPLIANCE_NL_PER_KPA * 1000 // self.metering.pl_step
 
     def _min_volume_nl(self, syringe):
         # half a microstep of rounding must stay within 1 %: at least 50 steps per dose
@@ -317,7 +324,7 @@ class Device:
         shot = kind == S.KIND_SHOT
         self.board.plunger_stalled()  # a stall flag from before this dose is stale: clear it
         self.seq.start(depth_um, steps, rate, fast, 0 if shot else self.suckback_steps,
-                       S.SHOT_SETTLE_MS if shot else S.POINT_SETTLE_MS, now_us)
+                       S.SHOT_SETTLE_MS if shot else S.POINT_SETTLE_MS, not shot, now_us)
 
     def _record_if_dispensed(self, now_us):
         # One DELIVERY per point, emitted the moment the plunger stops.
@@ -325,7 +332,8 @@ class Device:
         if not seq.dispense_done:
             return
         seq.dispense_done = False
-        # best estimate: steps pushed, less what an occlusion left stored in the compliant line
+        # best estimate: steps pushed, less what the compliant line still held when the plunger
+        # stopped (after an occlusion, or at the wheal's back-pressure): that never reaches the dermis
         delivered = self.metering.nl(seq.dispensed_steps) - seq.stop_kpa * self.board.COMPLIANCE_NL_PER_KPA
         if delivered < 0:
             delivered = 0

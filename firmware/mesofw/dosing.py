@@ -1,5 +1,6 @@
-# Dosing maths and motion: volume <-> plunger microsteps in integer maths, and the
-# point sequence (needle in, dispense, needle out) stepped from absolute deadlines.
+# Dosing maths and motion: volume <-> plunger microsteps in integer maths, and the dose
+# sequence (take-up, needle in, dispense, settle, top-up, needle out, suck-back) stepped
+# from absolute deadlines.
 from time import ticks_diff, ticks_us
 from mesoprotocol import spec
 
@@ -9,9 +10,10 @@ TAKEUP = 1  # plunger forward through the slack left by the last suck-back / bac
 INSERT = 2
 DISPENSE = 3  # the counted steps
 SETTLE = 4  # plunger still, needle in: the compliant stopper's stored volume flows out at depth
-RELIEVE = 5  # plunger backing off to release line pressure (occlusion)
-RETRACT = 6
-SUCKBACK = 7  # anti-drip: plunger back by the slack allowance, needle out (not counted)
+TOPUP = 5  # once: push what the line still holds at the wheal's back-pressure (it leaks away on withdrawal)
+RELIEVE = 6  # plunger backing off to release line pressure (occlusion)
+RETRACT = 7
+SUCKBACK = 8  # anti-drip: plunger back by the slack allowance, needle out (not counted)
 
 SETTLE_DROP_KPA = 1  # settled when pressure falls by less than this over a tick...
 SETTLE_DONE_KPA = 5  # ...or is down to this
@@ -102,9 +104,10 @@ class Sequence:
     # exactly that far before counting makes backlash and stopper breakaway cancel
     # out, whatever their true size (a play of any width up to the suck-back).
 
-    def __init__(self, motors, pressure, plunger, needle, needle_steps_per_mm, needle_rate):
+    def __init__(self, motors, pressure, topup_steps, plunger, needle, needle_steps_per_mm, needle_rate):
         self.motors = motors  # motors(on): drivers are powered only while a sequence runs
         self.pressure = pressure  # pressure() -> kPa
+        self.topup_steps = topup_steps  # topup_steps(kPa) -> steps that replace the volume stored at kPa
         self.plunger = plunger
         self.needle = needle
         self.needle_steps_per_mm = needle_steps_per_mm
@@ -119,15 +122,18 @@ class Sequence:
         self.slack = 0
         self.plunger_start = 0
         self.phase_start_us = 0
+        self.sample_us = 0
         self.last_kpa = 0
         self.stop_kpa = 0  # line pressure when an occlusion stopped the plunger
         self.interrupted = False
         self.takeup_only = False
+        self.topped = False
+        self.point = True
         self.dispensed_steps = 0  # valid once dispense_done
         self.depth_reached_um = 0  # needle depth while dispensing (or when interrupted)
         self.dispense_done = False  # set once when the plunger stops; cleared by the reader
 
-    def start(self, depth_um, steps, rate, fast_rate, suckback, settle_ms, now_us):
+    def start(self, depth_um, steps, rate, fast_rate, suckback, settle_ms, topup, now_us):
         self.depth_steps = depth_um * self.needle_steps_per_mm // 1000
         self.steps = steps
         self.rate = rate
@@ -139,6 +145,8 @@ class Sequence:
         self.dispensed_steps = 0
         self.stop_kpa = 0
         self.takeup_only = False
+        self.point = topup  # a point (test dose, prime), not a nappage shot
+        self.topped = not topup  # nappage shots are too short to reach the wheal's plateau
         self.motors(True)
         self.phase = TAKEUP
         self.plunger_start = self.plunger.pos
@@ -185,8 +193,7 @@ class Sequence:
             self.slack -= self.plunger.pos - self.plunger_start
         if phase <= INSERT:
             self.plunger_start = self.plunger.pos  # nothing dispensed yet
-        if phase != SETTLE:
-            self._end_dispense()
+        self._end_dispense()
         self._retract(now_us)
 
     def relieve(self, max_steps, now_us):
@@ -242,17 +249,32 @@ class Sequence:
             self.phase = DISPENSE
             self.plunger_start = self.plunger.pos
             self.plunger.move_to(self.plunger.pos + self.steps, self.rate, now_us)
-        elif phase == DISPENSE and not self.plunger.moving():
-            self._end_dispense()
+        elif (phase == DISPENSE or phase == TOPUP) and not self.plunger.moving():
             self.phase = SETTLE
-            self.phase_start_us = now_us
+            self.phase_start_us = self.sample_us = now_us
             self.last_kpa = self.pressure()
         elif phase == SETTLE:
             kpa = self.pressure()
             waited_ms = ticks_diff(now_us, self.phase_start_us) // 1000
+            if ticks_diff(now_us, self.sample_us) < 1000 and waited_ms < self.settle_ms:
+                return False  # judge the pressure's fall per millisecond, not per (bunched) tick
+            self.sample_us = now_us
             plateau = waited_ms >= 2 and self.last_kpa - kpa < SETTLE_DROP_KPA
             if kpa <= SETTLE_DONE_KPA or plateau or waited_ms >= self.settle_ms:
-                self._retract(now_us)
+                # top up only from a true plateau (the wheal's back-pressure), never from the
+                # flow pressure of a settle cut short by its time limit
+                topup = self.topup_steps(kpa) if plateau and not self.topped and kpa > SETTLE_DONE_KPA else 0
+                self.topped = True
+                if topup > 0:
+                    self.phase = TOPUP
+                    self.plunger.move_to(self.plunger.pos + topup, self.rate, now_us)
+                else:
+                    # at a plateau what stays stored leaks away on withdrawal; a settle cut short
+                    # by its time limit still drains into the dermis while the needle retracts
+                    # (nappage shots are too brief for a wheal: their stored volume drains as they retract)
+                    self.stop_kpa = kpa if self.point and (plateau or kpa <= SETTLE_DONE_KPA) else 0
+                    self._end_dispense()
+                    self._retract(now_us)
             self.last_kpa = kpa
         elif phase == RELIEVE and not self.plunger.moving():
             self.end_relief(now_us)  # backed off as far as allowed

@@ -87,6 +87,7 @@ class SessionRunner:
                 state = self._poll()
                 if state in TERMINAL:
                     outcome = TERMINAL[state]
+                    self._until_needle_home()  # a stopped point is recorded once the plunger is still
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"program not complete after {timeout_s} s")
@@ -118,6 +119,14 @@ class SessionRunner:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"device stayed {spec.STATE_NAMES[state]} for {timeout_s} s")
             time.sleep(self.poll_s)
+
+    def _until_needle_home(self, timeout_s: float = 5.0) -> None:
+        # after a fault the device may still be backing off (occlusion) or retracting;
+        # its DELIVERY for the stopped point comes before the needle is home
+        deadline = time.monotonic() + timeout_s
+        while self.device.status()["depth_um"] and time.monotonic() < deadline:
+            time.sleep(self.poll_s / 4)
+        self._poll()
 
     def _poll(self) -> int:
         # The STATUS reply comes after every event the device sent before it, so
