@@ -88,10 +88,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a small sample (CI)")
     ap.add_argument("--points", type=int, help="points per volume (default 200, quick 10)")
     ap.add_argument("--seed", type=int, help="imperfections seed (default: random, printed)")
+    ap.add_argument("--session", type=int, help="points in the cumulative-error session (default 1000, quick 100)")
     args = ap.parse_args()
     n = args.points or (8 if args.quick else 200)
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
-    syringes = (1,) if args.quick else tuple(spec.SYRINGES)
+    syringes = (1,) if args.quick else (1, 2, 3, 4)  # BD 1, 3, 5 and 10 mL
     plays = (60,) if args.quick else (20, 100)
     point_volumes = (10, 30, 50) if args.quick else (10, 20, 30, 50)
     shot_volumes = (1, 2, 5)
@@ -137,7 +138,7 @@ def main() -> int:
             period = 1e6 / hz
             print(f"  {hz:>2}/s  n={len(pens):<4} mean cadence error {(period / statistics.mean(gaps) - 1) * 100:+.3f} %"
                   f"   p99 interval jitter {percentile([abs(g - period) for g in gaps], 99) / 1000:.2f} ms")
-        total = 100 if args.quick else 1000
+        total = args.session or (100 if args.quick else 1000)
         prog = dataclasses.replace(base_point, volume_nl=10000, depth_um=1000)
         pens = measure(workdir, 1, seed, imperfections(seed)["play_um"], prog, total)
         cumulative = sum(p.volume_nl for p in pens) / (prog.volume_nl * len(pens)) - 1
