@@ -124,7 +124,7 @@ class Sequence:
         self.phase_start_us = 0
         self.sample_us = 0
         self.last_kpa = 0
-        self.stop_kpa = 0  # line pressure when an occlusion stopped the plunger
+        self.stop_kpa = 0  # pressure held in the line when the dose ended (plateau or occlusion)
         self.interrupted = False
         self.takeup_only = False
         self.topped = False
