@@ -19,7 +19,7 @@ from mesosim import SimBoard
 from mesosim.harness import board_time_us, ticks_diff
 
 POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
-             volume_nl=50000, count=20, cadence_mhz=0, flow_nl_s=25000)  # 2 s points
+             volume_nl=50000, count=15, cadence_mhz=0, flow_nl_s=25000)  # 2 s points
 
 
 def percentile(values, q):
