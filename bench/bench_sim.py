@@ -89,7 +89,8 @@ def main() -> int:
         print(error_row("ground truth vs programmed", [(p.volume_nl - prog.volume_nl) / prog.volume_nl * 100
                                                        for p in truth]))
 
-        nap = dataclasses.replace(programs.load(PROGRAMS / "nappage.toml"), count=n_shots)
+    nap = dataclasses.replace(programs.load(PROGRAMS / "nappage.toml"), count=n_shots)
+    with SimBoard() as board:  # a fresh board and syringe: the points above used most of the first
         outcome, rows, truth = run(board, nap)
         period = 1e9 / nap.cadence_mhz
         intervals = [b.t0_us - a.t0_us for a, b in zip(truth, truth[1:])]
