@@ -15,7 +15,7 @@ from .harness import SimBoard
 
 
 class VirtualOperator:
-    def __init__(self, board: SimBoard, *, gap_s: float = 0.1, hold_timeout_s: float = 30.0):
+    def __init__(self, board: SimBoard, *, gap_s: float = 0.1, hold_timeout_s: float = 600.0):
         self.board = board
         self.gap_s = gap_s  # moving the gun to the next point
         self.hold_timeout_s = hold_timeout_s
