@@ -51,6 +51,8 @@ class Board:
         self._out = sys.stdout.buffer
         self.profile = json.loads(os.getenv("MESOSIM_PROFILE") or "{}")
         self._trigger = False
+        self._trigger_read = True
+        self._trigger_next = None
         self._estop = False
         self._hang = False
         self._sensor_failed = False
@@ -104,7 +106,19 @@ class Board:
             self.model.needle(n)
 
     def trigger(self):
-        return self._trigger
+        # every level the operator sets is seen by at least one read: a change that came
+        # before the previous one was read waits for this read (a real finger is not that quick)
+        value = self._trigger
+        self._trigger_read = True
+        if self._trigger_next is not None:
+            self._set_trigger(self._trigger_next)
+        return value
+
+    def _set_trigger(self, pressed):
+        self._trigger = pressed
+        self._trigger_next = None
+        self._trigger_read = False
+        self._injected(["trigger", "1" if pressed else "0"])
 
     def estop(self):
         return self._estop
@@ -164,8 +178,10 @@ class Board:
             if not words:
                 continue
             if words[0] == "trigger":
-                self._trigger = words[1] == "1"
-                self._injected(words)
+                if self._trigger_read:
+                    self._set_trigger(words[1] == "1")
+                else:
+                    self._trigger_next = words[1] == "1"
             elif words[0] == "estop":
                 self._estop = words[1] == "1"
                 self._injected(words)

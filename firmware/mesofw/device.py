@@ -382,7 +382,7 @@ class Device:
         return (
             self.state,
             self.alarm,
-            1 if self.board.trigger() else 0,
+            1 if self.pressed_ms else 0,  # as the control tick last read it
             cfg[0] if cfg else 0,
             self.done,
             cfg[6] if cfg else 0,
