@@ -66,6 +66,13 @@ def error_row(name, errors_pct):
     return f"  {name:<34} mean {statistics.mean(errors_pct):+8.4f} %   p99 |e| {percentile(abs_err, 99):7.4f} %   max {max(abs_err):7.4f} %"
 
 
+def print_errors(what, prog, rows, truth):
+    print(error_row(f"{what}recorded vs ground truth",
+                    [(r["delivered_nl"] - p.volume_nl) / p.volume_nl * 100 for r, p in zip(rows, truth)]))
+    print(error_row(f"{what}ground truth vs programmed",
+                    [(p.volume_nl - prog.volume_nl) / prog.volume_nl * 100 for p in truth]))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sample sizes (CI)")
@@ -84,10 +91,7 @@ def main() -> int:
         outcome, rows, truth = run(board, prog)
         print(f"point-by-point: {prog.count} x {prog.volume_nl / 1000:g} uL ({prog.syringe_name}), {outcome.outcome}, "
               f"{len(truth)} needle entries")
-        print(error_row("recorded vs ground truth", [(r["delivered_nl"] - p.volume_nl) / p.volume_nl * 100
-                                                     for r, p in zip(rows, truth)]))
-        print(error_row("ground truth vs programmed", [(p.volume_nl - prog.volume_nl) / prog.volume_nl * 100
-                                                       for p in truth]))
+        print_errors("", prog, rows, truth)
 
     nap = dataclasses.replace(programs.load(PROGRAMS / "nappage.toml"), count=n_shots)
     with SimBoard() as board:  # a fresh board and syringe: the points above used most of the first
@@ -99,10 +103,7 @@ def main() -> int:
               f"{outcome.outcome}, {len(truth)} needle entries")
         print(f"  cadence error (mean period)        {(period / mean_period - 1) * 100:+8.4f} %   "
               f"interval p99 |jitter| {percentile([abs(i - period) for i in intervals], 99):6.0f} us")
-        print(error_row("shot recorded vs ground truth", [(r["delivered_nl"] - p.volume_nl) / p.volume_nl * 100
-                                                          for r, p in zip(rows, truth)]))
-        print(error_row("shot ground truth vs programmed", [(p.volume_nl - nap.volume_nl) / nap.volume_nl * 100
-                                                            for p in truth]))
+        print_errors("shot ", nap, rows, truth)
     return 0
 
 

@@ -34,12 +34,6 @@ def safe_mode():
 
 class Board(board_stepdir.StepDirBoard):
     NAME = NAME
-    PLUNGER_STEPS_PER_MM = 3200
-    NEEDLE_STEPS_PER_MM = 100
-    NEEDLE_SPEED_UM_S = 50000
-    PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway (measure per build)
-    ANTIDRIP_UM = 20
-    COMPLIANCE_NL_PER_KPA = 1  # nominal for 1 mL plastic syringes
 
     def __init__(self):
         super().__init__((PLUNGER_STEP, PLUNGER_DIR, PLUNGER_INVERT), (NEEDLE_STEP, NEEDLE_DIR, NEEDLE_INVERT),

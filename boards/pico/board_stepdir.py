@@ -97,6 +97,15 @@ class StepDirBoard:
     # The board interface (boards/README.md) for a board with two step/dir drivers.
     # A board.py subclass sets the class constants and implements pressure_raw/pressure_mv.
 
+    # Mechanics shared by the step/dir builds: 200 steps/rev x 16 microsteps on a 1 mm
+    # lead screw; a 100 steps/mm needle actuator.
+    PLUNGER_STEPS_PER_MM = 3200
+    NEEDLE_STEPS_PER_MM = 100
+    NEEDLE_SPEED_UM_S = 50000
+    PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway (measure per build)
+    ANTIDRIP_UM = 20
+    COMPLIANCE_NL_PER_KPA = 1  # nominal for 1 mL plastic syringes
+
     # Line-pressure sensor: ratiometric 0.5-4.5 V = 0-689 kPa (100 psi) on 5 V, through a
     # 2/3 divider so the ADC sees 0.33-3.0 V. Calibrate against the sensor actually fitted.
     PRESSURE_ZERO_MV = 333

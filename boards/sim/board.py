@@ -70,7 +70,6 @@ class Board:
         self._ctrl_poll.register(self._ctrl, select.POLLIN)
         self.profile["state"] = os.getenv("MESOSIM_STATE") or ""
         self.model = board_model.Model(self.profile, self._report)
-        self._snap = ""
         self._report("boot %d" % self.reset_cause())
 
     # ---- identity ---------------------------------------------------------------
@@ -151,10 +150,8 @@ class Board:
         self.model.advance(now_us)
         if self._ctrl_poll.poll(0):
             self._serve_ctrl()
-        snap = self.model.snapshot()
-        if snap != self._snap:  # physical state changed: the harness keeps it across resets
-            self._snap = snap
-            self._report(snap)
+        if self.model.moved:  # physical state changed: the harness keeps it across resets
+            self._report(self.model.snapshot())
         while self._hang:  # injected firmware hang: nothing runs, nothing is fed
             pass
 
@@ -163,6 +160,7 @@ class Board:
         self._ctrl.send(line.encode() + b"\n")
 
     def _injected(self, words):
+        self.model.moved = True
         # echo an input change with the board time and the syringe content at that instant:
         # the harness measures time to safe state and volume after a fault from these
         self._report("%s %s %d %.3f" % (words[0], words[1], ticks_us(), self.model.content_nl))

@@ -46,6 +46,7 @@ class Model:
         self.penetrations = 0
         self.last_step_us = 0  # last plunger step that moved fluid forward
         self.stalled = False
+        self.moved = True  # physical state changed since the last snapshot()
         self.pending_nl = 0.0  # pushed by the last steps, not yet moved
         self.q_in = 0.0
         self.last_call_us = 0
@@ -89,6 +90,8 @@ class Model:
         if v > v0 + push:
             v = v0 + push  # below the back-pressure nothing flows back in from the tissue
         flow = v0 + push - v
+        if flow or push:
+            self.moved = True
         self.stored_nl = v
         refill = min(flow, self.tip_nl)  # first the needle refills what a suck-back drew in
         self.tip_nl -= refill
@@ -112,6 +115,7 @@ class Model:
             moved = gap
             gap = 0.0
         self.gap = gap
+        self.moved = True
         volume = moved * self.nl_per_step
         interval = ticks_diff(now, self.last_call_us) / 1000000
         self.last_call_us = now
@@ -132,6 +136,7 @@ class Model:
         self.advance(ticks_us())
         was_in = self.depth_um > 0
         self.depth_um += n * self.um_per_needle_step
+        self.moved = True
         if self.depth_um < 0:
             self.depth_um = 0.0  # retracted against the home stop
         if self.depth_um > self.pen_max_um:
@@ -159,6 +164,7 @@ class Model:
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl")
 
     def snapshot(self):
+        self.moved = False
         return "snap " + " ".join(repr(getattr(self, k)) for k in self._FIELDS)
 
     def restore(self, words):

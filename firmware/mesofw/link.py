@@ -52,7 +52,8 @@ class Link:
         reply_type, reply_values = self.on_command(r.msg_type, values)
         # HELLO and STATUS are idempotent; caching them would let a stale STATUS
         # answer a new poll that reuses its sequence number.
-        self.last_key = key if r.msg_type not in (spec.HELLO, spec.STATUS) else -1
+        idempotent = r.msg_type == spec.HELLO or r.msg_type == spec.STATUS  # no tuple per frame
+        self.last_key = -1 if idempotent else key
         self._reply(r.seq, reply_type, reply_values)
 
     def _reply(self, seq, msg_type, values):
