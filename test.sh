@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Every test: golden vectors on both codecs, firmware on the MicroPython unix port,
-# host library and CLI, HIL suites on a simulated board; then the quick benchmark.
+# Every test: board images type-checked against their MicroPython stubs, golden vectors on both
+# codecs, firmware on the MicroPython unix port, host library and CLI, HIL suites on a simulated
+# board; then the quick benchmark.
 set -euo pipefail
 cd "$(dirname "$0")"
 source tools/venv.sh
+tools/typecheck.sh  # board images against their MicroPython stubs (mypy)
 python -m pytest "$@"
 python bench/bench_sim.py --quick
 python bench/bench_faults.py --quick

@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-from hil import load_program, run_with_operator
+from hil import FIRST_PRIME_EXTRA_NL, load_program, run_with_operator
 from mesoprotocol import spec
 
 TOLERANCE = 0.02  # the walking skeleton's bar; issue 3 tightens it to 1%
@@ -30,10 +30,10 @@ def test_point_by_point_records_match_ground_truth(device, sim, store):
         assert pen.volume_nl == pytest.approx(program.volume_nl, rel=TOLERANCE)
         assert pen.max_depth_um == pytest.approx(program.depth_um, abs=10)  # one needle step
         assert row["depth_um"] == program.depth_um
-    # priming went into the air, is recorded, and is not counted as delivered; it also took
-    # up the mechanism's unknown play, so less came out than the steps pushed
+    # priming went into the air, is recorded, and is not counted as delivered; before counting
+    # it took up the worst-case play of the mechanism (unknown after power-up), uncounted
     assert len(primes) == 1
-    assert 0 < sim.truth().air_nl - air_before <= primes[0]["delivered_nl"]
+    assert 0 < sim.truth().air_nl - air_before <= primes[0]["delivered_nl"] + FIRST_PRIME_EXTRA_NL
     assert outcome.progress.delivered_nl == sum(r["delivered_nl"] for r in points)
 
 

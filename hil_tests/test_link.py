@@ -1,6 +1,6 @@
 """Framing on the real link: garbage, corrupt and unknown frames, retransmitted commands."""
 
-from hil import wait_state
+from hil import FIRST_PRIME_EXTRA_NL, wait_state
 from mesoinject import codec
 from mesoprotocol import spec
 
@@ -50,8 +50,8 @@ def test_retransmitted_prime_dispenses_once(device, sim):
     wait_state(device, {spec.STATE_PRIMED}, seen=seen)
     primes = [e for e in seen if e.type == spec.DELIVERY]
     assert len(primes) <= 1
-    # one prime of 5 uL, not two (the first prime also takes up the mechanism's play)
-    assert 0 < sim.truth().air_nl - air <= 5000 * 1.02
+    # one prime of 5 uL, not two (the first prime also takes up the mechanism's worst-case play)
+    assert 0 < sim.truth().air_nl - air <= 5000 * 1.02 + FIRST_PRIME_EXTRA_NL
 
 
 def test_every_sequence_byte_round_trips(device):
@@ -72,7 +72,7 @@ def test_a_reply_type_sent_to_the_device_is_not_a_command(device):
 
 def test_a_malformed_frame_does_not_spoil_the_reply_cache(device):
     configure = codec.encode(spec.CONFIGURE, 40, technique=1, syringe=1, needles=1, needle_length_um=4000,
-                             depth_um=2000, volume_nl=30000, count=3, cadence_mhz=0, flow_nl_s=50000)
+                             depth_um=2000, volume_nl=30000, count=3, cadence_mhz=0, flow_nl_s=50000, session=9)
     first = device.link.exchange(configure, 40)
     bad = codec.Frame.build({"body": {"value": {"length": 0, "version": 1, "type": 0x3E, "seq": 41, "payload": b""}}})
     assert device.link.exchange(bad, 41).type == spec.NACK

@@ -46,6 +46,7 @@ ABORT = const(0x07)
 STATUS = const(0x08)
 SETTINGS = const(0x09)
 CALIBRATE = const(0x0A)
+RECORDS = const(0x0B)  # acknowledge a stored record, get the oldest unacknowledged one
 
 ACK = const(0x80)
 IDENTITY = const(0x81)
@@ -53,7 +54,9 @@ STATUS_REPLY = const(0x82)
 DELIVERY = const(0x83)
 ALARM = const(0x84)
 STATE = const(0x85)
+RECORD = const(0x86)  # reply to RECORDS: one journal record
 NACK = const(0x8F)
+REPLIES = (ACK, NACK, IDENTITY, STATUS_REPLY, RECORD)  # answers to a command; the rest are events
 
 # Each message: (name, ((field, struct code), ...)). Little-endian, packed.
 # Units live in the field names: _nl nanolitres, _um micrometres, _ms milliseconds,
@@ -72,6 +75,7 @@ MESSAGES = {
             ("count", "H"),  # points, or shots in nappage
             ("cadence_mhz", "H"),  # nappage shots per 1000 s; 0 otherwise
             ("flow_nl_s", "I"),  # plunger flow while dispensing
+            ("session", "I"),  # the host's tag for this session, journalled with every record (not 0)
         ),
     ),
     PRIME: ("PRIME", (("volume_nl", "I"),)),
@@ -88,6 +92,7 @@ MESSAGES = {
             ("area_ppm", "I"),  # effective bore area / table area, parts per million
         ),
     ),
+    RECORDS: ("RECORDS", (("ack_id", "I"),)),  # record_id the host has committed; 0 = none
     ACK: ("ACK", (("command", "B"), ("state", "B"))),
     NACK: (
         "NACK",
@@ -114,6 +119,7 @@ MESSAGES = {
             ("reset_cause", "B"),  # RESET_*
             # then the device's limits in force: the SETTINGS_TABLE fields
             ("boot_count", "H"),
+            ("journal_free", "H"),  # records the journal can take before the host acknowledges more
         ),
     ),
     STATUS_REPLY: (
@@ -130,12 +136,14 @@ MESSAGES = {
             ("depth_um", "H"),  # current needle depth
             ("rx_errors", "H"),  # byte runs dropped: bad CRC, oversize length, interbyte timeout
             ("time_ms", "I"),  # device clock
+            ("unacked", "H"),  # journal records the host has not acknowledged (RECORDS)
         ),
     ),
     DELIVERY: (
         "DELIVERY",
         (
             ("record_id", "I"),  # unique and increasing per device, across reboots
+            ("session", "I"),  # CONFIGURE's session tag (0: prime before any CONFIGURE)
             ("point", "H"),  # 0-based point or shot index in the program
             ("kind", "B"),  # KIND_*
             ("flags", "B"),  # FLAG_*
@@ -196,6 +204,7 @@ FLAG_PARTIAL = const(0x01)  # stopped before the programmed volume
 FLAG_TRIGGER_RELEASED = const(0x02)
 FLAG_ABORTED = const(0x04)  # stopped by ABORT, PAUSE or any alarm
 FLAG_FAULT = const(0x08)
+FLAG_POWER_LOST = const(0x10)  # power failed mid-point: delivered is the last journal checkpoint
 
 # ---- NACK reasons ------------------------------------------------------------------
 NACK_UNKNOWN_TYPE = const(1)
@@ -206,6 +215,7 @@ NACK_LIMIT = const(5)  # field, value and limit name the broken limit
 NACK_BAD_VALUE = const(6)  # not a known code (technique, syringe...)
 NACK_INFEASIBLE = const(7)  # each value legal, the combination is not
 NACK_HELLO_FIRST = const(8)  # after LINK_LOST only a new handshake (HELLO) re-opens the device
+NACK_JOURNAL_FULL = const(9)  # value = records the journal can take, limit = records the program needs
 NACK_NAMES = (
     "",
     "UNKNOWN_TYPE",
@@ -216,6 +226,7 @@ NACK_NAMES = (
     "BAD_VALUE",
     "INFEASIBLE",
     "HELLO_FIRST",
+    "JOURNAL_FULL",
 )
 
 # ---- alarms --------------------------------------------------------------------------
@@ -225,6 +236,7 @@ ALARM_OCCLUSION = const(3)
 ALARM_SYRINGE_EMPTY = const(4)
 ALARM_ESTOP = const(5)
 ALARM_RESET = const(6)
+ALARM_JOURNAL_FULL = const(7)  # no room to journal the next point: it is not given
 ALARM_NAMES = (
     "",
     "LINK_LOST",
@@ -233,6 +245,7 @@ ALARM_NAMES = (
     "SYRINGE_EMPTY",
     "ESTOP",
     "RESET",
+    "JOURNAL_FULL",
 )
 
 RESET_POWER_ON = const(0)
@@ -275,6 +288,7 @@ RELIEF_KPA = const(20)  # after an occlusion the plunger backs off to this press
 MAX_RELIEF_NL = const(5000)  # ...by at most this volume
 SHOT_SETTLE_MS = const(10)  # a nappage shot waits this long at most for line pressure to settle
 POINT_SETTLE_MS = const(100)  # a point, this long (both count in the nappage feasibility rule)
+JOURNAL_CHECKPOINT_NL = const(1000)  # a dose in progress is journalled this often, and 4 times a dose at least
 TRIGGER_STUCK_MS = const(2000)  # held this long beyond what a point needs -> TRIGGER_STUCK
 
 # ---- device settings: limits a device may lower, never raise past the hard ceiling --------
@@ -299,7 +313,9 @@ SET_LINK_TIMEOUT = const(6)
 _SETTING_FIELDS = tuple((row[0], row[1]) for row in SETTINGS_TABLE)
 MESSAGES[SETTINGS] = ("SETTINGS", _SETTING_FIELDS)
 _ident = MESSAGES[IDENTITY][1]
-MESSAGES[IDENTITY] = ("IDENTITY", _ident[:-1] + _SETTING_FIELDS + _ident[-1:])
+MESSAGES[IDENTITY] = ("IDENTITY", _ident[:-2] + _SETTING_FIELDS + _ident[-2:])
+# RECORD: a journalled DELIVERY (record_id 0: none left) and how many are still unacknowledged
+MESSAGES[RECORD] = ("RECORD", MESSAGES[DELIVERY][1] + (("pending", "H"),))
 
 
 # ---- syringe table: code -> (name, inner diameter um, usable stroke um, dead space nL) ------
@@ -318,7 +334,8 @@ SYRINGES = {
 }
 
 
-def syringe_capacity_nl(code):
-    # deliverable content of a full syringe: pi/4 d^2 x stroke (um^3 = fL) less dead space
+def syringe_capacity_nl(code, cal_ppm=1000000):
+    # deliverable content of a full syringe: pi/4 d^2 x stroke (um^3 = fL), scaled by the
+    # bore's calibration (area ppm), less dead space
     _, diameter_um, stroke_um, dead_nl = SYRINGES[code]
-    return int(3.14159265 * diameter_um * diameter_um * stroke_um / 4 / 1000000) - dead_nl
+    return int(3.14159265 * diameter_um * diameter_um * stroke_um / 4 / 1000000 * cal_ppm / 1000000) - dead_nl

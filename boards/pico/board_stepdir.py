@@ -7,7 +7,7 @@ import micropython
 import select
 import sys
 from machine import Pin
-from time import sleep_ms, sleep_us, ticks_diff, ticks_ms
+from time import sleep_ms, sleep_us, ticks_add, ticks_diff, ticks_ms
 from mesoprotocol import spec
 
 PULSE_US = 2  # STEP high/low and DIR setup time; A4988 needs 1 us, DRV8825 1.9 us, TMC2209 0.1 us
@@ -105,6 +105,7 @@ class StepDirBoard:
     PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway (measure per build)
     ANTIDRIP_UM = 20
     COMPLIANCE_NL_PER_KPA = 1  # nominal for 1 mL plastic syringes
+    JOURNAL_CELLS = 6000  # delivery journal: 64 bytes a record (384 KB of flash), > MAX_SHOTS
 
     # Line-pressure sensor: ratiometric 0.5-4.5 V = 0-689 kPa (100 psi) on 5 V, through a
     # 2/3 divider so the ADC sees 0.33-3.0 V. Calibrate against the sensor actually fitted.
@@ -126,6 +127,8 @@ class StepDirBoard:
         self._led = Pin(led, Pin.OUT, value=0)
         self._led_on = 0
         self._pattern = 0
+        self._slot = 0  # slot of the blink pattern shown now
+        self._slot_end = ticks_ms()
         self._reset = reset_code()  # read once: it is asked again on every HELLO
         # Host link = USB CDC. 0x03 in a frame must stay data, not raise KeyboardInterrupt:
         # to reach the REPL again, boot in safe mode (trigger held).
@@ -193,6 +196,9 @@ class StepDirBoard:
             return self.PRESSURE_SPAN_KPA
         return max(0, (mv - self.PRESSURE_ZERO_MV) * self.PRESSURE_SPAN_KPA // self.PRESSURE_SPAN_MV)
 
+    def pressure_mv(self):
+        raise NotImplementedError  # board.py reads its ADC
+
     def plunger_stalled(self):
         # A TMC2209's DIAG output (StallGuard) belongs here; with A4988-class drivers
         # there is no stall signal and line pressure is the only occlusion detector.
@@ -207,7 +213,11 @@ class StepDirBoard:
 
     def service(self, now_us):
         self._trigger.read()  # keep the debounce sampling even if nobody asked this tick
-        on = (self._pattern >> (ticks_ms() // LED_SLOT_MS % 10)) & 1
+        now = ticks_ms()
+        if ticks_diff(now, self._slot_end) >= 0:  # counted, not ticks_ms() // 100: ticks wrap
+            self._slot = (self._slot + 1) % 10
+            self._slot_end = ticks_add(now, LED_SLOT_MS)
+        on = (self._pattern >> self._slot) & 1
         if on != self._led_on:
             self._led_on = on
             self._led.value(on)

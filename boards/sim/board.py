@@ -8,7 +8,7 @@ import select
 import socket
 import sys
 import termios
-from time import ticks_diff, ticks_ms, ticks_us
+from time import ticks_diff, ticks_ms
 
 import board_model
 
@@ -41,6 +41,7 @@ class Board:
     PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway
     ANTIDRIP_UM = 20  # suck-back beyond the play: draws the drop back into the needle
     COMPLIANCE_NL_PER_KPA = 1  # nominal syringe/stopper compliance
+    JOURNAL_CELLS = int(os.getenv("MESOSIM_JOURNAL_CELLS") or 6000)  # records; tests shrink it
 
     def __init__(self):
         import micropython
@@ -138,7 +139,7 @@ class Board:
         return self.model.depth_um <= 0
 
     def led(self, code):
-        self._report("led %d %d" % (code, ticks_us()))
+        self._report("led %d %d" % (code, board_model.clock_us()))
 
     def feed_watchdog(self):
         now = ticks_ms()
@@ -163,7 +164,7 @@ class Board:
         self.model.moved = True
         # echo an input change with the board time and the syringe content at that instant:
         # the harness measures time to safe state and volume after a fault from these
-        self._report("%s %s %d %.3f" % (words[0], words[1], ticks_us(), self.model.content_nl))
+        self._report("%s %s %d %.3f" % (words[0], words[1], board_model.clock_us(), self.model.content_nl))
 
     def _serve_ctrl(self):
         data = self._ctrl.recv(256)

@@ -18,6 +18,12 @@ ENDSTOP_NL = 2000  # the end-of-syringe switch closes 2 uL before the stopper bo
 STALL_KPA = 600  # the stepper stalls against this line pressure
 
 
+def clock_us():
+    # The board clock as a plain int, for ground truth and snapshots: the harness reads the
+    # same clock (board_time_us). The stubs keep ticks opaque; on the unix port they are ints.
+    return ticks_us()
+
+
 class Model:
     def __init__(self, profile, report):
         # report(line): send a ground-truth line to the harness
@@ -103,7 +109,7 @@ class Model:
             self.air_nl += flow
 
     def plunger(self, n):
-        now = ticks_us()
+        now = clock_us()
         self.advance(now)
         # lost motion: the stopper moves only once the pusher has crossed the play
         gap = self.gap + n
@@ -143,12 +149,12 @@ class Model:
             self.pen_max_um = self.depth_um
         inside = self.depth_um > 0
         if inside and not was_in:
-            self.pen_t0 = ticks_us()
+            self.pen_t0 = clock_us()
             self.pen_nl = 0.0
             self.pen_max_um = self.depth_um
         elif was_in and not inside:
             self.penetrations += 1
-            self.report("pen %d %d %.3f %.1f" % (self.pen_t0, ticks_us(), self.pen_nl, self.pen_max_um))
+            self.report("pen %d %d %.3f %.1f" % (self.pen_t0, clock_us(), self.pen_nl, self.pen_max_um))
 
     def at_end(self):
         return self.content_nl - self.pending_nl <= ENDSTOP_NL

@@ -110,12 +110,16 @@ class SimBoard:
 
     seed: draw imperfections (backlash, compliance, tissue, bore) from this seed;
     profile: explicit physical parameters, applied last (e.g. {"diameter_error": 0}).
+    stage=False: boot the flash as it is (blank in a new workdir: the REPL), e.g. to flash it.
     """
 
     def __init__(self, *, syringe: int = 1, serial: str = "SIM-0001", heap: str = HEAP,
                  workdir: str | os.PathLike | None = None, profile: dict | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, journal_cells: int | None = None,
+                 stage: bool = True):
         self.syringe = syringe
+        self.journal_cells = journal_cells  # the firmware's journal size (default: the board's)
+        self.stage = stage  # copy this repository's firmware to the flash at start (False: leave it as it is)
         self.serial = serial
         self.heap = heap
         self._own_workdir = workdir is None
@@ -143,6 +147,12 @@ class SimBoard:
         self.air_nl = 0.0
         self.balance: SimBalance | None = None
         self.boots = 0
+        self.hold_trigger_at_boot = False  # safe mode: main.py skips the firmware, the REPL stays
+        self.repl: str | None = None  # "friendly" or "raw" once this boot's REPL is up
+        self._repl_seen = b""  # tail of what the REPL printed, to spot its prompts
+        self._raw_after_boot = False  # a soft reset from the raw REPL: boot.py, then raw REPL again
+        self._wdt_armed = False  # the firmware started its watchdog (the REPL does not feed one)
+        self._spawns = 0
         self.penetrations: list[Penetration] = []
         self._truth: Truth | None = None
         self._snapshot = ""  # the model's physical state, handed to the next boot
@@ -150,6 +160,9 @@ class SimBoard:
         self._power_off_until = 0.0
         self.link_mode = "ok"  # ok | cut (bytes lost) | stall (bytes held until restored)
         self._stalled: list[tuple[str, bytes]] = []
+        self.noise_rate = 0.0  # fraction of writes (frames, mostly) with one bit flipped
+        self._noise = random.Random(0)
+        self.corrupted = 0
         self.resets: list[int] = []  # reset cause of every reboot the harness performed
         self._cond = threading.Condition()
         self._proc: subprocess.Popen | None = None
@@ -161,7 +174,9 @@ class SimBoard:
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> "SimBoard":
-        image.stage("sim", self.flash)  # flash the current firmware; data files on the flash stay
+        if self.stage:
+            image.stage("sim", self.flash)  # flash the current firmware; data files on the flash stay
+        self.flash.mkdir(parents=True, exist_ok=True)
         self._dev_master, self._dev_slave = _raw_pty()
         self._host_master, self._host_slave = _raw_pty()
         os.set_blocking(self._host_master, False)
@@ -178,7 +193,10 @@ class SimBoard:
         self._spawn(spec.RESET_POWER_ON)
         self._thread = threading.Thread(target=self._io_loop, name="mesosim-io", daemon=True)
         self._thread.start()
-        self.wait(lambda: self._ctrl is not None and self.boots > 0, 10, "the simulated board did not boot")
+        if self.hold_trigger_at_boot or not (self.flash / "main.py").exists():
+            self.wait(lambda: self.repl is not None, 10, "the simulated board did not boot to its REPL")
+        else:
+            self.wait(lambda: self._ctrl is not None and self.boots > 0, 10, "the simulated board did not boot")
         return self
 
     def stop(self) -> None:
@@ -206,18 +224,28 @@ class SimBoard:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _spawn(self, reset_cause: int) -> None:
+    def _spawn(self, reset_cause: int, run_main: bool = True) -> None:
         env = dict(os.environ,
                    MESOSIM_STATE=self._snapshot,
                    MESOSIM_CTRL="127.0.0.1:%d" % self._ctrl_srv.getsockname()[1],
                    MESOSIM_PROFILE=json.dumps(self.profile),
                    MESOSIM_RESET=str(reset_cause),
                    MESOSIM_FLASH=str(self.flash))
-        # mount the flash as / and run boot.py then main.py, as a board does.
+        if self.journal_cells:
+            env["MESOSIM_JOURNAL_CELLS"] = str(self.journal_cells)
+        if self.hold_trigger_at_boot:
+            env["MESOSIM_SAFE"] = "1"
+        # mount the flash as / and run boot.py then main.py, as a board does; then the REPL (-i),
+        # as on a board when main.py returns (safe mode) or raises.
         # (paths go in the environment: the unix port crashes on argv items >= 256 bytes)
         boot = ("import vfs,os;d=os.getenv('MESOSIM_FLASH');vfs.umount('/');vfs.mount(vfs.VfsPosix(d),'/');"
-                "os.chdir('/');exec(open('boot.py').read(),{'__name__':'__main__'});"
-                "exec(open('main.py').read(),{'__name__':'__main__'})")
+                "os.chdir('/');ls=os.listdir()\nfor f in %r:\n if f in ls:exec(open(f).read(),{'__name__':'__main__'})"
+                % ((("boot.py", "main.py") if run_main else ("boot.py",)),))
+        self._raw_after_boot = not run_main
+        self.repl = None
+        self._repl_seen = b""
+        self._wdt_armed = False
+        self._spawns += 1
         slave = self._dev_slave
 
         def controlling_tty():
@@ -225,7 +253,7 @@ class SimBoard:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
         self._proc = subprocess.Popen(
-            [micropython_binary(), "-X", "heapsize=" + self.heap, "-c", boot],
+            [micropython_binary(), "-X", "heapsize=" + self.heap, "-i", "-c", boot],
             stdin=slave, stdout=slave, stderr=self._log, env=env, preexec_fn=controlling_tty,
             close_fds=True)
         self._spawned_at = self._fed = time.monotonic()
@@ -267,6 +295,20 @@ class SimBoard:
             self._proc.kill()
         self.wait(lambda: self.boots > boots, off_s + 10, "the board did not come back after the power cut")
 
+    def boot_to_repl(self, timeout: float = 10.0) -> None:
+        """Power-cycle with the trigger held (safe mode): the firmware does not start and the
+        REPL stays on the serial port, for mpremote. The trigger is let go once it is up."""
+        self.hold_trigger_at_boot = True
+        spawns = self._spawns
+        try:
+            self._power_off_until = time.monotonic()
+            if self._proc:
+                self._proc.kill()
+            self.wait(lambda: self._spawns > spawns and self.repl is not None, timeout,
+                      "the board did not boot to its REPL")
+        finally:
+            self.hold_trigger_at_boot = False
+
     def set_link(self, mode: str) -> None:
         """ok, cut (bytes in both directions are lost) or stall (held, delivered on ok)."""
         if mode not in ("ok", "cut", "stall"):
@@ -277,6 +319,21 @@ class SimBoard:
                     self._deliver(where, data)
                 self._stalled = []
             self.link_mode = mode
+
+    def set_link_noise(self, rate: float, seed: int = 0) -> None:
+        """Flip one random bit in this fraction of the writes crossing the link, either way."""
+        with self._cond:
+            self.noise_rate = rate
+            self._noise = random.Random(seed)
+
+    def _noisy(self, data: bytes) -> bytes:
+        if not self.noise_rate or self._noise.random() >= self.noise_rate:
+            return data
+        self.corrupted += 1
+        bit = self._noise.randrange(len(data) * 8)
+        out = bytearray(data)
+        out[bit // 8] ^= 1 << (bit % 8)
+        return bytes(out)
 
     def truth(self, timeout: float = 2.0) -> Truth:
         with self._cond:
@@ -318,6 +375,7 @@ class SimBoard:
                                 float(words[6]), int(words[7]))
         elif kind == "boot":
             self.boots += 1
+            self._wdt_armed = True
             self.led = spec.LED_OFF
         elif kind == "wdt":
             self._fed = time.monotonic()
@@ -346,8 +404,28 @@ class SimBoard:
 
     def _from_device(self) -> None:
         data = _read(self._dev_master)
+        if data and not self._wdt_armed:  # no firmware running: a REPL may be talking
+            self._watch_repl(data)
         if data and self._link_passes("host", data):
             self._deliver("host", data)
+
+    def _watch_repl(self, data: bytes) -> None:
+        # Which REPL is up decides what its exit means (see _supervise); mpremote needs a
+        # soft reset from the raw REPL to come back in the raw REPL, without main.py.
+        seen = (self._repl_seen + data)[-64:]
+        self._repl_seen = seen
+        mode = self.repl
+        if seen.endswith(b"raw REPL; CTRL-B to exit\r\n>") or seen.endswith(b"raw REPL; CTRL-B to exit\r\n"):
+            mode = "raw"
+        elif seen.endswith(b">>> "):
+            mode = "friendly"
+            if self._raw_after_boot:
+                self._raw_after_boot = False
+                os.write(self._dev_master, b"\x01")  # what a board does after a raw soft reset
+        if mode != self.repl:
+            with self._cond:
+                self.repl = mode
+                self._cond.notify_all()
 
     def _link_passes(self, where: str, data: bytes) -> bool:
         with self._cond:
@@ -356,6 +434,7 @@ class SimBoard:
             return self.link_mode == "ok"
 
     def _deliver(self, where: str, data: bytes) -> None:
+        data = self._noisy(data)
         if where == "device":
             os.write(self._dev_master, data)
             return
@@ -433,7 +512,7 @@ class SimBoard:
             return
         now = time.monotonic()
         if self._proc.poll() is None:
-            if now - self._fed > WATCHDOG_S:
+            if self._wdt_armed and now - self._fed > WATCHDOG_S:
                 self._proc.kill()
                 self._proc.wait()
                 self._restart(spec.RESET_WATCHDOG, "watchdog not fed for %.1f s" % (now - self._fed))
@@ -444,15 +523,19 @@ class SimBoard:
             self._power_off_until = 0.0
             self._restart(spec.RESET_POWER_ON, "power restored")
             return
+        if self.repl:  # Ctrl-D in the REPL: a soft reboot, which skips main.py from the raw REPL
+            self._deliver("host", b"MPY: soft reboot\r\n")
+            self._restart(spec.RESET_SOFT, "soft reboot from the %s REPL" % self.repl, run_main=self.repl != "raw")
+            return
         if now - self._spawned_at < 0.5:
             time.sleep(0.5)  # crash loop: don't spin
         self._restart(spec.RESET_SOFT, "firmware exited with %d: soft reboot" % self._proc.returncode)
 
-    def _restart(self, cause: int, why: str) -> None:
+    def _restart(self, cause: int, why: str, run_main: bool = True) -> None:
         self._log.write(b"\n--- %s ---\n" % why.encode())
         self._log.flush()
         self.resets.append(cause)
-        self._spawn(cause)
+        self._spawn(cause, run_main)
 
 
 def _raw_pty() -> tuple[int, int]:

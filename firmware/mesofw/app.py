@@ -3,19 +3,21 @@
 # until host input or the next 5 ms check.
 from time import ticks_add, ticks_diff, ticks_us, sleep_us
 from mesoprotocol import spec
-from mesofw import device, link, records
+from mesofw import bootcount, device, journal, link
 
 FW_VERSION = (0, 1, 0)
 TICK_US = 1000
 IDLE_WAIT_MS = 5
+_NO_RECORD = (0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
 class App:
     def __init__(self, board):
         self.board = board
-        self.records = records.RecordCounter()
+        self.boot_count = bootcount.next_boot()
+        self.journal = journal.Journal(board.JOURNAL_CELLS, self.boot_count << 16)
         self.link = link.Link(board, self.command)
-        self.device = device.Device(board, self.link.send_event, self.records)
+        self.device = device.Device(board, self.link.send_event, self.journal)
         self.link.state_of = lambda: self.device.state
 
     def command(self, msg_type, values):
@@ -24,13 +26,23 @@ class App:
             return (spec.IDENTITY, self.identity())
         if msg_type == spec.STATUS:
             return (spec.STATUS_REPLY, self.device.status(self.link.rx_errors))
+        if msg_type == spec.RECORDS:
+            return (spec.RECORD, self.records(values[0]))
         return self.device.handle(msg_type, values, ticks_us())
 
     def identity(self):
         b = self.board
         head = (spec.PROTOCOL_VERSION, FW_VERSION[0], FW_VERSION[1], FW_VERSION[2], b.NAME, b.serial_number(),
                 self.device.syringe, self.device.cal_ppm(), b.reset_cause())
-        return head + tuple(self.device.settings) + (self.records.boot_count,)
+        return head + tuple(self.device.settings) + (self.boot_count, min(self.journal.free(), 0xFFFF))
+
+    def records(self, ack_id):
+        # the host has committed ack_id (0: nothing yet); answer with the oldest record it has not
+        j = self.journal
+        if ack_id:
+            j.ack(ack_id)  # idempotent: an id already acknowledged changes nothing
+        oldest = j.oldest()
+        return (oldest or _NO_RECORD) + (min(j.unacked, 0xFFFF),)
 
     def run(self):
         board = self.board

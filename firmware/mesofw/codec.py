@@ -56,7 +56,7 @@ class FrameReader:
         self.seq = 0
         self.version = 0
         self.payload = memoryview(self.buf)[0:0]
-        self.error = 0  # NACK_* for ERROR, or one of the DROP_* names for DROPPED
+        self.error = 0  # type: int | str  # NACK_* for ERROR, or one of the DROP_* names for DROPPED
 
     def pending(self):
         return self.n

@@ -30,12 +30,14 @@ _LED = (S.LED_OFF, S.LED_OFF, S.LED_DELIVERING, S.LED_OFF, S.LED_READY, S.LED_DE
 
 
 class Device:
-    def __init__(self, board, emit, records):
+    def __init__(self, board, emit, journal):
         # emit(msg_type, values): queue an event to the host.
-        # records: the RecordCounter that hands out record ids.
+        # journal: where every point is written before the host hears of it.
         self.board = board
         self.emit = emit
-        self.records = records
+        self.journal = journal
+        self.checkpoint_at = 0  # plunger steps into the dose at which the journal is next updated
+        self.checkpoint_steps = 1
         self.state = S.STATE_IDLE
         self.alarm = 0
         self.cfg = None
@@ -69,6 +71,10 @@ class Device:
         # anti-drip: draw back past the worst-case lost motion, so returning the same
         # distance before the next dose cancels backlash and stopper breakaway exactly
         self.suckback_steps = (board.PLUNGER_PLAY_MAX_UM + board.ANTIDRIP_UM) * board.PLUNGER_STEPS_PER_MM // 1000
+        # where the pusher sits in its play is unknown after power-up or a syringe change: assume
+        # fully drawn back, so the prime (into the air) takes up the worst case before it counts
+        self.play_steps = board.PLUNGER_PLAY_MAX_UM * board.PLUNGER_STEPS_PER_MM // 1000
+        self.seq.slack = self.play_steps
         board.motors(False)
         board.led(S.LED_OFF)
 
@@ -114,19 +120,24 @@ class Device:
             settings.save(self.settings)
         elif msg_type == S.CALIBRATE:
             return self._calibrate(values[0], values[1])
-        if msg_type == S.ARM:
-            self.done = 0
-            self.delivered_nl = 0
+        if msg_type == S.ARM or msg_type == S.RESUME:
+            if msg_type == S.ARM:
+                self.done = 0
+            needed = self.cfg[6] - self.done + 1  # every point left, and one stopped early
+            if self.journal.free() < needed:
+                return self._nack(msg_type, S.NACK_JOURNAL_FULL, 0, self.journal.free(), needed)
+            if msg_type == S.ARM:
+                self.delivered_nl = 0
             self._arm()
         elif msg_type == S.PAUSE:
             self._stop(S.FLAG_ABORTED, now_us)
+            self._end_burst_early(now_us)
             self._set_state(S.STATE_PAUSED)
-        elif msg_type == S.RESUME:
-            self._arm()
         elif msg_type == S.ABORT:
             if self.state == S.STATE_FAULT and not self.hello_since_fault:
                 return self._nack(msg_type, S.NACK_HELLO_FIRST, 0, self.alarm, 0)
             self._stop(S.FLAG_ABORTED, now_us)
+            self._end_burst_early(now_us)
             self.cfg = None
             self.alarm = 0
             self._set_state(S.STATE_IDLE)
@@ -145,8 +156,9 @@ class Device:
             self.syringe_spent = False
             self.primed_syringe = 0
             self.metering = self._metering(syringe)
-            self.capacity_nl = S.syringe_capacity_nl(syringe)
+            self.capacity_nl = S.syringe_capacity_nl(syringe, self.calibration.get(syringe, 1000000))
             self.dispensed_nl = 0
+            self.seq.slack = max(self.seq.slack, self.play_steps)
         self.cfg = cfg
         self.done = 0
         self.delivered_nl = 0
@@ -165,6 +177,7 @@ class Device:
         settings.save_calibration(self.calibration)
         if syringe == self.syringe:
             self.metering = self._metering(syringe)
+            self.capacity_nl = S.syringe_capacity_nl(syringe, ppm)
             if self.cfg and limits.check_configure(self.cfg, self._shot_time_ms, self.settings, self._min_volume_nl):
                 self.cfg = None  # the program no longer meters to 1 %: configure it again
                 self._set_state(S.STATE_IDLE)
@@ -195,6 +208,8 @@ class Device:
     def _prime(self, volume_nl, now_us):
         if not 0 < volume_nl <= S.MAX_PRIME_NL:
             return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, S.MAX_PRIME_NL)
+        if not self.journal.free():
+            return self._nack(S.PRIME, S.NACK_JOURNAL_FULL, 0, 0, 1)
         self.primed_syringe = 0
         self._start(S.KIND_PRIME, 0, volume_nl, 0, now_us)
         self._set_state(S.STATE_PRIMING)
@@ -269,6 +284,7 @@ class Device:
         if state == S.STATE_DELIVERING and not pressed and self.seq.phase != dosing.RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
         finished = self.seq.tick(now_us)
+        self._checkpoint()
         self._record_if_dispensed(now_us)
         if finished:
             self._sequence_finished(now_us)
@@ -294,7 +310,7 @@ class Device:
         return self.seq.active() or self.state == S.STATE_DELIVERING
 
     def _next_point(self, now_us):
-        technique, _, _, _, depth_um, volume_nl, count, _, _ = self.cfg
+        technique, _, _, _, depth_um, volume_nl, count, _, _, _ = self.cfg
         if self.done >= count:  # every point ends at its programmed volume: count bounds the total
             self._set_state(S.STATE_COMPLETE)
             return
@@ -314,6 +330,14 @@ class Device:
         self._start(kind, self.done, volume_nl, depth_um, now_us)
 
     def _start(self, kind, index, volume_nl, depth_um, now_us):
+        # the point is journalled (OPEN) before anything moves: no room, no point
+        if not self.journal.open(self.cfg[9], index, kind, volume_nl, ticks_ms()):
+            self.fault(S.ALARM_JOURNAL_FULL, 0, now_us)
+            return
+        # checkpoints: as the dose starts, then every JOURNAL_CHECKPOINT_NL and at least 4 times a dose
+        # (plain division: steps_for() would spend the metering's carried remainder)
+        self.checkpoint_at = 0
+        self.checkpoint_steps = min(S.JOURNAL_CHECKPOINT_NL, volume_nl // 4) * 1000 // self.metering.pl_step + 1
         self.kind = kind
         self.point_index = index
         self.point_nl = volume_nl
@@ -345,8 +369,23 @@ class Device:
         if self.kind != S.KIND_PRIME:
             self.delivered_nl += delivered
             self.done += 1
-        self.emit(S.DELIVERY, (self.records.next_id(), self.point_index, self.kind, flags,
-                               self.point_nl, delivered, depth, ticks_ms()))
+        j = self.journal
+        t = ticks_ms()
+        j.close(flags, delivered, depth, t)  # on flash before the host hears of it
+        self.emit(S.DELIVERY, (j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered,
+                               depth, t))
+
+    def _checkpoint(self):
+        # a point in progress is re-journalled every JOURNAL_CHECKPOINT_NL it pushes, so a power
+        # cut loses at most that much of the record
+        seq = self.seq
+        phase = seq.phase
+        if self.journal.cur < 0 or not (phase == dosing.DISPENSE or phase == dosing.TOPUP or phase == dosing.SETTLE):
+            return
+        pushed = seq.plunger.pos - seq.plunger_start
+        if pushed >= self.checkpoint_at:
+            self.journal.checkpoint(self.metering.nl(pushed), seq.depth_um(), ticks_ms())
+            self.checkpoint_at = pushed + self.checkpoint_steps
 
     def _sequence_finished(self, now_us):
         if self.state == S.STATE_PRIMING:
@@ -368,6 +407,15 @@ class Device:
         # nappage shots follow each other without suck-back; the burst's end gets one
         if self.cfg[0] == S.TECHNIQUE_NAPPAGE:
             self.seq.suck_back(self.suckback_steps, self._fast_rate(), now_us)
+
+    def _end_burst_early(self, now_us):
+        # a nappage burst cut short by PAUSE or ABORT still ends with its anti-drip suck-back
+        if self.state != S.STATE_DELIVERING or self.cfg[0] != S.TECHNIQUE_NAPPAGE:
+            return
+        if self.seq.phase == dosing.RETRACT:
+            self.seq.suckback = self.suckback_steps
+        elif not self.seq.active():
+            self._end_burst(now_us)
 
     def _set_state(self, new):
         old = self.state
@@ -391,4 +439,5 @@ class Device:
             self.seq.depth_um(),
             rx_errors & 0xFFFF,
             ticks_ms(),
+            min(self.journal.unacked, 0xFFFF),
         )

@@ -12,6 +12,7 @@ F_VOLUME = 6
 F_COUNT = 7
 F_CADENCE = 8
 F_FLOW = 9
+F_SESSION = 10
 
 _VOLUME_SETTING = {
     spec.TECHNIQUE_POINT: spec.SET_POINT,
@@ -37,11 +38,13 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl):
     # cfg: CONFIGURE values tuple in layout order; shot_time_ms(cfg) -> time one shot needs;
     # settings: the device's limits in force (spec.SETTINGS_TABLE order);
     # min_volume_nl(syringe) -> the least volume that syringe meters to 1 %.
-    technique, syringe, needles, needle_um, depth_um, volume_nl, count, cadence_mhz, flow = cfg
+    technique, syringe, needles, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, session = cfg
     if technique not in _VOLUME_SETTING:
         return (spec.NACK_BAD_VALUE, F_TECHNIQUE, technique, 0)
     if syringe not in spec.SYRINGES:
         return (spec.NACK_BAD_VALUE, F_SYRINGE, syringe, 0)
+    if session == 0:  # every journal record must name its session
+        return (spec.NACK_BAD_VALUE, F_SESSION, session, 0)
     max_depth = min(settings[spec.SET_DEPTH], needle_um - spec.NEEDLE_MARGIN_UM)
     max_volume = settings[_VOLUME_SETTING[technique]]
     if technique == spec.TECHNIQUE_TEST_DOSE:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import getpass
 import pathlib
 import random
@@ -21,11 +22,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mesoprotocol import spec
 
-from . import alarms
+from . import alarms, sync
 from . import program as programs
 from .client import Device, DeviceRefused
 from .link import LinkError, PortNotFound
-from .records import RecordStore, default_path
+from .exports import FORMATS, NothingToExport
+from .records import RecordStore, RecordStoreError, default_path, is_url
 from .session import DeviceInFault, SessionRunner
 
 console = Console(highlight=False, soft_wrap=True)
@@ -65,7 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--syringe", default="BD 1 mL", help="syringe loaded in the simulated gun (default: BD 1 mL)")
     p.add_argument("--serial", default="SIM-0001", help="serial number of the simulated board")
     p.add_argument("--operator", action="store_true", help="a virtual clinician pulls the trigger when the gun is armed")
+    p.add_argument("--safe-mode", action="store_true",
+                   help="power up with the trigger held: the REPL instead of the firmware (e.g. for `flash`)")
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("flash", help="compile the firmware, copy it to a board at its REPL, verify it, restart it")
+    p.add_argument("--board", required=True, help="board folder under boards/: sim, pico, esp32s3")
+    p.add_argument("--port", required=True, help="serial port or URL of the board")
+    p.set_defaults(func=cmd_flash)
 
     p = sub.add_parser("info", help="show a device's identity and hard limits")
     _add_target(p)
@@ -83,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--operator", default=None, help="operator (default: the login name)")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("sync", help="store every delivery the device holds unacknowledged (e.g. after a lost link)")
+    _add_target(p)
+    p.add_argument("--db", help=f"records database (default: {default_path()})")
+    p.set_defaults(func=cmd_sync)
+
     p = sub.add_parser("calibrate", help="gravimetric calibration of a syringe's bore on an MT-SICS balance")
     _add_target(p)
     p.add_argument("--balance", help="serial port of the balance (MT-SICS); with --sim the simulated balance")
@@ -92,17 +106,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--density", default="1.0 g/mL", help="density of the fluid (default 1.0 g/mL, water)")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("records", help="list or export recorded deliveries")
+    p = sub.add_parser("records", help="list, annotate or export the treatment records")
     rsub = p.add_subparsers(dest="records_command", required=True)
+    db_help = f"records database: a file or a postgresql:// URL (default: {default_path()})"
     r = rsub.add_parser("list", help="list sessions")
-    r.add_argument("--db", help=f"records database (default: {default_path()})")
+    r.add_argument("--db", help=db_help)
     r.set_defaults(func=cmd_records_list)
-    r = rsub.add_parser("export", help="one row per delivery, as CSV or JSON")
-    r.add_argument("--db", help=f"records database (default: {default_path()})")
-    r.add_argument("--format", choices=("csv", "json"), default="csv")
-    r.add_argument("--session", type=int, help="only this session id")
-    r.add_argument("-o", "--output", help="write to this file instead of standard output")
+    r = rsub.add_parser("export", help="csv/json: one row per delivery; fhir: MedicationAdministration per session; "
+                                       "html: printable report of one session")
+    r.add_argument("--db", help=db_help)
+    r.add_argument("--format", choices=FORMATS, default="csv")
+    r.add_argument("--session", type=int, help="only this session id (html: required)")
+    r.add_argument("-o", "--out", "--output", dest="output", help="write to this file instead of standard output")
     r.set_defaults(func=cmd_records_export)
+    r = rsub.add_parser("note", help="add a note or an adverse event to a session's record")
+    r.add_argument("--db", help=db_help)
+    r.add_argument("--session", type=int, required=True, help="session id (see `mesoinject records list`)")
+    r.add_argument("text", help="the note, in quotes")
+    r.add_argument("--adverse-event", action="store_true", help="record it as an adverse event")
+    r.add_argument("--author", default=None, help="who writes it (default: the login name)")
+    r.set_defaults(func=cmd_records_note)
     return parser
 
 
@@ -153,7 +176,12 @@ def cmd_sim(args) -> int:
     from mesosim import VirtualOperator
 
     syringe = programs.syringe_code(args.syringe)
-    with sim_board(syringe, args.serial) as board:
+    board = sim_board(syringe, args.serial)
+    board.hold_trigger_at_boot = args.safe_mode
+    with board:
+        board.hold_trigger_at_boot = False  # let go once it is up: the next reset starts the firmware
+        if args.safe_mode:
+            console.print(f"safe mode: the REPL is on the serial port; try: mesoinject flash --board sim --port {board.url}")
         console.print(f"simulated board {args.serial} running the firmware on MicroPython ({board.heap} heap), "
                       f"imperfections seed {board.seed}")
         console.print(f"  serial port: {board.url}")
@@ -167,6 +195,19 @@ def cmd_sim(args) -> int:
                 stop.wait()
             except KeyboardInterrupt:
                 console.print("stopped")
+    return 0
+
+
+def cmd_flash(args) -> int:
+    from .flash import FlashError, flash
+
+    try:
+        report = flash(args.board, args.port, log=lambda line: err.print(f"  {line}"))
+    except FlashError as e:
+        err.print(f"error: {e}")
+        return 1
+    for line in report.lines():
+        console.print(line)
     return 0
 
 
@@ -195,6 +236,18 @@ def cmd_abort(args) -> int:
         before = spec.STATE_NAMES[device.status()["state"]]
         after = spec.STATE_NAMES[device.abort()["state"]]
     console.print(f"device stopped: {before} -> {after}")
+    return 0
+
+
+def cmd_sync(args) -> int:
+    db_path = pathlib.Path(args.db) if args.db else default_path()
+    store = RecordStore(db_path)
+    with _connect(args) as device:
+        identity = device.hello()
+        counts = sync.drain(device, store)
+    sessions = ", ".join(str(s) for s in sorted(counts.sessions)) or "none"
+    console.print(f"{identity.serial}: {counts.stored} new records stored, {counts.replayed} already stored; "
+                  f"device journal now empty. Sessions: {sessions}. Records: {db_path}")
     return 0
 
 
@@ -272,29 +325,64 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def cmd_records_list(args) -> int:
-    store = _open_store(args.db)
+def _records_command(fn):
+    """A records subcommand: a database that can't be used, or nothing to export, is one line and exit 2."""
+
+    @functools.wraps(fn)
+    def run(args) -> int:
+        try:
+            with contextlib.closing(_open_store(args.db)) as store:
+                return fn(args, store)
+        except (RecordStoreError, NothingToExport) as e:
+            err.print(f"error: {e}", markup=False)
+            return 2
+
+    return run
+
+
+@_records_command
+def cmd_records_list(args, store: RecordStore) -> int:
     rows = store.sessions()
     if not rows:
-        console.print(f"no sessions in {store.path}")
+        console.print(f"no sessions in {store.where}", markup=False)
     for s in rows:
+        lot = f" lot {s['drug_lot']}" if s["drug_lot"] else ""
+        events = f"  {s['adverse_events']} adverse event(s)" if s["adverse_events"] else ""
         console.print(f"{s['id']:>4}  {s['started_at'][:19]}  {s['outcome'] or 'running':<11} {s['program_name']}  "
-                      f"{s['points_done']}/{s['planned']}  {s['delivered_nl'] / 1000:.3f} uL  {s['drug']}  "
-                      f"device {s['device_serial']}")
+                      f"{s['points_done']}/{s['planned']}  {s['delivered_nl'] / 1000:.3f} uL  {s['drug']}{lot}  "
+                      f"device {s['device_serial']}{events}", markup=False)
     return 0
 
 
-def cmd_records_export(args) -> int:
-    text = _open_store(args.db).export(args.format, args.session)
+@_records_command
+def cmd_records_export(args, store: RecordStore) -> int:
+    text = store.export(args.format, args.session)  # raises NothingToExport before any file is written
     if args.output:
         pathlib.Path(args.output).write_text(text)
-        err.print(f"wrote {args.output}")
+        err.print(f"wrote {args.output}", markup=False)
     else:
         sys.stdout.write(text)
+    if args.format in ("fhir", "html") and args.session is not None and not any(
+            d["kind"] != "prime" for d in store.deliveries(args.session)):
+        err.print(f"note: session {args.session} delivered nothing to the patient; the export says so", markup=False)
+    return 0
+
+
+@_records_command
+def cmd_records_note(args, store: RecordStore) -> int:
+    kind = "adverse-event" if args.adverse_event else "note"
+    if not args.text.strip():
+        raise UsageError("the note is empty: give its text in quotes")
+    store.add_note(args.session, args.text, kind=kind, author=args.author or getpass.getuser())
+    console.print(f"{'adverse event' if args.adverse_event else 'note'} added to session {args.session} "
+                  f"in {store.where}", markup=False)
     return 0
 
 
 def _open_store(db: str | None) -> RecordStore:
+    """An existing records database: a file, or a postgresql:// URL."""
+    if is_url(db):
+        return RecordStore(db)
     path = pathlib.Path(db) if db else default_path()
     if not path.exists():
         raise UsageError(f"no records database at {path}; run a program first or pass --db FILE")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import queue
+import secrets
 
 from mesoprotocol import spec
 
@@ -45,13 +46,19 @@ class Identity:
     cal_ppm: int
     reset_cause: str
     boot_count: int
+    journal_free: int  # records the device can journal before the host acknowledges more
     limits: dict
 
     @classmethod
     def from_fields(cls, f: dict) -> "Identity":
         limits = {row[0]: f[row[0]] for row in spec.SETTINGS_TABLE}
         return cls(f["protocol"], "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"]), f["board"],
-                   f["serial"], f["syringe"], f["cal_ppm"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"], limits)
+                   f["serial"], f["syringe"], f["cal_ppm"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"],
+                   f["journal_free"], limits)
+
+
+def new_session_tag() -> int:
+    return secrets.randbits(32) or 1  # 0 means "no session" on the device
 
 
 class Device:
@@ -86,8 +93,9 @@ class Device:
             raise RuntimeError(f"device speaks protocol {self.identity.protocol}, this host {spec.PROTOCOL_VERSION}")
         return self.identity
 
-    def configure(self, **fields) -> dict:
-        return self.command(spec.CONFIGURE, **fields)
+    def configure(self, *, session: int | None = None, **fields) -> dict:
+        """session: the tag the device journals with every record of this program (default: random)."""
+        return self.command(spec.CONFIGURE, session=session or new_session_tag(), **fields)
 
     def prime(self, volume_nl: int) -> dict:
         return self.command(spec.PRIME, volume_nl=volume_nl)
@@ -115,6 +123,11 @@ class Device:
 
     def status(self) -> dict:
         return self.command(spec.STATUS)
+
+    def records(self, ack_id: int = 0) -> dict:
+        """Acknowledge a committed record (0: none); returns the oldest one still unacknowledged
+        (record_id 0: none left) and how many are pending."""
+        return self.command(spec.RECORDS, ack_id=ack_id)
 
     def next_event(self, timeout: float) -> codec.Message | None:
         try:

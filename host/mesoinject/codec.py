@@ -137,5 +137,8 @@ def _decode_body(body) -> Message | Rejected:
         return Rejected(body.type, body.seq, spec.NACK_UNKNOWN_TYPE)
     if layout.sizeof() != body.length:
         return Rejected(body.type, body.seq, spec.NACK_BAD_LENGTH)
-    parsed = layout.parse(body.payload)
+    try:
+        parsed = layout.parse(body.payload)
+    except c.StringError:  # a char field that is not ASCII: not a message we can read
+        return Rejected(body.type, body.seq, spec.NACK_BAD_VALUE)
     return Message(body.type, body.seq, {k: parsed[k] for k in FIELDS[body.type]})

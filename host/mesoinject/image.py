@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
+import re
 import shutil
+import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
@@ -16,15 +20,34 @@ def board_names() -> list[str]:
 
 
 def manifest(board: str) -> list[tuple[pathlib.Path, str]]:
-    """(source file, path on the board) for every file of a board's image."""
+    """(source file, path on the board) for every file of a board's image; main.py last."""
+    board_part = board_files(board)
+    firmware = firmware_files()
+    return firmware[:-2] + board_part + firmware[-2:]
+
+
+def firmware_files() -> list[tuple[pathlib.Path, str]]:
+    """The board-independent part of every image: mesofw/, mesoprotocol/, boot.py, main.py."""
+    files = [(p, f"mesofw/{p.name}") for p in sorted((FIRMWARE / "mesofw").glob("*.py"))]
+    files += [(PROTOCOL / "__init__.py", "mesoprotocol/__init__.py"), (PROTOCOL / "spec.py", "mesoprotocol/spec.py")]
+    return files + [(FIRMWARE / "boot.py", "boot.py"), (FIRMWARE / "main.py", "main.py")]
+
+
+def board_files(board: str) -> list[tuple[pathlib.Path, str]]:
+    """A board's own part: board.py and board_*.py from its folder, to the root of the flash."""
     board_dir = BOARDS / board
     if not (board_dir / "board.py").exists():
         raise ValueError(f"unknown board {board!r}; boards: {', '.join(board_names())}")
-    files = [(p, f"mesofw/{p.name}") for p in sorted((FIRMWARE / "mesofw").glob("*.py"))]
-    files += [(PROTOCOL / "__init__.py", "mesoprotocol/__init__.py"), (PROTOCOL / "spec.py", "mesoprotocol/spec.py")]
-    files += [(p, p.name) for p in sorted(board_dir.glob("board*.py"))]  # board.py, board_*.py
-    files += [(FIRMWARE / "boot.py", "boot.py"), (FIRMWARE / "main.py", "main.py")]
-    return files
+    return [(p, p.name) for p in sorted(board_dir.glob("board*.py"))]
+
+
+def firmware_version() -> tuple[int, int, int]:
+    """FW_VERSION as firmware/mesofw/app.py sets it: what HELLO reports once it is flashed."""
+    found = re.search(r"^FW_VERSION = \((\d+), (\d+), (\d+)\)", (FIRMWARE / "mesofw" / "app.py").read_text(), re.M)
+    if not found:
+        raise RuntimeError("no FW_VERSION = (major, minor, patch) in firmware/mesofw/app.py")
+    major, minor, patch = (int(g) for g in found.groups())
+    return major, minor, patch
 
 
 def stage(board: str, dest: pathlib.Path) -> pathlib.Path:
@@ -34,3 +57,42 @@ def stage(board: str, dest: pathlib.Path) -> pathlib.Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, target)
     return dest
+
+
+# ---- mip packages: `mpremote mip install --target / github:OWNER/REPO` (the firmware), then
+# `... github:OWNER/REPO/boards/NAME` (its board layer); or the same from a checkout's paths.
+def mip_packages() -> dict[pathlib.Path, dict]:
+    """package.json path -> content: the firmware at the repository root, one per board folder.
+    URLs are relative to each package.json, as mip resolves them."""
+    version = "%d.%d.%d" % firmware_version()
+    packages = {REPO / "package.json": {
+        "urls": [[rel, src.relative_to(REPO).as_posix()] for src, rel in firmware_files()], "version": version}}
+    for board in board_names():
+        board_dir = BOARDS / board
+        # a file shared through a symlink is fetched from where it really is
+        urls = [[rel, pathlib.Path(os.path.relpath(src.resolve(), board_dir)).as_posix()]
+                for src, rel in board_files(board)]
+        packages[board_dir / "package.json"] = {"urls": urls, "version": version}
+    return packages
+
+
+def mip_json(package: dict) -> str:
+    """micropython-lib's layout: one [path on the board, url] pair a line."""
+    urls = ",\n".join("    " + json.dumps(pair) for pair in package["urls"])
+    return '{\n  "urls": [\n%s\n  ],\n  "version": %s\n}\n' % (urls, json.dumps(package["version"]))
+
+
+def write_mip_packages() -> list[pathlib.Path]:
+    written = []
+    for path, package in mip_packages().items():
+        if not path.exists() or path.read_text() != mip_json(package):
+            path.write_text(mip_json(package))
+            written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["mip"]:
+        sys.exit("usage: python -m mesoinject.image mip   (rewrite the mip package.json files)")
+    for path in write_mip_packages():
+        print(f"wrote {path.relative_to(REPO)}")

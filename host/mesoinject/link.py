@@ -18,7 +18,7 @@ from mesoprotocol import spec
 
 from . import codec
 
-REPLIES = (spec.ACK, spec.NACK, spec.IDENTITY, spec.STATUS_REPLY)
+REPLIES = spec.REPLIES
 
 
 class LinkError(Exception):
@@ -75,7 +75,7 @@ class Link:
         self.close()
 
     def request(self, msg_type: int, **fields) -> codec.Message:
-        """Send a command, return its reply (ACK, NACK, IDENTITY or STATUS_REPLY)."""
+        """Send a command, return its reply (one of spec.REPLIES)."""
         with self._lock:
             self._seq = (self._seq + 1) & 0xFF
             frame = codec.encode(msg_type, self._seq, **fields)

@@ -1,31 +1,36 @@
-"""Durable treatment records in SQLite: sessions, every delivery, device alarms.
+"""Durable treatment records: sessions, every delivery, device alarms, notes.
 
+A SQLite file by default (WAL, synchronous=FULL); a postgresql:// URL gives the
+same schema, migrations and behaviour on a server that several laptops share.
 A delivery is committed before anything else looks at it, and stored once per
-(device serial, record id): a replayed event can never be counted twice.
+(device serial, record id): a replayed event can never be counted twice. Every
+write is one transaction: it is all stored, or nothing is and RecordStoreError
+says why (the device then keeps the record unacknowledged and sends it again).
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import dataclasses
 import datetime as dt
-import io
 import json
+import os
 import pathlib
+import re
 import sqlite3
 
 import platformdirs
 
 from mesoprotocol import spec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS = {
     1: """
     CREATE TABLE sessions (
         id INTEGER PRIMARY KEY,
         started_at TEXT NOT NULL,
         ended_at TEXT,
-        outcome TEXT,                 -- complete | aborted | fault | interrupted | NULL while running
+        outcome TEXT,                 -- complete | aborted | fault | interrupted | synced | NULL while running
         device_serial TEXT NOT NULL,
         board TEXT NOT NULL,
         firmware TEXT NOT NULL,
@@ -68,9 +73,37 @@ MIGRATIONS = {
         received_at TEXT NOT NULL
     );
     """,
+    2: """
+    -- the u32 tag the host sends in CONFIGURE, journalled by the device with every record
+    ALTER TABLE sessions ADD COLUMN device_session INTEGER;
+    ALTER TABLE sessions ADD COLUMN drug_lot TEXT;
+    CREATE UNIQUE INDEX sessions_device_session ON sessions (device_serial, device_session)
+        WHERE device_session IS NOT NULL;
+    -- the tag each record came with (NULL for records stored before v2)
+    ALTER TABLE deliveries ADD COLUMN device_session INTEGER;
+    CREATE INDEX deliveries_session ON deliveries (session_id);
+    CREATE TABLE session_notes (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id),
+        at TEXT NOT NULL,
+        author TEXT,
+        kind TEXT NOT NULL CHECK (kind IN ('note', 'adverse-event')),
+        text TEXT NOT NULL
+    );
+    """,
 }
-EXPORT_COLUMNS = ("session_id", "device_serial", "record_id", "point", "kind", "partial", "programmed_nl",
-                  "delivered_nl", "depth_um", "device_time_ms", "received_at", "drug", "patient_ref", "operator")
+TABLES = {"sessions", "deliveries", "alarms", "session_notes"}
+NOTE_KINDS = ("note", "adverse-event")
+SYNCED_PROGRAM = "unknown (synced from device)"
+URL_SCHEMES = ("postgresql://", "postgres://")
+_PG_MIGRATION_LOCK = 0x6D65736F  # pg_advisory_xact_lock key: one laptop migrates, the others wait
+
+
+class RecordStoreError(RuntimeError):
+    """The records database can't be used as it is; the message says what is wrong and what to do.
+
+    Nothing of the failed operation was written.
+    """
 
 
 class RecordConflict(RuntimeError):
@@ -81,102 +114,320 @@ def default_path() -> pathlib.Path:
     return pathlib.Path(platformdirs.user_data_dir("mesoinject")) / "records.db"
 
 
+def is_url(db: str | os.PathLike | None) -> bool:
+    return isinstance(db, str) and db.startswith(URL_SCHEMES)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 class RecordStore:
-    def __init__(self, path: str | pathlib.Path):
-        self.path = pathlib.Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # a committed delivery survives a power cut
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+    """One class for both backends; the differences live in the few `_` helpers that test self.postgres."""
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path} has schema {version}, newer than this mesoinject ({SCHEMA_VERSION}); upgrade mesoinject")
-        for v in range(version + 1, SCHEMA_VERSION + 1):
-            with self.db:
-                self.db.execute("BEGIN")
-                for statement in _statements(MIGRATIONS[v]):
-                    self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version={v}")
+    def __init__(self, db: str | os.PathLike, *, busy_timeout_s: float = 5.0):
+        self.postgres = is_url(db)
+        self.path = None if self.postgres else pathlib.Path(db)
+        self.where = _redacted(db) if self.postgres else str(self.path)
+        self.busy_timeout_s = busy_timeout_s
+        self._url = db if self.postgres else None
+        self.db = None
+        try:
+            with self._errors("open"):
+                self.db = self._connect_postgres() if self.postgres else self._connect_sqlite()
+                self._migrate()
+                if not self.postgres:  # after the version check: a database we refuse is left byte for byte
+                    self.db.execute("PRAGMA journal_mode=WAL")
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect_sqlite(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA synchronous=FULL")  # a committed delivery survives a power cut
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    def _connect_postgres(self):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        db = psycopg.connect(self._url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+        # a row another laptop holds locked: wait as long as SQLite's busy timeout, then say so
+        db.execute(f"SET lock_timeout = {int(self.busy_timeout_s * 1000)}")
+        return db
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
+            self.db = None
 
-    def begin_session(self, identity, program, *, patient_ref: str | None, operator: str | None) -> int:
+    def __enter__(self) -> "RecordStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- schema ---
+
+    def _migrate(self) -> None:
+        version = self._version()  # SQLite: the first read, where a file that is no database fails
+        if version == SCHEMA_VERSION:
+            return
+        self._refuse_newer(version)
+        with self._tx("migrate the schema"):
+            if self.postgres:
+                self._execute("SELECT pg_advisory_xact_lock(?)", (_PG_MIGRATION_LOCK,))
+            version = self._version()  # read again under the lock: another process may have migrated
+            self._refuse_newer(version)
+            if version == 0 and self._tables() & TABLES:
+                raise RecordStoreError(f"{self.where} already holds tables named like ours but no mesoinject schema "
+                                       "version: it is not a mesoinject records database; pass another --db")
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _statements(MIGRATIONS[v]):
+                    self._execute(_pg_ddl(statement) if self.postgres else statement)
+            self._set_version(SCHEMA_VERSION)
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise RecordStoreError(
+                f"{self.where} has schema version {version}, newer than this mesoinject understands "
+                f"({SCHEMA_VERSION}): upgrade mesoinject (pip install -U mesoinject); the database is left as it is")
+
+    def _version(self) -> int:
+        if not self.postgres:
+            return self.db.execute("PRAGMA user_version").fetchone()[0]
+        # a catalog scan, not to_regclass(): that reads a cache an advisory lock doesn't refresh, and
+        # would miss the table another laptop's migration just committed
+        if "schema_version" not in self._tables():
+            return 0
+        return self._execute("SELECT version FROM schema_version").fetchone()["version"]
+
+    def _set_version(self, version: int) -> None:
+        if not self.postgres:
+            self.db.execute(f"PRAGMA user_version={int(version)}")  # transactional: rolled back with the rest
+            return
+        self._execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        self._execute("DELETE FROM schema_version")
+        self._execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def _tables(self) -> set[str]:
+        sql = ("SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()" if self.postgres
+               else "SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {row["name"] for row in self._execute(sql).fetchall()}
+
+    # --- the dialect layer: placeholders, inserted ids, transactions, errors ---
+
+    def _execute(self, sql: str, args: tuple = ()):
+        return self.db.execute(sql.replace("?", "%s") if self.postgres else sql, args)
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[dict]:
+        with self._errors("read"):
+            self._reconnect_if_lost()
+            return [dict(row) for row in self._execute(sql, args).fetchall()]
+
+    def _insert(self, sql: str, args: tuple) -> int | None:
+        """The new row's id, or None when ON CONFLICT DO NOTHING skipped it."""
+        if self.postgres:
+            row = self._execute(sql + " RETURNING id", args).fetchone()
+            return row["id"] if row else None
+        cur = self._execute(sql, args)
+        return cur.lastrowid if cur.rowcount == 1 else None
+
+    @contextlib.contextmanager
+    def _tx(self, action: str):
+        """One write transaction: committed whole, or rolled back and reported as RecordStoreError."""
+        with self._errors(action):
+            if self.postgres:
+                self._reconnect_if_lost()
+                with self.db.transaction():
+                    yield
+                return
+            self.db.execute("BEGIN IMMEDIATE")  # the write lock now, so a busy database fails before any change
+            try:
+                yield
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.rollback()
+                raise
+
+    def _reconnect_if_lost(self) -> None:
+        # a server restart or a network drop breaks the connection: the operation that met it
+        # failed (and its record stayed on the device); the next one gets a new connection
+        if self.postgres and self.db.broken:
+            self.db = self._connect_postgres()
+
+    @contextlib.contextmanager
+    def _errors(self, action: str):
+        db_errors: tuple = (sqlite3.Error,)
+        if self.postgres:
+            import psycopg
+
+            db_errors += (psycopg.Error,)
+        try:
+            yield
+        except db_errors as e:
+            raise RecordStoreError(self._explain(e, action)) from e
+
+    def _explain(self, e: Exception, action: str) -> str:
+        text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        low, state, w = text.lower(), getattr(e, "sqlstate", None), self.where
+        if "locked" in low or "busy" in low or state == "55P03":
+            return (f"{w} is locked by another program holding a write transaction (another mesoinject, a "
+                    f"database browser?): waited {self.busy_timeout_s:g} s, nothing was written. Close the other "
+                    "program and try again")
+        if "readonly" in low or "read-only" in low or state == "25006":
+            return (f"{w} is read-only (file permissions, a read-only disk or server), so it could not {action}; "
+                    "nothing was written. Make it writable, or pass --db with a writable database")
+        if "not a database" in low or "malformed" in low:
+            return (f"{w} is not a SQLite database, or it is corrupt ({text}); nothing was written. Keep the file "
+                    "for inspection, restore the records from a backup, or pass --db with another file")
+        if "unable to open" in low:
+            return f"cannot open {w} ({text}): check that its folder exists and is writable, or pass --db"
+        if self.postgres and self.db is None:
+            return f"cannot connect to PostgreSQL at {w}: {text}. Check the URL, that the server runs, and the network"
+        return f"{w}: could not {action}: {text}"
+
+    # --- writing ---
+
+    def begin_session(self, identity, program, *, patient_ref: str | None, operator: str | None,
+                      device_session: int | None = None, drug_lot: str | None = None) -> int:
+        if device_session is not None and not 0 <= device_session < 1 << 32:
+            raise ValueError(f"device_session {device_session} is not a u32")
         needle = f"{program.needle_gauge}G {program.needle_length_um / 1000:g} mm"
-        with self.db:
-            cur = self.db.execute(
+        with self._tx("begin a session"):
+            if device_session is not None:
+                taken = self._execute("SELECT id FROM sessions WHERE device_serial=? AND device_session=?",
+                                      (identity.serial, device_session)).fetchone()
+                if taken:
+                    raise RecordStoreError(f"device {identity.serial} session tag {device_session} is already "
+                                           f"session {taken['id']} in {self.where}: begin with a new tag")
+            return self._insert(
                 "INSERT INTO sessions (started_at, device_serial, board, firmware, program_name, technique, drug,"
-                " syringe, needle, depth_um, volume_nl, planned, cadence_mhz, program_json, patient_ref, operator)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " syringe, needle, depth_um, volume_nl, planned, cadence_mhz, program_json, patient_ref, operator,"
+                " device_session, drug_lot) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (_now(), identity.serial, identity.board, identity.firmware, program.name, program.technique,
                  program.drug, program.syringe_name, needle, program.depth_um, program.volume_nl, program.count,
-                 program.cadence_mhz, json.dumps(dataclasses.asdict(program)), patient_ref, operator))
-        return cur.lastrowid
+                 program.cadence_mhz, json.dumps(dataclasses.asdict(program)), patient_ref, operator,
+                 device_session, drug_lot))
+
+    def session_for_device(self, device_serial: str, device_session: int, *, board: str = "?",
+                           firmware: str = "?") -> int:
+        """The session begun with this device's tag; a placeholder for one this store never saw (synced).
+
+        Idempotent, also for two laptops syncing at once: the unique index on
+        (device_serial, device_session) lets one placeholder in.
+        """
+        find = "SELECT id FROM sessions WHERE device_serial=? AND device_session=?"
+        with self._tx("find the session of a device record"):
+            row = self._execute(find, (device_serial, device_session)).fetchone()
+            if row:
+                return row["id"]
+            now = _now()
+            new = self._insert(
+                "INSERT INTO sessions (started_at, ended_at, outcome, device_serial, board, firmware, program_name,"
+                " technique, drug, syringe, needle, depth_um, volume_nl, planned, cadence_mhz, program_json,"
+                " device_session) VALUES (?,?,'synced',?,?,?,?,'unknown','unknown','unknown','unknown',0,0,0,0,'{}',?)"
+                " ON CONFLICT DO NOTHING",
+                (now, now, device_serial, board, firmware, SYNCED_PROGRAM, device_session))
+            return new if new is not None else self._execute(find, (device_serial, device_session)).fetchone()["id"]
 
     def end_session(self, session_id: int, outcome: str) -> None:
-        with self.db:
-            self.db.execute("UPDATE sessions SET ended_at=?, outcome=? WHERE id=?", (_now(), outcome, session_id))
+        with self._tx("end the session"):
+            self._execute("UPDATE sessions SET ended_at=?, outcome=? WHERE id=?", (_now(), outcome, session_id))
 
     def add_delivery(self, session_id: int, device_serial: str, f: dict) -> bool:
-        """Store one DELIVERY event; False if this (device, record id) was already stored.
+        """Store one DELIVERY (event or journal record); False if this (device, record id) was already stored.
 
         A stored id with different content is not a replay but a device whose record
         counter went back (flash erased): that raises, it is never silently dropped.
         """
-        with self.db:
-            cur = self.db.execute(
-                "INSERT OR IGNORE INTO deliveries (session_id, device_serial, record_id, point, kind, partial, flags,"
-                " programmed_nl, delivered_nl, depth_um, device_time_ms, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        with self._tx("store a delivery"):
+            new = self._insert(
+                "INSERT INTO deliveries (session_id, device_serial, record_id, point, kind, partial, flags,"
+                " programmed_nl, delivered_nl, depth_um, device_time_ms, received_at, device_session)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (session_id, device_serial, f["record_id"], f["point"], spec.KIND_NAMES[f["kind"]],
                  1 if f["flags"] & spec.FLAG_PARTIAL else 0, f["flags"], f["programmed_nl"], f["delivered_nl"],
-                 f["depth_um"], f["time_ms"], _now()))
-        if cur.rowcount == 1:
-            return True
-        old = self.db.execute("SELECT point, programmed_nl, delivered_nl, device_time_ms FROM deliveries"
-                              " WHERE device_serial=? AND record_id=?", (device_serial, f["record_id"])).fetchone()
-        if tuple(old) != (f["point"], f["programmed_nl"], f["delivered_nl"], f["time_ms"]):
+                 f["depth_um"], f["time_ms"], _now(), f.get("session")))
+            if new is not None:
+                return True
+            old = self._execute("SELECT point, programmed_nl, delivered_nl, device_time_ms FROM deliveries"
+                                " WHERE device_serial=? AND record_id=?", (device_serial, f["record_id"])).fetchone()
+        stored = tuple(old[k] for k in ("point", "programmed_nl", "delivered_nl", "device_time_ms"))
+        if stored != (f["point"], f["programmed_nl"], f["delivered_nl"], f["time_ms"]):
             raise RecordConflict(f"device {device_serial} sent record {f['record_id']} again with different content "
-                                 f"(stored {tuple(old)}, now {f}): its record counter was reset; records kept as stored")
+                                 f"(stored {stored}, now {f}): its record counter was reset; records kept as stored")
         return False
 
     def add_alarm(self, session_id: int | None, device_serial: str, f: dict) -> None:
-        with self.db:
-            self.db.execute(
+        with self._tx("store an alarm"):
+            self._execute(
                 "INSERT INTO alarms (session_id, device_serial, code, detail, device_time_ms, received_at)"
                 " VALUES (?,?,?,?,?,?)",
                 (session_id, device_serial, spec.ALARM_NAMES[f["code"]], f["detail"], f["time_ms"], _now()))
 
-    def sessions(self) -> list[sqlite3.Row]:
-        return self.db.execute(
-            "SELECT s.*, COUNT(d.id) FILTER (WHERE d.kind != 'prime') AS points_done,"
-            " COALESCE(SUM(d.delivered_nl) FILTER (WHERE d.kind != 'prime'), 0) AS delivered_nl"
-            " FROM sessions s LEFT JOIN deliveries d ON d.session_id = s.id GROUP BY s.id ORDER BY s.id").fetchall()
+    def add_note(self, session_id: int, text: str, *, kind: str = "note", author: str | None = None) -> int:
+        """A free-text note or an adverse event on a session's record; returns the note's id."""
+        if kind not in NOTE_KINDS:
+            raise ValueError(f"note kind {kind!r} is not one of {NOTE_KINDS}")
+        if not text.strip():
+            raise ValueError("a note needs some text")
+        with self._tx("add a note"):
+            if not self._execute("SELECT 1 FROM sessions WHERE id=?", (session_id,)).fetchone():
+                raise RecordStoreError(f"there is no session {session_id} in {self.where}; "
+                                       "`mesoinject records list` shows the sessions")
+            return self._insert("INSERT INTO session_notes (session_id, at, author, kind, text) VALUES (?,?,?,?,?)",
+                                (session_id, _now(), author, kind, text.strip()))
 
-    def deliveries(self, session_id: int | None = None) -> list[sqlite3.Row]:
+    # --- reading ---
+
+    def sessions(self) -> list[dict]:
+        return self._rows(
+            "SELECT s.*, COUNT(d.id) FILTER (WHERE d.kind != 'prime') AS points_done,"
+            " CAST(COALESCE(SUM(d.delivered_nl) FILTER (WHERE d.kind != 'prime'), 0) AS BIGINT) AS delivered_nl,"
+            " (SELECT COUNT(*) FROM session_notes n WHERE n.session_id = s.id AND n.kind = 'adverse-event')"
+            " AS adverse_events"
+            " FROM sessions s LEFT JOIN deliveries d ON d.session_id = s.id GROUP BY s.id ORDER BY s.id")
+
+    def session(self, session_id: int) -> dict | None:
+        rows = self._rows("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        return rows[0] if rows else None
+
+    def deliveries(self, session_id: int | None = None) -> list[dict]:
         where, args = ("WHERE d.session_id = ?", (session_id,)) if session_id is not None else ("", ())
-        return self.db.execute(
-            "SELECT d.*, s.drug, s.patient_ref, s.operator FROM deliveries d JOIN sessions s ON s.id = d.session_id "
-            f"{where} ORDER BY d.session_id, d.record_id", args).fetchall()
+        return self._rows(
+            "SELECT d.*, s.drug, s.drug_lot, s.patient_ref, s.operator FROM deliveries d"
+            f" JOIN sessions s ON s.id = d.session_id {where} ORDER BY d.session_id, d.record_id", args)
+
+    def alarms(self, session_id: int) -> list[dict]:
+        return self._rows("SELECT * FROM alarms WHERE session_id = ? ORDER BY id", (session_id,))
+
+    def notes(self, session_id: int) -> list[dict]:
+        return self._rows("SELECT * FROM session_notes WHERE session_id = ? ORDER BY id", (session_id,))
 
     def export(self, fmt: str, session_id: int | None = None) -> str:
-        rows = [{k: row[k] for k in EXPORT_COLUMNS} for row in self.deliveries(session_id)]
-        if fmt == "json":
-            return json.dumps(rows, indent=1) + "\n"
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return out.getvalue()
+        """csv | json | fhir | html; see mesoinject.exports."""
+        from . import exports
+
+        return exports.export(self, fmt, session_id)
 
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _pg_ddl(statement: str) -> str:
+    # SQLite's INTEGER is 64-bit and INTEGER PRIMARY KEY numbers rows itself; PostgreSQL's is 32-bit
+    # (record ids and session tags are u32) and needs an identity column
+    statement = statement.replace("INTEGER PRIMARY KEY", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
+    return re.sub(r"\bINTEGER\b", "BIGINT", statement)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    url = re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", url)
+    return re.sub(r"(password=)[^&]*", r"\1***", url)

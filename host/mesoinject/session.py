@@ -13,8 +13,8 @@ from typing import Callable
 
 from mesoprotocol import spec
 
-from . import alarms
-from .client import Device, Identity
+from . import alarms, sync
+from .client import Device, Identity, new_session_tag
 from .program import Program
 from .records import RecordStore
 
@@ -62,6 +62,8 @@ class SessionRunner:
         self.on_progress = on_progress or (lambda p: None)
         self.progress = Progress()
         self.session_id: int | None = None
+        self.session_tag = 0
+        self.earlier = sync.SyncCounts()  # records of earlier sessions the device still held
 
     def run(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
             timeout_s: float | None = None) -> Outcome:
@@ -69,8 +71,11 @@ class SessionRunner:
         identity = device.hello()
         program.check_limits(identity.limits)
         pending = self._pending_alarm(identity)
-        reply = device.configure(**program.configure_fields())
-        self.session_id = self.store.begin_session(identity, program, patient_ref=patient_ref, operator=operator)
+        self.earlier = sync.drain(device, self.store)  # anything the device kept from before, first
+        self.session_tag = new_session_tag()
+        self.session_id = self.store.begin_session(identity, program, patient_ref=patient_ref, operator=operator,
+                                                   device_session=self.session_tag)
+        reply = device.configure(session=self.session_tag, **program.configure_fields())
         self.progress = Progress(planned=program.count)
         if pending:  # the acknowledged reset goes on this session's record
             self.store.add_alarm(self.session_id, identity.serial, pending)
@@ -133,6 +138,8 @@ class SessionRunner:
         # draining the queue after the reply leaves no event behind.
         status = self.device.status()
         self._drain_events()
+        if status["unacked"]:  # a DELIVERY event was lost on the link: the journal still has it
+            self._sync(0)
         p = self.progress
         p.state = spec.STATE_NAMES[status["state"]]
         p.done = status["done"]
@@ -145,19 +152,34 @@ class SessionRunner:
 
     def handle_event(self, event) -> None:
         serial = self.device.identity.serial if self.device.identity else "?"
-        p = self.progress
         if event.type == spec.DELIVERY:
             f = event.fields
-            if self.store.add_delivery(self.session_id, serial, f):
-                p.records += 1
-                if f["kind"] == spec.KIND_PRIME:
-                    p.primed_nl += f["delivered_nl"]
-                else:
-                    p.delivered_nl += f["delivered_nl"]
-                    p.partial += 1 if f["flags"] & spec.FLAG_PARTIAL else 0
+            new = self.store.add_delivery(self._session_of(f["session"]), serial, f)  # committed, then acked
+            self._count(f, new)
+            self._sync(f["record_id"])
         elif event.type == spec.ALARM:
             self.store.add_alarm(self.session_id, serial, event.fields)
-            p.alarms.append((event.fields["code"], event.fields["detail"]))
+            self.progress.alarms.append((event.fields["code"], event.fields["detail"]))
+
+    def _sync(self, ack_id: int) -> None:
+        sync.drain(self.device, self.store, ack_id=ack_id, session_of=self._session_of, on_record=self._count)
+
+    def _session_of(self, tag: int) -> int:
+        if tag == self.session_tag:
+            return self.session_id
+        identity = self.device.identity
+        return self.store.session_for_device(identity.serial, tag, board=identity.board, firmware=identity.firmware)
+
+    def _count(self, f: dict, new: bool) -> None:
+        p = self.progress
+        if not new or f["session"] != self.session_tag:
+            return
+        p.records += 1
+        if f["kind"] == spec.KIND_PRIME:
+            p.primed_nl += f["delivered_nl"]
+        else:
+            p.delivered_nl += f["delivered_nl"]
+            p.partial += 1 if f["flags"] & spec.FLAG_PARTIAL else 0
 
     def _pause_quietly(self) -> None:
         # Ctrl-C or a host error: pause (plunger stops, needle out, program kept),

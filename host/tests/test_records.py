@@ -1,39 +1,97 @@
-"""The SQLite record store: durable, idempotent per (device, record id), exportable."""
+"""The record store: durable, idempotent per (device, record id), migrated in place, clear about bad databases.
+
+Tests taking `store` or `db` run twice: on a SQLite file and on a real PostgreSQL
+server (conftest.py). The file-level failures (locked, read-only, corrupt) are SQLite's.
+"""
 
 import csv
 import io
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import threading
+import types
 
 import pytest
 
 from mesoinject import program as programs
-from mesoinject.client import Identity
-from mesoinject.records import SCHEMA_VERSION, RecordConflict, RecordStore
+from mesoinject.records import (MIGRATIONS, SCHEMA_VERSION, SYNCED_PROGRAM, RecordConflict, RecordStore,
+                                RecordStoreError, _pg_ddl, _statements)
 from mesoprotocol import spec
 
 from test_program import PROGRAMS
 
-IDENT = Identity(1, "0.1.0", "sim", "SIM-0042", 1, 1000000, "POWER_ON", 3, {})
+IDENT = types.SimpleNamespace(serial="SIM-0042", board="sim", firmware="0.1.0")  # what the store reads of an Identity
+U32_MAX = (1 << 32) - 1
 
 
-def delivery(record_id, point=0, delivered=29998, flags=0, kind=spec.KIND_POINT):
-    return dict(record_id=record_id, point=point, kind=kind, flags=flags, programmed_nl=30000,
+def delivery(record_id, point=0, delivered=29998, flags=0, kind=spec.KIND_POINT, session=7):
+    return dict(record_id=record_id, session=session, point=point, kind=kind, flags=flags, programmed_nl=30000,
                 delivered_nl=delivered, depth_um=3000, time_ms=1000 + record_id)
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = RecordStore(tmp_path / "r.db")
-    yield s
-    s.close()
+def program():
+    return programs.load(PROGRAMS / "point-by-point.toml")
 
 
 @pytest.fixture
-def session(store):
-    prog = programs.load(PROGRAMS / "point-by-point.toml")
-    return store.begin_session(IDENT, prog, patient_ref="P-17", operator="dr x")
+def session(store, program):
+    return store.begin_session(IDENT, program, patient_ref="P-17", operator="dr x", device_session=7,
+                               drug_lot="L2301")
 
+
+def raw(db):
+    """A second, plain connection to the same database (another process, another laptop)."""
+    if isinstance(db, str):
+        import psycopg
+
+        return psycopg.connect(db, autocommit=True)
+    return sqlite3.connect(db, isolation_level=None)
+
+
+def sql(db, statement):
+    return statement.replace("?", "%s") if isinstance(db, str) else statement
+
+
+def set_version(db, version):
+    con = raw(db)
+    if isinstance(db, str):
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        con.execute("DELETE FROM schema_version")
+        con.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+    else:
+        con.execute(f"PRAGMA user_version={version}")
+    con.close()
+
+
+def schema_version(db):
+    con = raw(db)
+    version = (con.execute("SELECT version FROM schema_version") if isinstance(db, str)
+               else con.execute("PRAGMA user_version")).fetchone()[0]
+    con.close()
+    return version
+
+
+def make_v1(db):
+    """A database as mesoinject wrote it before schema 2, with one session and one delivery."""
+    con = raw(db)
+    for statement in _statements(MIGRATIONS[1]):
+        con.execute(_pg_ddl(statement) if isinstance(db, str) else statement)
+    con.execute(sql(db, "INSERT INTO sessions (started_at, device_serial, board, firmware, program_name, technique,"
+                        " drug, syringe, needle, depth_um, volume_nl, planned, cadence_mhz, program_json) VALUES"
+                        " ('2024-05-01T10:00:00+00:00', 'SIM-0042', 'sim', '0.1.0', 'old', 'point-by-point',"
+                        " 'saline', 'BD 1 mL', '30G 4 mm', 3000, 30000, 20, 0, '{}')"))
+    con.execute(sql(db, "INSERT INTO deliveries (session_id, device_serial, record_id, point, kind, partial, flags,"
+                        " programmed_nl, delivered_nl, depth_um, device_time_ms, received_at)"
+                        " VALUES (1, 'SIM-0042', 1, 0, 'point', 0, 0, 30000, 29990, 3000, 5, 'then')"))
+    con.close()
+    set_version(db, 1)
+
+
+# --- behaviour, on both backends ---
 
 def test_replayed_delivery_is_stored_once(store, session):
     assert store.add_delivery(session, "SIM-0042", delivery(1))
@@ -49,23 +107,23 @@ def test_reused_record_id_with_other_content_raises(store, session):
     assert store.deliveries(session)[0]["delivered_nl"] == 29998  # the stored one is kept
 
 
-def test_records_survive_reopening_and_are_wal(tmp_path, store, session):
+def test_u32_record_ids_and_session_tags_fit(store, program):
+    # PostgreSQL's INTEGER is 32-bit signed: the schema must use BIGINT there
+    sid = store.begin_session(IDENT, program, patient_ref=None, operator=None, device_session=U32_MAX)
+    assert store.add_delivery(sid, "SIM-0042", delivery(U32_MAX, session=U32_MAX))
+    assert store.deliveries(sid)[0]["record_id"] == U32_MAX
+    assert store.session_for_device("SIM-0042", U32_MAX) == sid
+
+
+def test_records_survive_reopening(db, store, session):
     store.add_delivery(session, "SIM-0042", delivery(7, flags=spec.FLAG_PARTIAL, delivered=1234))
     store.end_session(session, "aborted")
-    other = sqlite3.connect(tmp_path / "r.db")  # a second process sees the committed row
-    assert other.execute("SELECT delivered_nl, partial FROM deliveries").fetchall() == [(1234, 1)]
-    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    reopened = RecordStore(tmp_path / "r.db")
-    assert reopened.sessions()[0]["outcome"] == "aborted"
-
-
-def test_a_newer_schema_is_refused(tmp_path):
-    db = sqlite3.connect(tmp_path / "new.db")
-    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
-    db.close()
-    with pytest.raises(RuntimeError, match="upgrade mesoinject"):
-        RecordStore(tmp_path / "new.db")
+    reopened = RecordStore(db)
+    row = reopened.sessions()[0]
+    assert (row["outcome"], row["drug_lot"], row["device_session"], row["delivered_nl"]) == \
+        ("aborted", "L2301", 7, 1234)
+    assert reopened.deliveries(session)[0]["partial"] == 1
+    reopened.close()
 
 
 def test_prime_is_recorded_but_not_counted(store, session):
@@ -80,6 +138,243 @@ def test_exports_one_row_per_delivery(store, session):
         store.add_delivery(session, "SIM-0042", delivery(i + 1, point=i))
     rows = list(csv.DictReader(io.StringIO(store.export("csv"))))
     assert [r["point"] for r in rows] == ["0", "1", "2"]
-    assert rows[0]["patient_ref"] == "P-17" and rows[0]["drug"] == "lidocaine 1%"
+    assert rows[0]["patient_ref"] == "P-17" and rows[0]["drug"] == "lidocaine 1%" and rows[0]["drug_lot"] == "L2301"
     data = json.loads(store.export("json", session))
-    assert [d["record_id"] for d in data] == [1, 2, 3]
+    assert [d["record_id"] for d in data] == [1, 2, 3] and data[0]["device_session"] == 7
+
+
+def test_session_for_device_finds_the_session_begun_with_that_tag(store, session):
+    assert store.session_for_device("SIM-0042", 7) == session
+    assert len(store.sessions()) == 1
+
+
+def test_records_of_an_unknown_session_get_one_placeholder(store, session):
+    first = store.session_for_device("SIM-0042", 99, board="pico", firmware="0.2.0")
+    assert first != session
+    assert store.session_for_device("SIM-0042", 99) == first  # idempotent
+    assert store.session_for_device("SIM-0043", 99) not in (first, session)  # the tag is per device
+    placeholder = store.session(first)
+    assert placeholder["program_name"] == SYNCED_PROGRAM and placeholder["outcome"] == "synced"
+    assert (placeholder["board"], placeholder["firmware"], placeholder["drug"], placeholder["planned"]) == \
+        ("pico", "0.2.0", "unknown", 0)
+    assert store.add_delivery(first, "SIM-0042", delivery(1, session=99))
+    assert not store.add_delivery(store.session_for_device("SIM-0042", 99), "SIM-0042", delivery(1, session=99))
+
+
+def test_two_hosts_on_one_database_share_placeholders_and_replays(db, store, session):
+    other = RecordStore(db)  # a second laptop (or a second process)
+    try:
+        assert other.session_for_device("SIM-0042", 7) == session
+        tag_99 = store.session_for_device("SIM-0042", 99)
+        assert other.session_for_device("SIM-0042", 99) == tag_99
+        assert store.add_delivery(session, "SIM-0042", delivery(1))
+        assert not other.add_delivery(session, "SIM-0042", delivery(1))
+    finally:
+        other.close()
+
+
+def test_a_session_tag_is_used_once_per_device(store, session, program):
+    with pytest.raises(RecordStoreError, match="tag 7 is already session"):
+        store.begin_session(IDENT, program, patient_ref=None, operator=None, device_session=7)
+    assert len(store.sessions()) == 1
+    with pytest.raises(ValueError, match="u32"):
+        store.begin_session(IDENT, program, patient_ref=None, operator=None, device_session=1 << 32)
+
+
+def test_notes_and_adverse_events(store, session):
+    store.add_note(session, "papules at L4-L5 as planned", author="dr x")
+    store.add_note(session, "  vasovagal reaction, recovered in 5 min  ", kind="adverse-event")
+    notes = store.notes(session)
+    assert [(n["kind"], n["text"], n["author"]) for n in notes] == [
+        ("note", "papules at L4-L5 as planned", "dr x"),
+        ("adverse-event", "vasovagal reaction, recovered in 5 min", None)]
+    assert store.sessions()[0]["adverse_events"] == 1
+    with pytest.raises(RecordStoreError, match="no session 404"):
+        store.add_note(404, "lost")
+    with pytest.raises(ValueError, match="kind"):
+        store.add_note(session, "x", kind="gossip")
+    with pytest.raises(ValueError, match="text"):
+        store.add_note(session, "   ")
+    assert len(store.notes(session)) == 2
+
+
+def test_a_v1_database_is_migrated_in_place(db):
+    make_v1(db)
+    store = RecordStore(db)
+    try:
+        (old,) = store.sessions()
+        assert (old["program_name"], old["delivered_nl"], old["device_session"], old["drug_lot"]) == \
+            ("old", 29990, None, None)
+        store.add_note(old["id"], "migrated")
+        assert store.session_for_device("SIM-0042", 5) != old["id"]  # NULL tags never match
+    finally:
+        store.close()
+    assert schema_version(db) == SCHEMA_VERSION
+
+
+def test_a_failed_migration_leaves_the_database_as_it_was(db):
+    make_v1(db)
+    con = raw(db)
+    con.execute("CREATE TABLE session_notes (x TEXT)")  # makes schema 2's last step fail, after its ALTERs
+    con.close()
+    with pytest.raises(RecordStoreError, match="could not migrate"):
+        RecordStore(db)
+    con = raw(db)
+    columns = ([r[0] for r in con.execute("SELECT column_name FROM information_schema.columns"
+                                          " WHERE table_name = 'sessions'")] if isinstance(db, str)
+               else [r[1] for r in con.execute("PRAGMA table_info(sessions)")])
+    con.close()
+    assert "drug_lot" not in columns and schema_version(db) == 1  # the ALTERs were rolled back with the rest
+
+
+def test_a_newer_schema_is_refused_and_left_alone(db):
+    RecordStore(db).close()
+    set_version(db, 99)
+    with pytest.raises(RecordStoreError, match="schema version 99, newer .* upgrade mesoinject"):
+        RecordStore(db)
+    with pytest.raises(RuntimeError):  # what callers of the v1 store caught
+        RecordStore(db)
+
+
+def test_a_database_of_something_else_is_refused(db):
+    con = raw(db)
+    con.execute("CREATE TABLE sessions (id INTEGER PRIMARY KEY, user_name TEXT)")  # another app's table
+    con.close()
+    with pytest.raises(RecordStoreError, match="not a mesoinject records database"):
+        RecordStore(db)
+
+
+def together(n, fn):
+    """Run fn(i) on n threads released at the same instant; their results, or the first exception."""
+    barrier, results, errors = threading.Barrier(n), [None] * n, []
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = fn(i)
+        except Exception as e:  # reported to the test below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_hosts_starting_together_migrate_once(db):
+    stores = together(4, lambda i: RecordStore(db))
+    assert schema_version(db) == SCHEMA_VERSION
+    for s in stores:
+        s.close()
+
+
+def test_hosts_syncing_the_same_device_together_get_one_placeholder(db):
+    stores = [RecordStore(db) for _ in range(4)]
+    ids = together(4, lambda i: stores[i].session_for_device("SIM-0042", 1234))
+    assert len(set(ids)) == 1
+    stored = together(4, lambda i: stores[i].add_delivery(ids[i], "SIM-0042", delivery(1, session=1234)))
+    assert sorted(stored) == [False, False, False, True]  # the same record, stored by exactly one
+    assert len(stores[0].sessions()) == 1 and len(stores[0].deliveries()) == 1
+    for s in stores:
+        s.close()
+
+
+# --- SQLite files that can't be used ---
+
+def test_sqlite_is_wal_with_its_version_in_user_version(tmp_path, program):
+    store = RecordStore(tmp_path / "r.db")
+    store.begin_session(IDENT, program, patient_ref=None, operator=None)
+    other = sqlite3.connect(tmp_path / "r.db")  # a second process sees the committed row
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert other.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert other.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 1
+    other.close()
+    store.close()
+
+
+def test_a_locked_database_times_out_with_a_clear_error_and_writes_nothing(tmp_path, program):
+    path = tmp_path / "r.db"
+    store = RecordStore(path, busy_timeout_s=0.2)
+    sid = store.begin_session(IDENT, program, patient_ref=None, operator=None)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer in the middle of a transaction
+    with pytest.raises(RecordStoreError, match="locked by another program.*waited 0.2 s, nothing was written"):
+        store.add_delivery(sid, "SIM-0042", delivery(1))
+    with pytest.raises(RecordStoreError, match="locked"):
+        store.add_note(sid, "x")
+    assert store.deliveries(sid) == []  # reading still works in WAL mode
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert store.add_delivery(sid, "SIM-0042", delivery(1))  # the device resent it: stored once now
+    store.close()
+
+
+def test_a_migration_waits_for_a_lock_and_leaves_v1_intact(tmp_path):
+    path = tmp_path / "r.db"
+    make_v1(path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(RecordStoreError, match="locked"):
+        RecordStore(path, busy_timeout_s=0.1)
+    holder.execute("ROLLBACK")
+    assert holder.execute("PRAGMA user_version").fetchone()[0] == 1
+    holder.close()
+    store = RecordStore(path)
+    assert store.sessions()[0]["program_name"] == "old"
+    store.close()
+
+
+@pytest.fixture
+def read_only_file(tmp_path, program):
+    """A records database the operating system won't let us write to."""
+    path = tmp_path / "r.db"
+    store = RecordStore(path)
+    store.begin_session(IDENT, program, patient_ref="P-1", operator=None)
+    store.close()
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        yield path
+        path.chmod(0o644)
+        return
+    # root ignores permission bits; the immutable attribute stops root too (ext2/3/4, xfs, btrfs)
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("running as root (ignores file permissions) and chattr +i is not supported here")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_read_only_database_reads_but_refuses_writes_clearly(read_only_file):
+    store = RecordStore(read_only_file)
+    (row,) = store.sessions()  # list and export still work
+    with pytest.raises(RecordStoreError, match="read-only .* nothing was written"):
+        store.add_delivery(row["id"], "SIM-0042", delivery(1))
+    with pytest.raises(RecordStoreError, match="read-only"):
+        store.add_note(row["id"], "x")
+    assert store.deliveries() == [] and store.notes(row["id"]) == []
+    store.close()
+
+
+def test_a_corrupt_file_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "r.db"
+    garbage = bytes(range(256)) * 64
+    path.write_bytes(garbage)
+    with pytest.raises(RecordStoreError, match="not a SQLite database, or it is corrupt.*backup"):
+        RecordStore(path)
+    assert path.read_bytes() == garbage
+
+
+def test_a_newer_sqlite_schema_is_left_untouched(tmp_path):
+    path = tmp_path / "r.db"
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA user_version=99")
+    con.close()
+    before = path.read_bytes()
+    with pytest.raises(RecordStoreError, match="upgrade mesoinject"):
+        RecordStore(path)
+    assert path.read_bytes() == before

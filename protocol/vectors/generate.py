@@ -46,18 +46,18 @@ def nack(msg_type, seq, reason):
 
 
 CONFIG_POINT = dict(technique=1, syringe=1, needles=1, needle_length_um=4000, depth_um=3000,
-                    volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
+                    volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000, session=0x5E55_0001)
 CONFIG_NAPPAGE = dict(technique=2, syringe=1, needles=1, needle_length_um=4000, depth_um=1500,
-                      volume_nl=2000, count=40, cadence_mhz=6000, flow_nl_s=50000)
+                      volume_nl=2000, count=40, cadence_mhz=6000, flow_nl_s=50000, session=0xA55A_0D0A)
 IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", serial="SIM-0001",
                 syringe=1, cal_ppm=1012345, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,
                 max_session_nl=5000000, max_depth_um=4000, max_cadence_mhz=10000,
-                max_flow_nl_s=100000, link_timeout_ms=500, boot_count=3)
+                max_flow_nl_s=100000, link_timeout_ms=500, boot_count=3, journal_free=5998)
 STATUS = dict(state=5, alarm=0, trigger=1, technique=1, done=7, planned=20, delivered_nl=210000,
-              syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456)
-DELIVERY = dict(record_id=0x00030007, point=7, kind=1, flags=0, programmed_nl=30000,
+              syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456, unacked=1)
+DELIVERY = dict(record_id=0x00030007, session=0x5E55_0001, point=7, kind=1, flags=0, programmed_nl=30000,
                 delivered_nl=29998, depth_um=3000, time_ms=123456)
-PARTIAL = dict(record_id=0x00030008, point=8, kind=1, flags=3, programmed_nl=30000,
+PARTIAL = dict(record_id=0x00030008, session=0x5E55_0001, point=8, kind=1, flags=3, programmed_nl=30000,
                delivered_nl=12345, depth_um=3000, time_ms=124000)
 
 
@@ -76,6 +76,12 @@ def vectors():
         ok("SETTINGS", spec.SETTINGS, 8, max_point_nl=40000, max_shot_nl=5000, max_session_nl=2000000,
            max_depth_um=3000, max_cadence_mhz=8000, max_flow_nl_s=60000, link_timeout_ms=1000),
         ok("CALIBRATE", spec.CALIBRATE, 9, syringe=1, area_ppm=1030225),
+        ok("RECORDS first", spec.RECORDS, 10, ack_id=0),
+        ok("RECORDS ack", spec.RECORDS, 11, ack_id=0x00030007),
+        ok("RECORD pending", spec.RECORD, 11, **DELIVERY, pending=2),
+        ok("RECORD none left", spec.RECORD, 12, **{k: 0 for k in DELIVERY}, pending=0),
+        ok("NACK journal full", spec.NACK, 3, command=spec.ARM, reason=spec.NACK_JOURNAL_FULL, field=0,
+           state=spec.STATE_PRIMED, value=12, limit=21),
         ok("ACK", spec.ACK, 1, command=spec.CONFIGURE, state=spec.STATE_CONFIGURED),
         ok("NACK depth limit", spec.NACK, 1, command=spec.CONFIGURE, reason=spec.NACK_LIMIT, field=5,
            state=0, value=5000, limit=3800),
@@ -89,7 +95,7 @@ def vectors():
            detail=512, time_ms=99999),
         ok("STATE armed->delivering", spec.STATE, 13, old=4, new=5, time_ms=5000),
         # every byte value survives the link (0x03, 0x0A, 0x0D, 0xA5...)
-        ok("DELIVERY awkward bytes", spec.DELIVERY, 0x0A, record_id=0x0D0A035A, point=0xA55A, kind=1,
+        ok("DELIVERY awkward bytes", spec.DELIVERY, 0x0A, record_id=0x0D0A035A, session=0x5AA5_0300, point=0xA55A, kind=1,
            flags=0, programmed_nl=0xFFFFFFFF, delivered_nl=0x00A55A00, depth_um=0x0D0A, time_ms=0x03030303),
     ]
     corrupt = bytearray(good_status)

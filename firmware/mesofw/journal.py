@@ -1,0 +1,185 @@
+# Delivery journal on the board's flash: a record is written here before the host hears of it,
+# and stays until the host says it has stored it (RECORDS ack_id).
+#
+# A ring of fixed cells used in order, one per record: tail = oldest unacknowledged, head = next
+# to write; the ring is full when head reaches an unacknowledged cell (never overwritten).
+# Each cell holds two copies of its record and every write goes to the older copy with the next
+# generation number, so a write torn by a power cut leaves the previous version intact.
+# RAM: one byte per cell (status and generation); everything else is read back from the file.
+# A point in progress is written OPEN at its start and re-written as it dispenses (checkpoints);
+# an OPEN record found at boot is a point cut by power loss and is closed as partial.
+from binascii import crc32
+import struct
+
+from mesoprotocol import spec as S
+
+FILE = "journal"
+COPY = 32  # bytes per copy; a cell is two copies
+_BODY = "<BBBBIIHHIII"  # gen status flags kind | record_id session point depth_um | programmed delivered time_ms
+_BODY_SIZE = 28  # then the CRC-32 of the body
+
+EMPTY = 0
+OPEN = 1
+CLOSED = 2  # unacknowledged
+ACKED = 3
+_GEN = 0x3F  # generations count mod 64; a copy holds the generations of its own parity
+
+
+class Journal:
+    def __init__(self, cells, first_id=0, path=FILE):
+        # first_id: record ids continue above it even if the journal was erased (boot epoch)
+        self.cells = cells
+        self.cell = bytearray(cells)  # status << 6 | generation of the newest copy
+        self.buf = bytearray(2 * COPY)
+        self.body = memoryview(self.buf)[:_BODY_SIZE]  # views made once: no allocation per write
+        self.crc = memoryview(self.buf)[_BODY_SIZE:COPY]
+        self.copy_view = memoryview(self.buf)[:COPY]
+        self.head = 0
+        self.tail = 0
+        self.unacked = 0
+        self.last_id = 0
+        self.repaired = 0  # torn or corrupt copies seen at boot
+        self.power_lost = 0  # points closed at boot because power failed during them
+        self.cur = -1  # the cell of the point in progress, and its fixed fields:
+        self.o_id = self.o_session = self.o_point = self.o_kind = self.o_programmed = 0
+        try:
+            self.f = open(path, "r+b")
+        except OSError:
+            self.f = open(path, "w+b")
+        self._scan()
+        self.last_id = max(self.last_id, first_id)
+
+    # ---- boot: find head, tail and the unacknowledged records; repair -------------------------
+    def _scan(self):
+        f = self.f
+        newest = -1
+        f.seek(0)
+        for i in range(self.cells):
+            n = f.readinto(self.buf)
+            if not n or n < 2 * COPY:
+                if n:
+                    self.repaired += 1  # a torn first write at the end of the file
+                break
+            best = -1
+            gen = 0
+            for c in (0, 1):
+                off = c * COPY
+                body = self.buf[off : off + _BODY_SIZE]
+                if crc32(body) != struct.unpack_from("<I", self.buf, off + _BODY_SIZE)[0]:
+                    if any(self.buf[off : off + COPY]):
+                        self.repaired += 1
+                    continue
+                g = self.buf[off]
+                if best < 0 or (g - gen) & _GEN < 32:
+                    best = c
+                    gen = g
+            if best < 0:
+                continue
+            self.cell[i] = self.buf[best * COPY + 1] << 6 | gen
+            rid = struct.unpack_from("<I", self.buf, best * COPY + 4)[0]
+            if newest < 0 or rid > self.last_id:
+                newest = i
+                self.last_id = rid
+        self.head = (newest + 1) % self.cells if newest >= 0 else 0
+        cell = self.cell
+        for i in range(self.cells):
+            status = cell[i] >> 6
+            if status == OPEN:  # power failed during this point
+                r = self.read(i)
+                self._write(i, CLOSED, r[4] | S.FLAG_PARTIAL | S.FLAG_POWER_LOST, r[3], r[0], r[1], r[2], r[7],
+                            r[5], r[6], r[8])
+                self.power_lost += 1
+                status = CLOSED
+            if status == CLOSED:
+                self.unacked += 1
+        self.tail = self.head
+        self._advance_tail()
+
+    def status(self, i):
+        return self.cell[i] >> 6
+
+    def _advance_tail(self):
+        # tail: the first unacknowledged cell at or after the head, in ring order
+        if not self.unacked:
+            self.tail = self.head
+            return
+        i = self.tail
+        while self.cell[i] >> 6 != CLOSED:
+            i = (i + 1) % self.cells
+        self.tail = i
+
+    # ---- writing --------------------------------------------------------------------------
+    def free(self):
+        # records that can be written before an unacknowledged one would be reached
+        if not self.unacked:
+            return self.cells
+        return (self.tail - self.head) % self.cells
+
+    def open(self, session, point, kind, programmed_nl, time_ms):
+        # a point starts: its record id, or 0 when the journal has no room (it must not be given)
+        if self.unacked and self.head == self.tail:
+            return 0
+        self.cur = self.head
+        self.last_id += 1
+        self.o_id, self.o_session, self.o_point, self.o_kind, self.o_programmed = (
+            self.last_id, session, point, kind, programmed_nl)
+        self.checkpoint(0, 0, time_ms)
+        return self.last_id
+
+    def checkpoint(self, delivered_nl, depth_um, time_ms):
+        self._write(self.cur, OPEN, 0, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
+                    self.o_programmed, delivered_nl, time_ms)
+
+    def close(self, flags, delivered_nl, depth_um, time_ms):
+        i = self.cur
+        self._write(i, CLOSED, flags, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
+                    self.o_programmed, delivered_nl, time_ms)
+        self.cur = -1
+        self.unacked += 1
+        if self.unacked == 1:
+            self.tail = i
+        self.head = (i + 1) % self.cells
+
+    def _write(self, i, status, flags, kind, record_id, session, point, depth_um, programmed_nl, delivered_nl,
+               time_ms):
+        gen = (self.cell[i] + 1) & _GEN
+        c = gen & 1
+        struct.pack_into(_BODY, self.buf, 0, gen, status, flags, kind, record_id, session, point, depth_um,
+                         programmed_nl, delivered_nl, time_ms)
+        struct.pack_into("<I", self.buf, _BODY_SIZE, crc32(self.body))
+        f = self.f
+        f.seek(i * 2 * COPY + c * COPY)
+        f.write(self.copy_view)
+        f.flush()
+        self.cell[i] = status << 6 | gen
+
+    # ---- the host's side: read the oldest, acknowledge --------------------------------------
+    def read(self, i):
+        # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms)
+        f = self.f
+        f.seek(i * 2 * COPY + (self.cell[i] & 1) * COPY)
+        f.readinto(self.copy_view)
+        _, _, flags, kind, rid, session, point, depth, programmed, delivered, t = struct.unpack_from(_BODY, self.buf)
+        return (rid, session, point, kind, flags, programmed, delivered, depth, t)
+
+    def oldest(self):
+        # the oldest unacknowledged record, or None
+        return self.read(self.tail) if self.unacked else None
+
+    def ack(self, record_id):
+        # the host has committed this record; False if it is not an unacknowledged one here
+        if not self.unacked:
+            return False
+        i = self.tail
+        while True:  # usually the tail itself: the host acknowledges in order
+            if self.cell[i] >> 6 == CLOSED:
+                r = self.read(i)
+                if r[0] == record_id:
+                    break
+            i = (i + 1) % self.cells
+            if i == self.head:
+                return False
+        self._write(i, ACKED, r[4], r[3], r[0], r[1], r[2], r[7], r[5], r[6], r[8])
+        self.unacked -= 1
+        self._advance_tail()
+        return True

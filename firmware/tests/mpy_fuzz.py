@@ -1,0 +1,1241 @@
+# Runs on MicroPython: mutational fuzzing of the firmware's frame parser (codec, link) and
+# command dispatcher (app, device), as built by app.App, on a fake board and a virtual clock.
+#
+# Configuration comes from the environment (an argv item >= 256 bytes crashes the unix port):
+#   MESOFUZZ_VECTORS  protocol/vectors/frames.json: the seeds (required)
+#   MESOFUZZ_FRAMES   mutated frames to feed (default 100000)
+#   MESOFUZZ_SEED     PRNG seed, printed (default 1)
+#   MESOFUZZ_SAMPLES  failures described in full (default 20)
+# The working directory is the board's flash: settings, calibration and boot_count land there.
+# Human-readable lines first; the last line of stdout is the JSON summary.
+#
+# Every case is checked against an oracle derived from PROTOCOL.md and spec.MESSAGES, never
+# from the firmware's own code: a reference frame reader (section 2) predicts drops, framing
+# NACKs and frames; each command frame must reach the dispatcher once with the decoded
+# values (or be answered from the reply cache, section 3), get exactly one reply with its
+# SEQ, events before it with consecutive event SEQs; a NACKed command must leave the device,
+# its settings and its flash unchanged and emit nothing; BAD_STATE NACKs must agree with the
+# states the command was accepted in; the field checks of SETTINGS, CALIBRATE, PRIME and
+# CONFIGURE (sections 4 and 7) must give exactly the NACK the spec's tables give.
+import binascii
+import json
+import os
+import random
+import struct
+import sys
+import time
+
+from mesoprotocol import spec as S
+from mesofw import app as fwapp
+
+VECTORS = os.getenv("MESOFUZZ_VECTORS")
+FRAMES = int(os.getenv("MESOFUZZ_FRAMES") or 100000)
+SEED = int(os.getenv("MESOFUZZ_SEED") or 1) & 0xFFFFFFFF
+SAMPLES = int(os.getenv("MESOFUZZ_SAMPLES") or 20)
+
+random.seed(SEED)
+rnd = random.getrandbits
+
+
+def rint(n):  # 0 <= x < n
+    return random.randrange(n) if n > 1 else 0
+
+
+def hexs(b):
+    return binascii.hexlify(b).decode()
+
+
+# ---- virtual clock: the firmware's ticks come from here ------------------------------------
+PERIOD = time.ticks_add(0, -1) + 1
+CLOCK = [PERIOD - 3600 * 1000000 if PERIOD < (1 << 40) else 7 * 1000000]  # us; near a wrap if it wraps
+
+
+def v_us():
+    return CLOCK[0] % PERIOD
+
+
+def v_ms():
+    return (CLOCK[0] // 1000) % PERIOD
+
+
+def no_sleep(_):
+    pass
+
+
+for _name in list(sys.modules):
+    if _name.startswith("mesofw"):
+        _mod = sys.modules[_name]
+        for _attr, _fn in (("ticks_us", v_us), ("ticks_ms", v_ms), ("sleep_us", no_sleep), ("sleep_ms", no_sleep)):
+            if hasattr(_mod, _attr):
+                setattr(_mod, _attr, _fn)
+
+
+# ---- protocol facts, all from spec ------------------------------------------------------------
+MSG = S.MESSAGES
+NAME = {}
+TYPE_OF = {}
+FMT = {}
+SIZE = {}
+FIELDS = {}
+for _t in MSG:
+    NAME[_t] = MSG[_t][0]
+    TYPE_OF[MSG[_t][0]] = _t
+    FMT[_t] = S.layout(_t)[0]
+    SIZE[_t] = struct.calcsize(FMT[_t])
+    FIELDS[_t] = MSG[_t][1]
+COMMANDS = sorted(t for t in MSG if t < 0x80)
+DEVICE_TYPES = sorted(t for t in MSG if t >= 0x80)
+REPLIES = set(getattr(S, "REPLIES", (S.ACK, S.NACK, S.IDENTITY, S.STATUS_REPLY)))
+EVENTS = set(t for t in DEVICE_TYPES if t not in REPLIES)
+FRAMING_REASONS = (S.NACK_UNKNOWN_TYPE, S.NACK_BAD_LENGTH, S.NACK_BAD_VERSION)
+FIELD_REASONS = (S.NACK_LIMIT, S.NACK_BAD_VALUE, S.NACK_INFEASIBLE)
+SETTING_NAMES = [row[0] for row in S.SETTINGS_TABLE]
+# result states of an ACKed command (PROTOCOL.md section 5)
+ACK_STATES = {
+    "CONFIGURE": (S.STATE_CONFIGURED, S.STATE_PRIMED),
+    "PRIME": (S.STATE_PRIMING,),
+    "ARM": (S.STATE_ARMED,),
+    "PAUSE": (S.STATE_PAUSED,),
+    "RESUME": (S.STATE_ARMED,),
+    "ABORT": (S.STATE_IDLE,),
+    "SETTINGS": (S.STATE_IDLE,),
+}
+ALWAYS_ACCEPTED = ("HELLO", "STATUS", "ABORT")
+
+
+def _states(*states):
+    m = 0
+    for st in states:
+        m |= 1 << st
+    return m
+
+
+# states that accept each command, else NACK BAD_STATE with this mask (PROTOCOL.md section 5);
+# a command not listed here is held to the mask it reports, consistently
+ACCEPTS = {
+    "CONFIGURE": _states(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE),
+    "PRIME": _states(S.STATE_CONFIGURED, S.STATE_PRIMED),
+    "ARM": _states(S.STATE_PRIMED, S.STATE_COMPLETE),
+    "PAUSE": _states(S.STATE_ARMED, S.STATE_DELIVERING),
+    "RESUME": _states(S.STATE_PAUSED),
+    "SETTINGS": _states(S.STATE_IDLE),
+    "CALIBRATE": _states(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE),
+}
+REPLY_OF = {"HELLO": S.IDENTITY, "STATUS": S.STATUS_REPLY}
+
+# ---- CRC-16/CCITT-FALSE, table-driven (independent of spec.crc16) ------------------------------
+_CRC = []
+for _i in range(256):
+    _c = _i << 8
+    for _ in range(8):
+        _c = ((_c << 1) ^ 0x1021) & 0xFFFF if _c & 0x8000 else (_c << 1) & 0xFFFF
+    _CRC.append(_c)
+
+
+def crc16(data, start, end):
+    c = 0xFFFF
+    t = _CRC
+    for i in range(start, end):
+        c = ((c << 8) & 0xFFFF) ^ t[(c >> 8) ^ data[i]]
+    return c
+
+
+assert crc16(b"123456789", 0, 9) == 0x29B1
+
+
+def mkframe(msg_type, seq, payload, version=S.PROTOCOL_VERSION):
+    # a frame with a good CRC, whatever its header says
+    end = S.HEADER_SIZE + len(payload)
+    f = bytearray(end + S.CRC_SIZE)
+    f[0] = S.SYNC0
+    f[1] = S.SYNC1
+    f[2] = len(payload)
+    f[3] = version & 0xFF
+    f[4] = msg_type & 0xFF
+    f[5] = seq & 0xFF
+    f[S.HEADER_SIZE : end] = payload
+    c = crc16(f, 2, end)
+    f[end] = c & 0xFF
+    f[end + 1] = c >> 8
+    return bytes(f)
+
+
+# ---- reference receiver (PROTOCOL.md section 2), written from the spec's table -------------------
+D_OVERSIZE = "OVERSIZE"
+D_CRC = "CRC"
+
+
+class RefReader:
+    # results: ("D", reason) | ("N", reason, type, seq) | ("F", type, seq, payload)
+    def __init__(self):
+        self.buf = b""
+
+    def pending(self):
+        return len(self.buf)
+
+    def reset(self):
+        self.buf = b""
+
+    def feed(self, data):
+        buf = self.buf + data
+        out = []
+        sync = bytes((S.SYNC0, S.SYNC1))
+        while True:
+            i = buf.find(sync)
+            if i < 0:  # keep a trailing lone SYNC0
+                buf = buf[-1:] if buf and buf[-1] == S.SYNC0 else b""
+                break
+            buf = buf[i:]
+            if len(buf) < S.HEADER_SIZE:
+                break
+            n = buf[2]
+            if n > S.MAX_PAYLOAD:
+                out.append(("D", D_OVERSIZE))
+                buf = buf[1:]
+                continue
+            total = S.HEADER_SIZE + n + S.CRC_SIZE
+            if len(buf) < total:
+                break
+            end = S.HEADER_SIZE + n
+            if crc16(buf, 2, end) != buf[end] | (buf[end + 1] << 8):
+                out.append(("D", D_CRC))
+                buf = buf[1:]
+                continue
+            ver, typ, seq, payload = buf[3], buf[4], buf[5], buf[S.HEADER_SIZE : end]
+            buf = buf[total:]
+            if ver != S.PROTOCOL_VERSION:
+                out.append(("N", S.NACK_BAD_VERSION, typ, seq))
+            elif typ not in MSG:
+                out.append(("N", S.NACK_UNKNOWN_TYPE, typ, seq))
+            elif SIZE[typ] != n:
+                out.append(("N", S.NACK_BAD_LENGTH, typ, seq))
+            else:
+                out.append(("F", typ, seq, payload))
+        self.buf = buf
+        return out
+
+
+def vector_self_check(cases):
+    # the reference reader must give the golden results (stale vectors are reported, not failed)
+    notes = []
+    for case in cases:
+        got = RefReader().feed(binascii.unhexlify(case["hex"]))
+        want = case["results"]
+        ok = len(got) == len(want)
+        stale = False
+        for g, w in zip(got, want):
+            if "dropped" in w:
+                ok = ok and g == ("D", w["dropped"])
+            elif "nack" in w:
+                ok = ok and g[0] == "N" and S.NACK_NAMES[g[1]] == w["nack"] and g[2:] == (w["type"], w["seq"])
+            elif g[0] == "N" and g[1] == S.NACK_BAD_LENGTH and TYPE_OF.get(w["frame"]) == g[2]:
+                stale = True  # the vector predates a layout change in spec.py
+            else:
+                ok = ok and g[0] == "F" and NAME[g[1]] == w["frame"] and g[2] == w["seq"]
+        if stale:
+            notes.append("frames.json is stale for %r (layout changed in spec.py)" % case["name"])
+        elif not ok:
+            raise AssertionError("reference reader disagrees with vector %r: %r" % (case["name"], got))
+    return notes
+
+
+# ---- the board: no hardware, no time of its own ---------------------------------------------------
+import board as _simboard  # noqa: E402  the sim board's constants (steps/mm, speeds, play, compliance)
+
+
+class FuzzBoard:
+    def __init__(self):
+        self.inbox = b""
+        self.inpos = 0
+        self.out = []
+        self.trig = False
+        self.motors_on = False
+        self.needle_pos = 0
+        self.plunger_pos = 0
+        self.led_code = 0
+
+    def fields(self):  # what a command may change on the board
+        return (self.motors_on, self.needle_pos, self.plunger_pos, self.led_code)
+
+    def serial_number(self):
+        return "FUZZ-0001"
+
+    def reset_cause(self):
+        return 0
+
+    def host_read(self, buf):
+        i = self.inpos
+        n = min(len(buf), len(self.inbox) - i)
+        if n <= 0:
+            return 0
+        buf[:n] = self.inbox[i : i + n]
+        self.inpos = i + n
+        return n
+
+    def host_write(self, data):
+        self.out.append(bytes(data))
+
+    def wait_input(self, timeout_ms):
+        pass
+
+    def motors(self, on):
+        self.motors_on = on
+
+    def plunger_step(self, n):
+        self.plunger_pos += n
+
+    def needle_step(self, n):
+        self.needle_pos += n
+
+    def trigger(self):
+        return self.trig
+
+    def estop(self):
+        return False
+
+    def pressure_kpa(self):
+        return 0
+
+    def plunger_stalled(self):
+        return False
+
+    def syringe_end(self):
+        return False
+
+    def needle_home(self):
+        return self.needle_pos <= 0
+
+    def led(self, code):
+        self.led_code = code
+
+    def feed_watchdog(self):
+        pass
+
+    def service(self, now_us):
+        pass
+
+
+for _k in dir(_simboard.Board):
+    if _k.isupper():
+        setattr(FuzzBoard, _k, getattr(_simboard.Board, _k))
+FuzzBoard.NAME = "fuzz"
+
+
+# ---- snapshots: everything a NACKed command must leave alone -----------------------------------
+VOLATILE = ("link_rx_ms",)  # the link watchdog restarts on every command, NACKed or not (section 8)
+SKIP = ("board", "emit")
+
+
+def _freeze(v):
+    # a copy that compares equal while nothing changed (objects: by identity, their own
+    # attributes are taken separately)
+    t = type(v)
+    if t is list:
+        return tuple(_freeze(x) for x in v)
+    if t is dict:
+        return tuple((k, _freeze(x)) for k, x in v.items())
+    if t is bytearray:
+        return bytes(v)
+    return v
+
+
+_PLAIN = (int, bool, type(None), str, tuple, float)
+_MUTABLE = (list, dict, bytearray)
+
+
+def _values(obj, add):
+    for v in obj.__dict__.values():
+        t = type(v)
+        if t in _PLAIN:
+            add(v)
+        elif t in _MUTABLE:
+            add(_freeze(v))
+        else:
+            add(v)
+            if hasattr(v, "__dict__") and t is not FuzzBoard:
+                yield v
+
+
+def snap(dev):
+    # the values of the device's attributes, and of the objects it holds, two levels deep
+    # (attribute order is stable while no attribute is added; names in snap_named)
+    out = []
+    add = out.append
+    for k, v in dev.__dict__.items():
+        if k in VOLATILE or k in SKIP:
+            add(None)
+            continue
+        t = type(v)
+        if t in _PLAIN:
+            add(v)
+        elif t in _MUTABLE:
+            add(_freeze(v))
+        else:
+            add(v)
+            if hasattr(v, "__dict__"):
+                for w in _values(v, add):
+                    for _ in _values(w, add):
+                        pass
+    return out
+
+
+def snap_named(dev):
+    # the same, with names, to report what a NACKed command changed
+    out = []
+    for k, v in dev.__dict__.items():
+        if k in VOLATILE or k in SKIP:
+            continue
+        out.append((k, _freeze(v)))
+        if hasattr(v, "__dict__"):
+            for k2, w in v.__dict__.items():
+                out.append((k + "." + k2, _freeze(w)))
+                if hasattr(w, "__dict__") and not isinstance(w, FuzzBoard):
+                    for k3, x in w.__dict__.items():
+                        out.append((k + "." + k2 + "." + k3, _freeze(x)))
+    return out
+
+
+def flash_files():
+    files = {}
+    for name in os.listdir("."):
+        try:
+            with open(name, "rb") as f:
+                files[name] = f.read()
+        except OSError:
+            files[name] = None
+    return files
+
+
+# ---- the fuzzer --------------------------------------------------------------------------------
+class Fuzzer:
+    def __init__(self, cases):
+        self.cases = cases
+        self.failures = 0
+        self.by_kind = {}
+        self.samples = []
+        self.stats = {"frames": 0, "bytes": 0, "dropped": 0, "framing_nacks": 0, "dispatched": 0,
+                      "cache_hits": 0, "acks": 0, "nacks": 0, "events": 0, "timeouts": 0, "reboots": 0}
+        self.nack_reasons = {}
+        self.states_seen = {}  # commands dispatched per state
+        self.ticks_in = {}  # control ticks per state
+        self.ops = {}
+        self.accepted = {}  # type -> bitmask of states in which it passed the state check
+        self.refused = {}  # type -> BAD_STATE limit mask reported
+        for t in COMMANDS:
+            if NAME[t] in ACCEPTS:
+                self.refused[t] = ACCEPTS[NAME[t]]
+        self.settings = [row[2] for row in S.SETTINGS_TABLE]
+        self.calibration = {}
+        self.case_no = 0
+        self.explain = False
+        self.case = b""
+        self.prev_case = b""
+        self.last_cmd = None  # (type, seq, payload) of the last command the dispatcher ran
+        self.boot(first=True)
+
+    # -- lifecycle
+    def boot(self, first=False):
+        self.board = FuzzBoard()
+        self.app = fwapp.App(self.board)
+        self.link = self.app.link
+        self.dev = self.app.device
+        self.calls = []
+        orig = self.link.on_command
+
+        def on_command(msg_type, values):
+            # the dispatcher as the link calls it, with what a NACK must leave alone before and after
+            dev = self.dev
+            pre = (snap(dev), self.board.fields(), flash_files(), snap_named(dev) if self.explain else None)
+            state = dev.state
+            rx = self.link.rx_errors
+            reply = orig(msg_type, values)
+            post = None
+            if reply[0] == S.NACK:
+                post = (snap(dev), self.board.fields(), flash_files(), snap_named(dev) if self.explain else None)
+            self.calls.append((msg_type, values, state, dev.state, pre, post, rx, getattr(dev, "link_rx_ms", None)))
+            return reply
+
+        self.link.on_command = on_command
+        self.ref = RefReader()
+        self.out_ref = RefReader()
+        self.event_seq = 0
+        self.hello_needed = False
+        self.last_key = -1
+        self.cached = None
+        self.last_byte_ms = v_ms()
+        self.dev.boot(self.board.reset_cause())
+        if not first:
+            self.stats["reboots"] += 1
+        # settings and calibration survive a reset (flash)
+        if list(self.dev.settings) != self.settings:
+            self.fail("settings after boot", "device %r, last ACKed %r" % (self.dev.settings, self.settings))
+            self.settings = list(self.dev.settings)
+        cal = getattr(self.dev, "calibration", None)
+        if cal is not None and dict(cal) != self.calibration:
+            self.fail("calibration after boot", "device %r, last ACKed %r" % (cal, self.calibration))
+            self.calibration = dict(cal)
+        for item in self.take_output():
+            self.check_event(item, "boot")
+
+    def fail(self, kind, detail):
+        self.failures += 1
+        n = self.by_kind.get(kind, 0)
+        self.by_kind[kind] = n + 1
+        if n < 3 and len(self.samples) < SAMPLES:
+            self.samples.append({"case": self.case_no, "kind": kind, "detail": detail, "hex": hexs(self.case),
+                                 "state": self.dev.state if hasattr(self, "dev") else None})
+
+    # -- output of the device
+    def take_output(self):
+        # every host_write is exactly one well-formed frame
+        items = []
+        for raw in self.board.out:
+            got = self.out_ref.feed(raw)
+            if len(got) != 1 or got[0][0] != "F" or self.out_ref.pending():
+                self.fail("malformed output", "wrote %s, reads as %r" % (hexs(raw), got))
+                self.out_ref.reset()
+                continue
+            _, typ, seq, payload = got[0]
+            items.append((typ, seq, struct.unpack(FMT[typ], payload), raw))
+        self.board.out = []
+        return items
+
+    def check_event(self, item, where):
+        typ, seq = item[0], item[1]
+        if typ not in EVENTS:
+            self.fail("unsolicited reply", "%s: %s seq %d %r" % (where, NAME[typ], seq, item[2]))
+            return
+        if typ == S.ALARM and item[2][0] == S.ALARM_LINK_LOST:
+            self.hello_needed = True
+        if seq != self.event_seq:
+            self.fail("event seq", "%s: %s seq %d, expected %d" % (where, NAME[typ], seq, self.event_seq))
+        self.event_seq = (seq + 1) & 0xFF
+        self.stats["events"] += 1
+
+    # -- one case: bytes in, everything checked
+    def run_case(self, data):
+        self.case = data
+        self.case_no += 1
+        st = self.stats
+        st["frames"] += 1
+        st["bytes"] += len(data)
+        expected = self.ref.feed(data)
+        self.calls = []
+        rx0 = self.link.rx_errors
+        watchdog0 = getattr(self.dev, "link_rx_ms", None)
+        self.board.inbox = data
+        self.board.inpos = 0
+        try:
+            while self.board.inpos < len(data):
+                self.link.poll()
+        except Exception as e:  # noqa: BLE001  anything escaping the parser or the dispatcher
+            self.fail("exception", "%s: %s" % (type(e).__name__, e))
+            sys.print_exception(e)
+            self.boot()
+            return
+        self.last_byte_ms = v_ms()
+        drops = 0
+        for r in expected:
+            if r[0] == "D":
+                drops += 1
+        st["dropped"] += drops
+        if self.link.rx_errors - rx0 != drops:
+            self.fail("rx_errors", "counted %d drop events, the spec gives %d: %r" % (
+                self.link.rx_errors - rx0, drops, expected))
+        out = self.take_output()
+        if not self.walk(expected, out, rx0):
+            self.boot()  # the model lost track: start both afresh
+            return
+        if not self.calls and watchdog0 is not None and self.dev.link_rx_ms != watchdog0:
+            self.fail("watchdog restarted", "no command reached the handler, yet the link watchdog restarted")
+        self.prev_case = data
+
+    def walk(self, expected, out, rx0):
+        oi = 0
+        ci = 0
+        state = self.dev.state if not self.calls else self.calls[0][2]
+        drops_before = 0
+        for r in expected:
+            if r[0] == "D":
+                drops_before += 1
+                continue
+            if r[0] == "N" or r[1] >= 0x80:
+                reason = r[1] if r[0] == "N" else S.NACK_UNKNOWN_TYPE
+                typ, seq = (r[2], r[3]) if r[0] == "N" else (r[1], r[2])
+                if oi >= len(out):
+                    self.fail("missing framing NACK", "%s for type 0x%02x seq %d" % (S.NACK_NAMES[reason], typ, seq))
+                    return False
+                o = out[oi]
+                oi += 1
+                want = (typ, reason, 0, state, 0, 0)
+                if o[0] != S.NACK or o[1] != seq or tuple(o[2]) != want:
+                    self.fail("framing NACK", "got %s seq %d %r, want NACK seq %d %r" % (
+                        NAME[o[0]], o[1], o[2], seq, want))
+                    return False
+                self.stats["framing_nacks"] += 1
+                self.nack_reasons[S.NACK_NAMES[reason]] = self.nack_reasons.get(S.NACK_NAMES[reason], 0) + 1
+                continue
+            _, typ, seq, payload = r
+            key = (typ << 8) | seq
+            if key == self.last_key:  # a retransmission: the cached reply, not executed again
+                if oi >= len(out) or out[oi][3] != self.cached:
+                    self.fail("reply cache", "%s seq %d: got %s, want the cached %s" % (
+                        NAME[typ], seq, hexs(out[oi][3]) if oi < len(out) else "nothing", hexs(self.cached)))
+                    return False
+                oi += 1
+                self.stats["cache_hits"] += 1
+                continue
+            values = struct.unpack(FMT[typ], payload)
+            if ci >= len(self.calls):
+                self.fail("not dispatched", "%s seq %d %r never reached the handler" % (NAME[typ], seq, values))
+                return False
+            call = self.calls[ci]
+            ci += 1
+            if call[0] != typ or tuple(call[1]) != values:
+                self.fail("dispatched wrong", "handler got %s %r, frame was %s %r" % (
+                    NAME.get(call[0], call[0]), call[1], NAME[typ], values))
+                return False
+            self.stats["dispatched"] += 1
+            n_events = 0
+            while oi < len(out) and out[oi][0] in EVENTS:
+                self.check_event(out[oi], NAME[typ])
+                oi += 1
+                n_events += 1
+            if oi >= len(out):
+                self.fail("no reply", "%s seq %d %r" % (NAME[typ], seq, values))
+                return False
+            reply = out[oi]
+            oi += 1
+            idempotent = NAME[typ] in REPLY_OF
+            if NAME[typ] == "HELLO":
+                self.hello_needed = False
+            self.last_key = -1 if idempotent else key
+            self.cached = reply[3]
+            self.last_cmd = (typ, seq, payload)
+            self.check_command(typ, seq, values, call, reply, n_events, rx0 + drops_before)
+            state = call[3]
+        if oi != len(out):
+            self.fail("extra output", "%d frames nobody asked for: %r" % (len(out) - oi, [
+                (NAME[o[0]], o[1], o[2]) for o in out[oi:]]))
+            return False
+        if ci != len(self.calls):
+            self.fail("extra dispatch", "the handler ran %d more times than frames arrived" % (len(self.calls) - ci))
+            return False
+        return True
+
+    # -- one dispatched command against the spec
+    def check_command(self, typ, seq, values, call, reply, n_events, rx_at_call):
+        _, _, state, post_state, pre, post, pre_rx, watchdog = call
+        name = NAME[typ]
+        rtype, rseq, rv = reply[0], reply[1], reply[2]
+        self.states_seen[S.STATE_NAMES[state]] = self.states_seen.get(S.STATE_NAMES[state], 0) + 1
+        if rseq != seq:
+            self.fail("reply seq", "%s seq %d answered with %s seq %d" % (name, seq, NAME[rtype], rseq))
+        if pre_rx != rx_at_call:
+            self.fail("rx_errors", "%d at the call, spec gives %d" % (pre_rx, rx_at_call))
+        if watchdog is not None and watchdog != v_ms():
+            self.fail("watchdog", "%s did not restart the link watchdog" % name)
+        want_type = REPLY_OF.get(name)
+        if want_type is not None:
+            if rtype != want_type:
+                self.fail("reply type", "%s answered with %s %r" % (name, NAME[rtype], rv))
+                return
+            self.check_info_reply(rtype, rv, post_state, rx_at_call)
+            return
+        if rtype != S.ACK and rtype != S.NACK:
+            if name in ACK_STATES or name == "CALIBRATE":
+                self.fail("reply type", "%s answered with %s %r" % (name, NAME[rtype], rv))
+            return
+        fields = dict(zip([f[0] for f in FIELDS[typ]], values))
+        if rv[0] != typ:
+            self.fail("reply command", "%s answered for command 0x%02x" % (name, rv[0]))
+        if rv[3 if rtype == S.NACK else 1] != post_state:
+            self.fail("reply state", "%s reply says state %d, device is in %d" % (name, rv[3 if rtype == S.NACK else 1],
+                                                                                post_state))
+        if rtype == S.ACK or rv[1] != S.NACK_BAD_STATE:  # it passed the state check
+            self.accepted[typ] = self.accepted.get(typ, 0) | (1 << state)
+            if typ in self.refused and (self.refused[typ] >> state) & 1 == 0:
+                self.fail("state mask", "%s passed the state check in %s, outside its mask 0x%x" % (
+                    name, S.STATE_NAMES[state], self.refused[typ]))
+        if rtype == S.ACK:
+            self.stats["acks"] += 1
+            if name in ACK_STATES and post_state not in ACK_STATES[name]:
+                self.fail("ACK state", "%s ACKed in %s leaves %s" % (name, S.STATE_NAMES[state], S.STATE_NAMES[post_state]))
+            if name == "CALIBRATE" and post_state not in (state, S.STATE_IDLE):
+                self.fail("ACK state", "CALIBRATE ACKed in %s leaves %s" % (S.STATE_NAMES[state], S.STATE_NAMES[post_state]))
+        else:
+            self.stats["nacks"] += 1
+            reason, field, value, limit = rv[1], rv[2], rv[4], rv[5]
+            rname = S.NACK_NAMES[reason] if reason < len(S.NACK_NAMES) else str(reason)
+            self.nack_reasons[rname] = self.nack_reasons.get(rname, 0) + 1
+            # a NACKed command changes nothing and says nothing else
+            if n_events:
+                self.fail("NACK with events", "%s NACKed %s after %d events" % (name, rname, n_events))
+            if post[0] != pre[0] or post[1] != pre[1]:
+                self.fail("NACK changed state", "%s %r NACKed %s in %s: %s board %r -> %r" % (
+                    name, values, rname, S.STATE_NAMES[state], self.diff(pre[3], post[3]) if pre[3] else
+                    "(names on the next such failure)", pre[1], post[1]))
+                self.explain = True  # name the attributes from now on (slower)
+            if post[2] != pre[2]:
+                self.fail("NACK wrote flash", "%s %r NACKed %s" % (name, values, rname))
+            if reason in FRAMING_REASONS:
+                self.fail("framing NACK from dispatcher", "%s %r: %s" % (name, values, rname))
+            elif reason == S.NACK_BAD_STATE:
+                if name in ALWAYS_ACCEPTED:
+                    self.fail("BAD_STATE", "%s is accepted in every state" % name)
+                if value != state or (limit >> state) & 1 or field != 0:
+                    self.fail("BAD_STATE", "%s in %s: field %d value %d mask 0x%x" % (
+                        name, S.STATE_NAMES[state], field, value, limit))
+                if typ in self.refused and self.refused[typ] != limit:
+                    self.fail("state mask", "%s BAD_STATE mask 0x%x, want 0x%x" % (name, limit, self.refused[typ]))
+                if typ not in self.refused:
+                    self.refused[typ] = limit  # a command PROTOCOL.md's table does not list yet
+                if (self.accepted.get(typ, 0) >> state) & 1:
+                    self.fail("state mask", "%s refused in %s where it was accepted before" % (name, S.STATE_NAMES[state]))
+                return
+            else:
+                if reason in FIELD_REASONS:
+                    if not 1 <= field <= len(values):
+                        self.fail("NACK field", "%s %s field %d of %d" % (name, rname, field, len(values)))
+                    elif value != values[field - 1]:
+                        self.fail("NACK value", "%s %s field %d: value %d, received %d" % (
+                            name, rname, field, value, values[field - 1]))
+                    if reason == S.NACK_LIMIT and value == limit:
+                        self.fail("NACK limit", "%s LIMIT field %d: value %d equals its limit" % (name, field, value))
+        self.check_fields(name, typ, fields, values, rtype, rv, state)
+
+    def check_info_reply(self, rtype, rv, post_state, rx_at_call):
+        names = [f[0] for f in FIELDS[rtype]]
+        r = dict(zip(names, rv))
+        if rtype == S.IDENTITY:
+            if r.get("protocol") != S.PROTOCOL_VERSION:
+                self.fail("IDENTITY", "protocol %r" % r.get("protocol"))
+            got = [r[n] for n in SETTING_NAMES if n in r]
+            if got != self.settings[: len(got)]:
+                self.fail("IDENTITY settings", "reports %r, last ACKed %r" % (got, self.settings))
+            if "cal_ppm" in r and "syringe" in r:
+                want = self.calibration.get(r["syringe"], 1000000)
+                if r["cal_ppm"] != want:
+                    self.fail("IDENTITY cal_ppm", "syringe %d: %d, last ACKed %d" % (r["syringe"], r["cal_ppm"], want))
+        else:
+            if r.get("state") != post_state:
+                self.fail("STATUS_REPLY", "state %r, device in %d" % (r.get("state"), post_state))
+            if "rx_errors" in r and r["rx_errors"] != rx_at_call & 0xFFFF:
+                self.fail("STATUS_REPLY rx_errors", "reports %d, spec gives %d" % (r["rx_errors"], rx_at_call & 0xFFFF))
+
+    def diff(self, a, b):
+        out = []
+        for x, y in zip(a, b):
+            if x != y:
+                out.append("%s: %r -> %r" % (x[0], x[1], y[1]))
+        if not out and a != b:
+            out.append("%r -> %r" % (a, b))
+        if len(a) != len(b):
+            out.append("%d objects -> %d" % (len(a), len(b)))
+        return "; ".join(out)[:800]
+
+    # -- the field checks the spec's tables define exactly
+    def check_fields(self, name, typ, f, values, rtype, rv, state):
+        want = None  # None: the tables say ACK for what they cover
+        covered = ()  # 1-based fields whose checks the oracle knows
+        idx = {}
+        for i, fd in enumerate(FIELDS[typ]):
+            idx[fd[0]] = i + 1
+        if name == "SETTINGS":
+            covered = tuple(range(1, len(SETTING_NAMES) + 1))
+            for i, row in enumerate(S.SETTINGS_TABLE):
+                v = values[i]
+                if v < row[3]:
+                    want = (S.NACK_LIMIT, i + 1, v, row[3])
+                    break
+                if v > row[4]:
+                    want = (S.NACK_LIMIT, i + 1, v, row[4])
+                    break
+        elif name == "CALIBRATE" and "syringe" in f and "area_ppm" in f:
+            covered = (idx["syringe"], idx["area_ppm"])
+            ppm = f["area_ppm"]
+            if f["syringe"] not in S.SYRINGES:
+                want = (S.NACK_BAD_VALUE, idx["syringe"], f["syringe"], 0)
+            elif ppm < S.MIN_CAL_PPM:
+                want = (S.NACK_LIMIT, idx["area_ppm"], ppm, S.MIN_CAL_PPM)
+            elif ppm > S.MAX_CAL_PPM:
+                want = (S.NACK_LIMIT, idx["area_ppm"], ppm, S.MAX_CAL_PPM)
+        elif name == "PRIME" and "volume_nl" in f:
+            covered = (idx["volume_nl"],)
+            v = f["volume_nl"]
+            if not 0 < v <= S.MAX_PRIME_NL:
+                want = (S.NACK_LIMIT, idx["volume_nl"], v, S.MAX_PRIME_NL)
+        elif name == "CONFIGURE":
+            want, covered = self.configure_oracle(f, idx)
+        elif name == "ABORT":
+            # section 8: after LINK_LOST only a HELLO re-opens ABORT; otherwise always ACKed
+            if state == S.STATE_FAULT and self.hello_needed:
+                want = (S.NACK_HELLO_FIRST, 0, S.ALARM_LINK_LOST, 0)
+            elif rtype != S.ACK:
+                self.fail("ABORT", "NACK %r in %s, ABORT is always accepted" % (tuple(rv[1:]), S.STATE_NAMES[state]))
+        else:
+            return
+        if want == "skip":
+            return
+        got = None if rtype == S.ACK else (rv[1], rv[2], rv[4], rv[5])
+        if want is not None:
+            if got != want:
+                self.fail(name + " check", "%r in %s: got %s, spec gives NACK %r" % (
+                    values, S.STATE_NAMES[state], "ACK" if got is None else "NACK %r" % (got,), want))
+        elif got is not None and got[0] in FIELD_REASONS and got[1] in covered:
+            self.fail(name + " check", "%r in %s: NACK %r, the spec's checks all pass" % (
+                values, S.STATE_NAMES[state], got))
+        if rtype == S.ACK:
+            if name == "SETTINGS":
+                self.settings = list(values)
+                if list(self.dev.settings) != self.settings:
+                    self.fail("SETTINGS", "ACKed %r, device holds %r" % (values, self.dev.settings))
+            elif name == "CALIBRATE":
+                self.calibration[f["syringe"]] = f["area_ppm"]
+
+    CONFIGURE_FIELDS = ("technique", "syringe", "needles", "needle_length_um", "depth_um", "volume_nl", "count",
+                        "cadence_mhz", "flow_nl_s")
+
+    def configure_checks(self, f):
+        # PROTOCOL.md section 7, "CONFIGURE check order", steps 3 on (technique and syringe
+        # known): (field, low, high, reason above high), lazily, in order
+        st = dict(zip(SETTING_NAMES, self.settings))
+        tech = f["technique"]
+        nappage = tech == S.TECHNIQUE_NAPPAGE
+        if tech == S.TECHNIQUE_POINT:
+            vmax, cmax = st["max_point_nl"], S.MAX_POINTS
+        elif nappage:
+            vmax, cmax = st["max_shot_nl"], S.MAX_SHOTS
+        else:
+            vmax, cmax = min(st["max_point_nl"], S.MAX_TEST_DOSE_NL), 1
+        yield ("needles", 1, S.MAX_NEEDLES, S.NACK_LIMIT)
+        yield ("needle_length_um", S.MIN_DEPTH_UM + S.NEEDLE_MARGIN_UM, 65535, S.NACK_LIMIT)
+        yield ("depth_um", S.MIN_DEPTH_UM, min(st["max_depth_um"], f["needle_length_um"] - S.NEEDLE_MARGIN_UM),
+               S.NACK_LIMIT)
+        yield ("volume_nl", self.least_doses(f["syringe"])[0], vmax, S.NACK_LIMIT)
+        yield ("count", 1, cmax, S.NACK_LIMIT)
+        yield ("flow_nl_s", S.MIN_FLOW_NL_S, st["max_flow_nl_s"], S.NACK_LIMIT)
+        # volume x count <= min(session setting, capacity): NACK limit = the largest count allowed
+        limit = min(st["max_session_nl"], S.syringe_capacity_nl(f["syringe"]))
+        yield ("count", -1, limit // f["volume_nl"], S.NACK_LIMIT)
+        if nappage:
+            yield ("cadence_mhz", S.MIN_CADENCE_MHZ, st["max_cadence_mhz"], S.NACK_LIMIT)
+            shot_ms = (2 * f["depth_um"] * 1000 // FuzzBoard.NEEDLE_SPEED_UM_S + f["volume_nl"] * 1000 // f["flow_nl_s"]
+                       + S.SHOT_SETTLE_MS + 2)
+            yield ("cadence_mhz", -1, 800000 // shot_ms, S.NACK_INFEASIBLE)
+        else:
+            yield ("cadence_mhz", -1, 0, S.NACK_BAD_VALUE)
+
+    def configure_oracle(self, f, idx):
+        # the NACK PROTOCOL.md section 7 gives (None: ACK), and the fields its checks cover
+        for n in self.CONFIGURE_FIELDS:
+            if n not in f:
+                return "skip", ()
+        covered = tuple(idx[n] for n in self.CONFIGURE_FIELDS)
+        tech = f["technique"]
+        syr = f["syringe"]
+        if tech not in (S.TECHNIQUE_POINT, S.TECHNIQUE_NAPPAGE, S.TECHNIQUE_TEST_DOSE):
+            return (S.NACK_BAD_VALUE, idx["technique"], tech, 0), covered
+        if syr not in S.SYRINGES:
+            return (S.NACK_BAD_VALUE, idx["syringe"], syr, 0), covered
+        lows = self.least_doses(syr)
+        if len(lows) > 1 and min(lows) <= f["volume_nl"] < max(lows):
+            return "skip", ()  # the rounding of pi decides this one
+        for n, low, high, reason in self.configure_checks(f):
+            v = f[n]
+            if v < low:
+                return (S.NACK_LIMIT, idx[n], v, low), covered
+            if v > high:
+                return (reason, idx[n], v, 0 if reason == S.NACK_BAD_VALUE else high), covered
+        return None, covered
+
+    def least_doses(self, syringe):
+        # max(500, 50 steps) with pl_per_step from PROTOCOL.md section 6; both roundings of pi
+        d = S.SYRINGES[syringe][1]
+        ppm = self.calibration.get(syringe, 1000000)
+        out = []
+        for pi in (3.141592653589793, 3.14159265):
+            pl = int(pi * d * d / 4 * ppm / 1000000 / FuzzBoard.PLUNGER_STEPS_PER_MM + 0.5)
+            low = max(S.MIN_VOLUME_NL, 50 * pl // 1000)
+            if low not in out:
+                out.append(low)
+        return out
+
+    # -- time passes: the control loop ticks, the operator plays with the trigger
+    def tick(self, ms):
+        dev = self.dev
+        for _ in range(ms):
+            CLOCK[0] += 1000
+            if dev.state == S.STATE_ARMED and not self.board.trig:
+                self.board.trig = rint(30) == 0
+            elif self.board.trig:
+                self.board.trig = rint(200) != 0
+            elif rint(2000) == 0:
+                self.board.trig = True  # held while arming or resuming: must never fire
+            self.ticks_in[dev.state] = self.ticks_in.get(dev.state, 0) + 1
+            pending = self.ref.pending()
+            self.board.inbox = b""
+            self.board.inpos = 0
+            rx0 = self.link.rx_errors
+            try:
+                self.link.poll()  # reads nothing: a stale partial frame times out
+                now = v_us()
+                dev.tick(now)
+                self.board.service(now)
+            except Exception as e:  # noqa: BLE001
+                self.fail("exception in tick", "%s: %s" % (type(e).__name__, e))
+                sys.print_exception(e)
+                self.boot()
+                return
+            stale = pending and time.ticks_diff(v_ms(), self.last_byte_ms) > S.INTERBYTE_TIMEOUT_MS
+            if stale:
+                self.ref.reset()
+                self.stats["timeouts"] += 1
+            if self.link.rx_errors - rx0 != (1 if stale else 0):
+                self.fail("interbyte timeout", "rx_errors +%d after %d ms of silence with %d bytes pending" % (
+                    self.link.rx_errors - rx0, time.ticks_diff(v_ms(), self.last_byte_ms), pending))
+                self.ref.reset()
+            for item in self.take_output():
+                self.check_event(item, "tick")
+
+
+# ---- mutations ------------------------------------------------------------------------------------
+def spec_ints():
+    vals = set()
+    for k in dir(S):
+        v = getattr(S, k)
+        if isinstance(v, int) and not isinstance(v, bool) and k.isupper():
+            vals.add(v)
+    for row in S.SETTINGS_TABLE:
+        vals.update(row[2:])
+    for code in S.SYRINGES:
+        vals.add(code)
+        vals.add(S.syringe_capacity_nl(code))
+    out = set()
+    for v in vals:
+        out.update((v - 1, v, v + 1))
+    for v in (0, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF):
+        out.update((v - 1, v, v + 1))
+    return sorted(v for v in out if v >= -0x80000000)
+
+
+INTERESTING = spec_ints()
+UMAX = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF, "b": 0x7F, "h": 0x7FFF, "i": 0x7FFFFFFF}
+UMIN = {"B": 0, "H": 0, "I": 0, "b": -0x80, "h": -0x8000, "i": -0x80000000}
+
+
+def default_value(code):
+    return b"x" if code.endswith("s") else 1
+
+
+def templates_from(cases):
+    # (type, values) per message type: from a golden vector of that type (fields by name,
+    # missing ones default), else defaults; several where several vectors exist
+    out = {}
+    for case in cases:
+        if not case.get("encode"):
+            continue
+        r = case["results"][0]
+        t = TYPE_OF.get(r["frame"])
+        if t is None:
+            continue
+        vals = []
+        for name, code in FIELDS[t]:
+            v = r["fields"].get(name)
+            if v is None:
+                v = default_value(code)
+            vals.append(v.encode() if isinstance(v, str) else v)
+        out.setdefault(t, []).append(vals)
+    for t in MSG:
+        if t not in out:
+            out[t] = [[default_value(code) for _, code in FIELDS[t]]]
+    return out
+
+
+class Mutator:
+    def __init__(self, fz, cases):
+        self.fz = fz
+        self.seeds = [binascii.unhexlify(c["hex"]) for c in cases]
+        self.templates = templates_from(cases)
+        self.ops = (
+            (8, "next command of a session", self.advance),
+            (10, "valid command", self.valid_command),
+            (3, "valid device frame", self.valid_device_frame),
+            (3, "retransmission", self.retransmission),
+            (2, "cache key, other payload", self.cache_other_payload),
+            (14, "field value", self.field_value),
+            (6, "field at a limit", self.field_at_limit),
+            (8, "payload bytes, CRC fixed", self.payload_bytes),
+            (6, "type swap, CRC fixed", self.type_swap),
+            (5, "length lie, CRC fixed", self.length_lie_fixed),
+            (3, "version, CRC fixed", self.version),
+            (10, "bit flips", self.bit_flips),
+            (8, "insert/delete/overwrite", self.edit_bytes),
+            (6, "truncation", self.truncation),
+            (4, "length lie", self.length_lie),
+            (4, "garbage then frame", self.garbage_then_frame),
+            (4, "golden vector", self.golden),
+            (3, "splice", self.splice),
+            (3, "random bytes", self.random_bytes),
+        )
+        self.total = sum(w for w, _, _ in self.ops)
+
+    def pick(self):
+        r = rint(self.total)
+        for w, name, fn in self.ops:
+            if r < w:
+                return name, fn
+            r -= w
+
+    # -- building blocks
+    def template(self, msg_type=None):
+        if msg_type is None:
+            msg_type = COMMANDS[rint(len(COMMANDS))]
+        ts = self.templates[msg_type]
+        return msg_type, list(ts[rint(len(ts))])
+
+    def build(self, msg_type, values, seq=None):
+        return mkframe(msg_type, rnd(8) if seq is None else seq, struct.pack(FMT[msg_type], *values))
+
+    def any_frame(self):
+        if rint(4):
+            t, v = self.template()
+        else:
+            t, v = self.template(DEVICE_TYPES[rint(len(DEVICE_TYPES))])
+        return self.build(t, v)
+
+    def value_for(self, code, current):
+        if code.endswith("s"):
+            return bytes(rnd(8) for _ in range(rint(int(code[:-1]) + 1)))
+        k = rint(4)
+        if k == 0:
+            v = INTERESTING[rint(len(INTERESTING))]
+        elif k == 1 and isinstance(current, int):
+            v = current + rint(2 * abs(current) + 3) - abs(current) - 1  # near the valid one
+        elif k == 2:
+            v = rnd(8 * struct.calcsize(code)) if code in UMAX else 0
+        else:
+            v = (UMIN[code], UMAX[code], 0, 1)[rint(4)]
+        if v > UMAX[code]:
+            v = UMAX[code]
+        if v < UMIN[code]:
+            v = UMIN[code]
+        return v
+
+    # -- the operators: each returns bytes
+    def valid_command(self):
+        return self.build(*self.template())
+
+    def advance(self):
+        # the command a host would send next in this state (a guide to reach every state,
+        # not an oracle): more of the fuzzing then happens in ARMED, DELIVERING, PAUSED...
+        state = self.fz.dev.state
+        pick = rint(4)
+        if state == S.STATE_FAULT:
+            name = ("ABORT", "HELLO")[pick & 1]
+        elif state == S.STATE_IDLE:
+            name = ("CONFIGURE", "CONFIGURE", "CALIBRATE", "SETTINGS")[pick]
+        elif state == S.STATE_CONFIGURED:
+            name = "PRIME"
+        elif state == S.STATE_PRIMED or state == S.STATE_COMPLETE:
+            name = ("ARM", "ARM", "ARM", "CONFIGURE")[pick]
+        elif state == S.STATE_PRIMING:
+            name = "ABORT" if rint(8) == 0 else "STATUS"
+        elif state == S.STATE_ARMED or state == S.STATE_DELIVERING:
+            name = ("STATUS", "STATUS", "STATUS", "PAUSE")[pick] if rint(4) == 0 else "STATUS"
+        elif state == S.STATE_PAUSED:
+            name = ("RESUME", "RESUME", "STATUS", "ABORT")[pick]
+        else:
+            name = "STATUS"
+        t = TYPE_OF.get(name)
+        if t is None:
+            return self.valid_command()
+        t, v = self.template(t)
+        names = [f[0] for f in FIELDS[t]]
+        if name == "CONFIGURE" and "count" in names and rint(2):
+            v[names.index("count")] = 1 + rint(3)  # short programs reach COMPLETE
+        if name == "PRIME" and "volume_nl" in names:
+            v[names.index("volume_nl")] = 1000 + rint(10000)
+        return self.build(t, v)
+
+    def valid_device_frame(self):
+        return self.build(*self.template(DEVICE_TYPES[rint(len(DEVICE_TYPES))]))
+
+    def retransmission(self):
+        return self.fz.prev_case or self.valid_command()
+
+    def cache_other_payload(self):
+        last = self.fz.last_cmd
+        if last is None:
+            return self.valid_command()
+        typ, seq, payload = last
+        p = bytearray(payload)
+        for _ in range(1 + rint(3)):
+            if p:
+                p[rint(len(p))] = rnd(8)
+        return mkframe(typ, seq, p)
+
+    def field_value(self):
+        t, v = self.template()
+        if not FIELDS[t]:
+            t, v = self.template(TYPE_OF["CONFIGURE"]) if "CONFIGURE" in TYPE_OF else (t, v)
+        for _ in range(1 + (rint(4) == 0)):
+            if v:
+                i = rint(len(v))
+                v[i] = self.value_for(FIELDS[t][i][1], v[i])
+        return self.build(t, v)
+
+    def field_at_limit(self):
+        # a field of CONFIGURE, SETTINGS, CALIBRATE or PRIME just inside or just outside the limit
+        # the spec gives it in the device's present settings (PROTOCOL.md sections 4 and 7)
+        fz = self.fz
+        name = ("CONFIGURE", "CONFIGURE", "SETTINGS", "CALIBRATE", "PRIME")[rint(5)]
+        if name not in TYPE_OF:
+            return self.field_value()
+        t, v = self.template(TYPE_OF[name])
+        names = [f[0] for f in FIELDS[t]]
+        f = dict(zip(names, v))
+        bounds = []
+        if name == "CONFIGURE":
+            if all(n in f for n in fz.CONFIGURE_FIELDS) and f["syringe"] in S.SYRINGES:
+                bounds = [(n, low, high) for n, low, high, _ in fz.configure_checks(f)]
+        elif name == "SETTINGS":
+            bounds = [(row[0], row[3], row[4]) for row in S.SETTINGS_TABLE]
+        elif name == "CALIBRATE":
+            bounds = [("syringe", min(S.SYRINGES), max(S.SYRINGES)), ("area_ppm", S.MIN_CAL_PPM, S.MAX_CAL_PPM)]
+        else:
+            bounds = [("volume_nl", 1, S.MAX_PRIME_NL)]
+        bounds = [b for b in bounds if b[0] in f]
+        if not bounds:
+            return self.field_value()
+        n, low, high = bounds[rint(len(bounds))]
+        code = FIELDS[t][names.index(n)][1]
+        value = (low - 1, low, high, high + 1)[rint(4)]
+        v[names.index(n)] = min(UMAX[code], max(UMIN[code], value))
+        return self.build(t, v)
+
+    def payload_bytes(self):
+        t, v = self.template()
+        p = bytearray(struct.pack(FMT[t], *v))
+        for _ in range(1 + rint(3)):
+            if p:
+                i = rint(len(p))
+                p[i] = rnd(8) if rint(2) else p[i] ^ (1 << rint(8))
+        return mkframe(t, rnd(8), p)
+
+    def type_swap(self):
+        t, v = self.template()
+        k = rint(4)
+        if k == 0:
+            nt = rnd(8)
+        elif k == 1:
+            nt = (0, 0x3F, 0x40, 0x7F, 0x80, 0xBF, 0xC0, 0xFF)[rint(8)]
+        else:
+            ts = list(MSG)
+            nt = ts[rint(len(ts))]
+        return mkframe(nt, rnd(8), struct.pack(FMT[t], *v))
+
+    def length_lie_fixed(self):
+        t, v = self.template()
+        p = struct.pack(FMT[t], *v)
+        n = rint(S.MAX_PAYLOAD + 1) if rint(2) else max(0, len(p) + rint(5) - 2)
+        p = (p + bytes(rnd(8) for _ in range(n)))[:n]
+        return mkframe(t, rnd(8), p)
+
+    def version(self):
+        t, v = self.template()
+        return mkframe(t, rnd(8), struct.pack(FMT[t], *v), version=(0, 2, 255, rnd(8))[rint(4)])
+
+    def bit_flips(self):
+        f = bytearray(self.any_frame())
+        for _ in range(1 + rint(3)):
+            f[rint(len(f))] ^= 1 << rint(8)
+        return bytes(f)
+
+    def edit_bytes(self):
+        f = bytearray(self.any_frame())
+        for _ in range(1 + rint(3)):
+            k = rint(3)
+            i = rint(len(f) + 1)
+            b = (0x00, 0xFF, S.SYNC0, S.SYNC1, rnd(8))[rint(5)]
+            if k == 0:
+                f[i:i] = bytes((b,))
+            elif k == 1 and len(f) > 1:
+                f[i : i + 1] = b""
+            elif i < len(f):
+                f[i] = b
+        return bytes(f) or b"\x00"
+
+    def truncation(self):
+        f = self.any_frame()
+        cut = f[: 1 + rint(len(f) - 1)]
+        return cut + self.any_frame() if rint(2) else cut
+
+    def length_lie(self):
+        f = bytearray(self.any_frame())
+        f[2] = rnd(8) if rint(2) else min(255, max(0, f[2] + rint(9) - 4))
+        return bytes(f)
+
+    def garbage_then_frame(self):
+        g = bytes((S.SYNC0, S.SYNC1, rnd(8))[rint(3)] if rint(3) == 0 else rnd(8) for _ in range(1 + rint(24)))
+        return g + self.any_frame()
+
+    def golden(self):
+        f = bytearray(self.seeds[rint(len(self.seeds))])
+        if rint(2) and f:
+            f[rint(len(f))] ^= 1 << rint(8)
+        return bytes(f)
+
+    def splice(self):
+        a = self.bit_flips() if rint(2) else self.any_frame()
+        b = self.any_frame()
+        i = rint(len(a) + 1)
+        return a[:i] + b + a[i:] if rint(2) else a + b
+
+    def random_bytes(self):
+        return bytes(((S.SYNC0, S.SYNC1)[rint(2)] if rint(4) == 0 else rnd(8)) for _ in range(1 + rint(80)))
+
+
+def main():
+    cases = json.load(open(VECTORS))["cases"]
+    notes = vector_self_check(cases)
+    print("mpy_fuzz: seed %d, %d frames, %d golden vectors, %d message types" % (SEED, FRAMES, len(cases), len(MSG)))
+    for note in notes:
+        print("note:", note)
+    fz = Fuzzer(cases)
+    mut = Mutator(fz, cases)
+    t0 = time.ticks_ms()
+    for i in range(FRAMES):
+        name, fn = mut.pick()
+        fz.ops[name] = fz.ops.get(name, 0) + 1
+        data = fn()
+        fz.run_case(data)
+        r = rint(1000)
+        if r < 5:
+            fz.tick(20 + rint(300))  # the host pauses: partial frames time out, the watchdog may fire
+        else:
+            fz.tick(2)  # a 20-byte frame takes 1.7 ms at 115200 baud
+        if r == 999 and rint(20) == 0:
+            fz.boot()  # a reset: settings and calibration must come back from flash
+    seconds = time.ticks_diff(time.ticks_ms(), t0) / 1000
+    st = fz.stats
+    print("frames tried: %d (%d bytes) in %.1f s: %d frames/s" % (st["frames"], st["bytes"], seconds,
+                                                                  st["frames"] / seconds if seconds else 0))
+    print("  dropped %d, framing NACKs %d, dispatched %d (ACK %d, NACK %d), cache hits %d, events %d, "
+          "timeouts %d, reboots %d" % (st["dropped"], st["framing_nacks"], st["dispatched"], st["acks"],
+                                       st["nacks"], st["cache_hits"], st["events"], st["timeouts"], st["reboots"]))
+    print("  NACK reasons:", fz.nack_reasons)
+    print("  commands dispatched per state:", fz.states_seen)
+    print("  control ticks per state:", dict((S.STATE_NAMES[k], v) for k, v in fz.ticks_in.items()))
+    print("failures found: %d" % fz.failures)
+    for kind in fz.by_kind:
+        print("  %s: %d" % (kind, fz.by_kind[kind]))
+    for s in fz.samples:
+        print("  #%d %s [%s]: %s\n    frame %s" % (s["case"], s["kind"], s["state"], s["detail"], s["hex"]))
+    print(json.dumps({"seed": SEED, "frames": st["frames"], "seconds": seconds,
+                      "frames_per_s": int(st["frames"] / seconds) if seconds else 0, "failures": fz.failures,
+                      "by_kind": fz.by_kind, "samples": fz.samples, "stats": st, "nack_reasons": fz.nack_reasons,
+                      "states": fz.states_seen, "ticks_in": dict((S.STATE_NAMES[k], v) for k, v in fz.ticks_in.items()), "ops": fz.ops, "notes": notes}))
+
+
+main()

@@ -1,0 +1,87 @@
+# Runs on MicroPython: the delivery journal across simulated reboots, torn writes and a full ring.
+# argv[1]: an empty directory to keep journal files in. Prints observations as JSON.
+import json
+import os
+import sys
+
+from mesofw.journal import COPY, Journal
+from mesoprotocol import spec
+
+d = sys.argv[1]
+out = {}
+
+
+def path(name):
+    return d + "/" + name
+
+
+def point(j, point, delivered, session=7, kind=spec.KIND_POINT):
+    rid = j.open(session, point, kind, 30000, 1000 + point)
+    if rid:
+        j.checkpoint(delivered // 2, 3000, 1001 + point)
+        j.close(0, delivered, 3000, 1002 + point)
+    return rid
+
+
+def pending(j):
+    return [j.read(i) for i in range(j.cells) if j.status(i) == 2]
+
+
+# a journal survives a reboot; acknowledgements in any order; ids keep increasing
+j = Journal(16, 5 << 16, path("a"))
+ids = [point(j, n, 29990 + n) for n in range(3)]
+j.f.close()
+j = Journal(16, 6 << 16, path("a"))  # next boot
+out["reboot"] = {"ids": ids, "unacked": j.unacked, "oldest": list(j.oldest()), "free": j.free()}
+out["ack"] = [j.ack(ids[1]), j.ack(ids[1]), j.ack(12345)]
+out["after_ack"] = {"unacked": j.unacked, "oldest": j.oldest()[0], "next": point(j, 3, 30000)}
+j.f.close()
+
+# power cut during a point: the open record comes back closed, partial, at its last checkpoint
+j = Journal(16, 1 << 16, path("b"))
+point(j, 0, 30000)
+rid = j.open(7, 1, spec.KIND_POINT, 30000, 2000)
+j.checkpoint(12000, 3000, 2100)
+j.f.close()
+j = Journal(16, 2 << 16, path("b"))
+out["power_lost"] = {"rid": rid, "count": j.power_lost, "records": [list(r) for r in pending(j)]}
+j.f.close()
+
+# a torn write of the closing copy: the previous version (the last checkpoint) survives
+j = Journal(16, 1 << 16, path("c"))
+point(j, 0, 30000)
+cell = j.head
+rid = j.open(7, 1, spec.KIND_POINT, 30000, 2000)
+j.checkpoint(20000, 3000, 2100)
+j.close(0, 30000, 3000, 2200)
+copy = j.cell[cell] & 1  # the newest copy: its generation's parity
+j.f.seek(cell * 2 * COPY + copy * COPY + 10)
+j.f.write(b"\xff" * 8)  # power failed half-way through the copy
+j.f.close()
+j = Journal(16, 2 << 16, path("c"))
+out["torn"] = {"rid": rid, "repaired": j.repaired, "records": [list(r) for r in pending(j)]}
+j.f.close()
+
+# a torn first write at the end of the file: no record, nothing else lost
+j = Journal(16, 1 << 16, path("e"))
+point(j, 0, 30000)
+j.f.close()
+with open(path("e"), "ab") as f:
+    f.write(b"\x01\x02\x02\x01\x05")
+j = Journal(16, 2 << 16, path("e"))
+out["torn_tail"] = {"repaired": j.repaired, "unacked": j.unacked}
+j.f.close()
+
+# a full ring refuses the next point until the host acknowledges; it wraps and survives reboots
+j = Journal(4, 1 << 16, path("f"))
+ids = [point(j, n, 30000) for n in range(5)]
+out["full"] = {"ids": ids, "free": j.free()}
+j.ack(ids[0])
+j.ack(ids[1])
+more = [point(j, n, 30000) for n in range(5, 8)]
+j.f.close()
+j = Journal(4, 1 << 16, path("f"))
+out["wrapped"] = {"more": more, "free": j.free(), "unacked": j.unacked, "oldest": j.oldest()[0],
+                  "order": [r[0] for r in pending(j)], "next_ok": point(j, 9, 1) != 0}
+j.f.close()
+print(json.dumps(out))

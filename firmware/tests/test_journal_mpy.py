@@ -1,0 +1,63 @@
+"""The device's delivery journal, run on the MicroPython unix port (mpy_journal.py)."""
+
+import pathlib
+
+import pytest
+
+from mesoprotocol import spec
+
+HERE = pathlib.Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def j(run_mpy, tmp_path_factory):
+    return run_mpy(HERE / "mpy_journal.py", tmp_path_factory.mktemp("journal"))
+
+
+def test_records_survive_a_reboot_and_ids_keep_increasing(j):
+    r = j["reboot"]
+    assert r["ids"] == [(5 << 16) + 1, (5 << 16) + 2, (5 << 16) + 3]
+    assert r["unacked"] == 3 and r["free"] == 13
+    # record_id session point kind flags programmed delivered depth time
+    assert r["oldest"] == [(5 << 16) + 1, 7, 0, spec.KIND_POINT, 0, 30000, 29990, 3000, 1002]
+    assert j["after_ack"]["next"] == (6 << 16) + 1  # the new boot's epoch
+
+
+def test_acknowledgement_is_idempotent_and_out_of_order(j):
+    assert j["ack"] == [True, False, False]  # once; again: nothing; unknown id: nothing
+    assert j["after_ack"]["unacked"] == 2
+    assert j["after_ack"]["oldest"] == (5 << 16) + 1
+
+
+def test_power_cut_mid_point_is_recorded_as_partial_at_its_last_checkpoint(j):
+    r = j["power_lost"]
+    assert r["count"] == 1
+    last = r["records"][-1]
+    assert last[0] == r["rid"]
+    assert last[4] == spec.FLAG_PARTIAL | spec.FLAG_POWER_LOST
+    assert last[6] == 12000
+    assert len(r["records"]) == 2  # the complete point before it is untouched
+
+
+def test_torn_write_keeps_the_previous_version(j):
+    r = j["torn"]
+    assert r["repaired"] == 1
+    last = r["records"][-1]
+    # the close never completed (the host never heard of it): the checkpoint before it stands
+    assert last[0] == r["rid"] and last[6] == 20000
+    assert last[4] & spec.FLAG_POWER_LOST
+    assert len(r["records"]) == 2
+
+
+def test_torn_tail_is_dropped_and_nothing_else_lost(j):
+    assert j["torn_tail"] == {"repaired": 1, "unacked": 1}
+
+
+def test_full_ring_refuses_until_acknowledged_and_wraps(j):
+    full = j["full"]
+    assert full["ids"][4] == 0 and all(full["ids"][:4]) and full["free"] == 0
+    w = j["wrapped"]
+    assert w["more"][:2] == [full["ids"][3] + 1, full["ids"][3] + 2] and w["more"][2] == 0
+    assert w["unacked"] == 4 and w["free"] == 0 and not w["next_ok"]
+    assert w["order"] == sorted(w["order"]) or w["oldest"] == full["ids"][2]
+    assert w["oldest"] == full["ids"][2]

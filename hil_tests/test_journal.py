@@ -1,0 +1,94 @@
+"""The device journal: a delivery survives lost events, lost links and power cuts, and is
+stored exactly once by acknowledged sync."""
+
+import pytest
+
+from hil import drain, prime_and_arm, wait_state
+from mesoinject import sync
+from mesoinject.client import Device, DeviceRefused
+from mesoprotocol import spec
+
+from test_stops import PARTIAL_NL, SLOW_POINT, start_slow_point
+
+pytestmark = pytest.mark.usefixtures("sim")
+
+
+def pull(device, store):
+    """Sync the journal into the store; every record it held, in order."""
+    seen = []
+    counts = sync.drain(device, store, on_record=lambda f, new: seen.append(dict(f, new=new)))
+    assert device.status()["unacked"] == 0
+    return counts, seen
+
+
+def test_power_cut_mid_point_comes_back_as_a_partial_record(device, sim, store):
+    _, pens = start_slow_point(device, sim)
+    sim.power_cut(off_s=0.3)
+    sim.wait(lambda: len(sim.penetrations) > pens, 5, "needle homed after power returned")
+    truth = sim.penetrations[-1].volume_nl
+    device.hello()
+    _, seen = pull(device, store)
+    lost = [r for r in seen if r["flags"] & spec.FLAG_POWER_LOST]
+    assert len(lost) == 1
+    r = lost[0]
+    assert r["flags"] & spec.FLAG_PARTIAL and r["kind"] == spec.KIND_POINT
+    # the record is the last checkpoint before the cut: never more than the truth, and at most
+    # one checkpoint interval (1 uL for this 50 uL point) behind it
+    assert truth - spec.JOURNAL_CHECKPOINT_NL - PARTIAL_NL <= r["delivered_nl"] <= truth + PARTIAL_NL
+    sim.set_trigger(False)
+
+
+def test_a_delivery_lost_with_the_link_is_recovered_once(device, sim, store):
+    _, pens = start_slow_point(device, sim)
+    sim.set_link("cut")  # the DELIVERY of the stopped point never reaches the host
+    sim.wait(lambda: len(sim.penetrations) > pens, 5, "link loss stops the point and retracts")
+    sim.set_link("ok")
+    device.hello()
+    assert device.status()["unacked"] >= 1
+    counts, seen = pull(device, store)
+    stopped = [r for r in seen if r["flags"] & spec.FLAG_FAULT]
+    assert len(stopped) == 1
+    assert stopped[0]["delivered_nl"] == pytest.approx(sim.penetrations[-1].volume_nl, abs=PARTIAL_NL)
+    # a second sync finds nothing; replaying the same record stores nothing new
+    assert pull(device, store)[0].stored == 0
+    assert not store.add_delivery(list(counts.sessions)[0], device.identity.serial, stopped[0])
+    sim.set_trigger(False)
+
+
+def test_events_and_the_journal_agree(device, sim, store):
+    """Every DELIVERY event is also in the journal, field for field, until acknowledged."""
+    device.configure(**dict(SLOW_POINT, volume_nl=5000, flow_nl_s=50000))
+    prime_and_arm(device)
+    sim.set_trigger(True)
+    seen = []
+    while device.status()["done"] < 1:  # the heartbeat, while the point runs
+        if (e := device.next_event(0.05)) is not None:
+            seen.append(e)
+    sim.set_trigger(False)
+    wait_state(device, {spec.STATE_ARMED}, seen=seen)
+    seen += drain(device)
+    events = [e.fields for e in seen if e.type == spec.DELIVERY]
+    assert events
+    _, journal = pull(device, store)
+    by_id = {r["record_id"]: r for r in journal}
+    for e in events:
+        assert {k: by_id[e["record_id"]][k] for k in e} == e
+
+
+def test_a_full_journal_refuses_to_arm_and_says_why(sim):
+    from mesosim import SimBoard
+
+    with SimBoard(journal_cells=6) as board, Device.open(board.url) as dev:
+        dev.hello()
+        dev.abort()
+        dev.configure(**SLOW_POINT)  # 5 points: 6 records with one stopped early
+        dev.prime(5000)
+        assert wait_state(dev, {spec.STATE_PRIMED, spec.STATE_FAULT}) == spec.STATE_PRIMED
+        with pytest.raises(DeviceRefused) as e:
+            dev.arm()
+        assert (e.value.reason, e.value.value, e.value.limit) == ("JOURNAL_FULL", 5, 6)
+        assert dev.hello().journal_free == 5
+        prime = dev.records(0)
+        assert prime["kind"] == spec.KIND_PRIME and prime["pending"] == 1
+        assert dev.records(prime["record_id"])["record_id"] == 0  # stored by a host: room again
+        assert dev.arm()["state"] == spec.STATE_ARMED

@@ -1,0 +1,207 @@
+"""Exports: CSV/JSON rows, FHIR R4 parsed back by fhir.resources, the HTML report; and the records CLI."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import types
+import xml.etree.ElementTree as ET
+from decimal import Decimal
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.medicationadministration import MedicationAdministration
+
+from mesoinject import program as programs
+from mesoinject.exports import NothingToExport
+from mesoinject.records import RecordStore
+from mesoprotocol import spec
+
+from test_program import PROGRAMS
+
+IDENT = types.SimpleNamespace(serial="SIM-0042", board="sim", firmware="0.1.0")
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def delivery(record_id, point, delivered, kind=spec.KIND_POINT, flags=0, programmed=30000):
+    return dict(record_id=record_id, session=7, point=point, kind=kind, flags=flags, programmed_nl=programmed,
+                delivered_nl=delivered, depth_um=3000, time_ms=1000 * record_id)
+
+
+@pytest.fixture
+def treated(store):
+    """A session: a prime, 4 points (one partial), an occlusion, a note and an adverse event."""
+    prog = programs.load(PROGRAMS / "point-by-point.toml")
+    sid = store.begin_session(IDENT, prog, patient_ref="P-17", operator="dr x", device_session=7, drug_lot="L2301")
+    store.add_delivery(sid, "SIM-0042", delivery(1, 0, 10000, kind=spec.KIND_PRIME, programmed=10000))
+    for i, nl in enumerate((29990, 30010, 30000)):
+        store.add_delivery(sid, "SIM-0042", delivery(i + 2, i, nl))
+    store.add_delivery(sid, "SIM-0042", delivery(5, 3, 12000, flags=spec.FLAG_PARTIAL | spec.FLAG_FAULT))
+    store.add_alarm(sid, "SIM-0042", dict(code=spec.ALARM_OCCLUSION, detail=412, time_ms=5000))
+    store.add_note(sid, "papules <L4-L5> & as planned", author="dr x")
+    store.add_note(sid, "vasovagal reaction, recovered in 5 min", kind="adverse-event", author="nurse y")
+    store.end_session(sid, "fault")
+    return sid
+
+
+def test_csv_and_json_have_one_row_per_delivery(store, treated):
+    rows = list(csv.DictReader(io.StringIO(store.export("csv", treated))))
+    assert [r["kind"] for r in rows] == ["prime", "point", "point", "point", "point"]
+    assert rows[4]["partial"] == "1" and rows[4]["drug_lot"] == "L2301" and rows[4]["device_session"] == "7"
+    assert json.loads(store.export("json")) == [dict(r, **{k: int(r[k]) for k in r if r[k].isdigit()})
+                                                for r in rows]
+
+
+def test_fhir_medication_administration_parses_back_with_the_library(store, treated):
+    text = store.export("fhir", treated)
+    ma = MedicationAdministration.model_validate_json(text)
+    assert ma.status == "stopped" and "OCCLUSION" in ma.statusReason[0].text
+    assert ma.subject.identifier.value == "P-17"
+    assert ma.performer[0].actor.display == "dr x"
+    medication = next(r for r in ma.contained if r.id == "medication")
+    assert (medication.code.text, medication.batch.lotNumber) == ("lidocaine 1%", "L2301")
+    assert ma.medicationReference.reference == "#medication"
+    device = next(r for r in ma.contained if r.id == "device")
+    assert (device.serialNumber, device.version[0].value) == ("SIM-0042", "0.1.0")
+    assert ma.device[0].reference == "#device"
+    assert ma.effectivePeriod.start is not None and ma.effectivePeriod.end is not None
+    dosage = ma.dosage
+    assert (dosage.route.coding[0].system, dosage.route.coding[0].code) == ("http://snomed.info/sct", "372464004")
+    # the total: the four points, the prime not counted, exact to the nanolitre
+    assert (dosage.dose.value, dosage.dose.code) == (Decimal("0.102000"), "mL")
+    points = [{e.url: e for e in ext.extension} for ext in dosage.extension]
+    assert [p["point"].valueInteger for p in points] == [0, 1, 2, 3]
+    assert [p["delivered"].valueQuantity.value for p in points] == [Decimal(v) for v in ("29.99", "30.01", "30", "12")]
+    assert [p["partial"].valueBoolean for p in points] == [False, False, False, True]
+    assert "#3 12.000/30.000 partial" in dosage.text
+    notes = [n.text for n in ma.note]
+    assert "Adverse event: vasovagal reaction, recovered in 5 min" in notes
+    assert any("OCCLUSION" in n for n in notes) and any(n.startswith("Primed 10.000 uL") for n in notes)
+
+
+@pytest.mark.parametrize("outcome, status", [("complete", "completed"), ("aborted", "stopped"), (None, "in-progress")])
+def test_fhir_status_follows_the_outcome(store, outcome, status):
+    prog = programs.load(PROGRAMS / "test-dose.toml")
+    sid = store.begin_session(IDENT, prog, patient_ref=None, operator=None)
+    store.add_delivery(sid, "SIM-0042", delivery(1, 0, 10000, kind=spec.KIND_TEST_DOSE, programmed=10000))
+    if outcome:
+        store.end_session(sid, outcome)
+    ma = MedicationAdministration.model_validate_json(store.export("fhir", sid))
+    assert ma.status == status
+    assert ma.subject.display == "patient reference not recorded" and ma.performer is None
+
+
+def test_fhir_of_a_session_that_gave_nothing_is_not_done(store):
+    sid = store.begin_session(IDENT, programs.load(PROGRAMS / "test-dose.toml"), patient_ref="P-2", operator=None)
+    store.add_delivery(sid, "SIM-0042", delivery(1, 0, 10000, kind=spec.KIND_PRIME))
+    store.end_session(sid, "aborted")
+    ma = MedicationAdministration.model_validate_json(store.export("fhir", sid))
+    assert ma.status == "not-done" and ma.dosage.dose.value == 0 and "Nothing delivered" in ma.dosage.text
+
+
+def test_fhir_of_a_synced_session_says_its_status_is_unknown(store):
+    sid = store.session_for_device("SIM-0042", 99, board="pico", firmware="0.2.0")
+    store.add_delivery(sid, "SIM-0042", delivery(1, 0, 30000))
+    ma = MedicationAdministration.model_validate_json(store.export("fhir", sid))
+    assert ma.status == "unknown" and "synced" in ma.dosage.text
+    assert ma.identifier[1].value == "SIM-0042:99"
+
+
+def test_fhir_of_every_session_is_a_bundle(store, treated):
+    store.session_for_device("SIM-0042", 99)
+    bundle = Bundle.model_validate_json(store.export("fhir"))
+    assert bundle.type == "collection"
+    assert [e.resource.id for e in bundle.entry] == [f"mesoinject-session-{i}" for i in (treated, treated + 1)]
+
+
+def test_html_report_of_a_session(store, treated):
+    page = store.export("html", treated)
+    for text in ("P-17", "dr x", "lidocaine 1%, lot L2301", "SIM-0042", "firmware 0.1.0", "BD 1 mL, 30G 4 mm",
+                 "Lumbar point-by-point", "4 of 20 planned, 1 partial", "<strong>102.000 uL</strong> of 120.000 uL",
+                 "Program total</th><td>600.000 uL", "10.000 uL in 1 prime(s)", "OCCLUSION",
+                 "Adverse event: vasovagal reaction"):
+        assert text in page, text
+    assert "papules &lt;L4-L5&gt; &amp; as planned" in page  # notes are escaped, never markup
+    assert "<script" not in page
+    # the plot: one bar per point given (primes not plotted), height in proportion to the volume
+    svg = ET.fromstring(page[page.index("<svg"):page.index("</svg>") + 6])
+    bars = svg.findall(f"{SVG}rect")
+    assert len(bars) == 4 and "partial" not in bars[0].find(f"{SVG}title").text
+    heights = [float(b.get("height")) for b in bars]
+    assert heights[3] / heights[2] == pytest.approx(12000 / 30000, rel=1e-3)
+    assert [b.get("fill") for b in bars].count("#e08a1e") == 1  # the partial point stands out
+
+
+def test_html_report_of_a_session_that_gave_nothing_says_so(store):
+    sid = store.begin_session(IDENT, programs.load(PROGRAMS / "test-dose.toml"), patient_ref="P-2", operator=None)
+    store.end_session(sid, "aborted")
+    page = store.export("html", sid)
+    assert "No dose was delivered to the patient in this session." in page and "<svg" not in page
+
+
+def test_nothing_to_export_says_what_to_do(store):
+    for fmt in ("csv", "json", "fhir", "html"):
+        with pytest.raises(NothingToExport, match="holds no sessions yet: run a program"):
+            store.export(fmt)
+    sid = store.begin_session(IDENT, programs.load(PROGRAMS / "test-dose.toml"), patient_ref=None, operator=None)
+    for fmt in ("csv", "json", "fhir", "html"):
+        with pytest.raises(NothingToExport, match=f"no session {sid + 1} .*records list"):
+            store.export(fmt, sid + 1)
+    with pytest.raises(NothingToExport, match=f"session {sid} has no deliveries .*sync"):
+        store.export("csv", sid)
+    with pytest.raises(NothingToExport, match="per session: pass --session N"):
+        store.export("html")
+
+
+# --- the records CLI ---
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "mesoinject.cli", "records", *args], capture_output=True, text=True,
+                          timeout=120, env=os.environ)
+
+
+@pytest.fixture
+def db_with_session(db, treated):
+    return str(db)
+
+
+def test_cli_note_then_html_and_fhir_files(db_with_session, tmp_path):
+    db = db_with_session
+    r = cli("note", "--db", db, "--session", "1", "redness at point 3", "--adverse-event", "--author", "dr z")
+    assert r.returncode == 0, r.stderr
+    assert "adverse event added to session 1" in r.stdout
+    r = cli("export", "--db", db, "--format", "html", "--session", "1", "--out", str(tmp_path / "report.html"))
+    assert r.returncode == 0, r.stderr
+    assert "Adverse event: redness at point 3" in (tmp_path / "report.html").read_text()
+    r = cli("export", "--db", db, "--format", "fhir", "--session", "1", "-o", str(tmp_path / "ma.json"))
+    assert r.returncode == 0, r.stderr
+    assert MedicationAdministration.model_validate_json((tmp_path / "ma.json").read_text()).status == "stopped"
+    r = cli("list", "--db", db)
+    assert r.returncode == 0 and "lot L2301" in r.stdout and "2 adverse event(s)" in r.stdout
+
+
+def test_cli_export_of_nothing_exits_2_and_writes_no_file(tmp_path):
+    db = tmp_path / "empty.db"
+    RecordStore(db).close()
+    out = tmp_path / "out.csv"
+    r = cli("export", "--db", str(db), "--out", str(out))
+    assert r.returncode == 2 and "holds no sessions yet" in r.stderr and not out.exists()
+    sid = RecordStore(db).begin_session(IDENT, programs.load(PROGRAMS / "test-dose.toml"), patient_ref=None,
+                                        operator=None)
+    r = cli("export", "--db", str(db), "--format", "fhir", "--session", "9", "--out", str(out))
+    assert r.returncode == 2 and "no session 9" in r.stderr and not out.exists()
+    r = cli("note", "--db", str(db), "--session", "9", "hello")
+    assert r.returncode == 2 and "no session 9" in r.stderr
+    r = cli("export", "--db", str(db), "--format", "html", "--session", str(sid), "--out", str(out))
+    assert r.returncode == 0 and "delivered nothing to the patient" in r.stderr and out.exists()
+
+
+def test_cli_bad_database_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "records.db"
+    bad.write_bytes(b"this is a spreadsheet, not a database" * 200)
+    r = cli("list", "--db", str(bad))
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and "not a SQLite database" in r.stderr
+    assert "Traceback" not in r.stderr
