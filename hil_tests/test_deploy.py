@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 
 from mesoinject import image
 from mesoinject.client import Device
+from mesoprotocol import spec
 
 
 @pytest.fixture
@@ -41,3 +43,103 @@ def test_mip_installs_the_firmware_and_the_board_layer(blank_sim):
     with Device.open(blank_sim.url) as dev:
         ident = dev.hello()
     assert (ident.board, ident.firmware) == ("sim", "%d.%d.%d" % image.firmware_version())
+
+
+def test_flash_compiles_copies_verifies_and_restarts_a_blank_board(blank_sim):
+    from mesoinject import flash
+
+    report = flash.flash("sim", blank_sim.pty_path)
+    build = report.build
+    assert report.identity["board"] == "sim"
+    assert "%d.%d.%d" % (report.identity["fw_major"], report.identity["fw_minor"], report.identity["fw_patch"]) \
+        == "%d.%d.%d" % image.firmware_version()
+    # every module as .mpy, boot.py and main.py as source, the build config; nothing else
+    expected = {rel[:-3] + ".mpy" if rel not in flash.KEEP_SOURCE else rel for _, rel in image.manifest("sim")}
+    on_flash = flash_files(blank_sim)
+    assert {rel for rel, _ in build.files} == expected
+    assert set(on_flash) - expected == {flash.CONFIG} | _data_files(on_flash)
+    assert {rel: on_flash[rel] for rel in expected} == {rel: hashlib.sha256(d).hexdigest() for rel, d in build.files}
+    config = json.loads((blank_sim.flash / flash.CONFIG).read_text())
+    assert (config["board"], config["build"], config["version"]) == ("sim", build.build_hash, build.version)
+    assert blank_sim.resets[-1] == spec.RESET_SOFT and blank_sim.boots == 1  # the firmware started once, on its own
+    print(f"\nflash onto the sim: {report.seconds['total']:.2f} s over its pty, {build.mpy_bytes()} bytes of .mpy")
+
+
+def _data_files(on_flash):
+    """What the firmware wrote on its first boot (boot counter, settings, journal)."""
+    return {rel for rel in on_flash if not rel.endswith((".py", ".mpy")) and rel != "build.json"}
+
+
+def test_flash_replaces_a_source_image_in_safe_mode(request, tmp_path):
+    """The usual bench case: a board running older firmware, powered up with the trigger held."""
+    if request.config.getoption("--port"):
+        pytest.skip("deploys onto a fresh simulated board, not onto the board under test")
+    from mesoinject import flash
+    from mesosim import SimBoard
+
+    with SimBoard(workdir=tmp_path, seed=request.config.sim_seed) as sim:  # the .py image, firmware running
+        sim.boot_to_repl()
+        report = flash.flash("sim", sim.url)
+        assert sorted(report.removed) == sorted(rel for _, rel in image.manifest("sim")
+                                                if rel not in flash.KEEP_SOURCE)  # no .py shadows its .mpy
+        assert not [p for p in flash_files(sim) if p.endswith(".py") and p not in flash.KEEP_SOURCE]
+        with Device.open(sim.url) as dev:
+            assert dev.hello().board == "sim"  # the firmware is back, from the .mpy files
+        sim.boot_to_repl()
+        assert flash.verify(sim.url) == []
+        (sim.flash / "mesofw" / "dosing.mpy").write_bytes(b"not what was flashed")
+        assert flash.verify(sim.url) == ["mesofw/dosing.mpy"]
+
+
+def test_flash_asks_for_safe_mode_when_the_firmware_has_no_repl_command(request, tmp_path):
+    if request.config.getoption("--port"):
+        pytest.skip("deploys onto a fresh simulated board, not onto the board under test")
+    if hasattr(spec, "REPL"):
+        pytest.skip("the protocol has a REPL command: test_flash_takes_a_running_firmware_to_its_repl covers it")
+    from mesoinject import flash
+    from mesosim import SimBoard
+
+    with SimBoard(workdir=tmp_path, seed=request.config.sim_seed) as sim:
+        with pytest.raises(flash.FlashError, match="safe mode"):
+            flash.flash("sim", sim.url)
+        with Device.open(sim.url) as dev:
+            assert dev.hello().board == "sim"  # still running, untouched
+
+
+@pytest.mark.skipif(not hasattr(spec, "REPL"), reason="needs the protocol's REPL command (spec.REPL), not there yet")
+def test_flash_takes_a_running_firmware_to_its_repl(request, tmp_path):
+    if request.config.getoption("--port"):
+        pytest.skip("deploys onto a fresh simulated board, not onto the board under test")
+    from mesoinject import flash
+    from mesosim import SimBoard
+
+    with SimBoard(workdir=tmp_path, seed=request.config.sim_seed) as sim:
+        report = flash.flash("sim", sim.url)
+        assert "REPL command" in report.how
+
+
+@pytest.mark.skipif("build" not in spec.layout(spec.IDENTITY)[1],
+                    reason="IDENTITY has no build field yet: flash checks the version and the files' hashes")
+def test_hello_reports_the_build_hash_after_a_flash(blank_sim):
+    from mesoinject import flash
+
+    report = flash.flash("sim", blank_sim.pty_path)
+    assert report.identity["build"] == int(report.build.build_hash, 16)
+
+
+def test_flash_refuses_another_boards_image(blank_sim):
+    from mesoinject import flash
+
+    with pytest.raises(flash.FlashError, match="linux board; --board pico runs on rp2"):
+        flash.flash("pico", blank_sim.pty_path)
+    assert flash_files(blank_sim) == {}
+
+
+def test_flash_cli_prints_what_it_did(blank_sim, capsys):
+    from mesoinject import cli
+
+    assert cli.main(["flash", "--board", "sim", "--port", blank_sim.url]) == 0
+    out = capsys.readouterr().out
+    files = len(image.manifest("sim")) + 1  # and the build config
+    assert f"verified {files} files by sha256 on the board" in out
+    assert f"flashed sim firmware {'%d.%d.%d' % image.firmware_version()} build " in out

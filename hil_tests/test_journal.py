@@ -92,3 +92,76 @@ def test_a_full_journal_refuses_to_arm_and_says_why(sim):
         assert prime["kind"] == spec.KIND_PRIME and prime["pending"] == 1
         assert dev.records(prime["record_id"])["record_id"] == 0  # stored by a host: room again
         assert dev.arm()["state"] == spec.STATE_ARMED
+
+
+def test_records_stay_on_the_device_until_the_host_can_store_them(device, sim, tmp_path):
+    import sqlite3
+
+    from mesoinject.records import RecordStore, RecordStoreError
+
+    device.configure(**dict(SLOW_POINT, volume_nl=5000, flow_nl_s=50000))
+    prime_and_arm(device)  # the prime's record is now on the device, unacknowledged
+    drain(device)
+    held = device.status()["unacked"]
+    assert held >= 1
+    path = tmp_path / "locked.db"
+    store = RecordStore(path, busy_timeout_s=0.05)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    with pytest.raises(RecordStoreError):
+        sync.drain(device, store)
+    assert device.status()["unacked"] == held  # nothing acknowledged that was not committed
+    other.execute("ROLLBACK")
+    counts = sync.drain(device, store)
+    assert counts.stored == held and device.status()["unacked"] == 0
+    assert len(store.deliveries()) == held
+    other.close()
+    store.close()
+
+
+@pytest.mark.parametrize("shots", [150])
+def test_torture_loses_and_double_counts_nothing(sim, request, tmp_path, shots):
+    """The bench's quick torture run, asserted: corrupted frames, pulled cables, power cuts."""
+    import sys
+
+    sys.path.insert(0, str(request.config.rootpath / "bench"))
+    import bench_torture
+
+    r = bench_torture.run(shots, 2, 2, 0.01, request.config.sim_seed, tmp_path)
+    bench_torture.report(r)
+    assert r.penetrations >= shots and r.power_cuts == 2 and r.disconnects == 2
+    assert (r.lost, r.duplicated, r.out_of_tolerance) == (0, 0, 0)
+    assert r.power_lost >= 1  # at least one cut landed while a shot was dispensing
+
+
+def test_a_session_goes_on_when_the_store_fails_and_its_records_wait_on_the_device(device, sim, tmp_path):
+    import sqlite3
+
+    from hil import load_program
+    from mesoinject.records import RecordStore
+    from mesoinject.session import RecordsKeptOnDevice, SessionRunner
+    from mesosim import VirtualOperator
+
+    store = RecordStore(tmp_path / "records.db", busy_timeout_s=0.05)
+    sync.drain(device, store)  # earlier tests' records out of the way
+    other = sqlite3.connect(tmp_path / "records.db", isolation_level=None)
+
+    def lock_once(progress):  # another program takes the write lock once the session has begun
+        if not other.in_transaction:
+            other.execute("BEGIN IMMEDIATE")
+
+    program = load_program("point-by-point", count=3)
+    runner = SessionRunner(device, store, on_progress=lock_once)
+    with VirtualOperator(sim, gap_s=0.02) as op, pytest.raises(RecordsKeptOnDevice) as e:
+        runner.run(program, timeout_s=60)
+    assert op.error is None
+    assert "mesoinject sync" in str(e.value)
+    assert device.status()["state"] == spec.STATE_COMPLETE  # the treatment was not cut short
+    held = device.status()["unacked"]
+    assert held == 4  # the prime and three points
+    other.execute("ROLLBACK")
+    counts = sync.drain(device, store)
+    assert counts.stored == held and counts.sessions == {runner.session_id}
+    assert [r["kind"] for r in store.deliveries(runner.session_id)] == ["prime", "point", "point", "point"]
+    other.close()
+    store.close()

@@ -208,6 +208,12 @@ class StepDirBoard:
         self._pattern = _PATTERNS.get(code, _PATTERNS[spec.LED_FAULT])
 
     # ---- housekeeping -----------------------------------------------------------------
+    def reset(self):
+        # a hard reset (it also stops the watchdog); the pause lets USB send the last reply first
+        self.motors(False)
+        sleep_ms(50)
+        machine.reset()
+
     def feed_watchdog(self):
         self._wdt.feed()
 

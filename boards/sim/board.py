@@ -8,7 +8,7 @@ import select
 import socket
 import sys
 import termios
-from time import ticks_diff, ticks_ms
+from time import sleep_ms, ticks_diff, ticks_ms
 
 import board_model
 
@@ -140,6 +140,13 @@ class Board:
 
     def led(self, code):
         self._report("led %d %d" % (code, board_model.clock_us()))
+
+    def reset(self):
+        # the harness pulls the reset line: it restarts the process (a soft reset, as on an MCU)
+        self._motors = False
+        self._report("reset")
+        while True:
+            sleep_ms(100)
 
     def feed_watchdog(self):
         now = ticks_ms()

@@ -153,6 +153,7 @@ class SimBoard:
         self._raw_after_boot = False  # a soft reset from the raw REPL: boot.py, then raw REPL again
         self._wdt_armed = False  # the firmware started its watchdog (the REPL does not feed one)
         self._spawns = 0
+        self._reset_pulled = False
         self.penetrations: list[Penetration] = []
         self._truth: Truth | None = None
         self._snapshot = ""  # the model's physical state, handed to the next boot
@@ -245,6 +246,7 @@ class SimBoard:
         self.repl = None
         self._repl_seen = b""
         self._wdt_armed = False
+        self._reset_pulled = False
         self._spawns += 1
         slave = self._dev_slave
 
@@ -379,6 +381,8 @@ class SimBoard:
             self.led = spec.LED_OFF
         elif kind == "wdt":
             self._fed = time.monotonic()
+        elif kind == "reset":
+            self._reset_pulled = True  # the firmware resets itself (board.reset())
         elif kind == "snap":
             self._snapshot = " ".join(words[1:])
             self.air_nl = float(words[4])  # fluid expelled outside the skin: what a balance weighs
@@ -511,6 +515,11 @@ class SimBoard:
         if self._stopping or not self._proc:
             return
         now = time.monotonic()
+        if self._proc.poll() is None and self._reset_pulled:
+            self._proc.kill()
+            self._proc.wait()
+            self._restart(spec.RESET_SOFT, "reset by the firmware")
+            return
         if self._proc.poll() is None:
             if self._wdt_armed and now - self._fed > WATCHDOG_S:
                 self._proc.kill()

@@ -28,7 +28,7 @@ from .client import Device, DeviceRefused
 from .link import LinkError, PortNotFound
 from .exports import FORMATS, NothingToExport
 from .records import RecordStore, RecordStoreError, default_path, is_url
-from .session import DeviceInFault, SessionRunner
+from .session import DeviceInFault, RecordsKeptOnDevice, SessionRunner
 
 console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused) as e:
+    except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused, RecordStoreError, RecordsKeptOnDevice) as e:
         err.print(f"error: {e}")
         if isinstance(e, DeviceRefused) and e.reason == "BAD_STATE":
             err.print("hint: `mesoinject abort --port PORT` stops the device and returns it to IDLE")
@@ -240,22 +240,22 @@ def cmd_abort(args) -> int:
 
 
 def cmd_sync(args) -> int:
-    db_path = pathlib.Path(args.db) if args.db else default_path()
-    store = RecordStore(db_path)
+    store = RecordStore(args.db or default_path())
     with _connect(args) as device:
         identity = device.hello()
         counts = sync.drain(device, store)
     sessions = ", ".join(str(s) for s in sorted(counts.sessions)) or "none"
     console.print(f"{identity.serial}: {counts.stored} new records stored, {counts.replayed} already stored; "
-                  f"device journal now empty. Sessions: {sessions}. Records: {db_path}")
+                  f"device journal now empty. Sessions: {sessions}. Records: {store.where}")
     return 0
 
 
 def cmd_run(args) -> int:
     program = programs.load(args.program)
     program.check_limits(programs.CEILINGS)  # before any port is opened; the device's own come after HELLO
-    db_path = pathlib.Path(args.db) if args.db else default_path()
-    store = RecordStore(db_path)
+    # a short lock wait: the device's link watchdog must not starve while the store is busy
+    # (a record the store cannot take stays on the device and is stored at the next poll)
+    store = RecordStore(args.db or default_path(), busy_timeout_s=0.1)
     console.print(program.summary())
     try:
         with _connect(args, syringe=program.syringe, operator=True) as device:
@@ -278,7 +278,7 @@ def cmd_run(args) -> int:
     console.print(f"session {outcome.session_id}: {outcome.outcome.upper()} - {p.done}/{p.planned} {program.unit_name}, "
                   f"{p.delivered_nl / 1000:.3f} uL delivered of {program.total_nl / 1000:g} uL programmed "
                   f"({p.partial} partial), {p.primed_nl / 1000:g} uL primed (not counted)")
-    console.print(f"records: {db_path} ({p.records} deliveries in session {outcome.session_id})")
+    console.print(f"records: {store.where} ({p.records} deliveries in session {outcome.session_id})")
     if not calibrated:
         console.print(f"note: this {program.syringe_name} is not calibrated on the device: volumes are as precise as "
                       "its nominal bore (plastic syringes: +-2 %). See `mesoinject calibrate`.")

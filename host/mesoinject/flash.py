@@ -23,7 +23,7 @@ import time
 from mesoprotocol import spec
 
 from . import image
-from .client import Device
+from .client import Device, DeviceRefused
 from .link import LinkError, PortNotFound
 
 CONFIG = "build.json"  # on the board: board, version, build hash and the hash of every file
@@ -224,14 +224,21 @@ def reach_repl(port: str) -> tuple[Repl, str]:
     try:
         with Device.open(port) as dev:
             fields = dev.command(spec.HELLO)
+            running = f"firmware {_version(fields)} is running on {port}"
+            no_repl = (" and takes Ctrl-C as data, so mpremote cannot stop it, and it has no REPL command. Boot "
+                       "the board in safe mode (hold the trigger while powering it up; `mesoinject sim "
+                       "--safe-mode` for a simulated board) and run flash again.")
             command = getattr(spec, "REPL", None)
             if command is None:
-                raise FlashError(
-                    f"firmware {_version(fields)} is running on {port} and takes Ctrl-C as data, so mpremote "
-                    "cannot stop it; this firmware has no REPL command. Boot the board in safe mode (hold the "
-                    "trigger while powering it up; `mesoinject sim --safe-mode` for a simulated board) and "
-                    "run flash again.")
-            dev.command(command)  # ACK, then the board reboots into safe mode
+                raise FlashError(running + no_repl)
+            try:
+                dev.command(command)  # ACK, then the board resets into its REPL
+            except DeviceRefused as e:
+                if e.reason != "BAD_STATE":
+                    raise FlashError(running + no_repl) from None
+                raise FlashError(f"{running} and is busy: {e}. `mesoinject abort --port {port}` stops it") from None
+            except LinkError:
+                pass  # the reset can beat the ACK out of the USB stack: look for the REPL all the same
     except LinkError:
         raise FlashError(f"no REPL and no firmware answering on {port}: is it the board's port?") from None
     deadline = time.monotonic() + 15

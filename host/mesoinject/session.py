@@ -16,9 +16,13 @@ from mesoprotocol import spec
 from . import alarms, sync
 from .client import Device, Identity, new_session_tag
 from .program import Program
-from .records import RecordStore
+from .records import RecordStore, RecordStoreError
 
 TERMINAL = {spec.STATE_COMPLETE: "complete", spec.STATE_FAULT: "fault", spec.STATE_IDLE: "aborted"}
+
+
+class RecordsKeptOnDevice(RuntimeError):
+    """The session ran, but the store could not take every record: they are still on the device."""
 
 
 class DeviceInFault(Exception):
@@ -38,6 +42,7 @@ class Progress:
     primed_nl: int = 0
     records: int = 0
     partial: int = 0
+    unstored: int = 0  # records the device holds that the store could not take yet (they stay on the device)
     alarms: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # (ALARM_* code, detail)
 
 
@@ -64,6 +69,7 @@ class SessionRunner:
         self.session_id: int | None = None
         self.session_tag = 0
         self.earlier = sync.SyncCounts()  # records of earlier sessions the device still held
+        self.store_error: RecordStoreError | None = None  # the store failed mid-session: retried each poll
 
     def run(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
             timeout_s: float | None = None) -> Outcome:
@@ -101,7 +107,14 @@ class SessionRunner:
             self._pause_quietly()
             raise
         finally:
-            self.store.end_session(self.session_id, outcome)
+            self._store_quietly(self.store.end_session, self.session_id, outcome)
+        if self.store_error:
+            try:
+                self._sync(0)  # one last try
+            except RecordStoreError as e:
+                held = self.device.status()["unacked"]
+                raise RecordsKeptOnDevice(f"{e}. The device keeps the {held} records not yet stored; store them "
+                                          "with `mesoinject sync --port PORT` once the database is usable") from e
         return Outcome(self.session_id, outcome, self.progress, identity)
 
     def _pending_alarm(self, identity: Identity) -> dict | None:
@@ -138,9 +151,10 @@ class SessionRunner:
         # draining the queue after the reply leaves no event behind.
         status = self.device.status()
         self._drain_events()
-        if status["unacked"]:  # a DELIVERY event was lost on the link: the journal still has it
-            self._sync(0)
+        if status["unacked"]:  # a DELIVERY lost on the link, or a store that failed: the journal has it
+            self._store_quietly(self._sync, 0)
         p = self.progress
+        p.unstored = status["unacked"] if self.store_error else 0
         p.state = spec.STATE_NAMES[status["state"]]
         p.done = status["done"]
         self.on_progress(p)
@@ -153,13 +167,25 @@ class SessionRunner:
     def handle_event(self, event) -> None:
         serial = self.device.identity.serial if self.device.identity else "?"
         if event.type == spec.DELIVERY:
-            f = event.fields
-            new = self.store.add_delivery(self._session_of(f["session"]), serial, f)  # committed, then acked
-            self._count(f, new)
-            self._sync(f["record_id"])
+            self._store_quietly(self._store_and_ack, serial, event.fields)
         elif event.type == spec.ALARM:
-            self.store.add_alarm(self.session_id, serial, event.fields)
+            self._store_quietly(self.store.add_alarm, self.session_id, serial, event.fields)
             self.progress.alarms.append((event.fields["code"], event.fields["detail"]))
+
+    def _store_and_ack(self, serial: str, f: dict) -> None:
+        new = self.store.add_delivery(self._session_of(f["session"]), serial, f)  # committed, then acked
+        self._count(f, new)
+        self._sync(f["record_id"])
+
+    def _store_quietly(self, action, *args) -> None:
+        # The treatment goes on when the store fails (locked, disk full): the device keeps every
+        # record until it is stored, and each poll tries again. Never a reason to stop a patient's
+        # session half-way; run() raises at the end if the records are still not stored.
+        try:
+            action(*args)
+            self.store_error = None
+        except RecordStoreError as e:
+            self.store_error = e
 
     def _sync(self, ack_id: int) -> None:
         sync.drain(self.device, self.store, ack_id=ack_id, session_of=self._session_of, on_record=self._count)
