@@ -116,7 +116,7 @@ def main() -> int:
                     prog = dataclasses.replace(base_point, syringe=syringe, volume_nl=ul * 1000, depth_um=2000)
                     print(row(f"point {ul} uL", prog, measure(workdir, syringe, seed, play, prog, n), quantum))
                 for ul in shot_volumes:
-                    if ul * 1000 < 50 * quantum:
+                    if ul * 1000 < spec.MIN_DOSE_STEPS * quantum:
                         print(f"  nappage shot {ul} uL   refused by the device: below what a {spec.SYRINGES[syringe][0]} "
                               "meters to 1 %")
                         continue

@@ -191,8 +191,8 @@ class Device:
         return kpa * self.board.COMPLIANCE_NL_PER_KPA * 1000 // self.metering.pl_step
 
     def _min_volume_nl(self, syringe):
-        # half a microstep of rounding must stay within 1 %: at least 50 steps per dose
-        return 50 * self._metering(syringe).pl_step // 1000
+        # a dose is within one microstep of its volume (carried remainder): 1 % needs 100 steps
+        return S.MIN_DOSE_STEPS * self._metering(syringe).pl_step // 1000
 
     def _metering(self, syringe):
         ppm = self.calibration.get(syringe, 1000000)

@@ -17,6 +17,6 @@ for code in spec.SYRINGES:
 
 for cfg in json.load(open(sys.argv[1])):
     result = limits.check_configure(tuple(cfg), lambda c: 2 * c[4] * 1000 // 50000 + c[5] * 1000 // c[8] + spec.SHOT_SETTLE_MS + 2,
-                                    settings.defaults(), lambda code: 50 * dosing.pl_per_step(code, 3200) // 1000)
+                                    settings.defaults(), lambda code: spec.MIN_DOSE_STEPS * dosing.pl_per_step(code, 3200) // 1000)
     out["limits"].append(list(result) if result else None)
 print(json.dumps(out))

@@ -6,7 +6,9 @@
 #   MESOFUZZ_FRAMES   mutated frames to feed (default 100000)
 #   MESOFUZZ_SEED     PRNG seed, printed (default 1)
 #   MESOFUZZ_SAMPLES  failures described in full (default 20)
-# The working directory is the board's flash: settings, calibration and boot_count land there.
+#   MESOFUZZ_JOURNAL_CELLS  the board's journal size (default 64: small, so it fills up)
+# The working directory becomes the board's flash, mounted as / (settings, calibration,
+# boot_count, journal land there).
 # Human-readable lines first; the last line of stdout is the JSON summary.
 #
 # Every case is checked against an oracle derived from PROTOCOL.md and spec.MESSAGES, never
@@ -28,10 +30,18 @@ import time
 from mesoprotocol import spec as S
 from mesofw import app as fwapp
 
+# every firmware module now (lazy imports would fail once the flash is mounted as /), so the
+# virtual clock below reaches all of them
+_FW_DIR = fwapp.__file__.rsplit("/", 1)[0]
+for _fn in sorted(os.listdir(_FW_DIR)):
+    if _fn.endswith(".py"):
+        __import__("mesofw." + _fn[:-3])
+
 VECTORS = os.getenv("MESOFUZZ_VECTORS")
 FRAMES = int(os.getenv("MESOFUZZ_FRAMES") or 100000)
 SEED = int(os.getenv("MESOFUZZ_SEED") or 1) & 0xFFFFFFFF
 SAMPLES = int(os.getenv("MESOFUZZ_SAMPLES") or 20)
+JOURNAL_CELLS = int(os.getenv("MESOFUZZ_JOURNAL_CELLS") or 64)
 
 random.seed(SEED)
 rnd = random.getrandbits
@@ -46,16 +56,28 @@ def hexs(b):
 
 
 # ---- virtual clock: the firmware's ticks come from here ------------------------------------
-PERIOD = time.ticks_add(0, -1) + 1
-CLOCK = [PERIOD - 3600 * 1000000 if PERIOD < (1 << 40) else 7 * 1000000]  # us; near a wrap if it wraps
+# With an MCU's ticks period (2^30 on rp2 and esp32; the unix port's is 2^62), starting a minute
+# before ticks_ms and ticks_us both wrap: the firmware must only compare ticks with ticks_diff.
+PERIOD = 1 << 30
+_MASK = PERIOD - 1
+_HALF = PERIOD >> 1
+CLOCK = [PERIOD * 1000 - 60 * 1000000]  # us since power-on
 
 
 def v_us():
-    return CLOCK[0] % PERIOD
+    return CLOCK[0] & _MASK
 
 
 def v_ms():
-    return (CLOCK[0] // 1000) % PERIOD
+    return (CLOCK[0] // 1000) & _MASK
+
+
+def v_ticks_diff(a, b):
+    return ((a - b + _HALF) & _MASK) - _HALF
+
+
+def v_ticks_add(a, delta):
+    return (a + delta) & _MASK
 
 
 def no_sleep(_):
@@ -65,7 +87,8 @@ def no_sleep(_):
 for _name in list(sys.modules):
     if _name.startswith("mesofw"):
         _mod = sys.modules[_name]
-        for _attr, _fn in (("ticks_us", v_us), ("ticks_ms", v_ms), ("sleep_us", no_sleep), ("sleep_ms", no_sleep)):
+        for _attr, _fn in (("ticks_us", v_us), ("ticks_ms", v_ms), ("ticks_diff", v_ticks_diff),
+                           ("ticks_add", v_ticks_add), ("sleep_us", no_sleep), ("sleep_ms", no_sleep)):
             if hasattr(_mod, _attr):
                 setattr(_mod, _attr, _fn)
 
@@ -122,6 +145,10 @@ ACCEPTS = {
     "CALIBRATE": _states(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE),
 }
 REPLY_OF = {"HELLO": S.IDENTITY, "STATUS": S.STATUS_REPLY}
+if "RECORDS" in TYPE_OF and "RECORD" in TYPE_OF:
+    REPLY_OF["RECORDS"] = TYPE_OF["RECORD"]
+NOT_CACHED = ("HELLO", "STATUS")  # executed every time, clear the cache key (section 3)
+JOURNAL_FULL_FOR = ("ARM", "RESUME", "PRIME")  # section 8
 
 # ---- CRC-16/CCITT-FALSE, table-driven (independent of spec.crc16) ------------------------------
 _CRC = []
@@ -240,6 +267,10 @@ def vector_self_check(cases):
 
 
 # ---- the board: no hardware, no time of its own ---------------------------------------------------
+class BoardReset(Exception):
+    pass
+
+
 import board as _simboard  # noqa: E402  the sim board's constants (steps/mm, speeds, play, compliance)
 
 
@@ -262,6 +293,9 @@ class FuzzBoard:
 
     def reset_cause(self):
         return 0
+
+    def reset(self):
+        raise BoardReset()  # a real board does not come back from this
 
     def host_read(self, buf):
         i = self.inpos
@@ -319,6 +353,7 @@ for _k in dir(_simboard.Board):
     if _k.isupper():
         setattr(FuzzBoard, _k, getattr(_simboard.Board, _k))
 FuzzBoard.NAME = "fuzz"
+FuzzBoard.JOURNAL_CELLS = JOURNAL_CELLS
 
 
 # ---- snapshots: everything a NACKed command must leave alone -----------------------------------
@@ -414,7 +449,8 @@ class Fuzzer:
         self.by_kind = {}
         self.samples = []
         self.stats = {"frames": 0, "bytes": 0, "dropped": 0, "framing_nacks": 0, "dispatched": 0,
-                      "cache_hits": 0, "acks": 0, "nacks": 0, "events": 0, "timeouts": 0, "reboots": 0}
+                      "cache_hits": 0, "acks": 0, "nacks": 0, "events": 0, "timeouts": 0, "reboots": 0,
+                      "resets": 0}
         self.nack_reasons = {}
         self.states_seen = {}  # commands dispatched per state
         self.ticks_in = {}  # control ticks per state
@@ -462,6 +498,8 @@ class Fuzzer:
         self.ref = RefReader()
         self.out_ref = RefReader()
         self.event_seq = 0
+        self.oldest_record = 0
+        self.unacked = 0  # journal records not acknowledged, as the device last said
         self.hello_needed = False
         self.last_key = -1
         self.cached = None
@@ -533,6 +571,14 @@ class Fuzzer:
         try:
             while self.board.inpos < len(data):
                 self.link.poll()
+        except BoardReset:
+            # a command reset the board (the REPL command does): fine if a frame reached the
+            # handler; the rest of this case is lost with the reset, as on a board
+            if not self.calls:
+                self.fail("reset", "the board was reset by a frame that never reached the handler")
+            self.stats["resets"] += 1
+            self.boot()
+            return
         except Exception as e:  # noqa: BLE001  anything escaping the parser or the dispatcher
             self.fail("exception", "%s: %s" % (type(e).__name__, e))
             sys.print_exception(e)
@@ -611,7 +657,7 @@ class Fuzzer:
                 return False
             reply = out[oi]
             oi += 1
-            idempotent = NAME[typ] in REPLY_OF
+            idempotent = NAME[typ] in NOT_CACHED
             if NAME[typ] == "HELLO":
                 self.hello_needed = False
             self.last_key = -1 if idempotent else key
@@ -645,7 +691,7 @@ class Fuzzer:
             if rtype != want_type:
                 self.fail("reply type", "%s answered with %s %r" % (name, NAME[rtype], rv))
                 return
-            self.check_info_reply(rtype, rv, post_state, rx_at_call)
+            self.check_info_reply(rtype, rv, post_state, rx_at_call, values)
             return
         if rtype != S.ACK and rtype != S.NACK:
             if name in ACK_STATES or name == "CALIBRATE":
@@ -707,9 +753,17 @@ class Fuzzer:
                             name, rname, field, value, values[field - 1]))
                     if reason == S.NACK_LIMIT and value == limit:
                         self.fail("NACK limit", "%s LIMIT field %d: value %d equals its limit" % (name, field, value))
+                elif reason == getattr(S, "NACK_JOURNAL_FULL", -1):
+                    if name not in JOURNAL_FULL_FOR or field != 0 or value >= limit:
+                        self.fail("JOURNAL_FULL", "%s: field %d, free %d, needed %d" % (name, field, value, limit))
+                elif reason == S.NACK_HELLO_FIRST:
+                    if name != "ABORT":
+                        self.fail("HELLO_FIRST", "for %s" % name)
+                else:
+                    self.fail("NACK reason", "%s NACKed with reason %d" % (name, reason))
         self.check_fields(name, typ, fields, values, rtype, rv, state)
 
-    def check_info_reply(self, rtype, rv, post_state, rx_at_call):
+    def check_info_reply(self, rtype, rv, post_state, rx_at_call, values):
         names = [f[0] for f in FIELDS[rtype]]
         r = dict(zip(names, rv))
         if rtype == S.IDENTITY:
@@ -722,9 +776,21 @@ class Fuzzer:
                 want = self.calibration.get(r["syringe"], 1000000)
                 if r["cal_ppm"] != want:
                     self.fail("IDENTITY cal_ppm", "syringe %d: %d, last ACKed %d" % (r["syringe"], r["cal_ppm"], want))
-        else:
+        elif rtype == REPLY_OF.get("RECORDS"):
+            # section 4 RECORDS: acknowledge ack_id, answer with the oldest record still unacknowledged
+            rid = r.get("record_id")
+            if rid == 0 and (any(rv) or r.get("pending")):
+                self.fail("RECORD", "record_id 0 with fields %r" % (rv,))
+            if rid and not r.get("pending"):
+                self.fail("RECORD", "record %d with pending %r" % (rid, r.get("pending")))
+            if values[0] and values[0] == self.oldest_record and rid == values[0]:
+                self.fail("RECORD", "record %d acknowledged, still the oldest unacknowledged" % rid)
+            self.oldest_record = rid
+            self.unacked = r.get("pending", 0)
+        elif rtype == S.STATUS_REPLY:
             if r.get("state") != post_state:
                 self.fail("STATUS_REPLY", "state %r, device in %d" % (r.get("state"), post_state))
+            self.unacked = r.get("unacked", 0)
             if "rx_errors" in r and r["rx_errors"] != rx_at_call & 0xFFFF:
                 self.fail("STATUS_REPLY rx_errors", "reports %d, spec gives %d" % (r["rx_errors"], rx_at_call & 0xFFFF))
 
@@ -771,7 +837,7 @@ class Fuzzer:
             if not 0 < v <= S.MAX_PRIME_NL:
                 want = (S.NACK_LIMIT, idx["volume_nl"], v, S.MAX_PRIME_NL)
         elif name == "CONFIGURE":
-            want, covered = self.configure_oracle(f, idx)
+            want, covered = self.configure_expect(f, idx)
         elif name == "ABORT":
             # section 8: after LINK_LOST only a HELLO re-opens ABORT; otherwise always ACKed
             if state == S.STATE_FAULT and self.hello_needed:
@@ -783,7 +849,11 @@ class Fuzzer:
         if want == "skip":
             return
         got = None if rtype == S.ACK else (rv[1], rv[2], rv[4], rv[5])
-        if want is not None:
+        if want is not None and want[0] == "one of":
+            if got not in want[1:]:
+                self.fail(name + " check", "%r in %s: got %s, spec gives NACK %r" % (
+                    values, S.STATE_NAMES[state], "ACK" if got is None else "NACK %r" % (got,), want[1:]))
+        elif want is not None:
             if got != want:
                 self.fail(name + " check", "%r in %s: got %s, spec gives NACK %r" % (
                     values, S.STATE_NAMES[state], "ACK" if got is None else "NACK %r" % (got,), want))
@@ -854,14 +924,23 @@ class Fuzzer:
                 return (reason, idx[n], v, 0 if reason == S.NACK_BAD_VALUE else high), covered
         return None, covered
 
+    def configure_expect(self, f, idx):
+        # session 0 must be refused (BAD_VALUE, its field, 0, 0); the check-order table of
+        # section 7 does not place it, so either that NACK or the table's is right
+        want, covered = self.configure_oracle(f, idx)
+        if f.get("session", 1) != 0 or want == "skip":
+            return want, covered
+        session_nack = (S.NACK_BAD_VALUE, idx["session"], 0, 0)
+        return ("one of", session_nack, want or session_nack), covered + (idx["session"],)
+
     def least_doses(self, syringe):
-        # max(500, 50 steps) with pl_per_step from PROTOCOL.md section 6; both roundings of pi
+        # max(500, MIN_DOSE_STEPS steps) with pl_per_step from PROTOCOL.md section 6; both roundings of pi
         d = S.SYRINGES[syringe][1]
         ppm = self.calibration.get(syringe, 1000000)
         out = []
         for pi in (3.141592653589793, 3.14159265):
             pl = int(pi * d * d / 4 * ppm / 1000000 / FuzzBoard.PLUNGER_STEPS_PER_MM + 0.5)
-            low = max(S.MIN_VOLUME_NL, 50 * pl // 1000)
+            low = max(S.MIN_VOLUME_NL, S.MIN_DOSE_STEPS * pl // 1000)
             if low not in out:
                 out.append(low)
         return out
@@ -895,13 +974,13 @@ class Fuzzer:
                 sys.print_exception(e)
                 self.boot(check=False)
                 return
-            stale = pending and time.ticks_diff(v_ms(), self.last_byte_ms) > S.INTERBYTE_TIMEOUT_MS
+            stale = pending and v_ticks_diff(v_ms(), self.last_byte_ms) > S.INTERBYTE_TIMEOUT_MS
             if stale:
                 self.ref.reset()
                 self.stats["timeouts"] += 1
             if self.link.rx_errors - rx0 != (1 if stale else 0):
                 self.fail("interbyte timeout", "rx_errors +%d after %d ms of silence with %d bytes pending" % (
-                    self.link.rx_errors - rx0, time.ticks_diff(v_ms(), self.last_byte_ms), pending))
+                    self.link.rx_errors - rx0, v_ticks_diff(v_ms(), self.last_byte_ms), pending))
                 self.ref.reset()
             for item in self.take_output():
                 self.check_event(item, "tick")
@@ -1039,7 +1118,12 @@ class Mutator:
         # not an oracle): more of the fuzzing then happens in ARMED, DELIVERING, PAUSED...
         state = self.fz.dev.state
         pick = rint(4)
-        if state != S.STATE_IDLE and CLOCK[0] - self.fz.state_since > 3000000 and rint(2):
+        if "RECORDS" in TYPE_OF and rint(6 if self.fz.unacked < JOURNAL_CELLS // 2 else 2) == 0:
+            # the host stored the oldest record: acknowledge it (the journal would fill up)
+            t, v = self.template(TYPE_OF["RECORDS"])
+            v[0] = self.fz.oldest_record
+            return self.build(t, v)
+        if state != S.STATE_IDLE and CLOCK[0] - self.fz.state_since > 1500000 and rint(2):
             name = "ABORT"  # long enough in this state
         elif state == S.STATE_FAULT:
             name = ("ABORT", "HELLO")[pick & 1]
@@ -1204,8 +1288,20 @@ class Mutator:
         return bytes(((S.SYNC0, S.SYNC1)[rint(2)] if rint(4) == 0 else rnd(8)) for _ in range(1 + rint(80)))
 
 
+def sandbox():
+    # the working directory becomes / (as the simulator mounts a board's flash): whatever the
+    # firmware writes, by a relative or an absolute path, stays in it
+    import vfs
+
+    here = os.getcwd()
+    vfs.umount("/")
+    vfs.mount(vfs.VfsPosix(here), "/")
+    os.chdir("/")
+
+
 def main():
     cases = json.load(open(VECTORS))["cases"]
+    sandbox()
     notes = vector_self_check(cases)
     print("mpy_fuzz: seed %d, %d frames, %d golden vectors, %d message types" % (SEED, FRAMES, len(cases), len(MSG)))
     for note in notes:

@@ -40,7 +40,7 @@ LIMIT_CASES = [
     (with_(OK, session=0), (spec.NACK_BAD_VALUE, 10, 0, 0)),  # every record must name its session
     (with_(OK, cadence_mhz=5000), (spec.NACK_BAD_VALUE, 8, 5000, 0)),
     (with_(NAP, cadence_mhz=spec.MAX_CADENCE_MHZ + 1), (spec.NACK_LIMIT, 8, spec.MAX_CADENCE_MHZ + 1, spec.MAX_CADENCE_MHZ)),
-    (with_(NAP, syringe=3, volume_nl=1000), (spec.NACK_LIMIT, 6, 1000, 50 * 35697 // 1000)),  # 1 uL from 5 mL
+    (with_(NAP, syringe=3, volume_nl=1000), (spec.NACK_LIMIT, 6, 1000, spec.MIN_DOSE_STEPS * 35697 // 1000)),  # 1 uL from 5 mL
     (with_(NAP, volume_nl=10000, flow_nl_s=10000), (spec.NACK_INFEASIBLE, 8, 6000, 800000 // (60 + 1000 + spec.SHOT_SETTLE_MS + 2))),
 ]
 

@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help=f"records database (default: {default_path()})")
     p.add_argument("--patient", help="pseudonymous patient reference (no names)")
     p.add_argument("--operator", default=None, help="operator (default: the login name)")
+    p.add_argument("--lot", help="the drug's lot (batch) number, for the treatment record")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sync", help="store every delivery the device holds unacknowledged (e.g. after a lost link)")
@@ -270,7 +271,8 @@ def cmd_run(args) -> int:
                     bar.update(task, completed=p.done, ul=p.delivered_nl / 1000, state=p.state)
 
                 runner = SessionRunner(device, store, on_progress=show)
-                outcome = runner.run(program, patient_ref=args.patient, operator=args.operator or getpass.getuser())
+                outcome = runner.run(program, patient_ref=args.patient, operator=args.operator or getpass.getuser(),
+                                     drug_lot=args.lot)
             calibrated = device.hello().cal_ppm != 1000000
     finally:
         store.close()

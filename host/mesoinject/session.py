@@ -72,7 +72,7 @@ class SessionRunner:
         self.store_error: RecordStoreError | None = None  # the store failed mid-session: retried each poll
 
     def run(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
-            timeout_s: float | None = None) -> Outcome:
+            drug_lot: str | None = None, timeout_s: float | None = None) -> Outcome:
         device = self.device
         identity = device.hello()
         program.check_limits(identity.limits)
@@ -80,7 +80,7 @@ class SessionRunner:
         self.earlier = sync.drain(device, self.store)  # anything the device kept from before, first
         self.session_tag = new_session_tag()
         self.session_id = self.store.begin_session(identity, program, patient_ref=patient_ref, operator=operator,
-                                                   device_session=self.session_tag)
+                                                   device_session=self.session_tag, drug_lot=drug_lot)
         reply = device.configure(session=self.session_tag, **program.configure_fields())
         self.progress = Progress(planned=program.count)
         if pending:  # the acknowledged reset goes on this session's record

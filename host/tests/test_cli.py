@@ -56,3 +56,15 @@ def test_run_on_the_sim_records_every_point(tmp_path):
     rows = json.loads(cli("records", "export", "--db", str(db), "--format", "json").stdout)
     assert [row["kind"] for row in rows] == ["prime", "test-dose"]
     assert rows[1]["patient_ref"] == "P-1" and abs(rows[1]["delivered_nl"] - 10000) < 100
+
+
+def test_sync_after_a_run_finds_nothing_left_and_the_lot_is_on_the_record(tmp_path):
+    db = tmp_path / "records.db"
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}  # the same persistent simulated board for both commands
+    r = cli("run", str(PROGRAMS / "test-dose.toml"), "--sim", "--db", str(db), "--lot", "L2611", env=env)
+    assert r.returncode == 0, r.stderr
+    r = cli("sync", "--sim", "--db", str(db), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "0 new records stored" in r.stdout  # the run acknowledged everything it stored
+    fhir = json.loads(cli("records", "export", "--db", str(db), "--format", "fhir", "--session", "1").stdout)
+    assert "L2611" in json.dumps(fhir)
