@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: board images type-checked against their MicroPython stubs, golden vectors on both
 # codecs, firmware on the MicroPython unix port, host library and CLI, HIL suites on a simulated
-# board; then the quick benchmark.
+# board; then each benchmark in its quick mode (figures printed; a lost or doubled record fails).
 set -euo pipefail
 cd "$(dirname "$0")"
 source tools/venv.sh
@@ -10,3 +10,5 @@ python -m pytest "$@"
 python bench/bench_sim.py --quick
 python bench/bench_faults.py --quick
 python bench/bench_metering.py --quick
+python bench/bench_link.py --quick
+python bench/bench_torture.py --quick

@@ -31,7 +31,7 @@ from mesoinject.link import LinkError
 from mesoinject.records import RecordStore
 from mesoinject.session import DeviceInFault, SessionRunner
 from mesoprotocol import spec
-from mesosim import SimBoard, VirtualOperator
+from mesosim import LinkFaults, SimBoard, VirtualOperator
 
 PROGRAMS = pathlib.Path(__file__).parents[1] / "programs"
 SYRINGE = 1  # BD 1 mL: 1 uL shots meter to 1 % (a 3 mL syringe needs at least 1.8 uL)
@@ -109,7 +109,7 @@ def run(n: int, disconnects: int, power_cuts: int, noise: float, seed: int, work
     interruptions: collections.Counter = collections.Counter()
     t0 = time.monotonic()
     with SimBoard(syringe=SYRINGE, seed=seed, profile={"diameter_error": 0.0}, workdir=workdir / "board") as board:
-        board.set_link_noise(noise, seed)
+        board.set_link_faults(LinkFaults(flip=noise, seed=seed))
         chaos = Chaos(board, rng, n, disconnects, power_cuts)
         chaos.start()
         with VirtualOperator(board, gap_s=0.05) as op:
@@ -125,12 +125,12 @@ def run(n: int, disconnects: int, power_cuts: int, noise: float, seed: int, work
             chaos.stop.set()
             chaos.join()
         assert op.error is None, op.error
-        board.set_link_noise(0.0)
+        corrupted = board.faults.counts["flipped"]
+        board.set_link_faults(None)
         with Device.open(board.url) as dev:  # whatever the last interruption left on the device
             dev.hello()
             sync.drain(dev, store)
         penetrations = list(board.penetrations)
-        corrupted = board.corrupted
     seconds = time.monotonic() - t0
     rows = [r for r in store.deliveries() if r["kind"] != "prime"]
     store.close()

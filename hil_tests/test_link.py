@@ -1,5 +1,7 @@
 """Framing on the real link: garbage, corrupt and unknown frames, retransmitted commands."""
 
+import pytest
+
 from hil import FIRST_PRIME_EXTRA_NL, wait_state
 from mesoinject import codec
 from mesoprotocol import spec
@@ -78,3 +80,21 @@ def test_a_malformed_frame_does_not_spoil_the_reply_cache(device):
     assert device.link.exchange(bad, 41).type == spec.NACK
     again = device.link.exchange(configure, 40)  # the host retransmits the CONFIGURE
     assert (again.type, again.seq, again.fields) == (first.type, 40, first.fields)
+
+
+@pytest.mark.parametrize("faults", [dict(flip=0.01), dict(flip=0.01, drop=0.01, duplicate=0.01, truncate=0.01,
+                                                          delay=0.01)], ids=["bit flips", "every fault"])
+def test_soak_through_a_faulty_link_loses_nothing_and_runs_nothing_twice(sim, request, faults):
+    """A short soak (bench/bench_link.py runs 100,000 commands): every command executed once,
+    every event delivered once and in order."""
+    import sys
+
+    sys.path.insert(0, str(request.config.rootpath / "bench"))
+    import bench_link
+    from mesosim import LinkFaults
+
+    s = bench_link.soak(sim, 1500, LinkFaults(seed=request.config.sim_seed, **faults))
+    bench_link.report_soak(request.node.callspec.id, s)
+    assert s.injected["writes"] > 2 * s.commands and s.retransmits > 0  # the faults did happen
+    assert (s.lost, s.executed_twice, s.events_lost) == (0, 0, 0)
+    assert s.events_received == s.events_expected == s.commands // 2

@@ -21,6 +21,7 @@ CRC_SIZE = const(2)
 MAX_PAYLOAD = const(64)
 MAX_FRAME = const(72)  # HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
 INTERBYTE_TIMEOUT_MS = const(100)  # a partial frame older than this is discarded
+EVENT_RING = const(16)  # the device keeps its last 16 events for EVENTS (a power of 2: 256 % 16 == 0)
 
 
 def crc16(data, crc=0xFFFF):
@@ -47,6 +48,8 @@ STATUS = const(0x08)
 SETTINGS = const(0x09)
 CALIBRATE = const(0x0A)
 RECORDS = const(0x0B)  # acknowledge a stored record, get the oldest unacknowledged one
+EVENTS = const(0x0C)  # send again the events from this sequence number (ones the host missed)
+REPL = const(0x0D)  # ACK, then the board resets into its REPL for one boot (mpremote, `mesoinject flash`)
 
 ACK = const(0x80)
 IDENTITY = const(0x81)
@@ -93,6 +96,8 @@ MESSAGES = {
         ),
     ),
     RECORDS: ("RECORDS", (("ack_id", "I"),)),  # record_id the host has committed; 0 = none
+    EVENTS: ("EVENTS", (("from_seq", "B"),)),  # the first event SEQ the host has not received
+    REPL: ("REPL", ()),
     ACK: ("ACK", (("command", "B"), ("state", "B"))),
     NACK: (
         "NACK",
@@ -120,6 +125,7 @@ MESSAGES = {
             # then the device's limits in force: the SETTINGS_TABLE fields
             ("boot_count", "H"),
             ("journal_free", "H"),  # records the journal can take before the host acknowledges more
+            ("build", "I"),  # build id `mesoinject flash` wrote in /build.json (8 hex digits); 0: a source image
         ),
     ),
     STATUS_REPLY: (
@@ -137,6 +143,7 @@ MESSAGES = {
             ("rx_errors", "H"),  # byte runs dropped: bad CRC, oversize length, interbyte timeout
             ("time_ms", "I"),  # device clock
             ("unacked", "H"),  # journal records the host has not acknowledged (RECORDS)
+            ("next_event_seq", "B"),  # SEQ the next event will carry: the host sees what it missed
         ),
     ),
     DELIVERY: (
@@ -314,7 +321,8 @@ SET_LINK_TIMEOUT = const(6)
 _SETTING_FIELDS = tuple((row[0], row[1]) for row in SETTINGS_TABLE)
 MESSAGES[SETTINGS] = ("SETTINGS", _SETTING_FIELDS)
 _ident = MESSAGES[IDENTITY][1]
-MESSAGES[IDENTITY] = ("IDENTITY", _ident[:-2] + _SETTING_FIELDS + _ident[-2:])
+_at = [f[0] for f in _ident].index("reset_cause") + 1  # the limits follow reset_cause
+MESSAGES[IDENTITY] = ("IDENTITY", _ident[:_at] + _SETTING_FIELDS + _ident[_at:])
 # RECORD: a journalled DELIVERY (record_id 0: none left) and how many are still unacknowledged
 MESSAGES[RECORD] = ("RECORD", MESSAGES[DELIVERY][1] + (("pending", "H"),))
 

@@ -1,6 +1,7 @@
 """mesosim: the simulated injector board (harness, physical model, virtual operator)."""
 
 from .harness import Penetration, SimBoard, Truth
+from .linkfaults import LinkFaults
 from .operator import VirtualOperator
 
-__all__ = ["SimBoard", "Truth", "Penetration", "VirtualOperator"]
+__all__ = ["SimBoard", "Truth", "Penetration", "VirtualOperator", "LinkFaults"]

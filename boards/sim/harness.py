@@ -10,6 +10,7 @@ port.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import fcntl
 import json
@@ -31,6 +32,7 @@ from mesoinject import image
 from mesoprotocol import spec
 
 from .balance import SimBalance
+from .linkfaults import LinkFaults
 
 HEAP = "192K"  # RP2040 RAM available to MicroPython
 WATCHDOG_S = 1.0  # a firmware that stops feeding its watchdog this long is reset
@@ -161,9 +163,9 @@ class SimBoard:
         self._power_off_until = 0.0
         self.link_mode = "ok"  # ok | cut (bytes lost) | stall (bytes held until restored)
         self._stalled: list[tuple[str, bytes]] = []
-        self.noise_rate = 0.0  # fraction of writes (frames, mostly) with one bit flipped
-        self._noise = random.Random(0)
-        self.corrupted = 0
+        self.faults = LinkFaults()  # a clean link until set_link_faults()
+        self._held: dict[str, collections.deque] = {"host": collections.deque(), "device": collections.deque()}
+        self._line_free = {"host": 0.0, "device": 0.0}  # when the paced line has sent what it holds
         self.resets: list[int] = []  # reset cause of every reboot the harness performed
         self._cond = threading.Condition()
         self._proc: subprocess.Popen | None = None
@@ -322,20 +324,10 @@ class SimBoard:
                 self._stalled = []
             self.link_mode = mode
 
-    def set_link_noise(self, rate: float, seed: int = 0) -> None:
-        """Flip one random bit in this fraction of the writes crossing the link, either way."""
+    def set_link_faults(self, faults: LinkFaults | None) -> None:
+        """Damage the bytes crossing the link, both ways, at these rates (None: a clean link)."""
         with self._cond:
-            self.noise_rate = rate
-            self._noise = random.Random(seed)
-
-    def _noisy(self, data: bytes) -> bytes:
-        if not self.noise_rate or self._noise.random() >= self.noise_rate:
-            return data
-        self.corrupted += 1
-        bit = self._noise.randrange(len(data) * 8)
-        out = bytearray(data)
-        out[bit // 8] ^= 1 << (bit % 8)
-        return bytes(out)
+            self.faults = faults or LinkFaults()
 
     def truth(self, timeout: float = 2.0) -> Truth:
         with self._cond:
@@ -390,7 +382,8 @@ class SimBoard:
     # ---- I/O thread: serial bridge, control channel, reboot on exit ----------------------
     def _io_loop(self) -> None:
         while not self._stopping:
-            for key, _ in self._sel.select(timeout=0.05):
+            held = self._held["host"] or self._held["device"]
+            for key, _ in self._sel.select(timeout=0.002 if held else 0.05):
                 obj = key.fileobj
                 if obj == self._dev_master:
                     self._from_device()
@@ -404,6 +397,7 @@ class SimBoard:
                     self._accept_ctrl()
                 elif obj is self._ctrl:
                     self._from_ctrl()
+            self._release_held()
             self._supervise()
 
     def _from_device(self) -> None:
@@ -438,7 +432,33 @@ class SimBoard:
             return self.link_mode == "ok"
 
     def _deliver(self, where: str, data: bytes) -> None:
-        data = self._noisy(data)
+        with self._cond:
+            if not self.faults.active and not self._held[where]:
+                self._write_to(where, data)
+                return
+            pieces, hold = self.faults.apply(data)
+            held = self._held[where]
+            now = time.monotonic()
+            due = now + hold
+            if held:  # bytes behind a held-back write wait for it: a link never reorders
+                due = max(due, held[-1][0])
+            for piece in pieces:
+                if self.faults.baud:  # the line is busy until the previous bytes are out
+                    due = max(due, self._line_free[where]) + len(piece) * 10 / self.faults.baud
+                    self._line_free[where] = due
+                if held or due > now:  # behind held-back bytes, or held back itself
+                    held.append((due, piece))
+                else:
+                    self._write_to(where, piece)
+
+    def _release_held(self) -> None:
+        with self._cond:
+            now = time.monotonic()
+            for where, held in self._held.items():
+                while held and held[0][0] <= now:
+                    self._write_to(where, held.popleft()[1])
+
+    def _write_to(self, where: str, data: bytes) -> None:
         if where == "device":
             os.write(self._dev_master, data)
             return

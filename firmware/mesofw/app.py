@@ -3,7 +3,7 @@
 # until host input or the next 5 ms check.
 from time import ticks_add, ticks_diff, ticks_us, sleep_us
 from mesoprotocol import spec
-from mesofw import bootcount, device, journal, link
+from mesofw import bootcount, device, journal, link, safemode
 
 FW_VERSION = (0, 1, 0)
 TICK_US = 1000
@@ -19,22 +19,32 @@ class App:
         self.link = link.Link(board, self.command)
         self.device = device.Device(board, self.link.send_event, self.journal)
         self.link.state_of = lambda: self.device.state
+        self.build = safemode.build_id()
+        self.to_repl = False
 
     def command(self, msg_type, values):
         self.device.link_seen(msg_type)
         if msg_type == spec.HELLO:
             return (spec.IDENTITY, self.identity())
         if msg_type == spec.STATUS:
-            return (spec.STATUS_REPLY, self.device.status(self.link.rx_errors))
+            return (spec.STATUS_REPLY, self.device.status(self.link.rx_errors) + (self.link.event_seq,))
         if msg_type == spec.RECORDS:
             return (spec.RECORD, self.records(values[0]))
-        return self.device.handle(msg_type, values, ticks_us())
+        if msg_type == spec.EVENTS:
+            if not self.link.resend_events(values[0]):  # older than the ring: lost for good
+                oldest = (self.link.event_seq - self.link.events_sent) & 0xFF
+                return (spec.NACK, (msg_type, spec.NACK_LIMIT, 1, self.device.state, values[0], oldest))
+            return (spec.ACK, (msg_type, self.device.state))
+        reply = self.device.handle(msg_type, values, ticks_us())
+        if msg_type == spec.REPL and reply[0] == spec.ACK:
+            self.to_repl = True  # once the ACK is out (run)
+        return reply
 
     def identity(self):
         b = self.board
         head = (spec.PROTOCOL_VERSION, FW_VERSION[0], FW_VERSION[1], FW_VERSION[2], b.NAME, b.serial_number(),
                 self.device.syringe, self.device.cal_ppm(), b.reset_cause())
-        return head + tuple(self.device.settings) + (self.boot_count, min(self.journal.free(), 0xFFFF))
+        return head + tuple(self.device.settings) + (self.boot_count, min(self.journal.free(), 0xFFFF), self.build)
 
     def records(self, ack_id):
         # the host has committed ack_id (0: nothing yet); answer with the oldest record it has not
@@ -52,6 +62,8 @@ class App:
         while True:
             board.feed_watchdog()
             self.link.poll()
+            if self.to_repl:
+                safemode.request_repl(board)
             now = ticks_us()
             dev.tick(now)
             board.service(now)

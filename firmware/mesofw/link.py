@@ -18,6 +18,10 @@ class Link:
         self.last_key = -1  # (type << 8 | seq) of the last executed command
         self.state_of = lambda: 0  # the device state, for NACKs of malformed frames
         self.event_seq = 0
+        # the last EVENT_RING event frames, by SEQ % EVENT_RING, for EVENTS (host missed some)
+        self.ring = [bytearray(spec.MAX_FRAME) for _ in range(spec.EVENT_RING)]
+        self.ring_len = bytearray(spec.EVENT_RING)
+        self.events_sent = 0  # since boot, up to EVENT_RING: how far back the ring is valid
         self.rx_errors = 0
         self.rx_frames = 0
         self.last_byte_ms = ticks_ms()
@@ -62,6 +66,21 @@ class Link:
         self.board.host_write(memoryview(self.last_reply)[:n])
 
     def send_event(self, msg_type, values):
-        n = codec.encode_into(self.tx, msg_type, self.event_seq, values)
+        i = self.event_seq % spec.EVENT_RING
+        slot = self.ring[i]
+        n = codec.encode_into(slot, msg_type, self.event_seq, values)
+        self.ring_len[i] = n
         self.event_seq = (self.event_seq + 1) & 0xFF
-        self.board.host_write(memoryview(self.tx)[:n])
+        if self.events_sent < spec.EVENT_RING:
+            self.events_sent += 1
+        self.board.host_write(memoryview(slot)[:n])
+
+    def resend_events(self, from_seq):
+        # every event from from_seq on, again, in order; False if the ring no longer holds them
+        behind = (self.event_seq - from_seq) & 0xFF
+        if behind > self.events_sent:
+            return False
+        for k in range(behind):
+            i = (from_seq + k) % spec.EVENT_RING
+            self.board.host_write(memoryview(self.ring[i])[: self.ring_len[i]])
+        return True

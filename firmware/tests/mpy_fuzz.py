@@ -21,6 +21,7 @@
 # CONFIGURE (sections 4 and 7) must give exactly the NACK the spec's tables give.
 import binascii
 import json
+from array import array
 import os
 import random
 import struct
@@ -80,15 +81,20 @@ def v_ticks_add(a, delta):
     return (a + delta) & _MASK
 
 
-def no_sleep(_):
-    pass
+def v_sleep_us(us):  # the control loop waits for its next tick: time passes, nothing else
+    if us > 0:
+        CLOCK[0] += us
+
+
+def v_sleep_ms(ms):
+    v_sleep_us(ms * 1000)
 
 
 for _name in list(sys.modules):
     if _name.startswith("mesofw"):
         _mod = sys.modules[_name]
         for _attr, _fn in (("ticks_us", v_us), ("ticks_ms", v_ms), ("ticks_diff", v_ticks_diff),
-                           ("ticks_add", v_ticks_add), ("sleep_us", no_sleep), ("sleep_ms", no_sleep)):
+                           ("ticks_add", v_ticks_add), ("sleep_us", v_sleep_us), ("sleep_ms", v_sleep_ms)):
             if hasattr(_mod, _attr):
                 setattr(_mod, _attr, _fn)
 
@@ -267,7 +273,15 @@ def vector_self_check(cases):
 
 
 # ---- the board: no hardware, no time of its own ---------------------------------------------------
-class BoardReset(Exception):
+class BoardReset(Exception):  # board.reset(): the firmware asked for a reset (REPL command)
+    pass
+
+
+class Reboot(Exception):  # the fuzzer restarts the firmware (args[0]: check what survives on flash)
+    pass
+
+
+class StopFuzz(Exception):
     pass
 
 
@@ -275,7 +289,10 @@ import board as _simboard  # noqa: E402  the sim board's constants (steps/mm, sp
 
 
 class FuzzBoard:
-    def __init__(self):
+    # app.App.run() drives the fuzz: each pass of its control loop starts at feed_watchdog(),
+    # where the fuzzer checks what came out and picks the next case; the idle wait is virtual
+    def __init__(self, fuzzer):
+        self.fz = fuzzer
         self.inbox = b""
         self.inpos = 0
         self.out = []
@@ -310,7 +327,7 @@ class FuzzBoard:
         self.out.append(bytes(data))
 
     def wait_input(self, timeout_ms):
-        pass
+        self.fz.wait(timeout_ms)
 
     def motors(self, on):
         self.motors_on = on
@@ -343,7 +360,7 @@ class FuzzBoard:
         self.led_code = code
 
     def feed_watchdog(self):
-        pass
+        self.fz.iteration()
 
     def service(self, now_us):
         pass
@@ -369,13 +386,13 @@ def _freeze(v):
         return tuple(_freeze(x) for x in v)
     if t is dict:
         return tuple((k, _freeze(x)) for k, x in v.items())
-    if t is bytearray:
+    if t is bytearray or t is array:
         return bytes(v)
     return v
 
 
 _PLAIN = (int, bool, type(None), str, tuple, float)
-_MUTABLE = (list, dict, bytearray)
+_MUTABLE = (list, dict, bytearray, array)
 
 
 def _values(obj, add):
@@ -469,12 +486,41 @@ class Fuzzer:
         self.case = b""
         self.prev_case = b""
         self.last_cmd = None  # (type, seq, payload) of the last command the dispatcher ran
-        self.boot(first=True)
+        self.mut = None  # the Mutator: it picks each case
+        self.next_case = None
+        self.gap_until = 0  # the host is silent until then (CLOCK us)
 
     # -- lifecycle
+    def run(self):
+        # the firmware's own control loop (app.App.run) runs the show; it ends by an exception:
+        # the frames are done, the firmware reset itself, or the fuzzer restarts it
+        first, check, stalled = True, True, 0
+        while True:
+            frames = self.stats["frames"]
+            self.boot(first, check)
+            first, check = False, True
+            try:
+                self.app.run()
+            except StopFuzz:
+                return
+            except BoardReset:
+                self.stats["resets"] += 1
+            except Reboot as e:
+                check = e.args[0]
+            except Exception as e:  # noqa: BLE001  in the loop, outside the parser, dispatcher and tick
+                self.fail("exception in the control loop", "%s: %s" % (type(e).__name__, e))
+                sys.print_exception(e)
+                check = False
+            stalled = stalled + 1 if self.stats["frames"] == frames else 0
+            if stalled > 20:
+                raise RuntimeError("the firmware does not get past its boot")
+
     def boot(self, first=False, check=True):
         # a (re)start of the firmware; check=False after a failure, when the model may have lost track
-        self.board = FuzzBoard()
+        safemode = sys.modules.get("mesofw.safemode")
+        if safemode is not None and hasattr(safemode, "repl_requested"):
+            safemode.repl_requested()  # main.py would stay in the REPL for this boot; the next one runs
+        self.board = FuzzBoard(self)
         self.app = fwapp.App(self.board)
         self.link = self.app.link
         self.dev = self.app.device
@@ -491,10 +537,15 @@ class Fuzzer:
             post = None
             if reply[0] == S.NACK:
                 post = (snap(dev), self.board.fields(), flash_files(), snap_named(dev) if self.explain else None)
-            self.calls.append((msg_type, values, state, dev.state, pre, post, rx, getattr(dev, "link_rx_ms", None)))
+            self.calls.append((msg_type, values, state, dev.state, pre, post, rx, getattr(dev, "link_rx_ms", None),
+                               list(dev.settings)))
             return reply
 
         self.link.on_command = on_command
+        self.orig_poll = self.link.poll
+        self.link.poll = self.poll
+        self.orig_tick = self.dev.tick
+        self.dev.tick = self.tick
         self.ref = RefReader()
         self.out_ref = RefReader()
         self.event_seq = 0
@@ -504,7 +555,7 @@ class Fuzzer:
         self.last_key = -1
         self.cached = None
         self.last_byte_ms = v_ms()
-        self.dev.boot(self.board.reset_cause())
+        self.next_case = None
         if not first:
             self.stats["reboots"] += 1
         # settings and calibration survive a reset (flash)
@@ -517,8 +568,85 @@ class Fuzzer:
             if check:
                 self.fail("calibration after boot", "device %r, last ACKed %r" % (cal, self.calibration))
             self.calibration = dict(cal)
+
+    # -- the control loop's hooks: feed_watchdog (a pass starts), link.poll, device.tick, wait_input
+    def iteration(self):
+        for item in self.take_output():  # since the last poll: boot, tick
+            self.check_event(item, "tick")
+        if self.stats["frames"] >= FRAMES:
+            raise StopFuzz()
+        self.next_case = None
+        if CLOCK[0] < self.gap_until:
+            return
+        r = rint(1000)
+        if r < 5:  # the host pauses: partial frames time out, the link watchdog may fire
+            self.gap_until = CLOCK[0] + (20 + rint(300)) * 1000
+            return
+        if r == 999 and rint(20) == 0:
+            raise Reboot(True)  # a reset: settings and calibration must come back from flash
+        name, fn = self.mut.pick()
+        self.ops[name] = self.ops.get(name, 0) + 1
+        self.next_case = fn()
+
+    def wait(self, timeout_ms):
+        # idle: the loop sleeps until host input (a case arrives within the timeout) or the timeout
+        if CLOCK[0] < self.gap_until:
+            CLOCK[0] += timeout_ms * 1000
+        else:
+            CLOCK[0] += rint(timeout_ms + 1) * 1000
+
+    def poll(self):
+        case = self.next_case
+        self.next_case = None
+        if case is None:
+            self.idle_poll()
+        else:
+            self.run_case(case)
+
+    def tick(self, now_us):
+        dev = self.dev
+        board = self.board
+        if dev.state == S.STATE_ARMED and not board.trig:
+            board.trig = rint(30) == 0
+        elif board.trig:  # mostly held to the end of a point, sometimes let go early
+            board.trig = rint(800 if dev.state == S.STATE_DELIVERING else 50) != 0
+        elif rint(2000) == 0:
+            board.trig = True  # held while arming or resuming: must never fire
+        self.ticks_in[dev.state] = self.ticks_in.get(dev.state, 0) + 1
+        if dev.state != self.state_was:
+            self.state_was = dev.state
+            self.state_since = CLOCK[0]
+        try:
+            self.orig_tick(now_us)
+        except Exception as e:  # noqa: BLE001
+            self.fail("exception in tick", "%s: %s" % (type(e).__name__, e))
+            sys.print_exception(e)
+            raise Reboot(False)
         for item in self.take_output():
-            self.check_event(item, "boot")
+            self.check_event(item, "tick")
+
+    def idle_poll(self):
+        # a poll that reads nothing: a partial frame older than INTERBYTE_TIMEOUT_MS is dropped
+        pending = self.ref.pending()
+        self.board.inbox = b""
+        self.board.inpos = 0
+        rx0 = self.link.rx_errors
+        try:
+            self.orig_poll()
+        except Exception as e:  # noqa: BLE001
+            self.fail("exception", "%s: %s" % (type(e).__name__, e))
+            sys.print_exception(e)
+            raise Reboot(False)
+        stale = pending and v_ticks_diff(v_ms(), self.last_byte_ms) > S.INTERBYTE_TIMEOUT_MS
+        if stale:
+            self.ref.reset()
+            self.stats["timeouts"] += 1
+        if self.link.rx_errors - rx0 != (1 if stale else 0):
+            self.fail("interbyte timeout", "rx_errors +%d after %d ms of silence with %d bytes pending" % (
+                self.link.rx_errors - rx0, v_ticks_diff(v_ms(), self.last_byte_ms), pending))
+            self.ref.reset()
+        for item in self.take_output():
+            self.check_event(item, "idle poll")
 
     def fail(self, kind, detail):
         self.failures += 1
@@ -570,20 +698,17 @@ class Fuzzer:
         self.board.inpos = 0
         try:
             while self.board.inpos < len(data):
-                self.link.poll()
+                self.orig_poll()
         except BoardReset:
-            # a command reset the board (the REPL command does): fine if a frame reached the
-            # handler; the rest of this case is lost with the reset, as on a board
+            # reset from inside the dispatcher: fine if a frame reached it; the rest of this
+            # case is lost with the reset, as on a board
             if not self.calls:
                 self.fail("reset", "the board was reset by a frame that never reached the handler")
-            self.stats["resets"] += 1
-            self.boot()
-            return
+            raise
         except Exception as e:  # noqa: BLE001  anything escaping the parser or the dispatcher
             self.fail("exception", "%s: %s" % (type(e).__name__, e))
             sys.print_exception(e)
-            self.boot(check=False)
-            return
+            raise Reboot(False)
         self.last_byte_ms = v_ms()
         drops = 0
         for r in expected:
@@ -595,8 +720,7 @@ class Fuzzer:
                 self.link.rx_errors - rx0, drops, expected))
         out = self.take_output()
         if not self.walk(expected, out, rx0):
-            self.boot(check=False)  # the model lost track: start both afresh
-            return
+            raise Reboot(False)  # the model lost track: start both afresh
         if not self.calls and watchdog0 is not None and self.dev.link_rx_ms != watchdog0:
             self.fail("watchdog restarted", "no command reached the handler, yet the link watchdog restarted")
         self.prev_case = data
@@ -649,7 +773,12 @@ class Fuzzer:
             self.stats["dispatched"] += 1
             n_events = 0
             while oi < len(out) and out[oi][0] in EVENTS:
-                self.check_event(out[oi], NAME[typ])
+                if NAME[typ] == "EVENTS":  # events sent again: from_seq on, in order, none newer than sent
+                    want = (values[0] + n_events) & 0xFF
+                    if out[oi][1] != want or (self.event_seq - want) & 0xFF > S.EVENT_RING:
+                        self.fail("event resend", "EVENTS from %d: got seq %d, want %d" % (values[0], out[oi][1], want))
+                else:
+                    self.check_event(out[oi], NAME[typ])
                 oi += 1
                 n_events += 1
             if oi >= len(out):
@@ -676,7 +805,7 @@ class Fuzzer:
 
     # -- one dispatched command against the spec
     def check_command(self, typ, seq, values, call, reply, n_events, rx_at_call):
-        _, _, state, post_state, pre, post, pre_rx, watchdog = call
+        _, _, state, post_state, pre, post, pre_rx, watchdog, settings_after = call
         name = NAME[typ]
         rtype, rseq, rv = reply[0], reply[1], reply[2]
         self.states_seen[S.STATE_NAMES[state]] = self.states_seen.get(S.STATE_NAMES[state], 0) + 1
@@ -761,7 +890,7 @@ class Fuzzer:
                         self.fail("HELLO_FIRST", "for %s" % name)
                 else:
                     self.fail("NACK reason", "%s NACKed with reason %d" % (name, reason))
-        self.check_fields(name, typ, fields, values, rtype, rv, state)
+        self.check_fields(name, typ, fields, values, rtype, rv, state, settings_after)
 
     def check_info_reply(self, rtype, rv, post_state, rx_at_call, values):
         names = [f[0] for f in FIELDS[rtype]]
@@ -806,7 +935,7 @@ class Fuzzer:
         return "; ".join(out)[:800]
 
     # -- the field checks the spec's tables define exactly
-    def check_fields(self, name, typ, f, values, rtype, rv, state):
+    def check_fields(self, name, typ, f, values, rtype, rv, state, settings_after):
         want = None  # None: the tables say ACK for what they cover
         covered = ()  # 1-based fields whose checks the oracle knows
         idx = {}
@@ -863,8 +992,8 @@ class Fuzzer:
         if rtype == S.ACK:
             if name == "SETTINGS":
                 self.settings = list(values)
-                if list(self.dev.settings) != self.settings:
-                    self.fail("SETTINGS", "ACKed %r, device holds %r" % (values, self.dev.settings))
+                if settings_after != self.settings:
+                    self.fail("SETTINGS", "ACKed %r, device holds %r" % (values, settings_after))
             elif name == "CALIBRATE":
                 self.calibration[f["syringe"]] = f["area_ppm"]
 
@@ -946,45 +1075,6 @@ class Fuzzer:
         return out
 
     # -- time passes: the control loop ticks, the operator plays with the trigger
-    def tick(self, ms):
-        dev = self.dev
-        for _ in range(ms):
-            CLOCK[0] += 1000
-            if dev.state == S.STATE_ARMED and not self.board.trig:
-                self.board.trig = rint(30) == 0
-            elif self.board.trig:  # mostly held to the end of a point, sometimes let go early
-                self.board.trig = rint(800 if dev.state == S.STATE_DELIVERING else 50) != 0
-            elif rint(2000) == 0:
-                self.board.trig = True  # held while arming or resuming: must never fire
-            self.ticks_in[dev.state] = self.ticks_in.get(dev.state, 0) + 1
-            if dev.state != self.state_was:
-                self.state_was = dev.state
-                self.state_since = CLOCK[0]
-            pending = self.ref.pending()
-            self.board.inbox = b""
-            self.board.inpos = 0
-            rx0 = self.link.rx_errors
-            try:
-                self.link.poll()  # reads nothing: a stale partial frame times out
-                now = v_us()
-                dev.tick(now)
-                self.board.service(now)
-            except Exception as e:  # noqa: BLE001
-                self.fail("exception in tick", "%s: %s" % (type(e).__name__, e))
-                sys.print_exception(e)
-                self.boot(check=False)
-                return
-            stale = pending and v_ticks_diff(v_ms(), self.last_byte_ms) > S.INTERBYTE_TIMEOUT_MS
-            if stale:
-                self.ref.reset()
-                self.stats["timeouts"] += 1
-            if self.link.rx_errors - rx0 != (1 if stale else 0):
-                self.fail("interbyte timeout", "rx_errors +%d after %d ms of silence with %d bytes pending" % (
-                    self.link.rx_errors - rx0, v_ticks_diff(v_ms(), self.last_byte_ms), pending))
-                self.ref.reset()
-            for item in self.take_output():
-                self.check_event(item, "tick")
-
 
 # ---- mutations ------------------------------------------------------------------------------------
 def spec_ints():
@@ -1307,27 +1397,17 @@ def main():
     for note in notes:
         print("note:", note)
     fz = Fuzzer(cases)
-    mut = Mutator(fz, cases)
+    fz.mut = Mutator(fz, cases)
     t0 = time.ticks_ms()
-    for i in range(FRAMES):
-        name, fn = mut.pick()
-        fz.ops[name] = fz.ops.get(name, 0) + 1
-        data = fn()
-        fz.run_case(data)
-        r = rint(1000)
-        if r < 5:
-            fz.tick(20 + rint(300))  # the host pauses: partial frames time out, the watchdog may fire
-        else:
-            fz.tick(2)  # a 20-byte frame takes 1.7 ms at 115200 baud
-        if r == 999 and rint(20) == 0:
-            fz.boot()  # a reset: settings and calibration must come back from flash
+    fz.run()
     seconds = time.ticks_diff(time.ticks_ms(), t0) / 1000
     st = fz.stats
     print("frames tried: %d (%d bytes) in %.1f s: %d frames/s" % (st["frames"], st["bytes"], seconds,
                                                                   st["frames"] / seconds if seconds else 0))
     print("  dropped %d, framing NACKs %d, dispatched %d (ACK %d, NACK %d), cache hits %d, events %d, "
-          "timeouts %d, reboots %d" % (st["dropped"], st["framing_nacks"], st["dispatched"], st["acks"],
-                                       st["nacks"], st["cache_hits"], st["events"], st["timeouts"], st["reboots"]))
+          "timeouts %d, reboots %d (%d by a command)" % (
+              st["dropped"], st["framing_nacks"], st["dispatched"], st["acks"], st["nacks"], st["cache_hits"],
+              st["events"], st["timeouts"], st["reboots"], st["resets"]))
     print("  NACK reasons:", fz.nack_reasons)
     print("  commands dispatched per state:", fz.states_seen)
     print("  control ticks per state:", dict((S.STATE_NAMES[k], v) for k, v in fz.ticks_in.items()))

@@ -47,6 +47,7 @@ class Identity:
     reset_cause: str
     boot_count: int
     journal_free: int  # records the device can journal before the host acknowledges more
+    build: str  # 8 hex digits of the flashed image (`mesoinject flash`); 00000000: a source image
     limits: dict
 
     @classmethod
@@ -54,7 +55,7 @@ class Identity:
         limits = {row[0]: f[row[0]] for row in spec.SETTINGS_TABLE}
         return cls(f["protocol"], "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"]), f["board"],
                    f["serial"], f["syringe"], f["cal_ppm"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"],
-                   f["journal_free"], limits)
+                   f["journal_free"], "%08x" % f["build"], limits)
 
 
 def new_session_tag() -> int:
@@ -122,7 +123,14 @@ class Device:
         return self.command(spec.CALIBRATE, syringe=syringe, area_ppm=area_ppm)
 
     def status(self) -> dict:
-        return self.command(spec.STATUS)
+        """STATUS; events the link lost on the way are asked for again first (EVENTS)."""
+        reply = self.command(spec.STATUS)
+        missing = self.link.missing_events(reply["next_event_seq"])
+        if missing is not None:
+            fetched = self.link.request(spec.EVENTS, from_seq=missing)  # they arrive before its reply
+            if fetched.type == spec.NACK:  # older than the device keeps (or it rebooted): lost
+                self.link.skip_events(reply["next_event_seq"])
+        return reply
 
     def records(self, ack_id: int = 0) -> dict:
         """Acknowledge a committed record (0: none); returns the oldest one still unacknowledged

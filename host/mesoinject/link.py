@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
+import time
 
 import serial
 import serial.tools.list_ports
@@ -33,11 +34,18 @@ class PortNotFound(LinkError):
                          "For a simulated board use --sim, or `mesoinject sim` and its socket:// URL.")
 
 
+MIN_RTO_S = 0.01  # retransmission timeout bounds (RFC 6298 estimator, Karn's rule)
+
+
 class Link:
-    def __init__(self, port: str, *, baudrate: int = 115200, timeout: float = 0.25, retries: int = 3):
+    def __init__(self, port: str, *, baudrate: int = 115200, timeout: float = 0.25, retries: int = 5):
+        # timeout: the first wait, before any round trip is measured, and the most a retransmission
+        # timeout may grow to; later waits follow the measured round trip, doubling per retry.
         self.port = port
         self.timeout = timeout
         self.retries = retries
+        self.srtt: float | None = None  # smoothed round trip, s
+        self.rttvar = 0.0
         try:
             self.serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
         except (serial.SerialException, OSError, ValueError) as e:
@@ -51,13 +59,18 @@ class Link:
         self.reader = codec.FrameReader()
         self.events: queue.Queue[codec.Message] = queue.Queue()
         self.rx_dropped = 0
-        self.event_gaps = 0
+        self.event_gaps = 0  # events lost for good (older than the device's ring when asked for)
+        self.event_duplicates = 0
         self.retransmits = 0
         self._seq = 0
         self._lock = threading.Lock()  # one request at a time
+        self._event_lock = threading.Lock()
         self._reply: queue.Queue[codec.Message] = queue.Queue()
         self._waiting_seq: int | None = None
-        self._last_event_seq: int | None = None
+        # events reach `events` once each and in order: SEQ `_next_event` is the next one due;
+        # later ones wait in `_early` until the missing ones are sent again (EVENTS)
+        self._next_event: int | None = None
+        self._early: dict[int, codec.Message] = {}
         self._closed = False
         self.error: Exception | None = None
         self._thread = threading.Thread(target=self._read_loop, name="mesoinject-link", daemon=True)
@@ -82,17 +95,33 @@ class Link:
             for attempt in range(self.retries + 1):
                 if attempt:
                     self.retransmits += 1
-                reply = self._exchange(frame, self._seq)
+                sent = time.monotonic()
+                reply = self._exchange(frame, self._seq, min(self.rto() * 2**attempt, 2 * self.timeout))
                 if reply is not None:
+                    if not attempt:  # Karn: a retransmitted exchange says nothing about the round trip
+                        self._sample(time.monotonic() - sent)
                     return reply
             raise LinkError(f"no reply to {codec.NAMES[msg_type]} from {self.port} after {self.retries + 1} tries")
 
     def exchange(self, data: bytes, seq: int) -> codec.Message | None:
         """Write raw bytes and wait one timeout for the reply with this sequence number."""
         with self._lock:
-            return self._exchange(data, seq)
+            return self._exchange(data, seq, self.timeout)
 
-    def _exchange(self, data: bytes, seq: int) -> codec.Message | None:
+    def rto(self) -> float:
+        """The retransmission timeout now: srtt + 4 rttvar, within [MIN_RTO_S, timeout]."""
+        if self.srtt is None:
+            return self.timeout
+        return min(max(self.srtt + 4 * self.rttvar, MIN_RTO_S), self.timeout)
+
+    def _sample(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+
+    def _exchange(self, data: bytes, seq: int, timeout: float) -> codec.Message | None:
         if self.error:
             raise LinkError(f"link to {self.port} failed: {self.error}")
         while not self._reply.empty():  # a reply that came after its request gave up
@@ -100,7 +129,7 @@ class Link:
         self._waiting_seq = seq
         try:
             self._write(data)
-            return self._reply.get(timeout=self.timeout)
+            return self._reply.get(timeout=timeout)
         except queue.Empty:
             return None
         finally:
@@ -133,7 +162,31 @@ class Link:
                 self._waiting_seq = None  # a late duplicate of this reply is ignored
                 self._reply.put(item)
             return
-        if self._last_event_seq is not None and item.seq != (self._last_event_seq + 1) & 0xFF:
-            self.event_gaps += 1
-        self._last_event_seq = item.seq
-        self.events.put(item)
+        with self._event_lock:
+            if self._next_event is None:
+                self._next_event = item.seq
+            ahead = (item.seq - self._next_event) & 0xFF
+            if ahead >= 128 or item.seq in self._early:
+                self.event_duplicates += 1  # sent again, or a duplicated frame: already delivered
+                return
+            self._early[item.seq] = item
+            while self._next_event in self._early:
+                self.events.put(self._early.pop(self._next_event))
+                self._next_event = (self._next_event + 1) & 0xFF
+
+    def missing_events(self, next_event_seq: int) -> int | None:
+        """Given the device's next event SEQ (STATUS), the first SEQ not received, or None."""
+        with self._event_lock:
+            if self._next_event is None:
+                self._next_event = next_event_seq  # nothing seen yet: start here
+            return None if self._next_event == next_event_seq else self._next_event
+
+    def skip_events(self, next_event_seq: int) -> None:
+        """The device can no longer send the missing events: count them lost, carry on from here."""
+        with self._event_lock:
+            lost = (next_event_seq - self._next_event) & 0xFF
+            for seq in sorted(self._early, key=lambda s: (s - self._next_event) & 0xFF):
+                self.events.put(self._early.pop(seq))
+                lost -= 1
+            self.event_gaps += lost
+            self._next_event = next_event_seq

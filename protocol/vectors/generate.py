@@ -52,9 +52,9 @@ CONFIG_NAPPAGE = dict(technique=2, syringe=1, needles=1, needle_length_um=4000, 
 IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", serial="SIM-0001",
                 syringe=1, cal_ppm=1012345, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,
                 max_session_nl=5000000, max_depth_um=4000, max_cadence_mhz=10000,
-                max_flow_nl_s=100000, link_timeout_ms=500, boot_count=3, journal_free=5998)
+                max_flow_nl_s=100000, link_timeout_ms=500, boot_count=3, journal_free=5998, build=0xA663DE8F)
 STATUS = dict(state=5, alarm=0, trigger=1, technique=1, done=7, planned=20, delivered_nl=210000,
-              syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456, unacked=1)
+              syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456, unacked=1, next_event_seq=0xA5)
 DELIVERY = dict(record_id=0x00030007, session=0x5E55_0001, point=7, kind=1, flags=0, programmed_nl=30000,
                 delivered_nl=29998, depth_um=3000, time_ms=123456)
 PARTIAL = dict(record_id=0x00030008, session=0x5E55_0001, point=8, kind=1, flags=3, programmed_nl=30000,
@@ -77,6 +77,8 @@ def vectors():
            max_depth_um=3000, max_cadence_mhz=8000, max_flow_nl_s=60000, link_timeout_ms=1000),
         ok("CALIBRATE", spec.CALIBRATE, 9, syringe=1, area_ppm=1030225),
         ok("RECORDS first", spec.RECORDS, 10, ack_id=0),
+        ok("EVENTS", spec.EVENTS, 12, from_seq=0xFE),
+        ok("REPL", spec.REPL, 13),
         ok("RECORDS ack", spec.RECORDS, 11, ack_id=0x00030007),
         ok("RECORD pending", spec.RECORD, 11, **DELIVERY, pending=2),
         ok("RECORD none left", spec.RECORD, 12, **{k: 0 for k in DELIVERY}, pending=0),
