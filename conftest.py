@@ -1,6 +1,8 @@
 """Options of the HIL rig (hil_tests/): here so they parse however pytest is started."""
 
+import os
 import random
+import tempfile
 
 
 def pytest_addoption(parser):
@@ -14,6 +16,8 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # command keys of the simulated boards go to a throwaway store, not the user's (mesoinject.keys)
+    os.environ.setdefault("MESOINJECT_KEYS", tempfile.mkdtemp(prefix="mesoinject-keys-"))
     seed = config.getoption("--sim-seed")
     config.sim_seed = random.SystemRandom().randrange(1 << 31) if seed is None else seed
 

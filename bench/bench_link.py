@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 
+from mesoinject import codec, keys
 from mesoinject.client import Device, DeviceRefused
 from mesoinject.link import LinkError
 from mesoprotocol import spec
@@ -41,6 +42,7 @@ class Soak:
     retransmits: int = 0
     injected: dict = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    first_refusal: str = ""
 
     @property
     def clean(self) -> bool:
@@ -79,8 +81,10 @@ def soak(board: SimBoard, n: int, faults: LinkFaults) -> Soak:
                     state = (dev.resume() if paused else dev.pause())["state"]
                     paused = state == spec.STATE_PAUSED
                     r.events_expected += 1
-            except DeviceRefused:
+            except DeviceRefused as e:
                 r.executed_twice += 1
+                r.first_refusal = r.first_refusal or f"command {i}: {e}"
+                paused = dev.status()["state"] == spec.STATE_PAUSED  # carry on from where the device is
             except LinkError:
                 r.lost += 1
             while (e := dev.next_event(0)) is not None:
@@ -119,11 +123,42 @@ def _size(msg_type: int) -> int:
     return spec.HEADER_SIZE + struct.calcsize(spec.layout(msg_type)[0]) + spec.CRC_SIZE
 
 
+def auth_rejections(board: SimBoard, n: int) -> dict:
+    """n forged, n replayed and n reordered CONFIGUREs: how many the device refused (NACK AUTH)."""
+    refused = {"forged": 0, "replayed": 0, "reordered": 0}
+    config = dict(ARMABLE, session=1)
+    with Device.open(board.url) as dev:
+        dev.hello()
+        dev.abort()
+        seq = 0
+
+        def send(fields):
+            nonlocal seq
+            seq = seq % 250 + 1
+            reply = dev.link.exchange(codec.encode(spec.CONFIGURE, seq, **fields), seq)
+            dev.status()  # a poll between frames, as a host makes them
+            return reply.type == spec.NACK and reply.fields["reason"] == spec.NACK_AUTH
+
+        for _ in range(n):
+            forged = dev.sign(spec.CONFIGURE, **config)
+            payload = codec.PAYLOADS[spec.CONFIGURE].build(forged)
+            forged["mac"] = keys.mac(random.randbytes(spec.KEY_SIZE), spec.CONFIGURE, payload[: -spec.MAC_SIZE])
+            refused["forged"] += send(forged)
+            good = dev.sign(spec.CONFIGURE, **config)
+            send(good)
+            refused["replayed"] += send(good)
+            early, late = dev.sign(spec.CONFIGURE, **config), dev.sign(spec.CONFIGURE, **config)
+            send(late)
+            refused["reordered"] += send(early)
+    return refused
+
+
 def report_soak(name: str, s: Soak) -> None:
     print(f"soak {name}: {s.commands} commands in {s.seconds:.1f} s ({s.commands / s.seconds:.0f}/s), "
           f"{s.retransmits} retransmissions; injected {s.injected}")
     print(f"  lost {s.lost}, executed twice {s.executed_twice}; STATE events {s.events_received}/"
-          f"{s.events_expected} received, {s.event_duplicates} duplicates suppressed, {s.events_lost} lost")
+          f"{s.events_expected} received, {s.event_duplicates} duplicates suppressed, {s.events_lost} lost"
+          + (f"; first refusal: {s.first_refusal}" if s.first_refusal else ""))
 
 
 def main() -> int:
@@ -143,6 +178,10 @@ def main() -> int:
             s = soak(board, n, faults)
             report_soak(name, s)
             ok &= s.clean
+        m = 100 if args.quick else 1000
+        refused = auth_rejections(board, m)
+        print("authentication: refused " + ", ".join(f"{v}/{m} {k}" for k, v in refused.items()))
+        ok &= all(v == m for v in refused.values())
         rtts = []
         with Device.open(board.url) as dev:
             for _ in range(200 if args.quick else 2000):

@@ -18,8 +18,8 @@ SYNC0 = const(0xA5)
 SYNC1 = const(0x5A)
 HEADER_SIZE = const(6)  # sync(2) len ver type seq
 CRC_SIZE = const(2)
-MAX_PAYLOAD = const(64)
-MAX_FRAME = const(72)  # HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
+MAX_PAYLOAD = const(96)
+MAX_FRAME = const(104)  # HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
 INTERBYTE_TIMEOUT_MS = const(100)  # a partial frame older than this is discarded
 EVENT_RING = const(16)  # the device keeps its last 16 events for EVENTS (a power of 2: 256 % 16 == 0)
 
@@ -50,6 +50,7 @@ CALIBRATE = const(0x0A)
 RECORDS = const(0x0B)  # acknowledge a stored record, get the oldest unacknowledged one
 EVENTS = const(0x0C)  # send again the events from this sequence number (ones the host missed)
 REPL = const(0x0D)  # ACK, then the board resets into its REPL for one boot (mpremote, `mesoinject flash`)
+PAIR = const(0x0E)  # provision the command key; only in pairing mode (a physical action on the gun)
 
 ACK = const(0x80)
 IDENTITY = const(0x81)
@@ -60,6 +61,7 @@ STATE = const(0x85)
 RECORD = const(0x86)  # reply to RECORDS: one journal record
 NACK = const(0x8F)
 REPLIES = (ACK, NACK, IDENTITY, STATUS_REPLY, RECORD)  # answers to a command; the rest are events
+UNCACHED = (HELLO, STATUS, EVENTS)  # answered afresh every time, never from the reply cache (PROTOCOL.md 3)
 
 # Each message: (name, ((field, struct code), ...)). Little-endian, packed.
 # Units live in the field names: _nl nanolitres, _um micrometres, _ms milliseconds,
@@ -98,6 +100,7 @@ MESSAGES = {
     RECORDS: ("RECORDS", (("ack_id", "I"),)),  # record_id the host has committed; 0 = none
     EVENTS: ("EVENTS", (("from_seq", "B"),)),  # the first event SEQ the host has not received
     REPL: ("REPL", ()),
+    PAIR: ("PAIR", (("key", "16s"),)),  # never readable back
     ACK: ("ACK", (("command", "B"), ("state", "B"))),
     NACK: (
         "NACK",
@@ -126,6 +129,8 @@ MESSAGES = {
             ("boot_count", "H"),
             ("journal_free", "H"),  # records the journal can take before the host acknowledges more
             ("build", "I"),  # build id `mesoinject flash` wrote in /build.json (8 hex digits); 0: a source image
+            ("paired", "B"),  # 1: the device has a command key (PAIR)
+            ("auth_counter", "I"),  # the highest command counter accepted: the next must be greater
         ),
     ),
     STATUS_REPLY: (
@@ -223,6 +228,8 @@ NACK_BAD_VALUE = const(6)  # not a known code (technique, syringe...)
 NACK_INFEASIBLE = const(7)  # each value legal, the combination is not
 NACK_HELLO_FIRST = const(8)  # after LINK_LOST only a new handshake (HELLO) re-opens the device
 NACK_JOURNAL_FULL = const(9)  # value = records the journal can take, limit = records the program needs
+NACK_AUTH = const(10)  # field 0: not paired; the counter's: replayed or old (limit = last accepted); the mac's: wrong key
+NACK_NOT_PAIRING = const(11)  # PAIR outside pairing mode
 NACK_NAMES = (
     "",
     "UNKNOWN_TYPE",
@@ -234,6 +241,8 @@ NACK_NAMES = (
     "INFEASIBLE",
     "HELLO_FIRST",
     "JOURNAL_FULL",
+    "AUTH",
+    "NOT_PAIRING",
 )
 
 # ---- alarms --------------------------------------------------------------------------
@@ -266,6 +275,7 @@ LED_READY = const(1)  # armed: press the trigger
 LED_DELIVERING = const(2)
 LED_COMPLETE = const(3)
 LED_FAULT = const(4)
+LED_PAIRING = const(5)  # pairing mode is open (PAIR accepted)
 
 # ---- hard limits: the firmware enforces these whatever the host sends ----------------
 MIN_DEPTH_UM = const(500)
@@ -323,6 +333,19 @@ MESSAGES[SETTINGS] = ("SETTINGS", _SETTING_FIELDS)
 _ident = MESSAGES[IDENTITY][1]
 _at = [f[0] for f in _ident].index("reset_cause") + 1  # the limits follow reset_cause
 MESSAGES[IDENTITY] = ("IDENTITY", _ident[:_at] + _SETTING_FIELDS + _ident[_at:])
+# ---- authentication: commands that change state or move fluid end with a counter and a MAC ------
+# mac = HMAC-SHA256(key, VER TYPE payload-before-the-mac)[:8]; counter > the last one accepted.
+# HELLO, STATUS, PAUSE, ABORT and EVENTS stay open: anyone may look, and anyone may stop the device.
+AUTHENTICATED = (CONFIGURE, PRIME, ARM, RESUME, SETTINGS, CALIBRATE, RECORDS, REPL)
+KEY_SIZE = const(16)
+MAC_SIZE = const(8)
+AUTH_SIZE = const(12)  # counter u32 + mac
+RAW_FIELDS = ("key", "mac")  # byte strings, not text
+for _t in AUTHENTICATED:
+    MESSAGES[_t] = (MESSAGES[_t][0], MESSAGES[_t][1] + (("counter", "I"), ("mac", "8s")))
+PAIRING_HOLD_MS = const(3000)  # E-stop pressed and trigger held this long: pairing mode...
+PAIRING_WINDOW_MS = const(60000)  # ...for this long, or until a PAIR
+
 # RECORD: a journalled DELIVERY (record_id 0: none left) and how many are still unacknowledged
 MESSAGES[RECORD] = ("RECORD", MESSAGES[DELIVERY][1] + (("pending", "H"),))
 

@@ -21,6 +21,7 @@ _PATTERNS = {
     spec.LED_DELIVERING: 0b1111111111,  # steady on
     spec.LED_COMPLETE: 0b0000000101,  # double blink
     spec.LED_FAULT: 0b0101010101,  # fast blink, 5 Hz
+    spec.LED_PAIRING: 0b0000011111,  # half a second on, half off: pairing mode
 }
 
 

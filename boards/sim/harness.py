@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import pathlib
@@ -29,6 +30,7 @@ import time
 import tty
 
 from mesoinject import image
+from mesoinject.keys import KeyStore
 from mesoprotocol import spec
 
 from .balance import SimBalance
@@ -118,10 +120,13 @@ class SimBoard:
     def __init__(self, *, syringe: int = 1, serial: str = "SIM-0001", heap: str = HEAP,
                  workdir: str | os.PathLike | None = None, profile: dict | None = None,
                  seed: int | None = None, journal_cells: int | None = None,
-                 stage: bool = True):
+                 stage: bool = True, paired: bool = True):
         self.syringe = syringe
         self.journal_cells = journal_cells  # the firmware's journal size (default: the board's)
         self.stage = stage  # copy this repository's firmware to the flash at start (False: leave it as it is)
+        # paired: the board comes with its factory key (derived from the serial: a simulator's key
+        # protects nothing) on its flash and in this host's key store, as if paired at manufacture
+        self.paired = paired
         self.serial = serial
         self.heap = heap
         self._own_workdir = workdir is None
@@ -180,6 +185,11 @@ class SimBoard:
         if self.stage:
             image.stage("sim", self.flash)  # flash the current firmware; data files on the flash stay
         self.flash.mkdir(parents=True, exist_ok=True)
+        if self.paired:
+            if not (self.flash / "key").exists():
+                (self.flash / "key").write_bytes(self.factory_key)
+            if (self.flash / "key").read_bytes() == self.factory_key:  # not re-paired since
+                KeyStore().put(self.serial, self.factory_key)
         self._dev_master, self._dev_slave = _raw_pty()
         self._host_master, self._host_slave = _raw_pty()
         os.set_blocking(self._host_master, False)
@@ -323,6 +333,10 @@ class SimBoard:
                     self._deliver(where, data)
                 self._stalled = []
             self.link_mode = mode
+
+    @property
+    def factory_key(self) -> bytes:
+        return hashlib.sha256(b"mesosim factory key " + self.serial.encode()).digest()[: spec.KEY_SIZE]
 
     def set_link_faults(self, faults: LinkFaults | None) -> None:
         """Damage the bytes crossing the link, both ways, at these rates (None: a clean link)."""

@@ -3,7 +3,7 @@
 # until host input or the next 5 ms check.
 from time import ticks_add, ticks_diff, ticks_us, sleep_us
 from mesoprotocol import spec
-from mesofw import bootcount, device, journal, link, safemode
+from mesofw import auth, bootcount, device, journal, link, safemode
 
 FW_VERSION = (0, 1, 0)
 TICK_US = 1000
@@ -16,7 +16,8 @@ class App:
         self.board = board
         self.boot_count = bootcount.next_boot()
         self.journal = journal.Journal(board.JOURNAL_CELLS, self.boot_count << 16)
-        self.link = link.Link(board, self.command)
+        self.auth = auth.Auth()
+        self.link = link.Link(board, self.command, self.auth)
         self.device = device.Device(board, self.link.send_event, self.journal)
         self.link.state_of = lambda: self.device.state
         self.build = safemode.build_id()
@@ -30,6 +31,12 @@ class App:
             return (spec.STATUS_REPLY, self.device.status(self.link.rx_errors) + (self.link.event_seq,))
         if msg_type == spec.RECORDS:
             return (spec.RECORD, self.records(values[0]))
+        if msg_type == spec.PAIR:
+            if not self.device.pairing_open():
+                return (spec.NACK, (msg_type, spec.NACK_NOT_PAIRING, 0, self.device.state, 0, 0))
+            self.auth.pair(values[0])
+            self.device.close_pairing()  # one key per pairing
+            return (spec.ACK, (msg_type, self.device.state))
         if msg_type == spec.EVENTS:
             if not self.link.resend_events(values[0]):  # older than the ring: lost for good
                 oldest = (self.link.event_seq - self.link.events_sent) & 0xFF
@@ -44,7 +51,8 @@ class App:
         b = self.board
         head = (spec.PROTOCOL_VERSION, FW_VERSION[0], FW_VERSION[1], FW_VERSION[2], b.NAME, b.serial_number(),
                 self.device.syringe, self.device.cal_ppm(), b.reset_cause())
-        return head + tuple(self.device.settings) + (self.boot_count, min(self.journal.free(), 0xFFFF), self.build)
+        return head + tuple(self.device.settings) + (self.boot_count, min(self.journal.free(), 0xFFFF), self.build,
+                                                  1 if self.auth.paired() else 0, self.auth.counter)
 
     def records(self, ack_id):
         # the host has committed ack_id (0: nothing yet); answer with the oldest record it has not

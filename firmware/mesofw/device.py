@@ -64,6 +64,8 @@ class Device:
         self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
         self.syringe_spent = False
         self.hello_since_fault = True
+        self.pair_hold_ms = 0  # E-stop pressed and trigger held since (0: not)
+        self.pairing_until = 0  # pairing mode open until (0: closed)
         self.plunger = dosing.Axis(board.plunger_step, 1)
         self.needle = dosing.Axis(board.needle_step, 1)
         needle_rate = board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S // 1000  # steps/s
@@ -261,6 +263,7 @@ class Device:
                 state = self.state
         board = self.board
         pressed = board.trigger()
+        self._pairing_gesture(pressed)
         if not pressed:
             self.need_release = False
             self.pressed_ms = 0
@@ -306,6 +309,28 @@ class Device:
                 self._set_state(S.STATE_ARMED)
             elif ticks_diff(now_us, self.next_shot_us) >= 0:
                 self._next_point(now_us)
+
+    def _pairing_gesture(self, pressed):
+        # E-stop pressed (nothing can move) and trigger held PAIRING_HOLD_MS: pairing mode opens
+        if self.pairing_until and not self.pairing_open():
+            self.close_pairing()  # the window ran out
+        if not (pressed and self.board.estop()):
+            self.pair_hold_ms = 0
+        elif self.pair_hold_ms < 0:
+            pass  # a pairing just closed: let go first
+        elif not self.pair_hold_ms:
+            self.pair_hold_ms = ticks_ms() | 1
+        elif ticks_diff(ticks_ms(), self.pair_hold_ms) >= S.PAIRING_HOLD_MS and not self.pairing_until:
+            self.pairing_until = ticks_add(ticks_ms(), S.PAIRING_WINDOW_MS) | 1
+            self.board.led(S.LED_PAIRING)
+
+    def pairing_open(self):
+        return self.pairing_until != 0 and ticks_diff(self.pairing_until, ticks_ms()) > 0
+
+    def close_pairing(self):
+        self.pairing_until = 0
+        self.pair_hold_ms = -1  # the gesture must be let go and made again
+        self.board.led(_LED[self.state])
 
     def busy(self):
         return self.seq.active() or self.state == S.STATE_DELIVERING

@@ -4,12 +4,15 @@ from time import ticks_diff, ticks_ms
 from mesoprotocol import spec
 from mesofw import codec
 
+_AUTH_FIELDS = {t: len(spec.MESSAGES[t][1]) for t in spec.AUTHENTICATED}  # the mac is the last field
+
 
 class Link:
-    def __init__(self, board, on_command):
-        # on_command(msg_type, values) -> (reply_type, reply_values)
+    def __init__(self, board, on_command, auth):
+        # on_command(msg_type, values) -> (reply_type, reply_values); values without counter and mac
         self.board = board
         self.on_command = on_command
+        self.auth = auth
         self.reader = codec.FrameReader()
         self.rx = bytearray(64)
         self.tx = bytearray(spec.MAX_FRAME)
@@ -52,12 +55,28 @@ class Link:
         if key == self.last_key:
             self.board.host_write(memoryview(self.last_reply)[: self.last_reply_len])
             return
+        n_fields = _AUTH_FIELDS.get(r.msg_type)
+        if n_fields:
+            error = self.auth.check(r.msg_type, r.payload, n_fields)
+            if error:  # forged, replayed or not paired: not executed, not cached
+                n = codec.encode_into(self.tx, spec.NACK, r.seq,
+                                      (r.msg_type, spec.NACK_AUTH, error[0], self.state_of(), error[1], error[2]))
+                self.board.host_write(memoryview(self.tx)[:n])
+                return
         values = codec.decode_payload(r.msg_type, r.payload)
+        if n_fields:
+            values = values[:-2]
         reply_type, reply_values = self.on_command(r.msg_type, values)
-        # HELLO and STATUS are idempotent; caching them would let a stale STATUS
-        # answer a new poll that reuses its sequence number.
-        idempotent = r.msg_type == spec.HELLO or r.msg_type == spec.STATUS  # no tuple per frame
-        self.last_key = -1 if idempotent else key
+        if r.msg_type in spec.UNCACHED:
+            # HELLO, STATUS, EVENTS are answered afresh (a cached STATUS could answer a new poll
+            # reusing its SEQ); the key stays, so a command retransmitted after a poll is still
+            # recognised. HELLO opens a connection: a new host never gets the last one's reply.
+            if r.msg_type == spec.HELLO:
+                self.last_key = -1
+            n = codec.encode_into(self.tx, reply_type, r.seq, reply_values)
+            self.board.host_write(memoryview(self.tx)[:n])
+            return
+        self.last_key = key
         self._reply(r.seq, reply_type, reply_values)
 
     def _reply(self, seq, msg_type, values):

@@ -18,8 +18,12 @@
 # SEQ, events before it with consecutive event SEQs; a NACKed command must leave the device,
 # its settings and its flash unchanged and emit nothing; BAD_STATE NACKs must agree with the
 # states the command was accepted in; the field checks of SETTINGS, CALIBRATE, PRIME and
-# CONFIGURE (sections 4 and 7) must give exactly the NACK the spec's tables give.
+# CONFIGURE (sections 4 and 7) must give exactly the NACK the spec's tables give. Commands in
+# spec.AUTHENTICATED carry a counter and an HMAC-SHA256 tag: the fuzzer provisions the device's
+# key (the vectors' test_key) before the first boot, signs what it means to be valid, and
+# expects NACK AUTH, nothing executed and nothing cached, for forged, replayed and old frames.
 import binascii
+import hashlib
 import json
 from array import array
 import os
@@ -153,8 +157,37 @@ ACCEPTS = {
 REPLY_OF = {"HELLO": S.IDENTITY, "STATUS": S.STATUS_REPLY}
 if "RECORDS" in TYPE_OF and "RECORD" in TYPE_OF:
     REPLY_OF["RECORDS"] = TYPE_OF["RECORD"]
-NOT_CACHED = ("HELLO", "STATUS")  # executed every time, clear the cache key (section 3)
+NOT_CACHED = tuple(NAME[t] for t in getattr(S, "UNCACHED", (S.HELLO, S.STATUS)))  # executed every time; HELLO clears the key (section 3)
 JOURNAL_FULL_FOR = ("ARM", "RESUME", "PRIME")  # section 8
+AUTH_TYPES = tuple(getattr(S, "AUTHENTICATED", ()))  # payload ends with counter u32 and mac
+NACK_AUTH = getattr(S, "NACK_AUTH", -1)
+NACK_NOT_PAIRING = getattr(S, "NACK_NOT_PAIRING", -1)
+
+
+class Signer:
+    # HMAC-SHA256 (RFC 2104) truncated to MAC_SIZE, over VER TYPE and the payload before the tag
+    def __init__(self, key):
+        k = key + bytes(64 - len(key))
+        self.ipad = bytes(b ^ 0x36 for b in k)
+        self.opad = bytes(b ^ 0x5C for b in k)
+
+    def mac(self, msg_type, payload_before_mac):
+        inner = hashlib.sha256(self.ipad)
+        inner.update(bytes((S.PROTOCOL_VERSION, msg_type)))
+        inner.update(payload_before_mac)
+        outer = hashlib.sha256(self.opad)
+        outer.update(inner.digest())
+        return outer.digest()[: S.MAC_SIZE]
+
+    def sign(self, msg_type, payload, counter):
+        # payload: a bytearray of the type's size; writes its counter and tag
+        n = len(payload)
+        struct.pack_into("<I", payload, n - S.AUTH_SIZE, counter & 0xFFFFFFFF)
+        payload[n - S.MAC_SIZE :] = self.mac(msg_type, bytes(payload[: n - S.MAC_SIZE]))
+
+    def verify(self, msg_type, payload):
+        n = len(payload)
+        return self.mac(msg_type, bytes(payload[: n - S.MAC_SIZE])) == bytes(payload[n - S.MAC_SIZE :])
 
 # ---- CRC-16/CCITT-FALSE, table-driven (independent of spec.crc16) ------------------------------
 _CRC = []
@@ -249,8 +282,10 @@ class RefReader:
 
 
 def vector_self_check(cases):
-    # the reference reader must give the golden results (stale vectors are reported, not failed)
+    # the reference reader must give the golden results: (notes, disagreements); a vector and
+    # spec.py that disagree on a layout or a type (one is being changed) make a note
     notes = []
+    wrong = []
     for case in cases:
         got = RefReader().feed(binascii.unhexlify(case["hex"]))
         want = case["results"]
@@ -263,13 +298,15 @@ def vector_self_check(cases):
                 ok = ok and g[0] == "N" and S.NACK_NAMES[g[1]] == w["nack"] and g[2:] == (w["type"], w["seq"])
             elif g[0] == "N" and g[1] == S.NACK_BAD_LENGTH and TYPE_OF.get(w["frame"]) == g[2]:
                 stale = True  # the vector predates a layout change in spec.py
+            elif g[0] == "N" and g[1] == S.NACK_UNKNOWN_TYPE and w["frame"] not in TYPE_OF:
+                stale = True  # the vector is newer than spec.py
             else:
                 ok = ok and g[0] == "F" and NAME[g[1]] == w["frame"] and g[2] == w["seq"]
         if stale:
-            notes.append("frames.json is stale for %r (layout changed in spec.py)" % case["name"])
+            notes.append("frames.json and spec.py disagree on %r (one of them is being changed)" % case["name"])
         elif not ok:
-            raise AssertionError("reference reader disagrees with vector %r: %r" % (case["name"], got))
-    return notes
+            wrong.append("reference reader disagrees with vector %r: %r" % (case["name"], got))
+    return notes, wrong
 
 
 # ---- the board: no hardware, no time of its own ---------------------------------------------------
@@ -460,14 +497,15 @@ def flash_files():
 
 # ---- the fuzzer --------------------------------------------------------------------------------
 class Fuzzer:
-    def __init__(self, cases):
-        self.cases = cases
+    def __init__(self, doc):
+        self.cases_doc = doc
+        self.cases = cases = doc["cases"]
         self.failures = 0
         self.by_kind = {}
         self.samples = []
         self.stats = {"frames": 0, "bytes": 0, "dropped": 0, "framing_nacks": 0, "dispatched": 0,
                       "cache_hits": 0, "acks": 0, "nacks": 0, "events": 0, "timeouts": 0, "reboots": 0,
-                      "resets": 0}
+                      "resets": 0, "auth_nacks": 0}
         self.nack_reasons = {}
         self.states_seen = {}  # commands dispatched per state
         self.ticks_in = {}  # control ticks per state
@@ -487,6 +525,12 @@ class Fuzzer:
         self.prev_case = b""
         self.last_cmd = None  # (type, seq, payload) of the last command the dispatcher ran
         self.mut = None  # the Mutator: it picks each case
+        self.signer = None  # the device's key, once provisioned
+        self.sign_counter = 0  # the last counter the fuzzer signed with
+        self.auth_counter = None  # the last counter the device accepted, when known
+        self.accepted_max = 0  # the highest counter it ever accepted: must hold across resets
+        self.saturated = False  # it accepted a counter near 2^32: nothing much is left after it
+        self.auth_reset = False  # start the counter afresh at the next boot
         self.next_case = None
         self.gap_until = 0  # the host is silent until then (CLOCK us)
 
@@ -495,6 +539,7 @@ class Fuzzer:
         # the firmware's own control loop (app.App.run) runs the show; it ends by an exception:
         # the frames are done, the firmware reset itself, or the fuzzer restarts it
         first, check, stalled = True, True, 0
+        self.provision()
         while True:
             frames = self.stats["frames"]
             self.boot(first, check)
@@ -515,8 +560,27 @@ class Fuzzer:
             if stalled > 20:
                 raise RuntimeError("the firmware does not get past its boot")
 
+    def provision(self):
+        # the key, as pairing would write it (the fake board never enters pairing mode)
+        auth = sys.modules.get("mesofw.auth")
+        if not AUTH_TYPES or auth is None:
+            return
+        key = binascii.unhexlify(self.cases_doc.get("test_key") or "") or bytes(range(1, S.KEY_SIZE + 1))
+        auth.Auth().pair(key)
+        self.signer = Signer(key)
+
     def boot(self, first=False, check=True):
         # a (re)start of the firmware; check=False after a failure, when the model may have lost track
+        auth = sys.modules.get("mesofw.auth")
+        if self.auth_reset and hasattr(auth, "COUNTER_FILE"):
+            # the counter is used up (or was found broken): start it afresh, as re-provisioning would
+            try:
+                os.remove(auth.COUNTER_FILE)
+            except OSError:
+                pass
+            self.sign_counter = self.accepted_max = 0
+            self.saturated = False
+        self.auth_reset = False
         safemode = sys.modules.get("mesofw.safemode")
         if safemode is not None and hasattr(safemode, "repl_requested"):
             safemode.repl_requested()  # main.py would stay in the REPL for this boot; the next one runs
@@ -556,6 +620,8 @@ class Fuzzer:
         self.cached = None
         self.last_byte_ms = v_ms()
         self.next_case = None
+        self.auth_counter = None  # kept on flash a block ahead: unknown until IDENTITY says
+        self.sign_counter += 1 << 16
         if not first:
             self.stats["reboots"] += 1
         # settings and calibration survive a reset (flash)
@@ -575,6 +641,8 @@ class Fuzzer:
             self.check_event(item, "tick")
         if self.stats["frames"] >= FRAMES:
             raise StopFuzz()
+        if self.auth_reset:
+            raise Reboot(True)
         self.next_case = None
         if CLOCK[0] < self.gap_until:
             return
@@ -761,6 +829,14 @@ class Fuzzer:
                 self.stats["cache_hits"] += 1
                 continue
             values = struct.unpack(FMT[typ], payload)
+            if typ in AUTH_TYPES:
+                refused = self.auth_refused(typ, seq, payload, out[oi] if oi < len(out) else None, state)
+                if refused is None:
+                    return False
+                if refused:
+                    oi += 1
+                    continue
+                values = values[:-2]  # the handler gets the fields without counter and mac
             if ci >= len(self.calls):
                 self.fail("not dispatched", "%s seq %d %r never reached the handler" % (NAME[typ], seq, values))
                 return False
@@ -786,11 +862,12 @@ class Fuzzer:
                 return False
             reply = out[oi]
             oi += 1
-            idempotent = NAME[typ] in NOT_CACHED
             if NAME[typ] == "HELLO":
                 self.hello_needed = False
-            self.last_key = -1 if idempotent else key
-            self.cached = reply[3]
+                self.last_key = -1
+            elif NAME[typ] not in NOT_CACHED:
+                self.last_key = key
+                self.cached = reply[3]
             self.last_cmd = (typ, seq, payload)
             self.check_command(typ, seq, values, call, reply, n_events, rx0 + drops_before)
             state = call[3]
@@ -801,6 +878,52 @@ class Fuzzer:
         if ci != len(self.calls):
             self.fail("extra dispatch", "the handler ran %d more times than frames arrived" % (len(self.calls) - ci))
             return False
+        return True
+
+    def auth_refused(self, typ, seq, payload, o, state):
+        # an authenticated command: True if the link refused it as it should (NACK AUTH, not
+        # executed, not cached), False if it must reach the handler, None on a failure
+        name = NAME[typ]
+        n_fields = len(FIELDS[typ])
+        counter = struct.unpack_from("<I", payload, len(payload) - S.AUTH_SIZE)[0]
+        known = self.auth_counter
+        if self.signer is None:
+            options = [(NACK_AUTH, 0, 0, 0)]
+        else:
+            mac_ok = self.signer.verify(typ, payload)
+            fresh = None if known is None else counter > known
+            options = []
+            if not mac_ok:
+                options.append((NACK_AUTH, n_fields, counter, 0))
+            if fresh is not True:
+                options.append((NACK_AUTH, n_fields - 1, counter, known))  # limit: the last accepted
+            if mac_ok and fresh:
+                options = []
+        got = None
+        if o is not None and o[0] == S.NACK and o[1] == seq and o[2][0] == typ and o[2][1] == NACK_AUTH:
+            got = (o[2][1], o[2][2], o[2][4], o[2][5])
+        if got is None:
+            if options and not (mac_ok and known is None):
+                self.fail("AUTH", "%s seq %d counter %d reached the handler, want NACK %r" % (name, seq, counter, options))
+                return None
+            self.auth_counter = counter
+            if counter > self.accepted_max:
+                self.accepted_max = counter
+            if counter > 0xFFFFFFFF - (1 << 20):
+                self.saturated = True  # after the next reset and IDENTITY, start afresh
+            return False
+        ok = False
+        for want in options:
+            ok = ok or got == want or (want[3] is None and got[:3] == want[:3] and got[2] <= got[3])
+        if not ok or o[2][3] != state or o[2][2] == 0 and self.signer is not None:
+            self.fail("AUTH", "%s seq %d counter %d: NACK %r in state %d, want one of %r" % (
+                name, seq, counter, got, o[2][3], options))
+            self.auth_reset = True  # one failure, not one per frame from now on
+            return True
+        if got[1] == n_fields - 1:
+            self.auth_counter = got[3]
+        self.stats["auth_nacks"] += 1
+        self.nack_reasons["AUTH"] = self.nack_reasons.get("AUTH", 0) + 1
         return True
 
     # -- one dispatched command against the spec
@@ -888,6 +1011,9 @@ class Fuzzer:
                 elif reason == S.NACK_HELLO_FIRST:
                     if name != "ABORT":
                         self.fail("HELLO_FIRST", "for %s" % name)
+                elif reason == NACK_NOT_PAIRING:
+                    if name != "PAIR":  # the fake board never enters pairing mode
+                        self.fail("NOT_PAIRING", "for %s" % name)
                 else:
                     self.fail("NACK reason", "%s NACKed with reason %d" % (name, reason))
         self.check_fields(name, typ, fields, values, rtype, rv, state, settings_after)
@@ -898,6 +1024,21 @@ class Fuzzer:
         if rtype == S.IDENTITY:
             if r.get("protocol") != S.PROTOCOL_VERSION:
                 self.fail("IDENTITY", "protocol %r" % r.get("protocol"))
+            if "auth_counter" in r and self.signer is not None:
+                got = r["auth_counter"]
+                if self.auth_counter is not None and got != self.auth_counter:
+                    self.fail("IDENTITY auth_counter", "%d, the last accepted was %d" % (got, self.auth_counter))
+                    self.auth_reset = True
+                elif got < self.accepted_max:
+                    # after a reset the device must still refuse every counter it accepted before
+                    self.fail("auth counter after a reset", "IDENTITY auth_counter %d, but %d was accepted before" % (
+                        got, self.accepted_max))
+                    self.auth_reset = True
+                elif self.saturated:
+                    self.auth_reset = True
+                self.auth_counter = got
+            if "paired" in r and r["paired"] != (1 if self.signer else 0):
+                self.fail("IDENTITY paired", "%r" % r["paired"])
             got = [r[n] for n in SETTING_NAMES if n in r]
             if got != self.settings[: len(got)]:
                 self.fail("IDENTITY settings", "reports %r, last ACKed %r" % (got, self.settings))
@@ -1101,6 +1242,10 @@ UMAX = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF, "b": 0x7F, "h": 0x7FFF, "i": 0x
 UMIN = {"B": 0, "H": 0, "I": 0, "b": -0x80, "h": -0x8000, "i": -0x80000000}
 
 
+# commands that reset the board (REPL): common enough to be tested, rare enough for sessions to get far
+RARE = ("REPL",)
+
+
 def default_value(code):
     return b"x" if code.endswith("s") else 1
 
@@ -1140,6 +1285,7 @@ class Mutator:
             (3, "valid device frame", self.valid_device_frame),
             (3, "retransmission", self.retransmission),
             (2, "cache key, other payload", self.cache_other_payload),
+            (2, "replayed command", self.replay),
             (14, "field value", self.field_value),
             (6, "field at a limit", self.field_at_limit),
             (8, "payload bytes, CRC fixed", self.payload_bytes),
@@ -1165,14 +1311,32 @@ class Mutator:
             r -= w
 
     # -- building blocks
+    def command_type(self):
+        t = COMMANDS[rint(len(COMMANDS))]
+        while NAME[t] in RARE and rint(20):
+            t = COMMANDS[rint(len(COMMANDS))]
+        return t
+
     def template(self, msg_type=None):
         if msg_type is None:
-            msg_type = COMMANDS[rint(len(COMMANDS))]
+            msg_type = self.command_type()
         ts = self.templates[msg_type]
         return msg_type, list(ts[rint(len(ts))])
 
-    def build(self, msg_type, values, seq=None):
-        return mkframe(msg_type, rnd(8) if seq is None else seq, struct.pack(FMT[msg_type], *values))
+    def build(self, msg_type, values, seq=None, counter=None, sign=True):
+        # an authenticated command is signed with the next counter (or this one), unless sign=False
+        payload = bytearray(struct.pack(FMT[msg_type], *values))
+        if sign:
+            self.sign(msg_type, payload, counter)
+        return mkframe(msg_type, rnd(8) if seq is None else seq, payload)
+
+    def sign(self, msg_type, payload, counter=None):
+        fz = self.fz
+        if msg_type in AUTH_TYPES and fz.signer is not None and len(payload) == SIZE[msg_type]:
+            if counter is None:
+                fz.sign_counter += 1
+                counter = fz.sign_counter
+            fz.signer.sign(msg_type, payload, counter)
 
     def any_frame(self):
         if rint(4):
@@ -1261,10 +1425,24 @@ class Mutator:
         t, v = self.template()
         if not FIELDS[t]:
             t, v = self.template(TYPE_OF["CONFIGURE"]) if "CONFIGURE" in TYPE_OF else (t, v)
+        names = [f[0] for f in FIELDS[t]]
+        changed = []
         for _ in range(1 + (rint(4) == 0)):
             if v:
                 i = rint(len(v))
                 v[i] = self.value_for(FIELDS[t][i][1], v[i])
+                changed.append(names[i])
+        if t in AUTH_TYPES and "mac" in changed:
+            return self.build(t, v, sign=False)  # a forged tag
+        if t in AUTH_TYPES and "counter" in changed:
+            # signed with an old counter (a replay) or one further ahead; never near 2^32, where
+            # one accepted frame would lock authenticated commands out for the rest of the run
+            fz = self.fz
+            c = v[names.index("counter")]
+            if c > fz.sign_counter:
+                c = fz.sign_counter + 1 + rint(1 << 16)
+                fz.sign_counter = c
+            return self.build(t, v, counter=c)
         return self.build(t, v)
 
     def field_at_limit(self):
@@ -1303,7 +1481,16 @@ class Mutator:
             if p:
                 i = rint(len(p))
                 p[i] = rnd(8) if rint(2) else p[i] ^ (1 << rint(8))
+        if rint(4):
+            self.sign(t, p)  # mostly signed after the damage, so it reaches the dispatcher
         return mkframe(t, rnd(8), p)
+
+    def replay(self):
+        # the last command the dispatcher ran, with another SEQ: not a retransmission, a replay
+        last = self.fz.last_cmd
+        if last is None or last[0] not in AUTH_TYPES:
+            return self.valid_command()
+        return mkframe(last[0], (last[1] + 1 + rint(255)) & 0xFF, last[2])
 
     def type_swap(self):
         t, v = self.template()
@@ -1312,9 +1499,10 @@ class Mutator:
             nt = rnd(8)
         elif k == 1:
             nt = (0, 0x3F, 0x40, 0x7F, 0x80, 0xBF, 0xC0, 0xFF)[rint(8)]
+        elif k == 2:
+            nt = self.command_type()
         else:
-            ts = list(MSG)
-            nt = ts[rint(len(ts))]
+            nt = DEVICE_TYPES[rint(len(DEVICE_TYPES))]
         return mkframe(nt, rnd(8), struct.pack(FMT[t], *v))
 
     def length_lie_fixed(self):
@@ -1390,13 +1578,16 @@ def sandbox():
 
 
 def main():
-    cases = json.load(open(VECTORS))["cases"]
+    doc = json.load(open(VECTORS))
+    cases = doc["cases"]
     sandbox()
-    notes = vector_self_check(cases)
+    notes, wrong = vector_self_check(cases)
     print("mpy_fuzz: seed %d, %d frames, %d golden vectors, %d message types" % (SEED, FRAMES, len(cases), len(MSG)))
     for note in notes:
         print("note:", note)
-    fz = Fuzzer(cases)
+    fz = Fuzzer(doc)
+    for w in wrong:
+        fz.fail("vector self-check", w)
     fz.mut = Mutator(fz, cases)
     t0 = time.ticks_ms()
     fz.run()

@@ -25,7 +25,7 @@ def decode(data, byte_by_byte):
             values = codec.decode_payload(reader.msg_type, reader.payload)
             fields = {}
             for name, v in zip(names, values):
-                fields[name] = value(v)
+                fields[name] = binascii.hexlify(v).decode() if name in spec.RAW_FIELDS else value(v)
             results.append({"frame": spec.MESSAGES[reader.msg_type][0], "seq": reader.seq, "fields": fields})
 
     if byte_by_byte:
@@ -50,6 +50,8 @@ for case in json.load(open(sys.argv[1]))["cases"]:
         vals = []
         for name in spec.layout(t)[1]:
             v = r["fields"][name]
+            if name in spec.RAW_FIELDS:
+                v = binascii.unhexlify(v)
             vals.append(v.encode() if isinstance(v, str) else v)
         encoded = binascii.hexlify(codec.encode(t, r["seq"], vals)).decode()
     out.append({"name": case["name"], "whole": decode(data, False), "bytes": decode(data, True), "encoded": encoded})

@@ -24,7 +24,7 @@ from mesoprotocol import spec
 
 from . import alarms, sync
 from . import program as programs
-from .client import Device, DeviceRefused
+from .client import Device, DeviceRefused, NotPaired
 from .link import LinkError, PortNotFound
 from .exports import FORMATS, NothingToExport
 from .records import RecordStore, RecordStoreError, default_path, is_url
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused, RecordStoreError, RecordsKeptOnDevice) as e:
+    except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused, NotPaired, RecordStoreError,
+            RecordsKeptOnDevice) as e:
         err.print(f"error: {e}")
         if isinstance(e, DeviceRefused) and e.reason == "BAD_STATE":
             err.print("hint: `mesoinject abort --port PORT` stops the device and returns it to IDLE")
@@ -92,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--operator", default=None, help="operator (default: the login name)")
     p.add_argument("--lot", help="the drug's lot (batch) number, for the treatment record")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("pair", help="give the device a new command key (hold the trigger with the E-stop pressed "
+                                    "for 3 s first) and keep it for this user")
+    _add_target(p)
+    p.set_defaults(func=cmd_pair)
 
     p = sub.add_parser("sync", help="store every delivery the device holds unacknowledged (e.g. after a lost link)")
     _add_target(p)
@@ -237,6 +243,15 @@ def cmd_abort(args) -> int:
         before = spec.STATE_NAMES[device.status()["state"]]
         after = spec.STATE_NAMES[device.abort()["state"]]
     console.print(f"device stopped: {before} -> {after}")
+    return 0
+
+
+def cmd_pair(args) -> int:
+    with _connect(args) as device:
+        path = device.pair()
+        identity = device.identity
+    console.print(f"{identity.serial} paired: its key is in {path} (readable only by you); the device never sends "
+                  "it back. Other laptops that drive this device need their own pairing.")
     return 0
 
 

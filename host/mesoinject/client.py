@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import queue
 import secrets
 
 from mesoprotocol import spec
 
-from . import codec
+from . import codec, keys
 from .link import Link
+
+
+class NotPaired(Exception):
+    """This host has no key for the device, or the device has none: commands that act are refused."""
 
 
 class DeviceRefused(Exception):
@@ -48,6 +53,8 @@ class Identity:
     boot_count: int
     journal_free: int  # records the device can journal before the host acknowledges more
     build: str  # 8 hex digits of the flashed image (`mesoinject flash`); 00000000: a source image
+    paired: bool  # the device has a command key
+    auth_counter: int  # the highest command counter it accepted
     limits: dict
 
     @classmethod
@@ -55,7 +62,7 @@ class Identity:
         limits = {row[0]: f[row[0]] for row in spec.SETTINGS_TABLE}
         return cls(f["protocol"], "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"]), f["board"],
                    f["serial"], f["syringe"], f["cal_ppm"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"],
-                   f["journal_free"], "%08x" % f["build"], limits)
+                   f["journal_free"], "%08x" % f["build"], bool(f["paired"]), f["auth_counter"], limits)
 
 
 def new_session_tag() -> int:
@@ -65,13 +72,15 @@ def new_session_tag() -> int:
 class Device:
     """A connected injector. Methods send one command each and return its reply fields."""
 
-    def __init__(self, link: Link):
+    def __init__(self, link: Link, keystore: keys.KeyStore | None = None):
         self.link = link
+        self.keys = keystore or keys.KeyStore()
         self.identity: Identity | None = None
+        self.counter = 0  # the last command counter used with this device
 
     @classmethod
-    def open(cls, port: str) -> "Device":
-        return cls(Link(port))
+    def open(cls, port: str, keystore: keys.KeyStore | None = None) -> "Device":
+        return cls(Link(port), keystore)
 
     def close(self) -> None:
         self.link.close()
@@ -83,10 +92,51 @@ class Device:
         self.close()
 
     def command(self, msg_type: int, **fields) -> dict:
+        if msg_type in spec.AUTHENTICATED:
+            return self._authenticated(msg_type, fields)
         reply = self.link.request(msg_type, **fields)
         if reply.type == spec.NACK:
             raise DeviceRefused(reply.fields)
         return reply.fields
+
+    def sign(self, msg_type: int, **fields) -> dict:
+        """The fields with the next counter and their MAC, for a command in spec.AUTHENTICATED."""
+        identity = self.identity or self.hello()
+        key = self.keys.get(identity.serial)
+        if key is None or not identity.paired:
+            raise NotPaired(f"device {identity.serial} is not paired with this host, so it refuses commands that "
+                            "change its state. Pair it: hold the trigger with the E-stop pressed for 3 s, then run "
+                            "`mesoinject pair --port PORT`")
+        self.counter = max(self.counter, identity.auth_counter) + 1
+        signed = dict(fields, counter=self.counter, mac=bytes(spec.MAC_SIZE))
+        payload = codec.PAYLOADS[msg_type].build(signed)
+        signed["mac"] = keys.mac(key, msg_type, payload[: -spec.MAC_SIZE])
+        return signed
+
+    def _authenticated(self, msg_type: int, fields: dict, retry: bool = True) -> dict:
+        identity = self.identity or self.hello()
+        reply = self.link.request(msg_type, **self.sign(msg_type, **fields))
+        if reply.type == spec.NACK and reply.fields["reason"] == spec.NACK_AUTH and retry:
+            self.hello()  # another host moved the counter on, or the device was re-paired: once more
+            return self._authenticated(msg_type, fields, retry=False)
+        if reply.type == spec.NACK:
+            if reply.fields["reason"] == spec.NACK_AUTH:
+                raise NotPaired(f"device {identity.serial} refused this host's key ({DeviceRefused(reply.fields)}): "
+                                "pair it again with `mesoinject pair --port PORT`")
+            raise DeviceRefused(reply.fields)
+        return reply.fields
+
+    def pair(self) -> pathlib.Path:
+        """Give the device a new key (it must be in pairing mode) and keep it in the key store."""
+        identity = self.hello()
+        key = secrets.token_bytes(spec.KEY_SIZE)
+        reply = self.link.request(spec.PAIR, key=key)
+        if reply.type == spec.NACK:
+            raise NotPaired(f"device {identity.serial} is not in pairing mode: hold the trigger with the E-stop "
+                            "pressed for 3 s (the window stays open 60 s), then pair again")
+        path = self.keys.put(identity.serial, key)
+        self.hello()
+        return path
 
     def hello(self) -> Identity:
         self.identity = Identity.from_fields(self.command(spec.HELLO))

@@ -19,6 +19,8 @@ _SCALARS = {
 
 
 def _field(name: str, code: str) -> c.Construct:
+    if name in spec.RAW_FIELDS:  # key, mac: bytes, not text
+        return name / c.Bytes(int(code[:-1]))
     if code.endswith("s"):
         return name / c.PaddedString(int(code[:-1]), "ascii")
     return name / _SCALARS[code]

@@ -63,6 +63,7 @@ class Link:
         self.event_duplicates = 0
         self.retransmits = 0
         self._seq = 0
+        self._cached: tuple[int, int] | None = None  # TYPE and SEQ of the last command the device caches
         self._lock = threading.Lock()  # one request at a time
         self._event_lock = threading.Lock()
         self._reply: queue.Queue[codec.Message] = queue.Queue()
@@ -91,6 +92,10 @@ class Link:
         """Send a command, return its reply (one of spec.REPLIES)."""
         with self._lock:
             self._seq = (self._seq + 1) & 0xFF
+            if msg_type not in spec.UNCACHED:
+                if (msg_type, self._seq) == self._cached:  # the device would answer from its cache
+                    self._seq = (self._seq + 1) & 0xFF
+                self._cached = (msg_type, self._seq)
             frame = codec.encode(msg_type, self._seq, **fields)
             for attempt in range(self.retries + 1):
                 if attempt:

@@ -17,7 +17,8 @@ def as_results(items):
     out = []
     for item in items:
         if isinstance(item, codec.Message):
-            out.append({"frame": item.name, "seq": item.seq, "fields": item.fields})
+            fields = {k: v.hex() if isinstance(v, bytes) else v for k, v in item.fields.items()}  # raw fields: hex
+            out.append({"frame": item.name, "seq": item.seq, "fields": fields})
         elif isinstance(item, codec.Rejected):
             out.append({"nack": item.reason_name, "type": item.type, "seq": item.seq})
         else:
@@ -43,7 +44,21 @@ GOOD = [c for c in CASES if c.get("encode")]
 @pytest.mark.parametrize("case", GOOD, ids=[c["name"] for c in GOOD])
 def test_encode(case):
     r = case["results"][0]
-    assert codec.encode(codec.TYPES[r["frame"]], r["seq"], **r["fields"]).hex() == case["hex"]
+    fields = {k: bytes.fromhex(v) if k in spec.RAW_FIELDS else v for k, v in r["fields"].items()}
+    assert codec.encode(codec.TYPES[r["frame"]], r["seq"], **fields).hex() == case["hex"]
+
+
+SIGNED = [c for c in GOOD if codec.TYPES[c["results"][0]["frame"]] in spec.AUTHENTICATED]
+
+
+@pytest.mark.parametrize("case", SIGNED, ids=[c["name"] for c in SIGNED])
+def test_host_signs_as_the_vectors(case):
+    from mesoinject import keys
+
+    payload = bytes.fromhex(case["hex"])[spec.HEADER_SIZE:-spec.CRC_SIZE]
+    msg_type = codec.TYPES[case["results"][0]["frame"]]
+    key = bytes.fromhex(VECTORS["test_key"])
+    assert keys.mac(key, msg_type, payload[: -spec.MAC_SIZE]) == payload[-spec.MAC_SIZE:]
 
 
 def test_vectors_file_is_reproducible():

@@ -8,6 +8,8 @@ committed file is what this script produces.
 """
 
 import binascii
+import hashlib
+import hmac
 import json
 import pathlib
 import struct
@@ -17,6 +19,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 from protocol import spec  # noqa: E402
 
 OUT = pathlib.Path(__file__).with_name("frames.json")
+TEST_KEY = bytes(range(0xA0, 0xA0 + spec.KEY_SIZE))  # the key the authenticated vectors are signed with
 
 
 def frame(msg_type, seq, payload, version=spec.PROTOCOL_VERSION):
@@ -32,9 +35,15 @@ def message(msg_type, seq, **fields):
     return frame(msg_type, seq, struct.pack(fmt, *values))
 
 
-def ok(name, msg_type, seq, **fields):
+def ok(name, msg_type, seq, counter=1, **fields):
+    if msg_type in spec.AUTHENTICATED:  # signed with TEST_KEY, by the stdlib's hmac
+        fields = dict(fields, counter=counter, mac=bytes(spec.MAC_SIZE))
+        payload = message(msg_type, seq, **fields)[spec.HEADER_SIZE:-spec.CRC_SIZE]
+        msg = bytes([spec.PROTOCOL_VERSION, msg_type]) + payload[: -spec.MAC_SIZE]
+        fields["mac"] = hmac.new(TEST_KEY, msg, hashlib.sha256).digest()[: spec.MAC_SIZE]
+    shown = {k: v.hex() if isinstance(v, bytes) else v for k, v in fields.items()}  # raw fields as hex
     return {"name": name, "hex": message(msg_type, seq, **fields).hex(), "encode": True,
-            "results": [{"frame": spec.MESSAGES[msg_type][0], "seq": seq, "fields": fields}]}
+            "results": [{"frame": spec.MESSAGES[msg_type][0], "seq": seq, "fields": shown}]}
 
 
 def bad(name, data, *results):
@@ -52,7 +61,8 @@ CONFIG_NAPPAGE = dict(technique=2, syringe=1, needles=1, needle_length_um=4000, 
 IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", serial="SIM-0001",
                 syringe=1, cal_ppm=1012345, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,
                 max_session_nl=5000000, max_depth_um=4000, max_cadence_mhz=10000,
-                max_flow_nl_s=100000, link_timeout_ms=500, boot_count=3, journal_free=5998, build=0xA663DE8F)
+                max_flow_nl_s=100000, link_timeout_ms=500, boot_count=3, journal_free=5998, build=0xA663DE8F,
+                paired=1, auth_counter=0x00012345)
 STATUS = dict(state=5, alarm=0, trigger=1, technique=1, done=7, planned=20, delivered_nl=210000,
               syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456, unacked=1, next_event_seq=0xA5)
 DELIVERY = dict(record_id=0x00030007, session=0x5E55_0001, point=7, kind=1, flags=0, programmed_nl=30000,
@@ -78,7 +88,8 @@ def vectors():
         ok("CALIBRATE", spec.CALIBRATE, 9, syringe=1, area_ppm=1030225),
         ok("RECORDS first", spec.RECORDS, 10, ack_id=0),
         ok("EVENTS", spec.EVENTS, 12, from_seq=0xFE),
-        ok("REPL", spec.REPL, 13),
+        ok("REPL", spec.REPL, 13, counter=0xFFFFFFFF),
+        ok("PAIR", spec.PAIR, 14, key=bytes(range(0x5A, 0x5A + spec.KEY_SIZE))),
         ok("RECORDS ack", spec.RECORDS, 11, ack_id=0x00030007),
         ok("RECORD pending", spec.RECORD, 11, **DELIVERY, pending=2),
         ok("RECORD none left", spec.RECORD, 12, **{k: 0 for k in DELIVERY}, pending=0),
@@ -102,7 +113,7 @@ def vectors():
     ]
     corrupt = bytearray(good_status)
     corrupt[-1] ^= 0x01
-    flipped = bytearray(message(spec.CONFIGURE, 1, **CONFIG_POINT))
+    flipped = bytearray(bytes.fromhex(ok("", spec.CONFIGURE, 1, **CONFIG_POINT)["hex"]))
     flipped[10] ^= 0x40
     cases += [
         bad("bad CRC", bytes(corrupt), {"dropped": "CRC"}),
@@ -126,7 +137,9 @@ def vectors():
 
 def render():
     doc = {"protocol_version": spec.PROTOCOL_VERSION,
-           "about": "Golden frames. Each case: the bytes fed to a fresh reader, and the results it must give in order.",
+           "about": "Golden frames. Each case: the bytes fed to a fresh reader, and the results it must give in order. "
+                    "Raw byte fields (key, mac) are hex; authenticated commands are signed with test_key.",
+           "test_key": TEST_KEY.hex(),
            "cases": vectors()}
     return json.dumps(doc, indent=1) + "\n"
 

@@ -1,0 +1,81 @@
+# Command authentication (PROTOCOL.md, "Authentication"): a per-device key, an HMAC-SHA256 tag
+# truncated to 8 bytes over VER TYPE and the payload before the tag, and a counter that must
+# increase. The key is written by PAIR and never sent back. The counter's high-water mark is
+# kept on flash a block ahead (one write per RESERVE commands), so a frame recorded before a
+# reset is still refused after it.
+import hashlib
+import os
+import struct
+
+from mesoprotocol import spec as S
+
+KEY_FILE = "key"
+COUNTER_FILE = "auth_counter"
+RESERVE = 1024
+_BLOCK = 64  # SHA-256 block size
+
+
+def _save(path, data):
+    with open(path + ".new", "wb") as f:  # write-then-rename: a torn write keeps the old file
+        f.write(data)
+    os.rename(path + ".new", path)
+
+
+class Auth:
+    def __init__(self, key_path=KEY_FILE, counter_path=COUNTER_FILE):
+        self.key_path = key_path
+        self.counter_path = counter_path
+        self.inner = self.outer = None
+        try:
+            with open(key_path, "rb") as f:
+                self._set_key(f.read())
+        except OSError:
+            pass
+        try:
+            with open(counter_path) as f:
+                self.counter = int(f.read())
+        except (OSError, ValueError):
+            self.counter = 0
+        self.reserved = self.counter  # counters up to here may have been accepted before a reset
+
+    def paired(self):
+        return self.inner is not None
+
+    def _set_key(self, key):
+        if len(key) != S.KEY_SIZE:
+            return
+        k = key + bytes(_BLOCK - len(key))
+        self.inner = bytes(b ^ 0x36 for b in k)
+        self.outer = bytes(b ^ 0x5C for b in k)
+
+    def mac(self, msg):
+        inner = hashlib.sha256(self.inner)
+        inner.update(msg)
+        outer = hashlib.sha256(self.outer)
+        outer.update(inner.digest())
+        return outer.digest()[: S.MAC_SIZE]
+
+    def check(self, msg_type, payload, n_fields):
+        # None if the frame is authentic and fresh (the counter is then used up), else the NACK's
+        # (field, value, limit): field 0 not paired, the counter's (replayed/old), the mac's (forged)
+        if self.inner is None:
+            return (0, 0, 0)
+        n = len(payload)
+        counter = struct.unpack_from("<I", payload, n - S.AUTH_SIZE)[0]
+        tag = self.mac(bytes((S.PROTOCOL_VERSION, msg_type)) + bytes(payload[: n - S.MAC_SIZE]))
+        diff = 0
+        for i in range(S.MAC_SIZE):  # every byte compared: the time taken says nothing
+            diff |= tag[i] ^ payload[n - S.MAC_SIZE + i]
+        if diff:
+            return (n_fields, counter, 0)
+        if counter <= self.counter:
+            return (n_fields - 1, counter, self.counter)
+        self.counter = counter
+        if counter >= self.reserved:
+            self.reserved = counter + RESERVE
+            _save(self.counter_path, str(self.reserved).encode())
+        return None
+
+    def pair(self, key):
+        _save(self.key_path, bytes(key))
+        self._set_key(bytes(key))
