@@ -48,7 +48,9 @@ class Link:
         self.rx_frames += 1
         if result == codec.ERROR or r.msg_type >= 0x80:  # replies and events are not commands
             error = r.error if result == codec.ERROR else spec.NACK_UNKNOWN_TYPE
-            n = codec.encode_into(self.tx, spec.NACK, r.seq, (r.msg_type, error, 0, self.state_of(), 0, 0))
+            # a host of another protocol version learns ours: value = its VER, limit = ours
+            theirs, ours = (r.version, spec.PROTOCOL_VERSION) if error == spec.NACK_BAD_VERSION else (0, 0)
+            n = codec.encode_into(self.tx, spec.NACK, r.seq, (r.msg_type, error, 0, self.state_of(), theirs, ours))
             self.board.host_write(memoryview(self.tx)[:n])  # not cached: nothing was executed
             return
         key = (r.msg_type << 8) | r.seq

@@ -24,7 +24,7 @@ from mesoprotocol import spec
 
 from . import alarms, sync
 from . import program as programs
-from .client import Device, DeviceRefused, NotPaired
+from .client import Device, DeviceRefused, IncompatibleFirmware, NotPaired
 from .link import LinkError, PortNotFound
 from .exports import FORMATS, NothingToExport
 from .records import RecordStore, RecordStoreError, default_path, is_url
@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused, NotPaired, RecordStoreError,
-            RecordsKeptOnDevice) as e:
+    except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused, NotPaired, IncompatibleFirmware,
+            RecordStoreError, RecordsKeptOnDevice) as e:
         err.print(f"error: {e}")
         if isinstance(e, DeviceRefused) and e.reason == "BAD_STATE":
             err.print("hint: `mesoinject abort --port PORT` stops the device and returns it to IDLE")

@@ -17,6 +17,10 @@ class NotPaired(Exception):
     """This host has no key for the device, or the device has none: commands that act are refused."""
 
 
+class IncompatibleFirmware(Exception):
+    """The device speaks another protocol version."""
+
+
 class DeviceRefused(Exception):
     """The device NACKed a command; carries the reason, field, value and limit."""
 
@@ -139,9 +143,17 @@ class Device:
         return path
 
     def hello(self) -> Identity:
-        self.identity = Identity.from_fields(self.command(spec.HELLO))
-        if self.identity.protocol != spec.PROTOCOL_VERSION:
-            raise RuntimeError(f"device speaks protocol {self.identity.protocol}, this host {spec.PROTOCOL_VERSION}")
+        """HELLO: the device's identity; a device of another protocol version is refused, saying how to fix it."""
+        reply = self.link.request(spec.HELLO)
+        if reply.type == spec.NACK and reply.fields["reason"] == spec.NACK_BAD_VERSION:
+            theirs = reply.fields["limit"]
+            raise IncompatibleFirmware(
+                f"the device speaks protocol version {theirs}, this mesoinject speaks version {spec.PROTOCOL_VERSION}: "
+                f"flash firmware of this version (`mesoinject flash --board NAME --port PORT`), or install the "
+                f"mesoinject release that speaks version {theirs}")
+        if reply.type == spec.NACK:
+            raise DeviceRefused(reply.fields)
+        self.identity = Identity.from_fields(reply.fields)
         return self.identity
 
     def configure(self, *, session: int | None = None, **fields) -> dict:
