@@ -6,7 +6,7 @@ try:
     from micropython import const
 except ImportError:  # CPython
 
-    def const(x):
+    def const(x):  # type: ignore[misc]  # micropython.const's signature, for CPython
         return x
 
 
