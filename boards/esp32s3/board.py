@@ -2,6 +2,7 @@
 # The logic is shared with the other real boards in board_stepdir.py; this file is the pin map.
 from machine import ADC, Pin
 import board_stepdir
+import board_steprmt
 
 NAME = "esp32s3"
 
@@ -39,6 +40,9 @@ class Board(board_stepdir.StepDirBoard):
         super().__init__((PLUNGER_STEP, PLUNGER_DIR, PLUNGER_INVERT), (NEEDLE_STEP, NEEDLE_DIR, NEEDLE_INVERT),
                          MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED)
         self._adc = ADC(Pin(PRESSURE_ADC), atten=ADC.ATTN_11DB)  # 11 dB: 0-3.1 V range
+
+    def step_driver(self, step_pin, dir_pin, invert, unit):
+        return board_steprmt.RmtStepDir(step_pin, dir_pin, invert, unit)  # pulses from the hardware, not a Python loop
 
     def pressure_raw(self):
         return self._adc.read_u16()

@@ -47,9 +47,9 @@ def reset_code():
 
 
 class StepDir:
-    # One step/dir driver. Bit-banged: ~20 steps per 1 ms tick at most, each a few us in
-    # MicroPython. Upgrade path: a PIO state machine (rp2) or RMT (esp32) fed n per tick,
-    # so pulses are evenly spaced and the tick is not spent toggling a pin.
+    # One step/dir driver, bit-banged: the fallback for a board without a pulse peripheral
+    # (pico uses a PIO state machine, board_steppio.py; esp32s3 the RMT, board_steprmt.py).
+    # ~20 steps per 1 ms tick at most, each a few us of CPU.
 
     def __init__(self, step_pin, dir_pin, invert):
         self._step = Pin(step_pin, Pin.OUT, value=0)
@@ -115,11 +115,15 @@ class StepDirBoard:
     PRESSURE_SPAN_KPA = 689
     PRESSURE_OPEN_MV = 150  # below the 0.5 V offset: sensor unplugged or wire broken
 
+    def step_driver(self, step_pin, dir_pin, invert, unit):
+        # a board with a pulse peripheral returns its driver here (unit: 0 plunger, 1 needle)
+        return StepDir(step_pin, dir_pin, invert)
+
     def __init__(self, plunger, needle, motor_en, trigger, estop, needle_home, plunger_end, led):
         # plunger, needle: (step pin, dir pin, invert dir); inputs are switches to GND.
         self._en = Pin(motor_en, Pin.OUT, value=1)  # active low: disabled
-        self._plunger = StepDir(*plunger)
-        self._needle = StepDir(*needle)
+        self._plunger = self.step_driver(plunger[0], plunger[1], plunger[2], 0)
+        self._needle = self.step_driver(needle[0], needle[1], needle[2], 1)
         self._trigger = Debounced(trigger)
         # E-stop, home and end switches are read raw: acting on the first edge is the safe side.
         self._estop = Pin(estop, Pin.IN, Pin.PULL_UP)  # normally closed: high = pressed or cut

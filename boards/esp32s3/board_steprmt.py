@@ -1,0 +1,45 @@
+# Step pulses from the ESP32 RMT peripheral: the control tick hands over a count and the RMT
+# spreads that many pulses evenly over 80 % of the next millisecond. The pulse trains are built
+# once at start-up (one per count), so a tick allocates nothing.
+import esp32
+from machine import Pin
+from time import sleep_us
+
+MAX_PER_TICK = 64  # more than the plunger's top speed needs (100 uL/s in a 1 mL syringe: ~18)
+SPREAD_US = 800
+DIR_SETUP_US = 2
+
+
+def _trains():
+    trains: list = [()]
+    for n in range(1, MAX_PER_TICK + 1):
+        half = max(SPREAD_US // (2 * n), 1)
+        trains.append((half, half) * n)  # high, low, ... in RMT ticks of 1 us
+    return trains
+
+
+class RmtStepDir:
+    # The StepDir interface (board_stepdir.py): step(n), n signed.
+    _TRAINS = None
+
+    def __init__(self, step_pin, dir_pin, invert, channel):
+        self._dir = Pin(dir_pin, Pin.OUT, value=0)
+        self._invert = invert
+        self._sign = 0
+        self._rmt = esp32.RMT(channel, pin=Pin(step_pin, Pin.OUT, value=0), clock_div=80)  # 1 us resolution
+        if RmtStepDir._TRAINS is None:
+            RmtStepDir._TRAINS = _trains()
+
+    def step(self, n):
+        if not n:
+            return
+        sign = 1 if n > 0 else -1
+        count = min(n * sign, MAX_PER_TICK)
+        if sign != self._sign:
+            self._rmt.wait_done(timeout=2)  # the last tick's train has ended by now
+            self._dir.value((sign > 0) != self._invert)
+            self._sign = sign
+            sleep_us(DIR_SETUP_US)
+        trains = RmtStepDir._TRAINS
+        if trains is not None:
+            self._rmt.write_pulses(trains[count], 1)  # starts high
