@@ -12,3 +12,5 @@ python bench/bench_faults.py --quick
 python bench/bench_metering.py --quick
 python bench/bench_link.py --quick
 python bench/bench_torture.py --quick
+python bench/bench_fuzz.py --quick
+python bench/bench_heap.py

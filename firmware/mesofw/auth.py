@@ -72,10 +72,14 @@ class Auth:
             return (n_fields - 1, counter, self.counter)
         self.counter = counter
         if counter >= self.reserved:
-            self.reserved = counter + RESERVE
+            self.reserved = min(counter + RESERVE, 0xFFFFFFFF)  # a u32 on the wire
             _save(self.counter_path, str(self.reserved).encode())
         return None
 
     def pair(self, key):
+        # a new key: frames signed with the old one fail their tag, so the counter starts again
+        # (a device whose counter ran out is recovered by pairing it again)
         _save(self.key_path, bytes(key))
         self._set_key(bytes(key))
+        self.counter = self.reserved = 0
+        _save(self.counter_path, b"0")

@@ -124,12 +124,12 @@ class Device:
         elif msg_type == S.CALIBRATE:
             return self._calibrate(values[0], values[1])
         if msg_type == S.ARM or msg_type == S.RESUME:
-            if msg_type == S.ARM:
-                self.done = 0
-            needed = self.cfg[6] - self.done + 1  # every point left, and one stopped early
+            # every point left (ARM: all of them), and one stopped early; a refusal changes nothing
+            needed = self.cfg[6] - (0 if msg_type == S.ARM else self.done) + 1
             if self.journal.free() < needed:
                 return self._nack(msg_type, S.NACK_JOURNAL_FULL, 0, self.journal.free(), needed)
             if msg_type == S.ARM:
+                self.done = 0
                 self.delivered_nl = 0
             self._arm()
         elif msg_type == S.PAUSE:

@@ -1,5 +1,9 @@
 # Runs on MicroPython: mutational fuzzing of the firmware's frame parser (codec, link) and
 # command dispatcher (app, device), as built by app.App, on a fake board and a virtual clock.
+# The firmware's own control loop (App.run) drives it: each pass starts at the board's
+# feed_watchdog(), where the fuzzer checks what came out and picks the next case; link.poll and
+# device.tick are wrapped to check each case and each tick; the loop's sleeps move the clock.
+# A failure is recorded (with the case's bytes) and the firmware restarted; the run goes on.
 #
 # Configuration comes from the environment (an argv item >= 256 bytes crashes the unix port):
 #   MESOFUZZ_VECTORS  protocol/vectors/frames.json: the seeds (required)
@@ -232,7 +236,7 @@ D_CRC = "CRC"
 
 
 class RefReader:
-    # results: ("D", reason) | ("N", reason, type, seq) | ("F", type, seq, payload)
+    # results: ("D", reason) | ("N", reason, type, seq, version) | ("F", type, seq, payload)
     def __init__(self):
         self.buf = b""
 
@@ -270,11 +274,11 @@ class RefReader:
             ver, typ, seq, payload = buf[3], buf[4], buf[5], buf[S.HEADER_SIZE : end]
             buf = buf[total:]
             if ver != S.PROTOCOL_VERSION:
-                out.append(("N", S.NACK_BAD_VERSION, typ, seq))
+                out.append(("N", S.NACK_BAD_VERSION, typ, seq, ver))
             elif typ not in MSG:
-                out.append(("N", S.NACK_UNKNOWN_TYPE, typ, seq))
+                out.append(("N", S.NACK_UNKNOWN_TYPE, typ, seq, ver))
             elif SIZE[typ] != n:
-                out.append(("N", S.NACK_BAD_LENGTH, typ, seq))
+                out.append(("N", S.NACK_BAD_LENGTH, typ, seq, ver))
             else:
                 out.append(("F", typ, seq, payload))
         self.buf = buf
@@ -295,7 +299,7 @@ def vector_self_check(cases):
             if "dropped" in w:
                 ok = ok and g == ("D", w["dropped"])
             elif "nack" in w:
-                ok = ok and g[0] == "N" and S.NACK_NAMES[g[1]] == w["nack"] and g[2:] == (w["type"], w["seq"])
+                ok = ok and g[0] == "N" and S.NACK_NAMES[g[1]] == w["nack"] and g[2:4] == (w["type"], w["seq"])
             elif g[0] == "N" and g[1] == S.NACK_BAD_LENGTH and TYPE_OF.get(w["frame"]) == g[2]:
                 stale = True  # the vector predates a layout change in spec.py
             elif g[0] == "N" and g[1] == S.NACK_UNKNOWN_TYPE and w["frame"] not in TYPE_OF:
@@ -811,6 +815,8 @@ class Fuzzer:
                 o = out[oi]
                 oi += 1
                 want = (typ, reason, 0, state, 0, 0)
+                if reason == S.NACK_BAD_VERSION:  # PROTOCOL.md 10: value = the frame's VER, limit = ours
+                    want = (typ, reason, 0, state, r[4], S.PROTOCOL_VERSION)
                 if o[0] != S.NACK or o[1] != seq or tuple(o[2]) != want:
                     self.fail("framing NACK", "got %s seq %d %r, want NACK seq %d %r" % (
                         NAME[o[0]], o[1], o[2], seq, want))
@@ -1302,10 +1308,22 @@ class Mutator:
             (3, "random bytes", self.random_bytes),
         )
         self.total = sum(w for w, _, _ in self.ops)
+        # session phases: a host running a program (the next command of a session) through a
+        # link that damages frames, but sends no other command: sessions get to DELIVERING and
+        # COMPLETE, and whatever is damaged there must change nothing
+        harmless = ("bit flips", "insert/delete/overwrite", "truncation", "length lie", "garbage then frame",
+                    "random bytes", "version, CRC fixed", "valid device frame", "retransmission")
+        self.session_ops = tuple((20 if name == "next command of a session" else w, name, fn)
+                                 for w, name, fn in self.ops if name in harmless or name == "next command of a session")
+        self.session_total = sum(w for w, _, _ in self.session_ops)
 
     def pick(self):
-        r = rint(self.total)
-        for w, name, fn in self.ops:
+        # 6000-frame cycles: 4000 frames of every mutation, then a 2000-frame session phase
+        if self.fz.case_no % 6000 < 4000:
+            ops, r = self.ops, rint(self.total)
+        else:
+            ops, r = self.session_ops, rint(self.session_total)
+        for w, name, fn in ops:
             if r < w:
                 return name, fn
             r -= w
