@@ -11,6 +11,9 @@ def pytest_addoption(parser):
                     help="sim (default): a fresh simulated board per test module; another board name "
                          "(e.g. pico, esp32s3) tests the real board on --port")
     group.addoption("--port", default=None, help="serial port or URL of a real board under test")
+    group.addoption("--balance", default=None,
+                    help="serial port of an MT-SICS balance under the real board's needle: the ground truth of "
+                         "the volume tests on real hardware (the simulated board brings its own)")
     group.addoption("--sim-seed", type=int, default=None,
                     help="seed of the simulated boards' imperfections (default: new each run, printed)")
 

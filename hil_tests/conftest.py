@@ -40,6 +40,19 @@ def sim(rig):
     return rig.sim
 
 
+@pytest.fixture(scope="module")
+def scale(rig, request):
+    """A balance weighing what leaves the needle into the air: the simulated board's, or --balance PORT."""
+    from mesoinject.balance import Balance
+
+    port = rig.sim.balance.port if rig.sim else request.config.getoption("--balance")
+    if not port:
+        pytest.skip("needs ground truth: put an MT-SICS balance under the needle and pass --balance PORT")
+    balance = Balance(port)
+    yield balance
+    balance.close()
+
+
 @pytest.fixture
 def device(rig):
     """A connected device, reset to IDLE with no events pending."""
