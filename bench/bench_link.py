@@ -35,6 +35,7 @@ class Soak:
     commands: int = 0
     lost: int = 0  # no reply after every retransmission
     executed_twice: int = 0  # a PAUSE/RESUME refused: it had already run
+    stopped: dict = dataclasses.field(default_factory=dict)  # alarms the device stopped on (re-armed)
     events_expected: int = 0
     events_received: int = 0
     event_duplicates: int = 0  # suppressed by the host link
@@ -46,7 +47,7 @@ class Soak:
 
     @property
     def clean(self) -> bool:
-        return not (self.lost or self.executed_twice or self.events_lost
+        return not (self.lost or self.executed_twice or self.events_lost or self.stopped
                     or self.events_received != self.events_expected)
 
 
@@ -82,9 +83,22 @@ def soak(board: SimBoard, n: int, faults: LinkFaults) -> Soak:
                     paused = state == spec.STATE_PAUSED
                     r.events_expected += 1
             except DeviceRefused as e:
+                try:
+                    status = dev.status()
+                except LinkError:
+                    r.lost += 1
+                    continue
+                if status["state"] == spec.STATE_FAULT:  # it stopped itself (a starved link: LINK_LOST)
+                    name = spec.ALARM_NAMES[status["alarm"]]
+                    r.stopped[name] = r.stopped.get(name, 0) + 1
+                    board.set_link_faults(None)
+                    armed(dev)
+                    board.set_link_faults(faults)
+                    paused = False
+                    continue
                 r.executed_twice += 1
                 r.first_refusal = r.first_refusal or f"command {i}: {e}"
-                paused = dev.status()["state"] == spec.STATE_PAUSED  # carry on from where the device is
+                paused = status["state"] == spec.STATE_PAUSED  # carry on from where the device is
             except LinkError:
                 r.lost += 1
             while (e := dev.next_event(0)) is not None:
@@ -158,6 +172,7 @@ def report_soak(name: str, s: Soak) -> None:
           f"{s.retransmits} retransmissions; injected {s.injected}")
     print(f"  lost {s.lost}, executed twice {s.executed_twice}; STATE events {s.events_received}/"
           f"{s.events_expected} received, {s.event_duplicates} duplicates suppressed, {s.events_lost} lost"
+          + (f"; the device stopped itself {s.stopped} (re-armed)" if s.stopped else "")
           + (f"; first refusal: {s.first_refusal}" if s.first_refusal else ""))
 
 
