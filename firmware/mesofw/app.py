@@ -15,7 +15,10 @@ class App:
     def __init__(self, board):
         self.board = board
         self.boot_count = bootcount.next_boot()
-        self.journal = journal.Journal(board.JOURNAL_CELLS, self.boot_count << 16)
+        # the needle goes home first (a power cut may have left it in the skin); then the journal
+        # is read and repaired, which can take a while on a real board's flash
+        device.home_needle(board)
+        self.journal = journal.Journal(board.JOURNAL_CELLS, self.boot_count << 16, feed=board.feed_watchdog)
         self.auth = auth.Auth()
         self.link = link.Link(board, self.command, self.auth)
         self.device = device.Device(board, self.link.send_event, self.journal)

@@ -30,6 +30,24 @@ _LED = (S.LED_OFF, S.LED_OFF, S.LED_DELIVERING, S.LED_OFF, S.LED_READY, S.LED_DE
         S.LED_COMPLETE, S.LED_FAULT)
 
 
+def home_needle(board):
+    # The needle may have been in the skin when power went: retract to the home switch.
+    # First thing at boot, before anything slow (the journal's scan).
+    if board.needle_home():
+        return
+    board.motors(True)
+    period_us = 1000000000 // (board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S)
+    limit = 2 * S.MAX_DEPTH_UM * board.NEEDLE_STEPS_PER_MM // 1000
+    deadline = ticks_us()
+    while not board.needle_home() and limit > 0:
+        board.needle_step(-1)
+        limit -= 1
+        deadline = ticks_add(deadline, period_us)
+        while ticks_diff(deadline, ticks_us()) > 0:
+            pass
+    board.motors(False)
+
+
 class Device:
     def __init__(self, board, emit, journal):
         # emit(msg_type, values): queue an event to the host.
@@ -83,33 +101,18 @@ class Device:
 
     def boot(self, reset_cause):
         # After any reset: needle home, motors off, and a RESET alarm the host must acknowledge.
-        self._home_needle()
+        home_needle(self.board)
         self.alarm = S.ALARM_RESET
         self._set_state(S.STATE_FAULT)
         self.emit(S.ALARM, (S.ALARM_RESET, self.state, reset_cause, ticks_ms()))
-
-    def _home_needle(self):
-        # The needle may have been in the skin when power went: retract to the home switch.
-        board = self.board
-        if board.needle_home():
-            return
-        board.motors(True)
-        period_us = 1000000 // self.seq.needle_rate
-        limit = 2 * S.MAX_DEPTH_UM * board.NEEDLE_STEPS_PER_MM // 1000
-        deadline = ticks_us()
-        while not board.needle_home() and limit > 0:
-            board.needle_step(-1)
-            limit -= 1
-            deadline = ticks_add(deadline, period_us)
-            while ticks_diff(deadline, ticks_us()) > 0:
-                pass
-        board.motors(False)
 
     # ---- host commands -----------------------------------------------------------
     def handle(self, msg_type, values, now_us):
         # Returns (ACK, values) or (NACK, values) for the reply frame.
         accepts = _ACCEPTS.get(msg_type)
         if accepts is not None and not (accepts >> self.state) & 1:
+            return self._nack(msg_type, S.NACK_BAD_STATE, 0, self.state, accepts)
+        if msg_type == S.REPL and self.seq.active():  # FAULT may still be backing off or retracting
             return self._nack(msg_type, S.NACK_BAD_STATE, 0, self.state, accepts)
         if msg_type == S.CONFIGURE:
             return self._configure(values)

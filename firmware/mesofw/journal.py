@@ -26,8 +26,9 @@ _GEN = 0x3F  # generations count mod 64; a copy holds the generations of its own
 
 
 class Journal:
-    def __init__(self, cells, first_id=0, path=FILE):
-        # first_id: record ids continue above it even if the journal was erased (boot epoch)
+    def __init__(self, cells, first_id=0, path=FILE, feed=None):
+        # first_id: record ids continue above it even if the journal was erased (boot epoch);
+        # feed(): called while the boot scan runs (the board's watchdog)
         self.cells = cells
         self.cell = bytearray(cells)  # status << 6 | generation of the newest copy
         self.buf = bytearray(2 * COPY)
@@ -46,6 +47,7 @@ class Journal:
             self.f = open(path, "r+b")
         except OSError:
             self.f = open(path, "w+b")
+        self.feed = feed
         self._scan()
         self.last_id = max(self.last_id, first_id)
 
@@ -55,6 +57,8 @@ class Journal:
         newest = -1
         f.seek(0)
         for i in range(self.cells):
+            if self.feed and not i & 255:
+                self.feed()
             n = f.readinto(self.buf)
             if not n or n < 2 * COPY:
                 if n:

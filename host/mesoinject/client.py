@@ -119,9 +119,14 @@ class Device:
 
     def _authenticated(self, msg_type: int, fields: dict, retry: bool = True) -> dict:
         identity = self.identity or self.hello()
-        reply = self.link.request(msg_type, **self.sign(msg_type, **fields))
+        signed = self.sign(msg_type, **fields)
+        reply = self.link.request(msg_type, **signed)
         if reply.type == spec.NACK and reply.fields["reason"] == spec.NACK_AUTH and retry:
-            self.hello()  # another host moved the counter on, or the device was re-paired: once more
+            if reply.fields["limit"] == signed["counter"] and msg_type != spec.RECORDS:
+                # our own counter is the last one accepted: the command ran and its reply was lost
+                # (the device's cache was reset by another host's HELLO); never send it twice
+                return {"command": msg_type, "state": self.status()["state"]}
+            self.hello()  # the device rebooted (counter reserved ahead), another host, or re-paired
             return self._authenticated(msg_type, fields, retry=False)
         if reply.type == spec.NACK:
             if reply.fields["reason"] == spec.NACK_AUTH:

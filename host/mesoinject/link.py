@@ -184,6 +184,11 @@ class Link:
         with self._event_lock:
             if self._next_event is None:
                 self._next_event = next_event_seq  # nothing seen yet: start here
+            elif (next_event_seq - self._next_event) & 0xFF >= 128:
+                # the device is behind us: it rebooted and counts from 0 again (what we took for
+                # duplicates were its new events): start over and ask for all of them
+                self._next_event = 0
+                self._early.clear()
             return None if self._next_event == next_event_seq else self._next_event
 
     def skip_events(self, next_event_seq: int) -> None:

@@ -81,12 +81,13 @@ class SessionRunner:
         self.session_tag = new_session_tag()
         self.session_id = self.store.begin_session(identity, program, patient_ref=patient_ref, operator=operator,
                                                    device_session=self.session_tag, drug_lot=drug_lot)
-        reply = device.configure(session=self.session_tag, **program.configure_fields())
         self.progress = Progress(planned=program.count)
-        if pending:  # the acknowledged reset goes on this session's record
-            self.store.add_alarm(self.session_id, identity.serial, pending)
         outcome = "interrupted"
         try:
+            if pending:  # the reset goes on this session's record first, then it is acknowledged
+                self.store.add_alarm(self.session_id, identity.serial, pending)
+                device.abort()
+            reply = device.configure(session=self.session_tag, **program.configure_fields())
             if reply["state"] != spec.STATE_PRIMED:
                 device.prime(program.prime_nl)
                 state = self._wait_for({spec.STATE_PRIMED, spec.STATE_CONFIGURED, spec.STATE_FAULT}, 30)
@@ -118,14 +119,13 @@ class SessionRunner:
         return Outcome(self.session_id, outcome, self.progress, identity)
 
     def _pending_alarm(self, identity: Identity) -> dict | None:
-        """A RESET alarm is recorded and acknowledged; any other fault stops us here."""
+        """A RESET alarm to record (and then acknowledge); any other fault stops us here."""
         status = self.device.status()
         if status["state"] != spec.STATE_FAULT:
             return None
         alarm = status["alarm"]
         if alarm != spec.ALARM_RESET:
             raise DeviceInFault(alarm, alarms.explain(alarm, 0))
-        self.device.abort()
         return {"code": alarm, "detail": spec.RESET_NAMES.index(identity.reset_cause), "time_ms": status["time_ms"]}
 
     def _wait_for(self, states: set[int], timeout_s: float) -> int:
