@@ -146,8 +146,8 @@ def main() -> int:
               f"{percentile(outs, 99):13.1f}ms {statistics.median(after):8.3f}uL {max(after):8.3f}uL  {written}/{n}")
     print("stop: board time from the fault to the plunger's last forward step; needle out: to the needle leaving "
           "the skin;\nafter: volume pushed out of the syringe after the fault (net of the occlusion back-off);\n"
-          "record: the partial point's DELIVERY reached the host - lost when the link is cut or the board resets "
-          "mid-point (no device journal yet)")
+          "record: the partial point's DELIVERY event reached the host live; when the link is cut or the board "
+          "resets mid-point\nthe record waits in the device journal and is stored at the next sync (bench_torture)")
     return 0
 
 
