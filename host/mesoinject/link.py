@@ -35,6 +35,7 @@ class PortNotFound(LinkError):
 
 
 MIN_RTO_S = 0.01  # retransmission timeout bounds (RFC 6298 estimator, Karn's rule)
+FLUSH = bytes(spec.MAX_FRAME)  # sent before a retransmission (PROTOCOL.md 3)
 
 
 class Link:
@@ -65,6 +66,7 @@ class Link:
         self._seq = 0
         self._cached: tuple[int, int] | None = None  # TYPE and SEQ of the last command the device caches
         self._lock = threading.Lock()  # one request at a time
+        self._drop_partial = False  # set by a retransmission: the read loop drops a partial frame
         self._event_lock = threading.Lock()
         self._reply: queue.Queue[codec.Message] = queue.Queue()
         self._waiting_seq: int | None = None
@@ -98,10 +100,16 @@ class Link:
                 self._cached = (msg_type, self._seq)
             frame = codec.encode(msg_type, self._seq, **fields)
             for attempt in range(self.retries + 1):
+                data = frame
                 if attempt:
                     self.retransmits += 1
+                    # a frame whose LEN byte was corrupted makes a reader wait for bytes that never
+                    # belonged to it, swallowing the frames behind: filler (never a sync byte) completes
+                    # and fails it on the device, and our own partial frame is dropped
+                    data = FLUSH + frame
+                    self._drop_partial = True
                 sent = time.monotonic()
-                reply = self._exchange(frame, self._seq, min(self.rto() * 2**attempt, 2 * self.timeout))
+                reply = self._exchange(data, self._seq, min(self.rto() * 2**attempt, 2 * self.timeout))
                 if reply is not None:
                     if not attempt:  # Karn: a retransmitted exchange says nothing about the round trip
                         self._sample(time.monotonic() - sent)
@@ -154,6 +162,9 @@ class Link:
                 if not self._closed:
                     self.error = e
                 return
+            if self._drop_partial:
+                self._drop_partial = False
+                self.reader.reset()  # a reply with a corrupted LEN must not swallow the next one
             if data:
                 for item in self.reader.feed(data):
                     self._dispatch(item)
