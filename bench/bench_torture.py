@@ -15,6 +15,7 @@ the quick run).
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import dataclasses
 import pathlib
@@ -191,8 +192,6 @@ def _compare(seed, penetrations, rows, corrupted, done, interruptions, seconds) 
 
 
 def _entry_at(starts, penetrations, t_us):
-    import bisect
-
     i = bisect.bisect_right(starts, t_us) - 1
     if i >= 0 and penetrations[i].t0_us <= t_us <= penetrations[i].t1_us + 2000:
         return i

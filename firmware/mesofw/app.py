@@ -31,7 +31,7 @@ class App:
         if msg_type == spec.HELLO:
             return (spec.IDENTITY, self.identity())
         if msg_type == spec.STATUS:
-            return (spec.STATUS_REPLY, self.device.status(self.link.rx_errors) + (self.link.event_seq,))
+            return (spec.STATUS_REPLY, self.device.status(self.link.rx_errors, self.link.event_seq))
         if msg_type == spec.RECORDS:
             return (spec.RECORD, self.records(values[0]))
         if msg_type == spec.PAIR:

@@ -100,8 +100,8 @@ class Device:
         board.led(S.LED_OFF)
 
     def boot(self, reset_cause):
-        # After any reset: needle home, motors off, and a RESET alarm the host must acknowledge.
-        home_needle(self.board)
+        # After any reset (the app has homed the needle first: home_needle), a RESET alarm
+        # the host must acknowledge.
         self.alarm = S.ALARM_RESET
         self._set_state(S.STATE_FAULT)
         self.emit(S.ALARM, (S.ALARM_RESET, self.state, reset_cause, ticks_ms()))
@@ -405,8 +405,8 @@ class Device:
                                depth, t))
 
     def _checkpoint(self):
-        # a point in progress is re-journalled every JOURNAL_CHECKPOINT_NL it pushes, so a power
-        # cut loses at most that much of the record
+        # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut
+        # loses at most that much of the record
         seq = self.seq
         phase = seq.phase
         if self.journal.cur < 0 or not (phase == dosing.DISPENSE or phase == dosing.TOPUP or phase == dosing.SETTLE):
@@ -454,7 +454,7 @@ class Device:
         self.board.led(_LED[new])
         self.emit(S.STATE, (old, new, ticks_ms()))
 
-    def status(self, rx_errors):
+    def status(self, rx_errors, next_event_seq):
         cfg = self.cfg
         return (
             self.state,
@@ -469,4 +469,5 @@ class Device:
             rx_errors & 0xFFFF,
             ticks_ms(),
             min(self.journal.unacked, 0xFFFF),
+            next_event_seq,
         )

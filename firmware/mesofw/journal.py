@@ -33,7 +33,6 @@ class Journal:
         self.cell = bytearray(cells)  # status << 6 | generation of the newest copy
         self.buf = bytearray(2 * COPY)
         self.body = memoryview(self.buf)[:_BODY_SIZE]  # views made once: no allocation per write
-        self.crc = memoryview(self.buf)[_BODY_SIZE:COPY]
         self.copy_view = memoryview(self.buf)[:COPY]
         self.head = 0
         self.tail = 0

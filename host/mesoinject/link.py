@@ -19,7 +19,6 @@ from mesoprotocol import spec
 
 from . import codec
 
-REPLIES = spec.REPLIES
 
 
 class LinkError(Exception):
@@ -173,7 +172,7 @@ class Link:
         if not isinstance(item, codec.Message):
             self.rx_dropped += 1  # CRC, oversize, or a frame the device should never send
             return
-        if item.type in REPLIES:
+        if item.type in spec.REPLIES:
             if item.seq == self._waiting_seq:
                 self._waiting_seq = None  # a late duplicate of this reply is ignored
                 self._reply.put(item)

@@ -68,6 +68,8 @@ class SessionRunner:
         self.progress = Progress()
         self.session_id: int | None = None
         self.session_tag = 0
+        self.sessions: dict[int, int] = {}  # device session tag -> host session id
+        self.acked = 0  # DELIVERY events stored and acknowledged
         self.earlier = sync.SyncCounts()  # records of earlier sessions the device still held
         self.store_error: RecordStoreError | None = None  # the store failed mid-session: retried each poll
 
@@ -81,6 +83,7 @@ class SessionRunner:
         self.session_tag = new_session_tag()
         self.session_id = self.store.begin_session(identity, program, patient_ref=patient_ref, operator=operator,
                                                    device_session=self.session_tag, drug_lot=drug_lot)
+        self.sessions = {self.session_tag: self.session_id}
         self.progress = Progress(planned=program.count)
         outcome = "interrupted"
         try:
@@ -150,8 +153,11 @@ class SessionRunner:
         # The STATUS reply comes after every event the device sent before it, so
         # draining the queue after the reply leaves no event behind.
         status = self.device.status()
+        acked = self.acked
         self._drain_events()
-        if status["unacked"]:  # a DELIVERY lost on the link, or a store that failed: the journal has it
+        # the STATUS counted the records whose DELIVERY we just acknowledged; any more is a DELIVERY
+        # lost on the link, or one the store could not take: the journal still has it
+        if status["unacked"] > self.acked - acked:
             self._store_quietly(self._sync, 0)
         p = self.progress
         p.unstored = status["unacked"] if self.store_error else 0
@@ -173,9 +179,11 @@ class SessionRunner:
             self.progress.alarms.append((event.fields["code"], event.fields["detail"]))
 
     def _store_and_ack(self, serial: str, f: dict) -> None:
-        new = self.store.add_delivery(self._session_of(f["session"]), serial, f)  # committed, then acked
+        session_id = sync.session_of(self.store, self.device.identity, self.sessions, f["session"])
+        new = self.store.add_delivery(session_id, serial, f)  # committed, then acked
         self._count(f, new)
         self._sync(f["record_id"])
+        self.acked += 1
 
     def _store_quietly(self, action, *args) -> None:
         # The treatment goes on when the store fails (locked, disk full): the device keeps every
@@ -188,13 +196,7 @@ class SessionRunner:
             self.store_error = e
 
     def _sync(self, ack_id: int) -> None:
-        sync.drain(self.device, self.store, ack_id=ack_id, session_of=self._session_of, on_record=self._count)
-
-    def _session_of(self, tag: int) -> int:
-        if tag == self.session_tag:
-            return self.session_id
-        identity = self.device.identity
-        return self.store.session_for_device(identity.serial, tag, board=identity.board, firmware=identity.firmware)
+        sync.drain(self.device, self.store, ack_id=ack_id, known=self.sessions, on_record=self._count)
 
     def _count(self, f: dict, new: bool) -> None:
         p = self.progress

@@ -23,25 +23,29 @@ class SyncCounts:
     sessions: set = dataclasses.field(default_factory=set)  # host session ids the records went to
 
 
-def drain(device: Device, store: RecordStore, *, ack_id: int = 0,
-          session_of: Callable[[int], int] | None = None,
+def session_of(store: RecordStore, identity, known: dict[int, int], tag: int) -> int:
+    """The host session of a device session tag: the one begun with it, or a placeholder for a
+    session this store never saw. `known` caches tag -> session id across records."""
+    if tag not in known:
+        known[tag] = store.session_for_device(identity.serial, tag, board=identity.board, firmware=identity.firmware)
+    return known[tag]
+
+
+def drain(device: Device, store: RecordStore, *, ack_id: int = 0, known: dict[int, int] | None = None,
           on_record: Callable[[dict, bool], None] | None = None) -> SyncCounts:
     """Store every record the device holds unacknowledged; ack_id: one already committed.
 
-    session_of(device session tag) -> host session id; default: the store's session
-    begun with that tag, or a placeholder for a session this store never saw.
-    on_record(fields, new) is called after each commit.
+    known: tag -> host session id already resolved (see session_of); on_record(fields, new)
+    is called after each commit.
     """
     identity = device.identity or device.hello()
-    if session_of is None:
-        def session_of(tag: int) -> int:
-            return store.session_for_device(identity.serial, tag, board=identity.board, firmware=identity.firmware)
+    known = {} if known is None else known
     counts = SyncCounts()
     while True:
         record = device.records(ack_id)
         if not record["record_id"]:
             return counts
-        session_id = session_of(record["session"])
+        session_id = session_of(store, identity, known, record["session"])
         new = store.add_delivery(session_id, identity.serial, record)  # committed, or raises: no ack
         counts.stored += new
         counts.replayed += not new
