@@ -28,6 +28,7 @@ import termios
 import threading
 import time
 import tty
+from typing import Callable
 
 from mesoinject import image
 from mesoinject.keys import KeyStore
@@ -172,6 +173,8 @@ class SimBoard:
         self._held: dict[str, collections.deque] = {"host": collections.deque(), "device": collections.deque()}
         self._line_free = {"host": 0.0, "device": 0.0}  # when the paced line has sent what it holds
         self.resets: list[int] = []  # reset cause of every reboot the harness performed
+        # a wire tap for benchmarks: called (time.time(), bytes) as the firmware's bytes leave the board
+        self.on_device_bytes: Callable[[float, bytes], None] | None = None
         self._cond = threading.Condition()
         self._proc: subprocess.Popen | None = None
         self._stopping = False
@@ -416,6 +419,8 @@ class SimBoard:
 
     def _from_device(self) -> None:
         data = _read(self._dev_master)
+        if data and self.on_device_bytes:
+            self.on_device_bytes(time.time(), data)
         if data and not self._wdt_armed:  # no firmware running: a REPL may be talking
             self._watch_repl(data)
         if data and self._link_passes("host", data):

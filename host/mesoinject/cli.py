@@ -99,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_target(p)
     p.set_defaults(func=cmd_pair)
 
+    p = sub.add_parser("ui", help="the clinician console: a page in the browser, served on 127.0.0.1 only")
+    _add_target(p)
+    p.add_argument("--db", help=f"records database or postgresql:// URL (default: {default_path()})")
+    p.add_argument("--programs", default="programs", help="folder of the program library (default: ./programs)")
+    p.add_argument("--no-browser", action="store_true", help="print the URL only; do not open a browser")
+    p.set_defaults(func=cmd_ui)
+
     p = sub.add_parser("sync", help="store every delivery the device holds unacknowledged (e.g. after a lost link)")
     _add_target(p)
     p.add_argument("--db", help=f"records database (default: {default_path()})")
@@ -143,23 +150,29 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def _connect(args, syringe: int = 1, operator: bool = False):
-    """Open the device named by --port, or start a simulated board for --sim."""
+def _target(args, syringe: int = 1, operator: bool = False):
+    """The port named by --port, or a simulated board's, started for --sim (with a virtual operator
+    pulling the trigger if asked)."""
     if not args.sim:
-        with Device.open(args.port) as device:
-            yield device
+        yield args.port
         return
     from mesosim import VirtualOperator
 
     with sim_board(syringe) as board:
-        with Device.open(board.url) as device:
-            if operator:
-                with VirtualOperator(board) as op:
-                    yield device
-                if op.error:
-                    raise LinkError(f"virtual operator failed: {op.error}")
-            else:
-                yield device
+        if not operator:
+            yield board.url
+            return
+        with VirtualOperator(board) as op:
+            yield board.url
+        if op.error:
+            raise LinkError(f"virtual operator failed: {op.error}")
+
+
+@contextlib.contextmanager
+def _connect(args, syringe: int = 1, operator: bool = False):
+    """Open the device named by --port, or start a simulated board for --sim."""
+    with _target(args, syringe, operator) as port, Device.open(port) as device:
+        yield device
 
 
 def sim_dir(serial: str = "SIM-0001") -> pathlib.Path:
@@ -202,6 +215,38 @@ def cmd_sim(args) -> int:
                 stop.wait()
             except KeyboardInterrupt:
                 console.print("stopped")
+    return 0
+
+
+def cmd_ui(args) -> int:
+    import webbrowser
+
+    from .console import Console as UiConsole, ConsoleServer
+
+    programs_dir = pathlib.Path(args.programs)
+    if not programs_dir.is_dir():
+        raise UsageError(f"no program library at {programs_dir}: pass --programs DIR (a folder of .toml programs)")
+    store = RecordStore(args.db or default_path(), busy_timeout_s=0.1)  # see cmd_run
+    with _target(args, operator=True) as port:
+        ui = UiConsole(lambda: Device.open(port), store, programs_dir).start()
+        server = ConsoleServer(ui).start()
+        if args.sim:
+            console.print("simulated board started; a virtual operator pulls the trigger at each point")
+        if ui.device is None:
+            err.print(f"warning: no device yet ({ui.link_error}); the console keeps trying")
+        console.print(f"clinician console: {server.url}")
+        console.print(f"records: {store.where}. Ctrl-C stops it (an armed device is paused first).")
+        if not args.no_browser:
+            webbrowser.open(server.url)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+            ui.stop()
+            store.close()
+    console.print("console stopped")
     return 0
 
 

@@ -25,6 +25,14 @@ class RecordsKeptOnDevice(RuntimeError):
     """The session ran, but the store could not take every record: they are still on the device."""
 
 
+class PrimingStopped(RuntimeError):
+    """Priming ended without the device becoming PRIMED (aborted, an alarm, or it gave up)."""
+
+    def __init__(self, state: int):
+        self.state = state
+        super().__init__(f"priming did not complete: the device is {spec.STATE_NAMES[state]}")
+
+
 class DeviceInFault(Exception):
     """The device is stopped on an alarm from before this session; a person must clear it."""
 
@@ -42,6 +50,9 @@ class Progress:
     primed_nl: int = 0
     records: int = 0
     partial: int = 0
+    depth_um: int = 0  # needle depth now
+    syringe_left_nl: int = 0
+    cadence_mhz: int = 0  # nappage: measured between the last two shots of a burst, 0 if not known
     unstored: int = 0  # records the device holds that the store could not take yet (they stay on the device)
     alarms: list[tuple[int, int]] = dataclasses.field(default_factory=list)  # (ALARM_* code, detail)
 
@@ -72,9 +83,32 @@ class SessionRunner:
         self.acked = 0  # DELIVERY events stored and acknowledged
         self.earlier = sync.SyncCounts()  # records of earlier sessions the device still held
         self.store_error: RecordStoreError | None = None  # the store failed mid-session: retried each poll
+        self.program: Program | None = None
+        self.configured = spec.STATE_IDLE  # the device's state after CONFIGURE (PRIMED: still primed)
+        self._last_poll = 0.0
+        self._last_shot: tuple[int, int] | None = None  # (shot index, device time_ms) for the measured cadence
 
     def run(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
             drug_lot: str | None = None, timeout_s: float | None = None) -> Outcome:
+        """The whole program: begin, prime, arm, watch until it ends, finish. Ctrl-C pauses the device."""
+        identity = self.begin(program, patient_ref=patient_ref, operator=operator, drug_lot=drug_lot)
+        outcome = "interrupted"
+        try:
+            self.prime()
+            self.arm()
+            outcome = self.watch(timeout_s)
+        except BaseException:
+            self._pause_quietly()
+            raise
+        finally:
+            self.finish(outcome)
+        return Outcome(self.session_id, outcome, self.progress, identity)
+
+    # ---- the steps, for a caller that lets a person decide each one (the console) ----------------
+    def begin(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
+              drug_lot: str | None = None) -> Identity:
+        """Check the program against the device, store what it kept from before, open the session
+        and configure the device. Nothing moves yet."""
         device = self.device
         identity = device.hello()
         program.check_limits(identity.limits)
@@ -84,34 +118,54 @@ class SessionRunner:
         self.session_id = self.store.begin_session(identity, program, patient_ref=patient_ref, operator=operator,
                                                    device_session=self.session_tag, drug_lot=drug_lot)
         self.sessions = {self.session_tag: self.session_id}
+        self.program = program
         self.progress = Progress(planned=program.count)
-        outcome = "interrupted"
         try:
             if pending:  # the reset goes on this session's record first, then it is acknowledged
                 self.store.add_alarm(self.session_id, identity.serial, pending)
                 device.abort()
-            reply = device.configure(session=self.session_tag, **program.configure_fields())
-            if reply["state"] != spec.STATE_PRIMED:
-                device.prime(program.prime_nl)
-                state = self._wait_for({spec.STATE_PRIMED, spec.STATE_CONFIGURED, spec.STATE_FAULT}, 30)
-                if state != spec.STATE_PRIMED:
-                    raise RuntimeError(f"priming failed: device is {spec.STATE_NAMES[state]}")
-            device.arm()
-            deadline = None if timeout_s is None else time.monotonic() + timeout_s
-            while True:
-                state = self._poll()
-                if state in TERMINAL:
-                    outcome = TERMINAL[state]
-                    self._until_needle_home()  # a stopped point is recorded once the plunger is still
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"program not complete after {timeout_s} s")
-                time.sleep(self.poll_s)  # heartbeat period, not synchronisation
+            self.configured = device.configure(session=self.session_tag, **program.configure_fields())["state"]
         except BaseException:
-            self._pause_quietly()
+            self.finish("interrupted")
             raise
-        finally:
-            self._store_quietly(self.store.end_session, self.session_id, outcome)
+        return identity
+
+    def prime(self) -> None:
+        """Prime (into the air) unless the device is still primed; returns once it is PRIMED."""
+        if self.configured == spec.STATE_PRIMED:
+            return
+        self.device.prime(self.program.prime_nl)
+        state = self._wait_for({spec.STATE_PRIMED, spec.STATE_CONFIGURED, spec.STATE_FAULT, spec.STATE_IDLE}, 30)
+        if state != spec.STATE_PRIMED:
+            raise PrimingStopped(state)
+
+    def arm(self) -> None:
+        self.device.arm()
+
+    def watch(self, timeout_s: float | None = None) -> str:
+        """Until the program ends (complete, aborted or on an alarm); returns how it ended."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while (state := self.step()) not in TERMINAL:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"program not complete after {timeout_s} s")
+        self.until_needle_home()  # a stopped point is recorded once the plunger is still
+        return TERMINAL[state]
+
+    def step(self) -> int:
+        """One heartbeat period: store each event the moment it arrives, then poll; the device's state."""
+        due = self._last_poll + self.poll_s
+        while (left := due - time.monotonic()) > 0:
+            event = self.device.next_event(left)
+            if event is None:
+                break
+            self.handle_event(event)
+            self.on_progress(self.progress)
+        self._last_poll = time.monotonic()
+        return self._poll()
+
+    def finish(self, outcome: str) -> None:
+        """Close the session on the store; raises RecordsKeptOnDevice if records could not be stored."""
+        self._store_quietly(self.store.end_session, self.session_id, outcome)
         if self.store_error:
             try:
                 self._sync(0)  # one last try
@@ -119,7 +173,6 @@ class SessionRunner:
                 held = self.device.status()["unacked"]
                 raise RecordsKeptOnDevice(f"{e}. The device keeps the {held} records not yet stored; store them "
                                           "with `mesoinject sync --port PORT` once the database is usable") from e
-        return Outcome(self.session_id, outcome, self.progress, identity)
 
     def _pending_alarm(self, identity: Identity) -> dict | None:
         """A RESET alarm to record (and then acknowledge); any other fault stops us here."""
@@ -133,15 +186,12 @@ class SessionRunner:
 
     def _wait_for(self, states: set[int], timeout_s: float) -> int:
         deadline = time.monotonic() + timeout_s
-        while True:
-            state = self._poll()
-            if state in states:
-                return state
+        while (state := self.step()) not in states:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"device stayed {spec.STATE_NAMES[state]} for {timeout_s} s")
-            time.sleep(self.poll_s)
+        return state
 
-    def _until_needle_home(self, timeout_s: float = 5.0) -> None:
+    def until_needle_home(self, timeout_s: float = 5.0) -> None:
         # after a fault the device may still be backing off (occlusion) or retracting;
         # its DELIVERY for the stopped point comes before the needle is home
         deadline = time.monotonic() + timeout_s
@@ -162,7 +212,9 @@ class SessionRunner:
         p = self.progress
         p.unstored = status["unacked"] if self.store_error else 0
         p.state = spec.STATE_NAMES[status["state"]]
-        p.done = status["done"]
+        p.done = max(p.done, status["done"])  # a DELIVERY may have counted it already
+        p.depth_um = status["depth_um"]
+        p.syringe_left_nl = status["syringe_left_nl"]
         self.on_progress(p)
         return status["state"]
 
@@ -205,9 +257,17 @@ class SessionRunner:
         p.records += 1
         if f["kind"] == spec.KIND_PRIME:
             p.primed_nl += f["delivered_nl"]
-        else:
-            p.delivered_nl += f["delivered_nl"]
-            p.partial += 1 if f["flags"] & spec.FLAG_PARTIAL else 0
+            return
+        p.delivered_nl += f["delivered_nl"]
+        if f["flags"] & spec.FLAG_PARTIAL:
+            p.partial += 1
+            return
+        p.done = max(p.done, f["point"] + 1)  # on screen now, not at the next poll
+        if f["kind"] == spec.KIND_SHOT:
+            last, self._last_shot = self._last_shot, (f["point"], f["time_ms"])
+            interval_ms = f["time_ms"] - last[1] if last and last[0] == f["point"] - 1 else 0
+            if 0 < interval_ms * self.program.cadence_mhz <= 2000000:  # within a burst: < 2 periods apart
+                p.cadence_mhz = 1000000 // interval_ms
 
     def _pause_quietly(self) -> None:
         # Ctrl-C or a host error: pause (plunger stops, needle out, program kept),

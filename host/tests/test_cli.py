@@ -68,3 +68,38 @@ def test_sync_after_a_run_finds_nothing_left_and_the_lot_is_on_the_record(tmp_pa
     assert "0 new records stored" in r.stdout  # the run acknowledged everything it stored
     fhir = json.loads(cli("records", "export", "--db", str(db), "--format", "fhir", "--session", "1").stdout)
     assert "L2611" in json.dumps(fhir)
+
+
+def test_ui_serves_the_console_on_loopback_and_stops_cleanly_on_ctrl_c(tmp_path):
+    import signal
+    import urllib.error
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "mesoinject.cli", "ui", "--sim", "--no-browser",
+                             "--db", str(tmp_path / "r.db"), "--programs", str(PROGRAMS)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")})
+    try:
+        for line in proc.stdout:  # the URL is printed once the server listens
+            if line.startswith("clinician console: "):
+                url = line.split(": ", 1)[1].strip()
+                break
+        assert url.startswith("http://127.0.0.1:") and "?token=" in url
+        with pytest.raises(urllib.error.HTTPError) as refused:  # the page without the secret
+            urllib.request.urlopen(url.split("?")[0])
+        assert refused.value.code == 403
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        opener.open(url)  # signs in: the cookie
+        state = json.loads(opener.open(url.split("?")[0] + "api/state").read())
+        assert state["device"]["serial"] == "SIM-0001" and state["phase"] == "setup"
+        assert [p["file"] for p in state["programs"]] == ["nappage.toml", "point-by-point.toml", "test-dose.toml"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "console stopped" in out
+
+
+def test_ui_without_a_program_library_says_what_to_pass(tmp_path):
+    r = cli("ui", "--port", "socket://127.0.0.1:9", "--programs", str(tmp_path / "none"), "--no-browser")
+    assert r.returncode == 2 and "--programs DIR" in r.stderr

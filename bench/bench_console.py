@@ -1,0 +1,141 @@
+"""Clinician console latency: a DELIVERY leaving the device -> the number changing on screen.
+
+The real firmware on the simulated board, the console's server, and the real page in
+headless Chromium, a virtual clinician on the trigger. Two clocks on one machine:
+- device side: a tap on the simulated board's serial output timestamps (time.time())
+  the moment each DELIVERY frame leaves the firmware's process;
+- screen side: a MutationObserver on #done timestamps, at the next animation frame
+  (the change painted), `performance.timeOrigin + performance.now()`.
+For the k-th point: latency = first on-screen value >= k minus the k-th DELIVERY.
+It fails (exit 1) if a delivery is missing from the store or counted twice.
+
+    python bench/bench_console.py [--points 100] [--shots 300] [--quick]
+
+Points of 5 uL and shots of 1 uL, one BD 1 mL syringe for both programs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import statistics
+import sys
+import tempfile
+import threading
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mesoinject import codec  # noqa: E402
+from mesoinject.client import Device  # noqa: E402
+from mesoinject.console import Console, ConsoleServer  # noqa: E402
+from mesoinject.records import RecordStore  # noqa: E402
+from mesoprotocol import spec  # noqa: E402
+from mesosim import SimBoard, VirtualOperator  # noqa: E402
+from tools import browser  # noqa: E402
+
+WATCH_DONE = """
+window.__changes = [];
+new MutationObserver(() => {
+  const value = Number(document.querySelector('#done').textContent);
+  requestAnimationFrame(() => window.__changes.push([value, performance.timeOrigin + performance.now()]));
+}).observe(document.querySelector('#done'), {childList: true, characterData: true, subtree: true});
+"""
+
+
+class DeliveryTap:
+    """DELIVERY frames (not primes) as they leave the simulated board: (point index, wall time s)."""
+
+    def __init__(self):
+        self.reader = codec.FrameReader()
+        self.seen: list[tuple[int, float]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, t: float, data: bytes) -> None:
+        with self.lock:
+            for item in self.reader.feed(data):
+                if isinstance(item, codec.Message) and item.type == spec.DELIVERY \
+                        and item.fields["kind"] != spec.KIND_PRIME and not item.fields["flags"] & spec.FLAG_PARTIAL:
+                    self.seen.append((item.fields["point"], t))
+
+
+def percentile(values, q):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
+
+
+def run_program(page, ui: Console, tap: DeliveryTap, program: str, count: int, volume: str) -> dict:
+    page.goto(page.url.split("?")[0])
+    page.wait_for_selector("body[data-phase='setup']")
+    page.select_option("#program", program)
+    page.fill("#patient_ref", "BENCH-1")
+    page.fill("#operator", "bench")
+    page.fill("#count", str(count))
+    page.fill("#volume", volume)
+    page.wait_for_selector("#start:enabled")
+    page.click("#start")
+    page.wait_for_selector("body[data-phase='configured'], body[data-phase='primed']")
+    if page.get_attribute("body", "data-phase") == "configured":  # not still primed from the program before
+        page.click("#prime")
+        page.wait_for_selector("body[data-phase='primed']")
+    page.evaluate(WATCH_DONE)
+    tap.seen.clear()
+    page.click("#arm")
+    page.wait_for_selector("body[data-phase='finished']", timeout=count * 2000 + 30000)
+    changes = page.evaluate("window.__changes")
+    session = ui.last["session"]["id"]
+    stored = [d for d in ui.call(ui.store.deliveries, session) if d["kind"] != "prime"]
+    latencies = []
+    for point, t_device in tap.seen:
+        shown = next((t for value, t in changes if value >= point + 1), None)
+        if shown is not None:
+            latencies.append(shown / 1000 - t_device)
+    ids = [d["record_id"] for d in stored]
+    return {"program": program, "count": count, "delivered": len(tap.seen), "stored": len(stored),
+            "duplicates": len(ids) - len(set(ids)), "shown": int(page.text_content("#done")),
+            "latencies_ms": [x * 1000 for x in latencies], "outcome": ui.last["outcome"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", type=int, default=100)
+    parser.add_argument("--shots", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=2617)
+    parser.add_argument("--quick", action="store_true", help="30 points and 60 shots (CI)")
+    args = parser.parse_args()
+    if args.quick:
+        args.points, args.shots = 30, 60
+    if not browser.available():
+        print(f"bench_console: no Chromium at {browser.CHROMIUM} (Debian package `chromium`): not measured")
+        return 0
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-console-"))
+    tap = DeliveryTap()
+    results = []
+    with SimBoard(seed=args.seed, workdir=tmp / "board") as board, VirtualOperator(board, gap_s=0.02), \
+            RecordStore(tmp / "records.db") as store, browser.launch_chromium() as chromium:
+        board.on_device_bytes = tap
+        ui = Console(lambda: Device.open(board.url), store, ROOT / "programs").start()
+        server = ConsoleServer(ui).start()
+        try:
+            page = chromium.new_page()
+            page.goto(server.url)
+            results.append(run_program(page, ui, tap, "point-by-point.toml", args.points, "5"))
+            results.append(run_program(page, ui, tap, "nappage.toml", args.shots, "1"))
+        finally:
+            server.stop()
+            ui.stop()
+    print(f"console latency, DELIVERY on the device -> number on screen (seed {args.seed}; headless Chromium)")
+    print(f"{'program':22} {'n':>5} {'stored':>6} {'dup':>4} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    failed = False
+    for r in results:
+        lat = r["latencies_ms"]
+        print(f"{r['program']:22} {r['delivered']:5d} {r['stored']:6d} {r['duplicates']:4d} "
+              f"{statistics.median(lat):7.1f} {percentile(lat, 99):7.1f} {max(lat):7.1f}   ({r['outcome']})")
+        if r["stored"] != r["delivered"] or r["duplicates"] or r["shown"] != r["count"] or len(lat) != r["delivered"]:
+            print(f"  FAILED: {r['delivered']} delivered, {r['stored']} stored, {r['shown']} shown of {r['count']}")
+            failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""The clinician console end to end: the real page in headless Chromium, the real server, the
+real firmware on the simulated board, a virtual clinician on the trigger.
+
+Screenshots of each step go to hil_tests/artifacts/console/ (kept by CI as test artefacts).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from mesoinject.client import Device
+from mesoinject.records import RecordStore
+from mesoprotocol import spec
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHOTS = pathlib.Path(__file__).parent / "artifacts" / "console"
+TIMEOUT_MS = 30000
+
+
+@pytest.fixture(scope="module")
+def console(rig, tmp_path_factory):
+    """The console's server on a simulated board, and a virtual operator that works the trigger."""
+    if rig.sim is None:
+        pytest.skip("needs the simulated board: a virtual operator pulls its trigger and faults are injected")
+    from mesoinject.console import Console, ConsoleServer
+    from mesosim import VirtualOperator
+
+    store = RecordStore(tmp_path_factory.mktemp("console") / "records.db")
+    ui = Console(lambda: Device.open(rig.url), store, ROOT / "programs").start()
+    server = ConsoleServer(ui).start()
+    with VirtualOperator(rig.sim, gap_s=0.05):
+        yield server
+    server.stop()
+    ui.stop()
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from tools import browser
+
+    if not browser.available():
+        pytest.skip(f"no Chromium at {browser.CHROMIUM}: install Debian's `chromium` package (.ci/run does)")
+    with browser.launch_chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(console, chromium, request):
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(console.url)
+    page.wait_for_selector("body[data-phase]")
+    if page.get_attribute("body", "data-phase") == "finished":  # the test before left its session's summary
+        page.click("#new-session")
+    wait_phase(page, "setup")
+    page.errors = errors
+    yield page
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / f"{request.node.name}-end.png", full_page=True)
+    context.close()
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+
+def wait_phase(page, phase, timeout=TIMEOUT_MS):
+    page.wait_for_selector(f"body[data-phase='{phase}']", timeout=timeout)
+
+
+def start(page, program: str, count: int, volume_ul: int = 30, patient="P-0042"):
+    """Fill the set-up form from the library, adjust the count, start, prime if needed, and arm."""
+    page.select_option("#program", program)
+    page.fill("#patient_ref", patient)
+    page.fill("#operator", "Dr Test")
+    page.fill("#lot", "L2611")
+    page.fill("#count", str(count))
+    page.fill("#volume", str(volume_ul))
+    page.wait_for_selector("#start:enabled")
+    page.click("#start")
+    page.wait_for_selector("body[data-phase='configured'], body[data-phase='primed']")
+    if page.get_attribute("body", "data-phase") == "configured":  # else still primed from the session before
+        page.click("#prime")
+        wait_phase(page, "primed")
+    page.click("#arm")
+    wait_phase(page, "running")
+
+
+def two_done(page) -> None:
+    """Wait until at least two points are done (a locator: the page's CSP forbids evaluated predicates)."""
+    expect(page.locator("#done")).not_to_have_text(re.compile(r"^[01]$"), timeout=TIMEOUT_MS)
+
+
+def number(page, selector) -> float:
+    return float(page.text_content(selector))
+
+
+def deliveries(console, session_id):
+    return [d for d in console.console.call(console.console.store.deliveries, session_id) if d["kind"] != "prime"]
+
+
+def test_a_whole_session_from_the_form_to_the_report(console, page):
+    start(page, "point-by-point.toml", 3)
+    shot(page, "1-running")
+    wait_phase(page, "finished")
+    assert page.text_content("#done") == "3" and page.text_content("#planned") == "3"
+    assert "complete" in page.text_content("#outcome").lower()
+    snapshot = console.console.last
+    records = deliveries(console, snapshot["session"]["id"])
+    assert len(records) == 3
+    # what the screen says is what the record holds
+    assert number(page, "#delivered-ul") == pytest.approx(sum(d["delivered_nl"] for d in records) / 1000, abs=0.05)
+    assert {d["patient_ref"] for d in records} == {"P-0042"} and {d["drug_lot"] for d in records} == {"L2611"}
+
+    page.fill("#note-text", "slight erythema at point 2, resolved in 10 min")
+    page.check("#note-adverse")
+    page.click("#note-submit")
+    page.wait_for_selector("#notes-status:has-text('erythema')")
+    notes = console.console.call(console.console.store.notes, snapshot["session"]["id"])
+    assert [(n["kind"], n["author"]) for n in notes] == [("adverse-event", "Dr Test")]
+    shot(page, "2-finished")
+
+    with page.context.expect_page() as report_page:
+        page.click("#report-link")
+    report = report_page.value
+    report.wait_for_load_state()
+    assert "<svg" in report.content() and "P-0042" in report.content()
+    report.screenshot(path=SHOTS / "3-report.png", full_page=True)
+    with page.expect_download() as download:
+        page.click("#export-fhir")
+    fhir = json.loads(pathlib.Path(download.value.path()).read_text())
+    assert fhir["resourceType"] == "MedicationAdministration"
+
+    page.click("#sessions-button")
+    page.wait_for_selector(f"#sessions :text('P-0042')")
+    shot(page, "4-sessions")
+    page.click("#sessions-close")
+    page.click("#new-session")
+    wait_phase(page, "setup")
+
+
+def test_an_occlusion_interrupts_the_screen_and_says_what_to_do(console, page, sim):
+    start(page, "point-by-point.toml", 6)
+    two_done(page)
+    sim.wait(lambda: sim.led == spec.LED_DELIVERING, 10, "the third point")
+    sim.occlude(1e6)
+    try:
+        page.wait_for_selector("#alarm", state="visible", timeout=TIMEOUT_MS)
+        assert page.get_attribute("#alarm", "role") == "alertdialog"
+        assert "OCCLUSION" in page.text_content("#alarm-name")  # in words, not colour alone
+        assert "blocked" in page.text_content("#alarm-what")
+        assert "replace the needle" in page.text_content("#alarm-todo")
+        wait_phase(page, "finished")
+        assert re.search(r"\d of 6 points", page.text_content("#alarm-delivered"))
+        shot(page, "5-occlusion-alarm")
+        assert "fault" in page.text_content("#outcome").lower()
+        page.click("#alarm-ack")
+        page.wait_for_selector("#alarm", state="hidden")
+    finally:
+        sim.occlude(1.0)
+    records = deliveries(console, console.console.last["session"]["id"])
+    assert len(records) >= 3 and any(d["partial"] for d in records)  # the stopped point is recorded
+
+    page.click("#new-session")
+    wait_phase(page, "setup")
+    page.wait_for_selector("body[data-device-state='FAULT']")
+    page.click("#clear-fault")
+    page.wait_for_selector("body[data-device-state='IDLE']")
+
+
+def test_pause_resume_and_abort_from_the_keyboard(console, page):
+    start(page, "point-by-point.toml", 40, volume_ul=10)
+    two_done(page)
+    page.keyboard.press("p")
+    page.wait_for_selector("body[data-device-state='PAUSED']")
+    shot(page, "6-paused")
+    page.keyboard.press("r")
+    page.wait_for_selector("body:not([data-device-state='PAUSED'])")
+
+    # a page of another site in the same browser: the cookie goes along, the request is refused
+    forged = page.request.post(console.url.split("?")[0] + "api/session/abort", data="{}",
+                               headers={"Origin": "http://evil.example", "Content-Type": "application/json"})
+    assert forged.status == 403
+    assert console.console.last["phase"] == "running"
+
+    page.keyboard.press("Escape")
+    wait_phase(page, "finished")
+    assert "abort" in page.text_content("#outcome").lower()
+    done = int(page.text_content("#done"))
+    assert 2 <= done < 40
+    records = deliveries(console, console.console.last["session"]["id"])
+    # every point done is on the record (the paused one in two partial parts), nothing twice
+    assert {d["point"] for d in records} >= set(range(done))
+    assert len({d["record_id"] for d in records}) == len(records)
+    assert number(page, "#delivered-ul") == pytest.approx(sum(d["delivered_nl"] for d in records) / 1000, abs=0.05)
+
+
+def test_values_out_of_range_cannot_be_submitted_and_say_why(page):
+    page.select_option("#program", "point-by-point.toml")
+    page.fill("#patient_ref", "P-0001")
+    page.fill("#operator", "Dr Test")
+    page.wait_for_selector("#start:enabled")
+    message = expect(page.locator("#check-message"))
+    page.fill("#depth", "9")
+    message.to_contain_text("3.8 mm")
+    expect(page.locator("#start")).to_be_disabled()
+    page.fill("#depth", "3")
+    page.fill("#volume", "80")
+    message.to_contain_text("50 uL")
+    expect(page.locator("#start")).to_be_disabled()
+    page.fill("#volume", "30")
+    page.wait_for_selector("#start:enabled")
+    page.fill("#patient_ref", "Jane Doe")  # a name, not a pseudonym
+    message.to_contain_text("pseudonymous")
+    expect(page.locator("#start")).to_be_disabled()
+    assert page.get_attribute("body", "data-phase") == "setup"

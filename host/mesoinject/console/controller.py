@@ -1,0 +1,337 @@
+"""The console's state: one device, one session at a time, owned by a worker thread.
+
+Everything that touches the device or the record store runs on the worker, one
+thing after another (`call`). PAUSE and ABORT are the exception: they are sent at
+once from whichever thread asks, because stopping must never wait behind a poll
+(the link itself takes one request at a time). The worker publishes a snapshot
+(plain JSON-able dict) to its listeners whenever what the page shows changes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import pathlib
+import queue
+import threading
+import time
+from typing import Callable
+
+from mesoprotocol import spec
+
+from .. import alarms
+from ..client import Device
+from ..link import LinkError
+from ..program import CEILINGS, ProgramError
+from ..records import RecordStore
+from ..session import TERMINAL, PrimingStopped, RecordsKeptOnDevice, SessionRunner
+from . import forms
+
+POLL_S = 0.05  # heartbeat while a session is open; events are stored the moment they arrive
+IDLE_POLL_S = 0.5  # device state on the header between sessions
+RECONNECT_S = 1.0
+OPEN = ("configured", "priming", "primed", "running")  # phases with a session on the device
+
+
+class ActionRefused(Exception):
+    """The clinician asked for something this phase does not allow; the message says what to do."""
+
+
+class Console:
+    def __init__(self, connect: Callable[[], Device], store: RecordStore, programs_dir: pathlib.Path, *,
+                 poll_s: float = POLL_S):
+        self._connect = connect
+        self.store = store
+        self.programs_dir = programs_dir
+        self.poll_s = poll_s
+        self.device: Device | None = None
+        self.status: dict | None = None  # the last STATUS between sessions
+        self.link_error: str | None = None
+        self.phase = "setup"
+        self.runner: SessionRunner | None = None
+        self.session: dict | None = None  # what the page shows of the open or last session
+        self.alarm: tuple[int, int] | None = None  # (ALARM_* or -1 for the host's own link loss, detail)
+        self.outcome: str | None = None
+        self.error: str | None = None  # the last refused action, for every open page
+        self.armed_at: float | None = None
+        self.listeners: list[Callable[[dict], None]] = []
+        self.last: dict = {}  # the last snapshot published
+        self._jobs: queue.Queue = queue.Queue()
+        self._stopping = threading.Event()
+        self._alarms_seen = 0
+        self.library = forms.library(programs_dir)
+        self._thread = threading.Thread(target=self._work, name="mesoinject-console", daemon=True)
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> "Console":
+        self._reconnect()
+        self._publish()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Pause an armed device, close the session as interrupted, let go of the device."""
+        self._stopping.set()
+        self._thread.join(timeout=10)
+        if self.runner and self.phase in OPEN:
+            self.runner._pause_quietly()
+            self._finish("interrupted")
+        if self.device:
+            self.device.close()
+
+    def call(self, action: Callable, *args):
+        """Run an action on the worker thread; its result, or the exception it raised."""
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        self._jobs.put((done, action, args))
+        return done.result()
+
+    # ---- actions: each runs on the worker (call), except check, pause and abort -----------------
+    def check(self, form: dict) -> dict:
+        """The set-up form as start_session would take it: ok, or ProgramError naming the field.
+        Any thread: it reads only the device's limits."""
+        forms.who(form)
+        program = forms.check(form, self._limits())
+        return {"ok": True, "summary": program.summary(), "total_ul": program.total_nl / 1000}
+
+    def start_session(self, form: dict) -> None:
+        if self.phase != "setup":
+            raise ActionRefused("a session is already open: finish it (or abort it) first")
+        device = self._device()
+        patient, operator, lot = forms.who(form)
+        program = forms.check(form, self._limits())
+        runner = SessionRunner(device, self.store, poll_s=self.poll_s, on_progress=self._on_progress)
+        runner.begin(program, patient_ref=patient, operator=operator, drug_lot=lot)
+        self.runner, self.alarm, self.outcome, self.armed_at, self._alarms_seen = runner, None, None, None, 0
+        self.phase = "primed" if runner.configured == spec.STATE_PRIMED else "configured"
+        self.session = {
+            "id": runner.session_id, "patient_ref": patient, "operator": operator, "drug": program.drug, "lot": lot,
+            "summary": program.summary(), "technique": program.technique, "unit": program.unit_name,
+            "planned": program.count, "planned_ul": program.total_nl / 1000, "prime_ul": program.prime_nl / 1000,
+            "cadence_hz": program.cadence_mhz / 1000 if program.cadence_mhz else None,
+            "depth_mm": program.depth_um / 1000,
+            "started_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
+
+    def prime(self) -> None:
+        runner = self._runner_in("configured", "prime")
+        self.phase = "priming"
+        self._publish()
+        try:
+            runner.prime()
+        except PrimingStopped as e:
+            if e.state in TERMINAL:
+                self._finish(TERMINAL[e.state])
+                return
+            self.phase = "configured"
+            raise
+        self.phase = "primed"
+
+    def arm(self) -> None:
+        self._runner_in("primed", "arm").arm()
+        self.phase = "running"
+        self.armed_at = time.monotonic()
+
+    def resume(self) -> None:
+        self._runner_in("running", "resume").device.resume()
+
+    def pause(self) -> None:
+        """Any thread: stops the plunger and retracts the needle now; the program is kept."""
+        self._device().pause()
+
+    def abort(self) -> None:
+        """Any thread: stops and ends the program; the worker closes the session when it sees it."""
+        self._device().abort()
+
+    def clear_fault(self) -> None:
+        if self.phase in OPEN:
+            raise ActionRefused("a session is open: abort it instead")
+        self._device().abort()
+        self.status = self._device().status()
+
+    def acknowledge(self) -> None:
+        self.alarm = None
+
+    def note(self, form: dict) -> dict:
+        """form: text, adverse_event (bool); on the open or last session."""
+        if not self.session:
+            raise ActionRefused("there is no session to add a note to: start one first")
+        text = str(form.get("text", "")).strip()
+        if not text:
+            raise ProgramError("note", "the note is empty: write what happened")
+        kind = "adverse-event" if form.get("adverse_event") else "note"
+        note_id = self.store.add_note(self.session["id"], text, kind=kind, author=self.session["operator"])
+        return {"id": note_id, "notes": self.store.notes(self.session["id"])}
+
+    def new_session(self) -> None:
+        if self.phase in OPEN:
+            raise ActionRefused("the session is still open: abort it or let it finish first")
+        self.phase, self.runner, self.session, self.outcome, self.alarm = "setup", None, None, None, None
+        self.library = forms.library(self.programs_dir)  # files edited meanwhile
+
+    def sessions(self) -> list[dict]:
+        rows = self.store.sessions()
+        return [{"id": r["id"], "started_at": r["started_at"], "ended_at": r["ended_at"],
+                 "patient_ref": r["patient_ref"], "operator": r["operator"], "program_name": r["program_name"],
+                 "outcome": r["outcome"], "delivered_ul": r["delivered_nl"] / 1000, "points": r["points_done"],
+                 "adverse_events": r["adverse_events"]} for r in reversed(rows)]
+
+    def export(self, fmt: str, session_id: int) -> str:
+        return self.store.export(fmt, session_id)
+
+    # ---- the worker ------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if self.device is None:
+                    self._reconnect()
+                job = self._next_job()
+                if job:
+                    self._run(job)
+                elif self.phase in OPEN and self.phase != "priming":
+                    state = self.runner.step()
+                    if state in TERMINAL:
+                        self._end(TERMINAL[state])
+                elif self.device is not None:
+                    self._idle_poll()
+            except LinkError as e:
+                self._lost(e)
+            self._publish()
+
+    def _next_job(self):
+        if self.phase in OPEN:
+            wait = 0.0  # runner.step() waits for events instead
+        else:
+            wait = RECONNECT_S if self.device is None else IDLE_POLL_S
+        try:
+            return self._jobs.get(timeout=wait) if wait else self._jobs.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _run(self, job) -> None:
+        done, action, args = job
+        self.error = None
+        try:
+            done.set_result(action(*args))
+        except LinkError as e:
+            done.set_exception(e)
+            raise
+        except Exception as e:  # goes back to the page that asked, and to every page's banner
+            self.error = str(e)
+            done.set_exception(e)
+
+    def _idle_poll(self) -> None:
+        self.status = self.device.status()
+        while self.device.next_event(0) is not None:
+            pass  # between sessions: deliveries wait in the device journal, stored at the next start
+
+    def _on_progress(self, progress) -> None:
+        if len(progress.alarms) > self._alarms_seen:  # interrupt the screen the moment it arrives
+            self._alarms_seen = len(progress.alarms)
+            self.alarm = progress.alarms[-1]
+        self._publish()
+
+    def _end(self, outcome: str) -> None:
+        self.runner.until_needle_home()  # the stopped point's DELIVERY comes before the needle is home
+        self._finish(outcome)
+        self._idle_poll()  # the header shows the device as it is now, not as before the session
+
+    def _finish(self, outcome: str) -> None:
+        self.phase, self.outcome = "finished", outcome
+        try:
+            self.runner.finish(outcome)
+        except (RecordsKeptOnDevice, LinkError) as e:
+            self.error = str(e)
+
+    def _lost(self, e: LinkError) -> None:
+        self.link_error = str(e)
+        if self.phase in OPEN:
+            self.alarm = (-1, 0)
+            self._finish("interrupted")
+        if self.device:
+            self.device.close()
+        self.device = None
+
+    def _reconnect(self) -> None:
+        try:
+            device = self._connect()
+        except (LinkError, OSError) as e:
+            self.link_error = str(e)
+            return
+        try:
+            device.hello()
+            self.status = device.status()
+        except Exception as e:  # a device that does not answer, or speaks another version
+            device.close()
+            self.link_error = str(e)
+            return
+        self.device, self.link_error = device, None
+
+    def _device(self) -> Device:
+        if self.device is None:
+            raise ActionRefused(f"no device connected ({self.link_error}); check the cable: the console "
+                                "reconnects by itself")
+        return self.device
+
+    def _runner_in(self, phase: str, action: str) -> SessionRunner:
+        if self.phase != phase or self.runner is None:
+            raise ActionRefused(f"cannot {action} now: the session is {self.phase}")
+        return self.runner
+
+    def _limits(self) -> dict:
+        identity = self.device.identity if self.device else None
+        return identity.limits if identity else CEILINGS
+
+    # ---- what the page shows ---------------------------------------------------------------------
+    def _publish(self) -> None:
+        snapshot = self._snapshot()
+        if snapshot != self.last:
+            self.last = snapshot
+            for listener in list(self.listeners):
+                listener(snapshot)
+
+    def _snapshot(self) -> dict:
+        identity = self.device.identity if self.device else None
+        p = self.runner.progress if self.runner else None
+        live = p is not None and self.phase in OPEN
+        status = self.status or {}
+        device = {
+            "connected": self.device is not None, "error": self.link_error,
+            "board": identity.board if identity else None, "serial": identity.serial if identity else None,
+            "firmware": identity.firmware if identity else None, "paired": identity.paired if identity else None,
+            "state": p.state if live else spec.STATE_NAMES[status["state"]] if status else "UNKNOWN",
+            "alarm": spec.ALARM_NAMES[status["alarm"]] if status.get("alarm") and not live else None,
+            "depth_mm": (p.depth_um if live else status.get("depth_um", 0)) / 1000,
+            "syringe_left_ul": (p.syringe_left_nl if live else status.get("syringe_left_nl", 0)) / 1000,
+        }
+        progress = None if p is None else {
+            "state": p.state, "done": p.done, "planned": p.planned, "delivered_ul": p.delivered_nl / 1000,
+            "primed_ul": p.primed_nl / 1000, "partial": p.partial, "depth_mm": p.depth_um / 1000,
+            "syringe_left_ul": p.syringe_left_nl / 1000, "cadence_hz": p.cadence_mhz / 1000 or None,
+            "elapsed_s": int(time.monotonic() - self.armed_at) if self.armed_at and live else None,
+            "unstored": p.unstored,
+        }
+        return {
+            "phase": self.phase, "device": device, "limits": forms.limits_in_units(self._limits()),
+            "syringes": forms.syringes(), "programs": self.library,
+            "session": self.session, "progress": progress, "alarm": self._alarm_view(), "outcome": self.outcome,
+            "error": self.error,
+        }
+
+    def _alarm_view(self) -> dict | None:
+        if self.alarm is None:
+            return None
+        code, detail = self.alarm
+        p = self.runner.progress if self.runner else None
+        delivered = (f"{p.done} of {p.planned} {self.session['unit']}, {p.delivered_nl / 1000:.1f} uL to the patient"
+                     f" ({p.partial} partial), all recorded" if p and self.session else "nothing")
+        if code < 0:  # this computer lost the device, not the device's own alarm
+            return {"code": code, "name": "LINK LOST", "delivered": delivered,
+                    "what": f"this computer lost the serial link to the device ({self.link_error}). Without the "
+                            "link the device stops the plunger and retracts the needle by itself",
+                    "todo": "check the cable or USB port; the console reconnects by itself. Records of points "
+                            "given meanwhile wait on the device and are stored at the next session"}
+        what, todo, _ = alarms.ALARMS.get(code, ("unknown alarm %d" % code, "contact service", 1))
+        reset_cause = self.device.identity.reset_cause if self.device and self.device.identity else ""
+        return {"code": code, "name": spec.ALARM_NAMES[code] if code < len(spec.ALARM_NAMES) else str(code),
+                "what": what.format(detail=detail, cause=reset_cause or "cause unknown"),
+                "todo": todo.replace("`mesoinject abort`", "the Clear fault button"), "delivered": delivered}
