@@ -64,20 +64,9 @@ def percentile(values, q):
     return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
 
 
-def run_program(page, ui: Console, tap: DeliveryTap, program: str, count: int, volume: str) -> dict:
-    page.goto(page.url.split("?")[0])
-    page.wait_for_selector("body[data-phase='setup']")
-    page.select_option("#program", program)
-    page.fill("#patient_ref", "BENCH-1")
-    page.fill("#operator", "bench")
-    page.fill("#count", str(count))
-    page.fill("#volume", volume)
-    page.wait_for_selector("#start:enabled")
-    page.click("#start")
-    page.wait_for_selector("body[data-phase='configured'], body[data-phase='primed']")
-    if page.get_attribute("body", "data-phase") == "configured":  # not still primed from the program before
-        page.click("#prime")
-        page.wait_for_selector("body[data-phase='primed']")
+def run_program(page, ui: Console, tap: DeliveryTap, program: str, count: int, volume_ul: float) -> dict:
+    browser.to_setup(page)
+    browser.start_program(page, program, count, volume_ul, patient="BENCH-1", operator="bench", arm=False)
     page.evaluate(WATCH_DONE)
     tap.seen.clear()
     page.click("#arm")
@@ -119,8 +108,8 @@ def main() -> int:
         try:
             page = chromium.new_page()
             page.goto(server.url)
-            results.append(run_program(page, ui, tap, "point-by-point.toml", args.points, "5"))
-            results.append(run_program(page, ui, tap, "nappage.toml", args.shots, "1"))
+            results.append(run_program(page, ui, tap, "point-by-point.toml", args.points, 5))
+            results.append(run_program(page, ui, tap, "nappage.toml", args.shots, 1))
         finally:
             server.stop()
             ui.stop()

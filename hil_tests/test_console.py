@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 from mesoinject.client import Device
 from mesoinject.records import RecordStore
 from mesoprotocol import spec
+from tools import browser
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHOTS = pathlib.Path(__file__).parent / "artifacts" / "console"
@@ -42,8 +43,6 @@ def console(rig, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chromium():
-    from tools import browser
-
     if not browser.available():
         pytest.skip(f"no Chromium at {browser.CHROMIUM}: install Debian's `chromium` package (.ci/run does)")
     with browser.launch_chromium() as launched:
@@ -57,10 +56,7 @@ def page(console, chromium, request):
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(console.url)
-    page.wait_for_selector("body[data-phase]")
-    if page.get_attribute("body", "data-phase") == "finished":  # the test before left its session's summary
-        page.click("#new-session")
-    wait_phase(page, "setup")
+    browser.to_setup(page)  # the test before may have left its session's summary
     page.errors = errors
     yield page
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -78,24 +74,6 @@ def wait_phase(page, phase, timeout=TIMEOUT_MS):
     page.wait_for_selector(f"body[data-phase='{phase}']", timeout=timeout)
 
 
-def start(page, program: str, count: int, volume_ul: int = 30, patient="P-0042"):
-    """Fill the set-up form from the library, adjust the count, start, prime if needed, and arm."""
-    page.select_option("#program", program)
-    page.fill("#patient_ref", patient)
-    page.fill("#operator", "Dr Test")
-    page.fill("#lot", "L2611")
-    page.fill("#count", str(count))
-    page.fill("#volume", str(volume_ul))
-    page.wait_for_selector("#start:enabled")
-    page.click("#start")
-    page.wait_for_selector("body[data-phase='configured'], body[data-phase='primed']")
-    if page.get_attribute("body", "data-phase") == "configured":  # else still primed from the session before
-        page.click("#prime")
-        wait_phase(page, "primed")
-    page.click("#arm")
-    wait_phase(page, "running")
-
-
 def two_done(page) -> None:
     """Wait until at least two points are done (a locator: the page's CSP forbids evaluated predicates)."""
     expect(page.locator("#done")).not_to_have_text(re.compile(r"^[01]$"), timeout=TIMEOUT_MS)
@@ -110,7 +88,7 @@ def deliveries(console, session_id):
 
 
 def test_a_whole_session_from_the_form_to_the_report(console, page):
-    start(page, "point-by-point.toml", 3)
+    browser.start_program(page, "point-by-point.toml", 3, 30)
     shot(page, "1-running")
     wait_phase(page, "finished")
     assert page.text_content("#done") == "3" and page.text_content("#planned") == "3"
@@ -150,7 +128,7 @@ def test_a_whole_session_from_the_form_to_the_report(console, page):
 
 
 def test_an_occlusion_interrupts_the_screen_and_says_what_to_do(console, page, sim):
-    start(page, "point-by-point.toml", 6)
+    browser.start_program(page, "point-by-point.toml", 6, 30)
     two_done(page)
     sim.wait(lambda: sim.led == spec.LED_DELIVERING, 10, "the third point")
     sim.occlude(1e6)
@@ -179,7 +157,7 @@ def test_an_occlusion_interrupts_the_screen_and_says_what_to_do(console, page, s
 
 
 def test_pause_resume_and_abort_from_the_keyboard(console, page):
-    start(page, "point-by-point.toml", 40, volume_ul=10)
+    browser.start_program(page, "point-by-point.toml", 40, 10)
     two_done(page)
     page.keyboard.press("p")
     page.wait_for_selector("body[data-device-state='PAUSED']")
@@ -224,3 +202,28 @@ def test_values_out_of_range_cannot_be_submitted_and_say_why(page):
     message.to_contain_text("pseudonymous")
     expect(page.locator("#start")).to_be_disabled()
     assert page.get_attribute("body", "data-phase") == "setup"
+
+
+def test_a_lost_link_interrupts_the_screen_and_the_records_follow_on_reconnect(console, page, sim):
+    browser.start_program(page, "point-by-point.toml", 20, 10)
+    two_done(page)
+    session = console.console.last["session"]["id"]
+    sim.set_link("cut")  # the cable pulled: the device stops itself once it hears nothing
+    try:
+        page.wait_for_selector("#alarm", state="visible", timeout=TIMEOUT_MS)
+        assert "LINK LOST" in page.text_content("#alarm-name")
+        assert "reconnects by itself" in page.text_content("#alarm-todo")
+        sim.wait(lambda: sim.led != spec.LED_READY and sim.led != spec.LED_DELIVERING, 10, "the device stopping")
+        shot(page, "7-link-lost")
+    finally:
+        sim.set_link("ok")
+    page.wait_for_selector("body[data-device-state='FAULT']", timeout=TIMEOUT_MS)  # back, stopped on LINK_LOST
+    # the points given after the link went (if any) reached the store on reconnect; the screen counts them
+    records = deliveries(console, session)
+    expect(page.locator("#done")).to_have_text(str(max(d["point"] + 1 for d in records if not d["partial"])))
+    assert len({d["record_id"] for d in records}) == len(records)
+    page.click("#alarm-ack")
+    assert "interrupted" in page.text_content("#outcome").lower()
+    page.click("#new-session")
+    page.click("#clear-fault")
+    page.wait_for_selector("body[data-device-state='IDLE']")

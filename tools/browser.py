@@ -30,3 +30,32 @@ def launch_chromium():
             yield browser
         finally:
             browser.close()
+
+
+def to_setup(page) -> None:
+    """The console page on its set-up form (leaving a finished session's summary)."""
+    page.wait_for_selector("body[data-phase]")
+    if page.get_attribute("body", "data-phase") == "finished":
+        page.click("#new-session")
+    page.wait_for_selector("body[data-phase='setup']")
+
+
+def start_program(page, program: str, count: int, volume_ul: float, *, patient: str = "P-0042",
+                  operator: str = "Dr Test", lot: str = "L2611", arm: bool = True) -> None:
+    """Fill the console's set-up form from a library program, adjust count and volume, start,
+    prime unless the device is still primed, and arm (the page's own buttons throughout)."""
+    page.select_option("#program", program)
+    page.fill("#patient_ref", patient)
+    page.fill("#operator", operator)
+    page.fill("#lot", lot)
+    page.fill("#count", str(count))
+    page.fill("#volume", str(volume_ul))
+    page.wait_for_selector("#start:enabled")
+    page.click("#start")
+    page.wait_for_selector("body[data-phase='configured'], body[data-phase='primed']")
+    if page.get_attribute("body", "data-phase") == "configured":  # else still primed from the session before
+        page.click("#prime")
+        page.wait_for_selector("body[data-phase='primed']")
+    if arm:
+        page.click("#arm")
+        page.wait_for_selector("body[data-phase='running']")

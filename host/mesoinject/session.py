@@ -233,7 +233,7 @@ class SessionRunner:
     def _store_and_ack(self, serial: str, f: dict) -> None:
         session_id = sync.session_of(self.store, self.device.identity, self.sessions, f["session"])
         new = self.store.add_delivery(session_id, serial, f)  # committed, then acked
-        self._count(f, new)
+        self.tally(f, new)
         self._sync(f["record_id"])
         self.acked += 1
 
@@ -248,9 +248,10 @@ class SessionRunner:
             self.store_error = e
 
     def _sync(self, ack_id: int) -> None:
-        sync.drain(self.device, self.store, ack_id=ack_id, known=self.sessions, on_record=self._count)
+        sync.drain(self.device, self.store, ack_id=ack_id, known=self.sessions, on_record=self.tally)
 
-    def _count(self, f: dict, new: bool) -> None:
+    def tally(self, f: dict, new: bool) -> None:
+        """Count a stored record in this session's progress (records of other sessions are not)."""
         p = self.progress
         if not new or f["session"] != self.session_tag:
             return

@@ -19,11 +19,11 @@ from typing import Callable
 
 from mesoprotocol import spec
 
-from .. import alarms
+from .. import alarms, sync
 from ..client import Device
 from ..link import LinkError
 from ..program import CEILINGS, ProgramError
-from ..records import RecordStore
+from ..records import RecordStore, RecordStoreError
 from ..session import TERMINAL, PrimingStopped, RecordsKeptOnDevice, SessionRunner
 from . import forms
 
@@ -265,6 +265,13 @@ class Console:
             self.link_error = str(e)
             return
         self.device, self.link_error = device, None
+        # what it delivered while we were away waits in its journal: store it now, not at the next session
+        runner = self.runner
+        try:
+            sync.drain(device, self.store, known=runner.sessions if runner else None,
+                       on_record=runner.tally if runner else None)
+        except RecordStoreError as e:
+            self.error = f"{e}; the records stay on the device until the store takes them"
 
     def _device(self) -> Device:
         if self.device is None:
@@ -323,13 +330,14 @@ class Console:
         code, detail = self.alarm
         p = self.runner.progress if self.runner else None
         delivered = (f"{p.done} of {p.planned} {self.session['unit']}, {p.delivered_nl / 1000:.1f} uL to the patient"
-                     f" ({p.partial} partial), all recorded" if p and self.session else "nothing")
+                     f" ({p.partial} partial), recorded" if p and self.session else "nothing")
         if code < 0:  # this computer lost the device, not the device's own alarm
+            delivered = f"{delivered} before the link was lost"
             return {"code": code, "name": "LINK LOST", "delivered": delivered,
                     "what": f"this computer lost the serial link to the device ({self.link_error}). Without the "
                             "link the device stops the plunger and retracts the needle by itself",
-                    "todo": "check the cable or USB port; the console reconnects by itself. Records of points "
-                            "given meanwhile wait on the device and are stored at the next session"}
+                    "todo": "check the cable or USB port; the console reconnects by itself, then stores the "
+                            "records of any points given meanwhile (they wait on the device) and counts them here"}
         what, todo, _ = alarms.ALARMS.get(code, ("unknown alarm %d" % code, "contact service", 1))
         reset_cause = self.device.identity.reset_cause if self.device and self.device.identity else ""
         return {"code": code, "name": spec.ALARM_NAMES[code] if code < len(spec.ALARM_NAMES) else str(code),
