@@ -14,3 +14,4 @@ python bench/bench_link.py --quick
 python bench/bench_torture.py --quick
 python bench/bench_fuzz.py --quick
 python bench/bench_heap.py
+python bench/bench_console.py --quick
