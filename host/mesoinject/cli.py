@@ -243,9 +243,11 @@ def cmd_ui(args) -> int:
         except KeyboardInterrupt:
             pass
         finally:
-            server.stop()
-            ui.stop()
-            store.close()
+            try:
+                ui.stop()  # the device first: paused, session closed
+            finally:
+                server.stop()
+                store.close()
     console.print("console stopped")
     return 0
 

@@ -6,7 +6,6 @@ import dataclasses
 import pathlib
 import queue
 import secrets
-import threading
 
 from mesoprotocol import spec
 
@@ -82,7 +81,6 @@ class Device:
         self.keys = keystore or keys.KeyStore()
         self.identity: Identity | None = None
         self.counter = 0  # the last command counter used with this device
-        self._signing = threading.RLock()  # two threads (a console) must never sign with the same counter
 
     @classmethod
     def open(cls, port: str, keystore: keys.KeyStore | None = None) -> "Device":
@@ -99,8 +97,7 @@ class Device:
 
     def command(self, msg_type: int, **fields) -> dict:
         if msg_type in spec.AUTHENTICATED:
-            with self._signing:
-                return self._authenticated(msg_type, fields)
+            return self._authenticated(msg_type, fields)
         reply = self.link.request(msg_type, **fields)
         if reply.type == spec.NACK:
             raise DeviceRefused(reply.fields)

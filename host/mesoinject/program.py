@@ -112,6 +112,7 @@ class Program:
                                f"syringe holds ({capacity / 1000:g} uL)")
         _at_most("total volume", self.total_nl, limits["max_session_nl"], "uL", 1000)
         _at_most("prime_volume", self.prime_nl, spec.MAX_PRIME_NL, "uL", 1000)
+        _at_least("prime_volume", self.prime_nl, spec.MIN_VOLUME_NL, "uL", 1000)
         _at_least("needles", self.needles, 1, "", 1)
         _at_most("needles", self.needles, spec.MAX_NEEDLES, "", 1)
 

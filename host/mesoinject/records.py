@@ -159,6 +159,10 @@ class RecordStore:
         db.execute(f"SET lock_timeout = {int(self.busy_timeout_s * 1000)}")
         return db
 
+    def reopen(self) -> "RecordStore":
+        """Another connection to the same store (e.g. for reads on another thread)."""
+        return RecordStore(self._url if self.postgres else self.path, busy_timeout_s=self.busy_timeout_s)
+
     def close(self) -> None:
         if self.db is not None:
             self.db.close()

@@ -92,16 +92,15 @@ class SessionRunner:
             drug_lot: str | None = None, timeout_s: float | None = None) -> Outcome:
         """The whole program: begin, prime, arm, watch until it ends, finish. Ctrl-C pauses the device."""
         identity = self.begin(program, patient_ref=patient_ref, operator=operator, drug_lot=drug_lot)
-        outcome = "interrupted"
         try:
             self.prime()
             self.arm()
             outcome = self.watch(timeout_s)
         except BaseException:
-            self._pause_quietly()
+            self.pause_quietly()
+            self.finish("interrupted", retry=False)  # the error at hand matters more than a last store retry
             raise
-        finally:
-            self.finish(outcome)
+        self.finish(outcome)
         return Outcome(self.session_id, outcome, self.progress, identity)
 
     # ---- the steps, for a caller that lets a person decide each one (the console) ----------------
@@ -126,7 +125,7 @@ class SessionRunner:
                 device.abort()
             self.configured = device.configure(session=self.session_tag, **program.configure_fields())["state"]
         except BaseException:
-            self.finish("interrupted")
+            self.finish("interrupted", retry=False)
             raise
         return identity
 
@@ -163,10 +162,11 @@ class SessionRunner:
         self._last_poll = time.monotonic()
         return self._poll()
 
-    def finish(self, outcome: str) -> None:
-        """Close the session on the store; raises RecordsKeptOnDevice if records could not be stored."""
+    def finish(self, outcome: str, *, retry: bool = True) -> None:
+        """Close the session on the store. retry: if the store failed during the session, try once more
+        to store what the device holds, and raise RecordsKeptOnDevice if it still cannot."""
         self._store_quietly(self.store.end_session, self.session_id, outcome)
-        if self.store_error:
+        if retry and self.store_error:
             try:
                 self._sync(0)  # one last try
             except RecordStoreError as e:
@@ -270,7 +270,7 @@ class SessionRunner:
             if 0 < interval_ms * self.program.cadence_mhz <= 2000000:  # within a burst: < 2 periods apart
                 p.cadence_mhz = 1000000 // interval_ms
 
-    def _pause_quietly(self) -> None:
+    def pause_quietly(self) -> None:
         # Ctrl-C or a host error: pause (plunger stops, needle out, program kept),
         # then collect the partial point the device reports.
         try:

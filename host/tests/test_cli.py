@@ -79,6 +79,7 @@ def test_ui_serves_the_console_on_loopback_and_stops_cleanly_on_ctrl_c(tmp_path)
                              "--db", str(tmp_path / "r.db"), "--programs", str(PROGRAMS)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")})
+    url = ""
     try:
         for line in proc.stdout:  # the URL is printed once the server listens
             if line.startswith("clinician console: "):

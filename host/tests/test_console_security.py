@@ -9,11 +9,11 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import urllib.parse
 
 import pytest
 
 from mesoinject.console import Console, ConsoleServer
-from mesoinject.console.security import COOKIE
 from mesoinject.link import LinkError
 from mesoinject.records import RecordStore
 
@@ -22,9 +22,10 @@ def no_device():
     raise LinkError("no device in this test")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("console")
+@pytest.fixture
+def server(tmp_path):
+    """A console of its own per test: its launch secret buys one sign-in."""
+    folder = tmp_path
     store = RecordStore(folder / "records.db")
     console = Console(no_device, store, folder).start()
     srv = ConsoleServer(console).start()
@@ -46,14 +47,20 @@ def request(srv, method, path, *, host=None, body=None, **headers):
     return response
 
 
-@pytest.fixture(scope="module")
+def login(server):
+    """GET the launch URL as a browser does; the Cookie header value it earns (None if refused)."""
+    response = request(server, "GET", "/" + server.url.split("/", 3)[3])
+    cookie = response.getheader("Set-Cookie")
+    return response, cookie and re.match(rf"({server.gate.cookie}=[^;]+)", cookie).group(1)
+
+
+@pytest.fixture
 def signed_in(server):
     """A browser's cookie and the page's CSRF token, got the legitimate way."""
-    login = request(server, "GET", "/" + server.url.split("/", 3)[3])
-    cookie = re.match(rf"{COOKIE}=([^;]+)", login.getheader("Set-Cookie")).group(1)
-    page = request(server, "GET", "/", Cookie=f"{COOKIE}={cookie}")
+    _, cookie = login(server)
+    page = request(server, "GET", "/", Cookie=cookie)
     token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
-    return f"{COOKIE}={cookie}", token
+    return cookie, token
 
 
 def post(srv, path, cookie, token, body=None, **overrides):
@@ -70,10 +77,21 @@ def test_listens_on_loopback_only(server):
 
 
 def test_the_launch_secret_buys_a_strict_httponly_cookie_and_leaves_the_address_bar(server):
-    login = request(server, "GET", "/" + server.url.split("/", 3)[3])
-    assert login.status == 303 and login.getheader("Location") == "/"
-    cookie = login.getheader("Set-Cookie")
+    response, _ = login(server)
+    assert response.status == 303 and response.getheader("Location") == "/"
+    cookie = response.getheader("Set-Cookie")
+    assert cookie.startswith(f"mesoinject_console_{server.port}=")  # one name per console: ports share cookies
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+def test_the_launch_secret_buys_one_sign_in_only(server):
+    first, cookie = login(server)
+    again, second_cookie = login(server)  # the URL from the terminal, history or another user's ps
+    assert first.status == 303 and again.status == 403 and second_cookie is None
+    assert "already used" in json.loads(again.text)["error"]
+    # the browser that used it may click the link again: straight to the page
+    revisit = request(server, "GET", "/" + server.url.split("/", 3)[3], Cookie=cookie)
+    assert revisit.status == 303 and revisit.getheader("Set-Cookie") is None
 
 
 @pytest.mark.parametrize("path", ["/", "/api/state", "/api/events", "/api/sessions", "/static/console.js",
@@ -84,13 +102,14 @@ def test_nothing_is_served_without_the_cookie(server, path):
     assert "mesoinject ui" in json.loads(response.text)["error"]  # says how to get in
 
 
-def test_a_wrong_secret_is_refused(server):
-    response = request(server, "GET", "/?token=guess")
+@pytest.mark.parametrize("token", ["guess", "\u00e9t\u00e9"])
+def test_a_wrong_secret_is_refused(server, token):
+    response = request(server, "GET", "/?token=" + urllib.parse.quote(token))
     assert response.status == 403 and response.getheader("Set-Cookie") is None
 
 
 def test_a_forged_cookie_is_refused(server):
-    assert request(server, "GET", "/api/state", Cookie=f"{COOKIE}=forged").status == 403
+    assert request(server, "GET", "/api/state", Cookie=f"{server.gate.cookie}=forged").status == 403
 
 
 def test_the_page_and_the_api_work_signed_in(server, signed_in):
@@ -138,17 +157,16 @@ def test_a_post_with_everything_right_is_accepted(server, signed_in):
     ({"Sec_Fetch_Site": "same-site"}, 403),  # a sibling port or subdomain
 ])
 def test_a_state_changing_request_without_its_proofs_is_refused(server, signed_in, change, status):
-    before = server.console.last
     response = post(server, "/api/session/new", *signed_in, **change)
     assert response.status == status
     assert json.loads(response.text)["error"]
-    assert server.console.last == before
 
 
-def test_one_sessions_token_does_not_work_with_another_sessions_cookie(server, signed_in):
-    login = request(server, "GET", "/" + server.url.split("/", 3)[3])
-    other = re.match(rf"{COOKIE}=([^;]+)", login.getheader("Set-Cookie")).group(1)
-    assert post(server, "/api/session/acknowledge", f"{COOKIE}={other}", signed_in[1]).status == 403
+def test_one_sessions_csrf_token_does_not_work_with_another_sessions_cookie(server, signed_in):
+    other = f"{server.gate.cookie}=another"
+    server.gate.sessions["another"] = "its own token"  # a second browser signed in
+    assert post(server, "/api/session/acknowledge", other, signed_in[1]).status == 403
+    assert post(server, "/api/session/acknowledge", other, "its own token").status == 200
 
 
 def test_a_body_that_is_not_json_gets_a_clear_error(server, signed_in):
@@ -163,6 +181,12 @@ def test_a_bad_program_names_its_field_without_a_device(server, signed_in):
     body = json.loads(response.text)
     assert response.status == 200 and body["ok"] is False
     assert body["field"] == "depth" and "3.8 mm" in body["error"]
+
+
+def test_an_unknown_export_is_a_json_error_with_the_security_headers(server, signed_in):
+    response = request(server, "GET", "/sessions/1/export.xml", Cookie=signed_in[0])
+    assert response.status == 404 and "csv" in json.loads(response.text)["error"]
+    assert response.getheader("X-Frame-Options") == "DENY"
 
 
 def test_actions_that_need_a_device_say_so(server, signed_in):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import logging
 import pathlib
 import queue
 import threading
@@ -23,14 +24,16 @@ from .. import alarms, sync
 from ..client import Device
 from ..link import LinkError
 from ..program import CEILINGS, ProgramError
-from ..records import RecordStore, RecordStoreError
+from ..records import RecordStore
 from ..session import TERMINAL, PrimingStopped, RecordsKeptOnDevice, SessionRunner
 from . import forms
 
+log = logging.getLogger(__name__)
 POLL_S = 0.05  # heartbeat while a session is open; events are stored the moment they arrive
 IDLE_POLL_S = 0.5  # device state on the header between sessions
 RECONNECT_S = 1.0
 OPEN = ("configured", "priming", "primed", "running")  # phases with a session on the device
+UNWATCHED = (spec.STATE_PRIMING, spec.STATE_ARMED, spec.STATE_DELIVERING)  # must not run outside a session
 
 
 class ActionRefused(Exception):
@@ -55,7 +58,8 @@ class Console:
         self.error: str | None = None  # the last refused action, for every open page
         self.armed_at: float | None = None
         self.listeners: list[Callable[[dict], None]] = []
-        self.last: dict = {}  # the last snapshot published
+        self.last: dict = {}  # the last snapshot published, numbered ("seq")
+        self._shown: dict = {}
         self._jobs: queue.Queue = queue.Queue()
         self._stopping = threading.Event()
         self._alarms_seen = 0
@@ -70,19 +74,23 @@ class Console:
         return self
 
     def stop(self) -> None:
-        """Pause an armed device, close the session as interrupted, let go of the device."""
+        """Pause an armed device at once; the worker then closes the session and lets go of the device."""
+        if self.phase in OPEN and self.device:
+            try:
+                self.pause()
+            except Exception:
+                pass  # the link may be what failed: the device stops itself when it hears nothing
         self._stopping.set()
-        self._thread.join(timeout=10)
-        if self.runner and self.phase in OPEN:
-            self.runner._pause_quietly()
-            self._finish("interrupted")
-        if self.device:
-            self.device.close()
+        self._jobs.put((concurrent.futures.Future(), lambda: None, ()))  # wakes a worker waiting for jobs
+        self._thread.join(timeout=40)  # a prime in progress returns within its 30 s
 
     def call(self, action: Callable, *args):
         """Run an action on the worker thread; its result, or the exception it raised."""
         done: concurrent.futures.Future = concurrent.futures.Future()
         self._jobs.put((done, action, args))
+        while not concurrent.futures.wait([done], timeout=1.0).done:
+            if not self._thread.is_alive():
+                raise ActionRefused("the console has stopped; start `mesoinject ui` again")
         return done.result()
 
     # ---- actions: each runs on the worker (call), except check, pause and abort -----------------
@@ -118,11 +126,11 @@ class Console:
         self._publish()
         try:
             runner.prime()
-        except PrimingStopped as e:
-            if e.state in TERMINAL:
+        except Exception as e:
+            if isinstance(e, PrimingStopped) and e.state in TERMINAL:  # aborted, or an alarm
                 self._finish(TERMINAL[e.state])
                 return
-            self.phase = "configured"
+            self.phase = "configured"  # refused, timed out or stopped short: prime again, or abort
             raise
         self.phase = "primed"
 
@@ -168,34 +176,49 @@ class Console:
         self.phase, self.runner, self.session, self.outcome, self.alarm = "setup", None, None, None, None
         self.library = forms.library(self.programs_dir)  # files edited meanwhile
 
+    # reads: any thread, on a connection of their own, so a long export never holds up the heartbeat
     def sessions(self) -> list[dict]:
-        rows = self.store.sessions()
+        with self.store.reopen() as store:
+            rows = store.sessions()
         return [{"id": r["id"], "started_at": r["started_at"], "ended_at": r["ended_at"],
                  "patient_ref": r["patient_ref"], "operator": r["operator"], "program_name": r["program_name"],
                  "outcome": r["outcome"], "delivered_ul": r["delivered_nl"] / 1000, "points": r["points_done"],
                  "adverse_events": r["adverse_events"]} for r in reversed(rows)]
 
     def export(self, fmt: str, session_id: int) -> str:
-        return self.store.export(fmt, session_id)
+        with self.store.reopen() as store:
+            return store.export(fmt, session_id)
 
     # ---- the worker ------------------------------------------------------------------------------
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                if self.device is None:
-                    self._reconnect()
-                job = self._next_job()
-                if job:
-                    self._run(job)
-                elif self.phase in OPEN and self.phase != "priming":
-                    state = self.runner.step()
-                    if state in TERMINAL:
-                        self._end(TERMINAL[state])
-                elif self.device is not None:
-                    self._idle_poll()
+                self._turn()
             except LinkError as e:
                 self._lost(e)
+            except Exception as e:  # a bug or a refusal nobody expected: never a silent dead worker
+                log.exception("console worker")
+                self.error = f"the console stopped the session on an unexpected error: {e!r}"
+                self._interrupt()
             self._publish()
+        self._interrupt()
+        while not self._jobs.empty():
+            self._jobs.get_nowait()[0].set_exception(ActionRefused("the console is stopping"))
+        if self.device:
+            self.device.close()
+
+    def _turn(self) -> None:
+        if self.device is None:
+            self._reconnect()
+        job = self._next_job()
+        if job:
+            self._run(job)
+        elif self.phase in OPEN:
+            state = self.runner.step()
+            if state in TERMINAL:
+                self._end(TERMINAL[state])
+        elif self.device is not None:
+            self._idle_poll()
 
     def _next_job(self):
         if self.phase in OPEN:
@@ -211,18 +234,27 @@ class Console:
         done, action, args = job
         self.error = None
         try:
-            done.set_result(action(*args))
+            result = action(*args)
         except LinkError as e:
             done.set_exception(e)
             raise
         except Exception as e:  # goes back to the page that asked, and to every page's banner
             self.error = str(e)
             done.set_exception(e)
+            return
+        self._publish()  # the reply carries the state after the action, not before
+        done.set_result(result)
 
     def _idle_poll(self) -> None:
         self.status = self.device.status()
         while self.device.next_event(0) is not None:
             pass  # between sessions: deliveries wait in the device journal, stored at the next start
+        if self.status["state"] in UNWATCHED:
+            # a program runs that no session here watches (after a lost link, say): stop it
+            self.device.abort()
+            self.status = self.device.status()
+            self.error = ("the device was running a program that no open session here watches; the console "
+                          "stopped it (ABORT). Its records are stored; start a new session to continue")
 
     def _on_progress(self, progress) -> None:
         if len(progress.alarms) > self._alarms_seen:  # interrupt the screen the moment it arrives
@@ -235,18 +267,24 @@ class Console:
         self._finish(outcome)
         self._idle_poll()  # the header shows the device as it is now, not as before the session
 
-    def _finish(self, outcome: str) -> None:
+    def _finish(self, outcome: str, *, retry: bool = True) -> None:
         self.phase, self.outcome = "finished", outcome
         try:
-            self.runner.finish(outcome)
+            self.runner.finish(outcome, retry=retry)
         except (RecordsKeptOnDevice, LinkError) as e:
             self.error = str(e)
+
+    def _interrupt(self) -> None:
+        """An open session ends here: device paused (needle out, program kept), session closed."""
+        if self.runner and self.phase in OPEN:
+            self.runner.pause_quietly()
+            self._finish("interrupted", retry=False)
 
     def _lost(self, e: LinkError) -> None:
         self.link_error = str(e)
         if self.phase in OPEN:
             self.alarm = (-1, 0)
-            self._finish("interrupted")
+            self._finish("interrupted", retry=False)
         if self.device:
             self.device.close()
         self.device = None
@@ -270,8 +308,11 @@ class Console:
         try:
             sync.drain(device, self.store, known=runner.sessions if runner else None,
                        on_record=runner.tally if runner else None)
-        except RecordStoreError as e:
-            self.error = f"{e}; the records stay on the device until the store takes them"
+            if runner and self.status["state"] == spec.STATE_FAULT:  # why it stopped, on the session's record
+                self.store.add_alarm(runner.session_id, device.identity.serial, {
+                    "code": self.status["alarm"], "detail": 0, "time_ms": self.status["time_ms"]})
+        except Exception as e:  # the store, or a device that refuses our key: the records stay on it
+            self.error = f"the device's records could not be stored yet ({e}); they stay on the device"
 
     def _device(self) -> Device:
         if self.device is None:
@@ -291,10 +332,11 @@ class Console:
     # ---- what the page shows ---------------------------------------------------------------------
     def _publish(self) -> None:
         snapshot = self._snapshot()
-        if snapshot != self.last:
-            self.last = snapshot
+        if snapshot != self._shown:
+            self._shown = snapshot
+            self.last = {**snapshot, "seq": self.last.get("seq", 0) + 1}  # the page keeps the newest
             for listener in list(self.listeners):
-                listener(snapshot)
+                listener(self.last)
 
     def _snapshot(self) -> dict:
         identity = self.device.identity if self.device else None
@@ -306,7 +348,7 @@ class Console:
             "board": identity.board if identity else None, "serial": identity.serial if identity else None,
             "firmware": identity.firmware if identity else None, "paired": identity.paired if identity else None,
             "state": p.state if live else spec.STATE_NAMES[status["state"]] if status else "UNKNOWN",
-            "alarm": spec.ALARM_NAMES[status["alarm"]] if status.get("alarm") and not live else None,
+            "alarm": _alarm_name(status["alarm"]) if status.get("alarm") and not live else None,
             "depth_mm": (p.depth_um if live else status.get("depth_um", 0)) / 1000,
             "syringe_left_ul": (p.syringe_left_nl if live else status.get("syringe_left_nl", 0)) / 1000,
         }
@@ -340,6 +382,10 @@ class Console:
                             "records of any points given meanwhile (they wait on the device) and counts them here"}
         what, todo, _ = alarms.ALARMS.get(code, ("unknown alarm %d" % code, "contact service", 1))
         reset_cause = self.device.identity.reset_cause if self.device and self.device.identity else ""
-        return {"code": code, "name": spec.ALARM_NAMES[code] if code < len(spec.ALARM_NAMES) else str(code),
+        return {"code": code, "name": _alarm_name(code),
                 "what": what.format(detail=detail, cause=reset_cause or "cause unknown"),
                 "todo": todo.replace("`mesoinject abort`", "the Clear fault button"), "delivered": delivered}
+
+
+def _alarm_name(code: int) -> str:
+    return spec.ALARM_NAMES[code] if 0 <= code < len(spec.ALARM_NAMES) else f"alarm {code}"

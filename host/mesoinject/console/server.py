@@ -8,6 +8,7 @@ of its own beyond the sign-in sessions (security.py).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import pathlib
 import socket
@@ -37,8 +38,11 @@ class ConsoleServer:
         self._sock = socket.create_server(("127.0.0.1", port))  # loopback only
         self.port = self._sock.getsockname()[1]
         self.gate = Gate(self.port)
-        self.url = f"http://127.0.0.1:{self.port}/?token={self.gate.secret}"
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.origin}/?token={self.gate.secret}"  # the one sign-in
         self._streams: set[asyncio.Queue] = set()
+        # PAUSE and ABORT never wait for a thread that waits on the worker (the default pool's)
+        self._stops = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="mesoinject-stop")
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="mesoinject-ui", daemon=True)
@@ -54,6 +58,7 @@ class ConsoleServer:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._stops.shutdown()
 
     async def _serve(self) -> None:
         self._runner = web.AppRunner(self.app(), shutdown_timeout=1)
@@ -95,8 +100,9 @@ class ConsoleServer:
         return web.json_response(self.console.last)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1)
         self._streams.add(queue)
+        stream = None
         try:
             async with sse_response(request) as stream:
                 await stream.send(json.dumps(self.console.last), event="state")
@@ -106,13 +112,13 @@ class ConsoleServer:
             pass  # the page went away; EventSource reconnects if it comes back
         finally:
             self._streams.discard(queue)
-        return stream
+        return stream if stream is not None else web.Response(status=204)
 
     async def sessions(self, request: web.Request) -> web.Response:
-        return web.json_response(await self._call(self.console.sessions))
+        return web.json_response(await self._read(self.console.sessions))
 
     async def report(self, request: web.Request) -> web.Response:
-        html = await self._call(self.console.export, "html", int(request.match_info["id"]))
+        html = await self._read(self.console.export, "html", int(request.match_info["id"]))
         return web.Response(text=html, content_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
 
     async def download(self, request: web.Request) -> web.Response:
@@ -120,7 +126,7 @@ class ConsoleServer:
         if suffix not in DOWNLOADS:
             raise web.HTTPNotFound(text=f"no export .{suffix}; there are {', '.join(DOWNLOADS)}")
         fmt, mime = DOWNLOADS[suffix]
-        text = await self._call(self.console.export, fmt, session_id)
+        text = await self._read(self.console.export, fmt, session_id)
         name = f"mesoinject-session-{session_id}.{suffix}"
         return web.Response(text=text, content_type=mime,
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -142,18 +148,25 @@ class ConsoleServer:
 
     def _at_once(self, action):
         async def handler(request: web.Request) -> web.Response:
-            await asyncio.get_running_loop().run_in_executor(None, action)
+            await asyncio.get_running_loop().run_in_executor(self._stops, action)
             return web.json_response({"ok": True})
         return handler
 
     async def _call(self, action, *args):
+        """On the console's worker, in order with everything that touches the device."""
         return await asyncio.get_running_loop().run_in_executor(None, self.console.call, action, *args)
+
+    async def _read(self, action, *args):
+        """Reads of the store: on a pool thread with their own connection, never holding up the worker."""
+        return await asyncio.get_running_loop().run_in_executor(None, action, *args)
 
     def _on_snapshot(self, snapshot: dict) -> None:  # on the console's worker thread
         self._loop.call_soon_threadsafe(self._fan_out, json.dumps(snapshot))
 
     def _fan_out(self, data: str) -> None:
-        for queue in self._streams:
+        for queue in self._streams:  # each snapshot is whole: a slow page needs only the latest
+            if queue.full():
+                queue.get_nowait()
             queue.put_nowait(data)
 
 
@@ -161,11 +174,9 @@ async def _json_body(request: web.Request) -> dict:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "the body is not JSON"}),
-                                 content_type="application/json") from None
+        raise web.HTTPBadRequest(text="the body is not JSON") from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": "the body must be a JSON object"}),
-                                 content_type="application/json")
+        raise web.HTTPBadRequest(text="the body must be a JSON object")
     return body
 
 
@@ -182,6 +193,8 @@ async def _errors(request: web.Request, handler):
         return web.json_response({"error": str(e)}, status=409)
     except LinkError as e:
         return web.json_response({"error": f"the device did not answer: {e}"}, status=503)
+    except web.HTTPException as e:  # as JSON, and through the gate's headers like every answer
+        return web.json_response({"error": e.text}, status=e.status)
 
 
 async def _no_content(request: web.Request) -> web.Response:

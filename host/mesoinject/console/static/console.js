@@ -90,6 +90,7 @@ const mmss = (s) => {
 };
 
 function render(s) {
+  if (snap && s.seq < snap.seq) return; // a POST's reply can arrive after a newer event-stream snapshot
   snap = s;
   const dev = s.device || {};
   document.body.dataset.phase = s.phase || "";
@@ -402,7 +403,8 @@ document.addEventListener("keydown", (e) => {
   if ($("alarm").open || $("sessions-dialog").open) return;
   if (e.target.closest && e.target.closest("input, textarea, select")) return;
   const key = e.key.toLowerCase();
-  const id = key === "p" || key === " " ? "pause" : key === "r" ? "resume" : key === "escape" || key === "a" ? "abort" : null;
+  // Escape is what people press to get out of something: it pauses (undoable), it never aborts
+  const id = key === "p" || key === " " || key === "escape" ? "pause" : key === "r" ? "resume" : key === "a" ? "abort" : null;
   const button = id && $(id);
   if (!button || button.hidden) return;
   e.preventDefault(); // Space must pause, not press whichever button has focus
