@@ -102,6 +102,9 @@ def deliveries(console, session_id):
 def test_a_whole_session_from_the_form_to_the_report(console, page):
     browser.start_program(page, "point-by-point.toml", 3, 30)
     shot(page, "1-running")
+    # the records are readable mid-session (own connection: the device's heartbeat never waits on a read)
+    listed = page.request.get(console.origin + "/api/sessions").json()
+    assert listed[0]["id"] == console.console.last["session"]["id"] and listed[0]["outcome"] is None
     wait_phase(page, "finished")
     assert page.text_content("#done") == "3" and page.text_content("#planned") == "3"
     assert "complete" in page.text_content("#outcome").lower()

@@ -240,6 +240,7 @@ class Console:
             raise
         except Exception as e:  # goes back to the page that asked, and to every page's banner
             self.error = str(e)
+            self._publish()
             done.set_exception(e)
             return
         self._publish()  # the reply carries the state after the action, not before

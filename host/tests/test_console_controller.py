@@ -1,0 +1,81 @@
+"""The console's worker: what it does with errors, and the set-up form, without a device."""
+
+from __future__ import annotations
+
+import pytest
+
+from mesoinject.console import Console
+from mesoinject.console import forms
+from mesoinject.console.controller import ActionRefused
+from mesoinject.link import LinkError
+from mesoinject.program import CEILINGS, ProgramError
+from mesoinject.records import RecordStore
+
+FORM = {"patient_ref": "P-7", "operator": "Dr T", "technique": "nappage", "drug": "x", "syringe": "BD 1 mL",
+        "needle_gauge": "32", "needle_length": "4 mm", "volume": "2 uL", "depth": "1.5 mm", "count": "40",
+        "cadence": "6 Hz", "flow_rate": "50 uL/s", "prime_volume": "10 uL"}
+
+
+def no_device():
+    raise LinkError("no device in this test")
+
+
+@pytest.fixture
+def console(tmp_path):
+    store = RecordStore(tmp_path / "records.db")
+    ui = Console(no_device, store, tmp_path).start()
+    yield ui
+    ui.stop()
+    store.close()
+
+
+def test_an_action_that_fails_reports_to_its_caller_and_the_worker_goes_on(console):
+    with pytest.raises(ZeroDivisionError):
+        console.call(lambda: 1 / 0)
+    assert "division" in console.last["error"]  # every open page's banner, published before the reply
+    assert console.call(lambda: 42) == 42
+    assert console.last["error"] is None  # the next action clears it
+
+
+def test_a_call_after_the_worker_stopped_is_refused_not_left_hanging(console):
+    console.stop()
+    with pytest.raises(ActionRefused, match="start `mesoinject ui` again"):
+        console.call(lambda: 42)
+
+
+def test_actions_out_of_phase_say_what_to_do(console):
+    with pytest.raises(ActionRefused, match="cannot arm now: the session is setup"):
+        console.call(console.arm)
+    with pytest.raises(ActionRefused, match="no session to add a note to"):
+        console.call(console.note, {"text": "x"})
+
+
+def test_the_form_becomes_the_same_program_as_a_file():
+    program = forms.check(FORM, CEILINGS)
+    assert (program.technique, program.volume_nl, program.count, program.cadence_mhz) == ("nappage", 2000, 40, 6000)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"patient_ref": "Jane Doe"}, "patient_ref"),
+    ({"operator": " "}, "operator"),
+    ({"count": ""}, "shots"),
+    ({"volume": "2"}, "volume_per_shot"),  # a bare number: no unit
+    ({"prime_volume": "0 uL"}, "prime_volume"),  # the device refuses an empty prime
+    ({"cadence": "40 Hz"}, "cadence"),
+])
+def test_a_bad_form_names_its_field(change, field):
+    form = {**FORM, **change}
+    with pytest.raises(ProgramError) as refused:
+        forms.who(form)
+        forms.check(form, CEILINGS)
+    assert refused.value.field == field
+
+
+def test_the_library_lists_a_broken_program_with_its_error(tmp_path):
+    (tmp_path / "good.toml").write_text('name = "g"\ntechnique = "test-dose"\ndrug = "d"\nsyringe = "BD 1 mL"\n'
+                                       'needle = { gauge = 30, length = "4 mm" }\nvolume_per_point = "10 uL"\n'
+                                       'depth = "1 mm"\npoints = 1\n')
+    (tmp_path / "bad.toml").write_text('technique = "nappage"\n')
+    entries = {e["file"]: e for e in forms.library(tmp_path)}
+    assert entries["good.toml"]["form"]["volume"] == "10 uL" and entries["good.toml"]["error"] is None
+    assert entries["bad.toml"]["form"] is None and "missing" in entries["bad.toml"]["error"]
