@@ -327,7 +327,8 @@ class Console:
         return self.runner
 
     def _limits(self) -> dict:
-        identity = self.device.identity if self.device else None
+        device = self.device  # check() runs off the worker, which may drop the device meanwhile
+        identity = device.identity if device else None
         return identity.limits if identity else CEILINGS
 
     # ---- what the page shows ---------------------------------------------------------------------
