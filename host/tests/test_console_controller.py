@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from mesoinject import alarms
 from mesoinject.console import Console
 from mesoinject.console import forms
 from mesoinject.console.controller import ActionRefused
 from mesoinject.link import LinkError
 from mesoinject.program import CEILINGS, ProgramError
 from mesoinject.records import RecordStore
+from mesoprotocol import spec
 
 FORM = {"patient_ref": "P-7", "operator": "Dr T", "technique": "nappage", "drug": "x", "syringe": "BD 1 mL",
         "needle_gauge": "32", "needle_length": "4 mm", "volume": "2 uL", "depth": "1.5 mm", "count": "40",
@@ -79,3 +81,12 @@ def test_the_library_lists_a_broken_program_with_its_error(tmp_path):
     entries = {e["file"]: e for e in forms.library(tmp_path)}
     assert entries["good.toml"]["form"]["volume"] == "10 uL" and entries["good.toml"]["error"] is None
     assert entries["bad.toml"]["form"] is None and "missing" in entries["bad.toml"]["error"]
+
+
+@pytest.mark.parametrize("code", sorted(alarms.ALARMS))
+def test_every_alarm_says_what_happened_and_what_to_do_in_the_consoles_words(console, code):
+    console.alarm = (code, 1234)
+    view = console._alarm_view()
+    assert view["name"] == spec.ALARM_NAMES[code]
+    assert view["what"] and view["todo"] and view["delivered"]
+    assert "`" not in view["what"] + view["todo"]  # no CLI command to type at a couch
