@@ -106,7 +106,7 @@ class StepDirBoard:
     PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway (measure per build)
     ANTIDRIP_UM = 20
     COMPLIANCE_NL_PER_KPA = 1  # nominal for 1 mL plastic syringes
-    JOURNAL_CELLS = 6000  # delivery journal: 64 bytes a record (384 KB of flash), > MAX_SHOTS
+    JOURNAL_CELLS = 6000  # delivery journal: 64 bytes a record (384 KB of flash in 4 KB segments), > MAX_SHOTS
 
     # Line-pressure sensor: ratiometric 0.5-4.5 V = 0-689 kPa (100 psi) on 5 V, through a
     # 2/3 divider so the ADC sees 0.33-3.0 V. Calibrate against the sensor actually fitted.

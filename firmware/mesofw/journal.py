@@ -5,16 +5,24 @@
 # to write; the ring is full when head reaches an unacknowledged cell (never overwritten).
 # Each cell holds two copies of its record and every write goes to the older copy with the next
 # generation number, so a write torn by a power cut leaves the previous version intact.
-# RAM: one byte per cell (status and generation); everything else is read back from the file.
+# RAM: one byte per cell (status and generation); everything else is read back from the flash.
+# Storage: a folder of segment files of SEGMENT_CELLS cells, 4 KB = one erase block of the
+# RP2040's and the ESP32-S3's flash. littlefs (those boards' filesystem) rewrites a file from a
+# modified block to its end, so a write in one 384 KB file cost up to 94 block erases; in a
+# segment it costs one block. Earlier firmware's single file is moved into the segments at boot.
 # A point in progress is written OPEN at its start and re-written as it dispenses (checkpoints);
 # an OPEN record found at boot is a point cut by power loss and is closed as partial.
 from binascii import crc32
+import os
 import struct
 
 from mesoprotocol import spec as S
 
-FILE = "journal"
+FILE = "journal"  # earlier firmware's single file, moved into DIR at boot
+DIR = FILE + ".d"  # the segments: DIR/0, DIR/1, ...
 COPY = 32  # bytes per copy; a cell is two copies
+SEGMENT_CELLS = 64
+SEGMENT = SEGMENT_CELLS * 2 * COPY  # bytes per segment file: 4096, one flash erase block
 _BODY = "<BBBBIIHHIII"  # gen status flags kind | record_id session point depth_um | programmed delivered time_ms
 _BODY_SIZE = 28  # then the CRC-32 of the body
 
@@ -25,9 +33,96 @@ ACKED = 3
 _GEN = 0x3F  # generations count mod 64; a copy holds the generations of its own parity
 
 
+class Segments:
+    # The journal's bytes by absolute offset over segment files, one of them open at a time:
+    # opening another (an allocation) happens only when an access moves to another segment.
+    def __init__(self, folder):
+        self.folder = folder
+        self.f = None
+        self.seg = -1
+        self.writable = False
+        self.pos = 0  # where the next read or write goes, from the start of segment 0
+        self.at = -1  # where the open file is, the same way (-1: unknown)
+
+    def seek(self, pos):
+        self.pos = pos
+
+    def _at(self, write):
+        # the file of the segment holding self.pos, positioned there; None if it does not exist.
+        # Read-only unless written: on littlefs, closing a file opened for writing commits its
+        # metadata (its mtime) even if nothing was written.
+        seg = self.pos // SEGMENT
+        f = self.f
+        if f is None or seg != self.seg or write and not self.writable:
+            self.close()
+            name = "%s/%d" % (self.folder, seg)
+            try:
+                f = open(name, "r+b" if write else "rb")
+            except OSError:
+                if not write:
+                    return None
+                f = open(name, "w+b")
+            self.f = f
+            self.seg = seg
+            self.writable = write
+        if self.at != self.pos:  # sequential reads (the boot scan) need no seek
+            f.seek(self.pos - seg * SEGMENT)
+        return f
+
+    def readinto(self, buf):
+        # a read never spans two segments (cells do not); 0 past the last segment written
+        f = self._at(False)
+        n = f.readinto(buf) if f else 0
+        self.pos += n
+        self.at = self.pos
+        return n
+
+    def write(self, buf):
+        n = self._at(True).write(buf)
+        self.pos += n
+        self.at = self.pos
+        return n
+
+    def flush(self):
+        if self.f:
+            self.f.flush()
+
+    def close(self):
+        if self.f:
+            self.f.close()
+        self.f = None
+        self.seg = -1
+        self.at = -1
+
+    def migrate(self, old, feed):
+        # a single-file journal of earlier firmware: its bytes into the segments, then removed.
+        # Cut short by a power loss, it runs again from the start at the next boot.
+        try:
+            src = open(old, "rb")
+        except OSError:
+            return
+        buf = bytearray(SEGMENT)
+        seg = 0
+        n = SEGMENT
+        while n == SEGMENT:
+            if feed:
+                feed()
+            n = src.readinto(buf)
+            if n:
+                with open("%s/%d" % (self.folder, seg), "wb") as f:
+                    f.write(memoryview(buf)[:n])
+                seg += 1
+        src.close()
+        for name in os.listdir(self.folder):  # past the old file's end: from a later firmware
+            if name.isdigit() and int(name) >= seg:
+                os.remove("%s/%s" % (self.folder, name))
+        os.remove(old)
+
+
 class Journal:
     def __init__(self, cells, first_id=0, path=FILE, feed=None):
         # first_id: record ids continue above it even if the journal was erased (boot epoch);
+        # path: the segments are in the folder path + ".d" (a file at path: see Segments.migrate);
         # feed(): called while the boot scan runs (the board's watchdog)
         self.cells = cells
         self.cell = bytearray(cells)  # status << 6 | generation of the newest copy
@@ -43,9 +138,11 @@ class Journal:
         self.cur = -1  # the cell of the point in progress, and its fixed fields:
         self.o_id = self.o_session = self.o_point = self.o_kind = self.o_programmed = 0
         try:
-            self.f = open(path, "r+b")
+            os.mkdir(path + ".d")
         except OSError:
-            self.f = open(path, "w+b")
+            pass  # it exists
+        self.f = Segments(path + ".d")
+        self.f.migrate(path, feed)
         self.feed = feed
         self._scan()
         self.last_id = max(self.last_id, first_id)
@@ -61,7 +158,7 @@ class Journal:
             n = f.readinto(self.buf)
             if not n or n < 2 * COPY:
                 if n:
-                    self.repaired += 1  # a torn first write at the end of the file
+                    self.repaired += 1  # a torn first write at the end of the last segment
                 break
             best = -1
             gen = 0

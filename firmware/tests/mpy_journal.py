@@ -4,7 +4,7 @@ import json
 import os
 import sys
 
-from mesofw.journal import COPY, Journal
+from mesofw.journal import COPY, SEGMENT, Journal
 from mesoprotocol import spec
 
 d = sys.argv[1]
@@ -62,11 +62,11 @@ j = Journal(16, 2 << 16, path("c"))
 out["torn"] = {"rid": rid, "repaired": j.repaired, "records": [list(r) for r in pending(j)]}
 j.f.close()
 
-# a torn first write at the end of the file: no record, nothing else lost
+# a torn first write at the end of the last segment: no record, nothing else lost
 j = Journal(16, 1 << 16, path("e"))
 point(j, 0, 30000)
 j.f.close()
-with open(path("e"), "ab") as f:
+with open(path("e") + ".d/0", "ab") as f:
     f.write(b"\x01\x02\x02\x01\x05")
 j = Journal(16, 2 << 16, path("e"))
 out["torn_tail"] = {"repaired": j.repaired, "unacked": j.unacked}
@@ -84,4 +84,53 @@ j = Journal(4, 1 << 16, path("f"))
 out["wrapped"] = {"more": more, "free": j.free(), "unacked": j.unacked, "oldest": j.oldest()[0],
                   "order": [r[0] for r in pending(j)], "next_ok": point(j, 9, 1) != 0}
 j.f.close()
+
+
+# earlier firmware kept the journal in one file: at boot it is moved into the segments, byte for
+# byte (a torn tail too), and removed; a move cut short by a power loss runs again
+def segments(name):
+    data = b""
+    n = 0
+    while True:
+        try:
+            with open("%s.d/%d" % (path(name), n), "rb") as f:
+                data += f.read()
+        except OSError:
+            return data, n
+        n += 1
+
+
+def state(j):
+    return {"unacked": j.unacked, "head": j.head, "tail": j.tail, "last_id": j.last_id, "repaired": j.repaired,
+            "power_lost": j.power_lost, "free": j.free(), "records": [list(r) for r in pending(j)]}
+
+
+j = Journal(150, 1 << 16, path("g"))  # two whole segments and 22 cells of a third
+ids = [point(j, n, 30000 + n) for n in range(140)]
+for rid in ids[:130] + ids[132:135]:
+    j.ack(rid)
+j.open(7, 140, spec.KIND_POINT, 30000, 5000)  # cut by a power loss
+j.checkpoint(12000, 3000, 5100)
+j.f.close()
+old, n = segments("g")
+old += b"\x01\x02\x02\x01\x05"  # and a torn first write after it
+for name in ("h", "k"):
+    with open(path(name), "wb") as f:
+        f.write(old)
+with open(path("g") + ".d/%d" % (n - 1), "ab") as f:
+    f.write(b"\x01\x02\x02\x01\x05")
+os.mkdir(path("k") + ".d")  # k: a move cut short, after a later firmware had segments there
+for seg, data in ((0, b"\xa5" * 100), (1, b"\x5a" * SEGMENT), (5, b"\x33" * SEGMENT)):
+    with open(path("k") + ".d/%d" % seg, "wb") as f:
+        f.write(data)
+expected = Journal(150, 2 << 16, path("g"))
+out["migrated"] = {"segments": n, "old_bytes": len(old), "expected": state(expected)}
+expected.f.close()
+for name in ("h", "k"):
+    j = Journal(150, 2 << 16, path(name))
+    out["migrated"][name] = state(j)
+    j.f.close()
+    out["migrated"][name + "_left"] = sorted(os.listdir(d))
+    out["migrated"][name + "_same_bytes"] = segments(name) == segments("g")
+    out["migrated"][name + "_files"] = sorted(os.listdir(path(name) + ".d"))
 print(json.dumps(out))

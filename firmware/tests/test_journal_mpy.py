@@ -62,3 +62,15 @@ def test_full_ring_refuses_until_acknowledged_and_wraps(j):
     # the four unacknowledged after the wrap: the two oldest never acknowledged, the two new
     assert sorted(w["order"]) == [full["ids"][2], full["ids"][3]] + w["more"][:2]
     assert w["oldest"] == full["ids"][2]
+
+
+def test_a_single_file_journal_of_earlier_firmware_is_moved_into_segments(j):
+    m = j["migrated"]
+    assert m["segments"] == 3 and m["old_bytes"] == 141 * 64 + 5  # 140 points and one cut short
+    e = m["expected"]  # the same bytes in segments, booted as they are
+    assert e["unacked"] == 8 and e["power_lost"] == 1 and e["repaired"] == 1
+    assert [r[0] for r in e["records"]] == [(1 << 16) + n for n in (131, 132, 136, 137, 138, 139, 140, 141)]
+    for name in ("h", "k"):  # h: the old file alone; k: also a move cut short and a stale segment
+        assert m[name] == e
+        assert m[name + "_same_bytes"] and m[name + "_files"] == ["0", "1", "2"]
+        assert name not in m[name + "_left"] and name + ".d" in m[name + "_left"]

@@ -1,0 +1,128 @@
+# Runs on MicroPython: the journal on littlefs (VfsLfs2, the filesystem of the pico and esp32s3
+# boards) over a RAM block device that counts erases and bytes programmed, to measure what one
+# checkpoint costs the flash once the ring has wrapped, and how long the boot scan takes.
+# argv[1]: cells (the boards have 6000). Prints observations as JSON.
+import json
+import os
+import sys
+import vfs
+from time import ticks_diff, ticks_ms
+
+from mesofw import journal
+from mesofw.journal import Journal
+from mesoprotocol import spec
+
+BLOCK = 4096  # the erase block of the RP2040's and the ESP32-S3's flash
+BLOCKS = 352  # 1.4 MB: the filesystem of a 2 MB Pico
+ERASED = b"\xff" * BLOCK
+cells = int(sys.argv[1])
+
+
+class RAMFlash:
+    # littlefs's extended block device protocol (offset given: program or read within a block;
+    # ioctl 6: erase). A program may only go to erased bytes, as on NOR flash.
+    def __init__(self):
+        self.data = bytearray(ERASED * BLOCKS)
+        self.mv = memoryview(self.data)
+        self.erases = 0
+        self.programmed = 0
+        self.overwrites = 0  # programs onto bytes not erased: would be a filesystem bug
+
+    def readblocks(self, block, buf, offset=0):
+        a = block * BLOCK + offset
+        buf[:] = self.mv[a : a + len(buf)]
+
+    def writeblocks(self, block, buf, offset=None):
+        if offset is None:  # the basic protocol: whole blocks, erased first
+            for b in range(len(buf) // BLOCK):
+                self.ioctl(6, block + b)
+            offset = 0
+        a = block * BLOCK + offset
+        if self.data[a : a + len(buf)] != ERASED[: len(buf)]:
+            self.overwrites += 1
+        self.mv[a : a + len(buf)] = buf
+        self.programmed += len(buf)
+
+    def ioctl(self, op, arg):
+        if op == 4:  # block count
+            return BLOCKS
+        if op == 5:  # block size
+            return BLOCK
+        if op == 6:  # erase
+            self.erases += 1
+            a = arg * BLOCK
+            self.mv[a : a + BLOCK] = ERASED
+            return 0
+        return 0
+
+
+flash = RAMFlash()
+vfs.VfsLfs2.mkfs(flash, progsize=256)  # as the rp2 port formats and mounts its flash
+vfs.mount(vfs.VfsLfs2(flash, progsize=256), "/lfs")
+PATH = "/lfs/journal"
+out = {"cells": cells}
+
+# fill the ring once, each point acknowledged as it closes (the host in sync): the head wraps to 0
+j = Journal(cells, 1 << 16, PATH)
+t = ticks_ms()
+for n in range(cells):
+    j.open(7, n, spec.KIND_POINT, 30000, n)
+    j.close(0, 30000, 3000, n)
+    j.ack(j.last_id)
+out["fill_ms"] = ticks_diff(ticks_ms(), t)
+out["wrapped"] = j.head == 0 and j.unacked == 0 and j.free() == cells
+
+
+def cost(fn, *args):
+    e, p = flash.erases, flash.programmed
+    fn(*args)
+    return flash.erases - e, flash.programmed - p
+
+
+# points near the start of the ring after the wrap: every checkpoint's cost, and the worst
+erases = []
+programmed = []
+for n in range(8):
+    j.open(7, n, spec.KIND_POINT, 30000, n)
+    for k in range(1, 9):  # a 30 uL point checkpoints about every 1 uL, more than this
+        e, p = cost(j.checkpoint, k * 1000, 3000, k)
+        erases.append(e)
+        programmed.append(p)
+    j.close(0, 30000, 3000, n)
+out["checkpoint"] = {"cells": [0, 7], "writes": len(erases), "max_erases": max(erases),
+                     "max_programmed": max(programmed), "mean_erases": sum(erases) / len(erases),
+                     "mean_programmed": sum(programmed) / len(programmed)}
+out["overwrites"] = flash.overwrites
+
+
+def state(j):
+    return [j.unacked, j.head, j.tail, j.last_id, j.oldest()]
+
+
+# the boot scan of the full journal: 8 records unacknowledged, nothing lost; it writes nothing
+j.f.close()
+e, p = flash.erases, flash.programmed
+t = ticks_ms()
+j = Journal(cells, 2 << 16, PATH)
+out["scan_ms"] = ticks_diff(ticks_ms(), t)
+out["scan_writes"] = [flash.erases - e, flash.programmed - p]
+out["after_boot"] = state(j)
+j.f.close()
+
+if hasattr(journal, "Segments"):
+    # a board flashed over earlier firmware: its single file (here the same bytes) is moved
+    # into segments at the first boot; the journal comes back as it was
+    buf = bytearray(journal.SEGMENT)
+    with open("/lfs/old", "wb") as dst:
+        for name in sorted(os.listdir(PATH + ".d"), key=int):
+            with open(PATH + ".d/" + name, "rb") as src:
+                dst.write(memoryview(buf)[: src.readinto(buf)])
+            os.remove(PATH + ".d/" + name)  # the board has only the old file
+    e, p = flash.erases, flash.programmed
+    t = ticks_ms()
+    j = Journal(cells, 2 << 16, "/lfs/old")
+    out["migrate"] = {"ms": ticks_diff(ticks_ms(), t), "erases": flash.erases - e,
+                      "programmed": flash.programmed - p, "state": state(j),
+                      "files": sorted(os.listdir("/lfs")), "segments": len(os.listdir("/lfs/old.d"))}
+    j.f.close()
+print(json.dumps(out))
