@@ -63,6 +63,7 @@ class Console:
         self._jobs: queue.Queue = queue.Queue()
         self._stopping = threading.Event()
         self._alarms_seen = 0
+        self._cut_short: SessionRunner | None = None  # the session a lost link ended: its alarm is stored later
         self.library = forms.library(programs_dir)
         self._thread = threading.Thread(target=self._work, name="mesoinject-console", daemon=True)
 
@@ -254,8 +255,9 @@ class Console:
             # a program runs that no session here watches (after a lost link, say): stop it
             self.device.abort()
             self.status = self.device.status()
+            self._store_journal()
             self.error = ("the device was running a program that no open session here watches; the console "
-                          "stopped it (ABORT). Its records are stored; start a new session to continue")
+                          "stopped it (ABORT) and stored its records. Start a new session to continue")
 
     def _on_progress(self, progress) -> None:
         if len(progress.alarms) > self._alarms_seen:  # interrupt the screen the moment it arrives
@@ -285,6 +287,7 @@ class Console:
         self.link_error = str(e)
         if self.phase in OPEN:
             self.alarm = (-1, 0)
+            self._cut_short = self.runner
             self._finish("interrupted", retry=False)
         if self.device:
             self.device.close()
@@ -304,14 +307,18 @@ class Console:
             self.link_error = str(e)
             return
         self.device, self.link_error = device, None
-        # what it delivered while we were away waits in its journal: store it now, not at the next session
+        self._store_journal()  # what it delivered while we were away: stored now, not at the next session
+        runner, self._cut_short = self._cut_short, None
+        if runner and self.status["state"] == spec.STATE_FAULT:  # why it stopped, on that session's record
+            self.store.add_alarm(runner.session_id, device.identity.serial, {
+                "code": self.status["alarm"], "detail": 0, "time_ms": self.status["time_ms"]})
+
+    def _store_journal(self) -> None:
+        """Store what the device journaled and no session here heard of; counted in the session shown."""
         runner = self.runner
         try:
-            sync.drain(device, self.store, known=runner.sessions if runner else None,
+            sync.drain(self.device, self.store, known=runner.sessions if runner else None,
                        on_record=runner.tally if runner else None)
-            if runner and self.status["state"] == spec.STATE_FAULT:  # why it stopped, on the session's record
-                self.store.add_alarm(runner.session_id, device.identity.serial, {
-                    "code": self.status["alarm"], "detail": 0, "time_ms": self.status["time_ms"]})
         except Exception as e:  # the store, or a device that refuses our key: the records stay on it
             self.error = f"the device's records could not be stored yet ({e}); they stay on the device"
 
