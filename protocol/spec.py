@@ -24,10 +24,12 @@ INTERBYTE_TIMEOUT_MS = const(100)  # a partial frame older than this is discarde
 EVENT_RING = const(16)  # the device keeps its last 16 events for EVENTS (a power of 2: 256 % 16 == 0)
 
 
-def crc16(data, crc=0xFFFF):
-    # CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xorout).
-    for b in data:
-        crc ^= b << 8
+def crc16(data, start=0, end=None):
+    # CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xorout) of data[start:end];
+    # indexed, not sliced: the firmware checks frames in place, with no allocation.
+    crc = 0xFFFF
+    for i in range(start, len(data) if end is None else end):
+        crc ^= data[i] << 8
         for _ in range(8):
             crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
         crc &= 0xFFFF

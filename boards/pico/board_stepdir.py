@@ -158,15 +158,20 @@ class StepDirBoard:
         # and only while poll says one is there.
         n = 0
         size = len(buf)
-        poll = self._poll.poll
-        while n < size and poll(0):
+        while n < size and self._ready():
             self._in.readinto(self._byte)
             buf[n] = self._byte[0]
             n += 1
         return n
 
-    def host_write(self, data):
-        self._out.write(data)
+    def _ready(self):
+        # ipoll, not poll: poll() allocates a list per call, and this runs every loop pass
+        for _ in self._poll.ipoll(0):
+            return True
+        return False
+
+    def host_write(self, buf, n):
+        self._out.write(buf, n)  # a MicroPython stream's write(buf, max_len): no slice allocated
 
     def wait_input(self, timeout_ms):
         self._poll.poll(timeout_ms)

@@ -84,8 +84,8 @@ class Board:
     def host_read(self, buf):
         return self._in.readinto(buf) or 0
 
-    def host_write(self, data):
-        self._out.write(data)
+    def host_write(self, buf, n):
+        self._out.write(buf, n)  # a MicroPython stream's write(buf, max_len): no slice allocated
 
     def wait_input(self, timeout_ms):
         # sleep until host or control input, or timeout; serves the control channel

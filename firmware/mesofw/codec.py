@@ -20,16 +20,22 @@ def payload_size(msg_type):
 
 def encode_into(buf, msg_type, seq, values):
     # Pack a frame into buf (>= MAX_FRAME bytes); returns the frame length.
-    fmt, size = _FORMATS[msg_type]
+    struct.pack_into(_FORMATS[msg_type][0], buf, spec.HEADER_SIZE, *values)
+    return frame_into(buf, msg_type, seq)
+
+
+def frame_into(buf, msg_type, seq):
+    # Header and CRC around the payload already at buf[HEADER_SIZE:]; returns the frame length.
+    # Allocates nothing (encode_into's *values does): for the dosing loop's events.
+    size = _FORMATS[msg_type][1]
     buf[0] = spec.SYNC0
     buf[1] = spec.SYNC1
     buf[2] = size
     buf[3] = spec.PROTOCOL_VERSION
     buf[4] = msg_type
     buf[5] = seq & 0xFF
-    struct.pack_into(fmt, buf, spec.HEADER_SIZE, *values)
     end = spec.HEADER_SIZE + size
-    crc = spec.crc16(memoryview(buf)[2:end])
+    crc = spec.crc16(buf, 2, end)
     buf[end] = crc & 0xFF
     buf[end + 1] = crc >> 8
     return end + spec.CRC_SIZE
@@ -102,7 +108,7 @@ class FrameReader:
                 return
             end = spec.HEADER_SIZE + length
             crc = buf[end] | (buf[end + 1] << 8)
-            if spec.crc16(memoryview(buf)[2:end]) != crc:
+            if spec.crc16(buf, 2, end) != crc:
                 self.error = "CRC"
                 self._shift(1)
                 callback(DROPPED)

@@ -1,5 +1,6 @@
 # The device state machine (PROTOCOL.md, "States"): commands in, motion and events out.
 # Safety decisions live here: the host is never trusted for limits, trigger or link.
+import struct
 from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
 from mesofw import dosing, limits, settings
@@ -48,12 +49,18 @@ def home_needle(board):
     board.motors(False)
 
 
+_DELIVERY_FMT = S.layout(S.DELIVERY)[0]
+
+
 class Device:
-    def __init__(self, board, emit, journal):
-        # emit(msg_type, values): queue an event to the host.
+    def __init__(self, board, emit, journal, emit_packed):
+        # emit(msg_type, values): queue an event to the host; emit_packed(msg_type, payload): one
+        # already packed (DELIVERY, from a buffer made once: the dosing loop allocates nothing).
         # journal: where every point is written before the host hears of it.
         self.board = board
         self.emit = emit
+        self.emit_packed = emit_packed
+        self.delivery = bytearray(struct.calcsize(_DELIVERY_FMT))
         self.journal = journal
         self.checkpoint_at = 0  # plunger steps into the dose at which the journal is next updated
         self.checkpoint_steps = 1
@@ -401,8 +408,9 @@ class Device:
         j = self.journal
         t = ticks_ms()
         j.close(flags, delivered, depth, t)  # on flash before the host hears of it
-        self.emit(S.DELIVERY, (j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered,
-                               depth, t))
+        struct.pack_into(_DELIVERY_FMT, self.delivery, 0, j.o_id, j.o_session, self.point_index, self.kind, flags,
+                         self.point_nl, delivered, depth, t)
+        self.emit_packed(S.DELIVERY, self.delivery)
 
     def _checkpoint(self):
         # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut

@@ -221,8 +221,11 @@ class Journal:
             return 0
         self.cur = self.head
         self.last_id += 1
-        self.o_id, self.o_session, self.o_point, self.o_kind, self.o_programmed = (
-            self.last_id, session, point, kind, programmed_nl)
+        self.o_id = self.last_id  # one by one: a 5-way assignment builds a tuple
+        self.o_session = session
+        self.o_point = point
+        self.o_kind = kind
+        self.o_programmed = programmed_nl
         self.checkpoint(0, 0, time_ms)
         return self.last_id
 

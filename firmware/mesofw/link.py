@@ -51,11 +51,11 @@ class Link:
             # a host of another protocol version learns ours: value = its VER, limit = ours
             theirs, ours = (r.version, spec.PROTOCOL_VERSION) if error == spec.NACK_BAD_VERSION else (0, 0)
             n = codec.encode_into(self.tx, spec.NACK, r.seq, (r.msg_type, error, 0, self.state_of(), theirs, ours))
-            self.board.host_write(memoryview(self.tx)[:n])  # not cached: nothing was executed
+            self.board.host_write(self.tx, n)  # not cached: nothing was executed
             return
         key = (r.msg_type << 8) | r.seq
         if key == self.last_key:
-            self.board.host_write(memoryview(self.last_reply)[: self.last_reply_len])
+            self.board.host_write(self.last_reply, self.last_reply_len)
             return
         n_fields = _AUTH_FIELDS.get(r.msg_type)
         if n_fields:
@@ -63,7 +63,7 @@ class Link:
             if error:  # forged, replayed or not paired: not executed, not cached
                 n = codec.encode_into(self.tx, spec.NACK, r.seq,
                                       (r.msg_type, spec.NACK_AUTH, error[0], self.state_of(), error[1], error[2]))
-                self.board.host_write(memoryview(self.tx)[:n])
+                self.board.host_write(self.tx, n)
                 return
         values = codec.decode_payload(r.msg_type, r.payload)
         if n_fields:
@@ -76,7 +76,7 @@ class Link:
             if r.msg_type == spec.HELLO:
                 self.last_key = -1
             n = codec.encode_into(self.tx, reply_type, r.seq, reply_values)
-            self.board.host_write(memoryview(self.tx)[:n])
+            self.board.host_write(self.tx, n)
             return
         self.last_key = key
         self._reply(r.seq, reply_type, reply_values)
@@ -84,17 +84,24 @@ class Link:
     def _reply(self, seq, msg_type, values):
         n = codec.encode_into(self.last_reply, msg_type, seq, values)
         self.last_reply_len = n
-        self.board.host_write(memoryview(self.last_reply)[:n])
+        self.board.host_write(self.last_reply, n)
 
     def send_event(self, msg_type, values):
-        i = self.event_seq % spec.EVENT_RING
-        slot = self.ring[i]
-        n = codec.encode_into(slot, msg_type, self.event_seq, values)
-        self.ring_len[i] = n
+        slot = self.ring[self.event_seq % spec.EVENT_RING]
+        self._sent(slot, codec.encode_into(slot, msg_type, self.event_seq, values))
+
+    def send_packed(self, msg_type, payload):
+        # an event whose payload the caller packed (the dosing loop's DELIVERY): no tuple per event
+        slot = self.ring[self.event_seq % spec.EVENT_RING]
+        slot[spec.HEADER_SIZE : spec.HEADER_SIZE + len(payload)] = payload
+        self._sent(slot, codec.frame_into(slot, msg_type, self.event_seq))
+
+    def _sent(self, slot, n):
+        self.ring_len[self.event_seq % spec.EVENT_RING] = n
         self.event_seq = (self.event_seq + 1) & 0xFF
         if self.events_sent < spec.EVENT_RING:
             self.events_sent += 1
-        self.board.host_write(memoryview(slot)[:n])
+        self.board.host_write(slot, n)
 
     def resend_events(self, from_seq):
         # every event from from_seq on, again, in order; False if the ring no longer holds them
@@ -103,5 +110,5 @@ class Link:
             return False
         for k in range(behind):
             i = (from_seq + k) % spec.EVENT_RING
-            self.board.host_write(memoryview(self.ring[i])[: self.ring_len[i]])
+            self.board.host_write(self.ring[i], self.ring_len[i])
         return True

@@ -364,8 +364,8 @@ class FuzzBoard:
         self.inpos = i + n
         return n
 
-    def host_write(self, data):
-        self.out.append(bytes(data))
+    def host_write(self, buf, n):
+        self.out.append(bytes(buf[:n]))
 
     def wait_input(self, timeout_ms):
         self.fz.wait(timeout_ms)
