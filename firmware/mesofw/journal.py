@@ -18,8 +18,9 @@ import struct
 
 from mesoprotocol import spec as S
 
-FILE = "journal"  # earlier firmware's single file, moved into DIR at boot
-DIR = FILE + ".d"  # the segments: DIR/0, DIR/1, ...
+FILE = "journal"  # earlier firmware's single file; the segments are FILE + ".d"/0, /1, ...
+ENOENT = 2  # errno: no such file
+EEXIST = 17
 COPY = 32  # bytes per copy; a cell is two copies
 SEGMENT_CELLS = 64
 SEGMENT = SEGMENT_CELLS * 2 * COPY  # bytes per segment file: 4096, one flash erase block
@@ -34,15 +35,17 @@ _GEN = 0x3F  # generations count mod 64; a copy holds the generations of its own
 
 
 class Segments:
-    # The journal's bytes by absolute offset over segment files, one of them open at a time:
-    # opening another (an allocation) happens only when an access moves to another segment.
+    # The journal's bytes by absolute offset over segment files. Two are kept open (the head's,
+    # where points are written, and the tail's, which the host reads and acknowledges), so a
+    # file is opened (an allocation and a folder lookup) only when the head or the tail moves
+    # to another segment.
     def __init__(self, folder):
         self.folder = folder
-        self.f = None
-        self.seg = -1
-        self.writable = False
+        self.files = [None, None]  # type: list
+        self.segs = [-1, -1]
+        self.writable = [False, False]
+        self.used = 0  # the slot used last; the other is replaced first
         self.pos = 0  # where the next read or write goes, from the start of segment 0
-        self.at = -1  # where the open file is, the same way (-1: unknown)
 
     def seek(self, pos):
         self.pos = pos
@@ -52,47 +55,55 @@ class Segments:
         # Read-only unless written: on littlefs, closing a file opened for writing commits its
         # metadata (its mtime) even if nothing was written.
         seg = self.pos // SEGMENT
-        f = self.f
-        if f is None or seg != self.seg or write and not self.writable:
-            self.close()
+        k = 0 if self.segs[0] == seg else 1 if self.segs[1] == seg else -1
+        if k < 0 or write and not self.writable[k]:
+            if k < 0:
+                k = 1 - self.used
+            self._close(k)
             name = "%s/%d" % (self.folder, seg)
             try:
                 f = open(name, "r+b" if write else "rb")
-            except OSError:
+            except OSError as e:
+                if e.errno != ENOENT:  # a flash or filesystem error is not an empty segment
+                    raise
                 if not write:
                     return None
                 f = open(name, "w+b")
-            self.f = f
-            self.seg = seg
-            self.writable = write
-        if self.at != self.pos:  # sequential reads (the boot scan) need no seek
-            f.seek(self.pos - seg * SEGMENT)
+            self.files[k] = f
+            self.segs[k] = seg
+            self.writable[k] = write
+        self.used = k
+        f = self.files[k]
+        f.seek(self.pos - seg * SEGMENT)
         return f
 
     def readinto(self, buf):
-        # a read never spans two segments (cells do not); 0 past the last segment written
+        # a read never spans two segments (cells do not); 0 in a segment never written
         f = self._at(False)
         n = f.readinto(buf) if f else 0
         self.pos += n
-        self.at = self.pos
         return n
 
     def write(self, buf):
         n = self._at(True).write(buf)
         self.pos += n
-        self.at = self.pos
         return n
 
     def flush(self):
-        if self.f:
-            self.f.flush()
+        f = self.files[self.used]
+        if f:
+            f.flush()
+
+    def _close(self, k):
+        f = self.files[k]
+        if f:
+            f.close()
+        self.files[k] = None
+        self.segs[k] = -1
 
     def close(self):
-        if self.f:
-            self.f.close()
-        self.f = None
-        self.seg = -1
-        self.at = -1
+        self._close(0)
+        self._close(1)
 
     def migrate(self, old, feed):
         # a single-file journal of earlier firmware: its bytes into the segments, then removed.
@@ -108,13 +119,15 @@ class Segments:
             if feed:
                 feed()
             n = src.readinto(buf)
+            if not n and not seg:  # empty (a downgraded firmware's new file): the segments stand
+                break
             if n:
                 with open("%s/%d" % (self.folder, seg), "wb") as f:
                     f.write(memoryview(buf)[:n])
                 seg += 1
         src.close()
-        for name in os.listdir(self.folder):  # past the old file's end: from a later firmware
-            if name.isdigit() and int(name) >= seg:
+        for name in os.listdir(self.folder):  # past the old file's end: an interrupted migration's
+            if seg and name.isdigit() and int(name) >= seg:
                 os.remove("%s/%s" % (self.folder, name))
         os.remove(old)
 
@@ -139,8 +152,9 @@ class Journal:
         self.o_id = self.o_session = self.o_point = self.o_kind = self.o_programmed = 0
         try:
             os.mkdir(path + ".d")
-        except OSError:
-            pass  # it exists
+        except OSError as e:
+            if e.errno != EEXIST:
+                raise
         self.f = Segments(path + ".d")
         self.f.migrate(path, feed)
         self.feed = feed
@@ -151,15 +165,20 @@ class Journal:
     def _scan(self):
         f = self.f
         newest = -1
-        f.seek(0)
-        for i in range(self.cells):
-            if self.feed and not i & 255:
+        nxt = 0
+        while nxt < self.cells:
+            i = nxt
+            nxt += 1
+            if self.feed and not i & 63:
                 self.feed()
+            f.seek(i * 2 * COPY)
             n = f.readinto(self.buf)
-            if not n or n < 2 * COPY:
+            if n < 2 * COPY:
                 if n:
-                    self.repaired += 1  # a torn first write at the end of the last segment
-                break
+                    self.repaired += 1  # a torn first write at the end of a segment
+                else:  # a segment never written, or lost: its cells are empty; later ones still count
+                    nxt = (i // SEGMENT_CELLS + 1) * SEGMENT_CELLS
+                continue
             best = -1
             gen = 0
             for c in (0, 1):
@@ -261,7 +280,8 @@ class Journal:
         # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms)
         f = self.f
         f.seek(i * 2 * COPY + (self.cell[i] & 1) * COPY)
-        f.readinto(self.copy_view)
+        if f.readinto(self.copy_view) != COPY:  # never a stale buffer taken for this record
+            raise OSError(ENOENT)
         _, _, flags, kind, rid, session, point, depth, programmed, delivered, t = struct.unpack_from(_BODY, self.buf)
         return (rid, session, point, kind, flags, programmed, delivered, depth, t)
 

@@ -133,4 +133,23 @@ for name in ("h", "k"):
     out["migrated"][name + "_left"] = sorted(os.listdir(d))
     out["migrated"][name + "_same_bytes"] = segments(name) == segments("g")
     out["migrated"][name + "_files"] = sorted(os.listdir(path(name) + ".d"))
+
+# a segment lost in the middle (flash damage): the records in the segments after it still count,
+# and the head goes after them, so none is overwritten
+j = Journal(256, 1 << 16, path("hole"))
+ids = [point(j, n, 30000) for n in range(150)]
+j.f.close()
+os.remove(path("hole") + ".d/1")
+j = Journal(256, 2 << 16, path("hole"))
+out["hole"] = {"pending": [r[0] for r in pending(j)], "expected": ids[:64] + ids[128:], "head": j.head}
+j.f.close()
+
+# an empty old file (a downgraded firmware made it): the segments stand
+j = Journal(150, 1 << 16, path("down"))
+ids = [point(j, n, 30000) for n in range(3)]
+j.f.close()
+open(path("down"), "wb").close()
+j = Journal(150, 2 << 16, path("down"))
+out["downgrade"] = {"pending": [r[0] for r in pending(j)], "expected": ids, "old_left": "down" in os.listdir(d)}
+j.f.close()
 print(json.dumps(out))

@@ -74,3 +74,13 @@ def test_a_single_file_journal_of_earlier_firmware_is_moved_into_segments(j):
         assert m[name] == e
         assert m[name + "_same_bytes"] and m[name + "_files"] == ["0", "1", "2"]
         assert name not in m[name + "_left"] and name + ".d" in m[name + "_left"]
+
+
+def test_a_segment_lost_in_the_middle_hides_no_record_behind_it(j):
+    hole = j["hole"]
+    assert hole["pending"] == hole["expected"]  # segment 1's 64 records are gone with it; the rest count
+    assert hole["head"] == 150  # after the newest: nothing is overwritten
+
+
+def test_an_empty_old_journal_file_leaves_the_segments_alone(j):
+    assert j["downgrade"]["pending"] == j["downgrade"]["expected"] and not j["downgrade"]["old_left"]
