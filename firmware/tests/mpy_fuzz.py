@@ -326,31 +326,24 @@ class StopFuzz(Exception):
     pass
 
 
-import board as _simboard  # noqa: E402  the sim board's constants (steps/mm, speeds, play, compliance)
+from standin import StandInBoard  # noqa: E402
 
 
-class FuzzBoard:
+class FuzzBoard(StandInBoard):
     # app.App.run() drives the fuzz: each pass of its control loop starts at feed_watchdog(),
     # where the fuzzer checks what came out and picks the next case; the idle wait is virtual
+    NAME = "fuzz"
+    JOURNAL_CELLS = JOURNAL_CELLS
+
     def __init__(self, fuzzer):
+        super().__init__()
         self.fz = fuzzer
         self.inbox = b""
         self.inpos = 0
         self.out = []
-        self.trig = False
-        self.motors_on = False
-        self.needle_pos = 0
-        self.plunger_pos = 0
-        self.led_code = 0
 
     def fields(self):  # what a command may change on the board
         return (self.motors_on, self.needle_pos, self.plunger_pos, self.led_code)
-
-    def serial_number(self):
-        return "FUZZ-0001"
-
-    def reset_cause(self):
-        return 0
 
     def reset(self):
         raise BoardReset()  # a real board does not come back from this
@@ -370,48 +363,8 @@ class FuzzBoard:
     def wait_input(self, timeout_ms):
         self.fz.wait(timeout_ms)
 
-    def motors(self, on):
-        self.motors_on = on
-
-    def plunger_step(self, n):
-        self.plunger_pos += n
-
-    def needle_step(self, n):
-        self.needle_pos += n
-
-    def trigger(self):
-        return self.trig
-
-    def estop(self):
-        return False
-
-    def pressure_kpa(self):
-        return 0
-
-    def plunger_stalled(self):
-        return False
-
-    def syringe_end(self):
-        return False
-
-    def needle_home(self):
-        return self.needle_pos <= 0
-
-    def led(self, code):
-        self.led_code = code
-
     def feed_watchdog(self):
         self.fz.iteration()
-
-    def service(self, now_us):
-        pass
-
-
-for _k in dir(_simboard.Board):
-    if _k.isupper():
-        setattr(FuzzBoard, _k, getattr(_simboard.Board, _k))
-FuzzBoard.NAME = "fuzz"
-FuzzBoard.JOURNAL_CELLS = JOURNAL_CELLS
 
 
 # ---- snapshots: everything a NACKed command must leave alone -----------------------------------

@@ -11,73 +11,12 @@ from time import ticks_us
 os.chdir(sys.argv[1])
 from mesofw import app  # noqa: E402
 from mesoprotocol import spec  # noqa: E402
+from standin import StandInBoard  # noqa: E402
 
 
-class Board:
+class Board(StandInBoard):
     NAME = "heap"
-    PLUNGER_STEPS_PER_MM = 3200
-    NEEDLE_STEPS_PER_MM = 100
-    NEEDLE_SPEED_UM_S = 50000
-    PLUNGER_PLAY_MAX_UM = 120
-    ANTIDRIP_UM = 20
-    COMPLIANCE_NL_PER_KPA = 1
-    JOURNAL_CELLS = 6000
-
-    def __init__(self):
-        self.trig = False
-        self.needle = 0
-        self.bytes_out = 0
-
-    def serial_number(self):
-        return "HEAP-0001"
-
-    def reset_cause(self):
-        return 0
-
-    def host_read(self, buf):
-        return 0
-
-    def host_write(self, buf, n):
-        self.bytes_out += n
-
-    def wait_input(self, timeout_ms):
-        pass
-
-    def motors(self, on):
-        pass
-
-    def plunger_step(self, n):
-        pass
-
-    def needle_step(self, n):
-        self.needle += n
-
-    def trigger(self):
-        return self.trig
-
-    def estop(self):
-        return False
-
-    def pressure_kpa(self):
-        return 0
-
-    def plunger_stalled(self):
-        return False
-
-    def syringe_end(self):
-        return False
-
-    def needle_home(self):
-        return self.needle <= 0
-
-    def led(self, code):
-        pass
-
-    def feed_watchdog(self):
-        pass
-
-    def service(self, now_us):
-        pass
+    JOURNAL_CELLS = 6000  # the real boards' journal, whatever the simulator is set to
 
 
 gc.collect()

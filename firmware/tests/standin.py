@@ -1,0 +1,68 @@
+# A board with no hardware for test drivers on MicroPython (heap bench, fuzzer): integer-only,
+# no time of its own; the simulated board's mechanics constants. Subclasses add what they watch.
+import board as _simboard  # the sim board's constants (steps/mm, speeds, play, compliance)
+
+
+class StandInBoard:
+    def __init__(self):
+        self.trig = False
+        self.motors_on = False
+        self.needle_pos = 0
+        self.plunger_pos = 0
+        self.led_code = 0
+
+    def serial_number(self):
+        return "%s-0001" % self.NAME.upper()
+
+    def reset_cause(self):
+        return 0
+
+    def host_read(self, buf):
+        return 0
+
+    def host_write(self, buf, n):
+        pass
+
+    def wait_input(self, timeout_ms):
+        pass
+
+    def motors(self, on):
+        self.motors_on = on
+
+    def plunger_step(self, n):
+        self.plunger_pos += n
+
+    def needle_step(self, n):
+        self.needle_pos += n
+
+    def trigger(self):
+        return self.trig
+
+    def estop(self):
+        return False
+
+    def pressure_kpa(self):
+        return 0
+
+    def plunger_stalled(self):
+        return False
+
+    def syringe_end(self):
+        return False
+
+    def needle_home(self):
+        return self.needle_pos <= 0
+
+    def led(self, code):
+        self.led_code = code
+
+    def feed_watchdog(self):
+        pass
+
+    def service(self, now_us):
+        pass
+
+
+for _k in dir(_simboard.Board):
+    if _k.isupper():
+        setattr(StandInBoard, _k, getattr(_simboard.Board, _k))
