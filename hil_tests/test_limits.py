@@ -50,12 +50,14 @@ def test_refused_reconfigure_keeps_the_program_in_force(device):
     assert status["planned"] == GOOD["count"]
 
 
-def test_prime_above_ceiling_is_refused(device, sim):
+@pytest.mark.parametrize("volume_nl, limit", [(spec.MAX_PRIME_NL + 1, spec.MAX_PRIME_NL),
+                                              (spec.MIN_VOLUME_NL - 1, spec.MIN_VOLUME_NL), (0, spec.MIN_VOLUME_NL)])
+def test_prime_outside_its_range_is_refused_by_the_device(device, sim, volume_nl, limit):
     device.configure(**GOOD)
     out_before = sim.truth().out_nl
     with pytest.raises(DeviceRefused) as refused:
-        device.prime(spec.MAX_PRIME_NL + 1)
-    assert refused.value.limit == spec.MAX_PRIME_NL
+        device.prime(volume_nl)
+    assert (refused.value.reason, refused.value.limit) == ("LIMIT", limit)
     assert sim.truth().out_nl == out_before
 
 

@@ -18,28 +18,32 @@ def _trains():
     return trains
 
 
+_TRAINS = _trains()
+
+
 class RmtStepDir:
-    # The StepDir interface (board_stepdir.py): step(n), n signed.
-    _TRAINS = None
+    # The StepDir interface (board_stepdir.py): step(n), n signed. Every step asked for is
+    # issued: a count above MAX_PER_TICK (a tick catching up after a stall) goes out as more
+    # trains, one after the other, never dropped (the caller has already counted them).
 
     def __init__(self, step_pin, dir_pin, invert, channel):
         self._dir = Pin(dir_pin, Pin.OUT, value=0)
         self._invert = invert
         self._sign = 0
         self._rmt = esp32.RMT(channel, pin=Pin(step_pin, Pin.OUT, value=0), clock_div=80)  # 1 us resolution
-        if RmtStepDir._TRAINS is None:
-            RmtStepDir._TRAINS = _trains()
 
     def step(self, n):
         if not n:
             return
         sign = 1 if n > 0 else -1
-        count = min(n * sign, MAX_PER_TICK)
+        left = n * sign
         if sign != self._sign:
             self._rmt.wait_done(timeout=2)  # the last tick's train has ended by now
             self._dir.value((sign > 0) != self._invert)
             self._sign = sign
             sleep_us(DIR_SETUP_US)
-        trains = RmtStepDir._TRAINS
-        if trains is not None:
-            self._rmt.write_pulses(trains[count], 1)  # starts high
+        while left:
+            count = min(left, MAX_PER_TICK)
+            self._rmt.wait_done(timeout=2)  # a train at a time
+            self._rmt.write_pulses(_TRAINS[count], 1)  # starts high
+            left -= count

@@ -21,7 +21,7 @@ class App:
         self.journal = journal.Journal(board.JOURNAL_CELLS, self.boot_count << 16, feed=board.feed_watchdog)
         self.auth = auth.Auth()
         self.link = link.Link(board, self.command, self.auth)
-        self.device = device.Device(board, self.link.send_event, self.journal, self.link.send_packed)
+        self.device = device.Device(board, self.link.send_event, self.journal, self.link.send_delivery)
         self.link.state_of = lambda: self.device.state
         self.build = safemode.build_id()
         self.to_repl = False

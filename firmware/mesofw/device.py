@@ -1,6 +1,5 @@
 # The device state machine (PROTOCOL.md, "States"): commands in, motion and events out.
 # Safety decisions live here: the host is never trusted for limits, trigger or link.
-import struct
 from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
 from mesofw import dosing, limits, settings
@@ -49,18 +48,14 @@ def home_needle(board):
     board.motors(False)
 
 
-_DELIVERY_FMT = S.layout(S.DELIVERY)[0]
-
-
 class Device:
-    def __init__(self, board, emit, journal, emit_packed):
-        # emit(msg_type, values): queue an event to the host; emit_packed(msg_type, payload): one
-        # already packed (DELIVERY, from a buffer made once: the dosing loop allocates nothing).
-        # journal: where every point is written before the host hears of it.
+    def __init__(self, board, emit, journal, emit_delivery):
+        # emit(msg_type, values): queue an event to the host; emit_delivery(9 DELIVERY fields): the
+        # dosing loop's event, sent without allocating. journal: where every point is written
+        # before the host hears of it.
         self.board = board
         self.emit = emit
-        self.emit_packed = emit_packed
-        self.delivery = bytearray(struct.calcsize(_DELIVERY_FMT))
+        self.emit_delivery = emit_delivery
         self.journal = journal
         self.checkpoint_at = 0  # plunger steps into the dose at which the journal is next updated
         self.checkpoint_steps = 1
@@ -219,7 +214,9 @@ class Device:
         return needle_ms + cfg[5] * 1000 // cfg[8] + settle_ms + 2
 
     def _prime(self, volume_nl, now_us):
-        if not 0 < volume_nl <= S.MAX_PRIME_NL:
+        if volume_nl < S.MIN_VOLUME_NL:  # too little to see at the needle tip: not a prime
+            return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, S.MIN_VOLUME_NL)
+        if volume_nl > S.MAX_PRIME_NL:
             return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, S.MAX_PRIME_NL)
         if not self.journal.free():
             return self._nack(S.PRIME, S.NACK_JOURNAL_FULL, 0, 0, 1)
@@ -408,9 +405,7 @@ class Device:
         j = self.journal
         t = ticks_ms()
         j.close(flags, delivered, depth, t)  # on flash before the host hears of it
-        struct.pack_into(_DELIVERY_FMT, self.delivery, 0, j.o_id, j.o_session, self.point_index, self.kind, flags,
-                         self.point_nl, delivered, depth, t)
-        self.emit_packed(S.DELIVERY, self.delivery)
+        self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t)
 
     def _checkpoint(self):
         # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut

@@ -1065,7 +1065,9 @@ class Fuzzer:
         elif name == "PRIME" and "volume_nl" in f:
             covered = (idx["volume_nl"],)
             v = f["volume_nl"]
-            if not 0 < v <= S.MAX_PRIME_NL:
+            if v < S.MIN_VOLUME_NL:
+                want = (S.NACK_LIMIT, idx["volume_nl"], v, S.MIN_VOLUME_NL)
+            elif v > S.MAX_PRIME_NL:
                 want = (S.NACK_LIMIT, idx["volume_nl"], v, S.MAX_PRIME_NL)
         elif name == "CONFIGURE":
             want, covered = self.configure_expect(f, idx)
@@ -1437,7 +1439,7 @@ class Mutator:
         elif name == "CALIBRATE":
             bounds = [("syringe", min(S.SYRINGES), max(S.SYRINGES)), ("area_ppm", S.MIN_CAL_PPM, S.MAX_CAL_PPM)]
         else:
-            bounds = [("volume_nl", 1, S.MAX_PRIME_NL)]
+            bounds = [("volume_nl", S.MIN_VOLUME_NL, S.MAX_PRIME_NL)]
         bounds = [b for b in bounds if b[0] in f]
         if not bounds:
             return self.field_value()

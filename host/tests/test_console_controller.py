@@ -62,7 +62,7 @@ def test_the_form_becomes_the_same_program_as_a_file():
     ({"operator": " "}, "operator"),
     ({"count": ""}, "shots"),
     ({"volume": "2"}, "volume_per_shot"),  # a bare number: no unit
-    ({"prime_volume": "0 uL"}, "prime_volume"),  # the device refuses an empty prime
+    ({"prime_volume": "0.4 uL"}, "prime_volume"),  # below the device's least prime (MIN_VOLUME_NL)
     ({"cadence": "40 Hz"}, "cadence"),
 ])
 def test_a_bad_form_names_its_field(change, field):
