@@ -164,5 +164,7 @@ def test_a_session_goes_on_when_the_store_fails_and_its_records_wait_on_the_devi
     assert counts.stored == held and counts.sessions == {runner.session_id}
     kinds = [r["kind"] for r in store.deliveries(runner.session_id)]
     assert kinds[-3:] == ["point"] * 3 and set(kinds[:-3]) <= {"prime"}  # primed here only if not before
+    # exactly: the prime is on the record whenever this session primed (stored before the lock or held)
+    assert kinds == (["prime"] if runner.configured != spec.STATE_PRIMED else []) + ["point"] * 3
     other.close()
     store.close()

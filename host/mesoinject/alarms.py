@@ -25,10 +25,16 @@ ALARMS = {
 EXIT_LINK = 3
 
 
-def explain(code: int, detail: int, reset_cause: str = "") -> str:
+def describe(code: int, detail: int, reset_cause: str = "") -> tuple[str, str, str]:
+    """(name, what happened, what to do next) of a device alarm."""
     what, todo, _ = ALARMS.get(code, ("unknown alarm %d" % code, "contact service", 1))
-    name = spec.ALARM_NAMES[code] if code < len(spec.ALARM_NAMES) else str(code)
-    return f"ALARM {name}: {what.format(detail=detail, cause=reset_cause or 'cause unknown')}. Next: {todo}."
+    name = spec.ALARM_NAMES[code] if 0 <= code < len(spec.ALARM_NAMES) else f"alarm {code}"
+    return name, what.format(detail=detail, cause=reset_cause or "cause unknown"), todo
+
+
+def explain(code: int, detail: int, reset_cause: str = "") -> str:
+    name, what, todo = describe(code, detail, reset_cause)
+    return f"ALARM {name}: {what}. Next: {todo}."
 
 
 def exit_code(code: int) -> int:

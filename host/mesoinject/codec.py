@@ -131,10 +131,13 @@ class FrameReader:
         return out
 
 
+_NACK_SIZE = PAYLOADS[spec.NACK].sizeof()
+
+
 def _decode_body(body) -> Message | Rejected:
     # NACK's layout is the same in every protocol version, so a device of another version
     # can still say which version it speaks (NACK BAD_VERSION: limit = its version)
-    nack = body.type == spec.NACK and body.length == PAYLOADS[spec.NACK].sizeof()
+    nack = body.type == spec.NACK and body.length == _NACK_SIZE
     if body.version != spec.PROTOCOL_VERSION and not nack:
         return Rejected(body.type, body.seq, spec.NACK_BAD_VERSION)
     layout = PAYLOADS.get(body.type)

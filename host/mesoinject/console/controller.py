@@ -33,6 +33,7 @@ POLL_S = 0.05  # heartbeat while a session is open; events are stored the moment
 IDLE_POLL_S = 0.5  # device state on the header between sessions
 RECONNECT_S = 1.0
 OPEN = ("configured", "priming", "primed", "running")  # phases with a session on the device
+SYRINGES = forms.syringes()  # the protocol's table, as the form lists it
 UNWATCHED = (spec.STATE_PRIMING, spec.STATE_ARMED, spec.STATE_DELIVERING)  # must not run outside a session
 
 
@@ -65,6 +66,7 @@ class Console:
         self._alarms_seen = 0
         self._cut_short: SessionRunner | None = None  # the session a lost link ended: its alarm is stored later
         self.library = forms.library(programs_dir)
+        self._shown_limits: tuple = (None, {})
         self._thread = threading.Thread(target=self._work, name="mesoinject-console", daemon=True)
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -154,8 +156,9 @@ class Console:
     def clear_fault(self) -> None:
         if self.phase in OPEN:
             raise ActionRefused("a session is open: abort it instead")
-        self._device().abort()
-        self.status = self._device().status()
+        device = self._device()
+        device.abort()
+        self.status = device.status()
 
     def acknowledge(self) -> None:
         self.alarm = None
@@ -333,6 +336,13 @@ class Console:
             raise ActionRefused(f"cannot {action} now: the session is {self.phase}")
         return self.runner
 
+    def _limits_view(self) -> dict:
+        # in the form's units; worked out again only when a HELLO brought other limits (each publish asks)
+        limits = self._limits()
+        if self._shown_limits[0] is not limits:
+            self._shown_limits = (limits, forms.limits_in_units(limits))
+        return self._shown_limits[1]
+
     def _limits(self) -> dict:
         device = self.device  # check() runs off the worker, which may drop the device meanwhile
         identity = device.identity if device else None
@@ -357,7 +367,7 @@ class Console:
             "board": identity.board if identity else None, "serial": identity.serial if identity else None,
             "firmware": identity.firmware if identity else None, "paired": identity.paired if identity else None,
             "state": p.state if live else spec.STATE_NAMES[status["state"]] if status else "UNKNOWN",
-            "alarm": _alarm_name(status["alarm"]) if status.get("alarm") and not live else None,
+            "alarm": alarms.describe(status["alarm"], 0)[0] if status.get("alarm") and not live else None,
             "depth_mm": (p.depth_um if live else status.get("depth_um", 0)) / 1000,
             "syringe_left_ul": (p.syringe_left_nl if live else status.get("syringe_left_nl", 0)) / 1000,
         }
@@ -369,8 +379,8 @@ class Console:
             "unstored": p.unstored,
         }
         return {
-            "phase": self.phase, "device": device, "limits": forms.limits_in_units(self._limits()),
-            "syringes": forms.syringes(), "programs": self.library,
+            "phase": self.phase, "device": device, "limits": self._limits_view(), "syringes": SYRINGES,
+            "programs": self.library,
             "session": self.session, "progress": progress, "alarm": self._alarm_view(), "outcome": self.outcome,
             "error": self.error,
         }
@@ -389,12 +399,8 @@ class Console:
                             "link the device stops the plunger and retracts the needle by itself",
                     "todo": "check the cable or USB port; the console reconnects by itself, then stores the "
                             "records of any points given meanwhile (they wait on the device) and counts them here"}
-        what, todo, _ = alarms.ALARMS.get(code, ("unknown alarm %d" % code, "contact service", 1))
         reset_cause = self.device.identity.reset_cause if self.device and self.device.identity else ""
-        return {"code": code, "name": _alarm_name(code),
-                "what": what.format(detail=detail, cause=reset_cause or "cause unknown"),
-                "todo": todo.replace("`mesoinject abort`", "the Clear fault button"), "delivered": delivered}
+        name, what, todo = alarms.describe(code, detail, reset_cause)
+        return {"code": code, "name": name, "what": what, "delivered": delivered,
+                "todo": todo.replace("`mesoinject abort`", "the Clear fault button")}
 
-
-def _alarm_name(code: int) -> str:
-    return spec.ALARM_NAMES[code] if 0 <= code < len(spec.ALARM_NAMES) else f"alarm {code}"
