@@ -34,6 +34,7 @@ from mesoinject.records import RecordStore  # noqa: E402
 from mesoprotocol import spec  # noqa: E402
 from mesosim import SimBoard, VirtualOperator  # noqa: E402
 from tools import browser  # noqa: E402
+from benchlib import percentile  # noqa: E402
 
 WATCH_DONE = """
 window.__changes = [];
@@ -71,11 +72,6 @@ class DeliveryTap:
                         self.resent += 1
                     else:
                         self.first[item.fields["record_id"]] = (item.fields["point"], t)
-
-
-def percentile(values, q):
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
 
 
 def run_program(page, ui: Console, tap: DeliveryTap, program: str, count: int, volume_ul: float) -> dict:

@@ -17,14 +17,10 @@ from mesoinject.client import Device
 from mesoprotocol import spec
 from mesosim import SimBoard
 from mesosim.harness import board_time_us, ticks_diff
+from benchlib import armed, percentile
 
 POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
              volume_nl=50000, count=15, cadence_mhz=0, flow_nl_s=25000)  # 2 s points
-
-
-def percentile(values, q):
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
 
 
 class Rig:
@@ -39,16 +35,7 @@ class Rig:
         b.set_trigger(False)
         b.set_estop(False)
         b.occlude(1.0)
-        dev.hello()
-        dev.abort()
-        dev.configure(**POINT)
-        if dev.status()["state"] == spec.STATE_CONFIGURED:
-            dev.prime(2000)
-            while dev.status()["state"] == spec.STATE_PRIMING:
-                dev.next_event(0.02)
-        dev.arm()
-        while dev.next_event(0) is not None:
-            pass
+        armed(dev, POINT)
         self.events = []
 
     def start_point(self):

@@ -25,6 +25,7 @@ from mesoinject.client import Device, DeviceRefused
 from mesoinject.link import LinkError
 from mesoprotocol import spec
 from mesosim import LinkFaults, SimBoard
+from benchlib import armed
 
 ARMABLE = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
                volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
@@ -51,24 +52,11 @@ class Soak:
                     or self.events_received != self.events_expected)
 
 
-def armed(dev: Device) -> None:
-    dev.hello()
-    dev.abort()
-    dev.configure(**ARMABLE)
-    if dev.status()["state"] == spec.STATE_CONFIGURED:
-        dev.prime(2000)
-        while dev.status()["state"] == spec.STATE_PRIMING:
-            pass
-    dev.arm()
-    while dev.next_event(0) is not None:
-        pass
-
-
 def soak(board: SimBoard, n: int, faults: LinkFaults) -> Soak:
     """n commands through `faults`: PAUSE, STATUS, RESUME, STATUS, ..."""
     r = Soak()
     with Device.open(board.url) as dev:
-        armed(dev)
+        armed(dev, ARMABLE)
         board.set_link_faults(faults)
         t0 = time.monotonic()
         paused = False
@@ -92,7 +80,7 @@ def soak(board: SimBoard, n: int, faults: LinkFaults) -> Soak:
                     name = spec.ALARM_NAMES[status["alarm"]]
                     r.stopped[name] = r.stopped.get(name, 0) + 1
                     board.set_link_faults(None)
-                    armed(dev)
+                    armed(dev, ARMABLE)
                     board.set_link_faults(faults)
                     paused = False
                     continue

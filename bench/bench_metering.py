@@ -27,14 +27,10 @@ from mesoinject.session import SessionRunner
 from mesoprotocol import spec
 from mesosim import SimBoard, VirtualOperator
 from mesosim.harness import imperfections
+from benchlib import percentile
 
 PROGRAMS = pathlib.Path(__file__).parents[1] / "programs"
 PLUNGER_STEPS_PER_MM = 3200
-
-
-def percentile(values, q):
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
 
 
 def step_nl(syringe: int) -> float:

@@ -26,13 +26,9 @@ from mesoinject.records import RecordStore
 from mesoinject.session import SessionRunner
 from mesoprotocol import spec
 from mesosim import SimBoard, VirtualOperator
+from benchlib import percentile
 
 PROGRAMS = pathlib.Path(__file__).parents[1] / "programs"
-
-
-def percentile(values, q):
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
 
 
 def round_trips(url: str, n: int) -> list[float]:
