@@ -42,8 +42,8 @@ class App:
             return (spec.ACK, (msg_type, self.device.state))
         if msg_type == spec.EVENTS:
             if not self.link.resend_events(values[0]):  # older than the ring: lost for good
-                oldest = (self.link.event_seq - self.link.events_sent) & 0xFF
-                return (spec.NACK, (msg_type, spec.NACK_LIMIT, 1, self.device.state, values[0], oldest))
+                return (spec.NACK, (msg_type, spec.NACK_LIMIT, 1, self.device.state, values[0],
+                                    self.link.oldest_event()))
             return (spec.ACK, (msg_type, self.device.state))
         reply = self.device.handle(msg_type, values, ticks_us())
         if msg_type == spec.REPL and reply[0] == spec.ACK:

@@ -126,8 +126,8 @@ class Segments:
                     f.write(memoryview(buf)[:n])
                 seg += 1
         src.close()
-        for name in os.listdir(self.folder):  # past the old file's end: an interrupted migration's
-            if seg and name.isdigit() and int(name) >= seg:
+        for name in os.listdir(self.folder) if seg else ():  # past the old file's end: a cut-short move's
+            if name.isdigit() and int(name) >= seg:
                 os.remove("%s/%s" % (self.folder, name))
         os.remove(old)
 
@@ -169,7 +169,7 @@ class Journal:
         while nxt < self.cells:
             i = nxt
             nxt += 1
-            if self.feed and not i & 63:
+            if self.feed and not i % SEGMENT_CELLS:
                 self.feed()
             f.seek(i * 2 * COPY)
             n = f.readinto(self.buf)

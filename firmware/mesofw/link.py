@@ -52,9 +52,8 @@ class Link:
             error = r.error if result == codec.ERROR else spec.NACK_UNKNOWN_TYPE
             # a host of another protocol version learns ours: value = its VER, limit = ours
             theirs, ours = (r.version, spec.PROTOCOL_VERSION) if error == spec.NACK_BAD_VERSION else (0, 0)
-            n = codec.encode_into(self.tx, spec.NACK, r.seq, (r.msg_type, error, 0, self.state_of(), theirs, ours))
-            self.board.host_write(self.tx, n)  # not cached: nothing was executed
-            return
+            self._send(self.tx, r.seq, spec.NACK, (r.msg_type, error, 0, self.state_of(), theirs, ours))
+            return  # not cached: nothing was executed
         key = (r.msg_type << 8) | r.seq
         if key == self.last_key:
             self.board.host_write(self.last_reply, self.last_reply_len)
@@ -63,9 +62,8 @@ class Link:
         if n_fields:
             error = self.auth.check(r.msg_type, r.payload, n_fields)
             if error:  # forged, replayed or not paired: not executed, not cached
-                n = codec.encode_into(self.tx, spec.NACK, r.seq,
-                                      (r.msg_type, spec.NACK_AUTH, error[0], self.state_of(), error[1], error[2]))
-                self.board.host_write(self.tx, n)
+                self._send(self.tx, r.seq, spec.NACK,
+                           (r.msg_type, spec.NACK_AUTH, error[0], self.state_of(), error[1], error[2]))
                 return
         values = codec.decode_payload(r.msg_type, r.payload)
         if n_fields:
@@ -77,16 +75,15 @@ class Link:
             # recognised. HELLO opens a connection: a new host never gets the last one's reply.
             if r.msg_type == spec.HELLO:
                 self.last_key = -1
-            n = codec.encode_into(self.tx, reply_type, r.seq, reply_values)
-            self.board.host_write(self.tx, n)
+            self._send(self.tx, r.seq, reply_type, reply_values)
             return
         self.last_key = key
-        self._reply(r.seq, reply_type, reply_values)
+        self.last_reply_len = self._send(self.last_reply, r.seq, reply_type, reply_values)  # cached
 
-    def _reply(self, seq, msg_type, values):
-        n = codec.encode_into(self.last_reply, msg_type, seq, values)
-        self.last_reply_len = n
-        self.board.host_write(self.last_reply, n)
+    def _send(self, buf, seq, msg_type, values):
+        n = codec.encode_into(buf, msg_type, seq, values)
+        self.board.host_write(buf, n)
+        return n
 
     def send_event(self, msg_type, values):
         slot = self.ring[self.event_seq % spec.EVENT_RING]
@@ -105,6 +102,10 @@ class Link:
         if self.events_sent < spec.EVENT_RING:
             self.events_sent += 1
         self.board.host_write(slot, n)
+
+    def oldest_event(self):
+        # the oldest event SEQ the ring still holds
+        return (self.event_seq - self.events_sent) & 0xFF
 
     def resend_events(self, from_seq):
         # every event from from_seq on, again, in order; False if the ring no longer holds them
