@@ -23,6 +23,8 @@ import platformdirs
 
 from mesoprotocol import spec
 
+from . import extras
+
 SCHEMA_VERSION = 2
 MIGRATIONS = {
     1: """
@@ -151,6 +153,7 @@ class RecordStore:
         return db
 
     def _connect_postgres(self):
+        extras.require("postgres", "a PostgreSQL record store", "psycopg")
         import psycopg
         from psycopg.rows import dict_row
 
