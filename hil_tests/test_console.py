@@ -136,7 +136,7 @@ def test_a_whole_session_from_the_form_to_the_report(console, page):
     assert fhir["resourceType"] == "MedicationAdministration"
 
     page.click("#sessions-button")
-    page.wait_for_selector(f"#sessions :text('P-0042')")
+    page.wait_for_selector("#sessions :text('P-0042')")
     shot(page, "4-sessions")
     page.click("#sessions-close")
     page.click("#new-session")

@@ -162,7 +162,7 @@ class RecordStore:
         db.execute(f"SET lock_timeout = {int(self.busy_timeout_s * 1000)}")
         return db
 
-    def reopen(self) -> "RecordStore":
+    def reopen(self) -> RecordStore:
         """Another connection to the same store (e.g. for reads on another thread)."""
         return RecordStore(self._url if self.postgres else self.path, busy_timeout_s=self.busy_timeout_s)
 
@@ -171,7 +171,7 @@ class RecordStore:
             self.db.close()
             self.db = None
 
-    def __enter__(self) -> "RecordStore":
+    def __enter__(self) -> RecordStore:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,7 +12,7 @@ from .keys import KeyStore
 
 
 class SimBoard(mesosim.SimBoard):
-    def start(self) -> "SimBoard":
+    def start(self) -> SimBoard:
         try:
             micropython_binary()
         except MicroPythonMissing:

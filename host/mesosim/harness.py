@@ -28,7 +28,7 @@ import termios
 import threading
 import time
 import tty
-from typing import Callable
+from collections.abc import Callable
 
 from mesoprotocol import spec
 
@@ -186,7 +186,7 @@ class SimBoard:
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
-    def start(self) -> "SimBoard":
+    def start(self) -> SimBoard:
         self.flash.mkdir(parents=True, exist_ok=True)
         if self.stage:
             self.install_firmware()
@@ -244,7 +244,7 @@ class SimBoard:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "SimBoard":
+    def __enter__(self) -> SimBoard:
         return self.start()
 
     def __exit__(self, *exc) -> None:

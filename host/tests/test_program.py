@@ -1,6 +1,5 @@
 """Dose programs: units, keys and limits are checked before anything is sent."""
 
-import pathlib
 
 import pytest
 
