@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--operator", action="store_true", help="a virtual clinician pulls the trigger when the gun is armed")
     p.add_argument("--safe-mode", action="store_true",
                    help="power up with the trigger held: the REPL instead of the firmware (e.g. for `flash`)")
+    _add_sim_seed(p)
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("flash", help="compile the firmware, copy it to a board at its REPL, verify it, restart it")
@@ -150,6 +151,12 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--port", help="serial port or URL: /dev/ttyACM0, COM3, socket://127.0.0.1:PORT")
     target.add_argument("--sim", action="store_true", help="start a simulated board for this command")
+    _add_sim_seed(p)
+
+
+def _add_sim_seed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sim-seed", type=int, default=None, metavar="N",
+                   help="the simulated board's imperfections seed (default: the one its serial was first given)")
 
 
 @contextlib.contextmanager
@@ -161,7 +168,7 @@ def _target(args, syringe: int = 1, operator: bool = False):
         return
     from mesosim import VirtualOperator
 
-    with sim_board(syringe) as board:
+    with sim_board(syringe, seed=args.sim_seed) as board:
         if not operator:
             yield board.url
             return
@@ -183,7 +190,7 @@ def sim_dir(serial: str = "SIM-0001") -> pathlib.Path:
     return default_path().parent / "sim" / serial
 
 
-def sim_board(syringe: int, serial: str = "SIM-0001"):
+def sim_board(syringe: int, serial: str = "SIM-0001", seed: int | None = None):
     """The simulated board of this serial number: same flash and same mechanics every run."""
     from mesoinject.simulated import SimBoard
 
@@ -192,6 +199,8 @@ def sim_board(syringe: int, serial: str = "SIM-0001"):
     if not seed_file.exists():
         workdir.mkdir(parents=True, exist_ok=True)
         seed_file.write_text(str(random.randrange(1 << 31)))
+    if seed is not None:  # a replay: this board's mechanics from now on
+        seed_file.write_text(str(seed))
     return SimBoard(syringe=syringe, serial=serial, workdir=workdir, seed=int(seed_file.read_text()))
 
 
@@ -199,7 +208,7 @@ def cmd_sim(args) -> int:
     from mesosim import VirtualOperator
 
     syringe = programs.syringe_code(args.syringe)
-    board = sim_board(syringe, args.serial)
+    board = sim_board(syringe, args.serial, seed=args.sim_seed)
     board.hold_trigger_at_boot = args.safe_mode
     with board:
         board.hold_trigger_at_boot = False  # let go once it is up: the next reset starts the firmware
@@ -376,7 +385,7 @@ def cmd_calibrate(args) -> int:
 
     with contextlib.ExitStack() as stack:
         if args.sim:
-            board = stack.enter_context(sim_board(syringe))
+            board = stack.enter_context(sim_board(syringe, seed=args.sim_seed))
             console.print(f"simulated board (imperfections seed {board.seed}), simulated balance on {board.balance.port}")
             port, balance_port = board.url, board.balance.port
         else:
