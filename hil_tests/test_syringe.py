@@ -15,7 +15,7 @@ POINT = dict(technique=spec.TECHNIQUE_POINT, needles=1, needle_length_um=4000, d
 @pytest.fixture(scope="module")
 def loaded(request):
     """A board with a BD 3 mL in its clamp."""
-    from mesosim import SimBoard
+    from mesoinject.simulated import SimBoard
 
     if request.config.getoption("--port"):
         pytest.skip("loads and swaps syringes through the simulated board's control channel")

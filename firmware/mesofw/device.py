@@ -91,7 +91,7 @@ class Device:
         self.session_nl = 0  # delivered in that session, across re-ARMs and resumes: max_session_nl bounds it
         self.min_period_us = 0  # the cadence ceiling's period: no two shots' needle entries closer
         self.entry_pending = False  # a shot started whose needle has not yet entered
-        self.shot_floor_us = 0  # no shot may start before (the last needle entry + min_period_us)
+        self.shot_floor_us = ticks_us()  # no shot may start before (the last needle entry + min_period_us)
         self.hello_since_fault = True
         self.pair_hold_ms = 0  # E-stop pressed and trigger held since (0: not)
         self.pairing_until = 0  # pairing mode open until (0: closed)
@@ -404,10 +404,17 @@ class Device:
             self._set_state(S.STATE_COMPLETE)
             return
         if technique == S.TECHNIQUE_NAPPAGE:
-            # absolute cadence from the burst's first shot while shots are on time; a late shot
-            # re-anchors it, so the next one is a whole period later: never a catch-up
+            # absolute cadence from the burst's first shot while shots are on time (a tick's jitter is
+            # made up); a shot later than a tenth of the period re-anchors it a tenth behind, so the
+            # next comes at least 0.9 period later, and never sooner than the ceiling's (shot_floor_us)
+            slack = self.period_us // S.CADENCE_SLACK_DIV
             late = ticks_diff(now_us, self.next_shot_us)
-            anchor = now_us if self.burst_start or late > S.CADENCE_SLACK_US else self.next_shot_us
+            if self.burst_start:
+                anchor = now_us
+            elif late > slack:
+                anchor = ticks_add(now_us, -slack)
+            else:
+                anchor = self.next_shot_us
             self.burst_start = False
             self.next_shot_us = ticks_add(anchor, self.period_us)
             self.entry_pending = True

@@ -318,7 +318,7 @@ POINT_SETTLE_MS = const(100)  # a point, this long (both count in the nappage fe
 JOURNAL_CHECKPOINT_NL = const(1000)  # a dose in progress is journalled this often, and 4 times a dose at least
 TRIGGER_STUCK_MS = const(2000)  # held this long beyond what a point needs -> TRIGGER_STUCK
 SYRINGE_SENSOR_MS = const(30)  # the clamp must disagree with the program this long before it counts (not one sample)
-CADENCE_SLACK_US = const(2000)  # a nappage shot later than this re-anchors the cadence: no catch-up
+CADENCE_SLACK_DIV = const(10)  # a nappage shot may make up at most period / 10 of lateness: no catch-up
 
 # ---- device settings: limits a device may lower, never raise past the hard ceiling --------
 # (field, struct code, default, lowest allowed, hard ceiling). SETTINGS carries them in
