@@ -25,6 +25,7 @@ COPY = 32  # bytes per copy; a cell is two copies
 SEGMENT_CELLS = 64
 SEGMENT = SEGMENT_CELLS * 2 * COPY  # bytes per segment file: 4096, one flash erase block
 _BODY = "<BBBBIIHHIII"  # gen status flags kind | record_id session point depth_um | programmed delivered time_ms
+# kind's low nibble is the KIND_*, its high nibble the syringe measured (0 in earlier firmware's records)
 _BODY_SIZE = 28  # then the CRC-32 of the body
 
 EMPTY = 0
@@ -205,7 +206,7 @@ class Journal:
             status = cell[i] >> 6
             if status == OPEN:  # power failed during this point
                 r = self.read(i)
-                self._write(i, CLOSED, r[4] | S.FLAG_PARTIAL | S.FLAG_POWER_LOST, r[3], r[0], r[1], r[2], r[7],
+                self._write(i, CLOSED, r[4] | S.FLAG_PARTIAL | S.FLAG_POWER_LOST, r[3] | r[9] << 4, r[0], r[1], r[2], r[7],
                             r[5], r[6], r[8])
                 self.power_lost += 1
                 status = CLOSED
@@ -234,7 +235,7 @@ class Journal:
             return self.cells
         return (self.tail - self.head) % self.cells
 
-    def open(self, session, point, kind, programmed_nl, time_ms):
+    def open(self, session, point, kind, programmed_nl, time_ms, syringe=0):
         # a point starts: its record id, or 0 when the journal has no room (it must not be given)
         if self.unacked and self.head == self.tail:
             return 0
@@ -243,7 +244,7 @@ class Journal:
         self.o_id = self.last_id  # one by one: a 5-way assignment builds a tuple
         self.o_session = session
         self.o_point = point
-        self.o_kind = kind
+        self.o_kind = kind | syringe << 4
         self.o_programmed = programmed_nl
         self.checkpoint(0, 0, time_ms)
         return self.last_id
@@ -277,13 +278,13 @@ class Journal:
 
     # ---- the host's side: read the oldest, acknowledge --------------------------------------
     def read(self, i):
-        # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms)
+        # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms, syringe)
         f = self.f
         f.seek(i * 2 * COPY + (self.cell[i] & 1) * COPY)
         if f.readinto(self.copy_view) != COPY:  # never a stale buffer taken for this record
             raise OSError(ENOENT)
         _, _, flags, kind, rid, session, point, depth, programmed, delivered, t = struct.unpack_from(_BODY, self.buf)
-        return (rid, session, point, kind, flags, programmed, delivered, depth, t)
+        return (rid, session, point, kind & 15, flags, programmed, delivered, depth, t, kind >> 4)
 
     def oldest(self):
         # the oldest unacknowledged record, or None
@@ -302,7 +303,7 @@ class Journal:
             i = (i + 1) % self.cells
             if i == self.head:
                 return False
-        self._write(i, ACKED, r[4], r[3], r[0], r[1], r[2], r[7], r[5], r[6], r[8])
+        self._write(i, ACKED, r[4], r[3] | r[9] << 4, r[0], r[1], r[2], r[7], r[5], r[6], r[8])
         self.unacked -= 1
         self._advance_tail()
         return True

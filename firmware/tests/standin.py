@@ -47,6 +47,11 @@ class StandInBoard:
     def plunger_stalled(self):
         return False
 
+    barrel_um = 6600  # the syringe clamp holds a 1 mL barrel (spec.SYRINGES)
+
+    def syringe_barrel_um(self):
+        return self.barrel_um
+
     def syringe_end(self):
         return False
 

@@ -19,6 +19,11 @@ ALARMS = {
                                "release the trigger and check it moves freely; `mesoinject abort` clears the fault", 6),
     spec.ALARM_ESTOP: ("the emergency stop was pressed",
                        "make the situation safe, release the emergency stop, then `mesoinject abort`", 7),
+    spec.ALARM_SYRINGE: ("the syringe clamp no longer measures the program's syringe (it reads {detail} um across: "
+                         "the syringe was changed or taken out, or the sensor failed); the plunger stopped and "
+                         "the needle retracted",
+                         "seat the program's syringe in the clamp, `mesoinject abort`, then run again: it asks "
+                         "for priming; if it persists the clamp sensor is faulty", 9),
     spec.ALARM_RESET: ("the device restarted ({cause}); it came up with motors off and the needle retracted",
                        "check the recorded deliveries of the interrupted session before continuing", 8),
 }

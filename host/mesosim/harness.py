@@ -140,6 +140,7 @@ class SimBoard:
         self.profile = {
             "serial": serial,
             "diameter_um": diameter_um,
+            "barrel_um": spec.SYRINGES[syringe][4],
             "content_nl": spec.syringe_capacity_nl(syringe),
             "plunger_steps_per_mm": 3200,
             "needle_steps_per_mm": 100,
@@ -310,6 +311,30 @@ class SimBoard:
         self._send_ctrl("sensor %d" % (not failed))
         self.wait(lambda: self.last_input and self.last_input.kind == "sensor", 2, "the board did not take it")
 
+    def load_syringe(self, code: int, content_nl: float | None = None) -> None:
+        """Put another syringe in the clamp (full unless content_nl): its bore meters, its barrel is measured."""
+        _, diameter_um, _, _, barrel_um = spec.SYRINGES[code]
+        content = spec.syringe_capacity_nl(code) if content_nl is None else content_nl
+        with self._cond:
+            self.last_input = None
+        self._send_ctrl("load %d %g %d" % (diameter_um, content, barrel_um))
+        self.wait(lambda: self.last_input and self.last_input.kind == "load", 2, "the board did not take the syringe")
+        self.syringe = code
+
+    def fail_clamp_sensor(self, reading_um: int | None = 0) -> None:
+        """The syringe clamp sensor reads reading_um whatever is loaded (None: it works again)."""
+        with self._cond:
+            self.last_input = None
+        self._send_ctrl("clamp %d" % (-1 if reading_um is None else reading_um))
+        self.wait(lambda: self.last_input and self.last_input.kind == "clamp", 2, "the board did not take it")
+
+    def stall(self, ms: int) -> None:
+        """Load: the firmware's next loop pass takes ms longer (a flash erase, a collection)."""
+        with self._cond:
+            self.last_input = None
+        self._send_ctrl("stall %d" % ms)
+        self.wait(lambda: self.last_input and self.last_input.kind == "stall", 2, "the board did not take it")
+
     def hang(self) -> None:
         """The firmware stops running (an endless loop): only the watchdog can save it."""
         self._send_ctrl("hang")
@@ -383,7 +408,7 @@ class SimBoard:
         kind = words[0]
         if kind == "led":
             self.led = int(words[1])
-        elif kind in ("trigger", "estop", "occlude", "content", "sensor"):
+        elif kind in ("trigger", "estop", "occlude", "content", "sensor", "load", "clamp", "stall"):
             if kind == "trigger":
                 self.trigger_pressed = words[1] == "1"
             elif kind == "estop":
