@@ -16,3 +16,4 @@ python bench/bench_torture.py --quick
 python bench/bench_fuzz.py --quick
 python bench/bench_heap.py
 python bench/bench_console.py --quick
+python bench/bench_pico_emu.py --quick  # the real firmware on the emulated Pico (skips without the binaries)

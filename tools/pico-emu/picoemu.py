@@ -139,3 +139,89 @@ def run_script(script: str, fs_image: pathlib.Path, tmp: pathlib.Path, *, watch:
     d = done[-1]
     return Run(d["code"], d.get("stdout", ""), d.get("stderr", ""), [e for e in events if e.get("event") == "mark"],
                d["edges"], d["emulated_s"], d["wall_s"], d.get("error", ""))
+
+
+class Board:
+    """A running emulated Pico with its USB CDC serial on socket://127.0.0.1:PORT (`url`).
+    Its runner's events (ready, probe lines, stats) arrive on a queue; inputs and the ADC are
+    driven while it runs. Use as a context manager: the emulator is stopped on exit."""
+
+    def __init__(self, fs_image: pathlib.Path, *, watch: dict[int, int] | None = None,
+                 inputs: dict[int, int] | None = None, adc0: int | None = None, timeout_s: float = 600):
+        import queue
+        import socket
+        import threading
+
+        bins = locate()
+        with socket.socket() as s:  # a free port for the bridge
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"socket://127.0.0.1:{self.port}"
+        extra = ["--tcp", str(self.port)] + (["--adc0", str(adc0)] if adc0 is not None else [])
+        self.proc = subprocess.Popen(_command(bins, fs_image, watch or {}, inputs or {}, timeout_s, extra), cwd=HERE,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.events: queue.Queue = queue.Queue()
+        self.probes: list[dict] = []  # every PROBE line the board printed, kept (emu_boot.py's figures)
+        self._stats_id = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                event = json.loads(line)
+                if event.get("event") == "probe":
+                    self.probes.append(event)
+                self.events.put(event)
+        self.events.put({"event": "exited", "code": self.proc.wait()})
+
+    def wait(self, kind: str, timeout_s: float) -> dict:
+        """The next event of this kind; AssertionError when the runner exits or the wall timeout passes."""
+        import queue
+        import time
+
+        end = time.monotonic() + timeout_s
+        while True:
+            try:
+                event = self.events.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {kind!r} event from the emulator within {timeout_s} s wall") from None
+            if event["event"] == kind:
+                return event
+            if event["event"] in ("exited", "done"):
+                raise AssertionError(f"emulator ended while waiting for {kind!r}: {event}")
+
+    def _send(self, obj: dict) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(obj) + "\n")
+        self.proc.stdin.flush()
+
+    def set_pin(self, pin: int, value: int) -> None:
+        self._send({"pin": pin, "value": value})
+
+    def set_adc(self, channel: int, value: int) -> None:
+        self._send({"adc": channel, "value": value})
+
+    def stats(self, timeout_s: float = 30) -> dict:
+        """Emulated us, wall s and STEP edge counts now."""
+        self._stats_id += 1
+        self._send({"stats": self._stats_id})
+        while True:
+            event = self.wait("stats", timeout_s)
+            if event["id"] == self._stats_id:
+                return event
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self._send({"quit": 1})
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "Board":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -9,8 +9,9 @@
 // --watch:  STEP:DIR pin pairs: count STEP rising edges, split by the DIR level at the edge.
 // --inputs: GPIO inputs driven as switches (1 high, 0 low); stdin takes more while it runs:
 //           one JSON object a line, {"pin": 10, "value": 1} or {"adc": 0, "value": 2048} or {"stats": 1}.
-// A line "MARK <name>" that the board prints records the edge counts at that moment.
-// stdout: JSON lines, {"event": "ready" | "mark" | "stats" | "done", ...}; the last is "done" with
+// A line "MARK <name>" that the board prints records the edge counts at that moment; a line
+// "PROBE <text>" (tools/pico-emu/emu_boot.py, between the link's frames) is passed on with them.
+// stdout: JSON lines, {"event": "ready" | "listening" | "mark" | "probe" | "stats" | "done", ...}; the last is "done" with
 // the script's output, emulated and wall seconds. Exit code: 0 ok, 1 script error, 2 wall timeout.
 import fs from 'fs';
 import net from 'net';
@@ -102,6 +103,8 @@ cdc.onSerialData = (value) => {
     if (ch === '\n') {
       const at = line.indexOf('MARK '); // the raw REPL's "OK" may lead the first line
       if (at >= 0) emit({ event: 'mark', name: line.slice(at + 5).trim(), emulated_us: emulatedUs(), edges: snapshot() });
+      const probe = line.indexOf('PROBE '); // a probe's text line between the link's frames
+      if (probe >= 0) emit({ event: 'probe', line: line.slice(probe + 6).trim(), emulated_us: emulatedUs(), wall_s: wallS(), edges: snapshot() });
       line = '';
     } else if (ch !== '\r') line = (line + ch).slice(-200);
   }
