@@ -139,7 +139,7 @@ def main() -> int:
               f"{polls} STATUS polls, ended in state {state['state']} alarm {state['alarm']}")
         fw_plunger, fw_needle = (int(x) for x in report["line"].split()[2:4])
         edges = report["edges"]
-        print(f"  STEP pulses on the pins vs steps the firmware issued (since boot):")
+        print("  STEP pulses on the pins vs steps the firmware issued (since boot):")
         for name, pin, issued in (("plunger", 2, fw_plunger), ("needle", 4, fw_needle)):
             low, high = edges[str(pin)]
             print(f"    {name:<8} pin {high:6d} with DIR +, {low:6d} with DIR -; firmware issued {issued:6d} "

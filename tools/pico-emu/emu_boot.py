@@ -8,7 +8,10 @@
 #    of service(), the step drivers' share of it, and the steps handed to the drivers; written
 #    every 100 passes as a "PROBE ..." text line on the USB CDC between the link's frames (the host's
 #    frame reader resyncs past it; rp2040js 1.4.1 hangs in machine.UART's constructor, so no UART).
-import os, sys, vfs, time
+import os
+import sys
+import vfs
+import time
 
 
 class RAMBlockDev:

@@ -3,8 +3,9 @@ project's firmware image (host/mesoinject/image.py) on its littlefs.
 
 The binaries are not in the repository (no registry ships MicroPython firmware): they are looked
 for in $MESOINJECT_MCU, then ../shared/mcu beside the checkout, then /work/shared/mcu. Anything
-missing raises Unavailable with what to do, for a test to skip on (MESOINJECT_MCU, when set, is the only place looked). Every wait has a wall-clock
-timeout: the emulator runs at 0.05-0.25x real time, so timeouts are generous, never absent.
+missing raises Unavailable with what to do, for a test to skip on (MESOINJECT_MCU, when set, is
+the only place looked). Every wait has a wall-clock timeout: the emulator runs at 0.05-0.25x
+real time, so timeouts are generous, never absent.
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ class Board:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "Board":
+    def __enter__(self) -> Board:
         return self
 
     def __exit__(self, *exc) -> None:
