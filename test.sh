@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source tools/venv.sh
 tools/typecheck.sh  # board images against their MicroPython stubs (mypy)
+tools/pico-emu/setup.sh  # rp2040js for the emulated-Pico tests (npm ci, pinned; skipped without node)
 python -m pytest "$@"
 python bench/bench_sim.py --quick
 python bench/bench_faults.py --quick
@@ -15,3 +16,4 @@ python bench/bench_torture.py --quick
 python bench/bench_fuzz.py --quick
 python bench/bench_heap.py
 python bench/bench_console.py --quick
+python bench/bench_pico_emu.py --quick  # the real firmware on the emulated Pico (skips without the binaries)

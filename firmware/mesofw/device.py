@@ -44,6 +44,7 @@ def home_needle(board):
     deadline = ticks_us()
     while not board.needle_home() and limit > 0:
         board.needle_step(-1)
+        board.wait_steps()  # read the switch after the pulse, not with pulses still queued: no over-travel
         limit -= 1
         deadline = ticks_add(deadline, period_us)
         while ticks_diff(deadline, ticks_us()) > 0:

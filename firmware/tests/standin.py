@@ -35,6 +35,9 @@ class StandInBoard:
     def needle_step(self, n):
         self.needle_pos += n
 
+    def wait_steps(self):
+        pass
+
     def trigger(self):
         return self.trig
 

@@ -72,6 +72,9 @@ class StepDir:
             pin.off()
             sleep_us(PULSE_US)
 
+    def wait_done(self):
+        pass  # step() returns once its pulses are out
+
 
 class Debounced:
     # An active-low switch with pull-up; a new level counts once stable for DEBOUNCE_MS.
@@ -194,6 +197,10 @@ class StepDirBoard:
 
     def needle_step(self, n):
         self._needle.step(n)
+
+    def wait_steps(self):
+        self._plunger.wait_done()
+        self._needle.wait_done()
 
     def trigger(self):
         return self._trigger.read()

@@ -107,6 +107,9 @@ class Board:
         if self._motors:
             self.model.needle(n)
 
+    def wait_steps(self):
+        pass  # the model moves within the step call
+
     def trigger(self):
         # every level the operator sets is seen by at least one read: a change that came
         # before the previous one was read waits for this read (a real finger is not that quick)
