@@ -12,11 +12,11 @@
 # segment it costs one block. Earlier firmware's single file is moved into the segments at boot.
 # A point in progress is written OPEN at its start and re-written as it dispenses (checkpoints);
 # an OPEN record found at boot is a point cut by power loss and is closed as partial.
-from binascii import crc32
 import os
 import struct
 
 from mesoprotocol import spec as S
+from mesofw.crc import crc32_check
 
 FILE = "journal"  # earlier firmware's single file; the segments are FILE + ".d"/0, /1, ...
 ENOENT = 2  # errno: no such file
@@ -25,7 +25,7 @@ COPY = 32  # bytes per copy; a cell is two copies
 SEGMENT_CELLS = 64
 SEGMENT = SEGMENT_CELLS * 2 * COPY  # bytes per segment file: 4096, one flash erase block
 _BODY = "<BBBBIIHHIII"  # gen status flags kind | record_id session point depth_um | programmed delivered time_ms
-_BODY_SIZE = 28  # then the CRC-32 of the body
+_BODY_SIZE = 28  # then the CRC-32 (zlib's) of the body, little-endian
 
 EMPTY = 0
 OPEN = 1
@@ -140,8 +140,7 @@ class Journal:
         self.cells = cells
         self.cell = bytearray(cells)  # status << 6 | generation of the newest copy
         self.buf = bytearray(2 * COPY)
-        self.body = memoryview(self.buf)[:_BODY_SIZE]  # views made once: no allocation per write
-        self.copy_view = memoryview(self.buf)[:COPY]
+        self.copy_view = memoryview(self.buf)[:COPY]  # made once: no allocation per write
         self.head = 0
         self.tail = 0
         self.unacked = 0
@@ -183,8 +182,7 @@ class Journal:
             gen = 0
             for c in (0, 1):
                 off = c * COPY
-                body = self.buf[off : off + _BODY_SIZE]
-                if crc32(body) != struct.unpack_from("<I", self.buf, off + _BODY_SIZE)[0]:
+                if not crc32_check(self.buf, off, _BODY_SIZE, 0):
                     if any(self.buf[off : off + COPY]):
                         self.repaired += 1
                     continue
@@ -268,7 +266,7 @@ class Journal:
         c = gen & 1
         struct.pack_into(_BODY, self.buf, 0, gen, status, flags, kind, record_id, session, point, depth_um,
                          programmed_nl, delivered_nl, time_ms)
-        struct.pack_into("<I", self.buf, _BODY_SIZE, crc32(self.body))
+        crc32_check(self.buf, 0, _BODY_SIZE, 1)  # in place: no 32-bit result object
         f = self.f
         f.seek(i * 2 * COPY + c * COPY)
         f.write(self.copy_view)
