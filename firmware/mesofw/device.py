@@ -204,7 +204,7 @@ class Device:
 
     def _metering(self, syringe):
         ppm = self.calibration.get(syringe, 1000000)
-        return dosing.Metering(dosing.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM, ppm))
+        return dosing.Metering(S.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM, ppm))
 
     def _shot_time_ms(self, cfg):
         # needle in and out, dispense, settle (shots settle briefly; points also take up
