@@ -133,6 +133,7 @@ class Device:
             needed = self.cfg[6] - (0 if msg_type == S.ARM else self.done) + 1
             if self.journal.free() < needed:
                 return self._nack(msg_type, S.NACK_JOURNAL_FULL, 0, self.journal.free(), needed)
+            self.journal.reserve(needed)  # ids for them, leased on flash before any is given
             if msg_type == S.ARM:
                 self.done = 0
                 self.delivered_nl = 0
@@ -220,6 +221,7 @@ class Device:
             return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, S.MAX_PRIME_NL)
         if not self.journal.free():
             return self._nack(S.PRIME, S.NACK_JOURNAL_FULL, 0, 0, 1)
+        self.journal.reserve(1)
         self.primed_syringe = 0
         self._start(S.KIND_PRIME, 0, volume_nl, 0, now_us)
         self._set_state(S.STATE_PRIMING)

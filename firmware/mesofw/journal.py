@@ -133,8 +133,9 @@ class Segments:
 
 
 class Journal:
-    def __init__(self, cells, first_id=0, path=FILE, feed=None):
-        # first_id: record ids continue above it even if the journal was erased (boot epoch);
+    def __init__(self, cells, first_id=0, path=FILE, feed=None, lease=None):
+        # first_id: record ids continue above it even if the journal was erased (bootcount's floor);
+        # lease(last_id, needed): persist that ids up to last_id + needed may be given (reserve);
         # path: the segments are in the folder path + ".d" (a file at path: see Segments.migrate);
         # feed(): called while the boot scan runs (the board's watchdog)
         self.cells = cells
@@ -157,6 +158,7 @@ class Journal:
         self.f = Segments(path + ".d")
         self.f.migrate(path, feed)
         self.feed = feed
+        self.lease = lease
         self._scan()
         self.last_id = max(self.last_id, first_id)
 
@@ -231,6 +233,11 @@ class Journal:
         if not self.unacked:
             return self.cells
         return (self.tail - self.head) % self.cells
+
+    def reserve(self, needed):
+        # before a program or prime that opens up to `needed` records (not in the dosing loop)
+        if self.lease:
+            self.lease(self.last_id, needed)
 
     def open(self, session, point, kind, programmed_nl, time_ms):
         # a point starts: its record id, or 0 when the journal has no room (it must not be given)
