@@ -59,6 +59,27 @@ def micropython_binary() -> str:
     return found
 
 
+UNIX32_HOWTO = ("the 32-bit MicroPython unix port is not here: it is kept in the shared mcu/ folder "
+                "(unix32/micropython-unix-x86-32bit, rebuild recipe in its README); put that folder at ../shared/mcu "
+                "beside the repository or point MESOINJECT_MCU at it, and apt-get install libc6-i386")
+
+
+def unix32_binary() -> str | None:
+    """The unix port built for i386 (31-bit small ints, ticks wrap at 2^30, MICROPY_TICKS_WRAP_S), if
+    it is here and runs: in $MESOINJECT_MCU if set, else ../shared/mcu beside the repository or /work/shared/mcu."""
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    chosen = os.environ.get("MESOINJECT_MCU")
+    for folder in [chosen] if chosen else [repo.parent / "shared" / "mcu", "/work/shared/mcu"]:
+        binary = pathlib.Path(folder) / "unix32" / "micropython-unix-x86-32bit"
+        if binary.is_file():
+            try:
+                ok = subprocess.run([str(binary), "-c", "pass"], capture_output=True, timeout=10).returncode == 0
+            except OSError:  # no i386 loader (libc6-i386)
+                ok = False
+            return str(binary) if ok else None
+    return None
+
+
 @functools.lru_cache(maxsize=None)
 def ticks_period(binary: str | None = None) -> int:
     """Where the board's ticks_ms/ticks_us wrap: 2^30 on a 32-bit port (as on an MCU), 2^62 on x86-64."""
