@@ -24,6 +24,11 @@ def clock_us():
     return ticks_us()
 
 
+def clock_ms():
+    # the millisecond clock the firmware stamps records with, as a plain int too
+    return ticks_ms()
+
+
 class Model:
     def __init__(self, profile, report):
         # report(line): send a ground-truth line to the harness
@@ -156,7 +161,7 @@ class Model:
             self.penetrations += 1
             # the exit also on the millisecond clock records are stamped with (ticks_ms and
             # ticks_us wrap apart on a 32-bit port: a record's time cannot be turned into us)
-            self.report("pen %d %d %.3f %.1f %d" % (self.pen_t0, clock_us(), self.pen_nl, self.pen_max_um, ticks_ms()))
+            self.report("pen %d %d %.3f %.1f %d" % (self.pen_t0, clock_us(), self.pen_nl, self.pen_max_um, clock_ms()))
 
     def at_end(self):
         return self.content_nl - self.pending_nl <= ENDSTOP_NL
