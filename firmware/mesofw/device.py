@@ -149,6 +149,7 @@ class Device:
             total = self.session_nl + left * self.cfg[5]  # the session so far and every point left
             if total > self.settings[S.SET_SESSION]:
                 return self._nack(msg_type, S.NACK_LIMIT, 0, total, self.settings[S.SET_SESSION])
+            self.journal.reserve(left + 1)  # ids for them, leased on flash before any is given
             if msg_type == S.ARM:
                 self.done = 0
                 self.delivered_nl = 0
@@ -229,7 +230,7 @@ class Device:
 
     def _metering(self, syringe):
         ppm = self.calibration.get(syringe, 1000000)
-        return dosing.Metering(dosing.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM, ppm))
+        return dosing.Metering(S.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM, ppm))
 
     def _shot_time_ms(self, cfg):
         # needle in and out, dispense, settle (shots settle briefly; points also take up
@@ -248,6 +249,7 @@ class Device:
         barrel = self.board.syringe_barrel_um()
         if not S.syringe_fits(self.syringe, barrel):
             return self._nack(S.PRIME, S.NACK_SYRINGE, 0, self.syringe, barrel)
+        self.journal.reserve(1)
         self.primed_syringe = 0
         self._start(S.KIND_PRIME, 0, volume_nl, 0, now_us)
         self._set_state(S.STATE_PRIMING)

@@ -12,11 +12,11 @@
 # segment it costs one block. Earlier firmware's single file is moved into the segments at boot.
 # A point in progress is written OPEN at its start and re-written as it dispenses (checkpoints);
 # an OPEN record found at boot is a point cut by power loss and is closed as partial.
-from binascii import crc32
 import os
 import struct
 
 from mesoprotocol import spec as S
+from mesofw.crc import crc32_check
 
 FILE = "journal"  # earlier firmware's single file; the segments are FILE + ".d"/0, /1, ...
 ENOENT = 2  # errno: no such file
@@ -26,7 +26,7 @@ SEGMENT_CELLS = 64
 SEGMENT = SEGMENT_CELLS * 2 * COPY  # bytes per segment file: 4096, one flash erase block
 _BODY = "<BBBBIIHHIII"  # gen status flags kind | record_id session point depth_um | programmed delivered time_ms
 # kind's low nibble is the KIND_*, its high nibble the syringe measured (0 in earlier firmware's records)
-_BODY_SIZE = 28  # then the CRC-32 of the body
+_BODY_SIZE = 28  # then the CRC-32 (zlib's) of the body, little-endian
 
 EMPTY = 0
 OPEN = 1
@@ -134,15 +134,15 @@ class Segments:
 
 
 class Journal:
-    def __init__(self, cells, first_id=0, path=FILE, feed=None):
-        # first_id: record ids continue above it even if the journal was erased (boot epoch);
+    def __init__(self, cells, first_id=0, path=FILE, feed=None, lease=None):
+        # first_id: record ids continue above it even if the journal was erased (bootcount's floor);
+        # lease(last_id, needed): persist that ids up to last_id + needed may be given (reserve);
         # path: the segments are in the folder path + ".d" (a file at path: see Segments.migrate);
         # feed(): called while the boot scan runs (the board's watchdog)
         self.cells = cells
         self.cell = bytearray(cells)  # status << 6 | generation of the newest copy
         self.buf = bytearray(2 * COPY)
-        self.body = memoryview(self.buf)[:_BODY_SIZE]  # views made once: no allocation per write
-        self.copy_view = memoryview(self.buf)[:COPY]
+        self.copy_view = memoryview(self.buf)[:COPY]  # made once: no allocation per write
         self.head = 0
         self.tail = 0
         self.unacked = 0
@@ -159,6 +159,7 @@ class Journal:
         self.f = Segments(path + ".d")
         self.f.migrate(path, feed)
         self.feed = feed
+        self.lease = lease
         self._scan()
         self.last_id = max(self.last_id, first_id)
 
@@ -184,8 +185,7 @@ class Journal:
             gen = 0
             for c in (0, 1):
                 off = c * COPY
-                body = self.buf[off : off + _BODY_SIZE]
-                if crc32(body) != struct.unpack_from("<I", self.buf, off + _BODY_SIZE)[0]:
+                if not crc32_check(self.buf, off, _BODY_SIZE, 0):
                     if any(self.buf[off : off + COPY]):
                         self.repaired += 1
                     continue
@@ -235,6 +235,11 @@ class Journal:
             return self.cells
         return (self.tail - self.head) % self.cells
 
+    def reserve(self, needed):
+        # before a program or prime that opens up to `needed` records (not in the dosing loop)
+        if self.lease:
+            self.lease(self.last_id, needed)
+
     def open(self, session, point, kind, programmed_nl, time_ms, syringe=0):
         # a point starts: its record id, or 0 when the journal has no room (it must not be given)
         if self.unacked and self.head == self.tail:
@@ -269,7 +274,7 @@ class Journal:
         c = gen & 1
         struct.pack_into(_BODY, self.buf, 0, gen, status, flags, kind, record_id, session, point, depth_um,
                          programmed_nl, delivered_nl, time_ms)
-        struct.pack_into("<I", self.buf, _BODY_SIZE, crc32(self.body))
+        crc32_check(self.buf, 0, _BODY_SIZE, 1)  # in place: no 32-bit result object
         f = self.f
         f.seek(i * 2 * COPY + c * COPY)
         f.write(self.copy_view)

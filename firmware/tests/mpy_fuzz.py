@@ -56,8 +56,12 @@ random.seed(SEED)
 rnd = random.getrandbits
 
 
-def rint(n):  # 0 <= x < n
-    return random.randrange(n) if n > 1 else 0
+def rint(n):  # 0 <= x < n; randrange takes only machine words (31 bits on a 32-bit port)
+    if n <= 1:
+        return 0
+    if n < 1 << 30:
+        return random.randrange(n)
+    return (rnd(30) << 30 | rnd(30)) % n
 
 
 def hexs(b):
@@ -1185,16 +1189,9 @@ class Fuzzer:
         return ("one of", session_nack, want or session_nack), covered + (idx["session"],)
 
     def least_doses(self, syringe):
-        # max(500, MIN_DOSE_STEPS steps) with pl_per_step from PROTOCOL.md section 6; both roundings of pi
-        d = S.SYRINGES[syringe][1]
-        ppm = self.calibration.get(syringe, 1000000)
-        out = []
-        for pi in (3.141592653589793, 3.14159265):
-            pl = int(pi * d * d / 4 * ppm / 1000000 / FuzzBoard.PLUNGER_STEPS_PER_MM + 0.5)
-            low = max(S.MIN_VOLUME_NL, S.MIN_DOSE_STEPS * pl // 1000)
-            if low not in out:
-                out.append(low)
-        return out
+        # max(500, MIN_DOSE_STEPS steps) with pl_per_step from PROTOCOL.md section 6 (spec.pl_per_step)
+        pl = S.pl_per_step(syringe, FuzzBoard.PLUNGER_STEPS_PER_MM, self.calibration.get(syringe, 1000000))
+        return [max(S.MIN_VOLUME_NL, S.MIN_DOSE_STEPS * pl // 1000)]
 
     # -- time passes: the control loop ticks, the operator plays with the trigger
 

@@ -381,11 +381,29 @@ SYRINGES = {
 SYRINGE_BARREL_TOL_UM = const(600)  # sensor and moulding tolerance; the size classes are >= 2.5 mm apart
 
 
+# Syringe maths in integers only, the same on the host (CPython) and on the device (MicroPython,
+# whose floats are single precision on rp2 and esp32 and disagreed with the host's by 1-2 nL at a
+# limit): pi is 355/113 (7 digits, error 8.5e-8). Intermediates pass 2^30, which a 32-bit port
+# holds as a heap integer: these run per CONFIGURE or CALIBRATE, never in the dosing loop.
+PI_NUM = const(355)
+PI_DEN = const(113)
+
+
 def syringe_capacity_nl(code, cal_ppm=1000000):
-    # deliverable content of a full syringe: pi/4 d^2 x stroke (um^3 = fL), scaled by the
-    # bore's calibration (area ppm), less dead space
+    # deliverable content of a full syringe: pi/4 d^2 x stroke (um^3 = fL; / 10^6 -> nL), scaled
+    # by the bore's calibration (area ppm), rounded down, less dead space
     diameter_um, stroke_um, dead_nl = SYRINGES[code][1:4]
-    return int(3.14159265 * diameter_um * diameter_um * stroke_um / 4 / 1000000 * cal_ppm / 1000000) - dead_nl
+    num = PI_NUM * diameter_um * diameter_um * stroke_um * cal_ppm
+    return num // (PI_DEN * 4 * 1000000 * 1000000) - dead_nl
+
+
+def pl_per_step(code, plunger_steps_per_mm, cal_ppm=1000000):
+    # picolitres pushed out per plunger microstep, rounded to nearest: pi/4 d^2 (um^2, calibrated)
+    # x 1000 / steps_per_mm (um per step) = fL; / 1000 -> pL
+    diameter_um = SYRINGES[code][1]
+    num = PI_NUM * diameter_um * diameter_um * cal_ppm
+    den = PI_DEN * 4 * 1000000 * plunger_steps_per_mm
+    return (2 * num + den) // (2 * den)
 
 
 def syringe_fits(code, barrel_um):

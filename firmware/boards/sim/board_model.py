@@ -12,7 +12,7 @@
 # last snapshot() and hands it back to the next boot (a motor does not move back
 # when the MCU reboots).
 from math import exp
-from time import ticks_diff, ticks_us
+from time import ticks_diff, ticks_ms, ticks_us
 
 ENDSTOP_NL = 2000  # the end-of-syringe switch closes 2 uL before the stopper bottoms out
 STALL_KPA = 600  # the stepper stalls against this line pressure
@@ -20,8 +20,13 @@ STALL_KPA = 600  # the stepper stalls against this line pressure
 
 def clock_us():
     # The board clock as a plain int, for ground truth and snapshots: the harness reads the
-    # same clock (board_time_us). The stubs keep ticks opaque; on the unix port they are ints.
+    # same clock. The stubs keep ticks opaque; on the unix port they are ints.
     return ticks_us()
+
+
+def clock_ms():
+    # the millisecond clock the firmware stamps records with, as a plain int too
+    return ticks_ms()
 
 
 class Model:
@@ -168,17 +173,19 @@ class Model:
             self.pen_max_um = self.depth_um
         elif was_in and not inside:
             self.penetrations += 1
-            self.report("pen %d %d %.3f %.1f" % (self.pen_t0, clock_us(), self.pen_nl, self.pen_max_um))
+            # the exit also on the millisecond clock records are stamped with (ticks_ms and
+            # ticks_us wrap apart on a 32-bit port: a record's time cannot be turned into us)
+            self.report("pen %d %d %.3f %.1f %d" % (self.pen_t0, clock_us(), self.pen_nl, self.pen_max_um, clock_ms()))
 
     def at_end(self):
         return self.content_nl - self.pending_nl <= ENDSTOP_NL
 
     # ---- ground truth and persistence ------------------------------------------------------
     def truth(self):
-        return "truth %.3f %.3f %.1f %d %.3f %.1f %d" % (
+        return "truth %.3f %.3f %.1f %d %.3f %.1f %d %d" % (
             self.out_nl, self.air_nl, self.depth_um, self.penetrations, self.content_nl - self.pending_nl,
             self.pressure_kpa(),
-            self.last_step_us)
+            self.last_step_us, clock_us())
 
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",
