@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused, NotPaired, IncompatibleFirmware,
             RecordStoreError, RecordsKeptOnDevice) as e:
-        err.print(f"error: {e}")
+        err.print(f"error: {e}", markup=False)  # the message quotes the user's text: never rich markup
         if isinstance(e, DeviceRefused) and e.reason == "BAD_STATE":
             err.print("hint: `mesoinject abort --port PORT` stops the device and returns it to IDLE")
         return 2
