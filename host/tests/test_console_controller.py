@@ -83,7 +83,7 @@ def test_the_library_lists_a_broken_program_with_its_error(tmp_path):
     assert entries["bad.toml"]["form"] is None and "missing" in entries["bad.toml"]["error"]
 
 
-@pytest.mark.parametrize("code", sorted(alarms.ALARMS))
+@pytest.mark.parametrize("code", sorted(set(alarms.ALARMS) | {c for c, name in enumerate(spec.ALARM_NAMES) if name}))
 def test_every_alarm_says_what_happened_and_what_to_do_in_the_consoles_words(console, code):
     console.alarm = (code, 1234)
     view = console._alarm_view()
