@@ -422,7 +422,7 @@ def cmd_records_list(args, store: RecordStore) -> int:
 def cmd_records_export(args, store: RecordStore) -> int:
     text = store.export(args.format, args.session)  # raises NothingToExport before any file is written
     if args.output:
-        pathlib.Path(args.output).write_text(text)
+        pathlib.Path(args.output).write_text(text, newline="")  # as exported (CSV rows end CRLF)
         err.print(f"wrote {args.output}", markup=False)
     else:
         sys.stdout.write(text)
