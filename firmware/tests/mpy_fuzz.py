@@ -549,6 +549,7 @@ class Fuzzer:
         self.board = FuzzBoard(self)
         # the syringe in the clamp: one size per boot (most often the 1 mL ones the programs use)
         self.board.barrel_um = S.SYRINGES[(1, 1, 1, 2, 3, 4, 5, 6, 7, 8)[rint(10)]][4]
+        self.dev = None  # until App() returns: its boot (the journal scan) feeds the watchdog too
         self.app = fwapp.App(self.board)
         self.link = self.app.link
         self.dev = self.app.device
@@ -609,6 +610,8 @@ class Fuzzer:
         if self.auth_reset:
             raise Reboot(True)
         self.next_case = None
+        if self.dev is None:  # the firmware is still booting: no host frame is read before the loop runs
+            return
         if CLOCK[0] < self.gap_until:
             return
         r = rint(1000)
