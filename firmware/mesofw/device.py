@@ -23,6 +23,7 @@ _ACCEPTS = {
     S.CALIBRATE: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE),
     S.REPL: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE, S.STATE_FAULT),
 }
+_PROGRAM_RUNS = _mask(S.STATE_ARMED, S.STATE_DELIVERING, S.STATE_PAUSED)  # ABORT here ends a program: journalled
 _LINK_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING)
 
 # indicator per state, indexed by STATE_*
@@ -50,7 +51,7 @@ def home_needle(board):
 
 class Device:
     def __init__(self, board, emit, journal, emit_delivery):
-        # emit(msg_type, values): queue an event to the host; emit_delivery(9 DELIVERY fields): the
+        # emit(msg_type, values): queue an event to the host; emit_delivery(10 DELIVERY fields): the
         # dosing loop's event, sent without allocating. journal: where every point is written
         # before the host hears of it.
         self.board = board
@@ -84,6 +85,7 @@ class Device:
         self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
         self.syringe_spent = False
         self.hello_since_fault = True
+        self.alarms_due = []  # (code, detail, time_ms) raised while a point was still open
         self.pair_hold_ms = 0  # E-stop pressed and trigger held since (0: not)
         self.pairing_until = 0  # pairing mode open until (0: closed)
         self.plunger = dosing.Axis(board.plunger_step, 1)
@@ -104,9 +106,11 @@ class Device:
     def boot(self, reset_cause):
         # After any reset (the app has homed the needle first: home_needle), a RESET alarm
         # the host must acknowledge.
+        # Not journalled: the device holds it (FAULT) until a host acknowledges it with ABORT, which a
+        # session does only once it stored it; a boot loop must not fill the journal with resets.
         self.alarm = S.ALARM_RESET
         self._set_state(S.STATE_FAULT)
-        self.emit(S.ALARM, (S.ALARM_RESET, self.state, reset_cause, ticks_ms()))
+        self.emit(S.ALARM, (S.ALARM_RESET, self.state, reset_cause, ticks_ms(), 0, self.journal.epoch))
 
     # ---- host commands -----------------------------------------------------------
     def handle(self, msg_type, values, now_us):
@@ -146,6 +150,8 @@ class Device:
                 return self._nack(msg_type, S.NACK_HELLO_FIRST, 0, self.alarm, 0)
             self._stop(S.FLAG_ABORTED, now_us)
             self._end_burst_early(now_us)
+            if self.cfg and (_PROGRAM_RUNS >> self.state) & 1:
+                self._end_record(S.END_ABORTED)
             self.cfg = None
             self.alarm = 0
             self._set_state(S.STATE_IDLE)
@@ -250,7 +256,23 @@ class Device:
             self.syringe_spent = True
         self.alarm = code
         self._set_state(S.STATE_FAULT)
-        self.emit(S.ALARM, (code, self.state, detail, ticks_ms()))
+        self.alarms_due.append((code, detail, ticks_ms()))
+        self._journal_alarms()
+
+    def _journal_alarms(self):
+        # An alarm is journalled (then sent with its record id) once no point is open: the stopped
+        # point's record closes first (an occlusion's, after the back-off), ids stay in ring order.
+        j = self.journal
+        while self.alarms_due and j.cur < 0:
+            code, detail, t = self.alarms_due.pop(0)
+            rid = j.add(S.KIND_ALARM, self.cfg[9] if self.cfg else 0, code, detail & 0xFFFFFFFF, self.delivered_nl,
+                        self.seq.depth_um(), t)
+            self.emit(S.ALARM, (code, self.state, detail, t, rid, j.epoch))
+
+    def _end_record(self, end):
+        # a program's end on the journal, so its outcome reaches the host's store like its points
+        if self.journal.cur < 0:
+            self.journal.add(S.KIND_END, self.cfg[9], end, self.done, self.delivered_nl, 0, ticks_ms())
 
     def link_seen(self, msg_type):
         self.link_rx_ms = ticks_ms()
@@ -297,6 +319,8 @@ class Device:
         finished = self.seq.tick(now_us)
         self._checkpoint()
         self._record_if_dispensed(now_us)
+        if self.alarms_due:
+            self._journal_alarms()
         if finished:
             self._sequence_finished(now_us)
         state = self.state
@@ -345,7 +369,7 @@ class Device:
     def _next_point(self, now_us):
         technique, _, _, _, depth_um, volume_nl, count, _, _, _ = self.cfg
         if self.done >= count:  # every point ends at its programmed volume: count bounds the total
-            self._set_state(S.STATE_COMPLETE)
+            self._complete()
             return
         if technique == S.TECHNIQUE_NAPPAGE:
             # absolute cadence from the burst's first shot; re-anchor if a shot ran over a whole period
@@ -405,7 +429,8 @@ class Device:
         j = self.journal
         t = ticks_ms()
         j.close(flags, delivered, depth, t)  # on flash before the host hears of it
-        self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t)
+        self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t,
+                           j.epoch)
 
     def _checkpoint(self):
         # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut
@@ -427,9 +452,13 @@ class Device:
         elif self.state == S.STATE_DELIVERING:
             if self.done >= self.cfg[6]:
                 self._end_burst(now_us)
-                self._set_state(S.STATE_COMPLETE)
+                self._complete()
             elif self.cfg[0] != S.TECHNIQUE_NAPPAGE:
                 self._set_state(S.STATE_ARMED)
+
+    def _complete(self):
+        self._set_state(S.STATE_COMPLETE)
+        self._end_record(S.END_COMPLETE)
 
     def _fast_rate(self):
         # take-up and suck-back run at the plunger's speed ceiling (steps/s)

@@ -12,12 +12,19 @@
 # segment it costs one block. Earlier firmware's single file is moved into the segments at boot.
 # A point in progress is written OPEN at its start and re-written as it dispenses (checkpoints);
 # an OPEN record found at boot is a point cut by power loss and is closed as partial.
+# Alarms and program ends are journalled too (KIND_ALARM, KIND_END: one write, closed at once), so
+# they reach the host's store as surely as the deliveries.
+# The epoch: a random number drawn when the journal folder is created and kept in it. A flash
+# erased (the same serial, record ids from 1 again) gets a new one, so (epoch, record id) never
+# names an earlier record; a journal of firmware from before epochs keeps epoch 0.
 from binascii import crc32
 import os
 import struct
 
 from mesoprotocol import spec as S
 
+EPOCH_FILE = "epoch"  # in the segments' folder: erased with them
+EPOCH_MASK = 0x3FFFFFFF  # a small int on a 32-bit port: packing it never allocates
 FILE = "journal"  # earlier firmware's single file; the segments are FILE + ".d"/0, /1, ...
 ENOENT = 2  # errno: no such file
 EEXIST = 17
@@ -159,7 +166,23 @@ class Journal:
         self.f.migrate(path, feed)
         self.feed = feed
         self._scan()
+        self.epoch = self._epoch(path + ".d/" + EPOCH_FILE)
         self.last_id = max(self.last_id, first_id)
+
+    def _epoch(self, name):
+        try:
+            with open(name) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            pass
+        epoch = 0  # records already here: a journal from before epochs, whose records the host has as 0
+        if not self.last_id:
+            while not epoch:
+                epoch = struct.unpack("<I", os.urandom(4))[0] & EPOCH_MASK
+        with open(name + ".new", "w") as f:  # write-then-rename: a torn write keeps no half epoch
+            f.write(str(epoch))
+        os.rename(name + ".new", name)
+        return epoch
 
     # ---- boot: find head, tail and the unacknowledged records; repair -------------------------
     def _scan(self):
@@ -257,6 +280,20 @@ class Journal:
         self._write(i, CLOSED, flags, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
                     self.o_programmed, delivered_nl, time_ms)
         self.cur = -1
+        self._written(i)
+
+    def add(self, kind, session, code, value, delivered_nl, depth_um, time_ms):
+        # an alarm or a program's end, closed in one write: its record id, or 0 when the journal is
+        # full or a point is open (it must be closed first: records go in the ring in id order)
+        if self.cur >= 0 or self.unacked and self.head == self.tail:
+            return 0
+        i = self.head
+        self.last_id += 1
+        self._write(i, CLOSED, 0, kind, self.last_id, session, code, depth_um, value, delivered_nl, time_ms)
+        self._written(i)
+        return self.last_id
+
+    def _written(self, i):
         self.unacked += 1
         if self.unacked == 1:
             self.tail = i
