@@ -99,6 +99,8 @@ def test_records_stay_on_the_device_until_the_host_can_store_them(device, sim, t
 
     from mesoinject.records import RecordStore, RecordStoreError
 
+    with RecordStore(tmp_path / "earlier.db") as earlier:
+        sync.drain(device, earlier)  # earlier tests' records out of the way (an aborted program's end)
     device.configure(**dict(SLOW_POINT, volume_nl=5000, flow_nl_s=50000))
     prime_and_arm(device)  # the prime's record is now on the device, unacknowledged
     drain(device)
