@@ -85,7 +85,7 @@ class Device:
         self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
         self.syringe_spent = False
         self.hello_since_fault = True
-        self.alarms_due = []  # (code, detail, time_ms) raised while a point was still open
+        self.alarms_due = []  # (record_id, code, detail, time_ms) raised while a point was still open
         self.pair_hold_ms = 0  # E-stop pressed and trigger held since (0: not)
         self.pairing_until = 0  # pairing mode open until (0: closed)
         self.plunger = dosing.Axis(board.plunger_step, 1)
@@ -256,18 +256,21 @@ class Device:
             self.syringe_spent = True
         self.alarm = code
         self._set_state(S.STATE_FAULT)
-        self.alarms_due.append((code, detail, ticks_ms()))
+        # sent now with the id its journal record will have; written once no point is open (the stopped
+        # point's record closes first: after an occlusion's back-off), so ids stay in ring order
+        t = ticks_ms()
+        rid = self.journal.reserve()
+        if rid:
+            self.alarms_due.append((rid, code, detail, t))
+        self.emit(S.ALARM, (code, self.state, detail, t, rid, self.journal.epoch))
         self._journal_alarms()
 
     def _journal_alarms(self):
-        # An alarm is journalled (then sent with its record id) once no point is open: the stopped
-        # point's record closes first (an occlusion's, after the back-off), ids stay in ring order.
         j = self.journal
         while self.alarms_due and j.cur < 0:
-            code, detail, t = self.alarms_due.pop(0)
-            rid = j.add(S.KIND_ALARM, self.cfg[9] if self.cfg else 0, code, detail & 0xFFFFFFFF, self.delivered_nl,
-                        self.seq.depth_um(), t)
-            self.emit(S.ALARM, (code, self.state, detail, t, rid, j.epoch))
+            rid, code, detail, t = self.alarms_due.pop(0)
+            j.add(S.KIND_ALARM, self.cfg[9] if self.cfg else 0, code, detail & 0xFFFFFFFF, self.delivered_nl,
+                  self.seq.depth_um(), t, rid)
 
     def _end_record(self, end):
         # a program's end on the journal, so its outcome reaches the host's store like its points

@@ -282,16 +282,26 @@ class Journal:
         self.cur = -1
         self._written(i)
 
-    def add(self, kind, session, code, value, delivered_nl, depth_um, time_ms):
-        # an alarm or a program's end, closed in one write: its record id, or 0 when the journal is
-        # full or a point is open (it must be closed first: records go in the ring in id order)
+    def reserve(self):
+        # the id of a record written later by add(), once the open point closes (an alarm raised
+        # during it); 0 if the journal has no cell left for it after that point
+        if self.free() < (2 if self.cur >= 0 else 1):
+            return 0
+        self.last_id += 1
+        return self.last_id
+
+    def add(self, kind, session, code, value, delivered_nl, depth_um, time_ms, record_id=0):
+        # an alarm or a program's end, closed in one write: its record id (record_id: one reserved),
+        # or 0 when the journal is full or a point is open (records go in the ring in id order)
         if self.cur >= 0 or self.unacked and self.head == self.tail:
             return 0
         i = self.head
-        self.last_id += 1
-        self._write(i, CLOSED, 0, kind, self.last_id, session, code, depth_um, value, delivered_nl, time_ms)
+        if not record_id:
+            self.last_id += 1
+            record_id = self.last_id
+        self._write(i, CLOSED, 0, kind, record_id, session, code, depth_um, value, delivered_nl, time_ms)
         self._written(i)
-        return self.last_id
+        return record_id
 
     def _written(self, i):
         self.unacked += 1
