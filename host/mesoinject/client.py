@@ -63,7 +63,7 @@ class Identity:
     journal_epoch: int = 0  # drawn when the device's journal was created; a new one after a flash erase
 
     @classmethod
-    def from_fields(cls, f: dict) -> "Identity":
+    def from_fields(cls, f: dict) -> Identity:
         limits = {row[0]: f[row[0]] for row in spec.SETTINGS_TABLE}
         return cls(f["protocol"], "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"]), f["board"],
                    f["serial"], f["syringe"], f["cal_ppm"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"],
@@ -85,13 +85,13 @@ class Device:
         self.counter = 0  # the last command counter used with this device
 
     @classmethod
-    def open(cls, port: str, keystore: keys.KeyStore | None = None) -> "Device":
+    def open(cls, port: str, keystore: keys.KeyStore | None = None) -> Device:
         return cls(Link(port), keystore)
 
     def close(self) -> None:
         self.link.close()
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         return self
 
     def __exit__(self, *exc) -> None:
