@@ -141,7 +141,7 @@ def test_service_mode_needs_the_gesture_and_never_shows_the_key(request, tmp_pat
         pytest.skip("power-cycles a fresh simulated board, not the board under test")
     from mesoinject import flash
     from mesoinject.client import DeviceRefused, NotPaired
-    from mesosim import SimBoard
+    from mesoinject.simulated import SimBoard
 
     with SimBoard(workdir=tmp_path, seed=request.config.sim_seed) as sim:
         sim.hold_trigger_at_boot = True  # the old safe mode: trigger held at power-up, no E-stop

@@ -222,7 +222,8 @@ def test_a_device_whose_flash_was_erased_gets_records_that_never_collide(request
     from hil import load_program
     from mesoinject.records import RecordStore
     from mesoinject.session import SessionRunner
-    from mesosim import SimBoard, VirtualOperator
+    from mesoinject.simulated import SimBoard
+    from mesosim import VirtualOperator
 
     store = RecordStore(tmp_path / "records.db")
     program = load_program("point-by-point", count=2)
