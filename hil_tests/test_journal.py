@@ -1,6 +1,8 @@
 """The device journal: a delivery survives lost events, lost links and power cuts, and is
 stored exactly once by acknowledged sync."""
 
+import os
+
 import pytest
 
 from hil import drain, prime_and_arm, wait_state
@@ -122,6 +124,9 @@ def test_records_stay_on_the_device_until_the_host_can_store_them(device, sim, t
 
 
 @pytest.mark.parametrize("shots", [150])
+@pytest.mark.skipif(bool(os.environ.get("MICROPY_TICKS_WRAP_S")),
+                    reason="the ground truth is matched to records by board clock, which MICROPY_TICKS_WRAP_S restarts "
+                           "at every simulated boot (power cuts): run it without the wrap skew (./test.sh does, on 32-bit)")
 def test_torture_loses_and_double_counts_nothing(sim, request, tmp_path, shots):
     """The bench's quick torture run, asserted: corrupted frames, pulled cables, power cuts."""
     import sys

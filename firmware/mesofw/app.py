@@ -8,17 +8,19 @@ from mesofw import auth, bootcount, device, journal, link, safemode
 FW_VERSION = (0, 2, 0)  # 0.2: the journal in block-sized segment files (migrated at boot)
 TICK_US = 1000
 IDLE_WAIT_MS = 5
-_NO_RECORD = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+_NO_RECORD = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  # the record (with its syringe) and the epoch
 
 
 class App:
     def __init__(self, board):
         self.board = board
-        self.boot_count = bootcount.next_boot()
+        boot = bootcount.BootCount()
+        self.boot_count = boot.count
         # the needle goes home first (a power cut may have left it in the skin); then the journal
         # is read and repaired, which can take a while on a real board's flash
         device.home_needle(board)
-        self.journal = journal.Journal(board.JOURNAL_CELLS, self.boot_count << 16, feed=board.feed_watchdog)
+        self.journal = journal.Journal(board.JOURNAL_CELLS, boot.id_floor, feed=board.feed_watchdog, lease=boot.reserve)
+        boot.start(self.journal.last_id)  # the boot counted, and ids leased past the journal's
         self.auth = auth.Auth()
         self.link = link.Link(board, self.command, self.auth)
         self.device = device.Device(board, self.link.send_event, self.journal, self.link.send_delivery)

@@ -25,6 +25,9 @@ _ACCEPTS = {
 }
 _PROGRAM_RUNS = _mask(S.STATE_ARMED, S.STATE_DELIVERING, S.STATE_PAUSED)  # ABORT here ends a program: journalled
 _LINK_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING)
+# a syringe that stops fitting the program in these states is an alarm; in the others it makes the
+# syringe a new one (primed again, its contents counted afresh) at the next CONFIGURE
+_SYRINGE_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING, S.STATE_PAUSED)
 
 # indicator per state, indexed by STATE_*
 _LED = (S.LED_OFF, S.LED_OFF, S.LED_DELIVERING, S.LED_OFF, S.LED_READY, S.LED_DELIVERING, S.LED_OFF,
@@ -42,6 +45,7 @@ def home_needle(board):
     deadline = ticks_us()
     while not board.needle_home() and limit > 0:
         board.needle_step(-1)
+        board.wait_steps()  # read the switch after the pulse, not with pulses still queued: no over-travel
         limit -= 1
         deadline = ticks_add(deadline, period_us)
         while ticks_diff(deadline, ticks_us()) > 0:
@@ -83,7 +87,13 @@ class Device:
         self.link_rx_ms = ticks_ms()
         self.pressed_ms = 0  # when the trigger was last pressed (0: released)
         self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
-        self.syringe_spent = False
+        self.syringe_spent = False  # emptied, or taken out of the clamp: a CONFIGURE treats it as a new one
+        self.barrel_bad_ms = 0  # since when the clamp sensor disagrees with the syringe (0: it agrees)
+        self.session = 0  # the session tag in force (CONFIGURE); a new tag opens a new session
+        self.session_nl = 0  # delivered in that session, across re-ARMs and resumes: max_session_nl bounds it
+        self.min_period_us = 0  # the cadence ceiling's period: no two shots' needle entries closer
+        self.entry_pending = False  # a shot started whose needle has not yet entered
+        self.shot_floor_us = ticks_us()  # no shot may start before (the last needle entry + min_period_us)
         self.hello_since_fault = True
         self.alarms_due = []  # (record_id, code, detail, time_ms) raised while a point was still open
         self.pair_hold_ms = 0  # E-stop pressed and trigger held since (0: not)
@@ -134,9 +144,16 @@ class Device:
             return self._calibrate(values[0], values[1])
         if msg_type == S.ARM or msg_type == S.RESUME:
             # every point left (ARM: all of them), and one stopped early; a refusal changes nothing
-            needed = self.cfg[6] - (0 if msg_type == S.ARM else self.done) + 1
-            if self.journal.free() < needed:
-                return self._nack(msg_type, S.NACK_JOURNAL_FULL, 0, self.journal.free(), needed)
+            left = self.cfg[6] - (0 if msg_type == S.ARM else self.done)
+            if self.journal.free() < left + 1:
+                return self._nack(msg_type, S.NACK_JOURNAL_FULL, 0, self.journal.free(), left + 1)
+            barrel = self.board.syringe_barrel_um()
+            if not S.syringe_fits(self.syringe, barrel):
+                return self._nack(msg_type, S.NACK_SYRINGE, 0, self.syringe, barrel)
+            total = self.session_nl + left * self.cfg[5]  # the session so far and every point left
+            if total > self.settings[S.SET_SESSION]:
+                return self._nack(msg_type, S.NACK_LIMIT, 0, total, self.settings[S.SET_SESSION])
+            self.journal.reserve(left + 1)  # ids for them, leased on flash before any is given
             if msg_type == S.ARM:
                 self.done = 0
                 self.delivered_nl = 0
@@ -161,10 +178,17 @@ class Device:
         return (S.NACK, (msg_type, reason, field, self.state, value, limit))
 
     def _configure(self, cfg):
-        error = limits.check_configure(cfg, self._shot_time_ms, self.settings, self._min_volume_nl)
+        # the same session tag continues its session (its total so far counts); a new tag opens one
+        used_nl = self.session_nl if cfg[9] == self.session else 0
+        error = limits.check_configure(cfg, self._shot_time_ms, self.settings, self._min_volume_nl, used_nl)
         if error:
             return self._nack(S.CONFIGURE, error[0], error[1], error[2], error[3])
         syringe = cfg[1]
+        barrel = self.board.syringe_barrel_um()
+        if not S.syringe_fits(syringe, barrel):  # the program's syringe is not the one in the clamp
+            return self._nack(S.CONFIGURE, S.NACK_SYRINGE, limits.F_SYRINGE, syringe, barrel)
+        self.session = cfg[9]
+        self.session_nl = used_nl
         if syringe != self.syringe or self.syringe_spent:  # a new syringe
             self.syringe = syringe
             self.syringe_spent = False
@@ -179,6 +203,7 @@ class Device:
         self.point_ms = self._shot_time_ms(cfg)
         if cfg[7]:
             self.period_us = 1000000000 // cfg[7]
+            self.min_period_us = 1000000000 // self.settings[S.SET_CADENCE]
         self._set_state(S.STATE_PRIMED if self.primed_syringe == syringe else S.STATE_CONFIGURED)
         return (S.ACK, (S.CONFIGURE, self.state))
 
@@ -192,7 +217,8 @@ class Device:
         if syringe == self.syringe:
             self.metering = self._metering(syringe)
             self.capacity_nl = S.syringe_capacity_nl(syringe, ppm)
-            if self.cfg and limits.check_configure(self.cfg, self._shot_time_ms, self.settings, self._min_volume_nl):
+            if self.cfg and limits.check_configure(self.cfg, self._shot_time_ms, self.settings, self._min_volume_nl,
+                                                   self.session_nl):
                 self.cfg = None  # the program no longer meters to 1 %: configure it again
                 self._set_state(S.STATE_IDLE)
         return (S.ACK, (S.CALIBRATE, self.state))
@@ -210,7 +236,7 @@ class Device:
 
     def _metering(self, syringe):
         ppm = self.calibration.get(syringe, 1000000)
-        return dosing.Metering(dosing.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM, ppm))
+        return dosing.Metering(S.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM, ppm))
 
     def _shot_time_ms(self, cfg):
         # needle in and out, dispense, settle (shots settle briefly; points also take up
@@ -226,6 +252,10 @@ class Device:
             return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, S.MAX_PRIME_NL)
         if not self.journal.free():
             return self._nack(S.PRIME, S.NACK_JOURNAL_FULL, 0, 0, 1)
+        barrel = self.board.syringe_barrel_um()
+        if not S.syringe_fits(self.syringe, barrel):
+            return self._nack(S.PRIME, S.NACK_SYRINGE, 0, self.syringe, barrel)
+        self.journal.reserve(1)
         self.primed_syringe = 0
         self._start(S.KIND_PRIME, 0, volume_nl, 0, now_us)
         self._set_state(S.STATE_PRIMING)
@@ -259,7 +289,7 @@ class Device:
         # sent now with the id its journal record will have; written once no point is open (the stopped
         # point's record closes first: after an occlusion's back-off), so ids stay in ring order
         t = ticks_ms()
-        rid = self.journal.reserve()
+        rid = self.journal.reserve_id()
         if rid:
             self.alarms_due.append((rid, code, detail, t))
         self.emit(S.ALARM, (code, self.state, detail, t, rid, self.journal.epoch))
@@ -294,6 +324,9 @@ class Device:
                 self.fault(S.ALARM_LINK_LOST, silent, now_us)
                 state = self.state
         board = self.board
+        if self.syringe:
+            self._watch_syringe(now_us)
+            state = self.state
         pressed = board.trigger()
         self._pairing_gesture(pressed)
         if not pressed:
@@ -320,6 +353,11 @@ class Device:
         if state == S.STATE_DELIVERING and not pressed and self.seq.phase != dosing.RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
         finished = self.seq.tick(now_us)
+        if self.entry_pending and self.seq.needle.pos > 0:
+            # the shot's needle entered the skin (read after the step): the next may not enter sooner
+            # than the cadence ceiling's period after it, however late this one ran
+            self.entry_pending = False
+            self.shot_floor_us = ticks_add(ticks_us(), self.min_period_us)
         self._checkpoint()
         self._record_if_dispensed(now_us)
         if self.alarms_due:
@@ -333,6 +371,8 @@ class Device:
                 # take up the slack first; the cadence starts with the first shot
                 self.burst_start = True
                 self.next_shot_us = now_us
+                if not 0 < ticks_diff(self.shot_floor_us, now_us) <= self.min_period_us:
+                    self.shot_floor_us = now_us  # no shot within a period (a stale time could have wrapped)
                 self.seq.take_up(self._fast_rate(), now_us)
             else:
                 self.need_release = True
@@ -341,8 +381,27 @@ class Device:
             if not pressed:
                 self._end_burst(now_us)
                 self._set_state(S.STATE_ARMED)
-            elif ticks_diff(now_us, self.next_shot_us) >= 0:
+            elif ticks_diff(now_us, self.next_shot_us) >= 0 and ticks_diff(now_us, self.shot_floor_us) >= 0:
                 self._next_point(now_us)
+
+    def _watch_syringe(self, now_us):
+        # the clamp sensor, every tick: the syringe dosing counts on must still be the one loaded
+        barrel = self.board.syringe_barrel_um()
+        if S.syringe_fits(self.syringe, barrel):
+            self.barrel_bad_ms = 0
+            return
+        if not self.barrel_bad_ms:
+            self.barrel_bad_ms = ticks_ms() | 1
+            return
+        if ticks_diff(ticks_ms(), self.barrel_bad_ms) < S.SYRINGE_SENSOR_MS:
+            return
+        # swapped, taken out, or a sensor fault: what is loaded is not known to be primed or full
+        self.syringe_spent = True
+        self.primed_syringe = 0
+        if (_SYRINGE_WATCHED >> self.state) & 1:
+            self.fault(S.ALARM_SYRINGE, barrel, now_us)
+        elif self.state == S.STATE_PRIMED:
+            self._set_state(S.STATE_CONFIGURED)
 
     def _pairing_gesture(self, pressed):
         # E-stop pressed (nothing can move) and trigger held PAIRING_HOLD_MS: pairing mode opens
@@ -375,14 +434,26 @@ class Device:
             self._complete()
             return
         if technique == S.TECHNIQUE_NAPPAGE:
-            # absolute cadence from the burst's first shot; re-anchor if a shot ran over a whole period
+            # absolute cadence from the burst's first shot while shots are on time (a tick's jitter is
+            # made up); a shot later than a tenth of the period re-anchors it a tenth behind, so the
+            # next comes at least 0.9 period later, and never sooner than the ceiling's (shot_floor_us)
+            slack = self.period_us // S.CADENCE_SLACK_DIV
             late = ticks_diff(now_us, self.next_shot_us)
-            anchor = now_us if self.burst_start or late > self.period_us else self.next_shot_us
+            if self.burst_start:
+                anchor = now_us
+            elif late > slack:
+                anchor = ticks_add(now_us, -slack)
+            else:
+                anchor = self.next_shot_us
             self.burst_start = False
             self.next_shot_us = ticks_add(anchor, self.period_us)
+            self.entry_pending = True
             kind = S.KIND_SHOT
         else:
             kind = S.KIND_TEST_DOSE if technique == S.TECHNIQUE_TEST_DOSE else S.KIND_POINT
+        if self.session_nl + volume_nl > self.settings[S.SET_SESSION]:  # ARM and RESUME checked it; a backstop
+            self._complete()  # journalled as an END like any program end (programmed_nl: the points done)
+            return
         left = self.capacity_nl - self.dispensed_nl
         if volume_nl > left:
             self.fault(S.ALARM_SYRINGE_EMPTY, left, now_us)
@@ -391,7 +462,7 @@ class Device:
 
     def _start(self, kind, index, volume_nl, depth_um, now_us):
         # the point is journalled (OPEN) before anything moves: no room, no point
-        if not self.journal.open(self.cfg[9], index, kind, volume_nl, ticks_ms()):
+        if not self.journal.open(self.cfg[9], index, kind, volume_nl, ticks_ms(), self.syringe):
             self.fault(S.ALARM_JOURNAL_FULL, 0, now_us)
             return
         # checkpoints: as the dose starts, then every JOURNAL_CHECKPOINT_NL and at least 4 times a dose
@@ -429,11 +500,14 @@ class Device:
         if self.kind != S.KIND_PRIME:
             self.delivered_nl += delivered
             self.done += 1
+            # the session is charged what went in, at most the programmed dose (the metering's carried
+            # remainder may put one microstep more into this one and less into the next)
+            self.session_nl += delivered if delivered < self.point_nl else self.point_nl
         j = self.journal
         t = ticks_ms()
         j.close(flags, delivered, depth, t)  # on flash before the host hears of it
         self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t,
-                           j.epoch)
+                           self.syringe, j.epoch)
 
     def _checkpoint(self):
         # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut

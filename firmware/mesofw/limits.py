@@ -34,10 +34,11 @@ def _range(field, value, low, high):
     return None
 
 
-def check_configure(cfg, shot_time_ms, settings, min_volume_nl):
+def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0):
     # cfg: CONFIGURE values tuple in layout order; shot_time_ms(cfg) -> time one shot needs;
     # settings: the device's limits in force (spec.SETTINGS_TABLE order);
-    # min_volume_nl(syringe) -> the least volume that syringe meters to 1 %.
+    # min_volume_nl(syringe) -> the least volume that syringe meters to 1 %;
+    # used_nl: what the session this CONFIGURE continues has delivered already (max_session_nl bounds the sum).
     technique, syringe, needles, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, session = cfg
     if technique not in _VOLUME_SETTING:
         return (spec.NACK_BAD_VALUE, F_TECHNIQUE, technique, 0)
@@ -60,7 +61,7 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl):
     if error:
         return error
     total = volume_nl * count
-    limit = min(settings[spec.SET_SESSION], spec.syringe_capacity_nl(syringe))
+    limit = min(settings[spec.SET_SESSION] - used_nl, spec.syringe_capacity_nl(syringe))
     if total > limit:
         return (spec.NACK_LIMIT, F_COUNT, count, limit // volume_nl)
     if technique == spec.TECHNIQUE_NAPPAGE:

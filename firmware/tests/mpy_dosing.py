@@ -7,7 +7,7 @@ from mesoprotocol import spec
 
 out = {"drift": [], "limits": []}
 for code in spec.SYRINGES:
-    pl = dosing.pl_per_step(code, 3200)
+    pl = spec.pl_per_step(code, 3200)
     m = dosing.Metering(pl)
     total_steps = 0
     for _ in range(1000):
@@ -17,6 +17,9 @@ for code in spec.SYRINGES:
 
 for cfg in json.load(open(sys.argv[1])):
     result = limits.check_configure(tuple(cfg), lambda c: 2 * c[4] * 1000 // 50000 + c[5] * 1000 // c[8] + spec.SHOT_SETTLE_MS + 2,
-                                    settings.defaults(), lambda code: spec.MIN_DOSE_STEPS * dosing.pl_per_step(code, 3200) // 1000)
+                                    settings.defaults(), lambda code: spec.MIN_DOSE_STEPS * spec.pl_per_step(code, 3200) // 1000)
     out["limits"].append(list(result) if result else None)
+# syringe maths (spec): the host computes the same on CPython; boundary calibrations included
+out["syringe_maths"] = [[code, ppm, spec.syringe_capacity_nl(code, ppm), spec.pl_per_step(code, 3200, ppm)]
+                        for code in spec.SYRINGES for ppm in (spec.MIN_CAL_PPM, 987654, 1000000, 1012345, spec.MAX_CAL_PPM)]
 print(json.dumps(out))

@@ -56,8 +56,12 @@ random.seed(SEED)
 rnd = random.getrandbits
 
 
-def rint(n):  # 0 <= x < n
-    return random.randrange(n) if n > 1 else 0
+def rint(n):  # 0 <= x < n; randrange takes only machine words (31 bits on a 32-bit port)
+    if n <= 1:
+        return 0
+    if n < 1 << 30:
+        return random.randrange(n)
+    return (rnd(30) << 30 | rnd(30)) % n
 
 
 def hexs(b):
@@ -476,6 +480,7 @@ class Fuzzer:
         self.calibration = {}
         self.case_no = 0
         self.explain = False
+        self.pre_session = (0, 0)  # the device's session tag and total before the command being checked
         self.state_was = -1
         self.state_since = 0
         self.case = b""
@@ -542,6 +547,8 @@ class Fuzzer:
         if safemode is not None and hasattr(safemode, "repl_requested"):
             safemode.repl_requested()  # main.py would stay in the REPL for this boot; the next one runs
         self.board = FuzzBoard(self)
+        # the syringe in the clamp: one size per boot (most often the 1 mL ones the programs use)
+        self.board.barrel_um = S.SYRINGES[(1, 1, 1, 2, 3, 4, 5, 6, 7, 8)[rint(10)]][4]
         self.app = fwapp.App(self.board)
         self.link = self.app.link
         self.dev = self.app.device
@@ -551,6 +558,7 @@ class Fuzzer:
         def on_command(msg_type, values):
             # the dispatcher as the link calls it, with what a NACK must leave alone before and after
             dev = self.dev
+            self.pre_session = (dev.session, dev.session_nl)
             pre = (snap(dev), self.board.fields(), flash_files(), snap_named(dev) if self.explain else None)
             state = dev.state
             rx = self.link.rx_errors
@@ -958,7 +966,18 @@ class Fuzzer:
                     self.fail("state mask", "%s refused in %s where it was accepted before" % (name, S.STATE_NAMES[state]))
                 return
             else:
-                if reason in FIELD_REASONS:
+                if reason == S.NACK_LIMIT and field == 0 and name in ("ARM", "RESUME"):
+                    # the session total (max_session_nl) counts every ARM and RESUME of one session tag
+                    if value <= limit or limit != self.settings[S.SET_SESSION]:
+                        self.fail("session cap", "%s: total %d, limit %d" % (name, value, limit))
+                elif reason == getattr(S, "NACK_SYRINGE", -1):
+                    # the clamp holds another syringe than the command names: both in the NACK
+                    want_field = 2 if name == "CONFIGURE" else 0
+                    if (name not in ("CONFIGURE", "PRIME", "ARM", "RESUME") or field != want_field
+                            or limit != self.board.barrel_um or S.syringe_fits(value, limit)):
+                        self.fail("SYRINGE", "%s: field %d, syringe %d, barrel %d um (loaded %d um)" % (
+                            name, field, value, limit, self.board.barrel_um))
+                elif reason in FIELD_REASONS:
                     if not 1 <= field <= len(values):
                         self.fail("NACK field", "%s %s field %d of %d" % (name, rname, field, len(values)))
                     elif value != values[field - 1]:
@@ -1124,7 +1143,8 @@ class Fuzzer:
         yield ("count", 1, cmax, S.NACK_LIMIT)
         yield ("flow_nl_s", S.MIN_FLOW_NL_S, st["max_flow_nl_s"], S.NACK_LIMIT)
         # volume x count <= min(session setting, capacity): NACK limit = the largest count allowed
-        limit = min(st["max_session_nl"], S.syringe_capacity_nl(f["syringe"]))
+        used = self.pre_session[1] if f.get("session") == self.pre_session[0] else 0
+        limit = min(st["max_session_nl"] - used, S.syringe_capacity_nl(f["syringe"]))
         yield ("count", -1, limit // f["volume_nl"], S.NACK_LIMIT)
         if nappage:
             yield ("cadence_mhz", S.MIN_CADENCE_MHZ, st["max_cadence_mhz"], S.NACK_LIMIT)
@@ -1155,6 +1175,8 @@ class Fuzzer:
                 return (S.NACK_LIMIT, idx[n], v, low), covered
             if v > high:
                 return (reason, idx[n], v, 0 if reason == S.NACK_BAD_VALUE else high), covered
+        if not S.syringe_fits(syr, self.board.barrel_um):  # then the syringe in the clamp (section 7)
+            return (S.NACK_SYRINGE, idx["syringe"], syr, self.board.barrel_um), covered
         return None, covered
 
     def configure_expect(self, f, idx):
@@ -1167,16 +1189,9 @@ class Fuzzer:
         return ("one of", session_nack, want or session_nack), covered + (idx["session"],)
 
     def least_doses(self, syringe):
-        # max(500, MIN_DOSE_STEPS steps) with pl_per_step from PROTOCOL.md section 6; both roundings of pi
-        d = S.SYRINGES[syringe][1]
-        ppm = self.calibration.get(syringe, 1000000)
-        out = []
-        for pi in (3.141592653589793, 3.14159265):
-            pl = int(pi * d * d / 4 * ppm / 1000000 / FuzzBoard.PLUNGER_STEPS_PER_MM + 0.5)
-            low = max(S.MIN_VOLUME_NL, S.MIN_DOSE_STEPS * pl // 1000)
-            if low not in out:
-                out.append(low)
-        return out
+        # max(500, MIN_DOSE_STEPS steps) with pl_per_step from PROTOCOL.md section 6 (spec.pl_per_step)
+        pl = S.pl_per_step(syringe, FuzzBoard.PLUNGER_STEPS_PER_MM, self.calibration.get(syringe, 1000000))
+        return [max(S.MIN_VOLUME_NL, S.MIN_DOSE_STEPS * pl // 1000)]
 
     # -- time passes: the control loop ticks, the operator plays with the trigger
 

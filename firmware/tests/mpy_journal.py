@@ -16,7 +16,7 @@ def path(name):
 
 
 def point(j, point, delivered, session=7, kind=spec.KIND_POINT):
-    rid = j.open(session, point, kind, 30000, 1000 + point)
+    rid = j.open(session, point, kind, 30000, 1000 + point, 2)  # a BD 3 mL: the syringe rides in the record
     if rid:
         j.checkpoint(delivered // 2, 3000, 1001 + point)
         j.close(0, delivered, 3000, 1002 + point)

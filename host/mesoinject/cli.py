@@ -2,8 +2,8 @@
 
 Exit codes: 0 done; 1 the program did not complete (aborted, paused, other);
 2 bad input (arguments, program file, port, a limit the device refused);
-3-8 a device alarm stopped it (see mesoinject.alarms: 3 link lost, 4 occlusion,
-5 syringe empty, 6 trigger stuck, 7 emergency stop, 8 device reset).
+3-10 a device alarm stopped it (see mesoinject.alarms: 3 link lost, 4 occlusion,
+5 syringe empty, 6 trigger stuck, 7 emergency stop, 8 device reset, 9 journal full, 10 syringe).
 """
 
 from __future__ import annotations
@@ -404,8 +404,8 @@ def cmd_calibrate(args) -> int:
             result = calibrate(device, balance, syringe=syringe, shot_nl=shot_nl, shots=args.shots,
                                density_g_ml=density, on_shot=shown)
         except (BalanceError, CalibrationError) as e:
-            err.print(f"error: calibration aborted, the device keeps its old factor: {e}")
-            return 1
+            err.print(f"error: calibration aborted, the device keeps its old factor: {e}", markup=False)
+            return alarms.exit_code(e.alarm) if getattr(e, "alarm", 0) else 1
     console.print(f"calibrated {result.summary()}; stored on the device")
     return 0
 
@@ -443,7 +443,7 @@ def cmd_records_list(args, store: RecordStore) -> int:
 def cmd_records_export(args, store: RecordStore) -> int:
     text = store.export(args.format, args.session)  # raises NothingToExport before any file is written
     if args.output:
-        pathlib.Path(args.output).write_text(text)
+        pathlib.Path(args.output).write_text(text, newline="")  # as exported (CSV rows end CRLF)
         err.print(f"wrote {args.output}", markup=False)
     else:
         sys.stdout.write(text)

@@ -1,13 +1,20 @@
-"""Dose programs: TOML files with units (pint), validated before anything is sent.
+"""Dose programs: TOML files with units, validated before anything is sent.
 
 Every quantity is converted once, here, to the integer wire units of the
 protocol (nL, um, mHz, nL/s). Errors name the field, the value and the limit.
+
+A quantity is read by a strict grammar, a decimal number then a unit name
+(QUANTITY below); pint only looks up the unit. pint's own parser evaluates
+expressions ("9**9**9 uL" holds the GIL for minutes), so text never reaches it
+whole: every program is accepted or refused in bounded time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
+import re
 import sys
 
 if sys.version_info >= (3, 11):
@@ -37,6 +44,14 @@ CEILINGS = {row[0]: row[4] for row in spec.SETTINGS_TABLE}
 EXAMPLES = pathlib.Path(__file__).parent / "programs"  # the example library, shipped in the package
 DEFAULT_PRIME = "10 uL"
 DEFAULT_FLOW = "50 uL/s"
+# a decimal number (ASCII digits only), then unit names: letters, separated by spaces or one '/'
+QUANTITY = re.compile(r"\s*(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+                      r"\s*(?P<unit>[A-Za-z\u00b5\u03bc]+(?:\s*/\s*[A-Za-z\u00b5\u03bc]+|\s+[A-Za-z\u00b5\u03bc]+)*)?\s*",
+                      re.ASCII)
+MAX_QUANTITY_CHARS = 64  # "0.03 mL", "3 parsecs per fortnight": far more than any real value needs
+MAX_NUMBER = 1e12  # above every limit in any unit a program uses; keeps conversions finite
+MAX_COUNT = 10**9  # points, shots, needles: far above any limit, small enough to stay exact in a float
+MAX_FILE_BYTES = 64 * 1024  # a program is a few hundred bytes
 
 
 class ProgramError(ValueError):
@@ -142,16 +157,41 @@ def find(name: str | pathlib.Path) -> pathlib.Path:
 
 def load(path: str | pathlib.Path) -> Program:
     path = find(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProgramError("file", f"{path} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ProgramError("file", f"{path} is not valid TOML: {e}") from None
+    data = read(path)
     try:
         return parse(data)
     except ProgramError as e:
         raise ProgramError(e.field, str(e).split(": ", 1)[1], str(path)) from None
+
+
+def read(path: pathlib.Path) -> dict:
+    """A program file's TOML as a dict, or ProgramError("file") saying what is wrong with the file."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ProgramError("file", f"{path} does not exist; give the path of a program (.toml) file") from None
+    except IsADirectoryError:
+        raise ProgramError("file", f"{path} is a directory; give one program (.toml) file in it") from None
+    except OSError as e:
+        raise ProgramError("file", f"{path} cannot be read ({e.strerror or e}); check its permissions") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ProgramError("file", f"{path} is larger than {MAX_FILE_BYTES // 1024} KiB; a program is a few "
+                           "hundred bytes: is this the right file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ProgramError("file", f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                           "save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ProgramError("file", f"{path} is not valid TOML: {e}") from None
+    except ValueError as e:  # e.g. an integer of thousands of digits
+        raise ProgramError("file", f"{path} is not a program: {e}") from None
+    except RecursionError:
+        raise ProgramError("file", f"{path} nests arrays or tables too deeply; a program is flat keys and one "
+                           "needle = { gauge = ..., length = ... } table") from None
 
 
 def parse(data: dict) -> Program:
@@ -182,22 +222,41 @@ def parse(data: dict) -> Program:
         flow_nl_s=_quantity({"flow_rate": data.get("flow_rate", DEFAULT_FLOW)}, "flow_rate", "nL/s", "50 uL/s"),
         needles=_count({"needles": data.get("needles", 1)}, "needles"),
         prime_nl=_quantity({"prime_volume": data.get("prime_volume", DEFAULT_PRIME)}, "prime_volume", "nL", "10 uL"),
-        description=str(data.get("description", "")),
+        description=_description(data),
     )
 
 
 def _text(data: dict, key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise ProgramError(key, f"must be a non-empty string, got {value!r}")
+        raise ProgramError(key, f"must be a non-empty string, got {shown(value)}")
     return value.strip()
+
+
+def _description(data: dict) -> str:
+    value = data.get("description", "")
+    if not isinstance(value, str):
+        raise ProgramError("description", f"must be a string, got {shown(value)}")
+    return value
 
 
 def _count(data: dict, key: str) -> int:
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ProgramError(key, f"must be a whole number of at least 1, got {value!r}")
+        raise ProgramError(key, f"must be a whole number of at least 1, got {shown(value)}")
+    if value > MAX_COUNT:
+        raise ProgramError(key, f"{shown(value)} is far above any limit; give the number you mean")
     return value
+
+
+def shown(value) -> str:
+    """A value for an error message: never a whole nested structure or a page of digits."""
+    if isinstance(value, (dict, list)):
+        return "a table" if isinstance(value, dict) else "an array"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
+        return f"a {len(str(abs(value)))}-digit number"
+    text = repr(value)
+    return text if len(text) <= MAX_QUANTITY_CHARS else text[:MAX_QUANTITY_CHARS] + "...'"
 
 
 def quantity_of(text, field: str, unit: str, example: str, *, integer: bool = True):
@@ -206,18 +265,31 @@ def quantity_of(text, field: str, unit: str, example: str, *, integer: bool = Tr
 
 
 def _quantity(data: dict, key: str, unit: str, example: str, *, integer: bool = True):
-    """Parse '30 uL' into an integer count of `unit`; reject bare numbers and wrong dimensions."""
+    """Parse '30 uL' into an integer count of `unit`; reject bare numbers, expressions and wrong dimensions."""
     text = data[key]
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        raise ProgramError(key, f"{shown(text)} has no unit; write it with one, e.g. {example!r}")
     if not isinstance(text, str):
+        raise ProgramError(key, f"must be a quantity written as a string, e.g. {example!r}; got {shown(text)}")
+    if len(text) > MAX_QUANTITY_CHARS:
+        raise ProgramError(key, f"{shown(text)} is not a quantity: write a number and a unit, e.g. {example!r}")
+    match = QUANTITY.fullmatch(text)
+    if match is None:
+        raise ProgramError(key, f"{text!r} is not a quantity with a unit: write a decimal number and a unit "
+                           f"name (no arithmetic), e.g. {example!r}")
+    if match["unit"] is None:
+        raise ProgramError(key, f"{text!r} has no unit; write it with one, e.g. {example!r}")
+    number = float(match["number"])
+    if not math.isfinite(number) or abs(number) > MAX_NUMBER:
+        raise ProgramError(key, f"{text!r} is out of range (a number up to {MAX_NUMBER:g}); e.g. {example!r}")
+    try:
+        units = ureg.parse_units(match["unit"])  # letters, spaces and '/' only: nothing to evaluate
+    except (pint.errors.PintError, ValueError, AttributeError, KeyError, TypeError):
+        raise ProgramError(key, f"{text!r}: {match['unit']!r} is not a unit; e.g. {example!r}") from None
+    if units.dimensionless:
         raise ProgramError(key, f"{text!r} has no unit; write it with one, e.g. {example!r}")
     try:
-        q = ureg.Quantity(text)
-    except (pint.errors.PintError, ValueError, SyntaxError, TypeError, AttributeError) as e:
-        raise ProgramError(key, f"{text!r} is not a quantity with a unit ({e}); e.g. {example!r}") from None
-    if not isinstance(q, pint.Quantity) or q.unitless:
-        raise ProgramError(key, f"{text!r} has no unit; write it with one, e.g. {example!r}")
-    try:
-        value = q.to(unit).magnitude
+        value = ureg.Quantity(number, units).to(unit).magnitude
     except pint.errors.DimensionalityError:
         raise ProgramError(key, f"{text!r} is not {_kind(unit)} (expected something like {example!r})") from None
     if value < 0:
@@ -241,8 +313,8 @@ def syringe_code(name: str) -> int:
 
 def _needle(value) -> tuple[int, int]:
     if not isinstance(value, dict) or set(value) != {"gauge", "length"}:
-        raise ProgramError("needle", f"must be a table like {{ gauge = 30, length = \"4 mm\" }}, got {value!r}")
+        raise ProgramError("needle", f"must be a table like {{ gauge = 30, length = \"4 mm\" }}, got {shown(value)}")
     gauge = value["gauge"]
     if isinstance(gauge, bool) or not isinstance(gauge, int) or not 25 <= gauge <= 34:
-        raise ProgramError("needle", f"gauge {gauge!r} is not a mesotherapy needle gauge (25-34 G)")
+        raise ProgramError("needle", f"gauge {shown(gauge)} is not a mesotherapy needle gauge (25-34 G)")
     return gauge, _quantity({"needle.length": value["length"]}, "needle.length", "um", "4 mm")

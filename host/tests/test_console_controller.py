@@ -87,13 +87,28 @@ def test_the_library_lists_a_broken_program_with_its_error(tmp_path):
     assert entries["bad.toml"]["form"] is None and "missing" in entries["bad.toml"]["error"]
 
 
-@pytest.mark.parametrize("code", sorted(alarms.ALARMS))
+@pytest.mark.parametrize("code", sorted(set(alarms.ALARMS) | {c for c, name in enumerate(spec.ALARM_NAMES) if name}))
 def test_every_alarm_says_what_happened_and_what_to_do_in_the_consoles_words(console, code):
     console.alarm = (code, 1234)
     view = console._alarm_view()
     assert view["name"] == spec.ALARM_NAMES[code]
     assert view["what"] and view["todo"] and view["delivered"]
     assert "`" not in view["what"] + view["todo"]  # no CLI command to type at a couch
+
+
+def test_the_library_lists_files_that_are_not_programs_instead_of_failing_to_start(tmp_path):
+    (tmp_path / "latin1.toml").write_bytes(b'name = "caf\xe9"\n')
+    (tmp_path / "deep.toml").write_bytes(b"a = " + b"[" * 5000 + b"]" * 5000)
+    (tmp_path / "folder.toml").mkdir()
+    (tmp_path / "sum.toml").write_text('name = "s"\ntechnique = "test-dose"\ndrug = "d"\nsyringe = "BD 1 mL"\n'
+                                       'needle = { gauge = 30, length = "4 mm" }\nvolume_per_point = "5+5 uL"\n'
+                                       'depth = "1 mm"\npoints = 1\n')
+    entries = {e["file"]: e for e in forms.library(tmp_path)}
+    assert "save it as UTF-8" in entries["latin1.toml"]["error"]
+    assert "too deeply" in entries["deep.toml"]["error"]
+    assert "is a directory" in entries["folder.toml"]["error"]
+    assert "volume_per_point" in entries["sum.toml"]["error"]
+    assert all(e["form"] is None for e in entries.values())
 
 
 @pytest.mark.parametrize("volume", ['"0.03 mL"', '"30 microliter"', '"30 uL"', '"30000 nL"'])

@@ -21,6 +21,7 @@ NEEDLE_HOME = 12  # endstop to GND at the retracted end, pull-up: low = home
 PLUNGER_END = 13  # endstop to GND at the end of the syringe stroke: low = empty
 LED = "LED"  # on-board LED: GP25 on a Pico (the wireless chip's LED pin on a Pico W)
 PRESSURE_ADC = 26  # ADC0: line-pressure sensor through a 2/3 divider (board_stepdir)
+BARREL_ADC = 27  # ADC1: syringe clamp potentiometer's wiper (barrel diameter, board_stepdir)
 
 # The drivers must stay off from the first moment: main.py imports this module first thing.
 Pin(MOTOR_EN, Pin.OUT, value=1)
@@ -39,6 +40,7 @@ class Board(board_stepdir.StepDirBoard):
         super().__init__((PLUNGER_STEP, PLUNGER_DIR, PLUNGER_INVERT), (NEEDLE_STEP, NEEDLE_DIR, NEEDLE_INVERT),
                          MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED)
         self._adc = ADC(PRESSURE_ADC)
+        self._barrel = ADC(BARREL_ADC)
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
         return board_steppio.PioStepDir(step_pin, dir_pin, invert, unit)  # pulses from the hardware, not a Python loop
@@ -48,3 +50,6 @@ class Board(board_stepdir.StepDirBoard):
 
     def pressure_mv(self):
         return self._adc.read_u16() * 3300 >> 16  # 3.3 V reference; fits a small int
+
+    def barrel_mv(self):
+        return self._barrel.read_u16() * 3300 >> 16

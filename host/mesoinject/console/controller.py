@@ -400,7 +400,6 @@ class Console:
                     "todo": "check the cable or USB port; the console reconnects by itself, then stores the "
                             "records of any points given meanwhile (they wait on the device) and counts them here"}
         reset_cause = self.device.identity.reset_cause if self.device and self.device.identity else ""
-        name, what, todo = alarms.describe(code, detail, reset_cause)
-        return {"code": code, "name": name, "what": what, "delivered": delivered,
-                "todo": todo.replace("`mesoinject abort`", "the Clear fault button")}
+        name, what, todo = alarms.describe(code, detail, reset_cause, console=True)
+        return {"code": code, "name": name, "what": what, "delivered": delivered, "todo": todo}
 

@@ -46,6 +46,10 @@ def _integer(form: dict, key: str, field: str) -> int:
     value = form.get(key)
     if value in (None, ""):
         raise ProgramError(field, "missing: give a whole number")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # its size is the program's to judge
+    if not isinstance(value, str) or len(value) > 32:
+        raise ProgramError(field, f"{programs.shown(value)} is not a whole number")
     try:
         return int(str(value).strip())
     except ValueError:
@@ -56,14 +60,23 @@ def who(form: dict) -> tuple[str, str, str | None]:
     """Patient reference, operator and drug lot of the session, or ProgramError naming the field.
 
     The patient reference is a pseudonym such as P-0042, never a name: no spaces."""
-    patient = str(form.get("patient_ref") or "").strip()
+    patient = _string(form, "patient_ref")
     if not PATIENT_REF.fullmatch(patient):
         raise ProgramError("patient_ref", "give the pseudonymous patient reference (letters, digits, '.', '_' or "
                            "'-', up to 32, no spaces), e.g. P-0042; never the patient's name")
-    operator = str(form.get("operator") or "").strip()
+    operator = _string(form, "operator")
     if not operator:
         raise ProgramError("operator", "give the operator's name or initials (the record says who treated)")
-    return patient, operator, str(form.get("lot") or "").strip() or None
+    return patient, operator, _string(form, "lot") or None
+
+
+def _string(form: dict, key: str) -> str:
+    value = form.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ProgramError(key, f"must be text, got {programs.shown(value)}")
+    return value.strip()
 
 
 def library(folder: pathlib.Path) -> list[dict]:

@@ -173,8 +173,8 @@ class ConsoleServer:
 async def _json_body(request: web.Request) -> dict:
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text="the body is not JSON") from None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deeply, a number of 5000 digits
+        raise web.HTTPBadRequest(text="the body is not JSON the page sends") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="the body must be a JSON object")
     return body
