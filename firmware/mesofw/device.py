@@ -23,6 +23,7 @@ _ACCEPTS = {
     S.CALIBRATE: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE),
     S.REPL: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE, S.STATE_FAULT),
 }
+_PROGRAM_RUNS = _mask(S.STATE_ARMED, S.STATE_DELIVERING, S.STATE_PAUSED)  # ABORT here ends a program: journalled
 _LINK_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING)
 # a syringe that stops fitting the program in these states is an alarm; in the others it makes the
 # syringe a new one (primed again, its contents counted afresh) at the next CONFIGURE
@@ -54,7 +55,7 @@ def home_needle(board):
 
 class Device:
     def __init__(self, board, emit, journal, emit_delivery):
-        # emit(msg_type, values): queue an event to the host; emit_delivery(9 DELIVERY fields): the
+        # emit(msg_type, values): queue an event to the host; emit_delivery(10 DELIVERY fields): the
         # dosing loop's event, sent without allocating. journal: where every point is written
         # before the host hears of it.
         self.board = board
@@ -94,6 +95,7 @@ class Device:
         self.entry_pending = False  # a shot started whose needle has not yet entered
         self.shot_floor_us = ticks_us()  # no shot may start before (the last needle entry + min_period_us)
         self.hello_since_fault = True
+        self.alarms_due = []  # (record_id, code, detail, time_ms) raised while a point was still open
         self.pair_hold_ms = 0  # E-stop pressed and trigger held since (0: not)
         self.pairing_until = 0  # pairing mode open until (0: closed)
         self.plunger = dosing.Axis(board.plunger_step, 1)
@@ -114,9 +116,11 @@ class Device:
     def boot(self, reset_cause):
         # After any reset (the app has homed the needle first: home_needle), a RESET alarm
         # the host must acknowledge.
+        # Not journalled: the device holds it (FAULT) until a host acknowledges it with ABORT, which a
+        # session does only once it stored it; a boot loop must not fill the journal with resets.
         self.alarm = S.ALARM_RESET
         self._set_state(S.STATE_FAULT)
-        self.emit(S.ALARM, (S.ALARM_RESET, self.state, reset_cause, ticks_ms()))
+        self.emit(S.ALARM, (S.ALARM_RESET, self.state, reset_cause, ticks_ms(), 0, self.journal.epoch))
 
     # ---- host commands -----------------------------------------------------------
     def handle(self, msg_type, values, now_us):
@@ -163,6 +167,8 @@ class Device:
                 return self._nack(msg_type, S.NACK_HELLO_FIRST, 0, self.alarm, 0)
             self._stop(S.FLAG_ABORTED, now_us)
             self._end_burst_early(now_us)
+            if self.cfg and (_PROGRAM_RUNS >> self.state) & 1:
+                self._end_record(S.END_ABORTED)
             self.cfg = None
             self.alarm = 0
             self._set_state(S.STATE_IDLE)
@@ -280,7 +286,26 @@ class Device:
             self.syringe_spent = True
         self.alarm = code
         self._set_state(S.STATE_FAULT)
-        self.emit(S.ALARM, (code, self.state, detail, ticks_ms()))
+        # sent now with the id its journal record will have; written once no point is open (the stopped
+        # point's record closes first: after an occlusion's back-off), so ids stay in ring order
+        t = ticks_ms()
+        rid = self.journal.reserve_id()
+        if rid:
+            self.alarms_due.append((rid, code, detail, t))
+        self.emit(S.ALARM, (code, self.state, detail, t, rid, self.journal.epoch))
+        self._journal_alarms()
+
+    def _journal_alarms(self):
+        j = self.journal
+        while self.alarms_due and j.cur < 0:
+            rid, code, detail, t = self.alarms_due.pop(0)
+            j.add(S.KIND_ALARM, self.cfg[9] if self.cfg else 0, code, detail & 0xFFFFFFFF, self.delivered_nl,
+                  self.seq.depth_um(), t, rid)
+
+    def _end_record(self, end):
+        # a program's end on the journal, so its outcome reaches the host's store like its points
+        if self.journal.cur < 0:
+            self.journal.add(S.KIND_END, self.cfg[9], end, self.done, self.delivered_nl, 0, ticks_ms())
 
     def link_seen(self, msg_type):
         self.link_rx_ms = ticks_ms()
@@ -335,6 +360,8 @@ class Device:
             self.shot_floor_us = ticks_add(ticks_us(), self.min_period_us)
         self._checkpoint()
         self._record_if_dispensed(now_us)
+        if self.alarms_due:
+            self._journal_alarms()
         if finished:
             self._sequence_finished(now_us)
         state = self.state
@@ -404,7 +431,7 @@ class Device:
     def _next_point(self, now_us):
         technique, _, _, _, depth_um, volume_nl, count, _, _, _ = self.cfg
         if self.done >= count:  # every point ends at its programmed volume: count bounds the total
-            self._set_state(S.STATE_COMPLETE)
+            self._complete()
             return
         if technique == S.TECHNIQUE_NAPPAGE:
             # absolute cadence from the burst's first shot while shots are on time (a tick's jitter is
@@ -425,7 +452,7 @@ class Device:
         else:
             kind = S.KIND_TEST_DOSE if technique == S.TECHNIQUE_TEST_DOSE else S.KIND_POINT
         if self.session_nl + volume_nl > self.settings[S.SET_SESSION]:  # ARM and RESUME checked it; a backstop
-            self._set_state(S.STATE_COMPLETE)
+            self._complete()  # journalled as an END like any program end (programmed_nl: the points done)
             return
         left = self.capacity_nl - self.dispensed_nl
         if volume_nl > left:
@@ -480,7 +507,7 @@ class Device:
         t = ticks_ms()
         j.close(flags, delivered, depth, t)  # on flash before the host hears of it
         self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t,
-                           self.syringe)
+                           self.syringe, j.epoch)
 
     def _checkpoint(self):
         # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut
@@ -502,9 +529,13 @@ class Device:
         elif self.state == S.STATE_DELIVERING:
             if self.done >= self.cfg[6]:
                 self._end_burst(now_us)
-                self._set_state(S.STATE_COMPLETE)
+                self._complete()
             elif self.cfg[0] != S.TECHNIQUE_NAPPAGE:
                 self._set_state(S.STATE_ARMED)
+
+    def _complete(self):
+        self._set_state(S.STATE_COMPLETE)
+        self._end_record(S.END_COMPLETE)
 
     def _fast_rate(self):
         # take-up and suck-back run at the plunger's speed ceiling (steps/s)

@@ -12,12 +12,19 @@
 # segment it costs one block. Earlier firmware's single file is moved into the segments at boot.
 # A point in progress is written OPEN at its start and re-written as it dispenses (checkpoints);
 # an OPEN record found at boot is a point cut by power loss and is closed as partial.
+# Alarms and program ends are journalled too (KIND_ALARM, KIND_END: one write, closed at once), so
+# they reach the host's store as surely as the deliveries.
+# The epoch: a random number drawn when the journal folder is created and kept in it. A flash
+# erased (the same serial, record ids from 1 again) gets a new one, so (epoch, record id) never
+# names an earlier record; a journal of firmware from before epochs keeps epoch 0.
 import os
 import struct
 
 from mesoprotocol import spec as S
 from mesofw.crc import crc32_check
 
+EPOCH_FILE = "epoch"  # in the segments' folder: erased with them
+EPOCH_MASK = 0x3FFFFFFF  # a small int on a 32-bit port: packing it never allocates
 FILE = "journal"  # earlier firmware's single file; the segments are FILE + ".d"/0, /1, ...
 ENOENT = 2  # errno: no such file
 EEXIST = 17
@@ -161,7 +168,23 @@ class Journal:
         self.feed = feed
         self.lease = lease
         self._scan()
+        self.epoch = self._epoch(path + ".d/" + EPOCH_FILE)
         self.last_id = max(self.last_id, first_id)
+
+    def _epoch(self, name):
+        try:
+            with open(name) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            pass
+        epoch = 0  # records already here: a journal from before epochs, whose records the host has as 0
+        if not self.last_id:
+            while not epoch:
+                epoch = struct.unpack("<I", os.urandom(4))[0] & EPOCH_MASK
+        with open(name + ".new", "w") as f:  # write-then-rename: a torn write keeps no half epoch
+            f.write(str(epoch))
+        os.rename(name + ".new", name)
+        return epoch
 
     # ---- boot: find head, tail and the unacknowledged records; repair -------------------------
     def _scan(self):
@@ -236,7 +259,9 @@ class Journal:
         return (self.tail - self.head) % self.cells
 
     def reserve(self, needed):
-        # before a program or prime that opens up to `needed` records (not in the dosing loop)
+        # before a program or prime that opens up to `needed` records (not in the dosing loop): ARM's
+        # points left + 1 cover its points and its END or one alarm; reserve_id() and add() lease
+        # their own id too, for the alarms outside a program (one more after COMPLETE, E-stop at IDLE)
         if self.lease:
             self.lease(self.last_id, needed)
 
@@ -263,6 +288,32 @@ class Journal:
         self._write(i, CLOSED, flags, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
                     self.o_programmed, delivered_nl, time_ms)
         self.cur = -1
+        self._written(i)
+
+    def reserve_id(self):
+        # the id of a record written later by add(), once the open point closes (an alarm raised
+        # during it); 0 if the journal has no cell left for it after that point
+        if self.free() < (2 if self.cur >= 0 else 1):
+            return 0
+        self.reserve(1)  # a flash write only when the lease runs out (an alarm path, not a dose's)
+        self.last_id += 1
+        return self.last_id
+
+    def add(self, kind, session, code, value, delivered_nl, depth_um, time_ms, record_id=0):
+        # an alarm or a program's end, closed in one write: its record id (record_id: one reserved),
+        # or 0 when the journal is full or a point is open (records go in the ring in id order)
+        if self.cur >= 0 or self.unacked and self.head == self.tail:
+            return 0
+        i = self.head
+        if not record_id:
+            self.reserve(1)
+            self.last_id += 1
+            record_id = self.last_id
+        self._write(i, CLOSED, 0, kind, record_id, session, code, depth_um, value, delivered_nl, time_ms)
+        self._written(i)
+        return record_id
+
+    def _written(self, i):
         self.unacked += 1
         if self.unacked == 1:
             self.tail = i

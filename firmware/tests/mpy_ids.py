@@ -65,4 +65,16 @@ with open("boot_count", "w") as f:
 erase()
 b, j = boot()
 out["legacy"] = [b.count, give(j, 1)[0]]
+# alarms and program ends outside a program's reserve (E-stop while IDLE, an alarm after COMPLETE):
+# more of them than a lease in one boot, then the journal is erased: their ids were leased too
+b, j = boot()
+given = []
+for k in range(ID_LEASE + 100):
+    rid = j.reserve_id() if k % 2 else 0  # an alarm raised while a point was open: its id first
+    rid = j.add(spec.KIND_ALARM if k % 2 else spec.KIND_END, 7, 1, 0, 0, 0, 0, rid)
+    j.ack(rid)
+    given.append(rid)
+erase()
+b, j = boot()
+out["alarms_then_erase"] = [min(given), max(given), give(j, 1)[0]]
 print(json.dumps(out))

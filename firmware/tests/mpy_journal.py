@@ -132,7 +132,7 @@ for name in ("h", "k"):
     j.f.close()
     out["migrated"][name + "_left"] = sorted(os.listdir(d))
     out["migrated"][name + "_same_bytes"] = segments(name) == segments("g")
-    out["migrated"][name + "_files"] = sorted(os.listdir(path(name) + ".d"))
+    out["migrated"][name + "_files"] = sorted(n for n in os.listdir(path(name) + ".d") if n != "epoch")  # the segments
 
 # a segment lost in the middle (flash damage): the records in the segments after it still count,
 # and the head goes after them, so none is overwritten

@@ -37,3 +37,11 @@ def test_ids_stay_small_ints_for_a_million_boots(r):
 def test_earlier_firmwares_file_keeps_ids_above_its_epoch(r):
     count, rid = r["legacy"]
     assert count == 10 and rid > 9 << 16
+
+
+def test_alarm_and_end_records_lease_their_ids(r):
+    # journalled alarms and program ends outside a program's reserve (more than a lease of them in
+    # one boot), then the journal erased: the next id is above every one they took
+    first, last, after = r["alarms_then_erase"]
+    assert last - first == r["lease"] + 99  # every one journalled, ids in a row
+    assert after > last

@@ -209,11 +209,13 @@ def cmd_sim(args) -> int:
 
     syringe = programs.syringe_code(args.syringe)
     board = sim_board(syringe, args.serial, seed=args.sim_seed)
-    board.hold_trigger_at_boot = args.safe_mode
+    board.hold_trigger_at_boot = board.hold_estop_at_boot = args.safe_mode  # the service gesture
     with board:
-        board.hold_trigger_at_boot = False  # let go once it is up: the next reset starts the firmware
+        board.hold_trigger_at_boot = board.hold_estop_at_boot = False  # let go: the next reset starts the firmware
         if args.safe_mode:
-            console.print(f"safe mode: the REPL is on the serial port; try: mesoinject flash --board sim --port {board.url}")
+            console.print("service mode (E-stop pressed + trigger held at power-up): the command key is erased and "
+                          f"the REPL is on the serial port; try: mesoinject flash --board sim --port {board.url}, "
+                          f"then mesoinject pair --port {board.url} (E-stop + trigger 3 s first)")
         console.print(f"simulated board {args.serial} running the firmware on MicroPython ({board.heap} heap), "
                       f"imperfections seed {board.seed}")
         console.print(f"  serial port: {board.url}")
@@ -322,8 +324,11 @@ def cmd_sync(args) -> int:
         identity = device.hello()
         counts = sync.drain(device, store)
     sessions = ", ".join(str(s) for s in sorted(counts.sessions)) or "none"
-    console.print(f"{identity.serial}: {counts.stored} new records stored, {counts.replayed} already stored; "
-                  f"device journal now empty. Sessions: {sessions}. Records: {store.where}")
+    if counts.erased:
+        console.print(counts.erased_note(identity.serial))
+    console.print(f"{identity.serial}: {counts.stored} new records stored ({counts.alarms} alarms, {counts.ends} "
+                  f"session outcomes), {counts.replayed} already stored; device journal now empty. "
+                  f"Sessions: {sessions}. Records: {store.where}")
     return 0
 
 
@@ -353,6 +358,8 @@ def cmd_run(args) -> int:
     finally:
         store.close()
     p = outcome.progress
+    if runner.earlier.erased:
+        console.print(runner.earlier.erased_note(outcome.identity.serial))
     console.print(f"session {outcome.session_id}: {outcome.outcome.upper()} - {p.done}/{p.planned} {program.unit_name}, "
                   f"{p.delivered_nl / 1000:.3f} uL delivered of {program.total_nl / 1000:g} uL programmed "
                   f"({p.partial} partial), {p.primed_nl / 1000:g} uL primed (not counted)")

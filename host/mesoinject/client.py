@@ -79,13 +79,15 @@ class Identity:
     paired: bool  # the device has a command key
     auth_counter: int  # the highest command counter it accepted
     limits: dict
+    journal_epoch: int = 0  # drawn when the device's journal was created; a new one after a flash erase
 
     @classmethod
     def from_fields(cls, f: dict) -> Identity:
         limits = {row[0]: f[row[0]] for row in spec.SETTINGS_TABLE}
         return cls(f["protocol"], "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"]), f["board"],
                    f["serial"], f["syringe"], f["cal_ppm"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"],
-                   f["journal_free"], "%08x" % f["build"], bool(f["paired"]), f["auth_counter"], limits)
+                   f["journal_free"], "%08x" % f["build"], bool(f["paired"]), f["auth_counter"], limits,
+                   f.get("journal_epoch", 0))
 
 
 def new_session_tag() -> int:

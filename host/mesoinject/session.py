@@ -227,7 +227,7 @@ class SessionRunner:
         if event.type == spec.DELIVERY:
             self._store_quietly(self._store_and_ack, serial, event.fields)
         elif event.type == spec.ALARM:
-            self._store_quietly(self.store.add_alarm, self.session_id, serial, event.fields)
+            self._store_quietly(self._store_alarm, serial, event.fields)
             self.progress.alarms.append((event.fields["code"], event.fields["detail"]))
 
     def _store_and_ack(self, serial: str, f: dict) -> None:
@@ -236,6 +236,13 @@ class SessionRunner:
         self.tally(f, new)
         self._sync(f["record_id"])
         self.acked += 1
+
+    def _store_alarm(self, serial: str, f: dict) -> None:
+        # a journalled alarm is acknowledged once stored, like a delivery; the journal keeps it until then
+        self.store.add_alarm(self.session_id, serial, f)
+        if f.get("record_id"):
+            self._sync(f["record_id"])
+            self.acked += 1
 
     def _store_quietly(self, action, *args) -> None:
         # The treatment goes on when the store fails (locked, disk full): the device keeps every
@@ -253,7 +260,7 @@ class SessionRunner:
     def tally(self, f: dict, new: bool) -> None:
         """Count a stored record in this session's progress (records of other sessions are not)."""
         p = self.progress
-        if not new or f["session"] != self.session_tag:
+        if not new or f["session"] != self.session_tag or f["kind"] not in spec.DELIVERY_KINDS:
             return
         p.records += 1
         if f["kind"] == spec.KIND_PRIME:

@@ -190,7 +190,10 @@ class SimBoard:
         self.air_nl = 0.0
         self.balance: SimBalance | None = None
         self.boots = 0
-        self.hold_trigger_at_boot = False  # safe mode: main.py skips the firmware, the REPL stays
+        # inputs held while the board powers up; both (the service gesture): main.py erases the key and
+        # stays in the REPL instead of starting the firmware
+        self.hold_trigger_at_boot = False
+        self.hold_estop_at_boot = False
         self.repl: str | None = None  # "friendly" or "raw" once this boot's REPL is up
         self._repl_seen = b""  # tail of what the REPL printed, to spot its prompts
         self._raw_after_boot = False  # a soft reset from the raw REPL: boot.py, then raw REPL again
@@ -244,7 +247,7 @@ class SimBoard:
         self._spawn(spec.RESET_POWER_ON)
         self._thread = threading.Thread(target=self._io_loop, name="mesosim-io", daemon=True)
         self._thread.start()
-        if self.hold_trigger_at_boot or not (self.flash / "main.py").exists():
+        if self.service_gesture_at_boot or not (self.flash / "main.py").exists():
             self.wait(lambda: self.repl is not None, 10, "the simulated board did not boot to its REPL")
         else:
             self.wait(lambda: self._ctrl is not None and self.boots > 0, 10, "the simulated board did not boot")
@@ -292,8 +295,8 @@ class SimBoard:
                    MESOSIM_FLASH=str(self.flash))
         if self.journal_cells:
             env["MESOSIM_JOURNAL_CELLS"] = str(self.journal_cells)
-        if self.hold_trigger_at_boot:
-            env["MESOSIM_SAFE"] = "1"
+        env["MESOSIM_BOOT_INPUTS"] = ",".join(name for name, held in (
+            ("trigger", self.hold_trigger_at_boot), ("estop", self.hold_estop_at_boot)) if held)
         # mount the flash as / and run boot.py then main.py, as a board does; then the REPL (-i),
         # as on a board when main.py returns (safe mode) or raises.
         # (paths go in the environment: the unix port crashes on argv items >= 256 bytes)
@@ -379,10 +382,15 @@ class SimBoard:
             self._proc.kill()
         self.wait(lambda: self.boots > boots, off_s + 10, "the board did not come back after the power cut")
 
+    @property
+    def service_gesture_at_boot(self) -> bool:
+        return self.hold_trigger_at_boot and self.hold_estop_at_boot
+
     def boot_to_repl(self, timeout: float = 10.0) -> None:
-        """Power-cycle with the trigger held (safe mode): the firmware does not start and the
-        REPL stays on the serial port, for mpremote. The trigger is let go once it is up."""
-        self.hold_trigger_at_boot = True
+        """Power-cycle with the E-stop pressed and the trigger held (the service gesture, PAIRING_HOLD_MS):
+        the firmware erases the command key, does not start, and the REPL stays on the serial port, for
+        mpremote. Both are let go once it is up."""
+        self.hold_trigger_at_boot = self.hold_estop_at_boot = True
         spawns = self._spawns
         try:
             self._power_off_until = time.monotonic()
@@ -391,7 +399,7 @@ class SimBoard:
             self.wait(lambda: self._spawns > spawns and self.repl is not None, timeout,
                       "the board did not boot to its REPL")
         finally:
-            self.hold_trigger_at_boot = False
+            self.hold_trigger_at_boot = self.hold_estop_at_boot = False
 
     def set_link(self, mode: str) -> None:
         """ok, cut (bytes in both directions are lost) or stall (held, delivered on ok)."""

@@ -51,7 +51,7 @@ SETTINGS = const(0x09)
 CALIBRATE = const(0x0A)
 RECORDS = const(0x0B)  # acknowledge a stored record, get the oldest unacknowledged one
 EVENTS = const(0x0C)  # send again the events from this sequence number (ones the host missed)
-REPL = const(0x0D)  # ACK, then the board resets into its REPL for one boot (mpremote, `mesoinject flash`)
+REPL = const(0x0D)  # in pairing mode only: ACK, the key is erased, the board resets into its REPL for one boot
 PAIR = const(0x0E)  # provision the command key; only in pairing mode (a physical action on the gun)
 
 ACK = const(0x80)
@@ -133,6 +133,7 @@ MESSAGES = {
             ("build", "I"),  # build id `mesoinject flash` wrote in /build.json (8 hex digits); 0: a source image
             ("paired", "B"),  # 1: the device has a command key (PAIR)
             ("auth_counter", "I"),  # the highest command counter accepted: the next must be greater
+            ("journal_epoch", "I"),  # drawn when the journal was created: record ids count within it
         ),
     ),
     STATUS_REPLY: (
@@ -166,11 +167,19 @@ MESSAGES = {
             ("depth_um", "H"),
             ("time_ms", "I"),  # device clock at the end of the point
             ("syringe", "B"),  # the syringe the clamp sensor confirmed loaded (SYRINGES code; 0: earlier firmware)
+            ("epoch", "I"),  # the journal's epoch: a record is (epoch, record_id), unique per device
         ),
     ),
     ALARM: (
         "ALARM",
-        (("code", "B"), ("state", "B"), ("detail", "i"), ("time_ms", "I")),
+        (
+            ("code", "B"),
+            ("state", "B"),
+            ("detail", "i"),
+            ("time_ms", "I"),
+            ("record_id", "I"),  # its journal record (KIND_ALARM), acknowledged by RECORDS; 0: not journalled
+            ("epoch", "I"),
+        ),
     ),
     STATE: ("STATE", (("old", "B"), ("new", "B"), ("time_ms", "I"))),
 }
@@ -209,11 +218,19 @@ TECHNIQUE_NAPPAGE = const(2)  # trigger held = shots at a cadence
 TECHNIQUE_TEST_DOSE = const(3)  # one small allergy-test point
 TECHNIQUE_NAMES = ("", "point-by-point", "nappage", "test-dose")
 
+# every KIND_* < 16: the journal keeps the syringe measured in the high nibble of its kind byte
 KIND_POINT = const(1)
 KIND_SHOT = const(2)
 KIND_TEST_DOSE = const(3)
 KIND_PRIME = const(4)  # into the air, never counted as delivered to the patient
-KIND_NAMES = ("", "point", "shot", "test-dose", "prime")
+# journal records that are not deliveries (RECORD only): point = the code, programmed_nl = the detail
+KIND_ALARM = const(5)  # point = ALARM_*, programmed_nl = the ALARM's detail as u32 (two's complement)
+KIND_END = const(6)  # a program ended on the device: point = END_*, programmed_nl = points or shots done
+KIND_NAMES = ("", "point", "shot", "test-dose", "prime", "alarm", "end")
+DELIVERY_KINDS = (KIND_POINT, KIND_SHOT, KIND_TEST_DOSE, KIND_PRIME)
+END_COMPLETE = const(1)  # the program reached COMPLETE: every point given (fewer only if the session cap stopped it)
+END_ABORTED = const(2)  # ABORT before the program completed
+END_NAMES = ("", "complete", "aborted")
 
 FLAG_PARTIAL = const(0x01)  # stopped before the programmed volume
 FLAG_TRIGGER_RELEASED = const(0x02)

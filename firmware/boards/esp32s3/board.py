@@ -18,7 +18,7 @@ NEEDLE_STEP = 6  # needle depth actuator
 NEEDLE_DIR = 7
 NEEDLE_INVERT = False  # True if the needle retracts on + steps
 MOTOR_EN = 15  # shared EN, active low; fit a 10k pull-up to 3V3 so the drivers are off until boot
-TRIGGER = 16  # push button to GND, pull-up: low = pressed; held at boot = safe mode
+TRIGGER = 16  # push button to GND, pull-up: low = pressed; with the E-stop, at boot = service mode
 ESTOP = 17  # normally-closed button to GND, pull-up: high = stop (also a cut wire)
 NEEDLE_HOME = 18  # endstop to GND at the retracted end, pull-up: low = home
 PLUNGER_END = 8  # endstop to GND at the end of the syringe stroke: low = empty
@@ -31,7 +31,9 @@ Pin(MOTOR_EN, Pin.OUT, value=1)
 
 
 def safe_mode():
-    return board_stepdir.held_at_boot(TRIGGER)
+    # the service gesture, as for pairing: E-stop pressed (high) and trigger held (low); main.py
+    # asks again until it has been made for PAIRING_HOLD_MS
+    return board_stepdir.held_at_boot(ESTOP, 1) and board_stepdir.held_at_boot(TRIGGER)
 
 
 class Board(board_stepdir.StepDirBoard):

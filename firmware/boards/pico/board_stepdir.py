@@ -25,12 +25,12 @@ _PATTERNS = {
 }
 
 
-def held_at_boot(pin_no):
-    # An active-low input held for 20 ms (a single glitch does not count); used for safe_mode().
+def held_at_boot(pin_no, level=0):
+    # An input at `level` for 20 ms (a single glitch does not count); used for safe_mode().
     pin = Pin(pin_no, Pin.IN, Pin.PULL_UP)
     for _ in range(20):
         sleep_ms(1)
-        if pin.value():
+        if pin.value() != level:
             return False
     return True
 

@@ -20,7 +20,10 @@ WDT_REPORT_MS = 100  # how often the watchdog feed is passed on to the harness
 
 
 def safe_mode():
-    return os.getenv("MESOSIM_SAFE") == "1"
+    # the inputs held while the board powers up (the harness's boot_inputs): the service gesture
+    # is the E-stop pressed and the trigger held
+    held = (os.getenv("MESOSIM_BOOT_INPUTS") or "").split(",")
+    return "trigger" in held and "estop" in held
 
 
 def _raw_nonblocking(fd):
