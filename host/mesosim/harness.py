@@ -82,7 +82,7 @@ def unix32_binary() -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ticks_period(binary: str | None = None) -> int:
     """Where the board's ticks_ms/ticks_us wrap: 2^30 on a 32-bit port (as on an MCU), 2^62 on x86-64."""
     out = subprocess.run([binary or micropython_binary(), "-c", "import sys;print(sys.maxsize)"],
