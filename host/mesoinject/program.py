@@ -28,7 +28,7 @@ from mesoprotocol import rules, spec
 
 from . import units
 
-ureg = pint.UnitRegistry()
+ureg: pint.UnitRegistry = pint.UnitRegistry()
 
 TECHNIQUES = {"point-by-point": spec.TECHNIQUE_POINT, "nappage": spec.TECHNIQUE_NAPPAGE,
               "test-dose": spec.TECHNIQUE_TEST_DOSE}
@@ -118,7 +118,8 @@ class Program:
         error = rules.check_configure(self.configure_tuple(), rules.shot_time_ms, settings,
                                       lambda _syringe: rules.least_dose_nl(pl_step))
         if error:
-            raise self.refusal(*error, limits=limits)
+            reason, field, value, limit = error
+            raise self.refusal(reason, field, value, limit, limits)
         error = rules.check_prime(self.prime_nl)
         if error:
             raise ProgramError("prime_volume", _bound_words(error[2], error[3], units.VOLUME))

@@ -123,21 +123,21 @@ class SessionRunner:
             if pending:  # the reset goes on this session's record first, then it is acknowledged
                 self.store.add_alarm(self.session_id, identity.serial, pending)
                 device.abort()
-            self.configured = self._configure(identity)
+            self.configured = self._configure(program, identity)
         except BaseException:
             self.finish("interrupted", retry=False)
             raise
         return identity
 
-    def _configure(self, identity: Identity) -> int:
+    def _configure(self, program: Program, identity: Identity) -> int:
         try:
-            return self.device.configure(session=self.session_tag, **self.program.configure_fields())["state"]
+            return self.device.configure(session=self.session_tag, **program.configure_fields())["state"]
         except DeviceRefused as e:  # a limit the host's check could not see (e.g. a calibrated bore): its words
             fields = CONFIGURE_FIELDS
             if e.command != "CONFIGURE" or e.reason not in ("LIMIT", "INFEASIBLE") or e.field not in fields:
                 raise
             reason, field = spec.NACK_NAMES.index(e.reason), fields.index(e.field) + 1
-            raise self.program.refusal(reason, field, e.value, e.limit, identity.limits) from e
+            raise program.refusal(reason, field, e.value, e.limit, identity.limits) from e
 
     def prime(self) -> None:
         """Prime (into the air) unless the device is still primed; returns once it is PRIMED."""

@@ -71,7 +71,8 @@ def unix32_binary() -> str | None:
     it is here and runs: in $MESOINJECT_MCU if set, else ../shared/mcu beside the repository or /work/shared/mcu."""
     repo = pathlib.Path(__file__).resolve().parents[2]
     chosen = os.environ.get("MESOINJECT_MCU")
-    for folder in [chosen] if chosen else [repo.parent / "shared" / "mcu", "/work/shared/mcu"]:
+    folders = [pathlib.Path(chosen)] if chosen else [repo.parent / "shared" / "mcu", pathlib.Path("/work/shared/mcu")]
+    for folder in folders:
         binary = pathlib.Path(folder) / "unix32" / "micropython-unix-x86-32bit"
         if binary.is_file():
             try:
