@@ -2,7 +2,8 @@
 # Safety decisions live here: the host is never trusted for limits, trigger or link.
 from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
-from mesofw import dosing, limits, settings
+from mesoprotocol import rules
+from mesofw import dosing, settings
 
 
 def _mask(*states):  # bit i set = state i
@@ -180,13 +181,13 @@ class Device:
     def _configure(self, cfg):
         # the same session tag continues its session (its total so far counts); a new tag opens one
         used_nl = self.session_nl if cfg[9] == self.session else 0
-        error = limits.check_configure(cfg, self._shot_time_ms, self.settings, self._min_volume_nl, used_nl)
+        error = rules.check_configure(cfg, self._shot_time_ms, self.settings, self._min_volume_nl, used_nl)
         if error:
             return self._nack(S.CONFIGURE, error[0], error[1], error[2], error[3])
         syringe = cfg[1]
         barrel = self.board.syringe_barrel_um()
         if not S.syringe_fits(syringe, barrel):  # the program's syringe is not the one in the clamp
-            return self._nack(S.CONFIGURE, S.NACK_SYRINGE, limits.F_SYRINGE, syringe, barrel)
+            return self._nack(S.CONFIGURE, S.NACK_SYRINGE, rules.F_SYRINGE, syringe, barrel)
         self.session = cfg[9]
         self.session_nl = used_nl
         if syringe != self.syringe or self.syringe_spent:  # a new syringe
@@ -217,7 +218,7 @@ class Device:
         if syringe == self.syringe:
             self.metering = self._metering(syringe)
             self.capacity_nl = S.syringe_capacity_nl(syringe, ppm)
-            if self.cfg and limits.check_configure(self.cfg, self._shot_time_ms, self.settings, self._min_volume_nl,
+            if self.cfg and rules.check_configure(self.cfg, self._shot_time_ms, self.settings, self._min_volume_nl,
                                                    self.session_nl):
                 self.cfg = None  # the program no longer meters to 1 %: configure it again
                 self._set_state(S.STATE_IDLE)
@@ -231,25 +232,19 @@ class Device:
         return kpa * self.board.COMPLIANCE_NL_PER_KPA * 1000 // self.metering.pl_step
 
     def _min_volume_nl(self, syringe):
-        # a dose is within one microstep of its volume (carried remainder): 1 % needs 100 steps
-        return S.MIN_DOSE_STEPS * self._metering(syringe).pl_step // 1000
+        return rules.least_dose_nl(self._metering(syringe).pl_step)
 
     def _metering(self, syringe):
         ppm = self.calibration.get(syringe, 1000000)
         return dosing.Metering(S.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM, ppm))
 
     def _shot_time_ms(self, cfg):
-        # needle in and out, dispense, settle (shots settle briefly; points also take up
-        # slack and suck back, well within the trigger-stuck margin)
-        needle_ms = 2 * cfg[4] * 1000 // self.board.NEEDLE_SPEED_UM_S
-        settle_ms = S.SHOT_SETTLE_MS if cfg[0] == S.TECHNIQUE_NAPPAGE else S.POINT_SETTLE_MS
-        return needle_ms + cfg[5] * 1000 // cfg[8] + settle_ms + 2
+        return rules.shot_time_ms(cfg, self.board.NEEDLE_SPEED_UM_S)
 
     def _prime(self, volume_nl, now_us):
-        if volume_nl < S.MIN_VOLUME_NL:  # too little to see at the needle tip: not a prime
-            return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, S.MIN_VOLUME_NL)
-        if volume_nl > S.MAX_PRIME_NL:
-            return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, S.MAX_PRIME_NL)
+        error = rules.check_prime(volume_nl)
+        if error:
+            return self._nack(S.PRIME, error[0], error[1], error[2], error[3])
         if not self.journal.free():
             return self._nack(S.PRIME, S.NACK_JOURNAL_FULL, 0, 0, 1)
         barrel = self.board.syringe_barrel_um()

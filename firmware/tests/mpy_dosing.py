@@ -2,8 +2,8 @@
 import json
 import sys
 
-from mesofw import dosing, limits, settings
-from mesoprotocol import spec
+from mesofw import dosing, settings
+from mesoprotocol import rules, spec
 
 out = {"drift": [], "limits": []}
 for code in spec.SYRINGES:
@@ -16,8 +16,8 @@ for code in spec.SYRINGES:
                          "error_pl": total_steps * pl - 1000 * 30000 * 1000})
 
 for cfg in json.load(open(sys.argv[1])):
-    result = limits.check_configure(tuple(cfg), lambda c: 2 * c[4] * 1000 // 50000 + c[5] * 1000 // c[8] + spec.SHOT_SETTLE_MS + 2,
-                                    settings.defaults(), lambda code: spec.MIN_DOSE_STEPS * spec.pl_per_step(code, 3200) // 1000)
+    result = rules.check_configure(tuple(cfg), rules.shot_time_ms, settings.defaults(),
+                                   lambda code: rules.least_dose_nl(spec.pl_per_step(code, spec.PLUNGER_STEPS_PER_MM)))
     out["limits"].append(list(result) if result else None)
 # syringe maths (spec): the host computes the same on CPython; boundary calibrations included
 out["syringe_maths"] = [[code, ppm, spec.syringe_capacity_nl(code, ppm), spec.pl_per_step(code, 3200, ppm)]

@@ -405,7 +405,8 @@ def cmd_calibrate(args) -> int:
                                density_g_ml=density, on_shot=shown)
         except (BalanceError, CalibrationError) as e:
             err.print(f"error: calibration aborted, the device keeps its old factor: {e}", markup=False)
-            return alarms.exit_code(e.alarm) if getattr(e, "alarm", 0) else 1
+            alarm = getattr(e, "alarm", 0)
+            return alarms.exit_code(alarm) if alarm else 1
     console.print(f"calibrated {result.summary()}; stored on the device")
     return 0
 
@@ -466,7 +467,7 @@ def cmd_records_note(args, store: RecordStore) -> int:
 
 def _open_store(db: str | None) -> RecordStore:
     """An existing records database: a file, or a postgresql:// URL."""
-    if is_url(db):
+    if db and is_url(db):
         return RecordStore(db)
     path = pathlib.Path(db) if db else default_path()
     if not path.exists():

@@ -24,9 +24,11 @@ else:  # Python 3.10
 
 import pint
 
-from mesoprotocol import spec
+from mesoprotocol import rules, spec
 
-ureg = pint.UnitRegistry()
+from . import units
+
+ureg: pint.UnitRegistry = pint.UnitRegistry()
 
 TECHNIQUES = {"point-by-point": spec.TECHNIQUE_POINT, "nappage": spec.TECHNIQUE_NAPPAGE,
               "test-dose": spec.TECHNIQUE_TEST_DOSE}
@@ -41,6 +43,8 @@ OPTIONAL = {"description", "prime_volume", "flow_rate", "needles"}
 # device setting can exceed (checked before any port is opened)
 DEFAULT_LIMITS = {row[0]: row[2] for row in spec.SETTINGS_TABLE}
 CEILINGS = {row[0]: row[4] for row in spec.SETTINGS_TABLE}
+# CONFIGURE's program fields in layout order, up to the session tag (the authentication fields follow)
+CONFIGURE_FIELDS = tuple(name for name, _ in spec.MESSAGES[spec.CONFIGURE][1])[:rules.F_SESSION]
 EXAMPLES = pathlib.Path(__file__).parent / "programs"  # the example library, shipped in the package
 DEFAULT_PRIME = "10 uL"
 DEFAULT_FLOW = "50 uL/s"
@@ -105,47 +109,81 @@ class Program:
             line += f", {self.cadence_mhz / 1000:g} Hz"
         return line
 
-    def check_limits(self, limits: dict) -> None:
-        """Check against a device's limits (from IDENTITY) before sending."""
-        volume_field = "volume_per_shot" if self.technique == "nappage" else "volume_per_point"
-        ceiling = {"point-by-point": limits["max_point_nl"], "nappage": limits["max_shot_nl"],
-                   "test-dose": min(limits["max_point_nl"], spec.MAX_TEST_DOSE_NL)}[self.technique]
-        max_depth = min(limits["max_depth_um"], self.needle_length_um - spec.NEEDLE_MARGIN_UM)
-        _at_most(volume_field, self.volume_nl, ceiling, "uL", 1000)
-        _at_least(volume_field, self.volume_nl, spec.MIN_VOLUME_NL, "uL", 1000)
-        if self.depth_um > max_depth:
-            why = ("the device's hard limit" if max_depth == limits["max_depth_um"]
-                   else f"needle length {self.needle_length_um / 1000:g} mm minus {spec.NEEDLE_MARGIN_UM} um")
-            raise ProgramError("depth", f"{self.depth_um / 1000:g} mm is deeper than {max_depth / 1000:g} mm ({why})")
-        _at_least("depth", self.depth_um, spec.MIN_DEPTH_UM, "mm", 1000)
-        _at_most("flow_rate", self.flow_nl_s, limits["max_flow_nl_s"], "uL/s", 1000)
-        _at_least("flow_rate", self.flow_nl_s, spec.MIN_FLOW_NL_S, "uL/s", 1000)
-        _at_most(self.unit_name, self.count, spec.MAX_SHOTS if self.technique == "nappage" else spec.MAX_POINTS, "", 1)
-        if self.technique == "test-dose":
-            _at_most("points", self.count, 1, "", 1)
-        if self.technique == "nappage":
-            _at_most("cadence", self.cadence_mhz, limits["max_cadence_mhz"], "Hz", 1000)
-            _at_least("cadence", self.cadence_mhz, spec.MIN_CADENCE_MHZ, "Hz", 1000)
-        capacity = spec.syringe_capacity_nl(self.syringe)
-        if self.total_nl + self.prime_nl > capacity:
-            raise ProgramError(self.unit_name, f"{self.count} x {self.volume_nl / 1000:g} uL plus "
-                               f"{self.prime_nl / 1000:g} uL priming needs more than the {self.syringe_name} "
-                               f"syringe holds ({capacity / 1000:g} uL)")
-        _at_most("total volume", self.total_nl, limits["max_session_nl"], "uL", 1000)
-        _at_most("prime_volume", self.prime_nl, spec.MAX_PRIME_NL, "uL", 1000)
-        _at_least("prime_volume", self.prime_nl, spec.MIN_VOLUME_NL, "uL", 1000)
-        _at_least("needles", self.needles, 1, "", 1)
-        _at_most("needles", self.needles, spec.MAX_NEEDLES, "", 1)
+    def check_limits(self, limits: dict, cal_ppm: int = 1000000) -> None:
+        """The device's own rules (mesoprotocol.rules) against its limits (IDENTITY's), before sending:
+        host and device accept exactly the same programs. A refusal reads in the program's words and
+        units, and a cadence the flow cannot meet comes with the flow that would."""
+        settings = tuple(limits[row[0]] for row in spec.SETTINGS_TABLE)
+        pl_step = spec.pl_per_step(self.syringe, spec.PLUNGER_STEPS_PER_MM, cal_ppm)
+        error = rules.check_configure(self.configure_tuple(), rules.shot_time_ms, settings,
+                                      lambda _syringe: rules.least_dose_nl(pl_step))
+        if error:
+            reason, field, value, limit = error
+            raise self.refusal(reason, field, value, limit, limits)
+        error = rules.check_prime(self.prime_nl)
+        if error:
+            raise ProgramError("prime_volume", _bound_words(error[2], error[3], units.VOLUME))
+
+    def configure_tuple(self, session: int = 1) -> tuple:
+        """CONFIGURE's values in its layout order (rules.check_configure's cfg)."""
+        fields = {**self.configure_fields(), "session": session}
+        return tuple(fields[name] for name in CONFIGURE_FIELDS)
+
+    def refusal(self, reason: int, field: int, value: int, limit: int, limits: dict | None = None) -> ProgramError:
+        """A rule's refusal of this program (rules.check_configure's, or the device's NACK on CONFIGURE)
+        as a ProgramError naming the program's field, in its units."""
+        nappage = self.technique == "nappage"
+        volume_field = "volume_per_shot" if nappage else "volume_per_point"
+        if field == rules.F_VOLUME:
+            if value < limit and limit > spec.MIN_VOLUME_NL:
+                return ProgramError(volume_field, f"{units.text(value, units.VOLUME)} is below the least the "
+                                    f"{self.syringe_name} meters to 1 %: {units.text(limit, units.VOLUME)} (100 "
+                                    "plunger steps); use a smaller syringe or a larger dose")
+            return ProgramError(volume_field, _bound_words(value, limit, units.VOLUME))
+        if field == rules.F_DEPTH:
+            if value < limit:
+                return ProgramError("depth", _bound_words(value, limit, units.LENGTH))
+            hard = limits is not None and limit == limits["max_depth_um"]
+            why = ("the device's hard limit" if hard else
+                   f"needle length {units.text(self.needle_length_um, units.LENGTH)} minus {spec.NEEDLE_MARGIN_UM} um")
+            return ProgramError("depth", f"{units.text(value, units.LENGTH)} is deeper than "
+                                f"{units.text(limit, units.LENGTH)} ({why})")
+        if field == rules.F_COUNT:
+            capacity = spec.syringe_capacity_nl(self.syringe)
+            if value > limit and self.total_nl > capacity:
+                return ProgramError(self.unit_name, f"{self.count} x {units.text(self.volume_nl, units.VOLUME)} needs "
+                                    f"more than the {self.syringe_name} syringe holds "
+                                    f"({units.text(capacity, units.VOLUME)}): at most {limit} {self.unit_name}")
+            if value > limit and limits is not None and self.total_nl > limits["max_session_nl"]:
+                return ProgramError(self.unit_name, f"{self.count} x {units.text(self.volume_nl, units.VOLUME)} is "
+                                    f"above the session limit of {units.text(limits['max_session_nl'], units.VOLUME)}: "
+                                    f"at most {limit} {self.unit_name}")
+            return ProgramError(self.unit_name, _bound_words(value, limit, ("", 1)))
+        if field == rules.F_CADENCE and reason == spec.NACK_INFEASIBLE:
+            return ProgramError("cadence", self._infeasible_cadence(limit, limits))
+        named = {rules.F_CADENCE: ("cadence", units.CADENCE), rules.F_FLOW: ("flow_rate", units.FLOW),
+                 rules.F_NEEDLES: ("needles", ("", 1)), rules.F_NEEDLE_LENGTH: ("needle", units.LENGTH)}
+        if field in named:
+            name, quantity = named[field]
+            return ProgramError(name, _bound_words(value, limit, quantity))
+        return ProgramError("program", f"refused: {spec.NACK_NAMES[reason]} on CONFIGURE field {field} ({value})")
+
+    def _infeasible_cadence(self, feasible_mhz: int, limits: dict | None) -> str:
+        asked, most = units.text(self.cadence_mhz, units.CADENCE), units.text(feasible_mhz, units.CADENCE)
+        words = (f"{asked} is more than {units.text(self.volume_nl, units.VOLUME)} shots at "
+                 f"{units.text(self.depth_um, units.LENGTH)} allow at a flow of {units.text(self.flow_nl_s, units.FLOW)} "
+                 f"(at most {most}: a shot must fit in 80 % of its period)")
+        flow = rules.least_flow_nl_s(self.configure_tuple())
+        max_flow = limits["max_flow_nl_s"] if limits else CEILINGS["max_flow_nl_s"]
+        if 0 < flow <= max_flow:
+            shown = -(-flow // 100) * 100  # up to 0.1 uL/s, so the shown flow is enough
+            return words + f"; flow_rate = \"{units.text(shown, units.FLOW)}\" makes {asked} possible"
+        return words + "; no flow this device allows makes it possible: lower the cadence, the dose or the depth"
 
 
-def _at_most(field: str, value: int, limit: int, unit: str, scale: int) -> None:
-    if value > limit:
-        raise ProgramError(field, f"{value / scale:g} {unit} is above the limit of {limit / scale:g} {unit}".replace("  ", " "))
-
-
-def _at_least(field: str, value: int, limit: int, unit: str, scale: int) -> None:
-    if value < limit:
-        raise ProgramError(field, f"{value / scale:g} {unit} is below the minimum of {limit / scale:g} {unit}".replace("  ", " "))
+def _bound_words(value: int, limit: int, quantity: tuple[str, int]) -> str:
+    relation = "above the limit" if value > limit else "below the minimum"
+    return f"{units.text(value, quantity)} is {relation} of {units.text(limit, quantity)}".replace("  ", " ").strip()
 
 
 def find(name: str | pathlib.Path) -> pathlib.Path:

@@ -71,7 +71,8 @@ def unix32_binary() -> str | None:
     it is here and runs: in $MESOINJECT_MCU if set, else ../shared/mcu beside the repository or /work/shared/mcu."""
     repo = pathlib.Path(__file__).resolve().parents[2]
     chosen = os.environ.get("MESOINJECT_MCU")
-    for folder in [chosen] if chosen else [repo.parent / "shared" / "mcu", "/work/shared/mcu"]:
+    folders = [pathlib.Path(chosen)] if chosen else [repo.parent / "shared" / "mcu", pathlib.Path("/work/shared/mcu")]
+    for folder in folders:
         binary = pathlib.Path(folder) / "unix32" / "micropython-unix-x86-32bit"
         if binary.is_file():
             try:
@@ -82,7 +83,7 @@ def unix32_binary() -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ticks_period(binary: str | None = None) -> int:
     """Where the board's ticks_ms/ticks_us wrap: 2^30 on a 32-bit port (as on an MCU), 2^62 on x86-64."""
     out = subprocess.run([binary or micropython_binary(), "-c", "import sys;print(sys.maxsize)"],

@@ -308,6 +308,9 @@ MIN_DEPTH_UM = const(500)
 MAX_DEPTH_UM = const(4000)  # never deeper than 4 mm
 NEEDLE_MARGIN_UM = const(200)  # depth <= needle length - margin (hub seating)
 MIN_VOLUME_NL = const(500)
+# every board's mechanics that a program rule depends on (rules.py): the host checks with the same figures
+PLUNGER_STEPS_PER_MM = const(3200)  # 200 steps/rev x 16 microsteps on a 1 mm lead screw
+NEEDLE_SPEED_UM_S = const(50000)  # needle axis travel speed (nappage feasibility)
 MIN_DOSE_STEPS = const(100)  # a dose's steps are rounded with a carried remainder (< 1 step off): 1 % needs 100
 MAX_POINT_NL = const(50000)  # point-by-point default: 20-50 uL per point
 CEIL_POINT_NL = const(200000)  # no setting can allow more than 0.2 mL in one point

@@ -103,9 +103,9 @@ class StepDirBoard:
 
     # Mechanics shared by the step/dir builds: 200 steps/rev x 16 microsteps on a 1 mm
     # lead screw; a 100 steps/mm needle actuator.
-    PLUNGER_STEPS_PER_MM = 3200
+    PLUNGER_STEPS_PER_MM = spec.PLUNGER_STEPS_PER_MM
     NEEDLE_STEPS_PER_MM = 100
-    NEEDLE_SPEED_UM_S = 50000
+    NEEDLE_SPEED_UM_S = spec.NEEDLE_SPEED_UM_S
     PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway (measure per build)
     ANTIDRIP_UM = 20
     COMPLIANCE_NL_PER_KPA = 1  # nominal for 1 mL plastic syringes

@@ -81,7 +81,7 @@ def _string(form: dict, key: str) -> str:
 
 def library(folder: pathlib.Path) -> list[dict]:
     """The program files of a folder as form values; files that do not parse are listed with their error."""
-    entries = []
+    entries: list[dict] = []
     for path in sorted(folder.glob("*.toml")):
         try:
             program = programs.load(path)
@@ -97,7 +97,7 @@ def form_of(program: Program) -> dict:
     parser read "0.03 mL" or "30 microliter", so the page shows 30 in its uL field and converts nothing."""
     wire = {"volume": program.volume_nl, "depth": program.depth_um, "needle_length": program.needle_length_um,
             "cadence": program.cadence_mhz, "flow_rate": program.flow_nl_s, "prime_volume": program.prime_nl}
-    form = {key: units.value(wire[key], quantity) for key, quantity in units.FORM.items()}
+    form: dict[str, float | None] = {key: units.value(wire[key], quantity) for key, quantity in units.FORM.items()}
     if program.technique != "nappage":
         form["cadence"] = None
     return {**form, "name": program.name, "technique": program.technique, "drug": program.drug,

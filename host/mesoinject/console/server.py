@@ -55,7 +55,8 @@ class ConsoleServer:
 
     def stop(self) -> None:
         self.console.listeners.remove(self._on_snapshot)
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._stops.shutdown()
