@@ -227,7 +227,9 @@ def test_a_lost_link_interrupts_the_screen_and_the_records_follow_on_reconnect(c
     browser.start_program(page, "point-by-point.toml", 20, 10)
     two_done(page)
     session = console.console.last["session"]["id"]
-    sim.wait(lambda: sim.led == spec.LED_DELIVERING, 10, "a point under way")
+    # mid-point means the needle in the skin: a point stopped before its needle went in is a record
+    # (0 nL, partial) with no needle entry, and this test matches needle entries to records
+    sim.wait(lambda: sim.led == spec.LED_DELIVERING and sim.truth().depth_um > 0, 10, "a point under way")
     sim.set_link("cut")  # the cable pulled mid-point: that point's DELIVERY cannot reach us
     try:
         page.wait_for_selector("#alarm", state="visible", timeout=TIMEOUT_MS)

@@ -314,8 +314,11 @@ class Console:
         self._store_journal()  # what it delivered while we were away: stored now, not at the next session
         runner, self._cut_short = self._cut_short, None
         if runner and self.status["state"] == spec.STATE_FAULT:  # why it stopped, on that session's record
-            self.store.add_alarm(runner.session_id, identity.serial, {
-                "code": self.status["alarm"], "detail": 0, "time_ms": self.status["time_ms"]})
+            code = self.status["alarm"]
+            stored = {a["code"] for a in self.store.alarms(runner.session_id)}
+            if spec.ALARM_NAMES[code] not in stored:  # a journalled alarm came with the journal just stored
+                self.store.add_alarm(runner.session_id, identity.serial, {
+                    "code": code, "detail": 0, "time_ms": self.status["time_ms"]})
 
     def _store_journal(self) -> None:
         """Store what the device journaled and no session here heard of; counted in the session shown."""
