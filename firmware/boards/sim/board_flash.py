@@ -81,11 +81,12 @@ def mount(folder, erase_ms, page_us, world):
     # the littlefs at /<folder>, formatted on first use (or when it cannot be mounted, as the rp2
     # port's _boot.py does); returns the Flash for its counters
     flash = Flash(IMAGE, erase_ms, page_us, world)
+    # (the stubs type a block device as an abstract class; littlefs calls these three methods)
     try:
-        fs = vfs.VfsLfs2(flash, progsize=PAGE)
+        fs = vfs.VfsLfs2(flash, progsize=PAGE)  # type: ignore[abstract, arg-type]
     except OSError:
-        vfs.VfsLfs2.mkfs(flash, progsize=PAGE)
-        fs = vfs.VfsLfs2(flash, progsize=PAGE)
+        vfs.VfsLfs2.mkfs(flash, progsize=PAGE)  # type: ignore[arg-type]
+        fs = vfs.VfsLfs2(flash, progsize=PAGE)  # type: ignore[abstract, arg-type]
     vfs.mount(fs, "/" + folder)
     flash.timed = True
     return flash
