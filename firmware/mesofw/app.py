@@ -27,13 +27,18 @@ class App:
         self.link.state_of = lambda: self.device.state
         self.build = safemode.build_id()
         self.to_repl = False
+        # a loop that falls behind says so (STATUS_REPLY): control passes while anything moves that
+        # took longer than their tick (a flash write, a collection, a host burst), and the longest pass
+        self.overruns = 0
+        self.worst_pass_us = 0
 
     def command(self, msg_type, values):
         self.device.link_seen(msg_type)
         if msg_type == spec.HELLO:
             return (spec.IDENTITY, self.identity())
         if msg_type == spec.STATUS:
-            return (spec.STATUS_REPLY, self.device.status(self.link.rx_errors, self.link.event_seq))
+            return (spec.STATUS_REPLY, self.device.status(self.link.rx_errors, self.link.event_seq, self.overruns,
+                                                          self.worst_pass_us))
         if msg_type == spec.RECORDS:
             return (spec.RECORD, self.records(values[0]))
         if msg_type == spec.PAIR:
@@ -75,7 +80,9 @@ class App:
         dev = self.device
         dev.boot(board.reset_cause())
         deadline = ticks_us()
+        ticking = False  # the last pass ran on the 1 ms tick (something moved)
         while True:
+            start = ticks_us()
             board.feed_watchdog()
             self.link.poll()
             if self.to_repl:
@@ -83,7 +90,15 @@ class App:
             now = ticks_us()
             dev.tick(now)
             board.service(now)
-            if dev.busy():
+            busy = dev.busy()
+            if busy or ticking:
+                took = ticks_diff(ticks_us(), start)
+                if took > TICK_US:
+                    self.overruns += 1
+                if took > self.worst_pass_us:
+                    self.worst_pass_us = took
+            ticking = busy
+            if busy:
                 deadline = ticks_add(deadline, TICK_US)
                 wait = ticks_diff(deadline, ticks_us())
                 if wait > 0:

@@ -500,6 +500,7 @@ class Device:
             self.session_nl += delivered if delivered < self.point_nl else self.point_nl
         j = self.journal
         t = ticks_ms()
+        self.board.wait_steps()  # the plunger still before the flash stalls the CPU (_checkpoint)
         j.close(flags, delivered, depth, t)  # on flash before the host hears of it
         self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t,
                            self.syringe, j.epoch)
@@ -513,6 +514,12 @@ class Device:
             return
         pushed = seq.plunger.pos - seq.plunger_start
         if pushed >= self.checkpoint_at:
+            # Stop-safety while the flash is busy (an erase stalls an RP2040's CPU for 45-400 ms): the
+            # plunger is still for the whole write - the pulses handed over are let out first, and no
+            # step is issued again before the next pass has read the E-stop and the trigger (tick()
+            # reads them before the sequence steps). So a release or E-stop during the write adds no
+            # step; the dose pauses instead (the loop's overrun count in STATUS shows it).
+            self.board.wait_steps()
             self.journal.checkpoint(self.metering.nl(pushed), seq.depth_um(), ticks_ms())
             self.checkpoint_at = pushed + self.checkpoint_steps
 
@@ -558,7 +565,7 @@ class Device:
         self.board.led(_LED[new])
         self.emit(S.STATE, (old, new, ticks_ms()))
 
-    def status(self, rx_errors, next_event_seq):
+    def status(self, rx_errors, next_event_seq, overruns=0, worst_pass_us=0):
         cfg = self.cfg
         return (
             self.state,
@@ -574,4 +581,6 @@ class Device:
             ticks_ms(),
             min(self.journal.unacked, 0xFFFF),
             next_event_seq,
+            min(overruns, 0xFFFF),
+            worst_pass_us,
         )

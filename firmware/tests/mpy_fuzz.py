@@ -551,6 +551,7 @@ class Fuzzer:
         self.board.barrel_um = S.SYRINGES[(1, 1, 1, 2, 3, 4, 5, 6, 7, 8)[rint(10)]][4]
         self.dev = None  # until App() returns: its boot (the journal scan) feeds the watchdog too
         self.app = fwapp.App(self.board)
+        self.loop_seen = (0, 0)  # (overruns, worst_pass_us) the device last reported: since boot
         self.link = self.app.link
         self.dev = self.app.device
         self.calls = []
@@ -1046,6 +1047,25 @@ class Fuzzer:
             self.unacked = r.get("unacked", 0)
             if "rx_errors" in r and r["rx_errors"] != rx_at_call & 0xFFFF:
                 self.fail("STATUS_REPLY rx_errors", "reports %d, spec gives %d" % (r["rx_errors"], rx_at_call & 0xFFFF))
+            if "overruns" in r:
+                self.check_loop_health(r["overruns"], r["worst_pass_us"])
+
+    def check_loop_health(self, overruns, worst_us):
+        # section 5 STATUS_REPLY: passes over their tick since boot (u16, saturating) and the longest
+        # pass: never going back within a boot, an overrun means a pass longer than the tick, and
+        # no more than the loop itself counted (it may count the pass that answered after the reply)
+        seen_n, seen_us = self.loop_seen
+        a = getattr(self.app, "overruns", None)
+        if overruns < seen_n or worst_us < seen_us:
+            self.fail("STATUS_REPLY overruns", "went back: %d, %d us after %d, %d us" % (overruns, worst_us, seen_n,
+                                                                                         seen_us))
+        if overruns and worst_us <= fwapp.TICK_US:
+            self.fail("STATUS_REPLY overruns", "%d overruns, the longest pass %d us is within the tick" % (
+                overruns, worst_us))
+        if a is not None and (overruns > min(a, 0xFFFF) or worst_us > self.app.worst_pass_us):
+            self.fail("STATUS_REPLY overruns", "reports %d, %d us; the loop counted %d, %d us" % (
+                overruns, worst_us, a, self.app.worst_pass_us))
+        self.loop_seen = (overruns, worst_us)
 
     def diff(self, a, b):
         out = []

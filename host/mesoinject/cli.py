@@ -298,7 +298,19 @@ def cmd_info(args) -> int:
     console.print(f"  nappage cadence   <= {lim['max_cadence_mhz'] / 1000:g} Hz")
     console.print(f"  plunger flow      <= {lim['max_flow_nl_s'] / 1000:g} uL/s")
     console.print(f"  link timeout         {lim['link_timeout_ms']} ms (stops and alarms when the host goes quiet)")
+    console.print(_loop_health(status))
     return 0
+
+
+def _loop_health(status: dict) -> str:
+    """The control loop's own account of keeping its 1 ms tick while anything moved (since boot)."""
+    worst = f"longest pass {status['worst_pass_us'] / 1000:.1f} ms"
+    if not status["overruns"]:
+        return f"control loop: kept its 1 ms tick ({worst})"
+    more = "+" if status["overruns"] == 0xFFFF else ""
+    return (f"control loop: {status['overruns']}{more} passes overran their 1 ms tick since boot ({worst}): "
+            "motion ran slower than commanded then (a slow flash write, a collection); if it keeps rising, "
+            "report it with the board's log")
 
 
 def cmd_abort(args) -> int:

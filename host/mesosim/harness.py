@@ -37,7 +37,7 @@ from .balance import SimBalance
 from .linkfaults import LinkFaults
 
 HEAP = "192K"  # RP2040 RAM available to MicroPython
-WATCHDOG_S = 1.0  # a firmware that stops feeding its watchdog this long is reset
+WATCHDOG_S = 2.0  # a firmware that stops feeding its watchdog this long is reset (the pico's WDT_MS)
 
 
 class MicroPythonMissing(RuntimeError):
@@ -112,6 +112,7 @@ class Truth:
     pressure_kpa: float
     last_step_us: int  # board clock of the last plunger step that pushed fluid
     now_us: int  # the board clock when it reported this (its own ticks_us: a 32-bit port's wrap at 2^30)
+    forward_steps: int = 0  # plunger steps forward since the board (re)booted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +123,8 @@ class Injection:
     value: str
     t_us: int
     content_nl: float
+    flash_busy: bool = False  # the data flash had the firmware stalled at that instant
+    forward_steps: int = 0  # plunger steps forward since the board (re)booted, at that instant
 
 
 def ticks_diff(a: int, b: int) -> int:
@@ -202,6 +205,10 @@ class SimBoard:
         self._spawns = 0
         self._reset_pulled = False
         self.penetrations: list[Penetration] = []
+        self.erases = 0  # flash blocks the board began erasing (its journal's writes)
+        # called (from the I/O thread) the moment the board reports an erase beginning: lets a test
+        # or a bench act while the flash has the firmware stalled (e.g. release the trigger)
+        self.on_erase: Callable[[], None] | None = None
         self._truth: Truth | None = None
         self._snapshot = ""  # the model's physical state, handed to the next boot
         self._fed = time.monotonic()
@@ -364,6 +371,10 @@ class SimBoard:
         self._send_ctrl("clamp %d" % (-1 if reading_um is None else reading_um))
         self.wait(lambda: self.last_input and self.last_input.kind == "clamp", 2, "the board did not take it")
 
+    def send_input(self, line: str) -> None:
+        """An input line (e.g. "trigger 0", "estop 1") sent now, without waiting for the board's echo."""
+        self._send_ctrl(line)
+
     def stall(self, ms: int) -> None:
         """Load: the firmware's next loop pass takes ms longer (a flash erase, a collection)."""
         with self._cond:
@@ -454,17 +465,22 @@ class SimBoard:
                 self.trigger_pressed = words[1] == "1"
             elif kind == "estop":
                 self.estop_pressed = words[1] == "1"
-            self.last_input = Injection(kind, words[1], int(words[2]), float(words[3]))
+            self.last_input = Injection(kind, words[1], int(words[2]), float(words[3]),
+                                        len(words) > 4 and words[4] == "1", int(words[5]) if len(words) > 5 else 0)
         elif kind == "pen":
             self.penetrations.append(Penetration(int(words[1]), int(words[2]), float(words[3]), float(words[4]),
                                                  int(words[5])))
         elif kind == "truth":
             self._truth = Truth(float(words[1]), float(words[2]), float(words[3]), int(words[4]), float(words[5]),
-                                float(words[6]), int(words[7]), int(words[8]))
+                                float(words[6]), int(words[7]), int(words[8]), int(words[9]) if len(words) > 9 else 0)
         elif kind == "boot":
             self.boots += 1
             self._wdt_armed = True
             self.led = spec.LED_OFF
+        elif kind == "erase":  # the data flash began erasing a block (a journal write)
+            self.erases += 1
+            if self.on_erase:
+                self.on_erase()
         elif kind == "wdt":
             self._fed = time.monotonic()
         elif kind == "reset":

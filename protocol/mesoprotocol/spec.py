@@ -152,6 +152,8 @@ MESSAGES = {
             ("time_ms", "I"),  # device clock
             ("unacked", "H"),  # journal records the host has not acknowledged (RECORDS)
             ("next_event_seq", "B"),  # SEQ the next event will carry: the host sees what it missed
+            ("overruns", "H"),  # control passes, while anything moved, longer than their 1 ms tick (saturates)
+            ("worst_pass_us", "I"),  # the longest such pass (overrun or not), us; both since boot
         ),
     ),
     DELIVERY: (

@@ -8,8 +8,9 @@ import select
 import socket
 import sys
 import termios
-from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
+from time import sleep_ms, ticks_add, ticks_diff, ticks_ms, ticks_us
 
+import board_flash
 import board_model
 
 NAME = "sim"
@@ -76,6 +77,10 @@ class Board:
         self._ctrl_poll.register(self._ctrl, select.POLLIN)
         self.profile["state"] = os.getenv("MESOSIM_STATE") or ""
         self.model = board_model.Model(self.profile, self._report)
+        self._flash_busy = 0  # 1 while the data flash erases or programs (the firmware is stalled)
+        # the journal's folder on flash that takes its datasheet time (board_flash.py)
+        self.flash = board_flash.mount("journal.d", self.profile.get("flash_erase_ms", board_flash.ERASE_MS),
+                                       self.profile.get("flash_page_us", board_flash.PAGE_US), self._flash_wait)
         self._report("boot %d" % self.reset_cause())
 
     # ---- identity ---------------------------------------------------------------
@@ -180,6 +185,20 @@ class Board:
             while ticks_diff(until, ticks_ms()) > 0:
                 pass
 
+    def _flash_wait(self, until_us, erasing):
+        # the flash is busy until until_us and the CPU with it: the firmware runs nothing, but the
+        # operator and the harness go on (their inputs are taken and stamped as they come)
+        self._flash_busy = 1
+        if erasing:
+            self._report("erase %d" % board_model.clock_us())
+        while True:
+            left = ticks_diff(until_us, ticks_us())
+            if left <= 0:
+                break
+            if left >= 1000 and self._ctrl_poll.poll(left // 1000):
+                self._serve_ctrl()
+        self._flash_busy = 0
+
     # ---- control channel (harness <-> model) ---------------------------------------
     def _report(self, line):
         self._ctrl.send(line.encode() + b"\n")
@@ -188,7 +207,9 @@ class Board:
         self.model.moved = True
         # echo an input change with the board time and the syringe content at that instant:
         # the harness measures time to safe state and volume after a fault from these
-        self._report("%s %s %d %.3f" % (words[0], words[1], board_model.clock_us(), self.model.content_nl))
+        # (and whether the flash had the firmware stalled at that instant)
+        self._report("%s %s %d %.3f %d %d" % (words[0], words[1], board_model.clock_us(), self.model.content_nl,
+                                              self._flash_busy, self.model.forward_steps))
 
     def _serve_ctrl(self):
         data = self._ctrl.recv(256)

@@ -56,6 +56,7 @@ class Model:
         self.pen_max_um = 0.0
         self.penetrations = 0
         self.last_step_us = 0  # last plunger step that moved fluid forward
+        self.forward_steps = 0  # plunger steps forward since this boot (pusher pulses, play included)
         self.stalled = False
         self.moved = True  # physical state changed since the last snapshot()
         self.pending_nl = 0.0  # pushed by the last steps, not yet moved
@@ -141,6 +142,8 @@ class Model:
             gap = 0.0
         self.gap = gap
         self.moved = True
+        if n > 0:
+            self.forward_steps += n
         volume = moved * self.nl_per_step
         interval = ticks_diff(now, self.last_call_us) / 1000000
         self.last_call_us = now
@@ -182,10 +185,10 @@ class Model:
 
     # ---- ground truth and persistence ------------------------------------------------------
     def truth(self):
-        return "truth %.3f %.3f %.1f %d %.3f %.1f %d %d" % (
+        return "truth %.3f %.3f %.1f %d %.3f %.1f %d %d %d" % (
             self.out_nl, self.air_nl, self.depth_um, self.penetrations, self.content_nl - self.pending_nl,
             self.pressure_kpa(),
-            self.last_step_us, clock_us())
+            self.last_step_us, clock_us(), self.forward_steps)
 
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",

@@ -1,0 +1,93 @@
+# The simulated board's data flash: the journal's folder is a littlefs (VfsLfs2, as on the pico
+# and esp32s3 boards) on a NOR-flash image whose erase and program take their datasheet time.
+# On an RP2040 code runs from the same QSPI flash, so the CPU stalls while it is busy: here the
+# firmware process is blocked for that long. The world does not stop meanwhile: the trigger,
+# E-stop and other inputs the harness changes are taken (and stamped) as they happen, though
+# the firmware sees them only once the flash is done (board.Board._serve_ctrl via `world`).
+# The image is a file on the board's VfsPosix root, written through as littlefs programs it,
+# so a power cut leaves what a real chip would: every page programmed so far.
+import vfs
+from time import ticks_add, ticks_us
+
+BLOCK = 4096  # erase block (sector) of the RP2040's and the ESP32-S3's QSPI flash
+PAGE = 256  # program page
+BLOCKS = 160  # 640 KB: 6000 journal cells (94 segments) with room for littlefs to copy on write
+TYPICAL_ERASE_MS = 45  # W25Q16JV sector erase: 45 ms typical, 400 ms worst case
+TYPICAL_PAGE_US = 600  # page program: 0.4-0.8 ms (3 ms worst case)
+# Untimed unless the profile asks (flash_erase_ms, flash_page_us): at the typical times littlefs
+# erases ~3 blocks per nappage shot (open, checkpoints, close), so a 6 Hz burst runs at ~4 Hz
+# (STATUS overruns say so) - the journal has to write less per shot before the suite can run
+# with datasheet timing by default.
+ERASE_MS = 0
+PAGE_US = 0
+IMAGE = "/flash.img"
+
+
+class Flash:
+    # littlefs's extended block-device protocol (offset given: program or read within a block;
+    # ioctl 6: erase). No allocation per call: the image file and the block number's maths only.
+    def __init__(self, path, erase_ms, page_us, world):
+        self.erase_us = erase_ms * 1000
+        self.page_us = page_us
+        self.world = world  # world(until_us, erasing): the inputs keep changing until then (the CPU is stalled)
+        self.timed = False  # formatting at the factory costs no one anything
+        self.erases = 0
+        self.busy_us = 0  # flash time so far: the firmware stood still this long
+        try:
+            self.f = open(path, "r+b")
+        except OSError:
+            self.f = open(path, "w+b")
+            blank = b"\xff" * BLOCK
+            for _ in range(BLOCKS):
+                self.f.write(blank)
+            self.f.flush()
+        self.ff = b"\xff" * BLOCK
+
+    def _busy(self, us, erasing):
+        if self.timed and us:
+            self.busy_us += us
+            self.world(ticks_add(ticks_us(), us), erasing)
+
+    def readblocks(self, block, buf, offset=0):
+        self.f.seek(block * BLOCK + offset)
+        self.f.readinto(buf)
+
+    def writeblocks(self, block, buf, offset=None):
+        if offset is None:  # the basic protocol: whole blocks, erased first
+            for b in range(len(buf) // BLOCK):
+                self.ioctl(6, block + b)
+            offset = 0
+        self.f.seek(block * BLOCK + offset)
+        self.f.write(buf)
+        self.f.flush()
+        self._busy((len(buf) + PAGE - 1) // PAGE * self.page_us, False)
+
+    def ioctl(self, op, arg):
+        if op == 4:  # block count
+            return BLOCKS
+        if op == 5:  # block size
+            return BLOCK
+        if op == 6:  # erase: the content goes first (a cut mid-erase leaves it erased or worse)
+            self.erases += 1
+            self.f.seek(arg * BLOCK)
+            self.f.write(self.ff)
+            self.f.flush()
+            self._busy(self.erase_us, True)
+            return 0
+        return 0
+
+
+def mount(folder, erase_ms, page_us, world):
+    # the littlefs at /<folder>, formatted on first use (or when it cannot be mounted, as the rp2
+    # port's _boot.py does); returns the Flash for its counters
+    flash = Flash(IMAGE, erase_ms, page_us, world)
+    # (the stubs type a block device as an abstract class; littlefs calls these three methods)
+    try:
+        fs = vfs.VfsLfs2(flash, progsize=PAGE)  # type: ignore[abstract, arg-type]
+    except OSError:
+        vfs.VfsLfs2.mkfs(flash, progsize=PAGE)  # type: ignore[arg-type]
+        fs = vfs.VfsLfs2(flash, progsize=PAGE)  # type: ignore[abstract, arg-type]
+    vfs.mount(fs, "/" + folder)
+    flash.timed = True
+    return flash
+
