@@ -240,7 +240,7 @@ def test_a_device_whose_flash_was_erased_gets_records_that_never_collide(request
         before = store.deliveries()
         epoch = getattr(dev.hello(), "journal_epoch", None)
         # the flash erased, same serial (the firmware and its key put back): journal and boot counter gone
-        for name in ("journal.d", "journal", "boot_count"):
+        for name in ("flash.img", "journal.d", "journal", "boot_count"):  # flash.img: the journal's littlefs
             path = board.flash / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         board.power_cut(0)
