@@ -25,7 +25,7 @@ def measure(binary: str, env: dict | None = None) -> dict:
     with tempfile.TemporaryDirectory() as d:
         flash = image.stage("sim", pathlib.Path(d) / "flash")
         proc = subprocess.run([binary, "-X", "heapsize=" + HEAP, str(SCRIPT), str(flash)],
-                              cwd=flash, env={"MICROPYPATH": str(flash), **(env or {})}, capture_output=True, text=True,
+                              cwd=flash, env={"MICROPYPATH": f"{flash}:{image.VIRTUAL}", **(env or {})}, capture_output=True, text=True,
                               timeout=120)
         if proc.returncode:
             raise RuntimeError(proc.stdout + proc.stderr)

@@ -12,7 +12,7 @@ from mesosim.harness import micropython_binary
 
 def _env(flash):
     # MICROPY_TICKS_WRAP_S (32-bit build: ticks start N s before their wrap) reaches the firmware
-    env = {"MICROPYPATH": str(flash)}
+    env = {"MICROPYPATH": f"{flash}:{image.VIRTUAL}"}
     if os.environ.get("MICROPY_TICKS_WRAP_S"):
         env["MICROPY_TICKS_WRAP_S"] = os.environ["MICROPY_TICKS_WRAP_S"]
     return env

@@ -46,7 +46,7 @@ def run(frames: int, seed: int, *, journal_cells: int = 64, samples: int = 20, t
         flash = pathlib.Path(tmp) / "flash"
         flash.mkdir()
         env = {
-            "MICROPYPATH": str(staged),
+            "MICROPYPATH": f"{staged}:{image.VIRTUAL}",
             "MESOFUZZ_VECTORS": str(VECTORS),
             "MESOFUZZ_FRAMES": str(frames),
             "MESOFUZZ_SEED": str(seed),

@@ -38,13 +38,10 @@ import time
 
 from mesoprotocol import spec as S
 from mesofw import app as fwapp
+from standin import StandInBoard, mount_cwd_as_root
+from vclock import CLOCK, install, v_ms, v_ticks_diff
 
-# every firmware module now (lazy imports would fail once the flash is mounted as /), so the
-# virtual clock below reaches all of them
-_FW_DIR = fwapp.__file__.rsplit("/", 1)[0]
-for _fn in sorted(os.listdir(_FW_DIR)):
-    if _fn.endswith(".py"):
-        __import__("mesofw." + _fn[:-3])
+install()  # the firmware's ticks and sleeps come from the virtual clock (vclock.py)
 
 VECTORS = os.getenv("MESOFUZZ_VECTORS")
 FRAMES = int(os.getenv("MESOFUZZ_FRAMES") or 100000)
@@ -66,49 +63,6 @@ def rint(n):  # 0 <= x < n; randrange takes only machine words (31 bits on a 32-
 
 def hexs(b):
     return binascii.hexlify(b).decode()
-
-
-# ---- virtual clock: the firmware's ticks come from here ------------------------------------
-# With an MCU's ticks period (2^30 on rp2 and esp32; the unix port's is 2^62), starting a minute
-# before ticks_ms and ticks_us both wrap: the firmware must only compare ticks with ticks_diff.
-PERIOD = 1 << 30
-_MASK = PERIOD - 1
-_HALF = PERIOD >> 1
-CLOCK = [PERIOD * 1000 - 60 * 1000000]  # us since power-on
-
-
-def v_us():
-    return CLOCK[0] & _MASK
-
-
-def v_ms():
-    return (CLOCK[0] // 1000) & _MASK
-
-
-def v_ticks_diff(a, b):
-    return ((a - b + _HALF) & _MASK) - _HALF
-
-
-def v_ticks_add(a, delta):
-    return (a + delta) & _MASK
-
-
-def v_sleep_us(us):  # the control loop waits for its next tick: time passes, nothing else
-    if us > 0:
-        CLOCK[0] += us
-
-
-def v_sleep_ms(ms):
-    v_sleep_us(ms * 1000)
-
-
-for _name in list(sys.modules):
-    if _name.startswith("mesofw"):
-        _mod = sys.modules[_name]
-        for _attr, _fn in (("ticks_us", v_us), ("ticks_ms", v_ms), ("ticks_diff", v_ticks_diff),
-                           ("ticks_add", v_ticks_add), ("sleep_us", v_sleep_us), ("sleep_ms", v_sleep_ms)):
-            if hasattr(_mod, _attr):
-                setattr(_mod, _attr, _fn)
 
 
 # ---- protocol facts, all from spec ------------------------------------------------------------
@@ -328,9 +282,6 @@ class Reboot(Exception):  # the fuzzer restarts the firmware (args[0]: check wha
 
 class StopFuzz(Exception):
     pass
-
-
-from standin import StandInBoard  # noqa: E402
 
 
 class FuzzBoard(StandInBoard):
@@ -1579,21 +1530,10 @@ class Mutator:
         return bytes(((S.SYNC0, S.SYNC1)[rint(2)] if rint(4) == 0 else rnd(8)) for _ in range(1 + rint(80)))
 
 
-def sandbox():
-    # the working directory becomes / (as the simulator mounts a board's flash): whatever the
-    # firmware writes, by a relative or an absolute path, stays in it
-    import vfs
-
-    here = os.getcwd()
-    vfs.umount("/")
-    vfs.mount(vfs.VfsPosix(here), "/")
-    os.chdir("/")
-
-
 def main():
     doc = json.load(open(VECTORS))
     cases = doc["cases"]
-    sandbox()
+    mount_cwd_as_root()
     notes, wrong = vector_self_check(cases)
     print("mpy_fuzz: seed %d, %d frames, %d golden vectors, %d message types" % (SEED, FRAMES, len(cases), len(MSG)))
     for note in notes:

@@ -21,7 +21,7 @@ def test_no_heap_allocation_per_shot_on_32_bit(tmp_path):
         pytest.skip(UNIX32_HOWTO)
     flash = image.stage("sim", tmp_path / "flash")
     proc = subprocess.run([binary, "-X", "heapsize=" + HEAP, str(SCRIPT), str(flash)], cwd=flash,
-                          env={"MICROPYPATH": str(flash), "MICROPY_TICKS_WRAP_S": "5"}, capture_output=True,
+                          env={"MICROPYPATH": f"{flash}:{image.VIRTUAL}", "MICROPY_TICKS_WRAP_S": "5"}, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     r = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -16,6 +16,9 @@ REPO = pathlib.Path(__file__).resolve().parents[2]  # a source checkout, if this
 FIRMWARE = REPO / "firmware" if (REPO / "firmware" / "main.py").exists() else pathlib.Path(__file__).parent / "firmware"
 PROTOCOL = pathlib.Path(mesoprotocol.__file__).parent  # the package both sides import
 BOARDS = FIRMWARE / "boards"
+# MicroPython that drives the firmware off a board (a stand-in board, a virtual clock): the fuzzer,
+# the heap bench, mesoinject.virtual; on MICROPYPATH after a staged image, never on a flash
+VIRTUAL = FIRMWARE / "virtual"
 
 
 def board_names() -> list[str]:

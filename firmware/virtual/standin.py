@@ -1,4 +1,4 @@
-# A board with no hardware for test drivers on MicroPython (heap bench, fuzzer): integer-only,
+# A board with no hardware for drivers of the firmware on MicroPython (heap bench, fuzzer, VirtualDevice): integer-only,
 # no time of its own; the simulated board's mechanics constants. Subclasses add what they watch.
 import board as _simboard  # the sim board's constants (steps/mm, speeds, play, compliance)
 
@@ -74,3 +74,15 @@ class StandInBoard:
 for _k in dir(_simboard.Board):
     if _k.isupper():
         setattr(StandInBoard, _k, getattr(_simboard.Board, _k))
+
+
+def mount_cwd_as_root():
+    # the working directory becomes / (as the simulator mounts a board's flash): whatever the
+    # firmware writes, by a relative or an absolute path, stays in it
+    import os
+    import vfs
+
+    here = os.getcwd()
+    vfs.umount("/")
+    vfs.mount(vfs.VfsPosix(here), "/")
+    os.chdir("/")
