@@ -227,12 +227,14 @@ def requirement_verdicts(reqs: dict, tests: dict) -> dict[str, dict]:
     return out
 
 
-def check_results(reqs: dict, verdicts: dict, runs: list[dict]) -> Findings:
+def check_results(reqs: dict, verdicts: dict, runs: list[dict], cited: dict[str, set[str]] | None = None) -> Findings:
     f = Findings()
+    cited = cited_in_source() if cited is None else cited
     for rid, nodeids in sorted(verdicts["_unknown"].items()):
         f.errors.append(f"{nodeids[0]}{f' (and {len(nodeids) - 1} more)' if len(nodeids) > 1 else ''}: "
                         f"cites unknown requirement {rid!r}")
     full = bool(runs) and runs[0]["full"]
+    not_reached = []
     for rid, req in reqs.items():
         v = verdicts[rid]
         if req["status"] == "planned":
@@ -243,10 +245,19 @@ def check_results(reqs: dict, verdicts: dict, runs: list[dict]) -> Findings:
             bad = [n for n, tiers in v["tests"].items() if "failed" in tiers.values()]
             f.errors.append(f"{rid} ({req['text'][:60]}...): test failed: {', '.join(bad)}")
         elif v["status"] == "untested":
-            why = "no test cites it" if not v["tests"] else "its tests did not pass here: " + "; ".join(v["skips"][:3])
-            (f.errors if full else f.warnings).append(f"{rid} ({req['text'][:60]}...): no passing test ({why})")
-    if runs and not full:
-        f.warnings.append(f"a partial run ({' '.join(runs[0]['args'])}): requirements it did not reach are warnings; "
+            if v["tests"]:
+                why = "its tests did not pass here: " + "; ".join(v["skips"][:3] or list(v["tests"])[:3])
+            elif rid in cited:
+                why = f"cited in {', '.join(sorted(cited[rid]))}, but no citing test ran"
+            else:
+                why = "no test cites it: mark the tests that verify it with @pytest.mark.req(\"" + rid + "\")"
+            if full or not v["tests"] and rid not in cited:
+                f.errors.append(f"{rid} ({req['text'][:60]}...): no passing test ({why})")
+            else:
+                not_reached.append(rid)
+    if not_reached:
+        f.warnings.append(f"a partial run ({' '.join(runs[0]['args'])}) did not verify {len(not_reached)} requirements "
+                          f"({', '.join(not_reached[:8])}{'...' if len(not_reached) > 8 else ''}); "
                           "./test.sh without arguments checks every one")
     return f
 
