@@ -4,6 +4,8 @@ import os
 import random
 import tempfile
 
+pytest_plugins = ["tools.trace_plugin"]  # --req-report: outcomes and requirement ids for tools/trace.py
+
 
 def pytest_addoption(parser):
     group = parser.getgroup("hil", "hardware-in-the-loop rig")

@@ -7,7 +7,15 @@ cd "$(dirname "$0")"
 source tools/venv.sh
 tools/typecheck.sh  # board images against their MicroPython stubs (mypy)
 tools/pico-emu/setup.sh  # rp2040js for the emulated-Pico tests (npm ci, pinned; skipped without node)
-python -m pytest "$@"
+# Each run writes its tests' outcomes and requirement ids (@pytest.mark.req) for tools/trace.py.
+TRACE=build/trace
+rm -f "$TRACE"/*.json
+python -m pytest --req-report "$TRACE/pytest.json" "$@" || {
+  status=$?  # the trace report still shows what failed, against which requirement
+  python tools/trace.py "$TRACE/pytest.json" --html build/trace.html >/dev/null 2>&1 || true
+  echo "trace report: build/trace.html" >&2
+  exit $status
+}
 # The firmware on the 32-bit unix port (31-bit small ints and ticks wrapping at 2^30, as on the
 # RP2040), its ticks started 5 s before the wrap: every firmware test (the VM's), and the HIL suites
 # that dose, stop and journal (the rest add little the 64-bit run does not: link, auth, console);
@@ -17,11 +25,17 @@ python -m pytest "$@"
 MPY32="$(python -c 'from mesosim.harness import unix32_binary; print(unix32_binary() or "")')"
 if [ -n "$MPY32" ]; then
   MESOINJECT_MICROPYTHON="$MPY32" MICROPY_TICKS_WRAP_S=5 python -m pytest -q -k "not typecheck" firmware/tests \
-    hil_tests/test_dosing.py hil_tests/test_stops.py hil_tests/test_journal.py hil_tests/test_limits.py
-  MESOINJECT_MICROPYTHON="$MPY32" python -m pytest -q hil_tests/test_journal.py -k torture
+    hil_tests/test_dosing.py hil_tests/test_stops.py hil_tests/test_journal.py hil_tests/test_limits.py \
+    --req-report "$TRACE/pytest-32.json"
+  MESOINJECT_MICROPYTHON="$MPY32" python -m pytest -q hil_tests/test_journal.py -k torture \
+    --req-report "$TRACE/pytest-32-torture.json"
 else
   echo "32-bit tier skipped: $(python -c 'from mesosim.harness import UNIX32_HOWTO; print(UNIX32_HOWTO)')" >&2
 fi
+# The risk file against these runs: every requirement verified by a passing test, every hazard's
+# control by a test, no unknown id, PROTOCOL.md's limits tables equal to spec.py, docs/soup.md current
+# (docs/requirements.yaml, docs/hazards.yaml; README "Risk management"). Writes build/trace.html.
+python tools/trace.py "$TRACE/pytest.json" "$TRACE/pytest-32.json" "$TRACE/pytest-32-torture.json" --html build/trace.html
 python bench/bench_sim.py --quick
 python bench/bench_faults.py --quick
 python bench/bench_metering.py --quick
@@ -32,3 +46,4 @@ python bench/bench_heap.py
 python bench/bench_virtual.py --quick  # the virtual device's 20-point session (the sim's is in the full run)
 python bench/bench_console.py --quick
 python bench/bench_pico_emu.py --quick  # the real firmware on the emulated Pico (skips without the binaries)
+echo "trace report: build/trace.html (requirements -> tests -> results; hazards -> controls -> tests)"

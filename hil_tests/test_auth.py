@@ -24,6 +24,7 @@ def nacked_auth(reply):
     return reply.type == spec.NACK and reply.fields["reason"] == spec.NACK_AUTH
 
 
+@pytest.mark.req("SR-071")
 def test_open_commands_need_no_key(rig):
     with Device.open(rig.url, keys.KeyStore("/nonexistent")) as dev:
         assert dev.hello().paired
@@ -33,6 +34,7 @@ def test_open_commands_need_no_key(rig):
             dev.configure(**CONFIG)
 
 
+@pytest.mark.req("SR-070")
 def test_forged_replayed_and_reordered_frames_are_refused_and_change_nothing(device):
     before = device.status()
     # forged: signed with another key
@@ -60,6 +62,7 @@ def test_forged_replayed_and_reordered_frames_are_refused_and_change_nothing(dev
     drain(device)
 
 
+@pytest.mark.req("SR-070")
 def test_a_frame_recorded_before_a_power_cut_is_refused_after_it(device, sim):
     frame = device.sign(spec.CONFIGURE, **CONFIG)
     assert send(device, spec.CONFIGURE, 110, frame).type == spec.ACK
@@ -71,6 +74,7 @@ def test_a_frame_recorded_before_a_power_cut_is_refused_after_it(device, sim):
     assert device.status()["state"] == spec.STATE_IDLE
 
 
+@pytest.mark.req("SR-072")
 def test_pairing_needs_the_physical_gesture_and_the_key_is_never_sent_back(tmp_path):
     from mesoinject.simulated import SimBoard
 

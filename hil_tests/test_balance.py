@@ -1,6 +1,8 @@
 """Recorded volumes against a balance: runs unchanged on the simulated board (its simulated balance)
 and on a real board with --balance PORT (the needle over a cup on an analytical balance)."""
 
+import pytest
+
 from hil import drain, wait_state
 from mesoprotocol import spec
 
@@ -10,6 +12,7 @@ DENSITY_MG_PER_UL = 1.0  # water
 RESOLUTION_MG = 0.1
 
 
+@pytest.mark.req("SR-042")
 def test_primed_volumes_match_the_balance(device, scale):
     device.configure(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
                      volume_nl=SHOT_NL, count=1, cadence_mhz=0, flow_nl_s=20000)

@@ -32,6 +32,7 @@ def point_errors(board, device, store):
     return [pen.volume_nl / row["delivered_nl"] - 1 for row, pen in zip(rows, board.penetrations[before:])]
 
 
+@pytest.mark.req("SR-043")
 def test_calibration_finds_the_bore_and_points_then_meet_half_a_percent(bored, store):
     board, device, balance = bored
     uncalibrated = point_errors(board, device, store)
@@ -44,6 +45,7 @@ def test_calibration_finds_the_bore_and_points_then_meet_half_a_percent(bored, s
     assert all(abs(e) < 0.005 for e in point_errors(board, device, store))
 
 
+@pytest.mark.req("SR-043")
 def test_the_factor_survives_a_power_cut(bored):
     board, device, _ = bored
     stored = device.hello().cal_ppm
@@ -55,6 +57,7 @@ def test_the_factor_survives_a_power_cut(bored):
     assert device.hello().cal_ppm == stored != 1000000
 
 
+@pytest.mark.req("SR-043")
 def test_a_balance_that_stops_answering_aborts_and_keeps_the_old_factor(bored):
     board, device, _ = bored
     before = device.hello().cal_ppm
@@ -67,6 +70,7 @@ def test_a_balance_that_stops_answering_aborts_and_keeps_the_old_factor(bored):
     assert device.hello().cal_ppm == before
 
 
+@pytest.mark.req("SR-043")
 def test_a_noisy_balance_gives_a_poor_fit_that_is_refused(bored):
     board, device, balance = bored
     before = device.hello().cal_ppm
@@ -79,6 +83,7 @@ def test_a_noisy_balance_gives_a_poor_fit_that_is_refused(bored):
     assert device.hello().cal_ppm == before
 
 
+@pytest.mark.req("SR-043")
 def test_a_balance_in_the_wrong_unit_is_refused(bored):
     board, device, balance = bored
     board.balance.unit = "ct"
@@ -89,6 +94,7 @@ def test_a_balance_in_the_wrong_unit_is_refused(bored):
         board.balance.unit = "g"
 
 
+@pytest.mark.req("SR-043", "SR-080")
 def test_a_calibration_stopped_by_an_alarm_names_it_and_keeps_the_old_factor(bored):
     board, device, balance = bored
     before = device.hello().cal_ppm

@@ -143,6 +143,7 @@ def test_a_whole_session_from_the_form_to_the_report(console, page):
     wait_phase(page, "setup")
 
 
+@pytest.mark.req("SR-080")
 def test_an_occlusion_interrupts_the_screen_and_says_what_to_do(console, page, sim):
     browser.start_program(page, "point-by-point.toml", 6, 30)
     two_done(page)
@@ -172,6 +173,7 @@ def test_an_occlusion_interrupts_the_screen_and_says_what_to_do(console, page, s
     page.wait_for_selector("body[data-device-state='IDLE']")
 
 
+@pytest.mark.req("SR-084")
 def test_pause_resume_and_abort_from_the_keyboard(console, page):
     browser.start_program(page, "point-by-point.toml", 40, 10)
     two_done(page)
@@ -201,6 +203,7 @@ def test_pause_resume_and_abort_from_the_keyboard(console, page):
     assert number(page, "#delivered-ul") == pytest.approx(sum(d["delivered_nl"] for d in records) / 1000, abs=0.05)
 
 
+@pytest.mark.req("SR-084")
 def test_values_out_of_range_cannot_be_submitted_and_say_why(page):
     page.select_option("#program", "point-by-point.toml")
     page.fill("#patient_ref", "P-0001")
@@ -222,6 +225,7 @@ def test_values_out_of_range_cannot_be_submitted_and_say_why(page):
     assert page.get_attribute("body", "data-phase") == "setup"
 
 
+@pytest.mark.req("SR-052")
 def test_a_lost_link_interrupts_the_screen_and_the_records_follow_on_reconnect(console, page, sim):
     entries = len(sim.penetrations)
     browser.start_program(page, "point-by-point.toml", 20, 10)

@@ -46,6 +46,7 @@ def test_mip_installs_the_firmware_and_the_board_layer(blank_sim):
     assert (ident.board, ident.firmware) == ("sim", "%d.%d.%d" % image.firmware_version())
 
 
+@pytest.mark.req("SR-075")
 def test_flash_compiles_copies_verifies_and_restarts_a_blank_board(blank_sim):
     from mesoinject import flash
 
@@ -108,6 +109,7 @@ def test_flash_asks_for_safe_mode_when_the_firmware_has_no_repl_command(request,
             assert dev.hello().board == "sim"  # still running, untouched
 
 
+@pytest.mark.req("SR-073")
 @pytest.mark.skipif(not hasattr(spec, "REPL"), reason="needs the protocol's REPL command (spec.REPL), not there yet")
 def test_flash_takes_a_running_firmware_to_its_repl(request, tmp_path):
     if request.config.getoption("--port"):
@@ -135,6 +137,7 @@ def pairing_gesture(sim):
     sim.set_estop(False)
 
 
+@pytest.mark.req("SR-073")
 def test_service_mode_needs_the_gesture_and_never_shows_the_key(request, tmp_path):
     """Issue 15 row 6: the trigger alone at power-up opened a REPL that read the key and took any firmware."""
     if request.config.getoption("--port"):
@@ -171,6 +174,7 @@ def test_service_mode_needs_the_gesture_and_never_shows_the_key(request, tmp_pat
                               volume_nl=30000, count=1, cadence_mhz=0, flow_nl_s=50000, session=1)
 
 
+@pytest.mark.req("SR-075")
 @pytest.mark.skipif("build" not in spec.layout(spec.IDENTITY)[1],
                     reason="IDENTITY has no build field yet: flash checks the version and the files' hashes")
 def test_hello_reports_the_build_hash_after_a_flash(blank_sim):
@@ -180,6 +184,7 @@ def test_hello_reports_the_build_hash_after_a_flash(blank_sim):
     assert report.identity["build"] == int(report.build.build_hash, 16)
 
 
+@pytest.mark.req("SR-075")
 def test_flash_refuses_another_boards_image(blank_sim):
     from mesoinject import flash
 

@@ -11,6 +11,7 @@ from mesosim.harness import ticks_diff
 TOLERANCE = 0.02  # the walking skeleton's bar; issue 3 tightens it to 1%
 
 
+@pytest.mark.req("SR-042")
 def test_point_by_point_records_match_ground_truth(device, sim, store):
     program = load_program("point-by-point", count=6)
     before = len(sim.penetrations)
@@ -38,6 +39,7 @@ def test_point_by_point_records_match_ground_truth(device, sim, store):
     assert outcome.progress.delivered_nl == sum(r["delivered_nl"] for r in points)
 
 
+@pytest.mark.req("SR-042")
 def test_nappage_cadence_and_shots_match_ground_truth(device, sim, store):
     program = load_program("nappage", count=24)
     before = len(sim.penetrations)
@@ -74,6 +76,7 @@ def test_second_program_on_a_primed_syringe_skips_priming(device, sim, store):
     assert reply["state"] == spec.STATE_PRIMED
 
 
+@pytest.mark.req("SR-009")
 def test_nappage_shots_never_closer_than_the_cadence_ceiling_under_load(device, sim, store):
     # issue 15 row 7: a late shot was followed by an immediate catch-up (intervals of 44-49 ms at
     # a 12 Hz ceiling). Here the firmware's loop is stalled now and then (a flash erase, a GC)

@@ -25,6 +25,7 @@ def point_records(events):
     return [e.fields for e in events if e.type == spec.DELIVERY and e.fields["kind"] != spec.KIND_PRIME]
 
 
+@pytest.mark.req("SR-023")
 @pytest.mark.parametrize("factor,ramp", [(1e6, 0.0), (1.0, 2000.0)], ids=["sudden", "gradual"])
 def test_occlusion_alarms_stops_and_relieves_pressure(device, sim, factor, ramp):
     _, pens = start_slow_point(device, sim)
@@ -53,6 +54,7 @@ def test_occlusion_alarms_stops_and_relieves_pressure(device, sim, factor, ramp)
     sim.set_trigger(False)
 
 
+@pytest.mark.req("SR-024")
 def test_syringe_running_empty_stops_before_the_bottom(device, sim):
     start_slow_point(device, sim)
     sim.set_content(4000)  # 4 uL left; the end switch closes 2 uL before the bottom
@@ -71,6 +73,7 @@ def test_syringe_running_empty_stops_before_the_bottom(device, sim):
     assert device.configure(**SLOW_POINT)["state"] == spec.STATE_CONFIGURED
 
 
+@pytest.mark.req("SR-021")
 def test_trigger_stuck_after_a_point_faults(device, sim):
     fast = dict(SLOW_POINT, volume_nl=5000, flow_nl_s=50000)  # a 0.2 s point
     device.configure(**fast)
@@ -87,6 +90,7 @@ def test_trigger_stuck_after_a_point_faults(device, sim):
     sim.set_trigger(False)
 
 
+@pytest.mark.req("SR-022")
 @pytest.mark.parametrize("mode", ["cut", "stall"])
 def test_link_cut_or_stalled_stops_within_the_timeout(device, sim, mode):
     _, pens = start_slow_point(device, sim)
@@ -106,6 +110,7 @@ def test_link_cut_or_stalled_stops_within_the_timeout(device, sim, mode):
     sim.set_trigger(False)
 
 
+@pytest.mark.req("SR-026", "SR-027")
 def test_firmware_hang_is_reset_by_the_watchdog(device, sim):
     _, pens = start_slow_point(device, sim)
     boots = sim.boots
@@ -122,6 +127,7 @@ def test_firmware_hang_is_reset_by_the_watchdog(device, sim):
     assert device.abort()["state"] == spec.STATE_IDLE  # the host acknowledges the reset
 
 
+@pytest.mark.req("SR-027")
 def test_power_cut_mid_point_boots_safe(device, sim):
     _, pens = start_slow_point(device, sim)
     sim.power_cut(off_s=0.3)
@@ -136,6 +142,7 @@ def test_power_cut_mid_point_boots_safe(device, sim):
     sim.set_trigger(False)
 
 
+@pytest.mark.req("SR-056", "SR-080")
 def test_a_session_stopped_by_an_alarm_is_recorded_as_a_fault(device, sim, store):
     import threading
 
@@ -168,6 +175,7 @@ def test_a_session_stopped_by_an_alarm_is_recorded_as_a_fault(device, sim, store
     assert "OCCLUSION" in alarms.explain(spec.ALARM_OCCLUSION, 300) and "Next:" in alarms.explain(spec.ALARM_OCCLUSION, 300)
 
 
+@pytest.mark.req("SR-023")
 def test_occlusion_with_a_dead_pressure_sensor_is_caught_by_stall_detection(device, sim):
     sim.fail_pressure_sensor()
     try:

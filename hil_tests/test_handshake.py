@@ -23,6 +23,7 @@ def test_status_after_abort_is_idle_with_needle_home(device):
 
 
 
+@pytest.mark.req("SR-083")
 def test_a_host_of_another_protocol_version_is_told_which_one_the_device_speaks(device, monkeypatch):
     """A newer host meets this firmware: HELLO is refused with the device's version and the fix."""
     from mesoinject import codec

@@ -23,6 +23,7 @@ def pull(device, store):
     return counts, seen
 
 
+@pytest.mark.req("SR-053")
 def test_power_cut_mid_point_comes_back_as_a_partial_record(device, sim, store):
     _, pens = start_slow_point(device, sim)
     sim.power_cut(off_s=0.3)
@@ -40,6 +41,7 @@ def test_power_cut_mid_point_comes_back_as_a_partial_record(device, sim, store):
     sim.set_trigger(False)
 
 
+@pytest.mark.req("SR-052", "SR-054")
 def test_a_delivery_lost_with_the_link_is_recovered_once(device, sim, store):
     _, pens = start_slow_point(device, sim)
     sim.set_link("cut")  # the DELIVERY of the stopped point never reaches the host
@@ -57,6 +59,7 @@ def test_a_delivery_lost_with_the_link_is_recovered_once(device, sim, store):
     sim.set_trigger(False)
 
 
+@pytest.mark.req("SR-050")
 def test_events_and_the_journal_agree(device, sim, store):
     """Every DELIVERY event is also in the journal, field for field, until acknowledged."""
     device.configure(**dict(SLOW_POINT, volume_nl=5000, flow_nl_s=50000))
@@ -77,6 +80,7 @@ def test_events_and_the_journal_agree(device, sim, store):
         assert {k: by_id[e["record_id"]][k] for k in e} == e
 
 
+@pytest.mark.req("SR-058")
 def test_a_full_journal_refuses_to_arm_and_says_why(sim):
     from mesoinject.simulated import SimBoard
 
@@ -96,6 +100,7 @@ def test_a_full_journal_refuses_to_arm_and_says_why(sim):
         assert dev.arm()["state"] == spec.STATE_ARMED
 
 
+@pytest.mark.req("SR-051")
 def test_records_stay_on_the_device_until_the_host_can_store_them(device, sim, tmp_path):
     import sqlite3
 
@@ -123,6 +128,7 @@ def test_records_stay_on_the_device_until_the_host_can_store_them(device, sim, t
     store.close()
 
 
+@pytest.mark.req("SR-060")
 @pytest.mark.parametrize("shots", [150])
 @pytest.mark.skipif(bool(os.environ.get("MICROPY_TICKS_WRAP_S")),
                     reason="the ground truth is matched to records by board clock, which MICROPY_TICKS_WRAP_S restarts "
@@ -141,6 +147,7 @@ def test_torture_loses_and_double_counts_nothing(sim, request, tmp_path, shots):
     assert r.power_lost >= 1  # at least one cut landed while a shot was dispensing
 
 
+@pytest.mark.req("SR-051")
 def test_a_session_goes_on_when_the_store_fails_and_its_records_wait_on_the_device(device, sim, tmp_path):
     import sqlite3
 
@@ -177,6 +184,7 @@ def test_a_session_goes_on_when_the_store_fails_and_its_records_wait_on_the_devi
     store.close()
 
 
+@pytest.mark.req("SR-056")
 def test_an_alarm_and_the_outcome_in_a_store_outage_reach_the_record_through_sync(device, sim, tmp_path):
     """Issue 15 row 8: an E-stop while the store was locked never reached the record, and the session
     stayed 'running' after sync. Both are journalled on the device now, and acknowledged once stored."""
@@ -219,6 +227,7 @@ def test_an_alarm_and_the_outcome_in_a_store_outage_reach_the_record_through_syn
     store.close()
 
 
+@pytest.mark.req("SR-057")
 def test_a_device_whose_flash_was_erased_gets_records_that_never_collide(request, tmp_path):
     """Issue 15 row 9: a device erased (same serial) counted its record ids again; run and sync then
     failed on a RecordConflict forever and the journal filled. A new journal epoch keeps them apart."""

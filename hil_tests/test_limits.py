@@ -26,6 +26,7 @@ BAD = [
 ]
 
 
+@pytest.mark.req("SR-001", "SR-002", "SR-003", "SR-004", "SR-006", "SR-008", "SR-010", "SR-011", "SR-012", "SR-015", "SR-082")
 @pytest.mark.parametrize("fields,reason,field,limit", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_out_of_limit_configure_is_nacked_and_changes_nothing(device, fields, reason, field, limit):
     before = device.status()
@@ -41,6 +42,7 @@ def test_out_of_limit_configure_is_nacked_and_changes_nothing(device, fields, re
         device.arm()
 
 
+@pytest.mark.req("SR-015")
 def test_refused_reconfigure_keeps_the_program_in_force(device):
     device.configure(**GOOD)
     with pytest.raises(DeviceRefused):
@@ -50,6 +52,7 @@ def test_refused_reconfigure_keeps_the_program_in_force(device):
     assert status["planned"] == GOOD["count"]
 
 
+@pytest.mark.req("SR-013")
 @pytest.mark.parametrize("volume_nl, limit", [(spec.MAX_PRIME_NL + 1, spec.MAX_PRIME_NL),
                                               (spec.MIN_VOLUME_NL - 1, spec.MIN_VOLUME_NL), (0, spec.MIN_VOLUME_NL)])
 def test_prime_outside_its_range_is_refused_by_the_device(device, sim, volume_nl, limit):
@@ -61,6 +64,7 @@ def test_prime_outside_its_range_is_refused_by_the_device(device, sim, volume_nl
     assert sim.truth().out_nl == out_before
 
 
+@pytest.mark.req("SR-016")
 def test_commands_out_of_order_are_refused(device):
     with pytest.raises(DeviceRefused) as refused:
         device.prime(5000)
@@ -70,6 +74,7 @@ def test_commands_out_of_order_are_refused(device):
         device.arm()  # never armed unprimed
 
 
+@pytest.mark.req("SR-014")
 def test_device_settings_lower_limits_and_survive_a_reset(device, sim):
     device.settings(max_depth_um=3000, max_point_nl=40000)
     with pytest.raises(DeviceRefused) as refused:
@@ -82,6 +87,7 @@ def test_device_settings_lower_limits_and_survive_a_reset(device, sim):
     device.settings(**{row[0]: row[2] for row in spec.SETTINGS_TABLE})  # back to defaults
 
 
+@pytest.mark.req("SR-014")
 @pytest.mark.parametrize("name,value,limit", [("max_point_nl", spec.CEIL_POINT_NL + 1, spec.CEIL_POINT_NL),
                                               ("max_depth_um", 4100, spec.MAX_DEPTH_UM),
                                               ("link_timeout_ms", 50, spec.MIN_LINK_TIMEOUT_MS)])
@@ -91,12 +97,14 @@ def test_settings_cannot_pass_the_hard_ceilings(device, name, value, limit):
     assert (refused.value.reason, refused.value.field, refused.value.limit) == ("LIMIT", name, limit)
 
 
+@pytest.mark.req("SR-014")
 def test_settings_only_while_idle(device):
     device.configure(**GOOD)
     with pytest.raises(DeviceRefused, match="allowed in IDLE"):
         device.settings(max_depth_um=2000)
 
 
+@pytest.mark.req("SR-007")
 def test_session_cap_holds_across_re_arms_until_a_new_session(device, sim):
     # issue 15 row 2: ARM from COMPLETE three times gave 300 uL under a 100 uL cap
     from hil import wait_state

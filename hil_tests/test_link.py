@@ -7,6 +7,7 @@ from mesoinject import codec
 from mesoprotocol import spec
 
 
+@pytest.mark.req("SR-030")
 def test_garbage_before_a_frame_is_skipped_and_counted(device):
     errors = device.status()["rx_errors"]
     good = codec.encode(spec.STATUS, 200)
@@ -17,6 +18,7 @@ def test_garbage_before_a_frame_is_skipped_and_counted(device):
     assert reply.fields["rx_errors"] > errors  # the corrupt frame was counted
 
 
+@pytest.mark.req("SR-031")
 def test_unknown_type_gets_a_nack(device):
     frame = codec.Frame.build({"body": {"value": {"length": 0, "version": 1, "type": 0x3E, "seq": 9, "payload": b""}}})
     reply = device.link.exchange(frame, 9)
@@ -24,6 +26,7 @@ def test_unknown_type_gets_a_nack(device):
     assert reply.fields["reason"] == spec.NACK_UNKNOWN_TYPE and reply.fields["command"] == 0x3E
 
 
+@pytest.mark.req("SR-031")
 def test_wrong_payload_length_gets_a_nack_and_does_nothing(device):
     frame = codec.Frame.build({"body": {"value": {"length": 2, "version": 1, "type": spec.CONFIGURE, "seq": 10,
                                                   "payload": b"\x01\x01"}}})
@@ -32,6 +35,7 @@ def test_wrong_payload_length_gets_a_nack_and_does_nothing(device):
     assert device.status()["state"] == spec.STATE_IDLE
 
 
+@pytest.mark.req("SR-031")
 def test_wrong_version_gets_a_nack(device):
     frame = codec.Frame.build({"body": {"value": {"length": 0, "version": 9, "type": spec.STATUS, "seq": 11,
                                                   "payload": b""}}})
@@ -39,6 +43,7 @@ def test_wrong_version_gets_a_nack(device):
     assert reply.type == spec.NACK and reply.fields["reason"] == spec.NACK_BAD_VERSION
 
 
+@pytest.mark.req("SR-032")
 def test_retransmitted_prime_dispenses_once(device, sim):
     device.configure(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
                      volume_nl=30000, count=3, cadence_mhz=0, flow_nl_s=50000)
@@ -65,6 +70,7 @@ def test_every_sequence_byte_round_trips(device):
     assert device.link.rx_dropped == 0
 
 
+@pytest.mark.req("SR-031")
 def test_a_reply_type_sent_to_the_device_is_not_a_command(device):
     frame = codec.encode(spec.ACK, 12, command=spec.ARM, state=spec.STATE_ARMED)
     reply = device.link.exchange(frame, 12)
@@ -72,6 +78,7 @@ def test_a_reply_type_sent_to_the_device_is_not_a_command(device):
     assert reply.fields["state"] == device.status()["state"]
 
 
+@pytest.mark.req("SR-032")
 def test_a_malformed_frame_does_not_spoil_the_reply_cache(device):
     configure = codec.encode(spec.CONFIGURE, 40, **device.sign(
         spec.CONFIGURE, technique=1, syringe=1, needles=1, needle_length_um=4000, depth_um=2000, volume_nl=30000,
@@ -83,6 +90,7 @@ def test_a_malformed_frame_does_not_spoil_the_reply_cache(device):
     assert (again.type, again.seq, again.fields) == (first.type, 40, first.fields)
 
 
+@pytest.mark.req("SR-060")
 @pytest.mark.parametrize("faults", [dict(flip=0.01), dict(flip=0.01, drop=0.01, duplicate=0.01, truncate=0.01,
                                                           delay=0.01)], ids=["bit flips", "every fault"])
 def test_soak_through_a_faulty_link_loses_nothing_and_runs_nothing_twice(sim, request, faults):

@@ -66,6 +66,7 @@ def device_verdict(device, program: Program) -> set[str] | None:
     return None
 
 
+@pytest.mark.req("SR-017")
 @pytest.mark.sim_only  # the loaded syringe is the simulated board's (a real rig: whatever is clamped)
 def test_host_and_device_accept_exactly_the_same_programs(device, sim):
     limits = device.hello().limits
@@ -86,6 +87,7 @@ def test_host_and_device_accept_exactly_the_same_programs(device, sim):
     assert seen["accepted"] >= 10 and seen["refused"] >= 10, seen  # both sides of the limits were tried
 
 
+@pytest.mark.req("SR-008", "SR-017", "SR-082")
 def test_an_infeasible_cadence_comes_with_the_flow_that_makes_it_possible(device):
     limits = device.hello().limits
     program = Program(name="fast", technique="nappage", drug="saline", syringe=1, needle_gauge=30,
@@ -103,6 +105,7 @@ def test_an_infeasible_cadence_comes_with_the_flow_that_makes_it_possible(device
         spec.STATE_CONFIGURED, spec.STATE_PRIMED)  # ...and the device's
 
 
+@pytest.mark.req("SR-005", "SR-082")
 def test_a_dose_below_what_the_syringe_meters_reads_in_microlitres(device):
     program = Program(name="tiny", technique="point-by-point", drug="saline", syringe=1, needle_gauge=30,
                       needle_length_um=4000, depth_um=1500, volume_nl=550, count=3, cadence_mhz=0,

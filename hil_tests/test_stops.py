@@ -39,6 +39,7 @@ def partial_delivery(device, seen=None):
             return e.fields
 
 
+@pytest.mark.req("SR-025")
 def test_abort_stops_delivery_and_records_the_partial_point(device, sim):
     start, pens = start_slow_point(device, sim)
     assert device.abort()["state"] == spec.STATE_IDLE
@@ -54,6 +55,7 @@ def test_abort_stops_delivery_and_records_the_partial_point(device, sim):
     sim.set_trigger(False)
 
 
+@pytest.mark.req("SR-020")
 def test_trigger_release_stops_within_the_point(device, sim):
     start_slow_point(device, sim)
     pens = len(sim.penetrations)
@@ -66,6 +68,7 @@ def test_trigger_release_stops_within_the_point(device, sim):
     assert device.status()["done"] == 1
 
 
+@pytest.mark.req("SR-022")
 def test_link_loss_stops_delivery_and_raises_an_alarm(device, sim):
     _, pens = start_slow_point(device, sim)
     seen = []
@@ -89,6 +92,7 @@ def test_link_loss_stops_delivery_and_raises_an_alarm(device, sim):
     sim.set_trigger(False)
 
 
+@pytest.mark.req("SR-025")
 def test_emergency_stop_faults_and_needs_abort(device, sim):
     start_slow_point(device, sim)
     sim.set_estop(True)
@@ -103,6 +107,7 @@ def test_emergency_stop_faults_and_needs_abort(device, sim):
     assert device.abort()["state"] == spec.STATE_IDLE
 
 
+@pytest.mark.req("SR-028")
 def test_pause_stops_and_resume_rearms(device, sim):
     start_slow_point(device, sim)
     assert device.pause()["state"] == spec.STATE_PAUSED
@@ -112,6 +117,7 @@ def test_pause_stops_and_resume_rearms(device, sim):
     assert device.resume()["state"] == spec.STATE_ARMED
 
 
+@pytest.mark.req("SR-016")
 def test_trigger_held_while_arming_does_not_fire(device, sim):
     device.configure(**SLOW_POINT)
     sim.set_trigger(True)
@@ -130,6 +136,7 @@ def test_trigger_held_while_arming_does_not_fire(device, sim):
     sim.set_trigger(False)
 
 
+@pytest.mark.req("SR-028")
 def test_resume_after_pausing_the_last_point_gives_no_extra_point(device, sim):
     device.configure(**dict(SLOW_POINT, count=1))
     prime_and_arm(device)

@@ -36,6 +36,7 @@ def dev(loaded):
         d.abort()
 
 
+@pytest.mark.req("SR-018")
 @pytest.mark.parametrize("program_says", [BD_1, BD_10])
 def test_configure_for_another_syringe_than_the_loaded_one_is_refused(dev, loaded, program_says):
     # the attack: a BD 3 mL loaded, the program says BD 1 mL -> 99 uL for a 30 uL point
@@ -49,6 +50,7 @@ def test_configure_for_another_syringe_than_the_loaded_one_is_refused(dev, loade
     assert loaded.truth().out_nl == out_before
 
 
+@pytest.mark.req("SR-018")
 def test_the_loaded_syringe_is_accepted_and_recorded(dev, loaded):
     assert dev.configure(syringe=BD_3, **POINT)["state"] == spec.STATE_CONFIGURED
     dev.prime(5000)
@@ -58,6 +60,7 @@ def test_the_loaded_syringe_is_accepted_and_recorded(dev, loaded):
     assert deliveries[0].fields["syringe"] == BD_3
 
 
+@pytest.mark.req("SR-018")
 def test_prime_after_a_swap_is_refused(dev, loaded):
     dev.configure(syringe=BD_3, **POINT)
     loaded.load_syringe(BD_10)
@@ -69,6 +72,7 @@ def test_prime_after_a_swap_is_refused(dev, loaded):
     assert loaded.truth().out_nl == out_before
 
 
+@pytest.mark.req("SR-018")
 @pytest.mark.parametrize("fault", ["swap", "sensor"])
 def test_a_swap_or_a_sensor_fault_mid_session_stops_dosing(dev, loaded, fault):
     dev.configure(syringe=BD_3, **POINT)

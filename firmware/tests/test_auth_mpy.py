@@ -13,21 +13,25 @@ def auth(run_mpy, tmp_path_factory):
     return run_mpy(HERE / "mpy_auth.py", VECTORS, tmp_path_factory.mktemp("auth"))
 
 
+@pytest.mark.req("SR-070", "SR-071")
 def test_an_unpaired_device_refuses_every_signed_command(auth):
     assert auth["unpaired"] and all(r == [0, 0, 0] for r in auth["unpaired"])
 
 
+@pytest.mark.req("SR-070")
 def test_every_signed_vector_is_accepted_once(auth):
     assert all(r is None for _, r in auth["fresh"]), auth["fresh"]
     # again: the counter is used up -> (counter field, counter, last accepted)
     assert all(r is not None and r[0] >= 1 and r[1] == r[2] for r in auth["replayed"])
 
 
+@pytest.mark.req("SR-070")
 def test_a_changed_field_or_another_key_is_refused_as_a_bad_mac(auth):
     for results in (auth["forged"], auth["wrong_key"]):
         assert all(r is not None and r[2] == 0 for r in results), results
 
 
+@pytest.mark.req("SR-070")
 def test_a_frame_accepted_before_a_reset_is_refused_after_it(auth):
     paired, counter, result = auth["after_reset"]
     assert paired and counter >= 1024  # the high-water mark was reserved ahead on flash

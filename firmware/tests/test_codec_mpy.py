@@ -15,6 +15,7 @@ def results(run_mpy):
     return {r["name"]: r for r in run_mpy(HERE / "mpy_vectors.py", VECTORS)}
 
 
+@pytest.mark.req("SR-033")
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_firmware_decodes_vector(case, results):
     got = results[case["name"]]
@@ -22,6 +23,7 @@ def test_firmware_decodes_vector(case, results):
     assert got["bytes"] == case["results"]
 
 
+@pytest.mark.req("SR-033")
 @pytest.mark.parametrize("case", [c for c in CASES if c.get("encode")], ids=lambda c: c["name"])
 def test_firmware_encodes_vector(case, results):
     assert results[case["name"]]["encoded"] == case["hex"]

@@ -18,11 +18,13 @@ def test_viper_compiles_on_this_port(result):
     assert result["viper"]
 
 
+@pytest.mark.req("SR-033")
 def test_crcs_match_their_definitions_and_the_golden_frames(result):
     assert result["frames"] > 20 and result["random"] == 42
     assert result["bad"] == []
 
 
+@pytest.mark.req("SR-044")
 @pytest.mark.parametrize("call", ["crc16", "crc16_py", "crc32", "crc32_py", "checkpoint"])
 def test_no_heap_allocation(result, call):
     # a journal checkpoint runs in the dosing loop: on a 32-bit port binascii.crc32 allocated here

@@ -53,18 +53,21 @@ def results(run_mpy, tmp_path_factory):
     return run_mpy(HERE / "mpy_dosing.py", cases)
 
 
+@pytest.mark.req("SR-040")
 def test_metering_has_no_cumulative_drift(results):
     # 1000 points of 30 uL: the carried remainder keeps the total within one step
     for row in results["drift"]:
         assert abs(row["error_pl"]) <= row["pl_per_step"] // 2 + 1, row
 
 
+@pytest.mark.req("SR-040")
 def test_pl_per_step_matches_geometry(results):
     # BD 1 mL, 4.78 mm bore, 1/3200 mm per microstep: 5.608 nL per step
     bd_1ml = next(row for row in results["drift"] if row["syringe"] == 1)
     assert bd_1ml["pl_per_step"] == 5608
 
 
+@pytest.mark.req("SR-041")
 def test_device_and_host_syringe_maths_agree(results):
     # one integer formula in spec.py: the device (MicroPython, float32 on rp2/esp32) and the host
     # (CPython) get the same capacity and pL per step, so their checks agree at a limit
@@ -73,6 +76,7 @@ def test_device_and_host_syringe_maths_agree(results):
     assert len(results["syringe_maths"]) == 5 * len(spec.SYRINGES)
 
 
+@pytest.mark.req("SR-041")
 def test_syringe_maths_is_integer_only():
     # the float pi once gave capacities 1-2 nL apart in single (device) and double (host) precision:
     # no float constant and no true division in the formula
@@ -86,6 +90,7 @@ def test_syringe_maths_is_integer_only():
         assert not floats and not divisions, fn.__name__
 
 
+@pytest.mark.req("SR-001", "SR-002", "SR-003", "SR-004", "SR-005", "SR-006", "SR-008", "SR-010", "SR-011", "SR-012")
 @pytest.mark.parametrize("index", range(len(LIMIT_CASES)))
 def test_configure_limits(results, index):
     expected = LIMIT_CASES[index][1]

@@ -24,6 +24,7 @@ def fuzz():
     return result
 
 
+@pytest.mark.req("SR-034")
 def test_fuzzing_finds_no_failure(fuzz):
     assert fuzz.returncode == 0 and fuzz.summary is not None, "the fuzzer crashed:\n" + fuzz.report()
     summary = fuzz.summary
@@ -33,6 +34,7 @@ def test_fuzzing_finds_no_failure(fuzz):
         f"#{s['case']} {s['kind']} [state {s['state']}]: {s['detail']}\n  frame {s['hex']}" for s in summary["samples"])
 
 
+@pytest.mark.req("SR-034")
 def test_fuzzing_reached_every_layer(fuzz):
     # the run exercised drops, framing NACKs, the reply cache and the dispatcher, field checks
     # of every kind, and commands in most device states

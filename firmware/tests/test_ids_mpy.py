@@ -13,6 +13,7 @@ def r(run_mpy, tmp_path_factory):
     return run_mpy(HERE / "mpy_ids.py", tmp_path_factory.mktemp("ids"))
 
 
+@pytest.mark.req("SR-057")
 def test_ids_continue_across_boots(r):
     assert r["first_boot"] == [1, [1, 2, 3]]
     count, ids = r["second_boot"]
@@ -20,12 +21,14 @@ def test_ids_continue_across_boots(r):
     assert ids[1] == ids[0] + 1
 
 
+@pytest.mark.req("SR-057")
 def test_ids_never_repeat_after_the_journal_is_erased(r):
     # the program reserved more than a lease before giving them: the floor on flash covered them all
     assert r["unique_increasing"]
     assert r["after_erase"][0] > r["max_before_erase"]
 
 
+@pytest.mark.req("SR-057")
 def test_ids_stay_small_ints_for_a_million_boots(r):
     # the old epoch (boot_count << 16) passed 2^30 after 16,384 boots; a boot now spends at most a lease
     assert r["count_after_1000"] == 3 + 1000
@@ -34,11 +37,13 @@ def test_ids_stay_small_ints_for_a_million_boots(r):
     assert 10**6 * (r["lease"] + 1) < 1 << 30
 
 
+@pytest.mark.req("SR-057")
 def test_earlier_firmwares_file_keeps_ids_above_its_epoch(r):
     count, rid = r["legacy"]
     assert count == 10 and rid > 9 << 16
 
 
+@pytest.mark.req("SR-056", "SR-057")
 def test_alarm_and_end_records_lease_their_ids(r):
     # journalled alarms and program ends outside a program's reserve (more than a lease of them in
     # one boot), then the journal erased: the next id is above every one they took

@@ -31,6 +31,7 @@ def test_a_checkpoint_after_the_ring_wrapped_rewrites_one_block_not_the_journal(
     assert c["mean_erases"] <= 1.5
 
 
+@pytest.mark.req("SR-050")
 def test_the_boot_scan_finds_everything_and_writes_nothing(lfs):
     # 8 points after the wrap, never acknowledged; opening a segment to read it costs no write
     unacked, head, tail, last_id, oldest = lfs["after_boot"]
@@ -38,6 +39,7 @@ def test_the_boot_scan_finds_everything_and_writes_nothing(lfs):
     assert lfs["scan_writes"] == [0, 0]
 
 
+@pytest.mark.req("SR-050")
 def test_a_full_single_file_journal_is_moved_into_segments_on_littlefs(lfs):
     m = lfs["migrate"]
     print(f"\nmoving a {CELLS}-cell single-file journal into segments: {m['ms']} ms on the unix port, "

@@ -14,6 +14,7 @@ def j(run_mpy, tmp_path_factory):
     return run_mpy(HERE / "mpy_journal.py", tmp_path_factory.mktemp("journal"))
 
 
+@pytest.mark.req("SR-050", "SR-057")
 def test_records_survive_a_reboot_and_ids_keep_increasing(j):
     r = j["reboot"]
     assert r["ids"] == [(5 << 16) + 1, (5 << 16) + 2, (5 << 16) + 3]
@@ -23,12 +24,14 @@ def test_records_survive_a_reboot_and_ids_keep_increasing(j):
     assert j["after_ack"]["next"] == (6 << 16) + 1  # the new boot's epoch
 
 
+@pytest.mark.req("SR-051", "SR-055")
 def test_acknowledgement_is_idempotent_and_out_of_order(j):
     assert j["ack"] == [True, False, False]  # once; again: nothing; unknown id: nothing
     assert j["after_ack"]["unacked"] == 2
     assert j["after_ack"]["oldest"] == (5 << 16) + 1
 
 
+@pytest.mark.req("SR-053")
 def test_power_cut_mid_point_is_recorded_as_partial_at_its_last_checkpoint(j):
     r = j["power_lost"]
     assert r["count"] == 1
@@ -39,6 +42,7 @@ def test_power_cut_mid_point_is_recorded_as_partial_at_its_last_checkpoint(j):
     assert len(r["records"]) == 2  # the complete point before it is untouched
 
 
+@pytest.mark.req("SR-055")
 def test_torn_write_keeps_the_previous_version(j):
     r = j["torn"]
     assert r["repaired"] == 1
@@ -49,10 +53,12 @@ def test_torn_write_keeps_the_previous_version(j):
     assert len(r["records"]) == 2
 
 
+@pytest.mark.req("SR-055")
 def test_torn_tail_is_dropped_and_nothing_else_lost(j):
     assert j["torn_tail"] == {"repaired": 1, "unacked": 1}
 
 
+@pytest.mark.req("SR-058")
 def test_full_ring_refuses_until_acknowledged_and_wraps(j):
     full = j["full"]
     assert full["ids"][4] == 0 and all(full["ids"][:4]) and full["free"] == 0
@@ -64,6 +70,7 @@ def test_full_ring_refuses_until_acknowledged_and_wraps(j):
     assert w["oldest"] == full["ids"][2]
 
 
+@pytest.mark.req("SR-050")
 def test_a_single_file_journal_of_earlier_firmware_is_moved_into_segments(j):
     m = j["migrated"]
     assert m["segments"] == 3 and m["old_bytes"] == 141 * 64 + 5  # 140 points and one cut short
@@ -76,11 +83,13 @@ def test_a_single_file_journal_of_earlier_firmware_is_moved_into_segments(j):
         assert name not in m[name + "_left"] and name + ".d" in m[name + "_left"]
 
 
+@pytest.mark.req("SR-055")
 def test_a_segment_lost_in_the_middle_hides_no_record_behind_it(j):
     hole = j["hole"]
     assert hole["pending"] == hole["expected"]  # segment 1's 64 records are gone with it; the rest count
     assert hole["head"] == 150  # after the newest: nothing is overwritten
 
 
+@pytest.mark.req("SR-055")
 def test_an_empty_old_journal_file_leaves_the_segments_alone(j):
     assert j["downgrade"]["pending"] == j["downgrade"]["expected"] and not j["downgrade"]["old_left"]

@@ -80,6 +80,7 @@ def pico_fs(tmp_path_factory):
     return picoemu.build_fs("pico", tmp_path_factory.mktemp("pico") / "littlefs.img")
 
 
+@pytest.mark.req("SR-045")
 def test_step_pulses_on_the_pins_equal_the_steps_counted(pico_fs, tmp_path):
     run = picoemu.run_script(SCRIPT, pico_fs, tmp_path, watch={PLUNGER_STEP: PLUNGER_DIR, NEEDLE_STEP: NEEDLE_DIR},
                              inputs={TRIGGER: 0}, timeout_s=150)

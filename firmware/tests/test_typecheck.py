@@ -40,6 +40,7 @@ def typecheck(*args):
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.req("SR-046")
 @pytest.mark.parametrize("board", ["sim", "pico", "esp32s3"])
 def test_cpython_only_api_in_firmware_fails(tmp_path, board):
     probe = tmp_path / "probe.py"
@@ -50,6 +51,7 @@ def test_cpython_only_api_in_firmware_fails(tmp_path, board):
     assert f'{probe}:6: error: Module has no attribute "path"' in proc.stdout
 
 
+@pytest.mark.req("SR-046")
 def test_micropython_api_in_firmware_passes(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text(MICROPYTHON_OK)

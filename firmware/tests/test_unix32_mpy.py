@@ -15,6 +15,7 @@ from mesosim.harness import HEAP, UNIX32_HOWTO, unix32_binary
 SCRIPT = pathlib.Path(__file__).parent / "mpy_heap.py"
 
 
+@pytest.mark.req("SR-044")
 def test_no_heap_allocation_per_shot_on_32_bit(tmp_path):
     binary = unix32_binary()
     if not binary:

@@ -10,6 +10,7 @@ from mesoprotocol import spec
 CODES = [code for code, name in enumerate(spec.ALARM_NAMES) if name]  # 0 is "no alarm"
 
 
+@pytest.mark.req("SR-080")
 @pytest.mark.parametrize("code", CODES, ids=[spec.ALARM_NAMES[c] for c in CODES])
 def test_every_protocol_alarm_has_a_name_what_happened_and_what_to_do(code):
     assert code in alarms.ALARMS, f"{spec.ALARM_NAMES[code]} has no text in mesoinject.alarms"
@@ -22,17 +23,20 @@ def test_every_protocol_alarm_has_a_name_what_happened_and_what_to_do(code):
     assert explained.startswith(f"ALARM {name}: ") and "Next: " in explained
 
 
+@pytest.mark.req("SR-080")
 def test_each_alarm_has_its_own_exit_code_and_none_is_bad_input():
     codes = [alarms.exit_code(code) for code in CODES]
     assert len(set(codes)) == len(codes) and min(codes) >= 3  # 0 done, 1 not completed, 2 bad input
     assert alarms.exit_code(spec.ALARM_JOURNAL_FULL) == 9
 
 
+@pytest.mark.req("SR-080")
 def test_journal_full_says_sync_frees_it():
     _, what, todo = alarms.describe(spec.ALARM_JOURNAL_FULL, 0)
     assert "not give" in what and "mesoinject sync --port PORT" in todo and "mesoinject abort" in todo
 
 
+@pytest.mark.req("SR-080")
 def test_an_alarm_newer_than_this_host_says_to_update_it():
     code = len(spec.ALARM_NAMES)
     name, what, todo = alarms.describe(code, 0)

@@ -15,6 +15,7 @@ def cli(*args, env=None):
                           timeout=120, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.req("SR-076")
 def test_wrong_unit_exits_2_naming_the_field(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text((PROGRAMS / "point-by-point.toml").read_text().replace('"0.03 mL"', '"3 kg"'))
@@ -23,6 +24,7 @@ def test_wrong_unit_exits_2_naming_the_field(tmp_path):
     assert "volume_per_point" in r.stderr and "'3 kg' is not a volume" in r.stderr
 
 
+@pytest.mark.req("SR-017")
 def test_out_of_range_program_exits_2_before_touching_a_device(tmp_path):
     bad = tmp_path / "deep.toml"
     bad.write_text((PROGRAMS / "point-by-point.toml").read_text().replace('depth = "3 mm"', 'depth = "3.95 mm"'))
@@ -49,6 +51,7 @@ BAD_PROGRAMS = {  # name: (file content, or a directory / nothing; the field the
 }
 
 
+@pytest.mark.req("SR-076")
 @pytest.mark.parametrize("name", BAD_PROGRAMS)
 def test_every_bad_program_exits_2_naming_the_field_without_a_traceback(tmp_path, name):
     content, field, words = BAD_PROGRAMS[name]
@@ -66,17 +69,20 @@ def test_every_bad_program_exits_2_naming_the_field_without_a_traceback(tmp_path
     assert "/dev/does-not-exist" not in r.stderr  # refused before any port is opened
 
 
+@pytest.mark.req("SR-081")
 def test_missing_port_lists_the_ports_that_exist(tmp_path):
     r = cli("info", "--port", "/dev/ttyNOPE9")
     assert r.returncode == 2
     assert "'/dev/ttyNOPE9' does not exist" in r.stderr and "Ports on this machine" in r.stderr
 
 
+@pytest.mark.req("SR-081")
 def test_missing_program_file(tmp_path):
     r = cli("run", str(tmp_path / "nope.toml"), "--sim")
     assert r.returncode == 2 and "does not exist" in r.stderr
 
 
+@pytest.mark.req("SR-081")
 def test_records_without_a_database(tmp_path):
     r = cli("records", "list", "--db", str(tmp_path / "none.db"))
     assert r.returncode == 2 and "no records database" in r.stderr

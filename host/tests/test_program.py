@@ -28,6 +28,7 @@ def test_units_become_integer_wire_units():
     assert (prog.volume_nl, prog.depth_um, prog.flow_nl_s) == (30000, 3000, 50000)
 
 
+@pytest.mark.req("SR-076")
 @pytest.mark.parametrize("changes,field,words", [
     ({"volume_per_point": "3 kg"}, "volume_per_point", "not a volume"),
     ({"depth": "3"}, "depth", "no unit"),
@@ -57,6 +58,7 @@ def test_missing_key_is_named():
         programs.parse(data)
 
 
+@pytest.mark.req("SR-017")
 @pytest.mark.parametrize("changes,field,words", [
     ({"depth": "4.5 mm", "needle": {"gauge": 30, "length": "13 mm"}}, "depth", "deeper than 4 mm"),
     ({"depth": "3.9 mm"}, "depth", "needle length 4 mm"),
@@ -72,6 +74,7 @@ def test_limits_are_checked_before_sending(changes, field, words):
     assert words in str(e.value)
 
 
+@pytest.mark.req("SR-017")
 def test_nappage_cadence_limit():
     prog = programs.load(PROGRAMS / "nappage.toml")
     with pytest.raises(programs.ProgramError, match="cadence: 13 Hz is above the limit of 12 Hz"):
@@ -104,6 +107,7 @@ def test_the_ways_programs_write_other_quantities_still_work():
     assert programs.quantity_of("1.0 g/mL", "density", "g/mL", "1.0 g/mL", integer=False) == 1.0
 
 
+@pytest.mark.req("SR-076")
 @pytest.mark.parametrize("field, text, words", [
     ("volume_per_point", "2**3 uL", "decimal number and a unit name"),  # pint would evaluate it: 8 uL
     ("volume_per_point", "3*10 uL", "decimal number and a unit name"),
@@ -126,6 +130,7 @@ def test_an_expression_or_a_non_number_is_refused_naming_the_field(field, text, 
     assert words in str(e.value) and "e.g." in str(e.value)  # and an example of what to write
 
 
+@pytest.mark.req("SR-076")
 @pytest.mark.parametrize("field, value", [("points", 10**400), ("needles", 2**64), ("description", ["x"])],
                          ids=["points-400-digits", "needles-2**64", "description-array"])
 def test_a_count_far_out_of_range_or_a_wrong_type_is_refused_at_parse(field, value):
@@ -134,6 +139,7 @@ def test_a_count_far_out_of_range_or_a_wrong_type_is_refused_at_parse(field, val
     assert e.value.field == field and len(str(e.value)) < 200  # never a page of digits
 
 
+@pytest.mark.req("SR-076")
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(alphabet="0123456789.eE+-*/^() uLmnaifHzs\u00b5", max_size=24))
 def test_any_text_is_a_wire_value_or_refused_naming_the_field(text):
@@ -145,6 +151,7 @@ def test_any_text_is_a_wire_value_or_refused_naming_the_field(text):
         assert isinstance(value, int) and value >= 0
 
 
+@pytest.mark.req("SR-076")
 @settings(max_examples=200, deadline=None)
 @given(a=st.integers(0, 10**6), op=st.sampled_from(["**", "*", "/", "+", "-", "^", " ** ", " * "]),
        b=st.integers(0, 99), unit=st.sampled_from(["uL", "mL", "nL"]))
@@ -163,6 +170,7 @@ def test_a_decimal_in_microlitres_is_exactly_its_nanolitres(nl, unit, space):
 
 # ---- program files: anything that is not a program is refused as "file", with what to do --------------------
 
+@pytest.mark.req("SR-076")
 @pytest.mark.parametrize("content, words", [
     (b'name = "x"\ndrug = "\xff\xfe"\n', "not UTF-8 text (byte 0xff at offset 19); save it as UTF-8"),
     (b"a = " + b"[" * 3000 + b"]" * 3000, "nests arrays or tables too deeply"),

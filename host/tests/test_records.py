@@ -93,6 +93,7 @@ def make_v1(db):
 
 # --- behaviour, on both backends ---
 
+@pytest.mark.req("SR-054")
 def test_replayed_delivery_is_stored_once(store, session):
     assert store.add_delivery(session, "SIM-0042", delivery(1))
     assert not store.add_delivery(session, "SIM-0042", delivery(1))  # the same event again
@@ -100,6 +101,7 @@ def test_replayed_delivery_is_stored_once(store, session):
     assert len(store.deliveries(session)) == 2
 
 
+@pytest.mark.req("SR-054")
 def test_reused_record_id_with_other_content_raises(store, session):
     store.add_delivery(session, "SIM-0042", delivery(1))
     with pytest.raises(RecordConflict, match="record counter was reset"):
@@ -126,6 +128,7 @@ def test_records_survive_reopening(db, store, session):
     reopened.close()
 
 
+@pytest.mark.req("SR-059")
 def test_prime_is_recorded_but_not_counted(store, session):
     store.add_delivery(session, "SIM-0042", delivery(1, kind=spec.KIND_PRIME, delivered=10000))
     store.add_delivery(session, "SIM-0042", delivery(2, point=0))
@@ -161,6 +164,7 @@ def test_records_of_an_unknown_session_get_one_placeholder(store, session):
     assert not store.add_delivery(store.session_for_device("SIM-0042", 99), "SIM-0042", delivery(1, session=99))
 
 
+@pytest.mark.req("SR-054")
 def test_two_hosts_on_one_database_share_placeholders_and_replays(db, store, session):
     other = RecordStore(db)  # a second laptop (or a second process)
     try:
@@ -296,6 +300,7 @@ def test_sqlite_is_wal_with_its_version_in_user_version(tmp_path, program):
     store.close()
 
 
+@pytest.mark.req("SR-051")
 def test_a_locked_database_times_out_with_a_clear_error_and_writes_nothing(tmp_path, program):
     path = tmp_path / "r.db"
     store = RecordStore(path, busy_timeout_s=0.2)

@@ -61,6 +61,7 @@ def test_info_and_an_example_program_on_the_simulated_board(installed):
     assert kinds >= 2  # the prime and the test dose, stored by the installed package
 
 
+@pytest.mark.req("SR-081")
 @pytest.mark.parametrize("argv, extra", [(["ui", "--sim", "--no-browser"], "ui"),
                                          (["flash", "--board", "sim", "--port", "/dev/null"], "flash")])
 def test_a_missing_extra_is_named(installed, argv, extra):

@@ -158,6 +158,7 @@ def chunked(data, cuts):
 
 
 # ---- round trips, byte-identical encoders ---------------------------------------------------
+@pytest.mark.req("SR-033")
 @pytest.mark.parametrize("msg_type", TYPES, ids=[NAMES[t] for t in TYPES])
 @PER_TYPE
 @given(data=st.data())
@@ -169,6 +170,7 @@ def test_host_round_trip(msg_type, data):
     assert host.FrameReader().feed(frame) == [host.Message(msg_type, seq, fields)]
 
 
+@pytest.mark.req("SR-033")
 @pytest.mark.parametrize("msg_type", TYPES, ids=[NAMES[t] for t in TYPES])
 @PER_TYPE
 @given(data=st.data())
@@ -186,6 +188,7 @@ def test_firmware_round_trip(msg_type, data):
     assert reader.pending() == 0
 
 
+@pytest.mark.req("SR-033")
 @pytest.mark.parametrize("msg_type", TYPES, ids=[NAMES[t] for t in TYPES])
 @PER_TYPE
 @given(data=st.data())
@@ -217,6 +220,7 @@ def test_host_encoder_refuses_out_of_range_values_with_its_own_error(msg_type, d
 
 
 # ---- any bytes: results, never an exception; both readers agree ------------------------------
+@pytest.mark.req("SR-030")
 @PROPS
 @given(data=st.one_of(st.binary(max_size=200), streams))
 def test_any_bytes_give_results_never_an_exception(data):
@@ -224,6 +228,7 @@ def test_any_bytes_give_results_never_an_exception(data):
     assert fw_results(data) == results
 
 
+@pytest.mark.req("SR-030")
 @PROPS
 @given(data=streams, cuts=st.lists(st.integers(0, 10_000), max_size=12))
 def test_results_do_not_depend_on_how_bytes_arrive(data, cuts):
@@ -237,6 +242,7 @@ def test_results_do_not_depend_on_how_bytes_arrive(data, cuts):
     assert host_reader.pending() == fw_reader.pending()
 
 
+@pytest.mark.req("SR-031")
 @PROPS
 @given(msg_type=st.one_of(st.sampled_from(TYPES), st.integers(0, 255)), seq=st.integers(0, 255),
        version=st.sampled_from([spec.PROTOCOL_VERSION, 0, 2, 255]), data=st.data())
@@ -263,6 +269,7 @@ def test_a_good_crc_frame_is_classified_as_the_spec_says(msg_type, seq, version,
                 "nack": "BAD_VALUE", "type": msg_type, "seq": seq}
 
 
+@pytest.mark.req("SR-030")
 @PROPS
 @given(frame=any_frame(), bit=st.integers(0, 7), data=st.data())
 def test_a_bit_flip_after_the_sync_pair_is_never_delivered(frame, bit, data):
@@ -278,6 +285,7 @@ def test_a_bit_flip_after_the_sync_pair_is_never_delivered(frame, bit, data):
 
 
 # ---- resync ---------------------------------------------------------------------------
+@pytest.mark.req("SR-030")
 @PROPS
 @given(garbage=st.binary(max_size=120).map(lambda b: b.replace(bytes([spec.SYNC0]), b"")),
        msg_type=st.sampled_from(TYPES), data=st.data())
@@ -292,6 +300,7 @@ def test_a_frame_after_sync_free_garbage_is_the_only_result(garbage, msg_type, d
 messages = st.sampled_from(TYPES).flatmap(lambda t: st.tuples(st.just(t), message_fields(t)))
 
 
+@pytest.mark.req("SR-030")
 @PROPS
 @given(garbage=st.one_of(st.binary(max_size=150), streams), msg=messages)
 @example(garbage=bytes([spec.SYNC0, spec.SYNC1, spec.MAX_PAYLOAD, 1, 1, 0]), msg=(spec.HELLO, {}))

@@ -26,11 +26,13 @@ def as_results(items):
     return out
 
 
+@pytest.mark.req("SR-033")
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_decode(case):
     assert as_results(codec.FrameReader().feed(bytes.fromhex(case["hex"]))) == case["results"]
 
 
+@pytest.mark.req("SR-033")
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_decode_byte_by_byte(case):
     reader = codec.FrameReader()
@@ -41,6 +43,7 @@ def test_decode_byte_by_byte(case):
 GOOD = [c for c in CASES if c.get("encode")]
 
 
+@pytest.mark.req("SR-033")
 @pytest.mark.parametrize("case", GOOD, ids=[c["name"] for c in GOOD])
 def test_encode(case):
     r = case["results"][0]
@@ -51,6 +54,7 @@ def test_encode(case):
 SIGNED = [c for c in GOOD if codec.TYPES[c["results"][0]["frame"]] in spec.AUTHENTICATED]
 
 
+@pytest.mark.req("SR-033", "SR-070")
 @pytest.mark.parametrize("case", SIGNED, ids=[c["name"] for c in SIGNED])
 def test_host_signs_as_the_vectors(case):
     from mesoinject import keys
@@ -61,10 +65,12 @@ def test_host_signs_as_the_vectors(case):
     assert keys.mac(key, msg_type, payload[: -spec.MAC_SIZE]) == payload[-spec.MAC_SIZE:]
 
 
+@pytest.mark.req("SR-033")
 def test_vectors_file_is_reproducible():
     assert generate.render() == (pathlib.Path(generate.__file__).with_name("frames.json")).read_text()
 
 
+@pytest.mark.req("SR-033")
 def test_every_message_type_has_a_vector():
     covered = {r["frame"] for c in CASES for r in c["results"] if "frame" in r}
     assert covered == {name for name, _ in spec.MESSAGES.values()}
