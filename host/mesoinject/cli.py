@@ -132,9 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("records", help="list, annotate or export the treatment records")
     rsub = p.add_subparsers(dest="records_command", required=True)
     db_help = f"records database: a file or a postgresql:// URL (default: {default_path()})"
-    r = rsub.add_parser("list", help="list sessions (one patient's, with totals per drug, with --patient)")
+    r = rsub.add_parser("list", help="list sessions")
     r.add_argument("--db", help=db_help)
-    r.add_argument("--patient", help="only this pseudonymous patient reference; adds totals per drug")
     r.set_defaults(func=cmd_records_list)
     r = rsub.add_parser("export", help="csv/json: one row per delivery; fhir: MedicationAdministration per session; "
                                        "html: printable report of one session")
