@@ -100,6 +100,90 @@ def deliveries(console, session_id):
     return [d for d in console.console.call(console.console.store.deliveries, session_id) if d["kind"] != "prime"]
 
 
+def short_screen(page) -> None:
+    """A 1366x768 laptop: what must be in view is, without scrolling."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+
+
+def test_a_fresh_console_names_the_routine_power_on_and_takes_one_click(console, page):
+    # first in the module: the board has just been switched on and no session has acknowledged its RESET
+    short_screen(page)
+    panel = page.locator("#fault-panel")
+    expect(panel).to_be_visible()
+    shot(page, "0-power-on")
+    expect(page.locator("#fault-heading")).to_contain_text("RESET")
+    assert "routine" in panel.text_content().lower()
+    assert "device log" not in panel.text_content()
+    assert "stop" not in (panel.get_attribute("class") or "").split()  # no hazard stripes for a routine power-on
+    expect(page.locator("#start")).to_be_in_viewport()
+    page.click("#clear-fault")  # one click
+    page.wait_for_selector("body[data-device-state='IDLE']")
+    expect(panel).to_be_hidden()
+
+
+def test_a_paused_point_makes_the_session_complete_with_a_partial_point(console, page, sim):
+    browser.start_program(page, "point-by-point.toml", 3, 50)
+    sim.wait(lambda: sim.led == spec.LED_DELIVERING, 10, "a point under way")
+    page.keyboard.press("p")  # mid-dose: that point stays partial
+    page.wait_for_selector("body[data-device-state='PAUSED']")
+    page.keyboard.press("r")
+    wait_phase(page, "finished")
+    shot(page, "8-partial")
+    session = console.console.last["session"]["id"]
+    partial = sum(1 for d in deliveries(console, session) if d["partial"])
+    assert partial >= 1
+    outcome = page.text_content("#outcome")
+    assert "every planned dose" not in outcome
+    assert re.search(rf"complete with {partial} partial points?", outcome, re.I), outcome
+    stored = console.console.call(console.console.store.session, session)
+    assert stored["outcome"] == "complete" and stored["outcome_text"] in outcome.lower()
+
+
+def test_after_an_alarm_the_remaining_points_are_given_in_the_same_session(console, page, sim):
+    short_screen(page)
+    browser.start_program(page, "point-by-point.toml", 6, 30)
+    session = console.console.last["session"]["id"]
+    tag = console.console.call(console.console.store.session, session)["device_session"]
+    two_done(page)
+    sim.wait(lambda: sim.led == spec.LED_DELIVERING, 10, "the third point")
+    sim.occlude(1e6)
+    try:
+        page.wait_for_selector("#alarm", state="visible", timeout=TIMEOUT_MS)
+        expect(page.locator("#alarm-heading")).to_be_in_viewport()
+        expect(page.locator("#alarm-ack")).to_be_in_viewport()
+        assert not re.search(r"\b0 kPa", page.text_content("#alarm-what")), page.text_content("#alarm-what")
+        wait_phase(page, "finished")
+        shot(page, "9-occlusion-1366x768")
+        page.click("#alarm-ack")
+    finally:
+        sim.occlude(1.0)  # the needle replaced
+    outcome = page.text_content("#outcome")
+    assert "Stopped on OCCLUSION" in outcome, outcome
+    stored = console.console.call(console.console.store.session, session)
+    assert stored["outcome"] == "fault" and stored["outcome_text"] == "stopped on OCCLUSION"
+    given = {d["point"] for d in deliveries(console, session)}
+    left = 6 - len(given)
+    expect(page.locator("#remaining-text")).to_contain_text(f"{left} points of this session left")
+    page.click("#finished-clear-fault")
+    page.wait_for_selector("body[data-device-state='IDLE']")
+    expect(page.locator("#give-remaining")).to_have_text(f"Give the remaining {left} points")
+    page.click("#give-remaining")
+    page.wait_for_selector("body[data-phase='configured'], body[data-phase='primed']")
+    if page.get_attribute("body", "data-phase") == "configured":
+        page.click("#prime")
+        page.wait_for_selector("body[data-phase='primed']")
+    page.click("#arm")
+    wait_phase(page, "finished")
+    shot(page, "10-remaining-given")
+    assert console.console.last["session"]["id"] == session  # the same session, the same device tag
+    records = deliveries(console, session)
+    assert {d["device_session"] for d in records} == {tag}
+    assert len([d for d in records if not d["partial"]]) == 6 - sum(1 for d in records if d["partial"])
+    assert page.text_content("#done") == "6"
+    assert page.text_content("#outcome").lower().startswith("✔ complete")
+    assert console.console.call(console.console.store.session, session)["outcome"] == "complete"
+
+
 def test_a_whole_session_from_the_form_to_the_report(console, page):
     browser.start_program(page, "point-by-point.toml", 3, 30)
     shot(page, "1-running")
@@ -239,11 +323,13 @@ def test_a_lost_link_interrupts_the_screen_and_the_records_follow_on_reconnect(c
         page.wait_for_selector("#alarm", state="visible", timeout=TIMEOUT_MS)
         assert "LINK LOST" in page.text_content("#alarm-name")
         assert "reconnects by itself" in page.text_content("#alarm-todo")
+        assert "(None)" not in page.text_content("#alarm-what")
         sim.wait(lambda: sim.led not in (spec.LED_READY, spec.LED_DELIVERING), 10, "the device stopping itself")
         shot(page, "7-link-lost")
     finally:
         sim.set_link("ok")
     page.wait_for_selector("body[data-device-state='FAULT']", timeout=TIMEOUT_MS)  # back, stopped on LINK_LOST
+    assert "(None)" not in page.text_content("#alarm-what")  # reconnected: the reason of the loss, or none
     # every needle entry of the session is on the record: those after the cut came from the journal on reconnect
     records = deliveries(console, session)
     assert len(records) == len(sim.penetrations) - entries

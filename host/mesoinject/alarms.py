@@ -46,9 +46,24 @@ CONSOLE_WORDS = {
 }
 
 
-def describe(code: int, detail: int, reset_cause: str = "", *, console: bool = False) -> tuple[str, str, str]:
-    """(name, what happened, what to do next) of a device alarm; console: in the console's words."""
+# an alarm known from STATUS alone (no detail): its words without a figure, never a made-up 0
+WITHOUT_DETAIL = {
+    "for {detail} ms while armed": "for longer than its link timeout while armed",
+    "line pressure reached {detail} kPa": f"line pressure reached the occlusion limit ({spec.OCCLUSION_KPA} kPa)",
+    " (about {detail} nL were still expected)": "",
+    "was held {detail} ms, far longer": "was held far longer",
+    " (it reads {detail} um across: ": " (",
+}
+
+
+def describe(code: int, detail: int | None, reset_cause: str = "", *,
+             console: bool = False) -> tuple[str, str, str]:
+    """(name, what happened, what to do next) of a device alarm; console: in the console's words;
+    detail None: not known (STATUS names the alarm only)."""
     what, todo, _ = ALARMS.get(code, UNKNOWN)
+    if detail is None:
+        for words, instead in WITHOUT_DETAIL.items():
+            what = what.replace(words, instead)
     name = spec.ALARM_NAMES[code] if 0 < code < len(spec.ALARM_NAMES) else f"alarm {code}"
     if console:
         for words, instead in CONSOLE_WORDS.items():

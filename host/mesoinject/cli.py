@@ -16,13 +16,14 @@ import pathlib
 import random
 import sys
 import threading
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mesoprotocol import spec
 
-from . import alarms, extras, sync
+from . import alarms, extras, people, sync
 from . import program as programs
 from .client import Device, DeviceRefused, IncompatibleFirmware, NotPaired
 from .link import LinkError, PortNotFound
@@ -92,8 +93,12 @@ def _parser() -> argparse.ArgumentParser:
                                     "point-by-point, nappage, test-dose")
     _add_target(p)
     p.add_argument("--db", help=f"records database (default: {default_path()})")
-    p.add_argument("--patient", help="pseudonymous patient reference (no names)")
-    p.add_argument("--operator", default=None, help="operator (default: the login name)")
+    p.add_argument("--patient", required=True,
+                   help="pseudonymous patient reference, e.g. P-0042 (letters, digits, . _ -; no spaces, never a name)")
+    p.add_argument("--operator", default=None,
+                   help="who treats (default: the login name; required when logged in as root or another service account)")
+    p.add_argument("--yes", action="store_true",
+                   help="scripts: do not ask to point the needle up before priming (the operator has been told)")
     p.add_argument("--lot", help="the drug's lot (batch) number, for the treatment record")
     p.set_defaults(func=cmd_run)
 
@@ -344,9 +349,41 @@ def cmd_sync(args) -> int:
     return 0
 
 
+def _operator(args) -> str:
+    """Who treats: --operator, else the login name unless it is no person's (root runs a service)."""
+    if args.operator and args.operator.strip():
+        return args.operator.strip()
+    login = getpass.getuser()
+    if people.is_service_login(login):
+        raise UsageError(f"you are logged in as {login!r}, which names no person: pass --operator \"Dr Name\" "
+                         "(the record says who treated)")
+    return login
+
+
+def _needle_up(args, bar) -> Callable[[], None]:
+    """The console's confirmation before PRIME, on the terminal: the prime squirts from the needle."""
+    def ask() -> None:
+        if args.yes:
+            console.print("prime: needle up confirmed by --yes")
+            return
+        bar.stop()
+        try:
+            console.input("Point the needle UP, away from the patient, then press Enter to prime (Ctrl-C stops): ")
+        except EOFError:
+            raise UsageError("no answer to the needle-up question (no terminal): pass --yes in scripts") from None
+        finally:
+            bar.start()
+    return ask
+
+
 def cmd_run(args) -> int:
     program = programs.load(args.program)
     program.check_limits(programs.CEILINGS)  # before any port is opened; the device's own come after HELLO
+    patient = people.patient_ref(args.patient, "--patient")
+    operator = _operator(args)
+    if not args.yes and not sys.stdin.isatty():
+        raise UsageError("`run` asks to point the needle up before priming and no one can answer here (no "
+                         "terminal): pass --yes once the operator has been told")
     # a short lock wait: the device's link watchdog must not starve while the store is busy
     # (a record the store cannot take stays on the device and is stored at the next poll)
     store = RecordStore(args.db or default_path(), busy_timeout_s=0.1)
@@ -364,15 +401,27 @@ def cmd_run(args) -> int:
                     bar.update(task, completed=p.done, ul=p.delivered_nl / 1000, state=p.state)
 
                 runner = SessionRunner(device, store, on_progress=show)
-                outcome = runner.run(program, patient_ref=args.patient, operator=args.operator or getpass.getuser(),
-                                     drug_lot=args.lot)
+                try:
+                    outcome = runner.run(program, patient_ref=patient, operator=operator, drug_lot=args.lot,
+                                         before_prime=_needle_up(args, bar))
+                except LinkError as e:
+                    _stopped_short(runner, store, f"LINK LOST: the serial link to the device failed ({e})",
+                                   "the device stops the plunger and retracts the needle by itself when it hears "
+                                   "nothing. Reconnect the cable, then `mesoinject sync --port PORT` stores the "
+                                   "points it recorded meanwhile and `mesoinject abort --port PORT` clears its "
+                                   "LINK_LOST fault; run again for the points left")
+                    return alarms.EXIT_LINK
+                except KeyboardInterrupt:
+                    _stopped_short(runner, store, "interrupted (Ctrl-C): the device is PAUSED (plunger stopped, "
+                                   "needle retracted)", "`mesoinject abort --port PORT` ends the program")
+                    return 1
             calibrated = device.hello().cal_ppm != 1000000
     finally:
         store.close()
     p = outcome.progress
     if runner.earlier.erased:
         console.print(runner.earlier.erased_note(outcome.identity.serial))
-    console.print(f"session {outcome.session_id}: {outcome.outcome.upper()} - {p.done}/{p.planned} {program.unit_name}, "
+    console.print(f"session {outcome.session_id}: {outcome.words} - {p.done}/{p.planned} {program.unit_name}, "
                   f"{p.delivered_nl / 1000:.3f} uL delivered of {program.total_nl / 1000:g} uL programmed "
                   f"({p.partial} partial), {p.primed_nl / 1000:g} uL primed (not counted)")
     console.print(f"records: {store.where} ({p.records} deliveries in session {outcome.session_id})")
@@ -384,6 +433,16 @@ def cmd_run(args) -> int:
     if outcome.completed:
         return 0
     return alarms.exit_code(p.alarms[-1][0]) if p.alarms else 1
+
+
+def _stopped_short(runner: SessionRunner, store: RecordStore, what: str, todo: str) -> None:
+    """A run that ended on the host's side: what happened, what the patient received, what to do, where the
+    records are (the same facts the console shows)."""
+    err.print(f"{what}.")
+    if runner.session_id is not None:
+        err.print(f"session {runner.session_id}: delivered {runner.delivered_words().replace('µL', 'uL')} "
+                  f"(recorded); records: {store.where}")
+    err.print(f"next: {todo}.")
 
 
 def cmd_calibrate(args) -> int:

@@ -25,7 +25,7 @@ from mesoprotocol import spec
 
 from . import extras
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MIGRATIONS = {
     1: """
     CREATE TABLE sessions (
@@ -134,6 +134,10 @@ MIGRATIONS = {
             WHERE record_id IS NOT NULL;
         """,
     },
+    4: """
+    -- how the session ended in words (complete with 1 partial point, stopped on OCCLUSION): outcome stays the code
+    ALTER TABLE sessions ADD COLUMN outcome_text TEXT;
+    """,
 }
 TABLES = {"sessions", "deliveries", "alarms", "session_notes"}
 # outcomes a device's journal may fill in (the host's own, once stored, stand; 'interrupted' is the
@@ -390,9 +394,17 @@ class RecordStore:
                 (now, now, device_serial, board, firmware, SYNCED_PROGRAM, device_session))
             return new if new is not None else self._execute(find, (device_serial, device_session)).fetchone()["id"]
 
-    def end_session(self, session_id: int, outcome: str) -> None:
+    def end_session(self, session_id: int, outcome: str, text: str | None = None) -> None:
+        """outcome: the code; text: the same in words (mesoinject.outcomes), as the operator was told."""
         with self._tx("end the session"):
-            self._execute("UPDATE sessions SET ended_at=?, outcome=? WHERE id=?", (_now(), outcome, session_id))
+            self._execute("UPDATE sessions SET ended_at=?, outcome=?, outcome_text=? WHERE id=?",
+                          (_now(), outcome, text, session_id))
+
+    def reopen_session(self, session_id: int) -> None:
+        """The remaining points of a session stopped on an alarm are given: it is running again."""
+        with self._tx("reopen the session"):
+            self._execute("UPDATE sessions SET ended_at=NULL, outcome=NULL, outcome_text=NULL WHERE id=?",
+                          (session_id,))
 
     def add_delivery(self, session_id: int, device_serial: str, f: dict) -> bool:
         """Store one DELIVERY (event or journal record); False if this (device, record id) was already stored.
@@ -446,7 +458,8 @@ class RecordStore:
             return self._outcome(session_id, outcome)
 
     def _outcome(self, session_id: int, outcome: str) -> bool:
-        return self._execute("UPDATE sessions SET outcome=?, ended_at=COALESCE(ended_at, ?) WHERE id=? AND"
+        return self._execute("UPDATE sessions SET outcome=?, outcome_text=NULL, ended_at=COALESCE(ended_at, ?)"
+                      " WHERE id=? AND"
                       f" (outcome IS NULL OR outcome IN {_REPLACEABLE_OUTCOMES!r})", (outcome, _now(), session_id)).rowcount > 0
 
     def earlier_epochs(self, device_serial: str, epoch: int) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from . import alarms, sync
+from . import alarms, outcomes, sync
 from .client import Device, DeviceRefused, Identity, new_session_tag
 from .program import CONFIGURE_FIELDS, Program
 from .records import RecordStore, RecordStoreError
@@ -64,6 +64,8 @@ class Outcome:
     progress: Progress
     identity: Identity
 
+    words: str = ""  # the outcome as the operator is told it and the record keeps it (mesoinject.outcomes)
+
     @property
     def completed(self) -> bool:
         return self.outcome == "complete"
@@ -87,12 +89,18 @@ class SessionRunner:
         self.configured = spec.STATE_IDLE  # the device's state after CONFIGURE (PRIMED: still primed)
         self._last_poll = 0.0
         self._last_shot: tuple[int, int] | None = None  # (shot index, device time_ms) for the measured cadence
+        self.given: set[int] = set()  # the session's points (or shots) with a record, full or partial
+        self.point_base = 0  # points given before this part of the session (giving the remaining ones)
 
     def run(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
-            drug_lot: str | None = None, timeout_s: float | None = None) -> Outcome:
-        """The whole program: begin, prime, arm, watch until it ends, finish. Ctrl-C pauses the device."""
+            drug_lot: str | None = None, timeout_s: float | None = None,
+            before_prime: Callable[[], None] | None = None) -> Outcome:
+        """The whole program: begin, prime, arm, watch until it ends, finish. Ctrl-C pauses the device.
+        before_prime: asks the operator to point the needle up (not called if the device is still primed)."""
         identity = self.begin(program, patient_ref=patient_ref, operator=operator, drug_lot=drug_lot)
         try:
+            if before_prime and self.configured != spec.STATE_PRIMED:
+                before_prime()
             self.prime()
             self.arm()
             outcome = self.watch(timeout_s)
@@ -101,7 +109,7 @@ class SessionRunner:
             self.finish("interrupted", retry=False)  # the error at hand matters more than a last store retry
             raise
         self.finish(outcome)
-        return Outcome(self.session_id, outcome, self.progress, identity)
+        return Outcome(self.session_id, outcome, self.progress, identity, self.words(outcome))
 
     # ---- the steps, for a caller that lets a person decide each one (the console) ----------------
     def begin(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
@@ -112,6 +120,10 @@ class SessionRunner:
         identity = device.hello()
         program.check_limits(identity.limits)
         pending = self._pending_alarm(identity)
+        if pending and outcomes.is_routine_reset(
+                {"code": "RESET", "detail": pending["detail"]}):  # switched on: acknowledged, not an alarm of ours
+            device.abort()
+            pending = None
         self.earlier = sync.drain(device, self.store)  # anything the device kept from before, first
         self.session_tag = new_session_tag()
         self.session_id = self.store.begin_session(identity, program, patient_ref=patient_ref, operator=operator,
@@ -172,10 +184,39 @@ class SessionRunner:
         self._last_poll = time.monotonic()
         return self._poll()
 
-    def finish(self, outcome: str, *, retry: bool = True) -> None:
+    def words(self, outcome: str, alarm: str | None = None) -> str:
+        """How the session ended, in words; alarm: the host's own reason (a lost link) if the device's is not known."""
+        device_alarms = [a for a, _ in self.progress.alarms if a != spec.ALARM_RESET]
+        name = outcomes.alarm_name(device_alarms[-1]) if device_alarms else alarm
+        unit = self.program.unit_name if self.program else "points"
+        return outcomes.words(outcome, partial=self.progress.partial, alarm=name, unit=unit)
+
+    def delivered_words(self) -> str:
+        p = self.progress
+        unit = self.program.unit_name if self.program else "points"
+        return outcomes.delivered(p.done, p.planned, unit, p.delivered_nl, p.partial)
+
+    def remaining(self) -> int:
+        """Points (or shots) of the plan not given yet: a partial one counts as given (never more than planned)."""
+        return max(0, self.progress.planned - max(self.progress.done, len(self.given)))
+
+    def give_remaining(self) -> int:
+        """The session goes on after an alarm was dealt with: the device is configured for the points left,
+        under the same session tag (it keeps the session's total against its cap, PROTOCOL.md "Sessions").
+        The device must be IDLE (fault cleared). Returns how many points it will give."""
+        left = self.remaining()
+        if not left or self.program is None:
+            raise ValueError("no points are left to give in this session")
+        identity = self.device.hello()
+        self.point_base = max(self.progress.done, len(self.given))
+        self.store.reopen_session(self.session_id)
+        self.configured = self._configure(dataclasses.replace(self.program, count=left), identity)
+        return left
+
+    def finish(self, outcome: str, *, retry: bool = True, alarm: str | None = None) -> None:
         """Close the session on the store. retry: if the store failed during the session, try once more
         to store what the device holds, and raise RecordsKeptOnDevice if it still cannot."""
-        self._store_quietly(self.store.end_session, self.session_id, outcome)
+        self._store_quietly(self.store.end_session, self.session_id, outcome, self.words(outcome, alarm))
         if retry and self.store_error:
             try:
                 self._sync(0)  # one last try
@@ -222,7 +263,7 @@ class SessionRunner:
         p = self.progress
         p.unstored = status["unacked"] if self.store_error else 0
         p.state = spec.STATE_NAMES[status["state"]]
-        p.done = max(p.done, status["done"])  # a DELIVERY may have counted it already
+        p.done = max(p.done, self.point_base + status["done"])  # a DELIVERY may have counted it already
         p.depth_um = status["depth_um"]
         p.syringe_left_nl = status["syringe_left_nl"]
         self.on_progress(p)
@@ -277,10 +318,11 @@ class SessionRunner:
             p.primed_nl += f["delivered_nl"]
             return
         p.delivered_nl += f["delivered_nl"]
+        self.given.add(self.point_base + f["point"])
         if f["flags"] & spec.FLAG_PARTIAL:
             p.partial += 1
             return
-        p.done = max(p.done, f["point"] + 1)  # on screen now, not at the next poll
+        p.done = max(p.done, self.point_base + f["point"] + 1)  # on screen now, not at the next poll
         if f["kind"] == spec.KIND_SHOT:
             last, self._last_shot = self._last_shot, (f["point"], f["time_ms"])
             interval_ms = f["time_ms"] - last[1] if last and last[0] == f["point"] - 1 else 0

@@ -10,16 +10,19 @@ import pytest
 from test_program import PROGRAMS
 
 
-def cli(*args, env=None):
+WHO = ("--patient", "P-1", "--operator", "Dr Test", "--yes")  # run asks who; scripts answer the needle-up question
+
+
+def cli(*args, env=None, stdin=None):
     return subprocess.run([sys.executable, "-m", "mesoinject.cli", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})
+                          timeout=120, env={**os.environ, **(env or {})}, stdin=stdin)
 
 
 @pytest.mark.req("SR-076")
 def test_wrong_unit_exits_2_naming_the_field(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text((PROGRAMS / "point-by-point.toml").read_text().replace('"0.03 mL"', '"3 kg"'))
-    r = cli("run", str(bad), "--sim", "--db", str(tmp_path / "r.db"))
+    r = cli("run", str(bad), "--sim", "--db", str(tmp_path / "r.db"), *WHO)
     assert r.returncode == 2
     assert "volume_per_point" in r.stderr and "'3 kg' is not a volume" in r.stderr
 
@@ -28,7 +31,7 @@ def test_wrong_unit_exits_2_naming_the_field(tmp_path):
 def test_out_of_range_program_exits_2_before_touching_a_device(tmp_path):
     bad = tmp_path / "deep.toml"
     bad.write_text((PROGRAMS / "point-by-point.toml").read_text().replace('depth = "3 mm"', 'depth = "3.95 mm"'))
-    r = cli("run", str(bad), "--port", "/dev/does-not-exist", "--db", str(tmp_path / "r.db"))
+    r = cli("run", str(bad), "--port", "/dev/does-not-exist", "--db", str(tmp_path / "r.db"), *WHO)
     assert r.returncode == 2
     assert "depth" in r.stderr
 
@@ -62,7 +65,7 @@ def test_every_bad_program_exits_2_naming_the_field_without_a_traceback(tmp_path
         path.write_bytes(content)
     # the timeout only guards against a hang (old code: minutes in pint); it is not a measured bound
     r = subprocess.run([sys.executable, "-m", "mesoinject.cli", "run", str(path), "--port", "/dev/does-not-exist",
-                        "--db", str(tmp_path / "r.db")], capture_output=True, text=True, timeout=30)
+                        "--db", str(tmp_path / "r.db"), *WHO], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr  # one line
     assert f"{field}: " in r.stderr and words in r.stderr, r.stderr
@@ -78,7 +81,7 @@ def test_missing_port_lists_the_ports_that_exist(tmp_path):
 
 @pytest.mark.req("SR-081")
 def test_missing_program_file(tmp_path):
-    r = cli("run", str(tmp_path / "nope.toml"), "--sim")
+    r = cli("run", str(tmp_path / "nope.toml"), "--sim", *WHO)
     assert r.returncode == 2 and "does not exist" in r.stderr
 
 
@@ -91,7 +94,7 @@ def test_records_without_a_database(tmp_path):
 def test_run_on_the_sim_records_every_point(tmp_path):
     db = tmp_path / "records.db"
     r = cli("run", str(PROGRAMS / "test-dose.toml"), "--sim", "--db", str(db), "--patient", "P-1",
-            env={"XDG_DATA_HOME": str(tmp_path / "data")})
+            "--operator", "Dr Test", "--yes", env={"XDG_DATA_HOME": str(tmp_path / "data")})
     assert r.returncode == 0, r.stderr
     assert f"records: {db}" in r.stdout.replace("\n", "")
     rows = json.loads(cli("records", "export", "--db", str(db), "--format", "json").stdout)
@@ -102,7 +105,8 @@ def test_run_on_the_sim_records_every_point(tmp_path):
 def test_sync_after_a_run_finds_nothing_left_and_the_lot_is_on_the_record(tmp_path):
     db = tmp_path / "records.db"
     env = {"XDG_DATA_HOME": str(tmp_path / "data")}  # the same persistent simulated board for both commands
-    r = cli("run", str(PROGRAMS / "test-dose.toml"), "--sim", "--db", str(db), "--lot", "L2611", env=env)
+    r = cli("run", str(PROGRAMS / "test-dose.toml"), "--sim", "--db", str(db), "--lot", "L2611", *WHO,
+            env=env)
     assert r.returncode == 0, r.stderr
     r = cli("sync", "--sim", "--db", str(db), env=env)
     assert r.returncode == 0, r.stderr
@@ -145,3 +149,35 @@ def test_ui_serves_the_console_on_loopback_and_stops_cleanly_on_ctrl_c(tmp_path)
 def test_ui_without_a_program_library_says_what_to_pass(tmp_path):
     r = cli("ui", "--port", "socket://127.0.0.1:9", "--programs", str(tmp_path / "none"), "--no-browser")
     assert r.returncode == 2 and "--programs DIR" in r.stderr
+
+
+def test_run_refuses_a_patient_name_where_a_pseudonym_belongs(tmp_path):
+    r = cli("run", "test-dose", "--sim", "--db", str(tmp_path / "r.db"), "--patient", "Jane Doe",
+            "--operator", "Dr Test", "--yes")
+    assert r.returncode == 2 and "pseudonymous" in r.stderr and "--patient" in r.stderr
+    assert not (tmp_path / "r.db").exists() or "Jane" not in (tmp_path / "r.db").read_bytes().decode(errors="replace")
+
+
+def test_run_as_root_asks_who_treats(tmp_path):
+    r = cli("run", "test-dose", "--sim", "--db", str(tmp_path / "r.db"), "--patient", "P-1", "--yes",
+            env={"USER": "root", "LOGNAME": "root", "LNAME": "root", "USERNAME": "root"})
+    assert r.returncode == 2 and "--operator" in r.stderr and "root" in r.stderr
+
+
+def test_run_asks_for_the_needle_up_and_a_script_must_say_yes(tmp_path):
+    r = cli("run", "test-dose", "--sim", "--db", str(tmp_path / "r.db"), "--patient", "P-1", "--operator", "Dr T",
+            stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "needle up" in r.stderr and "--yes" in r.stderr
+
+
+def test_run_says_how_it_ended_in_the_words_it_stores(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "records.db"
+    r = cli("run", "test-dose", "--sim", "--db", str(db), *WHO, env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert r.returncode == 0, r.stderr
+    assert "prime: needle up confirmed by --yes" in r.stdout
+    assert "session 1: complete - 1/1" in r.stdout
+    with sqlite3.connect(db) as store:
+        assert store.execute("SELECT outcome, outcome_text, operator FROM sessions").fetchall() == [
+            ("complete", "complete", "Dr Test")]

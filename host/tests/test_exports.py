@@ -1,9 +1,11 @@
 """Exports: CSV/JSON rows, FHIR R4 parsed back by fhir.resources, the HTML report; and the records CLI."""
 
+import datetime as dt
 import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -126,8 +128,8 @@ def test_fhir_of_every_session_is_a_bundle(store, treated):
 def test_html_report_of_a_session(store, treated):
     page = store.export("html", treated)
     for text in ("P-17", "dr x", "lidocaine 1%, lot L2301", "SIM-0042", "firmware 0.1.0", "BD 1 mL, 30G 4 mm",
-                 "Lumbar point-by-point", "4 of 20 planned, 1 partial", "<strong>102.000 uL</strong> of 120.000 uL",
-                 "Program total</th><td>600.000 uL", "10.000 uL in 1 prime(s)", "OCCLUSION",
+                 "Lumbar point-by-point", "4 of 20 planned, 1 partial", "<strong>102.000 µL</strong> of 120.000 µL",
+                 "Program total</th><td>600.000 µL", "10.000 µL in 1 prime(s)", "OCCLUSION",
                  "Adverse event: vasovagal reaction"):
         assert text in page, text
     assert "papules &lt;L4-L5&gt; &amp; as planned" in page  # notes are escaped, never markup
@@ -252,3 +254,45 @@ def test_cli_bad_database_is_one_line_and_exit_2(tmp_path):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and "not a SQLite database" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+# --- a report a clinic reads (issue 16) ---
+
+def test_the_report_numbers_points_from_1_in_local_time_and_names_how_it_ended(store, treated):
+    store.add_alarm(treated, "SIM-0042", dict(code=spec.ALARM_RESET, detail=spec.RESET_NAMES.index("POWER_ON"),
+                                              time_ms=10))
+    page = store.export("html", treated)
+    table = page[page.index("<h2>Points</h2>"):]
+    assert [int(n) for n in re.findall(r'<tr[^>]*><td class="n">(\d+)</td><td>point', table)] == [1, 2, 3, 4]
+    assert "stopped on OCCLUSION" in page  # the words, not FAULT
+    zone = dt.datetime.now().astimezone().strftime("%Z")
+    assert f" {zone} (UTC" in page and " UTC<" not in page
+    alarms_table = page[page.index("<h2>Device alarms</h2>"):]
+    assert "OCCLUSION" in alarms_table and "RESET" not in alarms_table  # switching on is no alarm of the session
+    assert "mesoinject " not in page.split("Generated")[0]  # no command line in a clinical document
+    assert " uL" not in page and "µL" in page
+
+
+def test_the_remaining_points_given_after_an_alarm_go_on_numbering(store):
+    prog = programs.load(PROGRAMS / "point-by-point.toml")
+    sid = store.begin_session(IDENT, prog, patient_ref="P-17", operator="dr x", device_session=7)
+    for rid, point, kind in ((1, 0, spec.KIND_PRIME), (2, 0, spec.KIND_POINT), (3, 1, spec.KIND_POINT),
+                             (4, 0, spec.KIND_PRIME), (5, 0, spec.KIND_POINT), (6, 1, spec.KIND_POINT)):
+        store.add_delivery(sid, "SIM-0042", delivery(rid, point, 30000, kind=kind))
+    store.end_session(sid, "complete", "complete")
+    rows = list(csv.DictReader(io.StringIO(store.export("csv", sid))))
+    assert [(r["kind"], r["number"], r["counted"]) for r in rows] == [
+        ("prime", "", "no"), ("point", "1", "yes"), ("point", "2", "yes"),
+        ("prime", "", "no"), ("point", "3", "yes"), ("point", "4", "yes")]
+    assert {r["outcome"] for r in rows} == {"complete"} and rows[1]["delivered_ul"] == "30.000"
+
+
+def test_a_nappage_report_counts_shots(store):
+    prog = programs.load(PROGRAMS / "nappage.toml")
+    sid = store.begin_session(IDENT, prog, patient_ref="P-3", operator="dr x", device_session=8)
+    for i in range(3):
+        store.add_delivery(sid, "SIM-0042", dict(delivery(i + 1, i, 2000, kind=spec.KIND_SHOT, programmed=2000),
+                                                 session=8))
+    store.end_session(sid, "complete")
+    page = store.export("html", sid)
+    assert "Shots given</th><td>3 of" in page and "Points given" not in page

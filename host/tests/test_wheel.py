@@ -53,7 +53,8 @@ def test_info_and_an_example_program_on_the_simulated_board(installed):
     assert info.returncode == 0, info.stdout + info.stderr
     assert "board" in info.stdout and "sim" in info.stdout
     db = work / "session.db"
-    done = run([str(bin_dir / "mesoinject"), "run", "test-dose", "--sim", "--db", str(db), "--patient", "P-1"],
+    done = run([str(bin_dir / "mesoinject"), "run", "test-dose", "--sim", "--db", str(db), "--patient", "P-1",
+                "--operator", "Dr Test", "--yes"],
                cwd=work, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     with sqlite3.connect(db) as store:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from .. import alarms, sync, units
+from .. import alarms, outcomes, sync, units
 from ..client import Device
 from ..link import LinkError
 from ..program import CEILINGS, ProgramError
@@ -56,6 +56,8 @@ class Console:
         self.session: dict | None = None  # what the page shows of the open or last session
         self.alarm: tuple[int, int] | None = None  # (ALARM_* or -1 for the host's own link loss, detail)
         self.outcome: str | None = None
+        self.outcome_text: str | None = None  # the outcome in words, as stored (mesoinject.outcomes)
+        self.lost_reason = ""  # why the link was lost, kept after the console reconnects
         self.error: str | None = None  # the last refused action, for every open page
         self.armed_at: float | None = None
         self.listeners: list[Callable[[dict], None]] = []
@@ -163,6 +165,22 @@ class Console:
     def acknowledge(self) -> None:
         self.alarm = None
 
+    def give_remaining(self) -> None:
+        """After an alarm whose cause was dealt with (fault cleared): the points left, same session."""
+        runner = self._runner()
+        if self.phase != "finished" or self.outcome not in ("fault", "interrupted"):
+            raise ActionRefused("only a session stopped on an alarm has remaining points to give")
+        if not runner.remaining():
+            raise ActionRefused("every planned point of this session has been given")
+        device = self._device()
+        if device.status()["state"] != spec.STATE_IDLE:
+            raise ActionRefused("the device is still stopped on the alarm: deal with its cause, then press "
+                                "Clear fault, then give the remaining points")
+        runner.device = device  # after a lost link the console holds a new connection
+        runner.give_remaining()
+        self.alarm, self.outcome, self.outcome_text, self.armed_at = None, None, None, None
+        self.phase = "primed" if runner.configured == spec.STATE_PRIMED else "configured"
+
     def note(self, form: dict) -> dict:
         """form: text, adverse_event (bool); on the open or last session."""
         if not self.session:
@@ -178,6 +196,7 @@ class Console:
         if self.phase in OPEN:
             raise ActionRefused("the session is still open: abort it or let it finish first")
         self.phase, self.runner, self.session, self.outcome, self.alarm = "setup", None, None, None, None
+        self.outcome_text = None
         self.library = forms.library(self.programs_dir)  # files edited meanwhile
 
     # reads: any thread, on a connection of their own, so a long export never holds up the heartbeat
@@ -274,10 +293,11 @@ class Console:
         self._finish(outcome)
         self._idle_poll()  # the header shows the device as it is now, not as before the session
 
-    def _finish(self, outcome: str, *, retry: bool = True) -> None:
-        self.phase, self.outcome = "finished", outcome
+    def _finish(self, outcome: str, *, retry: bool = True, alarm: str | None = None) -> None:
+        runner = self._runner()
+        self.phase, self.outcome, self.outcome_text = "finished", outcome, runner.words(outcome, alarm)
         try:
-            self._runner().finish(outcome, retry=retry)
+            runner.finish(outcome, retry=retry, alarm=alarm)
         except (RecordsKeptOnDevice, LinkError) as e:
             self.error = str(e)
 
@@ -288,11 +308,11 @@ class Console:
             self._finish("interrupted", retry=False)
 
     def _lost(self, e: LinkError) -> None:
-        self.link_error = str(e)
+        self.link_error = self.lost_reason = str(e)
         if self.phase in OPEN:
             self.alarm = (-1, 0)
             self._cut_short = self.runner
-            self._finish("interrupted", retry=False)
+            self._finish("interrupted", retry=False, alarm="LINK LOST")
         if self.device:
             self.device.close()
         self.device = None
@@ -313,12 +333,11 @@ class Console:
         self.device, self.link_error = device, None
         self._store_journal()  # what it delivered while we were away: stored now, not at the next session
         runner, self._cut_short = self._cut_short, None
-        if runner and self.status["state"] == spec.STATE_FAULT:  # why it stopped, on that session's record
-            code = self.status["alarm"]
-            stored = {a["code"] for a in self.store.alarms(runner.session_id)}
-            if spec.ALARM_NAMES[code] not in stored:  # a journalled alarm came with the journal just stored
-                self.store.add_alarm(runner.session_id, identity.serial, {
-                    "code": code, "detail": 0, "time_ms": self.status["time_ms"]})
+        code = spec.ALARM_NAMES[self.status["alarm"]] if self.status["state"] == spec.STATE_FAULT else None
+        if runner and code and code not in {a["code"] for a in self.store.alarms(runner.session_id)}:
+            # why it stopped, on that session's record (unless its journal just brought it, with its detail)
+            self.store.add_alarm(runner.session_id, identity.serial, {
+                "code": self.status["alarm"], "detail": 0, "time_ms": self.status["time_ms"]})
 
     def _store_journal(self) -> None:
         """Store what the device journaled and no session here heard of; counted in the session shown."""
@@ -377,6 +396,7 @@ class Console:
             "firmware": identity.firmware if identity else None, "paired": identity.paired if identity else None,
             "state": live.state if live else spec.STATE_NAMES[status["state"]] if status else "UNKNOWN",
             "alarm": alarms.describe(status["alarm"], 0)[0] if status.get("alarm") and not live else None,
+            "fault": self._fault_view(status, identity) if status.get("alarm") and not live else None,
             "depth_mm": units.mm(live.depth_um if live else status.get("depth_um", 0)),
             "syringe_left_ul": units.ul(live.syringe_left_nl if live else status.get("syringe_left_nl", 0)),
         }
@@ -391,20 +411,36 @@ class Console:
             "phase": self.phase, "device": device, "limits": self._limits_view(), "syringes": SYRINGES,
             "programs": self.library,
             "session": self.session, "progress": progress, "alarm": self._alarm_view(), "outcome": self.outcome,
-            "error": self.error,
+            "outcome_text": self.outcome_text, "error": self.error,
+            "remaining": self.runner.remaining() if self.runner and self.outcome in ("fault", "interrupted") else 0,
+            "delivered_text": self.runner.delivered_words() if self.runner and self.phase == "finished" else None,
         }
+
+    def _fault_view(self, status: dict, identity) -> dict:
+        """The device stopped on an alarm between sessions: named, and a routine power-on said to be routine."""
+        code = status["alarm"]
+        cause = identity.reset_cause if identity else ""
+        name, what, todo = alarms.describe(code, None, cause, console=True)  # STATUS carries no detail
+        if code == spec.ALARM_RESET and cause in outcomes.ROUTINE_RESETS and self.phase == "setup":
+            return {"name": name, "routine": True, "heading": f"Device switched on ({name}, {cause.replace('_', '-')})",
+                    "what": "Routine: the device starts stopped after it is switched on or restarted, motors off "
+                            "and needle retracted. Nothing was interrupted by this console.",
+                    "todo": "Acknowledge to start a new session."}
+        return {"name": name, "routine": False, "heading": f"Device stopped on {outcomes.alarm_name(name)}",
+                "what": what, "todo": todo}
 
     def _alarm_view(self) -> dict | None:
         if self.alarm is None:
             return None
         code, detail = self.alarm
         p = self.runner.progress if self.runner else None
-        delivered = (f"{p.done} of {p.planned} {self.session['unit']}, {p.delivered_nl / 1000:.1f} uL to the patient"
-                     f" ({p.partial} partial), recorded" if p and self.session else "nothing")
+        delivered = (f"{self.runner.delivered_words()} to the patient, recorded" if p and self.runner and self.session
+                     else "nothing")
         if code < 0:  # this computer lost the device, not the device's own alarm
             delivered = f"{delivered} before the link was lost"
+            reason = f" ({self.lost_reason})" if self.lost_reason and self.lost_reason != "None" else ""
             return {"code": code, "name": "LINK LOST", "delivered": delivered,
-                    "what": f"this computer lost the serial link to the device ({self.link_error}). Without the "
+                    "what": f"this computer lost the serial link to the device{reason}. Without the "
                             "link the device stops the plunger and retracts the needle by itself",
                     "todo": "check the cable or USB port; the console reconnects by itself, then stores the "
                             "records of any points given meanwhile (they wait on the device) and counts them here"}

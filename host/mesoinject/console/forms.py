@@ -7,17 +7,16 @@ limit checks as a program file, so the browser holds no rule of its own.
 from __future__ import annotations
 
 import pathlib
-import re
 
 from mesoprotocol import spec
 
 from .. import program as programs
-from .. import units
+from .. import people, units
 from ..program import Program, ProgramError
 
 # form key -> program file key (volume and count depend on the technique)
 _QUANTITIES = ("depth", "cadence", "flow_rate", "prime_volume")
-PATIENT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+PATIENT_REF = people.PATIENT_REF  # one rule for the console and the CLI
 
 
 def to_program(form: dict) -> Program:
@@ -60,10 +59,7 @@ def who(form: dict) -> tuple[str, str, str | None]:
     """Patient reference, operator and drug lot of the session, or ProgramError naming the field.
 
     The patient reference is a pseudonym such as P-0042, never a name: no spaces."""
-    patient = _string(form, "patient_ref")
-    if not PATIENT_REF.fullmatch(patient):
-        raise ProgramError("patient_ref", "give the pseudonymous patient reference (letters, digits, '.', '_' or "
-                           "'-', up to 32, no spaces), e.g. P-0042; never the patient's name")
+    patient = people.patient_ref(_string(form, "patient_ref"))
     operator = _string(form, "operator")
     if not operator:
         raise ProgramError("operator", "give the operator's name or initials (the record says who treated)")

@@ -87,6 +87,7 @@ class ConsoleServer:
         r.add_post("/api/session/note", self._on_worker(c.note, body=True))
         r.add_post("/api/session/new", self._on_worker(c.new_session))
         r.add_post("/api/device/clear-fault", self._on_worker(c.clear_fault))
+        r.add_post("/api/session/give-remaining", self._on_worker(c.give_remaining))
         r.add_post("/api/session/pause", self._at_once(c.pause))  # stopping never queues behind a poll
         r.add_post("/api/session/abort", self._at_once(c.abort))
         return app

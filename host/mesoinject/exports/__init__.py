@@ -16,12 +16,15 @@ import io
 import json
 
 from .. import extras
-from .common import NothingToExport, check_session
+from .common import NothingToExport, check_session, numbered, ul
 
 FORMATS = ("csv", "json", "fhir", "html")
 EXPORT_COLUMNS = ("session_id", "device_serial", "record_id", "point", "kind", "partial", "programmed_nl",
                   "delivered_nl", "depth_um", "device_time_ms", "received_at", "drug", "patient_ref", "operator",
                   "drug_lot", "device_session")
+
+# beside the integer wire units: what a person reads (the report's numbers and words)
+READABLE_COLUMNS = ("number", "counted", "delivered_ul", "programmed_ul", "depth_mm", "outcome")
 
 __all__ = ["EXPORT_COLUMNS", "FORMATS", "NothingToExport", "export"]
 
@@ -40,7 +43,9 @@ def export(store, fmt: str, session_id: int | None = None) -> str:
         from . import report
 
         return report.export(store, session_id)
-    rows = [{k: row[k] for k in EXPORT_COLUMNS} for row in store.deliveries(session_id)]
+    records = store.deliveries(session_id)
+    rows = [{k: row[k] for k in EXPORT_COLUMNS} for row in records]
+    _add_readable_columns(store, records, rows)
     if not rows:
         what = f"session {session_id}" if session_id is not None else store.where
         raise NothingToExport(f"{what} has no deliveries to export (the session stopped before the first point, "
@@ -49,10 +54,29 @@ def export(store, fmt: str, session_id: int | None = None) -> str:
         return json.dumps(rows, indent=1) + "\n"
     out = io.StringIO()
     # CRLF as RFC 4180 has it: a line terminator of "\n" alone leaves a bare CR in a cell unquoted, splitting its row
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS + READABLE_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
+
+
+def _add_readable_columns(store, records: list[dict], rows: list[dict]) -> None:
+    """number: the point from 1 (blank for a prime); counted: no for a prime (purged into the air, never in a
+    total); volumes in µL and depth in mm as text (the same in CSV and JSON); outcome: how the row's session
+    ended, in words."""
+    by_session: dict = {}
+    for record in records:
+        by_session.setdefault(record.get("session_id"), []).append(record)
+    numbers = {}
+    for session_id, group in by_session.items():
+        numbers.update(zip(map(id, group), numbered(group)))
+        session = store.session(session_id) or {}
+        by_session[session_id] = session.get("outcome_text") or session.get("outcome") or ""
+    for record, row in zip(records, rows):
+        prime = record["kind"] == "prime"
+        row.update(number="" if prime else numbers[id(record)], counted="no" if prime else "yes",
+                   delivered_ul=ul(record["delivered_nl"]), programmed_ul=ul(record["programmed_nl"]),
+                   depth_mm=f"{record['depth_um'] / 1000:.2f}", outcome=by_session[record.get("session_id")])
 
 
 # a spreadsheet runs a cell that starts with one of these as a formula (OWASP, CSV injection)

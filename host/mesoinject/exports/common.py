@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from .. import outcomes
+
 
 class NothingToExport(LookupError):
     """An empty database or an unknown session: the message says what to do instead."""
@@ -37,6 +39,23 @@ class SessionRecord:
                    [r for r in rows if r["kind"] == "prime"], store.alarms(session_id), store.notes(session_id))
 
     @property
+    def unit(self) -> str:
+        return "shots" if self.session.get("technique") == "nappage" else "points"
+
+    @property
+    def numbers(self) -> list[int | None]:
+        return [n for n in numbered(self.given)]
+
+    @property
+    def device_alarms(self) -> list[dict]:
+        """The alarms of the session; a routine power-on RESET acknowledged at its start is none."""
+        return [a for a in self.alarms if not outcomes.is_routine_reset(a)]
+
+    @property
+    def outcome_words(self) -> str:
+        return outcomes.of_session(self.session, self.given, self.device_alarms)
+
+    @property
     def synced(self) -> bool:
         """A placeholder for a session run elsewhere, created when its records were synced."""
         return self.session["outcome"] == "synced"
@@ -66,3 +85,31 @@ class SessionRecord:
 
 def ul(nl: int) -> str:
     return f"{nl / 1000:.3f}"
+
+
+def numbered(rows: list[dict]) -> list[int | None]:
+    """The point (or shot) number a person reads, from 1, for each row in record order; None for a prime.
+
+    The device counts from 0 in each CONFIGURE: when the remaining points of a session are given after an
+    alarm they start at 0 again, so a run that starts over (a lower index, or one after a prime) goes on
+    from the highest number given before. A point paused and resumed keeps its number."""
+    numbers: list[int | None] = []
+    base = top = 0
+    last: int | None = None
+    primed = False
+    for r in rows:
+        if r["kind"] == "prime":
+            numbers.append(None)
+            primed = last is not None
+            continue
+        if last is not None and (r["point"] < last or (primed and r["point"] == 0)):
+            base = top
+        primed = False
+        last = r["point"]
+        top = max(top, base + r["point"] + 1)
+        numbers.append(base + r["point"] + 1)
+    return numbers
+
+
+def session_words(session: dict | None, given: list[dict] = (), alarms: list[dict] = ()) -> str:
+    return outcomes.of_session(session, list(given), list(alarms)) if session and "outcome" in session else ""

@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 from mesoprotocol import spec
 
 from .. import __version__
-from .common import NothingToExport, SessionRecord, ul
+from .common import NothingToExport, SessionRecord, numbered, ul
 
 _FLAG_NAMES = ((spec.FLAG_PARTIAL, "partial"), (spec.FLAG_TRIGGER_RELEASED, "trigger released"),
                (spec.FLAG_ABORTED, "stopped"), (spec.FLAG_FAULT, "fault"), (spec.FLAG_POWER_LOST, "power lost"))
@@ -29,7 +29,8 @@ def _when(iso: str | None) -> str:
     if iso is None:
         return ""
     try:
-        return dt.datetime.fromisoformat(iso).astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        # the clinic's local time, with its zone: what the clinician's watch said
+        return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z (UTC%z)")
     except (TypeError, ValueError):  # not written by us: show it as stored
         return iso or ""
 
@@ -48,11 +49,11 @@ def export(store, session_id: int | None) -> str:
 
 def render(rec: SessionRecord) -> str:
     return _env.get_template("report.html.j2").render(
-        rec=rec, s=rec.session, plot=plot_svg(rec.given), version=__version__,
-        generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        rec=rec, s=rec.session, plot=plot_svg(rec.given), version=__version__, numbered=zip(rec.numbers, rec.given),
+        generated=_when(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")))
 
 
-def plot_svg(rows: list[dict], width: int = 720, height: int = 240) -> Markup:
+def plot_svg(rows: list[dict], width: int = 720, height: int = 240) -> Markup:  # noqa: C901
     """Bars: delivered per point (partial ones in orange); a black tick: what was programmed."""
     if not rows:
         return Markup("")
@@ -76,13 +77,15 @@ def plot_svg(rows: list[dict], width: int = 720, height: int = 240) -> Markup:
                      f'<text x="{left - 4}" y="{yy + 3:.1f}" text-anchor="end">{tick:g}</text>')
         tick += step_ul
     parts.append(f'<text x="10" y="{top + plot_h / 2:.0f}" transform="rotate(-90 10 {top + plot_h / 2:.0f})" '
-                 'text-anchor="middle">uL</text>')
+                 'text-anchor="middle">µL</text>')
     label_every = max(1, math.ceil(len(rows) / 20))
     bar_w = max(slot * 0.7, 0.5)
+    numbers = numbered(rows)
     for i, r in enumerate(rows):
         x = left + i * slot + (slot - bar_w) / 2
         colour = "#e08a1e" if r["partial"] else "#3b7dd8"
-        tip = escape(f"point {r['point']}: {ul(r['delivered_nl'])} of {ul(r['programmed_nl'])} uL")
+        tip = escape(f"{r['kind']} {numbers[i]}: {ul(r['delivered_nl'])} of {ul(r['programmed_nl'])} µL"
+                     + (" (partial)" if r["partial"] else ""))
         parts.append(f'<rect x="{x:.2f}" y="{y(r["delivered_nl"]):.2f}" width="{bar_w:.2f}" '
                      f'height="{y(0) - y(r["delivered_nl"]):.2f}" fill="{colour}"><title>{tip}</title></rect>'
                      f'<line x1="{x - slot * 0.1:.2f}" x2="{x + bar_w + slot * 0.1:.2f}" '
@@ -90,7 +93,7 @@ def plot_svg(rows: list[dict], width: int = 720, height: int = 240) -> Markup:
                      'stroke-width="1.5"/>')
         if i % label_every == 0:
             parts.append(f'<text x="{x + bar_w / 2:.2f}" y="{height - bottom + 12}" '
-                         f'text-anchor="middle">{r["point"]}</text>')
+                         f'text-anchor="middle">{numbers[i]}</text>')
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#000"/>'
                  f'<text x="{left + plot_w / 2:.0f}" y="{height - 6}" text-anchor="middle">point</text></svg>')
     return Markup("".join(parts))

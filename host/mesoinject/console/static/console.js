@@ -15,15 +15,13 @@ const FIELD_INPUT = {
   "total volume": "count", needle: "needle_length", "needle.length": "needle_length", "needle.gauge": "needle_gauge",
 };
 const STATES = {
-  IDLE: ["○", "Idle"], CONFIGURED: ["○", "Configured, not primed"], PRIMING: ["⏳", "Priming"],
+  IDLE: ["○", "Idle"], CONFIGURED: ["○", "Configured, not primed"], PRIMING: ["…", "Priming"],
   PRIMED: ["✔", "Primed, not armed"], ARMED: ["●", "Armed: the trigger delivers"],
   DELIVERING: ["▶", "Delivering"], PAUSED: ["❚❚", "Paused: the trigger does nothing"],
   COMPLETE: ["✔", "Complete"], FAULT: ["⚠", "Stopped on an alarm"],
 };
-const OUTCOMES = {
-  complete: ["✔", "Complete: every planned dose delivered"], aborted: ["■", "Aborted before the end"],
-  fault: ["⚠", "Fault: the device stopped on an alarm"], interrupted: ["⚠", "Interrupted: the session did not end normally"],
-};
+// the outcome's words are the server's (mesoinject.outcomes, as stored); the page adds an icon
+const OUTCOME_ICONS = { complete: "✔", aborted: "■", fault: "⚠", interrupted: "⚠" };
 const ABORTABLE = ["configured", "priming", "primed", "running"];
 
 let snap = null;
@@ -135,12 +133,24 @@ function setOptions(select, items, keep) {
   if (select.selectedIndex < 0) select.selectedIndex = 0;
 }
 
-function renderSetup(s) {
+function renderFault(s) {
+  const fault = (s.device && s.device.fault) || null;
   $("fault-panel").hidden = !(s.phase === "setup" && s.device && s.device.state === "FAULT");
+  if (!fault) return;
+  // a routine power-on is no hazard: a plain panel, named, one click to acknowledge
+  $("fault-panel").className = `panel ${fault.routine ? "info" : "stop"}`;
+  text("fault-heading", `${fault.routine ? "ⓘ" : "⚠"} ${fault.heading}`);
+  text("fault-what", fault.what);
+  text("fault-todo", fault.todo);
+  text("clear-fault", fault.routine ? "Acknowledge" : "Clear fault");
+}
+
+function renderSetup(s) {
+  renderFault(s);
   const key = JSON.stringify([s.syringes, s.programs]);
   if (key !== listsKey) {
     listsKey = key;
-    setOptions($("syringe"), (s.syringes || []).map((x) => [x.name, `${x.name} (${Math.round(x.capacity_ul)} uL)`]), []);
+    setOptions($("syringe"), (s.syringes || []).map((x) => [x.name, `${x.name} (${Math.round(x.capacity_ul)} µL)`]), []);
     // a library file that does not parse is listed, with why, but cannot be chosen
     setOptions($("program"), (s.programs || []).map((p) => [p.file, p.form ? p.name : `${p.name} - unusable: ${p.error}`, !p.form]),
       [$("program").options[0]]);
@@ -165,14 +175,14 @@ function applyLimits() {
   text("count-unit", unit);
   const maxVol = nappage ? L.max_shot_ul : tech === "test-dose" ? Math.min(L.max_point_ul, L.max_test_dose_ul) : L.max_point_ul;
   const maxCount = nappage ? L.max_shots : L.max_points;
-  bound("volume", L.min_volume_ul, maxVol, `min ${L.min_volume_ul}, max ${maxVol} uL per ${nappage ? "shot" : "point"}`);
+  bound("volume", L.min_volume_ul, maxVol, `min ${L.min_volume_ul}, max ${maxVol} µL per ${nappage ? "shot" : "point"}`);
   bound("depth", L.min_depth_mm, L.max_depth_mm,
     `min ${L.min_depth_mm}, max ${L.max_depth_mm} mm and needle length - ${L.needle_margin_mm} mm`);
   bound("needle_length", undefined, undefined, `at least depth + ${L.needle_margin_mm} mm`);
-  bound("count", 1, maxCount, `max ${maxCount} ${unit}; session max ${L.max_session_ul} uL`);
+  bound("count", 1, maxCount, `max ${maxCount} ${unit}; session max ${L.max_session_ul} µL`);
   bound("cadence", L.min_cadence_hz, L.max_cadence_hz, `min ${L.min_cadence_hz}, max ${L.max_cadence_hz} Hz`);
-  bound("flow_rate", L.min_flow_ul_s, L.max_flow_ul_s, `min ${L.min_flow_ul_s}, max ${L.max_flow_ul_s} uL/s`);
-  bound("prime_volume", 0, L.max_prime_ul, `max ${L.max_prime_ul} uL`);
+  bound("flow_rate", L.min_flow_ul_s, L.max_flow_ul_s, `min ${L.min_flow_ul_s}, max ${L.max_flow_ul_s} µL/s`);
+  bound("prime_volume", 0, L.max_prime_ul, `max ${L.max_prime_ul} µL`);
 }
 
 function bound(id, min, max, label) {
@@ -197,11 +207,11 @@ function renderSession(s) {
   if (!ss) return;
   facts($("session-facts"), [
     ["Program", ss.summary], ["Patient reference", ss.patient_ref], ["Operator", ss.operator],
-    ["Drug", ss.drug], ["Lot", ss.lot], ["Planned", `${ss.planned} ${ss.unit}, ${fixed(ss.planned_ul)} uL`],
+    ["Drug", ss.drug], ["Lot", ss.lot], ["Planned", `${ss.planned} ${ss.unit}, ${fixed(ss.planned_ul)} µL`],
     ["Depth", `${fixed(ss.depth_mm)} mm`], ["Cadence", ss.cadence_hz == null ? null : `${ss.cadence_hz} Hz`],
-    ["Prime", `${fixed(ss.prime_ul)} uL`],
+    ["Prime", `${fixed(ss.prime_ul)} µL`],
   ]);
-  text("prime", `Prime ${fixed(ss.prime_ul)} uL`);
+  text("prime", `Prime ${fixed(ss.prime_ul)} µL`);
 }
 
 function renderLive(s) {
@@ -238,16 +248,20 @@ function renderFinished(s) {
   const ss = s.session;
   if (s.phase !== "finished" || !ss) return;
   const p = s.progress || {};
-  const [icon, words] = OUTCOMES[s.outcome] || ["?", s.outcome || "Unknown"];
-  text("outcome", `${icon} ${words}`);
-  $("outcome").className = `outcome ${s.outcome === "complete" ? "complete" : "bad"}`;
+  const words = s.outcome_text || s.outcome || "Unknown";
+  // the record's code alongside when the words do not carry it ("Stopped on OCCLUSION (fault)")
+  const code = s.outcome && !words.includes(s.outcome) ? ` (${s.outcome})` : "";
+  text("outcome", `${OUTCOME_ICONS[s.outcome] || "?"} ${words.charAt(0).toUpperCase()}${words.slice(1)}${code}`);
+  const clean = s.outcome === "complete" && !p.partial;
+  $("outcome").className = `outcome ${clean ? "complete" : s.outcome === "complete" ? "partial" : "bad"}`;
   facts($("finished-facts"), [
     ["Done", `${p.done ?? 0} / ${p.planned ?? ss.planned} ${ss.unit}`],
-    ["Delivered", `${fixed(p.delivered_ul || 0)} uL of ${fixed(ss.planned_ul)} uL`],
+    ["Delivered", `${fixed(p.delivered_ul || 0)} µL of ${fixed(ss.planned_ul)} µL`],
     ["Partial (stopped before the full volume)", p.partial ?? 0],
-    ["Primed (into the air)", `${fixed(p.primed_ul || 0)} uL`],
+    ["Primed (into the air)", `${fixed(p.primed_ul || 0)} µL`],
     ["Patient reference", ss.patient_ref], ["Program", ss.summary],
   ]);
+  renderRemaining(s);
   const base = `/sessions/${encodeURIComponent(ss.id)}`;
   $("report-link").href = `${base}/report`;
   $("export-csv").href = `${base}/export.csv`;
@@ -258,6 +272,21 @@ function renderFinished(s) {
     text("notes-status", "");
     $("notes-list").replaceChildren();
   }
+}
+
+// after an alarm: the cause dealt with, the fault cleared, then the points left, in the same session
+function renderRemaining(s) {
+  const left = s.remaining || 0;
+  $("remaining-panel").hidden = !(left > 0);
+  if (!left) return;
+  const faulted = s.device && s.device.state === "FAULT";
+  const unit = (s.session && s.session.unit) || "points";
+  text("remaining-text", `${left} ${unit} of this session left. ` + (faulted
+    ? "Deal with the alarm's cause, then clear the fault."
+    : `The fault is cleared: give the remaining ${unit} in this same session (the device keeps its session total).`));
+  $("finished-clear-fault").hidden = !faulted;
+  $("give-remaining").hidden = faulted;
+  text("give-remaining", `Give the remaining ${left} ${unit}`);
 }
 
 function renderAlarm(a) {
@@ -346,7 +375,7 @@ async function runCheck() {
   clearFieldErrors();
   checkOk = r.ok && r.data.ok === true;
   if (checkOk) {
-    const total = typeof r.data.total_ul === "number" ? ` (total ${fixed(r.data.total_ul)} uL)` : "";
+    const total = typeof r.data.total_ul === "number" ? ` (total ${fixed(r.data.total_ul)} µL)` : "";
     text("check-summary", `✔ ${r.data.summary || "Program accepted"}${total}`);
   } else {
     text("check-summary", "");
@@ -387,6 +416,7 @@ const ACTIONS = {
   "clear-fault": "/api/device/clear-fault", prime: "/api/session/prime", arm: "/api/session/arm",
   pause: "/api/session/pause", resume: "/api/session/resume", abort: "/api/session/abort",
   "alarm-ack": "/api/session/acknowledge", "new-session": "/api/session/new",
+  "finished-clear-fault": "/api/device/clear-fault", "give-remaining": "/api/session/give-remaining",
 };
 for (const [id, path] of Object.entries(ACTIONS)) $(id).addEventListener("click", (e) => act(e.currentTarget, path));
 
@@ -459,7 +489,7 @@ async function showSessions() {
   if (!rows.length) return void (box.textContent = "No sessions recorded yet.");
   const table = document.createElement("table");
   const head = table.createTHead().insertRow();
-  for (const h of ["Started", "Ended", "Patient ref", "Operator", "Program", "Outcome", "uL", "Points", "Files"]) {
+  for (const h of ["Started", "Ended", "Patient ref", "Operator", "Program", "Outcome", "µL", "Points", "Files"]) {
     const th = document.createElement("th");
     th.textContent = h;
     th.scope = "col";
