@@ -41,7 +41,7 @@ board.trig = True
 def shots_until(n):
     while dev.done < n:
         a.link.poll()
-        dev.link_seen(spec.STATUS)  # the host's heartbeat, as a command would
+        dev.link_seen()  # the controlling host's heartbeat, as its POLL would
         dev.tick(ticks_us())
 
 
