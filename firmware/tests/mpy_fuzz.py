@@ -548,13 +548,13 @@ class Fuzzer:
         self.calls = []
         orig = self.link.on_command
 
-        def on_command(msg_type, values):
+        def on_command(msg_type, values, *signed):
             # the dispatcher as the link calls it, with what a NACK must leave alone before and after
             dev = self.dev
             pre = (snap(dev), self.board.fields(), flash_files(), snap_named(dev) if self.explain else None)
             state = dev.state
             rx = self.link.rx_errors
-            reply = orig(msg_type, values)
+            reply = orig(msg_type, values, *signed)
             post = None
             if reply[0] == S.NACK:
                 post = (snap(dev), self.board.fields(), flash_files(), snap_named(dev) if self.explain else None)
