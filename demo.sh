@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source tools/venv.sh
-mesoinject run programs/point-by-point.toml --sim "$@"
+mesoinject run point-by-point --sim "$@"

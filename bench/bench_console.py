@@ -28,11 +28,13 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mesoinject import codec  # noqa: E402
+from mesoinject import program as programs  # noqa: E402
 from mesoinject.client import Device  # noqa: E402
 from mesoinject.console import Console, ConsoleServer  # noqa: E402
 from mesoinject.records import RecordStore  # noqa: E402
 from mesoprotocol import spec  # noqa: E402
-from mesosim import SimBoard, VirtualOperator  # noqa: E402
+from mesoinject.simulated import SimBoard  # noqa: E402
+from mesosim import VirtualOperator  # noqa: E402
 from tools import browser  # noqa: E402
 from benchlib import percentile  # noqa: E402
 
@@ -117,7 +119,7 @@ def main() -> int:
     with SimBoard(seed=args.seed, workdir=tmp / "board") as board, VirtualOperator(board, gap_s=0.02), \
             RecordStore(tmp / "records.db") as store, browser.launch_chromium() as chromium:
         board.on_device_bytes = tap
-        ui = Console(lambda: Device.open(board.url), store, ROOT / "programs").start()
+        ui = Console(lambda: Device.open(board.url), store, programs.EXAMPLES).start()
         server = ConsoleServer(ui).start()
         try:
             page = chromium.new_page()

@@ -15,7 +15,7 @@ import sys
 
 from mesoinject.client import Device
 from mesoprotocol import spec
-from mesosim import SimBoard
+from mesoinject.simulated import SimBoard
 from mesosim.harness import board_time_us, ticks_diff
 from benchlib import armed, percentile
 

@@ -24,7 +24,8 @@ from mesoinject import codec, keys
 from mesoinject.client import Device, DeviceRefused
 from mesoinject.link import LinkError
 from mesoprotocol import spec
-from mesosim import LinkFaults, SimBoard
+from mesoinject.simulated import SimBoard
+from mesosim import LinkFaults
 from benchlib import armed
 
 ARMABLE = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,

@@ -25,11 +25,12 @@ from mesoinject.client import Device
 from mesoinject.records import RecordStore
 from mesoinject.session import SessionRunner
 from mesoprotocol import spec
-from mesosim import SimBoard, VirtualOperator
+from mesoinject.simulated import SimBoard
+from mesosim import VirtualOperator
 from mesosim.harness import imperfections
 from benchlib import percentile
 
-PROGRAMS = pathlib.Path(__file__).parents[1] / "programs"
+PROGRAMS = programs.EXAMPLES
 PLUNGER_STEPS_PER_MM = 3200
 
 

@@ -25,10 +25,11 @@ from mesoinject.link import Link
 from mesoinject.records import RecordStore
 from mesoinject.session import SessionRunner
 from mesoprotocol import spec
-from mesosim import SimBoard, VirtualOperator
+from mesoinject.simulated import SimBoard
+from mesosim import VirtualOperator
 from benchlib import percentile
 
-PROGRAMS = pathlib.Path(__file__).parents[1] / "programs"
+PROGRAMS = programs.EXAMPLES
 
 
 def round_trips(url: str, n: int) -> list[float]:

@@ -32,9 +32,10 @@ from mesoinject.link import LinkError
 from mesoinject.records import RecordStore
 from mesoinject.session import DeviceInFault, SessionRunner
 from mesoprotocol import spec
-from mesosim import LinkFaults, SimBoard, VirtualOperator
+from mesoinject.simulated import SimBoard
+from mesosim import LinkFaults, VirtualOperator
 
-PROGRAMS = pathlib.Path(__file__).parents[1] / "programs"
+PROGRAMS = programs.EXAMPLES
 SYRINGE = 1  # BD 1 mL: 1 uL shots meter to 1 % (a 3 mL syringe needs at least 1.8 uL)
 SHOT = dict(syringe=SYRINGE, volume_nl=1000, depth_um=1000, cadence_mhz=10000, flow_nl_s=50000, prime_nl=2000)
 TRACE_NL = 20  # a needle entry with less than this left the syringe in it is not a delivery

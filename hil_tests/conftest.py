@@ -25,7 +25,7 @@ def rig(request):
         return
     if request.config.getoption("--board") != "sim":
         raise pytest.UsageError("a real board needs --port PORT")
-    from mesosim import SimBoard
+    from mesoinject.simulated import SimBoard
 
     # imperfect mechanics, but the bore as in the table: recorded-vs-truth tests assume a
     # calibrated syringe (calibration has its own tests)

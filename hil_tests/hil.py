@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 import time
 
 from mesoinject import program as programs
@@ -11,7 +10,7 @@ from mesoinject.client import Device
 from mesoinject.session import SessionRunner
 from mesoprotocol import spec
 
-PROGRAMS = pathlib.Path(__file__).parents[1] / "programs"
+PROGRAMS = programs.EXAMPLES
 # A syringe's first prime takes up the worst-case play of the mechanism (120 um on every board),
 # pushing up to this much more into the air than it counts (BD 1 mL bore)
 FIRST_PRIME_EXTRA_NL = 3.14159 / 4 * spec.SYRINGES[1][1] ** 2 * 120 / 1e6  # um^3 = fL -> nL

@@ -74,7 +74,7 @@ def test_a_frame_recorded_before_a_power_cut_is_refused_after_it(device, sim):
 
 
 def test_pairing_needs_the_physical_gesture_and_the_key_is_never_sent_back(tmp_path):
-    from mesosim import SimBoard
+    from mesoinject.simulated import SimBoard
 
     store = keys.KeyStore(tmp_path / "keys")
     with SimBoard(paired=False, serial="SIM-PAIR") as board, Device.open(board.url, store) as dev:

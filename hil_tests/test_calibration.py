@@ -15,7 +15,7 @@ TRUE_PPM = round((1 + BORE_ERROR) ** 2 * 1e6)
 def bored(request):
     if request.config.getoption("--port"):
         pytest.skip("needs the simulated board and its simulated balance")
-    from mesosim import SimBoard
+    from mesoinject.simulated import SimBoard
 
     with SimBoard(seed=request.config.sim_seed, profile={"diameter_error": BORE_ERROR}) as board:
         with Device.open(board.url) as device:

@@ -13,12 +13,13 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from mesoinject import program as programs
 from mesoinject.client import Device
 from mesoinject.records import RecordStore
 from mesoprotocol import spec
 from tools import browser
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+
 SHOTS = pathlib.Path(__file__).parent / "artifacts" / "console"
 TIMEOUT_MS = 30000
 
@@ -32,7 +33,7 @@ def console(rig, tmp_path_factory):
     from mesosim import VirtualOperator
 
     store = RecordStore(tmp_path_factory.mktemp("console") / "records.db")
-    ui = Console(lambda: Device.open(rig.url), store, ROOT / "programs").start()
+    ui = Console(lambda: Device.open(rig.url), store, programs.EXAMPLES).start()
     server = ConsoleServer(ui).start()
     with VirtualOperator(rig.sim, gap_s=0.05):
         yield server
@@ -135,7 +136,7 @@ def test_a_whole_session_from_the_form_to_the_report(console, page):
     assert fhir["resourceType"] == "MedicationAdministration"
 
     page.click("#sessions-button")
-    page.wait_for_selector(f"#sessions :text('P-0042')")
+    page.wait_for_selector("#sessions :text('P-0042')")
     shot(page, "4-sessions")
     page.click("#sessions-close")
     page.click("#new-session")

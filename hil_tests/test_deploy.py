@@ -19,7 +19,7 @@ def blank_sim(request, tmp_path):
     """A simulated board with nothing on its flash: it boots to the REPL."""
     if request.config.getoption("--port"):
         pytest.skip("deploys onto a fresh simulated board, not onto the board under test")
-    from mesosim import SimBoard
+    from mesoinject.simulated import SimBoard
 
     with SimBoard(workdir=tmp_path, stage=False, seed=request.config.sim_seed) as sim:
         assert sim.repl == "friendly"
@@ -33,7 +33,7 @@ def flash_files(sim) -> dict[str, str]:
 
 
 def test_mip_installs_the_firmware_and_the_board_layer(blank_sim):
-    for package in (image.REPO / "package.json", image.BOARDS / "sim" / "package.json"):
+    for package in (image.FIRMWARE / "package.json", image.BOARDS / "sim" / "package.json"):
         proc = subprocess.run([sys.executable, "-m", "mpremote", "connect", blank_sim.pty_path,
                                "mip", "install", "--target", "/", str(package)],
                               capture_output=True, text=True, timeout=120)
@@ -76,7 +76,7 @@ def test_flash_replaces_a_source_image_in_safe_mode(request, tmp_path):
     if request.config.getoption("--port"):
         pytest.skip("deploys onto a fresh simulated board, not onto the board under test")
     from mesoinject import flash
-    from mesosim import SimBoard
+    from mesoinject.simulated import SimBoard
 
     with SimBoard(workdir=tmp_path, seed=request.config.sim_seed) as sim:  # the .py image, firmware running
         sim.boot_to_repl()
@@ -98,7 +98,7 @@ def test_flash_asks_for_safe_mode_when_the_firmware_has_no_repl_command(request,
     if hasattr(spec, "REPL"):
         pytest.skip("the protocol has a REPL command: test_flash_takes_a_running_firmware_to_its_repl covers it")
     from mesoinject import flash
-    from mesosim import SimBoard
+    from mesoinject.simulated import SimBoard
 
     with SimBoard(workdir=tmp_path, seed=request.config.sim_seed) as sim:
         with pytest.raises(flash.FlashError, match="safe mode"):
@@ -112,7 +112,7 @@ def test_flash_takes_a_running_firmware_to_its_repl(request, tmp_path):
     if request.config.getoption("--port"):
         pytest.skip("deploys onto a fresh simulated board, not onto the board under test")
     from mesoinject import flash
-    from mesosim import SimBoard
+    from mesoinject.simulated import SimBoard
 
     with SimBoard(workdir=tmp_path, seed=request.config.sim_seed) as sim:
         report = flash.flash("sim", sim.url)

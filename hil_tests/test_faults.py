@@ -2,7 +2,7 @@
 
 import pytest
 
-from hil import drain, prime_and_arm, wait_event, wait_state
+from hil import drain, prime_and_arm, wait_state
 from mesoinject.client import DeviceRefused
 from mesoprotocol import spec
 

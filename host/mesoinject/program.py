@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import tomllib
+import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 
 import pint
 
@@ -29,6 +34,7 @@ OPTIONAL = {"description", "prime_volume", "flow_rate", "needles"}
 # device setting can exceed (checked before any port is opened)
 DEFAULT_LIMITS = {row[0]: row[2] for row in spec.SETTINGS_TABLE}
 CEILINGS = {row[0]: row[4] for row in spec.SETTINGS_TABLE}
+EXAMPLES = pathlib.Path(__file__).parent / "programs"  # the example library, shipped in the package
 DEFAULT_PRIME = "10 uL"
 DEFAULT_FLOW = "50 uL/s"
 
@@ -127,8 +133,15 @@ def _at_least(field: str, value: int, limit: int, unit: str, scale: int) -> None
         raise ProgramError(field, f"{value / scale:g} {unit} is below the minimum of {limit / scale:g} {unit}".replace("  ", " "))
 
 
+def find(name: str | pathlib.Path) -> pathlib.Path:
+    """A program file by path, or an example's by name (`nappage` is EXAMPLES/nappage.toml)."""
+    path = pathlib.Path(name)
+    example = EXAMPLES / f"{path.name}.toml"
+    return example if not path.exists() and path.suffix == "" and example.exists() else path
+
+
 def load(path: str | pathlib.Path) -> Program:
-    path = pathlib.Path(path)
+    path = find(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -23,6 +23,8 @@ import platformdirs
 
 from mesoprotocol import spec
 
+from . import extras
+
 SCHEMA_VERSION = 2
 MIGRATIONS = {
     1: """
@@ -151,6 +153,7 @@ class RecordStore:
         return db
 
     def _connect_postgres(self):
+        extras.require("postgres", "a PostgreSQL record store", "psycopg")
         import psycopg
         from psycopg.rows import dict_row
 
@@ -159,7 +162,7 @@ class RecordStore:
         db.execute(f"SET lock_timeout = {int(self.busy_timeout_s * 1000)}")
         return db
 
-    def reopen(self) -> "RecordStore":
+    def reopen(self) -> RecordStore:
         """Another connection to the same store (e.g. for reads on another thread)."""
         return RecordStore(self._url if self.postgres else self.path, busy_timeout_s=self.busy_timeout_s)
 
@@ -168,7 +171,7 @@ class RecordStore:
             self.db.close()
             self.db = None
 
-    def __enter__(self) -> "RecordStore":
+    def __enter__(self) -> RecordStore:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -10,7 +10,7 @@ counted twice.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from .client import Device
 from .records import RecordStore

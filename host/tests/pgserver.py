@@ -66,7 +66,7 @@ class PostgresServer:
             log = self.log.read_text() if self.log.exists() else ""
             raise RuntimeError(f"{tool} failed ({r.returncode}): {r.stdout}{r.stderr}{log}")
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale")
         options = f"-c listen_addresses='' -c unix_socket_directories={self.dir} -p {PORT} -c fsync=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start")

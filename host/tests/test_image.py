@@ -8,10 +8,10 @@ import pytest
 from mesoinject import image
 
 
-@pytest.mark.parametrize("path", sorted(image.mip_packages()), ids=lambda p: str(p.relative_to(image.REPO)))
+@pytest.mark.parametrize("path", sorted(image.mip_packages()), ids=lambda p: str(p.relative_to(image.FIRMWARE)))
 def test_mip_package_json_is_current(path):
     assert path.exists() and path.read_text() == image.mip_json(image.mip_packages()[path]), (
-        f"{path.relative_to(image.REPO)} is stale: run `python -m mesoinject.image mip`")
+        f"{path} is stale: run `python -m mesoinject.image mip`")
 
 
 def listed(path):
@@ -22,7 +22,7 @@ def listed(path):
 
 @pytest.mark.parametrize("board", image.board_names())
 def test_mip_packages_hold_exactly_the_boards_image(board):
-    files = listed(image.REPO / "package.json") + listed(image.BOARDS / board / "package.json")
+    files = listed(image.FIRMWARE / "package.json") + listed(image.BOARDS / board / "package.json")
     for rel, local in files:
         assert local.is_file(), f"{rel}: {local} does not exist"
     assert sorted(rel for rel, _ in files) == sorted(rel for _, rel in image.manifest(board))

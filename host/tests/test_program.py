@@ -1,13 +1,12 @@
 """Dose programs: units, keys and limits are checked before anything is sent."""
 
-import pathlib
 
 import pytest
 
 from mesoinject import program as programs
 from mesoprotocol import spec
 
-PROGRAMS = pathlib.Path(__file__).parents[2] / "programs"
+PROGRAMS = programs.EXAMPLES
 LIMITS = programs.DEFAULT_LIMITS
 POINT = {"name": "p", "technique": "point-by-point", "drug": "lidocaine", "syringe": "BD 1 mL",
          "needle": {"gauge": 30, "length": "4 mm"}, "volume_per_point": "0.03 mL", "depth": "3 mm", "points": 20}

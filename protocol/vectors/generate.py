@@ -15,8 +15,8 @@ import pathlib
 import struct
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-from protocol import spec  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from mesoprotocol import spec  # noqa: E402
 
 OUT = pathlib.Path(__file__).with_name("frames.json")
 TEST_KEY = bytes(range(0xA0, 0xA0 + spec.KEY_SIZE))  # the key the authenticated vectors are signed with

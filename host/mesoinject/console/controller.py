@@ -16,7 +16,7 @@ import pathlib
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from mesoprotocol import spec
 
@@ -70,7 +70,7 @@ class Console:
         self._thread = threading.Thread(target=self._work, name="mesoinject-console", daemon=True)
 
     # ---- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> "Console":
+    def start(self) -> Console:
         self._reconnect()
         self._publish()
         self._thread.start()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pathlib
 import re
-import tomllib
 
 from mesoprotocol import spec
 
@@ -71,9 +70,9 @@ def library(folder: pathlib.Path) -> list[dict]:
     entries = []
     for path in sorted(folder.glob("*.toml")):
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = programs.tomllib.loads(path.read_text(encoding="utf-8"))
             programs.parse(data)
-        except (OSError, tomllib.TOMLDecodeError, ProgramError) as e:
+        except (OSError, programs.tomllib.TOMLDecodeError, ProgramError) as e:
             entries.append({"file": path.name, "name": path.stem, "error": str(e), "form": None})
             continue
         entries.append({"file": path.name, "name": data["name"], "error": None, "form": _form_of(data)})

@@ -47,7 +47,7 @@ class ConsoleServer:
         self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="mesoinject-ui", daemon=True)
 
-    def start(self) -> "ConsoleServer":
+    def start(self) -> ConsoleServer:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
         self.console.listeners.append(self._on_snapshot)

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 
+from .. import extras
 from .common import NothingToExport, check_session
 
 FORMATS = ("csv", "json", "fhir", "html")
@@ -30,6 +31,7 @@ def export(store, fmt: str, session_id: int | None = None) -> str:
         raise ValueError(f"unknown export format {fmt!r}; one of {', '.join(FORMATS)}")
     check_session(store, session_id)
     if fmt == "fhir":
+        extras.require("fhir", "the FHIR export", "fhir.resources")
         from . import fhir
 
         return fhir.export(store, session_id)

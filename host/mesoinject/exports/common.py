@@ -30,7 +30,7 @@ class SessionRecord:
     notes: list[dict]
 
     @classmethod
-    def load(cls, store, session_id: int) -> "SessionRecord":
+    def load(cls, store, session_id: int) -> SessionRecord:
         check_session(store, session_id)
         rows = store.deliveries(session_id)
         return cls(store.session(session_id), [r for r in rows if r["kind"] != "prime"],

