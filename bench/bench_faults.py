@@ -16,7 +16,7 @@ import sys
 from mesoinject.client import Device
 from mesoprotocol import spec
 from mesoinject.simulated import SimBoard
-from mesosim.harness import board_time_us, ticks_diff
+from mesosim.harness import ticks_diff
 from benchlib import armed, percentile
 
 POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
@@ -73,8 +73,8 @@ def trial(rig: Rig, fault: str) -> tuple[float, float, float, bool]:
         b.set_trigger(False)
         t0, content0 = b.last_input.t_us, b.last_input.content_nl
     elif fault == "host ABORT":
-        content0 = b.truth().content_nl
-        t0 = board_time_us()
+        before = b.truth()  # the board's own clock: never the host's (a 32-bit port's wraps at 2^30)
+        content0, t0 = before.content_nl, before.now_us
         dev.abort()
     elif fault == "emergency stop":
         b.set_estop(True)
@@ -83,18 +83,18 @@ def trial(rig: Rig, fault: str) -> tuple[float, float, float, bool]:
         b.occlude(1e6)
         t0, content0 = b.last_input.t_us, b.last_input.content_nl
     elif fault in ("link cut", "link stalled"):
-        content0 = b.truth().content_nl
-        t0 = board_time_us()
+        before = b.truth()
+        content0, t0 = before.content_nl, before.now_us
         b.set_link("cut" if fault == "link cut" else "stall")
         poll = False
     elif fault == "firmware hang":
-        content0 = b.truth().content_nl
-        t0 = board_time_us()
+        before = b.truth()
+        content0, t0 = before.content_nl, before.now_us
         b.hang()
         poll = False
     elif fault == "power cut (0.2 s)":
-        content0 = b.truth().content_nl
-        t0 = board_time_us()
+        before = b.truth()
+        content0, t0 = before.content_nl, before.now_us
         b.power_cut(0.2)
         poll = False
     else:

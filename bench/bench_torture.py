@@ -34,6 +34,7 @@ from mesoinject.session import DeviceInFault, SessionRunner
 from mesoprotocol import spec
 from mesoinject.simulated import SimBoard
 from mesosim import LinkFaults, VirtualOperator
+from mesosim.harness import ticks_diff
 
 PROGRAMS = programs.EXAMPLES
 SYRINGE = 1  # BD 1 mL: 1 uL shots meter to 1 % (a 3 mL syringe needs at least 1.8 uL)
@@ -152,13 +153,14 @@ def _recover(dev: Device, board: SimBoard) -> None:
 
 
 def _compare(seed, penetrations, rows, corrupted, done, interruptions, seconds) -> Result:
-    # a record's device time (ms, the board clock) falls inside its needle entry
+    # a record's device time (ms, the board clock) falls inside its needle entry: both on the board's
+    # ticks_ms (its ticks_us wraps apart from it on a 32-bit port). The clock runs on across the
+    # simulated board's reboots unless MICROPY_TICKS_WRAP_S restarts it at every boot.
     matched = collections.defaultdict(list)
     unmatched_records = 0
-    starts = [p.t0_us for p in penetrations]
+    starts = [p.t1_ms - ticks_diff(p.t1_us, p.t0_us) // 1000 for p in penetrations]
     for r in rows:
-        t_us = r["device_time_ms"] * 1000
-        i = _entry_at(starts, penetrations, t_us)
+        i = _entry_at(starts, penetrations, r["device_time_ms"])
         if i is None:
             unmatched_records += r["delivered_nl"] > TRACE_NL
             if r["delivered_nl"] > TRACE_NL:
@@ -192,9 +194,9 @@ def _compare(seed, penetrations, rows, corrupted, done, interruptions, seconds) 
                   done["cable"], done["power"], dict(interruptions), seconds)
 
 
-def _entry_at(starts, penetrations, t_us):
-    i = bisect.bisect_right(starts, t_us) - 1
-    if i >= 0 and penetrations[i].t0_us <= t_us <= penetrations[i].t1_us + 2000:
+def _entry_at(starts, penetrations, t_ms):
+    i = bisect.bisect_right(starts, t_ms + 1) - 1  # +1, -1: the two clocks' millisecond edges differ
+    if i >= 0 and starts[i] - 1 <= t_ms <= penetrations[i].t1_ms + 2:
         return i
     return None
 

@@ -1,12 +1,15 @@
-# main.py: start the injector firmware. Hold the trigger during boot to stay in the REPL;
-# the protocol's REPL command gets there too, for one boot (mesofw/safemode.py).
+# main.py: start the injector firmware, or service mode (the REPL): power up with the E-stop
+# pressed and the trigger held 3 s, or the protocol's REPL command (in pairing mode). Service mode
+# erases the command key first: pair the device again afterwards (mesofw/safemode.py).
 import board
-from mesofw import safemode
+from mesofw import auth, safemode
 
 if safemode.repl_requested():
-    print("mesoinject: REPL requested over the link, firmware not started")
-elif board.safe_mode():
-    print("mesoinject: safe mode (trigger held at boot), firmware not started")
+    safemode.erase_key(auth.KEY_FILE)
+    print("mesoinject: REPL requested over the link, firmware not started; key erased: pair again")
+elif safemode.gesture_held(board.safe_mode):
+    safemode.erase_key(auth.KEY_FILE)
+    print("mesoinject: service mode (E-stop + trigger at power-up), firmware not started; key erased: pair again")
 else:
     from mesofw import app
 

@@ -17,8 +17,27 @@ class Rig:
     sim: object | None  # mesosim.SimBoard when simulated
 
 
+BOARD_LOG_TAIL = 60  # lines of the board's log shown beside a failed test
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test on a simulated board shows the end of the board's log (firmware tracebacks,
+    reboots); the whole log stays in the module's pytest tmp folder."""
+    report = yield
+    rig = item.funcargs.get("rig") if hasattr(item, "funcargs") else None
+    if report.failed and rig is not None and rig.sim is not None:
+        log = rig.sim.log_path
+        try:
+            tail = log.read_bytes().decode(errors="replace").splitlines()[-BOARD_LOG_TAIL:]
+        except OSError as e:
+            tail = [f"(no board log: {e})"]
+        report.sections.append((f"board log {log} (last {BOARD_LOG_TAIL} lines)", "\n".join(tail)))
+    return report
+
+
 @pytest.fixture(scope="module")
-def rig(request):
+def rig(request, tmp_path_factory):
     port = request.config.getoption("--port")
     if port:
         yield Rig(port, None)
@@ -29,7 +48,8 @@ def rig(request):
 
     # imperfect mechanics, but the bore as in the table: recorded-vs-truth tests assume a
     # calibrated syringe (calibration has its own tests)
-    with SimBoard(seed=request.config.sim_seed, profile={"diameter_error": 0.0}) as board:
+    with SimBoard(seed=request.config.sim_seed, profile={"diameter_error": 0.0},
+                  workdir=tmp_path_factory.mktemp("board")) as board:  # kept: its log outlives a failure
         yield Rig(board.url, board)
 
 

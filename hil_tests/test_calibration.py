@@ -6,6 +6,7 @@ from hil import load_program, run_with_operator
 from mesoinject.balance import Balance, BalanceError
 from mesoinject.calibrate import CalibrationError, calibrate
 from mesoinject.client import Device
+from mesoprotocol import spec
 
 BORE_ERROR = 0.015  # the syringe's real bore is 1.5 % wider than the table says
 TRUE_PPM = round((1 + BORE_ERROR) ** 2 * 1e6)
@@ -86,3 +87,22 @@ def test_a_balance_in_the_wrong_unit_is_refused(bored):
             calibrate(device, balance, syringe=1, shots=3)
     finally:
         board.balance.unit = "g"
+
+
+def test_a_calibration_stopped_by_an_alarm_names_it_and_keeps_the_old_factor(bored):
+    board, device, balance = bored
+    before = device.hello().cal_ppm
+
+    def block_the_needle(i, estimate, measured):
+        if i == 1:
+            board.occlude(1000.0)  # the next shot pushes against a blocked needle
+
+    try:
+        with pytest.raises(CalibrationError) as stopped:
+            calibrate(device, balance, syringe=1, shots=3, on_shot=block_the_needle)
+    finally:
+        board.occlude(1.0)
+    assert stopped.value.alarm == spec.ALARM_OCCLUSION
+    assert "ALARM OCCLUSION: line pressure reached" in str(stopped.value) and "Next: withdraw" in str(stopped.value)
+    device.abort()  # clear the fault for the module's other tests
+    assert device.hello().cal_ppm == before

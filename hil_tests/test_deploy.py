@@ -72,7 +72,8 @@ def _data_files(on_flash):
 
 
 def test_flash_replaces_a_source_image_in_safe_mode(request, tmp_path):
-    """The usual bench case: a board running older firmware, powered up with the trigger held."""
+    """The usual bench case: a board running older firmware, powered up with the E-stop pressed and the
+    trigger held (service mode)."""
     if request.config.getoption("--port"):
         pytest.skip("deploys onto a fresh simulated board, not onto the board under test")
     from mesoinject import flash
@@ -115,8 +116,59 @@ def test_flash_takes_a_running_firmware_to_its_repl(request, tmp_path):
     from mesoinject.simulated import SimBoard
 
     with SimBoard(workdir=tmp_path, seed=request.config.sim_seed) as sim:
+        with pytest.raises(flash.FlashError, match="E-stop and hold the trigger 3 s"):
+            flash.flash("sim", sim.url)  # nobody at the gun: the key alone does not replace the firmware
+        pairing_gesture(sim)
         report = flash.flash("sim", sim.url)
         assert "REPL command" in report.how
+        with Device.open(sim.url) as dev:
+            assert not dev.hello().paired  # service mode erased the key: pair again
+
+
+def pairing_gesture(sim):
+    """E-stop pressed and trigger held until the gun shows pairing mode, then both let go (the window
+    stays open for PAIRING_WINDOW_MS)."""
+    sim.set_estop(True)
+    sim.set_trigger(True)
+    sim.wait_led((spec.LED_PAIRING,), spec.PAIRING_HOLD_MS / 1000 + 5)
+    sim.set_trigger(False)
+    sim.set_estop(False)
+
+
+def test_service_mode_needs_the_gesture_and_never_shows_the_key(request, tmp_path):
+    """Issue 15 row 6: the trigger alone at power-up opened a REPL that read the key and took any firmware."""
+    if request.config.getoption("--port"):
+        pytest.skip("power-cycles a fresh simulated board, not the board under test")
+    from mesoinject import flash
+    from mesoinject.client import DeviceRefused, NotPaired
+    from mesoinject.simulated import SimBoard
+
+    with SimBoard(workdir=tmp_path, seed=request.config.sim_seed) as sim:
+        sim.hold_trigger_at_boot = True  # the old safe mode: trigger held at power-up, no E-stop
+        try:
+            sim.power_cut(0)  # returns once the firmware has booted: no REPL
+        finally:
+            sim.hold_trigger_at_boot = False
+        with Device.open(sim.url) as dev:
+            assert dev.hello().paired
+            with pytest.raises(DeviceRefused) as e:
+                dev.command(spec.REPL)  # signed with the key, but nobody at the gun
+            assert e.value.reason == "NOT_PAIRING"
+        assert (sim.flash / "key").exists() and sim.repl is None
+        sim.boot_to_repl()  # the service gesture: E-stop pressed, trigger held 3 s at power-up
+        repl = flash.Repl(sim.url)
+        try:
+            assert repl.enter(timeout=5)
+            assert "'key'" not in repl.exec("import os\nprint(repr(os.listdir('/')))")  # erased before the REPL
+        finally:
+            repl.close()
+        sim.power_cut(0)
+        with Device.open(sim.url) as dev:
+            assert not dev.hello().paired
+            dev.abort()  # the RESET alarm: ABORT stays open
+            with pytest.raises(NotPaired):
+                dev.configure(technique=1, syringe=1, needles=1, needle_length_um=4000, depth_um=3000,
+                              volume_nl=30000, count=1, cadence_mhz=0, flow_nl_s=50000, session=1)
 
 
 @pytest.mark.skipif("build" not in spec.layout(spec.IDENTITY)[1],

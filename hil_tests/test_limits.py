@@ -95,3 +95,38 @@ def test_settings_only_while_idle(device):
     device.configure(**GOOD)
     with pytest.raises(DeviceRefused, match="allowed in IDLE"):
         device.settings(max_depth_um=2000)
+
+
+def test_session_cap_holds_across_re_arms_until_a_new_session(device, sim):
+    # issue 15 row 2: ARM from COMPLETE three times gave 300 uL under a 100 uL cap
+    from hil import wait_state
+    from mesosim import VirtualOperator
+
+    cap = 100000
+    device.settings(max_session_nl=cap)
+    try:
+        fields = dict(GOOD, volume_nl=20000, count=5)
+        device.configure(session=4242, **fields)
+        device.prime(5000)
+        assert wait_state(device, {spec.STATE_PRIMED, spec.STATE_FAULT}) == spec.STATE_PRIMED
+        before = sim.truth()
+        device.arm()
+        with VirtualOperator(sim, gap_s=0.02):
+            assert wait_state(device, {spec.STATE_COMPLETE, spec.STATE_FAULT}, timeout=30) == spec.STATE_COMPLETE
+        # the same program again, under the same session: refused, by ARM and by a re-CONFIGURE
+        with pytest.raises(DeviceRefused) as refused:
+            device.arm()
+        assert (refused.value.reason, refused.value.limit) == ("LIMIT", cap)
+        assert refused.value.value > cap
+        with pytest.raises(DeviceRefused) as refused:
+            device.configure(session=4242, **fields)
+        assert (refused.value.reason, refused.value.field, refused.value.limit) == ("LIMIT", "count", 0)
+        after = sim.truth()
+        into_skin = (after.out_nl - after.air_nl) - (before.out_nl - before.air_nl)
+        assert into_skin == pytest.approx(cap, rel=0.02)
+        # a new session tag opens a new session: the cap starts again
+        assert device.configure(session=4243, **fields)["state"] == spec.STATE_PRIMED
+        device.arm()
+    finally:
+        device.abort()
+        device.settings(**{row[0]: row[2] for row in spec.SETTINGS_TABLE})

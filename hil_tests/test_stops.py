@@ -22,6 +22,9 @@ def start_slow_point(device, sim, flowing_nl=3000):
     start = sim.truth().out_nl
     pens = len(sim.penetrations)
     sim.set_trigger(True)
+    # the firmware samples the trigger on its next control tick: a STATUS answered before it may
+    # still say ARMED, so the point has started when the device says so, not when the pin changed
+    wait_state(device, {spec.STATE_DELIVERING}, timeout=5)
     deadline = time.monotonic() + 5
     while sim.truth().out_nl - start < flowing_nl:  # each truth() is a round trip to the board
         assert device.status()["state"] == spec.STATE_DELIVERING  # and the link heartbeat

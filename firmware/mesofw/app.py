@@ -8,17 +8,19 @@ from mesofw import auth, bootcount, device, journal, link, safemode
 FW_VERSION = (0, 2, 0)  # 0.2: the journal in block-sized segment files (migrated at boot)
 TICK_US = 1000
 IDLE_WAIT_MS = 5
-_NO_RECORD = (0, 0, 0, 0, 0, 0, 0, 0, 0)
+_NO_RECORD = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  # the record (with its syringe) and the epoch
 
 
 class App:
     def __init__(self, board):
         self.board = board
-        self.boot_count = bootcount.next_boot()
+        boot = bootcount.BootCount()
+        self.boot_count = boot.count
         # the needle goes home first (a power cut may have left it in the skin); then the journal
         # is read and repaired, which can take a while on a real board's flash
         device.home_needle(board)
-        self.journal = journal.Journal(board.JOURNAL_CELLS, self.boot_count << 16, feed=board.feed_watchdog)
+        self.journal = journal.Journal(board.JOURNAL_CELLS, boot.id_floor, feed=board.feed_watchdog, lease=boot.reserve)
+        boot.start(self.journal.last_id)  # the boot counted, and ids leased past the journal's
         self.auth = auth.Auth()
         self.link = link.Link(board, self.command, self.auth)
         self.device = device.Device(board, self.link.send_event, self.journal, self.link.send_delivery)
@@ -54,6 +56,8 @@ class App:
                 return (spec.NACK, (msg_type, spec.NACK_LIMIT, 1, self.device.state, values[0],
                                     self.link.oldest_event()))
             return (spec.ACK, (msg_type, self.device.state))
+        if msg_type == spec.REPL and not self.device.pairing_open():  # firmware replaced: physical presence
+            return (spec.NACK, (msg_type, spec.NACK_NOT_PAIRING, 0, self.device.state, 0, 0))
         reply = self.device.handle(msg_type, values, ticks_us())
         if msg_type == spec.REPL and reply[0] == spec.ACK:
             self.to_repl = True  # once the ACK is out (run)
@@ -76,7 +80,8 @@ class App:
         head = (spec.PROTOCOL_VERSION, FW_VERSION[0], FW_VERSION[1], FW_VERSION[2], b.NAME, b.serial_number(),
                 self.device.syringe, self.device.cal_ppm(), b.reset_cause())
         return head + tuple(self.device.settings) + (self.boot_count, min(self.journal.free(), 0xFFFF), self.build,
-                                                  1 if self.auth.paired() else 0, self.auth.counter)
+                                                  1 if self.auth.paired() else 0, self.auth.counter,
+                                                  self.journal.epoch)
 
     def records(self, ack_id):
         # the host has committed ack_id (0: nothing yet); answer with the oldest record it has not
@@ -84,7 +89,7 @@ class App:
         if ack_id:
             j.ack(ack_id)  # idempotent: an id already acknowledged changes nothing
         oldest = j.oldest()
-        return (oldest or _NO_RECORD) + (min(j.unacked, 0xFFFF),)
+        return (oldest + (j.epoch,) if oldest else _NO_RECORD) + (min(j.unacked, 0xFFFF),)
 
     def run(self):
         board = self.board

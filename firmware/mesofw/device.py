@@ -2,7 +2,8 @@
 # Safety decisions live here: the host is never trusted for limits, trigger or link.
 from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
-from mesofw import dosing, limits, settings
+from mesoprotocol import rules
+from mesofw import dosing, settings
 
 
 def _mask(*states):  # bit i set = state i
@@ -23,7 +24,11 @@ _ACCEPTS = {
     S.CALIBRATE: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE),
     S.REPL: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE, S.STATE_FAULT),
 }
+_PROGRAM_RUNS = _mask(S.STATE_ARMED, S.STATE_DELIVERING, S.STATE_PAUSED)  # ABORT here ends a program: journalled
 _LINK_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING)
+# a syringe that stops fitting the program in these states is an alarm; in the others it makes the
+# syringe a new one (primed again, its contents counted afresh) at the next CONFIGURE
+_SYRINGE_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING, S.STATE_PAUSED)
 
 # indicator per state, indexed by STATE_*
 _LED = (S.LED_OFF, S.LED_OFF, S.LED_DELIVERING, S.LED_OFF, S.LED_READY, S.LED_DELIVERING, S.LED_OFF,
@@ -41,6 +46,7 @@ def home_needle(board):
     deadline = ticks_us()
     while not board.needle_home() and limit > 0:
         board.needle_step(-1)
+        board.wait_steps()  # read the switch after the pulse, not with pulses still queued: no over-travel
         limit -= 1
         deadline = ticks_add(deadline, period_us)
         while ticks_diff(deadline, ticks_us()) > 0:
@@ -50,7 +56,7 @@ def home_needle(board):
 
 class Device:
     def __init__(self, board, emit, journal, emit_delivery):
-        # emit(msg_type, values): queue an event to the host; emit_delivery(9 DELIVERY fields): the
+        # emit(msg_type, values): queue an event to the host; emit_delivery(10 DELIVERY fields): the
         # dosing loop's event, sent without allocating. journal: where every point is written
         # before the host hears of it.
         self.board = board
@@ -82,8 +88,15 @@ class Device:
         self.link_rx_ms = ticks_ms()
         self.pressed_ms = 0  # when the trigger was last pressed (0: released)
         self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
-        self.syringe_spent = False
+        self.syringe_spent = False  # emptied, or taken out of the clamp: a CONFIGURE treats it as a new one
+        self.barrel_bad_ms = 0  # since when the clamp sensor disagrees with the syringe (0: it agrees)
+        self.session = 0  # the session tag in force (CONFIGURE); a new tag opens a new session
+        self.session_nl = 0  # delivered in that session, across re-ARMs and resumes: max_session_nl bounds it
+        self.min_period_us = 0  # the cadence ceiling's period: no two shots' needle entries closer
+        self.entry_pending = False  # a shot started whose needle has not yet entered
+        self.shot_floor_us = ticks_us()  # no shot may start before (the last needle entry + min_period_us)
         self.hello_since_fault = True
+        self.alarms_due = []  # (record_id, code, detail, time_ms) raised while a point was still open
         self.pair_hold_ms = 0  # E-stop pressed and trigger held since (0: not)
         self.pairing_until = 0  # pairing mode open until (0: closed)
         self.plunger = dosing.Axis(board.plunger_step, 1)
@@ -104,9 +117,11 @@ class Device:
     def boot(self, reset_cause):
         # After any reset (the app has homed the needle first: home_needle), a RESET alarm
         # the host must acknowledge.
+        # Not journalled: the device holds it (FAULT) until a host acknowledges it with ABORT, which a
+        # session does only once it stored it; a boot loop must not fill the journal with resets.
         self.alarm = S.ALARM_RESET
         self._set_state(S.STATE_FAULT)
-        self.emit(S.ALARM, (S.ALARM_RESET, self.state, reset_cause, ticks_ms()))
+        self.emit(S.ALARM, (S.ALARM_RESET, self.state, reset_cause, ticks_ms(), 0, self.journal.epoch))
 
     # ---- host commands -----------------------------------------------------------
     def handle(self, msg_type, values, now_us):
@@ -130,9 +145,16 @@ class Device:
             return self._calibrate(values[0], values[1])
         if msg_type == S.ARM or msg_type == S.RESUME:
             # every point left (ARM: all of them), and one stopped early; a refusal changes nothing
-            needed = self.cfg[6] - (0 if msg_type == S.ARM else self.done) + 1
-            if self.journal.free() < needed:
-                return self._nack(msg_type, S.NACK_JOURNAL_FULL, 0, self.journal.free(), needed)
+            left = self.cfg[6] - (0 if msg_type == S.ARM else self.done)
+            if self.journal.free() < left + 1:
+                return self._nack(msg_type, S.NACK_JOURNAL_FULL, 0, self.journal.free(), left + 1)
+            barrel = self.board.syringe_barrel_um()
+            if not S.syringe_fits(self.syringe, barrel):
+                return self._nack(msg_type, S.NACK_SYRINGE, 0, self.syringe, barrel)
+            total = self.session_nl + left * self.cfg[5]  # the session so far and every point left
+            if total > self.settings[S.SET_SESSION]:
+                return self._nack(msg_type, S.NACK_LIMIT, 0, total, self.settings[S.SET_SESSION])
+            self.journal.reserve(left + 1)  # ids for them, leased on flash before any is given
             if msg_type == S.ARM:
                 self.done = 0
                 self.delivered_nl = 0
@@ -146,6 +168,8 @@ class Device:
                 return self._nack(msg_type, S.NACK_HELLO_FIRST, 0, self.alarm, 0)
             self._stop(S.FLAG_ABORTED, now_us)
             self._end_burst_early(now_us)
+            if self.cfg and (_PROGRAM_RUNS >> self.state) & 1:
+                self._end_record(S.END_ABORTED)
             self.cfg = None
             self.alarm = 0
             self._set_state(S.STATE_IDLE)
@@ -155,10 +179,17 @@ class Device:
         return (S.NACK, (msg_type, reason, field, self.state, value, limit))
 
     def _configure(self, cfg):
-        error = limits.check_configure(cfg, self._shot_time_ms, self.settings, self._min_volume_nl)
+        # the same session tag continues its session (its total so far counts); a new tag opens one
+        used_nl = self.session_nl if cfg[9] == self.session else 0
+        error = rules.check_configure(cfg, self._shot_time_ms, self.settings, self._min_volume_nl, used_nl)
         if error:
             return self._nack(S.CONFIGURE, error[0], error[1], error[2], error[3])
         syringe = cfg[1]
+        barrel = self.board.syringe_barrel_um()
+        if not S.syringe_fits(syringe, barrel):  # the program's syringe is not the one in the clamp
+            return self._nack(S.CONFIGURE, S.NACK_SYRINGE, rules.F_SYRINGE, syringe, barrel)
+        self.session = cfg[9]
+        self.session_nl = used_nl
         if syringe != self.syringe or self.syringe_spent:  # a new syringe
             self.syringe = syringe
             self.syringe_spent = False
@@ -173,6 +204,7 @@ class Device:
         self.point_ms = self._shot_time_ms(cfg)
         if cfg[7]:
             self.period_us = 1000000000 // cfg[7]
+            self.min_period_us = 1000000000 // self.settings[S.SET_CADENCE]
         self._set_state(S.STATE_PRIMED if self.primed_syringe == syringe else S.STATE_CONFIGURED)
         return (S.ACK, (S.CONFIGURE, self.state))
 
@@ -186,7 +218,8 @@ class Device:
         if syringe == self.syringe:
             self.metering = self._metering(syringe)
             self.capacity_nl = S.syringe_capacity_nl(syringe, ppm)
-            if self.cfg and limits.check_configure(self.cfg, self._shot_time_ms, self.settings, self._min_volume_nl):
+            if self.cfg and rules.check_configure(self.cfg, self._shot_time_ms, self.settings, self._min_volume_nl,
+                                                   self.session_nl):
                 self.cfg = None  # the program no longer meters to 1 %: configure it again
                 self._set_state(S.STATE_IDLE)
         return (S.ACK, (S.CALIBRATE, self.state))
@@ -199,27 +232,25 @@ class Device:
         return kpa * self.board.COMPLIANCE_NL_PER_KPA * 1000 // self.metering.pl_step
 
     def _min_volume_nl(self, syringe):
-        # a dose is within one microstep of its volume (carried remainder): 1 % needs 100 steps
-        return S.MIN_DOSE_STEPS * self._metering(syringe).pl_step // 1000
+        return rules.least_dose_nl(self._metering(syringe).pl_step)
 
     def _metering(self, syringe):
         ppm = self.calibration.get(syringe, 1000000)
-        return dosing.Metering(dosing.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM, ppm))
+        return dosing.Metering(S.pl_per_step(syringe, self.board.PLUNGER_STEPS_PER_MM, ppm))
 
     def _shot_time_ms(self, cfg):
-        # needle in and out, dispense, settle (shots settle briefly; points also take up
-        # slack and suck back, well within the trigger-stuck margin)
-        needle_ms = 2 * cfg[4] * 1000 // self.board.NEEDLE_SPEED_UM_S
-        settle_ms = S.SHOT_SETTLE_MS if cfg[0] == S.TECHNIQUE_NAPPAGE else S.POINT_SETTLE_MS
-        return needle_ms + cfg[5] * 1000 // cfg[8] + settle_ms + 2
+        return rules.shot_time_ms(cfg, self.board.NEEDLE_SPEED_UM_S)
 
     def _prime(self, volume_nl, now_us):
-        if volume_nl < S.MIN_VOLUME_NL:  # too little to see at the needle tip: not a prime
-            return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, S.MIN_VOLUME_NL)
-        if volume_nl > S.MAX_PRIME_NL:
-            return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, S.MAX_PRIME_NL)
+        error = rules.check_prime(volume_nl)
+        if error:
+            return self._nack(S.PRIME, error[0], error[1], error[2], error[3])
         if not self.journal.free():
             return self._nack(S.PRIME, S.NACK_JOURNAL_FULL, 0, 0, 1)
+        barrel = self.board.syringe_barrel_um()
+        if not S.syringe_fits(self.syringe, barrel):
+            return self._nack(S.PRIME, S.NACK_SYRINGE, 0, self.syringe, barrel)
+        self.journal.reserve(1)
         self.primed_syringe = 0
         self._start(S.KIND_PRIME, 0, volume_nl, 0, now_us)
         self._set_state(S.STATE_PRIMING)
@@ -250,7 +281,26 @@ class Device:
             self.syringe_spent = True
         self.alarm = code
         self._set_state(S.STATE_FAULT)
-        self.emit(S.ALARM, (code, self.state, detail, ticks_ms()))
+        # sent now with the id its journal record will have; written once no point is open (the stopped
+        # point's record closes first: after an occlusion's back-off), so ids stay in ring order
+        t = ticks_ms()
+        rid = self.journal.reserve_id()
+        if rid:
+            self.alarms_due.append((rid, code, detail, t))
+        self.emit(S.ALARM, (code, self.state, detail, t, rid, self.journal.epoch))
+        self._journal_alarms()
+
+    def _journal_alarms(self):
+        j = self.journal
+        while self.alarms_due and j.cur < 0:
+            rid, code, detail, t = self.alarms_due.pop(0)
+            j.add(S.KIND_ALARM, self.cfg[9] if self.cfg else 0, code, detail & 0xFFFFFFFF, self.delivered_nl,
+                  self.seq.depth_um(), t, rid)
+
+    def _end_record(self, end):
+        # a program's end on the journal, so its outcome reaches the host's store like its points
+        if self.journal.cur < 0:
+            self.journal.add(S.KIND_END, self.cfg[9], end, self.done, self.delivered_nl, 0, ticks_ms())
 
     def link_seen(self):
         # the controlling host was heard (its signed traffic): the link watchdog restarts
@@ -279,6 +329,9 @@ class Device:
                 self.fault(S.ALARM_LINK_LOST, silent, now_us)
                 state = self.state
         board = self.board
+        if self.syringe:
+            self._watch_syringe(now_us)
+            state = self.state
         pressed = board.trigger()
         self._pairing_gesture(pressed)
         if not pressed:
@@ -305,8 +358,15 @@ class Device:
         if state == S.STATE_DELIVERING and not pressed and self.seq.phase != dosing.RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
         finished = self.seq.tick(now_us)
+        if self.entry_pending and self.seq.needle.pos > 0:
+            # the shot's needle entered the skin (read after the step): the next may not enter sooner
+            # than the cadence ceiling's period after it, however late this one ran
+            self.entry_pending = False
+            self.shot_floor_us = ticks_add(ticks_us(), self.min_period_us)
         self._checkpoint()
         self._record_if_dispensed(now_us)
+        if self.alarms_due:
+            self._journal_alarms()
         if finished:
             self._sequence_finished(now_us)
         state = self.state
@@ -316,6 +376,8 @@ class Device:
                 # take up the slack first; the cadence starts with the first shot
                 self.burst_start = True
                 self.next_shot_us = now_us
+                if not 0 < ticks_diff(self.shot_floor_us, now_us) <= self.min_period_us:
+                    self.shot_floor_us = now_us  # no shot within a period (a stale time could have wrapped)
                 self.seq.take_up(self._fast_rate(), now_us)
             else:
                 self.need_release = True
@@ -324,8 +386,27 @@ class Device:
             if not pressed:
                 self._end_burst(now_us)
                 self._set_state(S.STATE_ARMED)
-            elif ticks_diff(now_us, self.next_shot_us) >= 0:
+            elif ticks_diff(now_us, self.next_shot_us) >= 0 and ticks_diff(now_us, self.shot_floor_us) >= 0:
                 self._next_point(now_us)
+
+    def _watch_syringe(self, now_us):
+        # the clamp sensor, every tick: the syringe dosing counts on must still be the one loaded
+        barrel = self.board.syringe_barrel_um()
+        if S.syringe_fits(self.syringe, barrel):
+            self.barrel_bad_ms = 0
+            return
+        if not self.barrel_bad_ms:
+            self.barrel_bad_ms = ticks_ms() | 1
+            return
+        if ticks_diff(ticks_ms(), self.barrel_bad_ms) < S.SYRINGE_SENSOR_MS:
+            return
+        # swapped, taken out, or a sensor fault: what is loaded is not known to be primed or full
+        self.syringe_spent = True
+        self.primed_syringe = 0
+        if (_SYRINGE_WATCHED >> self.state) & 1:
+            self.fault(S.ALARM_SYRINGE, barrel, now_us)
+        elif self.state == S.STATE_PRIMED:
+            self._set_state(S.STATE_CONFIGURED)
 
     def _pairing_gesture(self, pressed):
         # E-stop pressed (nothing can move) and trigger held PAIRING_HOLD_MS: pairing mode opens
@@ -355,17 +436,29 @@ class Device:
     def _next_point(self, now_us):
         technique, _, _, _, depth_um, volume_nl, count, _, _, _ = self.cfg
         if self.done >= count:  # every point ends at its programmed volume: count bounds the total
-            self._set_state(S.STATE_COMPLETE)
+            self._complete()
             return
         if technique == S.TECHNIQUE_NAPPAGE:
-            # absolute cadence from the burst's first shot; re-anchor if a shot ran over a whole period
+            # absolute cadence from the burst's first shot while shots are on time (a tick's jitter is
+            # made up); a shot later than a tenth of the period re-anchors it a tenth behind, so the
+            # next comes at least 0.9 period later, and never sooner than the ceiling's (shot_floor_us)
+            slack = self.period_us // S.CADENCE_SLACK_DIV
             late = ticks_diff(now_us, self.next_shot_us)
-            anchor = now_us if self.burst_start or late > self.period_us else self.next_shot_us
+            if self.burst_start:
+                anchor = now_us
+            elif late > slack:
+                anchor = ticks_add(now_us, -slack)
+            else:
+                anchor = self.next_shot_us
             self.burst_start = False
             self.next_shot_us = ticks_add(anchor, self.period_us)
+            self.entry_pending = True
             kind = S.KIND_SHOT
         else:
             kind = S.KIND_TEST_DOSE if technique == S.TECHNIQUE_TEST_DOSE else S.KIND_POINT
+        if self.session_nl + volume_nl > self.settings[S.SET_SESSION]:  # ARM and RESUME checked it; a backstop
+            self._complete()  # journalled as an END like any program end (programmed_nl: the points done)
+            return
         left = self.capacity_nl - self.dispensed_nl
         if volume_nl > left:
             self.fault(S.ALARM_SYRINGE_EMPTY, left, now_us)
@@ -374,7 +467,7 @@ class Device:
 
     def _start(self, kind, index, volume_nl, depth_um, now_us):
         # the point is journalled (OPEN) before anything moves: no room, no point
-        if not self.journal.open(self.cfg[9], index, kind, volume_nl, ticks_ms()):
+        if not self.journal.open(self.cfg[9], index, kind, volume_nl, ticks_ms(), self.syringe):
             self.fault(S.ALARM_JOURNAL_FULL, 0, now_us)
             return
         # checkpoints: as the dose starts, then every JOURNAL_CHECKPOINT_NL and at least 4 times a dose
@@ -412,10 +505,14 @@ class Device:
         if self.kind != S.KIND_PRIME:
             self.delivered_nl += delivered
             self.done += 1
+            # the session is charged what went in, at most the programmed dose (the metering's carried
+            # remainder may put one microstep more into this one and less into the next)
+            self.session_nl += delivered if delivered < self.point_nl else self.point_nl
         j = self.journal
         t = ticks_ms()
         j.close(flags, delivered, depth, t)  # on flash before the host hears of it
-        self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t)
+        self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t,
+                           self.syringe, j.epoch)
 
     def _checkpoint(self):
         # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut
@@ -437,9 +534,13 @@ class Device:
         elif self.state == S.STATE_DELIVERING:
             if self.done >= self.cfg[6]:
                 self._end_burst(now_us)
-                self._set_state(S.STATE_COMPLETE)
+                self._complete()
             elif self.cfg[0] != S.TECHNIQUE_NAPPAGE:
                 self._set_state(S.STATE_ARMED)
+
+    def _complete(self):
+        self._set_state(S.STATE_COMPLETE)
+        self._end_record(S.END_COMPLETE)
 
     def _fast_rate(self):
         # take-up and suck-back run at the plunger's speed ceiling (steps/s)

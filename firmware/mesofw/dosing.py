@@ -19,14 +19,6 @@ SETTLE_DROP_KPA = 1  # settled when pressure falls by less than this over a tick
 SETTLE_DONE_KPA = 5  # ...or is down to this
 
 
-def pl_per_step(syringe_code, plunger_steps_per_mm, cal_ppm=1000000):
-    # Picolitres pushed out per plunger microstep (integer; computed once per CONFIGURE),
-    # from the table's bore corrected by the syringe's calibration.
-    diameter_um = spec.SYRINGES[syringe_code][1]
-    area_um2 = 3.14159265 * diameter_um * diameter_um / 4 * cal_ppm / 1000000
-    return int(area_um2 * 1000 / plunger_steps_per_mm / 1000 + 0.5)  # um^3 = fL; /1000 -> pL
-
-
 class Metering:
     # nL -> steps with a carried remainder, so rounding never accumulates over points.
 

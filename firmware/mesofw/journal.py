@@ -12,12 +12,19 @@
 # segment it costs one block. Earlier firmware's single file is moved into the segments at boot.
 # A point in progress is written OPEN at its start and re-written as it dispenses (checkpoints);
 # an OPEN record found at boot is a point cut by power loss and is closed as partial.
-from binascii import crc32
+# Alarms and program ends are journalled too (KIND_ALARM, KIND_END: one write, closed at once), so
+# they reach the host's store as surely as the deliveries.
+# The epoch: a random number drawn when the journal folder is created and kept in it. A flash
+# erased (the same serial, record ids from 1 again) gets a new one, so (epoch, record id) never
+# names an earlier record; a journal of firmware from before epochs keeps epoch 0.
 import os
 import struct
 
 from mesoprotocol import spec as S
+from mesofw.crc import crc32_check
 
+EPOCH_FILE = "epoch"  # in the segments' folder: erased with them
+EPOCH_MASK = 0x3FFFFFFF  # a small int on a 32-bit port: packing it never allocates
 FILE = "journal"  # earlier firmware's single file; the segments are FILE + ".d"/0, /1, ...
 ENOENT = 2  # errno: no such file
 EEXIST = 17
@@ -25,7 +32,8 @@ COPY = 32  # bytes per copy; a cell is two copies
 SEGMENT_CELLS = 64
 SEGMENT = SEGMENT_CELLS * 2 * COPY  # bytes per segment file: 4096, one flash erase block
 _BODY = "<BBBBIIHHIII"  # gen status flags kind | record_id session point depth_um | programmed delivered time_ms
-_BODY_SIZE = 28  # then the CRC-32 of the body
+# kind's low nibble is the KIND_*, its high nibble the syringe measured (0 in earlier firmware's records)
+_BODY_SIZE = 28  # then the CRC-32 (zlib's) of the body, little-endian
 
 EMPTY = 0
 OPEN = 1
@@ -133,15 +141,15 @@ class Segments:
 
 
 class Journal:
-    def __init__(self, cells, first_id=0, path=FILE, feed=None):
-        # first_id: record ids continue above it even if the journal was erased (boot epoch);
+    def __init__(self, cells, first_id=0, path=FILE, feed=None, lease=None):
+        # first_id: record ids continue above it even if the journal was erased (bootcount's floor);
+        # lease(last_id, needed): persist that ids up to last_id + needed may be given (reserve);
         # path: the segments are in the folder path + ".d" (a file at path: see Segments.migrate);
         # feed(): called while the boot scan runs (the board's watchdog)
         self.cells = cells
         self.cell = bytearray(cells)  # status << 6 | generation of the newest copy
         self.buf = bytearray(2 * COPY)
-        self.body = memoryview(self.buf)[:_BODY_SIZE]  # views made once: no allocation per write
-        self.copy_view = memoryview(self.buf)[:COPY]
+        self.copy_view = memoryview(self.buf)[:COPY]  # made once: no allocation per write
         self.head = 0
         self.tail = 0
         self.unacked = 0
@@ -158,8 +166,25 @@ class Journal:
         self.f = Segments(path + ".d")
         self.f.migrate(path, feed)
         self.feed = feed
+        self.lease = lease
         self._scan()
+        self.epoch = self._epoch(path + ".d/" + EPOCH_FILE)
         self.last_id = max(self.last_id, first_id)
+
+    def _epoch(self, name):
+        try:
+            with open(name) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            pass
+        epoch = 0  # records already here: a journal from before epochs, whose records the host has as 0
+        if not self.last_id:
+            while not epoch:
+                epoch = struct.unpack("<I", os.urandom(4))[0] & EPOCH_MASK
+        with open(name + ".new", "w") as f:  # write-then-rename: a torn write keeps no half epoch
+            f.write(str(epoch))
+        os.rename(name + ".new", name)
+        return epoch
 
     # ---- boot: find head, tail and the unacknowledged records; repair -------------------------
     def _scan(self):
@@ -183,8 +208,7 @@ class Journal:
             gen = 0
             for c in (0, 1):
                 off = c * COPY
-                body = self.buf[off : off + _BODY_SIZE]
-                if crc32(body) != struct.unpack_from("<I", self.buf, off + _BODY_SIZE)[0]:
+                if not crc32_check(self.buf, off, _BODY_SIZE, 0):
                     if any(self.buf[off : off + COPY]):
                         self.repaired += 1
                     continue
@@ -205,7 +229,7 @@ class Journal:
             status = cell[i] >> 6
             if status == OPEN:  # power failed during this point
                 r = self.read(i)
-                self._write(i, CLOSED, r[4] | S.FLAG_PARTIAL | S.FLAG_POWER_LOST, r[3], r[0], r[1], r[2], r[7],
+                self._write(i, CLOSED, r[4] | S.FLAG_PARTIAL | S.FLAG_POWER_LOST, r[3] | r[9] << 4, r[0], r[1], r[2], r[7],
                             r[5], r[6], r[8])
                 self.power_lost += 1
                 status = CLOSED
@@ -234,7 +258,14 @@ class Journal:
             return self.cells
         return (self.tail - self.head) % self.cells
 
-    def open(self, session, point, kind, programmed_nl, time_ms):
+    def reserve(self, needed):
+        # before a program or prime that opens up to `needed` records (not in the dosing loop): ARM's
+        # points left + 1 cover its points and its END or one alarm; reserve_id() and add() lease
+        # their own id too, for the alarms outside a program (one more after COMPLETE, E-stop at IDLE)
+        if self.lease:
+            self.lease(self.last_id, needed)
+
+    def open(self, session, point, kind, programmed_nl, time_ms, syringe=0):
         # a point starts: its record id, or 0 when the journal has no room (it must not be given)
         if self.unacked and self.head == self.tail:
             return 0
@@ -243,7 +274,7 @@ class Journal:
         self.o_id = self.last_id  # one by one: a 5-way assignment builds a tuple
         self.o_session = session
         self.o_point = point
-        self.o_kind = kind
+        self.o_kind = kind | syringe << 4
         self.o_programmed = programmed_nl
         self.checkpoint(0, 0, time_ms)
         return self.last_id
@@ -257,6 +288,32 @@ class Journal:
         self._write(i, CLOSED, flags, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
                     self.o_programmed, delivered_nl, time_ms)
         self.cur = -1
+        self._written(i)
+
+    def reserve_id(self):
+        # the id of a record written later by add(), once the open point closes (an alarm raised
+        # during it); 0 if the journal has no cell left for it after that point
+        if self.free() < (2 if self.cur >= 0 else 1):
+            return 0
+        self.reserve(1)  # a flash write only when the lease runs out (an alarm path, not a dose's)
+        self.last_id += 1
+        return self.last_id
+
+    def add(self, kind, session, code, value, delivered_nl, depth_um, time_ms, record_id=0):
+        # an alarm or a program's end, closed in one write: its record id (record_id: one reserved),
+        # or 0 when the journal is full or a point is open (records go in the ring in id order)
+        if self.cur >= 0 or self.unacked and self.head == self.tail:
+            return 0
+        i = self.head
+        if not record_id:
+            self.reserve(1)
+            self.last_id += 1
+            record_id = self.last_id
+        self._write(i, CLOSED, 0, kind, record_id, session, code, depth_um, value, delivered_nl, time_ms)
+        self._written(i)
+        return record_id
+
+    def _written(self, i):
         self.unacked += 1
         if self.unacked == 1:
             self.tail = i
@@ -268,7 +325,7 @@ class Journal:
         c = gen & 1
         struct.pack_into(_BODY, self.buf, 0, gen, status, flags, kind, record_id, session, point, depth_um,
                          programmed_nl, delivered_nl, time_ms)
-        struct.pack_into("<I", self.buf, _BODY_SIZE, crc32(self.body))
+        crc32_check(self.buf, 0, _BODY_SIZE, 1)  # in place: no 32-bit result object
         f = self.f
         f.seek(i * 2 * COPY + c * COPY)
         f.write(self.copy_view)
@@ -277,13 +334,13 @@ class Journal:
 
     # ---- the host's side: read the oldest, acknowledge --------------------------------------
     def read(self, i):
-        # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms)
+        # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms, syringe)
         f = self.f
         f.seek(i * 2 * COPY + (self.cell[i] & 1) * COPY)
         if f.readinto(self.copy_view) != COPY:  # never a stale buffer taken for this record
             raise OSError(ENOENT)
         _, _, flags, kind, rid, session, point, depth, programmed, delivered, t = struct.unpack_from(_BODY, self.buf)
-        return (rid, session, point, kind, flags, programmed, delivered, depth, t)
+        return (rid, session, point, kind & 15, flags, programmed, delivered, depth, t, kind >> 4)
 
     def oldest(self):
         # the oldest unacknowledged record, or None
@@ -302,7 +359,7 @@ class Journal:
             i = (i + 1) % self.cells
             if i == self.head:
                 return False
-        self._write(i, ACKED, r[4], r[3], r[0], r[1], r[2], r[7], r[5], r[6], r[8])
+        self._write(i, ACKED, r[4], r[3] | r[9] << 4, r[0], r[1], r[2], r[7], r[5], r[6], r[8])
         self.unacked -= 1
         self._advance_tail()
         return True

@@ -91,11 +91,12 @@ class Link:
         slot = self.ring[self.event_seq % spec.EVENT_RING]
         self._sent(slot, codec.encode_into(slot, msg_type, self.event_seq, values))
 
-    def send_delivery(self, record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms):
+    def send_delivery(self, record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms,
+                      syringe, epoch):
         # the dosing loop's event, packed straight into its ring slot: no tuple, no copy, no allocation
         slot = self.ring[self.event_seq % spec.EVENT_RING]
         struct.pack_into(_DELIVERY_FORMAT, slot, spec.HEADER_SIZE, record_id, session, point, kind, flags,
-                         programmed_nl, delivered_nl, depth_um, time_ms)
+                         programmed_nl, delivered_nl, depth_um, time_ms, syringe, epoch)
         self._sent(slot, codec.frame_into(slot, spec.DELIVERY, self.event_seq))
 
     def _sent(self, slot, n):

@@ -1,12 +1,21 @@
 """Run firmware code on the MicroPython unix port, staged exactly as on a board."""
 
 import json
+import os
 import subprocess
 
 import pytest
 
 from mesoinject import image
 from mesosim.harness import micropython_binary
+
+
+def _env(flash):
+    # MICROPY_TICKS_WRAP_S (32-bit build: ticks start N s before their wrap) reaches the firmware
+    env = {"MICROPYPATH": str(flash)}
+    if os.environ.get("MICROPY_TICKS_WRAP_S"):
+        env["MICROPY_TICKS_WRAP_S"] = os.environ["MICROPY_TICKS_WRAP_S"]
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +33,7 @@ def run_mpy(flash):
 
     def run(script, *args, heap="1M"):
         proc = subprocess.run([micropython_binary(), "-X", "heapsize=" + heap, str(script), *map(str, args)],
-                              cwd=flash, env={"MICROPYPATH": str(flash)}, capture_output=True, text=True, timeout=120)
+                              cwd=flash, env=_env(flash), capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return json.loads(proc.stdout.strip().splitlines()[-1])
 

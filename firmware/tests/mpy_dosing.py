@@ -2,12 +2,12 @@
 import json
 import sys
 
-from mesofw import dosing, limits, settings
-from mesoprotocol import spec
+from mesofw import dosing, settings
+from mesoprotocol import rules, spec
 
 out = {"drift": [], "limits": []}
 for code in spec.SYRINGES:
-    pl = dosing.pl_per_step(code, 3200)
+    pl = spec.pl_per_step(code, 3200)
     m = dosing.Metering(pl)
     total_steps = 0
     for _ in range(1000):
@@ -16,7 +16,10 @@ for code in spec.SYRINGES:
                          "error_pl": total_steps * pl - 1000 * 30000 * 1000})
 
 for cfg in json.load(open(sys.argv[1])):
-    result = limits.check_configure(tuple(cfg), lambda c: 2 * c[4] * 1000 // 50000 + c[5] * 1000 // c[8] + spec.SHOT_SETTLE_MS + 2,
-                                    settings.defaults(), lambda code: spec.MIN_DOSE_STEPS * dosing.pl_per_step(code, 3200) // 1000)
+    result = rules.check_configure(tuple(cfg), rules.shot_time_ms, settings.defaults(),
+                                   lambda code: rules.least_dose_nl(spec.pl_per_step(code, spec.PLUNGER_STEPS_PER_MM)))
     out["limits"].append(list(result) if result else None)
+# syringe maths (spec): the host computes the same on CPython; boundary calibrations included
+out["syringe_maths"] = [[code, ppm, spec.syringe_capacity_nl(code, ppm), spec.pl_per_step(code, 3200, ppm)]
+                        for code in spec.SYRINGES for ppm in (spec.MIN_CAL_PPM, 987654, 1000000, 1012345, spec.MAX_CAL_PPM)]
 print(json.dumps(out))

@@ -63,8 +63,12 @@ random.seed(SEED)
 rnd = random.getrandbits
 
 
-def rint(n):  # 0 <= x < n
-    return random.randrange(n) if n > 1 else 0
+def rint(n):  # 0 <= x < n; randrange takes only machine words (31 bits on a 32-bit port)
+    if n <= 1:
+        return 0
+    if n < 1 << 30:
+        return random.randrange(n)
+    return (rnd(30) << 30 | rnd(30)) % n
 
 
 def hexs(b):
@@ -499,6 +503,7 @@ class Fuzzer:
         self.calibration = {}
         self.case_no = 0
         self.explain = False
+        self.pre_session = (0, 0)  # the device's session tag and total before the command being checked
         self.state_was = -1
         self.state_since = 0
         self.case = b""
@@ -519,6 +524,7 @@ class Fuzzer:
         self.heard_ms = 0  # when the controlling host last restarted the link watchdog (ticks_ms)
         self.boot_count = None  # this boot's, once IDENTITY or STATUS_REPLY said
         self.last_boot_count = None  # an earlier boot's
+        self.journal_epoch = None  # the journal's epoch (section 6): drawn once, the same on every boot
         self.saturated = False  # it accepted a counter near 2^32: nothing much is left after it
         self.auth_reset = False  # start the counter afresh at the next boot
         self.next_case = None
@@ -551,6 +557,11 @@ class Fuzzer:
             if stalled > 20:
                 raise RuntimeError("the firmware does not get past its boot")
 
+    @staticmethod
+    def draw_barrel():
+        # the syringe in the clamp (its barrel's outer diameter): most often the 1 mL ones the programs use
+        return S.SYRINGES[(1, 1, 1, 2, 3, 4, 5, 6, 7, 8)[rint(10)]][4]
+
     def provision(self):
         # the key, as pairing would write it (the fake board never enters pairing mode)
         auth = sys.modules.get("mesofw.auth")
@@ -576,6 +587,8 @@ class Fuzzer:
         if safemode is not None and hasattr(safemode, "repl_requested"):
             safemode.repl_requested()  # main.py would stay in the REPL for this boot; the next one runs
         self.board = FuzzBoard(self)
+        self.board.barrel_um = self.draw_barrel()
+        self.dev = None  # until App() returns: its boot (the journal scan) feeds the watchdog too
         self.app = fwapp.App(self.board)
         self.link = self.app.link
         self.dev = self.app.device
@@ -585,6 +598,7 @@ class Fuzzer:
         def on_command(msg_type, values, *signed):
             # the dispatcher as the link calls it, with what a NACK must leave alone before and after
             dev = self.dev
+            self.pre_session = (dev.session, dev.session_nl)
             pre = (snap(dev), self.board.fields(), flash_files(), snap_named(dev) if self.explain else None)
             state = dev.state
             rx = self.link.rx_errors
@@ -641,6 +655,8 @@ class Fuzzer:
         if self.auth_reset:
             raise Reboot(True)
         self.next_case = None
+        if self.dev is None:  # the firmware is still booting: no host frame is read before the loop runs
+            return
         if CLOCK[0] < self.gap_until:
             return
         if self.open_after_gap:
@@ -689,6 +705,11 @@ class Fuzzer:
             board.trig = rint(800 if dev.state == S.STATE_DELIVERING else 50) != 0
         elif rint(2000) == 0:
             board.trig = True  # held while arming or resuming: must never fire
+        if dev.state == S.STATE_IDLE and rint(5000) == 0:
+            # the operator loads another syringe while no program is set (nothing watches the clamp
+            # in IDLE): a run does not stay for good with a syringe no program fits (NACK SYRINGE)
+            board.barrel_um = self.draw_barrel()
+            self.ops["syringe swapped in IDLE"] = self.ops.get("syringe swapped in IDLE", 0) + 1
         self.ticks_in[dev.state] = self.ticks_in.get(dev.state, 0) + 1
         if dev.state != self.state_was:
             self.state_was = dev.state
@@ -753,6 +774,7 @@ class Fuzzer:
         if typ not in EVENTS:
             self.fail("unsolicited reply", "%s: %s seq %d %r" % (where, NAME[typ], seq, item[2]))
             return
+        self.check_epoch(NAME[typ], dict(zip([f[0] for f in FIELDS[typ]], item[2])))
         if typ == S.ALARM and item[2][0] == S.ALARM_LINK_LOST:
             self.hello_needed = True
             # section 8: the controlling host silent past link_timeout_ms in a watched state;
@@ -1044,7 +1066,18 @@ class Fuzzer:
                     self.fail("state mask", "%s refused in %s where it was accepted before" % (name, S.STATE_NAMES[state]))
                 return
             else:
-                if reason in FIELD_REASONS:
+                if reason == S.NACK_LIMIT and field == 0 and name in ("ARM", "RESUME"):
+                    # the session total (max_session_nl) counts every ARM and RESUME of one session tag
+                    if value <= limit or limit != self.settings[S.SET_SESSION]:
+                        self.fail("session cap", "%s: total %d, limit %d" % (name, value, limit))
+                elif reason == getattr(S, "NACK_SYRINGE", -1):
+                    # the clamp holds another syringe than the command names: both in the NACK
+                    want_field = 2 if name == "CONFIGURE" else 0
+                    if (name not in ("CONFIGURE", "PRIME", "ARM", "RESUME") or field != want_field
+                            or limit != self.board.barrel_um or S.syringe_fits(value, limit)):
+                        self.fail("SYRINGE", "%s: field %d, syringe %d, barrel %d um (loaded %d um)" % (
+                            name, field, value, limit, self.board.barrel_um))
+                elif reason in FIELD_REASONS:
                     if not 1 <= field <= len(values):
                         self.fail("NACK field", "%s %s field %d of %d" % (name, rname, field, len(values)))
                     elif value != values[field - 1]:
@@ -1059,7 +1092,7 @@ class Fuzzer:
                     if name != "ABORT":
                         self.fail("HELLO_FIRST", "for %s" % name)
                 elif reason == NACK_NOT_PAIRING:
-                    if name != "PAIR":  # the fake board never enters pairing mode
+                    if name not in ("PAIR", "REPL"):  # the fake board never enters pairing mode
                         self.fail("NOT_PAIRING", "for %s" % name)
                 elif reason == NACK_OTHER_HOST:
                     if name != "OPEN":  # its values: check_fields
@@ -1068,9 +1101,33 @@ class Fuzzer:
                     self.fail("NACK reason", "%s NACKed with reason %d" % (name, reason))
         self.check_fields(name, typ, fields, values, rtype, rv, state, settings_after, opening, watchdog0)
 
+    def check_epoch(self, name, r):
+        # every record names the journal's epoch (IDENTITY journal_epoch), unchanged across resets:
+        # a record is (epoch, record_id); RECORD's "none left" carries 0
+        epoch = r.get("journal_epoch", r.get("epoch"))
+        if epoch is None or (name == "RECORD" and not r.get("record_id")):
+            return
+        if self.journal_epoch is None:
+            self.journal_epoch = epoch
+        elif epoch != self.journal_epoch:
+            self.fail("journal epoch", "%s says %d, the journal's is %d" % (name, epoch, self.journal_epoch))
+
+    def check_record_kind(self, r):
+        # a journal record is a delivery, an alarm (point = ALARM_*) or a program's end (point = END_*)
+        kind, point = r.get("kind"), r.get("point")
+        if kind == getattr(S, "KIND_ALARM", -1):
+            bad = not 1 <= point < len(S.ALARM_NAMES)
+        elif kind == getattr(S, "KIND_END", -1):
+            bad = not 1 <= point < len(S.END_NAMES)
+        else:
+            bad = kind not in getattr(S, "DELIVERY_KINDS", (kind,))
+        if bad:
+            self.fail("RECORD kind", "record %d: kind %r, point %r" % (r.get("record_id"), kind, point))
+
     def check_info_reply(self, rtype, rv, post_state, rx_at_call, values):
         names = [f[0] for f in FIELDS[rtype]]
         r = dict(zip(names, rv))
+        self.check_epoch(NAME[rtype], r)
         if "boot_count" in r:
             # IDENTITY and STATUS_REPLY name this boot; a new boot a new value (section 3)
             got = r["boot_count"] & 0xFFFF
@@ -1112,6 +1169,8 @@ class Fuzzer:
                 self.fail("RECORD", "record_id 0 with fields %r" % (rv,))
             if rid and not r.get("pending"):
                 self.fail("RECORD", "record %d with pending %r" % (rid, r.get("pending")))
+            if rid:
+                self.check_record_kind(r)
             if values[0] and values[0] == self.oldest_record and rid == values[0]:
                 self.fail("RECORD", "record %d acknowledged, still the oldest unacknowledged" % rid)
             self.oldest_record = rid
@@ -1241,7 +1300,8 @@ class Fuzzer:
         yield ("count", 1, cmax, S.NACK_LIMIT)
         yield ("flow_nl_s", S.MIN_FLOW_NL_S, st["max_flow_nl_s"], S.NACK_LIMIT)
         # volume x count <= min(session setting, capacity): NACK limit = the largest count allowed
-        limit = min(st["max_session_nl"], S.syringe_capacity_nl(f["syringe"]))
+        used = self.pre_session[1] if f.get("session") == self.pre_session[0] else 0
+        limit = min(st["max_session_nl"] - used, S.syringe_capacity_nl(f["syringe"]))
         yield ("count", -1, limit // f["volume_nl"], S.NACK_LIMIT)
         if nappage:
             yield ("cadence_mhz", S.MIN_CADENCE_MHZ, st["max_cadence_mhz"], S.NACK_LIMIT)
@@ -1272,6 +1332,8 @@ class Fuzzer:
                 return (S.NACK_LIMIT, idx[n], v, low), covered
             if v > high:
                 return (reason, idx[n], v, 0 if reason == S.NACK_BAD_VALUE else high), covered
+        if not S.syringe_fits(syr, self.board.barrel_um):  # then the syringe in the clamp (section 7)
+            return (S.NACK_SYRINGE, idx["syringe"], syr, self.board.barrel_um), covered
         return None, covered
 
     def configure_expect(self, f, idx):
@@ -1284,16 +1346,9 @@ class Fuzzer:
         return ("one of", session_nack, want or session_nack), covered + (idx["session"],)
 
     def least_doses(self, syringe):
-        # max(500, MIN_DOSE_STEPS steps) with pl_per_step from PROTOCOL.md section 6; both roundings of pi
-        d = S.SYRINGES[syringe][1]
-        ppm = self.calibration.get(syringe, 1000000)
-        out = []
-        for pi in (3.141592653589793, 3.14159265):
-            pl = int(pi * d * d / 4 * ppm / 1000000 / FuzzBoard.PLUNGER_STEPS_PER_MM + 0.5)
-            low = max(S.MIN_VOLUME_NL, S.MIN_DOSE_STEPS * pl // 1000)
-            if low not in out:
-                out.append(low)
-        return out
+        # max(500, MIN_DOSE_STEPS steps) with pl_per_step from PROTOCOL.md section 6 (spec.pl_per_step)
+        pl = S.pl_per_step(syringe, FuzzBoard.PLUNGER_STEPS_PER_MM, self.calibration.get(syringe, 1000000))
+        return [max(S.MIN_VOLUME_NL, S.MIN_DOSE_STEPS * pl // 1000)]
 
     # -- time passes: the control loop ticks, the operator plays with the trigger
 

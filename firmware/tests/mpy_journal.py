@@ -16,7 +16,7 @@ def path(name):
 
 
 def point(j, point, delivered, session=7, kind=spec.KIND_POINT):
-    rid = j.open(session, point, kind, 30000, 1000 + point)
+    rid = j.open(session, point, kind, 30000, 1000 + point, 2)  # a BD 3 mL: the syringe rides in the record
     if rid:
         j.checkpoint(delivered // 2, 3000, 1001 + point)
         j.close(0, delivered, 3000, 1002 + point)
@@ -132,7 +132,7 @@ for name in ("h", "k"):
     j.f.close()
     out["migrated"][name + "_left"] = sorted(os.listdir(d))
     out["migrated"][name + "_same_bytes"] = segments(name) == segments("g")
-    out["migrated"][name + "_files"] = sorted(os.listdir(path(name) + ".d"))
+    out["migrated"][name + "_files"] = sorted(n for n in os.listdir(path(name) + ".d") if n != "epoch")  # the segments
 
 # a segment lost in the middle (flash damage): the records in the segments after it still count,
 # and the head goes after them, so none is overwritten

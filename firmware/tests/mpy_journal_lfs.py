@@ -114,7 +114,7 @@ if hasattr(journal, "Segments"):
     # into segments at the first boot; the journal comes back as it was
     buf = bytearray(journal.SEGMENT)
     with open("/lfs/old", "wb") as dst:
-        for name in sorted(os.listdir(PATH + ".d"), key=int):
+        for name in sorted((n for n in os.listdir(PATH + ".d") if n.isdigit()), key=int):  # the segments, not the epoch
             with open(PATH + ".d/" + name, "rb") as src:
                 dst.write(memoryview(buf)[: src.readinto(buf)])
             os.remove(PATH + ".d/" + name)  # the board has only the old file
@@ -123,6 +123,6 @@ if hasattr(journal, "Segments"):
     j = Journal(cells, 2 << 16, "/lfs/old")
     out["migrate"] = {"ms": ticks_diff(ticks_ms(), t), "erases": flash.erases - e,
                       "programmed": flash.programmed - p, "state": state(j),
-                      "files": sorted(os.listdir("/lfs")), "segments": len(os.listdir("/lfs/old.d"))}
+                      "files": sorted(os.listdir("/lfs")), "segments": len([n for n in os.listdir("/lfs/old.d") if n.isdigit()])}  # not the epoch file
     j.f.close()
 print(json.dumps(out))

@@ -35,6 +35,9 @@ class StandInBoard:
     def needle_step(self, n):
         self.needle_pos += n
 
+    def wait_steps(self):
+        pass
+
     def trigger(self):
         return self.trig
 
@@ -46,6 +49,11 @@ class StandInBoard:
 
     def plunger_stalled(self):
         return False
+
+    barrel_um = 6600  # the syringe clamp holds a 1 mL barrel (spec.SYRINGES)
+
+    def syringe_barrel_um(self):
+        return self.barrel_um
 
     def syringe_end(self):
         return False

@@ -65,6 +65,27 @@ def test_pl_per_step_matches_geometry(results):
     assert bd_1ml["pl_per_step"] == 5608
 
 
+def test_device_and_host_syringe_maths_agree(results):
+    # one integer formula in spec.py: the device (MicroPython, float32 on rp2/esp32) and the host
+    # (CPython) get the same capacity and pL per step, so their checks agree at a limit
+    for code, ppm, capacity, pl in results["syringe_maths"]:
+        assert (capacity, pl) == (spec.syringe_capacity_nl(code, ppm), spec.pl_per_step(code, 3200, ppm)), (code, ppm)
+    assert len(results["syringe_maths"]) == 5 * len(spec.SYRINGES)
+
+
+def test_syringe_maths_is_integer_only():
+    # the float pi once gave capacities 1-2 nL apart in single (device) and double (host) precision:
+    # no float constant and no true division in the formula
+    import ast
+    import inspect
+
+    for fn in (spec.syringe_capacity_nl, spec.pl_per_step):
+        tree = ast.parse(inspect.getsource(fn))
+        floats = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, float)]
+        divisions = [n for n in ast.walk(tree) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div)]
+        assert not floats and not divisions, fn.__name__
+
+
 @pytest.mark.parametrize("index", range(len(LIMIT_CASES)))
 def test_configure_limits(results, index):
     expected = LIMIT_CASES[index][1]

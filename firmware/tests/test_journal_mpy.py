@@ -19,7 +19,7 @@ def test_records_survive_a_reboot_and_ids_keep_increasing(j):
     assert r["ids"] == [(5 << 16) + 1, (5 << 16) + 2, (5 << 16) + 3]
     assert r["unacked"] == 3 and r["free"] == 13
     # record_id session point kind flags programmed delivered depth time
-    assert r["oldest"] == [(5 << 16) + 1, 7, 0, spec.KIND_POINT, 0, 30000, 29990, 3000, 1002]
+    assert r["oldest"] == [(5 << 16) + 1, 7, 0, spec.KIND_POINT, 0, 30000, 29990, 3000, 1002, 2]
     assert j["after_ack"]["next"] == (6 << 16) + 1  # the new boot's epoch
 
 

@@ -16,20 +16,44 @@ ALARMS = {
                                "before the stopper bottomed out",
                                "load a new syringe, then run again: the device asks for priming", 5),
     spec.ALARM_TRIGGER_STUCK: ("the trigger was held {detail} ms, far longer than a point needs",
-                               "release the trigger and check it moves freely; `mesoinject abort` clears the fault", 6),
+                               "release the trigger and check it moves freely, then clear the fault with `mesoinject abort`", 6),
     spec.ALARM_ESTOP: ("the emergency stop was pressed",
-                       "make the situation safe, release the emergency stop, then `mesoinject abort`", 7),
+                       "make the situation safe, release the emergency stop, then clear the fault with `mesoinject abort`",
+                       7),
+    spec.ALARM_SYRINGE: ("the syringe clamp no longer measures the program's syringe (it reads {detail} um across: "
+                         "the syringe was changed or taken out, or the sensor failed); the plunger stopped and "
+                         "the needle retracted",
+                         "seat the program's syringe in the clamp, clear the fault with `mesoinject abort`, then run "
+                         "again: it asks for priming; if it persists the clamp sensor is faulty", 10),
     spec.ALARM_RESET: ("the device restarted ({cause}); it came up with motors off and the needle retracted",
                        "check the recorded deliveries of the interrupted session before continuing", 8),
+    spec.ALARM_JOURNAL_FULL: ("the device's journal had no room to record the next point, so it did not give it; "
+                              "the journal holds every record until this computer has stored it",
+                              "store the device's records to free the journal (`mesoinject sync --port PORT`; "
+                              "if that fails, the records database is the problem), then clear the fault with "
+                              "`mesoinject abort` and give the remaining points", 9),
 }
 EXIT_LINK = 3
+UNKNOWN = ("the device raised alarm {code}, which this version of mesoinject does not know; the device has "
+           "stopped", "update mesoinject to the version that matches the device's firmware (`mesoinject info` "
+           "shows it), then clear the fault with `mesoinject abort`", 1)
+# the console has buttons and stores records by itself where the CLI has commands
+CONSOLE_WORDS = {
+    "`mesoinject sync --port PORT`; if that fails, the records database is the problem":
+        "the console does this by itself whenever its records database answers: check the database",
+    "with `mesoinject abort`": "with the Clear fault button",
+    " (`mesoinject info` shows it)": "",
+}
 
 
-def describe(code: int, detail: int, reset_cause: str = "") -> tuple[str, str, str]:
-    """(name, what happened, what to do next) of a device alarm."""
-    what, todo, _ = ALARMS.get(code, ("unknown alarm %d" % code, "contact service", 1))
-    name = spec.ALARM_NAMES[code] if 0 <= code < len(spec.ALARM_NAMES) else f"alarm {code}"
-    return name, what.format(detail=detail, cause=reset_cause or "cause unknown"), todo
+def describe(code: int, detail: int, reset_cause: str = "", *, console: bool = False) -> tuple[str, str, str]:
+    """(name, what happened, what to do next) of a device alarm; console: in the console's words."""
+    what, todo, _ = ALARMS.get(code, UNKNOWN)
+    name = spec.ALARM_NAMES[code] if 0 < code < len(spec.ALARM_NAMES) else f"alarm {code}"
+    if console:
+        for words, instead in CONSOLE_WORDS.items():
+            todo = todo.replace(words, instead)
+    return name, what.format(detail=detail, cause=reset_cause or "cause unknown", code=code), todo
 
 
 def explain(code: int, detail: int, reset_cause: str = "") -> str:
@@ -38,4 +62,4 @@ def explain(code: int, detail: int, reset_cause: str = "") -> str:
 
 
 def exit_code(code: int) -> int:
-    return ALARMS.get(code, ("", "", 1))[2]
+    return ALARMS.get(code, UNKNOWN)[2]

@@ -13,6 +13,7 @@ import time
 
 from mesoprotocol import spec
 
+from . import alarms
 from .balance import Balance
 from .client import Device
 
@@ -20,7 +21,11 @@ MAX_SPREAD = 0.005  # shot-to-shot ratios must agree to 0.5 % (relative stdev)
 
 
 class CalibrationError(Exception):
-    """The fit is not trustworthy; nothing was stored."""
+    """The fit is not trustworthy; nothing was stored. alarm: the ALARM_* that stopped it, if one did."""
+
+    def __init__(self, message: str, alarm: int = 0):
+        super().__init__(message)
+        self.alarm = alarm
 
 
 @dataclasses.dataclass
@@ -81,14 +86,31 @@ def calibrate(device: Device, balance: Balance, *, syringe: int, shot_nl: int = 
 def _prime(device: Device, volume_nl: int) -> int:
     """Dispense with the needle out; return the device's estimate from its DELIVERY record."""
     device.prime(volume_nl)
-    estimate = None
+    estimate = alarm = None
     deadline = time.monotonic() + 60
     while True:
         event = device.next_event(0.05)
         if event is not None and event.type == spec.DELIVERY and event.fields["kind"] == spec.KIND_PRIME:
             estimate = event.fields["delivered_nl"]
-        state = device.status()["state"]  # also the link heartbeat
+        if event is not None and event.type == spec.ALARM:
+            alarm = event
+        status = device.status()  # also the link heartbeat
+        state = status["state"]
         if state != spec.STATE_PRIMING and estimate is not None:
             return estimate
+        if state == spec.STATE_FAULT:
+            raise CalibrationError(f"the shot did not complete: {_alarm_of(device, status['alarm'], alarm)}",
+                                   status["alarm"])
         if state not in (spec.STATE_PRIMING, spec.STATE_PRIMED) or time.monotonic() > deadline:
             raise CalibrationError(f"the shot did not complete: device is {spec.STATE_NAMES[state]}")
+
+
+def _alarm_of(device: Device, code: int, event) -> str:
+    """The alarm that stopped the device, with its detail from its ALARM event (seen, or on its way)."""
+    until = time.monotonic() + 2
+    while not (event is not None and event.type == spec.ALARM and event.fields["code"] == code):
+        if time.monotonic() > until:
+            name, _, todo = alarms.describe(code, 0)
+            return f"ALARM {name}. Next: {todo}."
+        event = device.next_event(0.1)
+    return alarms.explain(code, event.fields["detail"])

@@ -2,8 +2,8 @@
 
 Exit codes: 0 done; 1 the program did not complete (aborted, paused, other);
 2 bad input (arguments, program file, port, a limit the device refused);
-3-8 a device alarm stopped it (see mesoinject.alarms: 3 link lost, 4 occlusion,
-5 syringe empty, 6 trigger stuck, 7 emergency stop, 8 device reset).
+3-10 a device alarm stopped it (see mesoinject.alarms: 3 link lost, 4 occlusion,
+5 syringe empty, 6 trigger stuck, 7 emergency stop, 8 device reset, 9 journal full, 10 syringe).
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--operator", action="store_true", help="a virtual clinician pulls the trigger when the gun is armed")
     p.add_argument("--safe-mode", action="store_true",
                    help="power up with the trigger held: the REPL instead of the firmware (e.g. for `flash`)")
+    _add_sim_seed(p)
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("flash", help="compile the firmware, copy it to a board at its REPL, verify it, restart it")
@@ -150,6 +151,12 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--port", help="serial port or URL: /dev/ttyACM0, COM3, socket://127.0.0.1:PORT")
     target.add_argument("--sim", action="store_true", help="start a simulated board for this command")
+    _add_sim_seed(p)
+
+
+def _add_sim_seed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sim-seed", type=int, default=None, metavar="N",
+                   help="the simulated board's imperfections seed (default: the one its serial was first given)")
 
 
 @contextlib.contextmanager
@@ -161,7 +168,7 @@ def _target(args, syringe: int = 1, operator: bool = False):
         return
     from mesosim import VirtualOperator
 
-    with sim_board(syringe) as board:
+    with sim_board(syringe, seed=args.sim_seed) as board:
         if not operator:
             yield board.url
             return
@@ -183,7 +190,7 @@ def sim_dir(serial: str = "SIM-0001") -> pathlib.Path:
     return default_path().parent / "sim" / serial
 
 
-def sim_board(syringe: int, serial: str = "SIM-0001"):
+def sim_board(syringe: int, serial: str = "SIM-0001", seed: int | None = None):
     """The simulated board of this serial number: same flash and same mechanics every run."""
     from mesoinject.simulated import SimBoard
 
@@ -192,6 +199,8 @@ def sim_board(syringe: int, serial: str = "SIM-0001"):
     if not seed_file.exists():
         workdir.mkdir(parents=True, exist_ok=True)
         seed_file.write_text(str(random.randrange(1 << 31)))
+    if seed is not None:  # a replay: this board's mechanics from now on
+        seed_file.write_text(str(seed))
     return SimBoard(syringe=syringe, serial=serial, workdir=workdir, seed=int(seed_file.read_text()))
 
 
@@ -199,12 +208,14 @@ def cmd_sim(args) -> int:
     from mesosim import VirtualOperator
 
     syringe = programs.syringe_code(args.syringe)
-    board = sim_board(syringe, args.serial)
-    board.hold_trigger_at_boot = args.safe_mode
+    board = sim_board(syringe, args.serial, seed=args.sim_seed)
+    board.hold_trigger_at_boot = board.hold_estop_at_boot = args.safe_mode  # the service gesture
     with board:
-        board.hold_trigger_at_boot = False  # let go once it is up: the next reset starts the firmware
+        board.hold_trigger_at_boot = board.hold_estop_at_boot = False  # let go: the next reset starts the firmware
         if args.safe_mode:
-            console.print(f"safe mode: the REPL is on the serial port; try: mesoinject flash --board sim --port {board.url}")
+            console.print("service mode (E-stop pressed + trigger held at power-up): the command key is erased and "
+                          f"the REPL is on the serial port; try: mesoinject flash --board sim --port {board.url}, "
+                          f"then mesoinject pair --port {board.url} (E-stop + trigger 3 s first)")
         console.print(f"simulated board {args.serial} running the firmware on MicroPython ({board.heap} heap), "
                       f"imperfections seed {board.seed}")
         console.print(f"  serial port: {board.url}")
@@ -316,8 +327,11 @@ def cmd_sync(args) -> int:
         identity = device.hello()
         counts = sync.drain(device, store)
     sessions = ", ".join(str(s) for s in sorted(counts.sessions)) or "none"
-    console.print(f"{identity.serial}: {counts.stored} new records stored, {counts.replayed} already stored; "
-                  f"device journal now empty. Sessions: {sessions}. Records: {store.where}")
+    if counts.erased:
+        console.print(counts.erased_note(identity.serial))
+    console.print(f"{identity.serial}: {counts.stored} new records stored ({counts.alarms} alarms, {counts.ends} "
+                  f"session outcomes), {counts.replayed} already stored; device journal now empty. "
+                  f"Sessions: {sessions}. Records: {store.where}")
     return 0
 
 
@@ -347,6 +361,8 @@ def cmd_run(args) -> int:
     finally:
         store.close()
     p = outcome.progress
+    if runner.earlier.erased:
+        console.print(runner.earlier.erased_note(outcome.identity.serial))
     console.print(f"session {outcome.session_id}: {outcome.outcome.upper()} - {p.done}/{p.planned} {program.unit_name}, "
                   f"{p.delivered_nl / 1000:.3f} uL delivered of {program.total_nl / 1000:g} uL programmed "
                   f"({p.partial} partial), {p.primed_nl / 1000:g} uL primed (not counted)")
@@ -379,7 +395,7 @@ def cmd_calibrate(args) -> int:
 
     with contextlib.ExitStack() as stack:
         if args.sim:
-            board = stack.enter_context(sim_board(syringe))
+            board = stack.enter_context(sim_board(syringe, seed=args.sim_seed))
             console.print(f"simulated board (imperfections seed {board.seed}), simulated balance on {board.balance.port}")
             port, balance_port = board.url, board.balance.port
         else:
@@ -391,8 +407,9 @@ def cmd_calibrate(args) -> int:
             result = calibrate(device, balance, syringe=syringe, shot_nl=shot_nl, shots=args.shots,
                                density_g_ml=density, on_shot=shown)
         except (BalanceError, CalibrationError) as e:
-            err.print(f"error: calibration aborted, the device keeps its old factor: {e}")
-            return 1
+            err.print(f"error: calibration aborted, the device keeps its old factor: {e}", markup=False)
+            alarm = getattr(e, "alarm", 0)
+            return alarms.exit_code(alarm) if alarm else 1
     console.print(f"calibrated {result.summary()}; stored on the device")
     return 0
 
@@ -430,7 +447,7 @@ def cmd_records_list(args, store: RecordStore) -> int:
 def cmd_records_export(args, store: RecordStore) -> int:
     text = store.export(args.format, args.session)  # raises NothingToExport before any file is written
     if args.output:
-        pathlib.Path(args.output).write_text(text)
+        pathlib.Path(args.output).write_text(text, newline="")  # as exported (CSV rows end CRLF)
         err.print(f"wrote {args.output}", markup=False)
     else:
         sys.stdout.write(text)
@@ -453,7 +470,7 @@ def cmd_records_note(args, store: RecordStore) -> int:
 
 def _open_store(db: str | None) -> RecordStore:
     """An existing records database: a file, or a postgresql:// URL."""
-    if is_url(db):
+    if db and is_url(db):
         return RecordStore(db)
     path = pathlib.Path(db) if db else default_path()
     if not path.exists():

@@ -36,6 +36,12 @@ class DeviceRefused(Exception):
         super().__init__(self.describe())
 
     def describe(self) -> str:
+        if self.reason == "SYRINGE":
+            return syringe_mismatch(self.value, self.limit)
+        if self.reason == "LIMIT" and self.command in ("ARM", "RESUME") and not self.field:
+            return (f"device refused {self.command}: this session would reach {self.value / 1000:g} uL, over the "
+                    f"device's session cap of {self.limit / 1000:g} uL (max_session_nl). Start a new session "
+                    "(a new `mesoinject run`) only if a new treatment is intended")
         if self.reason == "BAD_STATE":
             allowed = [n for i, n in enumerate(spec.STATE_NAMES) if self.limit >> i & 1]
             return f"device refused {self.command} in state {self.state}; allowed in {', '.join(allowed)}"
@@ -67,6 +73,19 @@ class OutcomeUnknown(DeviceRefused):
                 f"is {self.state}: check `mesoinject info` before going on")
 
 
+def syringe_mismatch(program_code: int, barrel_um: int) -> str:
+    """A NACK SYRINGE in clinical words: what the program says, what the clamp measures, what to do."""
+    said = spec.SYRINGES[program_code][0] if program_code in spec.SYRINGES else f"syringe code {program_code}"
+    fits = [spec.SYRINGES[c][0] for c in spec.syringes_fitting(barrel_um)]
+    if not fits:
+        return (f"the program is for a {said}, but the syringe clamp reads no known syringe "
+                f"({barrel_um / 1000:.1f} mm barrel): seat the syringe in the clamp and close it; if it persists, "
+                "the clamp sensor is faulty - do not treat with this device")
+    return (f"the program is for a {said}, but the syringe in the clamp measures {barrel_um / 1000:.1f} mm across, "
+            f"the size of a {' / '.join(fits)}: load a {said}, or choose the program for the syringe loaded. "
+            "Nothing was dispensed")
+
+
 @dataclasses.dataclass(frozen=True)
 class Identity:
     protocol: int
@@ -82,13 +101,15 @@ class Identity:
     paired: bool  # the device has a command key
     auth_counter: int  # the highest command counter it accepted
     limits: dict
+    journal_epoch: int = 0  # drawn when the device's journal was created; a new one after a flash erase
 
     @classmethod
     def from_fields(cls, f: dict) -> Identity:
         limits = {row[0]: f[row[0]] for row in spec.SETTINGS_TABLE}
         return cls(f["protocol"], "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"]), f["board"],
                    f["serial"], f["syringe"], f["cal_ppm"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"],
-                   f["journal_free"], "%08x" % f["build"], bool(f["paired"]), f["auth_counter"], limits)
+                   f["journal_free"], "%08x" % f["build"], bool(f["paired"]), f["auth_counter"], limits,
+                   f.get("journal_epoch", 0))
 
 
 def new_session_tag() -> int:

@@ -2,8 +2,10 @@
 REPL with mpremote, write the build config, verify every file by hash, restart, check HELLO.
 
 The running firmware takes 0x03 as data, so Ctrl-C cannot stop it: flash reaches the REPL
-through the protocol's REPL command when the firmware has one (it reboots into safe mode),
-or finds the board already there (booted with the trigger held, or blank).
+through the protocol's REPL command when the firmware has one (taken only in pairing mode: E-stop
+pressed and trigger held 3 s first; it reboots into service mode), or finds the board already there
+(powered up with the same gesture, or blank). Service mode erases the device's command key: pair it
+again after flashing.
 """
 
 from __future__ import annotations
@@ -233,14 +235,14 @@ def reach_repl(port: str) -> tuple[Repl, str]:
     """The board's raw REPL: already there, or through the protocol's REPL command."""
     repl = Repl(port)
     if repl.enter(timeout=1.5):
-        return repl, "the board was at its REPL (safe mode or no firmware)"
+        return repl, "the board was at its REPL (service mode or no firmware)"
     repl.close()
     try:
         with Device.open(port) as dev:
             fields = dev.command(spec.HELLO)
             running = f"firmware {_version(fields)} is running on {port}"
-            no_repl = (" and takes Ctrl-C as data, so mpremote cannot stop it, and it has no REPL command. Boot "
-                       "the board in safe mode (hold the trigger while powering it up; `mesoinject sim "
+            no_repl = (" and takes Ctrl-C as data, so mpremote cannot stop it, and it has no REPL command. Power "
+                       "the board up in service mode (E-stop pressed and trigger held 3 s; `mesoinject sim "
                        "--safe-mode` for a simulated board) and run flash again.")
             command = getattr(spec, "REPL", None)
             if command is None:
@@ -248,6 +250,11 @@ def reach_repl(port: str) -> tuple[Repl, str]:
             try:
                 dev.command(command)  # ACK, then the board resets into its REPL
             except DeviceRefused as e:
+                if e.reason == "NOT_PAIRING":
+                    raise FlashError(f"{running}: replacing its firmware needs someone at the gun. Press the E-stop "
+                                     "and hold the trigger 3 s (the LED shows pairing mode), then run flash again "
+                                     "within a minute; the device's key is erased, pair it again afterwards "
+                                     "(`mesoinject pair`)") from None
                 if e.reason != "BAD_STATE":
                     raise FlashError(running + no_repl) from None
                 raise FlashError(f"{running} and is busy: {e}. `mesoinject abort --port {port}` stops it") from None
@@ -259,7 +266,7 @@ def reach_repl(port: str) -> tuple[Repl, str]:
     while True:  # a real board re-enumerates on USB after its reset
         repl = Repl(port, wait_s=5)
         if repl.enter(timeout=2.0):
-            return repl, f"firmware {_version(fields)} rebooted into safe mode on the REPL command"
+            return repl, f"firmware {_version(fields)} rebooted into service mode on the REPL command"
         repl.close()
         if time.monotonic() > deadline:
             raise FlashError(f"the board did not come back to its REPL on {port} after the REPL command")

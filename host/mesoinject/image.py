@@ -32,7 +32,7 @@ def manifest(board: str) -> list[tuple[pathlib.Path, str]]:
 def firmware_files() -> list[tuple[pathlib.Path, str]]:
     """The board-independent part of every image: mesofw/, mesoprotocol/, boot.py, main.py."""
     files = [(p, f"mesofw/{p.name}") for p in sorted((FIRMWARE / "mesofw").glob("*.py"))]
-    files += [(PROTOCOL / "__init__.py", "mesoprotocol/__init__.py"), (PROTOCOL / "spec.py", "mesoprotocol/spec.py")]
+    files += [(p, f"mesoprotocol/{p.name}") for p in sorted(PROTOCOL.glob("*.py"))]
     return files + [(FIRMWARE / "boot.py", "boot.py"), (FIRMWARE / "main.py", "main.py")]
 
 

@@ -1,13 +1,20 @@
-"""Dose programs: TOML files with units (pint), validated before anything is sent.
+"""Dose programs: TOML files with units, validated before anything is sent.
 
 Every quantity is converted once, here, to the integer wire units of the
 protocol (nL, um, mHz, nL/s). Errors name the field, the value and the limit.
+
+A quantity is read by a strict grammar, a decimal number then a unit name
+(QUANTITY below); pint only looks up the unit. pint's own parser evaluates
+expressions ("9**9**9 uL" holds the GIL for minutes), so text never reaches it
+whole: every program is accepted or refused in bounded time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
+import re
 import sys
 
 if sys.version_info >= (3, 11):
@@ -17,9 +24,11 @@ else:  # Python 3.10
 
 import pint
 
-from mesoprotocol import spec
+from mesoprotocol import rules, spec
 
-ureg = pint.UnitRegistry()
+from . import units
+
+ureg: pint.UnitRegistry = pint.UnitRegistry()
 
 TECHNIQUES = {"point-by-point": spec.TECHNIQUE_POINT, "nappage": spec.TECHNIQUE_NAPPAGE,
               "test-dose": spec.TECHNIQUE_TEST_DOSE}
@@ -34,9 +43,19 @@ OPTIONAL = {"description", "prime_volume", "flow_rate", "needles"}
 # device setting can exceed (checked before any port is opened)
 DEFAULT_LIMITS = {row[0]: row[2] for row in spec.SETTINGS_TABLE}
 CEILINGS = {row[0]: row[4] for row in spec.SETTINGS_TABLE}
+# CONFIGURE's program fields in layout order, up to the session tag (the authentication fields follow)
+CONFIGURE_FIELDS = tuple(name for name, _ in spec.MESSAGES[spec.CONFIGURE][1])[:rules.F_SESSION]
 EXAMPLES = pathlib.Path(__file__).parent / "programs"  # the example library, shipped in the package
 DEFAULT_PRIME = "10 uL"
 DEFAULT_FLOW = "50 uL/s"
+# a decimal number (ASCII digits only), then unit names: letters, separated by spaces or one '/'
+QUANTITY = re.compile(r"\s*(?P<number>[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+                      r"\s*(?P<unit>[A-Za-z\u00b5\u03bc]+(?:\s*/\s*[A-Za-z\u00b5\u03bc]+|\s+[A-Za-z\u00b5\u03bc]+)*)?\s*",
+                      re.ASCII)
+MAX_QUANTITY_CHARS = 64  # "0.03 mL", "3 parsecs per fortnight": far more than any real value needs
+MAX_NUMBER = 1e12  # above every limit in any unit a program uses; keeps conversions finite
+MAX_COUNT = 10**9  # points, shots, needles: far above any limit, small enough to stay exact in a float
+MAX_FILE_BYTES = 64 * 1024  # a program is a few hundred bytes
 
 
 class ProgramError(ValueError):
@@ -90,47 +109,81 @@ class Program:
             line += f", {self.cadence_mhz / 1000:g} Hz"
         return line
 
-    def check_limits(self, limits: dict) -> None:
-        """Check against a device's limits (from IDENTITY) before sending."""
-        volume_field = "volume_per_shot" if self.technique == "nappage" else "volume_per_point"
-        ceiling = {"point-by-point": limits["max_point_nl"], "nappage": limits["max_shot_nl"],
-                   "test-dose": min(limits["max_point_nl"], spec.MAX_TEST_DOSE_NL)}[self.technique]
-        max_depth = min(limits["max_depth_um"], self.needle_length_um - spec.NEEDLE_MARGIN_UM)
-        _at_most(volume_field, self.volume_nl, ceiling, "uL", 1000)
-        _at_least(volume_field, self.volume_nl, spec.MIN_VOLUME_NL, "uL", 1000)
-        if self.depth_um > max_depth:
-            why = ("the device's hard limit" if max_depth == limits["max_depth_um"]
-                   else f"needle length {self.needle_length_um / 1000:g} mm minus {spec.NEEDLE_MARGIN_UM} um")
-            raise ProgramError("depth", f"{self.depth_um / 1000:g} mm is deeper than {max_depth / 1000:g} mm ({why})")
-        _at_least("depth", self.depth_um, spec.MIN_DEPTH_UM, "mm", 1000)
-        _at_most("flow_rate", self.flow_nl_s, limits["max_flow_nl_s"], "uL/s", 1000)
-        _at_least("flow_rate", self.flow_nl_s, spec.MIN_FLOW_NL_S, "uL/s", 1000)
-        _at_most(self.unit_name, self.count, spec.MAX_SHOTS if self.technique == "nappage" else spec.MAX_POINTS, "", 1)
-        if self.technique == "test-dose":
-            _at_most("points", self.count, 1, "", 1)
-        if self.technique == "nappage":
-            _at_most("cadence", self.cadence_mhz, limits["max_cadence_mhz"], "Hz", 1000)
-            _at_least("cadence", self.cadence_mhz, spec.MIN_CADENCE_MHZ, "Hz", 1000)
-        capacity = spec.syringe_capacity_nl(self.syringe)
-        if self.total_nl + self.prime_nl > capacity:
-            raise ProgramError(self.unit_name, f"{self.count} x {self.volume_nl / 1000:g} uL plus "
-                               f"{self.prime_nl / 1000:g} uL priming needs more than the {self.syringe_name} "
-                               f"syringe holds ({capacity / 1000:g} uL)")
-        _at_most("total volume", self.total_nl, limits["max_session_nl"], "uL", 1000)
-        _at_most("prime_volume", self.prime_nl, spec.MAX_PRIME_NL, "uL", 1000)
-        _at_least("prime_volume", self.prime_nl, spec.MIN_VOLUME_NL, "uL", 1000)
-        _at_least("needles", self.needles, 1, "", 1)
-        _at_most("needles", self.needles, spec.MAX_NEEDLES, "", 1)
+    def check_limits(self, limits: dict, cal_ppm: int = 1000000) -> None:
+        """The device's own rules (mesoprotocol.rules) against its limits (IDENTITY's), before sending:
+        host and device accept exactly the same programs. A refusal reads in the program's words and
+        units, and a cadence the flow cannot meet comes with the flow that would."""
+        settings = tuple(limits[row[0]] for row in spec.SETTINGS_TABLE)
+        pl_step = spec.pl_per_step(self.syringe, spec.PLUNGER_STEPS_PER_MM, cal_ppm)
+        error = rules.check_configure(self.configure_tuple(), rules.shot_time_ms, settings,
+                                      lambda _syringe: rules.least_dose_nl(pl_step))
+        if error:
+            reason, field, value, limit = error
+            raise self.refusal(reason, field, value, limit, limits)
+        error = rules.check_prime(self.prime_nl)
+        if error:
+            raise ProgramError("prime_volume", _bound_words(error[2], error[3], units.VOLUME))
+
+    def configure_tuple(self, session: int = 1) -> tuple:
+        """CONFIGURE's values in its layout order (rules.check_configure's cfg)."""
+        fields = {**self.configure_fields(), "session": session}
+        return tuple(fields[name] for name in CONFIGURE_FIELDS)
+
+    def refusal(self, reason: int, field: int, value: int, limit: int, limits: dict | None = None) -> ProgramError:
+        """A rule's refusal of this program (rules.check_configure's, or the device's NACK on CONFIGURE)
+        as a ProgramError naming the program's field, in its units."""
+        nappage = self.technique == "nappage"
+        volume_field = "volume_per_shot" if nappage else "volume_per_point"
+        if field == rules.F_VOLUME:
+            if value < limit and limit > spec.MIN_VOLUME_NL:
+                return ProgramError(volume_field, f"{units.text(value, units.VOLUME)} is below the least the "
+                                    f"{self.syringe_name} meters to 1 %: {units.text(limit, units.VOLUME)} (100 "
+                                    "plunger steps); use a smaller syringe or a larger dose")
+            return ProgramError(volume_field, _bound_words(value, limit, units.VOLUME))
+        if field == rules.F_DEPTH:
+            if value < limit:
+                return ProgramError("depth", _bound_words(value, limit, units.LENGTH))
+            hard = limits is not None and limit == limits["max_depth_um"]
+            why = ("the device's hard limit" if hard else
+                   f"needle length {units.text(self.needle_length_um, units.LENGTH)} minus {spec.NEEDLE_MARGIN_UM} um")
+            return ProgramError("depth", f"{units.text(value, units.LENGTH)} is deeper than "
+                                f"{units.text(limit, units.LENGTH)} ({why})")
+        if field == rules.F_COUNT:
+            capacity = spec.syringe_capacity_nl(self.syringe)
+            if value > limit and self.total_nl > capacity:
+                return ProgramError(self.unit_name, f"{self.count} x {units.text(self.volume_nl, units.VOLUME)} needs "
+                                    f"more than the {self.syringe_name} syringe holds "
+                                    f"({units.text(capacity, units.VOLUME)}): at most {limit} {self.unit_name}")
+            if value > limit and limits is not None and self.total_nl > limits["max_session_nl"]:
+                return ProgramError(self.unit_name, f"{self.count} x {units.text(self.volume_nl, units.VOLUME)} is "
+                                    f"above the session limit of {units.text(limits['max_session_nl'], units.VOLUME)}: "
+                                    f"at most {limit} {self.unit_name}")
+            return ProgramError(self.unit_name, _bound_words(value, limit, ("", 1)))
+        if field == rules.F_CADENCE and reason == spec.NACK_INFEASIBLE:
+            return ProgramError("cadence", self._infeasible_cadence(limit, limits))
+        named = {rules.F_CADENCE: ("cadence", units.CADENCE), rules.F_FLOW: ("flow_rate", units.FLOW),
+                 rules.F_NEEDLES: ("needles", ("", 1)), rules.F_NEEDLE_LENGTH: ("needle", units.LENGTH)}
+        if field in named:
+            name, quantity = named[field]
+            return ProgramError(name, _bound_words(value, limit, quantity))
+        return ProgramError("program", f"refused: {spec.NACK_NAMES[reason]} on CONFIGURE field {field} ({value})")
+
+    def _infeasible_cadence(self, feasible_mhz: int, limits: dict | None) -> str:
+        asked, most = units.text(self.cadence_mhz, units.CADENCE), units.text(feasible_mhz, units.CADENCE)
+        words = (f"{asked} is more than {units.text(self.volume_nl, units.VOLUME)} shots at "
+                 f"{units.text(self.depth_um, units.LENGTH)} allow at a flow of {units.text(self.flow_nl_s, units.FLOW)} "
+                 f"(at most {most}: a shot must fit in 80 % of its period)")
+        flow = rules.least_flow_nl_s(self.configure_tuple())
+        max_flow = limits["max_flow_nl_s"] if limits else CEILINGS["max_flow_nl_s"]
+        if 0 < flow <= max_flow:
+            shown = -(-flow // 100) * 100  # up to 0.1 uL/s, so the shown flow is enough
+            return words + f"; flow_rate = \"{units.text(shown, units.FLOW)}\" makes {asked} possible"
+        return words + "; no flow this device allows makes it possible: lower the cadence, the dose or the depth"
 
 
-def _at_most(field: str, value: int, limit: int, unit: str, scale: int) -> None:
-    if value > limit:
-        raise ProgramError(field, f"{value / scale:g} {unit} is above the limit of {limit / scale:g} {unit}".replace("  ", " "))
-
-
-def _at_least(field: str, value: int, limit: int, unit: str, scale: int) -> None:
-    if value < limit:
-        raise ProgramError(field, f"{value / scale:g} {unit} is below the minimum of {limit / scale:g} {unit}".replace("  ", " "))
+def _bound_words(value: int, limit: int, quantity: tuple[str, int]) -> str:
+    relation = "above the limit" if value > limit else "below the minimum"
+    return f"{units.text(value, quantity)} is {relation} of {units.text(limit, quantity)}".replace("  ", " ").strip()
 
 
 def find(name: str | pathlib.Path) -> pathlib.Path:
@@ -142,16 +195,41 @@ def find(name: str | pathlib.Path) -> pathlib.Path:
 
 def load(path: str | pathlib.Path) -> Program:
     path = find(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProgramError("file", f"{path} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ProgramError("file", f"{path} is not valid TOML: {e}") from None
+    data = read(path)
     try:
         return parse(data)
     except ProgramError as e:
         raise ProgramError(e.field, str(e).split(": ", 1)[1], str(path)) from None
+
+
+def read(path: pathlib.Path) -> dict:
+    """A program file's TOML as a dict, or ProgramError("file") saying what is wrong with the file."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ProgramError("file", f"{path} does not exist; give the path of a program (.toml) file") from None
+    except IsADirectoryError:
+        raise ProgramError("file", f"{path} is a directory; give one program (.toml) file in it") from None
+    except OSError as e:
+        raise ProgramError("file", f"{path} cannot be read ({e.strerror or e}); check its permissions") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ProgramError("file", f"{path} is larger than {MAX_FILE_BYTES // 1024} KiB; a program is a few "
+                           "hundred bytes: is this the right file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ProgramError("file", f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                           "save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ProgramError("file", f"{path} is not valid TOML: {e}") from None
+    except ValueError as e:  # e.g. an integer of thousands of digits
+        raise ProgramError("file", f"{path} is not a program: {e}") from None
+    except RecursionError:
+        raise ProgramError("file", f"{path} nests arrays or tables too deeply; a program is flat keys and one "
+                           "needle = { gauge = ..., length = ... } table") from None
 
 
 def parse(data: dict) -> Program:
@@ -182,22 +260,41 @@ def parse(data: dict) -> Program:
         flow_nl_s=_quantity({"flow_rate": data.get("flow_rate", DEFAULT_FLOW)}, "flow_rate", "nL/s", "50 uL/s"),
         needles=_count({"needles": data.get("needles", 1)}, "needles"),
         prime_nl=_quantity({"prime_volume": data.get("prime_volume", DEFAULT_PRIME)}, "prime_volume", "nL", "10 uL"),
-        description=str(data.get("description", "")),
+        description=_description(data),
     )
 
 
 def _text(data: dict, key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise ProgramError(key, f"must be a non-empty string, got {value!r}")
+        raise ProgramError(key, f"must be a non-empty string, got {shown(value)}")
     return value.strip()
+
+
+def _description(data: dict) -> str:
+    value = data.get("description", "")
+    if not isinstance(value, str):
+        raise ProgramError("description", f"must be a string, got {shown(value)}")
+    return value
 
 
 def _count(data: dict, key: str) -> int:
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ProgramError(key, f"must be a whole number of at least 1, got {value!r}")
+        raise ProgramError(key, f"must be a whole number of at least 1, got {shown(value)}")
+    if value > MAX_COUNT:
+        raise ProgramError(key, f"{shown(value)} is far above any limit; give the number you mean")
     return value
+
+
+def shown(value) -> str:
+    """A value for an error message: never a whole nested structure or a page of digits."""
+    if isinstance(value, (dict, list)):
+        return "a table" if isinstance(value, dict) else "an array"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
+        return f"a {len(str(abs(value)))}-digit number"
+    text = repr(value)
+    return text if len(text) <= MAX_QUANTITY_CHARS else text[:MAX_QUANTITY_CHARS] + "...'"
 
 
 def quantity_of(text, field: str, unit: str, example: str, *, integer: bool = True):
@@ -206,18 +303,31 @@ def quantity_of(text, field: str, unit: str, example: str, *, integer: bool = Tr
 
 
 def _quantity(data: dict, key: str, unit: str, example: str, *, integer: bool = True):
-    """Parse '30 uL' into an integer count of `unit`; reject bare numbers and wrong dimensions."""
+    """Parse '30 uL' into an integer count of `unit`; reject bare numbers, expressions and wrong dimensions."""
     text = data[key]
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        raise ProgramError(key, f"{shown(text)} has no unit; write it with one, e.g. {example!r}")
     if not isinstance(text, str):
+        raise ProgramError(key, f"must be a quantity written as a string, e.g. {example!r}; got {shown(text)}")
+    if len(text) > MAX_QUANTITY_CHARS:
+        raise ProgramError(key, f"{shown(text)} is not a quantity: write a number and a unit, e.g. {example!r}")
+    match = QUANTITY.fullmatch(text)
+    if match is None:
+        raise ProgramError(key, f"{text!r} is not a quantity with a unit: write a decimal number and a unit "
+                           f"name (no arithmetic), e.g. {example!r}")
+    if match["unit"] is None:
+        raise ProgramError(key, f"{text!r} has no unit; write it with one, e.g. {example!r}")
+    number = float(match["number"])
+    if not math.isfinite(number) or abs(number) > MAX_NUMBER:
+        raise ProgramError(key, f"{text!r} is out of range (a number up to {MAX_NUMBER:g}); e.g. {example!r}")
+    try:
+        units = ureg.parse_units(match["unit"])  # letters, spaces and '/' only: nothing to evaluate
+    except (pint.errors.PintError, ValueError, AttributeError, KeyError, TypeError):
+        raise ProgramError(key, f"{text!r}: {match['unit']!r} is not a unit; e.g. {example!r}") from None
+    if units.dimensionless:
         raise ProgramError(key, f"{text!r} has no unit; write it with one, e.g. {example!r}")
     try:
-        q = ureg.Quantity(text)
-    except (pint.errors.PintError, ValueError, SyntaxError, TypeError, AttributeError) as e:
-        raise ProgramError(key, f"{text!r} is not a quantity with a unit ({e}); e.g. {example!r}") from None
-    if not isinstance(q, pint.Quantity) or q.unitless:
-        raise ProgramError(key, f"{text!r} has no unit; write it with one, e.g. {example!r}")
-    try:
-        value = q.to(unit).magnitude
+        value = ureg.Quantity(number, units).to(unit).magnitude
     except pint.errors.DimensionalityError:
         raise ProgramError(key, f"{text!r} is not {_kind(unit)} (expected something like {example!r})") from None
     if value < 0:
@@ -241,8 +351,8 @@ def syringe_code(name: str) -> int:
 
 def _needle(value) -> tuple[int, int]:
     if not isinstance(value, dict) or set(value) != {"gauge", "length"}:
-        raise ProgramError("needle", f"must be a table like {{ gauge = 30, length = \"4 mm\" }}, got {value!r}")
+        raise ProgramError("needle", f"must be a table like {{ gauge = 30, length = \"4 mm\" }}, got {shown(value)}")
     gauge = value["gauge"]
     if isinstance(gauge, bool) or not isinstance(gauge, int) or not 25 <= gauge <= 34:
-        raise ProgramError("needle", f"gauge {gauge!r} is not a mesotherapy needle gauge (25-34 G)")
+        raise ProgramError("needle", f"gauge {shown(gauge)} is not a mesotherapy needle gauge (25-34 G)")
     return gauge, _quantity({"needle.length": value["length"]}, "needle.length", "um", "4 mm")

@@ -25,7 +25,7 @@ from mesoprotocol import spec
 
 from . import extras
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS = {
     1: """
     CREATE TABLE sessions (
@@ -93,8 +93,53 @@ MIGRATIONS = {
         text TEXT NOT NULL
     );
     """,
+    3: {  # the journal epoch: a device whose flash was erased counts its record ids again in a new epoch
+        "sqlite": """
+        CREATE TABLE deliveries_v3 (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER REFERENCES sessions(id),
+            device_serial TEXT NOT NULL,
+            record_id INTEGER NOT NULL,
+            point INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            partial INTEGER NOT NULL,
+            flags INTEGER NOT NULL,
+            programmed_nl INTEGER NOT NULL,
+            delivered_nl INTEGER NOT NULL,
+            depth_um INTEGER NOT NULL,
+            device_time_ms INTEGER NOT NULL,
+            received_at TEXT NOT NULL,
+            device_session INTEGER,
+            journal_epoch INTEGER NOT NULL DEFAULT 0,   -- 0: stored before epochs, or firmware without them
+            UNIQUE (device_serial, journal_epoch, record_id)
+        );
+        INSERT INTO deliveries_v3 (id, session_id, device_serial, record_id, point, kind, partial, flags,
+            programmed_nl, delivered_nl, depth_um, device_time_ms, received_at, device_session)
+            SELECT id, session_id, device_serial, record_id, point, kind, partial, flags, programmed_nl,
+            delivered_nl, depth_um, device_time_ms, received_at, device_session FROM deliveries;
+        DROP TABLE deliveries;
+        ALTER TABLE deliveries_v3 RENAME TO deliveries;
+        CREATE INDEX deliveries_session ON deliveries (session_id);
+        """,
+        "postgres": """
+        ALTER TABLE deliveries ADD COLUMN journal_epoch INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE deliveries DROP CONSTRAINT deliveries_device_serial_record_id_key;
+        ALTER TABLE deliveries ADD CONSTRAINT deliveries_record UNIQUE (device_serial, journal_epoch, record_id);
+        """,
+        "both": """
+        -- an alarm journalled on the device (record_id, journal_epoch) is stored once (NULL: not journalled)
+        ALTER TABLE alarms ADD COLUMN record_id INTEGER;
+        ALTER TABLE alarms ADD COLUMN journal_epoch INTEGER;
+        CREATE UNIQUE INDEX alarms_record ON alarms (device_serial, journal_epoch, record_id)
+            WHERE record_id IS NOT NULL;
+        """,
+    },
 }
 TABLES = {"sessions", "deliveries", "alarms", "session_notes"}
+# outcomes a device's journal may fill in (the host's own, once stored, stand; 'interrupted' is the
+# host losing sight of a session, which the device's record then says more about)
+DEVICE_OUTCOMES = {spec.END_COMPLETE: "complete", spec.END_ABORTED: "aborted"}
+_REPLACEABLE_OUTCOMES = ("interrupted", "synced")
 NOTE_KINDS = ("note", "adverse-event")
 SYNCED_PROGRAM = "unknown (synced from device)"
 URL_SCHEMES = ("postgresql://", "postgres://")
@@ -193,7 +238,10 @@ class RecordStore:
                 raise RecordStoreError(f"{self.where} already holds tables named like ours but no mesoinject schema "
                                        "version: it is not a mesoinject records database; pass another --db")
             for v in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _statements(MIGRATIONS[v]):
+                script = MIGRATIONS[v]
+                if isinstance(script, dict):  # a step the two dialects take differently, then a common part
+                    script = script["postgres" if self.postgres else "sqlite"] + ";" + script.get("both", "")
+                for statement in _statements(script):
                     self._execute(_pg_ddl(statement) if self.postgres else statement)
             self._set_version(SCHEMA_VERSION)
 
@@ -349,33 +397,66 @@ class RecordStore:
     def add_delivery(self, session_id: int, device_serial: str, f: dict) -> bool:
         """Store one DELIVERY (event or journal record); False if this (device, record id) was already stored.
 
-        A stored id with different content is not a replay but a device whose record
-        counter went back (flash erased): that raises, it is never silently dropped.
+        Records are named by (journal epoch, record id): a device whose flash was erased starts a
+        new epoch. A stored id with different content in the same epoch is not a replay but a
+        device whose record counter went back: that raises, it is never silently dropped.
         """
+        epoch = f.get("epoch", 0)
         with self._tx("store a delivery"):
             new = self._insert(
                 "INSERT INTO deliveries (session_id, device_serial, record_id, point, kind, partial, flags,"
-                " programmed_nl, delivered_nl, depth_um, device_time_ms, received_at, device_session)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                " programmed_nl, delivered_nl, depth_um, device_time_ms, received_at, device_session, journal_epoch)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (session_id, device_serial, f["record_id"], f["point"], spec.KIND_NAMES[f["kind"]],
                  1 if f["flags"] & spec.FLAG_PARTIAL else 0, f["flags"], f["programmed_nl"], f["delivered_nl"],
-                 f["depth_um"], f["time_ms"], _now(), f.get("session")))
+                 f["depth_um"], f["time_ms"], _now(), f.get("session"), epoch))
             if new is not None:
                 return True
             old = self._execute("SELECT point, programmed_nl, delivered_nl, device_time_ms FROM deliveries"
-                                " WHERE device_serial=? AND record_id=?", (device_serial, f["record_id"])).fetchone()
+                                " WHERE device_serial=? AND journal_epoch=? AND record_id=?",
+                                (device_serial, epoch, f["record_id"])).fetchone()
         stored = tuple(old[k] for k in ("point", "programmed_nl", "delivered_nl", "device_time_ms"))
         if stored != (f["point"], f["programmed_nl"], f["delivered_nl"], f["time_ms"]):
             raise RecordConflict(f"device {device_serial} sent record {f['record_id']} again with different content "
                                  f"(stored {stored}, now {f}): its record counter was reset; records kept as stored")
         return False
 
-    def add_alarm(self, session_id: int | None, device_serial: str, f: dict) -> None:
+    def add_alarm(self, session_id: int | None, device_serial: str, f: dict) -> bool:
+        """Store one alarm; False if its journal record (epoch, record_id) was already stored.
+
+        An alarm the device journalled also ends its session as 'fault' if the host could not
+        record how it ended (see apply_outcome)."""
+        record_id = f.get("record_id") or None  # 0: not journalled (a RESET, or a full journal)
+        epoch = f.get("epoch", 0) if record_id else None
         with self._tx("store an alarm"):
-            self._execute(
-                "INSERT INTO alarms (session_id, device_serial, code, detail, device_time_ms, received_at)"
-                " VALUES (?,?,?,?,?,?)",
-                (session_id, device_serial, spec.ALARM_NAMES[f["code"]], f["detail"], f["time_ms"], _now()))
+            new = self._insert(
+                "INSERT INTO alarms (session_id, device_serial, code, detail, device_time_ms, received_at, record_id,"
+                " journal_epoch) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                (session_id, device_serial, spec.ALARM_NAMES[f["code"]], f["detail"], f["time_ms"], _now(),
+                 record_id, epoch))
+            if new is not None and record_id and session_id is not None:
+                self._outcome(session_id, "fault")
+        return new is not None
+
+    def apply_outcome(self, session_id: int, outcome: str) -> bool:
+        """How the device says a session ended (its journal's END record), where the host could not
+        store it: a session still running, interrupted or synced; never one the host closed itself.
+        True if it changed the session."""
+        with self._tx("record the session's outcome"):
+            return self._outcome(session_id, outcome)
+
+    def _outcome(self, session_id: int, outcome: str) -> bool:
+        return self._execute("UPDATE sessions SET outcome=?, ended_at=COALESCE(ended_at, ?) WHERE id=? AND"
+                      f" (outcome IS NULL OR outcome IN {_REPLACEABLE_OUTCOMES!r})", (outcome, _now(), session_id)).rowcount > 0
+
+    def earlier_epochs(self, device_serial: str, epoch: int) -> int:
+        """Records this store holds of the device under other journal epochs, if it has none yet
+        under `epoch` (the device's flash was erased since); 0 otherwise."""
+        count = ("SELECT COUNT(*) AS n FROM deliveries WHERE device_serial = ? AND journal_epoch "
+                 + "%s ?")
+        if self._rows(count % "=", (device_serial, epoch))[0]["n"]:
+            return 0
+        return self._rows(count % "!=", (device_serial, epoch))[0]["n"]
 
     def add_note(self, session_id: int, text: str, *, kind: str = "note", author: str | None = None) -> int:
         """A free-text note or an adverse event on a session's record; returns the note's id."""

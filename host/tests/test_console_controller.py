@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mesoinject import alarms
+import pathlib
+import re
+
+from mesoinject import alarms, units
+from mesoinject import program as programs
 from mesoinject.console import Console
 from mesoinject.console import forms
 from mesoinject.console.controller import ActionRefused
@@ -79,14 +83,52 @@ def test_the_library_lists_a_broken_program_with_its_error(tmp_path):
                                        'depth = "1 mm"\npoints = 1\n')
     (tmp_path / "bad.toml").write_text('technique = "nappage"\n')
     entries = {e["file"]: e for e in forms.library(tmp_path)}
-    assert entries["good.toml"]["form"]["volume"] == "10 uL" and entries["good.toml"]["error"] is None
+    assert entries["good.toml"]["form"]["volume"] == 10 and entries["good.toml"]["error"] is None  # in uL
     assert entries["bad.toml"]["form"] is None and "missing" in entries["bad.toml"]["error"]
 
 
-@pytest.mark.parametrize("code", sorted(alarms.ALARMS))
+@pytest.mark.parametrize("code", sorted(set(alarms.ALARMS) | {c for c, name in enumerate(spec.ALARM_NAMES) if name}))
 def test_every_alarm_says_what_happened_and_what_to_do_in_the_consoles_words(console, code):
     console.alarm = (code, 1234)
     view = console._alarm_view()
     assert view["name"] == spec.ALARM_NAMES[code]
     assert view["what"] and view["todo"] and view["delivered"]
     assert "`" not in view["what"] + view["todo"]  # no CLI command to type at a couch
+
+
+def test_the_library_lists_files_that_are_not_programs_instead_of_failing_to_start(tmp_path):
+    (tmp_path / "latin1.toml").write_bytes(b'name = "caf\xe9"\n')
+    (tmp_path / "deep.toml").write_bytes(b"a = " + b"[" * 5000 + b"]" * 5000)
+    (tmp_path / "folder.toml").mkdir()
+    (tmp_path / "sum.toml").write_text('name = "s"\ntechnique = "test-dose"\ndrug = "d"\nsyringe = "BD 1 mL"\n'
+                                       'needle = { gauge = 30, length = "4 mm" }\nvolume_per_point = "5+5 uL"\n'
+                                       'depth = "1 mm"\npoints = 1\n')
+    entries = {e["file"]: e for e in forms.library(tmp_path)}
+    assert "save it as UTF-8" in entries["latin1.toml"]["error"]
+    assert "too deeply" in entries["deep.toml"]["error"]
+    assert "is a directory" in entries["folder.toml"]["error"]
+    assert "volume_per_point" in entries["sum.toml"]["error"]
+    assert all(e["form"] is None for e in entries.values())
+
+
+@pytest.mark.parametrize("volume", ['"0.03 mL"', '"30 microliter"', '"30 uL"', '"30000 nL"'])
+def test_the_library_form_shows_a_volume_in_any_unit_in_the_fields_unit(tmp_path, volume):
+    (tmp_path / "p.toml").write_text('name = "p"\ntechnique = "point-by-point"\ndrug = "d"\nsyringe = "BD 1 mL"\n'
+                                     'needle = { gauge = 30, length = "0.4 cm" }\n'
+                                     f'volume_per_point = {volume}\ndepth = "1500 um"\npoints = 3\n')
+    (entry,) = forms.library(tmp_path)
+    form = entry["form"]
+    assert (form["volume"], form["depth"], form["needle_length"], form["cadence"]) == (30, 1.5, 4, None)
+    # what the page posts back (each number with its field's unit) is the same program
+    posted = {**form, **{k: f"{form[k]} {units.FORM[k][0]}" for k in units.FORM if form[k] is not None}}
+    assert forms.to_program(posted) == programs.load(tmp_path / "p.toml")
+
+
+def test_the_page_and_the_server_agree_on_each_fields_unit():
+    static = pathlib.Path(forms.__file__).parent / "static"
+    js = re.search(r"const QTY = (\{.*?\});", (static / "console.js").read_text()).group(1)
+    page = dict(re.findall(r'(\w+): "([^"]+)"', js))
+    assert page == {k: q[0] for k, q in units.FORM.items()}
+    html = (static / "index.html").read_text()
+    for key, (unit, _) in units.FORM.items():
+        assert re.search(rf'id="{key}"[^>]*>(?:</input>)?<span class="unit">{re.escape(unit)}</span>', html, re.S), key

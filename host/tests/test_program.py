@@ -2,6 +2,8 @@
 
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mesoinject import program as programs
 from mesoprotocol import spec
@@ -81,3 +83,103 @@ def _toml(prog):
             "needle": {"gauge": prog.needle_gauge, "length": f"{prog.needle_length_um} um"},
             "volume_per_shot": f"{prog.volume_nl} nL", "depth": f"{prog.depth_um} um", "shots": prog.count,
             "cadence": f"{prog.cadence_mhz} mHz"}
+
+
+# ---- quantities: a decimal number and a unit name, never an expression ----------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("0.03 mL", 30000), ("30 uL", 30000), ("30 \u00b5L", 30000), ("30 \u03bcL", 30000), ("30 microliter", 30000),
+    ("30 microliters", 30000), ("30uL", 30000), (" 30 uL ", 30000), (".03 mL", 30000), ("3e1 uL", 30000),
+])
+def test_the_ways_programs_write_a_volume_still_work(text, expected):
+    assert programs.parse(dict(POINT, volume_per_point=text)).volume_nl == expected
+
+
+def test_the_ways_programs_write_other_quantities_still_work():
+    nappage = programs.load(PROGRAMS / "nappage.toml")
+    prog = programs.parse({**_toml(nappage), "cadence": "6 Hz", "flow_rate": "50 uL/s", "depth": "1.5 mm",
+                           "needle": {"gauge": 32, "length": "4 mm"}, "needles": 3})
+    assert (prog.cadence_mhz, prog.flow_nl_s, prog.depth_um, prog.needle_length_um, prog.needles) == \
+        (6000, 50000, 1500, 4000, 3)
+    assert programs.quantity_of("1.0 g/mL", "density", "g/mL", "1.0 g/mL", integer=False) == 1.0
+
+
+@pytest.mark.parametrize("field, text, words", [
+    ("volume_per_point", "2**3 uL", "decimal number and a unit name"),  # pint would evaluate it: 8 uL
+    ("volume_per_point", "3*10 uL", "decimal number and a unit name"),
+    ("volume_per_point", "(30) uL", "decimal number and a unit name"),
+    ("volume_per_point", "1/0 uL", "decimal number and a unit name"),  # ZeroDivisionError in pint
+    ("volume_per_point", "nan uL", "decimal number and a unit name"),
+    ("volume_per_point", "inf uL", "decimal number and a unit name"),
+    ("volume_per_point", "30 nan", "'nan' is not a unit"),
+    ("volume_per_point", "\u0663\u0660 uL", "decimal number and a unit name"),  # Arabic-Indic digits
+    ("depth", "1e400 mm", "out of range"),
+    ("depth", "3 mm" + " " * 100, "is not a quantity"),
+    ("depth", "[/] mm", "decimal number and a unit name"),
+    ("depth", 10 * [[1]], "written as a string"),
+    ("flow_rate", "50 uL/s**9**9", "decimal number and a unit name"),
+])
+def test_an_expression_or_a_non_number_is_refused_naming_the_field(field, text, words):
+    with pytest.raises(programs.ProgramError) as e:
+        programs.parse(dict(POINT, **{field: text}))
+    assert e.value.field == field
+    assert words in str(e.value) and "e.g." in str(e.value)  # and an example of what to write
+
+
+@pytest.mark.parametrize("field, value", [("points", 10**400), ("needles", 2**64), ("description", ["x"])],
+                         ids=["points-400-digits", "needles-2**64", "description-array"])
+def test_a_count_far_out_of_range_or_a_wrong_type_is_refused_at_parse(field, value):
+    with pytest.raises(programs.ProgramError) as e:
+        programs.parse(dict(POINT, **{field: value}))
+    assert e.value.field == field and len(str(e.value)) < 200  # never a page of digits
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="0123456789.eE+-*/^() uLmnaifHzs\u00b5", max_size=24))
+def test_any_text_is_a_wire_value_or_refused_naming_the_field(text):
+    try:
+        value = programs.parse(dict(POINT, volume_per_point=text)).volume_nl
+    except programs.ProgramError as e:
+        assert e.field == "volume_per_point"
+    else:
+        assert isinstance(value, int) and value >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.integers(0, 10**6), op=st.sampled_from(["**", "*", "/", "+", "-", "^", " ** ", " * "]),
+       b=st.integers(0, 99), unit=st.sampled_from(["uL", "mL", "nL"]))
+def test_arithmetic_is_never_evaluated(a, op, b, unit):
+    with pytest.raises(programs.ProgramError, match="decimal number and a unit name"):
+        programs.parse(dict(POINT, volume_per_point=f"{a}{op}{b} {unit}"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(nl=st.integers(0, 10**9), unit=st.sampled_from(["uL", "\u00b5L", "\u03bcL", "microliter", "microliters"]),
+       space=st.sampled_from(["", " ", "  "]))
+def test_a_decimal_in_microlitres_is_exactly_its_nanolitres(nl, unit, space):
+    text = f"{nl // 1000}.{nl % 1000:03d}{space}{unit}"
+    assert programs.parse(dict(POINT, volume_per_point=text)).volume_nl == nl
+
+
+# ---- program files: anything that is not a program is refused as "file", with what to do --------------------
+
+@pytest.mark.parametrize("content, words", [
+    (b'name = "x"\ndrug = "\xff\xfe"\n', "not UTF-8 text (byte 0xff at offset 19); save it as UTF-8"),
+    (b"a = " + b"[" * 3000 + b"]" * 3000, "nests arrays or tables too deeply"),
+    (b"points = " + b"9" * 5000, "is not a program"),
+    (b"# " + b"x" * 70000, "larger than 64 KiB"),
+    (b"name = ", "is not valid TOML"),
+])
+def test_a_file_that_is_not_a_program_is_refused_as_file(tmp_path, content, words):
+    path = tmp_path / "bad.toml"
+    path.write_bytes(content)
+    with pytest.raises(programs.ProgramError) as e:
+        programs.load(path)
+    assert e.value.field == "file" and words in str(e.value)
+
+
+def test_a_directory_or_a_missing_file_says_what_to_give(tmp_path):
+    with pytest.raises(programs.ProgramError, match="is a directory; give one program"):
+        programs.load(tmp_path)
+    with pytest.raises(programs.ProgramError, match="does not exist; give the path of a program"):
+        programs.load(tmp_path / "nope.toml")

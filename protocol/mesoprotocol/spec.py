@@ -51,7 +51,7 @@ SETTINGS = const(0x09)
 CALIBRATE = const(0x0A)
 RECORDS = const(0x0B)  # acknowledge a stored record, get the oldest unacknowledged one
 EVENTS = const(0x0C)  # send again the events from this sequence number (ones the host missed)
-REPL = const(0x0D)  # ACK, then the board resets into its REPL for one boot (mpremote, `mesoinject flash`)
+REPL = const(0x0D)  # in pairing mode only: ACK, the key is erased, the board resets into its REPL for one boot
 PAIR = const(0x0E)  # provision the command key; only in pairing mode (a physical action on the gun)
 OPEN = const(0x0F)  # open this host's session: the one controlling host (PROTOCOL.md 11)
 CLOSE = const(0x10)  # end this host's session
@@ -139,6 +139,7 @@ MESSAGES = {
             ("build", "I"),  # build id `mesoinject flash` wrote in /build.json (8 hex digits); 0: a source image
             ("paired", "B"),  # 1: the device has a command key (PAIR)
             ("auth_counter", "I"),  # the highest command counter accepted: the next must be greater
+            ("journal_epoch", "I"),  # drawn when the journal was created: record ids count within it
         ),
     ),
     STATUS_REPLY: (
@@ -172,11 +173,20 @@ MESSAGES = {
             ("delivered_nl", "I"),
             ("depth_um", "H"),
             ("time_ms", "I"),  # device clock at the end of the point
+            ("syringe", "B"),  # the syringe the clamp sensor confirmed loaded (SYRINGES code; 0: earlier firmware)
+            ("epoch", "I"),  # the journal's epoch: a record is (epoch, record_id), unique per device
         ),
     ),
     ALARM: (
         "ALARM",
-        (("code", "B"), ("state", "B"), ("detail", "i"), ("time_ms", "I")),
+        (
+            ("code", "B"),
+            ("state", "B"),
+            ("detail", "i"),
+            ("time_ms", "I"),
+            ("record_id", "I"),  # its journal record (KIND_ALARM), acknowledged by RECORDS; 0: not journalled
+            ("epoch", "I"),
+        ),
     ),
     STATE: ("STATE", (("old", "B"), ("new", "B"), ("time_ms", "I"))),
 }
@@ -215,11 +225,19 @@ TECHNIQUE_NAPPAGE = const(2)  # trigger held = shots at a cadence
 TECHNIQUE_TEST_DOSE = const(3)  # one small allergy-test point
 TECHNIQUE_NAMES = ("", "point-by-point", "nappage", "test-dose")
 
+# every KIND_* < 16: the journal keeps the syringe measured in the high nibble of its kind byte
 KIND_POINT = const(1)
 KIND_SHOT = const(2)
 KIND_TEST_DOSE = const(3)
 KIND_PRIME = const(4)  # into the air, never counted as delivered to the patient
-KIND_NAMES = ("", "point", "shot", "test-dose", "prime")
+# journal records that are not deliveries (RECORD only): point = the code, programmed_nl = the detail
+KIND_ALARM = const(5)  # point = ALARM_*, programmed_nl = the ALARM's detail as u32 (two's complement)
+KIND_END = const(6)  # a program ended on the device: point = END_*, programmed_nl = points or shots done
+KIND_NAMES = ("", "point", "shot", "test-dose", "prime", "alarm", "end")
+DELIVERY_KINDS = (KIND_POINT, KIND_SHOT, KIND_TEST_DOSE, KIND_PRIME)
+END_COMPLETE = const(1)  # the program reached COMPLETE: every point given (fewer only if the session cap stopped it)
+END_ABORTED = const(2)  # ABORT before the program completed
+END_NAMES = ("", "complete", "aborted")
 
 FLAG_PARTIAL = const(0x01)  # stopped before the programmed volume
 FLAG_TRIGGER_RELEASED = const(0x02)
@@ -239,8 +257,10 @@ NACK_HELLO_FIRST = const(8)  # after LINK_LOST only a new handshake (HELLO) re-o
 NACK_JOURNAL_FULL = const(9)  # value = records the journal can take, limit = records the program needs
 NACK_AUTH = const(10)  # field 0: not paired; the counter's: replayed or old (limit = last accepted); the mac's: wrong key
 NACK_NOT_PAIRING = const(11)  # PAIR outside pairing mode
-NACK_OTHER_HOST = const(12)  # OPEN while another host's session is live: value = ms since it was heard, limit = lapse ms
-NACK_NO_SESSION = const(13)  # a session command outside the open session: value = its session, limit = 1 if one is open
+NACK_SYRINGE = const(12)  # the clamp sensor measures another syringe: value = the command's (or program's) syringe
+#                           code, limit = the barrel diameter measured in um (0: no reading)
+NACK_OTHER_HOST = const(13)  # OPEN while another host's session is live: value = ms since it was heard, limit = lapse ms
+NACK_NO_SESSION = const(14)  # a session command outside the open session: value = its session, limit = 1 if one is open
 NACK_NAMES = (
     "",
     "UNKNOWN_TYPE",
@@ -254,6 +274,7 @@ NACK_NAMES = (
     "JOURNAL_FULL",
     "AUTH",
     "NOT_PAIRING",
+    "SYRINGE",
     "OTHER_HOST",
     "NO_SESSION",
 )
@@ -266,6 +287,8 @@ ALARM_SYRINGE_EMPTY = const(4)
 ALARM_ESTOP = const(5)
 ALARM_RESET = const(6)
 ALARM_JOURNAL_FULL = const(7)  # no room to journal the next point: it is not given
+ALARM_SYRINGE = const(8)  # the clamp sensor no longer measures the program's syringe (swapped, out, or a sensor
+#                           fault: a reading in no syringe's band); detail = barrel diameter measured, um
 ALARM_NAMES = (
     "",
     "LINK_LOST",
@@ -275,6 +298,7 @@ ALARM_NAMES = (
     "ESTOP",
     "RESET",
     "JOURNAL_FULL",
+    "SYRINGE",
 )
 
 RESET_POWER_ON = const(0)
@@ -295,6 +319,9 @@ MIN_DEPTH_UM = const(500)
 MAX_DEPTH_UM = const(4000)  # never deeper than 4 mm
 NEEDLE_MARGIN_UM = const(200)  # depth <= needle length - margin (hub seating)
 MIN_VOLUME_NL = const(500)
+# every board's mechanics that a program rule depends on (rules.py): the host checks with the same figures
+PLUNGER_STEPS_PER_MM = const(3200)  # 200 steps/rev x 16 microsteps on a 1 mm lead screw
+NEEDLE_SPEED_UM_S = const(50000)  # needle axis travel speed (nappage feasibility)
 MIN_DOSE_STEPS = const(100)  # a dose's steps are rounded with a carried remainder (< 1 step off): 1 % needs 100
 MAX_POINT_NL = const(50000)  # point-by-point default: 20-50 uL per point
 CEIL_POINT_NL = const(200000)  # no setting can allow more than 0.2 mL in one point
@@ -321,6 +348,8 @@ SHOT_SETTLE_MS = const(10)  # a nappage shot waits this long at most for line pr
 POINT_SETTLE_MS = const(100)  # a point, this long (both count in the nappage feasibility rule)
 JOURNAL_CHECKPOINT_NL = const(1000)  # a dose in progress is journalled this often, and 4 times a dose at least
 TRIGGER_STUCK_MS = const(2000)  # held this long beyond what a point needs -> TRIGGER_STUCK
+SYRINGE_SENSOR_MS = const(30)  # the clamp must disagree with the program this long before it counts (not one sample)
+CADENCE_SLACK_DIV = const(10)  # a nappage shot may make up at most period / 10 of lateness: no catch-up
 
 # ---- device settings: limits a device may lower, never raise past the hard ceiling --------
 # (field, struct code, default, lowest allowed, hard ceiling). SETTINGS carries them in
@@ -370,24 +399,57 @@ PAIRING_WINDOW_MS = const(60000)  # ...for this long, or until a PAIR
 MESSAGES[RECORD] = ("RECORD", MESSAGES[DELIVERY][1] + (("pending", "H"),))
 
 
-# ---- syringe table: code -> (name, inner diameter um, usable stroke um, dead space nL) ------
+# ---- syringe table: code -> (name, inner diameter um, usable stroke um, dead space nL, barrel outer diameter um) --
 # Nominal bores as infusion-pump drug libraries list them; a calibration (CALIBRATE)
 # corrects each syringe's real bore. Dead space stays in the hub when the stopper
-# is at the end of its stroke: it is never deliverable.
+# is at the end of its stroke: it is never deliverable. The barrel's outer diameter is what
+# the clamp sensor measures (as an infusion pump's syringe-size sensor does): a reading within
+# SYRINGE_BARREL_TOL_UM of it fits. Syringes of one size from different makers fit the same
+# band (BD, Terumo and Omnifix 1 mL): the sensor tells sizes apart, the program names the maker.
 SYRINGES = {
-    1: ("BD 1 mL", 4780, 57000, 70000),
-    2: ("BD 3 mL", 8660, 51000, 80000),
-    3: ("BD 5 mL", 12060, 44000, 80000),
-    4: ("BD 10 mL", 14500, 61000, 100000),
-    5: ("Terumo 1 mL", 4700, 58000, 60000),
-    6: ("Terumo 2.5 mL", 8950, 40000, 80000),
-    7: ("B. Braun Omnifix 1 mL", 4690, 58000, 60000),
-    8: ("B. Braun Omnifix 5 mL", 12450, 41000, 80000),
+    1: ("BD 1 mL", 4780, 57000, 70000, 6600),
+    2: ("BD 3 mL", 8660, 51000, 80000, 10700),
+    3: ("BD 5 mL", 12060, 44000, 80000, 14500),
+    4: ("BD 10 mL", 14500, 61000, 100000, 17200),
+    5: ("Terumo 1 mL", 4700, 58000, 60000, 6500),
+    6: ("Terumo 2.5 mL", 8950, 40000, 80000, 10900),
+    7: ("B. Braun Omnifix 1 mL", 4690, 58000, 60000, 6400),
+    8: ("B. Braun Omnifix 5 mL", 12450, 41000, 80000, 14700),
 }
+SYRINGE_BARREL_TOL_UM = const(600)  # sensor and moulding tolerance; the size classes are >= 2.5 mm apart
+
+
+# Syringe maths in integers only, the same on the host (CPython) and on the device (MicroPython,
+# whose floats are single precision on rp2 and esp32 and disagreed with the host's by 1-2 nL at a
+# limit): pi is 355/113 (7 digits, error 8.5e-8). Intermediates pass 2^30, which a 32-bit port
+# holds as a heap integer: these run per CONFIGURE or CALIBRATE, never in the dosing loop.
+PI_NUM = const(355)
+PI_DEN = const(113)
 
 
 def syringe_capacity_nl(code, cal_ppm=1000000):
-    # deliverable content of a full syringe: pi/4 d^2 x stroke (um^3 = fL), scaled by the
-    # bore's calibration (area ppm), less dead space
-    _, diameter_um, stroke_um, dead_nl = SYRINGES[code]
-    return int(3.14159265 * diameter_um * diameter_um * stroke_um / 4 / 1000000 * cal_ppm / 1000000) - dead_nl
+    # deliverable content of a full syringe: pi/4 d^2 x stroke (um^3 = fL; / 10^6 -> nL), scaled
+    # by the bore's calibration (area ppm), rounded down, less dead space
+    diameter_um, stroke_um, dead_nl = SYRINGES[code][1:4]
+    num = PI_NUM * diameter_um * diameter_um * stroke_um * cal_ppm
+    return num // (PI_DEN * 4 * 1000000 * 1000000) - dead_nl
+
+
+def pl_per_step(code, plunger_steps_per_mm, cal_ppm=1000000):
+    # picolitres pushed out per plunger microstep, rounded to nearest: pi/4 d^2 (um^2, calibrated)
+    # x 1000 / steps_per_mm (um per step) = fL; / 1000 -> pL
+    diameter_um = SYRINGES[code][1]
+    num = PI_NUM * diameter_um * diameter_um * cal_ppm
+    den = PI_DEN * 4 * 1000000 * plunger_steps_per_mm
+    return (2 * num + den) // (2 * den)
+
+
+def syringe_fits(code, barrel_um):
+    # does a barrel measured at barrel_um fit syringe `code`? (0: no reading fits nothing)
+    d = SYRINGES[code][4] - barrel_um
+    return barrel_um > 0 and -SYRINGE_BARREL_TOL_UM <= d <= SYRINGE_BARREL_TOL_UM
+
+
+def syringes_fitting(barrel_um):
+    # codes of every syringe a barrel measured at barrel_um may be (empty: a sensor fault or no syringe)
+    return [code for code in sorted(SYRINGES) if syringe_fits(code, barrel_um)]

@@ -18,19 +18,22 @@ NEEDLE_STEP = 6  # needle depth actuator
 NEEDLE_DIR = 7
 NEEDLE_INVERT = False  # True if the needle retracts on + steps
 MOTOR_EN = 15  # shared EN, active low; fit a 10k pull-up to 3V3 so the drivers are off until boot
-TRIGGER = 16  # push button to GND, pull-up: low = pressed; held at boot = safe mode
+TRIGGER = 16  # push button to GND, pull-up: low = pressed; with the E-stop, at boot = service mode
 ESTOP = 17  # normally-closed button to GND, pull-up: high = stop (also a cut wire)
 NEEDLE_HOME = 18  # endstop to GND at the retracted end, pull-up: low = home
 PLUNGER_END = 8  # endstop to GND at the end of the syringe stroke: low = empty
 LED = 2  # status LED + 330R to GND (single colour, same blink patterns as the Pico)
 PRESSURE_ADC = 1  # ADC1_CH0: line-pressure sensor through a 2/3 divider (board_stepdir)
+BARREL_ADC = 9  # ADC1_CH8: syringe clamp potentiometer's wiper (barrel diameter, board_stepdir)
 
 # The drivers must stay off from the first moment: main.py imports this module first thing.
 Pin(MOTOR_EN, Pin.OUT, value=1)
 
 
 def safe_mode():
-    return board_stepdir.held_at_boot(TRIGGER)
+    # the service gesture, as for pairing: E-stop pressed (high) and trigger held (low); main.py
+    # asks again until it has been made for PAIRING_HOLD_MS
+    return board_stepdir.held_at_boot(ESTOP, 1) and board_stepdir.held_at_boot(TRIGGER)
 
 
 class Board(board_stepdir.StepDirBoard):
@@ -40,6 +43,7 @@ class Board(board_stepdir.StepDirBoard):
         super().__init__((PLUNGER_STEP, PLUNGER_DIR, PLUNGER_INVERT), (NEEDLE_STEP, NEEDLE_DIR, NEEDLE_INVERT),
                          MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED)
         self._adc = ADC(Pin(PRESSURE_ADC), atten=ADC.ATTN_11DB)  # 11 dB: 0-3.1 V range
+        self._barrel = ADC(Pin(BARREL_ADC), atten=ADC.ATTN_11DB)
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
         return board_steprmt.RmtStepDir(step_pin, dir_pin, invert, unit)  # pulses from the hardware, not a Python loop
@@ -49,3 +53,6 @@ class Board(board_stepdir.StepDirBoard):
 
     def pressure_mv(self):
         return self._adc.read_uv() // 1000  # factory-calibrated, unlike read_u16
+
+    def barrel_mv(self):
+        return self._barrel.read_uv() // 1000

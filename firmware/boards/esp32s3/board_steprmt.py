@@ -47,3 +47,6 @@ class RmtStepDir:
             self._rmt.wait_done(timeout=2)  # a train at a time
             self._rmt.write_pulses(_TRAINS[count], 1)  # starts high
             left -= count
+
+    def wait_done(self):
+        self._rmt.wait_done(timeout=2)  # a train lasts 0.8 ms

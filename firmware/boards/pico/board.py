@@ -15,19 +15,22 @@ NEEDLE_STEP = 4  # needle depth actuator
 NEEDLE_DIR = 5
 NEEDLE_INVERT = False  # True if the needle retracts on + steps
 MOTOR_EN = 6  # shared EN, active low; fit a 10k pull-up to 3V3 so the drivers are off until boot
-TRIGGER = 10  # push button to GND, pull-up: low = pressed; held at boot = safe mode
+TRIGGER = 10  # push button to GND, pull-up: low = pressed; with the E-stop, at boot = service mode
 ESTOP = 11  # normally-closed button to GND, pull-up: high = stop (also a cut wire)
 NEEDLE_HOME = 12  # endstop to GND at the retracted end, pull-up: low = home
 PLUNGER_END = 13  # endstop to GND at the end of the syringe stroke: low = empty
 LED = "LED"  # on-board LED: GP25 on a Pico (the wireless chip's LED pin on a Pico W)
 PRESSURE_ADC = 26  # ADC0: line-pressure sensor through a 2/3 divider (board_stepdir)
+BARREL_ADC = 27  # ADC1: syringe clamp potentiometer's wiper (barrel diameter, board_stepdir)
 
 # The drivers must stay off from the first moment: main.py imports this module first thing.
 Pin(MOTOR_EN, Pin.OUT, value=1)
 
 
 def safe_mode():
-    return board_stepdir.held_at_boot(TRIGGER)
+    # the service gesture, as for pairing: E-stop pressed (high) and trigger held (low); main.py
+    # asks again until it has been made for PAIRING_HOLD_MS
+    return board_stepdir.held_at_boot(ESTOP, 1) and board_stepdir.held_at_boot(TRIGGER)
 
 
 class Board(board_stepdir.StepDirBoard):
@@ -37,6 +40,7 @@ class Board(board_stepdir.StepDirBoard):
         super().__init__((PLUNGER_STEP, PLUNGER_DIR, PLUNGER_INVERT), (NEEDLE_STEP, NEEDLE_DIR, NEEDLE_INVERT),
                          MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED)
         self._adc = ADC(PRESSURE_ADC)
+        self._barrel = ADC(BARREL_ADC)
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
         return board_steppio.PioStepDir(step_pin, dir_pin, invert, unit)  # pulses from the hardware, not a Python loop
@@ -46,3 +50,6 @@ class Board(board_stepdir.StepDirBoard):
 
     def pressure_mv(self):
         return self._adc.read_u16() * 3300 >> 16  # 3.3 V reference; fits a small int
+
+    def barrel_mv(self):
+        return self._barrel.read_u16() * 3300 >> 16

@@ -25,12 +25,12 @@ _PATTERNS = {
 }
 
 
-def held_at_boot(pin_no):
-    # An active-low input held for 20 ms (a single glitch does not count); used for safe_mode().
+def held_at_boot(pin_no, level=0):
+    # An input at `level` for 20 ms (a single glitch does not count); used for safe_mode().
     pin = Pin(pin_no, Pin.IN, Pin.PULL_UP)
     for _ in range(20):
         sleep_ms(1)
-        if pin.value():
+        if pin.value() != level:
             return False
     return True
 
@@ -72,6 +72,9 @@ class StepDir:
             pin.off()
             sleep_us(PULSE_US)
 
+    def wait_done(self):
+        pass  # step() returns once its pulses are out
+
 
 class Debounced:
     # An active-low switch with pull-up; a new level counts once stable for DEBOUNCE_MS.
@@ -100,9 +103,9 @@ class StepDirBoard:
 
     # Mechanics shared by the step/dir builds: 200 steps/rev x 16 microsteps on a 1 mm
     # lead screw; a 100 steps/mm needle actuator.
-    PLUNGER_STEPS_PER_MM = 3200
+    PLUNGER_STEPS_PER_MM = spec.PLUNGER_STEPS_PER_MM
     NEEDLE_STEPS_PER_MM = 100
-    NEEDLE_SPEED_UM_S = 50000
+    NEEDLE_SPEED_UM_S = spec.NEEDLE_SPEED_UM_S
     PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway (measure per build)
     ANTIDRIP_UM = 20
     COMPLIANCE_NL_PER_KPA = 1  # nominal for 1 mL plastic syringes
@@ -114,6 +117,15 @@ class StepDirBoard:
     PRESSURE_SPAN_MV = 2667
     PRESSURE_SPAN_KPA = 689
     PRESSURE_OPEN_MV = 150  # below the 0.5 V offset: sensor unplugged or wire broken
+
+    # Syringe clamp sensor: a linear potentiometer on the clamp's sliding jaw (wiper on an ADC,
+    # track across 3V3/GND) gives the barrel's outer diameter, as an infusion pump's size sensor:
+    # jaw shut = BARREL_ZERO_MV, each mm of opening BARREL_MV_PER_MM more. A reading outside the
+    # track (wiper lifted, wire cut, short) is no reading (0), which fits no syringe: dosing stops.
+    BARREL_ZERO_MV = 300
+    BARREL_MV_PER_MM = 120  # 0-22.5 mm over 0.3-3.0 V; calibrate against gauge pins per build
+    BARREL_MIN_MV = 150
+    BARREL_MAX_MV = 3150
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
         # a board with a pulse peripheral returns its driver here (unit: 0 plunger, 1 needle)
@@ -186,6 +198,10 @@ class StepDirBoard:
     def needle_step(self, n):
         self._needle.step(n)
 
+    def wait_steps(self):
+        self._plunger.wait_done()
+        self._needle.wait_done()
+
     def trigger(self):
         return self._trigger.read()
 
@@ -207,6 +223,15 @@ class StepDirBoard:
         return max(0, (mv - self.PRESSURE_ZERO_MV) * self.PRESSURE_SPAN_KPA // self.PRESSURE_SPAN_MV)
 
     def pressure_mv(self):
+        raise NotImplementedError  # board.py reads its ADC
+
+    def syringe_barrel_um(self):
+        mv = self.barrel_mv()
+        if mv < self.BARREL_MIN_MV or mv > self.BARREL_MAX_MV:
+            return 0
+        return max(0, (mv - self.BARREL_ZERO_MV) * 1000 // self.BARREL_MV_PER_MM)
+
+    def barrel_mv(self):
         raise NotImplementedError  # board.py reads its ADC
 
     def plunger_stalled(self):

@@ -8,7 +8,7 @@ import select
 import socket
 import sys
 import termios
-from time import sleep_ms, ticks_diff, ticks_ms
+from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
 
 import board_model
 
@@ -20,7 +20,10 @@ WDT_REPORT_MS = 100  # how often the watchdog feed is passed on to the harness
 
 
 def safe_mode():
-    return os.getenv("MESOSIM_SAFE") == "1"
+    # the inputs held while the board powers up (the harness's boot_inputs): the service gesture
+    # is the E-stop pressed and the trigger held
+    held = (os.getenv("MESOSIM_BOOT_INPUTS") or "").split(",")
+    return "trigger" in held and "estop" in held
 
 
 def _raw_nonblocking(fd):
@@ -57,6 +60,8 @@ class Board:
         self._estop = False
         self._hang = False
         self._sensor_failed = False
+        self._clamp_um = -1  # the clamp sensor's reading when injected (a sensor fault); -1: the syringe loaded
+        self._stall_ms = 0  # one injected stall of the control loop (a long flash erase, a GC): load
         self._motors = False
         self._ctrl_buf = b""
         self._fed_ms = ticks_ms()
@@ -105,6 +110,9 @@ class Board:
         if self._motors:
             self.model.needle(n)
 
+    def wait_steps(self):
+        pass  # the model moves within the step call
+
     def trigger(self):
         # every level the operator sets is seen by at least one read: a change that came
         # before the previous one was read waits for this read (a real finger is not that quick)
@@ -125,6 +133,10 @@ class Board:
 
     def pressure_kpa(self):
         return 0 if self._sensor_failed else int(self.model.pressure_kpa())
+
+    def syringe_barrel_um(self):
+        # the clamp sensor: outer diameter of the syringe barrel in the clamp, um (0: no reading)
+        return self.model.barrel_um if self._clamp_um < 0 else self._clamp_um
 
     def plunger_stalled(self):
         # the stepper driver's stall flag, cleared when read
@@ -162,6 +174,11 @@ class Board:
             self._report(self.model.snapshot())
         while self._hang:  # injected firmware hang: nothing runs, nothing is fed
             pass
+        if self._stall_ms:  # injected load: this pass takes that much longer, once
+            until = ticks_add(ticks_ms(), self._stall_ms)
+            self._stall_ms = 0
+            while ticks_diff(until, ticks_ms()) > 0:
+                pass
 
     # ---- control channel (harness <-> model) ---------------------------------------
     def _report(self, line):
@@ -202,6 +219,15 @@ class Board:
                 self._injected(words)
             elif words[0] == "sensor":  # sensor 0: the pressure sensor reads 0 whatever the pressure
                 self._sensor_failed = words[1] == "0"
+                self._injected(words)
+            elif words[0] == "load":  # load DIAMETER_UM CONTENT_NL BARREL_UM: another syringe in the clamp
+                self.model.load(int(words[1]), float(words[2]), int(words[3]))
+                self._injected(words)
+            elif words[0] == "clamp":  # clamp UM: the clamp sensor reads UM whatever is loaded (-1: healed)
+                self._clamp_um = int(words[1])
+                self._injected(words)
+            elif words[0] == "stall":  # stall MS: the next loop pass takes MS longer
+                self._stall_ms = int(words[1])
                 self._injected(words)
             elif words[0] == "hang":
                 self._hang = True

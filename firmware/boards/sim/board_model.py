@@ -12,7 +12,7 @@
 # last snapshot() and hands it back to the next boot (a motor does not move back
 # when the MCU reboots).
 from math import exp
-from time import ticks_diff, ticks_us
+from time import ticks_diff, ticks_ms, ticks_us
 
 ENDSTOP_NL = 2000  # the end-of-syringe switch closes 2 uL before the stopper bottoms out
 STALL_KPA = 600  # the stepper stalls against this line pressure
@@ -20,18 +20,23 @@ STALL_KPA = 600  # the stepper stalls against this line pressure
 
 def clock_us():
     # The board clock as a plain int, for ground truth and snapshots: the harness reads the
-    # same clock (board_time_us). The stubs keep ticks opaque; on the unix port they are ints.
+    # same clock. The stubs keep ticks opaque; on the unix port they are ints.
     return ticks_us()
+
+
+def clock_ms():
+    # the millisecond clock the firmware stamps records with, as a plain int too
+    return ticks_ms()
 
 
 class Model:
     def __init__(self, profile, report):
         # report(line): send a ground-truth line to the harness
         self.report = report
-        diameter_mm = profile["diameter_um"] * (1 + profile.get("diameter_error", 0.0)) / 1000
-        area_mm2 = 3.14159265358979 * diameter_mm * diameter_mm / 4
-        # mm^3 is uL; x1000 -> nL per microstep
-        self.nl_per_step = area_mm2 * (1.0 / profile["plunger_steps_per_mm"]) * 1000
+        self.steps_per_mm = profile["plunger_steps_per_mm"]
+        self.diameter_error = profile.get("diameter_error", 0.0)
+        self.nl_per_step = self._nl_per_step(profile["diameter_um"])
+        self.barrel_um = profile.get("barrel_um", 0)  # the loaded syringe's outer diameter: the clamp closes on it
         self.um_per_needle_step = 1000.0 / profile["needle_steps_per_mm"]
         self.compliance = profile.get("compliance_nl_per_kpa", 1.0)
         self.resistance = profile.get("resistance_kpa_s_per_nl", 0.0012)  # ~60 kPa at 50 uL/s
@@ -60,6 +65,20 @@ class Model:
         state = profile.get("state")
         if state:
             self.restore(state)
+
+    def _nl_per_step(self, diameter_um):
+        diameter_mm = diameter_um * (1 + self.diameter_error) / 1000
+        area_mm2 = 3.14159265358979 * diameter_mm * diameter_mm / 4
+        return area_mm2 * (1.0 / self.steps_per_mm) * 1000  # mm^3 is uL; x1000 -> nL per microstep
+
+    def load(self, diameter_um, content_nl, barrel_um):
+        # another syringe in the clamp (full, its own bore): the pusher is off its stopper again
+        self.nl_per_step = self._nl_per_step(diameter_um)
+        self.content_nl = content_nl
+        self.barrel_um = barrel_um
+        self.pending_nl = self.stored_nl = self.tip_nl = 0.0
+        self.gap = 0.0
+        self.moved = True
 
     # ---- physics ------------------------------------------------------------------
     def pressure_kpa(self):
@@ -154,20 +173,23 @@ class Model:
             self.pen_max_um = self.depth_um
         elif was_in and not inside:
             self.penetrations += 1
-            self.report("pen %d %d %.3f %.1f" % (self.pen_t0, clock_us(), self.pen_nl, self.pen_max_um))
+            # the exit also on the millisecond clock records are stamped with (ticks_ms and
+            # ticks_us wrap apart on a 32-bit port: a record's time cannot be turned into us)
+            self.report("pen %d %d %.3f %.1f %d" % (self.pen_t0, clock_us(), self.pen_nl, self.pen_max_um, clock_ms()))
 
     def at_end(self):
         return self.content_nl - self.pending_nl <= ENDSTOP_NL
 
     # ---- ground truth and persistence ------------------------------------------------------
     def truth(self):
-        return "truth %.3f %.3f %.1f %d %.3f %.1f %d" % (
+        return "truth %.3f %.3f %.1f %d %.3f %.1f %d %d" % (
             self.out_nl, self.air_nl, self.depth_um, self.penetrations, self.content_nl - self.pending_nl,
             self.pressure_kpa(),
-            self.last_step_us)
+            self.last_step_us, clock_us())
 
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
-               "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl")
+               "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",
+               "nl_per_step", "barrel_um")
 
     def snapshot(self):
         self.moved = False

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from .. import alarms, sync
+from .. import alarms, sync, units
 from ..client import Device
 from ..link import LinkError
 from ..program import CEILINGS, ProgramError
@@ -218,7 +218,7 @@ class Console:
         if job:
             self._run(job)
         elif self.phase in OPEN:
-            state = self.runner.step()
+            state = self._runner().step()
             if state in TERMINAL:
                 self._end(TERMINAL[state])
         elif self.device is not None:
@@ -251,13 +251,14 @@ class Console:
         done.set_result(result)
 
     def _idle_poll(self) -> None:
-        self.status = self.device.status()
-        while self.device.next_event(0) is not None:
+        device = self._device()
+        self.status = device.status()
+        while device.next_event(0) is not None:
             pass  # between sessions: deliveries wait in the device journal, stored at the next start
         if self.status["state"] in UNWATCHED:
             # a program runs that no session here watches (after a lost link, say): stop it
-            self.device.abort()
-            self.status = self.device.status()
+            device.abort()
+            self.status = device.status()
             self._store_journal()
             self.error = ("the device was running a program that no open session here watches; the console "
                           "stopped it (ABORT) and stored its records. Start a new session to continue")
@@ -269,14 +270,14 @@ class Console:
         self._publish()
 
     def _end(self, outcome: str) -> None:
-        self.runner.until_needle_home()  # the stopped point's DELIVERY comes before the needle is home
+        self._runner().until_needle_home()  # the stopped point's DELIVERY comes before the needle is home
         self._finish(outcome)
         self._idle_poll()  # the header shows the device as it is now, not as before the session
 
     def _finish(self, outcome: str, *, retry: bool = True) -> None:
         self.phase, self.outcome = "finished", outcome
         try:
-            self.runner.finish(outcome, retry=retry)
+            self._runner().finish(outcome, retry=retry)
         except (RecordsKeptOnDevice, LinkError) as e:
             self.error = str(e)
 
@@ -303,7 +304,7 @@ class Console:
             self.link_error = str(e)
             return
         try:
-            device.hello()
+            identity = device.hello()
             self.status = device.status()
         except Exception as e:  # a device that does not answer, or speaks another version
             device.close()
@@ -313,17 +314,25 @@ class Console:
         self._store_journal()  # what it delivered while we were away: stored now, not at the next session
         runner, self._cut_short = self._cut_short, None
         if runner and self.status["state"] == spec.STATE_FAULT:  # why it stopped, on that session's record
-            self.store.add_alarm(runner.session_id, device.identity.serial, {
-                "code": self.status["alarm"], "detail": 0, "time_ms": self.status["time_ms"]})
+            stored = self.store.alarms(runner.session_id)
+            # the device journals most alarms (KIND_ALARM): the drain above stored this one already
+            if not stored or stored[-1]["code"] != spec.ALARM_NAMES[self.status["alarm"]]:
+                self.store.add_alarm(runner.session_id, identity.serial, {
+                    "code": self.status["alarm"], "detail": 0, "time_ms": self.status["time_ms"]})
 
     def _store_journal(self) -> None:
         """Store what the device journaled and no session here heard of; counted in the session shown."""
         runner = self.runner
         try:
-            sync.drain(self.device, self.store, known=runner.sessions if runner else None,
+            sync.drain(self._device(), self.store, known=runner.sessions if runner else None,
                        on_record=runner.tally if runner else None)
         except Exception as e:  # the store, or a device that refuses our key: the records stay on it
             self.error = f"the device's records could not be stored yet ({e}); they stay on the device"
+
+    def _runner(self) -> SessionRunner:
+        if self.runner is None:
+            raise ActionRefused("no session is open: start one first")
+        return self.runner
 
     def _device(self) -> Device:
         if self.device is None:
@@ -360,21 +369,21 @@ class Console:
     def _snapshot(self) -> dict:
         identity = self.device.identity if self.device else None
         p = self.runner.progress if self.runner else None
-        live = p is not None and self.phase in OPEN
+        live = p if self.phase in OPEN else None  # the session's own figures, while one is open
         status = self.status or {}
         device = {
             "connected": self.device is not None, "error": self.link_error,
             "board": identity.board if identity else None, "serial": identity.serial if identity else None,
             "firmware": identity.firmware if identity else None, "paired": identity.paired if identity else None,
-            "state": p.state if live else spec.STATE_NAMES[status["state"]] if status else "UNKNOWN",
+            "state": live.state if live else spec.STATE_NAMES[status["state"]] if status else "UNKNOWN",
             "alarm": alarms.describe(status["alarm"], 0)[0] if status.get("alarm") and not live else None,
-            "depth_mm": (p.depth_um if live else status.get("depth_um", 0)) / 1000,
-            "syringe_left_ul": (p.syringe_left_nl if live else status.get("syringe_left_nl", 0)) / 1000,
+            "depth_mm": units.mm(live.depth_um if live else status.get("depth_um", 0)),
+            "syringe_left_ul": units.ul(live.syringe_left_nl if live else status.get("syringe_left_nl", 0)),
         }
         progress = None if p is None else {
-            "state": p.state, "done": p.done, "planned": p.planned, "delivered_ul": p.delivered_nl / 1000,
-            "primed_ul": p.primed_nl / 1000, "partial": p.partial, "depth_mm": p.depth_um / 1000,
-            "syringe_left_ul": p.syringe_left_nl / 1000, "cadence_hz": p.cadence_mhz / 1000 or None,
+            "state": p.state, "done": p.done, "planned": p.planned, "delivered_ul": units.ul(p.delivered_nl),
+            "primed_ul": units.ul(p.primed_nl), "partial": p.partial, "depth_mm": units.mm(p.depth_um),
+            "syringe_left_ul": units.ul(p.syringe_left_nl), "cadence_hz": units.hz(p.cadence_mhz) or None,
             "elapsed_s": int(time.monotonic() - self.armed_at) if self.armed_at and live else None,
             "unstored": p.unstored,
         }
@@ -400,7 +409,6 @@ class Console:
                     "todo": "check the cable or USB port; the console reconnects by itself, then stores the "
                             "records of any points given meanwhile (they wait on the device) and counts them here"}
         reset_cause = self.device.identity.reset_cause if self.device and self.device.identity else ""
-        name, what, todo = alarms.describe(code, detail, reset_cause)
-        return {"code": code, "name": name, "what": what, "delivered": delivered,
-                "todo": todo.replace("`mesoinject abort`", "the Clear fault button")}
+        name, what, todo = alarms.describe(code, detail, reset_cause, console=True)
+        return {"code": code, "name": name, "what": what, "delivered": delivered, "todo": todo}
 

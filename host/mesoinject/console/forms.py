@@ -12,6 +12,7 @@ import re
 from mesoprotocol import spec
 
 from .. import program as programs
+from .. import units
 from ..program import Program, ProgramError
 
 # form key -> program file key (volume and count depend on the technique)
@@ -45,6 +46,10 @@ def _integer(form: dict, key: str, field: str) -> int:
     value = form.get(key)
     if value in (None, ""):
         raise ProgramError(field, "missing: give a whole number")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # its size is the program's to judge
+    if not isinstance(value, str) or len(value) > 32:
+        raise ProgramError(field, f"{programs.shown(value)} is not a whole number")
     try:
         return int(str(value).strip())
     except ValueError:
@@ -55,56 +60,64 @@ def who(form: dict) -> tuple[str, str, str | None]:
     """Patient reference, operator and drug lot of the session, or ProgramError naming the field.
 
     The patient reference is a pseudonym such as P-0042, never a name: no spaces."""
-    patient = str(form.get("patient_ref") or "").strip()
+    patient = _string(form, "patient_ref")
     if not PATIENT_REF.fullmatch(patient):
         raise ProgramError("patient_ref", "give the pseudonymous patient reference (letters, digits, '.', '_' or "
                            "'-', up to 32, no spaces), e.g. P-0042; never the patient's name")
-    operator = str(form.get("operator") or "").strip()
+    operator = _string(form, "operator")
     if not operator:
         raise ProgramError("operator", "give the operator's name or initials (the record says who treated)")
-    return patient, operator, str(form.get("lot") or "").strip() or None
+    return patient, operator, _string(form, "lot") or None
+
+
+def _string(form: dict, key: str) -> str:
+    value = form.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ProgramError(key, f"must be text, got {programs.shown(value)}")
+    return value.strip()
 
 
 def library(folder: pathlib.Path) -> list[dict]:
     """The program files of a folder as form values; files that do not parse are listed with their error."""
-    entries = []
+    entries: list[dict] = []
     for path in sorted(folder.glob("*.toml")):
         try:
-            data = programs.tomllib.loads(path.read_text(encoding="utf-8"))
-            programs.parse(data)
-        except (OSError, programs.tomllib.TOMLDecodeError, ProgramError) as e:
+            program = programs.load(path)
+        except ProgramError as e:
             entries.append({"file": path.name, "name": path.stem, "error": str(e), "form": None})
             continue
-        entries.append({"file": path.name, "name": data["name"], "error": None, "form": _form_of(data)})
+        entries.append({"file": path.name, "name": program.name, "error": None, "form": form_of(program)})
     return entries
 
 
-def _form_of(data: dict) -> dict:
-    nappage = data["technique"] == "nappage"
-    form = {key: data[key] for key in ("name", "technique", "drug", "syringe", *_QUANTITIES) if key in data}
-    form.setdefault("flow_rate", programs.DEFAULT_FLOW)
-    form.setdefault("prime_volume", programs.DEFAULT_PRIME)
-    form["volume"] = data["volume_per_shot" if nappage else "volume_per_point"]
-    form["count"] = data["shots" if nappage else "points"]
-    form["needle_gauge"] = data["needle"]["gauge"]
-    form["needle_length"] = data["needle"]["length"]
-    return form
+def form_of(program: Program) -> dict:
+    """The form's values for a program, each quantity as a number in its input's unit (units.FORM): the
+    parser read "0.03 mL" or "30 microliter", so the page shows 30 in its uL field and converts nothing."""
+    wire = {"volume": program.volume_nl, "depth": program.depth_um, "needle_length": program.needle_length_um,
+            "cadence": program.cadence_mhz, "flow_rate": program.flow_nl_s, "prime_volume": program.prime_nl}
+    form: dict[str, float | None] = {key: units.value(wire[key], quantity) for key, quantity in units.FORM.items()}
+    if program.technique != "nappage":
+        form["cadence"] = None
+    return {**form, "name": program.name, "technique": program.technique, "drug": program.drug,
+            "syringe": program.syringe_name, "count": program.count, "needle_gauge": program.needle_gauge}
 
 
 def limits_in_units(limits: dict) -> dict:
     """IDENTITY's limits and the protocol's fixed bounds in the units the form shows."""
     return {
-        "max_point_ul": limits["max_point_nl"] / 1000, "max_shot_ul": limits["max_shot_nl"] / 1000,
-        "max_session_ul": limits["max_session_nl"] / 1000, "max_depth_mm": limits["max_depth_um"] / 1000,
-        "max_cadence_hz": limits["max_cadence_mhz"] / 1000, "max_flow_ul_s": limits["max_flow_nl_s"] / 1000,
-        "min_volume_ul": spec.MIN_VOLUME_NL / 1000, "min_depth_mm": spec.MIN_DEPTH_UM / 1000,
-        "needle_margin_mm": spec.NEEDLE_MARGIN_UM / 1000, "max_points": spec.MAX_POINTS,
-        "max_shots": spec.MAX_SHOTS, "max_prime_ul": spec.MAX_PRIME_NL / 1000,
-        "max_test_dose_ul": spec.MAX_TEST_DOSE_NL / 1000, "min_cadence_hz": spec.MIN_CADENCE_MHZ / 1000,
-        "min_flow_ul_s": spec.MIN_FLOW_NL_S / 1000,
+        "max_point_ul": units.ul(limits["max_point_nl"]), "max_shot_ul": units.ul(limits["max_shot_nl"]),
+        "max_session_ul": units.ul(limits["max_session_nl"]), "max_depth_mm": units.mm(limits["max_depth_um"]),
+        "max_cadence_hz": units.hz(limits["max_cadence_mhz"]), "max_flow_ul_s": units.ul_s(limits["max_flow_nl_s"]),
+        "min_volume_ul": units.ul(spec.MIN_VOLUME_NL), "min_depth_mm": units.mm(spec.MIN_DEPTH_UM),
+        "needle_margin_mm": units.mm(spec.NEEDLE_MARGIN_UM), "max_points": spec.MAX_POINTS,
+        "max_shots": spec.MAX_SHOTS, "max_prime_ul": units.ul(spec.MAX_PRIME_NL),
+        "max_test_dose_ul": units.ul(spec.MAX_TEST_DOSE_NL), "min_cadence_hz": units.hz(spec.MIN_CADENCE_MHZ),
+        "min_flow_ul_s": units.ul_s(spec.MIN_FLOW_NL_S),
     }
 
 
 def syringes() -> list[dict]:
-    return [{"name": row[0], "capacity_ul": spec.syringe_capacity_nl(code) / 1000}
+    return [{"name": row[0], "capacity_ul": units.ul(spec.syringe_capacity_nl(code))}
             for code, row in sorted(spec.SYRINGES.items())]

@@ -55,7 +55,8 @@ class ConsoleServer:
 
     def stop(self) -> None:
         self.console.listeners.remove(self._on_snapshot)
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._stops.shutdown()
@@ -173,8 +174,8 @@ class ConsoleServer:
 async def _json_body(request: web.Request) -> dict:
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text="the body is not JSON") from None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deeply, a number of 5000 digits
+        raise web.HTTPBadRequest(text="the body is not JSON the page sends") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="the body must be a JSON object")
     return body

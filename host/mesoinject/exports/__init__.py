@@ -1,6 +1,7 @@
 """Exports of the treatment record.
 
 csv, json: one row per delivery (primes included, with their kind), any number of sessions.
+           In csv a text cell starting = + - @ tab or CR gets a leading ' (OWASP CSV injection).
 fhir:      one FHIR R4 MedicationAdministration per session (a Bundle for all sessions).
 html:      a printable treatment report of one session.
 
@@ -47,7 +48,19 @@ def export(store, fmt: str, session_id: int | None = None) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=1) + "\n"
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    # CRLF as RFC 4180 has it: a line terminator of "\n" alone leaves a bare CR in a cell unquoted, splitting its row
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
+
+
+# a spreadsheet runs a cell that starts with one of these as a formula (OWASP, CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A text cell a spreadsheet would run, prefixed with ' so it is shown as text; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -26,6 +26,8 @@ def _flags(flags: int) -> str:
 
 
 def _when(iso: str | None) -> str:
+    if iso is None:
+        return ""
     try:
         return dt.datetime.fromisoformat(iso).astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (TypeError, ValueError):  # not written by us: show it as stored

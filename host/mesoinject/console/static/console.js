@@ -4,6 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 
+// each quantity input's unit: the server's units.FORM (a test keeps them and the labels equal)
 const QTY = { volume: "uL", depth: "mm", needle_length: "mm", cadence: "Hz", flow_rate: "uL/s", prime_volume: "uL" };
 const INTS = ["needle_gauge", "count"];
 const TEXTS = ["name", "technique", "drug", "syringe"];
@@ -13,8 +14,6 @@ const FIELD_INPUT = {
   volume_per_point: "volume", volume_per_shot: "volume", points: "count", shots: "count",
   "total volume": "count", needle: "needle_length", "needle.length": "needle_length", "needle.gauge": "needle_gauge",
 };
-// only to show a library value given in another unit in the input's fixed unit
-const SCALE = { nL: 1e-3, uL: 1, ul: 1, "µL": 1, mL: 1e3, ml: 1e3, um: 1e-3, "µm": 1e-3, mm: 1, cm: 10, Hz: 1, "uL/s": 1, "mL/s": 1e3 };
 const STATES = {
   IDLE: ["○", "Idle"], CONFIGURED: ["○", "Configured, not primed"], PRIMING: ["⏳", "Priming"],
   PRIMED: ["✔", "Primed, not armed"], ARMED: ["●", "Armed: the trigger delivers"],
@@ -296,20 +295,13 @@ function startForm() {
   return f;
 }
 
-// "0.03 mL" -> 30 for a uL input; "" when the unit is not one the input can show
-function inUnit(value, unit) {
-  const m = /^\s*([-+]?\d*\.?\d+(?:e[-+]?\d+)?)\s*(\S*)\s*$/i.exec(String(value ?? ""));
-  if (!m) return "";
-  const scale = m[2] ? SCALE[m[2]] / SCALE[unit] : 1;
-  return Number.isFinite(scale) ? String(Number((Number(m[1]) * scale).toPrecision(6))) : "";
-}
-
 function fillForm(p) {
   const form = p.form;
   $("name").value = form.name ?? p.name ?? "";
   for (const k of ["technique", "drug", "syringe"]) $(k).value = form[k] ?? "";
   for (const k of INTS) $(k).value = form[k] ?? "";
-  for (const [k, unit] of Object.entries(QTY)) $(k).value = inUnit(form[k], unit);
+  // a library program's quantities come as numbers in each input's unit: the server parsed them
+  for (const k of Object.keys(QTY)) $(k).value = form[k] == null ? "" : String(Number(form[k].toPrecision(6)));
   clearFieldErrors();
   text("check-summary", "");
   applyLimits();

@@ -1,5 +1,7 @@
-# Hard limits on a CONFIGURE, checked on the device whatever the host validated.
-# Returns None when the program is acceptable, else (reason, field, value, limit)
+# The rules a program must meet, as pure functions on wire integers. The device applies them to
+# every CONFIGURE (it is the authority); the host applies the same functions before it sends one,
+# so the two accept exactly the same programs. Runs on MicroPython and CPython alike.
+# check_configure returns None when the program is acceptable, else (reason, field, value, limit)
 # with field the 1-based index into CONFIGURE's layout (PROTOCOL.md, NACK).
 from mesoprotocol import spec
 
@@ -34,10 +36,48 @@ def _range(field, value, low, high):
     return None
 
 
-def check_configure(cfg, shot_time_ms, settings, min_volume_nl):
+def shot_time_ms(cfg, needle_speed_um_s=spec.NEEDLE_SPEED_UM_S):
+    # needle in and out, dispense, settle (shots settle briefly; points also take up
+    # slack and suck back, well within the trigger-stuck margin)
+    needle_ms = 2 * cfg[4] * 1000 // needle_speed_um_s
+    settle_ms = spec.SHOT_SETTLE_MS if cfg[0] == spec.TECHNIQUE_NAPPAGE else spec.POINT_SETTLE_MS
+    return needle_ms + cfg[5] * 1000 // cfg[8] + settle_ms + 2
+
+
+def max_cadence_mhz(cfg, needle_speed_um_s=spec.NEEDLE_SPEED_UM_S):
+    # a shot (in, dispense, out) must fit in 80 % of the shot period
+    return 800000 // shot_time_ms(cfg, needle_speed_um_s)
+
+
+def least_flow_nl_s(cfg, needle_speed_um_s=spec.NEEDLE_SPEED_UM_S):
+    # the least plunger flow at which cfg's cadence is feasible (max_cadence_mhz >= cadence),
+    # or 0 when no flow makes it so (needle travel and settling alone take too long)
+    fixed_ms = shot_time_ms(cfg, needle_speed_um_s) - cfg[5] * 1000 // cfg[8]
+    budget_ms = 800000 // cfg[7] - fixed_ms  # what the dispense may take
+    if budget_ms < 0:
+        return 0
+    return cfg[5] * 1000 // (budget_ms + 1) + 1
+
+
+def least_dose_nl(pl_step):
+    # a dose is within one microstep of its volume (the remainder is carried): 1 % needs 100 steps
+    return max(spec.MIN_VOLUME_NL, spec.MIN_DOSE_STEPS * pl_step // 1000)
+
+
+def check_prime(volume_nl):
+    # PRIME's volume: at least what shows at the needle tip, at most MAX_PRIME_NL
+    if volume_nl < spec.MIN_VOLUME_NL:
+        return (spec.NACK_LIMIT, 1, volume_nl, spec.MIN_VOLUME_NL)
+    if volume_nl > spec.MAX_PRIME_NL:
+        return (spec.NACK_LIMIT, 1, volume_nl, spec.MAX_PRIME_NL)
+    return None
+
+
+def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0):
     # cfg: CONFIGURE values tuple in layout order; shot_time_ms(cfg) -> time one shot needs;
     # settings: the device's limits in force (spec.SETTINGS_TABLE order);
-    # min_volume_nl(syringe) -> the least volume that syringe meters to 1 %.
+    # min_volume_nl(syringe) -> the least volume that syringe meters to 1 % (least_dose_nl);
+    # used_nl: what the session this CONFIGURE continues has delivered already (max_session_nl bounds the sum).
     technique, syringe, needles, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, session = cfg
     if technique not in _VOLUME_SETTING:
         return (spec.NACK_BAD_VALUE, F_TECHNIQUE, technique, 0)
@@ -53,21 +93,21 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl):
         _range(F_NEEDLES, needles, 1, spec.MAX_NEEDLES)
         or _range(F_NEEDLE_LENGTH, needle_um, spec.MIN_DEPTH_UM + spec.NEEDLE_MARGIN_UM, 65535)
         or _range(F_DEPTH, depth_um, spec.MIN_DEPTH_UM, max_depth)
-        or _range(F_VOLUME, volume_nl, max(spec.MIN_VOLUME_NL, min_volume_nl(syringe)), max_volume)
+        or _range(F_VOLUME, volume_nl, min_volume_nl(syringe), max_volume)
         or _range(F_COUNT, count, 1, _COUNT_CEILING[technique])
         or _range(F_FLOW, flow, spec.MIN_FLOW_NL_S, settings[spec.SET_FLOW])
     )
     if error:
         return error
     total = volume_nl * count
-    limit = min(settings[spec.SET_SESSION], spec.syringe_capacity_nl(syringe))
+    limit = min(settings[spec.SET_SESSION] - used_nl, spec.syringe_capacity_nl(syringe))
     if total > limit:
         return (spec.NACK_LIMIT, F_COUNT, count, limit // volume_nl)
     if technique == spec.TECHNIQUE_NAPPAGE:
         error = _range(F_CADENCE, cadence_mhz, spec.MIN_CADENCE_MHZ, settings[spec.SET_CADENCE])
         if error:
             return error
-        # a shot (in, dispense, out) must fit in 80% of the shot period
+        # a shot (in, dispense, out) must fit in 80 % of the shot period
         max_cadence = 800000 // shot_time_ms(cfg)
         if cadence_mhz > max_cadence:
             return (spec.NACK_INFEASIBLE, F_CADENCE, cadence_mhz, max_cadence)

@@ -1,0 +1,110 @@
+"""The Pico's step drivers on the real chip's firmware: the MicroPython RPI_PICO uf2 in an
+emulated RP2040 (rp2040js, tools/pico-emu/), the project's image on its littlefs. STEP rising
+edges are counted on the pins themselves, split by the DIR level at each edge, and must equal
+the steps the firmware counted, move by move, on both axes. The unix-port sim cannot see this:
+its board counts what the firmware asks for, not what a pin does.
+
+Skips (with what to do) where the binaries, node or rp2040js are missing; see tools/pico-emu/.
+"""
+
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "pico-emu"))
+import picoemu  # noqa: E402
+
+PLUNGER_STEP, PLUNGER_DIR, NEEDLE_STEP, NEEDLE_DIR, TRIGGER = 2, 3, 4, 5, 10  # boards/pico/board.py
+AXIS_PIN = {"plunger": PLUNGER_STEP, "needle": NEEDLE_STEP}
+
+# Runs on the emulated Pico, booted in safe mode (trigger held) so the REPL is free. Each move
+# goes through the board's drivers the way the firmware drives them; after it, wait_steps() and
+# a "MARK name axis forward back" line: the steps the firmware issued each way (the runner
+# snapshots the pin counts when it sees the line).
+SCRIPT = r"""
+import board, time
+from mesofw import dosing
+b = board.Board()
+b.motors(True)
+axes = {'plunger': dosing.Axis(b.plunger_step, 1), 'needle': dosing.Axis(b.needle_step, 1)}
+steppers = {'plunger': b.plunger_step, 'needle': b.needle_step}
+
+def mark(name, axis, counts):
+    b.wait_steps()
+    print('MARK', name, axis, sum(n for n in counts if n > 0), -sum(n for n in counts if n < 0))
+
+def ticks(name, axis, counts):  # one step() call a 1 ms tick, counts as given
+    for n in counts:
+        b.feed_watchdog()
+        steppers[axis](n)
+        time.sleep_ms(1)
+    mark(name, axis, counts)
+
+def burst(name, axis, counts):  # back to back, as a loop catching up after a stall
+    for n in counts:
+        steppers[axis](n)
+    mark(name, axis, counts)
+
+def move(name, axis, target, rate):  # the firmware's Axis, ticked every 1 ms
+    a = axes[axis]
+    start = a.pos
+    a.move_to(target, rate, time.ticks_us())
+    while a.moving():
+        b.feed_watchdog()
+        a.tick(time.ticks_us())
+        time.sleep_ms(1)
+    mark(name, axis, (a.pos - start,))
+
+ticks('ticks 1,3,5,18,50', 'plunger', (1, 3, 5, 18, 50))
+move('plunger forward', 'plunger', 300, 18000)
+move('plunger back', 'plunger', 100, 18000)
+burst('plunger burst then reverse', 'plunger', (20, 20, 20, 20, 20, -37))
+move('needle in', 'needle', 40, 5000)
+move('needle out', 'needle', 0, 5000)
+burst('needle burst then reverse', 'needle', (10, 10, 10, -30))
+for i in range(5):
+    b.needle_step(-1)
+    b.wait_steps()
+mark('needle single steps (homing)', 'needle', (-1,) * 5)
+b.motors(False)
+"""
+
+
+@pytest.fixture(scope="module")
+def pico_fs(tmp_path_factory):
+    try:
+        picoemu.locate()
+    except picoemu.Unavailable as e:
+        pytest.skip(f"emulated Pico unavailable: {e}")
+    return picoemu.build_fs("pico", tmp_path_factory.mktemp("pico") / "littlefs.img")
+
+
+def test_step_pulses_on_the_pins_equal_the_steps_counted(pico_fs, tmp_path):
+    run = picoemu.run_script(SCRIPT, pico_fs, tmp_path, watch={PLUNGER_STEP: PLUNGER_DIR, NEEDLE_STEP: NEEDLE_DIR},
+                             inputs={TRIGGER: 0}, timeout_s=150)
+    assert run.code == 0, f"{run.error}\n{run.stdout}\n{run.stderr}"
+    assert len(run.marks) == 8, run.stdout
+    previous = {str(pin): [0, 0] for pin in AXIS_PIN.values()}
+    failures = []
+    for mark in run.marks:
+        name, axis, forward, back = mark["name"].rsplit(" ", 3)
+        for pin_axis, pin in AXIS_PIN.items():
+            # DIR high is + (the axes' invert flags are False)
+            low, high = (now - before for now, before in zip(mark["edges"][str(pin)], previous[str(pin)]))
+            want = (int(back), int(forward)) if pin_axis == axis else (0, 0)
+            if (low, high) != want:
+                failures.append(f"{name}: {pin_axis} STEP pin had {high} pulses with DIR + and {low} with DIR -; "
+                                f"the firmware issued {want[1]} + and {want[0]} -")
+        previous = mark["edges"]
+    assert not failures, "\n".join(failures)
+
+
+def test_missing_binaries_skip_with_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("MESOINJECT_MCU", str(tmp_path / "absent"))
+    with pytest.raises(picoemu.Unavailable, match="MESOINJECT_MCU"):
+        picoemu.locate()
+    (tmp_path / "rp2").mkdir()  # a folder without the uf2
+    monkeypatch.setenv("MESOINJECT_MCU", str(tmp_path))
+    with pytest.raises(picoemu.Unavailable, match=r"lacks rp2/firmware-RPI_PICO-\*\.uf2"):
+        picoemu.locate()

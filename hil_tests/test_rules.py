@@ -1,0 +1,108 @@
+"""Host and device accept exactly the same programs: the host's check (Program.check_limits, before
+anything is sent) and the device's verdict on CONFIGURE agree on every program hypothesis draws,
+near every limit, and refuse on the same field."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mesoinject.client import DeviceRefused, new_session_tag
+from mesoinject.program import CONFIGURE_FIELDS, Program, ProgramError
+from mesoprotocol import rules, spec
+
+TECHNIQUES = {spec.TECHNIQUE_POINT: "point-by-point", spec.TECHNIQUE_NAPPAGE: "nappage",
+              spec.TECHNIQUE_TEST_DOSE: "test-dose"}
+# the program field a refusal names, by CONFIGURE field (the host speaks in the program's words)
+FIELD_OF = {rules.F_VOLUME: {"volume_per_point", "volume_per_shot"}, rules.F_DEPTH: {"depth"},
+            rules.F_COUNT: {"points", "shots"}, rules.F_CADENCE: {"cadence"}, rules.F_FLOW: {"flow_rate"},
+            rules.F_NEEDLES: {"needles"}, rules.F_NEEDLE_LENGTH: {"needle"}}
+
+
+def near(*edges: int, low: int, high: int, wide: int = 0xFFFF) -> st.SearchStrategy[int]:
+    """A value at or next to a limit, one in the usual range [low, high], or one anywhere in the field."""
+    around = [v + d for v in edges for d in (-1, 0, 1) if 0 <= v + d <= wide]
+    return st.one_of(st.sampled_from(around), st.integers(low, high), st.integers(low, high),
+                     st.integers(0, wide))
+
+
+@st.composite
+def programs(draw, syringes):
+    technique = draw(st.sampled_from(sorted(TECHNIQUES)))
+    nappage = technique == spec.TECHNIQUE_NAPPAGE
+    return Program(
+        name="drawn", technique=TECHNIQUES[technique], drug="saline", syringe=draw(st.sampled_from(syringes)),
+        needle_gauge=30,
+        needle_length_um=draw(near(4000, 4200, 700, 13000, low=4000, high=13000)),
+        depth_um=draw(near(spec.MIN_DEPTH_UM, 3800, spec.MAX_DEPTH_UM, low=spec.MIN_DEPTH_UM, high=3800)),
+        volume_nl=draw(near(spec.MIN_VOLUME_NL, 540, 560, 10000, 50000, spec.MAX_TEST_DOSE_NL,
+                            low=600, high=20000 if nappage else 50000, wide=250000)),
+        count=draw(near(1, 2, 19, 20, spec.MAX_POINTS, spec.MAX_SHOTS, low=1, high=1 if technique == spec.TECHNIQUE_TEST_DOSE else 18)),
+        cadence_mhz=draw(near(spec.MIN_CADENCE_MHZ, 6000, 9000, 12000, low=1000, high=12000)) if nappage else 0,
+        flow_nl_s=draw(near(spec.MIN_FLOW_NL_S, 20000, 100000, low=spec.MIN_FLOW_NL_S, high=100000, wide=200000)),
+        needles=draw(near(1, spec.MAX_NEEDLES, low=1, high=spec.MAX_NEEDLES, wide=255)), prime_nl=10000)
+
+
+def host_verdict(program: Program, limits: dict) -> set[str] | None:
+    try:
+        program.check_limits(limits)
+    except ProgramError as e:
+        return {e.field}
+    return None
+
+
+def device_verdict(device, program: Program) -> set[str] | None:
+    try:
+        device.configure(session=new_session_tag(), **program.configure_fields())
+    except DeviceRefused as e:
+        assert e.command == "CONFIGURE" and e.reason in ("LIMIT", "INFEASIBLE"), e
+        return FIELD_OF[CONFIGURE_FIELDS.index(e.field) + 1]
+    return None
+
+
+@pytest.mark.sim_only  # the loaded syringe is the simulated board's (a real rig: whatever is clamped)
+def test_host_and_device_accept_exactly_the_same_programs(device, sim):
+    limits = device.hello().limits
+    fitting = spec.syringes_fitting(spec.SYRINGES[sim.syringe][4])  # the device refuses any other outright
+    seen = {"accepted": 0, "refused": 0}
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(programs(fitting))
+    def agree(program):
+        host, dev = host_verdict(program, limits), device_verdict(device, program)
+        assert (host is None) == (dev is None), (program, host, dev)
+        if host is not None:
+            assert host & dev, (program, host, dev)  # both name the same field
+        seen["accepted" if host is None else "refused"] += 1
+
+    agree()
+    assert seen["accepted"] >= 10 and seen["refused"] >= 10, seen  # both sides of the limits were tried
+
+
+def test_an_infeasible_cadence_comes_with_the_flow_that_makes_it_possible(device):
+    limits = device.hello().limits
+    program = Program(name="fast", technique="nappage", drug="saline", syringe=1, needle_gauge=30,
+                      needle_length_um=4000, depth_um=1000, volume_nl=3000, count=40, cadence_mhz=8000,
+                      flow_nl_s=20000, needles=1, prime_nl=10000)
+    with pytest.raises(ProgramError) as refused:
+        program.check_limits(limits)
+    words = str(refused.value)
+    assert refused.value.field == "cadence" and "8 Hz" in words and "uL/s" in words and "nL" not in words
+    suggested = words.split('flow_rate = "')[1].split('"')[0]
+    flow_nl_s = round(float(suggested.split()[0]) * 1000)
+    faster = Program(**{**program.__dict__, "flow_nl_s": flow_nl_s})
+    faster.check_limits(limits)  # the host's own suggestion passes its check...
+    assert device.configure(session=new_session_tag(), **faster.configure_fields())["state"] in (
+        spec.STATE_CONFIGURED, spec.STATE_PRIMED)  # ...and the device's
+
+
+def test_a_dose_below_what_the_syringe_meters_reads_in_microlitres(device):
+    program = Program(name="tiny", technique="point-by-point", drug="saline", syringe=1, needle_gauge=30,
+                      needle_length_um=4000, depth_um=1500, volume_nl=550, count=3, cadence_mhz=0,
+                      flow_nl_s=50000, needles=1, prime_nl=10000)
+    with pytest.raises(ProgramError) as refused:
+        program.check_limits(device.hello().limits)
+    assert refused.value.field == "volume_per_point"
+    assert "0.55 uL is below the least the BD 1 mL meters to 1 %: 0.56 uL" in str(refused.value)
+    with pytest.raises(DeviceRefused) as nack:  # and the device agrees, to the nanolitre
+        device.configure(session=new_session_tag(), **program.configure_fields())
+    assert (nack.value.field, nack.value.value, nack.value.limit) == ("volume_nl", 550, 560)

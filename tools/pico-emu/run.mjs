@@ -1,0 +1,159 @@
+// The real MicroPython RPI_PICO firmware on an emulated RP2040 (rp2040js), for the emulated-Pico
+// tests and bench (driven by tools/pico-emu/emulator.py; adapted from ../shared/mcu/rp2040js/run.mjs).
+//
+//   node run.mjs --uf2 F --bootrom bootrom.mjs [--fs littlefs.img] [--script file.py | --tcp PORT]
+//                [--watch 2:3,4:5] [--inputs 10=0,11=0] [--adc0 N] [--timeout WALL_S]
+//
+// --script: once the REPL is up, run the file through the raw REPL, then exit.
+// --tcp:    bridge the USB CDC serial to a TCP server on 127.0.0.1:PORT (host side: socket://).
+// --watch:  STEP:DIR pin pairs: count STEP rising edges, split by the DIR level at the edge.
+// --inputs: GPIO inputs driven as switches (1 high, 0 low); stdin takes more while it runs:
+//           one JSON object a line, {"pin": 10, "value": 1} or {"adc": 0, "value": 2048} or {"stats": 1}.
+// A line "MARK <name>" that the board prints records the edge counts at that moment; a line
+// "PROBE <text>" (tools/pico-emu/emu_boot.py, between the link's frames) is passed on with them.
+// stdout: JSON lines, {"event": "ready" | "listening" | "mark" | "probe" | "stats" | "done", ...}; the last is "done" with
+// the script's output, emulated and wall seconds. Exit code: 0 ok, 1 script error, 2 wall timeout.
+import fs from 'fs';
+import net from 'net';
+import { Simulator, USBCDC, ConsoleLogger, LogLevel, GPIOPinState } from 'rp2040js';
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 1) {
+  const a = process.argv[i];
+  if (a.startsWith('--')) {
+    const next = process.argv[i + 1];
+    if (next === undefined || next.startsWith('--')) args[a.slice(2)] = true;
+    else { args[a.slice(2)] = next; i += 1; }
+  }
+}
+const FLASH_START = 0x10000000;
+const FS_OFFSET = 0xa0000; // RPI_PICO: 2 MB flash, the last 1408 KB are the filesystem
+const t0 = Date.now();
+const { bootromB1 } = await import(new URL('file://' + fs.realpathSync(args.bootrom)));
+
+const simulator = new Simulator();
+const mcu = simulator.rp2040;
+mcu.loadBootrom(bootromB1);
+mcu.logger = new ConsoleLogger(LogLevel.Error);
+const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+const emulatedUs = () => Math.round(simulator.clock.nanos / 1000);
+const wallS = () => (Date.now() - t0) / 1000;
+
+const uf2 = fs.readFileSync(args.uf2);
+for (let off = 0; off + 512 <= uf2.length; off += 512) {
+  const b = uf2.subarray(off, off + 512);
+  if (b.readUInt32LE(0) !== 0x0a324655 || b.readUInt32LE(4) !== 0x9e5d5157) continue;
+  mcu.flash.set(b.subarray(32, 32 + b.readUInt32LE(16)), b.readUInt32LE(12) - FLASH_START);
+}
+if (args.fs) mcu.flash.set(fs.readFileSync(args.fs), FS_OFFSET);
+
+const setInput = (pin, value) => mcu.gpio[pin].setInputValue(!!value);
+if (args.inputs) {
+  for (const kv of String(args.inputs).split(',')) {
+    const [p, v] = kv.split('=').map(Number);
+    setInput(p, v);
+  }
+}
+if (args.adc0 !== undefined) mcu.adc.channelValues[0] = Number(args.adc0);
+
+// STEP edges by DIR level: counts[step] = [edges with DIR low, edges with DIR high]
+const counts = {};
+if (args.watch) {
+  for (const pair of String(args.watch).split(',')) {
+    const [step, dir] = pair.split(':').map(Number);
+    counts[step] = [0, 0];
+    mcu.gpio[step].addListener((state, old) => {
+      if (state === GPIOPinState.High && old !== GPIOPinState.High) counts[step][mcu.gpio[dir].outputValue ? 1 : 0] += 1;
+    });
+  }
+}
+const snapshot = () => JSON.parse(JSON.stringify(counts));
+let finished = false;
+function finish(code, extra) {
+  if (finished) return;
+  finished = true;
+  simulator.stop();
+  emit({ event: 'done', code, emulated_s: emulatedUs() / 1e6, wall_s: wallS(), edges: snapshot(), ...extra });
+  process.exit(code);
+}
+
+const cdc = new USBCDC(mcu.usbCtrl);
+// the emulated host's CDC TX FIFO holds 512 bytes and drops the rest: queue here, feed it as it drains
+const pending = [];
+let pendingHead = 0;
+const pump = () => {
+  while (pendingHead < pending.length && cdc.txFIFO.itemCount < 256) cdc.sendSerialByte(pending[pendingHead++]);
+  if (pendingHead === pending.length && pendingHead) { pending.length = 0; pendingHead = 0; }
+};
+setInterval(pump, 2);
+const sendBytes = (bytes) => { for (const b of bytes) pending.push(b); pump(); };
+
+let phase = args.script ? 'wait-prompt' : 'bridge';
+let seen = '';
+let output = '';
+let line = '';
+let client = null;
+cdc.onDeviceConnected = () => {
+  emit({ event: 'ready', emulated_us: emulatedUs(), wall_s: wallS() });
+  if (phase === 'wait-prompt') sendBytes([13, 10]);
+};
+cdc.onSerialData = (value) => {
+  const s = Buffer.from(value).toString('latin1');
+  for (const ch of s) {
+    if (ch === '\n') {
+      const at = line.indexOf('MARK '); // the raw REPL's "OK" may lead the first line
+      if (at >= 0) emit({ event: 'mark', name: line.slice(at + 5).trim(), emulated_us: emulatedUs(), edges: snapshot() });
+      const probe = line.indexOf('PROBE '); // a probe's text line between the link's frames
+      if (probe >= 0) emit({ event: 'probe', line: line.slice(probe + 6).trim(), emulated_us: emulatedUs(), wall_s: wallS(), edges: snapshot() });
+      line = '';
+    } else if (ch !== '\r') line = (line + ch).slice(-200);
+  }
+  if (client) client.write(Buffer.from(value));
+  seen = (seen + s).slice(-4096);
+  if (phase === 'wait-prompt' && seen.endsWith('>>> ')) {
+    phase = 'wait-raw';
+    seen = '';
+    sendBytes([3, 3, 1]); // Ctrl-C Ctrl-C Ctrl-A: the raw REPL
+  } else if (phase === 'wait-raw' && seen.includes('raw REPL; CTRL-B to exit\r\n>')) {
+    phase = 'running';
+    sendBytes(fs.readFileSync(args.script));
+    sendBytes([4]);
+  } else if (phase === 'running') {
+    output += s;
+    const parts = output.split('\x04'); // raw REPL: "OK" <stdout> \x04 <stderr> \x04 ">"
+    if (parts.length >= 3) finish(parts[1] ? 1 : 0, { stdout: parts[0].replace(/^OK/, ''), stderr: parts[1] });
+  }
+};
+
+if (args.tcp) {
+  const server = net.createServer((sock) => {
+    sock.setNoDelay(true);
+    client = sock;
+    sock.on('data', (d) => sendBytes(d));
+    sock.on('close', () => { if (client === sock) client = null; });
+    sock.on('error', () => {});
+  });
+  server.listen(Number(args.tcp), '127.0.0.1', () => emit({ event: 'listening', port: Number(args.tcp) }));
+}
+
+let ctl = '';
+process.stdin.on('data', (chunk) => {
+  ctl += chunk.toString();
+  let nl;
+  while ((nl = ctl.indexOf('\n')) >= 0) {
+    const text = ctl.slice(0, nl).trim();
+    ctl = ctl.slice(nl + 1);
+    if (!text) continue;
+    const cmd = JSON.parse(text);
+    if (cmd.pin !== undefined) setInput(cmd.pin, cmd.value);
+    if (cmd.adc !== undefined) mcu.adc.channelValues[cmd.adc] = cmd.value;
+    if (cmd.stats) emit({ event: 'stats', id: cmd.stats, emulated_us: emulatedUs(), wall_s: wallS(), edges: snapshot() });
+    if (cmd.quit) finish(0);
+  }
+});
+process.stdin.on('end', () => { if (!args.script) finish(0); }); // the host went away
+if (args.timeout) setTimeout(() => finish(2, { error: `wall timeout after ${args.timeout} s` }), Number(args.timeout) * 1000);
+process.on('SIGTERM', () => finish(143));
+
+mcu.core.PC = FLASH_START;
+simulator.execute();
