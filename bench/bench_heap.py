@@ -1,8 +1,9 @@
 """RAM and heap allocation of the firmware on MicroPython with the target's heap (192 KB, as an
 RP2040); printed, never asserted: RAM after boot, in the middle of a nappage burst, and the heap
-allocated per shot in steady state (journal write, DELIVERY event and all). On the unix port
-the tests use (x86-64) and, where it is here, on the 32-bit build (31-bit small ints as on an
-MCU, ticks started 5 s before their 2^30 wrap).
+allocated per shot in steady state (journal write, DELIVERY event and all), and with the
+controlling host's signed POLL answered between shots. On the unix port the tests use (x86-64)
+and, where it is here, on the 32-bit build (31-bit small ints as on an MCU, ticks started 5 s
+before their 2^30 wrap).
 
     python bench/bench_heap.py
 """
@@ -45,7 +46,9 @@ def main() -> int:
 def report(port: str, r: dict) -> None:
     print(f"{port}: heap {r['heap'] // 1024} KB: firmware objects after boot {r['firmware'] / 1024:.1f} KB "
           f"({r['after_boot'] / 1024:.1f} KB in use), in a nappage burst {r['mid_burst'] / 1024:.1f} KB; "
-          f"{r['bytes_per_shot']:.0f} bytes of heap allocated per shot in steady state (over {r['shots'] - 10} shots)")
+          f"{r['bytes_per_shot']:.0f} bytes of heap allocated per shot in steady state (over {r['shots'] - 10} shots); "
+          f"with a signed POLL answered between shots {r['bytes_per_poll_and_shot']:.0f} bytes per POLL and shot "
+          f"(the POLL's HMAC check, decode and reply; the shot itself allocates the figure before)")
 
 
 if __name__ == "__main__":

@@ -32,13 +32,22 @@ class App:
         self.overruns = 0
         self.worst_pass_us = 0
 
-    def command(self, msg_type, values):
-        self.device.link_seen(msg_type)
+    def command(self, msg_type, values, signed):
+        # only the controlling host's session feeds the link watchdog: an anonymous poll, or a
+        # second host's OPEN, never keeps an armed device alive (PROTOCOL.md 8, 11)
+        if signed and msg_type != spec.OPEN:
+            self.device.link_seen()
         if msg_type == spec.HELLO:
+            self.device.hello_seen()
             return (spec.IDENTITY, self.identity())
-        if msg_type == spec.STATUS:
-            return (spec.STATUS_REPLY, self.device.status(self.link.rx_errors, self.link.event_seq, self.overruns,
-                                                          self.worst_pass_us))
+        if msg_type == spec.STATUS or msg_type == spec.POLL:
+            return (spec.STATUS_REPLY, self.device.status(self.link.rx_errors, self.link.event_seq, self.boot_count,
+                                                          self.overruns, self.worst_pass_us))
+        if msg_type == spec.OPEN:
+            return self.open_session()
+        if msg_type == spec.CLOSE:
+            self.auth.close_session()
+            return (spec.ACK, (msg_type, self.device.state))
         if msg_type == spec.RECORDS:
             return (spec.RECORD, self.records(values[0]))
         if msg_type == spec.PAIR:
@@ -58,6 +67,18 @@ class App:
         if msg_type == spec.REPL and reply[0] == spec.ACK:
             self.to_repl = True  # once the ACK is out (run)
         return reply
+
+    def open_session(self):
+        # one controlling host: a live session is kept until its host has been silent for
+        # link_timeout_ms outside the watched states (in them its silence ends in LINK_LOST first)
+        dev = self.device
+        silent = dev.host_silent_ms()
+        if self.auth.session and not dev.host_gone(silent):
+            return (spec.NACK, (spec.OPEN, spec.NACK_OTHER_HOST, 0, dev.state, silent,
+                                dev.settings[spec.SET_LINK_TIMEOUT]))
+        self.auth.open_session()
+        dev.link_seen()
+        return (spec.ACK, (spec.OPEN, dev.state))
 
     def identity(self):
         b = self.board

@@ -2,7 +2,9 @@
 # truncated to 8 bytes over VER TYPE and the payload before the tag, and a counter that must
 # increase. The key is written by PAIR and never sent back. The counter's high-water mark is
 # kept on flash a block ahead (one write per RESERVE commands), so a frame recorded before a
-# reset is still refused after it.
+# reset is still refused after it. OPEN (signed with that counter) opens the one host session:
+# its id is OPEN's counter, unique for ever; every other signed command names the session and
+# counts within it, so a frame of another session, or of this one replayed, is refused.
 import hashlib
 import os
 import struct
@@ -37,6 +39,8 @@ class Auth:
         except (OSError, ValueError):
             self.counter = 0
         self.reserved = self.counter  # counters up to here may have been accepted before a reset
+        self.session = 0  # the open host session (0: none); a reset closes it
+        self.session_counter = 0  # the last counter accepted in it
 
     def paired(self):
         return self.inner is not None
@@ -56,10 +60,11 @@ class Auth:
         return outer.digest()[: S.MAC_SIZE]
 
     def check(self, msg_type, payload, n_fields):
-        # None if the frame is authentic and fresh (the counter is then used up), else the NACK's
-        # (field, value, limit): field 0 not paired, the counter's (replayed/old), the mac's (forged)
+        # None if the frame is authentic and fresh (its counter is then used up), else the NACK's
+        # (reason, field, value, limit): AUTH field 0 not paired, the counter's (replayed/old), the
+        # mac's (forged); NO_SESSION: a session command outside the open session
         if self.inner is None:
-            return (0, 0, 0)
+            return (S.NACK_AUTH, 0, 0, 0)
         n = len(payload)
         counter = struct.unpack_from("<I", payload, n - S.AUTH_SIZE)[0]
         tag = self.mac(bytes((S.PROTOCOL_VERSION, msg_type)) + bytes(payload[: n - S.MAC_SIZE]))
@@ -67,14 +72,30 @@ class Auth:
         for i in range(S.MAC_SIZE):  # every byte compared: the time taken says nothing
             diff |= tag[i] ^ payload[n - S.MAC_SIZE + i]
         if diff:
-            return (n_fields, counter, 0)
+            return (S.NACK_AUTH, n_fields, counter, 0)
+        if msg_type != S.OPEN:
+            session = struct.unpack_from("<I", payload, n - S.AUTH_SIZE - S.SESSION_SIZE)[0]
+            if not self.session or session != self.session:
+                return (S.NACK_NO_SESSION, n_fields - 2, session, 1 if self.session else 0)
+            if counter <= self.session_counter:
+                return (S.NACK_AUTH, n_fields - 1, counter, self.session_counter)
+            self.session_counter = counter
+            return None
         if counter <= self.counter:
-            return (n_fields - 1, counter, self.counter)
+            return (S.NACK_AUTH, n_fields - 1, counter, self.counter)
         self.counter = counter
         if counter >= self.reserved:
             self.reserved = min(counter + RESERVE, 0xFFFFFFFF)  # a u32 on the wire
             _save(self.counter_path, str(self.reserved).encode())
         return None
+
+    def open_session(self):
+        # the OPEN just accepted becomes the session: its id is OPEN's counter
+        self.session = self.counter
+        self.session_counter = 0
+
+    def close_session(self):
+        self.session = 0
 
     def pair(self, key):
         # a new key: frames signed with the old one fail their tag, so the counter starts again
@@ -82,4 +103,5 @@ class Auth:
         _save(self.key_path, bytes(key))
         self._set_key(bytes(key))
         self.counter = self.reserved = 0
+        self.session = 0
         _save(self.counter_path, b"0")

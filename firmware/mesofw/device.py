@@ -302,10 +302,20 @@ class Device:
         if self.journal.cur < 0:
             self.journal.add(S.KIND_END, self.cfg[9], end, self.done, self.delivered_nl, 0, ticks_ms())
 
-    def link_seen(self, msg_type):
+    def link_seen(self):
+        # the controlling host was heard (its signed traffic): the link watchdog restarts
         self.link_rx_ms = ticks_ms()
-        if msg_type == S.HELLO:
-            self.hello_since_fault = True
+
+    def hello_seen(self):
+        self.hello_since_fault = True
+
+    def host_silent_ms(self):
+        return max(0, ticks_diff(ticks_ms(), self.link_rx_ms))
+
+    def host_gone(self, silent_ms):
+        # the controlling host's session has lapsed: silent past the link timeout, in a state the
+        # watchdog does not watch (in those its silence is a LINK_LOST first)
+        return silent_ms > self.settings[S.SET_LINK_TIMEOUT] and not (_LINK_WATCHED >> self.state) & 1
 
     # ---- the control tick -----------------------------------------------------------
     def tick(self, now_us):
@@ -565,7 +575,7 @@ class Device:
         self.board.led(_LED[new])
         self.emit(S.STATE, (old, new, ticks_ms()))
 
-    def status(self, rx_errors, next_event_seq, overruns=0, worst_pass_us=0):
+    def status(self, rx_errors, next_event_seq, boot_count, overruns=0, worst_pass_us=0):
         cfg = self.cfg
         return (
             self.state,
@@ -581,6 +591,7 @@ class Device:
             ticks_ms(),
             min(self.journal.unacked, 0xFFFF),
             next_event_seq,
+            boot_count & 0xFFFF,
             min(overruns, 0xFFFF),
             worst_pass_us,
         )

@@ -7,11 +7,13 @@ from mesofw import codec
 
 _DELIVERY_FORMAT = spec.layout(spec.DELIVERY)[0]
 _AUTH_FIELDS = {t: len(spec.MESSAGES[t][1]) for t in spec.AUTHENTICATED}  # the mac is the last field
+_TRAILER = {t: 3 if t in spec.SESSION_COMMANDS else 2 for t in spec.AUTHENTICATED}  # [host_session] counter mac
 
 
 class Link:
     def __init__(self, board, on_command, auth):
-        # on_command(msg_type, values) -> (reply_type, reply_values); values without counter and mac
+        # on_command(msg_type, values, signed) -> (reply_type, reply_values); values without the
+        # signed trailer (host_session, counter, mac); signed: it passed the key, session and counter checks
         self.board = board
         self.on_command = on_command
         self.auth = auth
@@ -61,14 +63,14 @@ class Link:
         n_fields = _AUTH_FIELDS.get(r.msg_type)
         if n_fields:
             error = self.auth.check(r.msg_type, r.payload, n_fields)
-            if error:  # forged, replayed or not paired: not executed, not cached
+            if error:  # forged, replayed, another session's or not paired: not executed, not cached
                 self._send(self.tx, r.seq, spec.NACK,
-                           (r.msg_type, spec.NACK_AUTH, error[0], self.state_of(), error[1], error[2]))
+                           (r.msg_type, error[0], error[1], self.state_of(), error[2], error[3]))
                 return
         values = codec.decode_payload(r.msg_type, r.payload)
         if n_fields:
-            values = values[:-2]
-        reply_type, reply_values = self.on_command(r.msg_type, values)
+            values = values[: -_TRAILER[r.msg_type]]
+        reply_type, reply_values = self.on_command(r.msg_type, values, n_fields is not None)
         if r.msg_type in spec.UNCACHED:
             # HELLO, STATUS, EVENTS are answered afresh (a cached STATUS could answer a new poll
             # reusing its SEQ); the key stays, so a command retransmitted after a poll is still

@@ -26,6 +26,13 @@
 # spec.AUTHENTICATED carry a counter and an HMAC-SHA256 tag: the fuzzer provisions the device's
 # key (the vectors' test_key) before the first boot, signs what it means to be valid, and
 # expects NACK AUTH, nothing executed and nothing cached, for forged, replayed and old frames.
+# One controlling host (section 11): the fuzzer opens a host session after every boot (OPEN,
+# signed with the device's counter), signs session commands with host_session and a counter
+# counting within it, follows OPEN and CLOSE ACKs and the reset that closes the session, and
+# expects NO_SESSION for a session command outside the open session and OTHER_HOST for an OPEN
+# while the session is live. Only the session's signed traffic and an ACKed OPEN may restart
+# the link watchdog (section 8): every other command must leave it alone, and a LINK_LOST must
+# come exactly when the controlling host has been silent past link_timeout_ms.
 import binascii
 import hashlib
 import json
@@ -95,7 +102,7 @@ ACK_STATES = {
     "ABORT": (S.STATE_IDLE,),
     "SETTINGS": (S.STATE_IDLE,),
 }
-ALWAYS_ACCEPTED = ("HELLO", "STATUS", "ABORT")
+ALWAYS_ACCEPTED = ("HELLO", "STATUS", "ABORT", "OPEN", "CLOSE", "POLL")  # OPEN: refused only as OTHER_HOST
 
 
 def _states(*states):
@@ -117,6 +124,8 @@ ACCEPTS = {
     "CALIBRATE": _states(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE),
 }
 REPLY_OF = {"HELLO": S.IDENTITY, "STATUS": S.STATUS_REPLY}
+if "POLL" in TYPE_OF:
+    REPLY_OF["POLL"] = S.STATUS_REPLY
 if "RECORDS" in TYPE_OF and "RECORD" in TYPE_OF:
     REPLY_OF["RECORDS"] = TYPE_OF["RECORD"]
 NOT_CACHED = tuple(NAME[t] for t in getattr(S, "UNCACHED", (S.HELLO, S.STATUS)))  # executed every time; HELLO clears the key (section 3)
@@ -124,6 +133,18 @@ JOURNAL_FULL_FOR = ("ARM", "RESUME", "PRIME")  # section 8
 AUTH_TYPES = tuple(getattr(S, "AUTHENTICATED", ()))  # payload ends with counter u32 and mac
 NACK_AUTH = getattr(S, "NACK_AUTH", -1)
 NACK_NOT_PAIRING = getattr(S, "NACK_NOT_PAIRING", -1)
+# one controlling host (section 11): session commands carry host_session before the counter
+SESSION_TYPES = tuple(getattr(S, "SESSION_COMMANDS", ()))
+OPEN = getattr(S, "OPEN", -1)
+NACK_NO_SESSION = getattr(S, "NACK_NO_SESSION", -1)
+NACK_OTHER_HOST = getattr(S, "NACK_OTHER_HOST", -1)
+# the link watchdog's states (section 8)
+WATCHED = (S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING)
+
+
+def trailer(msg_type):
+    # fields after the command's own: [host_session] counter mac
+    return 3 if msg_type in SESSION_TYPES else 2
 
 
 class Signer:
@@ -141,9 +162,11 @@ class Signer:
         outer.update(inner.digest())
         return outer.digest()[: S.MAC_SIZE]
 
-    def sign(self, msg_type, payload, counter):
-        # payload: a bytearray of the type's size; writes its counter and tag
+    def sign(self, msg_type, payload, counter, session=None):
+        # payload: a bytearray of the type's size; writes its host_session (unless None), counter and tag
         n = len(payload)
+        if session is not None:
+            struct.pack_into("<I", payload, n - S.AUTH_SIZE - S.SESSION_SIZE, session & 0xFFFFFFFF)
         struct.pack_into("<I", payload, n - S.AUTH_SIZE, counter & 0xFFFFFFFF)
         payload[n - S.MAC_SIZE :] = self.mac(msg_type, bytes(payload[: n - S.MAC_SIZE]))
 
@@ -323,7 +346,7 @@ class FuzzBoard(StandInBoard):
 
 
 # ---- snapshots: everything a NACKed command must leave alone -----------------------------------
-VOLATILE = ("link_rx_ms",)  # the link watchdog restarts on every command, NACKed or not (section 8)
+VOLATILE = ("link_rx_ms",)  # session traffic restarts the link watchdog, NACKed or not (section 8)
 SKIP = ("board", "emit")
 
 
@@ -439,13 +462,25 @@ class Fuzzer:
         self.last_cmd = None  # (type, seq, payload) of the last command the dispatcher ran
         self.mut = None  # the Mutator: it picks each case
         self.signer = None  # the device's key, once provisioned
-        self.sign_counter = 0  # the last counter the fuzzer signed with
-        self.auth_counter = None  # the last counter the device accepted, when known
-        self.accepted_max = 0  # the highest counter it ever accepted: must hold across resets
+        self.sign_counter = 0  # the last device counter the fuzzer signed with (OPEN)
+        self.auth_counter = None  # the last device counter the device accepted, when known
+        self.accepted_max = 0  # the highest device counter it ever accepted: must hold across resets
+        # the host session (section 11): the one the device has open (0: none), the last counter
+        # accepted in it; the session the fuzzer signs with (its last, even once closed) and its counter
+        self.session = 0
+        self.session_counter = 0
+        self.host_session = 0
+        self.host_counter = 0
+        self.opening = None  # the counter of the OPEN the handler is answering
+        self.heard_ms = 0  # when the controlling host last restarted the link watchdog (ticks_ms)
+        self.boot_count = None  # this boot's, once IDENTITY or STATUS_REPLY said
+        self.last_boot_count = None  # an earlier boot's
+        self.journal_epoch = None  # the journal's epoch (section 6): drawn once, the same on every boot
         self.saturated = False  # it accepted a counter near 2^32: nothing much is left after it
         self.auth_reset = False  # start the counter afresh at the next boot
         self.next_case = None
         self.gap_until = 0  # the host is silent until then (CLOCK us)
+        self.open_after_gap = False  # then an OPEN, just as the link watchdog falls due
 
     # -- lifecycle
     def run(self):
@@ -473,6 +508,11 @@ class Fuzzer:
             if stalled > 20:
                 raise RuntimeError("the firmware does not get past its boot")
 
+    @staticmethod
+    def draw_barrel():
+        # the syringe in the clamp (its barrel's outer diameter): most often the 1 mL ones the programs use
+        return S.SYRINGES[(1, 1, 1, 2, 3, 4, 5, 6, 7, 8)[rint(10)]][4]
+
     def provision(self):
         # the key, as pairing would write it (the fake board never enters pairing mode)
         auth = sys.modules.get("mesofw.auth")
@@ -498,8 +538,7 @@ class Fuzzer:
         if safemode is not None and hasattr(safemode, "repl_requested"):
             safemode.repl_requested()  # main.py would stay in the REPL for this boot; the next one runs
         self.board = FuzzBoard(self)
-        # the syringe in the clamp: one size per boot (most often the 1 mL ones the programs use)
-        self.board.barrel_um = S.SYRINGES[(1, 1, 1, 2, 3, 4, 5, 6, 7, 8)[rint(10)]][4]
+        self.board.barrel_um = self.draw_barrel()
         self.dev = None  # until App() returns: its boot (the journal scan) feeds the watchdog too
         self.app = fwapp.App(self.board)
         self.loop_seen = (0, 0)  # (overruns, worst_pass_us) the device last reported: since boot
@@ -508,19 +547,20 @@ class Fuzzer:
         self.calls = []
         orig = self.link.on_command
 
-        def on_command(msg_type, values):
+        def on_command(msg_type, values, *signed):
             # the dispatcher as the link calls it, with what a NACK must leave alone before and after
             dev = self.dev
             self.pre_session = (dev.session, dev.session_nl)
             pre = (snap(dev), self.board.fields(), flash_files(), snap_named(dev) if self.explain else None)
             state = dev.state
             rx = self.link.rx_errors
-            reply = orig(msg_type, values)
+            watchdog0 = getattr(dev, "link_rx_ms", None)
+            reply = orig(msg_type, values, *signed)
             post = None
             if reply[0] == S.NACK:
                 post = (snap(dev), self.board.fields(), flash_files(), snap_named(dev) if self.explain else None)
             self.calls.append((msg_type, values, state, dev.state, pre, post, rx, getattr(dev, "link_rx_ms", None),
-                               list(dev.settings)))
+                               list(dev.settings), watchdog0))
             return reply
 
         self.link.on_command = on_command
@@ -540,6 +580,11 @@ class Fuzzer:
         self.next_case = None
         self.auth_counter = None  # kept on flash a block ahead: unknown until IDENTITY says
         self.sign_counter += 1 << 16
+        self.session = 0  # a reset closes the host session
+        self.heard_ms = v_ms()  # the watchdog starts at boot (no watched state is reachable before a session)
+        if self.boot_count is not None:
+            self.last_boot_count = self.boot_count
+        self.boot_count = None
         if not first:
             self.stats["reboots"] += 1
         # settings and calibration survive a reset (flash)
@@ -566,9 +611,21 @@ class Fuzzer:
             return
         if CLOCK[0] < self.gap_until:
             return
+        if self.open_after_gap:
+            self.open_after_gap = False
+            self.ops["OPEN as the session lapses"] = self.ops.get("OPEN as the session lapses", 0) + 1
+            self.next_case = self.mut.open_session()
+            return
         r = rint(1000)
         if r < 5:  # the host pauses: partial frames time out, the link watchdog may fire
             self.gap_until = CLOCK[0] + (20 + rint(300)) * 1000
+            if self.session and rint(2):
+                # the controlling host falls silent just past link_timeout_ms, then another host
+                # OPENs: the session has lapsed (ACK), unless the device is in a watched state,
+                # where the OPEN arrives before the control tick notices: refused (section 11)
+                silent = v_ticks_diff(v_ms(), self.heard_ms)
+                self.gap_until = CLOCK[0] - CLOCK[0] % 1000 + (self.settings[S.SET_LINK_TIMEOUT] + 1 - silent) * 1000
+                self.open_after_gap = True
             return
         if r == 999 and rint(20) == 0:
             raise Reboot(True)  # a reset: settings and calibration must come back from flash
@@ -600,6 +657,11 @@ class Fuzzer:
             board.trig = rint(800 if dev.state == S.STATE_DELIVERING else 50) != 0
         elif rint(2000) == 0:
             board.trig = True  # held while arming or resuming: must never fire
+        if dev.state == S.STATE_IDLE and rint(5000) == 0:
+            # the operator loads another syringe while no program is set (nothing watches the clamp
+            # in IDLE): a run does not stay for good with a syringe no program fits (NACK SYRINGE)
+            board.barrel_um = self.draw_barrel()
+            self.ops["syringe swapped in IDLE"] = self.ops.get("syringe swapped in IDLE", 0) + 1
         self.ticks_in[dev.state] = self.ticks_in.get(dev.state, 0) + 1
         if dev.state != self.state_was:
             self.state_was = dev.state
@@ -664,8 +726,16 @@ class Fuzzer:
         if typ not in EVENTS:
             self.fail("unsolicited reply", "%s: %s seq %d %r" % (where, NAME[typ], seq, item[2]))
             return
+        self.check_epoch(NAME[typ], dict(zip([f[0] for f in FIELDS[typ]], item[2])))
         if typ == S.ALARM and item[2][0] == S.ALARM_LINK_LOST:
             self.hello_needed = True
+            # section 8: the controlling host silent past link_timeout_ms in a watched state;
+            # detail = the silence (only its session traffic counts as heard)
+            silent = v_ticks_diff(v_ms(), self.heard_ms)
+            timeout = self.settings[S.SET_LINK_TIMEOUT]
+            if item[2][2] != silent or silent <= timeout or self.state_was not in WATCHED:
+                self.fail("LINK_LOST", "%s: detail %d, from %s; the controlling host was heard %d ms ago, "
+                          "timeout %d ms" % (where, item[2][2], S.STATE_NAMES[self.state_was], silent, timeout))
         if seq != self.event_seq:
             self.fail("event seq", "%s: %s seq %d, expected %d" % (where, NAME[typ], seq, self.event_seq))
         self.event_seq = (seq + 1) & 0xFF
@@ -758,7 +828,7 @@ class Fuzzer:
                 if refused:
                     oi += 1
                     continue
-                values = values[:-2]  # the handler gets the fields without counter and mac
+                values = values[: -trailer(typ)]  # the handler gets the fields without [host_session] counter mac
             if ci >= len(self.calls):
                 self.fail("not dispatched", "%s seq %d %r never reached the handler" % (NAME[typ], seq, values))
                 return False
@@ -803,32 +873,41 @@ class Fuzzer:
         return True
 
     def auth_refused(self, typ, seq, payload, o, state):
-        # an authenticated command: True if the link refused it as it should (NACK AUTH, not
-        # executed, not cached), False if it must reach the handler, None on a failure
+        # an authenticated command: True if the link refused it as it should (NACK AUTH or
+        # NO_SESSION, not executed, not cached), False if it must reach the handler, None on a
+        # failure. Section 11's check order: key, tag, host_session, counter.
         name = NAME[typ]
         n_fields = len(FIELDS[typ])
-        counter = struct.unpack_from("<I", payload, len(payload) - S.AUTH_SIZE)[0]
-        known = self.auth_counter
+        n = len(payload)
+        counter = struct.unpack_from("<I", payload, n - S.AUTH_SIZE)[0]
+        in_session = typ in SESSION_TYPES
+        known = self.session_counter if in_session else self.auth_counter
+        unknown = False  # the device's counter after a reset, until IDENTITY says
+        options = []
         if self.signer is None:
-            options = [(NACK_AUTH, 0, 0, 0)]
-        else:
-            mac_ok = self.signer.verify(typ, payload)
-            fresh = None if known is None else counter > known
-            options = []
-            if not mac_ok:
-                options.append((NACK_AUTH, n_fields, counter, 0))
-            if fresh is not True:
-                options.append((NACK_AUTH, n_fields - 1, counter, known))  # limit: the last accepted
-            if mac_ok and fresh:
-                options = []
+            options.append((NACK_AUTH, 0, 0, 0))
+        elif not self.signer.verify(typ, payload):
+            options.append((NACK_AUTH, n_fields, counter, 0))
+        elif in_session and (not self.session or self.host_session_of(payload) != self.session):
+            options.append((NACK_NO_SESSION, n_fields - 2, self.host_session_of(payload), 1 if self.session else 0))
+        elif known is None:
+            unknown = True
+            options.append((NACK_AUTH, n_fields - 1, counter, None))  # limit: the last accepted, >= counter
+        elif counter <= known:
+            options.append((NACK_AUTH, n_fields - 1, counter, known))
         got = None
-        if o is not None and o[0] == S.NACK and o[1] == seq and o[2][0] == typ and o[2][1] == NACK_AUTH:
+        if (o is not None and o[0] == S.NACK and o[1] == seq and o[2][0] == typ
+                and o[2][1] in (NACK_AUTH, NACK_NO_SESSION)):
             got = (o[2][1], o[2][2], o[2][4], o[2][5])
         if got is None:
-            if options and not (mac_ok and known is None):
+            if options and not unknown:
                 self.fail("AUTH", "%s seq %d counter %d reached the handler, want NACK %r" % (name, seq, counter, options))
                 return None
+            if in_session:
+                self.session_counter = counter
+                return False
             self.auth_counter = counter
+            self.opening = counter
             if counter > self.accepted_max:
                 self.accepted_max = counter
             if counter > 0xFFFFFFFF - (1 << 20):
@@ -837,29 +916,45 @@ class Fuzzer:
         ok = False
         for want in options:
             ok = ok or got == want or (want[3] is None and got[:3] == want[:3] and got[2] <= got[3])
-        if not ok or o[2][3] != state or o[2][2] == 0 and self.signer is not None:
+        if not ok or o[2][3] != state:
             self.fail("AUTH", "%s seq %d counter %d: NACK %r in state %d, want one of %r" % (
                 name, seq, counter, got, o[2][3], options))
             self.auth_reset = True  # one failure, not one per frame from now on
             return True
-        if got[1] == n_fields - 1:
+        if got[0] == NACK_AUTH and got[1] == n_fields - 1 and not in_session:
             self.auth_counter = got[3]
+        rname = S.NACK_NAMES[got[0]]
         self.stats["auth_nacks"] += 1
-        self.nack_reasons["AUTH"] = self.nack_reasons.get("AUTH", 0) + 1
+        self.nack_reasons[rname] = self.nack_reasons.get(rname, 0) + 1
         return True
+
+    def host_session_of(self, payload):
+        return struct.unpack_from("<I", payload, len(payload) - S.AUTH_SIZE - S.SESSION_SIZE)[0]
 
     # -- one dispatched command against the spec
     def check_command(self, typ, seq, values, call, reply, n_events, rx_at_call):
-        _, _, state, post_state, pre, post, pre_rx, watchdog, settings_after = call
+        _, _, state, post_state, pre, post, pre_rx, watchdog, settings_after, watchdog0 = call
         name = NAME[typ]
         rtype, rseq, rv = reply[0], reply[1], reply[2]
+        opening, self.opening = self.opening, None
         self.states_seen[S.STATE_NAMES[state]] = self.states_seen.get(S.STATE_NAMES[state], 0) + 1
         if rseq != seq:
             self.fail("reply seq", "%s seq %d answered with %s seq %d" % (name, seq, NAME[rtype], rseq))
         if pre_rx != rx_at_call:
             self.fail("rx_errors", "%d at the call, spec gives %d" % (pre_rx, rx_at_call))
-        if watchdog is not None and watchdog != v_ms():
-            self.fail("watchdog", "%s did not restart the link watchdog" % name)
+        if watchdog is not None:
+            # section 8: only the controlling host's traffic restarts the link watchdog: a session
+            # command (it passed the session check to get here) and an OPEN that opened a session
+            if watchdog0 != self.heard_ms:
+                self.fail("watchdog restarted", "before %s: restarted %d ms ago, the controlling host was heard %d ms "
+                          "ago" % (name, v_ticks_diff(v_ms(), watchdog0), v_ticks_diff(v_ms(), self.heard_ms)))
+            feeds = typ in SESSION_TYPES or (typ == OPEN and rtype == S.ACK)
+            if feeds and watchdog != v_ms():
+                self.fail("watchdog", "%s did not restart the link watchdog" % name)
+            elif not feeds and watchdog != watchdog0:
+                self.fail("watchdog", "%s (%s) restarted the link watchdog: not the controlling host's traffic" % (
+                    name, NAME[rtype] if rtype != S.NACK else "NACK " + S.NACK_NAMES[rv[1]]))
+            self.heard_ms = watchdog  # one failure, not one per frame from now on
         want_type = REPLY_OF.get(name)
         if want_type is not None:
             if rtype != want_type:
@@ -868,7 +963,7 @@ class Fuzzer:
             self.check_info_reply(rtype, rv, post_state, rx_at_call, values)
             return
         if rtype != S.ACK and rtype != S.NACK:
-            if name in ACK_STATES or name == "CALIBRATE":
+            if name in ACK_STATES or name in ("CALIBRATE", "OPEN", "CLOSE"):
                 self.fail("reply type", "%s answered with %s %r" % (name, NAME[rtype], rv))
             return
         fields = dict(zip([f[0] for f in FIELDS[typ]], values))
@@ -888,6 +983,8 @@ class Fuzzer:
                 self.fail("ACK state", "%s ACKed in %s leaves %s" % (name, S.STATE_NAMES[state], S.STATE_NAMES[post_state]))
             if name == "CALIBRATE" and post_state not in (state, S.STATE_IDLE):
                 self.fail("ACK state", "CALIBRATE ACKed in %s leaves %s" % (S.STATE_NAMES[state], S.STATE_NAMES[post_state]))
+            if name in ("OPEN", "CLOSE") and post_state != state:
+                self.fail("ACK state", "%s ACKed in %s leaves %s" % (name, S.STATE_NAMES[state], S.STATE_NAMES[post_state]))
         else:
             self.stats["nacks"] += 1
             reason, field, value, limit = rv[1], rv[2], rv[4], rv[5]
@@ -949,13 +1046,49 @@ class Fuzzer:
                 elif reason == NACK_NOT_PAIRING:
                     if name not in ("PAIR", "REPL"):  # the fake board never enters pairing mode
                         self.fail("NOT_PAIRING", "for %s" % name)
+                elif reason == NACK_OTHER_HOST:
+                    if name != "OPEN":  # its values: check_fields
+                        self.fail("OTHER_HOST", "for %s" % name)
                 else:
                     self.fail("NACK reason", "%s NACKed with reason %d" % (name, reason))
-        self.check_fields(name, typ, fields, values, rtype, rv, state, settings_after)
+        self.check_fields(name, typ, fields, values, rtype, rv, state, settings_after, opening, watchdog0)
+
+    def check_epoch(self, name, r):
+        # every record names the journal's epoch (IDENTITY journal_epoch), unchanged across resets:
+        # a record is (epoch, record_id); RECORD's "none left" carries 0
+        epoch = r.get("journal_epoch", r.get("epoch"))
+        if epoch is None or (name == "RECORD" and not r.get("record_id")):
+            return
+        if self.journal_epoch is None:
+            self.journal_epoch = epoch
+        elif epoch != self.journal_epoch:
+            self.fail("journal epoch", "%s says %d, the journal's is %d" % (name, epoch, self.journal_epoch))
+
+    def check_record_kind(self, r):
+        # a journal record is a delivery, an alarm (point = ALARM_*) or a program's end (point = END_*)
+        kind, point = r.get("kind"), r.get("point")
+        if kind == getattr(S, "KIND_ALARM", -1):
+            bad = not 1 <= point < len(S.ALARM_NAMES)
+        elif kind == getattr(S, "KIND_END", -1):
+            bad = not 1 <= point < len(S.END_NAMES)
+        else:
+            bad = kind not in getattr(S, "DELIVERY_KINDS", (kind,))
+        if bad:
+            self.fail("RECORD kind", "record %d: kind %r, point %r" % (r.get("record_id"), kind, point))
 
     def check_info_reply(self, rtype, rv, post_state, rx_at_call, values):
         names = [f[0] for f in FIELDS[rtype]]
         r = dict(zip(names, rv))
+        self.check_epoch(NAME[rtype], r)
+        if "boot_count" in r:
+            # IDENTITY and STATUS_REPLY name this boot; a new boot a new value (section 3)
+            got = r["boot_count"] & 0xFFFF
+            if self.boot_count is None:
+                if got == self.last_boot_count:
+                    self.fail("boot_count", "%s says %d, as before the reset" % (NAME[rtype], got))
+                self.boot_count = got
+            elif got != self.boot_count:
+                self.fail("boot_count", "%s says %d, this boot is %d" % (NAME[rtype], got, self.boot_count))
         if rtype == S.IDENTITY:
             if r.get("protocol") != S.PROTOCOL_VERSION:
                 self.fail("IDENTITY", "protocol %r" % r.get("protocol"))
@@ -988,6 +1121,8 @@ class Fuzzer:
                 self.fail("RECORD", "record_id 0 with fields %r" % (rv,))
             if rid and not r.get("pending"):
                 self.fail("RECORD", "record %d with pending %r" % (rid, r.get("pending")))
+            if rid:
+                self.check_record_kind(r)
             if values[0] and values[0] == self.oldest_record and rid == values[0]:
                 self.fail("RECORD", "record %d acknowledged, still the oldest unacknowledged" % rid)
             self.oldest_record = rid
@@ -1030,7 +1165,7 @@ class Fuzzer:
         return "; ".join(out)[:800]
 
     # -- the field checks the spec's tables define exactly
-    def check_fields(self, name, typ, f, values, rtype, rv, state, settings_after):
+    def check_fields(self, name, typ, f, values, rtype, rv, state, settings_after, opening=None, watchdog0=None):
         want = None  # None: the tables say ACK for what they cover
         covered = ()  # 1-based fields whose checks the oracle knows
         idx = {}
@@ -1064,6 +1199,19 @@ class Fuzzer:
                 want = (S.NACK_LIMIT, idx["volume_nl"], v, S.MAX_PRIME_NL)
         elif name == "CONFIGURE":
             want, covered = self.configure_expect(f, idx)
+        elif name == "OPEN":
+            # section 11: refused while the session is live: its host heard within link_timeout_ms,
+            # or a watched state (there its silence ends in LINK_LOST first); value = ms since heard
+            timeout = self.settings[S.SET_LINK_TIMEOUT]
+            silent = max(0, v_ticks_diff(v_ms(), self.heard_ms if watchdog0 is None else watchdog0))
+            if self.session and (silent <= timeout or state in WATCHED):
+                want = (NACK_OTHER_HOST, 0, silent, timeout)
+            elif rtype != S.ACK:
+                self.fail("OPEN check", "NACK %r in %s: no session is live (%s, heard %d ms ago, timeout %d ms)" % (
+                    tuple(rv[1:]), S.STATE_NAMES[state], "open" if self.session else "none", silent, timeout))
+        elif name == "CLOSE":
+            if rtype != S.ACK:
+                self.fail("CLOSE", "NACK %r in %s, CLOSE is always accepted" % (tuple(rv[1:]), S.STATE_NAMES[state]))
         elif name == "ABORT":
             # section 8: after LINK_LOST only a HELLO re-opens ABORT; otherwise always ACKed
             if state == S.STATE_FAULT and self.hello_needed:
@@ -1093,6 +1241,12 @@ class Fuzzer:
                     self.fail("SETTINGS", "ACKed %r, device holds %r" % (values, settings_after))
             elif name == "CALIBRATE":
                 self.calibration[f["syringe"]] = f["area_ppm"]
+            elif name == "OPEN" and opening is not None:
+                # the session is OPEN's counter; its commands count from 1 (section 11)
+                self.session = self.host_session = opening
+                self.session_counter = self.host_counter = 0
+            elif name == "CLOSE":
+                self.session = 0
 
     CONFIGURE_FIELDS = ("technique", "syringe", "needles", "needle_length_um", "depth_um", "volume_nl", "count",
                         "cadence_mhz", "flow_nl_s")
@@ -1238,6 +1392,7 @@ class Mutator:
             (3, "retransmission", self.retransmission),
             (2, "cache key, other payload", self.cache_other_payload),
             (2, "replayed command", self.replay),
+            (2, "another host's session", self.other_session),
             (14, "field value", self.field_value),
             (6, "field at a limit", self.field_at_limit),
             (8, "payload bytes, CRC fixed", self.payload_bytes),
@@ -1264,6 +1419,10 @@ class Mutator:
         self.session_total = sum(w for w, _, _ in self.session_ops)
 
     def pick(self):
+        # a host opens its session before its first signed command: after a reset or a CLOSE,
+        # mostly that first (the rest of the time session commands meet NO_SESSION)
+        if OPEN in AUTH_TYPES and not self.fz.session and rint(3):
+            return "open the host session", self.open_session
         # 6000-frame cycles: 4000 frames of every mutation, then a 2000-frame session phase
         if self.fz.case_no % 6000 < 4000:
             ops, r = self.ops, rint(self.total)
@@ -1287,20 +1446,31 @@ class Mutator:
         ts = self.templates[msg_type]
         return msg_type, list(ts[rint(len(ts))])
 
-    def build(self, msg_type, values, seq=None, counter=None, sign=True):
-        # an authenticated command is signed with the next counter (or this one), unless sign=False
+    def build(self, msg_type, values, seq=None, counter=None, sign=True, session=None):
+        # an authenticated command is signed with the next counter (or this one), a session
+        # command in the fuzzer's host session (or this one; "keep": the one in values), unless sign=False
         payload = bytearray(struct.pack(FMT[msg_type], *values))
         if sign:
-            self.sign(msg_type, payload, counter)
+            self.sign(msg_type, payload, counter, session)
         return mkframe(msg_type, rnd(8) if seq is None else seq, payload)
 
-    def sign(self, msg_type, payload, counter=None):
+    def sign(self, msg_type, payload, counter=None, session=None):
+        # OPEN counts with the device's counter, session commands within the host session (section 11)
         fz = self.fz
         if msg_type in AUTH_TYPES and fz.signer is not None and len(payload) == SIZE[msg_type]:
+            in_session = msg_type in SESSION_TYPES
             if counter is None:
-                fz.sign_counter += 1
-                counter = fz.sign_counter
-            fz.signer.sign(msg_type, payload, counter)
+                if in_session:
+                    fz.host_counter += 1
+                    counter = fz.host_counter
+                else:  # above the device's counter once it said (IDENTITY, or an AUTH NACK's limit)
+                    fz.sign_counter = max(fz.sign_counter, fz.auth_counter or 0) + 1
+                    counter = fz.sign_counter
+            if not in_session or session == "keep":
+                session = None
+            elif session is None:
+                session = fz.host_session
+            fz.signer.sign(msg_type, payload, counter, session)
 
     def any_frame(self):
         if rint(4):
@@ -1331,6 +1501,18 @@ class Mutator:
     def valid_command(self):
         return self.build(*self.template())
 
+    def open_session(self):
+        return self.build(*self.template(OPEN))
+
+    def other_session(self):
+        # a session command signed with the key in a session not open: another host's, an old one
+        t = SESSION_TYPES[rint(len(SESSION_TYPES))] if SESSION_TYPES else self.command_type()
+        while NAME[t] in RARE and rint(20):
+            t = SESSION_TYPES[rint(len(SESSION_TYPES))]
+        fz = self.fz
+        session = (fz.host_session + 1 + rint(3), fz.host_session - 1 - rint(3), 0, rnd(32))[rint(4)]
+        return self.build(*self.template(t), session=session & 0xFFFFFFFF)
+
     def advance(self):
         # the command a host would send next in this state (a guide to reach every state,
         # not an oracle): more of the fuzzing then happens in ARMED, DELIVERING, PAUSED...
@@ -1352,11 +1534,12 @@ class Mutator:
         elif state == S.STATE_PRIMED or state == S.STATE_COMPLETE:
             name = ("ARM", "ARM", "ARM", "CONFIGURE")[pick]
         elif state == S.STATE_ARMED or state == S.STATE_DELIVERING:
-            name = ("STATUS", "STATUS", "STATUS", "PAUSE")[pick] if rint(4) == 0 else "STATUS"
+            # the controlling host's heartbeat is POLL (section 8); now and then an anonymous STATUS
+            name = ("POLL", "STATUS", "POLL", "PAUSE")[pick] if rint(4) == 0 else "POLL"
         elif state == S.STATE_PAUSED:
-            name = ("RESUME", "RESUME", "STATUS", "ABORT")[pick]
+            name = ("RESUME", "RESUME", "POLL", "ABORT")[pick]
         else:
-            name = "STATUS"
+            name = "POLL"
         t = TYPE_OF.get(name)
         if t is None:
             return self.valid_command()
@@ -1398,16 +1581,21 @@ class Mutator:
                 changed.append(names[i])
         if t in AUTH_TYPES and "mac" in changed:
             return self.build(t, v, sign=False)  # a forged tag
+        session = "keep" if "host_session" in changed else None  # signed in that session
         if t in AUTH_TYPES and "counter" in changed:
             # signed with an old counter (a replay) or one further ahead; never near 2^32, where
             # one accepted frame would lock authenticated commands out for the rest of the run
             fz = self.fz
             c = v[names.index("counter")]
-            if c > fz.sign_counter:
+            if t in SESSION_TYPES:
+                if c > fz.host_counter:
+                    c = fz.host_counter + 1 + rint(1 << 16)
+                    fz.host_counter = c
+            elif c > fz.sign_counter:
                 c = fz.sign_counter + 1 + rint(1 << 16)
                 fz.sign_counter = c
-            return self.build(t, v, counter=c)
-        return self.build(t, v)
+            return self.build(t, v, counter=c, session=session)
+        return self.build(t, v, session=session)
 
     def field_at_limit(self):
         # a field of CONFIGURE, SETTINGS, CALIBRATE or PRIME just inside or just outside the limit
@@ -1441,12 +1629,14 @@ class Mutator:
     def payload_bytes(self):
         t, v = self.template()
         p = bytearray(struct.pack(FMT[t], *v))
+        if t in SESSION_TYPES and len(p) == SIZE[t]:
+            struct.pack_into("<I", p, len(p) - S.AUTH_SIZE - S.SESSION_SIZE, self.fz.host_session & 0xFFFFFFFF)
         for _ in range(1 + rint(3)):
             if p:
                 i = rint(len(p))
                 p[i] = rnd(8) if rint(2) else p[i] ^ (1 << rint(8))
         if rint(4):
-            self.sign(t, p)  # mostly signed after the damage, so it reaches the dispatcher
+            self.sign(t, p, session="keep")  # mostly signed after the damage, so it reaches the dispatcher
         return mkframe(t, rnd(8), p)
 
     def replay(self):

@@ -1,5 +1,6 @@
 # Runs on MicroPython with the target's heap: RAM after boot and during a nappage burst, and the
-# heap allocated per shot in steady state, for the real App (journal, link, device, dosing).
+# heap allocated per shot in steady state, for the real App (journal, link, device, dosing), and
+# per POLL (the controlling host's signed heartbeat: the device checks its HMAC).
 # The board is an integer-only stand-in (the simulator's physical model allocates floats in the
 # same heap, so it cannot be measured there). argv[1]: a directory for the flash files.
 import gc
@@ -9,7 +10,7 @@ import sys
 from time import ticks_us
 
 os.chdir(sys.argv[1])
-from mesofw import app  # noqa: E402
+from mesofw import app, codec  # noqa: E402
 from mesoprotocol import spec  # noqa: E402
 from standin import StandInBoard  # noqa: E402
 
@@ -17,6 +18,14 @@ from standin import StandInBoard  # noqa: E402
 class Board(StandInBoard):
     NAME = "heap"
     JOURNAL_CELLS = 6000  # the real boards' journal, whatever the simulator is set to
+    inbox = b""
+
+    def host_read(self, buf):
+        n = len(self.inbox)
+        if n:
+            buf[:n] = self.inbox
+            self.inbox = b""
+        return n
 
 
 gc.collect()
@@ -33,6 +42,23 @@ dev.handle(spec.CONFIGURE, cfg, ticks_us())
 dev.handle(spec.PRIME, (2000,), ticks_us())
 while dev.seq.active():
     dev.tick(ticks_us())
+# the controlling host: paired, its session open (a real OPEN frame), POLLs signed ahead of
+# the measurement
+a.auth.pair(bytes(range(1, spec.KEY_SIZE + 1)))
+
+
+def signed(msg_type, seq, fields):
+    frame = bytearray(codec.encode(msg_type, seq, fields + (bytes(spec.MAC_SIZE),)))
+    end = len(frame) - spec.CRC_SIZE
+    tag = a.auth.mac(bytes((spec.PROTOCOL_VERSION, msg_type)) + bytes(frame[spec.HEADER_SIZE : end - spec.MAC_SIZE]))
+    frame[end - spec.MAC_SIZE : end] = tag
+    codec.frame_into(frame, msg_type, seq)
+    return bytes(frame)
+
+
+board.inbox = signed(spec.OPEN, 0, (1,))
+a.link.poll()
+assert a.auth.session == 1, "the OPEN was refused"
 dev.handle(spec.ARM, (), ticks_us())
 dev.tick(ticks_us())  # the trigger seen released once after arming
 board.trig = True
@@ -41,7 +67,7 @@ board.trig = True
 def shots_until(n):
     while dev.done < n:
         a.link.poll()
-        dev.link_seen(spec.STATUS)  # the host's heartbeat, as a command would
+        dev.link_seen()  # the controlling host's heartbeat, as its POLL would
         dev.tick(ticks_us())
 
 
@@ -55,4 +81,19 @@ shots_until(60)
 out["bytes_per_shot"] = (gc.mem_alloc() - before) / 50
 gc.enable()
 out["shots"] = dev.done
+# one POLL per shot, between shots in the burst: what the HMAC check, decode and reply allocate
+polls = [signed(spec.POLL, 1 + i, (1, 1 + i)) for i in range(60)]
+for i in range(10):
+    board.inbox = polls[i]
+    a.link.poll()
+gc.collect()
+gc.disable()
+before = gc.mem_alloc()
+for i in range(10, 60):
+    board.inbox = polls[i]
+    a.link.poll()
+    shots_until(dev.done + 1)
+out["bytes_per_poll_and_shot"] = (gc.mem_alloc() - before) / 50
+gc.enable()
+assert a.auth.session_counter == 60, "a POLL was refused"
 print(json.dumps(out))

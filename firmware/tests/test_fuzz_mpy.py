@@ -45,5 +45,10 @@ def test_fuzzing_reached_every_layer(fuzz):
     assert stats["dispatched"] > FRAMES // 4
     for reason in ("UNKNOWN_TYPE", "BAD_LENGTH", "BAD_VERSION", "BAD_STATE", "LIMIT", "BAD_VALUE"):
         assert reasons.get(reason, 0) > 0, reason
+    # one controlling host: forged and replayed frames, session commands outside the open
+    # session, OPENs while it is live, some just as it lapsed
+    for reason in ("AUTH", "NO_SESSION", "OTHER_HOST"):
+        assert reasons.get(reason, 0) > 0, reason
+    assert fuzz.summary["ops"].get("OPEN as the session lapses", 0) > 0
     for state in ("IDLE", "CONFIGURED", "PRIMING", "PRIMED", "ARMED", "DELIVERING", "PAUSED", "FAULT"):
         assert states.get(state, 0) > 0, state

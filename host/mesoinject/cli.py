@@ -320,6 +320,9 @@ def _loop_health(status: dict) -> str:
 
 def cmd_abort(args) -> int:
     with _connect(args) as device:
+        # HELLO first: a new connection never gets the last one's cached reply, and it re-opens
+        # ABORT after LINK_LOST (PROTOCOL.md 3, 8)
+        device.hello()
         before = spec.STATE_NAMES[device.status()["state"]]
         after = spec.STATE_NAMES[device.abort()["state"]]
     console.print(f"device stopped: {before} -> {after}")

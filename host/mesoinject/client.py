@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import NoReturn
 import pathlib
 import queue
 import secrets
@@ -49,6 +50,27 @@ class DeviceRefused(Exception):
                     "BAD_VALUE": " (not a known value)"}.get(self.reason, "")
             return f"device refused {self.command}: {self.field}={self.value} [{self.reason}]{tail}"
         return f"device refused {self.command}: {self.reason}"
+
+
+class OtherHost(DeviceRefused):
+    """Another host controls the device (its session is live): this one may read status and stop it only."""
+
+    def describe(self) -> str:
+        if self.reason == "OTHER_HOST":
+            return (f"device refused {self.command}: another host controls it (heard from {self.value} ms ago; its "
+                    f"session lapses after {self.limit} ms of silence outside PRIMING/ARMED/DELIVERING). This host "
+                    "may still read STATUS and PAUSE or ABORT; close the other mesoinject first")
+        return (f"device refused {self.command}: this host's session has ended and another host now controls the "
+                "device. This host may still read STATUS and PAUSE or ABORT")
+
+
+class OutcomeUnknown(DeviceRefused):
+    """The device accepted this command's counter before, but its reply never reached us."""
+
+    def describe(self) -> str:
+        return (f"the device had already accepted counter {self.limit} of this session when {self.command} "
+                f"(counter {self.value}) arrived again: its first reply was lost. It was not repeated; the device "
+                f"is {self.state}: check `mesoinject info` before going on")
 
 
 def syringe_mismatch(program_code: int, barrel_um: int) -> str:
@@ -101,13 +123,21 @@ class Device:
         self.link = link
         self.keys = keystore or keys.KeyStore()
         self.identity: Identity | None = None
-        self.counter = 0  # the last command counter used with this device
+        self.counter = 0  # the last device counter used with this device (OPEN)
+        self.session = 0  # our host session (0: none): only it may configure, arm, and feed the watchdog
+        self.session_counter = 0  # the last counter used in it
 
     @classmethod
     def open(cls, port: str, keystore: keys.KeyStore | None = None) -> Device:
         return cls(Link(port), keystore)
 
     def close(self) -> None:
+        if self.session:  # another host may take over at once, not after our silence
+            try:
+                self.command(spec.CLOSE)
+                self.session = 0
+            except Exception:
+                pass  # best effort: the session lapses on its own
         self.link.close()
 
     def __enter__(self) -> Device:
@@ -125,36 +155,66 @@ class Device:
         return reply.fields
 
     def sign(self, msg_type: int, **fields) -> dict:
-        """The fields with the next counter and their MAC, for a command in spec.AUTHENTICATED."""
+        """The fields with the next counter and their MAC, for a command in spec.AUTHENTICATED;
+        a session command opens our session first if we have none."""
         identity = self.identity or self.hello()
         key = self.keys.get(identity.serial)
         if key is None or not identity.paired:
             raise NotPaired(f"device {identity.serial} is not paired with this host, so it refuses commands that "
                             "change its state. Pair it: hold the trigger with the E-stop pressed for 3 s, then run "
                             "`mesoinject pair --port PORT`")
-        self.counter = max(self.counter, identity.auth_counter) + 1
-        signed = dict(fields, counter=self.counter, mac=bytes(spec.MAC_SIZE))
+        if msg_type == spec.OPEN:
+            self.counter = max(self.counter, identity.auth_counter) + 1
+            signed = dict(fields, counter=self.counter)
+        else:
+            if not self.session:
+                self.open_session()
+            self.session_counter += 1
+            signed = dict(fields, host_session=self.session, counter=self.session_counter)
+        signed["mac"] = bytes(spec.MAC_SIZE)
         payload = codec.PAYLOADS[msg_type].build(signed)
         signed["mac"] = keys.mac(key, msg_type, payload[: -spec.MAC_SIZE])
         return signed
 
+    def open_session(self, retry: bool = True) -> int:
+        """OPEN: this host becomes the one controlling host, or OtherHost says who holds the device."""
+        self.hello()  # the device's counter now (another host's OPENs move it)
+        signed = self.sign(spec.OPEN)
+        reply = self.link.request(spec.OPEN, **signed)
+        if reply.type == spec.NACK:
+            nack = reply.fields
+            if nack["reason"] == spec.NACK_OTHER_HOST:
+                raise OtherHost(nack)
+            if nack["reason"] == spec.NACK_AUTH and nack["field"] == 1 and retry:  # another host's OPEN took our counter
+                return self.open_session(retry=False)
+            self._refused(nack)
+        self.session, self.session_counter = signed["counter"], 0
+        return self.session
+
+    def _refused(self, nack: dict) -> NoReturn:
+        identity = self.identity
+        if nack["reason"] == spec.NACK_AUTH:
+            raise NotPaired(f"device {identity.serial if identity else ''} refused this host's key "
+                            f"({DeviceRefused(nack)}): pair it again with `mesoinject pair --port PORT`")
+        raise DeviceRefused(nack)
+
     def _authenticated(self, msg_type: int, fields: dict, retry: bool = True) -> dict:
-        identity = self.identity or self.hello()
         signed = self.sign(msg_type, **fields)
         reply = self.link.request(msg_type, **signed)
-        if reply.type == spec.NACK and reply.fields["reason"] == spec.NACK_AUTH and retry:
-            if reply.fields["limit"] == signed["counter"] and msg_type != spec.RECORDS:
-                # our own counter is the last one accepted: the command ran and its reply was lost
-                # (the device's cache was reset by another host's HELLO); never send it twice
-                return {"command": msg_type, "state": self.status()["state"]}
-            self.hello()  # the device rebooted (counter reserved ahead), another host, or re-paired
-            return self._authenticated(msg_type, fields, retry=False)
-        if reply.type == spec.NACK:
-            if reply.fields["reason"] == spec.NACK_AUTH:
-                raise NotPaired(f"device {identity.serial} refused this host's key ({DeviceRefused(reply.fields)}): "
-                                "pair it again with `mesoinject pair --port PORT`")
-            raise DeviceRefused(reply.fields)
-        return reply.fields
+        if reply.type != spec.NACK:
+            return reply.fields
+        nack = reply.fields
+        n_fields = len(codec.FIELDS[msg_type])
+        if nack["reason"] == spec.NACK_NO_SESSION:
+            self.session = 0
+            if nack["limit"] == 0 and retry:  # no session open (the device restarted): open ours, once
+                return self._authenticated(msg_type, fields, retry=False)
+            raise OtherHost(nack)
+        if nack["reason"] == spec.NACK_AUTH and nack["field"] == n_fields - 1:
+            # a counter already used in our session: our own frame ran before and its reply was
+            # lost. Never taken for "done", never sent again
+            raise OutcomeUnknown(nack)
+        self._refused(nack)
 
     def pair(self) -> pathlib.Path:
         """Give the device a new key (it must be in pairing mode) and keep it in the key store."""
@@ -165,6 +225,7 @@ class Device:
             raise NotPaired(f"device {identity.serial} is not in pairing mode: hold the trigger with the E-stop "
                             "pressed for 3 s (the window stays open 60 s), then pair again")
         path = self.keys.put(identity.serial, key)
+        self.session = 0  # sessions of the old key are gone
         self.hello()
         return path
 
@@ -211,9 +272,10 @@ class Device:
         return self.command(spec.CALIBRATE, syringe=syringe, area_ppm=area_ppm)
 
     def status(self) -> dict:
-        """STATUS; events the link lost on the way are asked for again first (EVENTS)."""
-        reply = self.command(spec.STATUS)
-        missing = self.link.missing_events(reply["next_event_seq"])
+        """STATUS (POLL while we hold the session: the controlling host's heartbeat); events the
+        link lost on the way are asked for again first (EVENTS)."""
+        reply = self.command(spec.POLL if self.session else spec.STATUS)
+        missing = self.link.missing_events(reply["next_event_seq"], reply["boot_count"])
         if missing is not None:
             fetched = self.link.request(spec.EVENTS, from_seq=missing)  # they arrive before its reply
             if fetched.type == spec.NACK:  # older than the device keeps (or it rebooted): lost

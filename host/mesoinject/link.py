@@ -33,6 +33,26 @@ class PortNotFound(LinkError):
                          "For a simulated board use --sim, or `mesoinject sim` and its socket:// URL.")
 
 
+# the reply each command gets besides a NACK naming it; the rest get an ACK naming them
+REPLY_TO = {spec.HELLO: spec.IDENTITY, spec.STATUS: spec.STATUS_REPLY, spec.POLL: spec.STATUS_REPLY,
+            spec.RECORDS: spec.RECORD}
+
+
+def answers(reply: codec.Message, command: int) -> bool:
+    """Whether this reply can be the answer to this command (its SEQ aside)."""
+    if reply.type == spec.NACK:
+        return reply.fields["command"] == command
+    if reply.type == spec.ACK:
+        return reply.fields["command"] == command and command not in REPLY_TO
+    return REPLY_TO.get(command) == reply.type
+
+
+def describe(reply: codec.Message) -> str:
+    if reply.type in (spec.ACK, spec.NACK):
+        return f"{reply.name} to {codec.NAMES.get(reply.fields['command'], hex(reply.fields['command']))}"
+    return reply.name
+
+
 MIN_RTO_S = 0.01  # retransmission timeout bounds (RFC 6298 estimator, Karn's rule)
 FLUSH = bytes(spec.MAX_FRAME)  # sent before a retransmission (PROTOCOL.md 3)
 
@@ -68,7 +88,10 @@ class Link:
         self._drop_partial = False  # set by a retransmission: the read loop drops a partial frame
         self._event_lock = threading.Lock()
         self._reply: queue.Queue[codec.Message] = queue.Queue()
-        self._waiting_seq: int | None = None
+        self._waiting: tuple[int, int | None] | None = None  # SEQ and TYPE of the command awaiting its reply
+        self.mismatched = 0  # replies with the awaited SEQ that answer another command (another host's?)
+        self._last_mismatch = ""
+        self._boot: int | None = None  # boot_count of the device whose events `_next_event` counts
         # events reach `events` once each and in order: SEQ `_next_event` is the next one due;
         # later ones wait in `_early` until the missing ones are sent again (EVENTS)
         self._next_event: int | None = None
@@ -108,17 +131,20 @@ class Link:
                     data = FLUSH + frame
                     self._drop_partial = True
                 sent = time.monotonic()
-                reply = self._exchange(data, self._seq, min(self.rto() * 2**attempt, 2 * self.timeout))
+                reply = self._exchange(data, self._seq, min(self.rto() * 2**attempt, 2 * self.timeout), msg_type)
                 if reply is not None:
                     if not attempt:  # Karn: a retransmitted exchange says nothing about the round trip
                         self._sample(time.monotonic() - sent)
                     return reply
-            raise LinkError(f"no reply to {codec.NAMES[msg_type]} from {self.port} after {self.retries + 1} tries")
+            stray = (f" ({self.mismatched} replies with its SEQ answered another command, the last {self._last_mismatch}: "
+                     "is another program using this port?)") if self.mismatched else ""
+            raise LinkError(f"no reply to {codec.NAMES[msg_type]} from {self.port} after {self.retries + 1} tries{stray}")
 
-    def exchange(self, data: bytes, seq: int) -> codec.Message | None:
-        """Write raw bytes and wait one timeout for the reply with this sequence number."""
+    def exchange(self, data: bytes, seq: int, msg_type: int | None = None) -> codec.Message | None:
+        """Write raw bytes and wait one timeout for the reply with this sequence number (and, given
+        msg_type, one that answers that command)."""
         with self._lock:
-            return self._exchange(data, seq, self.timeout)
+            return self._exchange(data, seq, self.timeout, msg_type)
 
     def rto(self) -> float:
         """The retransmission timeout now: srtt + 4 rttvar, within [MIN_RTO_S, timeout]."""
@@ -133,19 +159,19 @@ class Link:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
             self.srtt = 0.875 * self.srtt + 0.125 * rtt
 
-    def _exchange(self, data: bytes, seq: int, timeout: float) -> codec.Message | None:
+    def _exchange(self, data: bytes, seq: int, timeout: float, msg_type: int | None) -> codec.Message | None:
         if self.error:
             raise LinkError(f"link to {self.port} failed: {self.error}")
         while not self._reply.empty():  # a reply that came after its request gave up
             self._reply.get_nowait()
-        self._waiting_seq = seq
+        self._waiting = (seq, msg_type)
         try:
             self._write(data)
             return self._reply.get(timeout=timeout)
         except queue.Empty:
             return None
         finally:
-            self._waiting_seq = None
+            self._waiting = None
 
     def _write(self, frame: bytes) -> None:
         try:
@@ -173,9 +199,17 @@ class Link:
             self.rx_dropped += 1  # CRC, oversize, or a frame the device should never send
             return
         if item.type in spec.REPLIES:
-            if item.seq == self._waiting_seq:
-                self._waiting_seq = None  # a late duplicate of this reply is ignored
-                self._reply.put(item)
+            waiting = self._waiting
+            if waiting is None or item.seq != waiting[0]:
+                return  # late, or for a command we no longer wait for
+            if waiting[1] is not None and not answers(item, waiting[1]):
+                # the right SEQ, but not an answer to our command (another host on the port, or a
+                # reply to an earlier command): never taken for ours
+                self.mismatched += 1
+                self._last_mismatch = describe(item)
+                return
+            self._waiting = None  # a late duplicate of this reply is ignored
+            self._reply.put(item)
             return
         with self._event_lock:
             if self._next_event is None:
@@ -189,16 +223,21 @@ class Link:
                 self.events.put(self._early.pop(self._next_event))
                 self._next_event = (self._next_event + 1) & 0xFF
 
-    def missing_events(self, next_event_seq: int) -> int | None:
-        """Given the device's next event SEQ (STATUS), the first SEQ not received, or None."""
+    def missing_events(self, next_event_seq: int, boot_count: int) -> int | None:
+        """Given the device's next event SEQ and boot (STATUS), the first SEQ not received, or None."""
         with self._event_lock:
-            if self._next_event is None:
-                self._next_event = next_event_seq  # nothing seen yet: start here
-            elif (next_event_seq - self._next_event) & 0xFF >= 128:
-                # the device is behind us: it rebooted and counts from 0 again (what we took for
-                # duplicates were its new events): start over and ask for all of them
+            rebooted = self._boot is not None and boot_count != self._boot
+            self._boot = boot_count
+            if rebooted:
+                # its event SEQs started again at 0: what we took for duplicates were its new
+                # events: start over and ask for all of them
                 self._next_event = 0
                 self._early.clear()
+            elif self._next_event is None:
+                self._next_event = next_event_seq  # nothing seen yet: start here
+            elif (next_event_seq - self._next_event) & 0xFF >= 128:
+                # we are ahead of this reply: the reader took events the device sent after it
+                return None
             return None if self._next_event == next_event_seq else self._next_event
 
     def skip_events(self, next_event_seq: int) -> None:

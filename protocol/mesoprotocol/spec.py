@@ -53,6 +53,9 @@ RECORDS = const(0x0B)  # acknowledge a stored record, get the oldest unacknowled
 EVENTS = const(0x0C)  # send again the events from this sequence number (ones the host missed)
 REPL = const(0x0D)  # in pairing mode only: ACK, the key is erased, the board resets into its REPL for one boot
 PAIR = const(0x0E)  # provision the command key; only in pairing mode (a physical action on the gun)
+OPEN = const(0x0F)  # open this host's session: the one controlling host (PROTOCOL.md 11)
+CLOSE = const(0x10)  # end this host's session
+POLL = const(0x11)  # STATUS from the controlling host: the heartbeat that feeds the link watchdog
 
 ACK = const(0x80)
 IDENTITY = const(0x81)
@@ -103,6 +106,9 @@ MESSAGES = {
     EVENTS: ("EVENTS", (("from_seq", "B"),)),  # the first event SEQ the host has not received
     REPL: ("REPL", ()),
     PAIR: ("PAIR", (("key", "16s"),)),  # never readable back
+    OPEN: ("OPEN", ()),  # signed with the device's counter; the session id is that counter
+    CLOSE: ("CLOSE", ()),
+    POLL: ("POLL", ()),  # reply STATUS_REPLY
     ACK: ("ACK", (("command", "B"), ("state", "B"))),
     NACK: (
         "NACK",
@@ -152,6 +158,7 @@ MESSAGES = {
             ("time_ms", "I"),  # device clock
             ("unacked", "H"),  # journal records the host has not acknowledged (RECORDS)
             ("next_event_seq", "B"),  # SEQ the next event will carry: the host sees what it missed
+            ("boot_count", "H"),  # this boot (IDENTITY boot_count): a new value means the event SEQs restarted
             ("overruns", "H"),  # control passes, while anything moved, longer than their 1 ms tick (saturates)
             ("worst_pass_us", "I"),  # the longest such pass (overrun or not), us; both since boot
         ),
@@ -254,6 +261,8 @@ NACK_AUTH = const(10)  # field 0: not paired; the counter's: replayed or old (li
 NACK_NOT_PAIRING = const(11)  # PAIR outside pairing mode
 NACK_SYRINGE = const(12)  # the clamp sensor measures another syringe: value = the command's (or program's) syringe
 #                           code, limit = the barrel diameter measured in um (0: no reading)
+NACK_OTHER_HOST = const(13)  # OPEN while another host's session is live: value = ms since it was heard, limit = lapse ms
+NACK_NO_SESSION = const(14)  # a session command outside the open session: value = its session, limit = 1 if one is open
 NACK_NAMES = (
     "",
     "UNKNOWN_TYPE",
@@ -268,6 +277,8 @@ NACK_NAMES = (
     "AUTH",
     "NOT_PAIRING",
     "SYRINGE",
+    "OTHER_HOST",
+    "NO_SESSION",
 )
 
 # ---- alarms --------------------------------------------------------------------------
@@ -367,15 +378,22 @@ _ident = MESSAGES[IDENTITY][1]
 _at = [f[0] for f in _ident].index("reset_cause") + 1  # the limits follow reset_cause
 MESSAGES[IDENTITY] = ("IDENTITY", _ident[:_at] + _SETTING_FIELDS + _ident[_at:])
 # ---- authentication: commands that change state or move fluid end with a counter and a MAC ------
-# mac = HMAC-SHA256(key, VER TYPE payload-before-the-mac)[:8]; counter > the last one accepted.
+# mac = HMAC-SHA256(key, VER TYPE payload-before-the-mac)[:8]. OPEN's counter is the device's
+# (> every one it accepted, kept on flash); OPEN ACKed opens a session whose id is that counter.
+# Every other signed command (SESSION_COMMANDS) also carries the session id before the counter,
+# and its counter counts within the session (> the last one accepted in it). One session at a
+# time: only its traffic feeds the link watchdog (PROTOCOL.md 8, 11).
 # HELLO, STATUS, PAUSE, ABORT and EVENTS stay open: anyone may look, and anyone may stop the device.
-AUTHENTICATED = (CONFIGURE, PRIME, ARM, RESUME, SETTINGS, CALIBRATE, RECORDS, REPL)
+AUTHENTICATED = (CONFIGURE, PRIME, ARM, RESUME, SETTINGS, CALIBRATE, RECORDS, REPL, OPEN, CLOSE, POLL)
+SESSION_COMMANDS = (CONFIGURE, PRIME, ARM, RESUME, SETTINGS, CALIBRATE, RECORDS, REPL, CLOSE, POLL)
 KEY_SIZE = const(16)
 MAC_SIZE = const(8)
-AUTH_SIZE = const(12)  # counter u32 + mac
+AUTH_SIZE = const(12)  # counter u32 + mac, the end of every signed payload
+SESSION_SIZE = const(4)  # host_session u32, just before the counter (SESSION_COMMANDS)
 RAW_FIELDS = ("key", "mac")  # byte strings, not text
 for _t in AUTHENTICATED:
-    MESSAGES[_t] = (MESSAGES[_t][0], MESSAGES[_t][1] + (("counter", "I"), ("mac", "8s")))
+    _trailer = (("host_session", "I"),) if _t in SESSION_COMMANDS else ()
+    MESSAGES[_t] = (MESSAGES[_t][0], MESSAGES[_t][1] + _trailer + (("counter", "I"), ("mac", "8s")))
 PAIRING_HOLD_MS = const(3000)  # E-stop pressed and trigger held this long: pairing mode...
 PAIRING_WINDOW_MS = const(60000)  # ...for this long, or until a PAIR
 

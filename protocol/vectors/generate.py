@@ -35,8 +35,13 @@ def message(msg_type, seq, **fields):
     return frame(msg_type, seq, struct.pack(fmt, *values))
 
 
+TEST_SESSION = 0x00012346  # the host session the session commands' vectors are signed in (OPEN's counter)
+
+
 def ok(name, msg_type, seq, counter=1, **fields):
     if msg_type in spec.AUTHENTICATED:  # signed with TEST_KEY, by the stdlib's hmac
+        if msg_type in spec.SESSION_COMMANDS:
+            fields = dict(fields, host_session=TEST_SESSION)
         fields = dict(fields, counter=counter, mac=bytes(spec.MAC_SIZE))
         payload = message(msg_type, seq, **fields)[spec.HEADER_SIZE:-spec.CRC_SIZE]
         msg = bytes([spec.PROTOCOL_VERSION, msg_type]) + payload[: -spec.MAC_SIZE]
@@ -65,7 +70,7 @@ IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", ser
                 paired=1, auth_counter=0x00012345, journal_epoch=0x2A5A0D03)
 STATUS = dict(state=5, alarm=0, trigger=1, technique=1, done=7, planned=20, delivered_nl=210000,
               syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456, unacked=1, next_event_seq=0xA5,
-              overruns=0x0A0D, worst_pass_us=412345)
+              boot_count=3, overruns=0x0A0D, worst_pass_us=412345)
 DELIVERY = dict(record_id=0x00030007, session=0x5E55_0001, point=7, kind=1, flags=0, programmed_nl=30000,
                 delivered_nl=29998, depth_um=3000, time_ms=123456, syringe=1, epoch=0x2A5A0D03)
 PARTIAL = dict(record_id=0x00030008, session=0x5E55_0001, point=8, kind=1, flags=3, programmed_nl=30000,
@@ -92,6 +97,11 @@ def vectors():
         ok("REPL", spec.REPL, 13, counter=0xFFFFFFFF),
         ok("PAIR", spec.PAIR, 14, key=bytes(range(0x5A, 0x5A + spec.KEY_SIZE))),
         ok("RECORDS ack", spec.RECORDS, 11, ack_id=0x00030007),
+        ok("OPEN", spec.OPEN, 15, counter=TEST_SESSION),
+        ok("POLL", spec.POLL, 16, counter=2),
+        ok("CLOSE", spec.CLOSE, 17, counter=3),
+        ok("NACK other host", spec.NACK, 15, command=spec.OPEN, reason=spec.NACK_OTHER_HOST, field=0,
+           state=spec.STATE_ARMED, value=120, limit=500),
         ok("RECORD pending", spec.RECORD, 11, **DELIVERY, pending=2),
         ok("RECORD none left", spec.RECORD, 12, **{k: 0 for k in DELIVERY}, pending=0),
         ok("NACK journal full", spec.NACK, 3, command=spec.ARM, reason=spec.NACK_JOURNAL_FULL, field=0,
