@@ -49,9 +49,13 @@ def test_nappage_cadence_and_shots_match_ground_truth(device, sim, store):
     shots = [r for r in store.deliveries(outcome.session_id) if r["kind"] == "shot"]
     truth = sim.penetrations[before:]
     assert len(shots) == len(truth) == 24
-    period_us = ticks_diff(truth[-1].t0_us, truth[0].t0_us) / (len(truth) - 1)  # the board's clock may wrap
-    cadence_hz = 1e6 / period_us
+    intervals = [ticks_diff(b.t0_us, a.t0_us) for a, b in zip(truth, truth[1:])]  # the board's clock may wrap
+    # the cadence is the burst's typical interval: a shot the host machine's scheduler made late (the
+    # simulated board is a process) re-anchors the schedule without catch-up, so it lengthens one
+    # interval and leaves the rest at the period; the mean would charge the machine's load to the firmware
+    cadence_hz = 1e6 / statistics.median(intervals)
     assert cadence_hz == pytest.approx(program.cadence_mhz / 1000, rel=TOLERANCE)
+    assert min(intervals) >= 1e9 / device.hello().limits["max_cadence_mhz"] - 1000  # never above the ceiling
     for row, pen in zip(shots, truth):
         assert row["delivered_nl"] == pytest.approx(pen.volume_nl, rel=TOLERANCE)
         assert pen.max_depth_um == pytest.approx(program.depth_um, abs=10)
