@@ -132,6 +132,9 @@ class App:
 
 
 def main():
+    import gc
+
     import board
 
+    gc.collect()  # what compiling the modules left behind, before the journal's large buffers
     App(board.Board()).run()
