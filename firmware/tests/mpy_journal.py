@@ -63,6 +63,20 @@ j = Journal(16, 2 << 16, path("c"))
 out["torn"] = {"rid": rid, "repaired": j.repaired, "records": [list(r) for r in pending(j)]}
 j.shut()
 
+# a torn checkpoint (NOW/point): the previous checkpoint survives; in-order acks (NOW/acked) hold
+j = Journal(16, 1 << 16, path("p"))
+done = point(j, 0, 30000)
+j.ack(done)
+rid = j.open(7, 1, spec.KIND_POINT, 30000, 2000)
+j.checkpoint(12000, 3000, 2100)
+j.checkpoint(20000, 3000, 2200)
+j.point_f.seek((j.point_gen & 1) * COPY + 10)
+j.point_f.write(b"\xff" * 8)  # power failed half-way through the newest checkpoint
+j.shut()
+j = Journal(16, 2 << 16, path("p"))
+out["torn_point"] = {"rid": rid, "repaired": j.repaired, "records": [list(r) for r in pending(j)], "acked": done}
+j.shut()
+
 # a torn first write at the end of the last segment: no record, nothing else lost
 j = Journal(16, 1 << 16, path("e"))
 point(j, 0, 30000)

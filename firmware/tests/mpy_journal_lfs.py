@@ -83,7 +83,7 @@ def dose(volume_nl, n):
     # starts, then every JOURNAL_CHECKPOINT_NL and at least 4 times a dose; close; the host's ack
     step = min(spec.JOURNAL_CHECKPOINT_NL, volume_nl // 4)
     j.open(7, n, spec.KIND_SHOT, volume_nl, n)
-    at = 0
+    at = step  # open() wrote 0 delivered
     while at < volume_nl:
         j.checkpoint(at, 3000, n)
         at += step
