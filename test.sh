@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source tools/venv.sh
 ruff check .  # host, tests, benches, tools (pyproject [tool.ruff]; the firmware is checked by typecheck.sh)
+mypy  # the host packages' type hints (pyproject [tool.mypy])
 tools/typecheck.sh  # board images against their MicroPython stubs (mypy)
 tools/pico-emu/setup.sh  # rp2040js for the emulated-Pico tests (npm ci, pinned; skipped without node)
 # Each run writes its tests' outcomes and requirement ids (@pytest.mark.req) for tools/trace.py.

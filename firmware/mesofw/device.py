@@ -145,13 +145,13 @@ class Device:
             return self._calibrate(values[0], values[1])
         if msg_type == S.ARM or msg_type == S.RESUME:
             # every point left (ARM: all of them), and one stopped early; a refusal changes nothing
-            left = self.cfg[6] - (0 if msg_type == S.ARM else self.done)
+            left = self.cfg[S.CFG_COUNT] - (0 if msg_type == S.ARM else self.done)
             if self.journal.free() < left + 1:
                 return self._nack(msg_type, S.NACK_JOURNAL_FULL, 0, self.journal.free(), left + 1)
             barrel = self.board.syringe_barrel_um()
             if not S.syringe_fits(self.syringe, barrel):
                 return self._nack(msg_type, S.NACK_SYRINGE, 0, self.syringe, barrel)
-            total = self.session_nl + left * self.cfg[5]  # the session so far and every point left
+            total = self.session_nl + left * self.cfg[S.CFG_VOLUME]  # the session so far and every point left
             if total > self.settings[S.SET_SESSION]:
                 return self._nack(msg_type, S.NACK_LIMIT, 0, total, self.settings[S.SET_SESSION])
             self.journal.reserve(left + 1)  # ids for them, leased on flash before any is given
@@ -180,15 +180,15 @@ class Device:
 
     def _configure(self, cfg):
         # the same session tag continues its session (its total so far counts); a new tag opens one
-        used_nl = self.session_nl if cfg[9] == self.session else 0
+        used_nl = self.session_nl if cfg[S.CFG_SESSION] == self.session else 0
         error = rules.check_configure(cfg, self._shot_time_ms, self.settings, self._min_volume_nl, used_nl)
         if error:
             return self._nack(S.CONFIGURE, error[0], error[1], error[2], error[3])
-        syringe = cfg[1]
+        syringe = cfg[S.CFG_SYRINGE]
         barrel = self.board.syringe_barrel_um()
         if not S.syringe_fits(syringe, barrel):  # the program's syringe is not the one in the clamp
             return self._nack(S.CONFIGURE, S.NACK_SYRINGE, rules.F_SYRINGE, syringe, barrel)
-        self.session = cfg[9]
+        self.session = cfg[S.CFG_SESSION]
         self.session_nl = used_nl
         if syringe != self.syringe or self.syringe_spent:  # a new syringe
             self.syringe = syringe
@@ -202,8 +202,8 @@ class Device:
         self.done = 0
         self.delivered_nl = 0
         self.point_ms = self._shot_time_ms(cfg)
-        if cfg[7]:
-            self.period_us = 1000000000 // cfg[7]
+        if cfg[S.CFG_CADENCE]:
+            self.period_us = 1000000000 // cfg[S.CFG_CADENCE]
             self.min_period_us = 1000000000 // self.settings[S.SET_CADENCE]
         self._set_state(S.STATE_PRIMED if self.primed_syringe == syringe else S.STATE_CONFIGURED)
         return (S.ACK, (S.CONFIGURE, self.state))
@@ -294,13 +294,13 @@ class Device:
         j = self.journal
         while self.alarms_due and j.cur < 0:
             rid, code, detail, t = self.alarms_due.pop(0)
-            j.add(S.KIND_ALARM, self.cfg[9] if self.cfg else 0, code, detail & 0xFFFFFFFF, self.delivered_nl,
+            j.add(S.KIND_ALARM, self.cfg[S.CFG_SESSION] if self.cfg else 0, code, detail & 0xFFFFFFFF, self.delivered_nl,
                   self.seq.depth_um(), t, rid)
 
     def _end_record(self, end):
         # a program's end on the journal, so its outcome reaches the host's store like its points
         if self.journal.cur < 0:
-            self.journal.add(S.KIND_END, self.cfg[9], end, self.done, self.delivered_nl, 0, ticks_ms())
+            self.journal.add(S.KIND_END, self.cfg[S.CFG_SESSION], end, self.done, self.delivered_nl, 0, ticks_ms())
 
     def link_seen(self):
         # the controlling host was heard (its signed traffic): the link watchdog restarts
@@ -339,7 +339,7 @@ class Device:
             self.pressed_ms = 0
         elif not self.pressed_ms:
             self.pressed_ms = ticks_ms() | 1
-        elif (state == S.STATE_ARMED or state == S.STATE_DELIVERING) and self.cfg[0] != S.TECHNIQUE_NAPPAGE:
+        elif (state == S.STATE_ARMED or state == S.STATE_DELIVERING) and self.cfg[S.CFG_TECHNIQUE] != S.TECHNIQUE_NAPPAGE:
             held = ticks_diff(ticks_ms(), self.pressed_ms)
             if held > self.point_ms + S.TRIGGER_STUCK_MS:
                 self.fault(S.ALARM_TRIGGER_STUCK, held, now_us)
@@ -372,7 +372,7 @@ class Device:
         state = self.state
         if state == S.STATE_ARMED and pressed and not self.need_release and not self.seq.active():
             self._set_state(S.STATE_DELIVERING)
-            if self.cfg[0] == S.TECHNIQUE_NAPPAGE:
+            if self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
                 # take up the slack first; the cadence starts with the first shot
                 self.burst_start = True
                 self.next_shot_us = now_us
@@ -382,7 +382,7 @@ class Device:
             else:
                 self.need_release = True
                 self._next_point(now_us)
-        elif state == S.STATE_DELIVERING and not self.seq.active() and self.cfg[0] == S.TECHNIQUE_NAPPAGE:
+        elif state == S.STATE_DELIVERING and not self.seq.active() and self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
             if not pressed:
                 self._end_burst(now_us)
                 self._set_state(S.STATE_ARMED)
@@ -467,19 +467,19 @@ class Device:
 
     def _start(self, kind, index, volume_nl, depth_um, now_us):
         # the point is journalled (OPEN) before anything moves: no room, no point
-        if not self.journal.open(self.cfg[9], index, kind, volume_nl, ticks_ms(), self.syringe):
+        if not self.journal.open(self.cfg[S.CFG_SESSION], index, kind, volume_nl, ticks_ms(), self.syringe):
             self.fault(S.ALARM_JOURNAL_FULL, 0, now_us)
             return
-        # checkpoints: as the dose starts, then every JOURNAL_CHECKPOINT_NL and at least 4 times a dose
+        # checkpoints: every JOURNAL_CHECKPOINT_NL and at least 4 times a dose (open() wrote 0 delivered)
         # (plain division: steps_for() would spend the metering's carried remainder)
-        self.checkpoint_at = 0
         self.checkpoint_steps = min(S.JOURNAL_CHECKPOINT_NL, volume_nl // 4) * 1000 // self.metering.pl_step + 1
+        self.checkpoint_at = self.checkpoint_steps
         self.kind = kind
         self.point_index = index
         self.point_nl = volume_nl
         self.stop_flags = 0
         steps = self.metering.steps_for(volume_nl)
-        rate = self.cfg[8] * 1000 // self.metering.pl_step + 1  # steps/s
+        rate = self.cfg[S.CFG_FLOW] * 1000 // self.metering.pl_step + 1  # steps/s
         fast = self._fast_rate()
         shot = kind == S.KIND_SHOT
         self.board.plunger_stalled()  # a stall flag from before this dose is stale: clear it
@@ -536,13 +536,13 @@ class Device:
     def _sequence_finished(self, now_us):
         if self.state == S.STATE_PRIMING:
             if not self.seq.interrupted:
-                self.primed_syringe = self.cfg[1]
+                self.primed_syringe = self.cfg[S.CFG_SYRINGE]
             self._set_state(S.STATE_PRIMED if self.primed_syringe else S.STATE_CONFIGURED)
         elif self.state == S.STATE_DELIVERING:
-            if self.done >= self.cfg[6]:
+            if self.done >= self.cfg[S.CFG_COUNT]:
                 self._end_burst(now_us)
                 self._complete()
-            elif self.cfg[0] != S.TECHNIQUE_NAPPAGE:
+            elif self.cfg[S.CFG_TECHNIQUE] != S.TECHNIQUE_NAPPAGE:
                 self._set_state(S.STATE_ARMED)
 
     def _complete(self):
@@ -555,12 +555,12 @@ class Device:
 
     def _end_burst(self, now_us):
         # nappage shots follow each other without suck-back; the burst's end gets one
-        if self.cfg[0] == S.TECHNIQUE_NAPPAGE:
+        if self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
             self.seq.suck_back(self.suckback_steps, self._fast_rate(), now_us)
 
     def _end_burst_early(self, now_us):
         # a nappage burst cut short by PAUSE or ABORT still ends with its anti-drip suck-back
-        if self.state != S.STATE_DELIVERING or self.cfg[0] != S.TECHNIQUE_NAPPAGE:
+        if self.state != S.STATE_DELIVERING or self.cfg[S.CFG_TECHNIQUE] != S.TECHNIQUE_NAPPAGE:
             return
         if self.seq.phase == dosing.RETRACT:
             self.seq.suckback = self.suckback_steps
@@ -581,9 +581,9 @@ class Device:
             self.state,
             self.alarm,
             1 if self.pressed_ms else 0,  # as the control tick last read it
-            cfg[0] if cfg else 0,
+            cfg[S.CFG_TECHNIQUE] if cfg else 0,
             self.done,
-            cfg[6] if cfg else 0,
+            cfg[S.CFG_COUNT] if cfg else 0,
             self.delivered_nl,
             max(0, self.capacity_nl - self.dispensed_nl),
             self.seq.depth_um(),

@@ -243,8 +243,9 @@ class Link:
     def skip_events(self, next_event_seq: int) -> None:
         """The device can no longer send the missing events: count them lost, carry on from here."""
         with self._event_lock:
-            lost = (next_event_seq - self._next_event) & 0xFF
-            for seq in sorted(self._early, key=lambda s: (s - self._next_event) & 0xFF):
+            due = next_event_seq if self._next_event is None else self._next_event
+            lost = (next_event_seq - due) & 0xFF
+            for seq in sorted(self._early, key=lambda s: (s - due) & 0xFF):
                 self.events.put(self._early.pop(seq))
                 lost -= 1
             self.event_gaps += lost

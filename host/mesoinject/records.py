@@ -18,6 +18,7 @@ import os
 import pathlib
 import re
 import sqlite3
+from typing import Any
 
 import platformdirs
 
@@ -26,7 +27,7 @@ from mesoprotocol import spec
 from . import extras
 
 SCHEMA_VERSION = 4
-MIGRATIONS = {
+MIGRATIONS: dict[int, str | dict[str, str]] = {
     1: """
     CREATE TABLE sessions (
         id INTEGER PRIMARY KEY,
@@ -179,10 +180,10 @@ class RecordStore:
     def __init__(self, db: str | os.PathLike, *, busy_timeout_s: float = 5.0):
         self.postgres = is_url(db)
         self.path = None if self.postgres else pathlib.Path(db)
-        self.where = _redacted(db) if self.postgres else str(self.path)
+        self.where = _redacted(str(db)) if self.postgres else str(self.path)
         self.busy_timeout_s = busy_timeout_s
-        self._url = db if self.postgres else None
-        self.db = None
+        self._url = str(db) if self.postgres else None
+        self.db: Any = None  # sqlite3 or psycopg: one DB-API surface, the dialect helpers below
         try:
             with self._errors("open"):
                 self.db = self._connect_postgres() if self.postgres else self._connect_sqlite()
@@ -194,6 +195,7 @@ class RecordStore:
             raise
 
     def _connect_sqlite(self) -> sqlite3.Connection:
+        assert self.path is not None  # a file store
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
@@ -213,7 +215,7 @@ class RecordStore:
 
     def reopen(self) -> RecordStore:
         """Another connection to the same store (e.g. for reads on another thread)."""
-        return RecordStore(self._url if self.postgres else self.path, busy_timeout_s=self.busy_timeout_s)
+        return RecordStore(self._url or str(self.path), busy_timeout_s=self.busy_timeout_s)
 
     def close(self) -> None:
         if self.db is not None:
@@ -286,6 +288,13 @@ class RecordStore:
         with self._errors("read"):
             self._reconnect_if_lost()
             return [dict(row) for row in self._execute(sql, args).fetchall()]
+
+    def _insert_new(self, sql: str, args: tuple) -> int:
+        """The new row's id, for an INSERT that either adds a row or raises (no ON CONFLICT)."""
+        new_id = self._insert(sql, args)
+        if new_id is None:
+            raise RecordStoreError(f"{self.where} did not add the row it was asked to add")
+        return new_id
 
     def _insert(self, sql: str, args: tuple) -> int | None:
         """The new row's id, or None when ON CONFLICT DO NOTHING skipped it."""
@@ -364,7 +373,7 @@ class RecordStore:
                 if taken:
                     raise RecordStoreError(f"device {identity.serial} session tag {device_session} is already "
                                            f"session {taken['id']} in {self.where}: begin with a new tag")
-            return self._insert(
+            return self._insert_new(
                 "INSERT INTO sessions (started_at, device_serial, board, firmware, program_name, technique, drug,"
                 " syringe, needle, depth_um, volume_nl, planned, cadence_mhz, program_json, patient_ref, operator,"
                 " device_session, drug_lot) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -481,7 +490,7 @@ class RecordStore:
             if not self._execute("SELECT 1 FROM sessions WHERE id=?", (session_id,)).fetchone():
                 raise RecordStoreError(f"there is no session {session_id} in {self.where}; "
                                        "`mesoinject records list` shows the sessions")
-            return self._insert("INSERT INTO session_notes (session_id, at, author, kind, text) VALUES (?,?,?,?,?)",
+            return self._insert_new("INSERT INTO session_notes (session_id, at, author, kind, text) VALUES (?,?,?,?,?)",
                                 (session_id, _now(), author, kind, text.strip()))
 
     # --- reading ---

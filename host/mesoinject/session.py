@@ -109,7 +109,17 @@ class SessionRunner:
             self.finish("interrupted", retry=False)  # the error at hand matters more than a last store retry
             raise
         self.finish(outcome)
-        return Outcome(self.session_id, outcome, self.progress, identity, self.words(outcome))
+        return Outcome(self.current_session_id(), outcome, self.progress, identity, self.words(outcome))
+
+    def current_program(self) -> Program:
+        if self.program is None:
+            raise RuntimeError("no session begun: call begin() first")
+        return self.program
+
+    def current_session_id(self) -> int:
+        if self.session_id is None:
+            raise RuntimeError("no session begun: call begin() first")
+        return self.session_id
 
     # ---- the steps, for a caller that lets a person decide each one (the console) ----------------
     def begin(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
@@ -155,7 +165,7 @@ class SessionRunner:
         """Prime (into the air) unless the device is still primed; returns once it is PRIMED."""
         if self.configured == spec.STATE_PRIMED:
             return
-        self.device.prime(self.program.prime_nl)
+        self.device.prime(self.current_program().prime_nl)
         state = self._wait_for({spec.STATE_PRIMED, spec.STATE_CONFIGURED, spec.STATE_FAULT, spec.STATE_IDLE}, 30)
         if state != spec.STATE_PRIMED:
             raise PrimingStopped(state)
@@ -209,7 +219,7 @@ class SessionRunner:
             raise ValueError("no points are left to give in this session")
         identity = self.device.hello()
         self.point_base = max(self.progress.done, len(self.given))
-        self.store.reopen_session(self.session_id)
+        self.store.reopen_session(self.current_session_id())
         self.configured = self._configure(dataclasses.replace(self.program, count=left), identity)
         return left
 
@@ -326,7 +336,7 @@ class SessionRunner:
         if f["kind"] == spec.KIND_SHOT:
             last, self._last_shot = self._last_shot, (f["point"], f["time_ms"])
             interval_ms = f["time_ms"] - last[1] if last and last[0] == f["point"] - 1 else 0
-            if 0 < interval_ms * self.program.cadence_mhz <= 2000000:  # within a burst: < 2 periods apart
+            if 0 < interval_ms * self.current_program().cadence_mhz <= 2000000:  # within a burst: < 2 periods apart
                 p.cadence_mhz = 1000000 // interval_ms
 
     def pause_quietly(self) -> None:

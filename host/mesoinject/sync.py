@@ -81,5 +81,5 @@ def store_record(store: RecordStore, session_id: int, serial: str, record: dict)
             "time_ms": record["time_ms"], "record_id": record["record_id"], "epoch": record["epoch"]})
     if kind == spec.KIND_END:
         outcome = store_records.DEVICE_OUTCOMES.get(record["point"])
-        return bool(outcome) and store.apply_outcome(session_id, outcome)  # again: changes nothing
+        return outcome is not None and store.apply_outcome(session_id, outcome)  # again: changes nothing
     return store.add_delivery(session_id, serial, record)

@@ -5,16 +5,16 @@
 # with field the 1-based index into CONFIGURE's layout (PROTOCOL.md, NACK).
 from mesoprotocol import spec
 
-F_TECHNIQUE = 1
-F_SYRINGE = 2
-F_NEEDLES = 3
-F_NEEDLE_LENGTH = 4
-F_DEPTH = 5
-F_VOLUME = 6
-F_COUNT = 7
-F_CADENCE = 8
-F_FLOW = 9
-F_SESSION = 10
+F_TECHNIQUE = spec.CFG_TECHNIQUE + 1
+F_SYRINGE = spec.CFG_SYRINGE + 1
+F_NEEDLES = spec.CFG_NEEDLES + 1
+F_NEEDLE_LENGTH = spec.CFG_NEEDLE_LENGTH + 1
+F_DEPTH = spec.CFG_DEPTH + 1
+F_VOLUME = spec.CFG_VOLUME + 1
+F_COUNT = spec.CFG_COUNT + 1
+F_CADENCE = spec.CFG_CADENCE + 1
+F_FLOW = spec.CFG_FLOW + 1
+F_SESSION = spec.CFG_SESSION + 1
 
 _VOLUME_SETTING = {
     spec.TECHNIQUE_POINT: spec.SET_POINT,
@@ -39,9 +39,9 @@ def _range(field, value, low, high):
 def shot_time_ms(cfg, needle_speed_um_s=spec.NEEDLE_SPEED_UM_S):
     # needle in and out, dispense, settle (shots settle briefly; points also take up
     # slack and suck back, well within the trigger-stuck margin)
-    needle_ms = 2 * cfg[4] * 1000 // needle_speed_um_s
-    settle_ms = spec.SHOT_SETTLE_MS if cfg[0] == spec.TECHNIQUE_NAPPAGE else spec.POINT_SETTLE_MS
-    return needle_ms + cfg[5] * 1000 // cfg[8] + settle_ms + 2
+    needle_ms = 2 * cfg[spec.CFG_DEPTH] * 1000 // needle_speed_um_s
+    settle_ms = spec.SHOT_SETTLE_MS if cfg[spec.CFG_TECHNIQUE] == spec.TECHNIQUE_NAPPAGE else spec.POINT_SETTLE_MS
+    return needle_ms + cfg[spec.CFG_VOLUME] * 1000 // cfg[spec.CFG_FLOW] + settle_ms + 2
 
 
 def max_cadence_mhz(cfg, needle_speed_um_s=spec.NEEDLE_SPEED_UM_S):
@@ -52,11 +52,11 @@ def max_cadence_mhz(cfg, needle_speed_um_s=spec.NEEDLE_SPEED_UM_S):
 def least_flow_nl_s(cfg, needle_speed_um_s=spec.NEEDLE_SPEED_UM_S):
     # the least plunger flow at which cfg's cadence is feasible (max_cadence_mhz >= cadence),
     # or 0 when no flow makes it so (needle travel and settling alone take too long)
-    fixed_ms = shot_time_ms(cfg, needle_speed_um_s) - cfg[5] * 1000 // cfg[8]
-    budget_ms = 800000 // cfg[7] - fixed_ms  # what the dispense may take
+    fixed_ms = shot_time_ms(cfg, needle_speed_um_s) - cfg[spec.CFG_VOLUME] * 1000 // cfg[spec.CFG_FLOW]
+    budget_ms = 800000 // cfg[spec.CFG_CADENCE] - fixed_ms  # what the dispense may take
     if budget_ms < 0:
         return 0
-    return cfg[5] * 1000 // (budget_ms + 1) + 1
+    return cfg[spec.CFG_VOLUME] * 1000 // (budget_ms + 1) + 1
 
 
 def least_dose_nl(pl_step):

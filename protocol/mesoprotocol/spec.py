@@ -324,6 +324,18 @@ MIN_VOLUME_NL = const(500)
 # every board's mechanics that a program rule depends on (rules.py): the host checks with the same figures
 PLUNGER_STEPS_PER_MM = const(3200)  # 200 steps/rev x 16 microsteps on a 1 mm lead screw
 NEEDLE_SPEED_UM_S = const(50000)  # needle axis travel speed (nappage feasibility)
+# CONFIGURE's program values by name: their index in the values tuple (the firmware keeps it as it
+# came); a NACK's `field` is this + 1. test_spec_doc checks them against the layout.
+CFG_TECHNIQUE = const(0)
+CFG_SYRINGE = const(1)
+CFG_NEEDLES = const(2)
+CFG_NEEDLE_LENGTH = const(3)
+CFG_DEPTH = const(4)
+CFG_VOLUME = const(5)
+CFG_COUNT = const(6)
+CFG_CADENCE = const(7)
+CFG_FLOW = const(8)
+CFG_SESSION = const(9)
 MIN_DOSE_STEPS = const(100)  # a dose's steps are rounded with a carried remainder (< 1 step off): 1 % needs 100
 MAX_POINT_NL = const(50000)  # point-by-point default: 20-50 uL per point
 CEIL_POINT_NL = const(200000)  # no setting can allow more than 0.2 mL in one point

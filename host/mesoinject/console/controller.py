@@ -334,7 +334,7 @@ class Console:
         self._store_journal()  # what it delivered while we were away: stored now, not at the next session
         runner, self._cut_short = self._cut_short, None
         code = spec.ALARM_NAMES[self.status["alarm"]] if self.status["state"] == spec.STATE_FAULT else None
-        if runner and code and code not in {a["code"] for a in self.store.alarms(runner.session_id)}:
+        if runner and code and code not in {a["code"] for a in self.store.alarms(runner.current_session_id())}:
             # why it stopped, on that session's record (unless its journal just brought it, with its detail)
             self.store.add_alarm(runner.session_id, identity.serial, {
                 "code": self.status["alarm"], "detail": 0, "time_ms": self.status["time_ms"]})

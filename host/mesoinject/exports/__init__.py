@@ -67,7 +67,7 @@ def _add_readable_columns(store, records: list[dict], rows: list[dict]) -> None:
     by_session: dict = {}
     for record in records:
         by_session.setdefault(record.get("session_id"), []).append(record)
-    numbers = {}
+    numbers: dict[int, int | None] = {}
     for session_id, group in by_session.items():
         numbers.update(zip(map(id, group), numbered(group)))
         session = store.session(session_id) or {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dataclasses
 
 from .. import outcomes
@@ -111,5 +113,5 @@ def numbered(rows: list[dict]) -> list[int | None]:
     return numbers
 
 
-def session_words(session: dict | None, given: list[dict] = (), alarms: list[dict] = ()) -> str:
+def session_words(session: dict | None, given: Sequence[dict] = (), alarms: Sequence[dict] = ()) -> str:
     return outcomes.of_session(session, list(given), list(alarms)) if session and "outcome" in session else ""
