@@ -2,7 +2,7 @@
 # board.py offers, backed by the physical model in board_model.py.
 # Serial to the host is the process's stdin/stdout (a raw pty); the harness talks
 # to the model over a separate loopback control socket (MESOSIM_CTRL=host:port), in JSON lines
-# whose one schema is board_ctrl.py.
+# whose one schema is board_ctrl.py (imported once the firmware is up: see _schema).
 import json
 import os
 import select
@@ -11,7 +11,6 @@ import sys
 import termios
 from time import sleep_ms, ticks_add, ticks_diff, ticks_ms, ticks_us
 
-import board_ctrl
 import board_flash
 import board_model
 
@@ -67,6 +66,7 @@ class Board:
         self._stall_ms = 0  # one injected stall of the control loop (a long flash erase, a GC): load
         self._motors = False
         self._ctrl_buf = b""
+        self._ctrl_schema = None  # board_ctrl, once the firmware has its own memory (see _schema)
         self._fed_ms = ticks_ms()
         host, port = (os.getenv("MESOSIM_CTRL") or "127.0.0.1:0").split(":")
         self._ctrl = socket.socket()
@@ -174,6 +174,8 @@ class Board:
             self._send({"kind": "wdt"})
 
     def service(self, now_us):
+        if self._ctrl_schema is None:
+            self._schema()
         self.model.advance(now_us)
         if self._ctrl_poll.poll(0):
             self._serve_ctrl()
@@ -202,8 +204,18 @@ class Board:
         self._flash_busy = 0
 
     # ---- control channel (harness <-> model): JSON lines, board_ctrl.py's schema ------------
+    def _schema(self):
+        # board_ctrl is compiled after the firmware has allocated its long-lived buffers (the journal's
+        # index is 6 KB in one piece): compiled before them, it leaves a 192 KB heap too fragmented
+        if self._ctrl_schema is None:
+            import board_ctrl
+
+            self._ctrl_schema = board_ctrl
+        return self._ctrl_schema
+
     def _send(self, msg):
-        self._ctrl.send(board_ctrl.encode(board_ctrl.FROM_BOARD, msg))
+        # not checked here (each loop pass sends one): the harness checks what arrives against FROM_BOARD
+        self._ctrl.send(json.dumps(msg) + "\n")
 
     def _injected(self, kind, value):
         self.model.moved = True
@@ -223,8 +235,9 @@ class Board:
             line, self._ctrl_buf = self._ctrl_buf.split(b"\n", 1)
             if not line.strip():
                 continue
+            schema = self._schema()
             try:
-                self._take(board_ctrl.decode(board_ctrl.TO_BOARD, line))
+                self._take(schema.decode(schema.TO_BOARD, line))
             except ValueError as e:  # the harness's mistake: said in the board's log, the board goes on
                 sys.stderr.write("control channel: %s\n" % e)
 
