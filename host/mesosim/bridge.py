@@ -142,12 +142,13 @@ class SerialBridge:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._drop_client()  # one host at a time, the newest wins (a re-plugged cable)
         self._client = conn
-        self._sel.register(conn, selectors.EVENT_READ, self._from_client)
+        self._sel.register(conn, selectors.EVENT_READ, lambda: self._from_client(conn))
 
-    def _from_client(self) -> None:
-        assert self._client is not None
+    def _from_client(self, conn: socket.socket) -> None:
+        if conn is not self._client:  # dropped earlier in this same select round
+            return
         try:
-            data = self._client.recv(4096)
+            data = conn.recv(4096)
         except OSError:
             data = b""
         if data:

@@ -150,14 +150,16 @@ class ControlChannel:
         with self._cond:
             self._conn = conn
             self._buf = b""
-        self._sel.register(conn, selectors.EVENT_READ, self._readable)
+        self._sel.register(conn, selectors.EVENT_READ, lambda: self._readable(conn))
 
-    def _readable(self) -> None:
-        assert self._conn is not None and self._sel is not None
-        data = self._conn.recv(65536)
+    def _readable(self, conn: socket.socket) -> None:
+        assert self._sel is not None
+        if conn is not self._conn:  # replaced by the next boot's earlier in this same select round
+            return
+        data = conn.recv(65536)
         if not data:
-            self._sel.unregister(self._conn)
-            self._conn.close()
+            self._sel.unregister(conn)
+            conn.close()
             self._conn = None
             return
         self._buf += data
