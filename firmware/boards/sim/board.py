@@ -1,7 +1,8 @@
 # Board layer of the simulated injector: the same interface a real board's
 # board.py offers, backed by the physical model in board_model.py.
 # Serial to the host is the process's stdin/stdout (a raw pty); the harness talks
-# to the model over a separate loopback control socket (MESOSIM_CTRL=host:port).
+# to the model over a separate loopback control socket (MESOSIM_CTRL=host:port), in JSON lines
+# whose one schema is board_ctrl.py (imported once the firmware is up: see _schema).
 import json
 import os
 import select
@@ -65,6 +66,7 @@ class Board:
         self._stall_ms = 0  # one injected stall of the control loop (a long flash erase, a GC): load
         self._motors = False
         self._ctrl_buf = b""
+        self._ctrl_schema = None  # board_ctrl, once the firmware has its own memory (see _schema)
         self._fed_ms = ticks_ms()
         host, port = (os.getenv("MESOSIM_CTRL") or "127.0.0.1:0").split(":")
         self._ctrl = socket.socket()
@@ -76,12 +78,12 @@ class Board:
         self._ctrl_poll = select.poll()
         self._ctrl_poll.register(self._ctrl, select.POLLIN)
         self.profile["state"] = os.getenv("MESOSIM_STATE") or ""
-        self.model = board_model.Model(self.profile, self._report)
+        self.model = board_model.Model(self.profile, self._send)
         self._flash_busy = 0  # 1 while the data flash erases or programs (the firmware is stalled)
         # the journal's folder on flash that takes its datasheet time (board_flash.py)
         self.flash = board_flash.mount("journal.d", self.profile.get("flash_erase_ms", board_flash.ERASE_MS),
                                        self.profile.get("flash_page_us", board_flash.PAGE_US), self._flash_wait)
-        self._report("boot %d" % self.reset_cause())
+        self._send({"kind": "boot", "reset_cause": self.reset_cause()})
 
     # ---- identity ---------------------------------------------------------------
     def serial_number(self):
@@ -131,7 +133,7 @@ class Board:
         self._trigger = pressed
         self._trigger_next = None
         self._trigger_read = False
-        self._injected(["trigger", "1" if pressed else "0"])
+        self._injected("trigger", pressed)
 
     def estop(self):
         return self._estop
@@ -156,12 +158,12 @@ class Board:
         return self.model.depth_um <= 0
 
     def led(self, code):
-        self._report("led %d %d" % (code, board_model.clock_us()))
+        self._send({"kind": "led", "code": code, "t_us": board_model.clock_us()})
 
     def reset(self):
         # the harness pulls the reset line: it restarts the process (a soft reset, as on an MCU)
         self._motors = False
-        self._report("reset")
+        self._send({"kind": "reset"})
         while True:
             sleep_ms(100)
 
@@ -169,14 +171,16 @@ class Board:
         now = ticks_ms()
         if ticks_diff(now, self._fed_ms) >= WDT_REPORT_MS:
             self._fed_ms = now
-            self._report("wdt")
+            self._send({"kind": "wdt"})
 
     def service(self, now_us):
+        if self._ctrl_schema is None:
+            self._schema()
         self.model.advance(now_us)
         if self._ctrl_poll.poll(0):
             self._serve_ctrl()
         if self.model.moved:  # physical state changed: the harness keeps it across resets
-            self._report(self.model.snapshot())
+            self._send(self.model.snapshot())
         while self._hang:  # injected firmware hang: nothing runs, nothing is fed
             pass
         if self._stall_ms:  # injected load: this pass takes that much longer, once
@@ -190,7 +194,7 @@ class Board:
         # operator and the harness go on (their inputs are taken and stamped as they come)
         self._flash_busy = 1
         if erasing:
-            self._report("erase %d" % board_model.clock_us())
+            self._send({"kind": "erase", "t_us": board_model.clock_us()})
         while True:
             left = ticks_diff(until_us, ticks_us())
             if left <= 0:
@@ -199,17 +203,28 @@ class Board:
                 self._serve_ctrl()
         self._flash_busy = 0
 
-    # ---- control channel (harness <-> model) ---------------------------------------
-    def _report(self, line):
-        self._ctrl.send(line.encode() + b"\n")
+    # ---- control channel (harness <-> model): JSON lines, board_ctrl.py's schema ------------
+    def _schema(self):
+        # board_ctrl is compiled after the firmware has allocated its long-lived buffers (the journal's
+        # index is 6 KB in one piece): compiled before them, it leaves a 192 KB heap too fragmented
+        if self._ctrl_schema is None:
+            import board_ctrl
 
-    def _injected(self, words):
+            self._ctrl_schema = board_ctrl
+        return self._ctrl_schema
+
+    def _send(self, msg):
+        # not checked here (each loop pass sends one): the harness checks what arrives against FROM_BOARD
+        self._ctrl.send(json.dumps(msg) + "\n")
+
+    def _injected(self, kind, value):
         self.model.moved = True
         # echo an input change with the board time and the syringe content at that instant:
         # the harness measures time to safe state and volume after a fault from these
         # (and whether the flash had the firmware stalled at that instant)
-        self._report("%s %s %d %.3f %d %d" % (words[0], words[1], board_model.clock_us(), self.model.content_nl,
-                                              self._flash_busy, self.model.forward_steps))
+        self._send({"kind": "took", "input": kind, "value": value, "t_us": board_model.clock_us(),
+                    "content_nl": round(self.model.content_nl, 3), "flash_busy": self._flash_busy,
+                    "forward_steps": self.model.forward_steps})
 
     def _serve_ctrl(self):
         data = self._ctrl.recv(256)
@@ -218,37 +233,44 @@ class Board:
         self._ctrl_buf += data
         while b"\n" in self._ctrl_buf:
             line, self._ctrl_buf = self._ctrl_buf.split(b"\n", 1)
-            words = line.decode().split()
-            if not words:
+            if not line.strip():
                 continue
-            if words[0] == "trigger":
-                if self._trigger_read:
-                    self._set_trigger(words[1] == "1")
-                else:
-                    self._trigger_next = words[1] == "1"
-            elif words[0] == "estop":
-                self._estop = words[1] == "1"
-                self._injected(words)
-            elif words[0] == "truth?":
-                self._report(self.model.truth())
-            elif words[0] == "occlude":  # occlude FACTOR [RAMP_PER_S]: resistance x FACTOR
-                self.model.occlusion = float(words[1])
-                self.model.occlusion_ramp = float(words[2]) if len(words) > 2 else 0.0
-                self._injected(words)
-            elif words[0] == "content":  # content NL: what is left in the syringe
-                self.model.content_nl = float(words[1])
-                self._injected(words)
-            elif words[0] == "sensor":  # sensor 0: the pressure sensor reads 0 whatever the pressure
-                self._sensor_failed = words[1] == "0"
-                self._injected(words)
-            elif words[0] == "load":  # load DIAMETER_UM CONTENT_NL BARREL_UM: another syringe in the clamp
-                self.model.load(int(words[1]), float(words[2]), int(words[3]))
-                self._injected(words)
-            elif words[0] == "clamp":  # clamp UM: the clamp sensor reads UM whatever is loaded (-1: healed)
-                self._clamp_um = int(words[1])
-                self._injected(words)
-            elif words[0] == "stall":  # stall MS: the next loop pass takes MS longer
-                self._stall_ms = int(words[1])
-                self._injected(words)
-            elif words[0] == "hang":
-                self._hang = True
+            schema = self._schema()
+            try:
+                self._take(schema.decode(schema.TO_BOARD, line))
+            except ValueError as e:  # the harness's mistake: said in the board's log, the board goes on
+                sys.stderr.write("control channel: %s\n" % e)
+
+    def _take(self, msg):
+        kind = msg["kind"]
+        if kind == "trigger":
+            if self._trigger_read:
+                self._set_trigger(msg["pressed"])
+            else:
+                self._trigger_next = msg["pressed"]
+        elif kind == "estop":
+            self._estop = msg["pressed"]
+            self._injected(kind, msg["pressed"])
+        elif kind == "truth?":
+            self._send(self.model.truth())
+        elif kind == "occlude":
+            self.model.occlusion = msg["factor"]
+            self.model.occlusion_ramp = msg["ramp_per_s"]
+            self._injected(kind, msg["factor"])
+        elif kind == "content":
+            self.model.content_nl = msg["content_nl"]
+            self._injected(kind, msg["content_nl"])
+        elif kind == "sensor":
+            self._sensor_failed = not msg["working"]
+            self._injected(kind, msg["working"])
+        elif kind == "load":
+            self.model.load(msg["diameter_um"], msg["content_nl"], msg["barrel_um"])
+            self._injected(kind, msg["diameter_um"])
+        elif kind == "clamp":
+            self._clamp_um = msg["reading_um"]
+            self._injected(kind, msg["reading_um"])
+        elif kind == "stall":
+            self._stall_ms = msg["ms"]
+            self._injected(kind, msg["ms"])
+        elif kind == "hang":
+            self._hang = True

