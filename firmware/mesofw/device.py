@@ -102,15 +102,15 @@ class Device:
         self.plunger = dosing.Axis(board.plunger_step, 1)
         self.needle = dosing.Axis(board.needle_step, 1)
         needle_rate = board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S // 1000  # steps/s
-        self.seq = dosing.Sequence(board.motors, board.pressure_kpa, self._topup_steps, self.plunger, self.needle,
-                                   board.NEEDLE_STEPS_PER_MM, needle_rate)
+        self.dose = dosing.Sequence(board.motors, board.pressure_kpa, self._topup_steps, self.plunger, self.needle,
+                                    board.NEEDLE_STEPS_PER_MM, needle_rate)
         # anti-drip: draw back past the worst-case lost motion, so returning the same
         # distance before the next dose cancels backlash and stopper breakaway exactly
         self.suckback_steps = (board.PLUNGER_PLAY_MAX_UM + board.ANTIDRIP_UM) * board.PLUNGER_STEPS_PER_MM // 1000
         # where the pusher sits in its play is unknown after power-up or a syringe change: assume
         # fully drawn back, so the prime (into the air) takes up the worst case before it counts
         self.play_steps = board.PLUNGER_PLAY_MAX_UM * board.PLUNGER_STEPS_PER_MM // 1000
-        self.seq.slack = self.play_steps
+        self.dose.slack = self.play_steps
         board.motors(False)
         board.led(S.LED_OFF)
 
@@ -129,7 +129,7 @@ class Device:
         accepts = _ACCEPTS.get(msg_type)
         if accepts is not None and not (accepts >> self.state) & 1:
             return self._nack(msg_type, S.NACK_BAD_STATE, 0, self.state, accepts)
-        if msg_type == S.REPL and self.seq.active():  # FAULT may still be backing off or retracting
+        if msg_type == S.REPL and self.dose.active():  # FAULT may still be backing off or retracting
             return self._nack(msg_type, S.NACK_BAD_STATE, 0, self.state, accepts)
         if msg_type == S.CONFIGURE:
             return self._configure(values)
@@ -197,7 +197,7 @@ class Device:
             self.metering = self._metering(syringe)
             self.capacity_nl = S.syringe_capacity_nl(syringe, self.calibration.get(syringe, 1000000))
             self.dispensed_nl = 0
-            self.seq.slack = max(self.seq.slack, self.play_steps)
+            self.dose.slack = max(self.dose.slack, self.play_steps)
         self.cfg = cfg
         self.done = 0
         self.delivered_nl = 0
@@ -263,16 +263,16 @@ class Device:
     # ---- safety stops -------------------------------------------------------------
     def _stop(self, flags, now_us):
         # Plunger stops now; the sequence records what was delivered and retracts.
-        if self.seq.active():
+        if self.dose.active():
             self.stop_flags |= flags
-            self.seq.interrupt(now_us)
+            self.dose.interrupt(now_us)
             self._record_if_dispensed(now_us)
 
     def fault(self, code, detail, now_us):
-        if code == S.ALARM_OCCLUSION and self.seq.active():
+        if code == S.ALARM_OCCLUSION and self.dose.active():
             # stop, then back off until the line pressure is released (tick ends it)
             self.stop_flags |= S.FLAG_FAULT | S.FLAG_ABORTED
-            self.seq.relieve(self.metering.steps_for_relief(S.MAX_RELIEF_NL), now_us)
+            self.dose.relieve(self.metering.steps_for_relief(S.MAX_RELIEF_NL), now_us)
         else:
             self._stop(S.FLAG_FAULT | S.FLAG_ABORTED, now_us)
         if code == S.ALARM_LINK_LOST:
@@ -295,7 +295,7 @@ class Device:
         while self.alarms_due and j.cur < 0:
             rid, code, detail, t = self.alarms_due.pop(0)
             j.add(S.KIND_ALARM, self.cfg[S.CFG_SESSION] if self.cfg else 0, code, detail & 0xFFFFFFFF, self.delivered_nl,
-                  self.seq.depth_um(), t, rid)
+                  self.dose.depth_um(), t, rid)
 
     def _end_record(self, end):
         # a program's end on the journal, so its outcome reaches the host's store like its points
@@ -344,21 +344,21 @@ class Device:
             if held > self.point_ms + S.TRIGGER_STUCK_MS:
                 self.fault(S.ALARM_TRIGGER_STUCK, held, now_us)
                 state = self.state
-        phase = self.seq.phase
+        phase = self.dose.phase
         if phase == dosing.DISPENSE or phase == dosing.RELIEVE:
             kpa = board.pressure_kpa()
             if phase == dosing.RELIEVE:
                 if kpa <= S.RELIEF_KPA:
-                    self.seq.end_relief(now_us)
+                    self.dose.end_relief(now_us)
             elif kpa >= S.OCCLUSION_KPA or board.plunger_stalled():  # pressure, or the motor stalling
                 self.fault(S.ALARM_OCCLUSION, kpa, now_us)
             elif board.syringe_end():
                 self.fault(S.ALARM_SYRINGE_EMPTY, self.capacity_nl - self.dispensed_nl, now_us)
             state = self.state
-        if state == S.STATE_DELIVERING and not pressed and self.seq.phase != dosing.RETRACT:
+        if state == S.STATE_DELIVERING and not pressed and self.dose.phase != dosing.RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
-        finished = self.seq.tick(now_us)
-        if self.entry_pending and self.seq.needle.pos > 0:
+        finished = self.dose.tick(now_us)
+        if self.entry_pending and self.dose.needle.pos > 0:
             # the shot's needle entered the skin (read after the step): the next may not enter sooner
             # than the cadence ceiling's period after it, however late this one ran
             self.entry_pending = False
@@ -370,7 +370,7 @@ class Device:
         if finished:
             self._sequence_finished(now_us)
         state = self.state
-        if state == S.STATE_ARMED and pressed and not self.need_release and not self.seq.active():
+        if state == S.STATE_ARMED and pressed and not self.need_release and not self.dose.active():
             self._set_state(S.STATE_DELIVERING)
             if self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
                 # take up the slack first; the cadence starts with the first shot
@@ -378,11 +378,11 @@ class Device:
                 self.next_shot_us = now_us
                 if not 0 < ticks_diff(self.shot_floor_us, now_us) <= self.min_period_us:
                     self.shot_floor_us = now_us  # no shot within a period (a stale time could have wrapped)
-                self.seq.take_up(self._fast_rate(), now_us)
+                self.dose.take_up(self._fast_rate(), now_us)
             else:
                 self.need_release = True
                 self._next_point(now_us)
-        elif state == S.STATE_DELIVERING and not self.seq.active() and self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
+        elif state == S.STATE_DELIVERING and not self.dose.active() and self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
             if not pressed:
                 self._end_burst(now_us)
                 self._set_state(S.STATE_ARMED)
@@ -431,7 +431,7 @@ class Device:
         self.board.led(_LED[self.state])
 
     def busy(self):
-        return self.seq.active() or self.state == S.STATE_DELIVERING
+        return self.dose.active() or self.state == S.STATE_DELIVERING
 
     def _next_point(self, now_us):
         technique, _, _, _, depth_um, volume_nl, count, _, _, _ = self.cfg
@@ -483,12 +483,12 @@ class Device:
         fast = self._fast_rate()
         shot = kind == S.KIND_SHOT
         self.board.plunger_stalled()  # a stall flag from before this dose is stale: clear it
-        self.seq.start(depth_um, steps, rate, fast, 0 if shot else self.suckback_steps,
+        self.dose.start(depth_um, steps, rate, fast, 0 if shot else self.suckback_steps,
                        S.SHOT_SETTLE_MS if shot else S.POINT_SETTLE_MS, not shot, now_us)
 
     def _record_if_dispensed(self, now_us):
         # One DELIVERY per point, emitted the moment the plunger stops.
-        seq = self.seq
+        seq = self.dose
         if not seq.dispense_done:
             return
         seq.dispense_done = False
@@ -518,7 +518,7 @@ class Device:
     def _checkpoint(self):
         # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut
         # loses at most that much of the record
-        seq = self.seq
+        seq = self.dose
         phase = seq.phase
         if self.journal.cur < 0 or not (phase == dosing.DISPENSE or phase == dosing.TOPUP or phase == dosing.SETTLE):
             return
@@ -535,7 +535,7 @@ class Device:
 
     def _sequence_finished(self, now_us):
         if self.state == S.STATE_PRIMING:
-            if not self.seq.interrupted:
+            if not self.dose.interrupted:
                 self.primed_syringe = self.cfg[S.CFG_SYRINGE]
             self._set_state(S.STATE_PRIMED if self.primed_syringe else S.STATE_CONFIGURED)
         elif self.state == S.STATE_DELIVERING:
@@ -556,15 +556,15 @@ class Device:
     def _end_burst(self, now_us):
         # nappage shots follow each other without suck-back; the burst's end gets one
         if self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
-            self.seq.suck_back(self.suckback_steps, self._fast_rate(), now_us)
+            self.dose.suck_back(self.suckback_steps, self._fast_rate(), now_us)
 
     def _end_burst_early(self, now_us):
         # a nappage burst cut short by PAUSE or ABORT still ends with its anti-drip suck-back
         if self.state != S.STATE_DELIVERING or self.cfg[S.CFG_TECHNIQUE] != S.TECHNIQUE_NAPPAGE:
             return
-        if self.seq.phase == dosing.RETRACT:
-            self.seq.suckback = self.suckback_steps
-        elif not self.seq.active():
+        if self.dose.phase == dosing.RETRACT:
+            self.dose.suckback = self.suckback_steps
+        elif not self.dose.active():
             self._end_burst(now_us)
 
     def _set_state(self, new):
@@ -586,7 +586,7 @@ class Device:
             cfg[S.CFG_COUNT] if cfg else 0,
             self.delivered_nl,
             max(0, self.capacity_nl - self.dispensed_nl),
-            self.seq.depth_um(),
+            self.dose.depth_um(),
             rx_errors & 0xFFFF,
             ticks_ms(),
             min(self.journal.unacked, 0xFFFF),

@@ -40,7 +40,7 @@ cfg = (spec.TECHNIQUE_NAPPAGE, 1, 1, 4000, 1000, 2000, 300, 10000, 100000, 7)
 dev.handle(spec.ABORT, (), ticks_us())
 dev.handle(spec.CONFIGURE, cfg, ticks_us())
 dev.handle(spec.PRIME, (2000,), ticks_us())
-while dev.seq.active():
+while dev.dose.active():
     dev.tick(ticks_us())
 # the controlling host: paired, its session open (a real OPEN frame), POLLs signed ahead of
 # the measurement

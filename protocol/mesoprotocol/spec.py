@@ -68,138 +68,6 @@ NACK = const(0x8F)
 REPLIES = (ACK, NACK, IDENTITY, STATUS_REPLY, RECORD)  # answers to a command; the rest are events
 UNCACHED = (HELLO, STATUS, EVENTS)  # answered afresh every time, never from the reply cache (PROTOCOL.md 3)
 
-# Each message: (name, ((field, struct code), ...)). Little-endian, packed.
-# Units live in the field names: _nl nanolitres, _um micrometres, _ms milliseconds,
-# _mhz millihertz, _nl_s nanolitres per second. Never floats.
-MESSAGES = {
-    HELLO: ("HELLO", ()),
-    CONFIGURE: (
-        "CONFIGURE",
-        (
-            ("technique", "B"),  # TECHNIQUE_*
-            ("syringe", "B"),  # SYRINGES code
-            ("needles", "B"),  # needles sharing one dose (multi-injector head)
-            ("needle_length_um", "H"),
-            ("depth_um", "H"),
-            ("volume_nl", "I"),  # per point, or per shot in nappage
-            ("count", "H"),  # points, or shots in nappage
-            ("cadence_mhz", "H"),  # nappage shots per 1000 s; 0 otherwise
-            ("flow_nl_s", "I"),  # plunger flow while dispensing
-            ("session", "I"),  # the host's tag for this session, journalled with every record (not 0)
-        ),
-    ),
-    PRIME: ("PRIME", (("volume_nl", "I"),)),
-    ARM: ("ARM", ()),
-    PAUSE: ("PAUSE", ()),
-    RESUME: ("RESUME", ()),
-    ABORT: ("ABORT", ()),
-    STATUS: ("STATUS", ()),
-    SETTINGS: ("SETTINGS", ()),  # fields: the SETTINGS_TABLE below
-    CALIBRATE: (
-        "CALIBRATE",
-        (
-            ("syringe", "B"),
-            ("area_ppm", "I"),  # effective bore area / table area, parts per million
-        ),
-    ),
-    RECORDS: ("RECORDS", (("ack_id", "I"),)),  # record_id the host has committed; 0 = none
-    EVENTS: ("EVENTS", (("from_seq", "B"),)),  # the first event SEQ the host has not received
-    REPL: ("REPL", ()),
-    PAIR: ("PAIR", (("key", "16s"),)),  # never readable back
-    OPEN: ("OPEN", ()),  # signed with the device's counter; the session id is that counter
-    CLOSE: ("CLOSE", ()),
-    POLL: ("POLL", ()),  # reply STATUS_REPLY
-    ACK: ("ACK", (("command", "B"), ("state", "B"))),
-    NACK: (
-        "NACK",
-        (
-            ("command", "B"),
-            ("reason", "B"),  # NACK_*
-            ("field", "B"),  # 1-based index into the command's fields; 0 = none
-            ("state", "B"),
-            ("value", "I"),  # offending value as received (every command field is unsigned)
-            ("limit", "I"),  # the limit it broke (BAD_STATE: bitmask of states that accept it)
-        ),
-    ),
-    IDENTITY: (
-        "IDENTITY",
-        (
-            ("protocol", "B"),
-            ("fw_major", "B"),
-            ("fw_minor", "B"),
-            ("fw_patch", "B"),
-            ("board", "12s"),
-            ("serial", "12s"),
-            ("syringe", "B"),  # currently configured syringe code, 0 = none
-            ("cal_ppm", "I"),  # that syringe's calibration (CALIBRATE), 1000000 = as the table
-            ("reset_cause", "B"),  # RESET_*
-            # then the device's limits in force: the SETTINGS_TABLE fields
-            ("boot_count", "H"),
-            ("journal_free", "H"),  # records the journal can take before the host acknowledges more
-            ("build", "I"),  # build id `mesoinject flash` wrote in /build.json (8 hex digits); 0: a source image
-            ("paired", "B"),  # 1: the device has a command key (PAIR)
-            ("auth_counter", "I"),  # the highest command counter accepted: the next must be greater
-            ("journal_epoch", "I"),  # drawn when the journal was created: record ids count within it
-        ),
-    ),
-    STATUS_REPLY: (
-        "STATUS_REPLY",
-        (
-            ("state", "B"),  # STATE_*
-            ("alarm", "B"),  # active ALARM_* code, 0 = none
-            ("trigger", "B"),  # 1 while the trigger is held
-            ("technique", "B"),
-            ("done", "H"),  # points or shots delivered this program
-            ("planned", "H"),
-            ("delivered_nl", "I"),  # this program, partial points included
-            ("syringe_left_nl", "I"),
-            ("depth_um", "H"),  # current needle depth
-            ("rx_errors", "H"),  # byte runs dropped: bad CRC, oversize length, interbyte timeout
-            ("time_ms", "I"),  # device clock
-            ("unacked", "H"),  # journal records the host has not acknowledged (RECORDS)
-            ("next_event_seq", "B"),  # SEQ the next event will carry: the host sees what it missed
-            ("boot_count", "H"),  # this boot (IDENTITY boot_count): a new value means the event SEQs restarted
-            ("overruns", "H"),  # control passes, while anything moved, longer than their 1 ms tick (saturates)
-            ("worst_pass_us", "I"),  # the longest such pass (overrun or not), us; both since boot
-        ),
-    ),
-    DELIVERY: (
-        "DELIVERY",
-        (
-            ("record_id", "I"),  # unique and increasing per device, across reboots
-            ("session", "I"),  # CONFIGURE's session tag (0: prime before any CONFIGURE)
-            ("point", "H"),  # 0-based point or shot index in the program
-            ("kind", "B"),  # KIND_*
-            ("flags", "B"),  # FLAG_*
-            ("programmed_nl", "I"),
-            ("delivered_nl", "I"),
-            ("depth_um", "H"),
-            ("time_ms", "I"),  # device clock at the end of the point
-            ("syringe", "B"),  # the syringe the clamp sensor confirmed loaded (SYRINGES code; 0: earlier firmware)
-            ("epoch", "I"),  # the journal's epoch: a record is (epoch, record_id), unique per device
-        ),
-    ),
-    ALARM: (
-        "ALARM",
-        (
-            ("code", "B"),
-            ("state", "B"),
-            ("detail", "i"),
-            ("time_ms", "I"),
-            ("record_id", "I"),  # its journal record (KIND_ALARM), acknowledged by RECORDS; 0: not journalled
-            ("epoch", "I"),
-        ),
-    ),
-    STATE: ("STATE", (("old", "B"), ("new", "B"), ("time_ms", "I"))),
-}
-
-
-def layout(msg_type):
-    # struct format string and field names of a message type
-    fields = MESSAGES[msg_type][1]
-    return "<" + "".join(f[1] for f in fields), tuple(f[0] for f in fields)
-
-
 # ---- device states (PROTOCOL.md draws the machine) --------------------------------
 STATE_IDLE = const(0)
 STATE_CONFIGURED = const(1)
@@ -385,10 +253,6 @@ SET_CADENCE = const(4)
 SET_FLOW = const(5)
 SET_LINK_TIMEOUT = const(6)
 _SETTING_FIELDS = tuple((row[0], row[1]) for row in SETTINGS_TABLE)
-MESSAGES[SETTINGS] = ("SETTINGS", _SETTING_FIELDS)
-_ident = MESSAGES[IDENTITY][1]
-_at = [f[0] for f in _ident].index("reset_cause") + 1  # the limits follow reset_cause
-MESSAGES[IDENTITY] = ("IDENTITY", _ident[:_at] + _SETTING_FIELDS + _ident[_at:])
 # ---- authentication: commands that change state or move fluid end with a counter and a MAC ------
 # mac = HMAC-SHA256(key, VER TYPE payload-before-the-mac)[:8]. OPEN's counter is the device's
 # (> every one it accepted, kept on flash); OPEN ACKed opens a session whose id is that counter.
@@ -403,14 +267,144 @@ MAC_SIZE = const(8)
 AUTH_SIZE = const(12)  # counter u32 + mac, the end of every signed payload
 SESSION_SIZE = const(4)  # host_session u32, just before the counter (SESSION_COMMANDS)
 RAW_FIELDS = ("key", "mac")  # byte strings, not text
-for _t in AUTHENTICATED:
-    _trailer = (("host_session", "I"),) if _t in SESSION_COMMANDS else ()
-    MESSAGES[_t] = (MESSAGES[_t][0], MESSAGES[_t][1] + _trailer + (("counter", "I"), ("mac", "8s")))
+_SIGNED = (("counter", "I"), ("mac", "8s"))  # the end of every signed payload
+_SESSION_SIGNED = (("host_session", "I"),) + _SIGNED  # ... of a session command
 PAIRING_HOLD_MS = const(3000)  # E-stop pressed and trigger held this long: pairing mode...
 PAIRING_WINDOW_MS = const(60000)  # ...for this long, or until a PAIR
 
-# RECORD: a journalled DELIVERY (record_id 0: none left) and how many are still unacknowledged
-MESSAGES[RECORD] = ("RECORD", MESSAGES[DELIVERY][1] + (("pending", "H"),))
+# a delivery, as DELIVERY sends it and RECORD returns it from the journal
+_DELIVERY_FIELDS = (
+    ("record_id", "I"),  # unique and increasing per device, across reboots
+    ("session", "I"),  # CONFIGURE's session tag (0: prime before any CONFIGURE)
+    ("point", "H"),  # 0-based point or shot index in the program
+    ("kind", "B"),  # KIND_*
+    ("flags", "B"),  # FLAG_*
+    ("programmed_nl", "I"),
+    ("delivered_nl", "I"),
+    ("depth_um", "H"),
+    ("time_ms", "I"),  # device clock at the end of the point
+    ("syringe", "B"),  # the syringe the clamp sensor confirmed loaded (SYRINGES code; 0: earlier firmware)
+    ("epoch", "I"),  # the journal's epoch: a record is (epoch, record_id), unique per device
+)
+
+# Each message: (name, ((field, struct code), ...)). Little-endian, packed.
+# Units live in the field names: _nl nanolitres, _um micrometres, _ms milliseconds,
+# _mhz millihertz, _nl_s nanolitres per second. Never floats.
+MESSAGES = {
+    HELLO: ("HELLO", ()),
+    CONFIGURE: (
+        "CONFIGURE",
+        (
+            ("technique", "B"),  # TECHNIQUE_*
+            ("syringe", "B"),  # SYRINGES code
+            ("needles", "B"),  # needles sharing one dose (multi-injector head)
+            ("needle_length_um", "H"),
+            ("depth_um", "H"),
+            ("volume_nl", "I"),  # per point, or per shot in nappage
+            ("count", "H"),  # points, or shots in nappage
+            ("cadence_mhz", "H"),  # nappage shots per 1000 s; 0 otherwise
+            ("flow_nl_s", "I"),  # plunger flow while dispensing
+            ("session", "I"),  # the host's tag for this session, journalled with every record (not 0)
+        ) + _SESSION_SIGNED,
+    ),
+    PRIME: ("PRIME", (("volume_nl", "I"),) + _SESSION_SIGNED),
+    ARM: ("ARM", _SESSION_SIGNED),
+    PAUSE: ("PAUSE", ()),
+    RESUME: ("RESUME", _SESSION_SIGNED),
+    ABORT: ("ABORT", ()),
+    STATUS: ("STATUS", ()),
+    SETTINGS: ("SETTINGS", _SETTING_FIELDS + _SESSION_SIGNED),
+    CALIBRATE: (
+        "CALIBRATE",
+        (
+            ("syringe", "B"),
+            ("area_ppm", "I"),  # effective bore area / table area, parts per million
+        ) + _SESSION_SIGNED,
+    ),
+    RECORDS: ("RECORDS", (("ack_id", "I"),) + _SESSION_SIGNED),  # record_id the host has committed; 0 = none
+    EVENTS: ("EVENTS", (("from_seq", "B"),)),  # the first event SEQ the host has not received
+    REPL: ("REPL", _SESSION_SIGNED),
+    PAIR: ("PAIR", (("key", "16s"),)),  # never readable back
+    OPEN: ("OPEN", _SIGNED),  # signed with the device's counter; the session id is that counter
+    CLOSE: ("CLOSE", _SESSION_SIGNED),
+    POLL: ("POLL", _SESSION_SIGNED),  # reply STATUS_REPLY
+    ACK: ("ACK", (("command", "B"), ("state", "B"))),
+    NACK: (
+        "NACK",
+        (
+            ("command", "B"),
+            ("reason", "B"),  # NACK_*
+            ("field", "B"),  # 1-based index into the command's fields; 0 = none
+            ("state", "B"),
+            ("value", "I"),  # offending value as received (every command field is unsigned)
+            ("limit", "I"),  # the limit it broke (BAD_STATE: bitmask of states that accept it)
+        ),
+    ),
+    IDENTITY: (
+        "IDENTITY",
+        (
+            ("protocol", "B"),
+            ("fw_major", "B"),
+            ("fw_minor", "B"),
+            ("fw_patch", "B"),
+            ("board", "12s"),
+            ("serial", "12s"),
+            ("syringe", "B"),  # currently configured syringe code, 0 = none
+            ("cal_ppm", "I"),  # that syringe's calibration (CALIBRATE), 1000000 = as the table
+            ("reset_cause", "B"),  # RESET_*
+        ) + _SETTING_FIELDS + (  # the device's limits in force
+            ("boot_count", "H"),
+            ("journal_free", "H"),  # records the journal can take before the host acknowledges more
+            ("build", "I"),  # build id `mesoinject flash` wrote in /build.json (8 hex digits); 0: a source image
+            ("paired", "B"),  # 1: the device has a command key (PAIR)
+            ("auth_counter", "I"),  # the highest command counter accepted: the next must be greater
+            ("journal_epoch", "I"),  # drawn when the journal was created: record ids count within it
+        ),
+    ),
+    STATUS_REPLY: (
+        "STATUS_REPLY",
+        (
+            ("state", "B"),  # STATE_*
+            ("alarm", "B"),  # active ALARM_* code, 0 = none
+            ("trigger", "B"),  # 1 while the trigger is held
+            ("technique", "B"),
+            ("done", "H"),  # points or shots delivered this program
+            ("planned", "H"),
+            ("delivered_nl", "I"),  # this program, partial points included
+            ("syringe_left_nl", "I"),
+            ("depth_um", "H"),  # current needle depth
+            ("rx_errors", "H"),  # byte runs dropped: bad CRC, oversize length, interbyte timeout
+            ("time_ms", "I"),  # device clock
+            ("unacked", "H"),  # journal records the host has not acknowledged (RECORDS)
+            ("next_event_seq", "B"),  # SEQ the next event will carry: the host sees what it missed
+            ("boot_count", "H"),  # this boot (IDENTITY boot_count): a new value means the event SEQs restarted
+            ("overruns", "H"),  # control passes, while anything moved, longer than their 1 ms tick (saturates)
+            ("worst_pass_us", "I"),  # the longest such pass (overrun or not), us; both since boot
+        ),
+    ),
+    DELIVERY: ("DELIVERY", _DELIVERY_FIELDS),
+    RECORD: ("RECORD", _DELIVERY_FIELDS + (("pending", "H"),)),  # a journalled DELIVERY (record_id 0: none left)
+    ALARM: (
+        "ALARM",
+        (
+            ("code", "B"),
+            ("state", "B"),
+            ("detail", "i"),
+            ("time_ms", "I"),
+            ("record_id", "I"),  # its journal record (KIND_ALARM), acknowledged by RECORDS; 0: not journalled
+            ("epoch", "I"),
+        ),
+    ),
+    STATE: ("STATE", (("old", "B"), ("new", "B"), ("time_ms", "I"))),
+}
+
+
+def layout(msg_type):
+    # struct format string and field names of a message type
+    fields = MESSAGES[msg_type][1]
+    return "<" + "".join(f[1] for f in fields), tuple(f[0] for f in fields)
+
+
 
 
 # ---- syringe table: code -> (name, inner diameter um, usable stroke um, dead space nL, barrel outer diameter um) --
