@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 from mesoinject import image
-from mesosim.harness import HEAP, UNIX32_HOWTO, micropython_binary, unix32_binary
+from mesosim.harness import RP2040_HEAP as HEAP, UNIX32_HOWTO, micropython_binary, unix32_binary
 
 SCRIPT = pathlib.Path(__file__).parents[1] / "firmware" / "tests" / "mpy_heap.py"
 

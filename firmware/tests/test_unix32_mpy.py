@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from mesoinject import image
-from mesosim.harness import HEAP, UNIX32_HOWTO, unix32_binary
+from mesosim.harness import RP2040_HEAP as HEAP, UNIX32_HOWTO, unix32_binary
 
 SCRIPT = pathlib.Path(__file__).parent / "mpy_heap.py"
 

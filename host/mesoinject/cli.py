@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mesoprotocol import spec
 
-from . import alarms, extras, people, sync
+from . import alarms, extras, people, sync, units
 from . import program as programs
 from .client import Device, DeviceRefused, IncompatibleFirmware, NotPaired
 from .link import LinkError, PortNotFound
@@ -295,13 +295,13 @@ def cmd_info(args) -> int:
     console.print(f"boot #{ident.boot_count} ({ident.reset_cause})  state {spec.STATE_NAMES[status['state']]}  "
                   f"syringe {spec.SYRINGES[ident.syringe][0] if ident.syringe else 'not configured'}")
     console.print("hard limits (enforced by the firmware):")
-    console.print(f"  volume per point  <= {lim['max_point_nl'] / 1000:g} uL")
-    console.print(f"  volume per shot   <= {lim['max_shot_nl'] / 1000:g} uL")
-    console.print(f"  session total     <= {lim['max_session_nl'] / 1000:g} uL")
-    console.print(f"  depth             <= {lim['max_depth_um'] / 1000:g} mm and <= needle length - "
-                  f"{spec.NEEDLE_MARGIN_UM / 1000:g} mm")
-    console.print(f"  nappage cadence   <= {lim['max_cadence_mhz'] / 1000:g} Hz")
-    console.print(f"  plunger flow      <= {lim['max_flow_nl_s'] / 1000:g} uL/s")
+    console.print(f"  volume per point  <= {units.text(lim['max_point_nl'], units.VOLUME)}")
+    console.print(f"  volume per shot   <= {units.text(lim['max_shot_nl'], units.VOLUME)}")
+    console.print(f"  session total     <= {units.text(lim['max_session_nl'], units.VOLUME)}")
+    console.print(f"  depth             <= {units.text(lim['max_depth_um'], units.LENGTH)} and <= needle length - "
+                  f"{units.text(spec.NEEDLE_MARGIN_UM, units.LENGTH)}")
+    console.print(f"  nappage cadence   <= {units.text(lim['max_cadence_mhz'], units.CADENCE)}")
+    console.print(f"  plunger flow      <= {units.text(lim['max_flow_nl_s'], units.FLOW)}")
     console.print(f"  link timeout         {lim['link_timeout_ms']} ms (stops and alarms when the host goes quiet)")
     console.print(_loop_health(status))
     return 0
@@ -401,7 +401,7 @@ def cmd_run(args) -> int:
                 task = bar.add_task(program.unit_name, total=program.count, ul=0.0, state="")
 
                 def show(p):
-                    bar.update(task, completed=p.done, ul=p.delivered_nl / 1000, state=p.state)
+                    bar.update(task, completed=p.done, ul=units.ul(p.delivered_nl), state=p.state)
 
                 runner = SessionRunner(device, store, on_progress=show)
                 try:
@@ -425,8 +425,8 @@ def cmd_run(args) -> int:
     if runner.earlier.erased:
         console.print(runner.earlier.erased_note(outcome.identity.serial))
     console.print(f"session {outcome.session_id}: {outcome.words} - {p.done}/{p.planned} {program.unit_name}, "
-                  f"{p.delivered_nl / 1000:.3f} uL delivered of {program.total_nl / 1000:g} uL programmed "
-                  f"({p.partial} partial), {p.primed_nl / 1000:g} uL primed (not counted)")
+                  f"{units.text(p.delivered_nl, units.VOLUME, 3)} delivered of {units.text(program.total_nl, units.VOLUME)} "
+                  f"programmed ({p.partial} partial), {units.text(p.primed_nl, units.VOLUME)} primed (not counted)")
     console.print(f"records: {store.where} ({p.records} deliveries in session {outcome.session_id})")
     if not calibrated:
         console.print(f"note: this {program.syringe_name} is not calibrated on the device: volumes are as precise as "
@@ -509,7 +509,7 @@ def cmd_records_list(args, store: RecordStore) -> int:
         lot = f" lot {s['drug_lot']}" if s["drug_lot"] else ""
         events = f"  {s['adverse_events']} adverse event(s)" if s["adverse_events"] else ""
         console.print(f"{s['id']:>4}  {s['started_at'][:19]}  {s['outcome'] or 'running':<11} {s['program_name']}  "
-                      f"{s['points_done']}/{s['planned']}  {s['delivered_nl'] / 1000:.3f} uL  {s['drug']}{lot}  "
+                      f"{s['points_done']}/{s['planned']}  {units.text(s['delivered_nl'], units.VOLUME, 3)}  {s['drug']}{lot}  "
                       f"device {s['device_serial']}{events}", markup=False)
     return 0
 

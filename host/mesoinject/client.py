@@ -10,7 +10,7 @@ import secrets
 
 from mesoprotocol import spec
 
-from . import codec, keys
+from . import codec, keys, units
 from .link import Link
 
 
@@ -39,8 +39,8 @@ class DeviceRefused(Exception):
         if self.reason == "SYRINGE":
             return syringe_mismatch(self.value, self.limit)
         if self.reason == "LIMIT" and self.command in ("ARM", "RESUME") and not self.field:
-            return (f"device refused {self.command}: this session would reach {self.value / 1000:g} uL, over the "
-                    f"device's session cap of {self.limit / 1000:g} uL (max_session_nl). Start a new session "
+            return (f"device refused {self.command}: this session would reach {units.text(self.value, units.VOLUME)}, over the "
+                    f"device's session cap of {units.text(self.limit, units.VOLUME)} (max_session_nl). Start a new session "
                     "(a new `mesoinject run`) only if a new treatment is intended")
         if self.reason == "BAD_STATE":
             allowed = [n for i, n in enumerate(spec.STATE_NAMES) if self.limit >> i & 1]

@@ -102,11 +102,12 @@ class Program:
                     count=self.count, cadence_mhz=self.cadence_mhz, flow_nl_s=self.flow_nl_s)
 
     def summary(self) -> str:
-        line = (f"{self.name}: {self.technique}, {self.count} {self.unit_name} x {self.volume_nl / 1000:g} uL "
-                f"at {self.depth_um / 1000:g} mm, {self.drug}, {self.syringe_name}, "
-                f"needle {self.needle_gauge}G {self.needle_length_um / 1000:g} mm")
+        line = (f"{self.name}: {self.technique}, {self.count} {self.unit_name} x "
+                f"{units.text(self.volume_nl, units.VOLUME)} at {units.text(self.depth_um, units.LENGTH)}, "
+                f"{self.drug}, {self.syringe_name}, needle {self.needle_gauge}G "
+                f"{units.text(self.needle_length_um, units.LENGTH)}")
         if self.cadence_mhz:
-            line += f", {self.cadence_mhz / 1000:g} Hz"
+            line += f", {units.text(self.cadence_mhz, units.CADENCE)}"
         return line
 
     def check_limits(self, limits: dict, cal_ppm: int = 1000000) -> None:

@@ -28,11 +28,11 @@ from .bridge import SerialBridge
 from .control import BoardControls, ControlChannel, ControlError, Injection, Penetration, Truth
 from .linkfaults import LinkFaults
 from .ports import read
-from .process import (HEAP, UNIX32_HOWTO, WATCHDOG_S, BoardProcess, MicroPythonMissing, micropython_binary,
+from .process import (HEAP, RP2040_HEAP, UNIX32_HOWTO, WATCHDOG_S, BoardProcess, MicroPythonMissing, micropython_binary,
                       ticks_diff, ticks_period, unix32_binary)
 
 # what callers import from here
-__all__ = ["SimBoard", "Truth", "Penetration", "Injection", "ControlError", "HEAP", "UNIX32_HOWTO", "WATCHDOG_S",
+__all__ = ["SimBoard", "Truth", "Penetration", "Injection", "ControlError", "HEAP", "RP2040_HEAP", "UNIX32_HOWTO", "WATCHDOG_S",
            "MicroPythonMissing", "micropython_binary", "unix32_binary", "ticks_period", "ticks_diff", "imperfections"]
 
 

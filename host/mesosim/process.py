@@ -23,7 +23,11 @@ from mesoprotocol import spec
 
 from .ports import raw_pty
 
-HEAP = "192K"  # RP2040 RAM available to MicroPython
+RP2040_HEAP = "192K"  # RP2040 RAM available to MicroPython: what bench_heap measures the firmware in
+# The simulated board imports the firmware as .py sources and compiles them on the board, which a flashed
+# board does not (`mesoinject flash` puts compiled .mpy on it): the compiler's working space comes on top,
+# and at 192K a boot had less than 8 KB to spare (a longer path or one more module failed it)
+HEAP = "224K"
 WATCHDOG_S = 2.0  # a firmware that stops feeding its watchdog this long is reset (the pico's WDT_MS)
 
 

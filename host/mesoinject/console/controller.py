@@ -104,7 +104,7 @@ class Console:
         Any thread: it reads only the device's limits."""
         forms.who(form)
         program = forms.check(form, self._limits())
-        return {"ok": True, "summary": program.summary(), "total_ul": program.total_nl / 1000}
+        return {"ok": True, "summary": program.summary(), "total_ul": units.ul(program.total_nl)}
 
     def start_session(self, form: dict) -> None:
         if self.phase != "setup":
@@ -119,9 +119,9 @@ class Console:
         self.session = {
             "id": runner.session_id, "patient_ref": patient, "operator": operator, "drug": program.drug, "lot": lot,
             "summary": program.summary(), "technique": program.technique, "unit": program.unit_name,
-            "planned": program.count, "planned_ul": program.total_nl / 1000, "prime_ul": program.prime_nl / 1000,
-            "cadence_hz": program.cadence_mhz / 1000 if program.cadence_mhz else None,
-            "depth_mm": program.depth_um / 1000,
+            "planned": program.count, "planned_ul": units.ul(program.total_nl), "prime_ul": units.ul(program.prime_nl),
+            "cadence_hz": units.hz(program.cadence_mhz) if program.cadence_mhz else None,
+            "depth_mm": units.mm(program.depth_um),
             "started_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         }
 
@@ -205,7 +205,7 @@ class Console:
             rows = store.sessions()
         return [{"id": r["id"], "started_at": r["started_at"], "ended_at": r["ended_at"],
                  "patient_ref": r["patient_ref"], "operator": r["operator"], "program_name": r["program_name"],
-                 "outcome": r["outcome"], "delivered_ul": r["delivered_nl"] / 1000, "points": r["points_done"],
+                 "outcome": r["outcome"], "delivered_ul": units.ul(r["delivered_nl"]), "points": r["points_done"],
                  "adverse_events": r["adverse_events"]} for r in reversed(rows)]
 
     def export(self, fmt: str, session_id: int) -> str:
