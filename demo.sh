@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source tools/venv.sh
-mesoinject run point-by-point --sim --patient P-0042 --operator "Dr Demo" "$@"
+mesoinject run point-by-point --sim --patient P-0042 --operator "Dr Demo" --yes "$@"
