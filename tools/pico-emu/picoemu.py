@@ -76,8 +76,10 @@ def locate() -> Binaries:
     return Binaries(node, uf2s[-1], bootrom)
 
 
-def build_fs(board: str, out: pathlib.Path, extra: dict[str, bytes] | None = None) -> pathlib.Path:
-    """A littlefs image of the board's firmware image (the manifest `flash` uses), plus extra files."""
+def build_fs(board: str, out: pathlib.Path, extra: dict[str, bytes] | None = None,
+             without: tuple[str, ...] = ()) -> pathlib.Path:
+    """A littlefs image of the board's firmware image (the manifest `flash` uses) but `without` those files,
+    plus extra files."""
     try:
         from littlefs import LittleFS
     except ImportError as e:
@@ -85,7 +87,7 @@ def build_fs(board: str, out: pathlib.Path, extra: dict[str, bytes] | None = Non
     sys.path.insert(0, str(REPO / "host"))
     from mesoinject import image
 
-    files = {rel: src.read_bytes() for src, rel in image.manifest(board)}
+    files = {rel: src.read_bytes() for src, rel in image.manifest(board) if rel not in without}
     files.update(extra or {})
     lfs = LittleFS(block_size=4096, block_count=FS_BLOCKS, prog_size=256)  # as MicroPython's rp2 port formats it
     for rel, data in files.items():
