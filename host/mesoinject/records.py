@@ -26,7 +26,7 @@ from mesoprotocol import spec
 
 from . import extras
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MIGRATIONS: dict[int, str | dict[str, str]] = {
     1: """
     CREATE TABLE sessions (
@@ -138,6 +138,14 @@ MIGRATIONS: dict[int, str | dict[str, str]] = {
     4: """
     -- how the session ended in words (complete with 1 partial point, stopped on OCCLUSION): outcome stays the code
     ALTER TABLE sessions ADD COLUMN outcome_text TEXT;
+    """,
+    5: """
+    -- treatment plans (mesoinject.plan): the plan a session ran (NULL: one program), and the step and
+    -- anatomical zone (mesoinject.zones id) of each delivery (NULL: not part of a plan, or synced later)
+    ALTER TABLE sessions ADD COLUMN plan_json TEXT;
+    ALTER TABLE deliveries ADD COLUMN plan_step INTEGER;
+    ALTER TABLE deliveries ADD COLUMN zone TEXT;
+    CREATE INDEX sessions_patient ON sessions (patient_ref);
     """,
 }
 TABLES = {"sessions", "deliveries", "alarms", "session_notes"}
@@ -362,7 +370,9 @@ class RecordStore:
     # --- writing ---
 
     def begin_session(self, identity, program, *, patient_ref: str | None, operator: str | None,
-                      device_session: int | None = None, drug_lot: str | None = None) -> int:
+                      device_session: int | None = None, drug_lot: str | None = None, plan=None) -> int:
+        """plan: the mesoinject.plan.Plan this session runs (program: its first step); the session then
+        carries the plan's name and its whole count."""
         if device_session is not None and not 0 <= device_session < 1 << 32:
             raise ValueError(f"device_session {device_session} is not a u32")
         needle = f"{program.needle_gauge}G {program.needle_length_um / 1000:g} mm"
@@ -373,14 +383,19 @@ class RecordStore:
                 if taken:
                     raise RecordStoreError(f"device {identity.serial} session tag {device_session} is already "
                                            f"session {taken['id']} in {self.where}: begin with a new tag")
+            name, planned, technique, plan_json = program.name, program.count, program.technique, None
+            if plan is not None:
+                techniques = {step.program.technique for step in plan.steps}
+                name, planned, plan_json = plan.name, plan.count, json.dumps(plan.record())
+                technique = techniques.pop() if len(techniques) == 1 else "plan"
             return self._insert_new(
                 "INSERT INTO sessions (started_at, device_serial, board, firmware, program_name, technique, drug,"
                 " syringe, needle, depth_um, volume_nl, planned, cadence_mhz, program_json, patient_ref, operator,"
-                " device_session, drug_lot) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (_now(), identity.serial, identity.board, identity.firmware, program.name, program.technique,
-                 program.drug, program.syringe_name, needle, program.depth_um, program.volume_nl, program.count,
+                " device_session, drug_lot, plan_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (_now(), identity.serial, identity.board, identity.firmware, name, technique,
+                 program.drug, program.syringe_name, needle, program.depth_um, program.volume_nl, planned,
                  program.cadence_mhz, json.dumps(dataclasses.asdict(program)), patient_ref, operator,
-                 device_session, drug_lot))
+                 device_session, drug_lot, plan_json))
 
     def session_for_device(self, device_serial: str, device_session: int, *, board: str = "?",
                            firmware: str = "?") -> int:
@@ -415,8 +430,10 @@ class RecordStore:
             self._execute("UPDATE sessions SET ended_at=NULL, outcome=NULL, outcome_text=NULL WHERE id=?",
                           (session_id,))
 
-    def add_delivery(self, session_id: int, device_serial: str, f: dict) -> bool:
+    def add_delivery(self, session_id: int, device_serial: str, f: dict, *, plan_step: int | None = None,
+                     zone: str | None = None) -> bool:
         """Store one DELIVERY (event or journal record); False if this (device, record id) was already stored.
+        plan_step, zone: where it went, for a session that runs a plan (the host knows; the device does not).
 
         Records are named by (journal epoch, record id): a device whose flash was erased starts a
         new epoch. A stored id with different content in the same epoch is not a replay but a
@@ -426,11 +443,11 @@ class RecordStore:
         with self._tx("store a delivery"):
             new = self._insert(
                 "INSERT INTO deliveries (session_id, device_serial, record_id, point, kind, partial, flags,"
-                " programmed_nl, delivered_nl, depth_um, device_time_ms, received_at, device_session, journal_epoch)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                " programmed_nl, delivered_nl, depth_um, device_time_ms, received_at, device_session, journal_epoch,"
+                " plan_step, zone) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (session_id, device_serial, f["record_id"], f["point"], spec.KIND_NAMES[f["kind"]],
                  1 if f["flags"] & spec.FLAG_PARTIAL else 0, f["flags"], f["programmed_nl"], f["delivered_nl"],
-                 f["depth_um"], f["time_ms"], _now(), f.get("session"), epoch))
+                 f["depth_um"], f["time_ms"], _now(), f.get("session"), epoch, plan_step, zone))
             if new is not None:
                 return True
             old = self._execute("SELECT point, programmed_nl, delivered_nl, device_time_ms FROM deliveries"
@@ -512,6 +529,13 @@ class RecordStore:
         return self._rows(
             "SELECT d.*, s.drug, s.drug_lot, s.patient_ref, s.operator FROM deliveries d"
             f" JOIN sessions s ON s.id = d.session_id {where} ORDER BY d.session_id, d.record_id", args)
+
+    def zone_totals(self, session_id: int) -> list[dict]:
+        """What each zone of a plan session received, by step: the stored records (primes excluded)."""
+        return self._rows(
+            "SELECT plan_step, zone, COUNT(*) AS records, CAST(SUM(partial) AS BIGINT) AS partial,"
+            " CAST(SUM(delivered_nl) AS BIGINT) AS delivered_nl FROM deliveries"
+            " WHERE session_id = ? AND kind != 'prime' GROUP BY plan_step, zone ORDER BY plan_step", (session_id,))
 
     def alarms(self, session_id: int) -> list[dict]:
         return self._rows("SELECT * FROM alarms WHERE session_id = ? ORDER BY id", (session_id,))

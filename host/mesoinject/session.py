@@ -15,6 +15,7 @@ from mesoprotocol import spec
 
 from . import alarms, outcomes, sync
 from .client import Device, DeviceRefused, Identity, new_session_tag
+from .plan import Plan, Step
 from .program import CONFIGURE_FIELDS, Program
 from .records import RecordStore, RecordStoreError
 
@@ -91,6 +92,85 @@ class SessionRunner:
         self._last_shot: tuple[int, int] | None = None  # (shot index, device time_ms) for the measured cadence
         self.given: set[int] = set()  # the session's points (or shots) with a record, full or partial
         self.point_base = 0  # points given before this part of the session (giving the remaining ones)
+        self.plan: Plan | None = None
+        self.plan_step: Step | None = None  # the plan step the device is configured for
+        self.restore_cap_nl: int | None = None  # the device's max_session_nl before a plan lowered it
+
+    def run_plan(self, plan: Plan, *, patient_ref: str | None = None, operator: str | None = None,
+                 drug_lot: str | None = None, timeout_s: float | None = None,
+                 before_prime: Callable[[], None] | None = None,
+                 before_step: Callable[[Step], None] | None = None) -> Outcome:
+        """Every step of a plan in order, as one session under the device's session cap (the plan total).
+        before_step(step): the operator confirms the zone before each step (the gun moves only after).
+        Stops at the first step that does not complete; the cap is given back once the device is idle."""
+        identity = self.begin(plan.steps[0].program, patient_ref=patient_ref, operator=operator, drug_lot=drug_lot,
+                              plan=plan)
+        try:
+            for step in plan.steps:
+                if step.number > 1:
+                    self.next_step(step)
+                if before_step:
+                    before_step(step)
+                if before_prime and self.configured != spec.STATE_PRIMED:
+                    before_prime()
+                self.prime()
+                self.arm()
+                outcome = self.watch(timeout_s)
+                if outcome != "complete":
+                    break
+        except BaseException:
+            self.pause_quietly()
+            self.finish("interrupted", retry=False)
+            self.restore_cap()
+            raise
+        self.finish(outcome)
+        self.restore_cap()
+        return Outcome(self.current_session_id(), outcome, self.progress, identity, self.words(outcome))
+
+    def next_step(self, step: Step) -> None:
+        """The device is configured for the plan's next step under the same session tag, so the session's
+        total so far counts against the cap (PROTOCOL.md "Sessions")."""
+        if self.store_error:  # a record not stored yet would be filed under the wrong step
+            raise RecordsKeptOnDevice(f"{self.store_error}. The plan stops before step {step.number}: the device "
+                                      "keeps the records not yet stored; `mesoinject sync` stores them")
+        self.point_base = max(self.progress.done, len(self.given), self.point_base)
+        self.plan_step, self.program = step, step.program
+        self._last_shot = None
+        self.configured = self._configure(step.program, self.device.identity or self.device.hello())
+
+    def where(self, f: dict) -> dict:
+        """The plan step and zone of a delivery of this session (records of other sessions: none)."""
+        if self.plan_step is None or f.get("session") != self.session_tag:
+            return {}
+        return {"plan_step": self.plan_step.number, "zone": self.plan_step.zone.id}
+
+    def _cap_session(self, identity: Identity, cap_nl: int) -> None:
+        """Lower the device's session cap to the plan total for the plan's length (SETTINGS needs IDLE)."""
+        current = identity.limits["max_session_nl"]
+        if cap_nl >= current:
+            return
+        if self.device.status()["state"] in (spec.STATE_CONFIGURED, spec.STATE_PRIMED, spec.STATE_COMPLETE):
+            self.device.abort()  # no program runs in these states: nothing is ended
+        self.device.settings(max_session_nl=cap_nl)
+        self.restore_cap_nl = current
+        identity.limits["max_session_nl"] = cap_nl
+
+    def restore_cap(self) -> bool:
+        """Give the device back the session cap it had before the plan; False if it is not idle enough
+        (an alarm not cleared): the lower cap then stays, which only ever refuses more."""
+        if self.restore_cap_nl is None:
+            return True
+        try:
+            state = self.device.status()["state"]
+            if state in (spec.STATE_CONFIGURED, spec.STATE_PRIMED, spec.STATE_COMPLETE):
+                self.device.abort()
+            elif state != spec.STATE_IDLE:
+                return False
+            self.device.settings(max_session_nl=self.restore_cap_nl)
+        except Exception:
+            return False  # the link may be what failed
+        self.restore_cap_nl = None
+        return True
 
     def run(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
             drug_lot: str | None = None, timeout_s: float | None = None,
@@ -123,11 +203,14 @@ class SessionRunner:
 
     # ---- the steps, for a caller that lets a person decide each one (the console) ----------------
     def begin(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
-              drug_lot: str | None = None) -> Identity:
+              drug_lot: str | None = None, plan: Plan | None = None) -> Identity:
         """Check the program against the device, store what it kept from before, open the session
-        and configure the device. Nothing moves yet."""
+        and configure the device. Nothing moves yet. plan: program is its first step; every step is
+        checked, and the device's session cap is lowered to the plan total."""
         device = self.device
         identity = device.hello()
+        if plan is not None:
+            plan.check_limits(identity.limits)
         program.check_limits(identity.limits)
         pending = self._pending_alarm(identity)
         if pending and outcomes.is_routine_reset(
@@ -137,17 +220,21 @@ class SessionRunner:
         self.earlier = sync.drain(device, self.store)  # anything the device kept from before, first
         self.session_tag = new_session_tag()
         self.session_id = self.store.begin_session(identity, program, patient_ref=patient_ref, operator=operator,
-                                                   device_session=self.session_tag, drug_lot=drug_lot)
+                                                   device_session=self.session_tag, drug_lot=drug_lot, plan=plan)
         self.sessions = {self.session_tag: self.session_id}
         self.program = program
-        self.progress = Progress(planned=program.count)
+        self.plan, self.plan_step = plan, plan.steps[0] if plan else None
+        self.progress = Progress(planned=plan.count if plan else program.count)
         try:
             if pending:  # the reset goes on this session's record first, then it is acknowledged
                 self.store.add_alarm(self.session_id, identity.serial, pending)
                 device.abort()
+            if plan is not None:
+                self._cap_session(identity, plan.total_nl)
             self.configured = self._configure(program, identity)
         except BaseException:
             self.finish("interrupted", retry=False)
+            self.restore_cap()
             raise
         return identity
 
@@ -215,6 +302,9 @@ class SessionRunner:
         under the same session tag (it keeps the session's total against its cap, PROTOCOL.md "Sessions").
         The device must be IDLE (fault cleared). Returns how many points it will give."""
         left = self.remaining()
+        if self.plan is not None:  # the points left span steps: a plan is run again from its next step
+            raise ValueError("giving the remaining points of a plan is not supported: run the plan's remaining "
+                             "steps as a new plan")
         if not left or self.program is None:
             raise ValueError("no points are left to give in this session")
         identity = self.device.hello()
@@ -293,7 +383,7 @@ class SessionRunner:
 
     def _store_and_ack(self, serial: str, f: dict) -> None:
         session_id = sync.session_of(self.store, self.device.identity, self.sessions, f["session"])
-        new = self.store.add_delivery(session_id, serial, f)  # committed, then acked
+        new = self.store.add_delivery(session_id, serial, f, **self.where(f))  # committed, then acked
         self.tally(f, new)
         self._sync(f["record_id"])
         self.acked += 1
@@ -316,7 +406,7 @@ class SessionRunner:
             self.store_error = e
 
     def _sync(self, ack_id: int) -> None:
-        sync.drain(self.device, self.store, ack_id=ack_id, known=self.sessions, on_record=self.tally)
+        sync.drain(self.device, self.store, ack_id=ack_id, known=self.sessions, on_record=self.tally, where=self.where)
 
     def tally(self, f: dict, new: bool) -> None:
         """Count a stored record in this session's progress (records of other sessions are not)."""

@@ -45,11 +45,12 @@ def session_of(store: RecordStore, identity, known: dict[int, int], tag: int) ->
 
 
 def drain(device: Device, store: RecordStore, *, ack_id: int = 0, known: dict[int, int] | None = None,
-          on_record: Callable[[dict, bool], None] | None = None) -> SyncCounts:
+          on_record: Callable[[dict, bool], None] | None = None,
+          where: Callable[[dict], dict] | None = None) -> SyncCounts:
     """Store every record the device holds unacknowledged; ack_id: one already committed.
 
     known: tag -> host session id already resolved (see session_of); on_record(fields, new)
-    is called after each commit.
+    is called after each commit; where(fields) -> {plan_step, zone} of a delivery (a plan running).
     """
     identity = device.identity or device.hello()
     known = {} if known is None else known
@@ -59,7 +60,7 @@ def drain(device: Device, store: RecordStore, *, ack_id: int = 0, known: dict[in
         if not record["record_id"]:
             return counts
         session_id = session_of(store, identity, known, record["session"])
-        new = store_record(store, session_id, identity.serial, record)  # committed, or raises: no ack
+        new = store_record(store, session_id, identity.serial, record, where(record) if where else {})  # or raises: no ack
         counts.stored += new
         counts.replayed += not new
         counts.alarms += new and record["kind"] == spec.KIND_ALARM
@@ -70,7 +71,7 @@ def drain(device: Device, store: RecordStore, *, ack_id: int = 0, known: dict[in
         ack_id = record["record_id"]
 
 
-def store_record(store: RecordStore, session_id: int, serial: str, record: dict) -> bool:
+def store_record(store: RecordStore, session_id: int, serial: str, record: dict, where: dict | None = None) -> bool:
     """One journal record into the store: a delivery, an alarm, or a program's end (its session's
     outcome); False if it was stored before."""
     kind = record["kind"]
@@ -82,4 +83,4 @@ def store_record(store: RecordStore, session_id: int, serial: str, record: dict)
     if kind == spec.KIND_END:
         outcome = store_records.DEVICE_OUTCOMES.get(record["point"])
         return outcome is not None and store.apply_outcome(session_id, outcome)  # again: changes nothing
-    return store.add_delivery(session_id, serial, record)
+    return store.add_delivery(session_id, serial, record, **(where or {}))

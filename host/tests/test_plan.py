@@ -1,0 +1,173 @@
+"""Treatment plans: parsing and refusals (each naming the step), the shipped literature plans, and a
+two-zone plan on the VirtualDevice (records carry step and zone; the plan total is the device's cap)."""
+
+import threading
+
+import pytest
+
+from mesoinject import plan as plans
+from mesoinject import program as programs
+from mesoinject import zones
+from mesoinject.client import Device, DeviceRefused
+from mesoinject.records import RecordStore
+from mesoinject.session import SessionRunner
+from mesoprotocol import spec
+
+TWO_ZONES = {
+    "name": "Two zones", "drug": "lidocaine 1%", "syringe": "BD 1 mL", "needle": {"gauge": 30, "length": "4 mm"},
+    "steps": [
+        {"zone": "forehead", "technique": "point-by-point", "volume_per_point": "20 uL", "points": 2, "depth": "2 mm"},
+        {"zone": "cheeks", "technique": "point-by-point", "volume_per_point": "30 uL", "total": "0.09 mL",
+         "depth": "3 mm"},
+    ],
+}
+
+
+def with_step(n, **changes):
+    steps = [dict(s) for s in TWO_ZONES["steps"]]
+    steps[n].update(changes)
+    for key, value in list(steps[n].items()):
+        if value is None:
+            del steps[n][key]
+    return {**TWO_ZONES, "steps": steps}
+
+
+@pytest.mark.req("SR-145")
+@pytest.mark.parametrize("path", sorted(plans.EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_plans_load_and_fit_the_hard_ceilings(path):
+    plan = plans.load(path)
+    plan.check_limits(programs.CEILINGS)
+    assert all(s.zone.id in zones.ZONES for s in plan.steps)
+    assert plan.total_nl >= plan.steps_nl
+
+
+@pytest.mark.req("SR-145")
+def test_a_plan_is_steps_of_programs_in_wire_units():
+    plan = plans.parse(TWO_ZONES)
+    assert [(s.number, s.zone.id, s.program.volume_nl, s.program.count, s.program.depth_um) for s in plan.steps] == [
+        (1, "forehead", 20000, 2, 2000), (2, "cheeks", 30000, 3, 3000)]  # the cheeks' 0.09 mL total is 3 points
+    assert plan.steps[1].program.drug == "lidocaine 1%"  # shared keys reach every step
+    assert plan.total_nl == plan.steps_nl == 130000  # no total given: the steps' sum is the cap
+
+
+@pytest.mark.req("SR-146")
+@pytest.mark.parametrize("data,field,words", [
+    (with_step(1, zone="elbow"), "step 2: zone", "not a zone; known zones: face"),
+    (with_step(0, volume_per_point="20 kg"), "step 1 (forehead): volume_per_point", "not a volume"),
+    (with_step(0, depth="2"), "step 1 (forehead): depth", "no unit"),
+    (with_step(0, depth="2**3 mm"), "step 1 (forehead): depth", "not a quantity"),
+    (with_step(1, total="0.1 mL"), "step 2 (cheeks): total", "not a whole number of 30 uL points"),
+    (with_step(1, points=3), "step 2 (cheeks): total", "not both"),
+    ({**TWO_ZONES, "total": "0.1 mL"}, "total", "less than its steps add up to (130 uL)"),
+    ({**TWO_ZONES, "colour": "red"}, "colour", "not a key of a plan"),
+    ({**TWO_ZONES, "steps": []}, "steps", "at least one [[steps]]"),
+])
+def test_a_bad_plan_names_the_step_and_field(data, field, words):
+    with pytest.raises(plans.PlanError) as e:
+        plans.parse(data)
+    assert e.value.field == field
+    assert words in str(e.value)
+
+
+@pytest.mark.req("SR-146")
+def test_a_plan_over_the_session_cap_or_a_step_over_a_limit_is_refused_before_sending():
+    limits = dict(programs.DEFAULT_LIMITS, max_session_nl=100000)
+    with pytest.raises(plans.PlanError, match=r"total: 130 uL is above the device's session limit of 100 uL"):
+        plans.parse(TWO_ZONES).check_limits(limits)
+    deep = plans.parse(with_step(1, depth="3.9 mm"))
+    with pytest.raises(plans.PlanError, match=r"step 2 \(cheeks\): depth: 3.9 mm is deeper than 3.8 mm"):
+        deep.check_limits(programs.DEFAULT_LIMITS)
+    big = plans.load("lumbar-pain-100ul")  # 0.1 mL points: within the ceiling, not the 50 uL default
+    with pytest.raises(plans.PlanError, match=r"step 1 \(lumbar\): volume_per_point: 100 uL is above the limit of 50 uL"):
+        big.check_limits(programs.DEFAULT_LIMITS)
+
+
+# ---- on the VirtualDevice: the real firmware ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def vdev():
+    from mesoinject.virtual import VirtualDevice
+
+    try:
+        with VirtualDevice() as v:
+            yield v
+    except Exception as e:  # noqa: BLE001
+        if type(e).__name__ == "MissingExtra":
+            pytest.skip(str(e))
+        raise
+
+
+@pytest.fixture
+def device(vdev):
+    vdev.release_trigger()
+    with Device.open(vdev.url) as dev:
+        dev.hello()
+        dev.abort()
+        yield dev
+        dev.abort()
+
+
+def operator(vdev, stop):
+    """Press for each point while the gun shows READY, let go once it stops delivering."""
+    while not stop.is_set():
+        try:
+            vdev.wait_led((spec.LED_READY,), 0.05)
+        except TimeoutError:
+            continue
+        vdev.press_trigger()
+        vdev.wait(lambda: vdev.led != spec.LED_READY or stop.is_set(), 10, "the point did not start")
+        vdev.wait(lambda: vdev.led != spec.LED_DELIVERING or stop.is_set(), 10, "the point did not end")
+        vdev.release_trigger()
+
+
+@pytest.mark.req("SR-147")
+def test_a_two_zone_plan_records_step_and_zone_and_gives_the_cap_back(vdev, device, tmp_path):
+    plan = plans.parse(TWO_ZONES)
+    cap_before = device.hello().limits["max_session_nl"]
+    store = RecordStore(tmp_path / "r.db")
+    asked = []
+    stop = threading.Event()
+    worker = threading.Thread(target=operator, args=(vdev, stop), daemon=True)
+    worker.start()
+    try:
+        out = SessionRunner(device, store, poll_s=0.02).run_plan(
+            plan, patient_ref="P-1", before_step=lambda step: asked.append(step.zone.id), timeout_s=30)
+    finally:
+        stop.set()
+        worker.join(5)
+    assert out.outcome == "complete"
+    assert asked == ["forehead", "cheeks"]  # the operator confirmed each zone before it ran
+    points = [r for r in store.deliveries(out.session_id) if r["kind"] != "prime"]
+    assert [(r["plan_step"], r["zone"], r["point"]) for r in points] == [
+        (1, "forehead", 0), (1, "forehead", 1), (2, "cheeks", 0), (2, "cheeks", 1), (2, "cheeks", 2)]
+    totals = {t["zone"]: t for t in store.zone_totals(out.session_id)}
+    assert totals.keys() == {"forehead", "cheeks"}
+    for zone in totals:
+        assert totals[zone]["delivered_nl"] == sum(r["delivered_nl"] for r in points if r["zone"] == zone)
+    step_nl = spec.pl_per_step(1, 3200) / 1000
+    assert abs(totals["forehead"]["delivered_nl"] - 40000) <= 2 * step_nl
+    assert abs(totals["cheeks"]["delivered_nl"] - 90000) <= 3 * step_nl
+    session = store.session(out.session_id)
+    assert session["program_name"] == "Two zones" and session["planned"] == 5
+    assert out.progress.done == 5
+    assert device.hello().limits["max_session_nl"] == cap_before  # the plan's cap is given back
+    store.close()
+
+
+@pytest.mark.req("SR-148")
+def test_the_device_holds_the_plan_total_as_its_session_cap(vdev, device, tmp_path):
+    """A host that tries to give more than the plan total in the plan's session is refused by the device."""
+    plan = plans.parse(TWO_ZONES)
+    store = RecordStore(tmp_path / "r.db")
+    runner = SessionRunner(device, store, poll_s=0.02)
+    runner.begin(plan.steps[0].program, patient_ref="P-1", plan=plan)
+    try:
+        assert device.hello().limits["max_session_nl"] == plan.total_nl
+        over = dict(plan.steps[1].program.configure_fields(), count=5)  # 150 uL: over the 130 uL cap
+        with pytest.raises(DeviceRefused) as refused:
+            device.configure(session=runner.session_tag, **over)
+        assert (refused.value.reason, refused.value.field, refused.value.limit) == ("LIMIT", "count", 4)
+    finally:
+        runner.finish("aborted")
+        assert runner.restore_cap()
+    store.close()
