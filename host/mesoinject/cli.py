@@ -23,7 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mesoprotocol import spec
 
-from . import alarms, extras, people, sync, units
+from . import alarms, extras, people, session_cap, sync, units, zones
+from . import plan as plans
 from . import program as programs
 from .client import Device, DeviceRefused, IncompatibleFirmware, NotPaired
 from .link import LinkError, PortNotFound
@@ -88,9 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_target(p)
     p.set_defaults(func=cmd_abort)
 
-    p = sub.add_parser("run", help="run a dose program and record every delivery")
-    p.add_argument("program", help="dose program: a TOML file, or the name of an example: "
-                                    "point-by-point, nappage, test-dose")
+    p = sub.add_parser("run", help="run a dose program or a treatment plan and record every delivery")
+    p.add_argument("program", help="dose program or treatment plan: a TOML file, or the name of an example: "
+                                    "point-by-point, nappage, test-dose; plans: facial-nappage, lumbar-pain, "
+                                    "lumbar-pain-100ul, scalp")
     _add_target(p)
     p.add_argument("--db", help=f"records database (default: {default_path()})")
     p.add_argument("--patient", required=True,
@@ -325,7 +327,11 @@ def cmd_abort(args) -> int:
         device.hello()
         before = spec.STATE_NAMES[device.status()["state"]]
         after = spec.STATE_NAMES[device.abort()["state"]]
+        cap = session_cap.give_back(device)  # a plan's session cap left on it
     console.print(f"device stopped: {before} -> {after}")
+    if cap is not None:
+        console.print(f"session cap given back: {units.text(cap, units.VOLUME)} (the device's own setting; a plan had "
+                      "lowered it to its total)")
     return 0
 
 
@@ -379,8 +385,43 @@ def _needle_up(args, bar) -> Callable[[], None]:
     return ask
 
 
+def _load_run(name: str) -> tuple[programs.Program, plans.Plan | None]:
+    """A program, or a plan and its first step's program, by path or example name."""
+    path = programs.find(name)
+    if not path.exists() and plans.find(name).exists():
+        path = plans.find(name)
+    data = programs.read(path)
+    if not plans.is_plan(data):
+        return programs.load(path), None
+    plan = plans.load(path)
+    plan.check_limits(programs.CEILINGS)
+    return plan.steps[0].program, plan
+
+
+def _before_step(args, bar, plan: plans.Plan) -> Callable[[plans.Step], None]:
+    """Before each step of a plan: the zone and dose, and the operator's go (--yes: said, not asked)."""
+    def ask(step: plans.Step) -> None:
+        bar.stop()
+        try:
+            console.print(f"{step.summary()} ({step.number} of {len(plan.steps)})")
+            if not args.yes:
+                console.input(f"Ready on {step.zone.en}? Press Enter to start this step (Ctrl-C stops): ")
+        except EOFError:
+            raise UsageError("no answer before the plan's next step (no terminal): pass --yes in scripts") from None
+        finally:
+            bar.start()
+    return ask
+
+
+def _zone_totals(store: RecordStore, session_id: int) -> None:
+    for row in store.zone_totals(session_id):
+        partial = f" ({row['partial']} partial)" if row["partial"] else ""
+        console.print(f"  step {row['plan_step'] or '?'}  {zones.name(row['zone']) or 'no zone':<28} "
+                      f"{row['records']:>4} given{partial}  {units.text(row['delivered_nl'], units.VOLUME, 3)}")
+
+
 def cmd_run(args) -> int:
-    program = programs.load(args.program)
+    program, plan = _load_run(args.program)
     program.check_limits(programs.CEILINGS)  # before any port is opened; the device's own come after HELLO
     patient = people.patient_ref(args.patient, "--patient")
     operator = _operator(args)
@@ -390,7 +431,7 @@ def cmd_run(args) -> int:
     # a short lock wait: the device's link watchdog must not starve while the store is busy
     # (a record the store cannot take stays on the device and is stored at the next poll)
     store = RecordStore(args.db or default_path(), busy_timeout_s=0.1)
-    console.print(program.summary())
+    console.print(plan.summary() if plan else program.summary())
     try:
         with _connect(args, syringe=program.syringe, operator=True) as device:
             if args.sim:
@@ -398,15 +439,21 @@ def cmd_run(args) -> int:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[ul]:8.3f} uL  {task.fields[state]}"), TimeElapsedColumn(),
                           console=console, transient=False) as bar:
-                task = bar.add_task(program.unit_name, total=program.count, ul=0.0, state="")
+                task = bar.add_task("doses" if plan else program.unit_name, total=plan.count if plan else program.count,
+                                    ul=0.0, state="")
 
                 def show(p):
                     bar.update(task, completed=p.done, ul=units.ul(p.delivered_nl), state=p.state)
 
                 runner = SessionRunner(device, store, on_progress=show)
                 try:
-                    outcome = runner.run(program, patient_ref=patient, operator=operator, drug_lot=args.lot,
-                                         before_prime=_needle_up(args, bar))
+                    if plan:
+                        outcome = runner.run_plan(plan, patient_ref=patient, operator=operator, drug_lot=args.lot,
+                                                  before_prime=_needle_up(args, bar),
+                                                  before_step=_before_step(args, bar, plan))
+                    else:
+                        outcome = runner.run(program, patient_ref=patient, operator=operator, drug_lot=args.lot,
+                                             before_prime=_needle_up(args, bar))
                 except LinkError as e:
                     _stopped_short(runner, store, f"LINK LOST: the serial link to the device failed ({e})",
                                    "the device stops the plunger and retracts the needle by itself when it hears "
@@ -424,9 +471,18 @@ def cmd_run(args) -> int:
     p = outcome.progress
     if runner.earlier.erased:
         console.print(runner.earlier.erased_note(outcome.identity.serial))
-    console.print(f"session {outcome.session_id}: {outcome.words} - {p.done}/{p.planned} {program.unit_name}, "
-                  f"{units.text(p.delivered_nl, units.VOLUME, 3)} delivered of {units.text(program.total_nl, units.VOLUME)} "
+    unit, planned_nl = ("doses", plan.steps_nl) if plan else (program.unit_name, program.total_nl)
+    console.print(f"session {outcome.session_id}: {outcome.words} - {p.done}/{p.planned} {unit}, "
+                  f"{units.text(p.delivered_nl, units.VOLUME, 3)} delivered of {units.text(planned_nl, units.VOLUME)} "
                   f"programmed ({p.partial} partial), {units.text(p.primed_nl, units.VOLUME)} primed (not counted)")
+    if plan:
+        console.print("per zone (stored records):")
+        with contextlib.closing(store.reopen()) as totals:
+            _zone_totals(totals, outcome.session_id)
+        if runner.restore_cap_nl is not None:
+            err.print(f"note: the device keeps this plan's session cap of {units.text(plan.total_nl, units.VOLUME)} "
+                      "until it is idle: `mesoinject abort --port PORT` (once the alarm's cause is dealt with) gives "
+                      "it back its own setting")
     console.print(f"records: {store.where} ({p.records} deliveries in session {outcome.session_id})")
     if not calibrated:
         console.print(f"note: this {program.syringe_name} is not calibrated on the device: volumes are as precise as "

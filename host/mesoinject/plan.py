@@ -68,7 +68,7 @@ class Plan:
             except PlanError:
                 raise
             except ProgramError as e:
-                raise PlanError(f"step {step.number} ({step.zone.id}): {e.field}", str(e).split(": ", 1)[1]) from None
+                raise PlanError(f"step {step.number} ({step.zone.id}): {e.field}", e.detail) from None
         if self.total_nl > limits["max_session_nl"]:
             raise PlanError("total", f"{units.text(self.total_nl, units.VOLUME)} is above the device's session limit "
                             f"of {units.text(limits['max_session_nl'], units.VOLUME)}: split the plan into sessions, "
@@ -102,7 +102,7 @@ def load(path: str | pathlib.Path) -> Plan:
     try:
         return parse(data)
     except ProgramError as e:
-        raise PlanError(e.field, str(e).split(": ", 1)[1], str(path)) from None
+        raise PlanError(e.field, e.detail, str(path)) from None
 
 
 def parse(data: dict) -> Plan:
@@ -144,7 +144,7 @@ def _step(number: int, shared: dict, data: dict, plan_name: str) -> Step:
             body[count_key] = _count_of_total(data, volume_key, count_key)
         program = programs.parse(body)
     except ProgramError as e:
-        raise PlanError(f"{where} ({zone.id}): {e.field}", str(e).split(": ", 1)[1]) from None
+        raise PlanError(f"{where} ({zone.id}): {e.field}", e.detail) from None
     return Step(number=number, zone=zone, program=program)
 
 

@@ -63,6 +63,7 @@ class ProgramError(ValueError):
 
     def __init__(self, field: str, message: str, source: str = ""):
         self.field = field
+        self.detail = message  # without the field and source
         super().__init__(f"{source + ': ' if source else ''}{field}: {message}")
 
 

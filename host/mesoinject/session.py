@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from . import alarms, outcomes, sync
+from . import alarms, outcomes, session_cap, sync
 from .client import Device, DeviceRefused, Identity, new_session_tag
 from .plan import Plan, Step
 from .program import CONFIGURE_FIELDS, Program
@@ -145,28 +145,28 @@ class SessionRunner:
         return {"plan_step": self.plan_step.number, "zone": self.plan_step.zone.id}
 
     def _cap_session(self, identity: Identity, cap_nl: int) -> None:
-        """Lower the device's session cap to the plan total for the plan's length (SETTINGS needs IDLE)."""
-        current = identity.limits["max_session_nl"]
+        """Lower the device's session cap to the plan total for the plan's length (SETTINGS needs IDLE); the
+        setting it replaces is remembered (session_cap) until it is given back."""
+        session_cap.give_back(self.device)  # an earlier plan's cap still on the device: its own setting first
+        current = self.device.hello().limits["max_session_nl"]
+        identity.limits["max_session_nl"] = current
         if cap_nl >= current:
             return
+        session_cap.remember(identity.serial, current)
+        self.restore_cap_nl = current
         if self.device.status()["state"] in (spec.STATE_CONFIGURED, spec.STATE_PRIMED, spec.STATE_COMPLETE):
             self.device.abort()  # no program runs in these states: nothing is ended
         self.device.settings(max_session_nl=cap_nl)
-        self.restore_cap_nl = current
         identity.limits["max_session_nl"] = cap_nl
 
     def restore_cap(self) -> bool:
-        """Give the device back the session cap it had before the plan; False if it is not idle enough
-        (an alarm not cleared): the lower cap then stays, which only ever refuses more."""
+        """Give the device back the session cap it had before the plan; False if it is not idle (an alarm
+        not cleared) or unreachable: `mesoinject abort` or the next session gives it back then."""
         if self.restore_cap_nl is None:
             return True
         try:
-            state = self.device.status()["state"]
-            if state in (spec.STATE_CONFIGURED, spec.STATE_PRIMED, spec.STATE_COMPLETE):
-                self.device.abort()
-            elif state != spec.STATE_IDLE:
+            if session_cap.give_back(self.device) is None and session_cap.replaced(self.device.identity.serial):
                 return False
-            self.device.settings(max_session_nl=self.restore_cap_nl)
         except Exception:
             return False  # the link may be what failed
         self.restore_cap_nl = None
@@ -209,6 +209,8 @@ class SessionRunner:
         checked, and the device's session cap is lowered to the plan total."""
         device = self.device
         identity = device.hello()
+        if session_cap.give_back(device) is not None:  # a plan that stopped before it could left its cap on
+            identity = device.hello()
         if plan is not None:
             plan.check_limits(identity.limits)
         program.check_limits(identity.limits)

@@ -181,3 +181,56 @@ def test_run_says_how_it_ended_in_the_words_it_stores(tmp_path):
     with sqlite3.connect(db) as store:
         assert store.execute("SELECT outcome, outcome_text, operator FROM sessions").fetchall() == [
             ("complete", "complete", "Dr Test")]
+
+
+TWO_ZONE_PLAN = """
+name = "Two test doses"
+drug = "lidocaine 1%"
+syringe = "BD 1 mL"
+needle = { gauge = 30, length = "4 mm" }
+[[steps]]
+zone = "forehead"
+technique = "test-dose"
+volume_per_point = "10 uL"
+points = 1
+depth = "2 mm"
+[[steps]]
+zone = "lumbar"
+technique = "test-dose"
+volume_per_point = "20 uL"
+points = 1
+depth = "3 mm"
+"""
+
+
+@pytest.mark.req("SR-146")
+@pytest.mark.parametrize("change,words", [
+    (('zone = "lumbar"', 'zone = "elbow"'), "step 2: zone: 'elbow' is not a zone; known zones:"),
+    (('"20 uL"', '"20 kg"'), "step 2 (lumbar): volume_per_point: '20 kg' is not a volume"),
+    (('[[steps]]', 'total = "6 mL"\n[[steps]]'), "total: 6000 uL is above the device's session limit of 5000 uL"),
+])
+def test_a_bad_plan_exits_2_naming_step_and_field_before_touching_a_device(tmp_path, change, words):
+    bad = tmp_path / "plan.toml"
+    bad.write_text(TWO_ZONE_PLAN.replace(*change, 1))
+    r = cli("run", str(bad), "--port", "/dev/does-not-exist", "--db", str(tmp_path / "r.db"), *WHO)
+    assert r.returncode == 2, r.stderr
+    assert words in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.req("SR-147")
+def test_run_a_plan_on_the_sim_asks_before_each_step_and_prints_per_zone_totals(tmp_path):
+    import sqlite3
+
+    plan, db = tmp_path / "plan.toml", tmp_path / "records.db"
+    plan.write_text(TWO_ZONE_PLAN)
+    r = cli("run", str(plan), "--sim", "--db", str(db), *WHO, env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.index("step 1, Forehead") < out.index("step 2, Lumbar region") < out.index("per zone")
+    assert "session 1: complete - 2/2 doses" in out
+    with sqlite3.connect(db) as store:
+        rows = store.execute("SELECT plan_step, zone, SUM(delivered_nl) FROM deliveries WHERE kind != 'prime' "
+                             "GROUP BY plan_step, zone ORDER BY plan_step").fetchall()
+    assert [(step, zone) for step, zone, _ in rows] == [(1, "forehead"), (2, "lumbar")]
+    for step, zone, nl in rows:  # the printed per-zone total is the stored one
+        assert f"{nl / 1000:.3f} uL" in out.split("per zone")[1].splitlines()[step]

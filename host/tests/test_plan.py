@@ -7,7 +7,7 @@ import pytest
 
 from mesoinject import plan as plans
 from mesoinject import program as programs
-from mesoinject import zones
+from mesoinject import session_cap, zones
 from mesoinject.client import Device, DeviceRefused
 from mesoinject.records import RecordStore
 from mesoinject.session import SessionRunner
@@ -158,6 +158,7 @@ def test_a_two_zone_plan_records_step_and_zone_and_gives_the_cap_back(vdev, devi
 def test_the_device_holds_the_plan_total_as_its_session_cap(vdev, device, tmp_path):
     """A host that tries to give more than the plan total in the plan's session is refused by the device."""
     plan = plans.parse(TWO_ZONES)
+    cap_before = device.hello().limits["max_session_nl"]
     store = RecordStore(tmp_path / "r.db")
     runner = SessionRunner(device, store, poll_s=0.02)
     runner.begin(plan.steps[0].program, patient_ref="P-1", plan=plan)
@@ -169,5 +170,9 @@ def test_the_device_holds_the_plan_total_as_its_session_cap(vdev, device, tmp_pa
         assert (refused.value.reason, refused.value.field, refused.value.limit) == ("LIMIT", "count", 4)
     finally:
         runner.finish("aborted")
-        assert runner.restore_cap()
+    # the plan stopped without giving the cap back (as after a lost link): the next session does, first
+    assert session_cap.replaced(device.identity.serial) == cap_before
+    SessionRunner(device, store, poll_s=0.02).begin(plan.steps[0].program, patient_ref="P-1")
+    assert device.hello().limits["max_session_nl"] == cap_before
+    assert session_cap.replaced(device.identity.serial) is None
     store.close()
