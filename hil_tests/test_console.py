@@ -342,3 +342,40 @@ def test_a_lost_link_interrupts_the_screen_and_the_records_follow_on_reconnect(c
     page.click("#new-session")
     page.click("#clear-fault")
     page.wait_for_selector("body[data-device-state='IDLE']")
+
+
+@pytest.mark.req("SR-149")
+def test_the_history_shows_one_patients_sessions_and_totals_per_drug(console, page):
+    import dataclasses
+    import types
+
+    store = console.console.store
+    ident = types.SimpleNamespace(serial="HIST-1", board="sim", firmware="0")
+    prog = programs.load(programs.EXAMPLES / "point-by-point.toml")
+
+    def add(ref, drug, tag, nl):
+        sid = store.begin_session(ident, dataclasses.replace(prog, drug=drug), patient_ref=ref, operator="Dr H",
+                                  device_session=tag)
+        store.add_delivery(sid, ident.serial, dict(record_id=tag, session=tag, point=0, kind=spec.KIND_POINT, flags=0,
+                                                   programmed_nl=nl, delivered_nl=nl, depth_um=3000, time_ms=1))
+        store.end_session(sid, "complete", "complete")
+
+    console.console.call(add, "P-HIST", "lidocaine 1%", 901, 30000)
+    console.console.call(add, "P-HIST", "vitamin complex", 902, 20000)
+    console.console.call(add, "P-OTHER", "lidocaine 1%", 903, 40000)
+    page.click("#sessions-button")
+    page.fill("#history-patient", "P-HIST")
+    page.click("#history-form button[type=submit]")
+    expect(page.locator("#history-drugs")).to_contain_text("Patient P-HIST: totals per drug")
+    expect(page.locator("#history-drugs")).to_contain_text("lidocaine 1%: 30.0 µL in 1 session")
+    expect(page.locator("#history-drugs")).to_contain_text("vitamin complex: 20.0 µL in 1 session")
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#sessions")).not_to_contain_text("P-OTHER")
+    shot(page, "history-by-patient")
+    page.fill("#history-patient", "Jane Doe")  # a name where a pseudonym belongs: refused, saying why
+    page.click("#history-form button[type=submit]")
+    expect(page.locator("#sessions")).to_contain_text("never the patient's name")
+    page.click("#history-all")
+    expect(page.locator("#sessions")).to_contain_text("P-OTHER")
+    page.click("#sessions-close")

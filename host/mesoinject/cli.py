@@ -134,8 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("records", help="list, annotate or export the treatment records")
     rsub = p.add_subparsers(dest="records_command", required=True)
     db_help = f"records database: a file or a postgresql:// URL (default: {default_path()})"
-    r = rsub.add_parser("list", help="list sessions")
+    r = rsub.add_parser("list", help="list sessions (one patient's with --patient, and their totals per drug)")
     r.add_argument("--db", help=db_help)
+    r.add_argument("--patient", help="only this pseudonymous patient reference, with totals per drug over time")
     r.set_defaults(func=cmd_records_list)
     r = rsub.add_parser("export", help="csv/json: one row per delivery; fhir: MedicationAdministration per session; "
                                        "html: printable report of one session")
@@ -558,15 +559,24 @@ def _records_command(fn):
 
 @_records_command
 def cmd_records_list(args, store: RecordStore) -> int:
-    rows = store.sessions()
+    patient = people.patient_ref(args.patient, "--patient") if args.patient is not None else None
+    rows = store.sessions(patient)
     if not rows:
-        console.print(f"no sessions in {store.where}", markup=False)
+        console.print(f"no sessions{f' for patient {patient}' if patient else ''} in {store.where}", markup=False)
     for s in rows:
         lot = f" lot {s['drug_lot']}" if s["drug_lot"] else ""
         events = f"  {s['adverse_events']} adverse event(s)" if s["adverse_events"] else ""
         console.print(f"{s['id']:>4}  {s['started_at'][:19]}  {s['outcome'] or 'running':<11} {s['program_name']}  "
                       f"{s['points_done']}/{s['planned']}  {units.text(s['delivered_nl'], units.VOLUME, 3)}  {s['drug']}{lot}  "
                       f"device {s['device_serial']}{events}", markup=False)
+    if patient and rows:
+        console.print(f"patient {patient}: totals per drug (primes excluded)", markup=False)
+        for d in store.drug_totals(patient):
+            console.print(f"  {d['drug']}: {units.text(d['delivered_nl'], units.VOLUME, 3)} in {d['sessions']} "
+                          f"session(s), {d['first'][:10]} to {d['last'][:10]}", markup=False)
+            for m in d["months"]:
+                console.print(f"    {m['month']}  {units.text(m['delivered_nl'], units.VOLUME, 3):>12}  "
+                              f"{m['sessions']} session(s)", markup=False)
     return 0
 
 

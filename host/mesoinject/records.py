@@ -512,13 +512,34 @@ class RecordStore:
 
     # --- reading ---
 
-    def sessions(self) -> list[dict]:
+    def sessions(self, patient_ref: str | None = None) -> list[dict]:
+        """Every session (or one patient's), oldest first, with what it delivered (primes excluded)."""
+        where, args = ("WHERE s.patient_ref = ?", (patient_ref,)) if patient_ref is not None else ("", ())
         return self._rows(
             "SELECT s.*, COUNT(d.id) FILTER (WHERE d.kind != 'prime') AS points_done,"
             " CAST(COALESCE(SUM(d.delivered_nl) FILTER (WHERE d.kind != 'prime'), 0) AS BIGINT) AS delivered_nl,"
             " (SELECT COUNT(*) FROM session_notes n WHERE n.session_id = s.id AND n.kind = 'adverse-event')"
-            " AS adverse_events"
-            " FROM sessions s LEFT JOIN deliveries d ON d.session_id = s.id GROUP BY s.id ORDER BY s.id")
+            f" AS adverse_events FROM sessions s LEFT JOIN deliveries d ON d.session_id = s.id {where}"
+            " GROUP BY s.id ORDER BY s.id", args)
+
+    def drug_totals(self, patient_ref: str) -> list[dict]:
+        """What one patient received of each drug over time: sessions, total (primes excluded), first
+        and last session; by drug, then by month (YYYY-MM, UTC) in `months`."""
+        rows = self._rows(
+            "SELECT s.drug, SUBSTR(s.started_at, 1, 7) AS month, COUNT(DISTINCT s.id) AS sessions,"
+            " CAST(COALESCE(SUM(d.delivered_nl) FILTER (WHERE d.kind != 'prime'), 0) AS BIGINT) AS delivered_nl,"
+            " MIN(s.started_at) AS first, MAX(s.started_at) AS last"
+            " FROM sessions s LEFT JOIN deliveries d ON d.session_id = s.id WHERE s.patient_ref = ?"
+            " GROUP BY s.drug, SUBSTR(s.started_at, 1, 7) ORDER BY s.drug, month", (patient_ref,))
+        drugs: dict[str, dict] = {}
+        for r in rows:
+            d = drugs.setdefault(r["drug"], {"drug": r["drug"], "sessions": 0, "delivered_nl": 0, "first": r["first"],
+                                             "last": r["last"], "months": []})
+            d["sessions"] += r["sessions"]
+            d["delivered_nl"] += r["delivered_nl"]
+            d["first"], d["last"] = min(d["first"], r["first"]), max(d["last"], r["last"])
+            d["months"].append({"month": r["month"], "sessions": r["sessions"], "delivered_nl": r["delivered_nl"]})
+        return list(drugs.values())
 
     def session(self, session_id: int) -> dict | None:
         rows = self._rows("SELECT * FROM sessions WHERE id = ?", (session_id,))

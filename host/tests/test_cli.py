@@ -234,3 +234,29 @@ def test_run_a_plan_on_the_sim_asks_before_each_step_and_prints_per_zone_totals(
     assert [(step, zone) for step, zone, _ in rows] == [(1, "forehead"), (2, "lumbar")]
     for step, zone, nl in rows:  # the printed per-zone total is the stored one
         assert f"{nl / 1000:.3f} uL" in out.split("per zone")[1].splitlines()[step]
+
+
+@pytest.mark.req("SR-149")
+def test_records_list_by_patient_with_totals_per_drug(tmp_path):
+    import types
+
+    from mesoinject import program as programs
+    from mesoinject.records import RecordStore
+    from mesoprotocol import spec
+
+    db = tmp_path / "r.db"
+    ident = types.SimpleNamespace(serial="SIM-1", board="sim", firmware="0")
+    prog = programs.load(PROGRAMS / "point-by-point.toml")
+    with RecordStore(db) as store:
+        for tag, ref in ((1, "P-1"), (2, "P-2")):
+            sid = store.begin_session(ident, prog, patient_ref=ref, operator="dr", device_session=tag)
+            store.add_delivery(sid, "SIM-1", dict(record_id=tag, session=tag, point=0, kind=spec.KIND_POINT, flags=0,
+                                                  programmed_nl=30000, delivered_nl=29000 + tag, depth_um=3000,
+                                                  time_ms=5))
+    r = cli("records", "list", "--db", str(db), "--patient", "P-2")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[0] == "2" and not any(line.split()[0] == "1" for line in lines)  # P-2's session only
+    assert "patient P-2: totals per drug" in r.stdout and "lidocaine 1%: 29.002 uL in 1 session(s)" in r.stdout
+    r = cli("records", "list", "--db", str(db), "--patient", "Jane Doe")
+    assert r.returncode == 2 and "never the patient's name" in r.stderr

@@ -383,3 +383,58 @@ def test_a_newer_sqlite_schema_is_left_untouched(tmp_path):
     with pytest.raises(RecordStoreError, match="upgrade mesoinject"):
         RecordStore(path)
     assert path.read_bytes() == before
+
+
+def make_v4(db):
+    """A database as mesoinject wrote it before plans (schema 4): one program session and its delivery."""
+    make_v1(db)
+    con = raw(db)
+    for v in (2, 3, 4):
+        script = MIGRATIONS[v]
+        if isinstance(script, dict):
+            script = script["postgres" if isinstance(db, str) else "sqlite"] + ";" + script.get("both", "")
+        for statement in _statements(script):
+            con.execute(_pg_ddl(statement) if isinstance(db, str) else statement)
+    con.close()
+    set_version(db, 4)
+
+
+@pytest.mark.req("SR-147")
+def test_a_v4_database_gains_plan_step_and_zone_and_keeps_its_records(db):
+    from mesoinject import plan as plans
+
+    make_v4(db)
+    store = RecordStore(db)
+    try:
+        (old,) = store.deliveries()
+        assert (old["delivered_nl"], old["plan_step"], old["zone"]) == (29990, None, None)  # not part of a plan
+        plan = plans.load("lumbar-pain")
+        sid = store.begin_session(IDENT, plan.steps[0].program, patient_ref="P-9", operator="dr x", device_session=9,
+                                  plan=plan)
+        store.add_delivery(sid, IDENT.serial, delivery(2, session=9), plan_step=1, zone="lumbar")
+        assert [(r["plan_step"], r["zone"], r["delivered_nl"]) for r in store.zone_totals(sid)] == [(1, "lumbar", 29998)]
+        assert json.loads(store.session(sid)["plan_json"])["steps"][0]["zone"] == "lumbar"
+        assert store.session(sid)["program_name"] == plan.name
+    finally:
+        store.close()
+    assert schema_version(db) == SCHEMA_VERSION == 5
+
+
+@pytest.mark.req("SR-149")
+def test_a_patients_history_and_totals_per_drug(store, program):
+    import dataclasses
+
+    other_drug = dataclasses.replace(program, drug="vitamin complex")
+    sessions = [store.begin_session(IDENT, prog, patient_ref=ref, operator="dr x", device_session=tag)
+                for tag, (prog, ref) in enumerate([(program, "P-1"), (other_drug, "P-1"), (program, "P-2"),
+                                                   (program, "P-1")], start=100)]
+    for n, (sid, tag) in enumerate(zip(sessions, range(100, 104))):
+        store.add_delivery(sid, IDENT.serial, delivery(10 + n, session=tag, delivered=10000 * (n + 1)))
+        store.add_delivery(sid, IDENT.serial, delivery(20 + n, session=tag, kind=spec.KIND_PRIME, delivered=5000))
+    assert [s["id"] for s in store.sessions("P-1")] == [sessions[0], sessions[1], sessions[3]]
+    assert store.sessions("P-3") == []
+    totals = {d["drug"]: d for d in store.drug_totals("P-1")}
+    assert totals.keys() == {program.drug, "vitamin complex"}
+    assert (totals[program.drug]["sessions"], totals[program.drug]["delivered_nl"]) == (2, 10000 + 40000)  # no primes
+    assert (totals["vitamin complex"]["sessions"], totals["vitamin complex"]["delivered_nl"]) == (1, 20000)
+    assert sum(m["delivered_nl"] for m in totals[program.drug]["months"]) == 50000

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from .. import alarms, outcomes, sync, units
+from .. import alarms, outcomes, people, sync, units
 from ..client import Device
 from ..link import LinkError
 from ..program import CEILINGS, ProgramError
@@ -200,9 +200,21 @@ class Console:
         self.library = forms.library(self.programs_dir)  # files edited meanwhile
 
     # reads: any thread, on a connection of their own, so a long export never holds up the heartbeat
-    def sessions(self) -> list[dict]:
+    def history(self, patient: str) -> dict:
+        """One patient's sessions (newest first) and what they received of each drug over time."""
+        ref = people.patient_ref(patient, "patient")
         with self.store.reopen() as store:
-            rows = store.sessions()
+            drugs = store.drug_totals(ref)
+        return {"patient_ref": ref, "sessions": self.sessions(ref),
+                "drugs": [{"drug": d["drug"], "sessions": d["sessions"], "delivered_ul": units.ul(d["delivered_nl"]),
+                           "first": d["first"], "last": d["last"],
+                           "months": [{"month": m["month"], "sessions": m["sessions"],
+                                       "delivered_ul": units.ul(m["delivered_nl"])} for m in d["months"]]}
+                          for d in drugs]}
+
+    def sessions(self, patient: str | None = None) -> list[dict]:
+        with self.store.reopen() as store:
+            rows = store.sessions(patient)
         return [{"id": r["id"], "started_at": r["started_at"], "ended_at": r["ended_at"],
                  "patient_ref": r["patient_ref"], "operator": r["operator"], "program_name": r["program_name"],
                  "outcome": r["outcome"], "delivered_ul": units.ul(r["delivered_nl"]), "points": r["points_done"],

@@ -75,6 +75,7 @@ class ConsoleServer:
         r.add_get("/api/state", self.state)
         r.add_get("/api/events", self.events)
         r.add_get("/api/sessions", self.sessions)
+        r.add_get("/api/history", self.history)  # ?patient=REF
         r.add_get("/sessions/{id:\\d+}/report", self.report)
         r.add_get("/sessions/{id:\\d+}/export.{fmt}", self.download)
         c = self.console
@@ -118,6 +119,9 @@ class ConsoleServer:
 
     async def sessions(self, request: web.Request) -> web.Response:
         return web.json_response(await self._read(self.console.sessions))
+
+    async def history(self, request: web.Request) -> web.Response:
+        return web.json_response(await self._read(self.console.history, request.query.get("patient", "")))
 
     async def report(self, request: web.Request) -> web.Response:
         html = await self._read(self.console.export, "html", int(request.match_info["id"]))

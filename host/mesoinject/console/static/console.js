@@ -475,18 +475,40 @@ function link(href, label, download) {
   return a;
 }
 
-async function showSessions() {
+// one patient's history: their sessions, and what they received of each drug over time
+function drugTotals(history) {
+  const box = $("history-drugs");
+  if (!history) return void box.replaceChildren();
+  const h = document.createElement("h3");
+  h.textContent = `Patient ${history.patient_ref}: totals per drug (primes excluded)`;
+  const list = document.createElement("ul");
+  for (const d of history.drugs) {
+    const li = document.createElement("li");
+    const months = d.months.map((m) => `${m.month}: ${fixed(m.delivered_ul)} µL`).join(", ");
+    li.textContent = `${d.drug}: ${fixed(d.delivered_ul)} µL in ${d.sessions} session${d.sessions > 1 ? "s" : ""}` +
+      ` (${months})`;
+    list.append(li);
+  }
+  box.replaceChildren(h, list);
+}
+
+async function showSessions(patient = "") {
   const box = $("sessions");
   box.textContent = "Loading…";
-  $("sessions-dialog").showModal();
-  let rows;
+  if (!$("sessions-dialog").open) $("sessions-dialog").showModal();
+  let rows, history = null;
   try {
-    rows = await getJSON("/api/sessions");
+    if (patient) {
+      history = await getJSON(`/api/history?patient=${encodeURIComponent(patient)}`);
+      rows = history.sessions;
+    } else rows = await getJSON("/api/sessions");
   } catch (e) {
+    drugTotals(null);
     box.textContent = `✖ Could not load past sessions: ${e.message}`;
     return;
   }
-  if (!rows.length) return void (box.textContent = "No sessions recorded yet.");
+  drugTotals(history);
+  if (!rows.length) return void (box.textContent = patient ? `No sessions for patient ${patient}.` : "No sessions recorded yet.");
   const table = document.createElement("table");
   const head = table.createTHead().insertRow();
   for (const h of ["Started", "Ended", "Patient ref", "Operator", "Program", "Outcome", "µL", "Points", "Files"]) {
@@ -516,7 +538,15 @@ async function showSessions() {
   box.replaceChildren(table);
 }
 
-$("sessions-button").addEventListener("click", showSessions);
+$("sessions-button").addEventListener("click", () => showSessions($("history-patient").value.trim()));
+$("history-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  showSessions($("history-patient").value.trim());
+});
+$("history-all").addEventListener("click", () => {
+  $("history-patient").value = "";
+  showSessions();
+});
 $("sessions-close").addEventListener("click", () => $("sessions-dialog").close());
 
 // ---------- live connection ----------
