@@ -296,3 +296,59 @@ def test_a_nappage_report_counts_shots(store):
     store.end_session(sid, "complete")
     page = store.export("html", sid)
     assert "Shots given</th><td>3 of" in page and "Points given" not in page
+
+
+# --- a session that ran a treatment plan: where each point went ---
+
+@pytest.fixture
+def planned(store):
+    """A two-step plan (forehead: SNOMED CT coded; periorbital: none fits), a prime and 3 points."""
+    from mesoinject import plan as plans
+
+    plan = plans.parse({
+        "name": "Face", "drug": "HA", "syringe": "BD 1 mL", "needle": {"gauge": 32, "length": "4 mm"},
+        "steps": [
+            {"zone": "forehead", "technique": "point-by-point", "volume_per_point": "20 uL", "points": 2, "depth": "1 mm"},
+            {"zone": "periorbital", "technique": "point-by-point", "volume_per_point": "10 uL", "points": 1,
+             "depth": "1 mm"},
+        ]})
+    sid = store.begin_session(IDENT, plan.steps[0].program, patient_ref="P-5", operator="dr x", device_session=7,
+                              plan=plan)
+    store.add_delivery(sid, "SIM-0042", delivery(1, 0, 10000, kind=spec.KIND_PRIME, programmed=10000))
+    store.add_delivery(sid, "SIM-0042", delivery(2, 0, 20010, programmed=20000), plan_step=1, zone="forehead")
+    store.add_delivery(sid, "SIM-0042", delivery(3, 1, 19990, programmed=20000), plan_step=1, zone="forehead")
+    store.add_delivery(sid, "SIM-0042", delivery(4, 0, 10000, programmed=10000), plan_step=2, zone="periorbital")
+    store.add_note(sid, "mild redness", kind="adverse-event", author="dr x")
+    store.end_session(sid, "complete")
+    return sid
+
+
+@pytest.mark.req("SR-147")
+def test_csv_and_json_carry_plan_step_zone_and_site_beside_the_wire_units(store, planned):
+    rows = list(csv.DictReader(io.StringIO(store.export("csv", planned))))
+    assert [(r["kind"], r["plan_step"], r["zone"], r["zone_name"], r["site_snomed"]) for r in rows] == [
+        ("prime", "", "", "", ""),
+        ("point", "1", "forehead", "Forehead", "52795006"), ("point", "1", "forehead", "Forehead", "52795006"),
+        ("point", "2", "periorbital", "Periorbital (crow's feet)", "")]
+    assert (rows[1]["delivered_nl"], rows[1]["delivered_ul"], rows[1]["depth_um"], rows[1]["depth_mm"]) == \
+        ("20010", "20.010", "3000", "3.00")
+    assert [r["zone"] for r in json.loads(store.export("json", planned))] == ["", "forehead", "forehead", "periorbital"]
+
+
+@pytest.mark.req("SR-150")
+def test_fhir_has_one_administration_per_plan_step_with_its_body_site(store, planned):
+    bundle = Bundle.model_validate_json(store.export("fhir", planned))
+    steps = [MedicationAdministration.model_validate(e.resource.model_dump()) for e in bundle.entry]
+    assert [ma.id for ma in steps] == [f"mesoinject-session-{planned}-step-1", f"mesoinject-session-{planned}-step-2"]
+    forehead, periorbital = (ma.dosage for ma in steps)
+    assert [(c.system, c.code) for c in forehead.site.coding] == [("http://snomed.info/sct", "52795006")]
+    assert periorbital.site.coding is None and periorbital.site.text == "Periorbital (crow's feet)"  # no guessed code
+    assert (forehead.dose.value, periorbital.dose.value) == (Decimal("0.04"), Decimal("0.01"))
+    assert [ma.status for ma in steps] == ["completed", "completed"]
+    notes = [n.text for ma in steps for n in (ma.note or [])]
+    assert sum("Adverse event: mild redness" in n for n in notes) == 1  # the session's note once, not per zone
+    # a point's own extension names its site too
+    point = forehead.extension[0]
+    assert any(x.url == "site" and x.valueCodeableConcept.coding[0].code == "52795006" for x in point.extension)
+    # the all-sessions bundle holds the same two
+    assert [e.resource.id for e in Bundle.model_validate_json(store.export("fhir")).entry] == [ma.id for ma in steps]

@@ -15,7 +15,7 @@ import csv
 import io
 import json
 
-from .. import extras
+from .. import extras, zones
 from .common import NothingToExport, check_session, numbered, ul
 
 FORMATS = ("csv", "json", "fhir", "html")
@@ -25,6 +25,8 @@ EXPORT_COLUMNS = ("session_id", "device_serial", "record_id", "point", "kind", "
 
 # beside the integer wire units: what a person reads (the report's numbers and words)
 READABLE_COLUMNS = ("number", "counted", "delivered_ul", "programmed_ul", "depth_mm", "outcome")
+# where it went, for a session that ran a plan (blank otherwise): step from 1, zone id and name, SNOMED CT code
+PLAN_COLUMNS = ("plan_step", "zone", "zone_name", "site_snomed")
 
 __all__ = ["EXPORT_COLUMNS", "FORMATS", "NothingToExport", "export"]
 
@@ -54,7 +56,7 @@ def export(store, fmt: str, session_id: int | None = None) -> str:
         return json.dumps(rows, indent=1) + "\n"
     out = io.StringIO()
     # CRLF as RFC 4180 has it: a line terminator of "\n" alone leaves a bare CR in a cell unquoted, splitting its row
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS + READABLE_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS + READABLE_COLUMNS + PLAN_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
@@ -77,6 +79,9 @@ def _add_readable_columns(store, records: list[dict], rows: list[dict]) -> None:
         row.update(number="" if prime else numbers[id(record)], counted="no" if prime else "yes",
                    delivered_ul=ul(record["delivered_nl"]), programmed_ul=ul(record["programmed_nl"]),
                    depth_mm=f"{record['depth_um'] / 1000:.2f}", outcome=by_session[record.get("session_id")])
+        zone = zones.ZONES.get(record.get("zone") or "")
+        row.update(plan_step=record.get("plan_step") or "", zone=record.get("zone") or "",
+                   zone_name=zones.name(record.get("zone")), site_snomed=(zone.snomed or "") if zone else "")
 
 
 # a spreadsheet runs a cell that starts with one of these as a formula (OWASP, CSV injection)

@@ -10,6 +10,9 @@ Medication and Device are unchanged from R4), so what we write is what the libra
   text = human-readable summary with every point, and one `point-dose` extension per
   delivery (point, kind, programmed, delivered, depth, partial, device record)
 - note: clinician notes, adverse events, device alarms, primes
+- a session that ran a treatment plan: one MedicationAdministration per step (a drug given at one site),
+  dosage.site the step's zone (SNOMED CT body structure where mesoinject.zones has one, else text only),
+  each point's extension naming its site too; a single session's export is then a Bundle of them
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from decimal import Decimal
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
 
+import dataclasses
+import json
+
+from .. import zones
 from .common import SessionRecord, ul
 
 # Placeholder naming base for our identifier systems and extension; a clinic's own
@@ -33,14 +40,50 @@ INTRADERMAL = {"coding": [{"system": "http://snomed.info/sct", "code": "37246400
 
 def export(store, session_id: int | None) -> str:
     if session_id is not None:
-        return medication_administration(SessionRecord.load(store, session_id)).model_dump_json(indent=1) + "\n"
+        found = administrations(SessionRecord.load(store, session_id))
+        if len(found) == 1:
+            return found[0].model_dump_json(indent=1) + "\n"
+        return _collection(found).model_dump_json(indent=1) + "\n"
     return bundle(store).model_dump_json(indent=1) + "\n"
 
 
 def bundle(store) -> Bundle:
-    """Every session, one MedicationAdministration each, as a collection."""
-    entries = [{"resource": medication_administration(SessionRecord.load(store, s["id"])).model_dump(mode="json")}
-               for s in store.sessions()]
+    """Every session, one MedicationAdministration each (one per step for a plan), as a collection."""
+    return _collection([ma for s in store.sessions() for ma in administrations(SessionRecord.load(store, s["id"]))])
+
+
+def site(zone_id: str | None) -> dict | None:
+    """A zone as FHIR's dosage.site: its SNOMED CT body structure where there is one, its name always."""
+    zone = zones.ZONES.get(zone_id or "")
+    if zone is None:
+        return {"text": zone_id} if zone_id else None
+    concept: dict = {"text": zone.en}
+    if zone.snomed:
+        concept["coding"] = [{"system": zones.SNOMED, "code": zone.snomed, "display": zone.snomed_display}]
+    return concept
+
+
+def administrations(rec: SessionRecord) -> list[MedicationAdministration]:
+    """A session's administrations: one, or one per step of the plan it ran (each at its zone)."""
+    plan = json.loads(rec.session.get("plan_json") or "null")
+    if not plan:
+        return [medication_administration(rec)]
+    found = []
+    for step in plan["steps"]:
+        program = step["program"]
+        session = {**rec.session, "program_name": program["name"], "technique": program["technique"],
+                   "planned": program["count"], "volume_nl": program["volume_nl"], "depth_um": program["depth_um"],
+                   "step": step["step"], "zone": step["zone"], "steps": len(plan["steps"]), "plan_name": plan["name"]}
+        first = step["step"] == 1  # the session's primes, alarms and notes go once, on its first step
+        part = dataclasses.replace(rec, session=session, given=[r for r in rec.given if r.get("plan_step") == step["step"]],
+                                   primes=rec.primes if first else [], alarms=rec.alarms if first else [],
+                                   notes=rec.notes if first else [])
+        found.append(medication_administration(part))
+    return found
+
+
+def _collection(resources: list[MedicationAdministration]) -> Bundle:
+    entries = [{"resource": r.model_dump(mode="json")} for r in resources]
     return Bundle.model_validate({"resourceType": "Bundle", "type": "collection",
                                   "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                   "entry": entries})
@@ -48,9 +91,10 @@ def bundle(store) -> Bundle:
 
 def medication_administration(rec: SessionRecord) -> MedicationAdministration:
     s = rec.session
+    step = s.get("step")
     data = {
         "resourceType": "MedicationAdministration",
-        "id": f"mesoinject-session-{s['id']}",
+        "id": f"mesoinject-session-{s['id']}" + (f"-step-{step}" if step else ""),
         "identifier": _identifiers(s),
         "status": _status(rec),
         "contained": [_medication(s), _device(s)],
@@ -60,13 +104,16 @@ def medication_administration(rec: SessionRecord) -> MedicationAdministration:
         "dosage": _dosage(rec),
         "device": [{"reference": "#device", "display": f"mesoinject {s['board']} {s['device_serial']}"}],
     }
+    if step and step > 1:
+        data["note"] = [{"text": f"Step {step} of {s['steps']} of the plan {s['plan_name']!r}: the session's primes, "
+                                 f"alarms and notes are on mesoinject-session-{s['id']}-step-1."}]
     if data["status"] == "stopped":
         data["statusReason"] = [{"text": "; ".join([s["outcome"]] + [a["code"] for a in rec.alarms])}]
     if s["operator"]:
         data["performer"] = [{"actor": {"display": s["operator"]}}]
     notes = _notes(rec)
     if notes:
-        data["note"] = notes
+        data["note"] = data.get("note", []) + notes
     return MedicationAdministration.model_validate(data)
 
 
@@ -78,11 +125,15 @@ def _status(rec: SessionRecord) -> str:
         return "unknown"  # run on another host: we hold its records, not how it ended
     if not rec.given:
         return "not-done"
+    if rec.session.get("step"):  # a plan's step: done when each of its points was, whole
+        return "completed" if len(rec.given) >= rec.session["planned"] and not rec.partial else "stopped"
     return "completed" if outcome == "complete" else "stopped"
 
 
 def _identifiers(s: dict) -> list[dict]:
     ids = [{"system": f"{NAMING_BASE}/records-session", "value": str(s["id"])}]
+    if s.get("step"):
+        ids.append({"system": f"{NAMING_BASE}/plan-step", "value": f"{s['id']}:{s['step']}"})
     if s["device_session"] is not None:
         ids.append({"system": f"{NAMING_BASE}/device-session", "value": f"{s['device_serial']}:{s['device_session']}"})
     return ids
@@ -125,10 +176,14 @@ def _dosage(rec: SessionRecord) -> dict:
              f" Per point, delivered/programmed uL: "
              + ", ".join(f"#{r['point']} {ul(r['delivered_nl'])}/{ul(r['programmed_nl'])}"
                          + (" partial" if r["partial"] else "") for r in rec.given))
-    return {"text": head + (given if rec.given else " Nothing delivered."),
-            "route": INTRADERMAL,
-            "dose": _quantity(rec.delivered_nl, "mL"),
-            "extension": [_point_extension(r) for r in rec.given]}
+    dosage = {"text": head + (given if rec.given else " Nothing delivered."),
+              "route": INTRADERMAL,
+              "dose": _quantity(rec.delivered_nl, "mL"),
+              "extension": [_point_extension(r) for r in rec.given]}
+    where = site(s.get("zone"))
+    if where:
+        dosage["site"] = where
+    return dosage
 
 
 def _point_extension(r: dict) -> dict:
@@ -141,7 +196,7 @@ def _point_extension(r: dict) -> dict:
                                            "system": UCUM, "code": "mm"}},
         {"url": "partial", "valueBoolean": bool(r["partial"])},
         {"url": "record", "valueString": f"{r['device_serial']}/{r['record_id']}"},  # u32: too big for valueInteger
-    ]}
+    ] + ([{"url": "site", "valueCodeableConcept": site(r["zone"])}] if r.get("zone") else [])}
 
 
 def _notes(rec: SessionRecord) -> list[dict]:
