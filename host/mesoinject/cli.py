@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mesoprotocol import spec
 
 from . import alarms, extras, people, session_cap, sync, units, zones
+from . import clinic as clinics
 from . import plan as plans
 from . import program as programs
 from .client import Device, DeviceRefused, IncompatibleFirmware, NotPaired
@@ -144,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--format", choices=FORMATS, default="csv")
     r.add_argument("--session", type=int, help="only this session id (html: required)")
     r.add_argument("-o", "--out", "--output", dest="output", help="write to this file instead of standard output")
+    r.add_argument("--lang", choices=("en", "fr"),
+                   help="html: the report's language (default: `language` in the clinic file, else en)")
     r.set_defaults(func=cmd_records_export)
     r = rsub.add_parser("note", help="add a note or an adverse event to a session's record")
     r.add_argument("--db", help=db_help)
@@ -550,7 +553,7 @@ def _records_command(fn):
         try:
             with contextlib.closing(_open_store(args.db)) as store:
                 return fn(args, store)
-        except (RecordStoreError, NothingToExport) as e:
+        except (RecordStoreError, NothingToExport, clinics.ClinicConfigError) as e:
             err.print(f"error: {e}", markup=False)
             return 2
 
@@ -582,7 +585,7 @@ def cmd_records_list(args, store: RecordStore) -> int:
 
 @_records_command
 def cmd_records_export(args, store: RecordStore) -> int:
-    text = store.export(args.format, args.session)  # raises NothingToExport before any file is written
+    text = store.export(args.format, args.session, lang=args.lang)  # raises NothingToExport before any file is written
     if args.output:
         pathlib.Path(args.output).write_text(text, newline="")  # as exported (CSV rows end CRLF)
         err.print(f"wrote {args.output}", markup=False)

@@ -564,11 +564,11 @@ class RecordStore:
     def notes(self, session_id: int) -> list[dict]:
         return self._rows("SELECT * FROM session_notes WHERE session_id = ? ORDER BY id", (session_id,))
 
-    def export(self, fmt: str, session_id: int | None = None) -> str:
-        """csv | json | fhir | html; see mesoinject.exports."""
+    def export(self, fmt: str, session_id: int | None = None, *, lang: str | None = None) -> str:
+        """csv | json | fhir | html; see mesoinject.exports. lang: the html report's (default: the clinic file's)."""
         from . import exports
 
-        return exports.export(self, fmt, session_id)
+        return exports.export(self, fmt, session_id, lang=lang)
 
 
 def _statements(script: str) -> list[str]:

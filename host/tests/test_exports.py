@@ -2,6 +2,7 @@
 
 import datetime as dt
 import csv
+import html
 import io
 import json
 import os
@@ -352,3 +353,64 @@ def test_fhir_has_one_administration_per_plan_step_with_its_body_site(store, pla
     assert any(x.url == "site" and x.valueCodeableConcept.coding[0].code == "52795006" for x in point.extension)
     # the all-sessions bundle holds the same two
     assert [e.resource.id for e in Bundle.model_validate_json(store.export("fhir")).entry] == [ma.id for ma in steps]
+
+
+# --- the clinical report: clinic, language, per-zone table and map, signature (issue 16) ---
+
+def test_every_report_message_exists_in_every_language():
+    from mesoinject.exports import messages
+
+    assert set(messages.MESSAGES["fr"]) == set(messages.MESSAGES["en"])
+    assert all(text.strip() for lang in messages.MESSAGES.values() for text in lang.values())
+
+
+@pytest.mark.req("SR-151")
+def test_a_plan_report_in_french_with_the_clinic_per_zone_table_map_and_signature(store, planned, tmp_path,
+                                                                                  monkeypatch):
+    from mesoinject import clinic
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    (tmp_path / "mesoinject").mkdir()
+    clinic.path().write_text('clinic = "Cabinet <Lilas>"\npractitioner = "Dr Claire Martin"\n'
+                             'registration = "RPPS 10001234567"\nlanguage = "fr"\n', encoding="utf-8")
+    page = store.export("html", planned)
+    assert '<html lang="fr">' in page and "Compte rendu de séance de mésothérapie" in page
+    assert "Cabinet &lt;Lilas&gt;" in page and "Praticien: Dr Claire Martin" in page and "RPPS 10001234567" in page
+    assert "issue <strong>terminée</strong>" in page
+    assert "Événement indésirable: mild redness" in page and "Signature du praticien" in page
+    # the per-zone table: what each zone received is the stored records' sum
+    table = page[page.index('id="per-zone"'):page.index("</table>", page.index('id="per-zone"'))]
+    rows = re.findall(r'<tr data-zone="(\w+)"><td class="n">(\d)</td><td>([^<]+)</td>.*?<td class="n">([\d.]+)</td></tr>',
+                      table)
+    rows = [(zone, step, html.unescape(name), total) for zone, step, name, total in rows]
+    assert rows == [("forehead", "1", "Front", "40.000"), ("periorbital", "2", "Région périorbitaire (pattes-d'oie)",
+                                                         "10.000")]
+    # the map: every zone drawn, the two treated ones filled and labelled with their totals
+    start = page.index("<svg", page.index('<div class="map">'))
+    svg = ET.fromstring(page[start:page.index("</svg>", start) + 6])
+    drawn = {g.get("data-zone"): g for g in svg.iter(f"{SVG}g") if g.get("class", "").startswith("zone")}
+    assert {"forehead", "periorbital", "cheeks", "lumbar", "scalp"} <= drawn.keys()
+    assert drawn["forehead"].get("fill") == drawn["periorbital"].get("fill") != drawn["cheeks"].get("fill")
+    labels = {t.get("data-zone"): t.text for t in svg.iter(f"{SVG}text") if t.get("class") == "total"}
+    assert labels == {"forehead": "Front: 40.000 µL", "periorbital": "Région périorbitaire (pattes-d'oie): 10.000 µL"}
+    assert "<script" not in page and " uL" not in page
+    # English when asked, whatever the clinic file says
+    from mesoinject.exports import report
+    from mesoinject.exports.common import SessionRecord
+
+    english = report.render(SessionRecord.load(store, planned), lang="en")
+    assert "Mesotherapy treatment report" in english and "Per zone" in english and "Forehead: 40.000 µL" in english
+
+
+@pytest.mark.req("SR-151")
+def test_a_clinic_file_with_a_typo_is_refused_naming_the_key(tmp_path):
+    from mesoinject import clinic
+
+    bad = tmp_path / "clinic.toml"
+    bad.write_text('clinic = "A"\npractioner = "Dr B"\n')
+    with pytest.raises(clinic.ClinicConfigError, match="'practioner' is not a clinic setting"):
+        clinic.load(bad)
+    bad.write_text('language = "de"\n')
+    with pytest.raises(clinic.ClinicConfigError, match="language 'de' is not one of en, fr"):
+        clinic.load(bad)
+    assert clinic.load(tmp_path / "none.toml") == clinic.Clinic()

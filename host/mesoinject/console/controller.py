@@ -220,9 +220,9 @@ class Console:
                  "outcome": r["outcome"], "delivered_ul": units.ul(r["delivered_nl"]), "points": r["points_done"],
                  "adverse_events": r["adverse_events"]} for r in reversed(rows)]
 
-    def export(self, fmt: str, session_id: int) -> str:
+    def export(self, fmt: str, session_id: int, lang: str | None = None) -> str:
         with self.store.reopen() as store:
-            return store.export(fmt, session_id)
+            return store.export(fmt, session_id, lang=lang)
 
     # ---- the worker ------------------------------------------------------------------------------
     def _work(self) -> None:

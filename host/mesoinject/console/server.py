@@ -20,6 +20,7 @@ from aiohttp_sse import sse_response
 from ..client import DeviceRefused, NotPaired
 from ..exports import NothingToExport
 from ..link import LinkError
+from ..clinic import ClinicConfigError
 from ..program import ProgramError
 from ..records import RecordStoreError
 from ..session import DeviceInFault, PrimingStopped
@@ -29,7 +30,8 @@ from .security import REPORT_CSP, Gate
 STATIC = pathlib.Path(__file__).parent / "static"
 DOWNLOADS = {"csv": ("csv", "text/csv"), "json": ("json", "application/json"),
              "fhir.json": ("fhir", "application/fhir+json")}
-REFUSALS = (ActionRefused, DeviceRefused, DeviceInFault, NotPaired, PrimingStopped, RecordStoreError)
+REFUSALS = (ActionRefused, DeviceRefused, DeviceInFault, NotPaired, PrimingStopped, RecordStoreError,
+            ClinicConfigError)
 
 
 class ConsoleServer:
@@ -124,7 +126,10 @@ class ConsoleServer:
         return web.json_response(await self._read(self.console.history, request.query.get("patient", "")))
 
     async def report(self, request: web.Request) -> web.Response:
-        html = await self._read(self.console.export, "html", int(request.match_info["id"]))
+        lang = request.query.get("lang")
+        if lang not in (None, "en", "fr"):
+            raise web.HTTPBadRequest(text=f"no report language {lang!r}: en or fr")
+        html = await self._read(self.console.export, "html", int(request.match_info["id"]), lang)
         return web.Response(text=html, content_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
 
     async def download(self, request: web.Request) -> web.Response:

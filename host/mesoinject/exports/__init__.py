@@ -31,8 +31,8 @@ PLAN_COLUMNS = ("plan_step", "zone", "zone_name", "site_snomed")
 __all__ = ["EXPORT_COLUMNS", "FORMATS", "NothingToExport", "export"]
 
 
-def export(store, fmt: str, session_id: int | None = None) -> str:
-    """The export as text; session_id None means every session (html needs one)."""
+def export(store, fmt: str, session_id: int | None = None, *, lang: str | None = None) -> str:
+    """The export as text; session_id None means every session (html needs one); lang: the html report's."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; one of {', '.join(FORMATS)}")
     check_session(store, session_id)
@@ -44,7 +44,7 @@ def export(store, fmt: str, session_id: int | None = None) -> str:
     if fmt == "html":
         from . import report
 
-        return report.export(store, session_id)
+        return report.export(store, session_id, lang=lang)
     records = store.deliveries(session_id)
     rows = [{k: row[k] for k in EXPORT_COLUMNS} for row in records]
     _add_readable_columns(store, records, rows)

@@ -1,5 +1,8 @@
 """A printable per-session treatment report: one self-contained HTML page, no script.
 
+The clinic's name, address and practitioner come from its config file (mesoinject.clinic), the
+words from a catalogue in English or French (messages.py; the clinic file's `language`, or the
+caller's). A plan session gets a per-zone table and the injection map with each zone's total.
 The plot of programmed vs delivered volume per point is inline SVG drawn here by hand.
 """
 
@@ -14,7 +17,10 @@ from markupsafe import Markup, escape
 
 from mesoprotocol import spec
 
-from .. import __version__
+import json
+
+from .. import __version__, alarms, clinic as clinics, outcomes, zonemap, zones
+from . import messages
 from .common import NothingToExport, SessionRecord, numbered, ul
 
 _FLAG_NAMES = ((spec.FLAG_PARTIAL, "partial"), (spec.FLAG_TRIGGER_RELEASED, "trigger released"),
@@ -37,20 +43,70 @@ def _when(iso: str | None) -> str:
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(pathlib.Path(__file__).parent), autoescape=True,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-_env.filters.update(ul=ul, flags=_flags, when=_when)
+def _clock(iso: str | None) -> str:
+    """The local time of day a point was stored (its date is the session's)."""
+    try:
+        return dt.datetime.fromisoformat(iso or "").astimezone().strftime("%H:%M:%S")
+    except (TypeError, ValueError):
+        return iso or ""
 
-def export(store, session_id: int | None) -> str:
+
+def _alarm_words(alarm: dict) -> str:
+    """What the alarm meant, from the device's code and detail (alarms.py's words, without what to do)."""
+    try:
+        code = spec.ALARM_NAMES.index(alarm["code"])
+    except ValueError:
+        return ""
+    what = alarms.ALARMS.get(code, ("",))[0]
+    cause = spec.RESET_NAMES[alarm["detail"]] if 0 <= alarm["detail"] < len(spec.RESET_NAMES) else alarm["detail"]
+    return what.format(detail=alarm["detail"], cause=cause)
+
+
+_env.filters.update(ul=ul, flags=_flags, when=_when, clock=_clock, alarm_name=outcomes.alarm_name,
+                    alarm_words=_alarm_words)
+
+
+def export(store, session_id: int | None, *, lang: str | None = None) -> str:
     if session_id is None:
         latest = store.sessions()[-1]["id"]
         raise NothingToExport(f"the html report is per session: pass --session N (the latest is session {latest}; "
                               "`mesoinject records list` shows them all)")
-    return render(SessionRecord.load(store, session_id))
+    return render(SessionRecord.load(store, session_id), lang=lang)
 
 
-def render(rec: SessionRecord) -> str:
+def zone_steps(rec: SessionRecord, lang: str = "en") -> list[dict]:
+    """A plan session's steps with what each zone received (stored records, primes excluded); [] otherwise."""
+    plan = json.loads(rec.session.get("plan_json") or "null")
+    if not plan:
+        return []
+    steps = []
+    for step in plan["steps"]:
+        program, given = step["program"], [r for r in rec.given if r.get("plan_step") == step["step"]]
+        steps.append({"step": step["step"], "zone": step["zone"], "zone_name": zones.name(step["zone"], lang),
+                      "technique": program["technique"], "depth_um": program["depth_um"], "count": program["count"],
+                      "given": len(given), "partial": sum(1 for r in given if r["partial"]),
+                      "planned_nl": program["volume_nl"] * program["count"],
+                      "delivered_nl": sum(r["delivered_nl"] for r in given)})
+    return steps
+
+
+def render(rec: SessionRecord, *, lang: str | None = None, clinic: clinics.Clinic | None = None) -> str:
+    """lang: en or fr (default: the clinic file's); clinic: its details (default: read from its file)."""
+    clinic = clinic if clinic is not None else clinics.load()
+    lang = lang or clinic.language
+    t = messages.catalogue(lang)
+    steps = zone_steps(rec, lang)
+    totals: dict[str, int] = {}
+    for z in steps:
+        totals[z["zone"]] = totals.get(z["zone"], 0) + z["delivered_nl"]
+    given_label = t["doses_given"] if steps else t["shots_given"] if rec.unit == "shots" else t["points_given"]
     return _env.get_template("report.html.j2").render(
-        rec=rec, s=rec.session, plot=plot_svg(rec.given), version=__version__, numbered=zip(rec.numbers, rec.given),
-        generated=_when(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")))
+        zone_name=lambda zone_id: zones.name(zone_id, lang), rec=rec, s=rec.session, plot=plot_svg(rec.given),
+        version=__version__, numbered=zip(rec.numbers, rec.given),
+        generated=_when(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")), t=t, lang=lang,
+        clinic=clinic, steps=steps, given_label=given_label,
+        outcome=messages.outcome_words(lang, rec.session, rec.given, rec.device_alarms),
+        zone_map=Markup(zonemap.svg(totals={k: f"{ul(v)} µL" for k, v in totals.items()}, lang=lang)) if steps else "")
 
 
 def plot_svg(rows: list[dict], width: int = 720, height: int = 240) -> Markup:  # noqa: C901

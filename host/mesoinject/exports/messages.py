@@ -1,0 +1,190 @@
+"""The report's words in each language it speaks: a small catalogue, one dict per language.
+
+Every key exists in every language (a test holds them to it); a key is looked up, never built, so a
+missing translation fails at test time rather than printing a key in a clinical document.
+"""
+
+from __future__ import annotations
+
+from .. import outcomes
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Mesotherapy treatment report",
+        "session": "Session",
+        "device_session": "device session",
+        "outcome": "outcome",
+        "synced": ("This session was run on another host. Its records were synced from the device; the program, "
+                   "patient and operator are not known here, and the times are when the records were received."),
+        "patient_ref": "Patient reference",
+        "not_recorded": "not recorded",
+        "operator": "Operator",
+        "started_ended": "Started / ended",
+        "not_ended": "(not ended)",
+        "drug_lot": "Drug, lot",
+        "lot": "lot",
+        "program": "Program",
+        "plan": "Treatment plan",
+        "steps": "steps",
+        "syringe_needle": "Syringe, needle",
+        "device": "Device",
+        "serial": "serial",
+        "firmware": "firmware",
+        "totals": "Totals",
+        "points_given": "Points given",
+        "shots_given": "Shots given",
+        "doses_given": "Doses given",
+        "of": "of",
+        "planned": "planned",
+        "partial": "partial",
+        "delivered": "Delivered",
+        "programmed_for_given": "programmed for the points given",
+        "program_total": "Program total",
+        "primed": "Primed (not counted)",
+        "in_primes": "prime(s)",
+        "in": "in",
+        "per_zone": "Per zone",
+        "step": "Step",
+        "zone": "Zone",
+        "given": "Given",
+        "planned_ul": "Planned µL",
+        "delivered_ul": "Delivered µL",
+        "programmed_ul": "Programmed µL",
+        "depth_mm": "Depth mm",
+        "map": "Injection map",
+        "plot": "Programmed vs delivered per",
+        "point": "point",
+        "shot": "shot",
+        "legend_delivered": "delivered",
+        "legend_partial": "delivered, partial point",
+        "legend_programmed": "programmed",
+        "points": "Points",
+        "shots": "Shots",
+        "kind": "Kind",
+        "stop": "Stop",
+        "time": "Time",
+        "record": "Record",
+        "nothing_delivered": "No dose was delivered to the patient in this session.",
+        "primes": "Primes (purged into the air, not counted)",
+        "primed_ul": "Primed µL",
+        "received": "Received",
+        "notes": "Notes and adverse events",
+        "author": "Author",
+        "note": "Note",
+        "adverse_event": "Adverse event",
+        "none_recorded": "None recorded.",
+        "alarms": "Device alarms",
+        "alarm": "Alarm",
+        "what_happened": "What happened",
+        "none": "None.",
+        "signature": "Practitioner's signature",
+        "practitioner": "Practitioner",
+        "registration": "Registration",
+        "date": "Date",
+        "signed": "Signature",
+        "generated": "Generated",
+        "by": "by",
+        "estimates": "Volumes are the device's metered estimates.",
+        "clinic_missing": "Clinic details not configured",
+    },
+    "fr": {
+        "title": "Compte rendu de séance de mésothérapie",
+        "session": "Séance",
+        "device_session": "séance de l'appareil",
+        "outcome": "issue",
+        "synced": ("Cette séance a été conduite depuis un autre poste. Ses enregistrements ont été relus sur "
+                   "l'appareil ; le programme, le patient et l'opérateur ne sont pas connus ici, et les heures sont "
+                   "celles de la réception des enregistrements."),
+        "patient_ref": "Référence patient",
+        "not_recorded": "non renseigné",
+        "operator": "Opérateur",
+        "started_ended": "Début / fin",
+        "not_ended": "(non terminée)",
+        "drug_lot": "Produit, lot",
+        "lot": "lot",
+        "program": "Programme",
+        "plan": "Protocole de traitement",
+        "steps": "étapes",
+        "syringe_needle": "Seringue, aiguille",
+        "device": "Appareil",
+        "serial": "n° de série",
+        "firmware": "micrologiciel",
+        "totals": "Totaux",
+        "points_given": "Points injectés",
+        "shots_given": "Tirs injectés",
+        "doses_given": "Doses injectées",
+        "of": "sur",
+        "planned": "prévus",
+        "partial": "partiels",
+        "delivered": "Injecté",
+        "programmed_for_given": "programmés pour les points injectés",
+        "program_total": "Total programmé",
+        "primed": "Purge (non comptée)",
+        "in_primes": "purge(s)",
+        "in": "en",
+        "per_zone": "Par zone",
+        "step": "Étape",
+        "zone": "Zone",
+        "given": "Injectés",
+        "planned_ul": "Prévu µL",
+        "delivered_ul": "Injecté µL",
+        "programmed_ul": "Programmé µL",
+        "depth_mm": "Profondeur mm",
+        "map": "Cartographie des injections",
+        "plot": "Programmé et injecté par",
+        "point": "point",
+        "shot": "tir",
+        "legend_delivered": "injecté",
+        "legend_partial": "injecté, point partiel",
+        "legend_programmed": "programmé",
+        "points": "Points",
+        "shots": "Tirs",
+        "kind": "Type",
+        "stop": "Arrêt",
+        "time": "Heure",
+        "record": "Enregistrement",
+        "nothing_delivered": "Aucune dose n'a été injectée au patient pendant cette séance.",
+        "primes": "Purges (dans l'air, non comptées)",
+        "primed_ul": "Purgé µL",
+        "received": "Reçu",
+        "notes": "Observations et événements indésirables",
+        "author": "Auteur",
+        "note": "Observation",
+        "adverse_event": "Événement indésirable",
+        "none_recorded": "Aucune.",
+        "alarms": "Alarmes de l'appareil",
+        "alarm": "Alarme",
+        "what_happened": "Description (en anglais)",
+        "none": "Aucune.",
+        "signature": "Signature du praticien",
+        "practitioner": "Praticien",
+        "registration": "N° d'inscription",
+        "date": "Date",
+        "signed": "Signature",
+        "generated": "Généré le",
+        "by": "par",
+        "estimates": "Les volumes sont les estimations du dosage de l'appareil.",
+        "clinic_missing": "Coordonnées du cabinet non configurées",
+    },
+}
+
+
+def catalogue(lang: str) -> dict[str, str]:
+    return MESSAGES[lang if lang in MESSAGES else "en"]
+
+
+def outcome_words(lang: str, session: dict, given: list[dict], alarms: list[dict]) -> str:
+    """How the session ended, in the report's language (the stored words are English)."""
+    english = outcomes.of_session(session, given, alarms)
+    if lang != "fr":
+        return english
+    outcome, partial = session.get("outcome"), sum(1 for r in given if r["partial"])
+    alarm = outcomes.alarm_name(outcomes.stopping_alarm(alarms))
+    if outcome is None:
+        return "en cours"
+    if outcome == "complete":
+        return f"terminée, dont {partial} point(s) partiel(s)" if partial else "terminée"
+    if outcome == "fault":
+        return f"arrêtée sur l'alarme {alarm}" if alarm else "arrêtée sur une alarme"
+    return {"aborted": "interrompue par l'opérateur", "interrupted": "interrompue",
+            "synced": "relue sur l'appareil"}.get(outcome, english)
