@@ -12,7 +12,8 @@ frames the device sent again (EVENTS, when a STATUS told the host it had missed 
 
     python bench/bench_console.py [--points 100] [--shots 300] [--quick]
 
-Points of 5 uL and shots of 1 uL, one BD 1 mL syringe for both programs.
+Points of 5 uL and shots of 1 uL, then a treatment plan of 30 points of 2 uL with the injection map on
+screen (its zone table redrawn at each point), one BD 1 mL syringe for all three.
 """
 
 from __future__ import annotations
@@ -101,6 +102,50 @@ def run_program(page, ui: Console, tap: DeliveryTap, program: str, count: int, v
             "outcome": ui.last["outcome"] + (f" on {alarm['name']}: {alarm['what']}" if alarm else "")}
 
 
+BENCH_PLAN = """name = "Bench map"
+drug = "saline"
+syringe = "BD 1 mL"
+needle = { gauge = 30, length = "4 mm" }
+[[steps]]
+zone = "forehead"
+technique = "point-by-point"
+volume_per_point = "2 uL"
+points = 30
+depth = "2 mm"
+"""
+
+
+def run_plan(page, ui: Console, tap: DeliveryTap, plan_file: str, count: int) -> dict:
+    """A plan from the library: the map and the per-zone table on screen while the points go."""
+    browser.to_setup(page)
+    page.select_option("#plan", plan_file)
+    page.fill("#patient_ref", "BENCH-1")
+    page.fill("#operator", "bench")
+    page.wait_for_selector("#start:enabled")
+    page.click("#start")
+    page.wait_for_selector("body[data-phase='configured'], body[data-phase='primed']")
+    if page.get_attribute("body", "data-phase") == "configured":
+        page.click("#prime")
+        page.wait_for_selector("body[data-phase='primed']")
+    page.wait_for_selector("#zone-svg .zone.current", state="attached")
+    page.evaluate(WATCH_DONE)
+    tap.clear()
+    page.click("#arm")
+    page.wait_for_selector("body[data-phase='finished']", timeout=count * 2000 + 30000)
+    changes = page.evaluate("window.__changes")
+    session = ui.last["session"]["id"]
+    stored = [d for d in ui.call(ui.store.deliveries, session) if d["kind"] != "prime"]
+    latencies = []
+    for point, t_device in tap.seen:
+        shown = next((t for value, t in changes if value >= point + 1), None)
+        if shown is not None:
+            latencies.append(shown / 1000 - t_device)
+    ids = [d["record_id"] for d in stored]
+    return {"program": f"plans/{plan_file} (map)", "count": count, "delivered": len(tap.seen), "stored": len(stored),
+            "duplicates": len(ids) - len(set(ids)), "resent": tap.resent, "shown": int(page.text_content("#done")),
+            "latencies_ms": [x * 1000 for x in latencies], "outcome": ui.last["outcome"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=100)
@@ -119,22 +164,28 @@ def main() -> int:
     with SimBoard(seed=args.seed, workdir=tmp / "board") as board, VirtualOperator(board, gap_s=0.02), \
             RecordStore(tmp / "records.db") as store, browser.launch_chromium() as chromium:
         board.on_device_bytes = tap
-        ui = Console(lambda: Device.open(board.url), store, programs.EXAMPLES).start()
+        import shutil
+
+        library = tmp / "library"
+        shutil.copytree(programs.EXAMPLES, library)
+        (library / "plans" / "bench-map.toml").write_text(BENCH_PLAN)
+        ui = Console(lambda: Device.open(board.url), store, library).start()
         server = ConsoleServer(ui).start()
         try:
             page = chromium.new_page()
             page.goto(server.url)
             results.append(run_program(page, ui, tap, "point-by-point.toml", args.points, 5))
             results.append(run_program(page, ui, tap, "nappage.toml", args.shots, 1))
+            results.append(run_plan(page, ui, tap, "bench-map.toml", 30))
         finally:
             server.stop()
             ui.stop()
     print(f"console latency, DELIVERY on the device -> number on screen (seed {args.seed}; headless Chromium)")
-    print(f"{'program':22} {'n':>5} {'stored':>6} {'dup':>4} {'resent':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    print(f"{'program':30} {'n':>5} {'stored':>6} {'dup':>4} {'resent':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     failed = False
     for r in results:
         lat = r["latencies_ms"]
-        print(f"{r['program']:22} {r['delivered']:5d} {r['stored']:6d} {r['duplicates']:4d} {r['resent']:6d} "
+        print(f"{r['program']:30} {r['delivered']:5d} {r['stored']:6d} {r['duplicates']:4d} {r['resent']:6d} "
               f"{statistics.median(lat):7.1f} {percentile(lat, 99):7.1f} {max(lat):7.1f}   ({r['outcome']})")
         if r["stored"] != r["delivered"] or r["duplicates"] or r["shown"] != r["delivered"] or len(lat) != r["delivered"]:
             print(f"  FAILED: {r['delivered']} delivered, {r['stored']} stored, {r['shown']} shown of {r['count']}")

@@ -24,16 +24,42 @@ SHOTS = pathlib.Path(__file__).parent / "artifacts" / "console"
 TIMEOUT_MS = 30000
 
 
+TWO_ZONES = """# a short two-zone plan for the console's end-to-end test
+name = "Two zones"
+drug = "lidocaine 1%"
+syringe = "BD 1 mL"
+needle = { gauge = 30, length = "4 mm" }
+[[steps]]
+zone = "forehead"
+technique = "point-by-point"
+volume_per_point = "20 uL"
+points = 2
+depth = "2 mm"
+[[steps]]
+zone = "cheeks"
+technique = "point-by-point"
+volume_per_point = "30 uL"
+points = 2
+depth = "3 mm"
+"""
+
+
 @pytest.fixture(scope="module")
 def console(rig, tmp_path_factory):
-    """The console's server on a simulated board, and a virtual operator that works the trigger."""
+    """The console's server on a simulated board, and a virtual operator that works the trigger. Its library:
+    the shipped examples and plans, and a short two-zone plan."""
     if rig.sim is None:
         pytest.skip("needs the simulated board: a virtual operator pulls its trigger and faults are injected")
+    import shutil
+
     from mesoinject.console import Console, ConsoleServer
     from mesosim import VirtualOperator
 
+    library = tmp_path_factory.mktemp("library")
+    shutil.copytree(programs.EXAMPLES, library, dirs_exist_ok=True)
+    (library / "plans" / "two-zones.toml").write_text(TWO_ZONES)
     store = RecordStore(tmp_path_factory.mktemp("console") / "records.db")
-    ui = Console(lambda: Device.open(rig.url), store, programs.EXAMPLES).start()
+    ui = Console(lambda: Device.open(rig.url), store, library).start()
     server = ConsoleServer(ui).start()
     with VirtualOperator(rig.sim, gap_s=0.05):
         yield server
@@ -379,3 +405,68 @@ def test_the_history_shows_one_patients_sessions_and_totals_per_drug(console, pa
     page.click("#history-all")
     expect(page.locator("#sessions")).to_contain_text("P-OTHER")
     page.click("#sessions-close")
+
+
+@pytest.mark.req("SR-147", "SR-151")
+def test_a_two_zone_plan_shows_the_map_and_per_zone_totals_equal_to_the_records(console, page):
+    short_screen(page)  # a 1366x768 laptop throughout
+    page.select_option("#plan", "two-zones.toml")
+    expect(page.locator("#program-fields")).to_be_hidden()
+    expect(page.locator("#plan-steps li")).to_have_count(2)
+    page.fill("#patient_ref", "P-0777")
+    page.fill("#operator", "Dr Test")
+    page.fill("#lot", "L77")
+    expect(page.locator("#check-summary")).to_contain_text("Two zones: 2 steps")
+    expect(page.locator("#start")).to_be_in_viewport()
+    shot(page, "plan-1-setup")
+    page.click("#start")
+    page.wait_for_selector("body[data-phase='configured'], body[data-phase='primed']")
+    # the map, with the first step's zone highlighted, before anything moves
+    expect(page.locator("#zone-heading")).to_have_text("Step 1 of 2: Forehead")
+    expect(page.locator("#zone-svg .zone.current")).to_have_attribute("data-zone", "forehead")
+    if page.get_attribute("body", "data-phase") == "configured":
+        page.click("#prime")
+        wait_phase(page, "primed")
+    page.click("#arm")
+    wait_phase(page, "step-done")
+    expect(page.locator("#step-done-text")).to_contain_text("Step 1 done: Forehead")
+    expect(page.locator("#next-step-text")).to_contain_text("Next: step 2, Cheeks")
+    shot(page, "plan-2-step-done")
+    page.click("#next-step")
+    page.wait_for_selector("body[data-phase='primed']")  # still primed: no second needle-up prime
+    expect(page.locator("#zone-svg .zone.current")).to_have_attribute("data-zone", "cheeks")
+    expect(page.locator("#zone-svg .zone.given[data-zone='forehead']")).to_have_count(1)
+    page.click("#arm")
+    wait_phase(page, "running")
+    expect(page.locator("#start")).to_be_hidden()
+    expect(page.locator("#pause")).to_be_in_viewport()  # Pause in reach with the map on screen
+    shot(page, "plan-3-running")
+    page.screenshot(path=SHOTS / "plan-3-running-1366x768.png")  # what the clinician sees, unscrolled
+    expect(page.locator("#zone-svg")).to_be_in_viewport()
+    wait_phase(page, "finished")
+    shot(page, "plan-4-finished")
+    session_id = console.console.last["session"]["id"]
+    stored = {row["zone"]: row for row in console.console.call(console.console.store.zone_totals, session_id)}
+    assert set(stored) == {"forehead", "cheeks"}
+    for zone in ("forehead", "cheeks"):  # what the screen says each zone got is what the records hold
+        row = page.locator(f"#zone-totals tr[data-zone='{zone}']")
+        expect(row.locator("td.zone-ul")).to_have_text(f"{stored[zone]['delivered_nl'] / 1000:.3f}")
+        expect(row.locator("td").nth(2)).to_have_text(f"{stored[zone]['records']} / 2")
+    # the device's own session cap is back once the plan is over
+    assert console.console.call(lambda: console.console.device.hello().limits["max_session_nl"]) == \
+        spec.SETTINGS_TABLE[spec.SET_SESSION][2]
+
+    # the report, in French: the per-zone table and the map carry the same totals
+    report = page.context.new_page()
+    report.set_viewport_size({"width": 1366, "height": 768})
+    report.goto(f"{console.origin}/sessions/{session_id}/report?lang=fr")
+    expect(report.locator("h1")).to_have_text("Compte rendu de séance de mésothérapie")
+    for zone, name in (("forehead", "Front"), ("cheeks", "Joues")):
+        total = f"{stored[zone]['delivered_nl'] / 1000:.3f}"
+        expect(report.locator(f"#per-zone tr[data-zone='{zone}'] td").last).to_have_text(total)
+        expect(report.locator(f".map text.total[data-zone='{zone}']")).to_have_text(f"{name}: {total} µL")
+    expect(report.locator("body")).to_contain_text("Signature du praticien")
+    report.screenshot(path=SHOTS / "plan-5-report-fr.png", full_page=True)
+    report.close()
+    page.click("#new-session")
+    wait_phase(page, "setup")

@@ -130,7 +130,7 @@ def parse(data: dict) -> Plan:
 def _step(number: int, shared: dict, data: dict, plan_name: str) -> Step:
     where = f"step {number}"
     try:
-        zone = zones.get(data.get("zone"))
+        zone = zones.get(data.get("zone", ""))
     except zones.UnknownZone as e:
         raise PlanError(f"{where}: zone", str(e)) from None
     body = {**shared, **{k: v for k, v in data.items() if k not in STEP_KEYS}}

@@ -95,6 +95,7 @@ class SessionRunner:
         self.plan: Plan | None = None
         self.plan_step: Step | None = None  # the plan step the device is configured for
         self.restore_cap_nl: int | None = None  # the device's max_session_nl before a plan lowered it
+        self.step_totals: dict[int, dict] = {}  # plan step -> given, partial, delivered_nl (stored records)
 
     def run_plan(self, plan: Plan, *, patient_ref: str | None = None, operator: str | None = None,
                  drug_lot: str | None = None, timeout_s: float | None = None,
@@ -165,7 +166,8 @@ class SessionRunner:
         if self.restore_cap_nl is None:
             return True
         try:
-            if session_cap.give_back(self.device) is None and session_cap.replaced(self.device.identity.serial):
+            serial = (self.device.identity or self.device.hello()).serial
+            if session_cap.give_back(self.device) is None and session_cap.replaced(serial) is not None:
                 return False
         except Exception:
             return False  # the link may be what failed
@@ -420,6 +422,11 @@ class SessionRunner:
             p.primed_nl += f["delivered_nl"]
             return
         p.delivered_nl += f["delivered_nl"]
+        if self.plan_step is not None:
+            step = self.step_totals.setdefault(self.plan_step.number, {"given": 0, "partial": 0, "delivered_nl": 0})
+            step["given"] += 1
+            step["partial"] += bool(f["flags"] & spec.FLAG_PARTIAL)
+            step["delivered_nl"] += f["delivered_nl"]
         self.given.add(self.point_base + f["point"])
         if f["flags"] & spec.FLAG_PARTIAL:
             p.partial += 1

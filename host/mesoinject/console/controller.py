@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from .. import alarms, outcomes, people, sync, units
+from .. import alarms, outcomes, people, session_cap, sync, units
 from ..client import Device
 from ..link import LinkError
 from ..program import CEILINGS, ProgramError
@@ -33,6 +33,7 @@ POLL_S = 0.05  # heartbeat while a session is open; events are stored the moment
 IDLE_POLL_S = 0.5  # device state on the header between sessions
 RECONNECT_S = 1.0
 OPEN = ("configured", "priming", "primed", "running")  # phases with a session on the device
+# "step-done": a plan's step complete, the next one waits for the clinician (the session stays open)
 SYRINGES = forms.syringes()  # the protocol's table, as the form lists it
 UNWATCHED = (spec.STATE_PRIMING, spec.STATE_ARMED, spec.STATE_DELIVERING)  # must not run outside a session
 
@@ -68,6 +69,7 @@ class Console:
         self._alarms_seen = 0
         self._cut_short: SessionRunner | None = None  # the session a lost link ended: its alarm is stored later
         self.library = forms.library(programs_dir)
+        self.plans = forms.plan_library(programs_dir)
         self._shown_limits: tuple = (None, {})
         self._thread = threading.Thread(target=self._work, name="mesoinject-console", daemon=True)
 
@@ -103,6 +105,9 @@ class Console:
         """The set-up form as start_session would take it: ok, or ProgramError naming the field.
         Any thread: it reads only the device's limits."""
         forms.who(form)
+        if form.get("plan"):
+            plan = forms.plan_of(form, self.programs_dir, self._limits())
+            return {"ok": True, "summary": plan.summary(), "total_ul": units.ul(plan.steps_nl)}
         program = forms.check(form, self._limits())
         return {"ok": True, "summary": program.summary(), "total_ul": units.ul(program.total_nl)}
 
@@ -111,9 +116,10 @@ class Console:
             raise ActionRefused("a session is already open: finish it (or abort it) first")
         device = self._device()
         patient, operator, lot = forms.who(form)
-        program = forms.check(form, self._limits())
+        plan = forms.plan_of(form, self.programs_dir, self._limits()) if form.get("plan") else None
+        program = plan.steps[0].program if plan else forms.check(form, self._limits())
         runner = SessionRunner(device, self.store, poll_s=self.poll_s, on_progress=self._on_progress)
-        runner.begin(program, patient_ref=patient, operator=operator, drug_lot=lot)
+        runner.begin(program, patient_ref=patient, operator=operator, drug_lot=lot, plan=plan)
         self.runner, self.alarm, self.outcome, self.armed_at, self._alarms_seen = runner, None, None, None, 0
         self.phase = "primed" if runner.configured == spec.STATE_PRIMED else "configured"
         self.session = {
@@ -124,7 +130,36 @@ class Console:
             "depth_mm": units.mm(program.depth_um),
             "started_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         }
+        if plan:
+            self.session.update(self._step_view(runner), summary=plan.steps[0].summary(),
+                                planned=plan.count, planned_ul=units.ul(plan.steps_nl), unit="doses",
+                                plan={"name": plan.name, "total_ul": units.ul(plan.total_nl), "steps": len(plan.steps)})
 
+    def _step_view(self, runner: SessionRunner) -> dict:
+        """The session's facts that change with each step of a plan: the step, its zone and program."""
+        step = runner.plan_step
+        assert step is not None
+        program = step.program
+        return {"step": step.number, "zone": step.zone.id, "zone_name": step.zone.en, "step_summary": step.summary(),
+                "technique": program.technique, "depth_mm": units.mm(program.depth_um),
+                "cadence_hz": units.hz(program.cadence_mhz) if program.cadence_mhz else None}
+
+    def next_step(self) -> None:
+        """A plan's next step, after the clinician moved to its zone: configured under the same session."""
+        runner = self._runner()
+        if self.phase != "step-done" or runner.plan is None or runner.plan_step is None:
+            raise ActionRefused("there is no plan step waiting: start a plan first")
+        runner.device = self._device()
+        runner.next_step(runner.plan.steps[runner.plan_step.number])
+        assert self.session is not None
+        self.session.update(self._step_view(runner))
+        self.phase = "primed" if runner.configured == spec.STATE_PRIMED else "configured"
+
+    def end_plan(self) -> None:
+        """The clinician ends a plan between steps: the session closes with what was given."""
+        if self.phase != "step-done":
+            raise ActionRefused("only a plan waiting between steps can be ended here; Abort stops a running one")
+        self._finish("aborted")
     def prime(self) -> None:
         runner = self._runner_in("configured", "prime")
         self.phase = "priming"
@@ -160,6 +195,7 @@ class Console:
             raise ActionRefused("a session is open: abort it instead")
         device = self._device()
         device.abort()
+        session_cap.give_back(device)  # a plan that stopped on the alarm left its cap on the device
         self.status = device.status()
 
     def acknowledge(self) -> None:
@@ -170,6 +206,9 @@ class Console:
         runner = self._runner()
         if self.phase != "finished" or self.outcome not in ("fault", "interrupted"):
             raise ActionRefused("only a session stopped on an alarm has remaining points to give")
+        if runner.plan is not None:
+            raise ActionRefused("a plan's remaining points span its steps: start the plan's remaining steps as a "
+                                "new session")
         if not runner.remaining():
             raise ActionRefused("every planned point of this session has been given")
         device = self._device()
@@ -193,11 +232,12 @@ class Console:
         return {"id": note_id, "notes": self.store.notes(self.session["id"])}
 
     def new_session(self) -> None:
-        if self.phase in OPEN:
-            raise ActionRefused("the session is still open: abort it or let it finish first")
+        if self.phase in OPEN or self.phase == "step-done":
+            raise ActionRefused("the session is still open: abort it, end the plan, or let it finish first")
         self.phase, self.runner, self.session, self.outcome, self.alarm = "setup", None, None, None, None
         self.outcome_text = None
         self.library = forms.library(self.programs_dir)  # files edited meanwhile
+        self.plans = forms.plan_library(self.programs_dir)
 
     # reads: any thread, on a connection of their own, so a long export never holds up the heartbeat
     def history(self, patient: str) -> dict:
@@ -301,7 +341,13 @@ class Console:
         self._publish()
 
     def _end(self, outcome: str) -> None:
-        self._runner().until_needle_home()  # the stopped point's DELIVERY comes before the needle is home
+        runner = self._runner()
+        runner.until_needle_home()  # the stopped point's DELIVERY comes before the needle is home
+        plan, step = runner.plan, runner.plan_step
+        if outcome == "complete" and plan and step and step.number < len(plan.steps) and not runner.store_error:
+            self.phase, self.armed_at = "step-done", None  # the session stays open for the next zone
+            self._idle_poll()
+            return
         self._finish(outcome)
         self._idle_poll()  # the header shows the device as it is now, not as before the session
 
@@ -312,11 +358,14 @@ class Console:
             runner.finish(outcome, retry=retry, alarm=alarm)
         except (RecordsKeptOnDevice, LinkError) as e:
             self.error = str(e)
+        runner.restore_cap()  # a plan's session cap: given back once the device is idle (else at Clear fault)
 
     def _interrupt(self) -> None:
         """An open session ends here: device paused (needle out, program kept), session closed."""
         if self.runner and self.phase in OPEN:
             self.runner.pause_quietly()
+            self._finish("interrupted", retry=False)
+        elif self.runner and self.phase == "step-done":  # a plan between steps: nothing moves, the session ends
             self._finish("interrupted", retry=False)
 
     def _lost(self, e: LinkError) -> None:
@@ -421,12 +470,28 @@ class Console:
         }
         return {
             "phase": self.phase, "device": device, "limits": self._limits_view(), "syringes": SYRINGES,
-            "programs": self.library,
+            "programs": self.library, "plans": self.plans, "zones": self._zones_view(),
             "session": self.session, "progress": progress, "alarm": self._alarm_view(), "outcome": self.outcome,
             "outcome_text": self.outcome_text, "error": self.error,
-            "remaining": self.runner.remaining() if self.runner and self.outcome in ("fault", "interrupted") else 0,
+            "remaining": self.runner.remaining() if self.runner and not self.runner.plan
+            and self.outcome in ("fault", "interrupted") else 0,
             "delivered_text": self.runner.delivered_words() if self.runner and self.phase == "finished" else None,
         }
+
+    def _zones_view(self) -> dict | None:
+        """A plan session's zones: the current one, and what each step gave so far (its stored records)."""
+        runner = self.runner
+        if runner is None or runner.plan is None or self.phase == "setup":
+            return None
+        steps = []
+        for step in runner.plan.steps:
+            got = runner.step_totals.get(step.number, {})
+            steps.append({"step": step.number, "zone": step.zone.id, "zone_name": step.zone.en,
+                          "given": got.get("given", 0), "partial": got.get("partial", 0), "planned": step.program.count,
+                          "delivered_ul": units.ul(got.get("delivered_nl", 0)), "planned_ul": units.ul(step.total_nl)})
+        current = runner.plan_step
+        return {"current": current.number if current else None, "zone": current.zone.id if current else None,
+                "steps": steps}
 
     def _fault_view(self, status: dict, identity) -> dict:
         """The device stopped on an alarm between sessions: named, and a routine power-on said to be routine."""

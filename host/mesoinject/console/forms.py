@@ -10,6 +10,7 @@ import pathlib
 
 from mesoprotocol import spec
 
+from .. import plan as plans
 from .. import program as programs
 from .. import people, units
 from ..program import Program, ProgramError
@@ -86,6 +87,32 @@ def library(folder: pathlib.Path) -> list[dict]:
             continue
         entries.append({"file": path.name, "name": program.name, "error": None, "form": form_of(program)})
     return entries
+
+
+def plan_library(folder: pathlib.Path) -> list[dict]:
+    """The plan files of the library's plans/ folder; files that do not parse are listed with their error."""
+    entries: list[dict] = []
+    for path in sorted((folder / "plans").glob("*.toml")):
+        try:
+            plan = plans.load(path)
+        except ProgramError as e:
+            entries.append({"file": path.name, "name": path.stem, "error": str(e), "steps": None})
+            continue
+        entries.append({"file": path.name, "name": plan.name, "error": None, "summary": plan.summary(),
+                        "steps": [{"step": st.number, "zone": st.zone.id, "zone_name": st.zone.en,
+                                   "summary": st.summary()} for st in plan.steps]})
+    return entries
+
+
+def plan_of(form: dict, folder: pathlib.Path, limits: dict) -> plans.Plan:
+    """The library plan the form names (a file in folder/plans), checked against the device's limits."""
+    name = str(form.get("plan", ""))
+    path = folder / "plans" / name
+    if "/" in name or "\\" in name or not name.endswith(".toml") or not path.is_file():
+        raise ProgramError("plan", f"{name!r} is not a plan of the library ({folder / 'plans'})")
+    plan = plans.load(path)
+    plan.check_limits(limits)
+    return plan
 
 
 def form_of(program: Program) -> dict:

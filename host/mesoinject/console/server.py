@@ -20,6 +20,7 @@ from aiohttp_sse import sse_response
 from ..client import DeviceRefused, NotPaired
 from ..exports import NothingToExport
 from ..link import LinkError
+from .. import zonemap
 from ..clinic import ClinicConfigError
 from ..program import ProgramError
 from ..records import RecordStoreError
@@ -28,6 +29,7 @@ from .controller import ActionRefused, Console
 from .security import REPORT_CSP, Gate
 
 STATIC = pathlib.Path(__file__).parent / "static"
+ZONE_MAP = zonemap.svg(element_id="zone-svg")  # inline in the page: no asset to fetch, styled by console.css
 DOWNLOADS = {"csv": ("csv", "text/csv"), "json": ("json", "application/json"),
              "fhir.json": ("fhir", "application/fhir+json")}
 REFUSALS = (ActionRefused, DeviceRefused, DeviceInFault, NotPaired, PrimingStopped, RecordStoreError,
@@ -91,13 +93,15 @@ class ConsoleServer:
         r.add_post("/api/session/new", self._on_worker(c.new_session))
         r.add_post("/api/device/clear-fault", self._on_worker(c.clear_fault))
         r.add_post("/api/session/give-remaining", self._on_worker(c.give_remaining))
+        r.add_post("/api/session/next-step", self._on_worker(c.next_step))
+        r.add_post("/api/session/end-plan", self._on_worker(c.end_plan))
         r.add_post("/api/session/pause", self._at_once(c.pause))  # stopping never queues behind a poll
         r.add_post("/api/session/abort", self._at_once(c.abort))
         return app
 
     # ---- handlers --------------------------------------------------------------------------------
     async def page(self, request: web.Request) -> web.Response:
-        html = (STATIC / "index.html").read_text(encoding="utf-8")
+        html = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{zone_map}}", ZONE_MAP)
         return web.Response(text=html.replace("{{csrf_token}}", self.gate.csrf_token(request)),
                             content_type="text/html")
 

@@ -92,7 +92,7 @@ def _collection(resources: list[MedicationAdministration]) -> Bundle:
 def medication_administration(rec: SessionRecord) -> MedicationAdministration:
     s = rec.session
     step = s.get("step")
-    data = {
+    data: dict = {
         "resourceType": "MedicationAdministration",
         "id": f"mesoinject-session-{s['id']}" + (f"-step-{step}" if step else ""),
         "identifier": _identifiers(s),
@@ -113,7 +113,7 @@ def medication_administration(rec: SessionRecord) -> MedicationAdministration:
         data["performer"] = [{"actor": {"display": s["operator"]}}]
     notes = _notes(rec)
     if notes:
-        data["note"] = data.get("note", []) + notes
+        data["note"] = [*data.get("note", []), *notes]
     return MedicationAdministration.model_validate(data)
 
 

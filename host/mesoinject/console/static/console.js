@@ -101,6 +101,7 @@ function render(s) {
   renderSetup(s);
   renderSession(s);
   renderLive(s);
+  renderZones(s);
   renderFinished(s);
   const running = s.phase === "running";
   $("pause").hidden = !(running && dev.state !== "PAUSED");
@@ -145,11 +146,47 @@ function renderFault(s) {
   text("clear-fault", fault.routine ? "Acknowledge" : "Clear fault");
 }
 
+// a plan session: the step and its zone, the map with the zone highlighted, what each zone got so far
+let zonesKey = "";
+function renderZones(s) {
+  const z = s.zones;
+  $("zone-panel").hidden = !z;
+  if (!z) return;
+  const key = JSON.stringify(z);
+  if (key === zonesKey) return; // the map and table change only when a step or a record does
+  zonesKey = key;
+  const ss = s.session || {};
+  const current = z.steps.find((x) => x.step === z.current) || {};
+  text("zone-heading", `Step ${z.current} of ${z.steps.length}: ${current.zone_name || "-"}`);
+  for (const g of document.querySelectorAll("#zone-svg .zone")) {
+    g.classList.toggle("current", g.dataset.zone === z.zone);
+    g.classList.toggle("given", z.steps.some((x) => x.zone === g.dataset.zone && x.given > 0));
+  }
+  $("zone-totals").tBodies[0].replaceChildren(...z.steps.map((x) => {
+    const tr = document.createElement("tr");
+    tr.dataset.zone = x.zone;
+    if (x.step === z.current) tr.className = "current";
+    for (const [v, cls] of [[x.step, ""], [x.zone_name, ""], [`${x.given} / ${x.planned}`, "num"],
+      [fixed(x.delivered_ul, 3), "num zone-ul"]]) {
+      const td = tr.insertCell();
+      td.textContent = String(v);
+      if (cls) td.className = cls;
+    }
+    return tr;
+  }));
+  const next = z.steps.find((x) => x.step === z.current + 1);
+  text("step-done-text", `Step ${z.current} done: ${current.zone_name || ""} (${fixed(current.delivered_ul, 1)} µL)`);
+  text("next-step-text", next ? `Next: step ${next.step}, ${next.zone_name}. Move to this zone, then start it.` : "");
+}
+
 function renderSetup(s) {
   renderFault(s);
-  const key = JSON.stringify([s.syringes, s.programs]);
+  const key = JSON.stringify([s.syringes, s.programs, s.plans]);
   if (key !== listsKey) {
     listsKey = key;
+    setOptions($("plan"), (s.plans || []).map((p) => [p.file, p.steps ? p.name : `${p.name} - unusable: ${p.error}`, !p.steps]),
+      [$("plan").options[0]]);
+    showPlan();
     setOptions($("syringe"), (s.syringes || []).map((x) => [x.name, `${x.name} (${Math.round(x.capacity_ul)} µL)`]), []);
     // a library file that does not parse is listed, with why, but cannot be chosen
     setOptions($("program"), (s.programs || []).map((p) => [p.file, p.form ? p.name : `${p.name} - unusable: ${p.error}`, !p.form]),
@@ -310,6 +347,11 @@ function renderAlarm(a) {
 
 // the program form plus who and what lot: checked (patient_ref must be a pseudonym) and sent as one
 function startForm() {
+  if ($("plan").value) {
+    const f = { plan: $("plan").value };
+    for (const k of PATIENT) f[k] = $(k).value.trim();
+    return f;
+  }
   const f = { program: $("program").value };
   for (const k of [...TEXTS, ...PATIENT]) f[k] = $(k).value.trim();
   for (const [k, unit] of Object.entries(QTY)) {
@@ -384,7 +426,18 @@ async function runCheck() {
   updateStart();
 }
 
+function showPlan() {
+  const p = ((snap && snap.plans) || []).find((x) => x.file === $("plan").value);
+  $("program-fields").hidden = !!$("plan").value;
+  $("plan-steps").replaceChildren(...(p && p.steps ? p.steps : []).map((st) => {
+    const li = document.createElement("li");
+    li.textContent = st.summary;
+    return li;
+  }));
+}
+
 $("start-form").addEventListener("input", (e) => {
+  if (e.target.id === "plan") showPlan();
   if (e.target.id === "program") {
     const p = ((snap && snap.programs) || []).find((x) => x.file === e.target.value);
     if (p && p.form) fillForm(p);
@@ -417,6 +470,7 @@ const ACTIONS = {
   pause: "/api/session/pause", resume: "/api/session/resume", abort: "/api/session/abort",
   "alarm-ack": "/api/session/acknowledge", "new-session": "/api/session/new",
   "finished-clear-fault": "/api/device/clear-fault", "give-remaining": "/api/session/give-remaining",
+  "next-step": "/api/session/next-step", "end-plan": "/api/session/end-plan",
 };
 for (const [id, path] of Object.entries(ACTIONS)) $(id).addEventListener("click", (e) => act(e.currentTarget, path));
 
