@@ -45,6 +45,7 @@ def test_the_wheel_carries_its_own_firmware_and_examples(installed):
     firmware, examples = where.stdout.split()
     assert REPO.as_posix() not in firmware and REPO.as_posix() not in examples
     assert (pathlib.Path(firmware) / "boards" / "pico" / "board.py").is_file()
+    assert (pathlib.Path(examples) / "plans" / "facial-nappage.toml").is_file()  # the literature plans too
 
 
 def test_info_and_an_example_program_on_the_simulated_board(installed):
