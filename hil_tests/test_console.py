@@ -407,7 +407,7 @@ def test_the_history_shows_one_patients_sessions_and_totals_per_drug(console, pa
     page.click("#sessions-close")
 
 
-@pytest.mark.req("SR-147", "SR-151")
+@pytest.mark.req("SR-147", "SR-151", "SR-152")
 def test_a_two_zone_plan_shows_the_map_and_per_zone_totals_equal_to_the_records(console, page):
     short_screen(page)  # a 1366x768 laptop throughout
     page.select_option("#plan", "two-zones.toml")
@@ -431,6 +431,9 @@ def test_a_two_zone_plan_shows_the_map_and_per_zone_totals_equal_to_the_records(
     wait_phase(page, "step-done")
     expect(page.locator("#step-done-text")).to_contain_text("Step 1 done: Forehead")
     expect(page.locator("#next-step-text")).to_contain_text("Next: step 2, Cheeks")
+    # a tap on the forehead: where the last point went (optional, one tap), kept with the session
+    page.click("#zone-svg .zone[data-zone='forehead']")
+    expect(page.locator("#zone-svg .marks circle")).to_have_count(1)
     shot(page, "plan-2-step-done")
     page.click("#next-step")
     page.wait_for_selector("body[data-phase='primed']")  # still primed: no second needle-up prime
@@ -452,6 +455,8 @@ def test_a_two_zone_plan_shows_the_map_and_per_zone_totals_equal_to_the_records(
         row = page.locator(f"#zone-totals tr[data-zone='{zone}']")
         expect(row.locator("td.zone-ul")).to_have_text(f"{stored[zone]['delivered_nl'] / 1000:.3f}")
         expect(row.locator("td").nth(2)).to_have_text(f"{stored[zone]['records']} / 2")
+    marks = console.console.call(console.console.store.marks, session_id)
+    assert [(m["zone"], m["plan_step"], m["point"]) for m in marks] == [("forehead", 1, 2)]
     # the device's own session cap is back once the plan is over
     assert console.console.call(lambda: console.console.device.hello().limits["max_session_nl"]) == \
         spec.SETTINGS_TABLE[spec.SET_SESSION][2]
@@ -466,6 +471,7 @@ def test_a_two_zone_plan_shows_the_map_and_per_zone_totals_equal_to_the_records(
         expect(report.locator(f"#per-zone tr[data-zone='{zone}'] td").last).to_have_text(total)
         expect(report.locator(f".map text.total[data-zone='{zone}']")).to_have_text(f"{name}: {total} µL")
     expect(report.locator("body")).to_contain_text("Signature du praticien")
+    expect(report.locator(".map .marks circle")).to_have_count(1)  # the tapped point, on the report's map
     report.screenshot(path=SHOTS / "plan-5-report-fr.png", full_page=True)
     report.close()
     page.click("#new-session")

@@ -146,9 +146,20 @@ MIGRATIONS: dict[int, str | dict[str, str]] = {
     ALTER TABLE deliveries ADD COLUMN plan_step INTEGER;
     ALTER TABLE deliveries ADD COLUMN zone TEXT;
     CREATE INDEX sessions_patient ON sessions (patient_ref);
+    -- where a point went, tapped on the injection map (map coordinates, mesoinject.zonemap): optional
+    CREATE TABLE point_marks (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id),
+        plan_step INTEGER,
+        zone TEXT NOT NULL,
+        point INTEGER,                -- the point (from 1) given last when tapped, NULL if none yet
+        x REAL NOT NULL,
+        y REAL NOT NULL,
+        at TEXT NOT NULL
+    );
     """,
 }
-TABLES = {"sessions", "deliveries", "alarms", "session_notes"}
+TABLES = {"sessions", "deliveries", "alarms", "session_notes", "point_marks"}
 # outcomes a device's journal may fill in (the host's own, once stored, stand; 'interrupted' is the
 # host losing sight of a session, which the device's record then says more about)
 DEVICE_OUTCOMES = {spec.END_COMPLETE: "complete", spec.END_ABORTED: "aborted"}
@@ -509,6 +520,16 @@ class RecordStore:
                                        "`mesoinject records list` shows the sessions")
             return self._insert_new("INSERT INTO session_notes (session_id, at, author, kind, text) VALUES (?,?,?,?,?)",
                                 (session_id, _now(), author, kind, text.strip()))
+
+    def add_mark(self, session_id: int, zone: str, x: float, y: float, *, plan_step: int | None = None,
+                 point: int | None = None) -> int:
+        """Where a point went, as the clinician tapped it on the injection map; returns the mark's id."""
+        with self._tx("mark a point on the map"):
+            return self._insert_new("INSERT INTO point_marks (session_id, plan_step, zone, point, x, y, at)"
+                                    " VALUES (?,?,?,?,?,?,?)", (session_id, plan_step, zone, point, x, y, _now()))
+
+    def marks(self, session_id: int) -> list[dict]:
+        return self._rows("SELECT * FROM point_marks WHERE session_id = ? ORDER BY id", (session_id,))
 
     # --- reading ---
 

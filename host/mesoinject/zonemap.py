@@ -43,9 +43,14 @@ _OUTLINES = ('<circle cx="292" cy="22" r="14"/><rect x="256" y="52" width="72" h
 ZONE_FILL, CURRENT_FILL, GIVEN_FILL = "#eef2f7", "#ffd24d", "#9cc3f0"
 
 
+def inside(x: float, y: float) -> bool:
+    return 0 <= x <= WIDTH and 0 <= y <= HEIGHT
+
+
 def svg(*, current: str | None = None, totals: dict[str, str] | None = None, lang: str = "en",
-        element_id: str = "") -> str:
-    """The map; current: the zone to highlight; totals: zone id -> text to write beside it (the report)."""
+        element_id: str = "", marks: list[dict] | None = None) -> str:
+    """The map; current: the zone to highlight; totals: zone id -> text to write beside it (the report);
+    marks: points tapped on the map ({x, y, point}), drawn as numbered dots."""
     totals = totals or {}
     front, back = ("devant", "dos") if lang == "fr" else ("front", "back")
     ident = f' id="{escape(element_id)}"' if element_id else ""
@@ -68,6 +73,11 @@ def svg(*, current: str | None = None, totals: dict[str, str] | None = None, lan
         x += BODY_DX if zones.ZONES[zone_id].region == "body" else 0
         parts.append(f'<text class="total" data-zone="{zone_id}" x="{x}" y="{y}" text-anchor="{anchor}" '
                      f'font-weight="bold">{escape(zones.name(zone_id, lang))}: {escape(text)}</text>')
+    parts.append('<g class="marks" fill="#c00" stroke="#fff" stroke-width="1">')
+    for m in marks or []:
+        label = escape(f"point {m['point']}" if m.get("point") else "")
+        parts.append(f'<circle cx="{float(m["x"]):.1f}" cy="{float(m["y"]):.1f}" r="4"><title>{label}</title></circle>')
+    parts.append("</g>")
     parts.append(f'<text x="{292 + BODY_DX}" y="290" text-anchor="middle" fill="#555">{escape(front)}</text>'
                  f'<text x="{432 + BODY_DX}" y="290" text-anchor="middle" fill="#555">{escape(back)}</text></svg>')
     return "".join(parts)

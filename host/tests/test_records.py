@@ -415,6 +415,8 @@ def test_a_v4_database_gains_plan_step_and_zone_and_keeps_its_records(db):
         assert [(r["plan_step"], r["zone"], r["delivered_nl"]) for r in store.zone_totals(sid)] == [(1, "lumbar", 29998)]
         assert json.loads(store.session(sid)["plan_json"])["steps"][0]["zone"] == "lumbar"
         assert store.session(sid)["program_name"] == plan.name
+        store.add_mark(sid, "lumbar", 432.5, 130.0, plan_step=1, point=1)
+        assert [(m["zone"], m["x"], m["point"]) for m in store.marks(sid)] == [("lumbar", 432.5, 1)]
     finally:
         store.close()
     assert schema_version(db) == SCHEMA_VERSION == 5

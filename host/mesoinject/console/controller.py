@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from .. import alarms, outcomes, people, session_cap, sync, units
+from .. import alarms, outcomes, people, session_cap, sync, units, zonemap, zones
 from ..client import Device
 from ..link import LinkError
 from ..program import CEILINGS, ProgramError
@@ -70,6 +70,7 @@ class Console:
         self._cut_short: SessionRunner | None = None  # the session a lost link ended: its alarm is stored later
         self.library = forms.library(programs_dir)
         self.plans = forms.plan_library(programs_dir)
+        self.marks: list[dict] = []  # the open or last plan session's points tapped on the map
         self._shown_limits: tuple = (None, {})
         self._thread = threading.Thread(target=self._work, name="mesoinject-console", daemon=True)
 
@@ -120,6 +121,7 @@ class Console:
         program = plan.steps[0].program if plan else forms.check(form, self._limits())
         runner = SessionRunner(device, self.store, poll_s=self.poll_s, on_progress=self._on_progress)
         runner.begin(program, patient_ref=patient, operator=operator, drug_lot=lot, plan=plan)
+        self.marks = []
         self.runner, self.alarm, self.outcome, self.armed_at, self._alarms_seen = runner, None, None, None, 0
         self.phase = "primed" if runner.configured == spec.STATE_PRIMED else "configured"
         self.session = {
@@ -154,6 +156,23 @@ class Console:
         assert self.session is not None
         self.session.update(self._step_view(runner))
         self.phase = "primed" if runner.configured == spec.STATE_PRIMED else "configured"
+
+    def mark(self, form: dict) -> dict:
+        """form: zone, x, y (map coordinates): where the last point of a plan session went (optional)."""
+        runner = self._runner()
+        if runner.plan is None or self.phase == "setup":
+            raise ActionRefused("points are marked on the map of a plan session")
+        zone = str(form.get("zone", ""))
+        try:
+            x, y = float(form.get("x")), float(form.get("y"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ProgramError("mark", "x and y must be numbers (map coordinates)") from None
+        if zone not in zones.ZONES or not zonemap.inside(x, y):
+            raise ProgramError("mark", f"{zone!r} at ({x:g}, {y:g}) is not a zone of the map")
+        step = runner.plan_step.number if runner.plan_step else None
+        point = runner.progress.done or None
+        self.marks.append({"x": x, "y": y, "zone": zone, "point": point})
+        return {"id": self.store.add_mark(runner.current_session_id(), zone, x, y, plan_step=step, point=point)}
 
     def end_plan(self) -> None:
         """The clinician ends a plan between steps: the session closes with what was given."""
@@ -491,7 +510,7 @@ class Console:
                           "delivered_ul": units.ul(got.get("delivered_nl", 0)), "planned_ul": units.ul(step.total_nl)})
         current = runner.plan_step
         return {"current": current.number if current else None, "zone": current.zone.id if current else None,
-                "steps": steps}
+                "steps": steps, "marks": list(self.marks)}
 
     def _fault_view(self, status: dict, identity) -> dict:
         """The device stopped on an alarm between sessions: named, and a routine power-on said to be routine."""

@@ -95,6 +95,7 @@ class ConsoleServer:
         r.add_post("/api/session/give-remaining", self._on_worker(c.give_remaining))
         r.add_post("/api/session/next-step", self._on_worker(c.next_step))
         r.add_post("/api/session/end-plan", self._on_worker(c.end_plan))
+        r.add_post("/api/session/mark", self._on_worker(c.mark, body=True))
         r.add_post("/api/session/pause", self._at_once(c.pause))  # stopping never queues behind a poll
         r.add_post("/api/session/abort", self._at_once(c.abort))
         return app

@@ -32,13 +32,15 @@ class SessionRecord:
     primes: list[dict]  # recorded, never counted as delivered
     alarms: list[dict]
     notes: list[dict]
+    marks: list[dict] = dataclasses.field(default_factory=list)  # points tapped on the injection map
 
     @classmethod
     def load(cls, store, session_id: int) -> SessionRecord:
         check_session(store, session_id)
         rows = store.deliveries(session_id)
         return cls(store.session(session_id), [r for r in rows if r["kind"] != "prime"],
-                   [r for r in rows if r["kind"] == "prime"], store.alarms(session_id), store.notes(session_id))
+                   [r for r in rows if r["kind"] == "prime"], store.alarms(session_id), store.notes(session_id),
+                   store.marks(session_id))
 
     @property
     def unit(self) -> str:

@@ -106,7 +106,8 @@ def render(rec: SessionRecord, *, lang: str | None = None, clinic: clinics.Clini
         generated=_when(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")), t=t, lang=lang,
         clinic=clinic, steps=steps, given_label=given_label,
         outcome=messages.outcome_words(lang, rec.session, rec.given, rec.device_alarms),
-        zone_map=Markup(zonemap.svg(totals={k: f"{ul(v)} µL" for k, v in totals.items()}, lang=lang)) if steps else "")
+        zone_map=Markup(zonemap.svg(totals={k: f"{ul(v)} µL" for k, v in totals.items()}, lang=lang,
+                                    marks=rec.marks)) if steps else "")
 
 
 def plot_svg(rows: list[dict], width: int = 720, height: int = 240) -> Markup:  # noqa: C901

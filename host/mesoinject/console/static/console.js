@@ -174,10 +174,31 @@ function renderZones(s) {
     }
     return tr;
   }));
+  const marks = document.querySelector("#zone-svg .marks");
+  if (marks) {
+    marks.replaceChildren(...(z.marks || []).map((m) => {
+      const c = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+      c.setAttribute("cx", m.x);
+      c.setAttribute("cy", m.y);
+      c.setAttribute("r", "5");
+      c.classList.add("mark");
+      return c;
+    }));
+  }
   const next = z.steps.find((x) => x.step === z.current + 1);
   text("step-done-text", `Step ${z.current} done: ${current.zone_name || ""} (${fixed(current.delivered_ul, 1)} µL)`);
   text("next-step-text", next ? `Next: step ${next.step}, ${next.zone_name}. Move to this zone, then start it.` : "");
 }
+
+// a tap on a zone of the map: where the last point went (optional, one tap)
+$("zone-svg").addEventListener("click", async (e) => {
+  const g = e.target.closest && e.target.closest(".zone");
+  if (!g) return;
+  const svg = $("zone-svg");
+  const at = new DOMPoint(e.clientX, e.clientY).matrixTransform(svg.getScreenCTM().inverse());
+  const r = await post("/api/session/mark", { zone: g.dataset.zone, x: Math.round(at.x * 10) / 10, y: Math.round(at.y * 10) / 10 });
+  if (!r.ok) showError(r.data.error || "The mark was not stored.");
+});
 
 function renderSetup(s) {
   renderFault(s);
