@@ -141,7 +141,12 @@ class Program:
                 return ProgramError(volume_field, f"{units.text(value, units.VOLUME)} is below the least the "
                                     f"{self.syringe_name} meters to 1 %: {units.text(limit, units.VOLUME)} (100 "
                                     "plunger steps); use a smaller syringe or a larger dose")
-            return ProgramError(volume_field, _bound_words(value, limit, units.VOLUME))
+            words = _bound_words(value, limit, units.VOLUME)
+            if (self.technique == "point-by-point" and value > limit and limits is not None
+                    and limit == limits["max_point_nl"] and value <= spec.CEIL_POINT_NL):
+                words += (f" (the device's max_point_nl setting; some pain protocols give up to "
+                          f"{units.text(spec.CEIL_POINT_NL, units.VOLUME)} a point: an engineer may raise it that far)")
+            return ProgramError(volume_field, words)
         if field == rules.F_DEPTH:
             if value < limit:
                 return ProgramError("depth", _bound_words(value, limit, units.LENGTH))
