@@ -232,8 +232,10 @@ def test_run_a_plan_on_the_sim_asks_before_each_step_and_prints_per_zone_totals(
         rows = store.execute("SELECT plan_step, zone, SUM(delivered_nl) FROM deliveries WHERE kind != 'prime' "
                              "GROUP BY plan_step, zone ORDER BY plan_step").fetchall()
     assert [(step, zone) for step, zone, _ in rows] == [(1, "forehead"), (2, "lumbar")]
+    names = {"forehead": "Forehead", "lumbar": "Lumbar region"}
     for step, zone, nl in rows:  # the printed per-zone total is the stored one
-        assert f"{nl / 1000:.3f} uL" in out.split("per zone")[1].splitlines()[step]
+        line = out.split("per zone")[1].splitlines()[step]
+        assert names[zone] in line and f"{nl / 1000:.3f} uL" in line
 
 
 @pytest.mark.req("SR-149")
