@@ -8,14 +8,14 @@ from mesoinject.calibrate import CalibrationError, calibrate
 from mesoinject.client import Device
 from mesoprotocol import spec
 
+pytestmark = pytest.mark.sim_only  # calibrates simulated boards of its own against their simulated balance
+
 BORE_ERROR = 0.015  # the syringe's real bore is 1.5 % wider than the table says
 TRUE_PPM = round((1 + BORE_ERROR) ** 2 * 1e6)
 
 
 @pytest.fixture(scope="module")
 def bored(request):
-    if request.config.getoption("--port"):
-        pytest.skip("needs the simulated board and its simulated balance")
     from mesoinject.simulated import SimBoard
 
     with SimBoard(seed=request.config.sim_seed, profile={"diameter_error": BORE_ERROR}) as board:
