@@ -30,9 +30,7 @@ from typing import Any
 
 import pytest
 
-from .client import Device
-from .keys import KeyStore, default_dir
-from .link import LinkError
+# the device client is imported where a rig is used: this plugin loads in every pytest run of the environment
 
 BOARD_LOG_TAIL = 60  # lines of a simulated board's log shown beside a failed test
 MARKERS = {
@@ -135,6 +133,8 @@ def pytest_report_header(config):
     o = config.stash[OPTIONS]
     if o.port is None:
         return None
+    from .keys import default_dir
+
     return (f"mesoinject rig: {o.port}" + (f" (board {o.board})" if o.board else "")
             + (f", balance {o.balance}" if o.balance else "") + f", command keys in {default_dir()}")
 
@@ -162,6 +162,10 @@ def pytest_collection_modifyitems(config, items):
 def check_board(config: pytest.Config, url: str) -> None:
     """The board on `url` answers, is the board the options name, and has its key in the store in use;
     otherwise the run stops with one line saying what to do."""
+    from .client import Device
+    from .keys import KeyStore
+    from .link import LinkError
+
     expected = config.getoption("mesoinject_board")
     try:
         with Device.open(url) as dev:
@@ -230,6 +234,8 @@ def scale(rig):
 @pytest.fixture
 def device(rig):
     """A connected device, reset to IDLE with no events pending."""
+    from .client import Device
+
     with Device.open(rig.url) as dev:
         dev.hello()
         dev.abort()
