@@ -145,13 +145,16 @@ def pytest_collection_modifyitems(config, items):
             if fixture in item.fixturenames and item.get_closest_marker(marker) is None:
                 item.add_marker(marker)
     o = config.stash[OPTIONS]
-    if o.port is not None:
+    if config.getoption("lg_env", default=None):  # labgrid's pytest plugin: the place's board, on a port
+        config.stash[STARTER] = labgrid_board
+    if o.port is not None or STARTER in config.stash:
         skip = pytest.mark.skip(reason=f"sim_only: {MARKERS['sim_only'].split(':')[0]}")
         for item in items:
             if item.get_closest_marker("sim_only"):
                 item.add_marker(skip)
-        return
-    if any("rig" in item.fixturenames for item in items):
+        if o.port is not None:
+            return
+    if STARTER not in config.stash and any("rig" in item.fixturenames for item in items):
         starter = config.hook.pytest_mesoinject_board_starter(config=config)
         if starter is None:
             raise pytest.UsageError("no board under test: pass --mesoinject-port PORT (e.g. /dev/ttyACM0 or a "
@@ -182,6 +185,22 @@ def check_board(config: pytest.Config, url: str) -> None:
         pytest.exit(f"mesoinject rig: board {ident.serial} on {url} is not paired with this host ({why}): run "
                     f"`mesoinject pair --port {url}` (E-stop pressed + trigger held 3 s), or pass "
                     "--mesoinject-keys DIR where its key is", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@contextlib.contextmanager
+def labgrid_board(request, tmp_path_factory):
+    """The board of labgrid's target `main` (--lg-env): its InjectorStrategy brought to ready, once a session."""
+    target = request.getfixturevalue("target")
+    strategy = target.get_driver("InjectorStrategy")
+    strategy.transition("ready")
+    url = strategy.injector.url
+    if not request.config.stash.get(LABGRID_CHECKED, False):
+        check_board(request.config, url)
+        request.config.stash[LABGRID_CHECKED] = True
+    yield Rig(url, None, strategy.balance.url if strategy.balance is not None else None)
+
+
+LABGRID_CHECKED = pytest.StashKey[bool]()
 
 
 @pytest.fixture(scope="session")
