@@ -80,6 +80,13 @@ class Lab:
         return p
 
     def __enter__(self) -> Lab:
+        try:
+            return self.start()
+        except BaseException:
+            self.stack.close()  # no coordinator, exporter or board left behind
+            raise
+
+    def start(self) -> Lab:
         from mesoinject.simulated import SimBoard
 
         os.environ["MESOINJECT_KEYS"] = str(self.keys)  # the boards' factory keys, for the runs' --mesoinject-keys
@@ -104,12 +111,14 @@ class Lab:
     def __exit__(self, *exc) -> None:
         self.stack.close()
 
-    def run(self, tests: str) -> tuple[str, float, int, str]:
-        """Reserve a rig, lock it, run the tests on it, unlock it: (place, seconds, pytest's exit code, summary)."""
+    def run(self, tests: str) -> tuple[str, float, int, str, tuple[float, float]]:
+        """Reserve a rig, lock it, run the tests on it, unlock it: (place, seconds, pytest's exit code, summary,
+        (when it was locked, when unlocked))."""
         out = self.client("reserve", "--wait", "--shell", "rig=injector")
         token = out.split("LG_TOKEN=")[1].split()[0]
         env = dict(self.env, LG_TOKEN=token)
         self.client("-p", "+", "lock", env=env)
+        locked = time.monotonic()
         place = self.client("-p", "+", "show", env=env).split("'")[1]  # "Place 'rig1':"
         start = time.monotonic()
         try:
@@ -117,10 +126,12 @@ class Lab:
                                f"--lg-env {ENV_FILE} --mesoinject-keys {self.keys} {tests}", shell=True,
                                env=dict(env, LG_PLACE=place), cwd=ROOT, capture_output=True, text=True)
         finally:
+            unlocked = time.monotonic()
             self.client("-p", place, "unlock", env=env)
             self.client("cancel-reservation", token, env=env)
         lines = (r.stdout + r.stderr).strip().splitlines()
-        return place, time.monotonic() - start, r.returncode, "\n".join(lines[-1:] if r.returncode == 0 else lines[-30:])
+        summary = "\n".join(lines[-1:] if r.returncode == 0 else lines[-30:])
+        return place, time.monotonic() - start, r.returncode, summary, (locked, unlocked)
 
     def run_parallel(self, shards: list[str]) -> tuple[float, list]:
         start = time.monotonic()
@@ -157,9 +168,9 @@ def stop(p: subprocess.Popen) -> None:
 
 
 def report(label: str, wall: float, results: list) -> bool:
-    ok = all(code == 0 for _, _, code, _ in results)
+    ok = all(code == 0 for _, _, code, _, _ in results)
     print(f"{label}: {wall:.1f} s wall")
-    for place, seconds, code, summary in results:
+    for place, seconds, code, summary, _ in results:
         print(f"  {place}: {seconds:.1f} s, exit {code}: {summary}")
     return ok
 
@@ -183,6 +194,12 @@ def main() -> int:
             one = wall
         wall, results = lab.run_parallel(shards)
         ok &= report(f"{len(shards)} rigs in parallel, each locked by its own pytest run", wall, results)
+        overlapping = [(a[0], b[0]) for i, a in enumerate(results) for b in results[i + 1:]
+                       if a[4][0] < b[4][1] and b[4][0] < a[4][1]]
+        print(f"  runs holding their locks at the same time: {len(overlapping)} pairs, on places {overlapping}")
+        if any(x == y for x, y in overlapping):
+            print("FAIL: two runs held the same place at once")
+            ok = False
         if not args.quick:
             print(f"speed-up: {one / wall:.2f}x on {len(shards)} rigs ({os.cpu_count()} CPUs)")
     return 0 if ok else 1

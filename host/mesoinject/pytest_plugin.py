@@ -162,9 +162,9 @@ def pytest_collection_modifyitems(config, items):
         config.stash[STARTER] = starter
 
 
-def check_board(config: pytest.Config, url: str) -> None:
-    """The board on `url` answers, is the board the options name, and has its key in the store in use;
-    otherwise the run stops with one line saying what to do."""
+def board_problem(config: pytest.Config, url: str) -> str | None:
+    """What is wrong with the board on `url` as a board under test (unreachable, not the board the options
+    name, no key in the store in use), as one line saying what to do; None when nothing is."""
     from .client import Device
     from .keys import KeyStore
     from .link import LinkError
@@ -174,17 +174,37 @@ def check_board(config: pytest.Config, url: str) -> None:
         with Device.open(url) as dev:
             ident = dev.hello()
     except LinkError as e:
-        pytest.exit(f"mesoinject rig: {e}", returncode=pytest.ExitCode.USAGE_ERROR)
+        return f"mesoinject rig: {e}"
     if expected and ident.board != expected:
-        pytest.exit(f"mesoinject rig: the board on {url} reports board {ident.board!r} (serial {ident.serial}), "
-                    f"not {expected!r} as --mesoinject-board says: check the port or the option",
-                    returncode=pytest.ExitCode.USAGE_ERROR)
+        return (f"mesoinject rig: the board on {url} reports board {ident.board!r} (serial {ident.serial}), "
+                f"not {expected!r} as --mesoinject-board says: check the port or the option")
     store = KeyStore()
     if not ident.paired or store.get(ident.serial) is None:
         why = "the device has no key" if not ident.paired else f"no key for it in {store.dir}"
-        pytest.exit(f"mesoinject rig: board {ident.serial} on {url} is not paired with this host ({why}): run "
-                    f"`mesoinject pair --port {url}` (E-stop pressed + trigger held 3 s), or pass "
-                    "--mesoinject-keys DIR where its key is", returncode=pytest.ExitCode.USAGE_ERROR)
+        return (f"mesoinject rig: board {ident.serial} on {url} is not paired with this host ({why}): run "
+                f"`mesoinject pair --port {url}` (E-stop pressed + trigger held 3 s), or pass "
+                "--mesoinject-keys DIR where its key is")
+    return None
+
+
+def check_board(config: pytest.Config, url: str) -> None:
+    """The run stops at once, with one line, on a board it cannot test (from a fixture)."""
+    problem = board_problem(config, url)
+    if problem:
+        pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """Every board on --mesoinject-port is checked before any test (and before xdist starts its workers,
+    which then trust it): a problem is a usage error, one line."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return
+    for port in config.getoption("mesoinject_port"):
+        problem = board_problem(config, port)
+        if problem:
+            raise pytest.UsageError(problem)
 
 
 @contextlib.contextmanager
@@ -203,19 +223,12 @@ def labgrid_board(request, tmp_path_factory):
 LABGRID_CHECKED = pytest.StashKey[bool]()
 
 
-@pytest.fixture(scope="session")
-def _mesoinject_port_checked(pytestconfig) -> str:
-    url = pytestconfig.stash[OPTIONS].port
-    check_board(pytestconfig, url)
-    return url
-
-
 @pytest.fixture(scope="module")
 def rig(request, tmp_path_factory):
     """The board under test: the one on --mesoinject-port, or one the project's conftest starts per module."""
     config = request.config
     if config.stash[OPTIONS].port is not None:
-        yield Rig(request.getfixturevalue("_mesoinject_port_checked"), None, config.stash[OPTIONS].balance)
+        yield Rig(config.stash[OPTIONS].port, None, config.stash[OPTIONS].balance)  # checked at session start
         return
     with config.stash[STARTER](request, tmp_path_factory) as started:
         if config.getoption("mesoinject_board"):
