@@ -30,9 +30,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / "hil_tests" / "lab-env.yaml"
 BIN = pathlib.Path(sys.executable).parent
 # the suites that need no ground truth and no control channel, split for parallel rigs
-FULL = ["hil_tests/test_limits.py", "hil_tests/test_link.py hil_tests/test_handshake.py",
-        "hil_tests/test_one_host.py hil_tests/test_auth.py hil_tests/test_rules.py",
-        "hil_tests/test_journal.py hil_tests/test_balance.py"]
+FULL = ["hil_tests/test_limits.py", "hil_tests/test_link.py hil_tests/test_rules.py",
+        "hil_tests/test_one_host.py hil_tests/test_auth.py hil_tests/test_journal.py",
+        "hil_tests/test_balance.py hil_tests/test_handshake.py"]
 QUICK = ["hil_tests/test_handshake.py", "hil_tests/test_link.py -k 'garbage or unknown_type or sequence_byte'"]
 
 
@@ -117,9 +117,8 @@ class Lab:
         out = self.client("reserve", "--wait", "--shell", "rig=injector")
         token = out.split("LG_TOKEN=")[1].split()[0]
         env = dict(self.env, LG_TOKEN=token)
-        self.client("-p", "+", "lock", env=env)
+        place = self.client("-p", "+", "lock", env=env).split("acquired place ")[1].split()[0]
         locked = time.monotonic()
-        place = self.client("-p", "+", "show", env=env).split("'")[1]  # "Place 'rig1':"
         start = time.monotonic()
         try:
             r = subprocess.run(f"{sys.executable} -m pytest -q -p no:cacheprovider -p labgrid.pytestplugin "
