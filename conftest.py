@@ -1,4 +1,5 @@
-"""Options of the HIL rig (hil_tests/): here so they parse however pytest is started."""
+"""Options of this repository's test runs: here so they parse however pytest is started. The rig's own
+options (--mesoinject-port, -board, -balance, -keys) come from the mesoinject pytest plugin."""
 
 import os
 import random
@@ -9,20 +10,20 @@ pytest_plugins = ["tools.trace_plugin"]  # --req-report: outcomes and requiremen
 
 def pytest_addoption(parser):
     group = parser.getgroup("hil", "hardware-in-the-loop rig")
-    group.addoption("--board", default="sim",
-                    help="sim (default): a fresh simulated board per test module; another board name "
-                         "(e.g. pico, esp32s3) tests the real board on --port")
-    group.addoption("--port", default=None, help="serial port or URL of a real board under test")
-    group.addoption("--balance", default=None,
-                    help="serial port of an MT-SICS balance under the real board's needle: the ground truth of "
-                         "the volume tests on real hardware (the simulated board brings its own)")
     group.addoption("--sim-seed", type=int, default=None,
                     help="seed of the simulated boards' imperfections (default: new each run, printed)")
+    # the names before the plugin, still taken
+    group.addoption("--port", dest="mesoinject_port", action="append", default=[], help="alias of --mesoinject-port")
+    group.addoption("--board", dest="mesoinject_board", default=None, help="alias of --mesoinject-board")
+    group.addoption("--balance", dest="mesoinject_balance", action="append", default=[],
+                    help="alias of --mesoinject-balance")
 
 
 def pytest_configure(config):
-    # command keys of the simulated boards go to a throwaway store, not the user's (mesoinject.keys)
-    os.environ.setdefault("MESOINJECT_KEYS", tempfile.mkdtemp(prefix="mesoinject-keys-"))
+    # the simulated boards' command keys go to a throwaway store, not the user's (mesoinject.keys); a board
+    # on a port is tested with the user's store (or --mesoinject-keys), where `mesoinject pair` put its key
+    if not config.getoption("mesoinject_port") and not config.getoption("mesoinject_keys"):
+        os.environ.setdefault("MESOINJECT_KEYS", tempfile.mkdtemp(prefix="mesoinject-keys-"))
     seed = config.getoption("--sim-seed")
     config.sim_seed = random.SystemRandom().randrange(1 << 31) if seed is None else seed
 

@@ -47,5 +47,6 @@ python bench/bench_fuzz.py --quick
 python bench/bench_heap.py
 python bench/bench_virtual.py --quick  # the virtual device's 20-point session (the sim's is in the full run)
 python bench/bench_console.py --quick
+python bench/bench_lab.py --quick  # labgrid: coordinator + exporter on loopback, 2 sims, 2 places locked by 2 pytest runs
 python bench/bench_pico_emu.py --quick  # the real firmware on the emulated Pico (skips without the binaries)
 echo "trace report: build/trace.html (requirements -> tests -> results; hazards -> controls -> tests)"

@@ -8,14 +8,14 @@ from mesoinject.calibrate import CalibrationError, calibrate
 from mesoinject.client import Device
 from mesoprotocol import spec
 
+pytestmark = pytest.mark.sim_only  # calibrates simulated boards of its own against their simulated balance
+
 BORE_ERROR = 0.015  # the syringe's real bore is 1.5 % wider than the table says
 TRUE_PPM = round((1 + BORE_ERROR) ** 2 * 1e6)
 
 
 @pytest.fixture(scope="module")
 def bored(request):
-    if request.config.getoption("--port"):
-        pytest.skip("needs the simulated board and its simulated balance")
     from mesoinject.simulated import SimBoard
 
     with SimBoard(seed=request.config.sim_seed, profile={"diameter_error": BORE_ERROR}) as board:
@@ -59,14 +59,16 @@ def test_the_factor_survives_a_power_cut(bored):
 
 @pytest.mark.req("SR-043")
 def test_a_balance_that_stops_answering_aborts_and_keeps_the_old_factor(bored):
-    board, device, _ = bored
+    board, device, balance = bored
     before = device.hello().cal_ppm
     board.balance.mute = True
+    balance.serial.timeout = 0.5  # the module's balance: its port opens to one program at a time
     try:
         with pytest.raises(BalanceError, match="did not answer"):
-            calibrate(device, Balance(board.balance.port, timeout=0.5), syringe=1, shots=3)
+            calibrate(device, balance, syringe=1, shots=3)
     finally:
         board.balance.mute = False
+        balance.serial.timeout = 15.0
     assert device.hello().cal_ppm == before
 
 

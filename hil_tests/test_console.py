@@ -19,6 +19,8 @@ from mesoinject.records import RecordStore
 from mesoprotocol import spec
 from tools import browser
 
+pytestmark = pytest.mark.sim_only  # a virtual operator pulls the simulated board's trigger; faults are injected
+
 
 SHOTS = pathlib.Path(__file__).parent / "artifacts" / "console"
 TIMEOUT_MS = 30000

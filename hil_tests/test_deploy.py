@@ -13,12 +13,12 @@ from mesoinject import image
 from mesoinject.client import Device
 from mesoprotocol import spec
 
+pytestmark = pytest.mark.sim_only  # deploys onto fresh simulated boards of its own, never the board under test
+
 
 @pytest.fixture
 def blank_sim(request, tmp_path):
     """A simulated board with nothing on its flash: it boots to the REPL."""
-    if request.config.getoption("--port"):
-        pytest.skip("deploys onto a fresh simulated board, not onto the board under test")
     from mesoinject.simulated import SimBoard
 
     with SimBoard(workdir=tmp_path, stage=False, seed=request.config.sim_seed) as sim:
@@ -75,8 +75,6 @@ def _data_files(on_flash):
 def test_flash_replaces_a_source_image_in_safe_mode(request, tmp_path):
     """The usual bench case: a board running older firmware, powered up with the E-stop pressed and the
     trigger held (service mode)."""
-    if request.config.getoption("--port"):
-        pytest.skip("deploys onto a fresh simulated board, not onto the board under test")
     from mesoinject import flash
     from mesoinject.simulated import SimBoard
 
@@ -95,8 +93,6 @@ def test_flash_replaces_a_source_image_in_safe_mode(request, tmp_path):
 
 
 def test_flash_asks_for_safe_mode_when_the_firmware_has_no_repl_command(request, tmp_path):
-    if request.config.getoption("--port"):
-        pytest.skip("deploys onto a fresh simulated board, not onto the board under test")
     if hasattr(spec, "REPL"):
         pytest.skip("the protocol has a REPL command: test_flash_takes_a_running_firmware_to_its_repl covers it")
     from mesoinject import flash
@@ -112,8 +108,6 @@ def test_flash_asks_for_safe_mode_when_the_firmware_has_no_repl_command(request,
 @pytest.mark.req("SR-073")
 @pytest.mark.skipif(not hasattr(spec, "REPL"), reason="needs the protocol's REPL command (spec.REPL), not there yet")
 def test_flash_takes_a_running_firmware_to_its_repl(request, tmp_path):
-    if request.config.getoption("--port"):
-        pytest.skip("deploys onto a fresh simulated board, not onto the board under test")
     from mesoinject import flash
     from mesoinject.simulated import SimBoard
 
@@ -140,8 +134,6 @@ def pairing_gesture(sim):
 @pytest.mark.req("SR-073")
 def test_service_mode_needs_the_gesture_and_never_shows_the_key(request, tmp_path):
     """Issue 15 row 6: the trigger alone at power-up opened a REPL that read the key and took any firmware."""
-    if request.config.getoption("--port"):
-        pytest.skip("power-cycles a fresh simulated board, not the board under test")
     from mesoinject import flash
     from mesoinject.client import DeviceRefused, NotPaired
     from mesoinject.simulated import SimBoard

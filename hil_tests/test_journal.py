@@ -12,7 +12,6 @@ from mesoprotocol import spec
 
 from test_stops import PARTIAL_NL, SLOW_POINT, start_slow_point
 
-pytestmark = pytest.mark.usefixtures("sim")
 
 
 def pull(device, store):
@@ -101,7 +100,7 @@ def test_a_full_journal_refuses_to_arm_and_says_why(sim):
 
 
 @pytest.mark.req("SR-051")
-def test_records_stay_on_the_device_until_the_host_can_store_them(device, sim, tmp_path):
+def test_records_stay_on_the_device_until_the_host_can_store_them(device, tmp_path):
     import sqlite3
 
     from mesoinject.records import RecordStore, RecordStoreError
@@ -228,6 +227,7 @@ def test_an_alarm_and_the_outcome_in_a_store_outage_reach_the_record_through_syn
 
 
 @pytest.mark.req("SR-057")
+@pytest.mark.sim_only  # erases the flash of a simulated board of its own
 def test_a_device_whose_flash_was_erased_gets_records_that_never_collide(request, tmp_path):
     """Issue 15 row 9: a device erased (same serial) counted its record ids again; run and sync then
     failed on a RecordConflict forever and the journal filled. A new journal epoch keeps them apart."""

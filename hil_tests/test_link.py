@@ -44,10 +44,10 @@ def test_wrong_version_gets_a_nack(device):
 
 
 @pytest.mark.req("SR-032")
-def test_retransmitted_prime_dispenses_once(device, sim):
+def test_retransmitted_prime_dispenses_once(device, sim_or_none):
     device.configure(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
                      volume_nl=30000, count=3, cadence_mhz=0, flow_nl_s=50000)
-    air = sim.truth().air_nl
+    air = sim_or_none and sim_or_none.truth().air_nl
     frame = codec.encode(spec.PRIME, 77, **device.sign(spec.PRIME, volume_nl=5000))
     first = device.link.exchange(frame, 77)
     again = device.link.exchange(frame, 77)  # the host missed the ACK and sends it again
@@ -57,8 +57,8 @@ def test_retransmitted_prime_dispenses_once(device, sim):
     wait_state(device, {spec.STATE_PRIMED}, seen=seen)
     primes = [e for e in seen if e.type == spec.DELIVERY]
     assert len(primes) <= 1
-    # one prime of 5 uL, not two (the first prime also takes up the mechanism's worst-case play)
-    assert 0 < sim.truth().air_nl - air <= 5000 * 1.02 + FIRST_PRIME_EXTRA_NL
+    if sim_or_none:  # one prime of 5 uL, not two (the first prime also takes up the mechanism's worst-case play)
+        assert 0 < sim_or_none.truth().air_nl - air <= 5000 * 1.02 + FIRST_PRIME_EXTRA_NL
 
 
 def test_every_sequence_byte_round_trips(device):

@@ -12,6 +12,8 @@ from mesoinject.client import Device
 from mesoprotocol import spec
 from test_stops import SLOW_POINT
 
+pytestmark = pytest.mark.sim_only  # slows a simulated board's flash
+
 WORST_ERASE_MS = 400
 WORST_PAGE_US = 800
 STOP_ALLOWANCE_S = 0.002  # trigger release / E-stop -> the plunger's last step
@@ -19,8 +21,6 @@ STOP_ALLOWANCE_S = 0.002  # trigger release / E-stop -> the plunger's last step
 
 @pytest.fixture(scope="module")
 def slow(request, tmp_path_factory):
-    if request.config.getoption("--port") or request.config.getoption("--board") != "sim":
-        pytest.skip("slows the simulated board's flash")
     from mesoinject.simulated import SimBoard
 
     with SimBoard(seed=request.config.sim_seed, workdir=tmp_path_factory.mktemp("slowflash"),

@@ -7,6 +7,8 @@ from hil import drain, wait_event, wait_state
 from mesoinject.client import Device, DeviceRefused
 from mesoprotocol import spec
 
+pytestmark = pytest.mark.sim_only  # loads and swaps syringes through a simulated board's control channel
+
 BD_1, BD_3, BD_10 = 1, 2, 4
 POINT = dict(technique=spec.TECHNIQUE_POINT, needles=1, needle_length_um=4000, depth_um=3000, volume_nl=30000,
              count=5, cadence_mhz=0, flow_nl_s=50000)
@@ -17,8 +19,6 @@ def loaded(request):
     """A board with a BD 3 mL in its clamp."""
     from mesoinject.simulated import SimBoard
 
-    if request.config.getoption("--port"):
-        pytest.skip("loads and swaps syringes through the simulated board's control channel")
     with SimBoard(syringe=BD_3, seed=request.config.sim_seed, profile={"diameter_error": 0.0}) as board:
         yield board
 

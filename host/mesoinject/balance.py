@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import serial
 
-from .link import PortNotFound
+from .link import PortBusy, PortNotFound
 
 
 class BalanceError(Exception):
@@ -18,8 +18,10 @@ class Balance:
     def __init__(self, port: str, *, timeout: float = 15.0):
         self.port = port
         try:
-            self.serial = serial.serial_for_url(port, baudrate=9600, timeout=timeout)
+            self.serial = serial.serial_for_url(port, baudrate=9600, timeout=timeout, exclusive=True)  # as the link
         except (serial.SerialException, OSError, ValueError) as e:
+            if "exclusively lock" in str(e):
+                raise PortBusy(port) from e
             raise PortNotFound(port) from e
         self.serial.reset_input_buffer()
 

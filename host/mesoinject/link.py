@@ -33,6 +33,12 @@ class PortNotFound(LinkError):
                          "For a simulated board use --sim, or `mesoinject sim` and its socket:// URL.")
 
 
+class PortBusy(LinkError):
+    def __init__(self, port: str):
+        super().__init__(f"serial port {port!r} is in use by another program (another mesoinject, a test worker, "
+                         "a terminal): close it, or give each test worker its own port (--mesoinject-port per worker)")
+
+
 # the reply each command gets besides a NACK naming it; the rest get an ACK naming them
 REPLY_TO = {spec.HELLO: spec.IDENTITY, spec.STATUS: spec.STATUS_REPLY, spec.POLL: spec.STATUS_REPLY,
             spec.RECORDS: spec.RECORD}
@@ -67,10 +73,15 @@ class Link:
         self.srtt: float | None = None  # smoothed round trip, s
         self.rttvar = 0.0
         try:
-            self.serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
+            # exclusive: a second program (another test worker, a terminal) on the same serial port gets a clear
+            # refusal instead of a share of the bytes (POSIX flock; Windows ports are exclusive anyway; URLs
+            # such as socket:// ignore it)
+            self.serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as e:
             if port.startswith("socket://"):
                 raise LinkError(f"cannot connect to {port}: {e}. Is the simulated board running?") from e
+            if "exclusively lock" in str(e):
+                raise PortBusy(port) from e
             raise PortNotFound(port) from e
         sock = getattr(self.serial, "_socket", None)
         if sock is not None:  # socket:// ports: pyserial leaves Nagle on, which holds small frames ~40 ms
