@@ -93,3 +93,16 @@ def test_a_segment_lost_in_the_middle_hides_no_record_behind_it(j):
 @pytest.mark.req("SR-055")
 def test_an_empty_old_journal_file_leaves_the_segments_alone(j):
     assert j["downgrade"]["pending"] == j["downgrade"]["expected"] and not j["downgrade"]["old_left"]
+
+
+@pytest.mark.req("SR-050")
+def test_a_torn_checkpoint_keeps_the_previous_one_and_acks_in_order_hold(j):
+    # the point in progress lives in NOW/point (two copies, as a cell); the torn newest copy is
+    # ignored and the point comes back partial at the checkpoint before; the point before it,
+    # acknowledged in order (NOW/acked, its cell still CLOSED), is not sent again
+    r = j["torn_point"]
+    assert r["repaired"] == 1
+    assert len(r["records"]) == 1
+    rid, _, point, _, flags, programmed, delivered, _, t, _ = r["records"][0]
+    assert (rid, point, programmed, delivered, t) == (r["rid"], 1, 30000, 12000, 2100)
+    assert flags & spec.FLAG_PARTIAL and flags & spec.FLAG_POWER_LOST
