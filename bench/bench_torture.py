@@ -174,6 +174,11 @@ def _compare(seed, penetrations, rows, corrupted, done, interruptions, seconds) 
         records = matched.get(i, [])
         if not records:
             lost += p.volume_nl > TRACE_NL
+            if p.volume_nl > TRACE_NL:
+                near = [(r["record_id"], r["device_time_ms"], r["delivered_nl"], r["flags"]) for r in rows
+                        if abs(r["device_time_ms"] - p.t1_ms) < 1000]
+                print(f"  no record for entry {i}: {p.volume_nl:.0f} nL, {starts[i]}..{p.t1_ms} ms; records near: {near}",
+                      file=sys.stderr)
             continue
         duplicated += len(records) - 1
         r = records[0]

@@ -14,6 +14,7 @@ import pathlib
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable
 from types import ModuleType
 
@@ -88,6 +89,7 @@ class Injection:
     content_nl: float
     flash_busy: bool = False  # the data flash had the firmware stalled at that instant
     forward_steps: int = 0  # plunger steps forward since the board (re)booted, at that instant
+    edge_us: int = 0  # board time of the pin's edge (trigger/E-stop: when the harness set it), else t_us
 
 
 class ControlChannel:
@@ -204,11 +206,11 @@ class BoardControls:
 
     # ---- the operator -------------------------------------------------------------------
     def set_trigger(self, pressed: bool) -> None:
-        self._channel().send("trigger", pressed=bool(pressed))
+        self._channel().send("trigger", pressed=bool(pressed), at_ns=time.time_ns())
         self.wait(lambda: self.trigger_pressed == pressed, 2, "the board did not see the trigger")
 
     def set_estop(self, pressed: bool) -> None:
-        self._channel().send("estop", pressed=bool(pressed))
+        self._channel().send("estop", pressed=bool(pressed), at_ns=time.time_ns())
         self.wait(lambda: self.estop_pressed == pressed, 2, "the board did not see the emergency stop")
 
     def send_input(self, line: str) -> None:
@@ -216,7 +218,7 @@ class BoardControls:
         name, _, level = line.partition(" ")
         if name not in ("trigger", "estop") or level not in ("0", "1"):
             raise ValueError("send_input takes 'trigger 0|1' or 'estop 0|1', not %r" % line)
-        self._channel().send(name, pressed=level == "1")
+        self._channel().send(name, pressed=level == "1", at_ns=time.time_ns())
 
     # ---- fault injection ----------------------------------------------------------------
     def occlude(self, factor: float, ramp_per_s: float = 0.0) -> None:
@@ -283,7 +285,7 @@ class BoardControls:
             elif msg["input"] == "estop":
                 self.estop_pressed = value
             self.last_input = Injection(msg["input"], str(int(value) if isinstance(value, bool) else value), msg["t_us"],
-                                        msg["content_nl"], bool(msg["flash_busy"]), msg["forward_steps"])
+                                        msg["content_nl"], bool(msg["flash_busy"]), msg["forward_steps"], msg["edge_us"])
         elif kind == "pen":
             self.penetrations.append(Penetration(**_fields(msg)))
         elif kind == "truth":

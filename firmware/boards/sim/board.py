@@ -9,7 +9,7 @@ import select
 import socket
 import sys
 import termios
-from time import sleep_ms, ticks_add, ticks_diff, ticks_ms, ticks_us
+from time import sleep_ms, ticks_add, ticks_diff, ticks_ms, ticks_us, time_ns
 
 import board_flash
 import board_model
@@ -36,6 +36,14 @@ def _raw_nonblocking(fd):
     attr[6][5] = 0
     attr[6][6] = 0
     termios.tcsetattr(fd, termios.TCSANOW, attr)
+
+
+def _edge_us(at_ns):
+    # the board time of a pin edge the harness made at at_ns (its time.time_ns(): the same machine's
+    # wall clock): this process took it later, when it next read its control socket (a pass, a flash
+    # stall or the OS's scheduling later); latency figures count from the edge, not from that read
+    now = board_model.clock_us()
+    return ticks_add(now, -max(0, (time_ns() - at_ns) // 1000))
 
 
 class Board:
@@ -126,14 +134,14 @@ class Board:
         value = self._trigger
         self._trigger_read = True
         if self._trigger_next is not None:
-            self._set_trigger(self._trigger_next)
+            self._set_trigger(self._trigger_next, board_model.clock_us())  # the level changes now
         return value
 
-    def _set_trigger(self, pressed):
+    def _set_trigger(self, pressed, edge_us):
         self._trigger = pressed
         self._trigger_next = None
         self._trigger_read = False
-        self._injected("trigger", pressed)
+        self._injected("trigger", pressed, edge_us)
 
     def estop(self):
         return self._estop
@@ -217,12 +225,14 @@ class Board:
         # not checked here (each loop pass sends one): the harness checks what arrives against FROM_BOARD
         self._ctrl.send(json.dumps(msg) + "\n")
 
-    def _injected(self, kind, value):
+    def _injected(self, kind, value, edge_us=None):
         self.model.moved = True
         # echo an input change with the board time and the syringe content at that instant:
         # the harness measures time to safe state and volume after a fault from these
-        # (and whether the flash had the firmware stalled at that instant)
-        self._send({"kind": "took", "input": kind, "value": value, "t_us": board_model.clock_us(),
+        # (and whether the flash had the firmware stalled at that instant); edge_us: when the pin changed
+        now = board_model.clock_us()
+        self._send({"kind": "took", "input": kind, "value": value, "t_us": now,
+                    "edge_us": now if edge_us is None else edge_us,
                     "content_nl": round(self.model.content_nl, 3), "flash_busy": self._flash_busy,
                     "forward_steps": self.model.forward_steps})
 
@@ -245,12 +255,12 @@ class Board:
         kind = msg["kind"]
         if kind == "trigger":
             if self._trigger_read:
-                self._set_trigger(msg["pressed"])
+                self._set_trigger(msg["pressed"], _edge_us(msg["at_ns"]))
             else:
                 self._trigger_next = msg["pressed"]
         elif kind == "estop":
             self._estop = msg["pressed"]
-            self._injected(kind, msg["pressed"])
+            self._injected(kind, msg["pressed"], _edge_us(msg["at_ns"]))
         elif kind == "truth?":
             self._send(self.model.truth())
         elif kind == "occlude":
