@@ -177,11 +177,12 @@ def main() -> int:
               f"{percentile(outs, 99):13.1f}ms {statistics.median(after):8.3f}uL {max(after):8.3f}uL  {written}/{n}")
     print(f"\nflash slow (erase {SLOW_FLASH['flash_erase_ms']} ms, page {SLOW_FLASH['flash_page_us']} us), the stop sent "
           f"as a checkpoint begins an erase; target: last step <= {TARGET_MS:g} ms after the stop")
-    print(f"{'fault':<20} {'stop p50':>9} {'stop p99':>9} {'target':>7} {'steps after max':>16} {'during erase':>13} {'overruns':>9} "
-          f"{'worst pass':>11}")
+    print(f"{'fault':<20} {'stop p50':>9} {'stop p99':>9} {'target':>7} {'steps after max':>16} {'during erase':>13} "
+          f"{'overruns':>9} {'worst pass':>11}")
     for fault, rows, overruns, worst in slow_rows:
-        p99 = percentile([r[0] for r in rows], 99)
-        print(f"{fault:<20} {percentile([r[0] for r in rows], 50):7.1f}ms {p99:7.1f}ms {'met' if p99 <= TARGET_MS else 'MISSED':>7} {max(r[4] for r in rows):16d} "
+        p50, p99 = (percentile([r[0] for r in rows], q) for q in (50, 99))
+        verdict = "met" if p99 <= TARGET_MS else "MISSED"
+        print(f"{fault:<20} {p50:7.1f}ms {p99:7.1f}ms {verdict:>7} {max(r[4] for r in rows):16d} "
               f"{sum(r[5] for r in rows):>10d}/{len(rows)} {overruns:9d} {worst / 1000:9.1f}ms")
     print("stop: board time from the fault (trigger/E-stop: the pin's edge) to the plunger's last forward step, "
           "not clipped (< 0: no step after it); needle out: to the needle leaving "

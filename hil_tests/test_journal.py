@@ -46,7 +46,7 @@ WRAP_SKEW = pytest.mark.skipif(bool(os.environ.get("MICROPY_TICKS_WRAP_S")),
                                       "restarts at every simulated boot (power cuts): run it without the wrap skew")
 
 
-@pytest.mark.req("SR-053")
+@pytest.mark.req("SR-053", "SR-130")
 @WRAP_SKEW
 def test_a_point_cut_before_its_first_checkpoint_is_stamped_inside_its_needle_entry(device, sim, store):
     # at the least flow a checkpoint interval (1 uL) takes a second: the cut lands before the first one

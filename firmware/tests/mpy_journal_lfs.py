@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import vfs
-from time import ticks_diff, ticks_ms
+from time import ticks_diff, ticks_ms, ticks_us
 
 from mesofw import journal
 from mesofw.journal import Journal
@@ -27,8 +27,10 @@ class RAMFlash:
         self.erases = 0
         self.programmed = 0
         self.overwrites = 0  # programs onto bytes not erased: would be a filesystem bug
+        self.reads = 0  # read calls: littlefs traverses the whole filesystem when its block allocator wraps
 
     def readblocks(self, block, buf, offset=0):
+        self.reads += 1
         a = block * BLOCK + offset
         buf[:] = self.mv[a : a + len(buf)]
 
@@ -73,17 +75,19 @@ out["fill_ms"] = ticks_diff(ticks_ms(), t)
 
 
 def cost(fn, *args):
-    e, p = flash.erases, flash.programmed
+    e, p, r = flash.erases, flash.programmed, flash.reads
+    t = ticks_us()
     fn(*args)
-    return flash.erases - e, flash.programmed - p
+    return flash.erases - e, flash.programmed - p, ticks_diff(ticks_us(), t), flash.reads - r
 
 
 def dose(volume_nl, n):
-    # a dose as the device journals it (device._start, _checkpoint): open, a checkpoint as it
-    # starts, then every JOURNAL_CHECKPOINT_NL and at least 4 times a dose; close; the host's ack
+    # a dose as the device journals it (device._start, _checkpoint): open, a checkpoint as the
+    # dispense starts (the record's time inside its needle entry), then every JOURNAL_CHECKPOINT_NL
+    # and at least 4 times a dose; close; the host's ack
     step = min(spec.JOURNAL_CHECKPOINT_NL, volume_nl // 4)
     j.open(7, n, spec.KIND_SHOT, volume_nl, n)
-    at = step  # open() wrote 0 delivered
+    at = 0
     while at < volume_nl:
         j.checkpoint(at, 3000, n)
         at += step
@@ -94,7 +98,9 @@ def dose(volume_nl, n):
 for name, volume, count in (("shot_2ul", 2000, 60), ("point_30ul", 30000, 20)):
     costs = [cost(dose, volume, n) for n in range(count)]
     out[name] = {"doses": count, "max_erases": max(c[0] for c in costs),
-                 "mean_erases": sum(c[0] for c in costs) / count, "mean_programmed": sum(c[1] for c in costs) / count}
+                 "mean_erases": sum(c[0] for c in costs) / count, "mean_programmed": sum(c[1] for c in costs) / count,
+                 "max_us": max(c[2] for c in costs), "mean_us": sum(c[2] for c in costs) // count,
+                 "max_reads": max(c[3] for c in costs), "mean_reads": sum(c[3] for c in costs) / count}
 out["wrapped"] = j.head == 0 and j.unacked == 0 and j.free() == cells  # the last 80 cells: those doses
 
 
@@ -104,7 +110,7 @@ programmed = []
 for n in range(8):
     j.open(7, n, spec.KIND_POINT, 30000, n)
     for k in range(1, 9):  # a 30 uL point checkpoints about every 1 uL, more than this
-        e, p = cost(j.checkpoint, k * 1000, 3000, k)
+        e, p = cost(j.checkpoint, k * 1000, 3000, k)[:2]
         erases.append(e)
         programmed.append(p)
     j.close(0, 30000, 3000, n)

@@ -39,7 +39,8 @@ def test_a_dose_costs_one_block_copy_the_close(lfs):
     for name in ("shot_2ul", "point_30ul"):
         d = lfs[name]
         print(f"\n{name}: {d['mean_erases']:.2f} blocks erased (max {d['max_erases']}), "
-              f"{d['mean_programmed']:.0f} bytes programmed per dose")
+              f"{d['mean_programmed']:.0f} bytes programmed per dose; littlefs reads {d['mean_reads']:.0f} "
+              f"(max {d['max_reads']}), {d['mean_us']} us (max {d['max_us']}) on the unix port")
     shot, point = lfs["shot_2ul"], lfs["point_30ul"]
     assert shot["mean_erases"] <= 1.5 and shot["max_erases"] <= 3 and shot["mean_programmed"] <= 2 * BLOCK
     assert point["mean_erases"] <= 4 and point["mean_programmed"] <= 4 * BLOCK  # 31 checkpoints over seconds

@@ -199,6 +199,8 @@ class BoardControls:
         self.air_nl = 0.0
         self.penetrations: list[Penetration] = []
         self.erases = 0  # flash blocks the board began erasing (its journal's writes)
+        self.erase_times: list[int] = []  # board time (us) each began, the last 1000
+        self.gaps: list[dict] = []  # long gaps between the firmware's passes (the board's "gap"), the last 1000
         # called (from the I/O thread) the moment the board reports an erase beginning: lets a test
         # or a bench act while the flash has the firmware stalled (e.g. release the trigger)
         self.on_erase: Callable[[], None] | None = None
@@ -290,8 +292,13 @@ class BoardControls:
             self.penetrations.append(Penetration(**_fields(msg)))
         elif kind == "truth":
             self._truth = Truth(**_fields(msg))
+        elif kind == "gap":
+            self.gaps.append(_fields(msg))
+            del self.gaps[:-1000]
         elif kind == "erase":  # the data flash began erasing a block (a journal write)
             self.erases += 1
+            self.erase_times.append(msg["t_us"])
+            del self.erase_times[:-1000]
             if self.on_erase:
                 self.on_erase()
         else:
