@@ -25,7 +25,6 @@ from mesoinject.client import Device
 from mesoinject.records import RecordStore
 from mesoinject.session import SessionRunner
 from mesoinject.simulated import SimBoard
-from mesoprotocol import spec
 from mesosim import VirtualOperator
 from mesosim.harness import ticks_diff
 from benchlib import percentile
@@ -53,7 +52,6 @@ class Run:
 def one_run(board: SimBoard, base: programs.Program, hz: int, shots: int) -> Run:
     prog = dataclasses.replace(base, cadence_mhz=hz * 1000, count=shots, volume_nl=SHOT_NL, depth_um=DEPTH_UM,
                                flow_nl_s=FLOW_NL_S)
-    board.set_content(spec.syringe_capacity_nl(prog.syringe))  # a full syringe for every run
     before = len(board.penetrations)
     erases0 = board.erases
     with tempfile.TemporaryDirectory() as tmp, Device.open(board.url) as dev:
@@ -98,10 +96,11 @@ def main() -> int:
     print(f"{'cadence':>8} {'mean Hz':>8} {'p50 |jit|':>10} {'p99 |jit|':>10} {'max |jit|':>10} {'> 5 ms':>7} "
           f"{'runs with':>10} {'erases/shot':>12} {'overruns':>9} {'worst pass':>11}")
     all_outliers = []
-    with SimBoard(syringe=1, profile=FLASH[args.flash]) as board:
-        if args.nice:
-            os.setpriority(os.PRIO_PROCESS, board._process._proc.pid, args.nice)  # type: ignore[union-attr]
-        for hz in CADENCES_HZ:
+    gaps: list = []
+    for hz in CADENCES_HZ:
+        with SimBoard(syringe=1, profile=FLASH[args.flash]) as board:  # a board (and its 1 mL) per cadence
+            if args.nice:
+                os.setpriority(os.PRIO_PROCESS, board._process._proc.pid, args.nice)  # type: ignore[union-attr]
             period = 1_000_000 // hz
             rs = [one_run(board, base, hz, shots) for _ in range(runs)]
             jit = [abs(iv - period) for r in rs for iv in r.intervals_us]
@@ -113,7 +112,7 @@ def main() -> int:
                   f"{sum(r.erases for r in rs) / (runs * shots):12.2f} {sum(r.overruns for r in rs):9d} "
                   f"{max(r.worst_pass_us for r in rs) / 1000:9.1f}ms")
             all_outliers += [(hz, k, o) for k, r in enumerate(rs) for o in r.outliers]
-        gaps = board.gaps
+            gaps += board.gaps
     for hz, k, (shot, iv, during, in_it) in all_outliers[:30]:
         said = "; ".join(f"{g['us'] / 1000:.1f} ms gap: ran {g['cpu_us'] / 1000:.1f} ms, waited for a CPU "
                          f"{g['waited_us'] / 1000:.1f} ms, {g['reads']} littlefs reads, flash busy {g['busy_us'] / 1000:.1f} ms, "
@@ -122,6 +121,13 @@ def main() -> int:
                          for g in in_it) or "no gap between passes"
         print(f"  outlier: {hz} Hz run {k} shot {shot}: interval {iv / 1000:.1f} ms (period {1000 / hz:.1f} ms), "
               f"{during} erase(s) begun in it; {said}")
+    causes: dict = {}
+    for hz, _, (_, _, _, in_it) in all_outliers:
+        key = (hz, _cause(max(in_it, key=lambda g: g["us"])) if in_it else "no gap >= 8 ms (the shot sequence itself)")
+        causes[key] = causes.get(key, 0) + 1
+    print("outliers by what filled their longest gap between control passes:")
+    for (hz, cause), count in sorted(causes.items()):
+        print(f"  {hz:>2} Hz  {count:4d}  {cause}")
     # every long gap between passes in the whole bench, by what filled it
     by = {"flash busy (> half the gap)": [g for g in gaps if g["busy_us"] * 2 > g["us"]],
           "waiting for a CPU (> half)": [g for g in gaps if g["busy_us"] * 2 <= g["us"] and g["waited_us"] * 2 > g["us"]],
@@ -141,6 +147,18 @@ def main() -> int:
     print("jitter: |interval between needle entries - period| on the model's clock; overruns/worst pass: the device's "
           "STATUS\n(passes later than their 1 ms tick while moving, and the longest one)")
     return 0
+
+
+def _cause(g: dict) -> str:
+    if g["busy_us"] * 2 > g["us"]:
+        return "flash busy (erase/program time)"
+    if g["waited_us"] * 2 > g["us"]:
+        return "the board process waited for a CPU (the host machine's load)"
+    if g["cpu_us"] * 2 > g["us"]:
+        return "the firmware ran (littlefs traversal)" if g["reads"] > 1000 else "the firmware ran (GC, code)"
+    if g["idle_us"] * 2 > g["us"]:
+        return "the firmware was idle (waiting for input)"
+    return "none over half the gap (mixed: I/O, sleeps)"
 
 
 def _cpu_times() -> list[int]:
