@@ -169,6 +169,7 @@ class Journal:
         self.point_gen = 0  # generations of NOW/point and NOW/acked (copies as a cell's)
         self.acked_gen = 0
         self.acked_id = 0  # CLOSED records up to this id are acknowledged (the host acks in order)
+        self.acks_due = False  # acked_id moved since NOW/acked was written (ack(persist=False))
         try:
             os.mkdir(path + ".d")
         except OSError as e:
@@ -411,6 +412,14 @@ class Journal:
         self._put(self.f, i * 2 * COPY + (gen & 1) * COPY)
         self.cell[i] = status << 6 | gen
 
+    def flush_acks(self):
+        # NOW/acked up to date with the in-order acknowledgements taken without writing it (ack(persist=False))
+        if self.acks_due:
+            self.acked_gen = gen = (self.acked_gen + 1) & _GEN
+            self._pack(gen, ACKED, 0, 0, self.acked_id, 0, 0, 0, 0, 0, 0)
+            self._put(self.acked_f, (gen & 1) * COPY)
+            self.acks_due = False
+
     # ---- the host's side: read the oldest, acknowledge --------------------------------------
     def read(self, i):
         # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms, syringe)
@@ -425,8 +434,11 @@ class Journal:
         # the oldest unacknowledged record, or None
         return self.read(self.tail) if self.unacked else None
 
-    def ack(self, record_id):
-        # the host has committed this record; False if it is not an unacknowledged one here
+    def ack(self, record_id, persist=True):
+        # the host has committed this record; False if it is not an unacknowledged one here.
+        # persist False (an in-order ack during a nappage burst): NOW/acked is written by flush_acks()
+        # later, off the burst; a power cut before it only sends those records again, and the host
+        # stores a record once (device serial, epoch, record id), so no flash time is spent on it now
         if not self.unacked:
             return False
         i = self.tail
@@ -439,10 +451,10 @@ class Journal:
             if i == self.head:
                 return False
         if i == self.tail:  # in order: NOW/acked, not the cell (every older CLOSED one is acknowledged)
-            self.acked_gen = gen = (self.acked_gen + 1) & _GEN
-            self._pack(gen, ACKED, 0, 0, record_id, 0, 0, 0, 0, 0, 0)
-            self._put(self.acked_f, (gen & 1) * COPY)
             self.acked_id = record_id
+            self.acks_due = True
+            if persist:
+                self.flush_acks()
             self.cell[i] = ACKED << 6 | (self.cell[i] & _GEN)
         else:
             self._write(i, ACKED, r[4], r[3] | r[9] << 4, r[0], r[1], r[2], r[7], r[5], r[6], r[8])

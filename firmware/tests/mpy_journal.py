@@ -77,6 +77,26 @@ j = Journal(16, 2 << 16, path("p"))
 out["torn_point"] = {"rid": rid, "repaired": j.repaired, "records": [list(r) for r in pending(j)], "acked": done}
 j.shut()
 
+# in-order acks taken without writing NOW/acked (a burst): a power cut before flush_acks() sends those
+# records again (never loses one); after flush_acks() they stay acknowledged across a reboot
+j = Journal(16, 1 << 16, path("q"))
+ids = [point(j, n, 30000) for n in range(3)]
+writes = []
+for rid in ids[:2]:
+    gen = j.acked_gen
+    j.ack(rid, False)
+    writes.append(j.acked_gen != gen)
+j.shut()
+j = Journal(16, 2 << 16, path("q"))
+cut = [r[0] for r in pending(j)]
+for rid in ids[:2]:
+    j.ack(rid, False)
+j.flush_acks()
+j.shut()
+j = Journal(16, 3 << 16, path("q"))
+out["deferred_acks"] = {"ids": ids, "wrote": writes, "after_cut": cut, "after_flush": [r[0] for r in pending(j)]}
+j.shut()
+
 # a torn first write at the end of the last segment: no record, nothing else lost
 j = Journal(16, 1 << 16, path("e"))
 point(j, 0, 30000)

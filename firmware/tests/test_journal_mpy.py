@@ -106,3 +106,14 @@ def test_a_torn_checkpoint_keeps_the_previous_one_and_acks_in_order_hold(j):
     rid, _, point, _, flags, programmed, delivered, _, t, _ = r["records"][0]
     assert (rid, point, programmed, delivered, t) == (r["rid"], 1, 30000, 12000, 2100)
     assert flags & spec.FLAG_PARTIAL and flags & spec.FLAG_POWER_LOST
+
+
+@pytest.mark.req("SR-050", "SR-054")
+def test_acks_deferred_during_a_burst_resend_after_a_power_cut_and_hold_once_flushed(j):
+    # during a dose or burst the device takes the host's in-order ack in RAM (no flash time between
+    # shots) and writes NOW/acked when its loop is next idle: a power cut before that only sends the
+    # records again (the host stores each once: SR-054), and none is lost
+    r = j["deferred_acks"]
+    assert r["wrote"] == [False, False]
+    assert r["after_cut"] == r["ids"]
+    assert r["after_flush"] == r["ids"][2:]
