@@ -20,6 +20,7 @@ import statistics
 import sys
 
 from mesoinject.client import Device
+from mesoinject.link import Link
 from mesoprotocol import spec
 from mesoinject.simulated import SimBoard
 from mesosim.harness import ticks_diff
@@ -30,9 +31,11 @@ POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length
 
 
 class Rig:
-    def __init__(self, board: SimBoard):
+    def __init__(self, board: SimBoard, retries: int = 5):
         self.board = board
-        self.dev = Device.open(board.url)
+        # at worst-case flash timing a command can wait ~1 s (a record's block copy: a 400 ms erase and its
+        # pages, and littlefs compacting a log): the default 6 tries give up after ~0.6 s on a fast link
+        self.dev = Device(Link(board.url, retries=retries))
         self.events: list = []
 
     def reset(self):
@@ -165,7 +168,7 @@ def main() -> int:
     for fault in args.faults:
         slow = fault.endswith("(flash slow)")
         with SimBoard(profile=SLOW_FLASH if slow else None) as board:  # a fresh board and syringe per fault
-            rig = Rig(board)
+            rig = Rig(board, retries=9 if slow else 5)
             rows = [trial(rig, fault) for _ in range(n)]
             if slow:
                 status = rig.dev.status()
