@@ -21,7 +21,7 @@ python -m pytest --req-report "$TRACE/pytest.json" "$@" || {
 # The firmware on the 32-bit unix port (31-bit small ints and ticks wrapping at 2^30, as on the
 # RP2040), its ticks started 5 s before the wrap: every firmware test (the VM's), and the HIL suites
 # that dose, stop and journal (the rest add little the 64-bit run does not: link, auth, console);
-# the torture run again without the skew (it matches records to the truth by a board clock that
+# the torture run and the power-cut record time again without the skew (they match records to the truth by a board clock that
 # the skew restarts at every boot). About 3 minutes on 2 cores. Skipped, saying how to get the
 # binary, where the shared mcu/ folder is absent (harness.unix32_binary).
 MPY32="$(python -c 'from mesosim.harness import unix32_binary; print(unix32_binary() or "")')"
@@ -29,7 +29,7 @@ if [ -n "$MPY32" ]; then
   MESOINJECT_MICROPYTHON="$MPY32" MICROPY_TICKS_WRAP_S=5 python -m pytest -q -k "not typecheck" firmware/tests \
     hil_tests/test_dosing.py hil_tests/test_stops.py hil_tests/test_journal.py hil_tests/test_limits.py \
     --req-report "$TRACE/pytest-32.json"
-  MESOINJECT_MICROPYTHON="$MPY32" python -m pytest -q hil_tests/test_journal.py -k torture \
+  MESOINJECT_MICROPYTHON="$MPY32" python -m pytest -q hil_tests/test_journal.py -k "torture or first_checkpoint" \
     --req-report "$TRACE/pytest-32-torture.json"
 else
   echo "32-bit tier skipped: $(python -c 'from mesosim.harness import UNIX32_HOWTO; print(UNIX32_HOWTO)')" >&2
@@ -40,9 +40,10 @@ fi
 python tools/trace.py "$TRACE/pytest.json" "$TRACE/pytest-32.json" "$TRACE/pytest-32-torture.json" --html build/trace.html
 python bench/bench_sim.py --quick
 python bench/bench_faults.py --quick
+python bench/bench_cadence.py --quick  # nappage jitter at 6/9/12 Hz, and what filled each long gap between passes
 python bench/bench_metering.py --quick
 python bench/bench_link.py --quick
-python bench/bench_torture.py --quick
+python bench/bench_torture.py --quick --flash untimed  # CI time: timed flash doubles it (71 s), guarantees the same
 python bench/bench_fuzz.py --quick
 python bench/bench_heap.py
 python bench/bench_virtual.py --quick  # the virtual device's 20-point session (the sim's is in the full run)

@@ -92,7 +92,9 @@ class App:
         # the host has committed ack_id (0: nothing yet); answer with the oldest record it has not
         j = self.journal
         if ack_id:
-            j.ack(ack_id)  # idempotent: an id already acknowledged changes nothing
+            # idempotent: an id already acknowledged changes nothing; during a dose or burst the in-order
+            # ack is written when the loop is next idle (run): no flash time between shots
+            j.ack(ack_id, not self.device.busy())
         oldest = j.oldest()
         return (oldest + (j.epoch,) if oldest else _NO_RECORD) + (min(j.unacked, 0xFFFF),)
 
@@ -130,6 +132,7 @@ class App:
                 elif wait < -10 * TICK_US:
                     deadline = ticks_us()  # fell far behind (GC, host burst): re-anchor
             else:
+                self.journal.flush_acks()  # acks taken during the burst (records())
                 board.wait_input(IDLE_WAIT_MS)
                 deadline = ticks_us()
 

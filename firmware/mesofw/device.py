@@ -470,10 +470,13 @@ class Device:
         if not self.journal.open(self.cfg[S.CFG_SESSION], index, kind, volume_nl, ticks_ms(), self.syringe):
             self.fault(S.ALARM_JOURNAL_FULL, 0, now_us)
             return
-        # checkpoints: as the dose starts, then every JOURNAL_CHECKPOINT_NL and at least 4 times a dose
-        # (plain division: steps_for() would spend the metering's carried remainder)
-        self.checkpoint_at = 0
+        # checkpoints: as the dispense starts (the needle at depth), then every JOURNAL_CHECKPOINT_NL and at
+        # least 4 times a dose (plain division: steps_for() would spend the metering's carried remainder).
+        # The first one is not redundant with open(): it moves the record's time from before the needle went
+        # in to inside its entry, so a point cut by power before its next checkpoint is still stamped at
+        # its delivery (NOW/point: a page programmed, not a block erased)
         self.checkpoint_steps = min(S.JOURNAL_CHECKPOINT_NL, volume_nl // 4) * 1000 // self.metering.pl_step + 1
+        self.checkpoint_at = 0
         self.kind = kind
         self.point_index = index
         self.point_nl = volume_nl

@@ -10,8 +10,15 @@
 # RP2040's and the ESP32-S3's flash. littlefs (those boards' filesystem) rewrites a file from a
 # modified block to its end, so a write in one 384 KB file cost up to 94 block erases; in a
 # segment it costs one block. Earlier firmware's single file is moved into the segments at boot.
-# A point in progress is written OPEN at its start and re-written as it dispenses (checkpoints);
-# an OPEN record found at boot is a point cut by power loss and is closed as partial.
+# Flash cost (littlefs copies a file's block on every write into it: one erase, ~4 KB programmed,
+# 45 ms typical on the Pico's flash) is kept to one cell write per shot: the close. The point in
+# progress (OPEN at its start, then its checkpoints) is written to a small file of its own (NOW/point)
+# and the host's in-order acknowledgements to another (NOW/acked: every CLOSED record with an id up to
+# it is acknowledged; an out-of-order one is written into its cell). Files that small live inside
+# littlefs's metadata log: a write programs a page and erases a block only now and then (its own
+# folder keeps that log short). Both hold two copies like a cell, so a torn write keeps the previous.
+# A point found open at boot (NOW/point newer than every cell; or an OPEN cell of earlier firmware)
+# was cut by power loss and is closed, partial, at its last checkpoint into the cell it had (the head).
 # Alarms and program ends are journalled too (KIND_ALARM, KIND_END: one write, closed at once), so
 # they reach the host's store as surely as the deliveries.
 # The epoch: a random number drawn when the journal folder is created and kept in it. A flash
@@ -35,6 +42,7 @@ _BODY = "<BBBBIIHHIII"  # gen status flags kind | record_id session point depth_
 # kind's low nibble is the KIND_*, its high nibble the syringe measured (0 in earlier firmware's records)
 _BODY_SIZE = 28  # then the CRC-32 (zlib's) of the body, little-endian
 
+NOW = "now"  # folder in the segments' folder: the point in progress and the acknowledged-through id
 EMPTY = 0
 OPEN = 1
 CLOSED = 2  # unacknowledged
@@ -158,6 +166,10 @@ class Journal:
         self.power_lost = 0  # points closed at boot because power failed during them
         self.cur = -1  # the cell of the point in progress, and its fixed fields:
         self.o_id = self.o_session = self.o_point = self.o_kind = self.o_programmed = 0
+        self.point_gen = 0  # generations of NOW/point and NOW/acked (copies as a cell's)
+        self.acked_gen = 0
+        self.acked_id = 0  # CLOSED records up to this id are acknowledged (the host acks in order)
+        self.acks_due = False  # acked_id moved since NOW/acked was written (ack(persist=False))
         try:
             os.mkdir(path + ".d")
         except OSError as e:
@@ -165,11 +177,63 @@ class Journal:
                 raise
         self.f = Segments(path + ".d")
         self.f.migrate(path, feed)
+        self.point_f = self._hot(path + ".d/" + NOW, "point")
+        self.acked_f = self._hot(path + ".d/" + NOW, "acked")
         self.feed = feed
         self.lease = lease
         self._scan()
         self.epoch = self._epoch(path + ".d/" + EPOCH_FILE)
         self.last_id = max(self.last_id, first_id)
+
+    def shut(self):
+        # every file closed (a test's simulated power cut; on littlefs a file left open is closed
+        # by the garbage collector, which cannot call the block device)
+        self.f.close()
+        self.point_f.close()
+        self.acked_f.close()
+
+    @staticmethod
+    def _hot(folder, name):
+        # one of NOW's files, kept open: a write is a seek, a write and a flush (no allocation)
+        try:
+            os.mkdir(folder)
+        except OSError as e:
+            if e.errno != EEXIST:
+                raise
+        try:
+            return open(folder + "/" + name, "r+b")
+        except OSError as e:
+            if e.errno != ENOENT:
+                raise
+        return open(folder + "/" + name, "w+b")
+
+    def _newest(self, n):
+        # the newest valid copy in self.buf (n bytes read) or -1; torn or corrupt copies counted
+        best = -1
+        gen = 0
+        for c in (0, 1):
+            off = c * COPY
+            if off + COPY > n:
+                break
+            if not crc32_check(self.buf, off, _BODY_SIZE, 0):
+                if any(self.buf[off : off + COPY]):
+                    self.repaired += 1
+                continue
+            g = self.buf[off]
+            if best < 0 or (g - gen) & _GEN < 32:
+                best = c
+                gen = g
+        return best
+
+    def _hot_read(self, f):
+        # NOW/point or NOW/acked: (generation, status, record_id) of its newest copy into self.buf, or None
+        f.seek(0)
+        best = self._newest(f.readinto(self.buf) or 0)
+        if best < 0:
+            return None
+        if best:
+            self.buf[:COPY] = self.buf[COPY:]
+        return self.buf[0], self.buf[1], struct.unpack_from("<I", self.buf, 4)[0]
 
     def _epoch(self, name):
         try:
@@ -189,6 +253,10 @@ class Journal:
     # ---- boot: find head, tail and the unacknowledged records; repair -------------------------
     def _scan(self):
         f = self.f
+        h = self._hot_read(self.acked_f)
+        if h:
+            self.acked_gen = h[0]
+            self.acked_id = h[2]
         newest = -1
         nxt = 0
         while nxt < self.cells:
@@ -204,26 +272,30 @@ class Journal:
                 else:  # a segment never written, or lost: its cells are empty; later ones still count
                     nxt = (i // SEGMENT_CELLS + 1) * SEGMENT_CELLS
                 continue
-            best = -1
-            gen = 0
-            for c in (0, 1):
-                off = c * COPY
-                if not crc32_check(self.buf, off, _BODY_SIZE, 0):
-                    if any(self.buf[off : off + COPY]):
-                        self.repaired += 1
-                    continue
-                g = self.buf[off]
-                if best < 0 or (g - gen) & _GEN < 32:
-                    best = c
-                    gen = g
+            best = self._newest(n)
             if best < 0:
                 continue
-            self.cell[i] = self.buf[best * COPY + 1] << 6 | gen
+            gen = self.buf[best * COPY]
+            status = self.buf[best * COPY + 1]
             rid = struct.unpack_from("<I", self.buf, best * COPY + 4)[0]
+            if status == CLOSED and rid <= self.acked_id:
+                status = ACKED  # acknowledged in order (NOW/acked)
+            self.cell[i] = status << 6 | gen
             if newest < 0 or rid > self.last_id:
                 newest = i
                 self.last_id = rid
         self.head = (newest + 1) % self.cells if newest >= 0 else 0
+        h = self._hot_read(self.point_f)
+        if h:
+            self.point_gen = h[0]
+            if h[1] == OPEN and h[2] > self.last_id:  # newer than every cell: cut by power loss
+                _, _, flags, kind, rid, session, point, depth, programmed, delivered, t = struct.unpack_from(_BODY, self.buf)
+                i = self.head
+                self._write(i, CLOSED, flags | S.FLAG_PARTIAL | S.FLAG_POWER_LOST, kind, rid, session, point, depth,
+                            programmed, delivered, t)
+                self.last_id = rid
+                self.head = (i + 1) % self.cells
+                self.power_lost += 1
         cell = self.cell
         for i in range(self.cells):
             status = cell[i] >> 6
@@ -280,8 +352,11 @@ class Journal:
         return self.last_id
 
     def checkpoint(self, delivered_nl, depth_um, time_ms):
-        self._write(self.cur, OPEN, 0, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
-                    self.o_programmed, delivered_nl, time_ms)
+        # NOW/point, not the cell: a page programmed, not a block copied (the cell is written at close)
+        self.point_gen = gen = (self.point_gen + 1) & _GEN
+        self._pack(gen, OPEN, 0, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um, self.o_programmed,
+                   delivered_nl, time_ms)
+        self._put(self.point_f, (gen & 1) * COPY)
 
     def close(self, flags, delivered_nl, depth_um, time_ms):
         i = self.cur
@@ -319,18 +394,31 @@ class Journal:
             self.tail = i
         self.head = (i + 1) % self.cells
 
-    def _write(self, i, status, flags, kind, record_id, session, point, depth_um, programmed_nl, delivered_nl,
-               time_ms):
-        gen = (self.cell[i] + 1) & _GEN
-        c = gen & 1
+    def _pack(self, gen, status, flags, kind, record_id, session, point, depth_um, programmed_nl, delivered_nl,
+              time_ms):
         struct.pack_into(_BODY, self.buf, 0, gen, status, flags, kind, record_id, session, point, depth_um,
                          programmed_nl, delivered_nl, time_ms)
         crc32_check(self.buf, 0, _BODY_SIZE, 1)  # in place: no 32-bit result object
-        f = self.f
-        f.seek(i * 2 * COPY + c * COPY)
+
+    def _put(self, f, pos):
+        f.seek(pos)
         f.write(self.copy_view)
         f.flush()
+
+    def _write(self, i, status, flags, kind, record_id, session, point, depth_um, programmed_nl, delivered_nl,
+               time_ms):
+        gen = (self.cell[i] + 1) & _GEN
+        self._pack(gen, status, flags, kind, record_id, session, point, depth_um, programmed_nl, delivered_nl, time_ms)
+        self._put(self.f, i * 2 * COPY + (gen & 1) * COPY)
         self.cell[i] = status << 6 | gen
+
+    def flush_acks(self):
+        # NOW/acked up to date with the in-order acknowledgements taken without writing it (ack(persist=False))
+        if self.acks_due:
+            self.acked_gen = gen = (self.acked_gen + 1) & _GEN
+            self._pack(gen, ACKED, 0, 0, self.acked_id, 0, 0, 0, 0, 0, 0)
+            self._put(self.acked_f, (gen & 1) * COPY)
+            self.acks_due = False
 
     # ---- the host's side: read the oldest, acknowledge --------------------------------------
     def read(self, i):
@@ -346,8 +434,11 @@ class Journal:
         # the oldest unacknowledged record, or None
         return self.read(self.tail) if self.unacked else None
 
-    def ack(self, record_id):
-        # the host has committed this record; False if it is not an unacknowledged one here
+    def ack(self, record_id, persist=True):
+        # the host has committed this record; False if it is not an unacknowledged one here.
+        # persist False (an in-order ack during a nappage burst): NOW/acked is written by flush_acks()
+        # later, off the burst; a power cut before it only sends those records again, and the host
+        # stores a record once (device serial, epoch, record id), so no flash time is spent on it now
         if not self.unacked:
             return False
         i = self.tail
@@ -359,7 +450,14 @@ class Journal:
             i = (i + 1) % self.cells
             if i == self.head:
                 return False
-        self._write(i, ACKED, r[4], r[3] | r[9] << 4, r[0], r[1], r[2], r[7], r[5], r[6], r[8])
+        if i == self.tail:  # in order: NOW/acked, not the cell (every older CLOSED one is acknowledged)
+            self.acked_id = record_id
+            self.acks_due = True
+            if persist:
+                self.flush_acks()
+            self.cell[i] = ACKED << 6 | (self.cell[i] & _GEN)
+        else:
+            self._write(i, ACKED, r[4], r[3] | r[9] << 4, r[0], r[1], r[2], r[7], r[5], r[6], r[8])
         self.unacked -= 1
         self._advance_tail()
         return True

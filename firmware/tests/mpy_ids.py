@@ -32,7 +32,12 @@ def give(j, n):
 
 def erase(jpath="journal"):
     for name in os.listdir(jpath + ".d"):
-        os.remove(jpath + ".d/" + name)
+        try:
+            os.remove(jpath + ".d/" + name)
+        except OSError:  # the folder NOW (the point in progress, the acknowledgements)
+            for sub in os.listdir(jpath + ".d/" + name):
+                os.remove(jpath + ".d/" + name + "/" + sub)
+            os.rmdir(jpath + ".d/" + name)
 
 
 seen = []

@@ -93,3 +93,27 @@ def test_a_segment_lost_in_the_middle_hides_no_record_behind_it(j):
 @pytest.mark.req("SR-055")
 def test_an_empty_old_journal_file_leaves_the_segments_alone(j):
     assert j["downgrade"]["pending"] == j["downgrade"]["expected"] and not j["downgrade"]["old_left"]
+
+
+@pytest.mark.req("SR-050")
+def test_a_torn_checkpoint_keeps_the_previous_one_and_acks_in_order_hold(j):
+    # the point in progress lives in NOW/point (two copies, as a cell); the torn newest copy is
+    # ignored and the point comes back partial at the checkpoint before; the point before it,
+    # acknowledged in order (NOW/acked, its cell still CLOSED), is not sent again
+    r = j["torn_point"]
+    assert r["repaired"] == 1
+    assert len(r["records"]) == 1
+    rid, _, point, _, flags, programmed, delivered, _, t, _ = r["records"][0]
+    assert (rid, point, programmed, delivered, t) == (r["rid"], 1, 30000, 12000, 2100)
+    assert flags & spec.FLAG_PARTIAL and flags & spec.FLAG_POWER_LOST
+
+
+@pytest.mark.req("SR-050", "SR-054")
+def test_acks_deferred_during_a_burst_resend_after_a_power_cut_and_hold_once_flushed(j):
+    # during a dose or burst the device takes the host's in-order ack in RAM (no flash time between
+    # shots) and writes NOW/acked when its loop is next idle: a power cut before that only sends the
+    # records again (the host stores each once: SR-054), and none is lost
+    r = j["deferred_acks"]
+    assert r["wrote"] == [False, False]
+    assert r["after_cut"] == r["ids"]
+    assert r["after_flush"] == r["ids"][2:]

@@ -14,6 +14,7 @@ import pathlib
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable
 from types import ModuleType
 
@@ -88,6 +89,7 @@ class Injection:
     content_nl: float
     flash_busy: bool = False  # the data flash had the firmware stalled at that instant
     forward_steps: int = 0  # plunger steps forward since the board (re)booted, at that instant
+    edge_us: int = 0  # board time of the pin's edge (trigger/E-stop: when the harness set it), else t_us
 
 
 class ControlChannel:
@@ -197,6 +199,8 @@ class BoardControls:
         self.air_nl = 0.0
         self.penetrations: list[Penetration] = []
         self.erases = 0  # flash blocks the board began erasing (its journal's writes)
+        self.erase_times: list[int] = []  # board time (us) each began, the last 1000
+        self.gaps: list[dict] = []  # long gaps between the firmware's passes (the board's "gap"), the last 1000
         # called (from the I/O thread) the moment the board reports an erase beginning: lets a test
         # or a bench act while the flash has the firmware stalled (e.g. release the trigger)
         self.on_erase: Callable[[], None] | None = None
@@ -204,11 +208,11 @@ class BoardControls:
 
     # ---- the operator -------------------------------------------------------------------
     def set_trigger(self, pressed: bool) -> None:
-        self._channel().send("trigger", pressed=bool(pressed))
+        self._channel().send("trigger", pressed=bool(pressed), at_ns=time.time_ns())
         self.wait(lambda: self.trigger_pressed == pressed, 2, "the board did not see the trigger")
 
     def set_estop(self, pressed: bool) -> None:
-        self._channel().send("estop", pressed=bool(pressed))
+        self._channel().send("estop", pressed=bool(pressed), at_ns=time.time_ns())
         self.wait(lambda: self.estop_pressed == pressed, 2, "the board did not see the emergency stop")
 
     def send_input(self, line: str) -> None:
@@ -216,7 +220,7 @@ class BoardControls:
         name, _, level = line.partition(" ")
         if name not in ("trigger", "estop") or level not in ("0", "1"):
             raise ValueError("send_input takes 'trigger 0|1' or 'estop 0|1', not %r" % line)
-        self._channel().send(name, pressed=level == "1")
+        self._channel().send(name, pressed=level == "1", at_ns=time.time_ns())
 
     # ---- fault injection ----------------------------------------------------------------
     def occlude(self, factor: float, ramp_per_s: float = 0.0) -> None:
@@ -283,13 +287,18 @@ class BoardControls:
             elif msg["input"] == "estop":
                 self.estop_pressed = value
             self.last_input = Injection(msg["input"], str(int(value) if isinstance(value, bool) else value), msg["t_us"],
-                                        msg["content_nl"], bool(msg["flash_busy"]), msg["forward_steps"])
+                                        msg["content_nl"], bool(msg["flash_busy"]), msg["forward_steps"], msg["edge_us"])
         elif kind == "pen":
             self.penetrations.append(Penetration(**_fields(msg)))
         elif kind == "truth":
             self._truth = Truth(**_fields(msg))
+        elif kind == "gap":
+            self.gaps.append(_fields(msg))
+            del self.gaps[:-1000]
         elif kind == "erase":  # the data flash began erasing a block (a journal write)
             self.erases += 1
+            self.erase_times.append(msg["t_us"])
+            del self.erase_times[:-1000]
             if self.on_erase:
                 self.on_erase()
         else:

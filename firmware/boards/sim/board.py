@@ -9,7 +9,7 @@ import select
 import socket
 import sys
 import termios
-from time import sleep_ms, ticks_add, ticks_diff, ticks_ms, ticks_us
+from time import sleep_ms, ticks_add, ticks_diff, ticks_ms, ticks_us, time_ns
 
 import board_flash
 import board_model
@@ -19,6 +19,8 @@ PLUNGER_STEPS_PER_MM = 3200  # 200 steps/rev x 16 microsteps, 1 mm lead
 NEEDLE_STEPS_PER_MM = 100
 NEEDLE_SPEED_UM_S = 50000
 WDT_REPORT_MS = 100  # how often the watchdog feed is passed on to the harness
+GAP_REPORT_US = 8000  # a gap this long between two control passes is reported, with what the flash did in it
+# (more than the firmware's idle wait of 5 ms: while it ticks, passes are 1 ms apart)
 
 
 def safe_mode():
@@ -36,6 +38,54 @@ def _raw_nonblocking(fd):
     attr[6][5] = 0
     attr[6][6] = 0
     termios.tcsetattr(fd, termios.TCSANOW, attr)
+
+
+def _edge_us(at_ns):
+    # the board time of a pin edge the harness made at at_ns (its time.time_ns(): the same machine's
+    # wall clock): this process took it later, when it next read its control socket (a pass, a flash
+    # stall or the OS's scheduling later); latency figures count from the edge, not from that read
+    now = board_model.clock_us()
+    return ticks_add(now, -max(0, (time_ns() - at_ns) // 1000))
+
+
+_SCHED_MASK = (1 << 26) - 1  # us, modulo ~67 s: small ints on a 32-bit port too
+
+
+class _Schedstat:
+    # this process's CPU time and time waiting for a CPU (Linux /proc/self/schedstat, ns) in us modulo
+    # 2^26 (.cpu, .wait), parsed without allocating: a gap between passes is the firmware's own work (a
+    # collection, a littlefs traversal) if it ran, the host machine's if it waited for a CPU
+    def __init__(self):
+        self.buf = bytearray(80)
+        self.cpu = self.wait = 0
+        self.f = None
+        try:  # the host's /proc, beside the flash the harness mounted as / (the board's root)
+            import vfs
+
+            vfs.mount(vfs.VfsPosix("/proc/self"), "/.proc")  # type: ignore[abstract]
+            self.f = open("/.proc/schedstat", "rb")
+        except (OSError, ImportError):
+            pass
+
+    def read(self):
+        if self.f is None:
+            return
+        self.f.seek(0)
+        n = self.f.readinto(self.buf) or 0
+        buf = self.buf
+        i = 0
+        for k in range(2):  # the first two numbers; ns -> us: the last three digits dropped
+            j = i
+            while j < n and 48 <= buf[j] <= 57:
+                j += 1
+            v = 0
+            for m in range(i, j - 3):
+                v = (v * 10 + buf[m] - 48) & _SCHED_MASK
+            if k:
+                self.wait = v
+            else:
+                self.cpu = v
+            i = j + 1
 
 
 class Board:
@@ -83,6 +133,12 @@ class Board:
         # the journal's folder on flash that takes its datasheet time (board_flash.py)
         self.flash = board_flash.mount("journal.d", self.profile.get("flash_erase_ms", board_flash.ERASE_MS),
                                        self.profile.get("flash_page_us", board_flash.PAGE_US), self._flash_wait)
+        self._pass_us = ticks_us()  # the last control pass, and the flash's counters then (gap reports)
+        self._pass_reads = self._pass_busy = 0
+        self._sched = _Schedstat()
+        self._pass_cpu = self._pass_wait = self._pass_io = self._pass_sent = self._pass_idle = 0
+        self._idle_us = 0  # time in wait_input: the firmware had nothing to do
+        self._sent_us = 0  # time in serial writes and control-channel sends (blocked if the harness does not read)
         self._send({"kind": "boot", "reset_cause": self.reset_cause()})
 
     # ---- identity ---------------------------------------------------------------
@@ -97,13 +153,17 @@ class Board:
         return self._in.readinto(buf) or 0
 
     def host_write(self, buf, n):
+        t = ticks_us()
         self._out.write(buf, n)  # a MicroPython stream's write(buf, max_len): no slice allocated
+        self._sent_us += ticks_diff(ticks_us(), t)
 
     def wait_input(self, timeout_ms):
         # sleep until host or control input, or timeout; serves the control channel
+        t = ticks_us()
         for obj, _ in self._poll.poll(timeout_ms):
             if obj is self._ctrl:
                 self._serve_ctrl()
+        self._idle_us += ticks_diff(ticks_us(), t)
 
     # ---- actuators and sensors -----------------------------------------------------
     def motors(self, on):
@@ -126,14 +186,14 @@ class Board:
         value = self._trigger
         self._trigger_read = True
         if self._trigger_next is not None:
-            self._set_trigger(self._trigger_next)
+            self._set_trigger(self._trigger_next, board_model.clock_us())  # the level changes now
         return value
 
-    def _set_trigger(self, pressed):
+    def _set_trigger(self, pressed, edge_us):
         self._trigger = pressed
         self._trigger_next = None
         self._trigger_read = False
-        self._injected("trigger", pressed)
+        self._injected("trigger", pressed, edge_us)
 
     def estop(self):
         return self._estop
@@ -177,6 +237,7 @@ class Board:
         if self._ctrl_schema is None:
             self._schema()
         self.model.advance(now_us)
+        self._gap(ticks_us())
         if self._ctrl_poll.poll(0):
             self._serve_ctrl()
         if self.model.moved:  # physical state changed: the harness keeps it across resets
@@ -188,6 +249,32 @@ class Board:
             self._stall_ms = 0
             while ticks_diff(until, ticks_ms()) > 0:
                 pass
+
+    def _gap(self, now_us):
+        # a long gap between two passes (service() to service(), so the counters cover the same span)
+        # while anything could move, and what filled it: littlefs reading
+        # (a traversal), the flash busy (erase/program time), or neither (a collection, or the host
+        # machine took the CPU away)
+        flash = self.flash
+        gap = ticks_diff(now_us, self._pass_us)
+        sched = self._sched
+        if self._motors:
+            sched.read()
+        cpu = sched.cpu
+        wait = sched.wait
+        if gap >= GAP_REPORT_US and self._motors:
+            self._send({"kind": "gap", "t_us": now_us, "us": gap, "reads": flash.reads - self._pass_reads,
+                        "busy_us": flash.busy_us - self._pass_busy, "cpu_us": (cpu - self._pass_cpu) & _SCHED_MASK,
+                        "waited_us": (wait - self._pass_wait) & _SCHED_MASK, "io_us": flash.io_us - self._pass_io,
+                        "send_us": self._sent_us - self._pass_sent, "idle_us": self._idle_us - self._pass_idle})
+        self._pass_idle = self._idle_us
+        self._pass_io = flash.io_us
+        self._pass_sent = self._sent_us
+        self._pass_cpu = cpu
+        self._pass_wait = wait
+        self._pass_us = now_us
+        self._pass_reads = flash.reads
+        self._pass_busy = flash.busy_us
 
     def _flash_wait(self, until_us, erasing):
         # the flash is busy until until_us and the CPU with it: the firmware runs nothing, but the
@@ -215,14 +302,18 @@ class Board:
 
     def _send(self, msg):
         # not checked here (each loop pass sends one): the harness checks what arrives against FROM_BOARD
+        t = ticks_us()
         self._ctrl.send(json.dumps(msg) + "\n")
+        self._sent_us += ticks_diff(ticks_us(), t)
 
-    def _injected(self, kind, value):
+    def _injected(self, kind, value, edge_us=None):
         self.model.moved = True
         # echo an input change with the board time and the syringe content at that instant:
         # the harness measures time to safe state and volume after a fault from these
-        # (and whether the flash had the firmware stalled at that instant)
-        self._send({"kind": "took", "input": kind, "value": value, "t_us": board_model.clock_us(),
+        # (and whether the flash had the firmware stalled at that instant); edge_us: when the pin changed
+        now = board_model.clock_us()
+        self._send({"kind": "took", "input": kind, "value": value, "t_us": now,
+                    "edge_us": now if edge_us is None else edge_us,
                     "content_nl": round(self.model.content_nl, 3), "flash_busy": self._flash_busy,
                     "forward_steps": self.model.forward_steps})
 
@@ -245,12 +336,12 @@ class Board:
         kind = msg["kind"]
         if kind == "trigger":
             if self._trigger_read:
-                self._set_trigger(msg["pressed"])
+                self._set_trigger(msg["pressed"], _edge_us(msg["at_ns"]))
             else:
                 self._trigger_next = msg["pressed"]
         elif kind == "estop":
             self._estop = msg["pressed"]
-            self._injected(kind, msg["pressed"])
+            self._injected(kind, msg["pressed"], _edge_us(msg["at_ns"]))
         elif kind == "truth?":
             self._send(self.model.truth())
         elif kind == "occlude":

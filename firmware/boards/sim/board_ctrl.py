@@ -8,14 +8,16 @@
 import json
 
 # harness -> board
-# trigger, estop: the operator presses (true) or releases it; truth?: asks for a "truth" message;
+# trigger, estop: the operator presses (true) or releases it, at_ns the harness's time.time_ns() when it
+# did (the pin's edge: the board stamps it on its own clock, so latency counts from the physical event,
+# not from when the firmware got round to the socket); truth?: asks for a "truth" message;
 # occlude: needle resistance x factor, growing by ramp_per_s; content: what is left in the syringe;
 # sensor: false, the pressure sensor reads 0 whatever the pressure; load: another syringe in the
 # clamp; clamp: the clamp sensor reads reading_um whatever is loaded (-1: healed); stall: the
 # firmware's next loop pass takes ms longer; hang: the firmware stops (only the watchdog saves it)
 TO_BOARD = """
-trigger pressed
-estop pressed
+trigger pressed at_ns
+estop pressed at_ns
 truth?
 occlude factor ramp_per_s
 content content_nl
@@ -29,17 +31,22 @@ hang
 # board -> harness
 # boot: the firmware is up, the control channel with it; took: an input or fault as the board took
 # it, with board time, syringe content, whether the flash had the firmware stalled and plunger steps
-# since boot at that instant (value: the input's first field); pen: a needle entry, at its exit;
-# erase: the data flash began erasing a block; wdt: the firmware fed its watchdog; reset: it pulls
+# since boot at that instant (value: the input's first field; edge_us: board time of the pin's edge for
+# trigger/estop, else t_us); pen: a needle entry, at its exit;
+# erase: the data flash began erasing a block; gap: two control passes (motors on) were us apart, ending
+# at t_us, with littlefs's block reads, the flash's busy time, the process's CPU time and its time waiting
+# for a CPU (Linux schedstat), the image file's I/O time, the time in serial and control-channel writes and in the idle wait
+# in between; wdt: the firmware fed its watchdog; reset: it pulls
 # its own reset line; snap: the model's physical state changed (state: handed back to the next boot,
 # opaque to the harness; air_nl: what left the needle outside the skin, what a balance weighs)
 FROM_BOARD = """
 boot reset_cause
 led code t_us
-took input value t_us content_nl flash_busy forward_steps
+took input value t_us edge_us content_nl flash_busy forward_steps
 pen t0_us t1_us volume_nl max_depth_um t1_ms
 truth out_nl air_nl depth_um penetrations content_nl pressure_kpa last_step_us now_us forward_steps
 erase t_us
+gap t_us us reads busy_us cpu_us waited_us io_us send_us idle_us
 wdt
 reset
 snap air_nl state
