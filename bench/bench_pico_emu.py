@@ -57,9 +57,28 @@ def passes(lines: list[dict]) -> list[int]:
     return out
 
 
-def probe_lines(board: picoemu.Board, since_us: int, until_us: int | None = None) -> list[dict]:
+def probe_lines(board: picoemu.Board, since_us: int, until_us: int | None = None, kind: str = "") -> list[dict]:
+    """The pass-time reports (kind "") or the profile reports (kind "prof") in that emulated window."""
     return [e for e in board.probes if e["emulated_us"] > since_us
-            and (until_us is None or e["emulated_us"] <= until_us)]
+            and (until_us is None or e["emulated_us"] <= until_us)
+            and (e["line"].split()[0] == kind if kind else e["line"][0].isdigit())]
+
+
+def profile_rows(name: str, lines: list[dict], n_passes: int) -> list[str]:
+    """emu_boot.py's PROFILE figures: emulated us per pass inside each function (inclusive), heap per pass."""
+    if not lines or not n_passes:
+        return []
+    total: dict[str, int] = {}
+    for e in lines:
+        for pair in e["line"].split()[1:]:
+            k, v = pair.rsplit(":", 1)
+            total[k] = total.get(k, 0) + int(v)
+    alloc, gcs, rx = total.pop("alloc", 0), total.pop("gc", 0), total.pop("rxbytes", 0)
+    top = sorted(total.items(), key=lambda kv: -kv[1])
+    out = [f"  {name}: emulated us per pass inside (inclusive), over {n_passes} passes; "
+           f"{alloc / n_passes:.0f} B allocated per pass, {gcs} collections, {rx} bytes from the host"]
+    out += ["    " + "  ".join(f"{k} {v / n_passes:7.0f}" for k, v in top[i:i + 5]) for i in range(0, len(top), 5)]
+    return out
 
 
 def pass_row(name: str, lines: list[dict]) -> str:
@@ -84,6 +103,8 @@ def wait_probe(board: picoemu.Board, after_us: int, timeout_s: float) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sample sizes (CI)")
+    ap.add_argument("--profile", action="store_true",
+                    help="time the firmware's functions on the chip too (emu_boot.py PROFILE; slows each pass)")
     args = ap.parse_args()
     n_rtt, prime_nl = (10, 1000) if args.quick else (200, 10000)
     try:
@@ -95,7 +116,8 @@ def main() -> int:
         tmpdir = pathlib.Path(tmp)
         key = secrets.token_bytes(spec.KEY_SIZE)
         fs = picoemu.build_fs("pico", tmpdir / "littlefs.img",
-                              {"boot.py": (picoemu.HERE / "emu_boot.py").read_bytes(), "key": key})
+                              {"boot.py": (b"PROFILE = 1\n" if args.profile else b"")
+                                           + (picoemu.HERE / "emu_boot.py").read_bytes(), "key": key})
         print(f"bench_pico_emu{' (quick)' if args.quick else ''}: MicroPython RPI_PICO "
               f"({picoemu.locate().uf2.name}) in rp2040js {picoemu.RP2040JS_VERSION}")
         with picoemu.Board(fs, watch=WATCH, inputs=INPUTS, adc0=ADC0_ZERO_KPA) as board:
@@ -137,7 +159,11 @@ def main() -> int:
             report = wait_probe(board, end["emulated_us"], 300)  # firmware's step count and pin edges, same moment
 
         print(pass_row("idle", probe_lines(board, idle_from, idle_to)))
-        print(pass_row("priming, host polling", probe_lines(board, start["emulated_us"], end["emulated_us"])))
+        priming = probe_lines(board, start["emulated_us"], end["emulated_us"])
+        print(pass_row("priming, host polling", priming))
+        for row in (profile_rows("idle", probe_lines(board, idle_from, idle_to, "prof"), len(passes(probe_lines(board, idle_from, idle_to))))
+                    + profile_rows("priming", probe_lines(board, start["emulated_us"], end["emulated_us"], "prof"), len(passes(priming)))):
+            print(row)
         emu_s = (end["emulated_us"] - start["emulated_us"]) / 1e6
         print(f"  prime {prime_nl / 1000:g} uL: emulated {emu_s:.3f} s, wall {end['wall_s'] - start['wall_s']:.1f} s, "
               f"{polls} STATUS polls, ended in state {state['state']} alarm {state['alarm']}")

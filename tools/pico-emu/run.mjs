@@ -106,7 +106,7 @@ cdc.onSerialData = (value) => {
       const probe = line.indexOf('PROBE '); // a probe's text line between the link's frames
       if (probe >= 0) emit({ event: 'probe', line: line.slice(probe + 6).trim(), emulated_us: emulatedUs(), wall_s: wallS(), edges: snapshot() });
       line = '';
-    } else if (ch !== '\r') line = (line + ch).slice(-200);
+    } else if (ch !== '\r') line = (line + ch).slice(-2000);
   }
   if (client) client.write(Buffer.from(value));
   seen = (seen + s).slice(-4096);

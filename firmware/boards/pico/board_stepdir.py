@@ -155,6 +155,8 @@ class StepDirBoard:
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
         self._byte = bytearray(1)
+        self._ipoll = self._poll.ipoll
+        self._readinto = self._in.readinto
         self._wdt = machine.WDT(timeout=WDT_MS)  # last: once started it cannot be stopped
 
     # ---- identity ------------------------------------------------------------------
@@ -167,20 +169,23 @@ class StepDirBoard:
     # ---- host serial port -----------------------------------------------------------
     def host_read(self, buf):
         # stdin reads block until they have all they asked for, so take one byte at a time
-        # and only while poll says one is there.
+        # and only while poll says one is there. ipoll, not poll: poll() allocates a list per
+        # call; the bound methods are made once (__init__), and the loop is inline: this runs
+        # every pass and every byte (~100 us a byte on an RP2040 through a _ready() method).
         n = 0
         size = len(buf)
-        while n < size and self._ready():
-            self._in.readinto(self._byte)
-            buf[n] = self._byte[0]
+        ipoll = self._ipoll
+        readinto = self._readinto
+        byte = self._byte
+        while n < size:
+            for _ in ipoll(0):
+                break
+            else:
+                return n
+            readinto(byte)
+            buf[n] = byte[0]
             n += 1
         return n
-
-    def _ready(self):
-        # ipoll, not poll: poll() allocates a list per call, and this runs every loop pass
-        for _ in self._poll.ipoll(0):
-            return True
-        return False
 
     def host_write(self, buf, n):
         self._out.write(buf, n)  # a MicroPython stream's write(buf, max_len): no slice allocated
