@@ -84,16 +84,17 @@ def profile_rows(name: str, lines: list[dict], n_passes: int) -> list[str]:
 def pass_row(name: str, lines: list[dict]) -> str:
     t = passes(lines)
     if not t:
-        return f"  {name:<28} no probe report in this phase (each covers 100 passes)"
+        return f"  {name:<28} no probe report in this phase (each covers <= 100 passes)"
     over = sum(1 for x in t if x >= 1000)
     return (f"  {name:<28} passes {len(t):5d}: p50 {percentile(t, 50):5d} us  p99 {percentile(t, 99):6d} us  "
             f"max {max(t):6d} us  >= 1 ms {over / len(t) * 100:5.1f} %   (emulated, {BUCKET_US} us buckets)")
 
 
-def wait_probe(board: picoemu.Board, after_us: int, timeout_s: float) -> dict:
+def wait_probe(board: picoemu.Board, after_us: int, timeout_s: float, passes: int = 1) -> dict:
+    """The first pass-time report after after_us covering at least `passes` passes."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
-        lines = probe_lines(board, after_us)
+        lines = [e for e in probe_lines(board, after_us) if int(e["line"].split()[0]) >= passes]
         if lines:
             return lines[0]
         time.sleep(0.05)  # polling the runner's event list, not synchronising with the chip
@@ -125,7 +126,8 @@ def main() -> int:
             ready = board.wait("ready", 180)
             print(f"  USB CDC up at emulated {ready['emulated_us'] / 1e6:.2f} s, wall {ready['wall_s']:.1f} s")
             keys = KeyStore(tmpdir / "keys")
-            with Device(Link(board.url, timeout=5.0), keys) as dev:
+            link = Link(board.url, timeout=5.0)
+            with Device(link, keys) as dev:
                 ident = dev.hello()
                 keys.put(ident.serial, key)
                 t = board.stats()
@@ -133,8 +135,7 @@ def main() -> int:
                       f"{ident.board} {ident.serial}, emulated {t['emulated_us'] / 1e6:.2f} s, wall {t['wall_s']:.1f} s")
 
                 idle_from = t["emulated_us"]
-                wait_probe(board, idle_from, 300)  # 100 idle passes
-                idle_to = board.stats()["emulated_us"]
+                idle_to = wait_probe(board, idle_from, 300, 100)["emulated_us"]  # 100 idle passes
 
                 rtt_wall = []
                 a = board.stats()
@@ -155,18 +156,21 @@ def main() -> int:
                     polls += 1
                     dev.next_event(0.05)
                 end = board.stats()
+                retransmits = link.retransmits  # each one sends MAX_FRAME bytes of filler before the frame
                 state = dev.status()
             report = wait_probe(board, end["emulated_us"], 300)  # firmware's step count and pin edges, same moment
 
         print(pass_row("idle", probe_lines(board, idle_from, idle_to)))
-        priming = probe_lines(board, start["emulated_us"], end["emulated_us"])
+        # the probe reports when the motors switch: the first report after PRIME covers the idle passes before it
+        priming = probe_lines(board, start["emulated_us"], end["emulated_us"])[1:]
         print(pass_row("priming, host polling", priming))
-        for row in (profile_rows("idle", probe_lines(board, idle_from, idle_to, "prof"), len(passes(probe_lines(board, idle_from, idle_to))))
-                    + profile_rows("priming", probe_lines(board, start["emulated_us"], end["emulated_us"], "prof"), len(passes(priming)))):
+        for row in profile_rows("priming", probe_lines(board, start["emulated_us"], end["emulated_us"], "prof")[1:],
+                                len(passes(priming))):
             print(row)
         emu_s = (end["emulated_us"] - start["emulated_us"]) / 1e6
         print(f"  prime {prime_nl / 1000:g} uL: emulated {emu_s:.3f} s, wall {end['wall_s'] - start['wall_s']:.1f} s, "
-              f"{polls} STATUS polls, ended in state {state['state']} alarm {state['alarm']}")
+              f"{polls} STATUS polls ({retransmits} host retransmissions since HELLO), "
+              f"ended in state {state['state']} alarm {state['alarm']}")
         fw_plunger, fw_needle = (int(x) for x in report["line"].split()[2:4])
         edges = report["edges"]
         print("  STEP pulses on the pins vs steps the firmware issued (since boot):")

@@ -6,7 +6,7 @@
 #    here, so no figure from this shim says anything about flash stalls.
 # 2. A probe: per control-loop pass, emulated us from feed_watchdog() (a pass starts) to the end
 #    of service(), the step drivers' share of it, and the steps handed to the drivers; written
-#    every 100 passes as a "PROBE ..." text line on the USB CDC between the link's frames (the host's
+#    every 100 passes, and when the motors switch, as a "PROBE ..." text line on the USB CDC between the link's frames (the host's
 #    frame reader resyncs past it; rp2040js 1.4.1 hangs in machine.UART's constructor, so no UART).
 import os
 import sys
@@ -53,11 +53,18 @@ import board  # noqa: E402
 _out = sys.stdout.buffer
 BUCKET_US = 50
 _hist = [0] * 201  # pass time in 50 us buckets; the last holds >= 10 ms
-_st = [0, 0, 0, 0, 0, 0]  # pass start, step-driver us this pass, passes, step-driver us total, steps plunger, steps needle
+_st = [0, 0, 0, 0, 0, 0, 0]  # pass start, step-driver us this pass, passes, step-driver us total, steps plunger, steps needle,
+# motors switched (a move began or ended: the report is written at that pass's end, so idle and moving passes are not mixed)
 _feed = board.Board.feed_watchdog
 _service = board.Board.service
 _pstep = board.Board.plunger_step
 _nstep = board.Board.needle_step
+_motors = board.Board.motors
+
+
+def _probe_motors(self, on):
+    _motors(self, on)
+    _st[6] = 1
 
 
 def _probe_feed(self):
@@ -86,7 +93,8 @@ def _probe_service(self, now_us):
     _hist[min(d // BUCKET_US, 200)] += 1
     _st[2] += 1
     _st[3] += _st[1]
-    if _st[2] >= 100:
+    if _st[2] >= 100 or _st[6]:
+        _st[6] = 0
         parts = ['%d:%d' % (i, c) for i, c in enumerate(_hist) if c]
         _out.write('\nPROBE %d %d %d %d %s\n' % (_st[2], _st[3], _st[4], _st[5], ' '.join(parts)))
         for i in range(len(_hist)):
@@ -98,6 +106,7 @@ board.Board.feed_watchdog = _probe_feed
 board.Board.service = _probe_service
 board.Board.plunger_step = _probe_pstep
 board.Board.needle_step = _probe_nstep
+board.Board.motors = _probe_motors
 
 # 3. With PROFILE = 1 prepended (bench_pico_emu.py --profile): emulated us inside named functions
 #    (inclusive: a caller's figure holds its callees'), summed over the same 100 passes, and the
