@@ -69,6 +69,7 @@ class Device:
         self.alarm = 0
         self.cfg = None
         self.syringe = 0  # code of the loaded syringe; metering and contents follow it
+        self.barrel_lo = self.barrel_hi = 0  # clamp readings (um) that fit it
         self.primed_syringe = 0
         self.stop_flags = 0
         self.metering = None
@@ -192,6 +193,9 @@ class Device:
         self.session_nl = used_nl
         if syringe != self.syringe or self.syringe_spent:  # a new syringe
             self.syringe = syringe
+            # the clamp readings that fit it (S.syringe_fits), for _watch_syringe's every-tick check
+            self.barrel_lo = max(1, S.SYRINGES[syringe][4] - S.SYRINGE_BARREL_TOL_UM)
+            self.barrel_hi = S.SYRINGES[syringe][4] + S.SYRINGE_BARREL_TOL_UM
             self.syringe_spent = False
             self.primed_syringe = 0
             self.metering = self._metering(syringe)
@@ -392,7 +396,7 @@ class Device:
     def _watch_syringe(self, now_us):
         # the clamp sensor, every tick: the syringe dosing counts on must still be the one loaded
         barrel = self.board.syringe_barrel_um()
-        if S.syringe_fits(self.syringe, barrel):
+        if self.barrel_lo <= barrel <= self.barrel_hi:  # S.syringe_fits, its lookups done once
             self.barrel_bad_ms = 0
             return
         if not self.barrel_bad_ms:

@@ -258,7 +258,7 @@ class StepDirBoard:
         self._wdt.feed()
 
     def service(self, now_us):
-        self._trigger.read()  # keep the debounce sampling even if nobody asked this tick
+        # the trigger's debounce is sampled by Device.tick's trigger() every pass, not again here
         now = ticks_ms()
         if ticks_diff(now, self._slot_end) >= 0:  # counted, not ticks_ms() // 100: ticks wrap
             self._slot = (self._slot + 1) % 10
