@@ -265,15 +265,26 @@ class Device:
         self._set_state(S.STATE_ARMED)
 
     # ---- safety stops -------------------------------------------------------------
+    def _steps_back(self):
+        # steps the board's hardware gate kept off the pin (trigger up or E-stop pressed while
+        # delivering, board_steppio.py) never moved the plunger: its position, and so the record, loses them
+        n = self.board.plunger_unsent()
+        if n:
+            self.dose.plunger.pos -= n
+
     def _stop(self, flags, now_us):
         # Plunger stops now; the sequence records what was delivered and retracts.
         if self.dose.active():
+            self.board.wait_steps()  # every word handed over sent or dropped by the gate: counted exactly
+            self._steps_back()
             self.stop_flags |= flags
             self.dose.interrupt(now_us)
             self._record_if_dispensed(now_us)
 
     def fault(self, code, detail, now_us):
         if code == S.ALARM_OCCLUSION and self.dose.active():
+            self.board.wait_steps()
+            self._steps_back()
             # stop, then back off until the line pressure is released (tick ends it)
             self.stop_flags |= S.FLAG_FAULT | S.FLAG_ABORTED
             self.dose.relieve(self.metering.steps_for_relief(S.MAX_RELIEF_NL), now_us)
@@ -323,6 +334,7 @@ class Device:
 
     # ---- the control tick -----------------------------------------------------------
     def tick(self, now_us):
+        self._steps_back()
         state = self.state
         if self.board.estop() and state != S.STATE_FAULT:
             self.fault(S.ALARM_ESTOP, 0, now_us)
@@ -576,6 +588,9 @@ class Device:
         if new == old:
             return
         self.state = new
+        # while delivering, the plunger's forward steps stop in hardware the moment the trigger is up or
+        # the E-stop pressed, whatever the loop is doing (a flash erase); the loop stops the dose after
+        self.board.plunger_gate(new == S.STATE_DELIVERING)
         self.board.led(_LED[new])
         self.emit(S.STATE, (old, new, ticks_ms()))
 

@@ -75,6 +75,11 @@ class StepDir:
     def wait_done(self):
         pass  # step() returns once its pulses are out
 
+    gate = False  # no hardware gate here: the control loop alone stops the plunger
+
+    def unsent(self):
+        return 0
+
 
 class Debounced:
     # An active-low switch with pull-up; a new level counts once stable for DEBOUNCE_MS.
@@ -206,6 +211,15 @@ class StepDirBoard:
     def wait_steps(self):
         self._plunger.wait_done()
         self._needle.wait_done()
+
+    def plunger_gate(self, on):
+        # on: plunger steps forward stop in hardware when the trigger is up or the E-stop pressed,
+        # where the driver can (the Pico's PIO); the device sets it while it delivers
+        self._plunger.gate = on
+
+    def plunger_unsent(self):
+        # steps handed to the plunger that its gate kept off the pin, signed, since the last call
+        return self._plunger.unsent()
 
     def trigger(self):
         return self._trigger.read()
