@@ -101,6 +101,53 @@ def wait_probe(board: picoemu.Board, after_us: int, timeout_s: float, passes: in
     raise AssertionError(f"no probe report within {timeout_s} s wall")
 
 
+GATE_SCRIPT = r"""
+import board, time
+b = board.Board()
+b.motors(True)
+b.plunger_gate(True)
+
+def feed_ms(ms, n):  # a loop that does not look at the inputs: it hands over a tick's steps each ms
+    for _ in range(ms):
+        b.feed_watchdog()
+        b.plunger_step(n)
+        time.sleep_ms(1)
+
+for i in range(N):
+    print('MARK press', i)
+    feed_ms(12, 20)
+    print('MARK release', i)
+    feed_ms(12, 20)
+b.wait_steps()
+print('MARK end', 20 * 24 * N - b.plunger_unsent())
+"""
+
+
+def gate_figures(tmpdir: pathlib.Path, n: int) -> list[str]:
+    """The plunger's PIO gate: pulses and time from the pin change to the last STEP edge, trigger and E-stop."""
+    fs = picoemu.build_fs("pico", tmpdir / "gate.img", without=("main.py",))
+    rows = []
+    for pin, name in ((10, "trigger release"), (11, "E-stop press")):
+        run = picoemu.run_script(GATE_SCRIPT.replace("range(N)", f"range({n})").replace("20 * 24 * N", f"20 * 24 * {n}"),
+                                 fs, tmpdir, watch={2: 3}, inputs={10: 0, 11: 0, 12: 0, 13: 1},
+                                 on_mark={"press": {pin: 0}, "release": {pin: 1}}, timeout_s=300)
+        if run.code:
+            return [f"  gate: the script failed: {run.stderr or run.error}"]
+        marks = run.marks
+        after, late_us = [], []
+        for i, m in enumerate(marks[:-1]):
+            if m["name"].startswith("release"):
+                nxt = marks[i + 1]
+                after.append(sum(nxt["edges"]["2"]) - sum(m["edges"]["2"]))
+                late_us.append(max(0, nxt["last_edge_us"].get("2", 0) - m["pins_set_us"]))
+        total = sum(marks[-1]["edges"]["2"])
+        counted = int(marks[-1]["name"].split()[1])
+        rows.append(f"  {name:<16} n={len(after)}: STEP pulses after it p50 {percentile(after, 50)} max {max(after)}; "
+                    f"last pulse after it p99 {percentile(late_us, 99)} us (0: none); pin {total} = firmware {counted}"
+                    f" ({'equal' if total == counted else 'DIFFERENT'}); emulated {run.emulated_s:.2f} s, wall {run.wall_s:.1f} s")
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sample sizes (CI)")
@@ -182,6 +229,12 @@ def main() -> int:
               f"p99 {percentile(rtt_wall, 99):.1f} ms; emulated mean {emu_rtt_ms:.2f} ms "
               f"(emulator at {speed:.3f}x real time)")
         print("  flash timing NOT modelled: data files on a RAM disk (tools/pico-emu/emu_boot.py)")
+        print("  plunger gate (board_steppio.py), the loop handing over 20 steps/ms and never reading the inputs:")
+        if args.quick:  # two more boots: the full run (firmware/tests/test_pico_emu.py checks the gate in CI)
+            print("    figures in the full run (python bench/bench_pico_emu.py)")
+        else:
+            for row in gate_figures(tmpdir, 40):
+                print(row)
     return 0
 
 

@@ -121,7 +121,8 @@ cdc.onSerialData = (value) => {
         const name = line.slice(at + 5).trim();
         const set = onMark[name.split(' ')[0]] || [];
         for (const [p, v] of set) setInput(p, v);
-        emit({ event: 'mark', name, emulated_us: emulatedUs(), edges: snapshot(), ...(set.length ? { pins_set_us: emulatedUs() } : {}) });
+        emit({ event: 'mark', name, emulated_us: emulatedUs(), edges: snapshot(), last_edge_us: { ...lastEdgeUs },
+          ...(set.length ? { pins_set_us: emulatedUs() } : {}) });
       }
       const probe = line.indexOf('PROBE '); // a probe's text line between the link's frames
       if (probe >= 0) emit({ event: 'probe', line: line.slice(probe + 6).trim(), emulated_us: emulatedUs(), wall_s: wallS(), edges: snapshot() });
