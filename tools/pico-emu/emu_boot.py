@@ -114,7 +114,6 @@ board.Board.motors = _probe_motors
 if globals().get('PROFILE'):
     import gc
     from mesofw import app, device, dosing, link
-    import board_steppio
     _names = []
     _sum = []
 
@@ -184,7 +183,8 @@ if globals().get('PROFILE'):
             _prev[1] += m - _prev[0]
         _prev[0] = m
         if _st[2] == 0:  # the PROBE line was just written: this window's profile
-            _out.write('\nPROBE prof %s alloc:%d gc:%d rxbytes:%d\n' % (' '.join('%s:%d' % (n, _sum[i]) for i, n in enumerate(_names)), _prev[1], _prev[2], _prev[3]))
+            times = ' '.join('%s:%d' % (n, _sum[i]) for i, n in enumerate(_names))
+            _out.write('\nPROBE prof %s alloc:%d gc:%d rxbytes:%d\n' % (times, _prev[1], _prev[2], _prev[3]))
             for i in range(len(_sum)):
                 _sum[i] = 0
             _prev[1] = _prev[2] = _prev[3] = 0
