@@ -35,6 +35,12 @@ def held_at_boot(pin_no, level=0):
     return True
 
 
+def safe_mode(trigger, estop):
+    # the service gesture, as for pairing: E-stop pressed (high) and trigger held (low); main.py
+    # asks again until it has been made for PAIRING_HOLD_MS
+    return held_at_boot(estop, 1) and held_at_boot(trigger)
+
+
 def reset_code():
     # machine.reset_cause() -> spec RESET_*. rp2 has no SOFT_RESET (a soft reboot keeps the
     # previous cause); anything else (brownout, reset pin) counts as power-on.
