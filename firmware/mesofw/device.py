@@ -334,8 +334,9 @@ class Device:
 
     # ---- the control tick -----------------------------------------------------------
     def tick(self, now_us):
-        self._steps_back()
         state = self.state
+        if state == S.STATE_DELIVERING:  # only then is the gate on (_set_state); a stop takes the rest (_stop)
+            self._steps_back()
         if self.board.estop() and state != S.STATE_FAULT:
             self.fault(S.ALARM_ESTOP, 0, now_us)
             state = self.state
