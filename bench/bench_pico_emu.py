@@ -57,33 +57,102 @@ def passes(lines: list[dict]) -> list[int]:
     return out
 
 
-def probe_lines(board: picoemu.Board, since_us: int, until_us: int | None = None) -> list[dict]:
+def probe_lines(board: picoemu.Board, since_us: int, until_us: int | None = None, kind: str = "") -> list[dict]:
+    """The pass-time reports (kind "") or the profile reports (kind "prof") in that emulated window."""
     return [e for e in board.probes if e["emulated_us"] > since_us
-            and (until_us is None or e["emulated_us"] <= until_us)]
+            and (until_us is None or e["emulated_us"] <= until_us)
+            and (e["line"].split()[0] == kind if kind else e["line"][0].isdigit())]
+
+
+def profile_rows(name: str, lines: list[dict], n_passes: int) -> list[str]:
+    """emu_boot.py's PROFILE figures: emulated us per pass inside each function (inclusive), heap per pass."""
+    if not lines or not n_passes:
+        return []
+    total: dict[str, int] = {}
+    for e in lines:
+        for pair in e["line"].split()[1:]:
+            k, v = pair.rsplit(":", 1)
+            total[k] = total.get(k, 0) + int(v)
+    alloc, gcs, rx = total.pop("alloc", 0), total.pop("gc", 0), total.pop("rxbytes", 0)
+    top = sorted(total.items(), key=lambda kv: -kv[1])
+    out = [f"  {name}: emulated us per pass inside (inclusive), over {n_passes} passes; "
+           f"{alloc / n_passes:.0f} B allocated per pass, {gcs} collections, {rx} bytes from the host"]
+    out += ["    " + "  ".join(f"{k} {v / n_passes:7.0f}" for k, v in top[i:i + 5]) for i in range(0, len(top), 5)]
+    return out
 
 
 def pass_row(name: str, lines: list[dict]) -> str:
     t = passes(lines)
     if not t:
-        return f"  {name:<28} no probe report in this phase (each covers 100 passes)"
+        return f"  {name:<28} no probe report in this phase (each covers <= 100 passes)"
     over = sum(1 for x in t if x >= 1000)
     return (f"  {name:<28} passes {len(t):5d}: p50 {percentile(t, 50):5d} us  p99 {percentile(t, 99):6d} us  "
             f"max {max(t):6d} us  >= 1 ms {over / len(t) * 100:5.1f} %   (emulated, {BUCKET_US} us buckets)")
 
 
-def wait_probe(board: picoemu.Board, after_us: int, timeout_s: float) -> dict:
+def wait_probe(board: picoemu.Board, after_us: int, timeout_s: float, passes: int = 1) -> dict:
+    """The first pass-time report after after_us covering at least `passes` passes."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
-        lines = probe_lines(board, after_us)
+        lines = [e for e in probe_lines(board, after_us) if int(e["line"].split()[0]) >= passes]
         if lines:
             return lines[0]
         time.sleep(0.05)  # polling the runner's event list, not synchronising with the chip
     raise AssertionError(f"no probe report within {timeout_s} s wall")
 
 
+GATE_SCRIPT = r"""
+import board, time
+b = board.Board()
+b.motors(True)
+b.plunger_gate(True)
+
+def feed_ms(ms, n):  # a loop that does not look at the inputs: it hands over a tick's steps each ms
+    for _ in range(ms):
+        b.feed_watchdog()
+        b.plunger_step(n)
+        time.sleep_ms(1)
+
+for i in range(N):
+    print('MARK press', i)
+    feed_ms(12, 20)
+    print('MARK release', i)
+    feed_ms(12, 20)
+b.wait_steps()
+print('MARK end', 20 * 24 * N - b.plunger_unsent())
+"""
+
+
+def gate_figures(tmpdir: pathlib.Path, n: int) -> list[str]:
+    """The plunger's PIO gate: pulses and time from the pin change to the last STEP edge, trigger and E-stop."""
+    fs = picoemu.build_fs("pico", tmpdir / "gate.img", without=("main.py",))
+    rows = []
+    for pin, name in ((10, "trigger release"), (11, "E-stop press")):
+        run = picoemu.run_script(GATE_SCRIPT.replace("range(N)", f"range({n})").replace("20 * 24 * N", f"20 * 24 * {n}"),
+                                 fs, tmpdir, watch={2: 3}, inputs={10: 0, 11: 0, 12: 0, 13: 1},
+                                 on_mark={"press": {pin: 0}, "release": {pin: 1}}, timeout_s=300)
+        if run.code:
+            return [f"  gate: the script failed: {run.stderr or run.error}"]
+        marks = run.marks
+        after, late_us = [], []
+        for i, m in enumerate(marks[:-1]):
+            if m["name"].startswith("release"):
+                nxt = marks[i + 1]
+                after.append(sum(nxt["edges"]["2"]) - sum(m["edges"]["2"]))
+                late_us.append(max(0, nxt["last_edge_us"].get("2", 0) - m["pins_set_us"]))
+        total = sum(marks[-1]["edges"]["2"])
+        counted = int(marks[-1]["name"].split()[1])
+        rows.append(f"  {name:<16} n={len(after)}: STEP pulses after it p50 {percentile(after, 50)} max {max(after)}; "
+                    f"last pulse after it p99 {percentile(late_us, 99)} us (0: none); pin {total} = firmware {counted}"
+                    f" ({'equal' if total == counted else 'DIFFERENT'}); emulated {run.emulated_s:.2f} s, wall {run.wall_s:.1f} s")
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sample sizes (CI)")
+    ap.add_argument("--profile", action="store_true",
+                    help="time the firmware's functions on the chip too (emu_boot.py PROFILE; slows each pass)")
     args = ap.parse_args()
     n_rtt, prime_nl = (10, 1000) if args.quick else (200, 10000)
     try:
@@ -95,7 +164,8 @@ def main() -> int:
         tmpdir = pathlib.Path(tmp)
         key = secrets.token_bytes(spec.KEY_SIZE)
         fs = picoemu.build_fs("pico", tmpdir / "littlefs.img",
-                              {"boot.py": (picoemu.HERE / "emu_boot.py").read_bytes(), "key": key})
+                              {"boot.py": (b"PROFILE = 1\n" if args.profile else b"")
+                                           + (picoemu.HERE / "emu_boot.py").read_bytes(), "key": key})
         print(f"bench_pico_emu{' (quick)' if args.quick else ''}: MicroPython RPI_PICO "
               f"({picoemu.locate().uf2.name}) in rp2040js {picoemu.RP2040JS_VERSION}")
         with picoemu.Board(fs, watch=WATCH, inputs=INPUTS, adc0=ADC0_ZERO_KPA) as board:
@@ -103,7 +173,8 @@ def main() -> int:
             ready = board.wait("ready", 180)
             print(f"  USB CDC up at emulated {ready['emulated_us'] / 1e6:.2f} s, wall {ready['wall_s']:.1f} s")
             keys = KeyStore(tmpdir / "keys")
-            with Device(Link(board.url, timeout=5.0), keys) as dev:
+            link = Link(board.url, timeout=5.0)
+            with Device(link, keys) as dev:
                 ident = dev.hello()
                 keys.put(ident.serial, key)
                 t = board.stats()
@@ -111,8 +182,7 @@ def main() -> int:
                       f"{ident.board} {ident.serial}, emulated {t['emulated_us'] / 1e6:.2f} s, wall {t['wall_s']:.1f} s")
 
                 idle_from = t["emulated_us"]
-                wait_probe(board, idle_from, 300)  # 100 idle passes
-                idle_to = board.stats()["emulated_us"]
+                idle_to = wait_probe(board, idle_from, 300, 100)["emulated_us"]  # 100 idle passes
 
                 rtt_wall = []
                 a = board.stats()
@@ -133,14 +203,21 @@ def main() -> int:
                     polls += 1
                     dev.next_event(0.05)
                 end = board.stats()
+                retransmits = link.retransmits  # each one sends MAX_FRAME bytes of filler before the frame
                 state = dev.status()
             report = wait_probe(board, end["emulated_us"], 300)  # firmware's step count and pin edges, same moment
 
         print(pass_row("idle", probe_lines(board, idle_from, idle_to)))
-        print(pass_row("priming, host polling", probe_lines(board, start["emulated_us"], end["emulated_us"])))
+        # the probe reports when the motors switch: the first report after PRIME covers the idle passes before it
+        priming = probe_lines(board, start["emulated_us"], end["emulated_us"])[1:]
+        print(pass_row("priming, host polling", priming))
+        for row in profile_rows("priming", probe_lines(board, start["emulated_us"], end["emulated_us"], "prof")[1:],
+                                len(passes(priming))):
+            print(row)
         emu_s = (end["emulated_us"] - start["emulated_us"]) / 1e6
         print(f"  prime {prime_nl / 1000:g} uL: emulated {emu_s:.3f} s, wall {end['wall_s'] - start['wall_s']:.1f} s, "
-              f"{polls} STATUS polls, ended in state {state['state']} alarm {state['alarm']}")
+              f"{polls} STATUS polls ({retransmits} host retransmissions since HELLO), "
+              f"ended in state {state['state']} alarm {state['alarm']}")
         fw_plunger, fw_needle = (int(x) for x in report["line"].split()[2:4])
         edges = report["edges"]
         print("  STEP pulses on the pins vs steps the firmware issued (since boot):")
@@ -152,6 +229,12 @@ def main() -> int:
               f"p99 {percentile(rtt_wall, 99):.1f} ms; emulated mean {emu_rtt_ms:.2f} ms "
               f"(emulator at {speed:.3f}x real time)")
         print("  flash timing NOT modelled: data files on a RAM disk (tools/pico-emu/emu_boot.py)")
+        print("  plunger gate (board_steppio.py), the loop handing over 20 steps/ms and never reading the inputs:")
+        if args.quick:  # two more boots: the full run (firmware/tests/test_pico_emu.py checks the gate in CI)
+            print("    figures in the full run (python bench/bench_pico_emu.py)")
+        else:
+            for row in gate_figures(tmpdir, 40):
+                print(row)
     return 0
 
 

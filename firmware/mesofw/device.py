@@ -69,6 +69,7 @@ class Device:
         self.alarm = 0
         self.cfg = None
         self.syringe = 0  # code of the loaded syringe; metering and contents follow it
+        self.barrel_lo = self.barrel_hi = 0  # clamp readings (um) that fit it
         self.primed_syringe = 0
         self.stop_flags = 0
         self.metering = None
@@ -192,6 +193,9 @@ class Device:
         self.session_nl = used_nl
         if syringe != self.syringe or self.syringe_spent:  # a new syringe
             self.syringe = syringe
+            # the clamp readings that fit it (S.syringe_fits), for _watch_syringe's every-tick check
+            self.barrel_lo = max(1, S.SYRINGES[syringe][4] - S.SYRINGE_BARREL_TOL_UM)
+            self.barrel_hi = S.SYRINGES[syringe][4] + S.SYRINGE_BARREL_TOL_UM
             self.syringe_spent = False
             self.primed_syringe = 0
             self.metering = self._metering(syringe)
@@ -261,15 +265,26 @@ class Device:
         self._set_state(S.STATE_ARMED)
 
     # ---- safety stops -------------------------------------------------------------
+    def _steps_back(self):
+        # steps the board's hardware gate kept off the pin (trigger up or E-stop pressed while
+        # delivering, board_steppio.py) never moved the plunger: its position, and so the record, loses them
+        n = self.board.plunger_unsent()
+        if n:
+            self.dose.plunger.pos -= n
+
     def _stop(self, flags, now_us):
         # Plunger stops now; the sequence records what was delivered and retracts.
         if self.dose.active():
+            self.board.wait_steps()  # every word handed over sent or dropped by the gate: counted exactly
+            self._steps_back()
             self.stop_flags |= flags
             self.dose.interrupt(now_us)
             self._record_if_dispensed(now_us)
 
     def fault(self, code, detail, now_us):
         if code == S.ALARM_OCCLUSION and self.dose.active():
+            self.board.wait_steps()
+            self._steps_back()
             # stop, then back off until the line pressure is released (tick ends it)
             self.stop_flags |= S.FLAG_FAULT | S.FLAG_ABORTED
             self.dose.relieve(self.metering.steps_for_relief(S.MAX_RELIEF_NL), now_us)
@@ -320,6 +335,8 @@ class Device:
     # ---- the control tick -----------------------------------------------------------
     def tick(self, now_us):
         state = self.state
+        if state == S.STATE_DELIVERING:  # only then is the gate on (_set_state); a stop takes the rest (_stop)
+            self._steps_back()
         if self.board.estop() and state != S.STATE_FAULT:
             self.fault(S.ALARM_ESTOP, 0, now_us)
             state = self.state
@@ -392,7 +409,7 @@ class Device:
     def _watch_syringe(self, now_us):
         # the clamp sensor, every tick: the syringe dosing counts on must still be the one loaded
         barrel = self.board.syringe_barrel_um()
-        if S.syringe_fits(self.syringe, barrel):
+        if self.barrel_lo <= barrel <= self.barrel_hi:  # S.syringe_fits, its lookups done once
             self.barrel_bad_ms = 0
             return
         if not self.barrel_bad_ms:
@@ -575,6 +592,9 @@ class Device:
         if new == old:
             return
         self.state = new
+        # while delivering, the plunger's forward steps stop in hardware the moment the trigger is up or
+        # the E-stop pressed, whatever the loop is doing (a flash erase); the loop stops the dose after
+        self.board.plunger_gate(new == S.STATE_DELIVERING)
         self.board.led(_LED[new])
         self.emit(S.STATE, (old, new, ticks_ms()))
 

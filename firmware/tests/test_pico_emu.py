@@ -103,6 +103,62 @@ def test_step_pulses_on_the_pins_equal_the_steps_counted(pico_fs, tmp_path):
     assert not failures, "\n".join(failures)
 
 
+# The plunger's hardware gate (board_steppio.py): the CPU hands over 40 ms of pulses and then carries
+# on as a loop that has not noticed anything (a flash erase, a collection) - it keeps handing over
+# steps and never reads the trigger or the E-stop. The runner drives the pin the moment the board
+# prints "MARK <name>"; only the PIO can stop the pulses after that. One boot: the trigger is
+# released, pressed again, then the E-stop pressed. TRIGGER, ESTOP: pins 10, 11.
+GATE_SCRIPT = r"""
+import board, time
+b = board.Board()
+b.motors(True)
+
+def feed_ms(ms, n):  # a tick's worth of steps each ms, as the loop would hand over
+    for _ in range(ms):
+        b.feed_watchdog()
+        b.plunger_step(n)
+        time.sleep_ms(1)
+
+b.plunger_gate(True)
+handed = lost = 0
+for name in ('release', 'estop'):
+    feed_ms(40, 20)
+    print('MARK', name)
+    feed_ms(40, 20)  # the loop unaware: 800 more steps handed over
+    b.wait_steps()
+    handed += 1600
+    lost += b.plunger_unsent()  # since the last call
+    print('MARK', 'press' if name == 'release' else 'end', handed - lost)
+b.plunger_gate(False)
+b.motors(False)
+"""
+
+
+@pytest.mark.req("SR-160")
+def test_the_pio_stops_the_plunger_when_the_trigger_is_released_or_the_estop_pressed(pico_fs, tmp_path):
+    run = picoemu.run_script(GATE_SCRIPT, pico_fs, tmp_path, watch={PLUNGER_STEP: PLUNGER_DIR},
+                             inputs={10: 0, 11: 0, 12: 0, 13: 1},
+                             on_mark={"release": {10: 1}, "press": {10: 0}, "estop": {11: 1}}, timeout_s=200)
+    assert run.code == 0, f"{run.error}\n{run.stdout}\n{run.stderr}"
+    assert [m["name"].split()[0] for m in run.marks] == ["release", "press", "estop", "end"], run.stdout
+    edges = [sum(m["edges"][str(PLUNGER_STEP)]) for m in run.marks]
+    failures = []
+    for (change, settled), name in (((0, 1), "trigger release"), ((2, 3), "E-stop press")):
+        before = edges[change] - (edges[change - 1] if change else 0)
+        after = edges[settled] - edges[change]
+        # before the change the gate let the ticks' pulses out (most of them: the USB line lags the print)
+        if before < 400:
+            failures.append(f"only {before} pulses before the {name}: the gate held them while it was open")
+        # after it, not one pulse more than the one in flight, though 800 more steps were handed over
+        if after > 1:
+            failures.append(f"{after} STEP pulses after the {name} (800 handed over)")
+        # and the firmware is told exactly which steps did not go out
+        counted = int(run.marks[settled]["name"].split()[1])
+        if counted != edges[settled]:
+            failures.append(f"after the {name} the firmware counts {counted} steps, the pin made {edges[settled]}")
+    assert not failures, "\n".join(failures)
+
+
 def test_missing_binaries_skip_with_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("MESOINJECT_MCU", str(tmp_path / "absent"))
     with pytest.raises(picoemu.Unavailable, match="MESOINJECT_MCU"):

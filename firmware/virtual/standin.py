@@ -38,6 +38,12 @@ class StandInBoard:
     def wait_steps(self):
         pass
 
+    def plunger_gate(self, on):
+        pass  # ideal mechanics: no hardware gate; the firmware stops the plunger
+
+    def plunger_unsent(self):
+        return 0
+
     def trigger(self):
         return self.trig
 

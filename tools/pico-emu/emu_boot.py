@@ -6,7 +6,7 @@
 #    here, so no figure from this shim says anything about flash stalls.
 # 2. A probe: per control-loop pass, emulated us from feed_watchdog() (a pass starts) to the end
 #    of service(), the step drivers' share of it, and the steps handed to the drivers; written
-#    every 100 passes as a "PROBE ..." text line on the USB CDC between the link's frames (the host's
+#    every 100 passes, and when the motors switch, as a "PROBE ..." text line on the USB CDC between the link's frames (the host's
 #    frame reader resyncs past it; rp2040js 1.4.1 hangs in machine.UART's constructor, so no UART).
 import os
 import sys
@@ -53,11 +53,18 @@ import board  # noqa: E402
 _out = sys.stdout.buffer
 BUCKET_US = 50
 _hist = [0] * 201  # pass time in 50 us buckets; the last holds >= 10 ms
-_st = [0, 0, 0, 0, 0, 0]  # pass start, step-driver us this pass, passes, step-driver us total, steps plunger, steps needle
+_st = [0, 0, 0, 0, 0, 0, 0]  # pass start, step-driver us this pass, passes, step-driver us total, steps plunger, steps needle,
+# motors switched (a move began or ended: the report is written at that pass's end, so idle and moving passes are not mixed)
 _feed = board.Board.feed_watchdog
 _service = board.Board.service
 _pstep = board.Board.plunger_step
 _nstep = board.Board.needle_step
+_motors = board.Board.motors
+
+
+def _probe_motors(self, on):
+    _motors(self, on)
+    _st[6] = 1
 
 
 def _probe_feed(self):
@@ -86,7 +93,8 @@ def _probe_service(self, now_us):
     _hist[min(d // BUCKET_US, 200)] += 1
     _st[2] += 1
     _st[3] += _st[1]
-    if _st[2] >= 100:
+    if _st[2] >= 100 or _st[6]:
+        _st[6] = 0
         parts = ['%d:%d' % (i, c) for i, c in enumerate(_hist) if c]
         _out.write('\nPROBE %d %d %d %d %s\n' % (_st[2], _st[3], _st[4], _st[5], ' '.join(parts)))
         for i in range(len(_hist)):
@@ -98,3 +106,88 @@ board.Board.feed_watchdog = _probe_feed
 board.Board.service = _probe_service
 board.Board.plunger_step = _probe_pstep
 board.Board.needle_step = _probe_nstep
+board.Board.motors = _probe_motors
+
+# 3. With PROFILE = 1 prepended (bench_pico_emu.py --profile): emulated us inside named functions
+#    (inclusive: a caller's figure holds its callees'), summed over the same 100 passes, and the
+#    heap bytes allocated, as a "PROBE prof name:us ... alloc:B gc:N" line after each PROBE line.
+if globals().get('PROFILE'):
+    import gc
+    from mesofw import app, device, dosing, link
+    _names = []
+    _sum = []
+
+    def _wrap(cls, name, label):
+        i = len(_names)
+        _names.append(label)
+        _sum.append(0)
+        f = getattr(cls, name)
+
+        def w0(self):
+            t = time.ticks_us()
+            r = f(self)
+            _sum[i] += time.ticks_diff(time.ticks_us(), t)
+            return r
+
+        def w1(self, a):
+            t = time.ticks_us()
+            r = f(self, a)
+            _sum[i] += time.ticks_diff(time.ticks_us(), t)
+            return r
+
+        def w2(self, a, b):
+            t = time.ticks_us()
+            r = f(self, a, b)
+            _sum[i] += time.ticks_diff(time.ticks_us(), t)
+            return r
+
+        def wn(self, *a):  # per frame only: its tuple is in the alloc figure
+            t = time.ticks_us()
+            r = f(self, *a)
+            _sum[i] += time.ticks_diff(time.ticks_us(), t)
+            return r
+        setattr(cls, name, (w0, w1, w2, wn, wn)[ARGS[label] - 1])
+
+    ARGS = {}
+    for cls, name, label, nargs in (
+            (link.Link, 'poll', 'link.poll', 1), (link.Link, '_result', 'link.frame', 2),
+            (link.Link, '_send', 'link.send', 5), (app.App, 'command', 'app.command', 4),
+            (device.Device, 'tick', 'dev.tick', 2), (dosing.Sequence, 'tick', 'seq.tick', 2),
+            (device.Device, '_checkpoint', 'dev.checkpoint', 1), (device.Device, '_watch_syringe', 'dev.syringe', 2),
+            (device.Device, '_record_if_dispensed', 'dev.record', 2), (device.Device, '_pairing_gesture', 'dev.pairing', 2),
+            (device.Device, 'busy', 'dev.busy', 1),
+            (board.Board, 'trigger', 'b.trigger', 1), (board.Board, 'estop', 'b.estop', 1),
+            (board.Board, 'pressure_kpa', 'b.pressure', 1), (board.Board, 'syringe_barrel_um', 'b.barrel', 1),
+            (board.Board, 'host_read', 'b.read', 2),
+            (link.codec.FrameReader, 'feed', 'codec.feed', 3), (board.Board, 'host_write', 'b.write', 3),
+            (board.Board, 'plunger_step', 'b.pstep', 2), (board.Board, 'needle_step', 'b.nstep', 2),
+            (board.Board, 'service', 'b.service', 2)):
+        ARGS[label] = nargs
+        _wrap(cls, name, label)
+    _prev = [gc.mem_alloc(), 0, 0, 0]  # last mem_alloc, bytes allocated, collections, bytes read
+    _read = board.Board.host_read
+
+    def _count_read(self, buf):
+        n = _read(self, buf)
+        _prev[3] += n
+        return n
+    board.Board.host_read = _count_read
+    _svc = board.Board.service
+
+    def _prof_service(self, now_us):
+        _svc(self, now_us)
+        m = gc.mem_alloc()
+        if m < _prev[0]:
+            _prev[2] += 1
+        else:
+            _prev[1] += m - _prev[0]
+        _prev[0] = m
+        if _st[2] == 0:  # the PROBE line was just written: this window's profile
+            times = ' '.join('%s:%d' % (n, _sum[i]) for i, n in enumerate(_names))
+            _out.write('\nPROBE prof %s alloc:%d gc:%d rxbytes:%d\n' % (times, _prev[1], _prev[2], _prev[3]))
+            for i in range(len(_sum)):
+                _sum[i] = 0
+            _prev[1] = _prev[2] = _prev[3] = 0
+            _prev[0] = gc.mem_alloc()
+
+    board.Board.service = _prof_service

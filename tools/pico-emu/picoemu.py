@@ -109,6 +109,7 @@ class Run:
     emulated_s: float
     wall_s: float
     error: str = ""
+    last_edge_us: dict[str, int] = dataclasses.field(default_factory=dict)  # STEP pin -> its last rising edge
 
 
 def _command(bins: Binaries, fs_image: pathlib.Path, watch: dict[int, int], inputs: dict[int, int],
@@ -123,13 +124,18 @@ def _command(bins: Binaries, fs_image: pathlib.Path, watch: dict[int, int], inpu
 
 
 def run_script(script: str, fs_image: pathlib.Path, tmp: pathlib.Path, *, watch: dict[int, int] | None = None,
-               inputs: dict[int, int] | None = None, timeout_s: float = 120) -> Run:
+               inputs: dict[int, int] | None = None, on_mark: dict[str, dict[int, int]] | None = None,
+               timeout_s: float = 120) -> Run:
     """Boot the emulated Pico, run `script` in its raw REPL, return what it printed and the
-    STEP edges counted at each "MARK name" line it printed (watch: STEP pin -> DIR pin)."""
+    STEP edges counted at each "MARK name" line it printed (watch: STEP pin -> DIR pin).
+    on_mark: at "MARK name ...", the runner drives those input pins (pin -> level) at once."""
     bins = locate()
     path = tmp / "script.py"
     path.write_text(script)
-    cmd = _command(bins, fs_image, watch or {}, inputs or {}, timeout_s, ["--script", str(path)])
+    extra = ["--script", str(path)]
+    if on_mark:
+        extra += ["--on-mark", ",".join(f"{name}:{p}={v}" for name, pins in on_mark.items() for p, v in pins.items())]
+    cmd = _command(bins, fs_image, watch or {}, inputs or {}, timeout_s, extra)
     try:
         proc = subprocess.run(cmd, cwd=HERE, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout_s + 30)  # the runner's own timeout comes first
@@ -141,7 +147,7 @@ def run_script(script: str, fs_image: pathlib.Path, tmp: pathlib.Path, *, watch:
         raise AssertionError(f"emulator exited {proc.returncode} without a result:\n{proc.stdout}\n{proc.stderr}")
     d = done[-1]
     return Run(d["code"], d.get("stdout", ""), d.get("stderr", ""), [e for e in events if e.get("event") == "mark"],
-               d["edges"], d["emulated_s"], d["wall_s"], d.get("error", ""))
+               d["edges"], d["emulated_s"], d["wall_s"], d.get("error", ""), d.get("last_edge_us", {}))
 
 
 class Board:

@@ -9,6 +9,9 @@
 // --watch:  STEP:DIR pin pairs: count STEP rising edges, split by the DIR level at the edge.
 // --inputs: GPIO inputs driven as switches (1 high, 0 low); stdin takes more while it runs:
 //           one JSON object a line, {"pin": 10, "value": 1} or {"adc": 0, "value": 2048} or {"stats": 1}.
+// --on-mark NAME:PIN=V[,...]: when the board prints "MARK NAME", drive that input pin at once (its mark
+//           event carries the emulated us it was set); every STEP pin's last rising edge time is kept
+//           ("done": last_edge_us), so a test can tell how long pulses went on after the pin changed.
 // A line "MARK <name>" that the board prints records the edge counts at that moment; a line
 // "PROBE <text>" (tools/pico-emu/emu_boot.py, between the link's frames) is passed on with them.
 // stdout: JSON lines, {"event": "ready" | "listening" | "mark" | "probe" | "stats" | "done", ...}; the last is "done" with
@@ -58,22 +61,34 @@ if (args.adc0 !== undefined) mcu.adc.channelValues[0] = Number(args.adc0);
 
 // STEP edges by DIR level: counts[step] = [edges with DIR low, edges with DIR high]
 const counts = {};
+const lastEdgeUs = {};
 if (args.watch) {
   for (const pair of String(args.watch).split(',')) {
     const [step, dir] = pair.split(':').map(Number);
     counts[step] = [0, 0];
     mcu.gpio[step].addListener((state, old) => {
-      if (state === GPIOPinState.High && old !== GPIOPinState.High) counts[step][mcu.gpio[dir].outputValue ? 1 : 0] += 1;
+      if (state === GPIOPinState.High && old !== GPIOPinState.High) {
+        counts[step][mcu.gpio[dir].outputValue ? 1 : 0] += 1;
+        lastEdgeUs[step] = emulatedUs();
+      }
     });
   }
 }
 const snapshot = () => JSON.parse(JSON.stringify(counts));
+const onMark = {};
+if (args['on-mark']) {
+  for (const item of String(args['on-mark']).split(',')) {
+    const [name, pv] = item.split(':');
+    const [p, v] = pv.split('=').map(Number);
+    (onMark[name] = onMark[name] || []).push([p, v]);
+  }
+}
 let finished = false;
 function finish(code, extra) {
   if (finished) return;
   finished = true;
   simulator.stop();
-  emit({ event: 'done', code, emulated_s: emulatedUs() / 1e6, wall_s: wallS(), edges: snapshot(), ...extra });
+  emit({ event: 'done', code, emulated_s: emulatedUs() / 1e6, wall_s: wallS(), edges: snapshot(), last_edge_us: lastEdgeUs, ...extra });
   process.exit(code);
 }
 
@@ -102,11 +117,17 @@ cdc.onSerialData = (value) => {
   for (const ch of s) {
     if (ch === '\n') {
       const at = line.indexOf('MARK '); // the raw REPL's "OK" may lead the first line
-      if (at >= 0) emit({ event: 'mark', name: line.slice(at + 5).trim(), emulated_us: emulatedUs(), edges: snapshot() });
+      if (at >= 0) {
+        const name = line.slice(at + 5).trim();
+        const set = onMark[name.split(' ')[0]] || [];
+        for (const [p, v] of set) setInput(p, v);
+        emit({ event: 'mark', name, emulated_us: emulatedUs(), edges: snapshot(), last_edge_us: { ...lastEdgeUs },
+          ...(set.length ? { pins_set_us: emulatedUs() } : {}) });
+      }
       const probe = line.indexOf('PROBE '); // a probe's text line between the link's frames
       if (probe >= 0) emit({ event: 'probe', line: line.slice(probe + 6).trim(), emulated_us: emulatedUs(), wall_s: wallS(), edges: snapshot() });
       line = '';
-    } else if (ch !== '\r') line = (line + ch).slice(-200);
+    } else if (ch !== '\r') line = (line + ch).slice(-2000);
   }
   if (client) client.write(Buffer.from(value));
   seen = (seen + s).slice(-4096);

@@ -31,9 +31,7 @@ Pin(MOTOR_EN, Pin.OUT, value=1)
 
 
 def safe_mode():
-    # the service gesture, as for pairing: E-stop pressed (high) and trigger held (low); main.py
-    # asks again until it has been made for PAIRING_HOLD_MS
-    return board_stepdir.held_at_boot(ESTOP, 1) and board_stepdir.held_at_boot(TRIGGER)
+    return board_stepdir.safe_mode(TRIGGER, ESTOP)
 
 
 class Board(board_stepdir.StepDirBoard):

@@ -50,3 +50,8 @@ class RmtStepDir:
 
     def wait_done(self):
         self._rmt.wait_done(timeout=2)  # a train lasts 0.8 ms
+
+    gate = False  # no hardware gate on the RMT: the control loop alone stops the plunger
+
+    def unsent(self):
+        return 0

@@ -16,7 +16,7 @@ NEEDLE_DIR = 5
 NEEDLE_INVERT = False  # True if the needle retracts on + steps
 MOTOR_EN = 6  # shared EN, active low; fit a 10k pull-up to 3V3 so the drivers are off until boot
 TRIGGER = 10  # push button to GND, pull-up: low = pressed; with the E-stop, at boot = service mode
-ESTOP = 11  # normally-closed button to GND, pull-up: high = stop (also a cut wire)
+ESTOP = 11  # normally-closed button to GND, pull-up: high = stop (also a cut wire); TRIGGER + 1: the step PIO reads both
 NEEDLE_HOME = 12  # endstop to GND at the retracted end, pull-up: low = home
 PLUNGER_END = 13  # endstop to GND at the end of the syringe stroke: low = empty
 LED = "LED"  # on-board LED: GP25 on a Pico (the wireless chip's LED pin on a Pico W)
@@ -28,9 +28,7 @@ Pin(MOTOR_EN, Pin.OUT, value=1)
 
 
 def safe_mode():
-    # the service gesture, as for pairing: E-stop pressed (high) and trigger held (low); main.py
-    # asks again until it has been made for PAIRING_HOLD_MS
-    return board_stepdir.held_at_boot(ESTOP, 1) and board_stepdir.held_at_boot(TRIGGER)
+    return board_stepdir.safe_mode(TRIGGER, ESTOP)
 
 
 class Board(board_stepdir.StepDirBoard):
@@ -43,7 +41,8 @@ class Board(board_stepdir.StepDirBoard):
         self._barrel = ADC(BARREL_ADC)
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
-        return board_steppio.PioStepDir(step_pin, dir_pin, invert, unit)  # pulses from the hardware, not a Python loop
+        # pulses from the hardware, not a Python loop; the plunger's gated by the PIO on TRIGGER and ESTOP
+        return board_steppio.PioStepDir(step_pin, dir_pin, invert, unit, TRIGGER)
 
     def pressure_raw(self):
         return self._adc.read_u16()

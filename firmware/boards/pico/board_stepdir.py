@@ -35,6 +35,12 @@ def held_at_boot(pin_no, level=0):
     return True
 
 
+def safe_mode(trigger, estop):
+    # the service gesture, as for pairing: E-stop pressed (high) and trigger held (low); main.py
+    # asks again until it has been made for PAIRING_HOLD_MS
+    return held_at_boot(estop, 1) and held_at_boot(trigger)
+
+
 def reset_code():
     # machine.reset_cause() -> spec RESET_*. rp2 has no SOFT_RESET (a soft reboot keeps the
     # previous cause); anything else (brownout, reset pin) counts as power-on.
@@ -74,6 +80,11 @@ class StepDir:
 
     def wait_done(self):
         pass  # step() returns once its pulses are out
+
+    gate = False  # no hardware gate here: the control loop alone stops the plunger
+
+    def unsent(self):
+        return 0
 
 
 class Debounced:
@@ -155,6 +166,8 @@ class StepDirBoard:
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
         self._byte = bytearray(1)
+        self._ipoll = self._poll.ipoll
+        self._readinto = self._in.readinto
         self._wdt = machine.WDT(timeout=WDT_MS)  # last: once started it cannot be stopped
 
     # ---- identity ------------------------------------------------------------------
@@ -167,20 +180,23 @@ class StepDirBoard:
     # ---- host serial port -----------------------------------------------------------
     def host_read(self, buf):
         # stdin reads block until they have all they asked for, so take one byte at a time
-        # and only while poll says one is there.
+        # and only while poll says one is there. ipoll, not poll: poll() allocates a list per
+        # call; the bound methods are made once (__init__), and the loop is inline: this runs
+        # every pass and every byte (~100 us a byte on an RP2040 through a _ready() method).
         n = 0
         size = len(buf)
-        while n < size and self._ready():
-            self._in.readinto(self._byte)
-            buf[n] = self._byte[0]
+        ipoll = self._ipoll
+        readinto = self._readinto
+        byte = self._byte
+        while n < size:
+            for _ in ipoll(0):
+                break
+            else:
+                return n
+            readinto(byte)
+            buf[n] = byte[0]
             n += 1
         return n
-
-    def _ready(self):
-        # ipoll, not poll: poll() allocates a list per call, and this runs every loop pass
-        for _ in self._poll.ipoll(0):
-            return True
-        return False
 
     def host_write(self, buf, n):
         self._out.write(buf, n)  # a MicroPython stream's write(buf, max_len): no slice allocated
@@ -201,6 +217,15 @@ class StepDirBoard:
     def wait_steps(self):
         self._plunger.wait_done()
         self._needle.wait_done()
+
+    def plunger_gate(self, on):
+        # on: plunger steps forward stop in hardware when the trigger is up or the E-stop pressed,
+        # where the driver can (the Pico's PIO); the device sets it while it delivers
+        self._plunger.gate = on
+
+    def plunger_unsent(self):
+        # steps handed to the plunger that its gate kept off the pin, signed, since the last call
+        return self._plunger.unsent()
 
     def trigger(self):
         return self._trigger.read()
@@ -253,7 +278,7 @@ class StepDirBoard:
         self._wdt.feed()
 
     def service(self, now_us):
-        self._trigger.read()  # keep the debounce sampling even if nobody asked this tick
+        # the trigger's debounce is sampled by Device.tick's trigger() every pass, not again here
         now = ticks_ms()
         if ticks_diff(now, self._slot_end) >= 0:  # counted, not ticks_ms() // 100: ticks wrap
             self._slot = (self._slot + 1) % 10

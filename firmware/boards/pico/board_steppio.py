@@ -17,35 +17,66 @@ QUEUE_MAX = 4  # words handed over and not yet reported done: at most the RX FIF
 
 # out_shiftdir=SHIFT_RIGHT: the OSR shifts out its LOW bits first. asm_pio's default shifts left
 # (high bits first), which read the half period as the count: 638 pulses for 77 asked.
+# A GATED word (the plunger pushing while the device delivers) is checked against the trigger and
+# the E-stop before every pulse, by the PIO itself: trigger up or E-stop down and the rest of the
+# word is not sent, within a pulse (~20 us), however busy the CPU (a flash erase stalls it for
+# 45-400 ms). Every word is reported back: how many of its pulses did not go out, so the firmware
+# counts only the steps the pin made (Device takes them back from the plunger's position).
 @rp2.asm_pio(set_init=rp2.PIO.OUT_LOW, out_shiftdir=rp2.PIO.SHIFT_RIGHT)
 def _pulses():
-    # one FIFO word: pulses - 1 in bits 0-15, half a period (loop passes) in bits 16-31
+    # one FIFO word: pulses - 1 in bits 0-15, the gate in bit 16, half a period (loop passes) in bits 17-31
     pull(block)  # noqa: F405
     out(x, 16)  # noqa: F405
-    out(isr, 16)  # noqa: F405
-    label("pulse")  # noqa: F405
+    out(y, 1)  # noqa: F405
+    jmp(not_y, "free")  # noqa: F405
+    label("gated")  # noqa: F405
+    mov(isr, null)  # noqa: F405
+    in_(pins, 2)  # noqa: F405  # in_base = TRIGGER, then ESTOP: 1 = trigger up, 1 = E-stop pressed
+    mov(y, isr)  # noqa: F405
+    jmp(y_dec, "done")  # noqa: F405  # either: stop here
     set(pins, 1)  # noqa: F405
-    mov(y, isr)  # noqa: F405
-    label("high")  # noqa: F405
-    jmp(y_dec, "high")  # noqa: F405
+    mov(y, osr)  # noqa: F405  # the half period: what the OSR holds after the two outs
+    label("h1")  # noqa: F405
+    jmp(y_dec, "h1")  # noqa: F405
     set(pins, 0)  # noqa: F405
-    mov(y, isr)  # noqa: F405
-    label("low")  # noqa: F405
-    jmp(y_dec, "low")  # noqa: F405
-    jmp(x_dec, "pulse")  # noqa: F405
-    push(noblock)  # noqa: F405  # the word's last pulse is out: one word back to the CPU
+    mov(y, osr)  # noqa: F405
+    label("l1")  # noqa: F405
+    jmp(y_dec, "l1")  # noqa: F405
+    jmp(x_dec, "gated")  # noqa: F405
+    jmp("done")  # noqa: F405
+    label("free")  # noqa: F405
+    set(pins, 1)  # noqa: F405
+    mov(y, osr)  # noqa: F405
+    label("h2")  # noqa: F405
+    jmp(y_dec, "h2")  # noqa: F405
+    set(pins, 0)  # noqa: F405
+    mov(y, osr)  # noqa: F405
+    label("l2")  # noqa: F405
+    jmp(y_dec, "l2")  # noqa: F405
+    jmp(x_dec, "free")  # noqa: F405
+    label("done")  # noqa: F405
+    mov(isr, x)  # noqa: F405  # pulses not sent - 1; all ones (x ran out) when every pulse went out
+    in_(null, 16)  # noqa: F405  # into the high half: the CPU reads it with get(None, 16), a small int
+    push(noblock)  # noqa: F405
 
 
 class PioStepDir:
     # The StepDir interface (board_stepdir.py): step(n), n signed, at most ~50 per tick;
     # wait_done() blocks until every pulse handed over has left the pin.
 
-    def __init__(self, step_pin, dir_pin, invert, sm_id):
+    # gate: set True (the board's plunger_gate) and the + steps handed over from then on stop in
+    # hardware when the trigger is up or the E-stop pressed (the PIO reads gate_base and the pin
+    # after it); unsent() gives back, signed, the steps that did not go out.
+
+    def __init__(self, step_pin, dir_pin, invert, sm_id, gate_base):
         self._dir = Pin(dir_pin, Pin.OUT, value=0)
         self._invert = invert
         self._sign = 0
         self._queued = 0  # words put and not yet reported done by the PIO
-        self._sm = rp2.StateMachine(sm_id, _pulses, freq=PIO_HZ, set_base=Pin(step_pin, Pin.OUT, value=0))
+        self._unsent = 0  # steps handed over that the gate kept off the pin, signed, not yet taken
+        self.gate = False
+        self._sm = rp2.StateMachine(sm_id, _pulses, freq=PIO_HZ, set_base=Pin(step_pin, Pin.OUT, value=0),
+                                    in_base=Pin(gate_base))
         self._sm.active(1)
 
     def step(self, n):
@@ -62,9 +93,10 @@ class PioStepDir:
             sleep_us(DIR_SETUP_US)
         self._wait(QUEUE_MAX - 1)
         half = SPREAD_US // (2 * count) - 2  # each half period: the loop passes plus two instructions
-        while count:  # the count field holds 16 bits: a larger catch-up goes out as more words
-            part = min(count, 0x10000)
-            self._sm.put((max(half, 1) << 16) | (part - 1))  # < 2^25: a small int, no allocation
+        head = (max(half, 1) << 17) | (0x10000 if self.gate and sign > 0 else 0)
+        while count:  # 15 bits of count (the report's 16 must tell "all sent"): a larger catch-up goes out as more words
+            part = min(count, 0x8000)
+            self._sm.put(head | (part - 1))  # < 2^26: a small int, no allocation
             self._queued += 1
             count -= part
             if count:
@@ -77,10 +109,21 @@ class PioStepDir:
         # Until at most `most` words are outstanding. The PIO reports every word, so this ends
         # within a few ms; if the PIO ever stopped, the hardware watchdog resets the board with
         # the drivers off (EN pull-up) rather than the CPU carrying on with unsent steps.
-        sm = self._sm
         while True:
-            while sm.rx_fifo():
-                sm.get()
-                self._queued -= 1
+            self._reports()
             if self._queued <= most:
                 return
+
+    def _reports(self):
+        # every word the PIO has finished: its pulses not sent (0xFFFF: none), in the step's direction
+        sm = self._sm
+        while sm.rx_fifo():
+            self._unsent += ((sm.get(None, 16) + 1) & 0xFFFF) * self._sign
+            self._queued -= 1
+
+    def unsent(self):
+        # the steps the gate kept off the pin since the last call (signed); words still queued count later
+        self._reports()
+        n = self._unsent
+        self._unsent = 0
+        return n

@@ -115,6 +115,8 @@ class Board:
         self._clamp_um = -1  # the clamp sensor's reading when injected (a sensor fault); -1: the syringe loaded
         self._stall_ms = 0  # one injected stall of the control loop (a long flash erase, a GC): load
         self._motors = False
+        self._gate = False  # the Pico's step PIO gate (board_steppio.py), modelled: see plunger_step
+        self._unsent = 0
         self._ctrl_buf = b""
         self._ctrl_schema = None  # board_ctrl, once the firmware has its own memory (see _schema)
         self._fed_ms = ticks_ms()
@@ -170,8 +172,19 @@ class Board:
         self._motors = on
 
     def plunger_step(self, n):
+        if self._gate and n > 0 and (not self._trigger or self._estop):
+            self._unsent += n  # the gate keeps them off the pin, as the Pico's PIO does
+            return
         if self._motors:  # a disabled driver ignores step pulses
             self.model.plunger(n)
+
+    def plunger_gate(self, on):
+        self._gate = on
+
+    def plunger_unsent(self):
+        n = self._unsent
+        self._unsent = 0
+        return n
 
     def needle_step(self, n):
         if self._motors:
