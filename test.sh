@@ -41,6 +41,7 @@ python tools/trace.py "$TRACE/pytest.json" "$TRACE/pytest-32.json" "$TRACE/pytes
 python bench/bench_sim.py --quick
 python bench/bench_faults.py --quick
 python bench/bench_metering.py --quick
+python bench/bench_accuracy.py --quick  # the shot-accuracy report of this build: build/accuracy/accuracy-BUILD.html
 python bench/bench_link.py --quick
 python bench/bench_torture.py --quick
 python bench/bench_fuzz.py --quick

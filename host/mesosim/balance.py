@@ -26,6 +26,7 @@ class SimBalance:
         self.settle_s = settle_s
         self.mute = False  # a balance that stops answering
         self.unit = "g"
+        self.decimals = 5  # readout 0.01 mg (an analytical balance); 6: a microbalance, 0.001 mg
         self._rng = random.Random(seed)
         self._tare = 0.0
         self._display = 0.0
@@ -74,9 +75,9 @@ class SimBalance:
             if command == "Z":
                 self._tare = self._display
                 return "Z A"
-            return f"S S {self._reading():11.5f} {self.unit}"
+            return f"S S {self._reading():11.{self.decimals}f} {self.unit}"
         if command == "SI":
-            return f"S {'S' if self._stable() else 'D'} {self._reading():11.5f} {self.unit}"
+            return f"S {'S' if self._stable() else 'D'} {self._reading():11.{self.decimals}f} {self.unit}"
         return "ES"  # syntax error: not a command this balance knows
 
     def _serve(self) -> None:

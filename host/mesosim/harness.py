@@ -35,8 +35,9 @@ from .process import (HEAP, RP2040_HEAP, UNIX32_HOWTO, WATCHDOG_S, BoardProcess,
                       ticks_diff, ticks_period, unix32_binary)
 
 # what callers import from here
-__all__ = ["SimBoard", "FlashInUse", "FLASHED_BUILD", "Truth", "Penetration", "Injection", "ControlError", "HEAP", "RP2040_HEAP", "UNIX32_HOWTO", "WATCHDOG_S",
-           "MicroPythonMissing", "micropython_binary", "unix32_binary", "ticks_period", "ticks_diff", "imperfections"]
+__all__ = ["SimBoard", "FlashInUse", "FLASHED_BUILD", "Truth", "Penetration", "Injection", "ControlError", "HEAP",
+           "RP2040_HEAP", "UNIX32_HOWTO", "WATCHDOG_S", "MicroPythonMissing", "micropython_binary", "unix32_binary",
+           "ticks_period", "ticks_diff", "imperfections"]
 
 
 FLASHED_BUILD = "build.json"  # on a flash `mesoinject flash` wrote: what runs is that build, never restaged
