@@ -64,21 +64,38 @@ def deliveries(events: list) -> list[dict]:
             and e.fields["kind"] in (spec.KIND_POINT, spec.KIND_SHOT)]
 
 
-def run_setting(dev: Device, board: SimBoard, scale: Balance, program: programs.Program, name: str, shots: int,
+def run_setting(board: SimBoard, scale: Balance, program: programs.Program, name: str, shots: int,
                 pause_s: float) -> tuple[SettingResult, dict]:
-    """`shots` single shots of one dose setting, each weighed on its own."""
+    """`shots` single shots of one dose setting, each weighed on its own; a fresh syringe whenever the
+    last one would run short (a power cycle makes the device measure the new one)."""
+    capacity = spec.syringe_capacity_nl(program.syringe)
+    per_syringe = int(0.8 * (capacity - 2 * program.prime_nl) / program.volume_nl) // PAUSE_EVERY * PAUSE_EVERY
+    result = SettingResult(name, [])
+    counts = {"weighings": 0, "shared": 0, "partial_excluded": 0, "syringes": 0}
+    done = 0
+    while done < shots:
+        chunk = min(max(per_syringe, PAUSE_EVERY), shots - done)
+        board.power_cut(0.05)
+        board.load_syringe(program.syringe)  # a full one
+        counts["syringes"] += 1
+        with Device.open(board.url) as dev:
+            _run_chunk(dev, board, scale, program, chunk, pause_s, done, result, counts)
+        done += chunk
+    return result, counts
+
+
+def _run_chunk(dev: Device, board: SimBoard, scale: Balance, program: programs.Program, shots: int, pause_s: float,
+               first: int, result: SettingResult, counts: dict) -> None:
     dev.hello()
     dev.abort()
-    dev.configure(**dict(program.configure_fields(), count=shots + 5))
+    dev.configure(**dict(program.configure_fields(), count=shots))
     dev.prime(program.prime_nl)  # fills the needle, takes up the mechanism's play: not weighed
     poll_until(dev, lambda s: s["state"] == spec.STATE_PRIMED, "priming")
     dev.arm()
     dev.pause()  # not armed while the balance settles: the link watchdog would stop the device
     scale.zero()
     last_g = 0.0
-    result = SettingResult(name, [])
-    counts = {"weighings": 0, "shared": 0, "partial_excluded": 0}
-    for i in range(shots):
+    for i in range(first, first + shots):
         after_pause = i % PAUSE_EVERY == 0
         if after_pause and i:
             time.sleep(pause_s)  # the gun rests (the experiment's pause, not a synchronisation)
@@ -107,7 +124,6 @@ def run_setting(dev: Device, board: SimBoard, scale: Balance, program: programs.
             share = measured_nl * r["delivered_nl"] / total_device
             result.shots.append(Shot(r["programmed_nl"], share, after_pause and r is records[0], r["delivered_nl"]))
     dev.abort()
-    return result, counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,15 +158,16 @@ def main(argv: list[str] | None = None) -> int:
                     # as a clinic would: the syringe's bore calibrated on the balance first (its own shots)
                     cal = calibrate(dev, scale, syringe=1, shots=3 if args.quick else 8, density_g_ml=DENSITY_G_ML)
                     ident = dev.hello()
-                    results, notes = [], [f"calibrated first: {cal.summary()}"]
-                    for example, name in SETTINGS:
-                        program = programs.load(programs.EXAMPLES / f"{example}.toml")
-                        n = counts_by_setting.get(example, args.shots)
-                        result, counts = run_setting(dev, board, scale, program, name, n, pause_s)
-                        results.append(result)
-                        notes.append(f"{name}: {counts['weighings']} weighings; {counts['shared']} held two shots "
-                                     f"(mass shared by the device's records); {counts['partial_excluded']} partial "
-                                     "shots left out")
+                    dev.abort()
+                results, notes = [], [f"calibrated first: {cal.summary()}"]
+                for example, name in SETTINGS:
+                    program = programs.load(programs.EXAMPLES / f"{example}.toml")
+                    n = counts_by_setting.get(example, args.shots)
+                    result, counts = run_setting(board, scale, program, name, n, pause_s)
+                    results.append(result)
+                    notes.append(f"{name}: {counts['weighings']} weighings, {counts['syringes']} syringes (each "
+                                 f"primed, its first shot after a pause); {counts['shared']} held two shots (mass "
+                                 f"shared by the device's records); {counts['partial_excluded']} partial shots left out")
             finally:
                 scale.close()
     rig = (f"simulated board, imperfections seed {seed}; simulated MT-SICS microbalance (1 ug readout, 1 ug noise); "
