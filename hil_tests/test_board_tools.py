@@ -115,6 +115,9 @@ def test_two_processes_cannot_run_one_simulated_flash(fresh_sim):
 
     with pytest.raises(FlashInUse, match=rf"already running in process {os.getpid()}\b"):
         SimBoard(workdir=fresh_sim.workdir).start()
+    with pytest.raises(cli.UsageError, match="already running in process"):  # the CLI's exit 2, said in one line
+        with cli._started(SimBoard(workdir=fresh_sim.workdir)):
+            pass
     with Device.open(fresh_sim.url) as dev:
         assert dev.hello().board == "sim"  # the first is untouched: nothing was staged over it
 
