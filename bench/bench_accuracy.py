@@ -69,7 +69,8 @@ def run_setting(board: SimBoard, scale: Balance, program: programs.Program, name
     """`shots` single shots of one dose setting, each weighed on its own; a fresh syringe whenever the
     last one would run short (a power cycle makes the device measure the new one)."""
     capacity = spec.syringe_capacity_nl(program.syringe)
-    per_syringe = int(0.8 * (capacity - 2 * program.prime_nl) / program.volume_nl) // PAUSE_EVERY * PAUSE_EVERY
+    # whole tens of shots, with room for PAUSE_EVERY more (see _run_chunk) and two primes in one syringe
+    per_syringe = int((capacity - 2 * program.prime_nl) / program.volume_nl - PAUSE_EVERY) // PAUSE_EVERY * PAUSE_EVERY
     result = SettingResult(name, [])
     counts = {"weighings": 0, "shared": 0, "partial_excluded": 0, "syringes": 0}
     done = 0
@@ -88,7 +89,8 @@ def _run_chunk(dev: Device, board: SimBoard, scale: Balance, program: programs.P
                first: int, result: SettingResult, counts: dict) -> None:
     dev.hello()
     dev.abort()
-    dev.configure(**dict(program.configure_fields(), count=shots))
+    # room for shots a slow release lets through (two in one weighing), so the program never ends early
+    dev.configure(**dict(program.configure_fields(), count=shots + PAUSE_EVERY))
     dev.prime(program.prime_nl)  # fills the needle, takes up the mechanism's play: not weighed
     poll_until(dev, lambda s: s["state"] == spec.STATE_PRIMED, "priming")
     dev.arm()
@@ -150,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.source:  # a blank board at its REPL: flash this checkout's build onto it
                 flash.flash("sim", board.url)
             # ISO 8655-6 weighs 1-10 uL on a 0.001 mg balance: a microbalance's readout and repeatability
-            board.balance.decimals, board.balance.noise_g = 6, 1e-6
+            # (stable within 2 ug: with the analytical balance's 20 ug, a reading could lag the last shot by
+            # 1 % of 2 uL, which the next weighing then showed)
+            board.balance.decimals, board.balance.noise_g, board.balance.stable_g = 6, 1e-6, 2e-6
             board.balance.settle_s = 0.05 if args.quick else board.balance.settle_s  # a faster cell for CI
             scale = Balance(board.balance.port)
             try:
