@@ -42,6 +42,7 @@ python bench/bench_sim.py --quick
 python bench/bench_faults.py --quick
 python bench/bench_cadence.py --quick  # nappage jitter at 6/9/12 Hz, and what filled each long gap between passes
 python bench/bench_metering.py --quick
+python bench/bench_accuracy.py --quick  # the shot-accuracy report of this build: build/accuracy/accuracy-BUILD.html
 python bench/bench_link.py --quick
 python bench/bench_torture.py --quick --flash untimed  # CI time: timed flash doubles it (71 s), guarantees the same
 python bench/bench_fuzz.py --quick

@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", required=True, help="serial port or URL of the board")
     p.set_defaults(func=cmd_flash)
 
+    p = sub.add_parser("repl", help="take a board to its REPL (the protocol's REPL command: pairing mode first; "
+                                    "the command key is erased), then mpremote works on its port")
+    p.add_argument("--port", required=True, help="serial port or URL of the board")
+    p.set_defaults(func=cmd_repl)
+
     p = sub.add_parser("info", help="show a device's identity and hard limits")
     _add_target(p)
     p.set_defaults(func=cmd_info)
@@ -179,7 +184,7 @@ def _target(args, syringe: int = 1, operator: bool = False):
         return
     from mesosim import VirtualOperator
 
-    with sim_board(syringe, seed=args.sim_seed) as board:
+    with _started(sim_board(syringe, seed=args.sim_seed)) as board:
         if not operator:
             yield board.url
             return
@@ -215,13 +220,28 @@ def sim_board(syringe: int, serial: str = "SIM-0001", seed: int | None = None):
     return SimBoard(syringe=syringe, serial=serial, workdir=workdir, seed=int(seed_file.read_text()))
 
 
+@contextlib.contextmanager
+def _started(board):
+    """A simulated board, running; another process running its flash is the user's to stop (exit 2)."""
+    from mesosim import FlashInUse
+
+    try:
+        board.start()
+    except FlashInUse as e:
+        raise UsageError(str(e)) from None
+    try:
+        yield board
+    finally:
+        board.stop()
+
+
 def cmd_sim(args) -> int:
     from mesosim import VirtualOperator
 
     syringe = programs.syringe_code(args.syringe)
     board = sim_board(syringe, args.serial, seed=args.sim_seed)
     board.hold_trigger_at_boot = board.hold_estop_at_boot = args.safe_mode  # the service gesture
-    with board:
+    with _started(board):
         board.hold_trigger_at_boot = board.hold_estop_at_boot = False  # let go: the next reset starts the firmware
         if args.safe_mode:
             console.print("service mode (E-stop pressed + trigger held at power-up): the command key is erased and "
@@ -230,7 +250,10 @@ def cmd_sim(args) -> int:
         console.print(f"simulated board {args.serial} running the firmware on MicroPython ({board.heap} heap), "
                       f"imperfections seed {board.seed}")
         console.print(f"  serial port: {board.url}")
-        console.print(f"  serial pty:  {board.pty_path}")
+        console.print(f"  serial tty:  {board.tty_path} (for mpremote; its pty: {board.pty_path})")
+        if board.flashed:
+            console.print(f"  flash:       the image `mesoinject flash` wrote ({board.flash / 'build.json'}), "
+                          "kept as it is: HELLO's build id names it")
         console.print(f"  balance:     {board.balance.port} (MT-SICS)")
         console.print(f"  board log:   {board.log_path}")
         console.print(f"  try: mesoinject run point-by-point --port {board.url}")
@@ -292,6 +315,25 @@ def cmd_flash(args) -> int:
     return 0
 
 
+def cmd_repl(args) -> int:
+    extras.require("flash", "reaching a board's REPL", "mpremote")
+    from .flash import FlashError, reach_repl
+
+    try:
+        repl, how = reach_repl(args.port, again=f"repl --port {args.port}")
+    except FlashError as e:
+        err.print(f"error: {e}")
+        return 1
+    repl.t.exit_raw_repl()  # leave it at the friendly prompt, as a board at its REPL is found
+    repl.close()
+    console.print(f"{how}: the REPL is on {args.port}; the firmware does not run until the next reset, and the "
+                  "command key is erased (the REPL reads every file)")
+    console.print(f"  now: mpremote connect {args.port} fs ls   (or df, repl, cp, run...)")
+    console.print(f"  then: mpremote connect {args.port} reset   starts the firmware again; "
+                  f"mesoinject pair --port {args.port} (E-stop + trigger 3 s first) gives it a key")
+    return 0
+
+
 def cmd_info(args) -> int:
     with _connect(args) as device:
         ident = device.hello()
@@ -300,6 +342,8 @@ def cmd_info(args) -> int:
     console.print(f"board {ident.board}  serial {ident.serial}  firmware {ident.firmware}  protocol {ident.protocol}")
     console.print(f"boot #{ident.boot_count} ({ident.reset_cause})  state {spec.STATE_NAMES[status['state']]}  "
                   f"syringe {spec.SYRINGES[ident.syringe][0] if ident.syringe else 'not configured'}")
+    for line in _info_lines(ident, status):
+        console.print(line)
     console.print("hard limits (enforced by the firmware):")
     console.print(f"  volume per point  <= {units.text(lim['max_point_nl'], units.VOLUME)}")
     console.print(f"  volume per shot   <= {units.text(lim['max_shot_nl'], units.VOLUME)}")
@@ -311,6 +355,30 @@ def cmd_info(args) -> int:
     console.print(f"  link timeout         {lim['link_timeout_ms']} ms (stops and alarms when the host goes quiet)")
     console.print(_loop_health(status))
     return 0
+
+
+def _info_lines(ident, status: dict) -> list[str]:
+    """What a service engineer asks first: alarm, build, pairing, journal room, calibration
+    (IDENTITY and STATUS_REPLY carry them all)."""
+    alarm = status["alarm"]
+    alarm_name = spec.ALARM_NAMES[alarm] if 0 < alarm < len(spec.ALARM_NAMES) else f"code {alarm}"
+    alarm_text = f"{alarm_name} (`mesoinject abort` clears it once its cause is dealt with)" if alarm else "none"
+    build = (ident.build if int(ident.build, 16)
+             else "none: a source image (not written by `mesoinject flash`)")
+    paired = (f"paired (command counter {ident.auth_counter})" if ident.paired
+              else "not paired: `mesoinject pair` (E-stop + trigger 3 s first)")
+    if ident.syringe:
+        ppm = ident.cal_ppm
+        cal = (f"{spec.SYRINGES[ident.syringe][0]} bore area x {ppm / 1e6:.4f} ({(ppm - 1_000_000) / 1e4:+.2f} %)"
+               if ppm != 1_000_000 else f"{spec.SYRINGES[ident.syringe][0]} as the syringe table (not calibrated)")
+    else:
+        cal = "no syringe configured since boot (shown once one is)"
+    return [f"alarm {alarm_text}",
+            f"build {build}",
+            f"pairing {paired}",
+            f"journal room for {ident.journal_free} more records ({status['unacked']} not yet acknowledged by a "
+            "host: `mesoinject sync` stores them)",
+            f"calibration {cal}"]
 
 
 def _loop_health(status: dict) -> str:
@@ -526,7 +594,7 @@ def cmd_calibrate(args) -> int:
 
     with contextlib.ExitStack() as stack:
         if args.sim:
-            board = stack.enter_context(sim_board(syringe, seed=args.sim_seed))
+            board = stack.enter_context(_started(sim_board(syringe, seed=args.sim_seed)))
             console.print(f"simulated board (imperfections seed {board.seed}), simulated balance on {board.balance.port}")
             port, balance_port = board.url, board.balance.port
         else:

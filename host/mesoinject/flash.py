@@ -231,8 +231,9 @@ def board_hashes(repl: Repl, paths: list[str]) -> dict[str, str | None]:
 
 
 # ---- flashing ---------------------------------------------------------------------------
-def reach_repl(port: str) -> tuple[Repl, str]:
-    """The board's raw REPL: already there, or through the protocol's REPL command."""
+def reach_repl(port: str, again: str = "flash") -> tuple[Repl, str]:
+    """The board's raw REPL: already there, or through the protocol's REPL command.
+    again: the mesoinject command the user runs again once in pairing mode (its errors say so)."""
     repl = Repl(port)
     if repl.enter(timeout=1.5):
         return repl, "the board was at its REPL (service mode or no firmware)"
@@ -251,10 +252,10 @@ def reach_repl(port: str) -> tuple[Repl, str]:
                 dev.command(command)  # ACK, then the board resets into its REPL
             except DeviceRefused as e:
                 if e.reason == "NOT_PAIRING":
-                    raise FlashError(f"{running}: replacing its firmware needs someone at the gun. Press the E-stop "
-                                     "and hold the trigger 3 s (the LED shows pairing mode), then run flash again "
-                                     "within a minute; the device's key is erased, pair it again afterwards "
-                                     "(`mesoinject pair`)") from None
+                    raise FlashError(f"{running}: its REPL (which can replace the firmware) needs someone at the "
+                                     "gun. Press the E-stop and hold the trigger 3 s (the LED shows pairing mode), "
+                                     f"then run `mesoinject {again}` again within a minute; the device's key is "
+                                     "erased, pair it again afterwards (`mesoinject pair`)") from None
                 if e.reason != "BAD_STATE":
                     raise FlashError(running + no_repl) from None
                 raise FlashError(f"{running} and is busy: {e}. `mesoinject abort --port {port}` stops it") from None

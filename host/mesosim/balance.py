@@ -26,6 +26,8 @@ class SimBalance:
         self.settle_s = settle_s
         self.mute = False  # a balance that stops answering
         self.unit = "g"
+        self.decimals = 5  # readout 0.01 mg (an analytical balance); 6: a microbalance, 0.001 mg
+        self.stable_g = 2e-5  # stability detection: within this of its final value (a microbalance: ~2 digits)
         self._rng = random.Random(seed)
         self._tare = 0.0
         self._display = 0.0
@@ -56,7 +58,7 @@ class SimBalance:
         self._display += (self._true - self._display) * (1 - math.exp(-dt / self.settle_s))
 
     def _stable(self) -> bool:
-        return time.monotonic() - self._changed > 3 * self.settle_s and abs(self._display - self._true) < 2e-5
+        return time.monotonic() - self._changed > 3 * self.settle_s and abs(self._display - self._true) < self.stable_g
 
     def _reading(self) -> float:
         return self._display + self._rng.gauss(0, self.noise_g) - self._tare
@@ -74,9 +76,9 @@ class SimBalance:
             if command == "Z":
                 self._tare = self._display
                 return "Z A"
-            return f"S S {self._reading():11.5f} {self.unit}"
+            return f"S S {self._reading():11.{self.decimals}f} {self.unit}"
         if command == "SI":
-            return f"S {'S' if self._stable() else 'D'} {self._reading():11.5f} {self.unit}"
+            return f"S {'S' if self._stable() else 'D'} {self._reading():11.{self.decimals}f} {self.unit}"
         return "ES"  # syntax error: not a command this balance knows
 
     def _serve(self) -> None:

@@ -9,6 +9,8 @@ port). Here: the board's provisioning (its profile, factory key, flash) and the 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -16,6 +18,7 @@ import pathlib
 import random
 import selectors
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -32,8 +35,16 @@ from .process import (HEAP, RP2040_HEAP, UNIX32_HOWTO, WATCHDOG_S, BoardProcess,
                       ticks_diff, ticks_period, unix32_binary)
 
 # what callers import from here
-__all__ = ["SimBoard", "Truth", "Penetration", "Injection", "ControlError", "HEAP", "RP2040_HEAP", "UNIX32_HOWTO", "WATCHDOG_S",
-           "MicroPythonMissing", "micropython_binary", "unix32_binary", "ticks_period", "ticks_diff", "imperfections"]
+__all__ = ["SimBoard", "FlashInUse", "FLASHED_BUILD", "Truth", "Penetration", "Injection", "ControlError", "HEAP",
+           "RP2040_HEAP", "UNIX32_HOWTO", "WATCHDOG_S", "MicroPythonMissing", "micropython_binary", "unix32_binary",
+           "ticks_period", "ticks_diff", "imperfections"]
+
+
+FLASHED_BUILD = "build.json"  # on a flash `mesoinject flash` wrote: what runs is that build, never restaged
+
+
+class FlashInUse(RuntimeError):
+    """Another process runs this simulated flash: two MicroPython processes on one flash corrupt it."""
 
 
 def imperfections(seed: int) -> dict:
@@ -109,7 +120,15 @@ class SimBoard(BoardControls):
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> SimBoard:
         self.flash.mkdir(parents=True, exist_ok=True)
-        if self.stage:
+        self._lock_flash()
+        try:
+            return self._start()
+        except BaseException:
+            self._unlock_flash()
+            raise
+
+    def _start(self) -> SimBoard:
+        if self.stage and not self.flashed:  # a flashed image stays what runs: its build id names it
             self.install_firmware()
         if self.paired:
             if not (self.flash / "key").exists():
@@ -119,6 +138,7 @@ class SimBoard(BoardControls):
         self._log = open(self.log_path, "ab")
         self._process = BoardProcess(self.flash, self.heap, self._log, self._boot_environment, self._soft_reboot_banner)
         self._bridge = SerialBridge(self._process.master, self._cond)
+        self._link_tty()
         self.control = ControlChannel(self._cond, self._on_message)
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._process.master, selectors.EVENT_READ, self._from_device)
@@ -134,6 +154,48 @@ class SimBoard(BoardControls):
         else:
             self.wait(lambda: self.control.connected and self.boots > 0, 10, "the simulated board did not boot")
         return self
+
+    @property
+    def flashed(self) -> bool:
+        """The flash holds an image `mesoinject flash` wrote (its build in /build.json), not staged sources."""
+        return (self.flash / FLASHED_BUILD).exists()
+
+    def _lock_flash(self) -> None:
+        # one process per simulated flash, as one MCU per chip: an advisory lock the OS drops when its
+        # holder dies (no stale lock after a crash); the holder's pid and command line say who it is
+        path = self.workdir / "flash.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 1024).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise FlashInUse(f"the simulated flash {self.flash} is already running in {holder}: stop that one "
+                             "first, or give this board another serial number (mesoinject sim --serial) "
+                             "or work folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, ("process %d (%s)\n" % (os.getpid(), " ".join(sys.argv) or sys.executable)).encode())
+        self._lock_fd: int | None = fd
+
+    def _unlock_flash(self) -> None:
+        fd, self._lock_fd = getattr(self, "_lock_fd", None), None
+        if fd is not None:
+            os.close(fd)  # drops the lock
+
+    def _link_tty(self) -> None:
+        # a serial-port path for mpremote and other serial tools: mpremote reads a /dev/pts/* path
+        # byte by byte with no timeout (QEMU's ptys), so it hangs for good on a board that does not
+        # answer its raw-REPL request (the running firmware); through this link it polls and gives up
+        # after 10 s with "could not enter raw repl", as on a USB serial port
+        tty = self.tty_path
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tty)
+        os.symlink(self.pty_path, tty)
+
+    @property
+    def tty_path(self) -> str:
+        """The board's serial port for serial tools (mpremote, screen): a link to its pty."""
+        return str(self.workdir / "ttyACM0")
 
     # ---- what the host side provides (mesoinject.simulated): the board knows no host library
     def install_firmware(self) -> None:
@@ -159,6 +221,9 @@ class SimBoard(BoardControls):
         self._log.close()
         if self.balance:
             self.balance.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tty_path)
+        self._unlock_flash()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -173,7 +238,8 @@ class SimBoard(BoardControls):
         env = {"MESOSIM_STATE": self._snapshot,
                "MESOSIM_CTRL": self._channel().address,
                "MESOSIM_PROFILE": json.dumps(self.profile),
-               "MESOSIM_RESET": str(reset_cause)}
+               "MESOSIM_RESET": str(reset_cause),
+               "MESOSIM_SERIAL": self.serial}
         if self.journal_cells:
             env["MESOSIM_JOURNAL_CELLS"] = str(self.journal_cells)
         env["MESOSIM_BOOT_INPUTS"] = ",".join(name for name, held in (

@@ -28,6 +28,8 @@ RP2040_HEAP = "192K"  # RP2040 RAM available to MicroPython: what bench_heap mea
 # board does not (`mesoinject flash` puts compiled .mpy on it): the compiler's working space comes on top,
 # and at 192K a boot had less than 8 KB to spare (a longer path or one more module failed it)
 HEAP = "224K"
+ROM = pathlib.Path(__file__).parent / "rom"  # the simulated MCU's built-in modules (machine, its flash's file system)
+RESET_EXIT = 0xE5  # exit status of machine.reset() (rom/machine.py): the reset line, not a soft reboot
 WATCHDOG_S = 2.0  # a firmware that stops feeding its watchdog this long is reset (the pico's WDT_MS)
 
 
@@ -116,12 +118,18 @@ class BoardProcess:
         self._spawned_at = 0.0
 
     def spawn(self, reset_cause: int, run_main: bool = True) -> None:
-        env = dict(os.environ, MESOSIM_FLASH=str(self.flash), **self._environment(reset_cause))
+        env = dict(os.environ, MESOSIM_FLASH=str(self.flash), MESOSIM_ROM=str(ROM), **self._environment(reset_cause))
         # mount the flash as / and run boot.py then main.py, as a board does; then the REPL (-i),
         # as on a board when main.py returns (safe mode) or raises.
         # (paths go in the environment: the unix port crashes on argv items >= 256 bytes)
-        boot = ("import vfs,os;d=os.getenv('MESOSIM_FLASH');vfs.umount('/');vfs.mount(vfs.VfsPosix(d),'/');"
-                "os.chdir('/');ls=os.listdir()\nfor f in %r:\n if f in ls:exec(open(f).read(),{'__name__':'__main__'})"
+        # Once main.py returns (the REPL: service mode, a blank board), the MCU's built-ins for the REPL's users
+        # (rom/: machine, the flash with sizes and a flash's statvfs, for mpremote) come in; never while the
+        # firmware runs, whose heap they would take (a board keeps them in ROM)
+        boot = ("import vfs,os,sys;d=os.getenv('MESOSIM_FLASH');vfs.umount('/');vfs.mount(vfs.VfsPosix(d),'/');"
+                "os.chdir('/');ls=os.listdir()\nfor f in %r:\n if f in ls:exec(open(f).read(),{'__name__':'__main__'})\n"
+                "vfs.mount(vfs.VfsPosix(os.getenv('MESOSIM_ROM')),'/.rom');sys.path.insert(0,'/.rom');"
+                "import machine,flashfs;sys.path.pop(0);vfs.umount('/.rom');vfs.umount('/');"
+                "vfs.mount(flashfs.Flash(d),'/');os.chdir('/')"
                 % ((("boot.py", "main.py") if run_main else ("boot.py",)),))
         self._raw_after_boot = not run_main
         self.repl = None
@@ -198,6 +206,9 @@ class BoardProcess:
                 self._restart(spec.RESET_WATCHDOG, "watchdog not fed for %.1f s" % (now - self.fed))
             return
         if now < self.power_off_until:
+            return
+        if self._proc.returncode == RESET_EXIT:  # machine.reset(), e.g. `mpremote reset`: main.py runs again
+            self._restart(spec.RESET_SOFT, "machine.reset()")
             return
         if self.power_off_until:
             self.power_off_until = 0.0

@@ -50,7 +50,9 @@ class Model:
         self.occlusion_ramp = 0.0  # per second, for a gradual occlusion
         self.stored_nl = 0.0  # volume held by the compliant stopper (pressure = stored / C)
         self.out_nl = 0.0  # out of the needle since the board was built
-        self.air_nl = 0.0  # of which with the needle out of the skin (priming)
+        self.air_nl = 0.0  # of which with the needle out of the skin (priming): what the balance weighs
+        # a gravimetric rig: the gun fires into a vessel on the balance, no skin (every shot is weighed)
+        self.skin = not profile.get("vessel", False)
         self.depth_um = 0.0
         self.pen_t0 = 0
         self.pen_nl = 0.0
@@ -107,7 +109,7 @@ class Model:
                 self.pending_nl -= push
                 self.content_nl -= push
         tau = self.resistance * self.occlusion * self.compliance
-        rest = self.compliance * self.tissue * self.pen_nl / 1000 if self.depth_um > 0 else 0.0
+        rest = self.compliance * self.tissue * self.pen_nl / 1000 if self.depth_um > 0 and self.skin else 0.0
         x = dt / tau
         k = 1 - exp(-x) if x > 1e-4 else x - x * x / 2  # 1 - e^-x without cancellation
         v0 = self.stored_nl
@@ -124,7 +126,7 @@ class Model:
         self.tip_nl -= refill
         flow -= refill
         self.out_nl += flow
-        if self.depth_um > 0:
+        if self.depth_um > 0 and self.skin:
             self.pen_nl += flow
         else:
             self.air_nl += flow
