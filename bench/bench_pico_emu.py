@@ -42,7 +42,9 @@ ADC0_ZERO_KPA = 413
 # ADC1: the syringe clamp's potentiometer with a BD 1 mL barrel (6.6 mm) in it: 300 mV + 6.6 x 120 mV
 # (board_stepdir's BARREL_* scale) = 1092 mV, as a 12-bit count of 3.3 V
 ADC1_BD_1ML = 1356
-PROGRAM = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
+# ADC2: the needle head's ID resistor, a single 30G 4 mm needle (spec.HEADS 1: 300 mV) as a 12-bit count of 3.3 V
+ADC2_HEAD_30G_4MM = 372
+PROGRAM = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, needle_length_um=4000, depth_um=2000,
                volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
 BUCKET_US = 50  # emu_boot.py's histogram
 
@@ -100,6 +102,7 @@ def main() -> int:
               f"({picoemu.locate().uf2.name}) in rp2040js {picoemu.RP2040JS_VERSION}")
         with picoemu.Board(fs, watch=WATCH, inputs=INPUTS, adc0=ADC0_ZERO_KPA) as board:
             board.set_adc(1, ADC1_BD_1ML)
+            board.set_adc(2, ADC2_HEAD_30G_4MM)
             ready = board.wait("ready", 180)
             print(f"  USB CDC up at emulated {ready['emulated_us'] / 1e6:.2f} s, wall {ready['wall_s']:.1f} s")
             keys = KeyStore(tmpdir / "keys")

@@ -5,7 +5,7 @@ import pytest
 from mesoinject.client import DeviceRefused
 from mesoprotocol import spec
 
-GOOD = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=3000,
+GOOD = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, needle_length_um=4000, depth_um=3000,
             volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
 NAPPAGE = dict(GOOD, technique=spec.TECHNIQUE_NAPPAGE, depth_um=1500, volume_nl=2000, count=40, cadence_mhz=6000)
 

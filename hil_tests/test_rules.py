@@ -92,7 +92,7 @@ def test_an_infeasible_cadence_comes_with_the_flow_that_makes_it_possible(device
     limits = device.hello().limits
     program = Program(name="fast", technique="nappage", drug="saline", syringe=1, needle_gauge=30,
                       needle_length_um=4000, depth_um=1000, volume_nl=3000, count=40, cadence_mhz=8000,
-                      flow_nl_s=20000, needles=1, prime_nl=10000)
+                      flow_nl_s=20000, head=1, prime_nl=10000)
     with pytest.raises(ProgramError) as refused:
         program.check_limits(limits)
     words = str(refused.value)
@@ -109,7 +109,7 @@ def test_an_infeasible_cadence_comes_with_the_flow_that_makes_it_possible(device
 def test_a_dose_below_what_the_syringe_meters_reads_in_microlitres(device):
     program = Program(name="tiny", technique="point-by-point", drug="saline", syringe=1, needle_gauge=30,
                       needle_length_um=4000, depth_um=1500, volume_nl=550, count=3, cadence_mhz=0,
-                      flow_nl_s=50000, needles=1, prime_nl=10000)
+                      flow_nl_s=50000, head=1, prime_nl=10000)
     with pytest.raises(ProgramError) as refused:
         program.check_limits(device.hello().limits)
     assert refused.value.field == "volume_per_point"

@@ -3,7 +3,7 @@
 from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
 from mesoprotocol import rules
-from mesofw import dosing, settings
+from mesofw import dosing, fitted, settings
 
 
 def _mask(*states):  # bit i set = state i
@@ -89,7 +89,13 @@ class Device:
         self.pressed_ms = 0  # when the trigger was last pressed (0: released)
         self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
         self.syringe_spent = False  # emptied, or taken out of the clamp: a CONFIGURE treats it as a new one
-        self.barrel_bad_ms = 0  # since when the clamp sensor disagrees with the syringe (0: it agrees)
+        self.barrel_watch = fitted.Disagreement(S.SYRINGE_SENSOR_MS)  # the clamp sensor against the syringe
+        self.head = 0  # code of the needle head the program names (its ID resistor is read)
+        self.primed_head = 0  # the head whose dead volume a prime filled (0: none, or it came off)
+        self.head_watch = fitted.Disagreement(S.HEAD_SENSOR_MS)
+        self.head_base_kpa = 0  # a multi-needle head's mean dispense pressure in its first full cycle (0: none yet)
+        self.kpa_sum = 0  # this dose's dispense pressure, summed over its control passes...
+        self.kpa_n = 0  # ...and counted (mean = sum / n: no allocation)
         self.session = 0  # the session tag in force (CONFIGURE); a new tag opens a new session
         self.session_nl = 0  # delivered in that session, across re-ARMs and resumes: max_session_nl bounds it
         self.min_period_us = 0  # the cadence ceiling's period: no two shots' needle entries closer
@@ -151,6 +157,9 @@ class Device:
             barrel = self.board.syringe_barrel_um()
             if not S.syringe_fits(self.syringe, barrel):
                 return self._nack(msg_type, S.NACK_SYRINGE, 0, self.syringe, barrel)
+            refusal = self._head_refusal(msg_type, self.head, 0)
+            if refusal:
+                return refusal
             total = self.session_nl + left * self.cfg[S.CFG_VOLUME]  # the session so far and every point left
             if total > self.settings[S.SET_SESSION]:
                 return self._nack(msg_type, S.NACK_LIMIT, 0, total, self.settings[S.SET_SESSION])
@@ -188,6 +197,9 @@ class Device:
         barrel = self.board.syringe_barrel_um()
         if not S.syringe_fits(syringe, barrel):  # the program's syringe is not the one in the clamp
             return self._nack(S.CONFIGURE, S.NACK_SYRINGE, rules.F_SYRINGE, syringe, barrel)
+        refusal = self._head_refusal(S.CONFIGURE, cfg[S.CFG_HEAD], rules.F_HEAD)
+        if refusal:
+            return refusal
         self.session = cfg[S.CFG_SESSION]
         self.session_nl = used_nl
         if syringe != self.syringe or self.syringe_spent:  # a new syringe
@@ -198,6 +210,9 @@ class Device:
             self.capacity_nl = S.syringe_capacity_nl(syringe, self.calibration.get(syringe, 1000000))
             self.dispensed_nl = 0
             self.dose.slack = max(self.dose.slack, self.play_steps)
+        if cfg[S.CFG_HEAD] != self.head:  # another head: dry until primed, no pressure baseline
+            self.head = cfg[S.CFG_HEAD]
+            self.primed_head = 0
         self.cfg = cfg
         self.done = 0
         self.delivered_nl = 0
@@ -205,8 +220,16 @@ class Device:
         if cfg[S.CFG_CADENCE]:
             self.period_us = 1000000000 // cfg[S.CFG_CADENCE]
             self.min_period_us = 1000000000 // self.settings[S.SET_CADENCE]
-        self._set_state(S.STATE_PRIMED if self.primed_syringe == syringe else S.STATE_CONFIGURED)
+        primed = self.primed_syringe == syringe and self.primed_head == self.head
+        self._set_state(S.STATE_PRIMED if primed else S.STATE_CONFIGURED)
         return (S.ACK, (S.CONFIGURE, self.state))
+
+    def _head_refusal(self, msg_type, head, field):
+        # NACK_HEAD if the head fitted (its ID resistor) is not `head`, else None
+        id_mv = self.board.head_id_mv()
+        if S.head_fits(head, id_mv):
+            return None
+        return self._nack(msg_type, S.NACK_HEAD, field, head, id_mv)
 
     def _calibrate(self, syringe, ppm):
         if syringe not in S.SYRINGES:
@@ -250,9 +273,17 @@ class Device:
         barrel = self.board.syringe_barrel_um()
         if not S.syringe_fits(self.syringe, barrel):
             return self._nack(S.PRIME, S.NACK_SYRINGE, 0, self.syringe, barrel)
+        refusal = self._head_refusal(S.PRIME, self.head, 0)
+        if refusal:
+            return refusal
+        dead_nl = S.HEADS[self.head][4]
+        if self.primed_head != self.head and volume_nl < dead_nl:  # a dry head: the prime must fill it
+            return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, dead_nl)
         self.journal.reserve(1)
         self.primed_syringe = 0
-        self._start(S.KIND_PRIME, 0, volume_nl, 0, now_us)
+        self.primed_head = 0
+        self.head_base_kpa = 0
+        self._start(S.KIND_PRIME, self.head, volume_nl, 0, now_us)  # a prime's point: the head it fills
         self._set_state(S.STATE_PRIMING)
         return (S.ACK, (S.PRIME, self.state))
 
@@ -332,6 +363,9 @@ class Device:
         if self.syringe:
             self._watch_syringe(now_us)
             state = self.state
+        if self.head:
+            self._watch_head(now_us)
+            state = self.state
         pressed = board.trigger()
         self._pairing_gesture(pressed)
         if not pressed:
@@ -354,6 +388,9 @@ class Device:
                 self.fault(S.ALARM_OCCLUSION, kpa, now_us)
             elif board.syringe_end():
                 self.fault(S.ALARM_SYRINGE_EMPTY, self.capacity_nl - self.dispensed_nl, now_us)
+            else:  # the dose's mean line pressure (_check_needles)
+                self.kpa_sum += kpa
+                self.kpa_n += 1
             state = self.state
         if state == S.STATE_DELIVERING and not pressed and self.dose.phase != dosing.RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
@@ -392,13 +429,7 @@ class Device:
     def _watch_syringe(self, now_us):
         # the clamp sensor, every tick: the syringe dosing counts on must still be the one loaded
         barrel = self.board.syringe_barrel_um()
-        if S.syringe_fits(self.syringe, barrel):
-            self.barrel_bad_ms = 0
-            return
-        if not self.barrel_bad_ms:
-            self.barrel_bad_ms = ticks_ms() | 1
-            return
-        if ticks_diff(ticks_ms(), self.barrel_bad_ms) < S.SYRINGE_SENSOR_MS:
+        if not self.barrel_watch.lasting(S.syringe_fits(self.syringe, barrel)):
             return
         # swapped, taken out, or a sensor fault: what is loaded is not known to be primed or full
         self.syringe_spent = True
@@ -407,6 +438,31 @@ class Device:
             self.fault(S.ALARM_SYRINGE, barrel, now_us)
         elif self.state == S.STATE_PRIMED:
             self._set_state(S.STATE_CONFIGURED)
+
+    def _watch_head(self, now_us):
+        # the head's ID resistor, every tick: the head the program splits its doses over must still be on
+        id_mv = self.board.head_id_mv()
+        if not self.head_watch.lasting(S.head_fits(self.head, id_mv)):
+            return
+        # changed, taken off, or a fault: what is on is not known to be primed
+        self.primed_head = 0
+        self.head_base_kpa = 0
+        if (_SYRINGE_WATCHED >> self.state) & 1:
+            self.fault(S.ALARM_HEAD, id_mv, now_us)
+        elif self.state == S.STATE_PRIMED:
+            self._set_state(S.STATE_CONFIGURED)
+
+    def _check_needles(self, now_us):
+        # A multi-needle head shares one line: a needle blocking sends its dose to the others and
+        # raises the line pressure. The first full cycle after priming is the head's baseline; a full
+        # cycle whose mean dispense pressure is HEAD_BLOCK_PCT above it stops the program.
+        if self.kpa_n == 0 or S.head_needles(self.head) < 2:
+            return
+        mean = self.kpa_sum // self.kpa_n
+        if not self.head_base_kpa:
+            self.head_base_kpa = mean if mean > 0 else 1
+        elif mean * 100 > self.head_base_kpa * (100 + S.HEAD_BLOCK_PCT):
+            self.fault(S.ALARM_NEEDLE_BLOCKED, mean, now_us)
 
     def _pairing_gesture(self, pressed):
         # E-stop pressed (nothing can move) and trigger held PAIRING_HOLD_MS: pairing mode opens
@@ -478,6 +534,8 @@ class Device:
         self.point_index = index
         self.point_nl = volume_nl
         self.stop_flags = 0
+        self.kpa_sum = 0
+        self.kpa_n = 0
         steps = self.metering.steps_for(volume_nl)
         rate = self.cfg[S.CFG_FLOW] * 1000 // self.metering.pl_step + 1  # steps/s
         fast = self._fast_rate()
@@ -514,6 +572,8 @@ class Device:
         j.close(flags, delivered, depth, t)  # on flash before the host hears of it
         self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t,
                            self.syringe, j.epoch)
+        if not flags & S.FLAG_PARTIAL and (self.kind == S.KIND_POINT or self.kind == S.KIND_TEST_DOSE):
+            self._check_needles(now_us)
 
     def _checkpoint(self):
         # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut
@@ -537,6 +597,7 @@ class Device:
         if self.state == S.STATE_PRIMING:
             if not self.dose.interrupted:
                 self.primed_syringe = self.cfg[S.CFG_SYRINGE]
+                self.primed_head = self.head
             self._set_state(S.STATE_PRIMED if self.primed_syringe else S.STATE_CONFIGURED)
         elif self.state == S.STATE_DELIVERING:
             if self.done >= self.cfg[S.CFG_COUNT]:

@@ -55,6 +55,11 @@ class StandInBoard:
     def syringe_barrel_um(self):
         return self.barrel_um
 
+    head_mv = 300  # a single 30G 4 mm needle's ID resistor (spec.HEADS 1)
+
+    def head_id_mv(self):
+        return self.head_mv
+
     def syringe_end(self):
         return False
 

@@ -59,9 +59,9 @@ def nack(msg_type, seq, reason):
     return {"nack": spec.NACK_NAMES[reason], "type": msg_type, "seq": seq}
 
 
-CONFIG_POINT = dict(technique=1, syringe=1, needles=1, needle_length_um=4000, depth_um=3000,
+CONFIG_POINT = dict(technique=1, syringe=1, head=1, needle_length_um=4000, depth_um=3000,
                     volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000, session=0x5E55_0001)
-CONFIG_NAPPAGE = dict(technique=2, syringe=1, needles=1, needle_length_um=4000, depth_um=1500,
+CONFIG_NAPPAGE = dict(technique=2, syringe=1, head=1, needle_length_um=4000, depth_um=1500,
                       volume_nl=2000, count=40, cadence_mhz=6000, flow_nl_s=50000, session=0xA55A_0D0A)
 IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", serial="SIM-0001",
                 syringe=1, cal_ppm=1012345, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,

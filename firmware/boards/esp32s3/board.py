@@ -25,6 +25,7 @@ PLUNGER_END = 8  # endstop to GND at the end of the syringe stroke: low = empty
 LED = 2  # status LED + 330R to GND (single colour, same blink patterns as the Pico)
 PRESSURE_ADC = 1  # ADC1_CH0: line-pressure sensor through a 2/3 divider (board_stepdir)
 BARREL_ADC = 9  # ADC1_CH8: syringe clamp potentiometer's wiper (barrel diameter, board_stepdir)
+HEAD_ADC = 10  # ADC1_CH9: the needle head's ID resistor against a 10k pull-up to 3V3 (spec.HEADS)
 
 # The drivers must stay off from the first moment: main.py imports this module first thing.
 Pin(MOTOR_EN, Pin.OUT, value=1)
@@ -44,6 +45,7 @@ class Board(board_stepdir.StepDirBoard):
                          MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED)
         self._adc = ADC(Pin(PRESSURE_ADC), atten=ADC.ATTN_11DB)  # 11 dB: 0-3.1 V range
         self._barrel = ADC(Pin(BARREL_ADC), atten=ADC.ATTN_11DB)
+        self._head = ADC(Pin(HEAD_ADC), atten=ADC.ATTN_11DB)
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
         return board_steprmt.RmtStepDir(step_pin, dir_pin, invert, unit)  # pulses from the hardware, not a Python loop
@@ -56,3 +58,6 @@ class Board(board_stepdir.StepDirBoard):
 
     def barrel_mv(self):
         return self._barrel.read_uv() // 1000
+
+    def head_mv(self):
+        return self._head.read_uv() // 1000

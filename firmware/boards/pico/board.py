@@ -22,6 +22,7 @@ PLUNGER_END = 13  # endstop to GND at the end of the syringe stroke: low = empty
 LED = "LED"  # on-board LED: GP25 on a Pico (the wireless chip's LED pin on a Pico W)
 PRESSURE_ADC = 26  # ADC0: line-pressure sensor through a 2/3 divider (board_stepdir)
 BARREL_ADC = 27  # ADC1: syringe clamp potentiometer's wiper (barrel diameter, board_stepdir)
+HEAD_ADC = 28  # ADC2: the needle head's ID resistor against a 10k pull-up to 3V3 (spec.HEADS)
 
 # The drivers must stay off from the first moment: main.py imports this module first thing.
 Pin(MOTOR_EN, Pin.OUT, value=1)
@@ -41,6 +42,7 @@ class Board(board_stepdir.StepDirBoard):
                          MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED)
         self._adc = ADC(PRESSURE_ADC)
         self._barrel = ADC(BARREL_ADC)
+        self._head = ADC(HEAD_ADC)
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
         return board_steppio.PioStepDir(step_pin, dir_pin, invert, unit)  # pulses from the hardware, not a Python loop
@@ -53,3 +55,6 @@ class Board(board_stepdir.StepDirBoard):
 
     def barrel_mv(self):
         return self._barrel.read_u16() * 3300 >> 16
+
+    def head_mv(self):
+        return self._head.read_u16() * 3300 >> 16

@@ -63,6 +63,7 @@ class Board:
         self._hang = False
         self._sensor_failed = False
         self._clamp_um = -1  # the clamp sensor's reading when injected (a sensor fault); -1: the syringe loaded
+        self._head_id_mv = -1  # the head ID's reading when injected (a fault); -1: the head fitted
         self._stall_ms = 0  # one injected stall of the control loop (a long flash erase, a GC): load
         self._motors = False
         self._ctrl_buf = b""
@@ -144,6 +145,10 @@ class Board:
     def syringe_barrel_um(self):
         # the clamp sensor: outer diameter of the syringe barrel in the clamp, um (0: no reading)
         return self.model.barrel_um if self._clamp_um < 0 else self._clamp_um
+
+    def head_id_mv(self):
+        # the needle head's ID resistor against the board's pull-up, mV (spec.HEADS)
+        return self.model.head_mv if self._head_id_mv < 0 else self._head_id_mv
 
     def plunger_stalled(self):
         # the stepper driver's stall flag, cleared when read
@@ -272,5 +277,16 @@ class Board:
         elif kind == "stall":
             self._stall_ms = msg["ms"]
             self._injected(kind, msg["ms"])
+        elif kind == "fit_head":
+            self.model.fit_head(msg["id_mv"], msg["dead_nl"], msg["conductance"])
+            self._injected(kind, msg["id_mv"])
+        elif kind == "block":
+            self.model.block_needle(msg["needle"], msg["factor"])
+            self._injected(kind, msg["factor"])
+        elif kind == "head_id":
+            self._head_id_mv = msg["reading_mv"]
+            self._injected(kind, msg["reading_mv"])
+        elif kind == "head_truth?":
+            self._send(self.model.head_truth())
         elif kind == "hang":
             self._hang = True

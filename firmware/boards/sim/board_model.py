@@ -64,6 +64,17 @@ class Model:
         self.q_in = 0.0
         self.last_call_us = 0
         self.t = ticks_us()
+        # the needle head (spec.HEADS): its ID voltage, its dead volume, each needle's relative conductance
+        # (1.0 nominal; a needle's bore spread, a blockage): flow splits over the needles by conductance,
+        # and the line sees them in parallel. The board's first head comes filled (as before heads);
+        # a head fitted later (fit_head) is dry until a prime fills its dead volume.
+        self.head_mv = profile.get("head_mv", 300)
+        self.head_dead_nl = float(profile.get("head_dead_nl", 0.0))
+        self.head_fill_nl = self.head_dead_nl
+        self.head_g0 = list(profile.get("head_g", [1.0]))  # as made
+        self.head_g = list(self.head_g0)  # as it is now (block_needle)
+        self.needle_out_nl = [0.0] * len(self.head_g)  # out of each needle since the board was built
+        self.pen_needles_nl = [0.0] * len(self.head_g)  # out of each needle into this penetration
         state = profile.get("state")
         if state:
             self.restore(state)
@@ -81,6 +92,43 @@ class Model:
         self.pending_nl = self.stored_nl = self.tip_nl = 0.0
         self.gap = 0.0
         self.moved = True
+
+    def fit_head(self, id_mv, dead_nl, conductance):
+        # another head on the gun: dry, its own needles
+        self.head_mv = id_mv
+        self.head_dead_nl = float(dead_nl)
+        self.head_fill_nl = 0.0
+        self.head_g0 = list(conductance)
+        self.head_g = list(conductance)
+        self.needle_out_nl = [0.0] * len(conductance)
+        self.pen_needles_nl = [0.0] * len(conductance)
+        self.moved = True
+
+    def block_needle(self, needle, factor):
+        # needle's flow resistance x factor (1: clear again; large: blocked)
+        self.head_g[needle] = self.head_g0[needle] / factor
+        self.moved = True
+
+    def _head_conductance(self):
+        return sum(self.head_g)
+
+    def _to_needles(self, flow):
+        # what leaves the syringe fills the head's dead volume first, then splits over its needles
+        fill = min(flow, self.head_dead_nl - self.head_fill_nl)
+        if fill > 0:
+            self.head_fill_nl += fill
+            flow -= fill
+        if flow > 0:
+            g = self._head_conductance()
+            for i in range(len(self.head_g)):
+                share = flow * self.head_g[i] / g
+                self.needle_out_nl[i] += share
+                self.pen_needles_nl[i] += share
+        return flow
+
+    def head_truth(self):
+        return {"kind": "head_truth", "id_mv": self.head_mv, "dead_nl": self.head_dead_nl,
+                "fill_nl": round(self.head_fill_nl, 3), "needles_nl": [round(v, 3) for v in self.needle_out_nl]}
 
     # ---- physics ------------------------------------------------------------------
     def pressure_kpa(self):
@@ -106,8 +154,9 @@ class Model:
                 push = min(push, self.content_nl)  # the stopper bottoms out
                 self.pending_nl -= push
                 self.content_nl -= push
-        tau = self.resistance * self.occlusion * self.compliance
-        rest = self.compliance * self.tissue * self.pen_nl / 1000 if self.depth_um > 0 else 0.0
+        g = self._head_conductance()  # the needles in parallel; each raises its own wheal
+        tau = self.resistance * self.occlusion * self.compliance / g
+        rest = self.compliance * self.tissue * self.pen_nl / 1000 / g if self.depth_um > 0 else 0.0
         x = dt / tau
         k = 1 - exp(-x) if x > 1e-4 else x - x * x / 2  # 1 - e^-x without cancellation
         v0 = self.stored_nl
@@ -123,6 +172,7 @@ class Model:
         refill = min(flow, self.tip_nl)  # first the needle refills what a suck-back drew in
         self.tip_nl -= refill
         flow -= refill
+        flow = self._to_needles(flow)
         self.out_nl += flow
         if self.depth_um > 0:
             self.pen_nl += flow
@@ -175,12 +225,16 @@ class Model:
             self.pen_t0 = clock_us()
             self.pen_nl = 0.0
             self.pen_max_um = self.depth_um
+            for i in range(len(self.pen_needles_nl)):
+                self.pen_needles_nl[i] = 0.0
         elif was_in and not inside:
             self.penetrations += 1
             # the exit also on the millisecond clock records are stamped with (ticks_ms and
             # ticks_us wrap apart on a 32-bit port: a record's time cannot be turned into us)
             self.report({"kind": "pen", "t0_us": self.pen_t0, "t1_us": clock_us(), "volume_nl": round(self.pen_nl, 3),
                          "max_depth_um": round(self.pen_max_um, 1), "t1_ms": clock_ms()})
+            self.report({"kind": "pen_needles", "t1_us": clock_us(),
+                         "volumes_nl": [round(v, 3) for v in self.pen_needles_nl]})
 
     def at_end(self):
         return self.content_nl - self.pending_nl <= ENDSTOP_NL
@@ -194,7 +248,8 @@ class Model:
 
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",
-               "nl_per_step", "barrel_um")
+               "nl_per_step", "barrel_um", "head_mv", "head_dead_nl", "head_fill_nl", "head_g0", "head_g",
+               "needle_out_nl")
 
     def snapshot(self):
         # the "snap" message: the harness keeps state (opaque to it) and hands it to the next boot
