@@ -11,7 +11,7 @@ NAPPAGE = dict(GOOD, technique=spec.TECHNIQUE_NAPPAGE, depth_um=1500, volume_nl=
 
 # (what, changes, reason, field, limit)
 BAD = [
-    ("deeper than 4 mm", dict(GOOD, needle_length_um=13000, depth_um=4500), "LIMIT", "depth_um", 4000),
+    ("deeper than 4 mm", dict(GOOD, head=3, needle_length_um=13000, depth_um=4500), "LIMIT", "depth_um", 4000),
     ("deeper than the needle allows", dict(GOOD, depth_um=4000), "LIMIT", "depth_um", 3800),
     ("point above the ceiling", dict(GOOD, volume_nl=200000), "LIMIT", "volume_nl", spec.MAX_POINT_NL),
     ("nappage shot above the ceiling", dict(NAPPAGE, volume_nl=20000), "LIMIT", "volume_nl", spec.MAX_SHOT_NL),
@@ -22,7 +22,11 @@ BAD = [
     ("more than the syringe holds", dict(GOOD, count=400), "LIMIT", "count", spec.syringe_capacity_nl(1) // 30000),
     ("unknown technique", dict(GOOD, technique=77), "BAD_VALUE", "technique", 0),
     ("unknown syringe", dict(GOOD, syringe=200), "BAD_VALUE", "syringe", 0),
-    ("too many needles", dict(GOOD, needles=40), "LIMIT", "needles", spec.MAX_NEEDLES),
+    ("unknown head", dict(GOOD, head=40), "BAD_VALUE", "head", 0),
+    ("a needle length the head does not have", dict(GOOD, needle_length_um=13000), "INFEASIBLE", "needle_length_um", 4000),
+    ("a 5-needle cycle above the ceiling per needle", dict(GOOD, head=6, volume_nl=250001, count=1), "LIMIT", "volume_nl",
+     5 * spec.MAX_POINT_NL),
+    ("nappage on a multi-needle head", dict(NAPPAGE, head=6), "INFEASIBLE", "head", 1),
 ]
 
 
