@@ -40,6 +40,7 @@ fi
 python tools/trace.py "$TRACE/pytest.json" "$TRACE/pytest-32.json" "$TRACE/pytest-32-torture.json" --html build/trace.html
 python bench/bench_sim.py --quick
 python bench/bench_faults.py --quick
+python bench/bench_heads.py --quick  # needle heads: dead volume, per-needle split, a blocked needle
 python bench/bench_metering.py --quick
 python bench/bench_link.py --quick
 python bench/bench_torture.py --quick

@@ -133,7 +133,7 @@ def test_a_point_splits_over_the_needles_and_a_blocked_needle_is_detected_and_re
     for _ in range(2):  # the head's baseline, then a clean point that must not alarm
         delivery = give_point(dev, board, seen)
         pens += 1
-        board.wait(lambda: len(board.needle_volumes) >= pens, 5, "the point's penetration")
+        board.wait(lambda n=pens: len(board.needle_volumes) >= n, 5, "the point's penetration")
         per_needle = board.needle_volumes[-1]
         assert sum(per_needle) == pytest.approx(delivery.fields["delivered_nl"], rel=0.03)
         for v in per_needle:  # each needle within the spread of one lot of needles (+-8 % conductance)

@@ -93,7 +93,7 @@ class Device:
         self.head = 0  # code of the needle head the program names (its ID resistor is read)
         self.primed_head = 0  # the head whose dead volume a prime filled (0: none, or it came off)
         self.head_watch = fitted.Disagreement(S.HEAD_SENSOR_MS)
-        self.head_base_kpa = 0  # a multi-needle head's mean dispense pressure in its first full cycle (0: none yet)
+        self.head_base_kpa = 0  # a multi-needle head's mean dispense pressure in its first full cycle, 1/16 kPa (0: none)
         self.kpa_sum = 0  # this dose's dispense pressure, summed over its control passes...
         self.kpa_n = 0  # ...and counted (mean = sum / n: no allocation)
         self.session = 0  # the session tag in force (CONFIGURE); a new tag opens a new session
@@ -458,11 +458,11 @@ class Device:
         # cycle whose mean dispense pressure is HEAD_BLOCK_PCT above it stops the program.
         if self.kpa_n == 0 or S.head_needles(self.head) < 2:
             return
-        mean = self.kpa_sum // self.kpa_n
+        mean = (self.kpa_sum << 4) // self.kpa_n  # in 1/16 kPa: a few kPa at low flow, read in whole kPa
         if not self.head_base_kpa:
             self.head_base_kpa = mean if mean > 0 else 1
         elif mean * 100 > self.head_base_kpa * (100 + S.HEAD_BLOCK_PCT):
-            self.fault(S.ALARM_NEEDLE_BLOCKED, mean, now_us)
+            self.fault(S.ALARM_NEEDLE_BLOCKED, mean >> 4, now_us)
 
     def _pairing_gesture(self, pressed):
         # E-stop pressed (nothing can move) and trigger held PAIRING_HOLD_MS: pairing mode opens
