@@ -15,6 +15,6 @@ class Disagreement:
             self.since = 0
             return False
         if not self.since:
-            self.since = ticks_ms() | 1
+            self.since = ticks_ms() | 1  # 0 means agreeing: a tick of 0 is taken as 1
             return False
         return ticks_diff(ticks_ms(), self.since) >= self.hold_ms

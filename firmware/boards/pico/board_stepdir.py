@@ -242,14 +242,6 @@ class StepDirBoard:
     def head_mv(self):
         raise NotImplementedError  # board.py reads its ADC
 
-    def head_id_mv(self):
-        # the needle head's ID resistor against the 10k pull-up (spec.HEADS): a voltage in one head's
-        # band names it; no head (3.3 V), a short or a broken resistor fits none and dosing stops
-        return self.head_mv()
-
-    def head_mv(self):
-        raise NotImplementedError  # board.py reads its ADC
-
     def plunger_stalled(self):
         # A TMC2209's DIAG output (StallGuard) belongs here; with A4988-class drivers
         # there is no stall signal and line pressure is the only occlusion detector.
