@@ -3,7 +3,10 @@
 Per head (5- and 9-needle): the dead volume a dry head's prime filled against the head table; for
 each point, every needle's volume (ground truth) against the record's share (delivered / needles),
 the per-needle error's p99, and the cycle's total against the record; then one needle fully
-blocked: whether the device stopped with NEEDLE_BLOCKED, and the pressure rise it saw.
+blocked: whether the device stopped with NEEDLE_BLOCKED, and the pressure rise it saw. Then skin
+contact: the gun lifted mid-point, on a single needle (its contact switch) and on the 5-needle head (its
+vacuum leaking away): plunger steps after the lift and the time from the lift to the last step, on the
+board's clock (ground truth), p99 over the trials.
 
     python bench/bench_heads.py [--quick] [--seed N]
 """
@@ -18,6 +21,7 @@ from benchlib import percentile
 from mesoinject.client import Device
 from mesoinject.simulated import SimBoard
 from mesoprotocol import spec
+from mesosim.harness import ticks_diff
 
 HEADS = (6, 7)  # 5-needle and 9-needle 30G 4 mm
 PER_NEEDLE_NL = 5000
@@ -52,7 +56,7 @@ def run_head(code: int, points: int, seed: int) -> None:
     name, needles, _, length, dead_nl, _ = spec.HEADS[code]
     program = dict(technique=spec.TECHNIQUE_POINT, syringe=SYRINGE, head=code, needle_length_um=length,
                    depth_um=2000, volume_nl=PER_NEEDLE_NL * needles, count=points + 1, cadence_mhz=0,
-                   flow_nl_s=50000)
+                   flow_nl_s=50000, vacuum_kpa=40)
     with SimBoard(syringe=SYRINGE, head=code, seed=seed, profile={"diameter_error": 0.0}) as board, \
             Device.open(board.url) as dev:
         dev.hello()
@@ -87,16 +91,53 @@ def run_head(code: int, points: int, seed: int) -> None:
                  f"line resistance {needles}/{needles - 1}, the threshold is {spec.HEAD_BLOCK_PCT} %)"))
 
 
+def run_contact(code: int, trials: int, seed: int) -> None:
+    name, needles, _, length, dead_nl, _ = spec.HEADS[code]
+    program = dict(technique=spec.TECHNIQUE_POINT, syringe=SYRINGE, head=code, needle_length_um=length,
+                   depth_um=2000, volume_nl=8000 * needles, count=trials, cadence_mhz=0, flow_nl_s=10000 * needles,
+                   vacuum_kpa=40 if needles > 1 else 0)  # 0.8 s points
+    steps, ms = [], []
+    with SimBoard(syringe=SYRINGE, head=code, seed=seed, profile={"diameter_error": 0.0}) as board, \
+            Device.open(board.url) as dev:
+        dev.hello()
+        dev.abort()
+        dev.configure(**program)
+        dev.prime(dead_nl + 5000)
+        polled(dev, board, lambda s: dev.status()["state"] == spec.STATE_PRIMED)
+        dev.arm()
+        for _ in range(trials):
+            board.set_contact(True)
+            polled(dev, board, lambda s: dev.status()["state"] == spec.STATE_ARMED)
+            start = board.truth().content_nl
+            board.set_trigger(True)
+            polled(dev, board, lambda s, start=start: start - board.truth().content_nl > 2000)
+            board.set_contact(False)
+            edge = board.last_input
+            seen = polled(dev, board, lambda s: any(e.type == spec.DELIVERY for e in s))
+            board.set_trigger(False)
+            flags = next(e.fields["flags"] for e in seen if e.type == spec.DELIVERY)
+            assert flags & spec.FLAG_CONTACT_LOST, flags
+            truth = board.truth()
+            steps.append(truth.forward_steps - edge.forward_steps)
+            ms.append(max(0, ticks_diff(truth.last_step_us, edge.t_us)) / 1000)
+        kind = "vacuum leak (seal broken)" if needles > 1 else "contact switch"
+        print(f"  {name}, {kind}: gun lifted mid-point x{trials}: plunger steps after the lift p50 "
+              f"{percentile(steps, 50)}, p99 {percentile(steps, 99)}, max {max(steps)}; lift -> last step p99 "
+              f"{percentile(ms, 99):.2f} ms (target 2 ms); every point recorded CONTACT_LOST")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="4 points a head (./test.sh)")
+    parser.add_argument("--quick", action="store_true", help="4 points a head, 5 lifts (./test.sh)")
     parser.add_argument("--seed", type=int, default=17)
     args = parser.parse_args()
     points = 4 if args.quick else 40
     print(f"bench_heads{' (quick)' if args.quick else ''}: seed {args.seed}, {points} points a head")
     for code in HEADS:
         run_head(code, points, args.seed)
-    print("  contact/vacuum (contact loss -> stop) and two-drug channels: not built (issue 17 parts 2 and 3)")
+    for code in (1, 6):
+        run_contact(code, 5 if args.quick else 50, args.seed)
+    print("  two drugs (a second syringe channel): not built (issue 17 part 3)")
 
 
 if __name__ == "__main__":

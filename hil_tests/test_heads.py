@@ -17,7 +17,8 @@ POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, depth_um=2000, count=4, 
 
 def program(head: int, per_needle_nl: int = 20000) -> dict:
     needles, length = spec.HEADS[head][1], spec.HEADS[head][3]
-    return dict(POINT, head=head, needle_length_um=length, volume_nl=per_needle_nl * needles)
+    return dict(POINT, head=head, needle_length_um=length, volume_nl=per_needle_nl * needles,
+                vacuum_kpa=40 if needles > 1 else 0)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 from mesoinject.client import DeviceRefused
 from mesoprotocol import spec
 
-GOOD = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, needle_length_um=4000, depth_um=3000,
+GOOD = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=3000,
             volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
 NAPPAGE = dict(GOOD, technique=spec.TECHNIQUE_NAPPAGE, depth_um=1500, volume_nl=2000, count=40, cadence_mhz=6000)
 
@@ -24,9 +24,14 @@ BAD = [
     ("unknown syringe", dict(GOOD, syringe=200), "BAD_VALUE", "syringe", 0),
     ("unknown head", dict(GOOD, head=40), "BAD_VALUE", "head", 0),
     ("a needle length the head does not have", dict(GOOD, needle_length_um=13000), "INFEASIBLE", "needle_length_um", 4000),
-    ("a 5-needle cycle above the ceiling per needle", dict(GOOD, head=6, volume_nl=250001, count=1), "LIMIT", "volume_nl",
-     5 * spec.MAX_POINT_NL),
-    ("nappage on a multi-needle head", dict(NAPPAGE, head=6), "INFEASIBLE", "head", 1),
+    ("a 5-needle cycle above the ceiling per needle", dict(GOOD, head=6, vacuum_kpa=40, volume_nl=250001, count=1),
+     "LIMIT", "volume_nl", 5 * spec.MAX_POINT_NL),
+    ("nappage on a multi-needle head", dict(NAPPAGE, head=6, vacuum_kpa=40), "INFEASIBLE", "head", 1),
+    ("a multi-needle head without vacuum", dict(GOOD, head=6, volume_nl=100000, count=1), "LIMIT", "vacuum_kpa",
+     spec.MIN_VACUUM_KPA),
+    ("vacuum above the device's limit", dict(GOOD, head=6, vacuum_kpa=80, volume_nl=100000, count=1), "LIMIT",
+     "vacuum_kpa", spec.MAX_VACUUM_KPA),
+    ("vacuum on a single needle (it has a contact switch)", dict(GOOD, vacuum_kpa=30), "INFEASIBLE", "vacuum_kpa", 0),
 ]
 
 

@@ -15,7 +15,7 @@ TECHNIQUES = {spec.TECHNIQUE_POINT: "point-by-point", spec.TECHNIQUE_NAPPAGE: "n
 # the program field a refusal names, by CONFIGURE field (the host speaks in the program's words)
 FIELD_OF = {rules.F_VOLUME: {"volume_per_point", "volume_per_shot"}, rules.F_DEPTH: {"depth"},
             rules.F_COUNT: {"points", "shots"}, rules.F_CADENCE: {"cadence"}, rules.F_FLOW: {"flow_rate"},
-            rules.F_HEAD: {"technique"}, rules.F_NEEDLE_LENGTH: {"head"}}
+            rules.F_HEAD: {"technique"}, rules.F_NEEDLE_LENGTH: {"head"}, rules.F_VACUUM: {"vacuum"}}
 
 
 @st.composite
@@ -45,7 +45,8 @@ def programs(draw, syringes):
         values["cadence_mhz"] = 0
     head = draw(st.sampled_from(sorted(spec.HEADS)))  # its needle length and needles come from the table
     return Program(name="drawn", technique=TECHNIQUES[technique], drug="saline",
-                   syringe=draw(st.sampled_from(syringes)), head=head, prime_nl=100000, **values)
+                   syringe=draw(st.sampled_from(syringes)), head=head, prime_nl=100000,
+                   vacuum_kpa=draw(st.sampled_from((0, 9, 10, 40, 60, 61))) if spec.HEADS[head][1] > 1 else 0, **values)
 
 
 def host_verdict(program: Program, limits: dict) -> set[str] | None:

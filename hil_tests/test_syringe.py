@@ -8,7 +8,7 @@ from mesoinject.client import Device, DeviceRefused
 from mesoprotocol import spec
 
 BD_1, BD_3, BD_10 = 1, 2, 4
-POINT = dict(technique=spec.TECHNIQUE_POINT, head=1, needle_length_um=4000, depth_um=3000, volume_nl=30000,
+POINT = dict(technique=spec.TECHNIQUE_POINT, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=3000, volume_nl=30000,
              count=5, cadence_mhz=0, flow_nl_s=50000)
 
 

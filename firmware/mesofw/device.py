@@ -96,6 +96,8 @@ class Device:
         self.head_base_kpa = 0  # a multi-needle head's mean dispense pressure in its first full cycle, 1/16 kPa (0: none)
         self.kpa_sum = 0  # this dose's dispense pressure, summed over its control passes...
         self.kpa_n = 0  # ...and counted (mean = sum / n: no allocation)
+        self.pump_on = False  # the head's vacuum pump
+        self.least_vacuum = 0  # the least vacuum held while this dose ran (kPa below ambient)
         self.session = 0  # the session tag in force (CONFIGURE); a new tag opens a new session
         self.session_nl = 0  # delivered in that session, across re-ARMs and resumes: max_session_nl bounds it
         self.min_period_us = 0  # the cadence ceiling's period: no two shots' needle entries closer
@@ -394,6 +396,9 @@ class Device:
             state = self.state
         if state == S.STATE_DELIVERING and not pressed and self.dose.phase != dosing.RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
+        contact = self._contact(state)
+        if not contact and self.dose.active() and state == S.STATE_DELIVERING and self.dose.phase != dosing.RETRACT:
+            self._stop(S.FLAG_CONTACT_LOST, now_us)  # read before this pass steps: no step after the edge
         finished = self.dose.tick(now_us)
         if self.entry_pending and self.dose.needle.pos > 0:
             # the shot's needle entered the skin (read after the step): the next may not enter sooner
@@ -407,7 +412,7 @@ class Device:
         if finished:
             self._sequence_finished(now_us)
         state = self.state
-        if state == S.STATE_ARMED and pressed and not self.need_release and not self.dose.active():
+        if state == S.STATE_ARMED and pressed and contact and not self.need_release and not self.dose.active():
             self._set_state(S.STATE_DELIVERING)
             if self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
                 # take up the slack first; the cadence starts with the first shot
@@ -423,7 +428,7 @@ class Device:
             if not pressed:
                 self._end_burst(now_us)
                 self._set_state(S.STATE_ARMED)
-            elif ticks_diff(now_us, self.next_shot_us) >= 0 and ticks_diff(now_us, self.shot_floor_us) >= 0:
+            elif contact and ticks_diff(now_us, self.next_shot_us) >= 0 and ticks_diff(now_us, self.shot_floor_us) >= 0:
                 self._next_point(now_us)
 
     def _watch_syringe(self, now_us):
@@ -438,6 +443,30 @@ class Device:
             self.fault(S.ALARM_SYRINGE, barrel, now_us)
         elif self.state == S.STATE_PRIMED:
             self._set_state(S.STATE_CONFIGURED)
+
+    def _contact(self, state):
+        # skin contact: a single-needle head's switch, or a multi-needle head's vacuum at the program's level.
+        # The pump runs while a program is armed or delivering, to VACUUM_HYST_KPA past that level.
+        vacuum = self.cfg[S.CFG_VACUUM] if self.cfg else 0
+        if not vacuum:
+            if self.pump_on:
+                self._pump(False)
+            return self.board.skin_contact()
+        kpa = self.board.vacuum_kpa()
+        if self.dose.active() and kpa < self.least_vacuum:
+            self.least_vacuum = kpa
+        if state == S.STATE_ARMED or state == S.STATE_DELIVERING:
+            if kpa < vacuum + 1:
+                self._pump(True)
+            elif kpa >= vacuum + S.VACUUM_HYST_KPA:
+                self._pump(False)
+        elif self.pump_on:
+            self._pump(False)
+        return kpa >= vacuum
+
+    def _pump(self, on):
+        self.pump_on = on
+        self.board.vacuum_pump(on)
 
     def _watch_head(self, now_us):
         # the head's ID resistor, every tick: the head the program splits its doses over must still be on
@@ -490,7 +519,7 @@ class Device:
         return self.dose.active() or self.state == S.STATE_DELIVERING
 
     def _next_point(self, now_us):
-        technique, _, _, _, depth_um, volume_nl, count, _, _, _ = self.cfg
+        technique, _, _, _, depth_um, volume_nl, count, _, _, _, _ = self.cfg
         if self.done >= count:  # every point ends at its programmed volume: count bounds the total
             self._complete()
             return
@@ -536,6 +565,7 @@ class Device:
         self.stop_flags = 0
         self.kpa_sum = 0
         self.kpa_n = 0
+        self.least_vacuum = 255 if self.cfg and self.cfg[S.CFG_VACUUM] and kind != S.KIND_PRIME else 0
         steps = self.metering.steps_for(volume_nl)
         rate = self.cfg[S.CFG_FLOW] * 1000 // self.metering.pl_step + 1  # steps/s
         fast = self._fast_rate()
@@ -571,7 +601,7 @@ class Device:
         self.board.wait_steps()  # the plunger still before the flash stalls the CPU (_checkpoint)
         j.close(flags, delivered, depth, t)  # on flash before the host hears of it
         self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t,
-                           self.syringe, j.epoch)
+                           self.syringe, j.epoch, self.least_vacuum if self.least_vacuum < 255 else 0)
         if not flags & S.FLAG_PARTIAL and (self.kind == S.KIND_POINT or self.kind == S.KIND_TEST_DOSE):
             self._check_needles(now_us)
 

@@ -1262,7 +1262,7 @@ class Fuzzer:
 
     cfg_head = 1  # the head of the last CONFIGURE ACKed (its dead volume bounds a prime from below)
     CONFIGURE_FIELDS = ("technique", "syringe", "head", "needle_length_um", "depth_um", "volume_nl", "count",
-                        "cadence_mhz", "flow_nl_s")
+                        "cadence_mhz", "flow_nl_s", "vacuum_kpa")
 
     def configure_checks(self, f):
         # PROTOCOL.md section 7, "CONFIGURE check order", steps 3 on (technique and syringe
@@ -1276,7 +1276,7 @@ class Fuzzer:
             vmax, cmax = st["max_shot_nl"], S.MAX_SHOTS
         else:
             vmax, cmax = min(st["max_point_nl"], S.MAX_TEST_DOSE_NL), 1
-        needles = S.HEADS[f["head"]][1]
+        needles = S.HEADS[f["head"]][1] if f["head"] in S.HEADS else 1
         yield ("needle_length_um", S.MIN_DEPTH_UM + S.NEEDLE_MARGIN_UM, 65535, S.NACK_LIMIT)
         yield ("depth_um", S.MIN_DEPTH_UM, min(st["max_depth_um"], f["needle_length_um"] - S.NEEDLE_MARGIN_UM),
                S.NACK_LIMIT)
@@ -1315,6 +1315,13 @@ class Fuzzer:
             return (S.NACK_INFEASIBLE, idx["needle_length_um"], f["needle_length_um"], S.HEADS[head][3]), covered
         if tech == S.TECHNIQUE_NAPPAGE and S.HEADS[head][1] > 1:
             return (S.NACK_INFEASIBLE, idx["head"], head, 1), covered
+        vac = f["vacuum_kpa"]  # a single needle has a contact switch, a multi-needle head vacuum within the setting
+        if S.HEADS[head][1] == 1 and vac:
+            return (S.NACK_INFEASIBLE, idx["vacuum_kpa"], vac, 0), covered
+        if S.HEADS[head][1] > 1 and vac < S.MIN_VACUUM_KPA:
+            return (S.NACK_LIMIT, idx["vacuum_kpa"], vac, S.MIN_VACUUM_KPA), covered
+        if S.HEADS[head][1] > 1 and vac > self.settings[S.SET_VACUUM]:
+            return (S.NACK_LIMIT, idx["vacuum_kpa"], vac, self.settings[S.SET_VACUUM]), covered
         lows = self.least_doses(syr)
         if len(lows) > 1 and min(lows) <= f["volume_nl"] < max(lows):
             return "skip", ()  # the rounding of pi decides this one

@@ -60,6 +60,15 @@ class StandInBoard:
     def head_id_mv(self):
         return self.head_mv
 
+    def skin_contact(self):
+        return True  # the stand-in gun is always on the skin
+
+    def vacuum_kpa(self):
+        return 0  # no vacuum head
+
+    def vacuum_pump(self, on):
+        pass
+
     def syringe_end(self):
         return False
 

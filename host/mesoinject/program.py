@@ -38,7 +38,8 @@ REQUIRED = {
     "test-dose": COMMON | {"volume_per_point", "points"},
     "nappage": COMMON | {"volume_per_shot", "shots", "cadence"},
 }
-OPTIONAL = {"description", "prime_volume", "flow_rate", "head", "needle", "dose"}
+OPTIONAL = {"description", "prime_volume", "flow_rate", "head", "needle", "dose", "vacuum"}
+DEFAULT_VACUUM = "40 kPa"  # a multi-needle head's vacuum unless the program says (single needles: a contact switch)
 DOSES = ("per-needle", "per-cycle")  # what volume_per_point means on a multi-needle head
 # limits in IDENTITY's shape: a new device's defaults, and the hard ceilings no
 # device setting can exceed (checked before any port is opened)
@@ -80,6 +81,7 @@ class Program:
     flow_nl_s: int
     prime_nl: int
     head: int = 1  # spec.HEADS code: needles, gauge, length and dead volume come from the table
+    vacuum_kpa: int = 0  # below ambient, holding the skin on a multi-needle head's needles (0: contact switch)
     description: str = ""
 
     @property
@@ -120,7 +122,7 @@ class Program:
 
     def configure_fields(self) -> dict:
         """The CONFIGURE message for this program."""
-        return dict(technique=TECHNIQUES[self.technique], syringe=self.syringe, head=self.head,
+        return dict(technique=TECHNIQUES[self.technique], syringe=self.syringe, head=self.head, vacuum_kpa=self.vacuum_kpa,
                     needle_length_um=self.needle_length_um, depth_um=self.depth_um, volume_nl=self.volume_nl,
                     count=self.count, cadence_mhz=self.cadence_mhz, flow_nl_s=self.flow_nl_s)
 
@@ -198,7 +200,7 @@ class Program:
             return ProgramError("technique", f"nappage needs a single needle; the {self.head_name} head works "
                                 "cycle by cycle (point-by-point)")
         named = {rules.F_CADENCE: ("cadence", units.CADENCE), rules.F_FLOW: ("flow_rate", units.FLOW),
-                 rules.F_NEEDLE_LENGTH: ("head", units.LENGTH)}
+                 rules.F_NEEDLE_LENGTH: ("head", units.LENGTH), rules.F_VACUUM: ("vacuum", ("kPa", 1))}
         if field in named:
             name, quantity = named[field]
             return ProgramError(name, _bound_words(value, limit, quantity))
@@ -290,12 +292,17 @@ def parse(data: dict) -> Program:
                            "multi-needle head)")
     if dose == "per-needle":
         volume_nl *= spec.HEADS[head][1]  # the plunger meters the cycle: every needle's dose together
+    multi = spec.HEADS[head][1] > 1
+    if "vacuum" in data and not multi:
+        raise ProgramError("vacuum", f"the {spec.HEADS[head][0]} head has a contact switch, not a vacuum: leave vacuum out")
+    vacuum_kpa = _quantity({"vacuum": data.get("vacuum", DEFAULT_VACUUM)}, "vacuum", "kPa", DEFAULT_VACUUM) if multi else 0
     return Program(
         name=_text(data, "name"),
         technique=technique,
         drug=_text(data, "drug"),
         syringe=syringe_code(_text(data, "syringe")),
         head=head,
+        vacuum_kpa=vacuum_kpa,
         depth_um=_quantity(data, "depth", "um", "3 mm"),
         volume_nl=volume_nl,
         count=_count(data, "shots" if nappage else "points"),
@@ -379,7 +386,7 @@ def _quantity(data: dict, key: str, unit: str, example: str, *, integer: bool = 
 
 def _kind(unit: str) -> str:
     return {"nL": "a volume", "um": "a length", "mHz": "a frequency", "nL/s": "a flow rate",
-            "g/mL": "a density"}[unit]
+            "g/mL": "a density", "kPa": "a pressure"}[unit]
 
 
 def syringe_code(name: str) -> int:

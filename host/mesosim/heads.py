@@ -37,6 +37,8 @@ class HeadTruth:
     dead_nl: float  # its dead volume
     fill_nl: float  # how much of it is filled
     needles_nl: list  # out of each needle since it was fitted
+    vacuum_kpa: float = 0.0  # under the head now (kPa below ambient)
+    pump: bool = False  # the vacuum pump running
 
 
 class HeadControls:
@@ -69,6 +71,14 @@ class HeadControls:
         """The head ID reads reading_mv whatever is fitted (None: it works again)."""
         self._inject("head_id", "the board did not take it", reading_mv=-1 if reading_mv is None else int(reading_mv))
 
+    def set_contact(self, held: bool) -> None:
+        """The operator holds the gun on the skin (True: contact switch closed, a vacuum head sealed) or lifts it."""
+        self._inject("contact", "the board did not take the contact", held=bool(held))
+
+    def send_contact(self, held: bool) -> None:
+        """The same, without waiting for the board's echo (to aim the edge at a moment)."""
+        self._channel().send("contact", held=bool(held))
+
     def head_truth(self, timeout: float = 2.0) -> HeadTruth:
         with self._cond:
             self._head_truth = None
@@ -82,7 +92,8 @@ class HeadControls:
         if msg["kind"] == "pen_needles":
             self.needle_volumes.append(list(msg["volumes_nl"]))
         elif msg["kind"] == "head_truth":
-            self._head_truth = HeadTruth(msg["id_mv"], msg["dead_nl"], msg["fill_nl"], list(msg["needles_nl"]))
+            self._head_truth = HeadTruth(msg["id_mv"], msg["dead_nl"], msg["fill_nl"], list(msg["needles_nl"]),
+                                         msg["vacuum_kpa"], msg["pump"])
         else:
             return False
         return True

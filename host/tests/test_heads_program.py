@@ -76,6 +76,20 @@ def test_nappage_needs_a_single_needle():
     assert rules.check_head(spec.TECHNIQUE_NAPPAGE, FIVE, 4000) == (spec.NACK_INFEASIBLE, rules.F_HEAD, FIVE, 1)
 
 
+@pytest.mark.req("SR-104")
+def test_a_multi_needle_head_holds_the_skin_by_vacuum_within_the_devices_limit():
+    assert programs.parse(dict(POINT, head="5-needle 30G 4 mm")).vacuum_kpa == 40  # the default
+    assert programs.parse(dict(POINT, head="5-needle 30G 4 mm", vacuum="0.3 bar")).vacuum_kpa == 30
+    assert programs.parse(dict(POINT, head="30G 4 mm")).vacuum_kpa == 0  # a single needle: its contact switch
+    with pytest.raises(programs.ProgramError) as refused:
+        programs.parse(dict(POINT, head="30G 4 mm", vacuum="30 kPa"))
+    assert refused.value.field == "vacuum" and "contact switch" in str(refused.value)
+    strong = programs.parse(dict(POINT, head="5-needle 30G 4 mm", vacuum="70 kPa", prime_volume="50 uL"))
+    with pytest.raises(programs.ProgramError) as refused:
+        strong.check_limits(LIMITS)
+    assert refused.value.field == "vacuum" and "70 kPa is above the limit of 60 kPa" in str(refused.value)
+
+
 def test_every_head_id_band_is_apart_from_every_other():
     # a reading fits at most one head, and neither no head (the pull-up's 3.3 V) nor a short (0 V) fits any
     for code, row in spec.HEADS.items():

@@ -14,6 +14,7 @@ F_VOLUME = spec.CFG_VOLUME + 1
 F_COUNT = spec.CFG_COUNT + 1
 F_CADENCE = spec.CFG_CADENCE + 1
 F_FLOW = spec.CFG_FLOW + 1
+F_VACUUM = spec.CFG_VACUUM + 1
 F_SESSION = spec.CFG_SESSION + 1
 
 _VOLUME_SETTING = {
@@ -78,7 +79,7 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0):
     # settings: the device's limits in force (spec.SETTINGS_TABLE order);
     # min_volume_nl(syringe) -> the least volume that syringe meters to 1 % (least_dose_nl);
     # used_nl: what the session this CONFIGURE continues has delivered already (max_session_nl bounds the sum).
-    technique, syringe, head, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, session = cfg
+    technique, syringe, head, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, vacuum, session = cfg
     if technique not in _VOLUME_SETTING:
         return (spec.NACK_BAD_VALUE, F_TECHNIQUE, technique, 0)
     if syringe not in spec.SYRINGES:
@@ -87,7 +88,7 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0):
         return (spec.NACK_BAD_VALUE, F_SESSION, session, 0)
     if head not in spec.HEADS:
         return (spec.NACK_BAD_VALUE, F_HEAD, head, 0)
-    error = check_head(technique, head, needle_um)
+    error = check_head(technique, head, needle_um) or check_vacuum(head, vacuum, settings)
     if error:
         return error
     max_depth = min(settings[spec.SET_DEPTH], needle_um - spec.NEEDLE_MARGIN_UM)
@@ -132,6 +133,16 @@ def check_head(technique, head, needle_um):
     if technique == spec.TECHNIQUE_NAPPAGE and spec.head_needles(head) > 1:
         return (spec.NACK_INFEASIBLE, F_HEAD, head, 1)
     return None
+
+
+def check_vacuum(head, vacuum_kpa, settings):
+    # a multi-needle head holds the skin by vacuum, within the device's limit; a single needle has a
+    # contact switch and no vacuum
+    if spec.head_needles(head) == 1:
+        if vacuum_kpa:
+            return (spec.NACK_INFEASIBLE, F_VACUUM, vacuum_kpa, 0)
+        return None
+    return _range(F_VACUUM, vacuum_kpa, spec.MIN_VACUUM_KPA, settings[spec.SET_VACUUM])
 
 
 def per_needle_nl(volume_nl, head):

@@ -114,6 +114,7 @@ FLAG_TRIGGER_RELEASED = const(0x02)
 FLAG_ABORTED = const(0x04)  # stopped by ABORT, PAUSE or any alarm
 FLAG_FAULT = const(0x08)
 FLAG_POWER_LOST = const(0x10)  # power failed mid-point: delivered is the last journal checkpoint
+FLAG_CONTACT_LOST = const(0x20)  # skin contact (switch, or the head's vacuum) lost mid-dose: stopped in that tick
 
 # ---- NACK reasons ------------------------------------------------------------------
 NACK_UNKNOWN_TYPE = const(1)
@@ -211,7 +212,8 @@ CFG_VOLUME = const(5)
 CFG_COUNT = const(6)
 CFG_CADENCE = const(7)
 CFG_FLOW = const(8)
-CFG_SESSION = const(9)
+CFG_VACUUM = const(9)
+CFG_SESSION = const(10)
 MIN_DOSE_STEPS = const(100)  # a dose's steps are rounded with a carried remainder (< 1 step off): 1 % needs 100
 MAX_POINT_NL = const(50000)  # point-by-point default: 20-50 uL per point
 CEIL_POINT_NL = const(200000)  # no setting can allow more than 0.2 mL in one point
@@ -242,6 +244,12 @@ HEAD_SENSOR_MS = const(30)  # the head ID must disagree with the program this lo
 HEAD_BLOCK_PCT = const(10)  # a multi-needle cycle whose mean dispense pressure is this % above the head's baseline
 #                             (its first full cycle after priming) means a blocked needle
 CADENCE_SLACK_DIV = const(10)  # a nappage shot may make up at most period / 10 of lateness: no catch-up
+# skin contact: a single-needle head has a contact switch; a multi-needle head draws the skin onto its needles
+# with a vacuum pump and a pressure sensor. A dose starts only with contact held and stops in the control pass
+# that finds it lost (FLAG_CONTACT_LOST).
+MIN_VACUUM_KPA = const(10)  # below ambient: less does not hold skin on the needles
+MAX_VACUUM_KPA = const(60)  # more bruises (suction devices for skin stay within ~60 kPa)
+VACUUM_HYST_KPA = const(5)  # the pump runs until the vacuum is this far past the program's level
 
 # ---- device settings: limits a device may lower, never raise past the hard ceiling --------
 # (field, struct code, default, lowest allowed, hard ceiling). SETTINGS carries them in
@@ -254,6 +262,7 @@ SETTINGS_TABLE = (
     ("max_cadence_mhz", "H", MAX_CADENCE_MHZ, MIN_CADENCE_MHZ, MAX_CADENCE_MHZ),
     ("max_flow_nl_s", "I", MAX_FLOW_NL_S, MIN_FLOW_NL_S, MAX_FLOW_NL_S),
     ("link_timeout_ms", "H", LINK_TIMEOUT_MS, MIN_LINK_TIMEOUT_MS, MAX_LINK_TIMEOUT_MS),
+    ("max_vacuum_kpa", "H", MAX_VACUUM_KPA, MIN_VACUUM_KPA, MAX_VACUUM_KPA),
 )
 SET_POINT = const(0)  # indexes into SETTINGS_TABLE
 SET_SHOT = const(1)
@@ -262,6 +271,7 @@ SET_DEPTH = const(3)
 SET_CADENCE = const(4)
 SET_FLOW = const(5)
 SET_LINK_TIMEOUT = const(6)
+SET_VACUUM = const(7)
 _SETTING_FIELDS = tuple((row[0], row[1]) for row in SETTINGS_TABLE)
 # ---- authentication: commands that change state or move fluid end with a counter and a MAC ------
 # mac = HMAC-SHA256(key, VER TYPE payload-before-the-mac)[:8]. OPEN's counter is the device's
@@ -314,6 +324,7 @@ MESSAGES = {
             ("count", "H"),  # points, or shots in nappage
             ("cadence_mhz", "H"),  # nappage shots per 1000 s; 0 otherwise
             ("flow_nl_s", "I"),  # plunger flow while dispensing
+            ("vacuum_kpa", "B"),  # multi-needle heads: the vacuum that holds the skin on the needles; 0: contact switch
             ("session", "I"),  # the host's tag for this session, journalled with every record (not 0)
         ) + _SESSION_SIGNED,
     ),
@@ -392,7 +403,9 @@ MESSAGES = {
             ("worst_pass_us", "I"),  # the longest such pass (overrun or not), us; both since boot
         ),
     ),
-    DELIVERY: ("DELIVERY", _DELIVERY_FIELDS),
+    DELIVERY: ("DELIVERY", _DELIVERY_FIELDS + (
+        ("vacuum_kpa", "B"),  # the least vacuum held while the dose ran (multi-needle heads); 0: switch head, prime
+    )),  # not journalled (a journal cell has no room): RECORD has no vacuum_kpa
     RECORD: ("RECORD", _DELIVERY_FIELDS + (("pending", "H"),)),  # a journalled DELIVERY (record_id 0: none left)
     ALARM: (
         "ALARM",

@@ -150,6 +150,19 @@ class Board:
         # the needle head's ID resistor against the board's pull-up, mV (spec.HEADS)
         return self.model.head_mv if self._head_id_mv < 0 else self._head_id_mv
 
+    def skin_contact(self):
+        # a single-needle head's contact switch: closed while the gun is held on the skin
+        return self.model.contact
+
+    def vacuum_kpa(self):
+        # the vacuum sensor under a multi-needle head, kPa below ambient
+        self.model.advance(board_model.clock_us())
+        return int(self.model.vacuum_kpa)
+
+    def vacuum_pump(self, on):
+        self.model.advance(board_model.clock_us())
+        self.model.pump = on
+
     def plunger_stalled(self):
         # the stepper driver's stall flag, cleared when read
         stalled = self.model.stalled
@@ -286,6 +299,10 @@ class Board:
         elif kind == "head_id":
             self._head_id_mv = msg["reading_mv"]
             self._injected(kind, msg["reading_mv"])
+        elif kind == "contact":
+            self.model.advance(board_model.clock_us())
+            self.model.contact = msg["held"]
+            self._injected(kind, msg["held"])
         elif kind == "head_truth?":
             self._send(self.model.head_truth())
         elif kind == "hang":

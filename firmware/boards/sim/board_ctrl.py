@@ -15,7 +15,8 @@ import json
 # firmware's next loop pass takes ms longer; hang: the firmware stops (only the watchdog saves it);
 # fit_head: another needle head on the gun, dry (its ID voltage, dead volume, each needle's relative
 # conductance); block: that needle's resistance x factor (1: clear); head_id: the head ID reads reading_mv
-# whatever is fitted (-1: healed); head_truth?: asks for a "head_truth" message
+# whatever is fitted (-1: healed); head_truth?: asks for a "head_truth" message; contact: the operator holds
+# the gun on the skin (true: the contact switch closed, a vacuum head sealed) or lifts it
 TO_BOARD = """
 trigger pressed
 estop pressed
@@ -31,6 +32,7 @@ fit_head id_mv dead_nl conductance
 block needle factor
 head_id reading_mv
 head_truth?
+contact held
 """
 
 # board -> harness
@@ -53,7 +55,7 @@ wdt
 reset
 snap air_nl state
 pen_needles t1_us volumes_nl
-head_truth id_mv dead_nl fill_nl needles_nl
+head_truth id_mv dead_nl vacuum_kpa pump fill_nl needles_nl
 """
 
 

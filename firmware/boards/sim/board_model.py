@@ -17,6 +17,10 @@ from time import ticks_diff, ticks_ms, ticks_us
 
 ENDSTOP_NL = 2000  # the end-of-syringe switch closes 2 uL before the stopper bottoms out
 STALL_KPA = 600  # the stepper stalls against this line pressure
+PUMP_MAX_KPA = 70.0  # the vacuum pump's best, sealed
+VACUUM_TAU_S = 0.08  # the head's chamber draws down with this time constant
+LEAK_TAU_S = 0.002  # ...and loses its vacuum this fast once the seal breaks (the gun lifted)
+SEAL_LEAK_TAU_S = 2.0  # sealed on the skin with the pump off, it leaks this slowly
 
 
 def clock_us():
@@ -75,6 +79,11 @@ class Model:
         self.head_g = list(self.head_g0)  # as it is now (block_needle)
         self.needle_out_nl = [0.0] * len(self.head_g)  # out of each needle since the board was built
         self.pen_needles_nl = [0.0] * len(self.head_g)  # out of each needle into this penetration
+        # skin contact: the operator holds the gun on the skin (contact switch closed, a vacuum head sealed);
+        # the pump draws the sealed chamber towards PUMP_MAX_KPA, a broken seal leaks it at once
+        self.contact = True
+        self.pump = False
+        self.vacuum_kpa = 0.0
         state = profile.get("state")
         if state:
             self.restore(state)
@@ -109,6 +118,15 @@ class Model:
         self.head_g[needle] = self.head_g0[needle] / factor
         self.moved = True
 
+    def _vacuum(self, dt):
+        # first-order: the pump draws the sealed chamber down (VACUUM_TAU_S); off the skin it leaks (LEAK_TAU_S)
+        if self.contact and self.pump:
+            target, tau = PUMP_MAX_KPA, VACUUM_TAU_S
+        else:  # sealed on the skin it holds (a slow leak); lifted, it is gone in a few ms
+            target, tau = 0.0, SEAL_LEAK_TAU_S if self.contact else LEAK_TAU_S
+        x = dt / tau
+        self.vacuum_kpa += (target - self.vacuum_kpa) * (1 - exp(-x) if x > 1e-4 else x)
+
     def _head_conductance(self):
         return sum(self.head_g)
 
@@ -128,6 +146,7 @@ class Model:
 
     def head_truth(self):
         return {"kind": "head_truth", "id_mv": self.head_mv, "dead_nl": self.head_dead_nl,
+                "vacuum_kpa": round(self.vacuum_kpa, 1), "pump": self.pump,
                 "fill_nl": round(self.head_fill_nl, 3), "needles_nl": [round(v, 3) for v in self.needle_out_nl]}
 
     # ---- physics ------------------------------------------------------------------
@@ -144,6 +163,8 @@ class Model:
             return
         if self.occlusion_ramp:
             self.occlusion += self.occlusion_ramp * dt
+        if self.pump or self.vacuum_kpa > 0.01:
+            self._vacuum(dt)
         push = min(self.pending_nl, self.q_in * dt)
         if push > 0:
             if self.pressure_kpa() >= STALL_KPA:
@@ -249,7 +270,7 @@ class Model:
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",
                "nl_per_step", "barrel_um", "head_mv", "head_dead_nl", "head_fill_nl", "head_g0", "head_g",
-               "needle_out_nl")
+               "needle_out_nl", "contact")
 
     def snapshot(self):
         # the "snap" message: the harness keeps state (opaque to it) and hands it to the next boot
