@@ -397,6 +397,8 @@ class Device:
         if state == S.STATE_DELIVERING and not pressed and self.dose.phase != dosing.RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
         contact = self._contact(state)
+        if not contact and state == S.STATE_ARMED and self.pressed_ms:
+            self.pressed_ms = ticks_ms() | 1  # held off the skin, waiting: TRIGGER_STUCK counts from the contact
         if not contact and self.dose.active() and state == S.STATE_DELIVERING and self.dose.phase != dosing.RETRACT:
             self._stop(S.FLAG_CONTACT_LOST, now_us)  # read before this pass steps: no step after the edge
         finished = self.dose.tick(now_us)
