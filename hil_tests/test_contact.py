@@ -127,3 +127,39 @@ def test_a_vacuum_head_doses_at_the_programs_vacuum_records_it_and_stops_when_th
         multi.set_trigger(False)
         multi.set_contact(True)
         dev.close()
+
+
+@pytest.fixture(scope="module")
+def slow(request, tmp_path_factory):
+    """A single-needle board whose flash takes its worst-case datasheet time (test_slow_flash.py)."""
+    from test_slow_flash import WORST_ERASE_MS, WORST_PAGE_US
+
+    from mesoinject.simulated import SimBoard
+
+    if request.config.getoption("--port") or request.config.getoption("--board") != "sim":
+        pytest.skip("slows the simulated board's flash")
+    with SimBoard(seed=request.config.sim_seed, workdir=tmp_path_factory.mktemp("contactflash"),
+                  profile={"diameter_error": 0.0, "flash_erase_ms": WORST_ERASE_MS,
+                           "flash_page_us": WORST_PAGE_US}) as board:
+        yield board
+
+
+@pytest.mark.req("SR-105")
+def test_contact_lost_while_the_flash_stalls_the_firmware_adds_no_step(slow):
+    from test_slow_flash import stop_at_an_erase
+
+    with Device.open(slow.url) as dev:
+        dev.hello()
+        dev.abort()
+        drain(dev)
+        try:
+            pens = len(slow.penetrations)
+            edge = stop_at_an_erase(dev, slow, "contact 0")  # the gun lifted as a journal write erases a block
+            assert edge.flash_busy  # the case this test is about: the firmware stalled when contact went
+            slow.wait(lambda: len(slow.penetrations) > pens, 10, "needle retraction")
+            assert slow.truth().forward_steps == edge.forward_steps  # not one step after the edge
+            assert wait_state(dev, {spec.STATE_ARMED, spec.STATE_FAULT}) == spec.STATE_ARMED
+        finally:
+            slow.set_trigger(False)
+            slow.set_contact(True)
+            dev.abort()
