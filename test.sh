@@ -41,6 +41,7 @@ python tools/trace.py "$TRACE/pytest.json" "$TRACE/pytest-32.json" "$TRACE/pytes
 python bench/bench_sim.py --quick
 python bench/bench_faults.py --quick
 python bench/bench_cadence.py --quick  # nappage jitter at 6/9/12 Hz, and what filled each long gap between passes
+python bench/bench_heads.py --quick  # needle heads: dead volume, per-needle split, a blocked needle
 python bench/bench_metering.py --quick
 python bench/bench_accuracy.py --quick  # the shot-accuracy report of this build: build/accuracy/accuracy-BUILD.html
 python bench/bench_link.py --quick

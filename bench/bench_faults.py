@@ -26,7 +26,7 @@ from mesoinject.simulated import SimBoard
 from mesosim.harness import ticks_diff
 from benchlib import armed, percentile
 
-POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
+POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000,
              volume_nl=50000, count=15, cadence_mhz=0, flow_nl_s=25000)  # 2 s points
 
 

@@ -28,7 +28,7 @@ from mesoinject.simulated import SimBoard
 from mesosim import LinkFaults
 from benchlib import armed
 
-ARMABLE = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
+ARMABLE = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000,
                volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
 
 

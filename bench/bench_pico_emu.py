@@ -37,12 +37,14 @@ from mesoprotocol import spec  # noqa: E402
 # boards/pico/board.py: STEP:DIR pairs, and the switches at rest (trigger up, E-stop closed,
 # needle home, syringe not at its end); ADC0 at the pressure sensor's 0 kPa (0.333 V of 3.3 V, 12 bit)
 WATCH = {2: 3, 4: 5}
-INPUTS = {10: 1, 11: 0, 12: 0, 13: 1}
+INPUTS = {10: 1, 11: 0, 12: 0, 13: 1, 14: 0}  # ... and the single needle's contact switch closed (on the skin)
 ADC0_ZERO_KPA = 413
 # ADC1: the syringe clamp's potentiometer with a BD 1 mL barrel (6.6 mm) in it: 300 mV + 6.6 x 120 mV
 # (board_stepdir's BARREL_* scale) = 1092 mV, as a 12-bit count of 3.3 V
 ADC1_BD_1ML = 1356
-PROGRAM = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
+# ADC2: the needle head's ID resistor, a single 30G 4 mm needle (spec.HEADS 1: 300 mV) as a 12-bit count of 3.3 V
+ADC2_HEAD_30G_4MM = 372
+PROGRAM = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000,
                volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
 BUCKET_US = 50  # emu_boot.py's histogram
 
@@ -170,6 +172,7 @@ def main() -> int:
               f"({picoemu.locate().uf2.name}) in rp2040js {picoemu.RP2040JS_VERSION}")
         with picoemu.Board(fs, watch=WATCH, inputs=INPUTS, adc0=ADC0_ZERO_KPA) as board:
             board.set_adc(1, ADC1_BD_1ML)
+            board.set_adc(2, ADC2_HEAD_30G_4MM)
             ready = board.wait("ready", 180)
             print(f"  USB CDC up at emulated {ready['emulated_us'] / 1e6:.2f} s, wall {ready['wall_s']:.1f} s")
             keys = KeyStore(tmpdir / "keys")

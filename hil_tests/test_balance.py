@@ -14,7 +14,7 @@ RESOLUTION_MG = 0.1
 
 @pytest.mark.req("SR-042")
 def test_primed_volumes_match_the_balance(device, scale):
-    device.configure(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
+    device.configure(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000,
                      volume_nl=SHOT_NL, count=1, cadence_mhz=0, flow_nl_s=20000)
     device.prime(SHOT_NL)  # the first prime also takes up the mechanism's play: not weighed
     wait_state(device, {spec.STATE_PRIMED})

@@ -99,7 +99,7 @@ def test_info_shows_alarm_build_pairing_journal_and_calibration(fresh_sim, capsy
         dev.hello()
         dev.abort()
         dev.calibrate(1, 1_012_300)
-        dev.configure(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
+        dev.configure(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000,
                       volume_nl=20_000, count=1, cadence_mhz=0, flow_nl_s=20000)
     assert cli.main(["info", "--port", fresh_sim.url]) == 0
     out = capsys.readouterr().out

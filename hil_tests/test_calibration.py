@@ -52,7 +52,7 @@ def test_the_factor_survives_a_power_cut(bored):
     board.power_cut(0.1)
     device.hello()
     device.abort()
-    device.configure(technique=1, syringe=1, needles=1, needle_length_um=4000, depth_um=2000, volume_nl=20000,
+    device.configure(technique=1, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000, volume_nl=20000,
                      count=1, cadence_mhz=0, flow_nl_s=20000)
     assert device.hello().cal_ppm == stored != 1000000
 

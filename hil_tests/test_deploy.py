@@ -162,7 +162,7 @@ def test_service_mode_needs_the_gesture_and_never_shows_the_key(request, tmp_pat
             assert not dev.hello().paired
             dev.abort()  # the RESET alarm: ABORT stays open
             with pytest.raises(NotPaired):
-                dev.configure(technique=1, syringe=1, needles=1, needle_length_um=4000, depth_um=3000,
+                dev.configure(technique=1, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=3000,
                               volume_nl=30000, count=1, cadence_mhz=0, flow_nl_s=50000, session=1)
 
 

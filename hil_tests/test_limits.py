@@ -5,13 +5,13 @@ import pytest
 from mesoinject.client import DeviceRefused
 from mesoprotocol import spec
 
-GOOD = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=3000,
+GOOD = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=3000,
             volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
 NAPPAGE = dict(GOOD, technique=spec.TECHNIQUE_NAPPAGE, depth_um=1500, volume_nl=2000, count=40, cadence_mhz=6000)
 
 # (what, changes, reason, field, limit)
 BAD = [
-    ("deeper than 4 mm", dict(GOOD, needle_length_um=13000, depth_um=4500), "LIMIT", "depth_um", 4000),
+    ("deeper than 4 mm", dict(GOOD, head=3, needle_length_um=13000, depth_um=4500), "LIMIT", "depth_um", 4000),
     ("deeper than the needle allows", dict(GOOD, depth_um=4000), "LIMIT", "depth_um", 3800),
     ("point above the ceiling", dict(GOOD, volume_nl=200000), "LIMIT", "volume_nl", spec.MAX_POINT_NL),
     ("nappage shot above the ceiling", dict(NAPPAGE, volume_nl=20000), "LIMIT", "volume_nl", spec.MAX_SHOT_NL),
@@ -22,7 +22,16 @@ BAD = [
     ("more than the syringe holds", dict(GOOD, count=400), "LIMIT", "count", spec.syringe_capacity_nl(1) // 30000),
     ("unknown technique", dict(GOOD, technique=77), "BAD_VALUE", "technique", 0),
     ("unknown syringe", dict(GOOD, syringe=200), "BAD_VALUE", "syringe", 0),
-    ("too many needles", dict(GOOD, needles=40), "LIMIT", "needles", spec.MAX_NEEDLES),
+    ("unknown head", dict(GOOD, head=40), "BAD_VALUE", "head", 0),
+    ("a needle length the head does not have", dict(GOOD, needle_length_um=13000), "INFEASIBLE", "needle_length_um", 4000),
+    ("a 5-needle cycle above the ceiling per needle", dict(GOOD, head=6, vacuum_kpa=40, volume_nl=250001, count=1),
+     "LIMIT", "volume_nl", 5 * spec.MAX_POINT_NL),
+    ("nappage on a multi-needle head", dict(NAPPAGE, head=6, vacuum_kpa=40), "INFEASIBLE", "head", 1),
+    ("a multi-needle head without vacuum", dict(GOOD, head=6, volume_nl=100000, count=1), "LIMIT", "vacuum_kpa",
+     spec.MIN_VACUUM_KPA),
+    ("vacuum above the device's limit", dict(GOOD, head=6, vacuum_kpa=80, volume_nl=100000, count=1), "LIMIT",
+     "vacuum_kpa", spec.MAX_VACUUM_KPA),
+    ("vacuum on a single needle (it has a contact switch)", dict(GOOD, vacuum_kpa=30), "INFEASIBLE", "vacuum_kpa", 0),
 ]
 
 

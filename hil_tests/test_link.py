@@ -45,7 +45,7 @@ def test_wrong_version_gets_a_nack(device):
 
 @pytest.mark.req("SR-032")
 def test_retransmitted_prime_dispenses_once(device, sim_or_none):
-    device.configure(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
+    device.configure(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000,
                      volume_nl=30000, count=3, cadence_mhz=0, flow_nl_s=50000)
     air = sim_or_none and sim_or_none.truth().air_nl
     frame = codec.encode(spec.PRIME, 77, **device.sign(spec.PRIME, volume_nl=5000))
@@ -81,7 +81,7 @@ def test_a_reply_type_sent_to_the_device_is_not_a_command(device):
 @pytest.mark.req("SR-032")
 def test_a_malformed_frame_does_not_spoil_the_reply_cache(device):
     configure = codec.encode(spec.CONFIGURE, 40, **device.sign(
-        spec.CONFIGURE, technique=1, syringe=1, needles=1, needle_length_um=4000, depth_um=2000, volume_nl=30000,
+        spec.CONFIGURE, technique=1, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000, volume_nl=30000,
         count=3, cadence_mhz=0, flow_nl_s=50000, session=9))
     first = device.link.exchange(configure, 40)
     bad = codec.Frame.build({"body": {"value": {"length": 0, "version": 1, "type": 0x3E, "seq": 41, "payload": b""}}})

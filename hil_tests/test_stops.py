@@ -8,7 +8,7 @@ from hil import drain, prime_and_arm, wait_event, wait_state
 from mesoinject.client import DeviceRefused
 from mesoprotocol import spec
 
-SLOW_POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=2000,
+SLOW_POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000,
                   volume_nl=50000, count=5, cadence_mhz=0, flow_nl_s=5000)  # 10 s per point
 # a partial point's record vs the volume that left the needle: the line's stored volume
 # (compliance x pressure, unknown to the firmware) still flows while the needle retracts

@@ -10,7 +10,7 @@ from mesoprotocol import spec
 pytestmark = pytest.mark.sim_only  # loads and swaps syringes through a simulated board's control channel
 
 BD_1, BD_3, BD_10 = 1, 2, 4
-POINT = dict(technique=spec.TECHNIQUE_POINT, needles=1, needle_length_um=4000, depth_um=3000, volume_nl=30000,
+POINT = dict(technique=spec.TECHNIQUE_POINT, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=3000, volume_nl=30000,
              count=5, cadence_mhz=0, flow_nl_s=50000)
 
 

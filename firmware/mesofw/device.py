@@ -3,7 +3,7 @@
 from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
 from mesoprotocol import rules
-from mesofw import dosing, settings
+from mesofw import dosing, fitted, settings
 
 
 def _mask(*states):  # bit i set = state i
@@ -90,7 +90,15 @@ class Device:
         self.pressed_ms = 0  # when the trigger was last pressed (0: released)
         self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
         self.syringe_spent = False  # emptied, or taken out of the clamp: a CONFIGURE treats it as a new one
-        self.barrel_bad_ms = 0  # since when the clamp sensor disagrees with the syringe (0: it agrees)
+        self.barrel_watch = fitted.Disagreement(S.SYRINGE_SENSOR_MS)  # the clamp sensor against the syringe
+        self.head = 0  # code of the needle head the program names (its ID resistor is read)
+        self.primed_head = 0  # the head whose dead volume a prime filled (0: none, or it came off)
+        self.head_watch = fitted.Disagreement(S.HEAD_SENSOR_MS)
+        self.head_base_kpa = 0  # a multi-needle head's mean dispense pressure in its first full cycle, 1/16 kPa (0: none)
+        self.kpa_sum = 0  # this dose's dispense pressure, summed over its control passes...
+        self.kpa_n = 0  # ...and counted (mean = sum / n: no allocation)
+        self.pump_on = False  # the head's vacuum pump
+        self.least_vacuum = 0  # the least vacuum held while this dose ran (kPa below ambient)
         self.session = 0  # the session tag in force (CONFIGURE); a new tag opens a new session
         self.session_nl = 0  # delivered in that session, across re-ARMs and resumes: max_session_nl bounds it
         self.min_period_us = 0  # the cadence ceiling's period: no two shots' needle entries closer
@@ -152,6 +160,9 @@ class Device:
             barrel = self.board.syringe_barrel_um()
             if not S.syringe_fits(self.syringe, barrel):
                 return self._nack(msg_type, S.NACK_SYRINGE, 0, self.syringe, barrel)
+            refusal = self._head_refusal(msg_type, self.head, 0)
+            if refusal:
+                return refusal
             total = self.session_nl + left * self.cfg[S.CFG_VOLUME]  # the session so far and every point left
             if total > self.settings[S.SET_SESSION]:
                 return self._nack(msg_type, S.NACK_LIMIT, 0, total, self.settings[S.SET_SESSION])
@@ -189,6 +200,9 @@ class Device:
         barrel = self.board.syringe_barrel_um()
         if not S.syringe_fits(syringe, barrel):  # the program's syringe is not the one in the clamp
             return self._nack(S.CONFIGURE, S.NACK_SYRINGE, rules.F_SYRINGE, syringe, barrel)
+        refusal = self._head_refusal(S.CONFIGURE, cfg[S.CFG_HEAD], rules.F_HEAD)
+        if refusal:
+            return refusal
         self.session = cfg[S.CFG_SESSION]
         self.session_nl = used_nl
         if syringe != self.syringe or self.syringe_spent:  # a new syringe
@@ -202,6 +216,9 @@ class Device:
             self.capacity_nl = S.syringe_capacity_nl(syringe, self.calibration.get(syringe, 1000000))
             self.dispensed_nl = 0
             self.dose.slack = max(self.dose.slack, self.play_steps)
+        if cfg[S.CFG_HEAD] != self.head:  # another head: dry until primed, no pressure baseline
+            self.head = cfg[S.CFG_HEAD]
+            self.primed_head = 0
         self.cfg = cfg
         self.done = 0
         self.delivered_nl = 0
@@ -209,8 +226,16 @@ class Device:
         if cfg[S.CFG_CADENCE]:
             self.period_us = 1000000000 // cfg[S.CFG_CADENCE]
             self.min_period_us = 1000000000 // self.settings[S.SET_CADENCE]
-        self._set_state(S.STATE_PRIMED if self.primed_syringe == syringe else S.STATE_CONFIGURED)
+        primed = self.primed_syringe == syringe and self.primed_head == self.head
+        self._set_state(S.STATE_PRIMED if primed else S.STATE_CONFIGURED)
         return (S.ACK, (S.CONFIGURE, self.state))
+
+    def _head_refusal(self, msg_type, head, field):
+        # NACK_HEAD if the head fitted (its ID resistor) is not `head`, else None
+        id_mv = self.board.head_id_mv()
+        if S.head_fits(head, id_mv):
+            return None
+        return self._nack(msg_type, S.NACK_HEAD, field, head, id_mv)
 
     def _calibrate(self, syringe, ppm):
         if syringe not in S.SYRINGES:
@@ -254,9 +279,17 @@ class Device:
         barrel = self.board.syringe_barrel_um()
         if not S.syringe_fits(self.syringe, barrel):
             return self._nack(S.PRIME, S.NACK_SYRINGE, 0, self.syringe, barrel)
+        refusal = self._head_refusal(S.PRIME, self.head, 0)
+        if refusal:
+            return refusal
+        dead_nl = S.HEADS[self.head][4]
+        if self.primed_head != self.head and volume_nl < dead_nl:  # a dry head: the prime must fill it
+            return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, dead_nl)
         self.journal.reserve(1)
         self.primed_syringe = 0
-        self._start(S.KIND_PRIME, 0, volume_nl, 0, now_us)
+        self.primed_head = 0
+        self.head_base_kpa = 0
+        self._start(S.KIND_PRIME, self.head, volume_nl, 0, now_us)  # a prime's point: the head it fills
         self._set_state(S.STATE_PRIMING)
         return (S.ACK, (S.PRIME, self.state))
 
@@ -349,6 +382,9 @@ class Device:
         if self.syringe:
             self._watch_syringe(now_us)
             state = self.state
+        if self.head:
+            self._watch_head(now_us)
+            state = self.state
         pressed = board.trigger()
         self._pairing_gesture(pressed)
         if not pressed:
@@ -371,9 +407,17 @@ class Device:
                 self.fault(S.ALARM_OCCLUSION, kpa, now_us)
             elif board.syringe_end():
                 self.fault(S.ALARM_SYRINGE_EMPTY, self.capacity_nl - self.dispensed_nl, now_us)
+            else:  # the dose's mean line pressure (_check_needles)
+                self.kpa_sum += kpa
+                self.kpa_n += 1
             state = self.state
         if state == S.STATE_DELIVERING and not pressed and self.dose.phase != dosing.RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
+        contact = self._contact(state)
+        if not contact and state == S.STATE_ARMED and self.pressed_ms:
+            self.pressed_ms = ticks_ms() | 1  # held off the skin, waiting: TRIGGER_STUCK counts from the contact
+        if not contact and self.dose.active() and state == S.STATE_DELIVERING and self.dose.phase != dosing.RETRACT:
+            self._stop(S.FLAG_CONTACT_LOST, now_us)  # read before this pass steps: no step after the edge
         finished = self.dose.tick(now_us)
         if self.entry_pending and self.dose.needle.pos > 0:
             # the shot's needle entered the skin (read after the step): the next may not enter sooner
@@ -387,7 +431,7 @@ class Device:
         if finished:
             self._sequence_finished(now_us)
         state = self.state
-        if state == S.STATE_ARMED and pressed and not self.need_release and not self.dose.active():
+        if state == S.STATE_ARMED and pressed and contact and not self.need_release and not self.dose.active():
             self._set_state(S.STATE_DELIVERING)
             if self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
                 # take up the slack first; the cadence starts with the first shot
@@ -403,19 +447,14 @@ class Device:
             if not pressed:
                 self._end_burst(now_us)
                 self._set_state(S.STATE_ARMED)
-            elif ticks_diff(now_us, self.next_shot_us) >= 0 and ticks_diff(now_us, self.shot_floor_us) >= 0:
+            elif contact and ticks_diff(now_us, self.next_shot_us) >= 0 and ticks_diff(now_us, self.shot_floor_us) >= 0:
                 self._next_point(now_us)
 
     def _watch_syringe(self, now_us):
         # the clamp sensor, every tick: the syringe dosing counts on must still be the one loaded
         barrel = self.board.syringe_barrel_um()
-        if self.barrel_lo <= barrel <= self.barrel_hi:  # S.syringe_fits, its lookups done once
-            self.barrel_bad_ms = 0
-            return
-        if not self.barrel_bad_ms:
-            self.barrel_bad_ms = ticks_ms() | 1
-            return
-        if ticks_diff(ticks_ms(), self.barrel_bad_ms) < S.SYRINGE_SENSOR_MS:
+        # S.syringe_fits, its lookups done once at CONFIGURE
+        if not self.barrel_watch.lasting(self.barrel_lo <= barrel <= self.barrel_hi):
             return
         # swapped, taken out, or a sensor fault: what is loaded is not known to be primed or full
         self.syringe_spent = True
@@ -424,6 +463,55 @@ class Device:
             self.fault(S.ALARM_SYRINGE, barrel, now_us)
         elif self.state == S.STATE_PRIMED:
             self._set_state(S.STATE_CONFIGURED)
+
+    def _contact(self, state):
+        # skin contact: a single-needle head's switch, or a multi-needle head's vacuum at the program's level.
+        # The pump runs while a program is armed or delivering, to VACUUM_HYST_KPA past that level.
+        vacuum = self.cfg[S.CFG_VACUUM] if self.cfg else 0
+        if not vacuum:
+            if self.pump_on:
+                self._pump(False)
+            return self.board.skin_contact()
+        kpa = self.board.vacuum_kpa()
+        if self.dose.active() and kpa < self.least_vacuum:
+            self.least_vacuum = kpa
+        if state == S.STATE_ARMED or state == S.STATE_DELIVERING:
+            if kpa < vacuum + 1:
+                self._pump(True)
+            elif kpa >= vacuum + S.VACUUM_HYST_KPA:
+                self._pump(False)
+        elif self.pump_on:
+            self._pump(False)
+        return kpa >= vacuum
+
+    def _pump(self, on):
+        self.pump_on = on
+        self.board.vacuum_pump(on)
+
+    def _watch_head(self, now_us):
+        # the head's ID resistor, every tick: the head the program splits its doses over must still be on
+        id_mv = self.board.head_id_mv()
+        if not self.head_watch.lasting(S.head_fits(self.head, id_mv)):
+            return
+        # changed, taken off, or a fault: what is on is not known to be primed
+        self.primed_head = 0
+        self.head_base_kpa = 0
+        if (_SYRINGE_WATCHED >> self.state) & 1:
+            self.fault(S.ALARM_HEAD, id_mv, now_us)
+        elif self.state == S.STATE_PRIMED:
+            self._set_state(S.STATE_CONFIGURED)
+
+    def _check_needles(self, now_us):
+        # A multi-needle head shares one line: a needle blocking sends its dose to the others and
+        # raises the line pressure. The first full cycle after priming is the head's baseline; a full
+        # cycle whose mean dispense pressure is HEAD_BLOCK_PCT above it stops the program.
+        if self.kpa_n == 0 or S.head_needles(self.head) < 2:
+            return
+        mean = (self.kpa_sum << 4) // self.kpa_n  # in 1/16 kPa: a few kPa at low flow, read in whole kPa
+        if not self.head_base_kpa:
+            self.head_base_kpa = mean if mean > 0 else 1
+        elif mean * 100 > self.head_base_kpa * (100 + S.HEAD_BLOCK_PCT):
+            self.fault(S.ALARM_NEEDLE_BLOCKED, mean >> 4, now_us)
 
     def _pairing_gesture(self, pressed):
         # E-stop pressed (nothing can move) and trigger held PAIRING_HOLD_MS: pairing mode opens
@@ -451,7 +539,7 @@ class Device:
         return self.dose.active() or self.state == S.STATE_DELIVERING
 
     def _next_point(self, now_us):
-        technique, _, _, _, depth_um, volume_nl, count, _, _, _ = self.cfg
+        technique, _, _, _, depth_um, volume_nl, count, _, _, _, _ = self.cfg
         if self.done >= count:  # every point ends at its programmed volume: count bounds the total
             self._complete()
             return
@@ -498,6 +586,9 @@ class Device:
         self.point_index = index
         self.point_nl = volume_nl
         self.stop_flags = 0
+        self.kpa_sum = 0
+        self.kpa_n = 0
+        self.least_vacuum = 255 if self.cfg and self.cfg[S.CFG_VACUUM] and kind != S.KIND_PRIME else 0
         steps = self.metering.steps_for(volume_nl)
         rate = self.cfg[S.CFG_FLOW] * 1000 // self.metering.pl_step + 1  # steps/s
         fast = self._fast_rate()
@@ -533,7 +624,9 @@ class Device:
         self.board.wait_steps()  # the plunger still before the flash stalls the CPU (_checkpoint)
         j.close(flags, delivered, depth, t)  # on flash before the host hears of it
         self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t,
-                           self.syringe, j.epoch)
+                           self.syringe, j.epoch, self.least_vacuum if self.least_vacuum < 255 else 0)
+        if not flags & S.FLAG_PARTIAL and (self.kind == S.KIND_POINT or self.kind == S.KIND_TEST_DOSE):
+            self._check_needles(now_us)
 
     def _checkpoint(self):
         # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut
@@ -557,6 +650,7 @@ class Device:
         if self.state == S.STATE_PRIMING:
             if not self.dose.interrupted:
                 self.primed_syringe = self.cfg[S.CFG_SYRINGE]
+                self.primed_head = self.head
             self._set_state(S.STATE_PRIMED if self.primed_syringe else S.STATE_CONFIGURED)
         elif self.state == S.STATE_DELIVERING:
             if self.done >= self.cfg[S.CFG_COUNT]:

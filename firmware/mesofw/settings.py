@@ -17,6 +17,8 @@ def load(path=FILE):
             values = [int(v) for v in f.read().split()]
     except (OSError, ValueError):
         return defaults()
+    if len(values) < len(spec.SETTINGS_TABLE):  # an earlier firmware's file: its settings stay, new rows default
+        values += defaults()[len(values):]
     if len(values) != len(spec.SETTINGS_TABLE) or check(values):
         return defaults()
     return values

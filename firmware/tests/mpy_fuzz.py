@@ -1040,6 +1040,12 @@ class Fuzzer:
                 elif reason == getattr(S, "NACK_JOURNAL_FULL", -1):
                     if name not in JOURNAL_FULL_FOR or field != 0 or value >= limit:
                         self.fail("JOURNAL_FULL", "%s: field %d, free %d, needed %d" % (name, field, value, limit))
+                elif reason == S.NACK_HEAD:
+                    # the head on the gun (its ID voltage) is not the one the command names: both in the NACK
+                    if (name not in ("CONFIGURE", "PRIME", "ARM", "RESUME") or field != (3 if name == "CONFIGURE" else 0)
+                            or limit != self.board.head_mv or S.head_fits(value, limit)):
+                        self.fail("HEAD", "%s: field %d, head %d, ID %d mV (fitted %d mV)" % (
+                            name, field, value, limit, self.board.head_mv))
                 elif reason == S.NACK_HELLO_FIRST:
                     if name != "ABORT":
                         self.fail("HELLO_FIRST", "for %s" % name)
@@ -1197,6 +1203,10 @@ class Fuzzer:
                 want = (S.NACK_LIMIT, idx["volume_nl"], v, S.MIN_VOLUME_NL)
             elif v > S.MAX_PRIME_NL:
                 want = (S.NACK_LIMIT, idx["volume_nl"], v, S.MAX_PRIME_NL)
+            elif v < S.HEADS[self.cfg_head][4]:
+                # a dry head's prime must fill its dead volume (section 7); the model does not follow
+                # whether an earlier prime of this head completed, so either answer is right
+                want = ("one of", None, (S.NACK_LIMIT, idx["volume_nl"], v, S.HEADS[self.cfg_head][4]))
         elif name == "CONFIGURE":
             want, covered = self.configure_expect(f, idx)
         elif name == "OPEN":
@@ -1241,6 +1251,8 @@ class Fuzzer:
                     self.fail("SETTINGS", "ACKed %r, device holds %r" % (values, settings_after))
             elif name == "CALIBRATE":
                 self.calibration[f["syringe"]] = f["area_ppm"]
+            elif name == "CONFIGURE":
+                self.cfg_head = f["head"]
             elif name == "OPEN" and opening is not None:
                 # the session is OPEN's counter; its commands count from 1 (section 11)
                 self.session = self.host_session = opening
@@ -1248,8 +1260,9 @@ class Fuzzer:
             elif name == "CLOSE":
                 self.session = 0
 
-    CONFIGURE_FIELDS = ("technique", "syringe", "needles", "needle_length_um", "depth_um", "volume_nl", "count",
-                        "cadence_mhz", "flow_nl_s")
+    cfg_head = 1  # the head of the last CONFIGURE ACKed (its dead volume bounds a prime from below)
+    CONFIGURE_FIELDS = ("technique", "syringe", "head", "needle_length_um", "depth_um", "volume_nl", "count",
+                        "cadence_mhz", "flow_nl_s", "vacuum_kpa")
 
     def configure_checks(self, f):
         # PROTOCOL.md section 7, "CONFIGURE check order", steps 3 on (technique and syringe
@@ -1263,11 +1276,12 @@ class Fuzzer:
             vmax, cmax = st["max_shot_nl"], S.MAX_SHOTS
         else:
             vmax, cmax = min(st["max_point_nl"], S.MAX_TEST_DOSE_NL), 1
-        yield ("needles", 1, S.MAX_NEEDLES, S.NACK_LIMIT)
+        needles = S.HEADS[f["head"]][1] if f["head"] in S.HEADS else 1
         yield ("needle_length_um", S.MIN_DEPTH_UM + S.NEEDLE_MARGIN_UM, 65535, S.NACK_LIMIT)
         yield ("depth_um", S.MIN_DEPTH_UM, min(st["max_depth_um"], f["needle_length_um"] - S.NEEDLE_MARGIN_UM),
                S.NACK_LIMIT)
-        yield ("volume_nl", self.least_doses(f["syringe"])[0], vmax, S.NACK_LIMIT)
+        yield ("volume_nl", max(self.least_doses(f["syringe"])[0], needles * S.MIN_VOLUME_NL), needles * vmax,
+               S.NACK_LIMIT)
         yield ("count", 1, cmax, S.NACK_LIMIT)
         yield ("flow_nl_s", S.MIN_FLOW_NL_S, st["max_flow_nl_s"], S.NACK_LIMIT)
         # volume x count <= min(session setting, capacity): NACK limit = the largest count allowed
@@ -1294,6 +1308,20 @@ class Fuzzer:
             return (S.NACK_BAD_VALUE, idx["technique"], tech, 0), covered
         if syr not in S.SYRINGES:
             return (S.NACK_BAD_VALUE, idx["syringe"], syr, 0), covered
+        head = f["head"]
+        if head not in S.HEADS:
+            return (S.NACK_BAD_VALUE, idx["head"], head, 0), covered
+        if f["needle_length_um"] != S.HEADS[head][3]:  # the head table's needle, nothing else
+            return (S.NACK_INFEASIBLE, idx["needle_length_um"], f["needle_length_um"], S.HEADS[head][3]), covered
+        if tech == S.TECHNIQUE_NAPPAGE and S.HEADS[head][1] > 1:
+            return (S.NACK_INFEASIBLE, idx["head"], head, 1), covered
+        vac = f["vacuum_kpa"]  # a single needle has a contact switch, a multi-needle head vacuum within the setting
+        if S.HEADS[head][1] == 1 and vac:
+            return (S.NACK_INFEASIBLE, idx["vacuum_kpa"], vac, 0), covered
+        if S.HEADS[head][1] > 1 and vac < S.MIN_VACUUM_KPA:
+            return (S.NACK_LIMIT, idx["vacuum_kpa"], vac, S.MIN_VACUUM_KPA), covered
+        if S.HEADS[head][1] > 1 and vac > self.settings[S.SET_VACUUM]:
+            return (S.NACK_LIMIT, idx["vacuum_kpa"], vac, self.settings[S.SET_VACUUM]), covered
         lows = self.least_doses(syr)
         if len(lows) > 1 and min(lows) <= f["volume_nl"] < max(lows):
             return "skip", ()  # the rounding of pi decides this one
@@ -1305,6 +1333,8 @@ class Fuzzer:
                 return (reason, idx[n], v, 0 if reason == S.NACK_BAD_VALUE else high), covered
         if not S.syringe_fits(syr, self.board.barrel_um):  # then the syringe in the clamp (section 7)
             return (S.NACK_SYRINGE, idx["syringe"], syr, self.board.barrel_um), covered
+        if not S.head_fits(head, self.board.head_mv):  # then the head on the gun (its ID resistor)
+            return (S.NACK_HEAD, idx["head"], head, self.board.head_mv), covered
         return None, covered
 
     def configure_expect(self, f, idx):

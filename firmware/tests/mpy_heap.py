@@ -36,7 +36,7 @@ dev = a.device
 dev.boot(0)
 gc.collect()
 out = {"heap": gc.mem_alloc() + gc.mem_free(), "after_boot": gc.mem_alloc(), "firmware": gc.mem_alloc() - base}
-cfg = (spec.TECHNIQUE_NAPPAGE, 1, 1, 4000, 1000, 2000, 300, 10000, 100000, 7)
+cfg = (spec.TECHNIQUE_NAPPAGE, 1, 1, 4000, 1000, 2000, 300, 10000, 100000, 0, 7)
 dev.handle(spec.ABORT, (), ticks_us())
 dev.handle(spec.CONFIGURE, cfg, ticks_us())
 dev.handle(spec.PRIME, (2000,), ticks_us())
@@ -82,18 +82,20 @@ out["bytes_per_shot"] = (gc.mem_alloc() - before) / 50
 gc.enable()
 out["shots"] = dev.done
 # one POLL per shot, between shots in the burst: what the HMAC check, decode and reply allocate
-polls = [signed(spec.POLL, 1 + i, (1, 1 + i)) for i in range(60)]
+polls = [signed(spec.POLL, 1 + i, (1, 1 + i)) for i in range(50)]
 for i in range(10):
     board.inbox = polls[i]
     a.link.poll()
 gc.collect()
 gc.disable()
 before = gc.mem_alloc()
-for i in range(10, 60):
+# 40 POLLs with the collector off: 50 (1.4 KB each on the 64-bit port) no longer fit in the heap the firmware
+# leaves at 192 KB once it knows needle heads and skin contact (+5 KB of code)
+for i in range(10, 50):
     board.inbox = polls[i]
     a.link.poll()
     shots_until(dev.done + 1)
-out["bytes_per_poll_and_shot"] = (gc.mem_alloc() - before) / 50
+out["bytes_per_poll_and_shot"] = (gc.mem_alloc() - before) / 40
 gc.enable()
-assert a.auth.session_counter == 60, "a POLL was refused"
+assert a.auth.session_counter == 50, "a POLL was refused"
 print(json.dumps(out))

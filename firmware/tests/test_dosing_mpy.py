@@ -8,8 +8,8 @@ import pytest
 from mesoprotocol import spec
 
 HERE = pathlib.Path(__file__).parent
-OK = [1, 1, 1, 4000, 3000, 30000, 20, 0, 50000, 7]  # the point-by-point example program
-NAP = [2, 1, 1, 4000, 1500, 2000, 40, 6000, 50000, 7]  # the nappage example program
+OK = [1, 1, 1, 4000, 3000, 30000, 20, 0, 50000, 0, 7]  # the point-by-point example program
+NAP = [2, 1, 1, 4000, 1500, 2000, 40, 6000, 50000, 0, 7]  # the nappage example program
 
 
 def with_(base, **changes):
@@ -24,7 +24,7 @@ def with_(base, **changes):
 LIMIT_CASES = [
     (OK, None),
     (NAP, None),
-    (with_(OK, depth_um=4100, needle_length_um=13000), (spec.NACK_LIMIT, 5, 4100, 4000)),
+    (with_(OK, depth_um=4100, head=3, needle_length_um=13000), (spec.NACK_LIMIT, 5, 4100, 4000)),  # 30G 13 mm
     (with_(OK, depth_um=3900), (spec.NACK_LIMIT, 5, 3900, 3800)),  # 4 mm needle minus margin
     (with_(OK, depth_um=100), (spec.NACK_LIMIT, 5, 100, spec.MIN_DEPTH_UM)),
     (with_(OK, volume_nl=50001), (spec.NACK_LIMIT, 6, 50001, 50000)),
@@ -34,10 +34,21 @@ LIMIT_CASES = [
     (with_(OK, count=0), (spec.NACK_LIMIT, 7, 0, 1)),
     (with_(OK, count=40), (spec.NACK_LIMIT, 7, 40, spec.syringe_capacity_nl(1) // 30000)),  # > 1 mL syringe
     (with_(OK, flow_nl_s=100001), (spec.NACK_LIMIT, 9, 100001, 100000)),
-    (with_(OK, needles=19), (spec.NACK_LIMIT, 3, 19, 18)),
+    # needle heads (spec.HEADS): the head's own needle length, the per-point limits per needle, no nappage
+    (with_(OK, head=99), (spec.NACK_BAD_VALUE, 3, 99, 0)),
+    (with_(OK, needle_length_um=6000), (spec.NACK_INFEASIBLE, 4, 6000, 4000)),  # the 30G 4 mm head's needle is 4 mm
+    (with_(OK, head=2, needle_length_um=6000, depth_um=4000), None),  # 30G 6 mm: 4 mm deep is allowed
+    (with_(OK, head=6, vacuum_kpa=40, volume_nl=150000, count=1), None),  # 5 needles x 30 uL in one cycle
+    (with_(OK, head=6, vacuum_kpa=40, volume_nl=250001, count=1), (spec.NACK_LIMIT, 6, 250001, 250000)),  # > 50 uL a needle
+    (with_(OK, head=7, vacuum_kpa=40, volume_nl=4000, count=1), (spec.NACK_LIMIT, 6, 4000, 9 * spec.MIN_VOLUME_NL)),
+    (with_(NAP, head=6, vacuum_kpa=40), (spec.NACK_INFEASIBLE, 3, 6, 1)),  # a multi-needle head works cycle by cycle
+    # skin contact: a multi-needle head holds the skin by vacuum within the device's limit; a single needle by its switch
+    (with_(OK, head=6, volume_nl=150000, count=1), (spec.NACK_LIMIT, 10, 0, spec.MIN_VACUUM_KPA)),
+    (with_(OK, head=6, vacuum_kpa=61, volume_nl=150000, count=1), (spec.NACK_LIMIT, 10, 61, spec.MAX_VACUUM_KPA)),
+    (with_(OK, vacuum_kpa=40), (spec.NACK_INFEASIBLE, 10, 40, 0)),
     (with_(OK, technique=9), (spec.NACK_BAD_VALUE, 1, 9, 0)),
     (with_(OK, syringe=99), (spec.NACK_BAD_VALUE, 2, 99, 0)),
-    (with_(OK, session=0), (spec.NACK_BAD_VALUE, 10, 0, 0)),  # every record must name its session
+    (with_(OK, session=0), (spec.NACK_BAD_VALUE, 11, 0, 0)),  # every record must name its session
     (with_(OK, cadence_mhz=5000), (spec.NACK_BAD_VALUE, 8, 5000, 0)),
     (with_(NAP, cadence_mhz=spec.MAX_CADENCE_MHZ + 1), (spec.NACK_LIMIT, 8, spec.MAX_CADENCE_MHZ + 1, spec.MAX_CADENCE_MHZ)),
     (with_(NAP, syringe=3, volume_nl=1000), (spec.NACK_LIMIT, 6, 1000, spec.MIN_DOSE_STEPS * 35697 // 1000)),  # 1 uL from 5 mL

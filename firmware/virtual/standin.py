@@ -61,6 +61,20 @@ class StandInBoard:
     def syringe_barrel_um(self):
         return self.barrel_um
 
+    head_mv = 300  # a single 30G 4 mm needle's ID resistor (spec.HEADS 1)
+
+    def head_id_mv(self):
+        return self.head_mv
+
+    def skin_contact(self):
+        return True  # the stand-in gun is always on the skin
+
+    def vacuum_kpa(self):
+        return 0  # no vacuum head
+
+    def vacuum_pump(self, on):
+        pass
+
     def syringe_end(self):
         return False
 

@@ -25,6 +25,15 @@ ALARMS = {
                          "the needle retracted",
                          "seat the program's syringe in the clamp, clear the fault with `mesoinject abort`, then run "
                          "again: it asks for priming; if it persists the clamp sensor is faulty", 10),
+    spec.ALARM_HEAD: ("the needle head no longer reads as the program's head (its ID reads {detail} mV: the head "
+                      "was changed or came off, or its contact failed); the plunger stopped and the needle retracted",
+                      "fit the program's head and press it home, clear the fault with `mesoinject abort`, then run "
+                      "again: it asks for priming (the head's dead volume); if it persists the head is faulty", 11),
+    spec.ALARM_NEEDLE_BLOCKED: ("a needle of the head is blocked: the line pressure of the last point (mean {detail} "
+                                "kPa) rose past the head's first point, so the other needles took its share; the "
+                                "program stopped",
+                                "check the last papules, replace the head, prime it and re-run the remaining points; "
+                                "the record shows the points given", 12),
     spec.ALARM_RESET: ("the device restarted ({cause}); it came up with motors off and the needle retracted",
                        "check the recorded deliveries of the interrupted session before continuing", 8),
     spec.ALARM_JOURNAL_FULL: ("the device's journal had no room to record the next point, so it did not give it; "

@@ -53,7 +53,7 @@ def calibrate(device: Device, balance: Balance, *, syringe: int, shot_nl: int = 
     status = device.status()
     if status["state"] == spec.STATE_FAULT and status["alarm"] == spec.ALARM_RESET:
         device.abort()  # acknowledge the boot
-    device.configure(technique=spec.TECHNIQUE_POINT, syringe=syringe, needles=1, needle_length_um=4000,
+    device.configure(technique=spec.TECHNIQUE_POINT, syringe=syringe, head=1, vacuum_kpa=0, needle_length_um=4000,
                      depth_um=1000, volume_nl=shot_nl, count=1, cadence_mhz=0, flow_nl_s=flow_nl_s)
     old_ppm = device.hello().cal_ppm
     _prime(device, shot_nl)  # fill the needle and take up the mechanism's play

@@ -176,15 +176,15 @@ def _add_sim_seed(p: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def _target(args, syringe: int = 1, operator: bool = False):
-    """The port named by --port, or a simulated board's, started for --sim (with a virtual operator
-    pulling the trigger if asked)."""
+def _target(args, syringe: int = 1, operator: bool = False, head: int = 1):
+    """The port named by --port, or a simulated board's, started for --sim with `syringe` in its clamp and
+    `head` on it (with a virtual operator pulling the trigger if asked)."""
     if not args.sim:
         yield args.port
         return
     from mesosim import VirtualOperator
 
-    with _started(sim_board(syringe, seed=args.sim_seed)) as board:
+    with _started(sim_board(syringe, seed=args.sim_seed, head=head)) as board:
         if not operator:
             yield board.url
             return
@@ -195,9 +195,9 @@ def _target(args, syringe: int = 1, operator: bool = False):
 
 
 @contextlib.contextmanager
-def _connect(args, syringe: int = 1, operator: bool = False):
+def _connect(args, syringe: int = 1, operator: bool = False, head: int = 1):
     """Open the device named by --port, or start a simulated board for --sim."""
-    with _target(args, syringe, operator) as port, Device.open(port) as device:
+    with _target(args, syringe, operator, head) as port, Device.open(port) as device:
         yield device
 
 
@@ -206,7 +206,7 @@ def sim_dir(serial: str = "SIM-0001") -> pathlib.Path:
     return default_path().parent / "sim" / serial
 
 
-def sim_board(syringe: int, serial: str = "SIM-0001", seed: int | None = None):
+def sim_board(syringe: int, serial: str = "SIM-0001", seed: int | None = None, head: int = 1):
     """The simulated board of this serial number: same flash and same mechanics every run."""
     from mesoinject.simulated import SimBoard
 
@@ -217,7 +217,7 @@ def sim_board(syringe: int, serial: str = "SIM-0001", seed: int | None = None):
         seed_file.write_text(str(random.randrange(1 << 31)))
     if seed is not None:  # a replay: this board's mechanics from now on
         seed_file.write_text(str(seed))
-    return SimBoard(syringe=syringe, serial=serial, workdir=workdir, seed=int(seed_file.read_text()))
+    return SimBoard(syringe=syringe, serial=serial, workdir=workdir, seed=int(seed_file.read_text()), head=head)
 
 
 @contextlib.contextmanager
@@ -505,7 +505,7 @@ def cmd_run(args) -> int:
     store = RecordStore(args.db or default_path(), busy_timeout_s=0.1)
     console.print(plan.summary() if plan else program.summary())
     try:
-        with _connect(args, syringe=program.syringe, operator=True) as device:
+        with _connect(args, syringe=program.syringe, operator=True, head=program.head) as device:
             if args.sim:
                 console.print("simulated board started; a virtual operator pulls the trigger at each point")
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

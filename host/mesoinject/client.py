@@ -38,6 +38,8 @@ class DeviceRefused(Exception):
     def describe(self) -> str:
         if self.reason == "SYRINGE":
             return syringe_mismatch(self.value, self.limit)
+        if self.reason == "HEAD":
+            return head_mismatch(self.value, self.limit)
         if self.reason == "LIMIT" and self.command in ("ARM", "RESUME") and not self.field:
             return (f"device refused {self.command}: this session would reach {units.text(self.value, units.VOLUME)}, over the "
                     f"device's session cap of {units.text(self.limit, units.VOLUME)} (max_session_nl). Start a new session "
@@ -84,6 +86,18 @@ def syringe_mismatch(program_code: int, barrel_um: int) -> str:
     return (f"the program is for a {said}, but the syringe in the clamp measures {barrel_um / 1000:.1f} mm across, "
             f"the size of a {' / '.join(fits)}: load a {said}, or choose the program for the syringe loaded. "
             "Nothing was dispensed")
+
+
+def head_mismatch(program_head: int, id_mv: int) -> str:
+    """A NACK HEAD in clinical words: the head the program is for, the head the gun reads, what to do."""
+    said = spec.HEADS[program_head][0] if program_head in spec.HEADS else f"head code {program_head}"
+    fitted = spec.head_fitted(id_mv)
+    if not fitted:
+        return (f"the program is for the {said} head, but the gun reads no known head on its ID contact ({id_mv} mV): "
+                "fit the head and press it home; if it persists, the head or its contact is faulty - do not treat with "
+                "it. Nothing was dispensed")
+    return (f"the program is for the {said} head, but the {spec.HEADS[fitted][0]} head is on the gun: fit the "
+            f"{said} head (and prime it), or choose the program for the head fitted. Nothing was dispensed")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ from .program import Program, ProgramError
 
 EXAMPLES = programs.EXAMPLES / "plans"  # shipped literature protocols
 PLAN_KEYS = {"name", "description", "total", "steps"}
-SHARED = {"drug", "syringe", "needle", "prime_volume", "flow_rate", "needles"}  # a step may override them
+SHARED = {"drug", "syringe", "needle", "head", "dose", "vacuum", "prime_volume", "flow_rate"}  # a step may override them
 STEP_KEYS = {"zone", "name", "total"}  # besides a program's own keys
 
 

@@ -32,13 +32,15 @@ ureg: pint.UnitRegistry = pint.UnitRegistry()
 
 TECHNIQUES = {"point-by-point": spec.TECHNIQUE_POINT, "nappage": spec.TECHNIQUE_NAPPAGE,
               "test-dose": spec.TECHNIQUE_TEST_DOSE}
-COMMON = {"name", "technique", "drug", "syringe", "needle", "depth"}
+COMMON = {"name", "technique", "drug", "syringe", "depth"}  # and a head or (a single) needle
 REQUIRED = {
     "point-by-point": COMMON | {"volume_per_point", "points"},
     "test-dose": COMMON | {"volume_per_point", "points"},
     "nappage": COMMON | {"volume_per_shot", "shots", "cadence"},
 }
-OPTIONAL = {"description", "prime_volume", "flow_rate", "needles"}
+OPTIONAL = {"description", "prime_volume", "flow_rate", "head", "needle", "dose", "vacuum"}
+DEFAULT_VACUUM = "40 kPa"  # a multi-needle head's vacuum unless the program says (single needles: a contact switch)
+DOSES = ("per-needle", "per-cycle")  # what volume_per_point means on a multi-needle head
 # limits in IDENTITY's shape: a new device's defaults, and the hard ceilings no
 # device setting can exceed (checked before any port is opened)
 DEFAULT_LIMITS = {row[0]: row[2] for row in spec.SETTINGS_TABLE}
@@ -73,16 +75,39 @@ class Program:
     technique: str
     drug: str
     syringe: int  # spec.SYRINGES code
-    needle_gauge: int
-    needle_length_um: int
     depth_um: int
-    volume_nl: int  # per point, or per shot in nappage
+    volume_nl: int  # per point (per cycle: all the head's needles together), or per shot in nappage
     count: int  # points, or shots in nappage
     cadence_mhz: int
     flow_nl_s: int
-    needles: int
     prime_nl: int
+    head: int = 1  # spec.HEADS code: needles, gauge, length and dead volume come from the table
+    vacuum_kpa: int = 0  # below ambient, holding the skin on a multi-needle head's needles (0: contact switch)
     description: str = ""
+
+    @property
+    def head_name(self) -> str:
+        return spec.HEADS[self.head][0]
+
+    @property
+    def needles(self) -> int:
+        return spec.HEADS[self.head][1]
+
+    @property
+    def needle_gauge(self) -> int:
+        return spec.HEADS[self.head][2]
+
+    @property
+    def needle_length_um(self) -> int:
+        return spec.HEADS[self.head][3]
+
+    @property
+    def dead_volume_nl(self) -> int:
+        return spec.HEADS[self.head][4]
+
+    @property
+    def per_needle_nl(self) -> int:
+        return rules.per_needle_nl(self.volume_nl, self.head)
 
     @property
     def syringe_name(self) -> str:
@@ -98,15 +123,16 @@ class Program:
 
     def configure_fields(self) -> dict:
         """The CONFIGURE message for this program."""
-        return dict(technique=TECHNIQUES[self.technique], syringe=self.syringe, needles=self.needles,
+        return dict(technique=TECHNIQUES[self.technique], syringe=self.syringe, head=self.head, vacuum_kpa=self.vacuum_kpa,
                     needle_length_um=self.needle_length_um, depth_um=self.depth_um, volume_nl=self.volume_nl,
                     count=self.count, cadence_mhz=self.cadence_mhz, flow_nl_s=self.flow_nl_s)
 
     def summary(self) -> str:
         line = (f"{self.name}: {self.technique}, {self.count} {self.unit_name} x "
                 f"{units.text(self.volume_nl, units.VOLUME)} at {units.text(self.depth_um, units.LENGTH)}, "
-                f"{self.drug}, {self.syringe_name}, needle {self.needle_gauge}G "
-                f"{units.text(self.needle_length_um, units.LENGTH)}")
+                f"{self.drug}, {self.syringe_name}, head {self.head_name}")
+        if self.needles > 1:
+            line += f" ({units.text(self.per_needle_nl, units.VOLUME)} per needle)"
         if self.cadence_mhz:
             line += f", {units.text(self.cadence_mhz, units.CADENCE)}"
         return line
@@ -125,6 +151,10 @@ class Program:
         error = rules.check_prime(self.prime_nl)
         if error:
             raise ProgramError("prime_volume", _bound_words(error[2], error[3], units.VOLUME))
+        if self.prime_nl < self.dead_volume_nl:
+            raise ProgramError("prime_volume", f"{units.text(self.prime_nl, units.VOLUME)} does not fill the "
+                               f"{self.head_name} head's dead volume of {units.text(self.dead_volume_nl, units.VOLUME)}; "
+                               "prime at least that")
 
     def configure_tuple(self, session: int = 1) -> tuple:
         """CONFIGURE's values in its layout order (rules.check_configure's cfg)."""
@@ -136,6 +166,10 @@ class Program:
         as a ProgramError naming the program's field, in its units."""
         nappage = self.technique == "nappage"
         volume_field = "volume_per_shot" if nappage else "volume_per_point"
+        if field == rules.F_VOLUME and self.needles > 1:
+            return ProgramError(volume_field, f"{units.text(value, units.VOLUME)} a cycle over {self.needles} needles is "
+                                f"{'above' if value > limit else 'below'} the {units.text(limit, units.VOLUME)} a cycle "
+                                f"may have ({units.text(limit // self.needles, units.VOLUME)} per needle)")
         if field == rules.F_VOLUME:
             if value < limit and limit > spec.MIN_VOLUME_NL:
                 return ProgramError(volume_field, f"{units.text(value, units.VOLUME)} is below the least the "
@@ -168,8 +202,11 @@ class Program:
             return ProgramError(self.unit_name, _bound_words(value, limit, ("", 1)))
         if field == rules.F_CADENCE and reason == spec.NACK_INFEASIBLE:
             return ProgramError("cadence", self._infeasible_cadence(limit, limits))
+        if field == rules.F_HEAD and reason == spec.NACK_INFEASIBLE:
+            return ProgramError("technique", f"nappage needs a single needle; the {self.head_name} head works "
+                                "cycle by cycle (point-by-point)")
         named = {rules.F_CADENCE: ("cadence", units.CADENCE), rules.F_FLOW: ("flow_rate", units.FLOW),
-                 rules.F_NEEDLES: ("needles", ("", 1)), rules.F_NEEDLE_LENGTH: ("needle", units.LENGTH)}
+                 rules.F_NEEDLE_LENGTH: ("head", units.LENGTH), rules.F_VACUUM: ("vacuum", ("kPa", 1))}
         if field in named:
             name, quantity = named[field]
             return ProgramError(name, _bound_words(value, limit, quantity))
@@ -252,20 +289,31 @@ def parse(data: dict) -> Program:
         hint = " (nappage programs use volume_per_shot and shots)" if technique == "nappage" else ""
         raise ProgramError(extra[0], f"not a key of a {technique} program{hint}; allowed: {', '.join(sorted(allowed))}")
     nappage = technique == "nappage"
-    gauge, needle_um = _needle(data["needle"])
+    head = _head(data)
+    volume_key = "volume_per_shot" if nappage else "volume_per_point"
+    volume_nl = _quantity(data, volume_key, "nL", "30 uL")
+    dose = data.get("dose", "per-needle")
+    if dose not in DOSES:
+        raise ProgramError("dose", f"{shown(dose)} is not one of {', '.join(DOSES)} (what {volume_key} means on a "
+                           "multi-needle head)")
+    if dose == "per-needle":
+        volume_nl *= spec.HEADS[head][1]  # the plunger meters the cycle: every needle's dose together
+    multi = spec.HEADS[head][1] > 1
+    if "vacuum" in data and not multi:
+        raise ProgramError("vacuum", f"the {spec.HEADS[head][0]} head has a contact switch, not a vacuum: leave vacuum out")
+    vacuum_kpa = _quantity({"vacuum": data.get("vacuum", DEFAULT_VACUUM)}, "vacuum", "kPa", DEFAULT_VACUUM) if multi else 0
     return Program(
         name=_text(data, "name"),
         technique=technique,
         drug=_text(data, "drug"),
         syringe=syringe_code(_text(data, "syringe")),
-        needle_gauge=gauge,
-        needle_length_um=needle_um,
+        head=head,
+        vacuum_kpa=vacuum_kpa,
         depth_um=_quantity(data, "depth", "um", "3 mm"),
-        volume_nl=_quantity(data, "volume_per_shot" if nappage else "volume_per_point", "nL", "30 uL"),
+        volume_nl=volume_nl,
         count=_count(data, "shots" if nappage else "points"),
         cadence_mhz=_quantity(data, "cadence", "mHz", "6 Hz") if nappage else 0,
         flow_nl_s=_quantity({"flow_rate": data.get("flow_rate", DEFAULT_FLOW)}, "flow_rate", "nL/s", "50 uL/s"),
-        needles=_count({"needles": data.get("needles", 1)}, "needles"),
         prime_nl=_quantity({"prime_volume": data.get("prime_volume", DEFAULT_PRIME)}, "prime_volume", "nL", "10 uL"),
         description=_description(data),
     )
@@ -344,7 +392,7 @@ def _quantity(data: dict, key: str, unit: str, example: str, *, integer: bool = 
 
 def _kind(unit: str) -> str:
     return {"nL": "a volume", "um": "a length", "mHz": "a frequency", "nL/s": "a flow rate",
-            "g/mL": "a density"}[unit]
+            "g/mL": "a density", "kPa": "a pressure"}[unit]
 
 
 def syringe_code(name: str) -> int:
@@ -354,6 +402,31 @@ def syringe_code(name: str) -> int:
             return code
     names = ", ".join(repr(s[0]) for s in spec.SYRINGES.values())
     raise ProgramError("syringe", f"{name!r} is not in the syringe table; known: {names}")
+
+
+def head_code(name: str) -> int:
+    wanted = " ".join(name.lower().split())
+    for code, (known, *_) in spec.HEADS.items():
+        if known.lower() == wanted:
+            return code
+    names = ", ".join(repr(h[0]) for h in spec.HEADS.values())
+    raise ProgramError("head", f"{name!r} is not in the head table; known: {names}")
+
+
+def _head(data: dict) -> int:
+    """The head a program names (head = "5-needle 30G 4 mm"), or the single-needle head its needle is."""
+    if ("head" in data) == ("needle" in data):
+        raise ProgramError("head", "give the needle head (head = \"30G 4 mm\", \"5-needle 30G 4 mm\" ...) or, "
+                           "for a single needle, needle = { gauge = 30, length = \"4 mm\" }: one of the two")
+    if "head" in data:
+        return head_code(_text(data, "head"))
+    gauge, length_um = _needle(data["needle"])
+    for code, (_, needles, g, length, *_) in spec.HEADS.items():
+        if (needles, g, length) == (1, gauge, length_um):
+            return code
+    singles = ", ".join(repr(h[0]) for h in spec.HEADS.values() if h[1] == 1)
+    raise ProgramError("needle", f"no head holds a single {gauge}G {units.text(length_um, units.LENGTH)} needle; "
+                       f"the single-needle heads are {singles}")
 
 
 def _needle(value) -> tuple[int, int]:

@@ -386,7 +386,7 @@ class RecordStore:
         carries the plan's name and its whole count."""
         if device_session is not None and not 0 <= device_session < 1 << 32:
             raise ValueError(f"device_session {device_session} is not a u32")
-        needle = f"{program.needle_gauge}G {program.needle_length_um / 1000:g} mm"
+        needle = program.head_name  # "30G 4 mm", "5-needle 30G 4 mm" (spec.HEADS)
         with self._tx("begin a session"):
             if device_session is not None:
                 taken = self._execute("SELECT id FROM sessions WHERE device_serial=? AND device_session=?",

@@ -29,6 +29,7 @@ from mesoprotocol import spec
 from .balance import SimBalance
 from .bridge import SerialBridge
 from .control import BoardControls, ControlChannel, ControlError, Injection, Penetration, Truth
+from .heads import HeadControls, head_profile
 from .linkfaults import LinkFaults
 from .ports import read
 from .process import (HEAP, RP2040_HEAP, UNIX32_HOWTO, WATCHDOG_S, BoardProcess, MicroPythonMissing, micropython_binary,
@@ -62,7 +63,7 @@ def imperfections(seed: int) -> dict:
     }
 
 
-class SimBoard(BoardControls):
+class SimBoard(BoardControls, HeadControls):
     """A simulated injector board. Use as a context manager or start()/stop().
 
     seed: draw imperfections (backlash, compliance, tissue, bore) from this seed;
@@ -74,7 +75,7 @@ class SimBoard(BoardControls):
     def __init__(self, *, syringe: int = 1, serial: str = "SIM-0001", heap: str = HEAP,
                  workdir: str | os.PathLike | None = None, profile: dict | None = None,
                  seed: int | None = None, journal_cells: int | None = None,
-                 stage: bool = True, paired: bool = True):
+                 stage: bool = True, paired: bool = True, head: int = 1):
         self.syringe = syringe
         self.journal_cells = journal_cells  # the firmware's journal size (default: the board's)
         self.stage = stage  # copy this repository's firmware to the flash at start (False: leave it as it is)
@@ -97,10 +98,12 @@ class SimBoard(BoardControls):
             "needle_steps_per_mm": 100,
         }
         self.seed = seed
+        self.profile.update(head_profile(head, seed))  # the head it is built with: spec.HEADS, filled
         if seed is not None:
             self.profile.update(imperfections(seed))
         self.profile.update(profile or {})
         self._init_controls()
+        self._init_heads(head)
         self.balance: SimBalance | None = None
         self.boots = 0
         # inputs held while the board powers up; both (the service gesture): main.py erases the key and
@@ -366,7 +369,7 @@ class SimBoard(BoardControls):
 
     def _on_message(self, msg: dict) -> None:
         # a checked message from the board (cond held, I/O thread)
-        if self._on_world(msg):
+        if self._on_world(msg) or self._on_head_world(msg):
             return
         assert self._process is not None
         kind = msg["kind"]

@@ -138,7 +138,9 @@ def test_ui_serves_the_console_on_loopback_and_stops_cleanly_on_ctrl_c(tmp_path)
         opener.open(url)  # signs in: the cookie
         state = json.loads(opener.open(url.split("?")[0] + "api/state").read())
         assert state["device"]["serial"] == "SIM-0001" and state["phase"] == "setup"
-        assert [p["file"] for p in state["programs"]] == ["nappage.toml", "point-by-point.toml", "test-dose.toml"]
+        assert [p["file"] for p in state["programs"]] == ["multi-injector.toml", "nappage.toml", "point-by-point.toml",
+                                                          "test-dose.toml"]
+        assert "not in the console yet" in state["programs"][0]["error"]  # a head the form cannot hold: said, not lost
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)

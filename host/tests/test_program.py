@@ -101,9 +101,10 @@ def test_the_ways_programs_write_a_volume_still_work(text, expected):
 def test_the_ways_programs_write_other_quantities_still_work():
     nappage = programs.load(PROGRAMS / "nappage.toml")
     prog = programs.parse({**_toml(nappage), "cadence": "6 Hz", "flow_rate": "50 uL/s", "depth": "1.5 mm",
-                           "needle": {"gauge": 32, "length": "4 mm"}, "needles": 3})
-    assert (prog.cadence_mhz, prog.flow_nl_s, prog.depth_um, prog.needle_length_um, prog.needles) == \
-        (6000, 50000, 1500, 4000, 3)
+                           "needle": {"gauge": 32, "length": "4 mm"}})
+    assert (prog.cadence_mhz, prog.flow_nl_s, prog.depth_um, prog.needle_length_um, prog.needle_gauge, prog.needles) == \
+        (6000, 50000, 1500, 4000, 32, 1)
+    assert prog.head_name == "32G 4 mm"  # a single needle is the single-needle head of its gauge and length
     assert programs.quantity_of("1.0 g/mL", "density", "g/mL", "1.0 g/mL", integer=False) == 1.0
 
 

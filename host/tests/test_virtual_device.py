@@ -16,7 +16,7 @@ from mesoinject.session import SessionRunner
 from mesoinject.virtual import VirtualDevice
 from mesoprotocol import spec
 
-POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, needles=1, needle_length_um=4000, depth_um=3000,
+POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=3000,
              volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
 
 

@@ -7,13 +7,14 @@ from mesoprotocol import spec
 
 F_TECHNIQUE = spec.CFG_TECHNIQUE + 1
 F_SYRINGE = spec.CFG_SYRINGE + 1
-F_NEEDLES = spec.CFG_NEEDLES + 1
+F_HEAD = spec.CFG_HEAD + 1
 F_NEEDLE_LENGTH = spec.CFG_NEEDLE_LENGTH + 1
 F_DEPTH = spec.CFG_DEPTH + 1
 F_VOLUME = spec.CFG_VOLUME + 1
 F_COUNT = spec.CFG_COUNT + 1
 F_CADENCE = spec.CFG_CADENCE + 1
 F_FLOW = spec.CFG_FLOW + 1
+F_VACUUM = spec.CFG_VACUUM + 1
 F_SESSION = spec.CFG_SESSION + 1
 
 _VOLUME_SETTING = {
@@ -78,22 +79,29 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0):
     # settings: the device's limits in force (spec.SETTINGS_TABLE order);
     # min_volume_nl(syringe) -> the least volume that syringe meters to 1 % (least_dose_nl);
     # used_nl: what the session this CONFIGURE continues has delivered already (max_session_nl bounds the sum).
-    technique, syringe, needles, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, session = cfg
+    technique, syringe, head, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, vacuum, session = cfg
     if technique not in _VOLUME_SETTING:
         return (spec.NACK_BAD_VALUE, F_TECHNIQUE, technique, 0)
     if syringe not in spec.SYRINGES:
         return (spec.NACK_BAD_VALUE, F_SYRINGE, syringe, 0)
     if session == 0:  # every journal record must name its session
         return (spec.NACK_BAD_VALUE, F_SESSION, session, 0)
+    if head not in spec.HEADS:
+        return (spec.NACK_BAD_VALUE, F_HEAD, head, 0)
+    error = check_head(technique, head, needle_um) or check_vacuum(head, vacuum, settings)
+    if error:
+        return error
     max_depth = min(settings[spec.SET_DEPTH], needle_um - spec.NEEDLE_MARGIN_UM)
     max_volume = settings[_VOLUME_SETTING[technique]]
     if technique == spec.TECHNIQUE_TEST_DOSE:
         max_volume = min(max_volume, spec.MAX_TEST_DOSE_NL)
+    # the per-point limits hold per needle (each needle makes its own papule); the plunger meters the
+    # cycle's total, so that total must meter to 1 % and give every needle at least MIN_VOLUME_NL
+    needles = spec.head_needles(head)
     error = (
-        _range(F_NEEDLES, needles, 1, spec.MAX_NEEDLES)
-        or _range(F_NEEDLE_LENGTH, needle_um, spec.MIN_DEPTH_UM + spec.NEEDLE_MARGIN_UM, 65535)
+        _range(F_NEEDLE_LENGTH, needle_um, spec.MIN_DEPTH_UM + spec.NEEDLE_MARGIN_UM, 65535)
         or _range(F_DEPTH, depth_um, spec.MIN_DEPTH_UM, max_depth)
-        or _range(F_VOLUME, volume_nl, min_volume_nl(syringe), max_volume)
+        or _range(F_VOLUME, volume_nl, max(min_volume_nl(syringe), needles * spec.MIN_VOLUME_NL), needles * max_volume)
         or _range(F_COUNT, count, 1, _COUNT_CEILING[technique])
         or _range(F_FLOW, flow, spec.MIN_FLOW_NL_S, settings[spec.SET_FLOW])
     )
@@ -114,3 +122,29 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0):
     elif cadence_mhz != 0:
         return (spec.NACK_BAD_VALUE, F_CADENCE, cadence_mhz, 0)
     return None
+
+
+def check_head(technique, head, needle_um):
+    # the program's needle length is the head table's (one source of truth: a program written for
+    # another needle is refused), and a multi-needle head works cycle by cycle: no nappage
+    length = spec.HEADS[head][3]
+    if needle_um != length:
+        return (spec.NACK_INFEASIBLE, F_NEEDLE_LENGTH, needle_um, length)
+    if technique == spec.TECHNIQUE_NAPPAGE and spec.head_needles(head) > 1:
+        return (spec.NACK_INFEASIBLE, F_HEAD, head, 1)
+    return None
+
+
+def check_vacuum(head, vacuum_kpa, settings):
+    # a multi-needle head holds the skin by vacuum, within the device's limit; a single needle has a
+    # contact switch and no vacuum
+    if spec.head_needles(head) == 1:
+        if vacuum_kpa:
+            return (spec.NACK_INFEASIBLE, F_VACUUM, vacuum_kpa, 0)
+        return None
+    return _range(F_VACUUM, vacuum_kpa, spec.MIN_VACUUM_KPA, settings[spec.SET_VACUUM])
+
+
+def per_needle_nl(volume_nl, head):
+    # what each needle of the head gets of a cycle's volume (nominally: the model spreads it)
+    return volume_nl // spec.head_needles(head)

@@ -114,6 +114,7 @@ FLAG_TRIGGER_RELEASED = const(0x02)
 FLAG_ABORTED = const(0x04)  # stopped by ABORT, PAUSE or any alarm
 FLAG_FAULT = const(0x08)
 FLAG_POWER_LOST = const(0x10)  # power failed mid-point: delivered is the last journal checkpoint
+FLAG_CONTACT_LOST = const(0x20)  # skin contact (switch, or the head's vacuum) lost mid-dose: stopped in that tick
 
 # ---- NACK reasons ------------------------------------------------------------------
 NACK_UNKNOWN_TYPE = const(1)
@@ -131,6 +132,8 @@ NACK_SYRINGE = const(12)  # the clamp sensor measures another syringe: value = t
 #                           code, limit = the barrel diameter measured in um (0: no reading)
 NACK_OTHER_HOST = const(13)  # OPEN while another host's session is live: value = ms since it was heard, limit = lapse ms
 NACK_NO_SESSION = const(14)  # a session command outside the open session: value = its session, limit = 1 if one is open
+NACK_HEAD = const(15)  # the head's ID resistor reads another head: value = the command's (or program's) head code,
+#                        limit = the ID voltage read, mV (no head's band: none fitted, or a fault)
 NACK_NAMES = (
     "",
     "UNKNOWN_TYPE",
@@ -147,6 +150,7 @@ NACK_NAMES = (
     "SYRINGE",
     "OTHER_HOST",
     "NO_SESSION",
+    "HEAD",
 )
 
 # ---- alarms --------------------------------------------------------------------------
@@ -159,6 +163,9 @@ ALARM_RESET = const(6)
 ALARM_JOURNAL_FULL = const(7)  # no room to journal the next point: it is not given
 ALARM_SYRINGE = const(8)  # the clamp sensor no longer measures the program's syringe (swapped, out, or a sensor
 #                           fault: a reading in no syringe's band); detail = barrel diameter measured, um
+ALARM_HEAD = const(9)  # the head's ID no longer reads the program's head (changed, off, or a fault); detail = mV read
+ALARM_NEEDLE_BLOCKED = const(10)  # a multi-needle head's dispense pressure rose past its baseline: a needle is
+#                                   (partly) blocked, its dose went to the others; detail = the cycle's mean kPa
 ALARM_NAMES = (
     "",
     "LINK_LOST",
@@ -169,6 +176,8 @@ ALARM_NAMES = (
     "RESET",
     "JOURNAL_FULL",
     "SYRINGE",
+    "HEAD",
+    "NEEDLE_BLOCKED",
 )
 
 RESET_POWER_ON = const(0)
@@ -196,14 +205,15 @@ NEEDLE_SPEED_UM_S = const(50000)  # needle axis travel speed (nappage feasibilit
 # came); a NACK's `field` is this + 1. test_spec_doc checks them against the layout.
 CFG_TECHNIQUE = const(0)
 CFG_SYRINGE = const(1)
-CFG_NEEDLES = const(2)
+CFG_HEAD = const(2)
 CFG_NEEDLE_LENGTH = const(3)
 CFG_DEPTH = const(4)
 CFG_VOLUME = const(5)
 CFG_COUNT = const(6)
 CFG_CADENCE = const(7)
 CFG_FLOW = const(8)
-CFG_SESSION = const(9)
+CFG_VACUUM = const(9)
+CFG_SESSION = const(10)
 MIN_DOSE_STEPS = const(100)  # a dose's steps are rounded with a carried remainder (< 1 step off): 1 % needs 100
 MAX_POINT_NL = const(50000)  # point-by-point default: 20-50 uL per point
 CEIL_POINT_NL = const(200000)  # no setting can allow more than 0.2 mL in one point
@@ -216,7 +226,6 @@ MIN_CADENCE_MHZ = const(500)
 MAX_CADENCE_MHZ = const(12000)  # 12 shots per second (mesoguns top out near 9)
 MIN_FLOW_NL_S = const(1000)
 MAX_FLOW_NL_S = const(100000)  # plunger speed ceiling, 100 uL/s
-MAX_NEEDLES = const(18)
 MAX_PRIME_NL = const(200000)
 LINK_TIMEOUT_MS = const(500)
 MIN_LINK_TIMEOUT_MS = const(100)
@@ -231,7 +240,16 @@ POINT_SETTLE_MS = const(100)  # a point, this long (both count in the nappage fe
 JOURNAL_CHECKPOINT_NL = const(1000)  # a dose in progress is journalled this often, and 4 times a dose at least
 TRIGGER_STUCK_MS = const(2000)  # held this long beyond what a point needs -> TRIGGER_STUCK
 SYRINGE_SENSOR_MS = const(30)  # the clamp must disagree with the program this long before it counts (not one sample)
+HEAD_SENSOR_MS = const(30)  # the head ID must disagree with the program this long before it counts
+HEAD_BLOCK_PCT = const(10)  # a multi-needle cycle whose mean dispense pressure is this % above the head's baseline
+#                             (its first full cycle after priming) means a blocked needle
 CADENCE_SLACK_DIV = const(10)  # a nappage shot may make up at most period / 10 of lateness: no catch-up
+# skin contact: a single-needle head has a contact switch; a multi-needle head draws the skin onto its needles
+# with a vacuum pump and a pressure sensor. A dose starts only with contact held and stops in the control pass
+# that finds it lost (FLAG_CONTACT_LOST).
+MIN_VACUUM_KPA = const(10)  # below ambient: less does not hold skin on the needles
+MAX_VACUUM_KPA = const(60)  # more bruises (suction devices for skin stay within ~60 kPa)
+VACUUM_HYST_KPA = const(5)  # the pump runs until the vacuum is this far past the program's level
 
 # ---- device settings: limits a device may lower, never raise past the hard ceiling --------
 # (field, struct code, default, lowest allowed, hard ceiling). SETTINGS carries them in
@@ -244,6 +262,7 @@ SETTINGS_TABLE = (
     ("max_cadence_mhz", "H", MAX_CADENCE_MHZ, MIN_CADENCE_MHZ, MAX_CADENCE_MHZ),
     ("max_flow_nl_s", "I", MAX_FLOW_NL_S, MIN_FLOW_NL_S, MAX_FLOW_NL_S),
     ("link_timeout_ms", "H", LINK_TIMEOUT_MS, MIN_LINK_TIMEOUT_MS, MAX_LINK_TIMEOUT_MS),
+    ("max_vacuum_kpa", "H", MAX_VACUUM_KPA, MIN_VACUUM_KPA, MAX_VACUUM_KPA),
 )
 SET_POINT = const(0)  # indexes into SETTINGS_TABLE
 SET_SHOT = const(1)
@@ -252,6 +271,7 @@ SET_DEPTH = const(3)
 SET_CADENCE = const(4)
 SET_FLOW = const(5)
 SET_LINK_TIMEOUT = const(6)
+SET_VACUUM = const(7)
 _SETTING_FIELDS = tuple((row[0], row[1]) for row in SETTINGS_TABLE)
 # ---- authentication: commands that change state or move fluid end with a counter and a MAC ------
 # mac = HMAC-SHA256(key, VER TYPE payload-before-the-mac)[:8]. OPEN's counter is the device's
@@ -297,13 +317,14 @@ MESSAGES = {
         (
             ("technique", "B"),  # TECHNIQUE_*
             ("syringe", "B"),  # SYRINGES code
-            ("needles", "B"),  # needles sharing one dose (multi-injector head)
-            ("needle_length_um", "H"),
+            ("head", "B"),  # HEADS code: the needle head fitted (its ID resistor is read)
+            ("needle_length_um", "H"),  # the head's needle length: must be the HEADS table's (a check)
             ("depth_um", "H"),
-            ("volume_nl", "I"),  # per point, or per shot in nappage
+            ("volume_nl", "I"),  # per point (per cycle: all the head's needles), or per shot in nappage
             ("count", "H"),  # points, or shots in nappage
             ("cadence_mhz", "H"),  # nappage shots per 1000 s; 0 otherwise
             ("flow_nl_s", "I"),  # plunger flow while dispensing
+            ("vacuum_kpa", "B"),  # multi-needle heads: the vacuum that holds the skin on the needles; 0: contact switch
             ("session", "I"),  # the host's tag for this session, journalled with every record (not 0)
         ) + _SESSION_SIGNED,
     ),
@@ -382,7 +403,9 @@ MESSAGES = {
             ("worst_pass_us", "I"),  # the longest such pass (overrun or not), us; both since boot
         ),
     ),
-    DELIVERY: ("DELIVERY", _DELIVERY_FIELDS),
+    DELIVERY: ("DELIVERY", _DELIVERY_FIELDS + (
+        ("vacuum_kpa", "B"),  # the least vacuum held while the dose ran (multi-needle heads); 0: switch head, prime
+    )),  # not journalled (a journal cell has no room): RECORD has no vacuum_kpa
     RECORD: ("RECORD", _DELIVERY_FIELDS + (("pending", "H"),)),  # a journalled DELIVERY (record_id 0: none left)
     ALARM: (
         "ALARM",
@@ -461,3 +484,44 @@ def syringe_fits(code, barrel_um):
 def syringes_fitting(barrel_um):
     # codes of every syringe a barrel measured at barrel_um may be (empty: a sensor fault or no syringe)
     return [code for code in sorted(SYRINGES) if syringe_fits(code, barrel_um)]
+
+
+
+# ---- needle heads: code -> (name, needles, gauge, needle length um, dead volume nL, ID voltage mV) -----------
+# A head carries one resistor from its ID pin to ground; the board pulls that pin up through
+# HEAD_PULLUP_OHM to 3.3 V and reads it on an ADC: ID mV = 3300 R / (R + 10k). Chosen over a 1-Wire
+# or EEPROM id: a resistor costs a cent, survives autoclaving, needs no protocol or firmware on the head,
+# and reads in a microsecond every control pass. The E12 values (1k, 2.2k, 3.9k, 6.8k, 12k, 22k, 47k)
+# sit >= 290 mV apart; a reading within HEAD_ID_TOL_MV of a head's fits it. No head (the pull-up,
+# 3300 mV), a short (0 mV) or a broken resistor reads in no head's band: a fault, dosing stops.
+# Dead volume: what the head holds between the syringe's luer and the needle tips (the manifold of a
+# multi-injector): priming fills it, it is never delivered.
+HEADS = {
+    1: ("30G 4 mm", 1, 30, 4000, 1500, 300),
+    2: ("30G 6 mm", 1, 30, 6000, 1500, 595),
+    3: ("30G 13 mm", 1, 30, 13000, 2000, 926),
+    4: ("32G 4 mm", 1, 32, 4000, 1200, 1336),
+    5: ("27G 4 mm", 1, 27, 4000, 2500, 1800),
+    6: ("5-needle 30G 4 mm", 5, 30, 4000, 45000, 2269),
+    7: ("9-needle 30G 4 mm", 9, 30, 4000, 80000, 2721),
+}
+HEAD_PULLUP_OHM = const(10000)
+HEAD_ID_TOL_MV = const(120)  # 1 % resistors, the pull-up and ADC error; the bands are >= 290 mV apart
+
+
+def head_needles(code):
+    return HEADS[code][1]
+
+
+def head_fits(code, id_mv):
+    # does a head ID read at id_mv fit head `code`?
+    d = HEADS[code][5] - id_mv
+    return -HEAD_ID_TOL_MV <= d <= HEAD_ID_TOL_MV
+
+
+def head_fitted(id_mv):
+    # the code of the head an ID reading is (0: none: no head, a short, or a fault)
+    for code in HEADS:
+        if head_fits(code, id_mv):
+            return code
+    return 0

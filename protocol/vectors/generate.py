@@ -59,14 +59,14 @@ def nack(msg_type, seq, reason):
     return {"nack": spec.NACK_NAMES[reason], "type": msg_type, "seq": seq}
 
 
-CONFIG_POINT = dict(technique=1, syringe=1, needles=1, needle_length_um=4000, depth_um=3000,
+CONFIG_POINT = dict(technique=1, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=3000,
                     volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000, session=0x5E55_0001)
-CONFIG_NAPPAGE = dict(technique=2, syringe=1, needles=1, needle_length_um=4000, depth_um=1500,
+CONFIG_NAPPAGE = dict(technique=2, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=1500,
                       volume_nl=2000, count=40, cadence_mhz=6000, flow_nl_s=50000, session=0xA55A_0D0A)
 IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", serial="SIM-0001",
                 syringe=1, cal_ppm=1012345, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,
                 max_session_nl=5000000, max_depth_um=4000, max_cadence_mhz=10000,
-                max_flow_nl_s=100000, link_timeout_ms=500, boot_count=3, journal_free=5998, build=0xA663DE8F,
+                max_flow_nl_s=100000, link_timeout_ms=500, max_vacuum_kpa=60, boot_count=3, journal_free=5998, build=0xA663DE8F,
                 paired=1, auth_counter=0x00012345, journal_epoch=0x2A5A0D03)
 STATUS = dict(state=5, alarm=0, trigger=1, technique=1, done=7, planned=20, delivered_nl=210000,
               syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456, unacked=1, next_event_seq=0xA5,
@@ -90,7 +90,7 @@ def vectors():
         ok("ABORT", spec.ABORT, 7),
         ok("STATUS", spec.STATUS, 255),
         ok("SETTINGS", spec.SETTINGS, 8, max_point_nl=40000, max_shot_nl=5000, max_session_nl=2000000,
-           max_depth_um=3000, max_cadence_mhz=8000, max_flow_nl_s=60000, link_timeout_ms=1000),
+           max_depth_um=3000, max_cadence_mhz=8000, max_flow_nl_s=60000, link_timeout_ms=1000, max_vacuum_kpa=40),
         ok("CALIBRATE", spec.CALIBRATE, 9, syringe=1, area_ppm=1030225),
         ok("RECORDS first", spec.RECORDS, 10, ack_id=0),
         ok("EVENTS", spec.EVENTS, 12, from_seq=0xFE),
@@ -113,8 +113,9 @@ def vectors():
            state=0, value=0xFFFFFFFF, limit=50000),
         ok("IDENTITY", spec.IDENTITY, 0, **IDENTITY),
         ok("STATUS_REPLY", spec.STATUS_REPLY, 9, **STATUS),
-        ok("DELIVERY complete point", spec.DELIVERY, 10, **DELIVERY),
-        ok("DELIVERY partial point", spec.DELIVERY, 11, **PARTIAL),
+        ok("DELIVERY complete point", spec.DELIVERY, 10, **DELIVERY, vacuum_kpa=0),
+        ok("DELIVERY partial point", spec.DELIVERY, 11, **dict(PARTIAL, flags=spec.FLAG_PARTIAL | spec.FLAG_CONTACT_LOST),
+           vacuum_kpa=42),
         ok("ALARM link lost", spec.ALARM, 12, code=spec.ALARM_LINK_LOST, state=spec.STATE_FAULT,
            detail=512, time_ms=99999, record_id=0x00030009, epoch=0x2A5A0D03),
         ok("ALARM reset, not journalled", spec.ALARM, 14, code=spec.ALARM_RESET, state=spec.STATE_FAULT,
@@ -133,7 +134,7 @@ def vectors():
         # every byte value survives the link (0x03, 0x0A, 0x0D, 0xA5...)
         ok("DELIVERY awkward bytes", spec.DELIVERY, 0x0A, record_id=0x0D0A035A, session=0x5AA5_0300, point=0xA55A, kind=1,
            flags=0, programmed_nl=0xFFFFFFFF, delivered_nl=0x00A55A00, depth_um=0x0D0A, time_ms=0x03030303, syringe=0x0A,
-           epoch=0x0A0D5AA5),
+           epoch=0x0A0D5AA5, vacuum_kpa=0x5A),
     ]
     corrupt = bytearray(good_status)
     corrupt[-1] ^= 0x01

@@ -25,6 +25,10 @@ PLUNGER_END = 8  # endstop to GND at the end of the syringe stroke: low = empty
 LED = 2  # status LED + 330R to GND (single colour, same blink patterns as the Pico)
 PRESSURE_ADC = 1  # ADC1_CH0: line-pressure sensor through a 2/3 divider (board_stepdir)
 BARREL_ADC = 9  # ADC1_CH8: syringe clamp potentiometer's wiper (barrel diameter, board_stepdir)
+CONTACT = 13  # skin contact switch of a single-needle head, to GND, pull-up: low = on the skin
+VACUUM_PUMP = 14  # vacuum pump MOSFET gate (multi-needle heads), high = on; 10k pull-down
+VACUUM_ADC = 12  # ADC2_CH1: the vacuum sensor (ADC2 is free: the firmware runs no Wi-Fi)
+HEAD_ADC = 10  # ADC1_CH9: the needle head's ID resistor against a 10k pull-up to 3V3 (spec.HEADS)
 
 # The drivers must stay off from the first moment: main.py imports this module first thing.
 Pin(MOTOR_EN, Pin.OUT, value=1)
@@ -39,9 +43,11 @@ class Board(board_stepdir.StepDirBoard):
 
     def __init__(self):
         super().__init__((PLUNGER_STEP, PLUNGER_DIR, PLUNGER_INVERT), (NEEDLE_STEP, NEEDLE_DIR, NEEDLE_INVERT),
-                         MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED)
+                         MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED, CONTACT, VACUUM_PUMP)
         self._adc = ADC(Pin(PRESSURE_ADC), atten=ADC.ATTN_11DB)  # 11 dB: 0-3.1 V range
         self._barrel = ADC(Pin(BARREL_ADC), atten=ADC.ATTN_11DB)
+        self._head = ADC(Pin(HEAD_ADC), atten=ADC.ATTN_11DB)
+        self._vacuum = ADC(Pin(VACUUM_ADC), atten=ADC.ATTN_11DB)
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
         return board_steprmt.RmtStepDir(step_pin, dir_pin, invert, unit)  # pulses from the hardware, not a Python loop
@@ -54,3 +60,9 @@ class Board(board_stepdir.StepDirBoard):
 
     def barrel_mv(self):
         return self._barrel.read_uv() // 1000
+
+    def head_mv(self):
+        return self._head.read_uv() // 1000
+
+    def vacuum_mv(self):
+        return self._vacuum.read_uv() // 1000

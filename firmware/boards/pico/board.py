@@ -22,6 +22,10 @@ PLUNGER_END = 13  # endstop to GND at the end of the syringe stroke: low = empty
 LED = "LED"  # on-board LED: GP25 on a Pico (the wireless chip's LED pin on a Pico W)
 PRESSURE_ADC = 26  # ADC0: line-pressure sensor through a 2/3 divider (board_stepdir)
 BARREL_ADC = 27  # ADC1: syringe clamp potentiometer's wiper (barrel diameter, board_stepdir)
+CONTACT = 14  # skin contact switch of a single-needle head, to GND, pull-up: low = on the skin
+VACUUM_PUMP = 15  # vacuum pump MOSFET gate (multi-needle heads), high = on; 10k pull-down
+VACUUM_ADC = 29  # ADC3: the vacuum sensor. On a Pico board ADC3 reads VSYS/3: a gun board wires the sensor there
+HEAD_ADC = 28  # ADC2: the needle head's ID resistor against a 10k pull-up to 3V3 (spec.HEADS)
 
 # The drivers must stay off from the first moment: main.py imports this module first thing.
 Pin(MOTOR_EN, Pin.OUT, value=1)
@@ -36,9 +40,11 @@ class Board(board_stepdir.StepDirBoard):
 
     def __init__(self):
         super().__init__((PLUNGER_STEP, PLUNGER_DIR, PLUNGER_INVERT), (NEEDLE_STEP, NEEDLE_DIR, NEEDLE_INVERT),
-                         MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED)
+                         MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED, CONTACT, VACUUM_PUMP)
         self._adc = ADC(PRESSURE_ADC)
         self._barrel = ADC(BARREL_ADC)
+        self._head = ADC(HEAD_ADC)
+        self._vacuum = ADC(VACUUM_ADC)
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
         # pulses from the hardware, not a Python loop; the plunger's gated by the PIO on TRIGGER and ESTOP
@@ -52,3 +58,9 @@ class Board(board_stepdir.StepDirBoard):
 
     def barrel_mv(self):
         return self._barrel.read_u16() * 3300 >> 16
+
+    def head_mv(self):
+        return self._head.read_u16() * 3300 >> 16
+
+    def vacuum_mv(self):
+        return self._vacuum.read_u16() * 3300 >> 16

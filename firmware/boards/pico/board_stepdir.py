@@ -142,7 +142,7 @@ class StepDirBoard:
         # a board with a pulse peripheral returns its driver here (unit: 0 plunger, 1 needle)
         return StepDir(step_pin, dir_pin, invert)
 
-    def __init__(self, plunger, needle, motor_en, trigger, estop, needle_home, plunger_end, led):
+    def __init__(self, plunger, needle, motor_en, trigger, estop, needle_home, plunger_end, led, contact, pump):
         # plunger, needle: (step pin, dir pin, invert dir); inputs are switches to GND.
         self._en = Pin(motor_en, Pin.OUT, value=1)  # active low: disabled
         self._plunger = self.step_driver(plunger[0], plunger[1], plunger[2], 0)
@@ -153,6 +153,8 @@ class StepDirBoard:
         self._home = Pin(needle_home, Pin.IN, Pin.PULL_UP)  # closed (low) at home
         self._end = Pin(plunger_end, Pin.IN, Pin.PULL_UP)  # closed (low) at end of stroke
         self._led = Pin(led, Pin.OUT, value=0)
+        self._contact = Pin(contact, Pin.IN, Pin.PULL_UP)  # the skin contact switch (single-needle heads)
+        self._pump = Pin(pump, Pin.OUT, value=0)  # the vacuum pump's MOSFET (multi-needle heads): off
         self._led_on = 0
         self._pattern = 0
         self._slot = 0  # slot of the blink pattern shown now
@@ -258,6 +260,36 @@ class StepDirBoard:
 
     def barrel_mv(self):
         raise NotImplementedError  # board.py reads its ADC
+
+    def head_id_mv(self):
+        # the needle head's ID resistor against the 10k pull-up (spec.HEADS): a voltage in one head's
+        # band names it; no head (3.3 V), a short or a broken resistor fits none and dosing stops
+        return self.head_mv()
+
+    def head_mv(self):
+        raise NotImplementedError  # board.py reads its ADC
+
+    # Skin contact: a single-needle head closes a contact switch against the skin (to GND, pull-up:
+    # low = contact); a multi-needle head's vacuum (kPa below ambient) is read by a vacuum sensor,
+    # ratiometric 0.5-4.5 V = 0-100 kPa through the same 2/3 divider as the line-pressure sensor.
+    VACUUM_ZERO_MV = 333
+    VACUUM_SPAN_MV = 2667
+    VACUUM_SPAN_KPA = 100
+
+    def skin_contact(self):
+        return self._contact.value() == 0
+
+    def vacuum_kpa(self):
+        mv = self.vacuum_mv()
+        if mv < self.PRESSURE_OPEN_MV:
+            return 0  # no sensor: no vacuum, so a vacuum head never has contact and never doses
+        return max(0, (mv - self.VACUUM_ZERO_MV) * self.VACUUM_SPAN_KPA // self.VACUUM_SPAN_MV)
+
+    def vacuum_mv(self):
+        raise NotImplementedError  # board.py reads its ADC
+
+    def vacuum_pump(self, on):
+        self._pump.value(1 if on else 0)
 
     def plunger_stalled(self):
         # A TMC2209's DIAG output (StallGuard) belongs here; with A4988-class drivers

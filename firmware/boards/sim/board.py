@@ -113,6 +113,7 @@ class Board:
         self._hang = False
         self._sensor_failed = False
         self._clamp_um = -1  # the clamp sensor's reading when injected (a sensor fault); -1: the syringe loaded
+        self._head_id_mv = -1  # the head ID's reading when injected (a fault); -1: the head fitted
         self._stall_ms = 0  # one injected stall of the control loop (a long flash erase, a GC): load
         self._motors = False
         self._gate = False  # the Pico's step PIO gate (board_steppio.py), modelled: see plunger_step
@@ -217,6 +218,23 @@ class Board:
     def syringe_barrel_um(self):
         # the clamp sensor: outer diameter of the syringe barrel in the clamp, um (0: no reading)
         return self.model.barrel_um if self._clamp_um < 0 else self._clamp_um
+
+    def head_id_mv(self):
+        # the needle head's ID resistor against the board's pull-up, mV (spec.HEADS)
+        return self.model.head_mv if self._head_id_mv < 0 else self._head_id_mv
+
+    def skin_contact(self):
+        # a single-needle head's contact switch: closed while the gun is held on the skin
+        return self.model.contact
+
+    def vacuum_kpa(self):
+        # the vacuum sensor under a multi-needle head, kPa below ambient
+        self.model.advance(board_model.clock_us())
+        return int(self.model.vacuum_kpa)
+
+    def vacuum_pump(self, on):
+        self.model.advance(board_model.clock_us())
+        self.model.pump = on
 
     def plunger_stalled(self):
         # the stepper driver's stall flag, cleared when read
@@ -376,5 +394,20 @@ class Board:
         elif kind == "stall":
             self._stall_ms = msg["ms"]
             self._injected(kind, msg["ms"])
+        elif kind == "fit_head":
+            self.model.fit_head(msg["id_mv"], msg["dead_nl"], msg["conductance"])
+            self._injected(kind, msg["id_mv"])
+        elif kind == "block":
+            self.model.block_needle(msg["needle"], msg["factor"])
+            self._injected(kind, msg["factor"])
+        elif kind == "head_id":
+            self._head_id_mv = msg["reading_mv"]
+            self._injected(kind, msg["reading_mv"])
+        elif kind == "contact":
+            self.model.advance(board_model.clock_us())
+            self.model.contact = msg["held"]
+            self._injected(kind, msg["held"])
+        elif kind == "head_truth?":
+            self._send(self.model.head_truth())
         elif kind == "hang":
             self._hang = True

@@ -14,7 +14,11 @@ import json
 # occlude: needle resistance x factor, growing by ramp_per_s; content: what is left in the syringe;
 # sensor: false, the pressure sensor reads 0 whatever the pressure; load: another syringe in the
 # clamp; clamp: the clamp sensor reads reading_um whatever is loaded (-1: healed); stall: the
-# firmware's next loop pass takes ms longer; hang: the firmware stops (only the watchdog saves it)
+# firmware's next loop pass takes ms longer; hang: the firmware stops (only the watchdog saves it);
+# fit_head: another needle head on the gun, dry (its ID voltage, dead volume, each needle's relative
+# conductance); block: that needle's resistance x factor (1: clear); head_id: the head ID reads reading_mv
+# whatever is fitted (-1: healed); head_truth?: asks for a "head_truth" message; contact: the operator holds
+# the gun on the skin (true: the contact switch closed, a vacuum head sealed) or lifts it
 TO_BOARD = """
 trigger pressed at_ns
 estop pressed at_ns
@@ -26,6 +30,11 @@ load diameter_um content_nl barrel_um
 clamp reading_um
 stall ms
 hang
+fit_head id_mv dead_nl conductance
+block needle factor
+head_id reading_mv
+head_truth?
+contact held
 """
 
 # board -> harness
@@ -38,7 +47,9 @@ hang
 # for a CPU (Linux schedstat), the image file's I/O time, the time in serial and control-channel writes and in the idle wait
 # in between; wdt: the firmware fed its watchdog; reset: it pulls
 # its own reset line; snap: the model's physical state changed (state: handed back to the next boot,
-# opaque to the harness; air_nl: what left the needle outside the skin, what a balance weighs)
+# opaque to the harness; air_nl: what left the needle outside the skin, what a balance weighs);
+# pen_needles: what each needle of the head put into that penetration (sent right after its pen);
+# head_truth: the head fitted, its dead volume, how much of it is filled, what each needle let out
 FROM_BOARD = """
 boot reset_cause
 led code t_us
@@ -50,6 +61,8 @@ gap t_us us reads busy_us cpu_us waited_us io_us send_us idle_us
 wdt
 reset
 snap air_nl state
+pen_needles t1_us volumes_nl
+head_truth id_mv dead_nl vacuum_kpa pump fill_nl needles_nl
 """
 
 

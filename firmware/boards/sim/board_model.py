@@ -17,6 +17,10 @@ from time import ticks_diff, ticks_ms, ticks_us
 
 ENDSTOP_NL = 2000  # the end-of-syringe switch closes 2 uL before the stopper bottoms out
 STALL_KPA = 600  # the stepper stalls against this line pressure
+PUMP_MAX_KPA = 70.0  # the vacuum pump's best, sealed
+VACUUM_TAU_S = 0.08  # the head's chamber draws down with this time constant
+LEAK_TAU_S = 0.002  # ...and loses its vacuum this fast once the seal breaks (the gun lifted)
+SEAL_LEAK_TAU_S = 2.0  # sealed on the skin with the pump off, it leaks this slowly
 
 
 def clock_us():
@@ -66,6 +70,22 @@ class Model:
         self.q_in = 0.0
         self.last_call_us = 0
         self.t = ticks_us()
+        # the needle head (spec.HEADS): its ID voltage, its dead volume, each needle's relative conductance
+        # (1.0 nominal; a needle's bore spread, a blockage): flow splits over the needles by conductance,
+        # and the line sees them in parallel. The board's first head comes filled (as before heads);
+        # a head fitted later (fit_head) is dry until a prime fills its dead volume.
+        self.head_mv = profile.get("head_mv", 300)
+        self.head_dead_nl = float(profile.get("head_dead_nl", 0.0))
+        self.head_fill_nl = self.head_dead_nl
+        self.head_g0 = list(profile.get("head_g", [1.0]))  # as made
+        self.head_g = list(self.head_g0)  # as it is now (block_needle)
+        self.needle_out_nl = [0.0] * len(self.head_g)  # out of each needle since the board was built
+        self.pen_needles_nl = [0.0] * len(self.head_g)  # out of each needle into this penetration
+        # skin contact: the operator holds the gun on the skin (contact switch closed, a vacuum head sealed);
+        # the pump draws the sealed chamber towards PUMP_MAX_KPA, a broken seal leaks it at once
+        self.contact = True
+        self.pump = False
+        self.vacuum_kpa = 0.0
         state = profile.get("state")
         if state:
             self.restore(state)
@@ -84,6 +104,53 @@ class Model:
         self.gap = 0.0
         self.moved = True
 
+    def fit_head(self, id_mv, dead_nl, conductance):
+        # another head on the gun: dry, its own needles
+        self.head_mv = id_mv
+        self.head_dead_nl = float(dead_nl)
+        self.head_fill_nl = 0.0
+        self.head_g0 = list(conductance)
+        self.head_g = list(conductance)
+        self.needle_out_nl = [0.0] * len(conductance)
+        self.pen_needles_nl = [0.0] * len(conductance)
+        self.moved = True
+
+    def block_needle(self, needle, factor):
+        # needle's flow resistance x factor (1: clear again; large: blocked)
+        self.head_g[needle] = self.head_g0[needle] / factor
+        self.moved = True
+
+    def _vacuum(self, dt):
+        # first-order: the pump draws the sealed chamber down (VACUUM_TAU_S); off the skin it leaks (LEAK_TAU_S)
+        if self.contact and self.pump:
+            target, tau = PUMP_MAX_KPA, VACUUM_TAU_S
+        else:  # sealed on the skin it holds (a slow leak); lifted, it is gone in a few ms
+            target, tau = 0.0, SEAL_LEAK_TAU_S if self.contact else LEAK_TAU_S
+        x = dt / tau
+        self.vacuum_kpa += (target - self.vacuum_kpa) * (1 - exp(-x) if x > 1e-4 else x)
+
+    def _head_conductance(self):
+        return sum(self.head_g)
+
+    def _to_needles(self, flow):
+        # what leaves the syringe fills the head's dead volume first, then splits over its needles
+        fill = min(flow, self.head_dead_nl - self.head_fill_nl)
+        if fill > 0:
+            self.head_fill_nl += fill
+            flow -= fill
+        if flow > 0:
+            g = self._head_conductance()
+            for i in range(len(self.head_g)):
+                share = flow * self.head_g[i] / g
+                self.needle_out_nl[i] += share
+                self.pen_needles_nl[i] += share
+        return flow
+
+    def head_truth(self):
+        return {"kind": "head_truth", "id_mv": self.head_mv, "dead_nl": self.head_dead_nl,
+                "vacuum_kpa": round(self.vacuum_kpa, 1), "pump": self.pump,
+                "fill_nl": round(self.head_fill_nl, 3), "needles_nl": [round(v, 3) for v in self.needle_out_nl]}
+
     # ---- physics ------------------------------------------------------------------
     def pressure_kpa(self):
         return self.stored_nl / self.compliance
@@ -98,6 +165,8 @@ class Model:
             return
         if self.occlusion_ramp:
             self.occlusion += self.occlusion_ramp * dt
+        if self.pump or self.vacuum_kpa > 0.01:
+            self._vacuum(dt)
         push = min(self.pending_nl, self.q_in * dt)
         if push > 0:
             if self.pressure_kpa() >= STALL_KPA:
@@ -108,8 +177,9 @@ class Model:
                 push = min(push, self.content_nl)  # the stopper bottoms out
                 self.pending_nl -= push
                 self.content_nl -= push
-        tau = self.resistance * self.occlusion * self.compliance
-        rest = self.compliance * self.tissue * self.pen_nl / 1000 if self.depth_um > 0 and self.skin else 0.0
+        g = self._head_conductance()  # the needles in parallel; each raises its own wheal
+        tau = self.resistance * self.occlusion * self.compliance / g
+        rest = self.compliance * self.tissue * self.pen_nl / 1000 / g if self.depth_um > 0 and self.skin else 0.0
         x = dt / tau
         k = 1 - exp(-x) if x > 1e-4 else x - x * x / 2  # 1 - e^-x without cancellation
         v0 = self.stored_nl
@@ -125,6 +195,7 @@ class Model:
         refill = min(flow, self.tip_nl)  # first the needle refills what a suck-back drew in
         self.tip_nl -= refill
         flow -= refill
+        flow = self._to_needles(flow)
         self.out_nl += flow
         if self.depth_um > 0 and self.skin:
             self.pen_nl += flow
@@ -177,12 +248,16 @@ class Model:
             self.pen_t0 = clock_us()
             self.pen_nl = 0.0
             self.pen_max_um = self.depth_um
+            for i in range(len(self.pen_needles_nl)):
+                self.pen_needles_nl[i] = 0.0
         elif was_in and not inside:
             self.penetrations += 1
             # the exit also on the millisecond clock records are stamped with (ticks_ms and
             # ticks_us wrap apart on a 32-bit port: a record's time cannot be turned into us)
             self.report({"kind": "pen", "t0_us": self.pen_t0, "t1_us": clock_us(), "volume_nl": round(self.pen_nl, 3),
                          "max_depth_um": round(self.pen_max_um, 1), "t1_ms": clock_ms()})
+            self.report({"kind": "pen_needles", "t1_us": clock_us(),
+                         "volumes_nl": [round(v, 3) for v in self.pen_needles_nl]})
 
     def at_end(self):
         return self.content_nl - self.pending_nl <= ENDSTOP_NL
@@ -196,7 +271,8 @@ class Model:
 
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",
-               "nl_per_step", "barrel_um")
+               "nl_per_step", "barrel_um", "head_mv", "head_dead_nl", "head_fill_nl", "head_g0", "head_g",
+               "needle_out_nl", "contact")
 
     def snapshot(self):
         # the "snap" message: the harness keeps state (opaque to it) and hands it to the next boot

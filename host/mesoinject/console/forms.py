@@ -85,6 +85,11 @@ def library(folder: pathlib.Path) -> list[dict]:
         except ProgramError as e:
             entries.append({"file": path.name, "name": path.stem, "error": str(e), "form": None})
             continue
+        if program.needles > 1:  # the form has a single needle's fields: a head's program would lose its head
+            entries.append({"file": path.name, "name": program.name, "form": None,
+                            "error": f"{program.head_name} head: multi-needle heads are not in the console yet; "
+                                     f"run it with `mesoinject run {path.name}`"})
+            continue
         entries.append({"file": path.name, "name": program.name, "error": None, "form": form_of(program)})
     return entries
 

@@ -24,7 +24,8 @@ from . import messages
 from .common import NothingToExport, SessionRecord, numbered, ul
 
 _FLAG_NAMES = ((spec.FLAG_PARTIAL, "partial"), (spec.FLAG_TRIGGER_RELEASED, "trigger released"),
-               (spec.FLAG_ABORTED, "stopped"), (spec.FLAG_FAULT, "fault"), (spec.FLAG_POWER_LOST, "power lost"))
+               (spec.FLAG_ABORTED, "stopped"), (spec.FLAG_FAULT, "fault"), (spec.FLAG_POWER_LOST, "power lost"),
+               (spec.FLAG_CONTACT_LOST, "contact lost"))
 
 
 def _flags(flags: int) -> str:
