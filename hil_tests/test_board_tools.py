@@ -15,13 +15,13 @@ from mesoinject.client import Device
 from mesoprotocol import spec
 from test_deploy import pairing_gesture
 
+pytestmark = pytest.mark.sim_only  # boards of its own, driven through the simulator's control channel
+
 FLASH_BYTES = 352 * 4096  # the simulated flash's size (host/mesosim/rom/flashfs.py): a Pico's littlefs
 
 
 @pytest.fixture
 def fresh_sim(request, tmp_path):
-    if request.config.getoption("--port"):
-        pytest.skip("starts its own simulated board")
     from mesoinject.simulated import SimBoard
 
     with SimBoard(workdir=tmp_path / "board", seed=request.config.sim_seed) as sim:
@@ -124,8 +124,6 @@ def test_two_processes_cannot_run_one_simulated_flash(fresh_sim):
 
 @pytest.mark.req("SR-141")
 def test_a_flashed_image_is_not_restaged_at_the_next_start(request, tmp_path):
-    if request.config.getoption("--port"):
-        pytest.skip("starts its own simulated board")
     from mesoinject import flash
     from mesoinject.simulated import SimBoard
 

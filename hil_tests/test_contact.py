@@ -9,6 +9,8 @@ from hil import drain, wait_state
 from mesoinject.client import Device
 from mesoprotocol import spec
 
+pytestmark = pytest.mark.sim_only  # boards of its own, driven through the simulator's control channel
+
 SINGLE, FIVE = 1, 6
 SLOW_POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=SINGLE, vacuum_kpa=0, needle_length_um=4000,
                   depth_um=2000, volume_nl=40000, count=10, cadence_mhz=0, flow_nl_s=20000)  # 2 s points
@@ -18,8 +20,6 @@ VACUUM_POINT = dict(SLOW_POINT, head=FIVE, vacuum_kpa=40, volume_nl=5 * 8000)
 def board_with(head, request):
     from mesoinject.simulated import SimBoard
 
-    if request.config.getoption("--port"):
-        pytest.skip("lifts the gun through the simulated board's control channel")
     return SimBoard(head=head, seed=request.config.sim_seed, profile={"diameter_error": 0.0})
 
 
@@ -136,8 +136,6 @@ def slow(request, tmp_path_factory):
 
     from mesoinject.simulated import SimBoard
 
-    if request.config.getoption("--port") or request.config.getoption("--board") != "sim":
-        pytest.skip("slows the simulated board's flash")
     with SimBoard(seed=request.config.sim_seed, workdir=tmp_path_factory.mktemp("contactflash"),
                   profile={"diameter_error": 0.0, "flash_erase_ms": WORST_ERASE_MS,
                            "flash_page_us": WORST_PAGE_US}) as board:

@@ -11,6 +11,8 @@ from hil import drain, wait_event, wait_state
 from mesoinject.client import Device, DeviceRefused
 from mesoprotocol import spec
 
+pytestmark = pytest.mark.sim_only  # boards of its own, driven through the simulator's control channel
+
 SINGLE, FIVE, NINE = 1, 6, 7  # spec.HEADS codes
 POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, depth_um=2000, count=4, cadence_mhz=0, flow_nl_s=100000)
 
@@ -26,8 +28,6 @@ def board(request):
     """A board with the 5-needle head on it."""
     from mesoinject.simulated import SimBoard
 
-    if request.config.getoption("--port"):
-        pytest.skip("fits heads and blocks needles through the simulated board's control channel")
     with SimBoard(head=FIVE, seed=request.config.sim_seed, profile={"diameter_error": 0.0}) as b:
         yield b
 
