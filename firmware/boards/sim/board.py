@@ -28,6 +28,29 @@ def safe_mode():
     return "trigger" in held and "estop" in held
 
 
+# The physical world the board is wired to: the model and its hidden profile (bore, compliance, play,
+# sensor errors...). Only this module holds them: the Board object the firmware gets has no path to
+# them, and the profile leaves the environment once read (firmware/tests/test_ground_truth_hidden.py).
+_world = None
+_CONFIG_KEYS = ("serial", "flash_erase_ms", "flash_page_us")  # the board's own settings, not physics
+_profile = {}
+
+
+def _world_config():
+    global _profile
+    _profile = json.loads(os.getenv("MESOSIM_PROFILE") or "{}")
+    _profile["state"] = os.getenv("MESOSIM_STATE") or ""
+    os.unsetenv("MESOSIM_PROFILE")
+    os.unsetenv("MESOSIM_STATE")
+    return {k: _profile.pop(k) for k in _CONFIG_KEYS if k in _profile}
+
+
+def _build_world(report):
+    global _world, _profile
+    _world = board_model.Model(_profile, report)
+    _profile = {}
+
+
 def _raw_nonblocking(fd):
     # raw bytes (no CR/LF mangling, no signals on 0x03) and reads that return
     # what is there: VMIN=0, VTIME=0
@@ -55,7 +78,8 @@ class Board:
         _raw_nonblocking(0)
         self._in = sys.stdin.buffer
         self._out = sys.stdout.buffer
-        self.profile = json.loads(os.getenv("MESOSIM_PROFILE") or "{}")
+        config = _world_config()  # this board's own settings; the physics go to the model only
+        self._serial = config.get("serial", "SIM-0000")
         self._trigger = False
         self._trigger_read = True
         self._trigger_next = None
@@ -77,17 +101,16 @@ class Board:
         self._poll.register(self._ctrl, select.POLLIN)
         self._ctrl_poll = select.poll()
         self._ctrl_poll.register(self._ctrl, select.POLLIN)
-        self.profile["state"] = os.getenv("MESOSIM_STATE") or ""
-        self.model = board_model.Model(self.profile, self._send)
+        _build_world(self._send)
         self._flash_busy = 0  # 1 while the data flash erases or programs (the firmware is stalled)
         # the journal's folder on flash that takes its datasheet time (board_flash.py)
-        self.flash = board_flash.mount("journal.d", self.profile.get("flash_erase_ms", board_flash.ERASE_MS),
-                                       self.profile.get("flash_page_us", board_flash.PAGE_US), self._flash_wait)
+        self.flash = board_flash.mount("journal.d", config.get("flash_erase_ms", board_flash.ERASE_MS),
+                                       config.get("flash_page_us", board_flash.PAGE_US), self._flash_wait)
         self._send({"kind": "boot", "reset_cause": self.reset_cause()})
 
     # ---- identity ---------------------------------------------------------------
     def serial_number(self):
-        return self.profile.get("serial", "SIM-0000")
+        return self._serial
 
     def reset_cause(self):
         return int(os.getenv("MESOSIM_RESET") or 0)
@@ -111,11 +134,11 @@ class Board:
 
     def plunger_step(self, n):
         if self._motors:  # a disabled driver ignores step pulses
-            self.model.plunger(n)
+            _world.plunger(n)
 
     def needle_step(self, n):
         if self._motors:
-            self.model.needle(n)
+            _world.needle(n)
 
     def wait_steps(self):
         pass  # the model moves within the step call
@@ -139,23 +162,23 @@ class Board:
         return self._estop
 
     def pressure_kpa(self):
-        return 0 if self._sensor_failed else int(self.model.pressure_kpa())
+        return 0 if self._sensor_failed else int(_world.pressure_kpa())
 
     def syringe_barrel_um(self):
         # the clamp sensor: outer diameter of the syringe barrel in the clamp, um (0: no reading)
-        return self.model.barrel_um if self._clamp_um < 0 else self._clamp_um
+        return _world.barrel_um if self._clamp_um < 0 else self._clamp_um
 
     def plunger_stalled(self):
         # the stepper driver's stall flag, cleared when read
-        stalled = self.model.stalled
-        self.model.stalled = False
+        stalled = _world.stalled
+        _world.stalled = False
         return stalled
 
     def syringe_end(self):
-        return self.model.at_end()
+        return _world.at_end()
 
     def needle_home(self):
-        return self.model.depth_um <= 0
+        return _world.depth_um <= 0
 
     def led(self, code):
         self._send({"kind": "led", "code": code, "t_us": board_model.clock_us()})
@@ -176,11 +199,11 @@ class Board:
     def service(self, now_us):
         if self._ctrl_schema is None:
             self._schema()
-        self.model.advance(now_us)
+        _world.advance(now_us)
         if self._ctrl_poll.poll(0):
             self._serve_ctrl()
-        if self.model.moved:  # physical state changed: the harness keeps it across resets
-            self._send(self.model.snapshot())
+        if _world.moved:  # physical state changed: the harness keeps it across resets
+            self._send(_world.snapshot())
         while self._hang:  # injected firmware hang: nothing runs, nothing is fed
             pass
         if self._stall_ms:  # injected load: this pass takes that much longer, once
@@ -218,13 +241,13 @@ class Board:
         self._ctrl.send(json.dumps(msg) + "\n")
 
     def _injected(self, kind, value):
-        self.model.moved = True
+        _world.moved = True
         # echo an input change with the board time and the syringe content at that instant:
         # the harness measures time to safe state and volume after a fault from these
         # (and whether the flash had the firmware stalled at that instant)
         self._send({"kind": "took", "input": kind, "value": value, "t_us": board_model.clock_us(),
-                    "content_nl": round(self.model.content_nl, 3), "flash_busy": self._flash_busy,
-                    "forward_steps": self.model.forward_steps})
+                    "content_nl": round(_world.content_nl, 3), "flash_busy": self._flash_busy,
+                    "forward_steps": _world.forward_steps})
 
     def _serve_ctrl(self):
         data = self._ctrl.recv(256)
@@ -252,19 +275,19 @@ class Board:
             self._estop = msg["pressed"]
             self._injected(kind, msg["pressed"])
         elif kind == "truth?":
-            self._send(self.model.truth())
+            self._send(_world.truth())
         elif kind == "occlude":
-            self.model.occlusion = msg["factor"]
-            self.model.occlusion_ramp = msg["ramp_per_s"]
+            _world.occlusion = msg["factor"]
+            _world.occlusion_ramp = msg["ramp_per_s"]
             self._injected(kind, msg["factor"])
         elif kind == "content":
-            self.model.content_nl = msg["content_nl"]
+            _world.content_nl = msg["content_nl"]
             self._injected(kind, msg["content_nl"])
         elif kind == "sensor":
             self._sensor_failed = not msg["working"]
             self._injected(kind, msg["working"])
         elif kind == "load":
-            self.model.load(msg["diameter_um"], msg["content_nl"], msg["barrel_um"])
+            _world.load(msg["diameter_um"], msg["content_nl"], msg["barrel_um"])
             self._injected(kind, msg["diameter_um"])
         elif kind == "clamp":
             self._clamp_um = msg["reading_um"]
