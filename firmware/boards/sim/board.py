@@ -68,7 +68,8 @@ class Board:
     NEEDLE_SPEED_UM_S = NEEDLE_SPEED_UM_S
     PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway
     ANTIDRIP_UM = 20  # suck-back beyond the play: draws the drop back into the needle
-    COMPLIANCE_NL_PER_KPA = 1  # nominal syringe/stopper compliance
+    NEEDLE_PLAY_MAX_UM = 100  # the depth axis's lost motion at most (measured at boot against the home switch)
+    PRESSURE_LAG_US = 900  # the pressure sensor's filter time constant (nominal)
     JOURNAL_CELLS = int(os.getenv("MESOSIM_JOURNAL_CELLS") or 6000)  # records; tests shrink it
 
     def __init__(self):
@@ -143,6 +144,10 @@ class Board:
     def wait_steps(self):
         pass  # the model moves within the step call
 
+    def plunger_busy(self):
+        # the driver still letting out the last batch of steps (the model spreads a batch over ~1-2 ms)
+        return _world.pending_nl > 0
+
     def trigger(self):
         # every level the operator sets is seen by at least one read: a change that came
         # before the previous one was read waits for this read (a real finger is not that quick)
@@ -162,7 +167,7 @@ class Board:
         return self._estop
 
     def pressure_kpa(self):
-        return 0 if self._sensor_failed else int(_world.pressure_kpa())
+        return 0 if self._sensor_failed else int(_world.sensed_kpa())
 
     def syringe_barrel_um(self):
         # the clamp sensor: outer diameter of the syringe barrel in the clamp, um (0: no reading)

@@ -18,7 +18,8 @@ from .. import __version__
 from .common import NothingToExport, SessionRecord, numbered, ul
 
 _FLAG_NAMES = ((spec.FLAG_PARTIAL, "partial"), (spec.FLAG_TRIGGER_RELEASED, "trigger released"),
-               (spec.FLAG_ABORTED, "stopped"), (spec.FLAG_FAULT, "fault"), (spec.FLAG_POWER_LOST, "power lost"))
+               (spec.FLAG_ABORTED, "stopped"), (spec.FLAG_FAULT, "fault"), (spec.FLAG_POWER_LOST, "power lost"),
+               (spec.FLAG_UNCALIBRATED, "uncalibrated syringe: volume estimated"))
 
 
 def _flags(flags: int) -> str:
