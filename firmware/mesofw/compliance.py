@@ -13,6 +13,7 @@
 from time import ticks_diff
 
 MIN_PS_KPA = 8  # a prime whose pressure never rose this far says nothing about the compliance
+MIN_TAU_US = 2000  # nor one whose line empties faster than this (1 ms samples): the prior stands
 # the range a stopper's compliance per mm^2 of its face can have (pL/kPa/mm^2; docs/sim-model.md):
 # an estimate outside it is clamped, a failed one takes the middle
 MIN_PL_PER_KPA_MM2 = 10
@@ -43,18 +44,21 @@ class Probe:
     def feed(self, kpa, now_us, after_push):
         if not self.started:
             self.started = True
-            self.p1 = kpa
+            self.p1 = self.p_end = kpa
             self.last_us = now_us
             return
         dt = ticks_diff(now_us, self.last_us)
         self.last_us = now_us
+        area = (self.p_end + kpa) * dt // 2  # trapezoids: a rectangle per sample would add a sample's worth
+        if self.split:
+            self.j_kpa_us += area
+        else:
+            self.i_kpa_us += area
         if after_push and not self.split:
             self.split = True
-            self.ps = kpa
-        if self.split:
-            self.j_kpa_us += kpa * dt
-        else:
-            self.i_kpa_us += kpa * dt
+            # the line's pressure at the split, not the sensor's lagging reading of it (falling there:
+            # the reading trails it by lag x its slope)
+            self.ps = kpa + self.lag_us * (kpa - self.p_end) // dt if dt > 0 else kpa
         self.p_end = kpa
 
     def pl_per_kpa(self, pushed_nl, area_mm2):
@@ -64,8 +68,8 @@ class Probe:
             return None
         i = self.i_kpa_us + self.lag_us * (ps - p1)
         j = self.j_kpa_us - self.lag_us * ps
-        if j <= 0 or i <= 0:
-            return None
+        if j <= 0 or i <= 0 or j < MIN_TAU_US * ps:
+            return None  # the line empties within a sample or two: its time constant is not resolved
         j = j * ps // (ps - self.p_end)  # the exponential tail below where the settle stopped
         c = 1000 * pushed_nl * j // (j * (ps - p1) + i * ps)
         lo = area_mm2 * MIN_PL_PER_KPA_MM2

@@ -18,6 +18,7 @@ SUCKBACK = 8  # anti-drip: plunger back by the slack allowance, needle out (not 
 SETTLE_BLOCK_US = 4000  # the settle judges the mean pressure over blocks of this long (the sensor is noisy)...
 SETTLE_DROP_KPA = 1  # ...settled when the mean falls by less than this from one block to the next...
 SETTLE_DONE_KPA = 5  # ...or is down to this (above the line's zero, taken as each point starts)
+PROBE_DONE_KPA = 2  # a prime measuring the compliance follows the line further down (less tail to extrapolate)
 ZERO_READS = 8  # pressure reads averaged for the line's zero
 
 
@@ -314,9 +315,10 @@ class Sequence:
                 self.last_block = mean
                 self.block_sum = self.block_us = 0
                 kpa = mean  # judged and topped up from the block's mean, not one noisy read
-            elif kpa > SETTLE_DONE_KPA and waited_ms < self.settle_ms:
+            elif kpa > (SETTLE_DONE_KPA if probe is None else PROBE_DONE_KPA) and waited_ms < self.settle_ms:
                 return False
-            if kpa <= SETTLE_DONE_KPA or plateau or waited_ms >= self.settle_ms:
+            done_kpa = SETTLE_DONE_KPA if probe is None else PROBE_DONE_KPA
+            if kpa <= done_kpa or plateau or waited_ms >= self.settle_ms:
                 # top up only from a true plateau (the wheal's back-pressure), never from the
                 # flow pressure of a settle cut short by its time limit
                 topup = self.topup_steps(kpa) if plateau and not self.topped and kpa > SETTLE_DONE_KPA else 0

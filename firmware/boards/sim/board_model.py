@@ -211,7 +211,7 @@ class Model:
             self.moved = True
         self.stored_nl = v
         self._creep(dt)
-        self.sensor.advance(self.stored_nl / self.compliance, dt)
+        self.sensor.advance((v0 + self.stored_nl) / 2 / self.compliance, dt)  # the interval's mean drives the filter
         refill = min(flow, self.tip_nl)  # first the needle refills what a suck-back drew in
         self.tip_nl -= refill
         flow -= refill
