@@ -36,7 +36,8 @@ def test_a_bore_3_percent_off_is_flagged_until_calibrated_then_meets_half_a_perc
     with bored_board(request, BORE_ERROR) as board, Device.open(board.url) as device:
         session, rows, pens = points(board, device, store)
         assert all(r["flags"] & spec.FLAG_UNCALIBRATED for r in rows)
-        assert all(p.volume_nl / r["programmed_nl"] - 1 == pytest.approx(0.0609, abs=0.006) for r, p in zip(rows, pens))
+        errors = [p.volume_nl / r["programmed_nl"] - 1 for r, p in zip(rows, pens)]
+        assert all(e == pytest.approx(0.0609, abs=0.01) for e in errors)  # the bore, and within 1 % the rest (#20)
         csv = exports.export(store, "csv", session)
         assert csv.splitlines()[0].endswith(",calibrated") and all(line.endswith(",no") for line in csv.splitlines()[1:])
 
