@@ -31,9 +31,9 @@ def safe_mode():
 # The physical world the board is wired to: the model and its hidden profile (bore, compliance, play,
 # sensor errors...). Only this module holds them: the Board object the firmware gets has no path to
 # them, and the profile leaves the environment once read (firmware/tests/test_ground_truth_hidden.py).
-_world = None
+_world: board_model.Model = None  # type: ignore[assignment]  # built by the Board (_build_world)
 _CONFIG_KEYS = ("serial", "flash_erase_ms", "flash_page_us")  # the board's own settings, not physics
-_profile = {}
+_profile: dict = {}
 
 
 def _world_config():
