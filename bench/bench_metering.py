@@ -170,6 +170,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, help="imperfections seed (default: random, printed)")
     ap.add_argument("--session", type=int, help="points in the cumulative-error session (default 1000, quick or 0: no cadence sweep nor session)")
     ap.add_argument("--cases", help="only the cases whose label contains this text")
+    ap.add_argument("--only", choices=("calibrated", "uncalibrated"), help="one half of the table")
     args = ap.parse_args()
     n = args.points or (6 if args.quick else 40)
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
@@ -181,6 +182,8 @@ def main() -> int:
     if args.cases:
         cases = [c for c in cases if args.cases in c.label]
     for calibrated in (True, False):
+        if args.only and args.only != ("calibrated" if calibrated else "uncalibrated"):
+            continue
         print("calibrated (6 balance shots):" if calibrated else "uncalibrated (the table's bore; records flagged):")
         for case in cases:
             print(case_row(case, seed, n, base_point, base_shot, calibrated), flush=True)

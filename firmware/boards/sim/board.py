@@ -12,7 +12,6 @@ import termios
 from time import sleep_ms, ticks_add, ticks_diff, ticks_ms, ticks_us
 
 import board_flash
-import board_model
 
 NAME = "sim"
 PLUNGER_STEPS_PER_MM = 3200  # 200 steps/rev x 16 microsteps, 1 mm lead
@@ -31,7 +30,12 @@ def safe_mode():
 # The physical world the board is wired to: the model and its hidden profile (bore, compliance, play,
 # sensor errors...). Only this module holds them: the Board object the firmware gets has no path to
 # them, and the profile leaves the environment once read (firmware/tests/test_ground_truth_hidden.py).
-_world: board_model.Model = None  # type: ignore[assignment]  # built by the Board (_build_world)
+# board_model is imported only as the world is built, so a stand-in board (firmware/virtual) that reads only the
+# constants does not load the physics into its heap; mypy takes MYPY as true and sees the type
+MYPY = False
+if MYPY:
+    import board_model
+_world: "board_model.Model" = None  # type: ignore[assignment]  # built by the Board (_build_world)
 _CONFIG_KEYS = ("serial", "flash_erase_ms", "flash_page_us")  # the board's own settings, not physics
 _profile: dict = {}
 
@@ -47,6 +51,8 @@ def _world_config():
 
 def _build_world(report):
     global _world, _profile
+    import board_model
+
     _world = board_model.Model(_profile, report)
     _profile = {}
 
@@ -186,7 +192,7 @@ class Board:
         return _world.depth_um <= 0
 
     def led(self, code):
-        self._send({"kind": "led", "code": code, "t_us": board_model.clock_us()})
+        self._send({"kind": "led", "code": code, "t_us": ticks_us()})
 
     def reset(self):
         # the harness pulls the reset line: it restarts the process (a soft reset, as on an MCU)
@@ -222,7 +228,7 @@ class Board:
         # operator and the harness go on (their inputs are taken and stamped as they come)
         self._flash_busy = 1
         if erasing:
-            self._send({"kind": "erase", "t_us": board_model.clock_us()})
+            self._send({"kind": "erase", "t_us": ticks_us()})
         while True:
             left = ticks_diff(until_us, ticks_us())
             if left <= 0:
@@ -250,7 +256,7 @@ class Board:
         # echo an input change with the board time and the syringe content at that instant:
         # the harness measures time to safe state and volume after a fault from these
         # (and whether the flash had the firmware stalled at that instant)
-        self._send({"kind": "took", "input": kind, "value": value, "t_us": board_model.clock_us(),
+        self._send({"kind": "took", "input": kind, "value": value, "t_us": ticks_us(),
                     "content_nl": round(_world.content_nl, 3), "flash_busy": self._flash_busy,
                     "forward_steps": _world.forward_steps})
 
