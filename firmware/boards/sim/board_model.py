@@ -23,6 +23,7 @@ from time import ticks_diff, ticks_ms, ticks_us
 
 ENDSTOP_NL = 2000  # the end-of-syringe switch closes 2 uL before the stopper bottoms out
 STALL_KPA = 600  # the stepper stalls against this line pressure
+NOT_A_POINT_UM = 50  # a needle excursion shallower than this with no flow is not a penetration (MIN_DEPTH_UM is 500)
 WATER_MPA_S = 1.0  # viscosity of water at 20 C; drug solutions are given as a multiple of it
 # needle inner diameters (um) of regular-wall hypodermic tubing by gauge (ISO 9626:2016, table 1, nominal)
 NEEDLE_ID_UM = {27: 210, 28: 184, 29: 184, 30: 159, 31: 133, 32: 108, 33: 108}
@@ -88,7 +89,8 @@ class Model:
         self.barrel_um = profile.get("barrel_um", 0)  # the loaded syringe's outer diameter: the clamp closes on it
         self.um_per_needle_step = 1000.0 / profile["needle_steps_per_mm"]
         self.diameter_um = profile["diameter_um"]
-        self.compliance_per_mm2 = profile.get("compliance_nl_per_kpa_mm2", 0.0)  # 0: a fixed compliance
+        # per mm^2 of stopper face (drawn), unless a fixed compliance is pinned
+        self.compliance_per_mm2 = 0.0 if "compliance_nl_per_kpa" in profile else profile.get("compliance_nl_per_kpa_mm2", 0.0)
         self.compliance = self._compliance(profile.get("compliance_nl_per_kpa", 1.0))
         self.creep_share = profile.get("creep_share", 0.0)  # creep compliance / instant compliance
         self.creep_s = profile.get("creep_ms", 500) / 1000
@@ -281,6 +283,8 @@ class Model:
             self.pen_t0 = clock_us()
             self.pen_nl = 0.0
             self.pen_max_um = self.depth_um
+        elif was_in and not inside and self.pen_max_um < NOT_A_POINT_UM and self.pen_nl == 0:
+            pass  # the firmware measuring the axis's play at boot: the tip barely left home, nothing flowed
         elif was_in and not inside:
             self.penetrations += 1
             # the exit also on the millisecond clock records are stamped with (ticks_ms and
