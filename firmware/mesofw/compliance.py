@@ -17,7 +17,7 @@ MIN_TAU_US = 2000  # nor one whose line empties faster than this (1 ms samples):
 # the range a stopper's compliance per mm^2 of its face can have (pL/kPa/mm^2; docs/sim-model.md):
 # an estimate outside it is clamped, a failed one takes the middle
 MIN_PL_PER_KPA_MM2 = 10
-MAX_PL_PER_KPA_MM2 = 80
+MAX_PL_PER_KPA_MM2 = 400  # loose: a softer line than the model draws must still be measured (issue #20: 6 nL/kPa on a 1 mL)
 NOMINAL_PL_PER_KPA_MM2 = 35
 
 

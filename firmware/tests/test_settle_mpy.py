@@ -34,4 +34,4 @@ def test_the_prime_measures_the_line_compliance(results):
 @pytest.mark.req("SR-122")
 def test_a_probe_that_says_nothing_keeps_the_prior_and_estimates_are_clamped(results):
     assert results["flat"] is None
-    assert results["clamped"] == 18 * 80  # the area's ceiling (compliance.MAX_PL_PER_KPA_MM2)
+    assert results["clamped"] == 18 * 400  # the area's ceiling (compliance.MAX_PL_PER_KPA_MM2)
