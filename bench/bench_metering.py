@@ -1,11 +1,12 @@
 """Metering accuracy on the simulated board, against ground truth; printed, never asserted.
 
-For each syringe x backlash: a board with drawn imperfections (seed printed), its
-bore calibrated on the simulated balance, then points and nappage shots of each
-volume. Errors are ground truth (volume that left the needle in the skin) vs the
-programmed volume; the quantisation limit is one microstep's volume.
+Issue #20's cases (parameters pinned over the seed's draw) and the model's defaults (docs/sim-model.md)
+for BD 1/3/5/10 mL at 20/50 uL points and 1/2 uL nappage shots, each on a board with drawn imperfections
+(seed printed), calibrated on the simulated balance, then again uncalibrated. Errors are ground truth
+(volume that left the needle in the skin) vs the programmed volume; p99 and max of |error|; the record vs
+the truth; the depth the needle tip reached vs programmed.
 
-    python bench/bench_metering.py [--quick] [--points N] [--seed S]
+    python bench/bench_metering.py [--quick] [--points N] [--seed S] [--cases TEXT]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tempfile
 
 from mesoinject import program as programs
 from mesoinject.balance import Balance
-from mesoinject.calibrate import calibrate
+from mesoinject.calibrate import CalibrationError, calibrate
 from mesoinject.client import Device
 from mesoinject.records import RecordStore
 from mesoinject.session import SessionRunner
@@ -39,105 +40,171 @@ def step_nl(syringe: int) -> float:
     return 3.14159265 * d_mm * d_mm / 4 / PLUNGER_STEPS_PER_MM * 1000
 
 
-def run_chunk(workdir, syringe, seed, play_um, prog, n):
+def needle_profile(prog) -> dict:
+    # the model's needle resistance follows the program's needle (Poiseuille)
+    return {"needle_gauge": prog.needle_gauge, "needle_length_mm": prog.needle_length_um / 1000}
+
+
+def run_chunk(workdir, syringe, seed, profile, prog, n):
     """n points or shots on a fresh syringe of a board whose flash (calibration) is kept in workdir."""
-    profile = {"play_um": play_um}
+    profile = dict(needle_profile(prog), **profile)
     with SimBoard(syringe=syringe, seed=seed, profile=profile, workdir=workdir) as board, \
             Device.open(board.url) as device, tempfile.TemporaryDirectory() as tmp:
         store = RecordStore(pathlib.Path(tmp) / "bench.db")
         before = len(board.penetrations)
         with VirtualOperator(board, gap_s=0.02):
             outcome = SessionRunner(device, store).run(dataclasses.replace(prog, count=n), timeout_s=900)
+        records = [r for r in store.deliveries(outcome.session_id) if r["kind"] in ("point", "shot")]
         store.close()
-        return outcome, board.penetrations[before:]
+        return outcome, board.penetrations[before:], records
 
 
-def measure(workdir, syringe, seed, play_um, prog, total):
+def measure(workdir, syringe, seed, profile, prog, total):
+    """(penetrations, records) of `total` points or shots, over as many fresh syringes as that takes."""
+    if isinstance(profile, (int, float)):  # a play, as the cadence sweep passes it
+        profile = {"play_um": profile}
     capacity = spec.syringe_capacity_nl(syringe)
     per_syringe = max(1, min(int(0.8 * (capacity - prog.prime_nl) / prog.volume_nl), 500))
-    pens = []
+    pens, records = [], []
     while len(pens) < total:
-        outcome, got = run_chunk(workdir, syringe, seed, play_um, prog, min(per_syringe, total - len(pens)))
+        outcome, got, recs = run_chunk(workdir, syringe, seed, profile, prog, min(per_syringe, total - len(pens)))
         if not outcome.completed:
             raise RuntimeError(f"bench program stopped: {outcome.outcome} {outcome.progress.alarms}")
         pens += got
-    return pens
+        records += recs
+    return pens, records
 
 
-def row(label, prog, pens, quantum_nl):
+def calibrate_board(workdir, syringe, seed, profile):
+    """The bore calibrated on the simulated balance; the area factor, or the device's refusal as text."""
+    with SimBoard(syringe=syringe, seed=seed, profile=profile, workdir=workdir) as board, \
+            Device.open(board.url) as device:
+        balance = Balance(board.balance.port)
+        try:
+            return calibrate(device, balance, syringe=syringe, shots=6).new_ppm / 1e6
+        except CalibrationError as e:
+            return str(e)
+        finally:
+            balance.close()
+
+
+@dataclasses.dataclass
+class Case:
+    label: str
+    syringe: int
+    volume_ul: float
+    nappage: bool = False
+    profile: dict = dataclasses.field(default_factory=dict)  # pinned on top of the seed's draw
+    flow_ul_s: int | None = None
+
+
+def issue_cases() -> list[Case]:
+    """The issue #20 table's cases (same parameters pinned), then the model's defaults."""
+    bd1, bd3, bd5, bd10, terumo25 = 1, 2, 3, 4, 6
+    cases = [
+        Case("play 200 um", bd1, 50, profile={"play_um": 200}),
+        Case("compliance 6 nL/kPa", bd1, 50, profile={"compliance_nl_per_kpa": 6.0}),
+        Case("C 3 + tissue 4 kPa/uL", bd1, 50, profile={"compliance_nl_per_kpa": 3.0, "tissue_kpa_per_ul": 4.0}),
+    ]
+    for size in (bd3, bd5, bd10):
+        cases.append(Case("C 0.06/mm2 (max)", size, 50, profile={"compliance_nl_per_kpa_mm2": 0.06}))
+    for ul in (5, 10, 20):
+        cases.append(Case("R 0.0016 @100 uL/s", bd1, ul, profile={"resistance_kpa_s_per_nl": 0.0016}, flow_ul_s=100))
+    cases += [Case("nappage 2 uL", bd3, 2, nappage=True), Case("nappage 2 uL", terumo25, 2, nappage=True)]
+    cases += [Case("bore +3 %", bd1, 50, profile={"diameter_error": 0.03}),
+              Case("bore -3 %", bd1, 50, profile={"diameter_error": -0.03})]
+    for size in (bd1, bd3, bd5, bd10):
+        cases += [Case("defaults", size, 20), Case("defaults", size, 50)]
+        cases += [Case("defaults nappage", size, ul, nappage=True) for ul in (1, 2)]
+    return cases
+
+
+def case_program(case, base_point, base_shot):
+    if case.nappage:
+        prog = dataclasses.replace(base_shot, syringe=case.syringe, volume_nl=int(case.volume_ul * 1000),
+                                   flow_nl_s=100000)
+    else:
+        prog = dataclasses.replace(base_point, syringe=case.syringe, volume_nl=int(case.volume_ul * 1000), depth_um=2000)
+    if case.flow_ul_s:
+        prog = dataclasses.replace(prog, flow_nl_s=case.flow_ul_s * 1000)
+    return prog
+
+
+def case_row(case, seed, n, base_point, base_shot, calibrated):
+    """One table row: p99 and max |error| of the volume that left the needle in the skin vs programmed."""
+    name = f"{case.label}, {spec.SYRINGES[case.syringe][0]}, {'shot' if case.nappage else 'point'} {case.volume_ul:g} uL"
+    prog = case_program(case, base_point, base_shot)
+    quantum = step_nl(case.syringe)
+    if prog.volume_nl < spec.MIN_DOSE_STEPS * quantum:
+        return f"  {name:<52} refused by the device: below what it meters to 1 %"
+    drawn = imperfections(seed, case.syringe)
+    drawn.update(case.profile)
+    bore = drawn["diameter_error"]
+    with tempfile.TemporaryDirectory() as workdir:
+        cal = calibrate_board(workdir, case.syringe, seed, dict(needle_profile(prog), **case.profile)) if calibrated else None
+        if isinstance(cal, str):
+            return f"  {name:<52} calibration refused: {cal}"
+        pens, records = measure(workdir, case.syringe, seed, case.profile, prog, n)
+    area = (1 + bore) ** 2
     errors = [(p.volume_nl - prog.volume_nl) / prog.volume_nl * 100 for p in pens]
     abs_e = [abs(e) for e in errors]
-    depth = max(abs(p.max_depth_um - prog.depth_um) for p in pens) / 1000
-    line = (f"  {label:<18} n={len(pens):<4} mean {statistics.mean(errors):+7.3f} %  p99 |e| {percentile(abs_e, 99):6.3f} %"
-            f"  max {max(abs_e):6.3f} %  quantum {quantum_nl / prog.volume_nl * 100:6.3f} %  depth err <= {depth:.3f} mm")
-    if prog.technique == "nappage":
-        t0 = [p.t0_us for p in pens[: min(len(pens), prog.count)]]
-        gaps = [b - a for a, b in zip(t0, t0[1:])]
-        period = 1e9 / prog.cadence_mhz
-        mean = statistics.mean(gaps)
-        line += (f"\n  {'':<18} cadence {prog.cadence_mhz / 1000:g}/s: mean error {(period / mean - 1) * 100:+.3f} %,"
-                 f" p99 interval jitter {percentile([abs(g - period) for g in gaps], 99) / 1000:.2f} ms")
+    # the record against the truth: what the device says it delivered
+    rec_e = [abs(r["delivered_nl"] - p.volume_nl) / p.volume_nl * 100 for r, p in zip(records, pens)]
+    depth = [abs(p.max_depth_um - prog.depth_um) for p in pens]
+    flagged = sum(1 for r in records if r["flags"] & spec.FLAG_UNCALIBRATED)
+    line = (f"  {name:<52} n={len(pens):<3} bore {bore * 100:+5.2f} % "
+            + (f"cal x{cal:.4f} (true x{area:.4f}) " if calibrated else f"uncal (area x{area:.4f}) ")
+            + f"mean {statistics.mean(errors):+6.2f} %  p99 |e| {percentile(abs_e, 99):5.2f} %  max {max(abs_e):5.2f} %")
+    if not calibrated:  # what remains once the bore's own error is taken out
+        net = [abs(p.volume_nl / (prog.volume_nl * area) - 1) * 100 for p in pens]
+        line += f"  net of bore p99 {percentile(net, 99):5.2f} %"
+    line += (f"  record vs truth p99 {percentile(rec_e, 99):5.2f} %  flagged uncal {flagged}/{len(records)}"
+             f"  depth err p99 {percentile(depth, 99):.0f} um  reflux mean {statistics.mean(p.reflux_nl for p in pens):.1f} nL")
     return line
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small sample (CI)")
-    ap.add_argument("--points", type=int, help="points per volume (default 200, quick 10)")
+    ap.add_argument("--points", type=int, help="points per case (default 40, quick 6)")
     ap.add_argument("--seed", type=int, help="imperfections seed (default: random, printed)")
-    ap.add_argument("--session", type=int, help="points in the cumulative-error session (default 1000, quick 100)")
+    ap.add_argument("--session", type=int, help="points in the cumulative-error session (default 1000, quick or 0: no cadence sweep nor session)")
+    ap.add_argument("--cases", help="only the cases whose label contains this text")
+    ap.add_argument("--only", choices=("calibrated", "uncalibrated"), help="one half of the table")
     args = ap.parse_args()
-    n = args.points or (8 if args.quick else 200)
+    n = args.points or (6 if args.quick else 40)
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
-    syringes = (1,) if args.quick else (1, 2, 3, 4)  # BD 1, 3, 5 and 10 mL
-    plays = (60,) if args.quick else (20, 100)
-    point_volumes = (10, 30, 50) if args.quick else (10, 20, 30, 50)
-    shot_volumes = (1, 2, 5)
     base_point = programs.load(PROGRAMS / "point-by-point.toml")
     base_shot = programs.load(PROGRAMS / "nappage.toml")
-    print(f"bench_metering{' (quick)' if args.quick else ''}: seed {seed} (replay with --seed {seed}), "
-          f"{n} per volume; errors are ground truth vs programmed")
-    for syringe in syringes:
-        for play in plays:
-            bore = imperfections(seed)["diameter_error"]
-            with tempfile.TemporaryDirectory() as workdir:
-                with SimBoard(syringe=syringe, seed=seed, profile={"play_um": play}, workdir=workdir) as board, \
-                        Device.open(board.url) as device:
-                    balance = Balance(board.balance.port)
-                    cal = calibrate(device, balance, syringe=syringe, shots=6)
-                    balance.close()
-                print(f"{spec.SYRINGES[syringe][0]}, play (backlash + breakaway) {play} um, bore {bore * 100:+.2f} % "
-                      f"-> calibrated area x {cal.new_ppm / 1e6:.5f} (true x {(1 + bore) ** 2:.5f})")
-                quantum = step_nl(syringe)
-                for ul in point_volumes:
-                    prog = dataclasses.replace(base_point, syringe=syringe, volume_nl=ul * 1000, depth_um=2000)
-                    print(row(f"point {ul} uL", prog, measure(workdir, syringe, seed, play, prog, n), quantum))
-                for ul in shot_volumes:
-                    if ul * 1000 < spec.MIN_DOSE_STEPS * quantum:
-                        print(f"  nappage shot {ul} uL   refused by the device: below what a {spec.SYRINGES[syringe][0]} "
-                              "meters to 1 %")
-                        continue
-                    prog = dataclasses.replace(base_shot, syringe=syringe, volume_nl=ul * 1000, flow_nl_s=100000)
-                    print(row(f"nappage shot {ul} uL", prog, measure(workdir, syringe, seed, play, prog, n), quantum))
+    print(f"bench_metering{' (quick)' if args.quick else ''}: seed {seed} (replay with --seed {seed}), {n} per case; "
+          "errors: volume out of the needle in the skin (ground truth) vs programmed; the model: docs/sim-model.md")
+    cases = [Case("defaults", 1, 50)] if args.quick else issue_cases()
+    if args.cases:
+        cases = [c for c in cases if args.cases in c.label]
+    for calibrated in (True, False):
+        if args.only and args.only != ("calibrated" if calibrated else "uncalibrated"):
+            continue
+        print("calibrated (6 balance shots):" if calibrated else "uncalibrated (the table's bore; records flagged):")
+        for case in cases:
+            print(case_row(case, seed, n, base_point, base_shot, calibrated), flush=True)
+    if (args.quick and not args.session) or args.session == 0:
+        return 0
     # nappage cadence sweep and a long session's cumulative error, on a calibrated BD 1 mL
     with tempfile.TemporaryDirectory() as workdir:
-        with SimBoard(syringe=1, seed=seed, workdir=workdir) as board, Device.open(board.url) as device:
-            balance = Balance(board.balance.port)
-            calibrate(device, balance, syringe=1, shots=6)
-            balance.close()
+        calibrate_board(workdir, 1, seed, {})
         print("nappage cadence, 1 uL shots at 1 mm, BD 1 mL:")
         for hz in (1, 3, 6, 9, 12):
             prog = dataclasses.replace(base_shot, volume_nl=1000, depth_um=1000, cadence_mhz=hz * 1000,
                                        flow_nl_s=100000)
-            pens = measure(workdir, 1, seed, imperfections(seed)["play_um"], prog, max(n, 12))
+            pens, _ = measure(workdir, 1, seed, {}, prog, max(n, 12))
             t0 = [p.t0_us for p in pens]
             gaps = [b - a for a, b in zip(t0, t0[1:])]
             period = 1e6 / hz
             print(f"  {hz:>2}/s  n={len(pens):<4} mean cadence error {(period / statistics.mean(gaps) - 1) * 100:+.3f} %"
                   f"   p99 interval jitter {percentile([abs(g - period) for g in gaps], 99) / 1000:.2f} ms")
-        total = args.session or (100 if args.quick else 1000)
+        total = args.session or 1000
         prog = dataclasses.replace(base_point, volume_nl=10000, depth_um=1000)
-        pens = measure(workdir, 1, seed, imperfections(seed)["play_um"], prog, total)
+        pens, _ = measure(workdir, 1, seed, {}, prog, total)
         cumulative = sum(p.volume_nl for p in pens) / (prog.volume_nl * len(pens)) - 1
         print(f"cumulative error over a {len(pens)}-point session of 10 uL points: {cumulative * 100:+.3f} %")
     return 0

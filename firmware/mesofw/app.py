@@ -18,12 +18,13 @@ class App:
         self.boot_count = boot.count
         # the needle goes home first (a power cut may have left it in the skin); then the journal
         # is read and repaired, which can take a while on a real board's flash
-        device.home_needle(board)
+        needle_play = device.home_needle(board)
         self.journal = journal.Journal(board.JOURNAL_CELLS, boot.id_floor, feed=board.feed_watchdog, lease=boot.reserve)
         boot.start(self.journal.last_id)  # the boot counted, and ids leased past the journal's
         self.auth = auth.Auth()
         self.link = link.Link(board, self.command, self.auth)
         self.device = device.Device(board, self.link.send_event, self.journal, self.link.send_delivery)
+        self.device.dose.needle_play = needle_play
         self.link.state_of = lambda: self.device.state
         self.build = safemode.build_id()
         self.to_repl = False

@@ -3,7 +3,9 @@
 from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
 from mesoprotocol import rules
-from mesofw import dosing, fitted, settings
+from mesofw import compliance, dosing, fitted, settings
+
+PRIME_SETTLE_MS = 300  # a prime waits this long at most for its line to empty (the compliance probe reads it)
 
 
 def _mask(*states):  # bit i set = state i
@@ -37,21 +39,44 @@ _LED = (S.LED_OFF, S.LED_OFF, S.LED_DELIVERING, S.LED_OFF, S.LED_READY, S.LED_DE
 
 def home_needle(board):
     # The needle may have been in the skin when power went: retract to the home switch.
-    # First thing at boot, before anything slow (the journal's scan).
-    if board.needle_home():
-        return
+    # First thing at boot, before anything slow (the journal's scan). Returns the depth axis's lost
+    # motion in steps, measured against the switch on a board that declares it has some.
+    max_play = getattr(board, "NEEDLE_PLAY_MAX_UM", 0) * board.NEEDLE_STEPS_PER_MM // 1000
+    if board.needle_home() and not max_play:
+        return 0
     board.motors(True)
     period_us = 1000000000 // (board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S)
-    limit = 2 * S.MAX_DEPTH_UM * board.NEEDLE_STEPS_PER_MM // 1000
+    if not board.needle_home():
+        _step_needle(board, -1, 2 * S.MAX_DEPTH_UM * board.NEEDLE_STEPS_PER_MM // 1000, period_us, True)
+    play = _measure_needle_play(board, max_play, period_us)
+    board.motors(False)
+    return play
+
+
+def _step_needle(board, direction, limit, period_us, until_home):
+    # single steps at the axis's speed until the home switch reads until_home (or limit); steps taken
     deadline = ticks_us()
-    while not board.needle_home() and limit > 0:
-        board.needle_step(-1)
+    n = 0
+    while (until_home is None or board.needle_home() != until_home) and n < limit:
+        board.needle_step(direction)
         board.wait_steps()  # read the switch after the pulse, not with pulses still queued: no over-travel
-        limit -= 1
+        n += 1
         deadline = ticks_add(deadline, period_us)
         while ticks_diff(deadline, ticks_us()) > 0:
             pass
-    board.motors(False)
+    return n
+
+
+def _measure_needle_play(board, max_steps, period_us):
+    # From home with the carriage pulled back against its play (driven back into the stop first),
+    # the needle leaves the switch only after the carriage has crossed the play: count those steps,
+    # then step back as many (the needle home again, the carriage pulled back). 0 without a declared play.
+    if not max_steps or not board.needle_home():
+        return 0
+    _step_needle(board, -1, max_steps, period_us, None)  # into the home stop: the play taken up backwards
+    n = _step_needle(board, 1, max_steps + 1, period_us, False)
+    _step_needle(board, -1, n + max_steps, period_us, None)
+    return n - 1 if 0 < n <= max_steps else 0
 
 
 class Device:
@@ -112,7 +137,10 @@ class Device:
         self.needle = dosing.Axis(board.needle_step, 1)
         needle_rate = board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S // 1000  # steps/s
         self.dose = dosing.Sequence(board.motors, board.pressure_kpa, self._topup_steps, self.plunger, self.needle,
-                                    board.NEEDLE_STEPS_PER_MM, needle_rate)
+                                    board.NEEDLE_STEPS_PER_MM, needle_rate, getattr(board, "plunger_busy", None))
+        # the line's compliance (pL/kPa): the stopper-area prior until a prime measures it (compliance.py)
+        self.compliance_pl = 0
+        self.probe = compliance.Probe(getattr(board, "PRESSURE_LAG_US", 0))
         # anti-drip: draw back past the worst-case lost motion, so returning the same
         # distance before the next dose cancels backlash and stopper breakaway exactly
         self.suckback_steps = (board.PLUNGER_PLAY_MAX_UM + board.ANTIDRIP_UM) * board.PLUNGER_STEPS_PER_MM // 1000
@@ -215,6 +243,7 @@ class Device:
             self.metering = self._metering(syringe)
             self.capacity_nl = S.syringe_capacity_nl(syringe, self.calibration.get(syringe, 1000000))
             self.dispensed_nl = 0
+            self.compliance_pl = compliance.prior_pl_per_kpa(self._area_mm2())
             self.dose.slack = max(self.dose.slack, self.play_steps)
         if cfg[S.CFG_HEAD] != self.head:  # another head: dry until primed, no pressure baseline
             self.head = cfg[S.CFG_HEAD]
@@ -257,8 +286,19 @@ class Device:
         return self.calibration.get(self.syringe, 1000000)
 
     def _topup_steps(self, kpa):
-        # the volume the line holds at this pressure, in plunger steps (nominal compliance)
-        return kpa * self.board.COMPLIANCE_NL_PER_KPA * 1000 // self.metering.pl_step
+        # the volume the line holds at this pressure, in plunger steps (the measured compliance)
+        return kpa * self.compliance_pl // self.metering.pl_step
+
+    def _area_mm2(self):
+        # the stopper's face: nL per mm of travel / 1000 (pL per step x steps per mm / 10^6)
+        return (self.metering.pl_step * self.board.PLUNGER_STEPS_PER_MM + 500000) // 1000000
+
+    def _measure_compliance(self, pushed_nl):
+        # after a prime: its pressure response gives the line's compliance (kept if it says nothing)
+        est = self.probe.pl_per_kpa(pushed_nl, self._area_mm2())
+        if est is not None:
+            self.compliance_pl = est
+        self.dose.probe = None
 
     def _min_volume_nl(self, syringe):
         return rules.least_dose_nl(self._metering(syringe).pl_step)
@@ -419,7 +459,7 @@ class Device:
         if not contact and self.dose.active() and state == S.STATE_DELIVERING and self.dose.phase != dosing.RETRACT:
             self._stop(S.FLAG_CONTACT_LOST, now_us)  # read before this pass steps: no step after the edge
         finished = self.dose.tick(now_us)
-        if self.entry_pending and self.dose.needle.pos > 0:
+        if self.entry_pending and self.dose.needle_in():
             # the shot's needle entered the skin (read after the step): the next may not enter sooner
             # than the cadence ceiling's period after it, however late this one ran
             self.entry_pending = False
@@ -594,8 +634,12 @@ class Device:
         fast = self._fast_rate()
         shot = kind == S.KIND_SHOT
         self.board.plunger_stalled()  # a stall flag from before this dose is stale: clear it
+        prime = kind == S.KIND_PRIME
+        if prime:  # the needle in the air: the prime measures the line's compliance
+            self.probe.start(now_us)
+        self.dose.probe = self.probe if prime else None
         self.dose.start(depth_um, steps, rate, fast, 0 if shot else self.suckback_steps,
-                       S.SHOT_SETTLE_MS if shot else S.POINT_SETTLE_MS, not shot, now_us)
+                       S.SHOT_SETTLE_MS if shot else PRIME_SETTLE_MS if prime else S.POINT_SETTLE_MS, not shot, now_us)
 
     def _record_if_dispensed(self, now_us):
         # One DELIVERY per point, emitted the moment the plunger stops.
@@ -603,12 +647,16 @@ class Device:
         if not seq.dispense_done:
             return
         seq.dispense_done = False
+        if seq.probe is not None:
+            self._measure_compliance(self.metering.nl(seq.dispensed_steps))
         # best estimate: steps pushed, less what the compliant line still held when the plunger
         # stopped (after an occlusion, or at the wheal's back-pressure): that never reaches the dermis
-        delivered = self.metering.nl(seq.dispensed_steps) - seq.stop_kpa * self.board.COMPLIANCE_NL_PER_KPA
+        delivered = self.metering.nl(seq.dispensed_steps) - seq.stop_kpa * self.compliance_pl // 1000
         if delivered < 0:
             delivered = 0
         flags = self.stop_flags
+        if self.syringe not in self.calibration:
+            flags |= S.FLAG_UNCALIBRATED  # the table's bore: an estimate (bore +-3 % -> volume +-6 %)
         if seq.interrupted or seq.dispensed_steps < seq.steps:
             flags |= S.FLAG_PARTIAL
         self.dispensed_nl += delivered

@@ -15,8 +15,11 @@ RELIEVE = 6  # plunger backing off to release line pressure (occlusion)
 RETRACT = 7
 SUCKBACK = 8  # anti-drip: plunger back by the slack allowance, needle out (not counted)
 
-SETTLE_DROP_KPA = 1  # settled when pressure falls by less than this over a tick...
-SETTLE_DONE_KPA = 5  # ...or is down to this
+SETTLE_BLOCK_US = 4000  # the settle judges the mean pressure over blocks of this long (the sensor is noisy)...
+SETTLE_DROP_KPA = 1  # ...settled when the mean falls by less than this from one block to the next...
+SETTLE_DONE_KPA = 5  # ...or is down to this (above the line's zero, taken as each point starts)
+PROBE_DONE_KPA = 2  # a prime measuring the compliance follows the line further down (less tail to extrapolate)
+ZERO_READS = 8  # pressure reads averaged for the line's zero
 
 
 class Metering:
@@ -96,9 +99,21 @@ class Sequence:
     # exactly that far before counting makes backlash and stopper breakaway cancel
     # out, whatever their true size (a play of any width up to the suck-back).
 
-    def __init__(self, motors, pressure, topup_steps, plunger, needle, needle_steps_per_mm, needle_rate):
+    def __init__(self, motors, pressure, topup_steps, plunger, needle, needle_steps_per_mm, needle_rate,
+                 plunger_busy=None):
         self.motors = motors  # motors(on): drivers are powered only while a sequence runs
         self.pressure = pressure  # pressure() -> kPa
+        # plunger_busy() -> True while the driver still lets out the last batch of steps: a line judged
+        # before then is still being pushed (a board without the query lets steps out within the call)
+        self.plunger_busy = plunger_busy or _never
+        self.zero_kpa = 0  # the sensor's reading at rest (its offset), taken as a point or prime starts
+        self.probe = None  # a compliance.Probe fed while one runs (the prime)
+        self.needle_play = 0  # the depth axis's lost motion, steps (measured at boot: home_needle)
+        self.tip = 0  # where the needle tip is, steps: within needle_play behind the carriage (needle.pos)
+        self.block_sum = 0  # the settle's pressure samples in this block (kPa x us)
+        self.block_us = 0
+        self.last_block = -1  # the previous block's mean (kPa; -1: none yet)
+        self.pushed = False  # the settle has seen the plunger's last batch out
         self.topup_steps = topup_steps  # topup_steps(kPa) -> steps that replace the volume stored at kPa
         self.plunger = plunger
         self.needle = needle
@@ -138,7 +153,9 @@ class Sequence:
         self.stop_kpa = 0
         self.takeup_only = False
         self.point = topup  # a point (test dose, prime), not a nappage shot
-        self.topped = not topup  # nappage shots are too short to reach the wheal's plateau
+        self.topped = not topup or self.probe is not None  # shots are too short for a wheal; a prime makes none
+        if topup:  # a point starts from a relieved line (suck-back): what the sensor reads now is its zero
+            self.zero_kpa = self._zero()
         self.motors(True)
         self.phase = TAKEUP
         self.plunger_start = self.plunger.pos
@@ -161,11 +178,33 @@ class Sequence:
             self.suckback = steps
             self._suck_back(now_us)
 
+    def _zero(self):
+        total = 0
+        for _ in range(ZERO_READS):
+            total += self.pressure()
+        return (total + ZERO_READS // 2) // ZERO_READS
+
+    def line_kpa(self):
+        # line pressure above the sensor's zero
+        kpa = self.pressure() - self.zero_kpa
+        return kpa if kpa > 0 else 0
+
     def active(self):
         return self.phase != IDLE
 
+    def needle_in(self):
+        return self.tip > 0
+
     def depth_um(self):
-        return self.needle.pos * 1000 // self.needle_steps_per_mm
+        return self.tip * 1000 // self.needle_steps_per_mm
+
+    def _follow_tip(self):
+        # the tip trails the carriage going in by the play and comes back with it (integers: per tick)
+        pos = self.needle.pos
+        if pos < self.tip:
+            self.tip = pos
+        elif pos - self.needle_play > self.tip:
+            self.tip = pos - self.needle_play
 
     def interrupt(self, now_us):
         phase = self.phase
@@ -195,7 +234,7 @@ class Sequence:
             self.interrupt(now_us)
             return
         self.interrupted = True
-        self.stop_kpa = self.pressure()
+        self.stop_kpa = self.line_kpa()
         self.dispensed_steps = self.plunger.pos - self.plunger_start
         self.phase = RELIEVE
         self.plunger.stop()
@@ -230,13 +269,19 @@ class Sequence:
         if phase == IDLE:
             return False
         self.needle.tick(now_us)
+        self._follow_tip()
         self.plunger.tick(now_us)
+        probe = self.probe
+        if probe is not None and (phase == DISPENSE or phase == SETTLE):
+            probe.feed(self.line_kpa(), now_us, phase == SETTLE and self.pushed)
         if phase == TAKEUP and not self.plunger.moving():
             self.slack = 0
             if self.takeup_only:
                 return self._finish()
             self.phase = INSERT
-            self.needle.move_to(self.depth_steps, self.needle_rate, now_us)
+            # going in from home the carriage first takes up the axis's play
+            self.needle.move_to(self.depth_steps + (self.needle_play if self.depth_steps else 0), self.needle_rate,
+                                now_us)
         elif phase == INSERT and not self.needle.moving():
             self.phase = DISPENSE
             self.plunger_start = self.plunger.pos
@@ -244,15 +289,36 @@ class Sequence:
         elif (phase == DISPENSE or phase == TOPUP) and not self.plunger.moving():
             self.phase = SETTLE
             self.phase_start_us = self.sample_us = now_us
-            self.last_kpa = self.pressure()
+            self.pushed = False
+            self.last_block = -1
+            self.block_sum = self.block_us = 0
         elif phase == SETTLE:
-            kpa = self.pressure()
+            kpa = self.line_kpa()
             waited_ms = ticks_diff(now_us, self.phase_start_us) // 1000
-            if ticks_diff(now_us, self.sample_us) < 1000 and waited_ms < self.settle_ms:
-                return False  # judge the pressure's fall per millisecond, not per (bunched) tick
+            if not self.pushed:
+                # nothing is judged while the last batch is still moving the stopper: its pressure is
+                # still rising or barely falling, which looked like a plateau (issue #20: ~150 nL)
+                if self.plunger_busy() and waited_ms < self.settle_ms:
+                    return False
+                self.pushed = True
+                self.sample_us = now_us
+                if probe is not None:
+                    probe.feed(kpa, now_us, True)
+            gap = ticks_diff(now_us, self.sample_us)
             self.sample_us = now_us
-            plateau = waited_ms >= 2 and self.last_kpa - kpa < SETTLE_DROP_KPA
-            if kpa <= SETTLE_DONE_KPA or plateau or waited_ms >= self.settle_ms:
+            self.block_sum += kpa * gap
+            self.block_us += gap
+            plateau = False
+            if self.block_us >= SETTLE_BLOCK_US:
+                mean = self.block_sum // self.block_us
+                plateau = self.last_block >= 0 and self.last_block - mean < SETTLE_DROP_KPA and probe is None
+                self.last_block = mean
+                self.block_sum = self.block_us = 0
+                kpa = mean  # judged and topped up from the block's mean, not one noisy read
+            elif kpa > (SETTLE_DONE_KPA if probe is None else PROBE_DONE_KPA) and waited_ms < self.settle_ms:
+                return False
+            done_kpa = SETTLE_DONE_KPA if probe is None else PROBE_DONE_KPA
+            if kpa <= done_kpa or plateau or waited_ms >= self.settle_ms:
                 # top up only from a true plateau (the wheal's back-pressure), never from the
                 # flow pressure of a settle cut short by its time limit
                 topup = self.topup_steps(kpa) if plateau and not self.topped and kpa > SETTLE_DONE_KPA else 0
@@ -282,5 +348,10 @@ class Sequence:
 
     def _finish(self):
         self.phase = IDLE
+        self._follow_tip()
         self.motors(False)
         return True
+
+
+def _never():
+    return False

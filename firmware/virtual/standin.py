@@ -94,6 +94,7 @@ class StandInBoard:
 for _k in dir(_simboard.Board):
     if _k.isupper():
         setattr(StandInBoard, _k, getattr(_simboard.Board, _k))
+StandInBoard.NEEDLE_PLAY_MAX_UM = 0  # ideal mechanics: no lost motion to measure at boot (no time passes here)
 
 
 def mount_cwd_as_root():

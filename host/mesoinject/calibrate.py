@@ -77,8 +77,9 @@ def calibrate(device: Device, balance: Balance, *, syringe: int, shot_nl: int = 
                                "unstable or air is in the line; prime again and repeat. The old factor stays.")
     new_ppm = round(old_ppm * sum(m for _, m in results) / sum(e for e, _ in results))
     if not spec.MIN_CAL_PPM <= new_ppm <= spec.MAX_CAL_PPM:
-        raise CalibrationError(f"the fit says the bore is x {new_ppm / 1e6:.4f} of the table, outside +-5 %: wrong "
-                               "syringe, wrong density, or a leak. The old factor stays.")
+        raise CalibrationError(f"the fit says the bore's area is x {new_ppm / 1e6:.4f} of the table's, outside "
+                               f"x {spec.MIN_CAL_PPM / 1e6:g}..{spec.MAX_CAL_PPM / 1e6:g} (a real bore is within 3 % of "
+                               "its maker's): wrong syringe, wrong density, or a leak. The old factor stays.")
     device.calibrate(syringe, new_ppm)
     return Calibration(syringe, results, old_ppm, new_ppm, spread)
 

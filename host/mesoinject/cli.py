@@ -558,7 +558,8 @@ def cmd_run(args) -> int:
     console.print(f"records: {store.where} ({p.records} deliveries in session {outcome.session_id})")
     if not calibrated:
         console.print(f"note: this {program.syringe_name} is not calibrated on the device: volumes are as precise as "
-                      "its nominal bore (plastic syringes: +-2 %). See `mesoinject calibrate`.")
+                      "its nominal bore, and a plastic syringe's bore is up to 3 % off it: up to 6 % of volume "
+                      "(records say 'uncalibrated'). Calibrate it first: `mesoinject calibrate`.")
     for code, detail in p.alarms:
         err.print(f" {alarms.explain(code, detail)} ", style="reverse bold")
     if outcome.completed:

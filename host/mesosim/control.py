@@ -64,6 +64,7 @@ class Penetration:
     volume_nl: float
     max_depth_um: float
     t1_ms: int  # the exit on the board's ticks_ms (the clock a record's time_ms is on)
+    reflux_nl: float = 0.0  # of volume_nl, what escaped back along the needle track as it left
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,18 +48,38 @@ class FlashInUse(RuntimeError):
     """Another process runs this simulated flash: two MicroPython processes on one flash corrupt it."""
 
 
-def imperfections(seed: int) -> dict:
-    """A board's mechanical imperfections, drawn from the ranges a real injector shows.
+# The makers' nominal bores (um) as a syringe-pump maker lists them (New Era Pump Systems NE-1000 manual,
+# syringe diameter table): the model draws a syringe's true bore from these, not from spec.SYRINGES (the
+# firmware's table, from drug libraries), so the two disagree as they do in practice. Sizes that table
+# lacks fall back to spec's bore.
+MAKER_BORE_UM = {1: 4699, 2: 8585, 3: 11989, 4: 14427, 5: 4700, 6: 8950}
+BORE_TOLERANCE = 0.02  # moulding tolerance of a bore about its maker's nominal (ISO 7886-1 leaves it to the maker)
+
+
+def imperfections(seed: int, syringe: int = 1) -> dict:
+    """A board's mechanical imperfections, drawn from the ranges a real injector shows (docs/sim-model.md).
 
     The same seed gives the same board: print it, and a failure can be replayed.
     """
     rng = random.Random(seed)
+    table_um = spec.SYRINGES[syringe][1]
+    bore_um = MAKER_BORE_UM.get(syringe, table_um) * (1 + rng.uniform(-BORE_TOLERANCE, BORE_TOLERANCE))
     return {
         "play_um": rng.uniform(20, 100) + rng.uniform(5, 20),  # lead-screw backlash + stopper breakaway
-        "compliance_nl_per_kpa": rng.uniform(0.5, 2.0),  # stopper and barrel
-        "resistance_kpa_s_per_nl": rng.uniform(0.0008, 0.0016),  # 27-32 G needle
-        "tissue_kpa_per_ul": rng.uniform(0.5, 2.0),  # dermis back-pressure as the wheal grows
-        "diameter_error": rng.uniform(-0.02, 0.02),  # bore vs the syringe table, until calibrated
+        "compliance_nl_per_kpa_mm2": rng.uniform(0.015, 0.06),  # x stopper area: BD 1 mL 0.3-1.1, BD 10 mL 2.5-9.8
+        "creep_share": rng.uniform(0.05, 0.25),  # the stopper's slow (viscoelastic) share of its compliance
+        "creep_ms": rng.uniform(200, 1000),
+        "slip_um": rng.uniform(0.0, 0.3),  # stick-slip: stopper travel its ribs hold before they let go
+        "viscosity_mpa_s": rng.uniform(1.0, 2.0),  # lidocaine and saline ~1; vitamin/HA cocktails more
+        "tissue_kpa_per_ul": rng.uniform(0.5, 4.0),  # dermis back-pressure as the wheal grows
+        "reflux_share_at_1mm": rng.uniform(0.0, 0.03),  # of the wheal, back along the track at 1 mm
+        "needle_play_um": rng.uniform(10, 60),  # the depth axis's own lost motion
+        "sensor_offset_kpa": rng.uniform(-3.0, 3.0),  # zero offset of the pressure sensor
+        "sensor_noise_kpa": rng.uniform(0.2, 1.0),  # its noise (standard deviation)
+        "sensor_lag_ms": rng.uniform(0.3, 1.5),  # its filter's time constant
+        "sensor_lsb_kpa": 1.0,  # its quantum
+        "sensor_seed": rng.randrange(1 << 30),
+        "diameter_error": bore_um / table_um - 1,  # the true bore vs the firmware's table
     }
 
 
@@ -100,7 +120,7 @@ class SimBoard(BoardControls, HeadControls):
         self.seed = seed
         self.profile.update(head_profile(head, seed))  # the head it is built with: spec.HEADS, filled
         if seed is not None:
-            self.profile.update(imperfections(seed))
+            self.profile.update(imperfections(seed, syringe))
         self.profile.update(profile or {})
         self._init_controls()
         self._init_heads(head)

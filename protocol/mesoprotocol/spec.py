@@ -115,6 +115,7 @@ FLAG_ABORTED = const(0x04)  # stopped by ABORT, PAUSE or any alarm
 FLAG_FAULT = const(0x08)
 FLAG_POWER_LOST = const(0x10)  # power failed mid-point: delivered is the last journal checkpoint
 FLAG_CONTACT_LOST = const(0x20)  # skin contact (switch, or the head's vacuum) lost mid-dose: stopped in that tick
+FLAG_UNCALIBRATED = const(0x40)  # the syringe was not calibrated: delivered is an estimate from the table's bore
 
 # ---- NACK reasons ------------------------------------------------------------------
 NACK_UNKNOWN_TYPE = const(1)
@@ -230,8 +231,10 @@ MAX_PRIME_NL = const(200000)
 LINK_TIMEOUT_MS = const(500)
 MIN_LINK_TIMEOUT_MS = const(100)
 MAX_LINK_TIMEOUT_MS = const(5000)
-MIN_CAL_PPM = const(950000)  # a calibration may correct the table's bore area by +-5 %
-MAX_CAL_PPM = const(1050000)
+# a calibration may correct the table's bore area by +-8 %: a real bore is +-3 % off its maker's nominal and
+# makers' nominals differ from the table by up to 2 % (area +-6 % and more); beyond, it is another syringe
+MIN_CAL_PPM = const(920000)
+MAX_CAL_PPM = const(1080000)
 OCCLUSION_KPA = const(400)  # line pressure that means a blocked needle or line (max flow runs ~170)
 RELIEF_KPA = const(20)  # after an occlusion the plunger backs off to this pressure
 MAX_RELIEF_NL = const(5000)  # ...by at most this volume

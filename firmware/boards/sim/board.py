@@ -12,7 +12,6 @@ import termios
 from time import sleep_ms, ticks_add, ticks_diff, ticks_ms, ticks_us, time_ns
 
 import board_flash
-import board_model
 
 NAME = "sim"
 PLUNGER_STEPS_PER_MM = 3200  # 200 steps/rev x 16 microsteps, 1 mm lead
@@ -30,6 +29,36 @@ def safe_mode():
     return "trigger" in held and "estop" in held
 
 
+# The physical world the board is wired to: the model and its hidden profile (bore, compliance, play,
+# sensor errors...). Only this module holds them: the Board object the firmware gets has no path to
+# them, and the profile leaves the environment once read (firmware/tests/test_ground_truth_hidden.py).
+# board_model is imported only as the world is built, so a stand-in board (firmware/virtual) that reads only the
+# constants does not load the physics into its heap; mypy takes MYPY as true and sees the type
+MYPY = False
+if MYPY:
+    import board_model
+_world: "board_model.Model" = None  # type: ignore[assignment]  # built by the Board (_build_world)
+_CONFIG_KEYS = ("serial", "flash_erase_ms", "flash_page_us")  # the board's own settings, not physics
+_profile: dict = {}
+
+
+def _world_config():
+    global _profile
+    _profile = json.loads(os.getenv("MESOSIM_PROFILE") or "{}")
+    _profile["state"] = os.getenv("MESOSIM_STATE") or ""
+    os.unsetenv("MESOSIM_PROFILE")
+    os.unsetenv("MESOSIM_STATE")
+    return {k: _profile.pop(k) for k in _CONFIG_KEYS if k in _profile}
+
+
+def _build_world(report):
+    global _world, _profile
+    import board_model
+
+    _world = board_model.Model(_profile, report)
+    _profile = {}
+
+
 def _raw_nonblocking(fd):
     # raw bytes (no CR/LF mangling, no signals on 0x03) and reads that return
     # what is there: VMIN=0, VTIME=0
@@ -44,7 +73,7 @@ def _edge_us(at_ns):
     # the board time of a pin edge the harness made at at_ns (its time.time_ns(): the same machine's
     # wall clock): this process took it later, when it next read its control socket (a pass, a flash
     # stall or the OS's scheduling later); latency figures count from the edge, not from that read
-    now = board_model.clock_us()
+    now = ticks_us()
     return ticks_add(now, -max(0, (time_ns() - at_ns) // 1000))
 
 
@@ -95,7 +124,8 @@ class Board:
     NEEDLE_SPEED_UM_S = NEEDLE_SPEED_UM_S
     PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway
     ANTIDRIP_UM = 20  # suck-back beyond the play: draws the drop back into the needle
-    COMPLIANCE_NL_PER_KPA = 1  # nominal syringe/stopper compliance
+    NEEDLE_PLAY_MAX_UM = 100  # the depth axis's lost motion at most (measured at boot against the home switch)
+    PRESSURE_LAG_US = 900  # the pressure sensor's filter time constant (nominal)
     JOURNAL_CELLS = int(os.getenv("MESOSIM_JOURNAL_CELLS") or 6000)  # records; tests shrink it
 
     def __init__(self):
@@ -105,7 +135,8 @@ class Board:
         _raw_nonblocking(0)
         self._in = sys.stdin.buffer
         self._out = sys.stdout.buffer
-        self.profile = json.loads(os.getenv("MESOSIM_PROFILE") or "{}")
+        config = _world_config()  # this board's own settings; the physics go to the model only
+        self._serial = config.get("serial", "SIM-0000")
         self._trigger = False
         self._trigger_read = True
         self._trigger_next = None
@@ -130,12 +161,11 @@ class Board:
         self._poll.register(self._ctrl, select.POLLIN)
         self._ctrl_poll = select.poll()
         self._ctrl_poll.register(self._ctrl, select.POLLIN)
-        self.profile["state"] = os.getenv("MESOSIM_STATE") or ""
-        self.model = board_model.Model(self.profile, self._send)
+        _build_world(self._send)
         self._flash_busy = 0  # 1 while the data flash erases or programs (the firmware is stalled)
         # the journal's folder on flash that takes its datasheet time (board_flash.py)
-        self.flash = board_flash.mount("journal.d", self.profile.get("flash_erase_ms", board_flash.ERASE_MS),
-                                       self.profile.get("flash_page_us", board_flash.PAGE_US), self._flash_wait)
+        self.flash = board_flash.mount("journal.d", config.get("flash_erase_ms", board_flash.ERASE_MS),
+                                       config.get("flash_page_us", board_flash.PAGE_US), self._flash_wait)
         self._pass_us = ticks_us()  # the last control pass, and the flash's counters then (gap reports)
         self._pass_reads = self._pass_busy = 0
         self._sched = _Schedstat()
@@ -146,7 +176,7 @@ class Board:
 
     # ---- identity ---------------------------------------------------------------
     def serial_number(self):
-        return self.profile.get("serial", "SIM-0000")
+        return self._serial
 
     def reset_cause(self):
         return int(os.getenv("MESOSIM_RESET") or 0)
@@ -177,7 +207,7 @@ class Board:
             self._unsent += n  # the gate keeps them off the pin, as the Pico's PIO does
             return
         if self._motors:  # a disabled driver ignores step pulses
-            self.model.plunger(n)
+            _world.plunger(n)
 
     def plunger_gate(self, on):
         self._gate = on
@@ -189,10 +219,14 @@ class Board:
 
     def needle_step(self, n):
         if self._motors:
-            self.model.needle(n)
+            _world.needle(n)
 
     def wait_steps(self):
         pass  # the model moves within the step call
+
+    def plunger_busy(self):
+        # the driver still letting out the last batch of steps (the model spreads a batch over ~1-2 ms)
+        return _world.pending_nl > 0
 
     def trigger(self):
         # every level the operator sets is seen by at least one read: a change that came
@@ -200,7 +234,7 @@ class Board:
         value = self._trigger
         self._trigger_read = True
         if self._trigger_next is not None:
-            self._set_trigger(self._trigger_next, board_model.clock_us())  # the level changes now
+            self._set_trigger(self._trigger_next, ticks_us())  # the level changes now
         return value
 
     def _set_trigger(self, pressed, edge_us):
@@ -213,43 +247,43 @@ class Board:
         return self._estop
 
     def pressure_kpa(self):
-        return 0 if self._sensor_failed else int(self.model.pressure_kpa())
+        return 0 if self._sensor_failed else int(_world.sensed_kpa())
 
     def syringe_barrel_um(self):
         # the clamp sensor: outer diameter of the syringe barrel in the clamp, um (0: no reading)
-        return self.model.barrel_um if self._clamp_um < 0 else self._clamp_um
+        return _world.barrel_um if self._clamp_um < 0 else self._clamp_um
 
     def head_id_mv(self):
         # the needle head's ID resistor against the board's pull-up, mV (spec.HEADS)
-        return self.model.head_mv if self._head_id_mv < 0 else self._head_id_mv
+        return _world.head_mv if self._head_id_mv < 0 else self._head_id_mv
 
     def skin_contact(self):
         # a single-needle head's contact switch: closed while the gun is held on the skin
-        return self.model.contact
+        return _world.contact
 
     def vacuum_kpa(self):
         # the vacuum sensor under a multi-needle head, kPa below ambient
-        self.model.advance(board_model.clock_us())
-        return int(self.model.vacuum_kpa)
+        _world.advance(ticks_us())
+        return int(_world.vacuum_kpa)
 
     def vacuum_pump(self, on):
-        self.model.advance(board_model.clock_us())
-        self.model.pump = on
+        _world.advance(ticks_us())
+        _world.pump = on
 
     def plunger_stalled(self):
         # the stepper driver's stall flag, cleared when read
-        stalled = self.model.stalled
-        self.model.stalled = False
+        stalled = _world.stalled
+        _world.stalled = False
         return stalled
 
     def syringe_end(self):
-        return self.model.at_end()
+        return _world.at_end()
 
     def needle_home(self):
-        return self.model.depth_um <= 0
+        return _world.depth_um <= 0
 
     def led(self, code):
-        self._send({"kind": "led", "code": code, "t_us": board_model.clock_us()})
+        self._send({"kind": "led", "code": code, "t_us": ticks_us()})
 
     def reset(self):
         # the harness pulls the reset line: it restarts the process (a soft reset, as on an MCU)
@@ -267,12 +301,12 @@ class Board:
     def service(self, now_us):
         if self._ctrl_schema is None:
             self._schema()
-        self.model.advance(now_us)
+        _world.advance(now_us)
         self._gap(ticks_us())
         if self._ctrl_poll.poll(0):
             self._serve_ctrl()
-        if self.model.moved:  # physical state changed: the harness keeps it across resets
-            self._send(self.model.snapshot())
+        if _world.moved:  # physical state changed: the harness keeps it across resets
+            self._send(_world.snapshot())
         while self._hang:  # injected firmware hang: nothing runs, nothing is fed
             pass
         if self._stall_ms:  # injected load: this pass takes that much longer, once
@@ -312,7 +346,7 @@ class Board:
         # operator and the harness go on (their inputs are taken and stamped as they come)
         self._flash_busy = 1
         if erasing:
-            self._send({"kind": "erase", "t_us": board_model.clock_us()})
+            self._send({"kind": "erase", "t_us": ticks_us()})
         while True:
             left = ticks_diff(until_us, ticks_us())
             if left <= 0:
@@ -338,15 +372,15 @@ class Board:
         self._sent_us += ticks_diff(ticks_us(), t)
 
     def _injected(self, kind, value, edge_us=None):
-        self.model.moved = True
+        _world.moved = True
         # echo an input change with the board time and the syringe content at that instant:
         # the harness measures time to safe state and volume after a fault from these
         # (and whether the flash had the firmware stalled at that instant); edge_us: when the pin changed
-        now = board_model.clock_us()
+        now = ticks_us()
         self._send({"kind": "took", "input": kind, "value": value, "t_us": now,
                     "edge_us": now if edge_us is None else edge_us,
-                    "content_nl": round(self.model.content_nl, 3), "flash_busy": self._flash_busy,
-                    "forward_steps": self.model.forward_steps})
+                    "content_nl": round(_world.content_nl, 3), "flash_busy": self._flash_busy,
+                    "forward_steps": _world.forward_steps})
 
     def _serve_ctrl(self):
         data = self._ctrl.recv(256)
@@ -374,19 +408,19 @@ class Board:
             self._estop = msg["pressed"]
             self._injected(kind, msg["pressed"], _edge_us(msg["at_ns"]))
         elif kind == "truth?":
-            self._send(self.model.truth())
+            self._send(_world.truth())
         elif kind == "occlude":
-            self.model.occlusion = msg["factor"]
-            self.model.occlusion_ramp = msg["ramp_per_s"]
+            _world.occlusion = msg["factor"]
+            _world.occlusion_ramp = msg["ramp_per_s"]
             self._injected(kind, msg["factor"])
         elif kind == "content":
-            self.model.content_nl = msg["content_nl"]
+            _world.content_nl = msg["content_nl"]
             self._injected(kind, msg["content_nl"])
         elif kind == "sensor":
             self._sensor_failed = not msg["working"]
             self._injected(kind, msg["working"])
         elif kind == "load":
-            self.model.load(msg["diameter_um"], msg["content_nl"], msg["barrel_um"])
+            _world.load(msg["diameter_um"], msg["content_nl"], msg["barrel_um"])
             self._injected(kind, msg["diameter_um"])
         elif kind == "clamp":
             self._clamp_um = msg["reading_um"]
@@ -395,19 +429,19 @@ class Board:
             self._stall_ms = msg["ms"]
             self._injected(kind, msg["ms"])
         elif kind == "fit_head":
-            self.model.fit_head(msg["id_mv"], msg["dead_nl"], msg["conductance"])
+            _world.fit_head(msg["id_mv"], msg["dead_nl"], msg["conductance"])
             self._injected(kind, msg["id_mv"])
         elif kind == "block":
-            self.model.block_needle(msg["needle"], msg["factor"])
+            _world.block_needle(msg["needle"], msg["factor"])
             self._injected(kind, msg["factor"])
         elif kind == "head_id":
             self._head_id_mv = msg["reading_mv"]
             self._injected(kind, msg["reading_mv"])
         elif kind == "contact":
-            self.model.advance(board_model.clock_us())
-            self.model.contact = msg["held"]
+            _world.advance(ticks_us())
+            _world.contact = msg["held"]
             self._injected(kind, msg["held"])
         elif kind == "head_truth?":
-            self._send(self.model.head_truth())
+            self._send(_world.head_truth())
         elif kind == "hang":
             self._hang = True

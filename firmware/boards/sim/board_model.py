@@ -1,18 +1,24 @@
 # Physical model of the simulated injector (runs inside the board's MicroPython VM).
 # A pusher on a lead screw drives the syringe stopper through lost motion (lead-screw
 # backlash plus the stopper's breakaway deformation: a play of width play_um); the
-# stopper is compliant (it stores volume under pressure); fluid leaves through the
-# needle's resistance against the tissue's back-pressure, which grows with the wheal;
-# the bore differs from the syringe table by diameter_error until calibrated; a
-# needle-depth actuator; an end-of-syringe switch. It keeps the ground truth -
-# volume out of the needle, needle depth over time - and reports it on the
-# control channel only; the firmware sees step counts, switches and pressure.
+# stopper sticks and slips (slip_um of travel held by its ribs until they let go); it is
+# compliant (it stores volume under pressure, compliance growing with its area) and creeps
+# (a slower share of that compliance); fluid leaves through the needle's Poiseuille
+# resistance against the tissue's back-pressure, which grows with the wheal, and some of
+# the wheal refluxes along the needle track as it is withdrawn; the bore differs from the
+# syringe table (the harness draws it from the makers' nominal, not from the table); the
+# pressure sensor has an offset, noise, a lag and a quantum; the needle-depth axis has its
+# own lost motion; an end-of-syringe switch. It keeps the ground truth - volume out of
+# the needle, needle depth over time - and reports it on the control channel only; the
+# firmware sees step counts, switches and the sensed pressure. Ranges and their sources:
+# docs/sim-model.md (drawn in host/mesosim/harness.py: imperfections()).
 #
 # Physical state survives a firmware reset or power cut: the harness keeps the
 # last snapshot() and hands it back to the next boot (a motor does not move back
 # when the MCU reboots).
 import json
-from math import exp
+import random
+from math import exp, pi
 from time import ticks_diff, ticks_ms, ticks_us
 
 ENDSTOP_NL = 2000  # the end-of-syringe switch closes 2 uL before the stopper bottoms out
@@ -21,6 +27,49 @@ PUMP_MAX_KPA = 70.0  # the vacuum pump's best, sealed
 VACUUM_TAU_S = 0.08  # the head's chamber draws down with this time constant
 LEAK_TAU_S = 0.002  # ...and loses its vacuum this fast once the seal breaks (the gun lifted)
 SEAL_LEAK_TAU_S = 2.0  # sealed on the skin with the pump off, it leaks this slowly
+NOT_A_POINT_UM = 50  # a needle excursion shallower than this with no flow is not a penetration (MIN_DEPTH_UM is 500)
+WATER_MPA_S = 1.0  # viscosity of water at 20 C; drug solutions are given as a multiple of it
+# needle inner diameters (um) of regular-wall hypodermic tubing by gauge (ISO 9626:2016, table 1, nominal)
+NEEDLE_ID_UM = {27: 210, 28: 184, 29: 184, 30: 159, 31: 133, 32: 108, 33: 108}
+HUB_KPA_S_PER_NL = 0.0002  # hub, Luer cone and entry losses, in series with the lumen
+
+
+def poiseuille_kpa_s_per_nl(gauge, length_mm, viscosity_mpa_s):
+    # R = 128 mu L / (pi d^4) for laminar flow in the lumen (Re << 100 at these flows), plus the hub
+    d_m = NEEDLE_ID_UM.get(gauge, 159) * 1e-6
+    r_pa_s_m3 = 128 * viscosity_mpa_s * 1e-3 * length_mm * 1e-3 / (pi * d_m ** 4)
+    return r_pa_s_m3 * 1e-15 + HUB_KPA_S_PER_NL  # Pa s/m^3 -> kPa s/nL: x 1e-3 (kPa) x 1e-12 (nL)
+
+
+def stopper_area_mm2(diameter_um):
+    return pi * diameter_um * diameter_um / 4000000
+
+
+class PressureSensor:
+    # A line-pressure sensor as the firmware reads it: first-order lag (its RC filter), a zero
+    # offset, white noise and a quantum (ADC LSB). advance() runs with the model; read() per read.
+    def __init__(self, profile):
+        self.offset = profile.get("sensor_offset_kpa", 0.0)
+        self.noise = profile.get("sensor_noise_kpa", 0.0)  # standard deviation
+        self.lag_s = profile.get("sensor_lag_ms", 0.0) / 1000
+        self.lsb = profile.get("sensor_lsb_kpa", 1.0)
+        self.rng = random.Random(profile.get("sensor_seed", 1)) if hasattr(random, "Random") else random
+        if self.rng is random:
+            random.seed(profile.get("sensor_seed", 1))
+        self.sensed = 0.0  # the filtered pressure
+
+    def advance(self, p_kpa, dt):
+        if self.lag_s <= 0 or dt >= 5 * self.lag_s:
+            self.sensed = p_kpa
+        else:
+            self.sensed += (p_kpa - self.sensed) * (1 - exp(-dt / self.lag_s))
+
+    def read(self):
+        # triangular noise (two uniforms), the same standard deviation as the Gaussian it stands for
+        n = (self.rng.random() + self.rng.random() - 1) * 2.449 * self.noise if self.noise else 0.0
+        v = self.sensed + self.offset + n
+        q = int(v / self.lsb + 0.5) if v > 0 else 0  # gauge sensor: clamps at zero
+        return q * self.lsb
 
 
 def clock_us():
@@ -43,8 +92,20 @@ class Model:
         self.nl_per_step = self._nl_per_step(profile["diameter_um"])
         self.barrel_um = profile.get("barrel_um", 0)  # the loaded syringe's outer diameter: the clamp closes on it
         self.um_per_needle_step = 1000.0 / profile["needle_steps_per_mm"]
-        self.compliance = profile.get("compliance_nl_per_kpa", 1.0)
-        self.resistance = profile.get("resistance_kpa_s_per_nl", 0.0012)  # ~60 kPa at 50 uL/s
+        self.diameter_um = profile["diameter_um"]
+        # per mm^2 of stopper face (drawn), unless a fixed compliance is pinned
+        self.compliance_per_mm2 = 0.0 if "compliance_nl_per_kpa" in profile else profile.get("compliance_nl_per_kpa_mm2", 0.0)
+        self.compliance = self._compliance(profile.get("compliance_nl_per_kpa", 1.0))
+        self.creep_share = profile.get("creep_share", 0.0)  # creep compliance / instant compliance
+        self.creep_s = profile.get("creep_ms", 500) / 1000
+        self.creep_nl = 0.0  # volume taken by the stopper's creep at this pressure
+        self.slip_steps = profile.get("slip_um", 0.0) * profile["plunger_steps_per_mm"] / 1000
+        self.stick_steps = 0.0  # pusher travel held in the stopper's ribs until they slip
+        self.resistance = self._resistance(profile)
+        self.reflux_at_1mm = profile.get("reflux_share_at_1mm", 0.0)  # of the wheal, back out along the track
+        self.needle_play_um = profile.get("needle_play_um", 0.0)
+        self.carriage_um = 0.0  # the needle actuator's side of its lost motion; depth_um is the tip's
+        self.sensor = PressureSensor(profile)
         self.tissue = profile.get("tissue_kpa_per_ul", 0.0)  # back-pressure of the growing wheal
         self.play_steps = profile.get("play_um", 0.0) * profile["plunger_steps_per_mm"] / 1000
         self.gap = 0.0  # pusher - stopper, in steps: 0 = pulling contact, play_steps = pushing contact
@@ -90,6 +151,18 @@ class Model:
         if state:
             self.restore(state)
 
+    def _compliance(self, fixed):
+        # a stopper's compliance grows with its area (its face bulges; the barrel's hoop strain too)
+        if self.compliance_per_mm2:
+            return self.compliance_per_mm2 * stopper_area_mm2(self.diameter_um)
+        return fixed
+
+    def _resistance(self, profile):
+        if "resistance_kpa_s_per_nl" in profile:
+            return profile["resistance_kpa_s_per_nl"]
+        return poiseuille_kpa_s_per_nl(profile.get("needle_gauge", 30), profile.get("needle_length_mm", 4),
+                                       profile.get("viscosity_mpa_s", WATER_MPA_S))
+
     def _nl_per_step(self, diameter_um):
         diameter_mm = diameter_um * (1 + self.diameter_error) / 1000
         area_mm2 = 3.14159265358979 * diameter_mm * diameter_mm / 4
@@ -98,10 +171,12 @@ class Model:
     def load(self, diameter_um, content_nl, barrel_um):
         # another syringe in the clamp (full, its own bore): the pusher is off its stopper again
         self.nl_per_step = self._nl_per_step(diameter_um)
+        self.diameter_um = diameter_um
+        self.compliance = self._compliance(self.compliance)
         self.content_nl = content_nl
         self.barrel_um = barrel_um
-        self.pending_nl = self.stored_nl = self.tip_nl = 0.0
-        self.gap = 0.0
+        self.pending_nl = self.stored_nl = self.tip_nl = self.creep_nl = 0.0
+        self.gap = self.stick_steps = 0.0
         self.moved = True
 
     def fit_head(self, id_mv, dead_nl, conductance):
@@ -155,6 +230,23 @@ class Model:
     def pressure_kpa(self):
         return self.stored_nl / self.compliance
 
+    def sensed_kpa(self):
+        # what the firmware's pressure sensor reads
+        return self.sensor.read()
+
+    def _creep(self, dt):
+        # the stopper's slow share of compliance follows the pressure with its own time constant,
+        # taking volume from the line as pressure holds and giving it back as it falls
+        if not self.creep_share:
+            return
+        target = self.creep_share * self.stored_nl
+        x = dt / self.creep_s
+        d = (target - self.creep_nl) * (x if x < 0.05 else 1 - exp(-x))
+        if d > self.stored_nl:
+            d = self.stored_nl
+        self.creep_nl += d
+        self.stored_nl -= d
+
     def advance(self, now):
         # The stepper pushes the steps it was last given over the following moment
         # (as a driver spreads a batch of pulses), while the stored volume discharges
@@ -192,6 +284,8 @@ class Model:
         if flow or push:
             self.moved = True
         self.stored_nl = v
+        self._creep(dt)
+        self.sensor.advance((v0 + self.stored_nl) / 2 / self.compliance, dt)  # the interval's mean drives the filter
         refill = min(flow, self.tip_nl)  # first the needle refills what a suck-back drew in
         self.tip_nl -= refill
         flow -= refill
@@ -218,6 +312,7 @@ class Model:
         self.moved = True
         if n > 0:
             self.forward_steps += n
+        moved = self._stick_slip(moved)
         volume = moved * self.nl_per_step
         interval = ticks_diff(now, self.last_call_us) / 1000000
         self.last_call_us = now
@@ -234,13 +329,26 @@ class Model:
             self.tip_nl += back - relieved
             self.content_nl += back
 
+    def _stick_slip(self, moved):
+        # The stopper's ribs hold the pusher's travel (static friction) until it reaches slip_steps,
+        # then let the stopper jump; pulling back releases what they hold first.
+        if not self.slip_steps or moved == 0:
+            return moved
+        held = self.stick_steps + moved
+        if held < 0:
+            self.stick_steps = 0.0
+            return held
+        if held >= self.slip_steps:
+            self.stick_steps = 0.0
+            return held
+        self.stick_steps = held
+        return 0.0
+
     def needle(self, n):
         self.advance(ticks_us())
         was_in = self.depth_um > 0
-        self.depth_um += n * self.um_per_needle_step
+        self._needle_lost_motion(n * self.um_per_needle_step)
         self.moved = True
-        if self.depth_um < 0:
-            self.depth_um = 0.0  # retracted against the home stop
         if self.depth_um > self.pen_max_um:
             self.pen_max_um = self.depth_um
         inside = self.depth_um > 0
@@ -250,14 +358,41 @@ class Model:
             self.pen_max_um = self.depth_um
             for i in range(len(self.pen_needles_nl)):
                 self.pen_needles_nl[i] = 0.0
+        elif was_in and not inside and self.pen_max_um < NOT_A_POINT_UM and self.pen_nl == 0:
+            pass  # the firmware measuring the axis's play at boot: the tip barely left home, nothing flowed
         elif was_in and not inside:
             self.penetrations += 1
             # the exit also on the millisecond clock records are stamped with (ticks_ms and
             # ticks_us wrap apart on a 32-bit port: a record's time cannot be turned into us)
             self.report({"kind": "pen", "t0_us": self.pen_t0, "t1_us": clock_us(), "volume_nl": round(self.pen_nl, 3),
-                         "max_depth_um": round(self.pen_max_um, 1), "t1_ms": clock_ms()})
+                         "max_depth_um": round(self.pen_max_um, 1), "t1_ms": clock_ms(),
+                         "reflux_nl": round(self._reflux_nl(), 3)})
             self.report({"kind": "pen_needles", "t1_us": clock_us(),
                          "volumes_nl": [round(v, 3) for v in self.pen_needles_nl]})
+
+    def _needle_lost_motion(self, d_um):
+        # The needle tip follows its carriage within a play (lead-screw backlash, the hub's seat): going
+        # in it trails the carriage by needle_play_um, coming out it is pulled back with it; the home
+        # stop holds the tip at 0 (and the carriage with it: the motor skips against the stop).
+        c = self.carriage_um + d_um
+        tip = self.depth_um
+        if c < tip:
+            tip = c
+        elif c - self.needle_play_um > tip:
+            tip = c - self.needle_play_um
+        if tip < 0:
+            tip = 0.0
+            c = c if c > 0 else 0.0
+        self.carriage_um = c
+        self.depth_um = tip
+
+    def _reflux_nl(self):
+        # wheal fluid that escapes back along the needle track as the needle leaves: a share of the
+        # wheal, the larger the shallower the point (reported apart: it left the needle in the skin)
+        if not self.reflux_at_1mm or self.pen_max_um <= 0:
+            return 0.0
+        share = self.reflux_at_1mm * 1000 / max(self.pen_max_um, 250.0)
+        return self.pen_nl * (share if share < 0.5 else 0.5)
 
     def at_end(self):
         return self.content_nl - self.pending_nl <= ENDSTOP_NL
@@ -272,7 +407,7 @@ class Model:
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",
                "nl_per_step", "barrel_um", "head_mv", "head_dead_nl", "head_fill_nl", "head_g0", "head_g",
-               "needle_out_nl", "contact")
+               "needle_out_nl", "contact", "creep_nl", "stick_steps", "carriage_um", "diameter_um", "compliance")
 
     def snapshot(self):
         # the "snap" message: the harness keeps state (opaque to it) and hands it to the next boot

@@ -15,6 +15,8 @@ import csv
 import io
 import json
 
+from mesoprotocol import spec
+
 from .. import extras, zones
 from .common import NothingToExport, check_session, numbered, ul
 
@@ -24,7 +26,9 @@ EXPORT_COLUMNS = ("session_id", "device_serial", "record_id", "point", "kind", "
                   "drug_lot", "device_session")
 
 # beside the integer wire units: what a person reads (the report's numbers and words)
-READABLE_COLUMNS = ("number", "counted", "delivered_ul", "programmed_ul", "depth_mm", "outcome")
+# calibrated: "no" when the device had no calibration for the syringe (DELIVERY FLAG_UNCALIBRATED): the volume
+# is an estimate from the table's bore
+READABLE_COLUMNS = ("number", "counted", "delivered_ul", "programmed_ul", "depth_mm", "outcome", "calibrated")
 # where it went, for a session that ran a plan (blank otherwise): step from 1, zone id and name, SNOMED CT code
 PLAN_COLUMNS = ("plan_step", "zone", "zone_name", "site_snomed")
 
@@ -78,7 +82,8 @@ def _add_readable_columns(store, records: list[dict], rows: list[dict]) -> None:
         prime = record["kind"] == "prime"
         row.update(number="" if prime else numbers[id(record)], counted="no" if prime else "yes",
                    delivered_ul=ul(record["delivered_nl"]), programmed_ul=ul(record["programmed_nl"]),
-                   depth_mm=f"{record['depth_um'] / 1000:.2f}", outcome=by_session[record.get("session_id")])
+                   depth_mm=f"{record['depth_um'] / 1000:.2f}", outcome=by_session[record.get("session_id")],
+                   calibrated="no" if record.get("flags", 0) & spec.FLAG_UNCALIBRATED else "yes")
         zone = zones.ZONES.get(record.get("zone") or "")
         row.update(plan_step=record.get("plan_step") or "", zone=record.get("zone") or "",
                    zone_name=zones.name(record.get("zone")), site_snomed=(zone.snomed or "") if zone else "")

@@ -25,7 +25,8 @@ from .common import NothingToExport, SessionRecord, numbered, ul
 
 _FLAG_NAMES = ((spec.FLAG_PARTIAL, "partial"), (spec.FLAG_TRIGGER_RELEASED, "trigger released"),
                (spec.FLAG_ABORTED, "stopped"), (spec.FLAG_FAULT, "fault"), (spec.FLAG_POWER_LOST, "power lost"),
-               (spec.FLAG_CONTACT_LOST, "contact lost"))
+               (spec.FLAG_CONTACT_LOST, "contact lost"),
+               (spec.FLAG_UNCALIBRATED, "uncalibrated syringe: volume estimated"))
 
 
 def _flags(flags: int) -> str:
