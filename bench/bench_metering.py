@@ -168,7 +168,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a small sample (CI)")
     ap.add_argument("--points", type=int, help="points per case (default 40, quick 6)")
     ap.add_argument("--seed", type=int, help="imperfections seed (default: random, printed)")
-    ap.add_argument("--session", type=int, help="points in the cumulative-error session (default 1000, quick or 0: no cadence sweep nor session)")
+    ap.add_argument("--session", type=int,
+                    help="points in the cumulative-error session (default 1000; quick or 0: no cadence sweep nor session)")
     ap.add_argument("--cases", help="only the cases whose label contains this text")
     ap.add_argument("--only", choices=("calibrated", "uncalibrated"), help="one half of the table")
     args = ap.parse_args()
