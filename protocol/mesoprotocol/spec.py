@@ -215,6 +215,7 @@ CFG_CADENCE = const(7)
 CFG_FLOW = const(8)
 CFG_VACUUM = const(9)
 CFG_SESSION = const(10)
+CFG_SESSION_CAP = const(11)
 MIN_DOSE_STEPS = const(100)  # a dose's steps are rounded with a carried remainder (< 1 step off): 1 % needs 100
 MAX_POINT_NL = const(50000)  # point-by-point default: 20-50 uL per point
 CEIL_POINT_NL = const(200000)  # no setting can allow more than 0.2 mL in one point
@@ -329,6 +330,7 @@ MESSAGES = {
             ("flow_nl_s", "I"),  # plunger flow while dispensing
             ("vacuum_kpa", "B"),  # multi-needle heads: the vacuum that holds the skin on the needles; 0: contact switch
             ("session", "I"),  # the host's tag for this session, journalled with every record (not 0)
+            ("session_cap_nl", "I"),  # this session's total cap (a plan's total); 0: max_session_nl alone
         ) + _SESSION_SIGNED,
     ),
     PRIME: ("PRIME", (("volume_nl", "I"),) + _SESSION_SIGNED),
