@@ -8,10 +8,11 @@ import pytest
 from mesoinject import plan as plans
 from mesoinject import program as programs
 from mesoinject import zones
-from mesoinject.client import Device, DeviceRefused
+from mesoinject.client import DeviceRefused
 from mesoinject.records import RecordStore
 from mesoinject.session import SessionRunner
 from mesoprotocol import spec
+from virtual_rig import operator
 
 TWO_ZONES = {
     "name": "Two zones", "drug": "lidocaine 1%", "syringe": "BD 1 mL", "needle": {"gauge": 30, "length": "4 mm"},
@@ -85,42 +86,6 @@ def test_a_plan_over_the_session_cap_or_a_step_over_a_limit_is_refused_before_se
 
 
 # ---- on the VirtualDevice: the real firmware ------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def vdev():
-    from mesoinject.virtual import VirtualDevice
-
-    try:
-        with VirtualDevice() as v:
-            yield v
-    except Exception as e:  # noqa: BLE001
-        if type(e).__name__ == "MissingExtra":
-            pytest.skip(str(e))
-        raise
-
-
-@pytest.fixture
-def device(vdev):
-    vdev.release_trigger()
-    with Device.open(vdev.url) as dev:
-        dev.hello()
-        dev.abort()
-        yield dev
-        dev.abort()
-
-
-def operator(vdev, stop):
-    """Press for each point while the gun shows READY, let go once it stops delivering."""
-    while not stop.is_set():
-        try:
-            vdev.wait_led((spec.LED_READY,), 0.05)
-        except TimeoutError:
-            continue
-        vdev.press_trigger()
-        vdev.wait(lambda: vdev.led != spec.LED_READY or stop.is_set(), 10, "the point did not start")
-        vdev.wait(lambda: vdev.led != spec.LED_DELIVERING or stop.is_set(), 10, "the point did not end")
-        vdev.release_trigger()
-
 
 @pytest.mark.req("SR-147")
 def test_a_two_zone_plan_records_step_and_zone_and_leaves_the_setting_alone(vdev, device, tmp_path):
