@@ -60,8 +60,11 @@ def test_nappage_cadence_and_shots_match_ground_truth(device, sim, store):
     print(f"median cadence {cadence_hz:.3f} Hz, the loop's worst pass {worst_pass_us} us (slack {slack_us:.0f} us)")
     if worst_pass_us <= slack_us:  # no pass ran later than a shot may: the programmed cadence
         assert cadence_hz == pytest.approx(programmed_hz, rel=TOLERANCE)
-    else:  # the loop fell behind (on the simulator: a loaded host took the CPU), said so, and never catches up
-        assert programmed_hz / 2 < cadence_hz <= programmed_hz * (1 + TOLERANCE)
+    else:  # the loop fell behind (a loaded host took the CPU, a flash write stalled it) and said so; a late
+        # shot makes up at most the slack (spec.CADENCE_SLACK_DIV): no interval under period - slack
+        period_us = 1e9 / program.cadence_mhz
+        assert programmed_hz / 2 < cadence_hz <= 1e6 / (period_us - slack_us)
+        assert min(intervals) >= period_us - slack_us - 1000  # a 1 ms control tick
     assert min(intervals) >= 1e9 / device.hello().limits["max_cadence_mhz"] - 1000  # never above the ceiling
     for row, pen in zip(shots, truth):
         assert row["delivered_nl"] == pytest.approx(pen.volume_nl, rel=TOLERANCE)
