@@ -17,7 +17,8 @@ def path(name):
 
 
 def point(j, point, delivered, session=7, kind=spec.KIND_POINT):
-    rid = j.open(session, point, kind, 30000, 1000 + point, 2)  # a BD 3 mL: the syringe rides in the record
+    # a BD 3 mL on syringe channel 2: the syringe and the channel ride in the record
+    rid = j.open(session, point, kind, 30000, 1000 + point, 2, 2)
     if rid:
         j.checkpoint(delivered // 2, 3000, 1001 + point)
         j.close(0, delivered, 3000, 1002 + point)

@@ -8,8 +8,8 @@ import pytest
 from mesoprotocol import spec
 
 HERE = pathlib.Path(__file__).parent
-OK = [1, 1, 1, 4000, 3000, 30000, 20, 0, 50000, 0, 7]  # the point-by-point example program
-NAP = [2, 1, 1, 4000, 1500, 2000, 40, 6000, 50000, 0, 7]  # the nappage example program
+OK = [1, 1, 1, 4000, 3000, 30000, 20, 0, 50000, 0, 1, 7]  # the point-by-point example program
+NAP = [2, 1, 1, 4000, 1500, 2000, 40, 6000, 50000, 0, 1, 7]  # the nappage example program
 
 
 def with_(base, **changes):
@@ -48,7 +48,11 @@ LIMIT_CASES = [
     (with_(OK, vacuum_kpa=40), (spec.NACK_INFEASIBLE, 10, 40, 0)),
     (with_(OK, technique=9), (spec.NACK_BAD_VALUE, 1, 9, 0)),
     (with_(OK, syringe=99), (spec.NACK_BAD_VALUE, 2, 99, 0)),
-    (with_(OK, session=0), (spec.NACK_BAD_VALUE, 11, 0, 0)),  # every record must name its session
+    (with_(OK, session=0), (spec.NACK_BAD_VALUE, 12, 0, 0)),  # every record must name its session
+    # two drugs: a program names syringe channel 1 or 2 (spec.CHANNELS)
+    (with_(NAP, channel=2), None),
+    (with_(OK, channel=0), (spec.NACK_BAD_VALUE, 11, 0, spec.CHANNELS)),
+    (with_(OK, channel=3), (spec.NACK_BAD_VALUE, 11, 3, spec.CHANNELS)),
     (with_(OK, cadence_mhz=5000), (spec.NACK_BAD_VALUE, 8, 5000, 0)),
     (with_(NAP, cadence_mhz=spec.MAX_CADENCE_MHZ + 1), (spec.NACK_LIMIT, 8, spec.MAX_CADENCE_MHZ + 1, spec.MAX_CADENCE_MHZ)),
     (with_(NAP, syringe=3, volume_nl=1000), (spec.NACK_LIMIT, 6, 1000, spec.MIN_DOSE_STEPS * 35697 // 1000)),  # 1 uL from 5 mL

@@ -15,6 +15,7 @@ F_COUNT = spec.CFG_COUNT + 1
 F_CADENCE = spec.CFG_CADENCE + 1
 F_FLOW = spec.CFG_FLOW + 1
 F_VACUUM = spec.CFG_VACUUM + 1
+F_CHANNEL = spec.CFG_CHANNEL + 1
 F_SESSION = spec.CFG_SESSION + 1
 
 _VOLUME_SETTING = {
@@ -79,7 +80,7 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0):
     # settings: the device's limits in force (spec.SETTINGS_TABLE order);
     # min_volume_nl(syringe) -> the least volume that syringe meters to 1 % (least_dose_nl);
     # used_nl: what the session this CONFIGURE continues has delivered already (max_session_nl bounds the sum).
-    technique, syringe, head, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, vacuum, session = cfg
+    technique, syringe, head, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, vacuum, channel, session = cfg
     if technique not in _VOLUME_SETTING:
         return (spec.NACK_BAD_VALUE, F_TECHNIQUE, technique, 0)
     if syringe not in spec.SYRINGES:
@@ -121,6 +122,8 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0):
             return (spec.NACK_INFEASIBLE, F_CADENCE, cadence_mhz, max_cadence)
     elif cadence_mhz != 0:
         return (spec.NACK_BAD_VALUE, F_CADENCE, cadence_mhz, 0)
+    if not 1 <= channel <= spec.CHANNELS:
+        return (spec.NACK_BAD_VALUE, F_CHANNEL, channel, spec.CHANNELS)
     return None
 
 
