@@ -129,7 +129,7 @@ class Device:
         self.channel = 1  # the program's channel: the axis the board steps
         self.channels = getattr(board, "CHANNELS", 1)
         self.path_channel = 0  # whose drug fills the head's path (0: dry or not known since boot)
-        self.parked = [None] * (S.CHANNELS + 1)  # per channel not selected: (syringe, spent, primed, dispensed, slack)
+        self.parked = [None] * (S.CHANNELS + 1)  # type: list  # per channel not selected: (syringe, spent, primed, dispensed, slack)
         self.head_base_kpa = 0  # a multi-needle head's mean dispense pressure in its first full cycle, 1/16 kPa (0: none)
         self.kpa_sum = 0  # this dose's dispense pressure, summed over its control passes...
         self.kpa_n = 0  # ...and counted (mean = sum / n: no allocation)

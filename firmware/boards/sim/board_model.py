@@ -205,6 +205,7 @@ class Model:
         (self.content_nl, self.barrel_um, self.nl_per_step, self.diameter_um, self.gap,
          self.stick_steps) = self.parked[channel]
         self.parked[self.channel] = mine
+        self.parked[channel] = None  # live in the fields now
         self.channel = channel
         self.moved = True
 
@@ -238,7 +239,8 @@ class Model:
     def drug_truth(self):
         contents = [0.0, 0.0, 0.0]
         for ch in (1, 2):
-            contents[ch] = self.content_nl - self.pending_nl if ch == self.channel else self.parked[ch][0]
+            parked = self.parked[ch]
+            contents[ch] = parked[0] if parked else self.content_nl - self.pending_nl
         return {"kind": "drug_truth", "channel": self.channel, "path_front": self.path_front,
                 "front_nl": round(self.path_front_nl, 3), "path_back": self.path_back,
                 "out_nl": [round(v, 3) for v in self.drug_out_nl], "skin_nl": [round(v, 3) for v in self.drug_skin_nl],
