@@ -129,7 +129,7 @@ def _size(msg_type: int) -> int:
 def auth_rejections(board: SimBoard, n: int) -> dict:
     """n forged, n replayed and n reordered CONFIGUREs: how many the device refused (NACK AUTH)."""
     refused = {"forged": 0, "replayed": 0, "reordered": 0}
-    config = dict(ARMABLE, session=1)
+    config = dict(ARMABLE, session=1, session_cap_nl=0)
     with Device.open(board.url) as dev:
         dev.hello()
         dev.abort()

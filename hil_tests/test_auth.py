@@ -9,7 +9,8 @@ from mesoprotocol import spec
 
 PRIME = dict(volume_nl=2000)
 CONFIG = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000,
-              volume_nl=30000, count=3, cadence_mhz=0, flow_nl_s=50000, session=7)
+              volume_nl=30000, count=3, cadence_mhz=0, flow_nl_s=50000, session=7,
+              session_cap_nl=0)
 
 
 def send(device, msg_type, seq, fields):

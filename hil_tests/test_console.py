@@ -459,7 +459,7 @@ def test_a_two_zone_plan_shows_the_map_and_per_zone_totals_equal_to_the_records(
         expect(row.locator("td").nth(2)).to_have_text(f"{stored[zone]['records']} / 2")
     marks = console.console.call(console.console.store.marks, session_id)
     assert [(m["zone"], m["plan_step"], m["point"]) for m in marks] == [("forehead", 1, 2)]
-    # the device's own session cap is back once the plan is over
+    # the plan's cap was its session's: the device's own max_session_nl setting never changed
     assert console.console.call(lambda: console.console.device.hello().limits["max_session_nl"]) == \
         spec.SETTINGS_TABLE[spec.SET_SESSION][2]
 

@@ -82,7 +82,7 @@ def test_a_reply_type_sent_to_the_device_is_not_a_command(device):
 def test_a_malformed_frame_does_not_spoil_the_reply_cache(device):
     configure = codec.encode(spec.CONFIGURE, 40, **device.sign(
         spec.CONFIGURE, technique=1, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000, volume_nl=30000,
-        count=3, cadence_mhz=0, flow_nl_s=50000, session=9))
+        count=3, cadence_mhz=0, flow_nl_s=50000, session=9, session_cap_nl=0))
     first = device.link.exchange(configure, 40)
     bad = codec.Frame.build({"body": {"value": {"length": 0, "version": 1, "type": 0x3E, "seq": 41, "payload": b""}}})
     assert device.link.exchange(bad, 41).type == spec.NACK

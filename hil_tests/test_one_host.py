@@ -13,7 +13,8 @@ from mesoinject.client import Device, DeviceRefused
 from mesoprotocol import spec
 
 SMALL = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=1000,
-             volume_nl=10000, count=3, cadence_mhz=0, flow_nl_s=50000, session=15)
+             volume_nl=10000, count=3, cadence_mhz=0, flow_nl_s=50000, session=15,
+             session_cap_nl=0)
 LARGE = dict(SMALL, depth_um=3800, volume_nl=50000)
 
 

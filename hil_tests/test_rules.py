@@ -15,13 +15,15 @@ TECHNIQUES = {spec.TECHNIQUE_POINT: "point-by-point", spec.TECHNIQUE_NAPPAGE: "n
 # the program field a refusal names, by CONFIGURE field (the host speaks in the program's words)
 FIELD_OF = {rules.F_VOLUME: {"volume_per_point", "volume_per_shot"}, rules.F_DEPTH: {"depth"},
             rules.F_COUNT: {"points", "shots"}, rules.F_CADENCE: {"cadence"}, rules.F_FLOW: {"flow_rate"},
-            rules.F_HEAD: {"technique"}, rules.F_NEEDLE_LENGTH: {"head"}, rules.F_VACUUM: {"vacuum"}}
+            rules.F_HEAD: {"technique"}, rules.F_NEEDLE_LENGTH: {"head"}, rules.F_VACUUM: {"vacuum"},
+            rules.F_SESSION_CAP: {"total"}}
 
 
 @st.composite
 def programs(draw, syringes):
     """A program in the usual ranges with up to two fields pushed to a limit, next to it, or anywhere
-    in their wire range: about as many accepted as refused, every refusal path reached."""
+    in their wire range: about as many accepted as refused, every refusal path reached; with the cap
+    of the session it opens (a plan's total: none, near the program's total, near the ceiling, any)."""
     technique = draw(st.sampled_from(sorted(TECHNIQUES)))
     nappage = technique == spec.TECHNIQUE_NAPPAGE
     usual = {  # field: (edges, usual low, usual high, widest)
@@ -44,22 +46,27 @@ def programs(draw, syringes):
     if not nappage:
         values["cadence_mhz"] = 0
     head = draw(st.sampled_from(sorted(spec.HEADS)))  # its needle length and needles come from the table
-    return Program(name="drawn", technique=TECHNIQUES[technique], drug="saline",
-                   syringe=draw(st.sampled_from(syringes)), head=head, prime_nl=100000,
-                   vacuum_kpa=draw(st.sampled_from((0, 9, 10, 40, 60, 61))) if spec.HEADS[head][1] > 1 else 0, **values)
+    program = Program(name="drawn", technique=TECHNIQUES[technique], drug="saline",
+                      syringe=draw(st.sampled_from(syringes)), head=head, prime_nl=100000,
+                      vacuum_kpa=draw(st.sampled_from((0, 9, 10, 40, 60, 61))) if spec.HEADS[head][1] > 1 else 0,
+                      **values)
+    total = values["volume_nl"] * values["count"]
+    near = [v for v in (total - 1, total, total + 1, spec.MAX_SESSION_NL, spec.MAX_SESSION_NL + 1) if v > 0]
+    cap = draw(st.one_of(st.just(0), st.sampled_from(near), st.integers(0, spec.MAX_SESSION_NL + 1000)))
+    return program, cap
 
 
-def host_verdict(program: Program, limits: dict) -> set[str] | None:
+def host_verdict(program: Program, limits: dict, cap_nl: int = 0) -> set[str] | None:
     try:
-        program.check_limits(limits)
+        program.check_limits(limits, session_cap_nl=cap_nl)
     except ProgramError as e:
         return {e.field}
     return None
 
 
-def device_verdict(device, program: Program) -> set[str] | None:
+def device_verdict(device, program: Program, cap_nl: int = 0) -> set[str] | None:
     try:
-        device.configure(session=new_session_tag(), **program.configure_fields())
+        device.configure(session=new_session_tag(), session_cap_nl=cap_nl, **program.configure_fields())
     except DeviceRefused as e:
         if e.reason == "HEAD":  # the rules passed; the board has another head on (the host cannot know)
             return None
@@ -77,11 +84,12 @@ def test_host_and_device_accept_exactly_the_same_programs(device, sim):
 
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(programs(fitting))
-    def agree(program):
-        host, dev = host_verdict(program, limits), device_verdict(device, program)
-        assert (host is None) == (dev is None), (program, host, dev)
+    def agree(drawn):
+        program, cap = drawn
+        host, dev = host_verdict(program, limits, cap), device_verdict(device, program, cap)
+        assert (host is None) == (dev is None), (program, cap, host, dev)
         if host is not None:
-            assert host & dev, (program, host, dev)  # both name the same field
+            assert host & dev, (program, cap, host, dev)  # both name the same field
         seen["accepted" if host is None else "refused"] += 1
 
     agree()

@@ -136,7 +136,8 @@ class Device:
         self.pump_on = False  # the head's vacuum pump
         self.least_vacuum = 0  # the least vacuum held while this dose ran (kPa below ambient)
         self.session = 0  # the session tag in force (CONFIGURE); a new tag opens a new session
-        self.session_nl = 0  # delivered in that session, across re-ARMs and resumes: max_session_nl bounds it
+        self.session_nl = 0  # delivered in that session, across re-ARMs and resumes: max_session_nl bounds it...
+        self.session_cap_nl = 0  # ...and the session's own cap when lower (CONFIGURE; 0: none; never raised)
         self.min_period_us = 0  # the cadence ceiling's period: no two shots' needle entries closer
         self.entry_pending = False  # a shot started whose needle has not yet entered
         self.shot_floor_us = ticks_us()  # no shot may start before (the last needle entry + min_period_us)
@@ -203,8 +204,9 @@ class Device:
             if refusal:
                 return refusal
             total = self.session_nl + left * self.cfg[S.CFG_VOLUME]  # the session so far and every point left
-            if total > self.settings[S.SET_SESSION]:
-                return self._nack(msg_type, S.NACK_LIMIT, 0, total, self.settings[S.SET_SESSION])
+            limit = rules.session_limit_nl(self.settings, self.session_cap_nl)
+            if total > limit:
+                return self._nack(msg_type, S.NACK_LIMIT, 0, total, limit)
             self.journal.reserve(left + 1)  # ids for them, leased on flash before any is given
             if msg_type == S.ARM:
                 self.done = 0
@@ -231,8 +233,11 @@ class Device:
 
     def _configure(self, cfg):
         # the same session tag continues its session (its total so far counts); a new tag opens one
-        used_nl = self.session_nl if cfg[S.CFG_SESSION] == self.session else 0
-        error = rules.check_configure(cfg, self._shot_time_ms, self.settings, self._min_volume_nl, used_nl)
+        # (and its cap, which a later CONFIGURE may lower but not raise)
+        same = cfg[S.CFG_SESSION] == self.session
+        used_nl = self.session_nl if same else 0
+        error = rules.check_configure(cfg, self._shot_time_ms, self.settings, self._min_volume_nl, used_nl,
+                                      self.session_cap_nl if same else 0)
         if error:
             return self._nack(S.CONFIGURE, error[0], error[1], error[2], error[3])
         syringe = cfg[S.CFG_SYRINGE]
@@ -252,6 +257,7 @@ class Device:
             self._switch_channel(channel)
         self.session = cfg[S.CFG_SESSION]
         self.session_nl = used_nl
+        self.session_cap_nl = cfg[S.CFG_SESSION_CAP]
         if syringe != self.syringe or self.syringe_spent:  # a new syringe
             self.syringe = syringe
             # the clamp readings that fit it (S.syringe_fits), for _watch_syringe's every-tick check
@@ -321,7 +327,7 @@ class Device:
             self.metering = self._metering(syringe)
             self.capacity_nl = S.syringe_capacity_nl(syringe, ppm)
             if self.cfg and rules.check_configure(self.cfg, self._shot_time_ms, self.settings, self._min_volume_nl,
-                                                   self.session_nl):
+                                                   self.session_nl, self.session_cap_nl):
                 self.cfg = None  # the program no longer meters to 1 %: configure it again
                 self._set_state(S.STATE_IDLE)
         return (S.ACK, (S.CALIBRATE, self.state))
@@ -629,7 +635,7 @@ class Device:
         return self.dose.active() or self.state == S.STATE_DELIVERING
 
     def _next_point(self, now_us):
-        technique, _, _, _, depth_um, volume_nl, count, _, _, _, _, _ = self.cfg
+        technique, _, _, _, depth_um, volume_nl, count, _, _, _, _, _, _ = self.cfg
         if self.done >= count:  # every point ends at its programmed volume: count bounds the total
             self._complete()
             return
@@ -651,7 +657,7 @@ class Device:
             kind = S.KIND_SHOT
         else:
             kind = S.KIND_TEST_DOSE if technique == S.TECHNIQUE_TEST_DOSE else S.KIND_POINT
-        if self.session_nl + volume_nl > self.settings[S.SET_SESSION]:  # ARM and RESUME checked it; a backstop
+        if self.session_nl + volume_nl > rules.session_limit_nl(self.settings, self.session_cap_nl):  # ARM, RESUME checked it
             self._complete()  # journalled as an END like any program end (programmed_nl: the points done)
             return
         left = self.capacity_nl - self.dispensed_nl

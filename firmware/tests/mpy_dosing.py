@@ -15,9 +15,12 @@ for code in spec.SYRINGES:
     out["drift"].append({"syringe": code, "pl_per_step": pl, "steps": total_steps,
                          "error_pl": total_steps * pl - 1000 * 30000 * 1000})
 
-for cfg in json.load(open(sys.argv[1])):
+for case in json.load(open(sys.argv[1])):
+    # a program alone, or [program, session total so far, session cap in force] (a continued session)
+    cfg, used_nl, in_force_nl = (case, 0, 0) if isinstance(case[0], int) else case
     result = rules.check_configure(tuple(cfg), rules.shot_time_ms, settings.defaults(),
-                                   lambda code: rules.least_dose_nl(spec.pl_per_step(code, spec.PLUNGER_STEPS_PER_MM)))
+                                   lambda code: rules.least_dose_nl(spec.pl_per_step(code, spec.PLUNGER_STEPS_PER_MM)),
+                                   used_nl, in_force_nl)
     out["limits"].append(list(result) if result else None)
 # syringe maths (spec): the host computes the same on CPython; boundary calibrations included
 out["syringe_maths"] = [[code, ppm, spec.syringe_capacity_nl(code, ppm), spec.pl_per_step(code, 3200, ppm)]

@@ -455,7 +455,7 @@ class Fuzzer:
         self.calibration = {}
         self.case_no = 0
         self.explain = False
-        self.pre_session = (0, 0)  # the device's session tag and total before the command being checked
+        self.pre_session = (0, 0, 0)  # the device's session tag, total and cap before the command being checked
         self.state_was = -1
         self.state_since = 0
         self.case = b""
@@ -551,7 +551,7 @@ class Fuzzer:
         def on_command(msg_type, values, *signed):
             # the dispatcher as the link calls it, with what a NACK must leave alone before and after
             dev = self.dev
-            self.pre_session = (dev.session, dev.session_nl)
+            self.pre_session = (dev.session, dev.session_nl, getattr(dev, "session_cap_nl", 0))
             pre = (snap(dev), self.board.fields(), flash_files(), snap_named(dev) if self.explain else None)
             state = dev.state
             rx = self.link.rx_errors
@@ -1020,8 +1020,9 @@ class Fuzzer:
                 return
             else:
                 if reason == S.NACK_LIMIT and field == 0 and name in ("ARM", "RESUME"):
-                    # the session total (max_session_nl) counts every ARM and RESUME of one session tag
-                    if value <= limit or limit != self.settings[S.SET_SESSION]:
+                    # the session total (max_session_nl, or the session's cap when lower) counts every ARM
+                    # and RESUME of one session tag
+                    if value <= limit or limit != self.session_limit(self.pre_session[2]):
                         self.fail("session cap", "%s: total %d, limit %d" % (name, value, limit))
                 elif reason == getattr(S, "NACK_SYRINGE", -1):
                     # the clamp holds another syringe than the command names: both in the NACK
@@ -1277,7 +1278,7 @@ class Fuzzer:
 
     cfg_head = 1  # the head of the last CONFIGURE ACKed (its dead volume bounds a prime from below)
     CONFIGURE_FIELDS = ("technique", "syringe", "head", "needle_length_um", "depth_um", "volume_nl", "count",
-                        "cadence_mhz", "flow_nl_s", "vacuum_kpa", "channel")
+                        "cadence_mhz", "flow_nl_s", "vacuum_kpa", "channel", "session_cap_nl")
 
     def configure_checks(self, f):
         # PROTOCOL.md section 7, "CONFIGURE check order", steps 3 on (technique and syringe
@@ -1299,9 +1300,15 @@ class Fuzzer:
                S.NACK_LIMIT)
         yield ("count", 1, cmax, S.NACK_LIMIT)
         yield ("flow_nl_s", S.MIN_FLOW_NL_S, st["max_flow_nl_s"], S.NACK_LIMIT)
-        # volume x count <= min(session setting, capacity): NACK limit = the largest count allowed
-        used = self.pre_session[1] if f.get("session") == self.pre_session[0] else 0
-        limit = min(st["max_session_nl"] - used, S.syringe_capacity_nl(f["syringe"]))
+        cap = f.get("session_cap_nl", 0)
+        same = f.get("session") == self.pre_session[0]
+        yield ("session_cap_nl", 0, S.MAX_SESSION_NL, S.NACK_LIMIT)
+        in_force = self.pre_session[2] if same else 0
+        if in_force:  # a continuing session's cap is never raised, nor dropped (0): (LIMIT, field, cap in force)
+            yield ("session_cap_nl", in_force if cap == 0 else -1, in_force, S.NACK_LIMIT)
+        # volume x count <= min(session limit, capacity): NACK limit = the largest count allowed
+        used = self.pre_session[1] if same else 0
+        limit = max(0, min(self.session_limit(cap) - used, S.syringe_capacity_nl(f["syringe"])))
         yield ("count", -1, limit // f["volume_nl"], S.NACK_LIMIT)
         if nappage:
             yield ("cadence_mhz", S.MIN_CADENCE_MHZ, st["max_cadence_mhz"], S.NACK_LIMIT)
@@ -1310,6 +1317,11 @@ class Fuzzer:
             yield ("cadence_mhz", -1, 800000 // shot_ms, S.NACK_INFEASIBLE)
         else:
             yield ("cadence_mhz", -1, 0, S.NACK_BAD_VALUE)
+
+    def session_limit(self, cap_nl):
+        # PROTOCOL.md "Sessions": max_session_nl, or the session's cap when lower (0: none)
+        setting = self.settings[S.SET_SESSION]
+        return cap_nl if 0 < cap_nl < setting else setting
 
     def configure_oracle(self, f, idx):
         # the NACK PROTOCOL.md section 7 gives (None: ACK), and the fields its checks cover

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mesoprotocol import spec
 
-from . import alarms, extras, people, session_cap, sync, units, zones
+from . import alarms, extras, people, sync, units, zones
 from . import clinic as clinics
 from . import plan as plans
 from . import program as programs
@@ -399,11 +399,7 @@ def cmd_abort(args) -> int:
         device.hello()
         before = spec.STATE_NAMES[device.status()["state"]]
         after = spec.STATE_NAMES[device.abort()["state"]]
-        cap = session_cap.give_back(device)  # a plan's session cap left on it
     console.print(f"device stopped: {before} -> {after}")
-    if cap is not None:
-        console.print(f"session cap given back: {units.text(cap, units.VOLUME)} (the device's own setting; a plan had "
-                      "lowered it to its total)")
     return 0
 
 
@@ -551,10 +547,6 @@ def cmd_run(args) -> int:
         console.print("per zone (stored records):")
         with contextlib.closing(store.reopen()) as totals:
             _zone_totals(totals, outcome.session_id)
-        if runner.restore_cap_nl is not None:
-            err.print(f"note: the device keeps this plan's session cap of {units.text(plan.total_nl, units.VOLUME)} "
-                      "until it is idle: `mesoinject abort --port PORT` (once the alarm's cause is dealt with) gives "
-                      "it back its own setting")
     console.print(f"records: {store.where} ({p.records} deliveries in session {outcome.session_id})")
     if not calibrated:
         console.print(f"note: this {program.syringe_name} is not calibrated on the device: volumes are as precise as "

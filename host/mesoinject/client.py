@@ -49,7 +49,8 @@ class DeviceRefused(Exception):
                     f"holds {held}; prime this channel (at least twice the head's dead volume) first")
         if self.reason == "LIMIT" and self.command in ("ARM", "RESUME") and not self.field:
             return (f"device refused {self.command}: this session would reach {units.text(self.value, units.VOLUME)}, over the "
-                    f"device's session cap of {units.text(self.limit, units.VOLUME)} (max_session_nl). Start a new session "
+                    f"session's cap of {units.text(self.limit, units.VOLUME)} (a plan's total, or max_session_nl). Start a new "
+                    "session "
                     "(a new `mesoinject run`) only if a new treatment is intended")
         if self.reason == "BAD_STATE":
             allowed = [n for i, n in enumerate(spec.STATE_NAMES) if self.limit >> i & 1]
@@ -264,9 +265,12 @@ class Device:
         self.identity = Identity.from_fields(reply.fields)
         return self.identity
 
-    def configure(self, *, session: int | None = None, **fields) -> dict:
-        """session: the tag the device journals with every record of this program (default: random)."""
-        return self.command(spec.CONFIGURE, session=session or new_session_tag(), **fields)
+    def configure(self, *, session: int | None = None, session_cap_nl: int = 0, **fields) -> dict:
+        """session: the tag the device journals with every record of this program (default: random).
+        session_cap_nl: the session's total cap (a plan's total), fixed when the session opens; 0: none
+        beyond the device's max_session_nl (PROTOCOL.md "Sessions")."""
+        return self.command(spec.CONFIGURE, session=session or new_session_tag(), session_cap_nl=session_cap_nl,
+                            **fields)
 
     def prime(self, volume_nl: int) -> dict:
         return self.command(spec.PRIME, volume_nl=volume_nl)

@@ -6,9 +6,10 @@ parsed by program.parse, so a step is accepted or refused exactly as a program f
 (the same quantity grammar, the same firmware rules), and the message names the step.
 
 The plan's total (`total`, default the steps' sum) is the session cap the device enforces: the
-steps run as one device session (one tag), and the host lowers the device's max_session_nl to the
-plan total for the plan's length (PROTOCOL.md "Sessions"), so the device refuses any step, re-ARM
-or resume that would pass it, whatever the host does.
+steps run as one device session (one tag) whose CONFIGUREs carry the plan total as session_cap_nl
+(PROTOCOL.md "Sessions"), so the device refuses any step, re-ARM or resume that would pass it,
+whatever the host does. The device's own max_session_nl setting is never changed: a host that dies
+mid-plan leaves nothing to give back.
 """
 
 from __future__ import annotations
@@ -61,18 +62,19 @@ class Plan:
         return sum(step.total_nl for step in self.steps)
 
     def check_limits(self, limits: dict, cal_ppm: int = 1000000) -> None:
-        """Every step against the device's rules, then the plan total against its session limit."""
-        for step in self.steps:
-            try:
-                step.program.check_limits(limits, cal_ppm)
-            except PlanError:
-                raise
-            except ProgramError as e:
-                raise PlanError(f"step {step.number} ({step.zone.id}): {e.field}", e.detail) from None
+        """The plan total against the device's session limit, then every step against its rules under the
+        total as the session's cap."""
         if self.total_nl > limits["max_session_nl"]:
             raise PlanError("total", f"{units.text(self.total_nl, units.VOLUME)} is above the device's session limit "
                             f"of {units.text(limits['max_session_nl'], units.VOLUME)}: split the plan into sessions, "
                             "or lower its doses")
+        for step in self.steps:
+            try:
+                step.program.check_limits(limits, cal_ppm, self.total_nl)
+            except PlanError:
+                raise
+            except ProgramError as e:
+                raise PlanError(f"step {step.number} ({step.zone.id}): {e.field}", e.detail) from None
 
     def summary(self) -> str:
         return (f"{self.name}: {len(self.steps)} steps, {units.text(self.steps_nl, units.VOLUME)} planned, "

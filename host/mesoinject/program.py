@@ -46,7 +46,7 @@ DOSES = ("per-needle", "per-cycle")  # what volume_per_point means on a multi-ne
 DEFAULT_LIMITS = {row[0]: row[2] for row in spec.SETTINGS_TABLE}
 CEILINGS = {row[0]: row[4] for row in spec.SETTINGS_TABLE}
 # CONFIGURE's program fields in layout order, up to the session tag (the authentication fields follow)
-CONFIGURE_FIELDS = tuple(name for name, _ in spec.MESSAGES[spec.CONFIGURE][1])[:rules.F_SESSION]
+CONFIGURE_FIELDS = tuple(name for name, _ in spec.MESSAGES[spec.CONFIGURE][1])[:rules.F_SESSION_CAP]
 EXAMPLES = pathlib.Path(__file__).parent / "programs"  # the example library, shipped in the package
 DEFAULT_PRIME = "10 uL"
 DEFAULT_FLOW = "50 uL/s"
@@ -138,17 +138,18 @@ class Program:
             line += f", {units.text(self.cadence_mhz, units.CADENCE)}"
         return line
 
-    def check_limits(self, limits: dict, cal_ppm: int = 1000000) -> None:
+    def check_limits(self, limits: dict, cal_ppm: int = 1000000, session_cap_nl: int = 0) -> None:
         """The device's own rules (mesoprotocol.rules) against its limits (IDENTITY's), before sending:
         host and device accept exactly the same programs. A refusal reads in the program's words and
-        units, and a cadence the flow cannot meet comes with the flow that would."""
+        units, and a cadence the flow cannot meet comes with the flow that would.
+        session_cap_nl: the cap of the session it opens (a plan's total; 0: none)."""
         settings = tuple(limits[row[0]] for row in spec.SETTINGS_TABLE)
         pl_step = spec.pl_per_step(self.syringe, spec.PLUNGER_STEPS_PER_MM, cal_ppm)
-        error = rules.check_configure(self.configure_tuple(), rules.shot_time_ms, settings,
+        error = rules.check_configure(self.configure_tuple(session_cap_nl=session_cap_nl), rules.shot_time_ms, settings,
                                       lambda _syringe: rules.least_dose_nl(pl_step))
         if error:
             reason, field, value, limit = error
-            raise self.refusal(reason, field, value, limit, limits)
+            raise self.refusal(reason, field, value, limit, limits, session_cap_nl)
         error = rules.check_prime(self.prime_nl)
         if error:
             raise ProgramError("prime_volume", _bound_words(error[2], error[3], units.VOLUME))
@@ -157,14 +158,15 @@ class Program:
                                f"{self.head_name} head's dead volume of {units.text(self.dead_volume_nl, units.VOLUME)}; "
                                "prime at least that")
 
-    def configure_tuple(self, session: int = 1) -> tuple:
+    def configure_tuple(self, session: int = 1, session_cap_nl: int = 0) -> tuple:
         """CONFIGURE's values in its layout order (rules.check_configure's cfg)."""
-        fields = {**self.configure_fields(), "session": session}
+        fields = {**self.configure_fields(), "session": session, "session_cap_nl": session_cap_nl}
         return tuple(fields[name] for name in CONFIGURE_FIELDS)
 
-    def refusal(self, reason: int, field: int, value: int, limit: int, limits: dict | None = None) -> ProgramError:
+    def refusal(self, reason: int, field: int, value: int, limit: int, limits: dict | None = None,
+                session_cap_nl: int = 0) -> ProgramError:
         """A rule's refusal of this program (rules.check_configure's, or the device's NACK on CONFIGURE)
-        as a ProgramError naming the program's field, in its units."""
+        as a ProgramError naming the program's field, in its units. session_cap_nl: the session's cap sent."""
         nappage = self.technique == "nappage"
         volume_field = "volume_per_shot" if nappage else "volume_per_point"
         if field == rules.F_VOLUME and self.needles > 1:
@@ -196,11 +198,21 @@ class Program:
                 return ProgramError(self.unit_name, f"{self.count} x {units.text(self.volume_nl, units.VOLUME)} needs "
                                     f"more than the {self.syringe_name} syringe holds "
                                     f"({units.text(capacity, units.VOLUME)}): at most {limit} {self.unit_name}")
+            setting = limits["max_session_nl"] if limits is not None else spec.MAX_SESSION_NL
+            if value > limit and 0 < session_cap_nl <= setting:  # the session's cap, not the setting, is what bounds
+                return ProgramError(self.unit_name, f"{self.count} x {units.text(self.volume_nl, units.VOLUME)} is "
+                                    f"above what is left of the plan's total of {units.text(session_cap_nl, units.VOLUME)} "
+                                    f"(the session's cap): at most {limit} {self.unit_name}; raise the plan's total "
+                                    "or lower this step")
             if value > limit and limits is not None and self.total_nl > limits["max_session_nl"]:
                 return ProgramError(self.unit_name, f"{self.count} x {units.text(self.volume_nl, units.VOLUME)} is "
                                     f"above the session limit of {units.text(limits['max_session_nl'], units.VOLUME)}: "
                                     f"at most {limit} {self.unit_name}")
             return ProgramError(self.unit_name, _bound_words(value, limit, ("", 1)))
+        if field == rules.F_SESSION_CAP:
+            return ProgramError("total", f"the device refused a session cap of {units.text(value, units.VOLUME)}: the "
+                                f"session's cap in force is {units.text(limit, units.VOLUME)}, and a session's cap is "
+                                "never raised (PROTOCOL.md \"Sessions\"); start a new session")
         if field == rules.F_CADENCE and reason == spec.NACK_INFEASIBLE:
             return ProgramError("cadence", self._infeasible_cadence(limit, limits))
         if field == rules.F_HEAD and reason == spec.NACK_INFEASIBLE:

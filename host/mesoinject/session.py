@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from . import alarms, outcomes, session_cap, sync
+from . import alarms, outcomes, sync
 from .client import Device, DeviceRefused, Identity, new_session_tag
 from .plan import Plan, Step
 from .program import CONFIGURE_FIELDS, Program
@@ -94,16 +94,17 @@ class SessionRunner:
         self.point_base = 0  # points given before this part of the session (giving the remaining ones)
         self.plan: Plan | None = None
         self.plan_step: Step | None = None  # the plan step the device is configured for
-        self.restore_cap_nl: int | None = None  # the device's max_session_nl before a plan lowered it
+        self.session_cap_nl = 0  # the session's cap on the device (CONFIGURE): a plan's total; 0: none
         self.step_totals: dict[int, dict] = {}  # plan step -> given, partial, delivered_nl (stored records)
 
     def run_plan(self, plan: Plan, *, patient_ref: str | None = None, operator: str | None = None,
                  drug_lot: str | None = None, timeout_s: float | None = None,
                  before_prime: Callable[[], None] | None = None,
                  before_step: Callable[[Step], None] | None = None) -> Outcome:
-        """Every step of a plan in order, as one session under the device's session cap (the plan total).
+        """Every step of a plan in order, as one session whose cap (CONFIGURE's session_cap_nl) is the plan
+        total: the device enforces it and forgets it with the session; its settings are never changed.
         before_step(step): the operator confirms the zone before each step (the gun moves only after).
-        Stops at the first step that does not complete; the cap is given back once the device is idle."""
+        Stops at the first step that does not complete."""
         identity = self.begin(plan.steps[0].program, patient_ref=patient_ref, operator=operator, drug_lot=drug_lot,
                               plan=plan)
         try:
@@ -122,15 +123,13 @@ class SessionRunner:
         except BaseException:
             self.pause_quietly()
             self.finish("interrupted", retry=False)
-            self.restore_cap()
             raise
         self.finish(outcome)
-        self.restore_cap()
         return Outcome(self.current_session_id(), outcome, self.progress, identity, self.words(outcome))
 
     def next_step(self, step: Step) -> None:
-        """The device is configured for the plan's next step under the same session tag, so the session's
-        total so far counts against the cap (PROTOCOL.md "Sessions")."""
+        """The device is configured for the plan's next step under the same session tag and cap, so the
+        session's total so far counts against the cap (PROTOCOL.md "Sessions")."""
         if self.store_error:  # a record not stored yet would be filed under the wrong step
             raise RecordsKeptOnDevice(f"{self.store_error}. The plan stops before step {step.number}: the device "
                                       "keeps the records not yet stored; `mesoinject sync` stores them")
@@ -144,35 +143,6 @@ class SessionRunner:
         if self.plan_step is None or f.get("session") != self.session_tag:
             return {}
         return {"plan_step": self.plan_step.number, "zone": self.plan_step.zone.id}
-
-    def _cap_session(self, identity: Identity, cap_nl: int) -> None:
-        """Lower the device's session cap to the plan total for the plan's length (SETTINGS needs IDLE); the
-        setting it replaces is remembered (session_cap) until it is given back."""
-        session_cap.give_back(self.device)  # an earlier plan's cap still on the device: its own setting first
-        current = self.device.hello().limits["max_session_nl"]
-        identity.limits["max_session_nl"] = current
-        if cap_nl >= current:
-            return
-        session_cap.remember(identity.serial, current)
-        self.restore_cap_nl = current
-        if self.device.status()["state"] in (spec.STATE_CONFIGURED, spec.STATE_PRIMED, spec.STATE_COMPLETE):
-            self.device.abort()  # no program runs in these states: nothing is ended
-        self.device.settings(max_session_nl=cap_nl)
-        identity.limits["max_session_nl"] = cap_nl
-
-    def restore_cap(self) -> bool:
-        """Give the device back the session cap it had before the plan; False if it is not idle (an alarm
-        not cleared) or unreachable: `mesoinject abort` or the next session gives it back then."""
-        if self.restore_cap_nl is None:
-            return True
-        try:
-            serial = (self.device.identity or self.device.hello()).serial
-            if session_cap.give_back(self.device) is None and session_cap.replaced(serial) is not None:
-                return False
-        except Exception:
-            return False  # the link may be what failed
-        self.restore_cap_nl = None
-        return True
 
     def run(self, program: Program, *, patient_ref: str | None = None, operator: str | None = None,
             drug_lot: str | None = None, timeout_s: float | None = None,
@@ -208,11 +178,9 @@ class SessionRunner:
               drug_lot: str | None = None, plan: Plan | None = None) -> Identity:
         """Check the program against the device, store what it kept from before, open the session
         and configure the device. Nothing moves yet. plan: program is its first step; every step is
-        checked, and the device's session cap is lowered to the plan total."""
+        checked, and the plan total is the session's cap (CONFIGURE's session_cap_nl)."""
         device = self.device
         identity = device.hello()
-        if session_cap.give_back(device) is not None:  # a plan that stopped before it could left its cap on
-            identity = device.hello()
         if plan is not None:
             plan.check_limits(identity.limits)
         program.check_limits(identity.limits)
@@ -228,29 +196,28 @@ class SessionRunner:
         self.sessions = {self.session_tag: self.session_id}
         self.program = program
         self.plan, self.plan_step = plan, plan.steps[0] if plan else None
+        self.session_cap_nl = plan.total_nl if plan else 0
         self.progress = Progress(planned=plan.count if plan else program.count)
         try:
             if pending:  # the reset goes on this session's record first, then it is acknowledged
                 self.store.add_alarm(self.session_id, identity.serial, pending)
                 device.abort()
-            if plan is not None:
-                self._cap_session(identity, plan.total_nl)
             self.configured = self._configure(program, identity)
         except BaseException:
             self.finish("interrupted", retry=False)
-            self.restore_cap()
             raise
         return identity
 
     def _configure(self, program: Program, identity: Identity) -> int:
         try:
-            return self.device.configure(session=self.session_tag, **program.configure_fields())["state"]
+            return self.device.configure(session=self.session_tag, session_cap_nl=self.session_cap_nl,
+                                         **program.configure_fields())["state"]
         except DeviceRefused as e:  # a limit the host's check could not see (e.g. a calibrated bore): its words
             fields = CONFIGURE_FIELDS
             if e.command != "CONFIGURE" or e.reason not in ("LIMIT", "INFEASIBLE") or e.field not in fields:
                 raise
             reason, field = spec.NACK_NAMES.index(e.reason), fields.index(e.field) + 1
-            raise program.refusal(reason, field, e.value, e.limit, identity.limits) from e
+            raise program.refusal(reason, field, e.value, e.limit, identity.limits, self.session_cap_nl) from e
 
     def prime(self) -> None:
         """Prime (into the air) unless the device is still primed; returns once it is PRIMED."""

@@ -1,7 +1,9 @@
-"""Record-store fixtures: every `store` test runs on SQLite and on a real PostgreSQL server."""
+"""Record-store fixtures: every `store` test runs on SQLite and on a real PostgreSQL server; the VirtualDevice
+(`vdev`, one per module) and a `device` opened on it."""
 
 import pytest
 
+from mesoinject.client import Device
 from mesoinject.records import RecordStore
 
 import pgserver
@@ -38,3 +40,26 @@ def store(db):
     s = RecordStore(db)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def vdev():
+    from mesoinject.virtual import VirtualDevice
+
+    try:
+        with VirtualDevice() as v:
+            yield v
+    except Exception as e:  # noqa: BLE001
+        if type(e).__name__ == "MissingExtra":
+            pytest.skip(str(e))
+        raise
+
+
+@pytest.fixture
+def device(vdev):
+    vdev.release_trigger()
+    with Device.open(vdev.url) as dev:
+        dev.hello()
+        dev.abort()
+        yield dev
+        dev.abort()

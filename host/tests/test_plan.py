@@ -7,11 +7,12 @@ import pytest
 
 from mesoinject import plan as plans
 from mesoinject import program as programs
-from mesoinject import session_cap, zones
-from mesoinject.client import Device, DeviceRefused
+from mesoinject import zones
+from mesoinject.client import DeviceRefused
 from mesoinject.records import RecordStore
 from mesoinject.session import SessionRunner
 from mesoprotocol import spec
+from virtual_rig import operator
 
 TWO_ZONES = {
     "name": "Two zones", "drug": "lidocaine 1%", "syringe": "BD 1 mL", "needle": {"gauge": 30, "length": "4 mm"},
@@ -86,44 +87,8 @@ def test_a_plan_over_the_session_cap_or_a_step_over_a_limit_is_refused_before_se
 
 # ---- on the VirtualDevice: the real firmware ------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def vdev():
-    from mesoinject.virtual import VirtualDevice
-
-    try:
-        with VirtualDevice() as v:
-            yield v
-    except Exception as e:  # noqa: BLE001
-        if type(e).__name__ == "MissingExtra":
-            pytest.skip(str(e))
-        raise
-
-
-@pytest.fixture
-def device(vdev):
-    vdev.release_trigger()
-    with Device.open(vdev.url) as dev:
-        dev.hello()
-        dev.abort()
-        yield dev
-        dev.abort()
-
-
-def operator(vdev, stop):
-    """Press for each point while the gun shows READY, let go once it stops delivering."""
-    while not stop.is_set():
-        try:
-            vdev.wait_led((spec.LED_READY,), 0.05)
-        except TimeoutError:
-            continue
-        vdev.press_trigger()
-        vdev.wait(lambda: vdev.led != spec.LED_READY or stop.is_set(), 10, "the point did not start")
-        vdev.wait(lambda: vdev.led != spec.LED_DELIVERING or stop.is_set(), 10, "the point did not end")
-        vdev.release_trigger()
-
-
 @pytest.mark.req("SR-147")
-def test_a_two_zone_plan_records_step_and_zone_and_gives_the_cap_back(vdev, device, tmp_path):
+def test_a_two_zone_plan_records_step_and_zone_and_leaves_the_setting_alone(vdev, device, tmp_path):
     plan = plans.parse(TWO_ZONES)
     cap_before = device.hello().limits["max_session_nl"]
     store = RecordStore(tmp_path / "r.db")
@@ -152,29 +117,42 @@ def test_a_two_zone_plan_records_step_and_zone_and_gives_the_cap_back(vdev, devi
     session = store.session(out.session_id)
     assert session["program_name"] == "Two zones" and session["planned"] == 5
     assert out.progress.done == 5
-    assert device.hello().limits["max_session_nl"] == cap_before  # the plan's cap is given back
+    assert device.hello().limits["max_session_nl"] == cap_before  # the plan's cap was the session's, not the setting
     store.close()
 
 
 @pytest.mark.req("SR-148")
 def test_the_device_holds_the_plan_total_as_its_session_cap(vdev, device, tmp_path):
-    """A host that tries to give more than the plan total in the plan's session is refused by the device."""
+    """A host that tries to give more than the plan total in the plan's session is refused by the device,
+    and so is one that tries to raise the session's cap; the device's own setting is never touched."""
     plan = plans.parse(TWO_ZONES)
     cap_before = device.hello().limits["max_session_nl"]
     store = RecordStore(tmp_path / "r.db")
     runner = SessionRunner(device, store, poll_s=0.02)
     runner.begin(plan.steps[0].program, patient_ref="P-1", plan=plan)
+    over = dict(plan.steps[1].program.configure_fields(), count=5)  # 150 uL: over the 130 uL cap
     try:
-        assert device.hello().limits["max_session_nl"] == plan.total_nl
-        over = dict(plan.steps[1].program.configure_fields(), count=5)  # 150 uL: over the 130 uL cap
+        assert device.hello().limits["max_session_nl"] == cap_before  # the cap is the session's: no SETTINGS
         with pytest.raises(DeviceRefused) as refused:
-            device.configure(session=runner.session_tag, **over)
+            device.configure(session=runner.session_tag, session_cap_nl=plan.total_nl, **over)
         assert (refused.value.reason, refused.value.field, refused.value.limit) == ("LIMIT", "count", 4)
+        # a later CONFIGURE of the session may not raise the cap, nor drop it (0): the field and the cap in force
+        for raised in (plan.total_nl + 1, 0):
+            with pytest.raises(DeviceRefused) as refused:
+                device.configure(session=runner.session_tag, session_cap_nl=raised, **over)
+            assert (refused.value.reason, refused.value.field, refused.value.value, refused.value.limit) == (
+                "LIMIT", "session_cap_nl", raised, plan.total_nl)
+            assert "session_cap_nl" in str(refused.value)
+        # lowering it is fine, and the lower cap then holds for the rest of the session
+        step2 = plan.steps[1].program.configure_fields()  # 90 uL
+        device.configure(session=runner.session_tag, session_cap_nl=100000, **step2)
+        with pytest.raises(DeviceRefused) as refused:
+            device.configure(session=runner.session_tag, session_cap_nl=plan.total_nl, **step2)
+        assert (refused.value.field, refused.value.limit) == ("session_cap_nl", 100000)
     finally:
         runner.finish("aborted")
-    # the plan stopped without giving the cap back (as after a lost link): the next session does, first
-    assert session_cap.replaced(device.identity.serial) == cap_before
-    SessionRunner(device, store, poll_s=0.02).begin(plan.steps[0].program, patient_ref="P-1")
+    # the plan stopped with no give-back step (as after a lost link): the setting was never changed...
     assert device.hello().limits["max_session_nl"] == cap_before
-    assert session_cap.replaced(device.identity.serial) is None
+    # ...and the cap ends with its session: a new session may take what the plan's could not
+    assert device.configure(**over)["state"] in (spec.STATE_CONFIGURED, spec.STATE_PRIMED)
     store.close()

@@ -13,45 +13,11 @@ from mesoinject import sync
 from mesoinject.client import Device, DeviceRefused
 from mesoinject.records import RecordStore
 from mesoinject.session import SessionRunner
-from mesoinject.virtual import VirtualDevice
 from mesoprotocol import spec
+from virtual_rig import operator
 
 POINT = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=3000,
              volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
-
-
-@pytest.fixture(scope="module")
-def vdev():
-    try:
-        with VirtualDevice() as v:
-            yield v
-    except Exception as e:  # noqa: BLE001
-        if type(e).__name__ == "MissingExtra":
-            pytest.skip(str(e))
-        raise
-
-
-@pytest.fixture
-def device(vdev):
-    vdev.release_trigger()
-    with Device.open(vdev.url) as dev:
-        dev.hello()
-        dev.abort()
-        yield dev
-        dev.abort()
-
-
-def operator(vdev, stop):
-    """Press for each point while the gun shows READY, let go once it stops delivering."""
-    while not stop.is_set():
-        try:
-            vdev.wait_led((spec.LED_READY,), 0.05)
-        except TimeoutError:
-            continue
-        vdev.press_trigger()
-        vdev.wait(lambda: vdev.led != spec.LED_READY or stop.is_set(), 10, "the point did not start")
-        vdev.wait(lambda: vdev.led != spec.LED_DELIVERING or stop.is_set(), 10, "the point did not end")
-        vdev.release_trigger()
 
 
 def test_a_sessions_records_are_stored_once(vdev, device, tmp_path):

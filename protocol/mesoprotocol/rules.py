@@ -17,6 +17,7 @@ F_FLOW = spec.CFG_FLOW + 1
 F_VACUUM = spec.CFG_VACUUM + 1
 F_CHANNEL = spec.CFG_CHANNEL + 1
 F_SESSION = spec.CFG_SESSION + 1
+F_SESSION_CAP = spec.CFG_SESSION_CAP + 1
 
 _VOLUME_SETTING = {
     spec.TECHNIQUE_POINT: spec.SET_POINT,
@@ -75,12 +76,29 @@ def check_prime(volume_nl):
     return None
 
 
-def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0):
+def session_limit_nl(settings, cap_nl):
+    # what a session may deliver in all: max_session_nl, or the session's own cap when lower (0: none)
+    limit = settings[spec.SET_SESSION]
+    return cap_nl if 0 < cap_nl < limit else limit
+
+
+def check_session_cap(cap_nl, cap_in_force_nl):
+    # CONFIGURE's session_cap_nl: at most MAX_SESSION_NL (beyond it means nothing); continuing a session
+    # whose cap is cap_in_force_nl (0: none), never above it (0, no cap, would raise it)
+    if cap_nl > spec.MAX_SESSION_NL:
+        return (spec.NACK_LIMIT, F_SESSION_CAP, cap_nl, spec.MAX_SESSION_NL)
+    if cap_in_force_nl and not 0 < cap_nl <= cap_in_force_nl:
+        return (spec.NACK_LIMIT, F_SESSION_CAP, cap_nl, cap_in_force_nl)
+    return None
+
+
+def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0, cap_in_force_nl=0):
     # cfg: CONFIGURE values tuple in layout order; shot_time_ms(cfg) -> time one shot needs;
     # settings: the device's limits in force (spec.SETTINGS_TABLE order);
     # min_volume_nl(syringe) -> the least volume that syringe meters to 1 % (least_dose_nl);
-    # used_nl: what the session this CONFIGURE continues has delivered already (max_session_nl bounds the sum).
-    technique, syringe, head, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, vacuum, channel, session = cfg
+    # used_nl, cap_in_force_nl: what the session this CONFIGURE continues has delivered already, and its
+    # cap (0: none; a new session: both 0); session_limit_nl bounds the sum.
+    technique, syringe, head, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, vacuum, channel, session, cap_nl = cfg
     if technique not in _VOLUME_SETTING:
         return (spec.NACK_BAD_VALUE, F_TECHNIQUE, technique, 0)
     if syringe not in spec.SYRINGES:
@@ -105,11 +123,12 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0):
         or _range(F_VOLUME, volume_nl, max(min_volume_nl(syringe), needles * spec.MIN_VOLUME_NL), needles * max_volume)
         or _range(F_COUNT, count, 1, _COUNT_CEILING[technique])
         or _range(F_FLOW, flow, spec.MIN_FLOW_NL_S, settings[spec.SET_FLOW])
+        or check_session_cap(cap_nl, cap_in_force_nl)
     )
     if error:
         return error
     total = volume_nl * count
-    limit = min(settings[spec.SET_SESSION] - used_nl, spec.syringe_capacity_nl(syringe))
+    limit = max(0, min(session_limit_nl(settings, cap_nl) - used_nl, spec.syringe_capacity_nl(syringe)))
     if total > limit:
         return (spec.NACK_LIMIT, F_COUNT, count, limit // volume_nl)
     if technique == spec.TECHNIQUE_NAPPAGE:

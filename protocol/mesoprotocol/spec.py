@@ -220,6 +220,7 @@ CFG_FLOW = const(8)
 CFG_VACUUM = const(9)
 CFG_CHANNEL = const(10)
 CFG_SESSION = const(11)
+CFG_SESSION_CAP = const(12)
 FLUSH_VOLUMES = const(2)  # a prime into a path holding the other drug pushes this many dead volumes (the interface mixes)
 CHANNELS = const(2)  # syringe channels (two drugs), each its own syringe and plunger axis into the one needle path
 MIN_DOSE_STEPS = const(100)  # a dose's steps are rounded with a carried remainder (< 1 step off): 1 % needs 100
@@ -341,6 +342,7 @@ MESSAGES = {
             ("vacuum_kpa", "B"),  # multi-needle heads: the vacuum that holds the skin on the needles; 0: contact switch
             ("channel", "B"),  # the syringe channel (1 or CHANNELS) whose drug the program gives
             ("session", "I"),  # the host's tag for this session, journalled with every record (not 0)
+            ("session_cap_nl", "I"),  # this session's total cap (a plan's total); 0: max_session_nl alone
         ) + _SESSION_SIGNED,
     ),
     PRIME: ("PRIME", (("volume_nl", "I"),) + _SESSION_SIGNED),

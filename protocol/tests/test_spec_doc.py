@@ -31,6 +31,6 @@ def test_configure_values_are_named_in_layout_order():
     layout = [name for name, _ in spec.MESSAGES[spec.CONFIGURE][1]]
     named = {name[len("CFG_"):].lower(): getattr(spec, name) for name in dir(spec) if name.startswith("CFG_")}
     wire = {"needle_length": "needle_length_um", "depth": "depth_um", "volume": "volume_nl", "cadence": "cadence_mhz",
-            "flow": "flow_nl_s", "vacuum": "vacuum_kpa"}
+            "flow": "flow_nl_s", "vacuum": "vacuum_kpa", "session_cap": "session_cap_nl"}
     assert {wire.get(name, name): index for name, index in named.items()} == {
         name: index for index, name in enumerate(layout[: len(named)])}

@@ -60,9 +60,11 @@ def nack(msg_type, seq, reason):
 
 
 CONFIG_POINT = dict(technique=1, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=3000,
-                    volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000, channel=1, session=0x5E55_0001)
+                    volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000, channel=1, session=0x5E55_0001,
+                    session_cap_nl=0)
 CONFIG_NAPPAGE = dict(technique=2, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=1500,
-                      volume_nl=2000, count=40, cadence_mhz=6000, flow_nl_s=50000, channel=2, session=0xA55A_0D0A)
+                      volume_nl=2000, count=40, cadence_mhz=6000, flow_nl_s=50000, channel=2, session=0xA55A_0D0A,
+                      session_cap_nl=600000)
 IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", serial="SIM-0001",
                 syringe=1, cal_ppm=1012345, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,
                 max_session_nl=5000000, max_depth_um=4000, max_cadence_mhz=10000,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from .. import alarms, outcomes, people, session_cap, sync, units, zonemap, zones
+from .. import alarms, outcomes, people, sync, units, zonemap, zones
 from ..client import Device
 from ..link import LinkError
 from ..program import CEILINGS, ProgramError
@@ -214,7 +214,6 @@ class Console:
             raise ActionRefused("a session is open: abort it instead")
         device = self._device()
         device.abort()
-        session_cap.give_back(device)  # a plan that stopped on the alarm left its cap on the device
         self.status = device.status()
 
     def acknowledge(self) -> None:
@@ -377,7 +376,6 @@ class Console:
             runner.finish(outcome, retry=retry, alarm=alarm)
         except (RecordsKeptOnDevice, LinkError) as e:
             self.error = str(e)
-        runner.restore_cap()  # a plan's session cap: given back once the device is idle (else at Clear fault)
 
     def _interrupt(self) -> None:
         """An open session ends here: device paused (needle out, program kept), session closed."""
