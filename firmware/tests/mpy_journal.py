@@ -42,7 +42,7 @@ j.shut()
 # power cut during a point: the open record comes back closed, partial, at its last checkpoint
 j = Journal(16, 1 << 16, path("b"))
 point(j, 0, 30000)
-rid = j.open(7, 1, spec.KIND_POINT, 30000, 2000)
+rid = j.open(7, 1, spec.KIND_POINT, 30000, 2000, 2, 2)  # channel 2: it survives the repair
 j.checkpoint(12000, 3000, 2100)
 j.shut()
 j = Journal(16, 2 << 16, path("b"))

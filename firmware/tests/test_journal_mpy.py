@@ -39,6 +39,7 @@ def test_power_cut_mid_point_is_recorded_as_partial_at_its_last_checkpoint(j):
     assert last[0] == r["rid"]
     assert last[4] == spec.FLAG_PARTIAL | spec.FLAG_POWER_LOST
     assert last[6] == 12000
+    assert (last[2], last[10]) == (1, 2)  # its point and syringe channel kept through the repair
     assert len(r["records"]) == 2  # the complete point before it is untouched
 
 
