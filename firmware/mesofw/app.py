@@ -8,7 +8,7 @@ from mesofw import auth, bootcount, device, journal, link, safemode
 FW_VERSION = (0, 2, 0)  # 0.2: the journal in block-sized segment files (migrated at boot)
 TICK_US = 1000
 IDLE_WAIT_MS = 5
-_NO_RECORD = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  # the record (with its syringe) and the epoch
+_NO_RECORD = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  # the record (with its syringe and channel) and the epoch
 
 
 class App:

@@ -8,6 +8,9 @@ from mesofw import compliance, dosing, fitted, settings
 PRIME_SETTLE_MS = 300  # a prime waits this long at most for its line to empty (the compliance probe reads it)
 
 
+PATH_MIXED = 255  # path_channel while a flushing prime runs or after it stopped early: both drugs in the path
+
+
 def _mask(*states):  # bit i set = state i
     m = 0
     for s in states:
@@ -119,6 +122,14 @@ class Device:
         self.head = 0  # code of the needle head the program names (its ID resistor is read)
         self.primed_head = 0  # the head whose dead volume a prime filled (0: none, or it came off)
         self.head_watch = fitted.Disagreement(S.HEAD_SENSOR_MS)
+        # two drugs, never mixed: each syringe channel has its own syringe and plunger axis, joined into the
+        # head's one path (a Y-piece with check valves). The board steps, and its clamp sensor reads, the
+        # channel selected at CONFIGURE (nothing moves then). The path holds one channel's drug; a program of
+        # the other channel runs only once a prime of it has flushed the path (FLUSH_VOLUMES x dead volume).
+        self.channel = 1  # the program's channel: the axis the board steps
+        self.channels = getattr(board, "CHANNELS", 1)
+        self.path_channel = 0  # whose drug fills the head's path (0: dry or not known since boot)
+        self.parked = [None] * (S.CHANNELS + 1)  # type: list  # per channel not selected: (syringe, spent, primed, dispensed, slack)
         self.head_base_kpa = 0  # a multi-needle head's mean dispense pressure in its first full cycle, 1/16 kPa (0: none)
         self.kpa_sum = 0  # this dose's dispense pressure, summed over its control passes...
         self.kpa_n = 0  # ...and counted (mean = sum / n: no allocation)
@@ -189,7 +200,7 @@ class Device:
             barrel = self.board.syringe_barrel_um()
             if not S.syringe_fits(self.syringe, barrel):
                 return self._nack(msg_type, S.NACK_SYRINGE, 0, self.syringe, barrel)
-            refusal = self._head_refusal(msg_type, self.head, 0)
+            refusal = self._head_refusal(msg_type, self.head, 0) or self._path_refusal(msg_type)
             if refusal:
                 return refusal
             total = self.session_nl + left * self.cfg[S.CFG_VOLUME]  # the session so far and every point left
@@ -230,12 +241,20 @@ class Device:
         if error:
             return self._nack(S.CONFIGURE, error[0], error[1], error[2], error[3])
         syringe = cfg[S.CFG_SYRINGE]
+        channel = cfg[S.CFG_CHANNEL]
+        if channel > self.channels:  # a board with one plunger axis
+            return self._nack(S.CONFIGURE, S.NACK_BAD_VALUE, rules.F_CHANNEL, channel, self.channels)
+        self.board.plunger_channel(channel)  # its clamp sensor from here; its axis if accepted
         barrel = self.board.syringe_barrel_um()
         if not S.syringe_fits(syringe, barrel):  # the program's syringe is not the one in the clamp
+            self.board.plunger_channel(self.channel)
             return self._nack(S.CONFIGURE, S.NACK_SYRINGE, rules.F_SYRINGE, syringe, barrel)
         refusal = self._head_refusal(S.CONFIGURE, cfg[S.CFG_HEAD], rules.F_HEAD)
         if refusal:
+            self.board.plunger_channel(self.channel)
             return refusal
+        if channel != self.channel:
+            self._switch_channel(channel)
         self.session = cfg[S.CFG_SESSION]
         self.session_nl = used_nl
         self.session_cap_nl = cfg[S.CFG_SESSION_CAP]
@@ -261,9 +280,34 @@ class Device:
         if cfg[S.CFG_CADENCE]:
             self.period_us = 1000000000 // cfg[S.CFG_CADENCE]
             self.min_period_us = 1000000000 // self.settings[S.SET_CADENCE]
-        primed = self.primed_syringe == syringe and self.primed_head == self.head
+        # the other channel's drug in the path: CONFIGURED, and only a flushing prime leads on (_prime)
+        primed = self.primed_syringe == syringe and self.primed_head == self.head and self.path_channel == channel
         self._set_state(S.STATE_PRIMED if primed else S.STATE_CONFIGURED)
         return (S.ACK, (S.CONFIGURE, self.state))
+
+    def _switch_channel(self, channel):
+        # the selected channel's syringe state parked, the other's taken back (a channel never used: no
+        # syringe, so CONFIGURE treats it as new). Per CONFIGURE, not in the dosing loop.
+        self.parked[self.channel] = (self.syringe, self.syringe_spent, self.primed_syringe, self.dispensed_nl,
+                                     self.dose.slack)
+        mine = self.parked[channel]
+        self.channel = channel
+        if mine is None:
+            self.syringe = 0
+            return
+        self.syringe, self.syringe_spent, self.primed_syringe, self.dispensed_nl, self.dose.slack = mine
+        if self.syringe:
+            self.barrel_lo = max(1, S.SYRINGES[self.syringe][4] - S.SYRINGE_BARREL_TOL_UM)
+            self.barrel_hi = S.SYRINGES[self.syringe][4] + S.SYRINGE_BARREL_TOL_UM
+            self.metering = self._metering(self.syringe)
+            self.capacity_nl = S.syringe_capacity_nl(self.syringe, self.calibration.get(self.syringe, 1000000))
+            self.compliance_pl = compliance.prior_pl_per_kpa(self._area_mm2())
+
+    def _path_refusal(self, msg_type):
+        # NACK_CHANNEL if the head's path holds the other channel's drug (or one not known), else None
+        if self.path_channel == self.channel:
+            return None
+        return self._nack(msg_type, S.NACK_CHANNEL, 0, self.channel, self.path_channel)
 
     def _head_refusal(self, msg_type, head, field):
         # NACK_HEAD if the head fitted (its ID resistor) is not `head`, else None
@@ -331,6 +375,11 @@ class Device:
         dead_nl = S.HEADS[self.head][4]
         if self.primed_head != self.head and volume_nl < dead_nl:  # a dry head: the prime must fill it
             return self._nack(S.PRIME, S.NACK_LIMIT, 1, volume_nl, dead_nl)
+        other = self.path_channel and self.path_channel != self.channel  # PATH_MIXED too
+        if other and volume_nl < S.FLUSH_VOLUMES * dead_nl:  # the other drug in the path: flush it out
+            return self._nack(S.PRIME, S.NACK_CHANNEL, 1, volume_nl, S.FLUSH_VOLUMES * dead_nl)
+        if other:
+            self.path_channel = PATH_MIXED  # both drugs in it until this prime completes
         self.journal.reserve(1)
         self.primed_syringe = 0
         self.primed_head = 0
@@ -541,6 +590,7 @@ class Device:
             return
         # changed, taken off, or a fault: what is on is not known to be primed
         self.primed_head = 0
+        # path_channel stays: the same head may be put back with its drug in it
         self.head_base_kpa = 0
         if (_SYRINGE_WATCHED >> self.state) & 1:
             self.fault(S.ALARM_HEAD, id_mv, now_us)
@@ -585,7 +635,7 @@ class Device:
         return self.dose.active() or self.state == S.STATE_DELIVERING
 
     def _next_point(self, now_us):
-        technique, _, _, _, depth_um, volume_nl, count, _, _, _, _, _ = self.cfg
+        technique, _, _, _, depth_um, volume_nl, count, _, _, _, _, _, _ = self.cfg
         if self.done >= count:  # every point ends at its programmed volume: count bounds the total
             self._complete()
             return
@@ -618,7 +668,7 @@ class Device:
 
     def _start(self, kind, index, volume_nl, depth_um, now_us):
         # the point is journalled (OPEN) before anything moves: no room, no point
-        if not self.journal.open(self.cfg[S.CFG_SESSION], index, kind, volume_nl, ticks_ms(), self.syringe):
+        if not self.journal.open(self.cfg[S.CFG_SESSION], index, kind, volume_nl, ticks_ms(), self.syringe, self.channel):
             self.fault(S.ALARM_JOURNAL_FULL, 0, now_us)
             return
         # checkpoints: as the dispense starts (the needle at depth), then every JOURNAL_CHECKPOINT_NL and at
@@ -678,7 +728,7 @@ class Device:
         self.board.wait_steps()  # the plunger still before the flash stalls the CPU (_checkpoint)
         j.close(flags, delivered, depth, t)  # on flash before the host hears of it
         self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t,
-                           self.syringe, j.epoch, self.least_vacuum if self.least_vacuum < 255 else 0)
+                           self.syringe, self.channel, j.epoch, self.least_vacuum if self.least_vacuum < 255 else 0)
         if not flags & S.FLAG_PARTIAL and (self.kind == S.KIND_POINT or self.kind == S.KIND_TEST_DOSE):
             self._check_needles(now_us)
 
@@ -705,6 +755,7 @@ class Device:
             if not self.dose.interrupted:
                 self.primed_syringe = self.cfg[S.CFG_SYRINGE]
                 self.primed_head = self.head
+                self.path_channel = self.channel  # flushed: only this channel's drug in the path
             self._set_state(S.STATE_PRIMED if self.primed_syringe else S.STATE_CONFIGURED)
         elif self.state == S.STATE_DELIVERING:
             if self.done >= self.cfg[S.CFG_COUNT]:

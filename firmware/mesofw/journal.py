@@ -40,6 +40,10 @@ SEGMENT_CELLS = 64
 SEGMENT = SEGMENT_CELLS * 2 * COPY  # bytes per segment file: 4096, one flash erase block
 _BODY = "<BBBBIIHHIII"  # gen status flags kind | record_id session point depth_um | programmed delivered time_ms
 # kind's low nibble is the KIND_*, its high nibble the syringe measured (0 in earlier firmware's records)
+# point's top two bits are the syringe channel (0 in earlier firmware's records, alarms, ends): points,
+# shots (MAX_SHOTS), head and alarm codes all stay below 1 << POINT_BITS
+POINT_BITS = 14
+_POINT = (1 << POINT_BITS) - 1
 _BODY_SIZE = 28  # then the CRC-32 (zlib's) of the body, little-endian
 
 NOW = "now"  # folder in the segments' folder: the point in progress and the acknowledged-through id
@@ -301,7 +305,7 @@ class Journal:
             status = cell[i] >> 6
             if status == OPEN:  # power failed during this point
                 r = self.read(i)
-                self._write(i, CLOSED, r[4] | S.FLAG_PARTIAL | S.FLAG_POWER_LOST, r[3] | r[9] << 4, r[0], r[1], r[2], r[7],
+                self._write(i, CLOSED, r[4] | S.FLAG_PARTIAL | S.FLAG_POWER_LOST, r[3] | r[9] << 4, r[0], r[1], r[2] | r[10] << POINT_BITS, r[7],
                             r[5], r[6], r[8])
                 self.power_lost += 1
                 status = CLOSED
@@ -337,7 +341,7 @@ class Journal:
         if self.lease:
             self.lease(self.last_id, needed)
 
-    def open(self, session, point, kind, programmed_nl, time_ms, syringe=0):
+    def open(self, session, point, kind, programmed_nl, time_ms, syringe=0, channel=0):
         # a point starts: its record id, or 0 when the journal has no room (it must not be given)
         if self.unacked and self.head == self.tail:
             return 0
@@ -345,7 +349,7 @@ class Journal:
         self.last_id += 1
         self.o_id = self.last_id  # one by one: a 5-way assignment builds a tuple
         self.o_session = session
-        self.o_point = point
+        self.o_point = point | channel << POINT_BITS
         self.o_kind = kind | syringe << 4
         self.o_programmed = programmed_nl
         self.checkpoint(0, 0, time_ms)
@@ -422,13 +426,14 @@ class Journal:
 
     # ---- the host's side: read the oldest, acknowledge --------------------------------------
     def read(self, i):
-        # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms, syringe)
+        # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms, syringe, channel)
         f = self.f
         f.seek(i * 2 * COPY + (self.cell[i] & 1) * COPY)
         if f.readinto(self.copy_view) != COPY:  # never a stale buffer taken for this record
             raise OSError(ENOENT)
         _, _, flags, kind, rid, session, point, depth, programmed, delivered, t = struct.unpack_from(_BODY, self.buf)
-        return (rid, session, point, kind & 15, flags, programmed, delivered, depth, t, kind >> 4)
+        return (rid, session, point & _POINT, kind & 15, flags, programmed, delivered, depth, t, kind >> 4,
+                point >> POINT_BITS)
 
     def oldest(self):
         # the oldest unacknowledged record, or None
@@ -457,7 +462,7 @@ class Journal:
                 self.flush_acks()
             self.cell[i] = ACKED << 6 | (self.cell[i] & _GEN)
         else:
-            self._write(i, ACKED, r[4], r[3] | r[9] << 4, r[0], r[1], r[2], r[7], r[5], r[6], r[8])
+            self._write(i, ACKED, r[4], r[3] | r[9] << 4, r[0], r[1], r[2] | r[10] << POINT_BITS, r[7], r[5], r[6], r[8])
         self.unacked -= 1
         self._advance_tail()
         return True

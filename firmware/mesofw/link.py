@@ -92,11 +92,11 @@ class Link:
         self._sent(slot, codec.encode_into(slot, msg_type, self.event_seq, values))
 
     def send_delivery(self, record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms,
-                      syringe, epoch, vacuum_kpa):
+                      syringe, channel, epoch, vacuum_kpa):
         # the dosing loop's event, packed straight into its ring slot: no tuple, no copy, no allocation
         slot = self.ring[self.event_seq % spec.EVENT_RING]
         struct.pack_into(_DELIVERY_FORMAT, slot, spec.HEADER_SIZE, record_id, session, point, kind, flags,
-                         programmed_nl, delivered_nl, depth_um, time_ms, syringe, epoch, vacuum_kpa)
+                         programmed_nl, delivered_nl, depth_um, time_ms, syringe, channel, epoch, vacuum_kpa)
         self._sent(slot, codec.frame_into(slot, spec.DELIVERY, self.event_seq))
 
     def _sent(self, slot, n):

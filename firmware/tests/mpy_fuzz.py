@@ -312,6 +312,7 @@ class FuzzBoard(StandInBoard):
     # where the fuzzer checks what came out and picks the next case; the idle wait is virtual
     NAME = "fuzz"
     JOURNAL_CELLS = JOURNAL_CELLS
+    CHANNELS = 2  # the two-drug rules fuzzed too (the stand-in's plunger_channel moves nothing)
 
     def __init__(self, fuzzer):
         super().__init__()
@@ -1047,6 +1048,15 @@ class Fuzzer:
                             or limit != self.board.head_mv or S.head_fits(value, limit)):
                         self.fail("HEAD", "%s: field %d, head %d, ID %d mV (fitted %d mV)" % (
                             name, field, value, limit, self.board.head_mv))
+                elif reason == S.NACK_CHANNEL:
+                    # ARM/RESUME: the head's path holds another channel's drug (value the program's, limit the
+                    # path's); PRIME: less than the flushing volume (value < limit; its check above)
+                    if name in ("ARM", "RESUME"):
+                        bad = field != 0 or value == limit or not 1 <= value <= S.CHANNELS
+                    else:
+                        bad = name != "PRIME" or field != 1 or value >= limit
+                    if bad:
+                        self.fail("CHANNEL", "%s: field %d, value %d, limit %d" % (name, field, value, limit))
                 elif reason == S.NACK_HELLO_FIRST:
                     if name != "ABORT":
                         self.fail("HELLO_FIRST", "for %s" % name)
@@ -1207,7 +1217,12 @@ class Fuzzer:
             elif v < S.HEADS[self.cfg_head][4]:
                 # a dry head's prime must fill its dead volume (section 7); the model does not follow
                 # whether an earlier prime of this head completed, so either answer is right
-                want = ("one of", None, (S.NACK_LIMIT, idx["volume_nl"], v, S.HEADS[self.cfg_head][4]))
+                want = ("one of", None, (S.NACK_LIMIT, idx["volume_nl"], v, S.HEADS[self.cfg_head][4]),
+                        (S.NACK_CHANNEL, idx["volume_nl"], v, S.FLUSH_VOLUMES * S.HEADS[self.cfg_head][4]))
+            elif v < S.FLUSH_VOLUMES * S.HEADS[self.cfg_head][4]:
+                # the other channel's drug in the head's path must be flushed out (section 9c); nor is
+                # that followed here
+                want = ("one of", None, (S.NACK_CHANNEL, idx["volume_nl"], v, S.FLUSH_VOLUMES * S.HEADS[self.cfg_head][4]))
         elif name == "CONFIGURE":
             want, covered = self.configure_expect(f, idx)
         elif name == "OPEN":
@@ -1263,7 +1278,7 @@ class Fuzzer:
 
     cfg_head = 1  # the head of the last CONFIGURE ACKed (its dead volume bounds a prime from below)
     CONFIGURE_FIELDS = ("technique", "syringe", "head", "needle_length_um", "depth_um", "volume_nl", "count",
-                        "cadence_mhz", "flow_nl_s", "vacuum_kpa", "session_cap_nl")
+                        "cadence_mhz", "flow_nl_s", "vacuum_kpa", "channel", "session_cap_nl")
 
     def configure_checks(self, f):
         # PROTOCOL.md section 7, "CONFIGURE check order", steps 3 on (technique and syringe
@@ -1343,6 +1358,11 @@ class Fuzzer:
                 return (S.NACK_LIMIT, idx[n], v, low), covered
             if v > high:
                 return (reason, idx[n], v, 0 if reason == S.NACK_BAD_VALUE else high), covered
+        channel = f.get("channel", 1)
+        if not 1 <= channel <= S.CHANNELS:
+            return (S.NACK_BAD_VALUE, idx["channel"], channel, S.CHANNELS), covered
+        if channel > self.board.CHANNELS:  # a channel the board has no plunger axis for
+            return (S.NACK_BAD_VALUE, idx["channel"], channel, self.board.CHANNELS), covered
         if not S.syringe_fits(syr, self.board.barrel_um):  # then the syringe in the clamp (section 7)
             return (S.NACK_SYRINGE, idx["syringe"], syr, self.board.barrel_um), covered
         if not S.head_fits(head, self.board.head_mv):  # then the head on the gun (its ID resistor)

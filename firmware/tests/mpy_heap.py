@@ -36,7 +36,7 @@ dev = a.device
 dev.boot(0)
 gc.collect()
 out = {"heap": gc.mem_alloc() + gc.mem_free(), "after_boot": gc.mem_alloc(), "firmware": gc.mem_alloc() - base}
-cfg = (spec.TECHNIQUE_NAPPAGE, 1, 1, 4000, 1000, 2000, 300, 10000, 100000, 0, 7, 600000)  # capped at its total
+cfg = (spec.TECHNIQUE_NAPPAGE, 1, 1, 4000, 1000, 2000, 300, 10000, 100000, 0, 1, 7, 600000)  # capped at its total
 dev.handle(spec.ABORT, (), ticks_us())
 dev.handle(spec.CONFIGURE, cfg, ticks_us())
 dev.handle(spec.PRIME, (2000,), ticks_us())

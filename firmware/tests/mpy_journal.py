@@ -17,7 +17,8 @@ def path(name):
 
 
 def point(j, point, delivered, session=7, kind=spec.KIND_POINT):
-    rid = j.open(session, point, kind, 30000, 1000 + point, 2)  # a BD 3 mL: the syringe rides in the record
+    # a BD 3 mL on syringe channel 2: the syringe and the channel ride in the record
+    rid = j.open(session, point, kind, 30000, 1000 + point, 2, 2)
     if rid:
         j.checkpoint(delivered // 2, 3000, 1001 + point)
         j.close(0, delivered, 3000, 1002 + point)
@@ -41,7 +42,7 @@ j.shut()
 # power cut during a point: the open record comes back closed, partial, at its last checkpoint
 j = Journal(16, 1 << 16, path("b"))
 point(j, 0, 30000)
-rid = j.open(7, 1, spec.KIND_POINT, 30000, 2000)
+rid = j.open(7, 1, spec.KIND_POINT, 30000, 2000, 2, 2)  # channel 2: it survives the repair
 j.checkpoint(12000, 3000, 2100)
 j.shut()
 j = Journal(16, 2 << 16, path("b"))

@@ -8,8 +8,8 @@ import pytest
 from mesoprotocol import spec
 
 HERE = pathlib.Path(__file__).parent
-OK = [1, 1, 1, 4000, 3000, 30000, 20, 0, 50000, 0, 7, 0]  # the point-by-point example program
-NAP = [2, 1, 1, 4000, 1500, 2000, 40, 6000, 50000, 0, 7, 0]  # the nappage example program
+OK = [1, 1, 1, 4000, 3000, 30000, 20, 0, 50000, 0, 1, 7, 0]  # the point-by-point example program
+NAP = [2, 1, 1, 4000, 1500, 2000, 40, 6000, 50000, 0, 1, 7, 0]  # the nappage example program
 
 
 def with_(base, **changes):
@@ -48,16 +48,20 @@ LIMIT_CASES = [
     (with_(OK, vacuum_kpa=40), (spec.NACK_INFEASIBLE, 10, 40, 0)),
     (with_(OK, technique=9), (spec.NACK_BAD_VALUE, 1, 9, 0)),
     (with_(OK, syringe=99), (spec.NACK_BAD_VALUE, 2, 99, 0)),
-    (with_(OK, session=0), (spec.NACK_BAD_VALUE, 11, 0, 0)),  # every record must name its session
-    # the session's own cap (a plan total) bounds the program like max_session_nl: the largest count that fits
+    (with_(OK, session=0), (spec.NACK_BAD_VALUE, 12, 0, 0)),  # every record must name its session
+    # two drugs: a program names syringe channel 1 or 2 (spec.CHANNELS)
+    (with_(NAP, channel=2), None),
+    (with_(OK, channel=0), (spec.NACK_BAD_VALUE, 11, 0, spec.CHANNELS)),
+    (with_(OK, channel=3), (spec.NACK_BAD_VALUE, 11, 3, spec.CHANNELS)),
+        # the session's own cap (a plan total) bounds the program like max_session_nl: the largest count that fits
     (with_(OK, session_cap_nl=600000), None),
     (with_(OK, session_cap_nl=500000), (spec.NACK_LIMIT, 7, 20, 500000 // 30000)),
-    (with_(OK, session_cap_nl=spec.MAX_SESSION_NL + 1), (spec.NACK_LIMIT, 12, spec.MAX_SESSION_NL + 1, spec.MAX_SESSION_NL)),
+    (with_(OK, session_cap_nl=spec.MAX_SESSION_NL + 1), (spec.NACK_LIMIT, 13, spec.MAX_SESSION_NL + 1, spec.MAX_SESSION_NL)),
     # a continued session ([program, total so far, cap in force]): its cap may be lowered, never raised nor dropped
     ([with_(OK, count=10, session_cap_nl=700000), 300000, 700000], None),
     ([with_(OK, count=12, session_cap_nl=650000), 300000, 700000], (spec.NACK_LIMIT, 7, 12, 350000 // 30000)),
-    ([with_(OK, count=10, session_cap_nl=700001), 300000, 700000], (spec.NACK_LIMIT, 12, 700001, 700000)),
-    ([with_(OK, count=10, session_cap_nl=0), 300000, 700000], (spec.NACK_LIMIT, 12, 0, 700000)),
+    ([with_(OK, count=10, session_cap_nl=700001), 300000, 700000], (spec.NACK_LIMIT, 13, 700001, 700000)),
+    ([with_(OK, count=10, session_cap_nl=0), 300000, 700000], (spec.NACK_LIMIT, 13, 0, 700000)),
     ([with_(OK, count=10), 300000, 0], None),  # no cap in force: max_session_nl alone
     ([with_(OK, count=10, session_cap_nl=200000), 300000, 0], (spec.NACK_LIMIT, 7, 10, 0)),  # lowered below the total
     (with_(OK, cadence_mhz=5000), (spec.NACK_BAD_VALUE, 8, 5000, 0)),

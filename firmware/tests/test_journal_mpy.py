@@ -19,8 +19,8 @@ def test_records_survive_a_reboot_and_ids_keep_increasing(j):
     r = j["reboot"]
     assert r["ids"] == [(5 << 16) + 1, (5 << 16) + 2, (5 << 16) + 3]
     assert r["unacked"] == 3 and r["free"] == 13
-    # record_id session point kind flags programmed delivered depth time
-    assert r["oldest"] == [(5 << 16) + 1, 7, 0, spec.KIND_POINT, 0, 30000, 29990, 3000, 1002, 2]
+    # record_id session point kind flags programmed delivered depth time syringe channel
+    assert r["oldest"] == [(5 << 16) + 1, 7, 0, spec.KIND_POINT, 0, 30000, 29990, 3000, 1002, 2, 2]
     assert j["after_ack"]["next"] == (6 << 16) + 1  # the new boot's epoch
 
 
@@ -39,6 +39,7 @@ def test_power_cut_mid_point_is_recorded_as_partial_at_its_last_checkpoint(j):
     assert last[0] == r["rid"]
     assert last[4] == spec.FLAG_PARTIAL | spec.FLAG_POWER_LOST
     assert last[6] == 12000
+    assert (last[2], last[10]) == (1, 2)  # its point and syringe channel kept through the repair
     assert len(r["records"]) == 2  # the complete point before it is untouched
 
 
@@ -103,7 +104,7 @@ def test_a_torn_checkpoint_keeps_the_previous_one_and_acks_in_order_hold(j):
     r = j["torn_point"]
     assert r["repaired"] == 1
     assert len(r["records"]) == 1
-    rid, _, point, _, flags, programmed, delivered, _, t, _ = r["records"][0]
+    rid, _, point, _, flags, programmed, delivered, _, t, _, _ = r["records"][0]
     assert (rid, point, programmed, delivered, t) == (r["rid"], 1, 30000, 12000, 2100)
     assert flags & spec.FLAG_PARTIAL and flags & spec.FLAG_POWER_LOST
 

@@ -29,6 +29,11 @@ class StandInBoard:
     def motors(self, on):
         self.motors_on = on
 
+    CHANNELS = 1
+
+    def plunger_channel(self, channel):
+        pass
+
     def plunger_step(self, n):
         self.plunger_pos += n
 

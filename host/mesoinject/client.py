@@ -40,6 +40,13 @@ class DeviceRefused(Exception):
             return syringe_mismatch(self.value, self.limit)
         if self.reason == "HEAD":
             return head_mismatch(self.value, self.limit)
+        if self.reason == "CHANNEL" and self.command == "PRIME":
+            return (f"device refused PRIME of {units.text(self.value, units.VOLUME)}: the head's path holds the other "
+                    f"channel's drug; prime at least {units.text(self.limit, units.VOLUME)} (prime_volume) to flush it")
+        if self.reason == "CHANNEL":
+            held = {0: "no drug known since the device started", 255: "both drugs"}.get(self.limit, f"channel {self.limit}'s drug")
+            return (f"device refused {self.command}: the program gives channel {self.value}'s drug but the head's path "
+                    f"holds {held}; prime this channel (at least twice the head's dead volume) first")
         if self.reason == "LIMIT" and self.command in ("ARM", "RESUME") and not self.field:
             return (f"device refused {self.command}: this session would reach {units.text(self.value, units.VOLUME)}, over the "
                     f"session's cap of {units.text(self.limit, units.VOLUME)} (a plan's total, or max_session_nl). Start a new "

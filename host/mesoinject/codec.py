@@ -18,7 +18,9 @@ _SCALARS = {
 }
 
 
-def _field(name: str, code: str) -> c.Construct:
+def _field(name: str, code: str, default=None) -> c.Construct:
+    if default is not None:  # a field newer than most callers (spec.FIELD_DEFAULTS)
+        return name / c.Default(_SCALARS[code], default)
     if name in spec.RAW_FIELDS:  # key, mac: bytes, not text
         return name / c.Bytes(int(code[:-1]))
     if code.endswith("s"):
@@ -27,7 +29,7 @@ def _field(name: str, code: str) -> c.Construct:
 
 
 PAYLOADS: dict[int, c.Struct] = {
-    msg_type: c.Struct(*(_field(n, code) for n, code in fields))
+    msg_type: c.Struct(*(_field(n, code, spec.FIELD_DEFAULTS.get(msg_type, {}).get(n)) for n, code in fields))
     for msg_type, (_, fields) in spec.MESSAGES.items()
 }
 NAMES: dict[int, str] = {t: m[0] for t, m in spec.MESSAGES.items()}

@@ -38,7 +38,7 @@ REQUIRED = {
     "test-dose": COMMON | {"volume_per_point", "points"},
     "nappage": COMMON | {"volume_per_shot", "shots", "cadence"},
 }
-OPTIONAL = {"description", "prime_volume", "flow_rate", "head", "needle", "dose", "vacuum"}
+OPTIONAL = {"description", "prime_volume", "flow_rate", "head", "needle", "dose", "vacuum", "channel"}
 DEFAULT_VACUUM = "40 kPa"  # a multi-needle head's vacuum unless the program says (single needles: a contact switch)
 DOSES = ("per-needle", "per-cycle")  # what volume_per_point means on a multi-needle head
 # limits in IDENTITY's shape: a new device's defaults, and the hard ceilings no
@@ -84,6 +84,7 @@ class Program:
     head: int = 1  # spec.HEADS code: needles, gauge, length and dead volume come from the table
     vacuum_kpa: int = 0  # below ambient, holding the skin on a multi-needle head's needles (0: contact switch)
     description: str = ""
+    channel: int = 1  # the syringe channel holding this program's drug (two-drug guns: 1 or 2)
 
     @property
     def head_name(self) -> str:
@@ -125,7 +126,7 @@ class Program:
         """The CONFIGURE message for this program."""
         return dict(technique=TECHNIQUES[self.technique], syringe=self.syringe, head=self.head, vacuum_kpa=self.vacuum_kpa,
                     needle_length_um=self.needle_length_um, depth_um=self.depth_um, volume_nl=self.volume_nl,
-                    count=self.count, cadence_mhz=self.cadence_mhz, flow_nl_s=self.flow_nl_s)
+                    count=self.count, cadence_mhz=self.cadence_mhz, flow_nl_s=self.flow_nl_s, channel=self.channel)
 
     def summary(self) -> str:
         line = (f"{self.name}: {self.technique}, {self.count} {self.unit_name} x "
@@ -222,6 +223,9 @@ class Program:
         if field in named:
             name, quantity = named[field]
             return ProgramError(name, _bound_words(value, limit, quantity))
+        if field == rules.F_CHANNEL:
+            return ProgramError("channel", f"{value} is not a syringe channel of this device: it has {limit} "
+                                f"(write channel = 1{' or 2' if limit > 1 else ''})")
         return ProgramError("program", f"refused: {spec.NACK_NAMES[reason]} on CONFIGURE field {field} ({value})")
 
     def _infeasible_cadence(self, feasible_mhz: int, limits: dict | None) -> str:
@@ -328,7 +332,16 @@ def parse(data: dict) -> Program:
         flow_nl_s=_quantity({"flow_rate": data.get("flow_rate", DEFAULT_FLOW)}, "flow_rate", "nL/s", "50 uL/s"),
         prime_nl=_quantity({"prime_volume": data.get("prime_volume", DEFAULT_PRIME)}, "prime_volume", "nL", "10 uL"),
         description=_description(data),
+        channel=_channel(data),
     )
+
+
+def _channel(data: dict) -> int:
+    value = data.get("channel", 1)
+    if isinstance(value, bool) or value not in range(1, spec.CHANNELS + 1):
+        raise ProgramError("channel", f"must be the syringe channel holding the drug, 1 or {spec.CHANNELS}; "
+                           f"got {shown(value)}")
+    return value
 
 
 def _text(data: dict, key: str) -> str:

@@ -29,6 +29,7 @@ from mesoprotocol import spec
 from .balance import SimBalance
 from .bridge import SerialBridge
 from .control import BoardControls, ControlChannel, ControlError, Injection, Penetration, Truth
+from .drugs import DrugControls
 from .heads import HeadControls, head_profile
 from .linkfaults import LinkFaults
 from .ports import read
@@ -83,7 +84,7 @@ def imperfections(seed: int, syringe: int = 1) -> dict:
     }
 
 
-class SimBoard(BoardControls, HeadControls):
+class SimBoard(BoardControls, HeadControls, DrugControls):
     """A simulated injector board. Use as a context manager or start()/stop().
 
     seed: draw imperfections (backlash, compliance, tissue, bore) from this seed;
@@ -124,6 +125,7 @@ class SimBoard(BoardControls, HeadControls):
         self.profile.update(profile or {})
         self._init_controls()
         self._init_heads(head)
+        self._init_drugs()
         self.balance: SimBalance | None = None
         self.boots = 0
         # inputs held while the board powers up; both (the service gesture): main.py erases the key and
@@ -389,7 +391,7 @@ class SimBoard(BoardControls, HeadControls):
 
     def _on_message(self, msg: dict) -> None:
         # a checked message from the board (cond held, I/O thread)
-        if self._on_world(msg) or self._on_head_world(msg):
+        if self._on_world(msg) or self._on_head_world(msg) or self._on_drug_world(msg):
             return
         assert self._process is not None
         kind = msg["kind"]

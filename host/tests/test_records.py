@@ -408,6 +408,7 @@ def test_a_v4_database_gains_plan_step_and_zone_and_keeps_its_records(db):
     try:
         (old,) = store.deliveries()
         assert (old["delivered_nl"], old["plan_step"], old["zone"]) == (29990, None, None)  # not part of a plan
+        assert old["channel"] is None  # schema 6: stored before two-drug firmware
         plan = plans.load("lumbar-pain")
         sid = store.begin_session(IDENT, plan.steps[0].program, patient_ref="P-9", operator="dr x", device_session=9,
                                   plan=plan)
@@ -419,7 +420,7 @@ def test_a_v4_database_gains_plan_step_and_zone_and_keeps_its_records(db):
         assert [(m["zone"], m["x"], m["point"]) for m in store.marks(sid)] == [("lumbar", 432.5, 1)]
     finally:
         store.close()
-    assert schema_version(db) == SCHEMA_VERSION == 5
+    assert schema_version(db) == SCHEMA_VERSION == 6  # 6: deliveries.channel (two drugs)
 
 
 @pytest.mark.req("SR-149")

@@ -15,6 +15,7 @@ F_COUNT = spec.CFG_COUNT + 1
 F_CADENCE = spec.CFG_CADENCE + 1
 F_FLOW = spec.CFG_FLOW + 1
 F_VACUUM = spec.CFG_VACUUM + 1
+F_CHANNEL = spec.CFG_CHANNEL + 1
 F_SESSION = spec.CFG_SESSION + 1
 F_SESSION_CAP = spec.CFG_SESSION_CAP + 1
 
@@ -97,7 +98,7 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0, cap_i
     # min_volume_nl(syringe) -> the least volume that syringe meters to 1 % (least_dose_nl);
     # used_nl, cap_in_force_nl: what the session this CONFIGURE continues has delivered already, and its
     # cap (0: none; a new session: both 0); session_limit_nl bounds the sum.
-    technique, syringe, head, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, vacuum, session, cap_nl = cfg
+    technique, syringe, head, needle_um, depth_um, volume_nl, count, cadence_mhz, flow, vacuum, channel, session, cap_nl = cfg
     if technique not in _VOLUME_SETTING:
         return (spec.NACK_BAD_VALUE, F_TECHNIQUE, technique, 0)
     if syringe not in spec.SYRINGES:
@@ -140,6 +141,8 @@ def check_configure(cfg, shot_time_ms, settings, min_volume_nl, used_nl=0, cap_i
             return (spec.NACK_INFEASIBLE, F_CADENCE, cadence_mhz, max_cadence)
     elif cadence_mhz != 0:
         return (spec.NACK_BAD_VALUE, F_CADENCE, cadence_mhz, 0)
+    if not 1 <= channel <= spec.CHANNELS:
+        return (spec.NACK_BAD_VALUE, F_CHANNEL, channel, spec.CHANNELS)
     return None
 
 

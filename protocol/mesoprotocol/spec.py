@@ -135,6 +135,9 @@ NACK_OTHER_HOST = const(13)  # OPEN while another host's session is live: value 
 NACK_NO_SESSION = const(14)  # a session command outside the open session: value = its session, limit = 1 if one is open
 NACK_HEAD = const(15)  # the head's ID resistor reads another head: value = the command's (or program's) head code,
 #                        limit = the ID voltage read, mV (no head's band: none fitted, or a fault)
+NACK_CHANNEL = const(16)  # the needle path holds the other channel's drug (PRIME at least the head's dead volume of
+#                           this one first), or the board has no such channel: value = the command's (or program's)
+#                           channel (PRIME: its volume), limit = the channel in the path (PRIME: the dead volume)
 NACK_NAMES = (
     "",
     "UNKNOWN_TYPE",
@@ -152,6 +155,7 @@ NACK_NAMES = (
     "OTHER_HOST",
     "NO_SESSION",
     "HEAD",
+    "CHANNEL",
 )
 
 # ---- alarms --------------------------------------------------------------------------
@@ -214,8 +218,11 @@ CFG_COUNT = const(6)
 CFG_CADENCE = const(7)
 CFG_FLOW = const(8)
 CFG_VACUUM = const(9)
-CFG_SESSION = const(10)
-CFG_SESSION_CAP = const(11)
+CFG_CHANNEL = const(10)
+CFG_SESSION = const(11)
+CFG_SESSION_CAP = const(12)
+FLUSH_VOLUMES = const(2)  # a prime into a path holding the other drug pushes this many dead volumes (the interface mixes)
+CHANNELS = const(2)  # syringe channels (two drugs), each its own syringe and plunger axis into the one needle path
 MIN_DOSE_STEPS = const(100)  # a dose's steps are rounded with a carried remainder (< 1 step off): 1 % needs 100
 MAX_POINT_NL = const(50000)  # point-by-point default: 20-50 uL per point
 CEIL_POINT_NL = const(200000)  # no setting can allow more than 0.2 mL in one point
@@ -308,8 +315,12 @@ _DELIVERY_FIELDS = (
     ("depth_um", "H"),
     ("time_ms", "I"),  # device clock at the end of the point
     ("syringe", "B"),  # the syringe the clamp sensor confirmed loaded (SYRINGES code; 0: earlier firmware)
+    ("channel", "B"),  # the syringe channel it came from (0: earlier firmware, alarm and end records)
     ("epoch", "I"),  # the journal's epoch: a record is (epoch, record_id), unique per device
 )
+
+# what the host's encoder puts in a field its caller leaves out (CPython only): a one-channel program of before
+FIELD_DEFAULTS = {CONFIGURE: {"channel": 1}, DELIVERY: {"channel": 0}, RECORD: {"channel": 0}}
 
 # Each message: (name, ((field, struct code), ...)). Little-endian, packed.
 # Units live in the field names: _nl nanolitres, _um micrometres, _ms milliseconds,
@@ -329,6 +340,7 @@ MESSAGES = {
             ("cadence_mhz", "H"),  # nappage shots per 1000 s; 0 otherwise
             ("flow_nl_s", "I"),  # plunger flow while dispensing
             ("vacuum_kpa", "B"),  # multi-needle heads: the vacuum that holds the skin on the needles; 0: contact switch
+            ("channel", "B"),  # the syringe channel (1 or CHANNELS) whose drug the program gives
             ("session", "I"),  # the host's tag for this session, journalled with every record (not 0)
             ("session_cap_nl", "I"),  # this session's total cap (a plan's total); 0: max_session_nl alone
         ) + _SESSION_SIGNED,

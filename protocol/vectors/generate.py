@@ -60,10 +60,10 @@ def nack(msg_type, seq, reason):
 
 
 CONFIG_POINT = dict(technique=1, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=3000,
-                    volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000, session=0x5E55_0001,
+                    volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000, channel=1, session=0x5E55_0001,
                     session_cap_nl=0)
 CONFIG_NAPPAGE = dict(technique=2, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=1500,
-                      volume_nl=2000, count=40, cadence_mhz=6000, flow_nl_s=50000, session=0xA55A_0D0A,
+                      volume_nl=2000, count=40, cadence_mhz=6000, flow_nl_s=50000, channel=2, session=0xA55A_0D0A,
                       session_cap_nl=600000)
 IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", serial="SIM-0001",
                 syringe=1, cal_ppm=1012345, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,
@@ -74,9 +74,9 @@ STATUS = dict(state=5, alarm=0, trigger=1, technique=1, done=7, planned=20, deli
               syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456, unacked=1, next_event_seq=0xA5,
               boot_count=3, overruns=0x0A0D, worst_pass_us=412345)
 DELIVERY = dict(record_id=0x00030007, session=0x5E55_0001, point=7, kind=1, flags=0, programmed_nl=30000,
-                delivered_nl=29998, depth_um=3000, time_ms=123456, syringe=1, epoch=0x2A5A0D03)
+                delivered_nl=29998, depth_um=3000, time_ms=123456, syringe=1, channel=1, epoch=0x2A5A0D03)
 PARTIAL = dict(record_id=0x00030008, session=0x5E55_0001, point=8, kind=1, flags=3, programmed_nl=30000,
-               delivered_nl=12345, depth_um=3000, time_ms=124000, syringe=2, epoch=0x2A5A0D03)
+               delivered_nl=12345, depth_um=3000, time_ms=124000, syringe=2, channel=2, epoch=0x2A5A0D03)
 
 
 def vectors():
@@ -124,11 +124,13 @@ def vectors():
            detail=-1, time_ms=12, record_id=0, epoch=0x2A5A0D03),
         ok("RECORD alarm", spec.RECORD, 15, record_id=0x0003000A, session=0x5E55_0001, point=spec.ALARM_ESTOP,
            kind=spec.KIND_ALARM, flags=0, programmed_nl=0, delivered_nl=60000, depth_um=2500, time_ms=130000,
-           syringe=0, epoch=0x2A5A0D03, pending=1),
+           syringe=0, channel=0, epoch=0x2A5A0D03, pending=1),
         ok("RECORD end", spec.RECORD, 16, record_id=0x0003000B, session=0x5E55_0001, point=spec.END_COMPLETE,
            kind=spec.KIND_END, flags=0, programmed_nl=20, delivered_nl=600000, depth_um=0, time_ms=140000,
-           syringe=0, epoch=0x2A5A0D03, pending=1),
+           syringe=0, channel=0, epoch=0x2A5A0D03, pending=1),
         ok("STATE armed->delivering", spec.STATE, 13, old=4, new=5, time_ms=5000),
+        ok("NACK channel", spec.NACK, 17, command=spec.ARM, reason=spec.NACK_CHANNEL, field=0, state=2, value=2,
+           limit=1),
         ok("NACK syringe", spec.NACK, 14, command=spec.CONFIGURE, reason=spec.NACK_SYRINGE, field=2,
            state=0, value=1, limit=10700),
         ok("ALARM syringe", spec.ALARM, 15, code=spec.ALARM_SYRINGE, state=spec.STATE_FAULT, detail=0, time_ms=4242,
@@ -136,7 +138,7 @@ def vectors():
         # every byte value survives the link (0x03, 0x0A, 0x0D, 0xA5...)
         ok("DELIVERY awkward bytes", spec.DELIVERY, 0x0A, record_id=0x0D0A035A, session=0x5AA5_0300, point=0xA55A, kind=1,
            flags=0, programmed_nl=0xFFFFFFFF, delivered_nl=0x00A55A00, depth_um=0x0D0A, time_ms=0x03030303, syringe=0x0A,
-           epoch=0x0A0D5AA5, vacuum_kpa=0x5A),
+           channel=0x03, epoch=0x0A0D5AA5, vacuum_kpa=0x5A),
     ]
     corrupt = bytearray(good_status)
     corrupt[-1] ^= 0x01

@@ -30,6 +30,15 @@ VACUUM_PUMP = 14  # vacuum pump MOSFET gate (multi-needle heads), high = on; 10k
 VACUUM_ADC = 12  # ADC2_CH1: the vacuum sensor (ADC2 is free: the firmware runs no Wi-Fi)
 HEAD_ADC = 10  # ADC1_CH9: the needle head's ID resistor against a 10k pull-up to 3V3 (spec.HEADS)
 
+# Second syringe channel (two drugs, spec.CHANNELS; not driven yet: board_stepdir's CHANNELS = 1, so the
+# device refuses a channel 2 program). A real gun joins the two syringes' lines in a Y-piece with a check
+# valve on each arm (no back-flow of one drug into the other syringe) right before the head; the device
+# treats Y-piece + head as one path holding one drug (device.path_channel).
+PLUNGER2_STEP = 39  # its own step/dir driver, the shared MOTOR_EN
+PLUNGER2_DIR = 40
+PLUNGER2_END = 41  # its stroke-end switch, to GND, pull-up
+BARREL2_ADC = 11  # ADC2_CH0: the second clamp's potentiometer (ADC2 is free: no Wi-Fi)
+
 # The drivers must stay off from the first moment: main.py imports this module first thing.
 Pin(MOTOR_EN, Pin.OUT, value=1)
 

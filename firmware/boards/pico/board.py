@@ -27,6 +27,15 @@ VACUUM_PUMP = 15  # vacuum pump MOSFET gate (multi-needle heads), high = on; 10k
 VACUUM_ADC = 29  # ADC3: the vacuum sensor. On a Pico board ADC3 reads VSYS/3: a gun board wires the sensor there
 HEAD_ADC = 28  # ADC2: the needle head's ID resistor against a 10k pull-up to 3V3 (spec.HEADS)
 
+# Second syringe channel (two drugs, spec.CHANNELS; not driven yet: board_stepdir's CHANNELS = 1, so the
+# device refuses a channel 2 program). A real gun joins the two syringes' lines in a Y-piece with a check
+# valve on each arm (no back-flow of one drug into the other syringe) right before the head; the device
+# treats Y-piece + head as one path holding one drug (device.path_channel). The RP2040 has no fifth ADC:
+# the second clamp's potentiometer needs an external ADC (I2C) or an analogue switch on BARREL_ADC.
+PLUNGER2_STEP = 7  # its own step/dir driver, the shared MOTOR_EN
+PLUNGER2_DIR = 8
+PLUNGER2_END = 9  # its stroke-end switch, to GND, pull-up
+
 # The drivers must stay off from the first moment: main.py imports this module first thing.
 Pin(MOTOR_EN, Pin.OUT, value=1)
 

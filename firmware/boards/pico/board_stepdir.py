@@ -120,6 +120,8 @@ class StepDirBoard:
     PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway (measure per build)
     ANTIDRIP_UM = 20
     COMPLIANCE_NL_PER_KPA = 1  # nominal for 1 mL plastic syringes
+    CHANNELS = 1  # syringe channels driven (board.py maps a second axis's pins; not wired in yet)
+    CHANNELS = 1  # syringe channels driven (board.py maps a second axis's pins; not wired in yet)
     JOURNAL_CELLS = 6000  # delivery journal: 64 bytes a record (384 KB of flash in 4 KB segments), > MAX_SHOTS
 
     # Line-pressure sensor: ratiometric 0.5-4.5 V = 0-689 kPa (100 psi) on 5 V, through a
@@ -251,6 +253,14 @@ class StepDirBoard:
 
     def pressure_mv(self):
         raise NotImplementedError  # board.py reads its ADC
+
+    def plunger_channel(self, channel):
+        # the axis plunger_step drives and the clamp syringe_barrel_um reads: one here (CHANNELS)
+        pass
+
+    def plunger_channel(self, channel):
+        # the axis plunger_step drives and the clamp syringe_barrel_um reads: one here (CHANNELS)
+        pass
 
     def syringe_barrel_um(self):
         mv = self.barrel_mv()

@@ -202,6 +202,12 @@ class Board:
     def motors(self, on):
         self._motors = on
 
+    CHANNELS = 2  # two syringes, two plunger axes (board_model: the second syringe, the shared path)
+
+    def plunger_channel(self, channel):
+        # the plunger axis plunger_step drives, and the clamp syringe_barrel_um and the end switch read
+        _world.select(channel)
+
     def plunger_step(self, n):
         if self._gate and n > 0 and (not self._trigger or self._estop):
             self._unsent += n  # the gate keeps them off the pin, as the Pico's PIO does
@@ -443,5 +449,10 @@ class Board:
             self._injected(kind, msg["held"])
         elif kind == "head_truth?":
             self._send(_world.head_truth())
+        elif kind == "load_channel":
+            _world.load_channel(msg["channel"], msg["diameter_um"], msg["content_nl"], msg["barrel_um"])
+            self._injected(kind, msg["channel"])
+        elif kind == "drug_truth?":
+            self._send(_world.drug_truth())
         elif kind == "hang":
             self._hang = True

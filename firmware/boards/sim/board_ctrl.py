@@ -18,7 +18,8 @@ import json
 # fit_head: another needle head on the gun, dry (its ID voltage, dead volume, each needle's relative
 # conductance); block: that needle's resistance x factor (1: clear); head_id: the head ID reads reading_mv
 # whatever is fitted (-1: healed); head_truth?: asks for a "head_truth" message; contact: the operator holds
-# the gun on the skin (true: the contact switch closed, a vacuum head sealed) or lifts it
+# the gun on the skin (true: the contact switch closed, a vacuum head sealed) or lifts it;
+# load_channel: another syringe in that channel's clamp; drug_truth?: asks for a "drug_truth" message
 TO_BOARD = """
 trigger pressed at_ns
 estop pressed at_ns
@@ -35,6 +36,8 @@ block needle factor
 head_id reading_mv
 head_truth?
 contact held
+load_channel channel diameter_um content_nl barrel_um
+drug_truth?
 """
 
 # board -> harness
@@ -49,7 +52,10 @@ contact held
 # its own reset line; snap: the model's physical state changed (state: handed back to the next boot,
 # opaque to the harness; air_nl: what left the needle outside the skin, what a balance weighs);
 # pen_needles: what each needle of the head put into that penetration (sent right after its pen);
-# head_truth: the head fitted, its dead volume, how much of it is filled, what each needle let out
+# head_truth: the head fitted, its dead volume, how much of it is filled, what each needle let out;
+# drug_truth: the channel selected, the drugs in the head's path (front_nl of path_front nearest the tip, then
+# path_back; 3 = mixed), per drug (index = channel, 3 mixed) out of the needles, into the skin, left in its
+# syringe; wrong_nl: into the skin pushed by the other channel; switch_moving: channel changes under way
 FROM_BOARD = """
 boot reset_cause
 led code t_us
@@ -63,6 +69,7 @@ reset
 snap air_nl state
 pen_needles t1_us volumes_nl
 head_truth id_mv dead_nl vacuum_kpa pump fill_nl needles_nl
+drug_truth channel path_front front_nl path_back out_nl skin_nl content_nl wrong_nl switch_moving
 """
 
 

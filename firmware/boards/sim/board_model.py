@@ -147,6 +147,21 @@ class Model:
         self.contact = True
         self.pump = False
         self.vacuum_kpa = 0.0
+        # two drugs: channel 2 is a second syringe on its own plunger (the board steps the channel the firmware
+        # selected), its line joined to channel 1's in a Y-piece with check valves before the head. The line
+        # after the Y-piece (its compliance, the head) is shared. The path is plug flow: the drug nearest the
+        # tip (path_front, path_front_nl of it) leaves first, then the drug behind it (path_back: the last
+        # channel that pushed; 3 = both, a front of mixed fluid). Ground truth per channel: what left the
+        # needles (drug_out_nl) and into the skin (drug_skin_nl); wrong_nl: into the skin while the plunger
+        # pushing was another channel's than the drug leaving (a dose of one drug that gave the other).
+        self.channel = 1
+        self.parked = [None, None, [self.content_nl, self.barrel_um, self.nl_per_step, self.diameter_um, 0.0, 0.0]]
+        self.path_front = self.path_back = 1  # the board's first head comes filled with channel 1's drug
+        self.path_front_nl = 0.0
+        self.drug_out_nl = [0.0, 0.0, 0.0, 0.0]  # by drug: -, channel 1, channel 2, mixed
+        self.drug_skin_nl = [0.0, 0.0, 0.0, 0.0]
+        self.wrong_nl = 0.0
+        self.switch_moving = 0  # channel changes while a plunger's steps were still moving fluid or the needle was in
         state = profile.get("state")
         if state:
             self.restore(state)
@@ -179,8 +194,63 @@ class Model:
         self.gap = self.stick_steps = 0.0
         self.moved = True
 
+    def select(self, channel):
+        # the board's plunger steps, clamp sensor and stroke end switch over to that channel's syringe
+        if channel == self.channel:
+            return
+        self.advance(clock_us())
+        if self.pending_nl > 0.001 or self.depth_um > 0:
+            self.switch_moving += 1
+        mine = [self.content_nl, self.barrel_um, self.nl_per_step, self.diameter_um, self.gap, self.stick_steps]
+        (self.content_nl, self.barrel_um, self.nl_per_step, self.diameter_um, self.gap,
+         self.stick_steps) = self.parked[channel]
+        self.parked[self.channel] = mine
+        self.parked[channel] = None  # live in the fields now
+        self.channel = channel
+        self.moved = True
+
+    def load_channel(self, channel, diameter_um, content_nl, barrel_um):
+        # another syringe in that channel's clamp (load() for the selected one)
+        if channel == self.channel:
+            return self.load(diameter_um, content_nl, barrel_um)
+        self.parked[channel] = [content_nl, barrel_um, self._nl_per_step(diameter_um), diameter_um, 0.0, 0.0]
+        self.moved = True
+
+    def _drugs_out(self, flow):
+        # plug flow through the head's path: which drug this flow out of the needles is (ground truth)
+        if not self.path_back:  # a dry head: this channel filled it
+            self.path_front = self.path_back = self.channel
+        if self.channel != self.path_back:  # the path so far is what the other channel pushed in
+            mixed = self.path_front_nl > 0 and self.path_front != self.path_back
+            self.path_front = 3 if mixed else self.path_back
+            self.path_front_nl = self.head_fill_nl
+            self.path_back = self.channel
+        front = min(flow, self.path_front_nl)
+        self.path_front_nl -= front
+        skin = self.depth_um > 0 and self.skin
+        for drug, nl in ((self.path_front, front), (self.path_back, flow - front)):
+            if nl > 0:
+                self.drug_out_nl[drug] += nl
+                if skin:
+                    self.drug_skin_nl[drug] += nl
+                    if drug != self.channel:
+                        self.wrong_nl += nl
+
+    def drug_truth(self):
+        contents = [0.0, 0.0, 0.0]
+        for ch in (1, 2):
+            parked = self.parked[ch]
+            contents[ch] = parked[0] if parked else self.content_nl - self.pending_nl
+        return {"kind": "drug_truth", "channel": self.channel, "path_front": self.path_front,
+                "front_nl": round(self.path_front_nl, 3), "path_back": self.path_back,
+                "out_nl": [round(v, 3) for v in self.drug_out_nl], "skin_nl": [round(v, 3) for v in self.drug_skin_nl],
+                "content_nl": [round(v, 3) for v in contents], "wrong_nl": round(self.wrong_nl, 3),
+                "switch_moving": self.switch_moving}
+
     def fit_head(self, id_mv, dead_nl, conductance):
         # another head on the gun: dry, its own needles
+        self.path_front_nl = 0.0
+        self.path_front = self.path_back = 0
         self.head_mv = id_mv
         self.head_dead_nl = float(dead_nl)
         self.head_fill_nl = 0.0
@@ -290,6 +360,8 @@ class Model:
         self.tip_nl -= refill
         flow -= refill
         flow = self._to_needles(flow)
+        if flow > 0:
+            self._drugs_out(flow)
         self.out_nl += flow
         if self.depth_um > 0 and self.skin:
             self.pen_nl += flow
@@ -407,7 +479,9 @@ class Model:
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",
                "nl_per_step", "barrel_um", "head_mv", "head_dead_nl", "head_fill_nl", "head_g0", "head_g",
-               "needle_out_nl", "contact", "creep_nl", "stick_steps", "carriage_um", "diameter_um", "compliance")
+               "needle_out_nl", "contact", "creep_nl", "stick_steps", "carriage_um", "diameter_um", "compliance",
+               "channel", "parked", "path_front", "path_back", "path_front_nl", "drug_out_nl", "drug_skin_nl", "wrong_nl",
+               "switch_moving")
 
     def snapshot(self):
         # the "snap" message: the harness keeps state (opaque to it) and hands it to the next boot

@@ -31,6 +31,8 @@ EXPORT_COLUMNS = ("session_id", "device_serial", "record_id", "point", "kind", "
 READABLE_COLUMNS = ("number", "counted", "delivered_ul", "programmed_ul", "depth_mm", "outcome", "calibrated")
 # where it went, for a session that ran a plan (blank otherwise): step from 1, zone id and name, SNOMED CT code
 PLAN_COLUMNS = ("plan_step", "zone", "zone_name", "site_snomed")
+# two-drug guns: the syringe channel the row's drug came from (blank: stored before two-drug firmware)
+DRUG_COLUMNS = ("channel",)
 
 __all__ = ["EXPORT_COLUMNS", "FORMATS", "NothingToExport", "export"]
 
@@ -60,7 +62,7 @@ def export(store, fmt: str, session_id: int | None = None, *, lang: str | None =
         return json.dumps(rows, indent=1) + "\n"
     out = io.StringIO()
     # CRLF as RFC 4180 has it: a line terminator of "\n" alone leaves a bare CR in a cell unquoted, splitting its row
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS + READABLE_COLUMNS + PLAN_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS + READABLE_COLUMNS + PLAN_COLUMNS + DRUG_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
@@ -84,6 +86,7 @@ def _add_readable_columns(store, records: list[dict], rows: list[dict]) -> None:
                    delivered_ul=ul(record["delivered_nl"]), programmed_ul=ul(record["programmed_nl"]),
                    depth_mm=f"{record['depth_um'] / 1000:.2f}", outcome=by_session[record.get("session_id")],
                    calibrated="no" if record.get("flags", 0) & spec.FLAG_UNCALIBRATED else "yes")
+        row["channel"] = record.get("channel") or ""  # blank: stored before two-drug firmware (as plan_step)
         zone = zones.ZONES.get(record.get("zone") or "")
         row.update(plan_step=record.get("plan_step") or "", zone=record.get("zone") or "",
                    zone_name=zones.name(record.get("zone")), site_snomed=(zone.snomed or "") if zone else "")
