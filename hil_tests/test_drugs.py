@@ -167,3 +167,21 @@ def test_no_command_order_gives_one_channel_through_a_path_holding_the_other(dev
     for e in seen + drain(dev):
         if e.type == spec.DELIVERY:
             assert e.fields["channel"] in (1, 2)
+
+
+@pytest.mark.req("SR-111")
+def test_the_drug_in_the_path_is_remembered_across_a_power_cut(dev, board):
+    # the path's drug is on flash: after a reboot a prime of the other channel must still flush it
+    # (kept in RAM only, a reboot read the path as dry and one dead volume of B primed over A)
+    seen: list = []
+    primed(dev, 1, FLUSH_NL + 2000, seen)  # whatever the path held: channel 1's drug fills it now
+    board.power_cut(off_s=0.3)
+    dev.hello()
+    dev.abort()
+    drain(dev)
+    assert dev.configure(**POINT, channel=2)["state"] == spec.STATE_CONFIGURED
+    before = board.drug_truth().out_nl
+    with pytest.raises(DeviceRefused) as refused:
+        dev.prime(DEAD_NL + 500)
+    assert (refused.value.reason, refused.value.value, refused.value.limit) == ("CHANNEL", DEAD_NL + 500, FLUSH_NL)
+    assert board.drug_truth().out_nl == before  # nothing moved

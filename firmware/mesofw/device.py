@@ -3,7 +3,7 @@
 from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
 from mesoprotocol import rules
-from mesofw import compliance, dosing, fitted, settings
+from mesofw import compliance, dosing, fitted, headpath, settings
 
 PRIME_SETTLE_MS = 300  # a prime waits this long at most for its line to empty (the compliance probe reads it)
 
@@ -128,7 +128,8 @@ class Device:
         # the other channel runs only once a prime of it has flushed the path (FLUSH_VOLUMES x dead volume).
         self.channel = 1  # the program's channel: the axis the board steps
         self.channels = getattr(board, "CHANNELS", 1)
-        self.path_channel = 0  # whose drug fills the head's path (0: dry or not known since boot)
+        # whose drug fills the head's path (0: dry); on flash where there are two channels, so a reboot keeps it
+        self.path_channel = headpath.load() if self.channels > 1 else 0
         self.parked = [None] * (S.CHANNELS + 1)  # type: list  # per channel not selected: (syringe, spent, primed, dispensed, slack)
         self.head_base_kpa = 0  # a multi-needle head's mean dispense pressure in its first full cycle, 1/16 kPa (0: none)
         self.kpa_sum = 0  # this dose's dispense pressure, summed over its control passes...
@@ -379,7 +380,7 @@ class Device:
         if other and volume_nl < S.FLUSH_VOLUMES * dead_nl:  # the other drug in the path: flush it out
             return self._nack(S.PRIME, S.NACK_CHANNEL, 1, volume_nl, S.FLUSH_VOLUMES * dead_nl)
         if other:
-            self.path_channel = PATH_MIXED  # both drugs in it until this prime completes
+            self._set_path(PATH_MIXED)  # both drugs in it until this prime completes
         self.journal.reserve(1)
         self.primed_syringe = 0
         self.primed_head = 0
@@ -387,6 +388,12 @@ class Device:
         self._start(S.KIND_PRIME, self.head, volume_nl, 0, now_us)  # a prime's point: the head it fills
         self._set_state(S.STATE_PRIMING)
         return (S.ACK, (S.PRIME, self.state))
+
+    def _set_path(self, channel):
+        if channel != self.path_channel:
+            self.path_channel = channel
+            if self.channels > 1:
+                headpath.save(channel)
 
     def _arm(self):
         self.need_release = True  # a trigger held while arming never fires
@@ -755,7 +762,7 @@ class Device:
             if not self.dose.interrupted:
                 self.primed_syringe = self.cfg[S.CFG_SYRINGE]
                 self.primed_head = self.head
-                self.path_channel = self.channel  # flushed: only this channel's drug in the path
+                self._set_path(self.channel)  # flushed: only this channel's drug in the path
             self._set_state(S.STATE_PRIMED if self.primed_syringe else S.STATE_CONFIGURED)
         elif self.state == S.STATE_DELIVERING:
             if self.done >= self.cfg[S.CFG_COUNT]:

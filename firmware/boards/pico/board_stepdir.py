@@ -258,10 +258,6 @@ class StepDirBoard:
         # the axis plunger_step drives and the clamp syringe_barrel_um reads: one here (CHANNELS)
         pass
 
-    def plunger_channel(self, channel):
-        # the axis plunger_step drives and the clamp syringe_barrel_um reads: one here (CHANNELS)
-        pass
-
     def syringe_barrel_um(self):
         mv = self.barrel_mv()
         if mv < self.BARREL_MIN_MV or mv > self.BARREL_MAX_MV:
