@@ -121,7 +121,6 @@ class StepDirBoard:
     ANTIDRIP_UM = 20
     COMPLIANCE_NL_PER_KPA = 1  # nominal for 1 mL plastic syringes
     CHANNELS = 1  # syringe channels driven (board.py maps a second axis's pins; not wired in yet)
-    CHANNELS = 1  # syringe channels driven (board.py maps a second axis's pins; not wired in yet)
     JOURNAL_CELLS = 6000  # delivery journal: 64 bytes a record (384 KB of flash in 4 KB segments), > MAX_SHOTS
 
     # Line-pressure sensor: ratiometric 0.5-4.5 V = 0-689 kPa (100 psi) on 5 V, through a
