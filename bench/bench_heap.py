@@ -19,13 +19,27 @@ import tempfile
 from mesoinject import image
 from mesosim.harness import RP2040_HEAP as HEAP, UNIX32_HOWTO, micropython_binary, unix32_binary
 
+FALLBACK_HEAP = "256K"
 SCRIPT = pathlib.Path(__file__).parents[1] / "firmware" / "tests" / "mpy_heap.py"
 
 
 def measure(binary: str, env: dict | None = None) -> dict:
+    """At the target's heap; where the firmware does not fit it that is printed loudly (a finding, not a
+    crash of the bench) and the figures are taken at FALLBACK_HEAP so the per-shot figure is still seen."""
+    try:
+        return measure_at(binary, HEAP, env)
+    except RuntimeError as e:
+        if "MemoryError" not in str(e):
+            raise
+        print(f"DOES NOT FIT the target's {HEAP} heap: {str(e).strip().splitlines()[-1]} - figures below at "
+              f"{FALLBACK_HEAP}")
+        return measure_at(binary, FALLBACK_HEAP, env)
+
+
+def measure_at(binary: str, heap: str, env: dict | None = None) -> dict:
     with tempfile.TemporaryDirectory() as d:
         flash = image.stage("sim", pathlib.Path(d) / "flash")
-        proc = subprocess.run([binary, "-X", "heapsize=" + HEAP, str(SCRIPT), str(flash)],
+        proc = subprocess.run([binary, "-X", "heapsize=" + heap, str(SCRIPT), str(flash)],
                               cwd=flash, env={"MICROPYPATH": f"{flash}:{image.VIRTUAL}", **(env or {})}, capture_output=True, text=True,
                               timeout=120)
         if proc.returncode:
