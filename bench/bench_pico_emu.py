@@ -156,7 +156,8 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true",
                     help="time the firmware's functions on the chip too (emu_boot.py PROFILE; slows each pass)")
     args = ap.parse_args()
-    n_rtt, prime_nl = (10, 1000) if args.quick else (200, 10000)
+    # a dry head's first prime fills at least its dead volume (spec.HEADS: 1.5 uL for the 30G 4 mm)
+    n_rtt, prime_nl = (10, spec.HEADS[PROGRAM["head"]][4] + 500) if args.quick else (200, 10000)
     try:
         picoemu.locate()
     except picoemu.Unavailable as e:
