@@ -99,6 +99,17 @@ def build_fs(board: str, out: pathlib.Path, extra: dict[str, bytes] | None = Non
     return out
 
 
+def read_fs_file(image: pathlib.Path, path: str) -> bytes:
+    """A file from a littlefs image (one build_fs made, or the runner saved with Flash(save=...))."""
+    from littlefs import LittleFS
+
+    lfs = LittleFS(block_size=4096, block_count=FS_BLOCKS, prog_size=256, mount=False)
+    lfs.context.buffer = bytearray(image.read_bytes()[:4096 * FS_BLOCKS])
+    lfs.mount()
+    with lfs.open(path, "rb") as f:
+        return f.read()
+
+
 @dataclasses.dataclass
 class Run:
     code: int
@@ -110,12 +121,38 @@ class Run:
     wall_s: float
     error: str = ""
     last_edge_us: dict[str, int] = dataclasses.field(default_factory=dict)  # STEP pin -> its last rising edge
+    flash: dict = dataclasses.field(default_factory=dict)  # flash.mjs's counts: erases, programs, busy_us, ...
+    events: list[dict] = dataclasses.field(default_factory=list)  # every event the runner printed
+
+
+@dataclasses.dataclass
+class Flash:
+    """How the emulated flash behaves (tools/pico-emu/flash.mjs). timing: "typ" or "max" datasheet times
+    for erase/program, the core stalled meanwhile; "off": rp2040js's own (no writes reach the flash).
+    save: the filesystem's flash written back there at exit (boot again from it: a reboot).
+    events: a "flash" event per erase/program. on_flash: after "MARK name", drive pin -> level at the
+    next erase, `us` emulated microseconds into it: {name: ({pin: level}, us)}."""
+    timing: str = "typ"
+    save: pathlib.Path | None = None
+    events: bool = False
+    on_flash: dict[str, tuple[dict[int, int], int]] = dataclasses.field(default_factory=dict)
+
+    def args(self) -> list[str]:
+        out = ["--flash-timing", self.timing]
+        if self.save:
+            out += ["--fs-save", str(self.save)]
+        if self.events:
+            out.append("--flash-events")
+        if self.on_flash:
+            out += ["--on-flash", ",".join(f"{name}:{p}={v}@{us}" for name, (pins, us) in self.on_flash.items()
+                                           for p, v in pins.items())]
+        return out
 
 
 def _command(bins: Binaries, fs_image: pathlib.Path, watch: dict[int, int], inputs: dict[int, int],
-             timeout_s: float, extra: list[str]) -> list[str]:
+             timeout_s: float, extra: list[str], flash: Flash | None = None) -> list[str]:
     cmd = [bins.node, str(RUNNER), "--uf2", str(bins.uf2), "--bootrom", str(bins.bootrom), "--fs", str(fs_image),
-           "--timeout", str(timeout_s)]
+           "--timeout", str(timeout_s)] + (flash or Flash()).args()
     if watch:
         cmd += ["--watch", ",".join(f"{s}:{d}" for s, d in watch.items())]
     if inputs:
@@ -125,7 +162,7 @@ def _command(bins: Binaries, fs_image: pathlib.Path, watch: dict[int, int], inpu
 
 def run_script(script: str, fs_image: pathlib.Path, tmp: pathlib.Path, *, watch: dict[int, int] | None = None,
                inputs: dict[int, int] | None = None, on_mark: dict[str, dict[int, int]] | None = None,
-               timeout_s: float = 120) -> Run:
+               timeout_s: float = 120, flash: Flash | None = None) -> Run:
     """Boot the emulated Pico, run `script` in its raw REPL, return what it printed and the
     STEP edges counted at each "MARK name" line it printed (watch: STEP pin -> DIR pin).
     on_mark: at "MARK name ...", the runner drives those input pins (pin -> level) at once."""
@@ -135,7 +172,7 @@ def run_script(script: str, fs_image: pathlib.Path, tmp: pathlib.Path, *, watch:
     extra = ["--script", str(path)]
     if on_mark:
         extra += ["--on-mark", ",".join(f"{name}:{p}={v}" for name, pins in on_mark.items() for p, v in pins.items())]
-    cmd = _command(bins, fs_image, watch or {}, inputs or {}, timeout_s, extra)
+    cmd = _command(bins, fs_image, watch or {}, inputs or {}, timeout_s, extra, flash)
     try:
         proc = subprocess.run(cmd, cwd=HERE, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout_s + 30)  # the runner's own timeout comes first
@@ -147,7 +184,8 @@ def run_script(script: str, fs_image: pathlib.Path, tmp: pathlib.Path, *, watch:
         raise AssertionError(f"emulator exited {proc.returncode} without a result:\n{proc.stdout}\n{proc.stderr}")
     d = done[-1]
     return Run(d["code"], d.get("stdout", ""), d.get("stderr", ""), [e for e in events if e.get("event") == "mark"],
-               d["edges"], d["emulated_s"], d["wall_s"], d.get("error", ""), d.get("last_edge_us", {}))
+               d["edges"], d["emulated_s"], d["wall_s"], d.get("error", ""), d.get("last_edge_us", {}),
+               d.get("flash") or {}, events)
 
 
 class Board:
@@ -156,7 +194,8 @@ class Board:
     driven while it runs. Use as a context manager: the emulator is stopped on exit."""
 
     def __init__(self, fs_image: pathlib.Path, *, watch: dict[int, int] | None = None,
-                 inputs: dict[int, int] | None = None, adc0: int | None = None, timeout_s: float = 600):
+                 inputs: dict[int, int] | None = None, adc0: int | None = None, timeout_s: float = 600,
+                 flash: Flash | None = None):
         import queue
         import socket
         import threading
@@ -167,10 +206,11 @@ class Board:
             self.port = s.getsockname()[1]
         self.url = f"socket://127.0.0.1:{self.port}"
         extra = ["--tcp", str(self.port)] + (["--adc0", str(adc0)] if adc0 is not None else [])
-        self.proc = subprocess.Popen(_command(bins, fs_image, watch or {}, inputs or {}, timeout_s, extra), cwd=HERE,
+        self.proc = subprocess.Popen(_command(bins, fs_image, watch or {}, inputs or {}, timeout_s, extra, flash), cwd=HERE,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.events: queue.Queue = queue.Queue()
         self.probes: list[dict] = []  # every PROBE line the board printed, kept (emu_boot.py's figures)
+        self.flash_ops: list[dict] = []  # every erase/program, with Flash(events=True)
         self._stats_id = 0
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -181,6 +221,9 @@ class Board:
                 event = json.loads(line)
                 if event.get("event") == "probe":
                     self.probes.append(event)
+                elif event.get("event") == "flash":
+                    self.flash_ops.append(event)
+                    continue  # many: kept in the list, not queued
                 self.events.put(event)
         self.events.put({"event": "exited", "code": self.proc.wait()})
 

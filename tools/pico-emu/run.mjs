@@ -14,11 +14,18 @@
 //           ("done": last_edge_us), so a test can tell how long pulses went on after the pin changed.
 // A line "MARK <name>" that the board prints records the edge counts at that moment; a line
 // "PROBE <text>" (tools/pico-emu/emu_boot.py, between the link's frames) is passed on with them.
+// --flash-timing typ|max|off: erase/program the emulated flash with the W25Q16JV's typical or maximum
+//           times, stalling the core (flash.mjs; default typ); off: the ROM's code against the SSI stub,
+//           which writes nothing (the old behaviour). --flash-events: a "flash" event per erase/program.
+// --fs-save PATH: at exit, the filesystem's part of the flash written to PATH (a reboot: --fs PATH again).
+// --on-flash NAME:PIN=V@US[,...]: after the board prints "MARK NAME", at the next erase, drive that pin
+//           US emulated microseconds into it (while the core is stalled); a "flash-pin" event says when.
 // stdout: JSON lines, {"event": "ready" | "listening" | "mark" | "probe" | "stats" | "done", ...}; the last is "done" with
 // the script's output, emulated and wall seconds. Exit code: 0 ok, 1 script error, 2 wall timeout.
 import fs from 'fs';
 import net from 'net';
 import { Simulator, USBCDC, ConsoleLogger, LogLevel, GPIOPinState } from 'rp2040js';
+import { installFlashModel } from './flash.mjs';
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 1) {
@@ -31,6 +38,7 @@ for (let i = 2; i < process.argv.length; i += 1) {
 }
 const FLASH_START = 0x10000000;
 const FS_OFFSET = 0xa0000; // RPI_PICO: 2 MB flash, the last 1408 KB are the filesystem
+const FS_SIZE = 1408 * 1024;
 const t0 = Date.now();
 const { bootromB1 } = await import(new URL('file://' + fs.realpathSync(args.bootrom)));
 
@@ -49,6 +57,7 @@ for (let off = 0; off + 512 <= uf2.length; off += 512) {
   mcu.flash.set(b.subarray(32, 32 + b.readUInt32LE(16)), b.readUInt32LE(12) - FLASH_START);
 }
 if (args.fs) mcu.flash.set(fs.readFileSync(args.fs), FS_OFFSET);
+const flashModel = setupFlash(); // after loadBootrom: it patches the ROM's flash functions
 
 const setInput = (pin, value) => mcu.gpio[pin].setInputValue(!!value);
 if (args.inputs) {
@@ -83,12 +92,24 @@ if (args['on-mark']) {
     (onMark[name] = onMark[name] || []).push([p, v]);
   }
 }
+const onFlash = {}; // --on-flash: armed by a mark, fired by the next erase
+const armedFlash = [];
+if (args['on-flash']) {
+  for (const item of String(args['on-flash']).split(',')) {
+    const [name, rest] = item.split(':');
+    const [pv, us] = rest.split('@');
+    const [p, v] = pv.split('=').map(Number);
+    (onFlash[name] = onFlash[name] || []).push([p, v, Number(us)]);
+  }
+}
 let finished = false;
 function finish(code, extra) {
   if (finished) return;
   finished = true;
   simulator.stop();
-  emit({ event: 'done', code, emulated_s: emulatedUs() / 1e6, wall_s: wallS(), edges: snapshot(), last_edge_us: lastEdgeUs, ...extra });
+  if (args['fs-save']) fs.writeFileSync(args['fs-save'], mcu.flash.subarray(FS_OFFSET, FS_OFFSET + FS_SIZE));
+  emit({ event: 'done', code, emulated_s: emulatedUs() / 1e6, wall_s: wallS(), edges: snapshot(), last_edge_us: lastEdgeUs,
+    flash: flashModel && flashModel.stats(), ...extra });
   process.exit(code);
 }
 
@@ -120,6 +141,7 @@ cdc.onSerialData = (value) => {
       if (at >= 0) {
         const name = line.slice(at + 5).trim();
         const set = onMark[name.split(' ')[0]] || [];
+        if (onFlash[name.split(' ')[0]]) armedFlash.push(...onFlash[name.split(' ')[0]]);
         for (const [p, v] of set) setInput(p, v);
         emit({ event: 'mark', name, emulated_us: emulatedUs(), edges: snapshot(), last_edge_us: { ...lastEdgeUs },
           ...(set.length ? { pins_set_us: emulatedUs() } : {}) });
@@ -168,13 +190,31 @@ process.stdin.on('data', (chunk) => {
     const cmd = JSON.parse(text);
     if (cmd.pin !== undefined) setInput(cmd.pin, cmd.value);
     if (cmd.adc !== undefined) mcu.adc.channelValues[cmd.adc] = cmd.value;
-    if (cmd.stats) emit({ event: 'stats', id: cmd.stats, emulated_us: emulatedUs(), wall_s: wallS(), edges: snapshot() });
+    if (cmd.stats) emit({ event: 'stats', id: cmd.stats, emulated_us: emulatedUs(), wall_s: wallS(), edges: snapshot(),
+      flash: flashModel && flashModel.stats() });
     if (cmd.quit) finish(0);
   }
 });
 process.stdin.on('end', () => { if (!args.script) finish(0); }); // the host went away
 if (args.timeout) setTimeout(() => finish(2, { error: `wall timeout after ${args.timeout} s` }), Number(args.timeout) * 1000);
 process.on('SIGTERM', () => finish(143));
+
+// The flash model (flash.mjs) and what hangs on it: flash events, pins driven during an erase.
+function setupFlash() {
+  if (args['flash-timing'] === 'off') return null;
+  return installFlashModel(simulator, { timing: args['flash-timing'] || 'typ', onOp });
+}
+function onOp(op) {
+  if (args['flash-events']) emit({ event: 'flash', ...op, edges: snapshot() });
+  if (op.op !== 'erase' || !armedFlash.length) return;
+  for (const [p, v, us] of armedFlash.splice(0)) {
+    simulator.clock.createAlarm(() => {
+      setInput(p, v);
+      emit({ event: 'flash-pin', pin: p, value: v, pins_set_us: emulatedUs(), erase_start_us: op.start_us,
+        busy_us: op.busy_us, edges: snapshot(), last_edge_us: { ...lastEdgeUs } });
+    }).schedule(us * 1000);
+  }
+}
 
 mcu.core.PC = FLASH_START;
 simulator.execute();
