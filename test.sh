@@ -24,9 +24,10 @@ python -m pytest --req-report "$TRACE/pytest.json" "$@" || {
 # the torture run and the power-cut record time again without the skew (they match records to the truth by a board clock that
 # the skew restarts at every boot). About 3 minutes on 2 cores. Skipped, saying how to get the
 # binary, where the shared mcu/ folder is absent (harness.unix32_binary).
+# The emulated-Pico tests (*pico_emu*) run once, above: their chip is 32-bit whatever the host runs.
 MPY32="$(python -c 'from mesosim.harness import unix32_binary; print(unix32_binary() or "")')"
 if [ -n "$MPY32" ]; then
-  MESOINJECT_MICROPYTHON="$MPY32" MICROPY_TICKS_WRAP_S=5 python -m pytest -q -k "not typecheck" firmware/tests \
+  MESOINJECT_MICROPYTHON="$MPY32" MICROPY_TICKS_WRAP_S=5 python -m pytest -q -k "not typecheck and not pico_emu" firmware/tests \
     hil_tests/test_dosing.py hil_tests/test_stops.py hil_tests/test_journal.py hil_tests/test_limits.py \
     --req-report "$TRACE/pytest-32.json"
   MESOINJECT_MICROPYTHON="$MPY32" python -m pytest -q hil_tests/test_journal.py -k "torture or first_checkpoint" \

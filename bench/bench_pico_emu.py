@@ -6,14 +6,20 @@ USB CDC (socket://). Emulated time is the chip's own clock (rp2040js counts cycl
 shown beside wall time. A probe in the emulator-only boot.py (tools/pico-emu/emu_boot.py) times
 each control-loop pass on the chip and counts the steps the firmware hands to its drivers.
 
-- control-pass time p50/p99 (emulated us) idle and while priming;
+- control-pass time p50/p99 (emulated us) idle, while priming (dosing) and in the passes that wrote
+  the journal (its checkpoints and close: littlefs programs pages, now and then erases a 4 KB block);
+- the flash's erases/programs and the time the CPU was stalled by them;
 - STEP pulses counted on the pins vs steps the firmware issued;
-- STATUS round trip over the emulated USB CDC.
+- STATUS round trip over the emulated USB CDC;
+- trigger release / E-stop -> last STEP pulse while the flash is busy: the worst case the firmware
+  avoids (4 words of pulses queued, then a 4 KB erase, the pin changing 2 ms into it), with the
+  plunger's PIO gate, and without it for contrast.
 
-NOT shown: flash timing. rp2040js has no flash erase/program, so emu_boot.py puts the data files
-on a RAM disk: a journal checkpoint costs nothing here (on the Pico it erases 4 KB, ~45-400 ms).
+The firmware's files are on the littlefs of the emulated flash (no RAM disk): rp2040js's flash is
+erased and programmed through the boot ROM's functions with the W25Q16JV datasheet's typical times
+(or --flash-timing max) charged as a CPU stall (tools/pico-emu/flash.mjs).
 
-    python bench/bench_pico_emu.py [--quick]
+    python bench/bench_pico_emu.py [--quick] [--flash-timing typ|max] [--profile]
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools" / "pico-emu"))
+import flashbusy  # noqa: E402
 import picoemu  # noqa: E402
 from benchlib import percentile  # noqa: E402
 from mesoinject.client import Device  # noqa: E402
@@ -83,6 +90,36 @@ def profile_rows(name: str, lines: list[dict], n_passes: int) -> list[str]:
     return out
 
 
+def write_row(name: str, lines: list[dict]) -> str:
+    """emu_boot.py's "write n bucket_us longest_us i:count ..." lines: the passes that wrote the flash."""
+    t: list[int] = []
+    longest = 0
+    for e in lines:
+        _, _, bucket, top, *pairs = e["line"].split()
+        longest = max(longest, int(top))
+        for pair in pairs:
+            i, c = pair.split(":")
+            t += [int(i) * int(bucket)] * int(c)
+    if not t:
+        return f"  {name:<28} none"
+    return (f"  {name:<28} passes {len(t):5d}: p50 {percentile(t, 50):5d} us  p99 {percentile(t, 99):6d} us  "
+            f"max {longest:6d} us   (emulated, 1 ms buckets; max exact)")
+
+
+def flash_row(name: str, ops: list[dict], span_us: float) -> str:
+    """The runner's flash events in a window: erases, programs, the stall they charged."""
+    erases = [o for o in ops if o["op"] == "erase"]
+    programs = [o for o in ops if o["op"] == "program"]
+    busy = sum(o["busy_us"] for o in ops)
+    return (f"  {name:<28} {len(erases)} erases ({sum(o['bytes'] for o in erases) // 1024} KB), {len(programs)} programs "
+            f"({sum(o['bytes'] for o in programs)} B): CPU stalled {busy / 1000:.1f} ms of {span_us / 1000:.0f} ms "
+            f"({busy / span_us * 100 if span_us else 0:.1f} %)")
+
+
+def ops_in(board: picoemu.Board, since_us: float, until_us: float) -> list[dict]:
+    return [o for o in board.flash_ops if since_us <= o["start_us"] < until_us]
+
+
 def pass_row(name: str, lines: list[dict]) -> str:
     t = passes(lines)
     if not t:
@@ -125,6 +162,26 @@ print('MARK end', 20 * 24 * N - b.plunger_unsent())
 """
 
 
+def busy_gate_figures(tmpdir: pathlib.Path, n: int, timing: str) -> list[str]:
+    """Trigger release / E-stop press 2 ms into a flash erase, 3.2 ms of pulses queued (flashbusy.py)."""
+    try:
+        samples, run = flashbusy.run(tmpdir, n, timing=timing)
+    except AssertionError as e:
+        return [f"  flash-busy gate: {e}"]
+    rows = []
+    for kind in flashbusy.KINDS:
+        got = [x for x in samples if x.kind == kind]
+        what = {"trigger": "trigger release", "estop": "E-stop press", "free": "release, NO gate"}[kind]
+        after, late, before = [x.after for x in got], [x.late_us for x in got], [x.before for x in got]
+        rows.append(f"  {what:<17} n={len(got)} ({sum(x.in_erase for x in got)} inside the erase; {min(before)}-"
+                    f"{max(before)} pulses went out in the stall before it): STEP pulses after it p50 "
+                    f"{percentile(after, 50)} max {max(after)}; last pulse after it p99 {percentile(late, 99)} us "
+                    f"(0: none); {sum(x.unsent for x in got)} of {sum(x.handed for x in got)} steps kept off the pin")
+    rows.append(f"  (one boot, {run.flash.get('erases')} erases, {run.flash.get('busy_us', 0) / 1000:.0f} ms stalled; "
+                f"emulated {run.emulated_s:.2f} s, wall {run.wall_s:.1f} s; pin edges during a stall are timed to its ms)")
+    return rows
+
+
 def gate_figures(tmpdir: pathlib.Path, n: int) -> list[str]:
     """The plunger's PIO gate: pulses and time from the pin change to the last STEP edge, trigger and E-stop."""
     fs = picoemu.build_fs("pico", tmpdir / "gate.img", without=("main.py",))
@@ -153,6 +210,8 @@ def gate_figures(tmpdir: pathlib.Path, n: int) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sample sizes (CI)")
+    ap.add_argument("--flash-timing", choices=("typ", "max"), default="typ",
+                    help="W25Q16JV erase/program times charged as a CPU stall: typical (default) or maximum")
     ap.add_argument("--profile", action="store_true",
                     help="time the firmware's functions on the chip too (emu_boot.py PROFILE; slows each pass)")
     args = ap.parse_args()
@@ -171,7 +230,8 @@ def main() -> int:
                                            + (picoemu.HERE / "emu_boot.py").read_bytes(), "key": key})
         print(f"bench_pico_emu{' (quick)' if args.quick else ''}: MicroPython RPI_PICO "
               f"({picoemu.locate().uf2.name}) in rp2040js {picoemu.RP2040JS_VERSION}")
-        with picoemu.Board(fs, watch=WATCH, inputs=INPUTS, adc0=ADC0_ZERO_KPA) as board:
+        flash = picoemu.Flash(timing=args.flash_timing, events=True)
+        with picoemu.Board(fs, watch=WATCH, inputs=INPUTS, adc0=ADC0_ZERO_KPA, flash=flash) as board:
             board.set_adc(1, ADC1_BD_1ML)
             board.set_adc(2, ADC2_HEAD_30G_4MM)
             ready = board.wait("ready", 180)
@@ -184,6 +244,7 @@ def main() -> int:
                 t = board.stats()
                 print(f"  HELLO answered: firmware {ident.firmware} on "
                       f"{ident.board} {ident.serial}, emulated {t['emulated_us'] / 1e6:.2f} s, wall {t['wall_s']:.1f} s")
+                print(flash_row("flash until HELLO (boot)", ops_in(board, 0, t["emulated_us"]), t["emulated_us"]))
 
                 idle_from = t["emulated_us"]
                 idle_to = wait_probe(board, idle_from, 300, 100)["emulated_us"]  # 100 idle passes
@@ -215,6 +276,9 @@ def main() -> int:
         # the probe reports when the motors switch: the first report after PRIME covers the idle passes before it
         priming = probe_lines(board, start["emulated_us"], end["emulated_us"])[1:]
         print(pass_row("priming, host polling", priming))
+        print(write_row("  passes writing the journal", probe_lines(board, start["emulated_us"], end["emulated_us"], "write")))
+        print(flash_row("  flash while priming", ops_in(board, start["emulated_us"], end["emulated_us"]),
+                        end["emulated_us"] - start["emulated_us"]))
         for row in profile_rows("priming", probe_lines(board, start["emulated_us"], end["emulated_us"], "prof")[1:],
                                 len(passes(priming))):
             print(row)
@@ -232,7 +296,14 @@ def main() -> int:
         print(f"  STATUS round trip over emulated USB CDC, n={n_rtt}: wall p50 {percentile(rtt_wall, 50):.1f} ms "
               f"p99 {percentile(rtt_wall, 99):.1f} ms; emulated mean {emu_rtt_ms:.2f} ms "
               f"(emulator at {speed:.3f}x real time)")
-        print("  flash timing NOT modelled: data files on a RAM disk (tools/pico-emu/emu_boot.py)")
+        f = board.flash_ops
+        print(f"  flash: W25Q16JV {args.flash_timing} times (tools/pico-emu/flash.mjs), {len(f)} erases/programs in all")
+        print("  trigger release / E-stop 2 ms into a 4 KB erase, 3.2 ms of pulses queued (the loop not waiting):")
+        if args.quick:  # one more boot: the full run (firmware/tests/test_pico_emu_flash.py checks it in CI)
+            print("    figures in the full run (python bench/bench_pico_emu.py)")
+        else:
+            for row in busy_gate_figures(tmpdir, 20, args.flash_timing):
+                print("  " + row)
         print("  plunger gate (board_steppio.py), the loop handing over 20 steps/ms and never reading the inputs:")
         if args.quick:  # two more boots: the full run (firmware/tests/test_pico_emu.py checks the gate in CI)
             print("    figures in the full run (python bench/bench_pico_emu.py)")

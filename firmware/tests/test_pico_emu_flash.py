@@ -15,6 +15,7 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "pico-emu"))
+import flashbusy  # noqa: E402
 import picoemu  # noqa: E402
 
 SECTOR_ERASE_TYP_US = 45_000  # W25Q16JV tSE typical; maximum 400 ms
@@ -122,3 +123,24 @@ def test_an_erase_and_a_program_change_the_flash_as_flash_does_and_stall_for_the
 def test_the_worst_case_timing_charges_the_datasheet_maximum(pico_fs, tmp_path):
     run, erase_us, *_ = _timing(pico_fs, tmp_path, "max")
     assert erase_us >= SECTOR_ERASE_MAX_US
+
+
+@pytest.mark.req("SR-197")
+def test_a_release_or_estop_while_an_erase_stalls_the_cpu_stops_the_plunger(pico_fs, tmp_path):
+    # flashbusy.py: 3.2 ms of pulses queued in the step PIO, then a 4 KB erase; 2 ms into the erase
+    # (the core stalled, unable to read a pin) the trigger is released or the E-stop pressed
+    samples, run = flashbusy.run(tmp_path, 1, timeout_s=300)
+    by_kind = {s.kind: s for s in samples}
+    failures = []
+    for kind in ("trigger", "estop"):
+        s = by_kind[kind]
+        if not (s.in_erase and s.before > 0):  # the scenario happened: pulses were going out in the stall
+            failures.append(f"{kind}: changed inside the erase {s.in_erase}, {s.before} pulses in the stall before it")
+        if s.after > 1:  # the PIO checks the pins before each pulse: at most the one in flight
+            failures.append(f"{kind}: {s.after} STEP pulses after it, the CPU stalled by the erase")
+        if s.unsent <= 0:  # and the firmware hears that the rest did not go out
+            failures.append(f"{kind}: the firmware was told of {s.unsent} steps kept off the pin")
+    # without the gate the same queue goes on after the release: what this test would see if it were missing
+    assert by_kind["free"].after > 1, by_kind["free"]
+    assert not failures, "\n".join(failures)
+    assert run.flash["xip_violations"] == 0 and run.flash["primask_clear"] == 0, run.flash

@@ -1,58 +1,25 @@
 # boot.py for the EMULATED Pico only (bench/bench_pico_emu.py puts it in the image; never on a board).
-# 1. rp2040js does not emulate flash erase/program, so the firmware's data files (boot_count,
-#    settings, key, auth_counter, journal.d/) go to a littlefs on a RAM block device mounted at
-#    /data, the working directory; code stays on flash. This HIDES flash timing: a checkpoint's
-#    4 KB erase (~45 ms typ., up to ~400 ms on the Pico's QSPI flash, stalling the CPU) costs nothing
-#    here, so no figure from this shim says anything about flash stalls.
-# 2. A probe: per control-loop pass, emulated us from feed_watchdog() (a pass starts) to the end
-#    of service(), the step drivers' share of it, and the steps handed to the drivers; written
-#    every 100 passes, and when the motors switch, as a "PROBE ..." text line on the USB CDC between the link's frames (the host's
-#    frame reader resyncs past it; rp2040js 1.4.1 hangs in machine.UART's constructor, so no UART).
-import os
+# The firmware's data files (boot_count, settings, key, auth_counter, journal.d/) are on the littlefs
+# of the emulated flash, as on a board: rp2040js's flash erases and programs through the boot ROM,
+# with their datasheet time charged as a CPU stall (tools/pico-emu/flash.mjs). What is here is a probe:
+# per control-loop pass, emulated us from feed_watchdog() (a pass starts) to the end of service(),
+# the step drivers' share of it, and the steps handed to the drivers; written every 100 passes, and
+# when the motors switch, as a "PROBE ..." text line on the USB CDC between the link's frames (the
+# host's frame reader resyncs past it; rp2040js 1.4.1 hangs in machine.UART's constructor, so no UART).
+# Passes that wrote the flash (the journal: its checkpoints, closes, acks; the boot counter's lease)
+# are kept apart, in a "PROBE write ..." line after the report that covers them.
 import sys
-import vfs
 import time
 
-
-class RAMBlockDev:
-    def __init__(self, block_size, num_blocks):
-        self.block_size = block_size
-        self.data = bytearray(block_size * num_blocks)
-        self.mv = memoryview(self.data)
-
-    def readblocks(self, block_num, buf, offset=0):
-        a = block_num * self.block_size + offset
-        buf[:] = self.mv[a:a + len(buf)]
-
-    def writeblocks(self, block_num, buf, offset=None):
-        a = block_num * self.block_size + (offset or 0)
-        self.mv[a:a + len(buf)] = buf
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return len(self.data) // self.block_size
-        if op == 5:
-            return self.block_size
-        if op == 6:
-            return 0
-
-
-_bdev = RAMBlockDev(512, 160)
-vfs.VfsLfs2.mkfs(_bdev)
-vfs.mount(vfs.VfsLfs2(_bdev), '/data')
-os.chdir('/data')
-sys.path.append('/')
-with open('/key', 'rb') as s, open('key', 'wb') as d:
-    d.write(s.read())
-with open('/main.py') as s, open('main.py', 'w') as d:  # the rp2 port runs main.py from the cwd
-    d.write(s.read())
-del s, d
-
-import board  # noqa: E402
+import board
+from mesofw import bootcount, journal
 
 _out = sys.stdout.buffer
 BUCKET_US = 50
-_hist = [0] * 201  # pass time in 50 us buckets; the last holds >= 10 ms
+_hist = [0] * 201  # pass time in 50 us buckets; the last holds >= 10 ms (passes that wrote nothing)
+_whist = [0] * 401  # ... passes that wrote the journal or the boot counter, in 1 ms buckets (an erase
+_wbucket = 1000  # is 45-400 ms), the last >= 400 ms
+_w = [0, 0, 0]  # this pass wrote (journal or boot counter), writing passes in this report, the longest (us)
 _st = [0, 0, 0, 0, 0, 0, 0]  # pass start, step-driver us this pass, passes, step-driver us total, steps plunger, steps needle,
 # motors switched (a move began or ended: the report is written at that pass's end, so idle and moving passes are not mixed)
 _feed = board.Board.feed_watchdog
@@ -70,6 +37,7 @@ def _probe_motors(self, on):
 def _probe_feed(self):
     _st[0] = time.ticks_us()
     _st[1] = 0
+    _w[0] = 0
     _feed(self)
 
 
@@ -90,17 +58,45 @@ def _probe_nstep(self, n):
 def _probe_service(self, now_us):
     _service(self, now_us)
     d = time.ticks_diff(time.ticks_us(), _st[0])
-    _hist[min(d // BUCKET_US, 200)] += 1
+    if _w[0]:
+        _w[0] = 0
+        _w[1] += 1
+        _whist[min(d // _wbucket, 400)] += 1
+        _w[2] = max(_w[2], d)
+    else:
+        _hist[min(d // BUCKET_US, 200)] += 1
     _st[2] += 1
     _st[3] += _st[1]
     if _st[2] >= 100 or _st[6]:
         _st[6] = 0
         parts = ['%d:%d' % (i, c) for i, c in enumerate(_hist) if c]
         _out.write('\nPROBE %d %d %d %d %s\n' % (_st[2], _st[3], _st[4], _st[5], ' '.join(parts)))
+        if _w[1]:
+            parts = ['%d:%d' % (i, c) for i, c in enumerate(_whist) if c]
+            _out.write('\nPROBE write %d %d %d %s\n' % (_w[1], _wbucket, _w[2], ' '.join(parts)))
+            for i in range(len(_whist)):
+                _whist[i] = 0
         for i in range(len(_hist)):
             _hist[i] = 0
-        _st[2] = _st[3] = 0
+        _st[2] = _st[3] = _w[1] = _w[2] = 0
 
+
+_put = journal.Journal._put
+_save = bootcount.BootCount._save
+
+
+def _probe_put(self, f, pos):  # the pass that calls it wrote the flash (fixed arity: no tuple allocated)
+    _w[0] = 1
+    _put(self, f, pos)
+
+
+def _probe_save(self, floor):
+    _w[0] = 1
+    _save(self, floor)
+
+
+journal.Journal._put = _probe_put
+bootcount.BootCount._save = _probe_save
 
 board.Board.feed_watchdog = _probe_feed
 board.Board.service = _probe_service
@@ -108,7 +104,7 @@ board.Board.plunger_step = _probe_pstep
 board.Board.needle_step = _probe_nstep
 board.Board.motors = _probe_motors
 
-# 3. With PROFILE = 1 prepended (bench_pico_emu.py --profile): emulated us inside named functions
+# With PROFILE = 1 prepended (bench_pico_emu.py --profile): emulated us inside named functions
 #    (inclusive: a caller's figure holds its callees'), summed over the same 100 passes, and the
 #    heap bytes allocated, as a "PROBE prof name:us ... alloc:B gc:N" line after each PROBE line.
 if globals().get('PROFILE'):

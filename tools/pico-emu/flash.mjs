@@ -13,8 +13,10 @@
 //   0.4 / 3 ms. The core is stalled for it: it executes nothing, so no interrupt handler runs (on the
 //   chip the core is in the ROM polling the flash's busy bit with XIP off, and the caller must have
 //   interrupts disabled; `primask_clear` counts operations entered with them enabled). The clock,
-//   timers, PIO, DMA and USB go on: the stall advances emulated time one cycle per loop turn, yielding
-//   to Node's event loop as normal execution does, so PIO slices keep their share of the stall.
+//   timers, DMA and USB go on (their alarms fire at their emulated times), and so does the PIO: the
+//   stall passes 1 ms at a time, each followed by a turn of Node's event loop, in which rp2040js runs
+//   1000 PIO cycles - 1 ms of the firmware's 1 MHz step PIO (board_steppio.PIO_HZ). So a pin edge
+//   during a stall is timed to the stall's millisecond, not better.
 // - XIP off: from 'IF' connect_internal_flash or 'EX' flash_exit_xip until 'FC' flash_flush_cache
 //   returns, an instruction fetched from the flash's address range, or an erase/program whose data
 //   is in flash, counts as an XIP violation (on the chip: a bus fault or garbage).
@@ -39,6 +41,7 @@ const TIMING = {
   page: [0.4e6, 3e6], // tPP, 256 B
 };
 const CYCLE_NS = 8; // 125 MHz, as rp2040js's Simulator
+const STALL_SLICE_NS = 1e6;
 
 function romFunctions(bootrom) {
   const u8 = new Uint8Array(bootrom.buffer, bootrom.byteOffset, bootrom.byteLength);
@@ -142,7 +145,10 @@ export function installFlashModel(simulator, { timing = 'typ', onOp = null } = {
     this.stopped = false;
     for (let i = 0; i < 1000000 && !this.stopped; i += 1) {
       if (state.stallUntil > clock.nanos) {
-        clock.tick(Math.min(CYCLE_NS, state.stallUntil - clock.nanos));
+        // a millisecond of the stall, then the event loop: the PIO (which rp2040js runs 1000 cycles per
+        // turn of it, apart from the CPU) gets 1000 cycles per stalled ms, its 1 MHz in the firmware
+        clock.tick(Math.min(STALL_SLICE_NS, state.stallUntil - clock.nanos));
+        break;
       } else if (core.waiting) {
         const { nanosToNextAlarm } = clock;
         clock.tick(nanosToNextAlarm);
