@@ -12,7 +12,7 @@ each control-loop pass on the chip and counts the steps the firmware hands to it
 - STEP pulses counted on the pins vs steps the firmware issued;
 - STATUS round trip over the emulated USB CDC;
 - trigger release / E-stop -> last STEP pulse while the flash is busy: the worst case the firmware
-  avoids (4 words of pulses queued, then a 4 KB erase, the pin changing 2 ms into it), with the
+  avoids (4 words of pulses queued, then a 4 KB erase, the pin changing 0.5 ms into it), with the
   plunger's PIO gate, and without it for contrast.
 
 The firmware's files are on the littlefs of the emulated flash (no RAM disk): rp2040js's flash is
@@ -163,7 +163,7 @@ print('MARK end', 20 * 24 * N - b.plunger_unsent())
 
 
 def busy_gate_figures(tmpdir: pathlib.Path, n: int, timing: str) -> list[str]:
-    """Trigger release / E-stop press 2 ms into a flash erase, 3.2 ms of pulses queued (flashbusy.py)."""
+    """Trigger release / E-stop press 0.5 ms into a flash erase, 3.2 ms of pulses queued (flashbusy.py)."""
     try:
         samples, run = flashbusy.run(tmpdir, n, timing=timing)
     except AssertionError as e:
@@ -178,7 +178,7 @@ def busy_gate_figures(tmpdir: pathlib.Path, n: int, timing: str) -> list[str]:
                     f"{percentile(after, 50)} max {max(after)}; last pulse after it p99 {percentile(late, 99)} us "
                     f"(0: none); {sum(x.unsent for x in got)} of {sum(x.handed for x in got)} steps kept off the pin")
     rows.append(f"  (one boot, {run.flash.get('erases')} erases, {run.flash.get('busy_us', 0) / 1000:.0f} ms stalled; "
-                f"emulated {run.emulated_s:.2f} s, wall {run.wall_s:.1f} s; pin edges during a stall are timed to its ms)")
+                f"emulated {run.emulated_s:.2f} s, wall {run.wall_s:.1f} s)")
     return rows
 
 
@@ -298,7 +298,7 @@ def main() -> int:
               f"(emulator at {speed:.3f}x real time)")
         f = board.flash_ops
         print(f"  flash: W25Q16JV {args.flash_timing} times (tools/pico-emu/flash.mjs), {len(f)} erases/programs in all")
-        print("  trigger release / E-stop 2 ms into a 4 KB erase, 3.2 ms of pulses queued (the loop not waiting):")
+        print("  trigger release / E-stop 0.5 ms into a 4 KB erase, 3.2 ms of pulses queued (the loop not waiting):")
         if args.quick:  # one more boot: the full run (firmware/tests/test_pico_emu_flash.py checks it in CI)
             print("    figures in the full run (python bench/bench_pico_emu.py)")
         else:

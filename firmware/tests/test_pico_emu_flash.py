@@ -127,7 +127,7 @@ def test_the_worst_case_timing_charges_the_datasheet_maximum(pico_fs, tmp_path):
 
 @pytest.mark.req("SR-197")
 def test_a_release_or_estop_while_an_erase_stalls_the_cpu_stops_the_plunger(pico_fs, tmp_path):
-    # flashbusy.py: 3.2 ms of pulses queued in the step PIO, then a 4 KB erase; 2 ms into the erase
+    # flashbusy.py: 3.2 ms of pulses queued in the step PIO, then a 4 KB erase; 0.5 ms into the erase
     # (the core stalled, unable to read a pin) the trigger is released or the E-stop pressed
     samples, run = flashbusy.run(tmp_path, 1, timeout_s=300)
     by_kind = {s.kind: s for s in samples}

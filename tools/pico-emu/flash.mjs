@@ -13,10 +13,8 @@
 //   0.4 / 3 ms. The core is stalled for it: it executes nothing, so no interrupt handler runs (on the
 //   chip the core is in the ROM polling the flash's busy bit with XIP off, and the caller must have
 //   interrupts disabled; `primask_clear` counts operations entered with them enabled). The clock,
-//   timers, DMA and USB go on (their alarms fire at their emulated times), and so does the PIO: the
-//   stall passes 1 ms at a time, each followed by a turn of Node's event loop, in which rp2040js runs
-//   1000 PIO cycles - 1 ms of the firmware's 1 MHz step PIO (board_steppio.PIO_HZ). So a pin edge
-//   during a stall is timed to the stall's millisecond, not better.
+//   timers, DMA and USB go on (their alarms fire at their emulated times), and so does the PIO, on
+//   the emulated clock (cpuloop.mjs, which runs the core and stalls it).
 // - XIP off: from 'IF' connect_internal_flash or 'EX' flash_exit_xip until 'FC' flash_flush_cache
 //   returns, an instruction fetched from the flash's address range, or an erase/program whose data
 //   is in flash, counts as an XIP violation (on the chip: a bus fault or garbage).
@@ -40,8 +38,6 @@ const TIMING = {
   block64: [150e6, 2000e6], // tBE2
   page: [0.4e6, 3e6], // tPP, 256 B
 };
-const CYCLE_NS = 8; // 125 MHz, as rp2040js's Simulator
-const STALL_SLICE_NS = 1e6;
 
 function romFunctions(bootrom) {
   const u8 = new Uint8Array(bootrom.buffer, bootrom.byteOffset, bootrom.byteLength);
@@ -61,7 +57,7 @@ function patchHalf(bootrom, addr, value) {
 }
 
 /** Install the model on a Simulator whose boot ROM is loaded. Returns its state (stats()). */
-export function installFlashModel(simulator, { timing = 'typ', onOp = null } = {}) {
+export function installFlashModel(simulator, loop, { timing = 'typ', onOp = null } = {}) {
   const mcu = simulator.rp2040;
   const { core, clock } = mcu;
   const which = timing === 'max' ? 1 : 0;
@@ -74,7 +70,7 @@ export function installFlashModel(simulator, { timing = 'typ', onOp = null } = {
     patchHalf(mcu.bootrom, rom[code], 0xbe00 | code.charCodeAt(0)); // BKPT
   }
   const state = {
-    timing, stallUntil: 0, xipOff: false,
+    timing,
     erases: 0, erasedBytes: 0, programs: 0, programmedBytes: 0, busyNs: 0,
     calls: Object.fromEntries(codes.map((c) => [c, 0])),
     xipViolations: 0, firstViolationPc: null, primaskClear: 0,
@@ -84,6 +80,7 @@ export function installFlashModel(simulator, { timing = 'typ', onOp = null } = {
     state.xipViolations += 1;
     if (state.firstViolationPc === null) state.firstViolationPc = pc;
   };
+  loop.onXip = violation;
 
   function erase(addr, count, blockSize, blockCmd) {
     let ns = 0;
@@ -126,7 +123,7 @@ export function installFlashModel(simulator, { timing = 'typ', onOp = null } = {
     state.calls[fn] += 1;
     const r = core.registers;
     let ns = 0;
-    if (fn === 'IF' || fn === 'EX') state.xipOff = true;
+    if (fn === 'IF' || fn === 'EX') loop.xipOff = true;
     if (fn === 'RE' || fn === 'RP') {
       if (!core.PM) state.primaskClear += 1;
       ns = fn === 'RE' ? erase(r[0], r[1], r[2], r[3] & 0xff) : program(r[0], r[1], r[2]);
@@ -134,31 +131,9 @@ export function installFlashModel(simulator, { timing = 'typ', onOp = null } = {
       if (onOp) onOp({ op: fn === 'RE' ? 'erase' : 'program', addr: r[0], bytes: fn === 'RE' ? r[1] : r[2],
         start_us: clock.nanos / 1000, busy_us: ns / 1000 });
     }
-    if (fn === 'FC') state.xipOff = false;
-    state.stallUntil = clock.nanos + ns;
+    if (fn === 'FC') loop.xipOff = false;
+    loop.stallUntil = clock.nanos + ns;
     core.BXWritePC(core.LR); // return to the caller
-  };
-
-  // rp2040js's Simulator.execute, plus the stall and the XIP-off check
-  simulator.execute = function execute() {
-    this.executeTimer = null;
-    this.stopped = false;
-    for (let i = 0; i < 1000000 && !this.stopped; i += 1) {
-      if (state.stallUntil > clock.nanos) {
-        // a millisecond of the stall, then the event loop: the PIO (which rp2040js runs 1000 cycles per
-        // turn of it, apart from the CPU) gets 1000 cycles per stalled ms, its 1 MHz in the firmware
-        clock.tick(Math.min(STALL_SLICE_NS, state.stallUntil - clock.nanos));
-        break;
-      } else if (core.waiting) {
-        const { nanosToNextAlarm } = clock;
-        clock.tick(nanosToNextAlarm);
-        i += nanosToNextAlarm / CYCLE_NS;
-      } else {
-        if (state.xipOff && inFlash(core.PC)) violation(core.PC);
-        clock.tick(core.executeInstruction() * CYCLE_NS);
-      }
-    }
-    if (!this.stopped) this.executeTimer = setTimeout(() => this.execute(), 0);
   };
 
   state.stats = () => ({

@@ -18,7 +18,7 @@ import pathlib
 import picoemu
 
 TRIGGER, ESTOP, PLUNGER_STEP, PLUNGER_DIR = 10, 11, 2, 3  # boards/pico/board.py
-RELEASE_INTO_ERASE_US = 2000  # two of the stall's 1 ms PIO turns (flash.mjs): the queue is going out
+RELEASE_INTO_ERASE_US = 500  # the queue still going out (handing it over took ~1 ms of Python)
 WORDS, STEPS_PER_WORD = 4, 5  # 5 pulses over 0.8 ms a word (board_steppio.SPREAD_US)
 # kind: (gated, pins at the mark: trigger pressed, E-stop released; the pin changed in the erase)
 KINDS = {"trigger": (True, {TRIGGER: 0, ESTOP: 0}, {TRIGGER: 1}),

@@ -26,6 +26,7 @@ import fs from 'fs';
 import net from 'net';
 import { Simulator, USBCDC, ConsoleLogger, LogLevel, GPIOPinState } from 'rp2040js';
 import { installFlashModel } from './flash.mjs';
+import { installLoop } from './cpuloop.mjs';
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 1) {
@@ -57,6 +58,7 @@ for (let off = 0; off + 512 <= uf2.length; off += 512) {
   mcu.flash.set(b.subarray(32, 32 + b.readUInt32LE(16)), b.readUInt32LE(12) - FLASH_START);
 }
 if (args.fs) mcu.flash.set(fs.readFileSync(args.fs), FS_OFFSET);
+const loop = installLoop(simulator); // the PIO on the emulated clock; the core stalled by the flash
 const flashModel = setupFlash(); // after loadBootrom: it patches the ROM's flash functions
 
 const setInput = (pin, value) => mcu.gpio[pin].setInputValue(!!value);
@@ -202,7 +204,7 @@ process.on('SIGTERM', () => finish(143));
 // The flash model (flash.mjs) and what hangs on it: flash events, pins driven during an erase.
 function setupFlash() {
   if (args['flash-timing'] === 'off') return null;
-  return installFlashModel(simulator, { timing: args['flash-timing'] || 'typ', onOp });
+  return installFlashModel(simulator, loop, { timing: args['flash-timing'] || 'typ', onOp });
 }
 function onOp(op) {
   if (args['flash-events']) emit({ event: 'flash', ...op, edges: snapshot() });
