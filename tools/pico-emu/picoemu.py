@@ -1,5 +1,7 @@
 """The emulated Pico: the real MicroPython RPI_PICO firmware (a uf2) in rp2040js, with the
-project's firmware image (host/mesoinject/image.py) on its littlefs.
+project's firmware image (host/mesoinject/image.py) on its littlefs. The flash erases and programs
+as flash does, in its datasheet time with the core stalled (flash.mjs; Flash below), so the
+firmware's files are written there and a run can save the flash for the next (a reboot).
 
 The binaries are not in the repository (no registry ships MicroPython firmware): they are looked
 for in $MESOINJECT_MCU, then ../shared/mcu beside the checkout, then /work/shared/mcu. Anything

@@ -1,5 +1,7 @@
 // The real MicroPython RPI_PICO firmware on an emulated RP2040 (rp2040js), for the emulated-Pico
-// tests and bench (driven by tools/pico-emu/emulator.py; adapted from ../shared/mcu/rp2040js/run.mjs).
+// tests and bench (driven by tools/pico-emu/picoemu.py; adapted from ../shared/mcu/rp2040js/run.mjs).
+// The core runs in cpuloop.mjs (the PIO on the emulated clock); flash.mjs handles the boot ROM's
+// flash erase/program (datasheet times, the core stalled), so the littlefs is writable.
 //
 //   node run.mjs --uf2 F --bootrom bootrom.mjs [--fs littlefs.img] [--script file.py | --tcp PORT]
 //                [--watch 2:3,4:5] [--inputs 10=0,11=0] [--adc0 N] [--timeout WALL_S]
