@@ -182,6 +182,47 @@ def busy_gate_figures(tmpdir: pathlib.Path, n: int, timing: str) -> list[str]:
     return rows
 
 
+# The journal's own writes on the chip, the firmware's path in a point: open (NOW/point), a checkpoint
+# every quarter of the dose, close (the cell in its 4 KB segment). Most are a page programmed; now and
+# then littlefs compacts a metadata log or copies a block and erases: the tail.
+JOURNAL_SCRIPT = r"""
+import time
+from mesofw import journal
+from mesoprotocol import spec as S
+j = journal.Journal(256)
+def t(name, f, *a):
+    t0 = time.ticks_us()
+    f(*a)
+    print('J', name, time.ticks_diff(time.ticks_us(), t0))
+for i in range(N):
+    t('open', j.open, 7, i, S.KIND_POINT, 20000, 1234)
+    for k in range(4):
+        t('checkpoint', j.checkpoint, 5000 * k, 2000, 1300)
+    t('close', j.close, 0, 19990, 2000, 1400)
+    j.ack(j.o_id)
+"""
+
+
+def journal_figures(tmpdir: pathlib.Path, points: int, timing: str) -> list[str]:
+    """Emulated us per journal write on the chip (open, checkpoint, close), with the flash's stall in them."""
+    fs = picoemu.build_fs("pico", tmpdir / "journal.img", without=("main.py",))
+    run = picoemu.run_script(JOURNAL_SCRIPT.replace("range(N)", f"range({points})"), fs, tmpdir,
+                             flash=picoemu.Flash(timing=timing), timeout_s=900)
+    if run.code:
+        return [f"  journal: the script failed: {run.stderr or run.error}"]
+    took: dict[str, list[int]] = {}
+    for line in run.stdout.splitlines():
+        if line.startswith("J "):
+            _, name, us = line.split()
+            took.setdefault(name, []).append(int(us))
+    rows = [f"  {name:<10} n={len(t):4d}: p50 {percentile(t, 50):6d} us  p99 {percentile(t, 99):6d} us  "
+            f"max {max(t):6d} us  (> 10 ms: {sum(1 for x in t if x > 10000)})" for name, t in took.items()]
+    f = run.flash
+    rows.append(f"  ({points} points: {f.get('erases')} erases, {f.get('programs')} programs, CPU stalled "
+                f"{f.get('busy_us', 0) / 1000:.0f} ms; emulated {run.emulated_s:.2f} s, wall {run.wall_s:.1f} s)")
+    return rows
+
+
 def gate_figures(tmpdir: pathlib.Path, n: int) -> list[str]:
     """The plunger's PIO gate: pulses and time from the pin change to the last STEP edge, trigger and E-stop."""
     fs = picoemu.build_fs("pico", tmpdir / "gate.img", without=("main.py",))
@@ -303,6 +344,12 @@ def main() -> int:
             print("    figures in the full run (python bench/bench_pico_emu.py)")
         else:
             for row in busy_gate_figures(tmpdir, 20, args.flash_timing):
+                print("  " + row)
+        print("  journal writes on the chip (emulated us per call: open, each checkpoint, close; flash stall included):")
+        if args.quick:
+            print("    figures in the full run (python bench/bench_pico_emu.py)")
+        else:
+            for row in journal_figures(tmpdir, 40, args.flash_timing):
                 print("  " + row)
         print("  plunger gate (board_steppio.py), the loop handing over 20 steps/ms and never reading the inputs:")
         if args.quick:  # two more boots: the full run (firmware/tests/test_pico_emu.py checks the gate in CI)
