@@ -69,14 +69,17 @@ FLUSH = bytes(spec.MAX_FRAME)  # sent before a retransmission (PROTOCOL.md 3)
 
 class Link:
     def __init__(self, port: str, *, baudrate: int = 115200, timeout: float = 0.25, retries: int = 5,
-                 patience: float = PATIENCE_S):
+                 patience: float = PATIENCE_S, min_rto: float = MIN_RTO_S):
         # timeout: the first wait, before any round trip is measured, and the most a retransmission
         # timeout may grow to; later waits follow the measured round trip, doubling per retry.
         # retries: at least this many retransmissions, and more until `patience` seconds have passed.
+        # min_rto: the least retransmission timeout; a board in an emulator running at a fraction of real
+        # time jitters by whole seconds of wall time, and every retransmission costs it MAX_FRAME bytes to read.
         self.port = port
         self.timeout = timeout
         self.retries = retries
         self.patience = patience
+        self.min_rto = min_rto
         self.srtt: float | None = None  # smoothed round trip, s
         self.rttvar = 0.0
         try:
@@ -169,10 +172,10 @@ class Link:
             return self._exchange(data, seq, self.timeout, msg_type)
 
     def rto(self) -> float:
-        """The retransmission timeout now: srtt + 4 rttvar, within [MIN_RTO_S, timeout]."""
+        """The retransmission timeout now: srtt + 4 rttvar, within [min_rto, timeout]."""
         if self.srtt is None:
             return self.timeout
-        return min(max(self.srtt + 4 * self.rttvar, MIN_RTO_S), self.timeout)
+        return min(max(self.srtt + 4 * self.rttvar, self.min_rto), self.timeout)
 
     def _sample(self, rtt: float) -> None:
         if self.srtt is None:
