@@ -80,26 +80,7 @@ class DeliveryTap:
 def run_program(page, ui: Console, tap: DeliveryTap, program: str, count: int, volume_ul: float) -> dict:
     browser.to_setup(page)
     browser.start_program(page, program, count, volume_ul, patient="BENCH-1", operator="bench", arm=False)
-    page.evaluate(WATCH_DONE)
-    tap.clear()
-    page.click("#arm")
-    page.wait_for_selector("body[data-phase='finished']", timeout=count * 2000 + 30000)
-    changes = page.evaluate("window.__changes")
-    alarm = ui.last["alarm"]
-    if alarm:  # reported with the figures; acknowledged so that the next program can start
-        page.click("#alarm-ack")
-    session = ui.last["session"]["id"]
-    stored = [d for d in ui.call(ui.store.deliveries, session) if d["kind"] != "prime"]
-    latencies = []
-    for point, t_device in tap.seen:
-        shown = next((t for value, t in changes if value >= point + 1), None)
-        if shown is not None:
-            latencies.append(shown / 1000 - t_device)
-    ids = [d["record_id"] for d in stored]
-    return {"program": program, "count": count, "delivered": len(tap.seen), "stored": len(stored),
-            "duplicates": len(ids) - len(set(ids)), "resent": tap.resent, "shown": int(page.text_content("#done")),
-            "latencies_ms": [x * 1000 for x in latencies],
-            "outcome": ui.last["outcome"] + (f" on {alarm['name']}: {alarm['what']}" if alarm else "")}
+    return arm_and_measure(page, ui, tap, program, count)
 
 
 BENCH_PLAN = """name = "Bench map"
@@ -128,11 +109,20 @@ def run_plan(page, ui: Console, tap: DeliveryTap, plan_file: str, count: int) ->
         page.click("#prime")
         page.wait_for_selector("body[data-phase='primed']")
     page.wait_for_selector("#zone-svg .zone.current", state="attached")
+    return arm_and_measure(page, ui, tap, f"plans/{plan_file} (map)", count)
+
+
+def arm_and_measure(page, ui: Console, tap: DeliveryTap, name: str, count: int) -> dict:
+    """Arm the started session, let its points go, and time each point from the device's DELIVERY
+    on the wire to the on-screen count that shows it."""
     page.evaluate(WATCH_DONE)
     tap.clear()
     page.click("#arm")
     page.wait_for_selector("body[data-phase='finished']", timeout=count * 2000 + 30000)
     changes = page.evaluate("window.__changes")
+    alarm = ui.last["alarm"]
+    if alarm:  # reported with the figures; acknowledged so that the next program can start
+        page.click("#alarm-ack")
     session = ui.last["session"]["id"]
     stored = [d for d in ui.call(ui.store.deliveries, session) if d["kind"] != "prime"]
     latencies = []
@@ -141,9 +131,10 @@ def run_plan(page, ui: Console, tap: DeliveryTap, plan_file: str, count: int) ->
         if shown is not None:
             latencies.append(shown / 1000 - t_device)
     ids = [d["record_id"] for d in stored]
-    return {"program": f"plans/{plan_file} (map)", "count": count, "delivered": len(tap.seen), "stored": len(stored),
+    return {"program": name, "count": count, "delivered": len(tap.seen), "stored": len(stored),
             "duplicates": len(ids) - len(set(ids)), "resent": tap.resent, "shown": int(page.text_content("#done")),
-            "latencies_ms": [x * 1000 for x in latencies], "outcome": ui.last["outcome"]}
+            "latencies_ms": [x * 1000 for x in latencies],
+            "outcome": ui.last["outcome"] + (f" on {alarm['name']}: {alarm['what']}" if alarm else "")}
 
 
 def main() -> int:

@@ -54,6 +54,7 @@ ADC2_HEAD_30G_4MM = 372
 PROGRAM = dict(technique=spec.TECHNIQUE_POINT, syringe=1, head=1, vacuum_kpa=0, needle_length_um=4000, depth_um=2000,
                volume_nl=30000, count=20, cadence_mhz=0, flow_nl_s=50000)
 BUCKET_US = 50  # emu_boot.py's histogram
+POLL_S = 0.1  # the session runner's status poll while a dose runs (session.py poll_s), in emulated seconds
 
 
 def passes(lines: list[dict]) -> list[int]:
@@ -278,7 +279,7 @@ def main() -> int:
             ready = board.wait("ready", 180)
             print(f"  USB CDC up at emulated {ready['emulated_us'] / 1e6:.2f} s, wall {ready['wall_s']:.1f} s")
             keys = KeyStore(tmpdir / "keys")
-            link = Link(board.url, timeout=5.0)
+            link = Link(board.url, timeout=5.0, min_rto=1.0, patience=300)  # emulator: wall-time jitter, a slow boot
             with Device(link, keys) as dev:
                 ident = dev.hello()
                 keys.put(ident.serial, key)
@@ -307,7 +308,7 @@ def main() -> int:
                 polls = 0
                 while dev.status()["state"] == spec.STATE_PRIMING:  # each poll is the link's heartbeat
                     polls += 1
-                    dev.next_event(0.05)
+                    dev.next_event(POLL_S / speed)  # a host polls every POLL_S of the board's time, not of ours
                 end = board.stats()
                 retransmits = link.retransmits  # each one sends MAX_FRAME bytes of filler before the frame
                 state = dev.status()

@@ -35,3 +35,16 @@ def store(tmp_path):
     s = RecordStore(tmp_path / "records.db")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def slow(request, tmp_path_factory):
+    """A simulated board whose flash takes its worst-case datasheet time, the CPU stalled meanwhile
+    (as on an RP2040)."""
+    from hil import WORST_ERASE_MS, WORST_PAGE_US
+    from mesoinject.simulated import SimBoard
+
+    with SimBoard(seed=request.config.sim_seed, workdir=tmp_path_factory.mktemp("slowflash"),
+                  profile={"diameter_error": 0.0, "flash_erase_ms": WORST_ERASE_MS,
+                           "flash_page_us": WORST_PAGE_US}) as board:
+        yield board

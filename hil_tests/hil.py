@@ -11,6 +11,8 @@ from mesoinject.session import SessionRunner
 from mesoprotocol import spec
 
 PROGRAMS = programs.EXAMPLES
+WORST_ERASE_MS = 400  # conftest's `slow` board: the flash at its datasheet worst (a 4 KB erase, a 256 B page)
+WORST_PAGE_US = 800
 # A syringe's first prime takes up the worst-case play of the mechanism (120 um on every board),
 # pushing up to this much more into the air than it counts (BD 1 mL bore)
 FIRST_PRIME_EXTRA_NL = 3.14159 / 4 * spec.SYRINGES[1][1] ** 2 * 120 / 1e6  # um^3 = fL -> nL

@@ -129,19 +129,6 @@ def test_a_vacuum_head_doses_at_the_programs_vacuum_records_it_and_stops_when_th
         dev.close()
 
 
-@pytest.fixture(scope="module")
-def slow(request, tmp_path_factory):
-    """A single-needle board whose flash takes its worst-case datasheet time (test_slow_flash.py)."""
-    from test_slow_flash import WORST_ERASE_MS, WORST_PAGE_US
-
-    from mesoinject.simulated import SimBoard
-
-    with SimBoard(seed=request.config.sim_seed, workdir=tmp_path_factory.mktemp("contactflash"),
-                  profile={"diameter_error": 0.0, "flash_erase_ms": WORST_ERASE_MS,
-                           "flash_page_us": WORST_PAGE_US}) as board:
-        yield board
-
-
 @pytest.mark.req("SR-105")
 def test_contact_lost_while_the_flash_stalls_the_firmware_adds_no_step(slow):
     from test_slow_flash import stop_at_an_erase

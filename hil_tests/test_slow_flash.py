@@ -9,26 +9,14 @@ import time
 
 import pytest
 
-from hil import drain, prime_and_arm, wait_state
+from hil import WORST_ERASE_MS, drain, prime_and_arm, wait_state
 from mesoinject.client import Device
 from mesoprotocol import spec
 from test_stops import SLOW_POINT
 
 pytestmark = pytest.mark.sim_only  # slows a simulated board's flash
 
-WORST_ERASE_MS = 400
-WORST_PAGE_US = 800
 STOP_ALLOWANCE_S = 0.002  # trigger release / E-stop -> the plunger's last step
-
-
-@pytest.fixture(scope="module")
-def slow(request, tmp_path_factory):
-    from mesoinject.simulated import SimBoard
-
-    with SimBoard(seed=request.config.sim_seed, workdir=tmp_path_factory.mktemp("slowflash"),
-                  profile={"diameter_error": 0.0, "flash_erase_ms": WORST_ERASE_MS,
-                           "flash_page_us": WORST_PAGE_US}) as board:
-        yield board
 
 
 @pytest.fixture

@@ -18,7 +18,10 @@ class Link:
         self.on_command = on_command
         self.auth = auth
         self.reader = codec.FrameReader()
-        self.rx = bytearray(64)
+        # the most bytes one control pass takes from the host: a byte costs ~40 us on an RP2040 (stdin,
+        # then the frame reader), and a retransmission brings MAX_FRAME bytes of filler; 32 bytes a
+        # 1 ms pass is still ~3x what a 115200-baud UART delivers
+        self.rx = bytearray(32)
         self.tx = bytearray(spec.MAX_FRAME)
         self.last_reply = bytearray(spec.MAX_FRAME)
         self.last_reply_len = 0

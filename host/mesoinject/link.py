@@ -60,16 +60,26 @@ def describe(reply: codec.Message) -> str:
 
 
 MIN_RTO_S = 0.01  # retransmission timeout bounds (RFC 6298 estimator, Karn's rule)
+# The least time a request keeps trying, whatever the round trip: a board's control loop can stall on
+# its flash (a littlefs commit may erase two 4 KB blocks, 400 ms each at the datasheet's worst, with the
+# CPU stalled on an RP2040), and a stall that long is not a lost link.
+PATIENCE_S = 2.0
 FLUSH = bytes(spec.MAX_FRAME)  # sent before a retransmission (PROTOCOL.md 3)
 
 
 class Link:
-    def __init__(self, port: str, *, baudrate: int = 115200, timeout: float = 0.25, retries: int = 5):
+    def __init__(self, port: str, *, baudrate: int = 115200, timeout: float = 0.25, retries: int = 5,
+                 patience: float = PATIENCE_S, min_rto: float = MIN_RTO_S):
         # timeout: the first wait, before any round trip is measured, and the most a retransmission
         # timeout may grow to; later waits follow the measured round trip, doubling per retry.
+        # retries: at least this many retransmissions, and more until `patience` seconds have passed.
+        # min_rto: the least retransmission timeout; a board in an emulator running at a fraction of real
+        # time jitters by whole seconds of wall time, and every retransmission costs it MAX_FRAME bytes to read.
         self.port = port
         self.timeout = timeout
         self.retries = retries
+        self.patience = patience
+        self.min_rto = min_rto
         self.srtt: float | None = None  # smoothed round trip, s
         self.rttvar = 0.0
         try:
@@ -132,7 +142,9 @@ class Link:
                     self._seq = (self._seq + 1) & 0xFF
                 self._cached = (msg_type, self._seq)
             frame = codec.encode(msg_type, self._seq, **fields)
-            for attempt in range(self.retries + 1):
+            first = time.monotonic()
+            attempt = 0
+            while attempt <= self.retries or time.monotonic() - first < self.patience:
                 data = frame
                 if attempt:
                     self.retransmits += 1
@@ -147,9 +159,11 @@ class Link:
                     if not attempt:  # Karn: a retransmitted exchange says nothing about the round trip
                         self._sample(time.monotonic() - sent)
                     return reply
+                attempt += 1
             stray = (f" ({self.mismatched} replies with its SEQ answered another command, the last {self._last_mismatch}: "
                      "is another program using this port?)") if self.mismatched else ""
-            raise LinkError(f"no reply to {codec.NAMES[msg_type]} from {self.port} after {self.retries + 1} tries{stray}")
+            raise LinkError(f"no reply to {codec.NAMES[msg_type]} from {self.port} after {attempt} tries in "
+                            f"{time.monotonic() - first:.1f} s{stray}")
 
     def exchange(self, data: bytes, seq: int, msg_type: int | None = None) -> codec.Message | None:
         """Write raw bytes and wait one timeout for the reply with this sequence number (and, given
@@ -158,10 +172,10 @@ class Link:
             return self._exchange(data, seq, self.timeout, msg_type)
 
     def rto(self) -> float:
-        """The retransmission timeout now: srtt + 4 rttvar, within [MIN_RTO_S, timeout]."""
+        """The retransmission timeout now: srtt + 4 rttvar, within [min_rto, timeout]."""
         if self.srtt is None:
             return self.timeout
-        return min(max(self.srtt + 4 * self.rttvar, MIN_RTO_S), self.timeout)
+        return min(max(self.srtt + 4 * self.rttvar, self.min_rto), self.timeout)
 
     def _sample(self, rtt: float) -> None:
         if self.srtt is None:
