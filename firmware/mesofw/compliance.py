@@ -12,6 +12,8 @@
 # below the end threshold is extrapolated as an exponential (J x ps / (ps - p_end)).
 from time import ticks_diff
 
+MIN_HALF_SAMPLES = 2  # nor one with fewer samples than this before its tail fell to half (issue #20: a control
+# pass of 1-5 ms, or the CPU taken away, saw a 3 ms tail once and integrated a chord: 0.3-2.4x the truth)
 MIN_PS_KPA = 8  # a prime whose pressure never rose this far says nothing about the compliance
 MIN_TAU_US = 2000  # nor one whose line empties faster than this (1 ms samples): the prior stands
 # the range a stopper's compliance per mm^2 of its face can have (pL/kPa/mm^2; docs/sim-model.md):
@@ -40,6 +42,7 @@ class Probe:
         self.p_end = 0
         self.i_kpa_us = 0  # while pushed
         self.j_kpa_us = 0  # after
+        self.half_samples = 0  # samples from the split on while the line was above half its pressure there
 
     def feed(self, kpa, now_us, after_push):
         if not self.started:
@@ -54,8 +57,11 @@ class Probe:
             self.j_kpa_us += area
         else:
             self.i_kpa_us += area
+        if self.split and kpa * 2 > self.ps:
+            self.half_samples += 1
         if after_push and not self.split:
             self.split = True
+            self.half_samples = 1  # this one
             # the line's pressure at the split, not the sensor's lagging reading of it (falling there:
             # the reading trails it by lag x its slope)
             self.ps = kpa + self.lag_us * (kpa - self.p_end) // dt if dt > 0 else kpa
@@ -64,7 +70,7 @@ class Probe:
     def pl_per_kpa(self, pushed_nl, area_mm2):
         # the estimate, clamped to what a stopper of this area can have; None when the prime said nothing
         ps, p1 = self.ps, self.p1
-        if not self.split or ps < MIN_PS_KPA or ps <= self.p_end or pushed_nl <= 0:
+        if not self.split or self.half_samples < MIN_HALF_SAMPLES or ps < MIN_PS_KPA or ps <= self.p_end or pushed_nl <= 0:
             return None
         i = self.i_kpa_us + self.lag_us * (ps - p1)
         j = self.j_kpa_us - self.lag_us * ps

@@ -337,8 +337,9 @@ class Device:
         return self.calibration.get(self.syringe, 1000000)
 
     def _topup_steps(self, kpa):
-        # the volume the line holds at this pressure, in plunger steps (the measured compliance)
-        return kpa * self.compliance_pl // self.metering.pl_step
+        # the volume the line holds at this pressure, in plunger steps (the measured compliance), rounded
+        # with the metering's carried remainder: a floor lost half a step a point (a 10 mL syringe's step is 52 nL)
+        return self.metering.steps_for(kpa * self.compliance_pl // 1000)
 
     def _area_mm2(self):
         # the stopper's face: nL per mm of travel / 1000 (pL per step x steps per mm / 10^6)
@@ -758,6 +759,9 @@ class Device:
             self.checkpoint_at = pushed + self.checkpoint_steps
 
     def _sequence_finished(self, now_us):
+        # a shot's top-up left the syringe after its record (dosing._shot_topup): the syringe counts it
+        self.dispensed_nl += self.metering.nl(self.dose.shot_topup_steps)
+        self.dose.shot_topup_steps = 0
         if self.state == S.STATE_PRIMING:
             if not self.dose.interrupted:
                 self.primed_syringe = self.cfg[S.CFG_SYRINGE]

@@ -11,6 +11,7 @@ INSERT = 2
 DISPENSE = 3  # the counted steps
 SETTLE = 4  # plunger still, needle in: the compliant stopper's stored volume flows out at depth
 TOPUP = 5  # once: push what the line still holds at the wheal's back-pressure (it leaks away on withdrawal)
+# (a nappage shot's settle is too short to see its wheal's pressure: it tops up halfway out, RETRACT)
 RELIEVE = 6  # plunger backing off to release line pressure (occlusion)
 RETRACT = 7
 SUCKBACK = 8  # anti-drip: plunger back by the slack allowance, needle out (not counted)
@@ -18,8 +19,9 @@ SUCKBACK = 8  # anti-drip: plunger back by the slack allowance, needle out (not 
 SETTLE_BLOCK_US = 4000  # the settle judges the mean pressure over blocks of this long (the sensor is noisy)...
 SETTLE_DROP_KPA = 1  # ...settled when the mean falls by less than this from one block to the next...
 SETTLE_DONE_KPA = 5  # ...or is down to this (above the line's zero, taken as each point starts)
+SHOT_TOPUP_KPA = 1  # a shot's wheal pressure worth a top-up (1 kPa holds ~1.5 nL in a 3 mL syringe)
 PROBE_DONE_KPA = 2  # a prime measuring the compliance follows the line further down (less tail to extrapolate)
-ZERO_READS = 8  # pressure reads averaged for the line's zero
+ZERO_READS = 8  # pressure reads averaged for the line's zero (and a shot's wheal pressure)
 
 
 class Metering:
@@ -139,6 +141,7 @@ class Sequence:
         self.dispensed_steps = 0  # valid once dispense_done
         self.depth_reached_um = 0  # needle depth while dispensing (or when interrupted)
         self.dispense_done = False  # set once when the plunger stops; cleared by the reader
+        self.shot_topup_steps = 0  # a shot's top-up on its way out (after its record: _shot_topup)
 
     def start(self, depth_um, steps, rate, fast_rate, suckback, settle_ms, topup, now_us):
         self.depth_steps = depth_um * self.needle_steps_per_mm // 1000
@@ -150,10 +153,11 @@ class Sequence:
         self.interrupted = False
         self.dispense_done = False
         self.dispensed_steps = 0
+        self.shot_topup_steps = 0
         self.stop_kpa = 0
         self.takeup_only = False
         self.point = topup  # a point (test dose, prime), not a nappage shot
-        self.topped = not topup or self.probe is not None  # shots are too short for a wheal; a prime makes none
+        self.topped = self.probe is not None  # a prime makes no wheal
         if topup:  # a point starts from a relieved line (suck-back): what the sensor reads now is its zero
             self.zero_kpa = self._zero()
         self.motors(True)
@@ -184,6 +188,19 @@ class Sequence:
             total += self.pressure()
         return (total + ZERO_READS // 2) // ZERO_READS
 
+    def _shot_topup(self, now_us):
+        # Halfway out of the skin a shot's line has long settled at its wheal's pressure (the settle is
+        # SHOT_SETTLE_MS, the line's time constant a few ms): what it holds there would leave into the
+        # air as the tip comes out (~0.5 % of a 2 uL shot in a 3 mL syringe, issue #20). Pushed now, it
+        # drains into the dermis over the rest of the retraction. Nothing is recorded for it: the volume
+        # it replaces was never subtracted from the shot's record.
+        self.topped = True
+        kpa = self._zero() - self.zero_kpa  # the mean of a few reads (as for the zero), above the zero
+        topup = self.topup_steps(kpa) if kpa >= SHOT_TOPUP_KPA else 0
+        self.shot_topup_steps = topup  # out of the syringe all the same (the device counts it in)
+        if topup > 0:
+            self.plunger.move_to(self.plunger.pos + topup, self.rate, now_us)
+
     def line_kpa(self):
         # line pressure above the sensor's zero
         kpa = self.pressure() - self.zero_kpa
@@ -208,6 +225,8 @@ class Sequence:
 
     def interrupt(self, now_us):
         phase = self.phase
+        if phase == RETRACT:
+            self.plunger.stop()  # a shot's top-up on its way out
         if phase == IDLE or phase >= RETRACT:
             return
         if phase == RELIEVE:
@@ -321,8 +340,8 @@ class Sequence:
             if kpa <= done_kpa or plateau or waited_ms >= self.settle_ms:
                 # top up only from a true plateau (the wheal's back-pressure), never from the
                 # flow pressure of a settle cut short by its time limit
-                topup = self.topup_steps(kpa) if plateau and not self.topped and kpa > SETTLE_DONE_KPA else 0
-                self.topped = True
+                topup = self.topup_steps(kpa) if plateau and self.point and not self.topped and kpa > SETTLE_DONE_KPA else 0
+                self.topped = self.topped or self.point  # (a shot's comes on its way out)
                 if topup > 0:
                     self.phase = TOPUP
                     self.plunger.move_to(self.plunger.pos + topup, self.rate, now_us)
@@ -336,7 +355,9 @@ class Sequence:
             self.last_kpa = kpa
         elif phase == RELIEVE and not self.plunger.moving():
             self.end_relief(now_us)  # backed off as far as allowed
-        elif phase == RETRACT and not self.needle.moving():
+        elif phase == RETRACT and self.tip * 2 <= self.depth_steps and not (self.point or self.topped or self.interrupted):
+            self._shot_topup(now_us)
+        elif phase == RETRACT and not self.needle.moving() and not self.plunger.moving():
             if self.suckback:
                 self._suck_back(now_us)
             else:

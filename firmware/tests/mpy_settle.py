@@ -65,7 +65,43 @@ def probe(c, g, lag_ms, lag_us_known, area_mm2, q_nl=50.0, push_ms=200):
     return pr.pl_per_kpa(int(q_nl * push_ms), area_mm2)
 
 
-out = {"settle": settle_waits_for_the_batch(),
+def shot_on_its_way_out(wheal_kpa, stop_at_ms=0):
+    # A nappage shot (1.5 mm, 100 steps, settle 10 ms) into a wheal whose pressure the line settles at:
+    # the sensor reads 3 kPa of offset (the zero a point took) plus 60 kPa while the plunger pushes,
+    # then the wheal's. Virtual time, 1 ms ticks. Where the needle tip was when the plunger moved again.
+    t = [0]
+    seq_ = []
+    asked = []  # the pressures the top-up was asked for
+    moves = []  # (tip, steps) of every plunger batch after the dispense
+
+    def pressure():
+        return 3 + (60 if seq_[0].phase == dosing.DISPENSE else wheal_kpa)
+
+    def step(n):
+        if seq_ and seq_[0].phase == dosing.RETRACT:
+            moves.append([seq_[0].tip, n])
+
+    axis_p = dosing.Axis(step, 1)
+    axis_n = dosing.Axis(lambda n: None, 1)
+    seq = dosing.Sequence(lambda on: None, pressure, lambda kpa: asked.append(kpa) or 2 * kpa, axis_p, axis_n,
+                          100, 5000)
+    seq_.append(seq)
+    seq.zero_kpa = 3
+    seq.start(1500, 100, 100000, 100000, 0, 10, False, 0)
+    for _ in range(400):
+        t[0] += 1000
+        if stop_at_ms and t[0] == stop_at_ms * 1000:
+            seq.interrupt(t[0])
+        if seq.tick(t[0]):
+            break
+    return {"moves": moves, "asked": asked, "pos": axis_p.pos, "dispensed": seq.dispensed_steps,
+            "depth_steps": seq.depth_steps, "idle": seq.phase == dosing.IDLE,
+            "interrupted": seq.interrupted, "topup_steps": getattr(seq, "shot_topup_steps", None)}
+
+
+out = {"shots": {"wheal": shot_on_its_way_out(8), "no_wheal": shot_on_its_way_out(0),
+                 "released": shot_on_its_way_out(8, stop_at_ms=33)},
+       "settle": settle_waits_for_the_batch(),
        # (true pL/kPa, estimate): BD 1 mL-like, BD 10 mL-like, a slow line (32 G 13 mm), sensor lag known
        "probe": [[1000, probe(1.0, 2.0, 0.9, 900, 18)], [8000, probe(8.0, 2.0, 0.9, 900, 165)],
                  [8000, probe(8.0, 0.125, 1.2, 900, 165)], [3000, probe(3.0, 1.0, 0.0, 0, 59)]],
