@@ -1,4 +1,4 @@
-# boot.py for the EMULATED Pico only (bench/bench_pico_emu.py puts it in the image; never on a board).
+# boot.py for the EMULATED Pico only (bench/bench_pico_emu.py and emuboard.py put it in the image; never on a board).
 # 1. rp2040js does not emulate flash erase/program, so the firmware's data files (boot_count,
 #    settings, key, auth_counter, journal.d/) go to a littlefs on a RAM block device mounted at
 #    /data, the working directory; code stays on flash. This HIDES flash timing: a checkpoint's
@@ -102,6 +102,22 @@ def _probe_service(self, now_us):
         _st[2] = _st[3] = 0
 
 
+# 4. The status LED's code (spec.LED_*) + 1 on GP16-GP18 (free on the gun's board), bit 0 on GP16: the
+#    emulated board's host (emuboard.py) reads the code the firmware set, as the sim board reports it,
+#    instead of decoding a blink pattern over a second of chip time. Set on led() calls only.
+from machine import Pin  # noqa: E402
+
+_led_pins = [Pin(16 + i, Pin.OUT, value=0) for i in range(3)]
+_led = board.Board.led
+
+
+def _code_led(self, code):
+    _led(self, code)
+    for i in range(3):
+        _led_pins[i].value(((code + 1) >> i) & 1)
+
+
+board.Board.led = _code_led
 board.Board.feed_watchdog = _probe_feed
 board.Board.service = _probe_service
 board.Board.plunger_step = _probe_pstep
