@@ -48,6 +48,10 @@ PRESSURE_ZERO_MV, PRESSURE_SPAN_MV, PRESSURE_SPAN_KPA = 333, 2667, 689
 VACUUM_SPAN_KPA = 100
 BARREL_ZERO_MV, BARREL_MV_PER_MM = 300, 120
 TICK_US = 1000  # the world's step: the firmware's control tick
+# a finger holds the trigger up or down at least this long (the firmware debounces 3 ms, as a real gun must):
+# a release and a press sent back to back reach the pin this far apart, as the sim board makes sure every
+# level is read once
+FINGER_US = 20000
 TICKS_MASK = (1 << 30) - 1
 # the slowest the emulator runs on a loaded 2-core machine (0.05x real time): every host-side wait is
 # this many times longer than on the simulated board (waits end when their condition holds, so a faster
@@ -183,6 +187,7 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         self._proc: subprocess.Popen | None = None
         self._events: queue.Queue = queue.Queue()
         self._exited: int | None = None
+        self._trigger_us = -FINGER_US  # emulated us the trigger last changed
         self._led_code = -1  # the LED code the firmware set last (emu_boot.py's pins); -1: none yet
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -340,9 +345,11 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         if code >= 0 and code != self._led_code:
             self._led_code = code
             self._on_world({"kind": "led", "code": code, "t_us": self.clock.ticks_us()})
-        actions, self._actions = self._actions, []
-        for msg in actions:
-            self._take(msg)
+        while self._actions:  # in order; a trigger change waits for the finger (FINGER_US), and what follows it
+            msg = self._actions[0]
+            if msg["kind"] == "trigger" and self.clock.now_us - self._trigger_us < FINGER_US:
+                break
+            self._take(self._actions.pop(0))
         self._write(self._sense() + [{"go": 1}])
 
     def _sense(self) -> list[dict]:
@@ -382,6 +389,7 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         kind = msg["kind"]
         if kind == "trigger":
             self._inputs[TRIGGER] = 0 if msg["pressed"] else 1  # to GND: low = pressed
+            self._trigger_us = self.clock.now_us
             self._injected(kind, msg["pressed"])
         elif kind == "estop":
             self._inputs[ESTOP] = 1 if msg["pressed"] else 0  # normally closed: high = pressed
