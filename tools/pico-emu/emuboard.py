@@ -25,7 +25,6 @@ import hashlib
 import importlib.util
 import json
 import pathlib
-import queue
 import subprocess
 import sys
 import tempfile
@@ -185,7 +184,7 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         self._inputs = {TRIGGER: 1, ESTOP: 0}  # switches at rest: trigger up, E-stop closed
         self._sent: dict = {}  # what the chip's pins and ADC last got from the world
         self._proc: subprocess.Popen | None = None
-        self._events: queue.Queue = queue.Queue()
+        self.probes: list[dict] = []  # emu_boot.py's pass reports (the firmware's step counts, the pins' edges then)
         self._exited: int | None = None
         self._trigger_us = -FINGER_US  # emulated us the trigger last changed
         self._led_code = -1  # the LED code the firmware set last (emu_boot.py's pins); -1: none yet
@@ -288,6 +287,16 @@ class EmuBoard(_controls()):  # type: ignore[misc]
     def wall_s(self) -> float:
         return time.monotonic() - self.wall_started
 
+    def steps_on_pins(self, timeout: float = 5.0) -> dict[str, dict[str, int]]:
+        """Per axis, the STEP pulses its pin made since boot ("pin") and the steps the firmware handed to its
+        driver ("firmware", emu_boot.py's probe), both at the chip's next pass report."""
+        since = self.clock.now_us
+        self.wait(lambda: self.probes and self.probes[-1]["emulated_us"] > since, timeout, "no pass report")
+        probe = self.probes[-1]
+        issued = [int(x) for x in probe["line"].split()[2:4]]
+        return {axis: {"pin": sum(probe["edges"][str(pin)]), "firmware": n}
+                for axis, pin, n in (("plunger", PLUNGER_STEP, issued[0]), ("needle", NEEDLE_STEP, issued[1]))}
+
     # ---- the world's turn: at each stop of the chip ---------------------------------------
     def queue_action(self, msg: dict) -> None:
         with self._cond:
@@ -319,7 +328,11 @@ class EmuBoard(_controls()):  # type: ignore[misc]
             else:
                 self._log.write(raw)
                 self._log.flush()
-                self._events.put(event)
+                if event["event"] == "probe" and event["line"][:1].isdigit():
+                    with self._cond:
+                        self.probes.append(event)
+                        del self.probes[:-100]
+                        self._cond.notify_all()
         code = self._proc.wait()
         with self._cond:
             self._exited = code
