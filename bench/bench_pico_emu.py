@@ -8,19 +8,25 @@ each control-loop pass on the chip and counts the steps the firmware hands to it
 
 - control-pass time p50/p99 (emulated us) idle and while priming;
 - STEP pulses counted on the pins vs steps the firmware issued;
-- STATUS round trip over the emulated USB CDC.
+- STATUS round trip over the emulated USB CDC;
+- with --points N (the full run: 5): N points of 20 uL and of 50 uL on the emulated board whose world is the
+  sim's model driven by the STEP/DIR pins (tools/pico-emu/emuboard.py, the HIL tier `--mesoinject-board
+  pico-emu`): per-point error of the record vs that ground truth and of the truth vs the program, STEP pulses
+  on the pins vs steps the firmware issued on both axes, emulated vs wall time.
 
 NOT shown: flash timing. rp2040js has no flash erase/program, so emu_boot.py puts the data files
 on a RAM disk: a journal checkpoint costs nothing here (on the Pico it erases 4 KB, ~45-400 ms).
 
-    python bench/bench_pico_emu.py [--quick]
+    python bench/bench_pico_emu.py [--quick] [--points N]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -150,9 +156,59 @@ def gate_figures(tmpdir: pathlib.Path, n: int) -> list[str]:
     return rows
 
 
+def point_figures(n: int, tmpdir: pathlib.Path, seed: int) -> list[str]:
+    """n points of 20 uL and n of 50 uL on the pin-driven emulated board: record vs truth, truth vs program."""
+    import os
+
+    import emuboard
+    from mesoinject import program as programs
+    from mesoinject.records import RecordStore
+    from mesoinject.session import SessionRunner
+    from mesosim import VirtualOperator
+
+    os.environ.setdefault("MESOINJECT_KEYS", str(tmpdir / "emu-keys"))
+    rows = [f"  points on the pin-driven board (sim model seed {seed}, bore as the table), n={n} each:"]
+    with emuboard.EmuBoard(seed=seed, profile={"diameter_error": 0.0}, workdir=tmpdir / "emu") as board:
+        rows.append(f"    booted to HELLO: emulated {board.emulated_s:.2f} s, wall {board.wall_s:.1f} s")
+        store = RecordStore(tmpdir / "points.db")
+        for volume_nl in (20000, 50000):
+            program = dataclasses.replace(programs.load(programs.EXAMPLES / "point-by-point.toml"), count=n,
+                                          volume_nl=volume_nl)
+            before = len(board.penetrations)
+            emu0, wall0 = board.emulated_s, board.wall_s
+            with Device.open(board.url) as dev, VirtualOperator(board, gap_s=0.02):
+                dev.link.timeout *= board.slowdown
+                runner = SessionRunner(dev, store)
+                runner.slowdown = board.slowdown
+                outcome = runner.run(program, timeout_s=n * 600)
+            emu_s, wall_s = board.emulated_s - emu0, board.wall_s - wall0
+            points = [r for r in store.deliveries(outcome.session_id) if r["kind"] == "point"]
+            truth = board.penetrations[before:]
+            if not outcome.completed or len(points) != len(truth):
+                rows.append(f"    {volume_nl / 1000:g} uL: {outcome.outcome}, {len(points)} records for "
+                            f"{len(truth)} needle entries")
+                continue
+            rec = [(r["delivered_nl"] - p.volume_nl) / p.volume_nl * 100 for r, p in zip(points, truth)]
+            prog = [(p.volume_nl - volume_nl) / volume_nl * 100 for p in truth]
+            rows.append(f"    {volume_nl / 1000:g} uL: record vs truth mean {statistics.mean(rec):+.2f} % "
+                        f"worst {max(rec, key=abs):+.2f} %; truth vs program mean {statistics.mean(prog):+.2f} % "
+                        f"worst {max(prog, key=abs):+.2f} %; depth {statistics.mean(p.max_depth_um for p in truth):.0f} um "
+                        f"(programmed {program.depth_um}); emulated {emu_s:.1f} s, wall {wall_s:.0f} s "
+                        f"({emu_s / wall_s:.3f}x), prime included")
+        for axis, c in board.steps_on_pins().items():
+            rows.append(f"    {axis:<8} STEP pulses on the pin {c['pin']:6d}, steps the firmware issued {c['firmware']:6d} "
+                        f"{'(equal)' if c['pin'] == c['firmware'] else '(DIFFERENT)'}; the model moved "
+                        f"{sum(board.pin_steps[axis])} (drivers enabled), {board.disabled_edges} edges while disabled")
+        store.close()
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sample sizes (CI)")
+    ap.add_argument("--points", type=int, default=None, metavar="N",
+                    help="N points each of 20 and 50 uL on the pin-driven board (default: 5, none with --quick)")
+    ap.add_argument("--seed", type=int, default=1, help="the sim model's imperfections (--points)")
     ap.add_argument("--profile", action="store_true",
                     help="time the firmware's functions on the chip too (emu_boot.py PROFILE; slows each pass)")
     args = ap.parse_args()
@@ -234,6 +290,12 @@ def main() -> int:
               f"(emulator at {speed:.3f}x real time)")
         print("  flash timing NOT modelled: data files on a RAM disk (tools/pico-emu/emu_boot.py)")
         print("  plunger gate (board_steppio.py), the loop handing over 20 steps/ms and never reading the inputs:")
+        n_points = args.points if args.points is not None else 0 if args.quick else 5
+        if n_points:
+            for row in point_figures(n_points, tmpdir, args.seed):
+                print(row)
+        else:
+            print("  points vs the pin-driven ground truth: in the full run (--points N)")
         if args.quick:  # two more boots: the full run (firmware/tests/test_pico_emu.py checks the gate in CI)
             print("    figures in the full run (python bench/bench_pico_emu.py)")
         else:

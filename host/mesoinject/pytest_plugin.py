@@ -272,7 +272,8 @@ def scale(rig):
     """A balance weighing what leaves the needle into the air: the simulated board's, or --mesoinject-balance."""
     from .balance import Balance
 
-    port = rig.sim.balance.port if rig.sim is not None else rig.balance
+    simulated = getattr(rig.sim, "balance", None)  # the simulated board's; an emulated board has none
+    port = simulated.port if simulated is not None else rig.balance
     if not port:
         pytest.skip("needs ground truth: put an MT-SICS balance under the needle and pass --mesoinject-balance PORT")
     balance = Balance(port)
