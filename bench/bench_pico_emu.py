@@ -156,6 +156,20 @@ def gate_figures(tmpdir: pathlib.Path, n: int) -> list[str]:
     return rows
 
 
+def hello_once_up(dev: Device, wall_s: float):
+    """HELLO, asked again until the firmware answers: it compiles its modules on the chip after the USB CDC is
+    up, which takes a minute of wall time on a loaded machine."""
+    from mesoinject.link import LinkError
+
+    end = time.monotonic() + wall_s
+    while True:
+        try:
+            return dev.hello()
+        except LinkError:
+            if time.monotonic() > end:
+                raise
+
+
 def point_figures(n: int, tmpdir: pathlib.Path, seed: int) -> list[str]:
     """n points of 20 uL and n of 50 uL on the pin-driven emulated board: record vs truth, truth vs program."""
     import os
@@ -235,7 +249,7 @@ def main() -> int:
             keys = KeyStore(tmpdir / "keys")
             link = Link(board.url, timeout=5.0)
             with Device(link, keys) as dev:
-                ident = dev.hello()
+                ident = hello_once_up(dev, 300)
                 keys.put(ident.serial, key)
                 t = board.stats()
                 print(f"  HELLO answered: firmware {ident.firmware} on "

@@ -29,9 +29,6 @@ def start_slow_point(device, sim, flowing_nl=3000):
     while sim.truth().out_nl - start < flowing_nl:  # each truth() is a round trip to the board
         assert device.status()["state"] == spec.STATE_DELIVERING  # and the link heartbeat
         assert time.monotonic() < deadline, "the plunger never started"
-        # a heartbeat every 20 ms of the board's time, not as fast as the link answers: on a chip each
-        # STATUS costs the control loop milliseconds, and a flood of them slows the point it waits for
-        device.next_event(seconds(0.02))
     return start, pens
 
 

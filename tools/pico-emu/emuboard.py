@@ -193,6 +193,7 @@ class EmuBoard(_controls()):  # type: ignore[misc]
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self) -> EmuBoard:
         bins = picoemu.locate()  # picoemu.Unavailable: say how to get the binaries
+        self.workdir.mkdir(parents=True, exist_ok=True)
         fs = picoemu.write_fs(self.image(), self.workdir / "littlefs.img")
         self.model = load_model(self.clock).Model(dict(self.profile), self._report)
         with contextlib.closing(__import__("socket").socket()) as s:
