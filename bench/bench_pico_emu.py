@@ -192,6 +192,8 @@ def point_figures(n: int, tmpdir: pathlib.Path, seed: int) -> list[str]:
             emu0, wall0 = board.emulated_s, board.wall_s
             with Device.open(board.url) as dev, VirtualOperator(board, gap_s=0.02):
                 dev.link.timeout *= board.slowdown
+                dev.hello()
+                dev.abort()  # as the HIL device fixture: a fault the last setting ended in is acknowledged
                 runner = SessionRunner(dev, store)
                 runner.slowdown = board.slowdown
                 outcome = runner.run(program, timeout_s=n * 600)
@@ -199,8 +201,9 @@ def point_figures(n: int, tmpdir: pathlib.Path, seed: int) -> list[str]:
             points = [r for r in store.deliveries(outcome.session_id) if r["kind"] == "point"]
             truth = board.penetrations[before:]
             if not outcome.completed or len(points) != len(truth):
-                rows.append(f"    {volume_nl / 1000:g} uL: {outcome.outcome}, {len(points)} records for "
-                            f"{len(truth)} needle entries")
+                names = [spec.ALARM_NAMES[a] if a < len(spec.ALARM_NAMES) else a for a, _ in outcome.progress.alarms]
+                rows.append(f"    {volume_nl / 1000:g} uL: {outcome.outcome} (alarms {names}), {len(points)} records "
+                            f"for {len(truth)} needle entries; emulated {emu_s:.1f} s, wall {wall_s:.0f} s")
                 continue
             rec = [(r["delivered_nl"] - p.volume_nl) / p.volume_nl * 100 for r, p in zip(points, truth)]
             prog = [(p.volume_nl - volume_nl) / volume_nl * 100 for p in truth]
@@ -222,6 +225,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sample sizes (CI)")
     ap.add_argument("--points", type=int, default=None, metavar="N",
                     help="N points each of 20 and 50 uL on the pin-driven board (default: 5, none with --quick)")
+    ap.add_argument("--only-points", action="store_true", help="the --points figures alone")
     ap.add_argument("--seed", type=int, default=1, help="the sim model's imperfections (--points)")
     ap.add_argument("--profile", action="store_true",
                     help="time the firmware's functions on the chip too (emu_boot.py PROFILE; slows each pass)")
@@ -235,6 +239,10 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-pico-emu-") as tmp:
         tmpdir = pathlib.Path(tmp)
+        if args.only_points:
+            for row in point_figures(args.points or 5, tmpdir, args.seed):
+                print(row)
+            return 0
         key = secrets.token_bytes(spec.KEY_SIZE)
         fs = picoemu.build_fs("pico", tmpdir / "littlefs.img",
                               {"boot.py": (b"PROFILE = 1\n" if args.profile else b"")
