@@ -14,19 +14,25 @@ each control-loop pass on the chip and counts the steps the firmware hands to it
 - trigger release / E-stop -> last STEP pulse while the flash is busy: the worst case the firmware
   avoids (4 words of pulses queued, then a 4 KB erase, the pin changing 0.5 ms into it), with the
   plunger's PIO gate, and without it for contrast.
+- with --points N (the full run: 5): N points of 20 uL and of 50 uL on the emulated board whose world is the
+  sim's model driven by the STEP/DIR pins (tools/pico-emu/emuboard.py, the HIL tier `--mesoinject-board
+  pico-emu`): per-point error of the record vs that ground truth and of the truth vs the program, STEP pulses
+  on the pins vs steps the firmware issued on both axes, emulated vs wall time.
 
 The firmware's files are on the littlefs of the emulated flash (no RAM disk): rp2040js's flash is
 erased and programmed through the boot ROM's functions with the W25Q16JV datasheet's typical times
 (or --flash-timing max) charged as a CPU stall (tools/pico-emu/flash.mjs).
 
-    python bench/bench_pico_emu.py [--quick] [--flash-timing typ|max] [--profile]
+    python bench/bench_pico_emu.py [--quick] [--flash-timing typ|max] [--profile] [--points N] [--only-points]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -249,11 +255,85 @@ def gate_figures(tmpdir: pathlib.Path, n: int) -> list[str]:
     return rows
 
 
+def hello_once_up(dev: Device, wall_s: float):
+    """HELLO, asked again until the firmware answers: it compiles its modules on the chip after the USB CDC is
+    up, which takes a minute of wall time on a loaded machine."""
+    from mesoinject.link import LinkError
+
+    end = time.monotonic() + wall_s
+    while True:
+        try:
+            return dev.hello()
+        except LinkError:
+            if time.monotonic() > end:
+                raise
+
+
+def point_figures(n: int, tmpdir: pathlib.Path, seed: int) -> list[str]:
+    """n points of 20 uL and n of 50 uL on the pin-driven emulated board: record vs truth, truth vs program."""
+    import os
+
+    import emuboard
+    from mesoinject import program as programs
+    from mesoinject.records import RecordStore
+    from mesoinject.session import SessionRunner
+    from mesosim import VirtualOperator
+
+    os.environ.setdefault("MESOINJECT_KEYS", str(tmpdir / "emu-keys"))
+    rows = [f"  points on the pin-driven board (sim model seed {seed}, bore as the table), n={n} each:"]
+    with emuboard.EmuBoard(seed=seed, profile={"diameter_error": 0.0}, workdir=tmpdir / "emu") as board:
+        rows.append(f"    booted to HELLO: emulated {board.emulated_s:.2f} s, wall {board.wall_s:.1f} s")
+        store = RecordStore(tmpdir / "points.db")
+        for volume_nl in (20000, 50000):
+            # n one-point programs: a program of several points ends in TRIGGER_STUCK on the chip (printed below)
+            program = dataclasses.replace(programs.load(programs.EXAMPLES / "point-by-point.toml"), count=1,
+                                          volume_nl=volume_nl)
+            rec: list[float] = []
+            prog: list[float] = []
+            depth: list[float] = []
+            emu0, wall0 = board.emulated_s, board.wall_s
+            for _ in range(n):
+                before = len(board.penetrations)
+                with Device.open(board.url) as dev, VirtualOperator(board, gap_s=0.02):
+                    dev.link.timeout *= board.slowdown
+                    dev.hello()
+                    dev.abort()  # as the HIL device fixture: a fault the last run ended in is acknowledged
+                    runner = SessionRunner(dev, store)
+                    runner.slowdown = board.slowdown
+                    outcome = runner.run(program, timeout_s=600)
+                points = [r for r in store.deliveries(outcome.session_id) if r["kind"] == "point"]
+                truth = board.penetrations[before:]
+                if not outcome.completed or len(points) != len(truth):
+                    names = [spec.ALARM_NAMES[a] if a < len(spec.ALARM_NAMES) else a for a, _ in outcome.progress.alarms]
+                    rows.append(f"    {volume_nl / 1000:g} uL: {outcome.outcome} (alarms {names}), {len(points)} records "
+                                f"for {len(truth)} needle entries")
+                rec += [(r["delivered_nl"] - p.volume_nl) / p.volume_nl * 100 for r, p in zip(points, truth)]
+                prog += [(p.volume_nl - volume_nl) / volume_nl * 100 for p in truth]
+                depth += [p.max_depth_um for p in truth]
+            emu_s, wall_s = board.emulated_s - emu0, board.wall_s - wall0
+            if rec:
+                rows.append(f"    {volume_nl / 1000:g} uL x{len(rec)}: record vs truth mean {statistics.mean(rec):+.2f} % "
+                            f"worst {max(rec, key=abs):+.2f} %; truth vs program mean {statistics.mean(prog):+.2f} % "
+                            f"worst {max(prog, key=abs):+.2f} %; depth {statistics.mean(depth):.0f} um "
+                            f"(programmed {program.depth_um}); emulated {emu_s:.1f} s, wall {wall_s:.0f} s "
+                            f"({emu_s / wall_s:.3f}x), primes included")
+        for axis, c in board.steps_on_pins().items():
+            rows.append(f"    {axis:<8} STEP pulses on the pin {c['pin']:6d}, steps the firmware issued {c['firmware']:6d} "
+                        f"{'(equal)' if c['pin'] == c['firmware'] else '(DIFFERENT)'}; the model moved "
+                        f"{sum(board.pin_steps[axis])} (drivers enabled), {board.disabled_edges} edges while disabled")
+        store.close()
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sample sizes (CI)")
     ap.add_argument("--flash-timing", choices=("typ", "max"), default="typ",
                     help="W25Q16JV erase/program times charged as a CPU stall: typical (default) or maximum")
+    ap.add_argument("--points", type=int, default=None, metavar="N",
+                    help="N points each of 20 and 50 uL on the pin-driven board (default: 5, none with --quick)")
+    ap.add_argument("--only-points", action="store_true", help="the --points figures alone")
+    ap.add_argument("--seed", type=int, default=1, help="the sim model's imperfections (--points)")
     ap.add_argument("--profile", action="store_true",
                     help="time the firmware's functions on the chip too (emu_boot.py PROFILE; slows each pass)")
     args = ap.parse_args()
@@ -266,6 +346,10 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-pico-emu-") as tmp:
         tmpdir = pathlib.Path(tmp)
+        if args.only_points:
+            for row in point_figures(args.points or 5, tmpdir, args.seed):
+                print(row)
+            return 0
         key = secrets.token_bytes(spec.KEY_SIZE)
         fs = picoemu.build_fs("pico", tmpdir / "littlefs.img",
                               {"boot.py": (b"PROFILE = 1\n" if args.profile else b"")
@@ -281,7 +365,7 @@ def main() -> int:
             keys = KeyStore(tmpdir / "keys")
             link = Link(board.url, timeout=5.0, min_rto=1.0, patience=300)  # emulator: wall-time jitter, a slow boot
             with Device(link, keys) as dev:
-                ident = dev.hello()
+                ident = hello_once_up(dev, 300)
                 keys.put(ident.serial, key)
                 t = board.stats()
                 print(f"  HELLO answered: firmware {ident.firmware} on "
@@ -352,6 +436,12 @@ def main() -> int:
         else:
             for row in journal_figures(tmpdir, 40, args.flash_timing):
                 print("  " + row)
+        n_points = args.points if args.points is not None else 0 if args.quick else 5
+        if n_points:
+            for row in point_figures(n_points, tmpdir, args.seed):
+                print(row)
+        else:
+            print("  points vs the pin-driven ground truth: in the full run (--points N)")
         print("  plunger gate (board_steppio.py), the loop handing over 20 steps/ms and never reading the inputs:")
         if args.quick:  # two more boots: the full run (firmware/tests/test_pico_emu.py checks the gate in CI)
             print("    figures in the full run (python bench/bench_pico_emu.py)")

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import pathlib
+import sys
 
 import pytest
 
@@ -13,9 +15,12 @@ from mesoinject.records import RecordStore
 
 def pytest_mesoinject_board_starter(config):
     board = config.getoption("mesoinject_board")
+    if board == "pico-emu":
+        return start_pico_emu
     if board not in (None, "sim"):
         raise pytest.UsageError(f"--mesoinject-board {board} needs --mesoinject-port PORT (the board's serial "
-                                "port); without a port the suites run on a simulated board")
+                                "port); without a port the suites run on a simulated board (sim) or an "
+                                "emulated Pico (pico-emu)")
     return start_sim
 
 
@@ -28,6 +33,36 @@ def start_sim(request, tmp_path_factory):
     with SimBoard(seed=request.config.sim_seed, profile={"diameter_error": 0.0},
                   workdir=tmp_path_factory.mktemp("board")) as board:  # kept: its log outlives a failure
         yield Rig(board.url, board)
+
+
+PICO_EMU = pytest.StashKey[object]()
+
+
+@contextlib.contextmanager
+def start_pico_emu(request, tmp_path_factory):
+    """The real RPI_PICO firmware in rp2040js, its world the sim's model (tools/pico-emu/emuboard.py). One
+    emulated board for the whole run, as a board on a port (each boot costs ~10 s of wall time); skipped,
+    saying how to get the binaries, where they are absent."""
+    import hil
+
+    config = request.config
+    board = config.stash.get(PICO_EMU, None)
+    if board is None:
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools" / "pico-emu"))
+        import emuboard
+        import picoemu
+
+        try:
+            picoemu.locate()
+        except picoemu.Unavailable as e:
+            pytest.skip(f"emulated Pico unavailable: {e}")
+        board = emuboard.EmuBoard(seed=config.sim_seed, profile={"diameter_error": 0.0},
+                                  workdir=tmp_path_factory.mktemp("pico-emu"))
+        board.start()
+        config.stash[PICO_EMU] = board
+        config.add_cleanup(board.stop)
+    hil.SLOWDOWN = board.slowdown
+    yield Rig(board.url, board, slowdown=board.slowdown)
 
 
 @pytest.fixture

@@ -16,6 +16,15 @@ WORST_PAGE_US = 800
 # A syringe's first prime takes up the worst-case play of the mechanism (120 um on every board),
 # pushing up to this much more into the air than it counts (BD 1 mL bore)
 FIRST_PRIME_EXTRA_NL = 3.14159 / 4 * spec.SYRINGES[1][1] ** 2 * 120 / 1e6  # um^3 = fL -> nL
+# a board slower than real time (--mesoinject-board pico-emu: the emulator runs at 0.05-0.25x): every wait
+# on the host's clock below lasts this many times longer (conftest.py sets it); each ends when its
+# condition holds, so it costs nothing on a board that keeps up
+SLOWDOWN = 1.0
+
+
+def seconds(s: float) -> float:
+    """A wait of s seconds of the board's time, on the host's clock (x SLOWDOWN)."""
+    return s * SLOWDOWN
 
 
 def drain(dev: Device) -> list:
@@ -29,7 +38,7 @@ def drain(dev: Device) -> list:
 def wait_event(dev: Device, msg_type: int, timeout: float = 5.0, seen: list | None = None):
     """Block until an event of msg_type arrives; other events go to `seen`."""
     while True:
-        e = dev.next_event(timeout)
+        e = dev.next_event(seconds(timeout))
         if e is None:
             raise TimeoutError(f"no {spec.MESSAGES[msg_type][0]} event within {timeout} s")
         if e.type == msg_type:
@@ -47,7 +56,9 @@ def run_with_operator(dev, sim, store, program):
     from mesosim import VirtualOperator
 
     with VirtualOperator(sim, gap_s=0.02) as op:
-        outcome = SessionRunner(dev, store).run(program, timeout_s=120)
+        runner = SessionRunner(dev, store)
+        runner.slowdown = SLOWDOWN
+        outcome = runner.run(program, timeout_s=seconds(120))
     assert op.error is None, op.error
     return outcome
 
@@ -57,7 +68,7 @@ def wait_state(dev: Device, states: set[int], timeout: float = 10.0, seen: list 
 
     Between polls it blocks on the event queue, so it wakes as soon as anything happens.
     """
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + seconds(timeout)
     while (state := dev.status()["state"]) not in states:
         if time.monotonic() > deadline:
             raise TimeoutError(f"device still {spec.STATE_NAMES[state]} after {timeout} s")

@@ -90,6 +90,7 @@ def test_second_program_on_a_primed_syringe_skips_priming(device, sim, store):
     assert reply["state"] == spec.STATE_PRIMED
 
 
+@pytest.mark.sim_only  # stalls the firmware's loop from outside (the sim board's control channel)
 @pytest.mark.req("SR-009")
 def test_nappage_shots_never_closer_than_the_cadence_ceiling_under_load(device, sim, store):
     # issue 15 row 7: a late shot was followed by an immediate catch-up (intervals of 44-49 ms at

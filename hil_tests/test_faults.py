@@ -90,6 +90,7 @@ def test_trigger_stuck_after_a_point_faults(device, sim):
     sim.set_trigger(False)
 
 
+@pytest.mark.sim_only  # cuts and stalls the sim board's serial bridge
 @pytest.mark.req("SR-022")
 @pytest.mark.parametrize("mode", ["cut", "stall"])
 def test_link_cut_or_stalled_stops_within_the_timeout(device, sim, mode):
@@ -110,6 +111,7 @@ def test_link_cut_or_stalled_stops_within_the_timeout(device, sim, mode):
     sim.set_trigger(False)
 
 
+@pytest.mark.sim_only  # hangs the firmware and counts the sim board's reboots
 @pytest.mark.req("SR-026", "SR-027")
 def test_firmware_hang_is_reset_by_the_watchdog(device, sim):
     _, pens = start_slow_point(device, sim)
@@ -127,6 +129,7 @@ def test_firmware_hang_is_reset_by_the_watchdog(device, sim):
     assert device.abort()["state"] == spec.STATE_IDLE  # the host acknowledges the reset
 
 
+@pytest.mark.sim_only  # cuts the sim board's power
 @pytest.mark.req("SR-027")
 def test_power_cut_mid_point_boots_safe(device, sim):
     _, pens = start_slow_point(device, sim)
@@ -175,6 +178,7 @@ def test_a_session_stopped_by_an_alarm_is_recorded_as_a_fault(device, sim, store
     assert "OCCLUSION" in alarms.explain(spec.ALARM_OCCLUSION, 300) and "Next:" in alarms.explain(spec.ALARM_OCCLUSION, 300)
 
 
+@pytest.mark.sim_only  # the sim board's driver reports stalls; the Pico's A4988-class drivers have no stall signal
 @pytest.mark.req("SR-023")
 def test_occlusion_with_a_dead_pressure_sensor_is_caught_by_stall_detection(device, sim):
     sim.fail_pressure_sensor()

@@ -88,6 +88,7 @@ def test_commands_out_of_order_are_refused(device):
         device.arm()  # never armed unprimed
 
 
+@pytest.mark.sim_only  # cuts the sim board's power
 @pytest.mark.req("SR-014")
 def test_device_settings_lower_limits_and_survive_a_reset(device, sim):
     device.settings(max_depth_um=3000, max_point_nl=40000)

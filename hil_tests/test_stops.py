@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from hil import drain, prime_and_arm, wait_event, wait_state
+from hil import drain, prime_and_arm, seconds, wait_event, wait_state
 from mesoinject.client import DeviceRefused
 from mesoprotocol import spec
 
@@ -25,7 +25,7 @@ def start_slow_point(device, sim, flowing_nl=3000):
     # the firmware samples the trigger on its next control tick: a STATUS answered before it may
     # still say ARMED, so the point has started when the device says so, not when the pin changed
     wait_state(device, {spec.STATE_DELIVERING}, timeout=5)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + seconds(5)  # the board's 5 s on the host's clock (an emulator is slower)
     while sim.truth().out_nl - start < flowing_nl:  # each truth() is a round trip to the board
         assert device.status()["state"] == spec.STATE_DELIVERING  # and the link heartbeat
         assert time.monotonic() < deadline, "the plunger never started"
@@ -124,7 +124,7 @@ def test_trigger_held_while_arming_does_not_fire(device, sim):
     prime_and_arm(device)
     primed = sim.truth()
     # for a while nothing may start while the trigger stays held (polling keeps the link alive)...
-    quiet_until = time.monotonic() + 0.3
+    quiet_until = time.monotonic() + seconds(0.3)
     while time.monotonic() < quiet_until:
         assert device.status()["state"] == spec.STATE_ARMED
         device.next_event(0.01)

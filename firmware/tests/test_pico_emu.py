@@ -167,3 +167,29 @@ def test_missing_binaries_skip_with_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("MESOINJECT_MCU", str(tmp_path))
     with pytest.raises(picoemu.Unavailable, match=r"lacks rp2/firmware-RPI_PICO-\*\.uf2"):
         picoemu.locate()
+
+
+def test_the_sims_model_runs_in_cpython_on_the_chips_clock():
+    # the emulated board's world is firmware/boards/sim/board_model.py itself, loaded in CPython with the
+    # chip's clock as its `time` (no second model): a point pushed through it comes out on that clock
+    import time
+
+    import emuboard
+
+    clock = emuboard.ChipClock()
+    reports = []
+    profile = {"plunger_steps_per_mm": 3200, "needle_steps_per_mm": 100, "diameter_um": 4780, "content_nl": 1e6}
+    model = emuboard.load_model(clock).Model(profile, reports.append)
+    assert sys.modules["time"] is time  # CPython's own again once the file's imports ran
+    clock.now_us = (1 << 30) - 3000  # 3 ms before ticks_us wraps, as on the chip
+    model.needle(200)
+    for _ in range(10):  # 100 steps a ms, as the runner hands a tick's STEP edges over
+        clock.now_us += 1000
+        model.plunger(100)
+    clock.now_us += 1_000_000
+    model.advance(clock.ticks_us())
+    model.needle(-200)
+    pen = [r for r in reports if r["kind"] == "pen"]
+    assert len(pen) == 1 and pen[0]["max_depth_um"] == 2000
+    assert pen[0]["volume_nl"] == pytest.approx(1000 * model.nl_per_step, rel=1e-3)
+    assert pen[0]["t1_us"] == clock.ticks_us() < 1_010_000  # wrapped, as the chip's ticks_us

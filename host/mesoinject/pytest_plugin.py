@@ -3,7 +3,8 @@
 The same suites run against the board on a serial port or whatever board the project starts itself:
 
   --mesoinject-port PORT     the board under test (repeatable: xdist worker gwN takes the N-th)
-  --mesoinject-board NAME    what the board must report in HELLO (sim, pico, esp32s3); a mismatch stops the run
+  --mesoinject-board NAME    what the board must report in HELLO (sim, pico, esp32s3); a mismatch stops the run;
+                             pico-emu: the project's conftest starts an emulated Pico (reports pico)
   --mesoinject-balance PORT  the MT-SICS balance under that board's needle (repeatable, as the ports)
   --mesoinject-keys DIR      the command-key store; default the user's, where `mesoinject pair` wrote the key
 
@@ -12,7 +13,10 @@ Fixtures: `rig` (module scope: url, sim, balance), `device` (connected, aborted 
 (a balance under the needle). Markers: `sim_only`
 (needs the simulated board's control channel: skipped on a board on a port), `needs_balance` (needs a balance
 as ground truth). A test using `sim` or `scale` carries its marker whether or not it says so, so
-`-m "not sim_only"` selects exactly what a real board runs.
+`-m "not sim_only"` selects exactly what a real board runs. An emulated board (pico-emu) has a control
+channel too (ground truth, trigger, E-stop, occlusion, syringe content) but not the unix-port sim's own
+powers (power cuts, link faults, stalls, its flash, boards of its own): a test that marks itself sim_only
+in its source is skipped there, one that only uses `sim` runs.
 
 Without a port, a conftest provides the board with the `pytest_mesoinject_board_starter` hook (this
 repository's hil_tests start a simulated board). Bad options end the run with one line (pytest.UsageError);
@@ -40,6 +44,10 @@ MARKERS = {
                      "--mesoinject-balance PORT",
 }
 MARKED_BY_FIXTURE = {"sim": "sim_only", "scale": "needs_balance"}
+# boards the project emulates, and the board their firmware reports in HELLO
+EMULATED = {"pico-emu": "pico"}
+EMULATED_SKIP = ("sim_only: needs the unix-port simulated board (its power cuts, link faults, stalls, flash or "
+                 "boards of its own), not the emulated {board}")
 
 
 @dataclasses.dataclass
@@ -47,6 +55,9 @@ class Rig:
     url: str  # the board's serial port or URL
     sim: Any = None  # the mesosim.SimBoard, when the board is simulated (its control channel)
     balance: str | None = None  # serial port of the balance under its needle
+    # how many times slower than real time the board runs (an emulator: 0.05-0.25x real time -> 20): the
+    # host's link timeout and waits are this many times longer
+    slowdown: float = 1.0
 
 
 BoardStarter = Callable[[pytest.FixtureRequest, pytest.TempPathFactory], contextlib.AbstractContextManager[Rig]]
@@ -140,11 +151,16 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    o = config.stash[OPTIONS]
+    if o.port is None and o.board in EMULATED:  # before the fixture markers: the ones the tests wrote
+        skip = pytest.mark.skip(reason=EMULATED_SKIP.format(board=o.board))
+        for item in items:
+            if item.get_closest_marker("sim_only"):
+                item.add_marker(skip)
     for item in items:
         for fixture, marker in MARKED_BY_FIXTURE.items():
             if fixture in item.fixturenames and item.get_closest_marker(marker) is None:
                 item.add_marker(marker)
-    o = config.stash[OPTIONS]
     if config.getoption("lg_env", default=None):  # labgrid's pytest plugin: the place's board, on a port
         config.stash[STARTER] = labgrid_board
     if o.port is not None or STARTER in config.stash:
@@ -170,6 +186,7 @@ def board_problem(config: pytest.Config, url: str) -> str | None:
     from .link import LinkError
 
     expected = config.getoption("mesoinject_board")
+    expected = EMULATED.get(expected, expected)
     try:
         with Device.open(url) as dev:
             ident = dev.hello()
@@ -255,7 +272,8 @@ def scale(rig):
     """A balance weighing what leaves the needle into the air: the simulated board's, or --mesoinject-balance."""
     from .balance import Balance
 
-    port = rig.sim.balance.port if rig.sim is not None else rig.balance
+    simulated = getattr(rig.sim, "balance", None)  # the simulated board's; an emulated board has none
+    port = simulated.port if simulated is not None else rig.balance
     if not port:
         pytest.skip("needs ground truth: put an MT-SICS balance under the needle and pass --mesoinject-balance PORT")
     balance = Balance(port)
@@ -269,6 +287,7 @@ def device(rig):
     from .client import Device
 
     with Device.open(rig.url) as dev:
+        dev.link.timeout *= rig.slowdown  # its first wait and longest retransmission timeout
         dev.hello()
         dev.abort()
         while dev.next_event(0) is not None:

@@ -96,6 +96,9 @@ class SessionRunner:
         self.plan_step: Step | None = None  # the plan step the device is configured for
         self.session_cap_nl = 0  # the session's cap on the device (CONFIGURE): a plan's total; 0: none
         self.step_totals: dict[int, dict] = {}  # plan step -> given, partial, delivered_nl (stored records)
+        # a board slower than real time (the emulated Pico, 0.05-0.25x): the waits for the device's own moves
+        # (a prime, the needle going home) last this many times longer
+        self.slowdown = 1.0
 
     def run_plan(self, plan: Plan, *, patient_ref: str | None = None, operator: str | None = None,
                  drug_lot: str | None = None, timeout_s: float | None = None,
@@ -307,6 +310,7 @@ class SessionRunner:
         return {"code": alarm, "detail": spec.RESET_NAMES.index(identity.reset_cause), "time_ms": status["time_ms"]}
 
     def _wait_for(self, states: set[int], timeout_s: float) -> int:
+        timeout_s *= self.slowdown
         deadline = time.monotonic() + timeout_s
         while (state := self.step()) not in states:
             if time.monotonic() > deadline:
@@ -316,7 +320,7 @@ class SessionRunner:
     def until_needle_home(self, timeout_s: float = 5.0) -> None:
         # after a fault the device may still be backing off (occlusion) or retracting;
         # its DELIVERY for the stopped point comes before the needle is home
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + timeout_s * self.slowdown
         while self.device.status()["depth_um"] and time.monotonic() < deadline:
             time.sleep(self.poll_s / 4)
         self._poll()

@@ -16,7 +16,11 @@ const WAIT_TX_FIFO = 3; // rp2040js's WaitType.txFIFO: a blocking pull on an emp
 export function installLoop(simulator) {
   const mcu = simulator.rp2040;
   const { core, clock } = mcu;
-  const loop = { stallUntil: 0, xipOff: false, onXip: null, pioCycles: 0 };
+  // horizonNs/pause/onPause: run.mjs --lockstep stops the chip at its tick's end (no jump past it, even
+  // to an idle core's next alarm or through a flash stall); pause() true: onPause() and execute()
+  // returns without rescheduling itself; calling execute() again goes on
+  const loop = { stallUntil: 0, xipOff: false, onXip: null, pioCycles: 0, horizonNs: Infinity, pause: null, onPause: null };
+  const toHorizon = (d) => Math.max(1, Math.min(d, loop.horizonNs - clock.nanos));
   for (const pio of mcu.pio) pio.run = () => {}; // no event-loop PIO: stepped below
 
   function stepPio(cycles) {
@@ -61,12 +65,17 @@ export function installLoop(simulator) {
     this.stopped = false;
     let owed = loop.pioCycles;
     for (let i = 0; i < 1000000 && !this.stopped; i += 1) {
+      if (loop.pause && loop.pause()) {
+        loop.pioCycles = owed;
+        loop.onPause();
+        return;
+      }
       if (loop.stallUntil > clock.nanos) {
-        const d = Math.min(1e6, loop.stallUntil - clock.nanos);
+        const d = toHorizon(Math.min(1e6, loop.stallUntil - clock.nanos));
         advance(d);
         i += d / CYCLE_NS;
       } else if (core.waiting) {
-        const d = clock.nanosToNextAlarm;
+        const d = toHorizon(clock.nanosToNextAlarm);
         advance(d);
         i += d / CYCLE_NS;
       } else {

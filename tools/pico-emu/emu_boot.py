@@ -1,4 +1,4 @@
-# boot.py for the EMULATED Pico only (bench/bench_pico_emu.py puts it in the image; never on a board).
+# boot.py for the EMULATED Pico only (bench/bench_pico_emu.py and emuboard.py put it in the image; never on a board).
 # The firmware's data files (boot_count, settings, key, auth_counter, journal.d/) are on the littlefs
 # of the emulated flash, as on a board: rp2040js's flash erases and programs through the boot ROM,
 # with their datasheet time charged as a CPU stall (tools/pico-emu/flash.mjs). What is here is a probe:
@@ -98,6 +98,22 @@ def _probe_save(self, floor):
 journal.Journal._put = _probe_put
 bootcount.BootCount._save = _probe_save
 
+# The status LED's code (spec.LED_*) + 1 on GP16-GP18 (free on the gun's board), bit 0 on GP16: the
+#    emulated board's host (emuboard.py) reads the code the firmware set, as the sim board reports it,
+#    instead of decoding a blink pattern over a second of chip time. Set on led() calls only.
+from machine import Pin  # noqa: E402
+
+_led_pins = [Pin(16 + i, Pin.OUT, value=0) for i in range(3)]
+_led = board.Board.led
+
+
+def _code_led(self, code):
+    _led(self, code)
+    for i in range(3):
+        _led_pins[i].value(((code + 1) >> i) & 1)
+
+
+board.Board.led = _code_led
 board.Board.feed_watchdog = _probe_feed
 board.Board.service = _probe_service
 board.Board.plunger_step = _probe_pstep

@@ -82,15 +82,20 @@ def build_fs(board: str, out: pathlib.Path, extra: dict[str, bytes] | None = Non
              without: tuple[str, ...] = ()) -> pathlib.Path:
     """A littlefs image of the board's firmware image (the manifest `flash` uses) but `without` those files,
     plus extra files."""
-    try:
-        from littlefs import LittleFS
-    except ImportError as e:
-        raise Unavailable("littlefs-python is missing: `pip install -e .[test]` in the venv") from e
     sys.path.insert(0, str(REPO / "host"))
     from mesoinject import image
 
     files = {rel: src.read_bytes() for src, rel in image.manifest(board) if rel not in without}
     files.update(extra or {})
+    return write_fs(files, out)
+
+
+def write_fs(files: dict[str, bytes], out: pathlib.Path) -> pathlib.Path:
+    """A littlefs image of these files (path on the board -> content), as the rp2 port formats its flash."""
+    try:
+        from littlefs import LittleFS
+    except ImportError as e:
+        raise Unavailable("littlefs-python is missing: `pip install -e .[test]` in the venv") from e
     lfs = LittleFS(block_size=4096, block_count=FS_BLOCKS, prog_size=256)  # as MicroPython's rp2 port formats it
     for rel, data in files.items():
         if "/" in rel:

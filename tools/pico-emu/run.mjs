@@ -14,6 +14,12 @@
 // --on-mark NAME:PIN=V[,...]: when the board prints "MARK NAME", drive that input pin at once (its mark
 //           event carries the emulated us it was set); every STEP pin's last rising edge time is kept
 //           ("done": last_edge_us), so a test can tell how long pulses went on after the pin changed.
+// --lockstep US: the board's world (tools/pico-emu/emuboard.py: the sim's physical model) runs beside the
+//           chip on its clock: every US emulated us the chip stops, a {"event": "tick"} line gives the emulated
+//           us, the STEP edges of each --watch pin since the last tick (signed by DIR, only while --enable
+//           PIN, active low, is low) and the --outputs pins' levels; the chip goes on at {"go": 1} on stdin
+//           (after the pin/adc lines the world sets). --sync-on PINS: an edge there ends the tick at once (a
+//           switch the firmware reads right after a pulse, the needle's home switch).
 // A line "MARK <name>" that the board prints records the edge counts at that moment; a line
 // "PROBE <text>" (tools/pico-emu/emu_boot.py, between the link's frames) is passed on with them.
 // --flash-timing typ|max|off: erase/program the emulated flash with the W25Q16JV's typical or maximum
@@ -75,6 +81,8 @@ if (args.adc0 !== undefined) mcu.adc.channelValues[0] = Number(args.adc0);
 // STEP edges by DIR level: counts[step] = [edges with DIR low, edges with DIR high]
 const counts = {};
 const lastEdgeUs = {};
+const edgeHooks = []; // (step pin, DIR level) per rising edge: the lockstep's tally
+let lockstep = null; // --lockstep's state (startLockstep)
 if (args.watch) {
   for (const pair of String(args.watch).split(',')) {
     const [step, dir] = pair.split(':').map(Number);
@@ -83,6 +91,7 @@ if (args.watch) {
       if (state === GPIOPinState.High && old !== GPIOPinState.High) {
         counts[step][mcu.gpio[dir].outputValue ? 1 : 0] += 1;
         lastEdgeUs[step] = emulatedUs();
+        for (const hook of edgeHooks) hook(step, mcu.gpio[dir].outputValue);
       }
     });
   }
@@ -196,6 +205,7 @@ process.stdin.on('data', (chunk) => {
     if (cmd.adc !== undefined) mcu.adc.channelValues[cmd.adc] = cmd.value;
     if (cmd.stats) emit({ event: 'stats', id: cmd.stats, emulated_us: emulatedUs(), wall_s: wallS(), edges: snapshot(),
       flash: flashModel && flashModel.stats() });
+    if (cmd.go) lockstepGo();
     if (cmd.quit) finish(0);
   }
 });
@@ -221,4 +231,48 @@ function onOp(op) {
 }
 
 mcu.core.PC = FLASH_START;
-simulator.execute();
+if (args.lockstep) startLockstep(Number(args.lockstep));
+else simulator.execute();
+
+// ---- --lockstep: the chip and the board's world take turns, on the chip's clock ----
+function startLockstep(periodUs) {
+  const en = args.enable !== undefined ? Number(args.enable) : -1;
+  const outputs = args.outputs ? String(args.outputs).split(',').map(Number) : [];
+  const syncOn = new Set(args['sync-on'] ? String(args['sync-on']).split(',').map(Number) : []);
+  lockstep = { periodNs: periodUs * 1000, endNs: 0, sync: false, steps: {}, disabled: 0, outputs, waiting: false };
+  edgeHooks.push((step, dirHigh) => {
+    if (en >= 0 && mcu.gpio[en].outputValue) { lockstep.disabled += 1; return; } // a disabled driver ignores it
+    lockstep.steps[step] = (lockstep.steps[step] || 0) + (dirHigh ? 1 : -1);
+    if (syncOn.has(step)) lockstep.sync = true;
+  });
+  lockstep.endNs = simulator.clock.nanos + lockstep.periodNs;
+  setTimeout(lockstepRun, 0);
+}
+
+function lockstepRun() {
+  // cpuloop.mjs's run loop, stopped at the tick's end (an idle core's jump to its next alarm too)
+  const ls = lockstep;
+  loop.horizonNs = ls.endNs;
+  loop.pause = () => simulator.clock.nanos >= ls.endNs || ls.sync;
+  loop.onPause = lockstepTick;
+  simulator.execute();
+}
+
+function lockstepTick() {
+  if (finished) return;
+  const ls = lockstep;
+  const out = {};
+  for (const p of ls.outputs) out[p] = mcu.gpio[p].outputValue ? 1 : 0;
+  emit({ event: 'tick', t_us: emulatedUs(), steps: ls.steps, out, disabled: ls.disabled });
+  ls.steps = {};
+  ls.disabled = 0;
+  ls.sync = false;
+  ls.waiting = true; // until the world answers {"go": 1}
+}
+
+function lockstepGo() {
+  if (!lockstep || !lockstep.waiting) return;
+  lockstep.waiting = false;
+  lockstep.endNs = simulator.clock.nanos + lockstep.periodNs;
+  setImmediate(lockstepRun);
+}
