@@ -33,13 +33,13 @@ from .drugs import DrugControls
 from .heads import HeadControls, head_profile
 from .linkfaults import LinkFaults
 from .ports import read
-from .process import (HEAP, RP2040_HEAP, UNIX32_HOWTO, WATCHDOG_S, BoardProcess, MicroPythonMissing, micropython_binary,
-                      ticks_diff, ticks_period, unix32_binary)
+from .process import (HEAP, RP2040_HEAP, SOURCES_HEAP, UNIX32_HOWTO, WATCHDOG_S, BoardProcess, MicroPythonMissing,
+                      micropython_binary, ticks_diff, ticks_period, unix32_binary)
 
 # what callers import from here
 __all__ = ["SimBoard", "FlashInUse", "FLASHED_BUILD", "Truth", "Penetration", "Injection", "ControlError", "HEAP",
-           "RP2040_HEAP", "UNIX32_HOWTO", "WATCHDOG_S", "MicroPythonMissing", "micropython_binary", "unix32_binary",
-           "ticks_period", "ticks_diff", "imperfections"]
+           "RP2040_HEAP", "SOURCES_HEAP", "UNIX32_HOWTO", "WATCHDOG_S", "MicroPythonMissing", "micropython_binary",
+           "unix32_binary", "ticks_period", "ticks_diff", "imperfections"]
 
 
 FLASHED_BUILD = "build.json"  # on a flash `mesoinject flash` wrote: what runs is that build, never restaged
