@@ -2,7 +2,8 @@
 # heap allocated per shot in steady state, for the real App (journal, link, device, dosing), and
 # per POLL (the controlling host's signed heartbeat: the device checks its HMAC).
 # The board is an integer-only stand-in (the simulator's physical model allocates floats in the
-# same heap, so it cannot be measured there). argv[1]: a directory for the flash files.
+# same heap, so it cannot be measured there). argv[1]: a directory for the flash files; argv[2] "boot":
+# stop after boot and a prime (what fits, in a second: firmware/tests/test_heap_fit.py).
 import gc
 import json
 import os
@@ -42,6 +43,11 @@ dev.handle(spec.CONFIGURE, cfg, ticks_us())
 dev.handle(spec.PRIME, (2000,), ticks_us())
 while dev.dose.active():
     dev.tick(ticks_us())
+if sys.argv[2:] == ["boot"]:
+    gc.collect()
+    out["after_prime"] = gc.mem_alloc()
+    print(json.dumps(out))
+    sys.exit(0)
 # the controlling host: paired, its session open (a real OPEN frame), POLLs signed ahead of
 # the measurement
 a.auth.pair(bytes(range(1, spec.KEY_SIZE + 1)))
