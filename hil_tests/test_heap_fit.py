@@ -1,6 +1,6 @@
 """The firmware a board is flashed with (modules compiled to .mpy) boots and doses in the RP2040's heap on
 the simulated board: a firmware grown past it fails here with the MemoryError it printed, not somewhere later
-with a link timeout. (firmware/tests/test_heap_fit.py holds its headroom; bench/bench_heap.py the figures.)"""
+with a link timeout. (firmware/tests/test_heap_fit_mpy.py holds its headroom; bench/bench_heap.py the figures.)"""
 
 import pytest
 

@@ -3,7 +3,7 @@
 # per POLL (the controlling host's signed heartbeat: the device checks its HMAC).
 # The board is an integer-only stand-in (the simulator's physical model allocates floats in the
 # same heap, so it cannot be measured there). argv[1]: a directory for the flash files; argv[2] "boot":
-# stop after boot and a prime (what fits, in a second: firmware/tests/test_heap_fit.py).
+# stop after boot and a prime (what fits, in a second: firmware/tests/test_heap_fit_mpy.py).
 import gc
 import json
 import os

@@ -20,6 +20,7 @@ import tempfile
 
 from . import extras, flash, image
 
+KEEP = 16  # compiled builds kept in the cache (~70 KB each)
 # the MicroPython the firmware runs on reports this; arch and .mpy version follow from it
 _MPY_PROBE = "import sys;print(sys.implementation._mpy)"
 
@@ -73,7 +74,16 @@ def compiled_image(board: str, binary: str) -> pathlib.Path:
         os.rename(tmp, folder)
     except OSError:  # another process built the same image meanwhile: theirs is the same content
         shutil.rmtree(tmp, ignore_errors=True)
+    _prune(folder.parent)
     return folder
+
+
+def _prune(root: pathlib.Path) -> None:
+    # a build per content ever compiled would pile up: the KEEP newest stay (other checkouts, branches)
+    builds = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in builds[KEEP:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def stage(board: str, dest: pathlib.Path, binary: str) -> pathlib.Path:
