@@ -53,14 +53,14 @@ def run(binary: str, heap: str, script: pathlib.Path, env: dict | None, sources:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def measure(binary: str, env: dict | None, sources: bool) -> tuple[bool, dict]:
+def measure(port: str, binary: str, env: dict | None, sources: bool) -> tuple[bool, dict]:
     """(fits in HEAP, figures): at HEAP, or at FALLBACK_HEAP where the firmware does not fit HEAP."""
     try:
         return True, run(binary, HEAP, SCRIPT, env, sources)
     except DoesNotFit as e:
         lines = str(e).splitlines()
         where = next((ln.strip() for ln in reversed(lines) if ln.strip().startswith("File ")), "at import")
-        print(f"DOES NOT FIT the target's {HEAP} heap: {lines[-1]} ({where}); figures below at {FALLBACK_HEAP}")
+        print(f"{port}: DOES NOT FIT the target's {HEAP} heap: {lines[-1]} ({where}); figures below at {FALLBACK_HEAP}")
         try:
             return False, run(binary, FALLBACK_HEAP, SCRIPT, env, sources)
         except DoesNotFit as again:
@@ -126,7 +126,7 @@ def main() -> int:
     fits_all = True
     for port, binary, env in ports:
         try:
-            fits, r = measure(binary, env, args.sources)
+            fits, r = measure(port, binary, env, args.sources)
         except (RuntimeError, subprocess.TimeoutExpired) as e:  # not a heap finding: what failed, not a traceback
             print(f"{port}: NOT MEASURED: {e}")
             fits, r = False, {}
