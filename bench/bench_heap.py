@@ -10,6 +10,7 @@ FALLBACK_HEAP so its figures are still seen.
     python bench/bench_heap.py                 # FITS / DOES NOT FIT, and the figures
     python bench/bench_heap.py --per-module    # and the heap each module holds once imported
     python bench/bench_heap.py --sources       # the .py sources compiled on the board (as the sim once did)
+    python bench/bench_heap.py --pico          # and the chip's own MicroPython (emulated RP2040, ~15 s more)
 """
 
 from __future__ import annotations
@@ -115,15 +116,56 @@ def per_module(binary: str, env: dict | None, sources: bool) -> None:
           "MicroPython's interned-string pool is charged the next, larger pool: a few KB)")
 
 
+PICO_SCRIPT = """
+import gc
+gc.collect()
+print('HEAP', gc.mem_alloc() + gc.mem_free(), gc.mem_alloc())
+from mesofw import app, codec
+gc.collect()
+print('HEAP', gc.mem_alloc(), gc.mem_free())
+"""
+
+
+def pico(sources: bool) -> None:
+    """The firmware's modules imported by the RPI_PICO MicroPython itself (rp2040js): the chip's heap and
+    word size, its .mpy (armv6m) loader. The firmware is not started (no pins to drive here)."""
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools" / "pico-emu"))
+    import picoemu
+    from mesoinject import flash
+
+    try:
+        picoemu.locate()
+    except picoemu.Unavailable as e:
+        print(f"emulated RP2040: skipped: {e}")
+        return
+    modules = tuple(rel for _, rel in image.manifest("pico") if rel not in flash.KEEP_SOURCE)
+    extra = {} if sources else {rel: data for rel, data in flash.compile_image("pico", "armv6m").files
+                                if rel.endswith(".mpy")}
+    with tempfile.TemporaryDirectory() as d:
+        fs = picoemu.build_fs("pico", pathlib.Path(d) / "fs.img", extra=extra,
+                              without=("main.py",) + (() if sources else modules))
+        run = picoemu.run_script(PICO_SCRIPT, fs, pathlib.Path(d), timeout_s=300)
+    figures = [line.split()[1:] for line in run.stdout.splitlines() if line.startswith("HEAP")]
+    if run.code or len(figures) != 2:
+        print(f"emulated RP2040: NOT MEASURED: {run.error or run.stdout.strip()[-300:]}")
+        return
+    (total, base), (used, free) = ([int(x) for x in f] for f in figures)
+    staged = ".py sources" if sources else ".mpy (armv6m) as flashed"
+    print(f"emulated RP2040 (its MicroPython's own heap: {total / 1024:.1f} KB), {staged}: the firmware's modules "
+          f"hold {(used - base) / 1024:.1f} KB once imported, {free / 1024:.1f} KB free (imported in {run.emulated_s:.1f} s "
+          f"emulated, {run.wall_s:.0f} s wall)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-module", action="store_true", help="the heap each firmware module holds once imported")
     parser.add_argument("--sources", action="store_true", help="stage .py sources (compiled on the board), not .mpy")
+    parser.add_argument("--pico", action="store_true", help="also import the firmware on the emulated RP2040")
     args = parser.parse_args()
     ports = [("unix port (64-bit)", micropython_binary(), None)]
-    binary = unix32_binary()
-    if binary:
-        ports.append(("32-bit", binary, {"MICROPY_TICKS_WRAP_S": "5"}))
+    unix32 = unix32_binary()
+    if unix32:
+        ports.append(("32-bit", unix32, {"MICROPY_TICKS_WRAP_S": "5"}))
     fits_all = True
     for port, binary, env in ports:
         try:
@@ -136,8 +178,10 @@ def main() -> int:
             report(port, fits, r, args.sources)
         if args.per_module:
             per_module(binary, env, args.sources)
-    if not binary:
+    if not unix32:
         print(f"32-bit: skipped: {UNIX32_HOWTO}")
+    if args.pico:
+        pico(args.sources)
     return 0 if fits_all else 1
 
 
