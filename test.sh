@@ -60,7 +60,7 @@ python bench/bench_accuracy.py --quick  # the shot-accuracy report of this build
 python bench/bench_link.py --quick
 python bench/bench_torture.py --quick --flash untimed  # CI time: timed flash doubles it (71 s), guarantees the same
 python bench/bench_fuzz.py --quick
-python bench/bench_heap.py
+python bench/bench_heap.py --per-module  # FITS in 192K on both ports, and the heap each module holds
 python bench/bench_virtual.py --quick  # the virtual device's 20-point session (the sim's is in the full run)
 python bench/bench_console.py --quick
 python bench/bench_lab.py --quick  # labgrid: coordinator + exporter on loopback, 2 sims, 2 places locked by 2 pytest runs

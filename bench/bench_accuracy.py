@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as tmp:
         profile = {"vessel": True}
-        board = SimBoard(seed=seed, profile=profile, workdir=tmp, stage=args.source)
+        board = SimBoard(seed=seed, profile=profile, workdir=tmp, stage=args.source, sources=args.source)
         with board:
             if not args.source:  # a blank board at its REPL: flash this checkout's build onto it
                 flash.flash("sim", board.url)

@@ -1,4 +1,5 @@
-"""Run firmware code on the MicroPython unix port, staged exactly as on a board."""
+"""Run firmware code on the MicroPython unix port, staged exactly as on a board: its modules compiled to .mpy,
+as a flash writes them (mesoinject.compiled, once per content), for the port the tests run on."""
 
 import json
 import os
@@ -6,7 +7,7 @@ import subprocess
 
 import pytest
 
-from mesoinject import image
+from mesoinject import compiled, image
 from mesosim.harness import micropython_binary
 
 
@@ -20,7 +21,7 @@ def _env(flash):
 
 @pytest.fixture(scope="session")
 def flash(tmp_path_factory):
-    return image.stage("sim", tmp_path_factory.mktemp("flash"))
+    return compiled.stage("sim", tmp_path_factory.mktemp("flash"), micropython_binary())
 
 
 @pytest.fixture(scope="session")

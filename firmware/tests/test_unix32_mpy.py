@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from mesoinject import image
+from mesoinject import compiled, image
 from mesosim.harness import RP2040_HEAP as HEAP, UNIX32_HOWTO, unix32_binary
 
 SCRIPT = pathlib.Path(__file__).parent / "mpy_heap.py"
@@ -20,7 +20,7 @@ def test_no_heap_allocation_per_shot_on_32_bit(tmp_path):
     binary = unix32_binary()
     if not binary:
         pytest.skip(UNIX32_HOWTO)
-    flash = image.stage("sim", tmp_path / "flash")
+    flash = compiled.stage("sim", tmp_path / "flash", binary)  # the .mpy image a flash writes
     proc = subprocess.run([binary, "-X", "heapsize=" + HEAP, str(SCRIPT), str(flash)], cwd=flash,
                           env={"MICROPYPATH": f"{flash}:{image.VIRTUAL}", "MICROPY_TICKS_WRAP_S": "5"}, capture_output=True,
                           text=True, timeout=120)

@@ -296,7 +296,7 @@ def flash(board: str, port: str, log=lambda line: None) -> Report:
         log(f"copying {len(build.files) + 1} files ...")
 
         on_board = set(root) | {"mesofw/" + n for n in in_fw} | {"mesoprotocol/" + n for n in in_proto}
-        stale = _stale(on_board, {rel for rel, _ in build.files})
+        stale = stale_modules(on_board, {rel for rel, _ in build.files})
         # main.py goes first and comes back last: a copy cut short boots to the REPL
         repl.exec("import os\nfor p in %r:\n try:\n  os.remove(p)\n except OSError:\n  pass\n"
                   "for d in ('/mesofw', '/mesoprotocol'):\n try:\n  os.mkdir(d)\n except OSError:\n  pass\n"
@@ -331,7 +331,7 @@ def flash(board: str, port: str, log=lambda line: None) -> Report:
     return Report(build, port, how, stale, seconds, identity)
 
 
-def _stale(on_board: set[str], new: set[str]) -> list[str]:
+def stale_modules(on_board: set[str], new: set[str]) -> list[str]:
     """Modules of an earlier image (a stale .py would even shadow its new .mpy); the firmware's
     data files on the flash are left alone."""
 

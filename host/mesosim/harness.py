@@ -33,15 +33,16 @@ from .drugs import DrugControls
 from .heads import HeadControls, head_profile
 from .linkfaults import LinkFaults
 from .ports import read
-from .process import (HEAP, RP2040_HEAP, UNIX32_HOWTO, WATCHDOG_S, BoardProcess, MicroPythonMissing, micropython_binary,
-                      ticks_diff, ticks_period, unix32_binary)
+from .process import (HEAP, RP2040_HEAP, SOURCES_HEAP, UNIX32_HOWTO, WATCHDOG_S, BoardProcess, MicroPythonMissing,
+                      micropython_binary, ticks_diff, ticks_period, unix32_binary)
 
 # what callers import from here
 __all__ = ["SimBoard", "FlashInUse", "FLASHED_BUILD", "Truth", "Penetration", "Injection", "ControlError", "HEAP",
-           "RP2040_HEAP", "UNIX32_HOWTO", "WATCHDOG_S", "MicroPythonMissing", "micropython_binary", "unix32_binary",
-           "ticks_period", "ticks_diff", "imperfections"]
+           "RP2040_HEAP", "SOURCES_HEAP", "UNIX32_HOWTO", "WATCHDOG_S", "MicroPythonMissing", "micropython_binary",
+           "unix32_binary", "ticks_period", "ticks_diff", "imperfections"]
 
 
+SERIAL_TAIL = 2048  # bytes of the board's serial output kept to explain a boot that failed
 FLASHED_BUILD = "build.json"  # on a flash `mesoinject flash` wrote: what runs is that build, never restaged
 
 
@@ -133,6 +134,7 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
         self.hold_trigger_at_boot = False
         self.hold_estop_at_boot = False
         self._snapshot = ""  # the model's physical state (JSON), handed to the next boot
+        self._serial_tail = b""  # the last bytes the board sent on its serial port: what a failing firmware printed
         # a wire tap for benchmarks: called (time.time(), bytes) as the firmware's bytes leave the board
         self.on_device_bytes: Callable[[float, bytes], None] | None = None
         self._cond = threading.Condition()
@@ -350,7 +352,23 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
                 error, control.error = control.error, None
                 raise error
             if not ok:
-                raise TimeoutError("%s within %.1f s (board log: %s)" % (what, timeout, self.log_path))
+                raise TimeoutError("%s within %.1f s%s (board log: %s)" % (what, timeout, self._firmware_said(),
+                                                                        self.log_path))
+
+    def firmware_error(self) -> str:
+        """The last error the firmware printed on its serial port (main.py prints what stopped it), or ''."""
+        lines = self._serial_tail.decode(errors="replace").replace("\r", "").splitlines()
+        return next((ln.strip() for ln in reversed(lines) if ln[:1].isalpha() and ("Error" in ln or "Exception" in ln)
+                     and ":" in ln), "")
+
+    def _firmware_said(self) -> str:
+        error = self.firmware_error()
+        if not error:
+            return ""
+        if error.startswith("MemoryError"):
+            return (f": the firmware does not fit the board's {self.heap} heap ({error}); bench/bench_heap.py "
+                    "--per-module shows what each module holds")
+        return f": the firmware printed {error!r}"
 
     def wait_led(self, leds, timeout: float) -> int:
         self.wait(lambda: self.led in leds, timeout, "the status LED did not show %s" % (leds,))
@@ -384,6 +402,7 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
             return
         if self.on_device_bytes:
             self.on_device_bytes(time.time(), data)
+        self._serial_tail = (self._serial_tail + data)[-SERIAL_TAIL:]
         if self._process.watch_repl(data):  # no firmware running: a REPL may be talking
             with self._cond:
                 self._cond.notify_all()

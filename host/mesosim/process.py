@@ -23,11 +23,12 @@ from mesoprotocol import spec
 
 from .ports import raw_pty
 
-RP2040_HEAP = "192K"  # RP2040 RAM available to MicroPython: what bench_heap measures the firmware in
-# The simulated board imports the firmware as .py sources and compiles them on the board, which a flashed
-# board does not (`mesoinject flash` puts compiled .mpy on it): the compiler's working space comes on top,
-# and at 192K a boot had less than 8 KB to spare (a longer path or one more module failed it)
-HEAP = "224K"
+RP2040_HEAP = "192K"  # RP2040 RAM available to MicroPython: the simulated board's heap, and bench_heap's
+# The simulated board boots the firmware compiled to .mpy, as a flashed board does, in the chip's heap.
+# Booted from .py sources (for debugging) it compiles them in its own heap, which a board never does: the
+# compiler's working space comes on top (at 192K the 64-bit port runs out while compiling)
+HEAP = RP2040_HEAP
+SOURCES_HEAP = "224K"
 ROM = pathlib.Path(__file__).parent / "rom"  # the simulated MCU's built-in modules (machine, its flash's file system)
 RESET_EXIT = 0xE5  # exit status of machine.reset() (rom/machine.py): the reset line, not a soft reboot
 WATCHDOG_S = 2.0  # a firmware that stops feeding its watchdog this long is reset (the pico's WDT_MS)

@@ -36,6 +36,18 @@ def crc16(data, start=0, end=None):
     return crc
 
 
+# Struct codes of the message fields, by name. A tuple of literals only is a constant, and an .mpy (the
+# image a board runs) loads every string inside a constant tuple as a heap object of its own (~48 B each
+# on the 64-bit unix port, ~32 B on the chip), where a tuple built at import takes the interned name: these
+# names in the layouts below keep about 10 KB of the firmware's heap (64-bit; 5 KB on the chip) free.
+_U8 = "B"
+_U16 = "H"
+_U32 = "I"
+_I32 = "i"
+_BYTES8 = "8s"
+_BYTES12 = "12s"
+_BYTES16 = "16s"
+
 # ---- message types -------------------------------------------------------------
 # 0x01-0x3F: host -> device commands; each gets exactly one reply with the same SEQ
 # (ACK, NACK, IDENTITY or STATUS). 0x80-0xBF: device -> host replies and events.
@@ -266,14 +278,14 @@ VACUUM_HYST_KPA = const(5)  # the pump runs until the vacuum is this far past th
 # (field, struct code, default, lowest allowed, hard ceiling). SETTINGS carries them in
 # this order; IDENTITY reports the ones in force; the device keeps them on its flash.
 SETTINGS_TABLE = (
-    ("max_point_nl", "I", MAX_POINT_NL, MIN_VOLUME_NL, CEIL_POINT_NL),
-    ("max_shot_nl", "I", MAX_SHOT_NL, MIN_VOLUME_NL, MAX_SHOT_NL),
-    ("max_session_nl", "I", MAX_SESSION_NL, MIN_VOLUME_NL, MAX_SESSION_NL),
-    ("max_depth_um", "H", MAX_DEPTH_UM, MIN_DEPTH_UM, MAX_DEPTH_UM),
-    ("max_cadence_mhz", "H", MAX_CADENCE_MHZ, MIN_CADENCE_MHZ, MAX_CADENCE_MHZ),
-    ("max_flow_nl_s", "I", MAX_FLOW_NL_S, MIN_FLOW_NL_S, MAX_FLOW_NL_S),
-    ("link_timeout_ms", "H", LINK_TIMEOUT_MS, MIN_LINK_TIMEOUT_MS, MAX_LINK_TIMEOUT_MS),
-    ("max_vacuum_kpa", "H", MAX_VACUUM_KPA, MIN_VACUUM_KPA, MAX_VACUUM_KPA),
+    ("max_point_nl", _U32, MAX_POINT_NL, MIN_VOLUME_NL, CEIL_POINT_NL),
+    ("max_shot_nl", _U32, MAX_SHOT_NL, MIN_VOLUME_NL, MAX_SHOT_NL),
+    ("max_session_nl", _U32, MAX_SESSION_NL, MIN_VOLUME_NL, MAX_SESSION_NL),
+    ("max_depth_um", _U16, MAX_DEPTH_UM, MIN_DEPTH_UM, MAX_DEPTH_UM),
+    ("max_cadence_mhz", _U16, MAX_CADENCE_MHZ, MIN_CADENCE_MHZ, MAX_CADENCE_MHZ),
+    ("max_flow_nl_s", _U32, MAX_FLOW_NL_S, MIN_FLOW_NL_S, MAX_FLOW_NL_S),
+    ("link_timeout_ms", _U16, LINK_TIMEOUT_MS, MIN_LINK_TIMEOUT_MS, MAX_LINK_TIMEOUT_MS),
+    ("max_vacuum_kpa", _U16, MAX_VACUUM_KPA, MIN_VACUUM_KPA, MAX_VACUUM_KPA),
 )
 SET_POINT = const(0)  # indexes into SETTINGS_TABLE
 SET_SHOT = const(1)
@@ -298,25 +310,25 @@ MAC_SIZE = const(8)
 AUTH_SIZE = const(12)  # counter u32 + mac, the end of every signed payload
 SESSION_SIZE = const(4)  # host_session u32, just before the counter (SESSION_COMMANDS)
 RAW_FIELDS = ("key", "mac")  # byte strings, not text
-_SIGNED = (("counter", "I"), ("mac", "8s"))  # the end of every signed payload
-_SESSION_SIGNED = (("host_session", "I"),) + _SIGNED  # ... of a session command
+_SIGNED = (("counter", _U32), ("mac", _BYTES8))  # the end of every signed payload
+_SESSION_SIGNED = (("host_session", _U32),) + _SIGNED  # ... of a session command
 PAIRING_HOLD_MS = const(3000)  # E-stop pressed and trigger held this long: pairing mode...
 PAIRING_WINDOW_MS = const(60000)  # ...for this long, or until a PAIR
 
 # a delivery, as DELIVERY sends it and RECORD returns it from the journal
 _DELIVERY_FIELDS = (
-    ("record_id", "I"),  # unique and increasing per device, across reboots
-    ("session", "I"),  # CONFIGURE's session tag (0: prime before any CONFIGURE)
-    ("point", "H"),  # 0-based point or shot index in the program
-    ("kind", "B"),  # KIND_*
-    ("flags", "B"),  # FLAG_*
-    ("programmed_nl", "I"),
-    ("delivered_nl", "I"),
-    ("depth_um", "H"),
-    ("time_ms", "I"),  # device clock at the end of the point
-    ("syringe", "B"),  # the syringe the clamp sensor confirmed loaded (SYRINGES code; 0: earlier firmware)
-    ("channel", "B"),  # the syringe channel it came from (0: earlier firmware, alarm and end records)
-    ("epoch", "I"),  # the journal's epoch: a record is (epoch, record_id), unique per device
+    ("record_id", _U32),  # unique and increasing per device, across reboots
+    ("session", _U32),  # CONFIGURE's session tag (0: prime before any CONFIGURE)
+    ("point", _U16),  # 0-based point or shot index in the program
+    ("kind", _U8),  # KIND_*
+    ("flags", _U8),  # FLAG_*
+    ("programmed_nl", _U32),
+    ("delivered_nl", _U32),
+    ("depth_um", _U16),
+    ("time_ms", _U32),  # device clock at the end of the point
+    ("syringe", _U8),  # the syringe the clamp sensor confirmed loaded (SYRINGES code; 0: earlier firmware)
+    ("channel", _U8),  # the syringe channel it came from (0: earlier firmware, alarm and end records)
+    ("epoch", _U32),  # the journal's epoch: a record is (epoch, record_id), unique per device
 )
 
 # what the host's encoder puts in a field its caller leaves out (CPython only): a one-channel program of before
@@ -330,22 +342,22 @@ MESSAGES = {
     CONFIGURE: (
         "CONFIGURE",
         (
-            ("technique", "B"),  # TECHNIQUE_*
-            ("syringe", "B"),  # SYRINGES code
-            ("head", "B"),  # HEADS code: the needle head fitted (its ID resistor is read)
-            ("needle_length_um", "H"),  # the head's needle length: must be the HEADS table's (a check)
-            ("depth_um", "H"),
-            ("volume_nl", "I"),  # per point (per cycle: all the head's needles), or per shot in nappage
-            ("count", "H"),  # points, or shots in nappage
-            ("cadence_mhz", "H"),  # nappage shots per 1000 s; 0 otherwise
-            ("flow_nl_s", "I"),  # plunger flow while dispensing
-            ("vacuum_kpa", "B"),  # multi-needle heads: the vacuum that holds the skin on the needles; 0: contact switch
-            ("channel", "B"),  # the syringe channel (1 or CHANNELS) whose drug the program gives
-            ("session", "I"),  # the host's tag for this session, journalled with every record (not 0)
-            ("session_cap_nl", "I"),  # this session's total cap (a plan's total); 0: max_session_nl alone
+            ("technique", _U8),  # TECHNIQUE_*
+            ("syringe", _U8),  # SYRINGES code
+            ("head", _U8),  # HEADS code: the needle head fitted (its ID resistor is read)
+            ("needle_length_um", _U16),  # the head's needle length: must be the HEADS table's (a check)
+            ("depth_um", _U16),
+            ("volume_nl", _U32),  # per point (per cycle: all the head's needles), or per shot in nappage
+            ("count", _U16),  # points, or shots in nappage
+            ("cadence_mhz", _U16),  # nappage shots per 1000 s; 0 otherwise
+            ("flow_nl_s", _U32),  # plunger flow while dispensing
+            ("vacuum_kpa", _U8),  # multi-needle heads: the vacuum that holds the skin on the needles; 0: contact switch
+            ("channel", _U8),  # the syringe channel (1 or CHANNELS) whose drug the program gives
+            ("session", _U32),  # the host's tag for this session, journalled with every record (not 0)
+            ("session_cap_nl", _U32),  # this session's total cap (a plan's total); 0: max_session_nl alone
         ) + _SESSION_SIGNED,
     ),
-    PRIME: ("PRIME", (("volume_nl", "I"),) + _SESSION_SIGNED),
+    PRIME: ("PRIME", (("volume_nl", _U32),) + _SESSION_SIGNED),
     ARM: ("ARM", _SESSION_SIGNED),
     PAUSE: ("PAUSE", ()),
     RESUME: ("RESUME", _SESSION_SIGNED),
@@ -355,87 +367,87 @@ MESSAGES = {
     CALIBRATE: (
         "CALIBRATE",
         (
-            ("syringe", "B"),
-            ("area_ppm", "I"),  # effective bore area / table area, parts per million
+            ("syringe", _U8),
+            ("area_ppm", _U32),  # effective bore area / table area, parts per million
         ) + _SESSION_SIGNED,
     ),
-    RECORDS: ("RECORDS", (("ack_id", "I"),) + _SESSION_SIGNED),  # record_id the host has committed; 0 = none
-    EVENTS: ("EVENTS", (("from_seq", "B"),)),  # the first event SEQ the host has not received
+    RECORDS: ("RECORDS", (("ack_id", _U32),) + _SESSION_SIGNED),  # record_id the host has committed; 0 = none
+    EVENTS: ("EVENTS", (("from_seq", _U8),)),  # the first event SEQ the host has not received
     REPL: ("REPL", _SESSION_SIGNED),
-    PAIR: ("PAIR", (("key", "16s"),)),  # never readable back
+    PAIR: ("PAIR", (("key", _BYTES16),)),  # never readable back
     OPEN: ("OPEN", _SIGNED),  # signed with the device's counter; the session id is that counter
     CLOSE: ("CLOSE", _SESSION_SIGNED),
     POLL: ("POLL", _SESSION_SIGNED),  # reply STATUS_REPLY
-    ACK: ("ACK", (("command", "B"), ("state", "B"))),
+    ACK: ("ACK", (("command", _U8), ("state", _U8))),
     NACK: (
         "NACK",
         (
-            ("command", "B"),
-            ("reason", "B"),  # NACK_*
-            ("field", "B"),  # 1-based index into the command's fields; 0 = none
-            ("state", "B"),
-            ("value", "I"),  # offending value as received (every command field is unsigned)
-            ("limit", "I"),  # the limit it broke (BAD_STATE: bitmask of states that accept it)
+            ("command", _U8),
+            ("reason", _U8),  # NACK_*
+            ("field", _U8),  # 1-based index into the command's fields; 0 = none
+            ("state", _U8),
+            ("value", _U32),  # offending value as received (every command field is unsigned)
+            ("limit", _U32),  # the limit it broke (BAD_STATE: bitmask of states that accept it)
         ),
     ),
     IDENTITY: (
         "IDENTITY",
         (
-            ("protocol", "B"),
-            ("fw_major", "B"),
-            ("fw_minor", "B"),
-            ("fw_patch", "B"),
-            ("board", "12s"),
-            ("serial", "12s"),
-            ("syringe", "B"),  # currently configured syringe code, 0 = none
-            ("cal_ppm", "I"),  # that syringe's calibration (CALIBRATE), 1000000 = as the table
-            ("reset_cause", "B"),  # RESET_*
+            ("protocol", _U8),
+            ("fw_major", _U8),
+            ("fw_minor", _U8),
+            ("fw_patch", _U8),
+            ("board", _BYTES12),
+            ("serial", _BYTES12),
+            ("syringe", _U8),  # currently configured syringe code, 0 = none
+            ("cal_ppm", _U32),  # that syringe's calibration (CALIBRATE), 1000000 = as the table
+            ("reset_cause", _U8),  # RESET_*
         ) + _SETTING_FIELDS + (  # the device's limits in force
-            ("boot_count", "H"),
-            ("journal_free", "H"),  # records the journal can take before the host acknowledges more
-            ("build", "I"),  # build id `mesoinject flash` wrote in /build.json (8 hex digits); 0: a source image
-            ("paired", "B"),  # 1: the device has a command key (PAIR)
-            ("auth_counter", "I"),  # the highest command counter accepted: the next must be greater
-            ("journal_epoch", "I"),  # drawn when the journal was created: record ids count within it
+            ("boot_count", _U16),
+            ("journal_free", _U16),  # records the journal can take before the host acknowledges more
+            ("build", _U32),  # build id `mesoinject flash` wrote in /build.json (8 hex digits); 0: a source image
+            ("paired", _U8),  # 1: the device has a command key (PAIR)
+            ("auth_counter", _U32),  # the highest command counter accepted: the next must be greater
+            ("journal_epoch", _U32),  # drawn when the journal was created: record ids count within it
         ),
     ),
     STATUS_REPLY: (
         "STATUS_REPLY",
         (
-            ("state", "B"),  # STATE_*
-            ("alarm", "B"),  # active ALARM_* code, 0 = none
-            ("trigger", "B"),  # 1 while the trigger is held
-            ("technique", "B"),
-            ("done", "H"),  # points or shots delivered this program
-            ("planned", "H"),
-            ("delivered_nl", "I"),  # this program, partial points included
-            ("syringe_left_nl", "I"),
-            ("depth_um", "H"),  # current needle depth
-            ("rx_errors", "H"),  # byte runs dropped: bad CRC, oversize length, interbyte timeout
-            ("time_ms", "I"),  # device clock
-            ("unacked", "H"),  # journal records the host has not acknowledged (RECORDS)
-            ("next_event_seq", "B"),  # SEQ the next event will carry: the host sees what it missed
-            ("boot_count", "H"),  # this boot (IDENTITY boot_count): a new value means the event SEQs restarted
-            ("overruns", "H"),  # control passes, while anything moved, longer than their 1 ms tick (saturates)
-            ("worst_pass_us", "I"),  # the longest such pass (overrun or not), us; both since boot
+            ("state", _U8),  # STATE_*
+            ("alarm", _U8),  # active ALARM_* code, 0 = none
+            ("trigger", _U8),  # 1 while the trigger is held
+            ("technique", _U8),
+            ("done", _U16),  # points or shots delivered this program
+            ("planned", _U16),
+            ("delivered_nl", _U32),  # this program, partial points included
+            ("syringe_left_nl", _U32),
+            ("depth_um", _U16),  # current needle depth
+            ("rx_errors", _U16),  # byte runs dropped: bad CRC, oversize length, interbyte timeout
+            ("time_ms", _U32),  # device clock
+            ("unacked", _U16),  # journal records the host has not acknowledged (RECORDS)
+            ("next_event_seq", _U8),  # SEQ the next event will carry: the host sees what it missed
+            ("boot_count", _U16),  # this boot (IDENTITY boot_count): a new value means the event SEQs restarted
+            ("overruns", _U16),  # control passes, while anything moved, longer than their 1 ms tick (saturates)
+            ("worst_pass_us", _U32),  # the longest such pass (overrun or not), us; both since boot
         ),
     ),
     DELIVERY: ("DELIVERY", _DELIVERY_FIELDS + (
-        ("vacuum_kpa", "B"),  # the least vacuum held while the dose ran (multi-needle heads); 0: switch head, prime
+        ("vacuum_kpa", _U8),  # the least vacuum held while the dose ran (multi-needle heads); 0: switch head, prime
     )),  # not journalled (a journal cell has no room): RECORD has no vacuum_kpa
-    RECORD: ("RECORD", _DELIVERY_FIELDS + (("pending", "H"),)),  # a journalled DELIVERY (record_id 0: none left)
+    RECORD: ("RECORD", _DELIVERY_FIELDS + (("pending", _U16),)),  # a journalled DELIVERY (record_id 0: none left)
     ALARM: (
         "ALARM",
         (
-            ("code", "B"),
-            ("state", "B"),
-            ("detail", "i"),
-            ("time_ms", "I"),
-            ("record_id", "I"),  # its journal record (KIND_ALARM), acknowledged by RECORDS; 0: not journalled
-            ("epoch", "I"),
+            ("code", _U8),
+            ("state", _U8),
+            ("detail", _I32),
+            ("time_ms", _U32),
+            ("record_id", _U32),  # its journal record (KIND_ALARM), acknowledged by RECORDS; 0: not journalled
+            ("epoch", _U32),
         ),
     ),
-    STATE: ("STATE", (("old", "B"), ("new", "B"), ("time_ms", "I"))),
+    STATE: ("STATE", (("old", _U8), ("new", _U8), ("time_ms", _U32))),
 }
 
 
