@@ -156,15 +156,49 @@ class ControlChannel:
         self._sel.register(conn, selectors.EVENT_READ, lambda: self._readable(conn))
 
     def _readable(self, conn: socket.socket) -> None:
-        assert self._sel is not None
         if conn is not self._conn:  # replaced by the next boot's earlier in this same select round
             return
-        data = conn.recv(65536)
+        try:
+            data = conn.recv(65536)
+        except ConnectionResetError:  # the board died with input unread (a reset, not a FIN): what it sent is read
+            data = b""
         if not data:
+            self._hang_up()
+            return
+        self._take(data)
+
+    def drain(self, to_end: bool) -> int:
+        """Read everything the board sent on this boot's connection, now (I/O thread); how many bytes.
+
+        The board's physical state comes in its messages ("snap"), and a board that stops (power cut, reset
+        line, watchdog) hands the next boot the last one read: one still in the socket would send the
+        physical world back in time. to_end: the process is dead, read to the end of its stream (the kernel
+        still delivers what it queued); else it is stopped (SIGSTOP): read what is there without waiting.
+        """
+        conn, total = self._conn, 0
+        if conn is None:
+            return 0
+        conn.settimeout(10.0 if to_end else 0.0)  # a dead peer's FIN or RST comes at once: 10 s is a fault
+        try:
+            while data := conn.recv(65536):
+                total += len(data)
+                self._take(data)
+        except (BlockingIOError, ConnectionResetError, TimeoutError):
+            pass
+        finally:
+            conn.settimeout(None)
+        if to_end:
+            self._hang_up()
+        return total
+
+    def _hang_up(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            assert self._sel is not None
             self._sel.unregister(conn)
             conn.close()
-            self._conn = None
-            return
+
+    def _take(self, data: bytes) -> None:
         self._buf += data
         lines = self._buf.split(b"\n")
         self._buf = lines.pop()

@@ -161,10 +161,11 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
             if (self.flash / "key").read_bytes() == self.factory_key:  # not re-paired since
                 self.factory_key_in_use()
         self._log = open(self.log_path, "ab")
-        self._process = BoardProcess(self.flash, self.heap, self._log, self._boot_environment, self._soft_reboot_banner)
+        self.control = ControlChannel(self._cond, self._on_message)
+        self._process = BoardProcess(self.flash, self.heap, self._log, self._boot_environment, self._soft_reboot_banner,
+                                     self.control.drain)
         self._bridge = SerialBridge(self._process.master, self._cond)
         self._link_tty()
-        self.control = ControlChannel(self._cond, self._on_message)
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._process.master, selectors.EVENT_READ, self._from_device)
         self._bridge.register(self._sel)
