@@ -23,6 +23,7 @@ from mesoprotocol import spec
 from .ports import loopback_server
 
 SCHEMA_FILE = "board_ctrl.py"
+SNAP = b'"kind": "snap"'  # how a snap line says its kind (json.dumps on the board: no other field holds text)
 
 
 class ControlError(ValueError):
@@ -109,6 +110,11 @@ class ControlChannel:
         self._buf = b""
         self._sel: selectors.BaseSelector | None = None
         self.error: ControlError | None = None
+        # the newest "snap" line as it came, across boots: the board sends one every pass that moved (~1000/s,
+        # ~1 KB), and only the newest is ever used, so it is checked when used (snap()), not as it comes: an
+        # I/O thread decoding each fell behind on a loaded machine, and the serial bridge it also runs with it
+        # (the host's heartbeat reached the firmware over 500 ms late: LINK_LOST)
+        self._snap = b""
 
     @property
     def address(self) -> str:
@@ -133,6 +139,16 @@ class ControlChannel:
         if conn is None:
             raise ConnectionError("the simulated board is not running")
         conn.sendall(line.encode())
+
+    def snap(self) -> dict | None:
+        """The newest "snap" message, checked (ControlError if outside the schema); None before the first."""
+        line = self._snap
+        if not line:
+            return None
+        try:
+            return self._schema.decode(self._schema.FROM_BOARD, line)
+        except ValueError as e:
+            raise ControlError("from the simulated board: %s" % e) from None
 
     def raise_error(self) -> None:
         if self.error is not None:
@@ -206,6 +222,9 @@ class ControlChannel:
             for line in lines:
                 if not line.strip():
                     continue
+                if SNAP in line:
+                    self._snap = line
+                    continue
                 try:
                     msg = self._schema.decode(self._schema.FROM_BOARD, line)
                 except ValueError as e:
@@ -231,7 +250,6 @@ class BoardControls:
         self.trigger_pressed = False
         self.estop_pressed = False
         self.last_input: Injection | None = None
-        self.air_nl = 0.0
         self.penetrations: list[Penetration] = []
         self.erases = 0  # flash blocks the board began erasing (its journal's writes)
         self.erase_times: list[int] = []  # board time (us) each began, the last 1000
@@ -302,6 +320,12 @@ class BoardControls:
         self.wait(lambda: self.last_input and self.last_input.kind == kind, 2, what)
 
     # ---- ground truth -------------------------------------------------------------------
+    @property
+    def air_nl(self) -> float:
+        """Fluid expelled outside the skin (the model's newest snapshot): what a balance weighs."""
+        snap = self.control.snap() if self.control is not None else None
+        return snap["air_nl"] if snap else 0.0
+
     def truth(self, timeout: float = 2.0) -> Truth:
         with self._cond:
             self._truth = None

@@ -132,7 +132,6 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
         # stays in the REPL instead of starting the firmware
         self.hold_trigger_at_boot = False
         self.hold_estop_at_boot = False
-        self._snapshot = ""  # the model's physical state (JSON), handed to the next boot
         # a wire tap for benchmarks: called (time.time(), bytes) as the firmware's bytes leave the board
         self.on_device_bytes: Callable[[float, bytes], None] | None = None
         self._cond = threading.Condition()
@@ -261,7 +260,8 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
 
     def _boot_environment(self, reset_cause: int) -> dict:
         # what the sim board layer (firmware/boards/sim/board.py) reads as it boots
-        env = {"MESOSIM_STATE": self._snapshot,
+        snap = self._channel().snap()  # the model's physical state, handed to the next boot
+        env = {"MESOSIM_STATE": json.dumps(snap["state"]) if snap else "",
                "MESOSIM_CTRL": self._channel().address,
                "MESOSIM_PROFILE": json.dumps(self.profile),
                "MESOSIM_RESET": str(reset_cause),
@@ -401,9 +401,6 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
             self._process.wdt_armed = True
             self.led = spec.LED_OFF
         elif kind == "wdt":
-            self._process.fed = time.monotonic()
+            self._process.feed()
         elif kind == "reset":
             self._process.reset_pulled = True  # the firmware resets itself (board.reset())
-        elif kind == "snap":
-            self._snapshot = json.dumps(msg["state"])
-            self.air_nl = msg["air_nl"]  # fluid expelled outside the skin: what a balance weighs

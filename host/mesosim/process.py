@@ -111,6 +111,7 @@ class BoardProcess:
         self._on_soft_reboot = on_soft_reboot
         self._drain = drain
         self._cut = False  # a power cut stopped the process: the I/O thread ends it (_halt)
+        self._paused = False  # stopped by _pause, its stop reported (a second SIGSTOP would report none)
         self._late = 0  # control bytes read after the process stopped (the log says: the snapshots it saved)
         self.master, self._slave = raw_pty()  # master: the board's UART as the harness sees it
         self._proc: subprocess.Popen | None = None
@@ -145,6 +146,7 @@ class BoardProcess:
         self.wdt_armed = False
         self.reset_pulled = False
         self.spawns += 1
+        self._paused = False
         slave = self._slave
 
         def controlling_tty():
@@ -155,7 +157,8 @@ class BoardProcess:
             [micropython_binary(), "-X", "heapsize=" + self.heap, "-i", "-c", boot],
             stdin=slave, stdout=slave, stderr=self._log, env=env, preexec_fn=controlling_tty,
             close_fds=True)
-        self._spawned_at = self.fed = time.monotonic()
+        self._spawned_at = time.monotonic()
+        self.feed()
 
     def power_cut(self, off_s: float) -> None:
         """Off now (the MCU stops at once; the I/O thread ends it), back (a POWER_ON boot) after off_s."""
@@ -174,16 +177,31 @@ class BoardProcess:
         # then killed, its stream is read to its end.
         proc = self._proc
         assert proc is not None
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGSTOP)  # a no-op if a power cut stopped it already
-            _, status = os.waitpid(proc.pid, os.WUNTRACED)
-            if os.WIFSTOPPED(status):
-                self._late += self._drain(False)
-                proc.kill()
-                proc.wait()
-            else:  # it exited on its own meanwhile (reaped here: tell Popen how)
-                proc.returncode = os.waitstatus_to_exitcode(status)
+        if self._pause():
+            proc.kill()
+            proc.wait()
         self._cut = False
+
+    def _pause(self) -> bool:
+        # SIGSTOP, then read what it sent so far; False: it had exited on its own meanwhile
+        proc = self._proc
+        assert proc is not None
+        if proc.poll() is not None:
+            return False
+        if self._paused:
+            return True
+        os.kill(proc.pid, signal.SIGSTOP)  # a no-op if a power cut stopped it already
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):  # reaped here: tell Popen how it ended
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return False
+        self._paused = True
+        self._late += self._drain(False)
+        return True
+
+    def feed(self) -> None:
+        """The firmware fed its watchdog (its "wdt" message)."""
+        self.fed = time.monotonic()
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:
@@ -229,6 +247,11 @@ class BoardProcess:
             return
         if self._proc.poll() is None:
             if self.wdt_armed and now - self.fed > WATCHDOG_S:
+                # stopped, a feed the I/O thread had not read yet is read: a harness behind is no starved watchdog
+                if self._pause() and time.monotonic() - self.fed <= WATCHDOG_S:
+                    self._paused = False
+                    os.kill(self._proc.pid, signal.SIGCONT)
+                    return
                 self._halt()
                 self._restart(spec.RESET_WATCHDOG, "watchdog not fed for %.1f s" % (now - self.fed))
             return
