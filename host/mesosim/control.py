@@ -218,6 +218,7 @@ class ControlChannel:
         self._buf += data
         lines = self._buf.split(b"\n")
         self._buf = lines.pop()
+        news = False  # a message a waiter may wait for (a snap alone wakes none: ~1000/s of thread switches)
         with self._cond:
             for line in lines:
                 if not line.strip():
@@ -225,13 +226,15 @@ class ControlChannel:
                 if SNAP in line:
                     self._snap = line
                     continue
+                news = True
                 try:
                     msg = self._schema.decode(self._schema.FROM_BOARD, line)
                 except ValueError as e:
                     self.error = ControlError("from the simulated board: %s" % e)
                     continue
                 self._on_message(msg)
-            self._cond.notify_all()
+            if news:
+                self._cond.notify_all()
 
 
 class BoardControls:
