@@ -81,5 +81,13 @@ def wait_state(dev: Device, states: set[int], timeout: float = 10.0, seen: list 
 def prime_and_arm(dev, volume_nl=5000):
     """CONFIGURED -> PRIMED -> ARMED."""
     dev.prime(volume_nl)
-    assert wait_state(dev, {spec.STATE_PRIMED, spec.STATE_CONFIGURED, spec.STATE_FAULT}) == spec.STATE_PRIMED
+    state = wait_state(dev, {spec.STATE_PRIMED, spec.STATE_CONFIGURED, spec.STATE_FAULT})
+    assert state == spec.STATE_PRIMED, "the prime ended in %s, %s" % (spec.STATE_NAMES[state], alarm_said(dev))
     dev.arm()
+
+
+def alarm_said(dev: Device) -> str:
+    """The device's alarm and overrun counters, for a failure message."""
+    s = dev.status()
+    name = (spec.ALARM_NAMES[s["alarm"]] or "none") if s["alarm"] < len(spec.ALARM_NAMES) else str(s["alarm"])
+    return "alarm %s; %d overruns, worst pass %d us" % (name, s["overruns"], s["worst_pass_us"])

@@ -64,6 +64,9 @@ def test_a_point_cut_before_its_first_checkpoint_is_stamped_inside_its_needle_en
     entry = sim.penetrations[-1]
     sim.set_trigger(False)
     device.hello()
+    sim.truth()  # the control channel read up to the boot's end: every needle excursion of the boot is in
+    # one needle entry: the boot's needle-play probe (10 um, while the uncut line still drips) is none
+    assert sim.penetrations[pens:] == [entry]
     _, seen = pull(device, store)
     lost = [r for r in seen if r["flags"] & spec.FLAG_POWER_LOST]
     assert len(lost) == 1

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from hil import WORST_ERASE_MS, drain, prime_and_arm, wait_state
+from hil import WORST_ERASE_MS, alarm_said, drain, prime_and_arm, wait_state
 from mesoinject.client import Device
 from mesoprotocol import spec
 from test_stops import SLOW_POINT
@@ -60,7 +60,12 @@ def stop_at_an_erase(dev, sim, line):
 
     sim.on_erase = once
     while not (sim.last_input and sim.last_input.kind == kind):  # a checkpoint that erases a block
-        dev.status()
+        # (while the point runs: a point that faulted or ended erases no more, and this waited for ever)
+        state = dev.status()["state"]
+        if state != spec.STATE_DELIVERING:
+            sim.truth()  # the control channel read up to now: an input taken before the point ended is in
+            assert sim.last_input and sim.last_input.kind == kind, "no erase while the point ran: %s, %s" % (
+                spec.STATE_NAMES[state], alarm_said(dev))
         dev.next_event(0.01)
     return sim.last_input
 

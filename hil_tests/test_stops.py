@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from hil import drain, prime_and_arm, seconds, wait_event, wait_state
+from hil import alarm_said, drain, prime_and_arm, seconds, wait_event, wait_state
 from mesoinject.client import DeviceRefused
 from mesoprotocol import spec
 
@@ -27,7 +27,8 @@ def start_slow_point(device, sim, flowing_nl=3000):
     wait_state(device, {spec.STATE_DELIVERING}, timeout=5)
     deadline = time.monotonic() + seconds(5)  # the board's 5 s on the host's clock (an emulator is slower)
     while sim.truth().out_nl - start < flowing_nl:  # each truth() is a round trip to the board
-        assert device.status()["state"] == spec.STATE_DELIVERING  # and the link heartbeat
+        state = device.status()["state"]  # and the link heartbeat
+        assert state == spec.STATE_DELIVERING, "%s, %s" % (spec.STATE_NAMES[state], alarm_said(device))
         assert time.monotonic() < deadline, "the plunger never started"
     return start, pens
 

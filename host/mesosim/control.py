@@ -23,6 +23,7 @@ from mesoprotocol import spec
 from .ports import loopback_server
 
 SCHEMA_FILE = "board_ctrl.py"
+SNAP = b'"kind": "snap"'  # how a snap line says its kind (json.dumps on the board: no other field holds text)
 
 
 class ControlError(ValueError):
@@ -109,6 +110,11 @@ class ControlChannel:
         self._buf = b""
         self._sel: selectors.BaseSelector | None = None
         self.error: ControlError | None = None
+        # the newest "snap" line as it came, across boots: the board sends one every pass that moved (~1000/s,
+        # ~1 KB), and only the newest is ever used, so it is checked when used (snap()), not as it comes: an
+        # I/O thread decoding each fell behind on a loaded machine, and the serial bridge it also runs with it
+        # (the host's heartbeat reached the firmware over 500 ms late: LINK_LOST)
+        self._snap = b""
 
     @property
     def address(self) -> str:
@@ -134,6 +140,16 @@ class ControlChannel:
             raise ConnectionError("the simulated board is not running")
         conn.sendall(line.encode())
 
+    def snap(self) -> dict | None:
+        """The newest "snap" message, checked (ControlError if outside the schema); None before the first."""
+        line = self._snap
+        if not line:
+            return None
+        try:
+            return self._schema.decode(self._schema.FROM_BOARD, line)
+        except ValueError as e:
+            raise ControlError("from the simulated board: %s" % e) from None
+
     def raise_error(self) -> None:
         if self.error is not None:
             raise self.error
@@ -156,29 +172,69 @@ class ControlChannel:
         self._sel.register(conn, selectors.EVENT_READ, lambda: self._readable(conn))
 
     def _readable(self, conn: socket.socket) -> None:
-        assert self._sel is not None
         if conn is not self._conn:  # replaced by the next boot's earlier in this same select round
             return
-        data = conn.recv(65536)
+        try:
+            data = conn.recv(65536)
+        except ConnectionResetError:  # the board died with input unread (a reset, not a FIN): what it sent is read
+            data = b""
         if not data:
+            self._hang_up()
+            return
+        self._take(data)
+
+    def drain(self, to_end: bool) -> int:
+        """Read everything the board sent on this boot's connection, now (I/O thread); how many bytes.
+
+        The board's physical state comes in its messages ("snap"), and a board that stops (power cut, reset
+        line, watchdog) hands the next boot the last one read: one still in the socket would send the
+        physical world back in time. to_end: the process is dead, read to the end of its stream (the kernel
+        still delivers what it queued); else it is stopped (SIGSTOP): read what is there without waiting.
+        """
+        conn, total = self._conn, 0
+        if conn is None:
+            return 0
+        conn.settimeout(10.0 if to_end else 0.0)  # a dead peer's FIN or RST comes at once: 10 s is a fault
+        try:
+            while data := conn.recv(65536):
+                total += len(data)
+                self._take(data)
+        except (BlockingIOError, ConnectionResetError, TimeoutError):
+            pass
+        finally:
+            conn.settimeout(None)
+        if to_end:
+            self._hang_up()
+        return total
+
+    def _hang_up(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            assert self._sel is not None
             self._sel.unregister(conn)
             conn.close()
-            self._conn = None
-            return
+
+    def _take(self, data: bytes) -> None:
         self._buf += data
         lines = self._buf.split(b"\n")
         self._buf = lines.pop()
+        news = False  # a message a waiter may wait for (a snap alone wakes none: ~1000/s of thread switches)
         with self._cond:
             for line in lines:
                 if not line.strip():
                     continue
+                if SNAP in line:
+                    self._snap = line
+                    continue
+                news = True
                 try:
                     msg = self._schema.decode(self._schema.FROM_BOARD, line)
                 except ValueError as e:
                     self.error = ControlError("from the simulated board: %s" % e)
                     continue
                 self._on_message(msg)
-            self._cond.notify_all()
+            if news:
+                self._cond.notify_all()
 
 
 class BoardControls:
@@ -197,7 +253,6 @@ class BoardControls:
         self.trigger_pressed = False
         self.estop_pressed = False
         self.last_input: Injection | None = None
-        self.air_nl = 0.0
         self.penetrations: list[Penetration] = []
         self.erases = 0  # flash blocks the board began erasing (its journal's writes)
         self.erase_times: list[int] = []  # board time (us) each began, the last 1000
@@ -268,6 +323,12 @@ class BoardControls:
         self.wait(lambda: self.last_input and self.last_input.kind == kind, 2, what)
 
     # ---- ground truth -------------------------------------------------------------------
+    @property
+    def air_nl(self) -> float:
+        """Fluid expelled outside the skin (the model's newest snapshot): what a balance weighs."""
+        snap = self.control.snap() if self.control is not None else None
+        return snap["air_nl"] if snap else 0.0
+
     def truth(self, timeout: float = 2.0) -> Truth:
         with self._cond:
             self._truth = None

@@ -133,7 +133,6 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
         # stays in the REPL instead of starting the firmware
         self.hold_trigger_at_boot = False
         self.hold_estop_at_boot = False
-        self._snapshot = ""  # the model's physical state (JSON), handed to the next boot
         self._serial_tail = b""  # the last bytes the board sent on its serial port: what a failing firmware printed
         # a wire tap for benchmarks: called (time.time(), bytes) as the firmware's bytes leave the board
         self.on_device_bytes: Callable[[float, bytes], None] | None = None
@@ -163,10 +162,11 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
             if (self.flash / "key").read_bytes() == self.factory_key:  # not re-paired since
                 self.factory_key_in_use()
         self._log = open(self.log_path, "ab")
-        self._process = BoardProcess(self.flash, self.heap, self._log, self._boot_environment, self._soft_reboot_banner)
+        self.control = ControlChannel(self._cond, self._on_message)
+        self._process = BoardProcess(self.flash, self.heap, self._log, self._boot_environment, self._soft_reboot_banner,
+                                     self.control.drain)
         self._bridge = SerialBridge(self._process.master, self._cond)
         self._link_tty()
-        self.control = ControlChannel(self._cond, self._on_message)
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._process.master, selectors.EVENT_READ, self._from_device)
         self._bridge.register(self._sel)
@@ -262,7 +262,8 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
 
     def _boot_environment(self, reset_cause: int) -> dict:
         # what the sim board layer (firmware/boards/sim/board.py) reads as it boots
-        env = {"MESOSIM_STATE": self._snapshot,
+        snap = self._channel().snap()  # the model's physical state, handed to the next boot
+        env = {"MESOSIM_STATE": json.dumps(snap["state"]) if snap else "",
                "MESOSIM_CTRL": self._channel().address,
                "MESOSIM_PROFILE": json.dumps(self.profile),
                "MESOSIM_RESET": str(reset_cause),
@@ -419,9 +420,6 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
             self._process.wdt_armed = True
             self.led = spec.LED_OFF
         elif kind == "wdt":
-            self._process.fed = time.monotonic()
+            self._process.feed()
         elif kind == "reset":
             self._process.reset_pulled = True  # the firmware resets itself (board.reset())
-        elif kind == "snap":
-            self._snapshot = json.dumps(msg["state"])
-            self.air_nl = msg["air_nl"]  # fluid expelled outside the skin: what a balance weighs

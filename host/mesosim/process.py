@@ -7,11 +7,13 @@ as mpremote drives it) decides what its exit means.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import termios
@@ -95,16 +97,23 @@ class BoardProcess:
     """The MicroPython process that is the board's MCU, and its power, reset line and watchdog.
 
     environment(reset_cause) gives the variables of the next boot (the board layer reads them);
-    on_soft_reboot() is called when a REPL's Ctrl-D reboots it (the board prints its banner).
+    on_soft_reboot() is called when a REPL's Ctrl-D reboots it (the board prints its banner);
+    drain(to_end) reads what this boot sent on its control channel (see ControlChannel.drain): called
+    (on the I/O thread, which alone kills it) with the process stopped, then dead, before the next boot.
     """
 
     def __init__(self, flash: pathlib.Path, heap: str, log: IO[bytes],
-                 environment: Callable[[int], dict], on_soft_reboot: Callable[[], None]):
+                 environment: Callable[[int], dict], on_soft_reboot: Callable[[], None],
+                 drain: Callable[[bool], int]):
         self.flash = flash
         self.heap = heap
         self._log = log
         self._environment = environment
         self._on_soft_reboot = on_soft_reboot
+        self._drain = drain
+        self._cut = False  # a power cut stopped the process: the I/O thread ends it (_halt)
+        self._paused = False  # stopped by _pause, its stop reported (a second SIGSTOP would report none)
+        self._late = 0  # control bytes read after the process stopped (the log says: the snapshots it saved)
         self.master, self._slave = raw_pty()  # master: the board's UART as the harness sees it
         self._proc: subprocess.Popen | None = None
         self.spawns = 0
@@ -138,6 +147,7 @@ class BoardProcess:
         self.wdt_armed = False
         self.reset_pulled = False
         self.spawns += 1
+        self._paused = False
         slave = self._slave
 
         def controlling_tty():
@@ -148,16 +158,51 @@ class BoardProcess:
             [micropython_binary(), "-X", "heapsize=" + self.heap, "-i", "-c", boot],
             stdin=slave, stdout=slave, stderr=self._log, env=env, preexec_fn=controlling_tty,
             close_fds=True)
-        self._spawned_at = self.fed = time.monotonic()
-
-    def kill(self) -> None:
-        if self._proc:
-            self._proc.kill()
+        self._spawned_at = time.monotonic()
+        self.feed()
 
     def power_cut(self, off_s: float) -> None:
-        """Off now, back (a POWER_ON boot) after off_s."""
+        """Off now (the MCU stops at once; the I/O thread ends it), back (a POWER_ON boot) after off_s."""
         self.power_off_until = time.monotonic() + off_s
-        self.kill()
+        if self._proc and self._proc.returncode is None:  # (only the I/O thread reaps it)
+            self._cut = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._proc.pid, signal.SIGSTOP)
+
+    def _halt(self) -> None:
+        # End the process (power cut, reset line, watchdog) without losing what it told the harness: the
+        # model's physical state comes in its "snap" messages and the next boot starts from the last one
+        # read, so an unread one would send the world back in time (a needle in the skin restored as out:
+        # its entry re-dated to after the cut). Stopped first, its sends so far are read while its socket
+        # is open (a dead socket with input unread resets its connection, dropping what it had not sent);
+        # then killed, its stream is read to its end.
+        proc = self._proc
+        assert proc is not None
+        if self._pause():
+            proc.kill()
+            proc.wait()
+        self._cut = False
+
+    def _pause(self) -> bool:
+        # SIGSTOP, then read what it sent so far; False: it had exited on its own meanwhile
+        proc = self._proc
+        assert proc is not None
+        if proc.poll() is not None:
+            return False
+        if self._paused:
+            return True
+        os.kill(proc.pid, signal.SIGSTOP)  # a no-op if a power cut stopped it already
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):  # reaped here: tell Popen how it ended
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return False
+        self._paused = True
+        self._late += self._drain(False)
+        return True
+
+    def feed(self) -> None:
+        """The firmware fed its watchdog (its "wdt" message)."""
+        self.fed = time.monotonic()
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:
@@ -195,15 +240,20 @@ class BoardProcess:
         if not self._proc:
             return
         now = time.monotonic()
+        if self._cut:
+            self._halt()
         if self._proc.poll() is None and self.reset_pulled:
-            self._proc.kill()
-            self._proc.wait()
+            self._halt()
             self._restart(spec.RESET_SOFT, "reset by the firmware")
             return
         if self._proc.poll() is None:
             if self.wdt_armed and now - self.fed > WATCHDOG_S:
-                self._proc.kill()
-                self._proc.wait()
+                # stopped, a feed the I/O thread had not read yet is read: a harness behind is no starved watchdog
+                if self._pause() and time.monotonic() - self.fed <= WATCHDOG_S:
+                    self._paused = False
+                    os.kill(self._proc.pid, signal.SIGCONT)
+                    return
+                self._halt()
                 self._restart(spec.RESET_WATCHDOG, "watchdog not fed for %.1f s" % (now - self.fed))
             return
         if now < self.power_off_until:
@@ -224,7 +274,8 @@ class BoardProcess:
         self._restart(spec.RESET_SOFT, "firmware exited with %d: soft reboot" % self._proc.returncode)
 
     def _restart(self, cause: int, why: str, run_main: bool = True) -> None:
-        self._log.write(b"\n--- %s ---\n" % why.encode())
+        late, self._late = self._late + self._drain(True), 0  # its stream to its end: the next boot starts where it stopped
+        self._log.write(b"\n--- %s (%d control bytes read after it stopped) ---\n" % (why.encode(), late))
         self._log.flush()
         self.resets.append(cause)
         self.spawn(cause, run_main)

@@ -430,8 +430,12 @@ class Model:
             self.pen_max_um = self.depth_um
             for i in range(len(self.pen_needles_nl)):
                 self.pen_needles_nl[i] = 0.0
-        elif was_in and not inside and self.pen_max_um < NOT_A_POINT_UM and self.pen_nl == 0:
-            pass  # the firmware measuring the axis's play at boot: the tip barely left home, nothing flowed
+        elif was_in and not inside and self.pen_max_um < NOT_A_POINT_UM:
+            # the firmware measuring the axis's play at boot: the tip barely left home (10 um, not through the
+            # stratum corneum), no point; after a power cut mid-point the line still drips as it does (its
+            # pressure was never relieved), onto the skin, not into it
+            self.air_nl += self.pen_nl
+            self.pen_nl = 0.0
         elif was_in and not inside:
             self.penetrations += 1
             # the exit also on the millisecond clock records are stamped with (ticks_ms and
