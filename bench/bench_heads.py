@@ -24,7 +24,7 @@ from mesoprotocol import spec
 from mesosim.harness import ticks_diff
 
 HEADS = (6, 7)  # 5-needle and 9-needle 30G 4 mm
-PER_NEEDLE_NL = 5000
+PER_NEEDLE_NL = 20000
 SYRINGE = 2  # BD 3 mL: a 9-needle session of 40 points is 1.8 mL
 
 

@@ -19,7 +19,7 @@ SETTLE_BLOCK_US = 4000  # the settle judges the mean pressure over blocks of thi
 SETTLE_DROP_KPA = 1  # ...settled when the mean falls by less than this from one block to the next...
 SETTLE_DONE_KPA = 5  # ...or is down to this (above the line's zero, taken as each point starts)
 PROBE_DONE_KPA = 2  # a prime measuring the compliance follows the line further down (less tail to extrapolate)
-ZERO_READS = 8  # pressure reads averaged for the line's zero
+ZERO_READS = 32  # pressure reads averaged for the line's zero (its noise: 1/sqrt(32) of the sensor's; needles.py)
 
 
 class Metering:
@@ -106,7 +106,8 @@ class Sequence:
         # plunger_busy() -> True while the driver still lets out the last batch of steps: a line judged
         # before then is still being pushed (a board without the query lets steps out within the call)
         self.plunger_busy = plunger_busy or _never
-        self.zero_kpa = 0  # the sensor's reading at rest (its offset), taken as a point or prime starts
+        self.zero_kpa = 0  # the sensor's reading at rest (its offset), taken as a point or prime starts...
+        self.zero16 = 0  # ...and in 1/16 kPa (the blocked-needle watch's zero: a whole kPa is 1/3 of a flow pressure)
         self.probe = None  # a compliance.Probe fed while one runs (the prime)
         self.needle_play = 0  # the depth axis's lost motion, steps (measured at boot: home_needle)
         self.tip = 0  # where the needle tip is, steps: within needle_play behind the carriage (needle.pos)
@@ -182,6 +183,7 @@ class Sequence:
         total = 0
         for _ in range(ZERO_READS):
             total += self.pressure()
+        self.zero16 = (total << 4) // ZERO_READS
         return (total + ZERO_READS // 2) // ZERO_READS
 
     def line_kpa(self):

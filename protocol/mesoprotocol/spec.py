@@ -252,7 +252,7 @@ JOURNAL_CHECKPOINT_NL = const(1000)  # a dose in progress is journalled this oft
 TRIGGER_STUCK_MS = const(2000)  # held this long beyond what a point needs -> TRIGGER_STUCK
 SYRINGE_SENSOR_MS = const(30)  # the clamp must disagree with the program this long before it counts (not one sample)
 HEAD_SENSOR_MS = const(30)  # the head ID must disagree with the program this long before it counts
-HEAD_BLOCK_PCT = const(10)  # a multi-needle cycle whose mean dispense pressure is this % above the head's baseline
+HEAD_NEEDLE_SPREAD_PCT = const(8)  # a head's needles' conductances within +-this % of nominal (one lot's bore tolerance)
 #                             (its first full cycle after priming) means a blocked needle
 CADENCE_SLACK_DIV = const(10)  # a nappage shot may make up at most period / 10 of lateness: no catch-up
 # skin contact: a single-needle head has a contact switch; a multi-needle head draws the skin onto its needles
@@ -528,6 +528,22 @@ HEAD_ID_TOL_MV = const(120)  # 1 % resistors, the pull-up and ADC error; the ban
 
 def head_needles(code):
     return HEADS[code][1]
+
+
+def head_block_rise_permille(code):
+    # the least rise of the line pressure one fully blocked needle makes (per mille): the narrowest
+    # needle (1 - spread) blocked while the others are the widest (1 + spread): g / (G - g)
+    n = HEADS[code][1]
+    if n < 2:
+        return 0
+    s = HEAD_NEEDLE_SPREAD_PCT
+    return 1000 * (100 - s) // (n * (100 + s) - (100 - s))
+
+
+def head_block_permille(code):
+    # ALARM_NEEDLE_BLOCKED's threshold: half that least rise, a miss and a false alarm equally far from it
+    # (5-needle 102, 9-needle 52 per mille)
+    return head_block_rise_permille(code) // 2
 
 
 def head_fits(code, id_mv):

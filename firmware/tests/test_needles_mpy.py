@@ -1,0 +1,45 @@
+"""The blocked-needle watch (firmware/mesofw/needles.py) on the MicroPython unix port, on synthetic
+dispenses read through a gauge sensor's noise and quantum (firmware/tests/mpy_needles.py)."""
+
+import pathlib
+
+import pytest
+
+HERE = pathlib.Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def results(run_mpy):
+    return run_mpy(HERE / "mpy_needles.py")
+
+
+@pytest.mark.req("SR-170")
+def test_the_flow_figure_is_the_line_without_the_wheals(results):
+    mean, flow = results["figures"]
+    assert flow == pytest.approx(12 * 16, rel=0.04)  # the line at t = 0: 12 kPa of flow pressure
+    assert mean == pytest.approx(22 * 16, rel=0.04)  # flow + the wheals' mean back-pressure (20 kPa / 2)
+
+
+@pytest.mark.req("SR-170")
+def test_a_clean_session_raises_no_alarm(results):
+    assert results["clean5"] is None and results["clean9"] is None
+
+
+@pytest.mark.req("SR-170")
+def test_a_needle_blocked_from_the_first_point_is_caught_by_the_flow_figure_against_the_prime(results):
+    assert results["first5"][:2] == [0, 1]  # the first point, its flow figure
+    assert results["first9"][:2] == [0, 1]  # 16 kPa of flow: 5.2 % of it resolves (needles.FLOW_RESOLVED16)
+    # the documented miss: at 6 kPa of flow a 9-needle head's 5.2 % is under the figure's spread, not judged
+    # (and the first point, blocked, is the mean's baseline)
+    assert results["first9_low"] is None
+
+
+@pytest.mark.req("SR-170")
+def test_a_needle_blocking_mid_session_is_caught_at_the_point_it_blocks(results):
+    assert results["mid5"][0] == 3 and results["mid9"][0] == 3
+
+
+@pytest.mark.req("SR-170")
+def test_the_watch_allocates_nothing_and_leaves_short_shots_alone(results):
+    assert results["no_allocation"] is True  # heap locked over the longest dispense judged
+    assert results["shot"] is False
