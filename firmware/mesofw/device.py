@@ -509,7 +509,7 @@ class Device:
             elif board.syringe_end():
                 self.fault(S.ALARM_SYRINGE_EMPTY, self.capacity_nl - self.dispensed_nl, now_us)
             else:  # the dispense's line pressure (_check_needles)
-                self.needles.feed(kpa, now_us)
+                self.needles.feed(kpa, self.plunger.pos, now_us)
             state = self.state
         if state == S.STATE_DELIVERING and not pressed and self.dose.phase != dosing.RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
@@ -605,7 +605,7 @@ class Device:
     def _check_needles(self, now_us):
         # A multi-needle head shares one line: a needle blocking sends its dose to the others and raises
         # the line pressure n/(n-1) (needles.py). A full prime measures the clear head's flow pressure; a
-        # full point judges its flow pressure against it, and its mean against the head's first point.
+        # full point judges its flow figure against it, and its mean against the head's clean points.
         if self.needles.judge(self.kind == S.KIND_PRIME, S.head_needles(self.head), S.head_block_permille(self.head)):
             self.fault(S.ALARM_NEEDLE_BLOCKED, self.needles.risen16 >> 4, now_us)
 
@@ -694,7 +694,7 @@ class Device:
         self.dose.probe = self.probe if prime else None
         self.dose.start(depth_um, steps, rate, fast, 0 if shot else self.suckback_steps,
                        S.SHOT_SETTLE_MS if shot else PRIME_SETTLE_MS if prime else S.POINT_SETTLE_MS, not shot, now_us)
-        self.needles.start(self.dose.zero16, volume_nl, self.cfg[S.CFG_FLOW])
+        self.needles.start(self.dose.zero16, steps, rate)
 
     def _record_if_dispensed(self, now_us):
         # One DELIVERY per point, emitted the moment the plunger stops.

@@ -6,18 +6,27 @@
 # S.head_block_rise_permille). While a point dispenses at constant flow q the line reads
 #     p(t) = q / G  +  B(t)          (G: the head's conductance; B: the wheals' back-pressure, growing
 #                                     with the volume each needle has put in, so ~linear in t)
-# Two figures per dispense, from time-weighted sums (no allocation, small ints):
-#   flow   the line at t = 0, where the wheals are still empty: q / G alone, whatever the tissue.
-#          Extrapolated through the centroids of the dispense's two halves (Wald's line: no products
-#          of sums, which would outgrow a small int). The prime, in the air, at the program's flow,
-#          measures the head clear: a point whose flow pressure rises past the threshold above the
-#          prime's has a needle blocked since - from the first point on.
-#   mean   the whole dispense's mean (flow + back-pressure): averaged over every sample it is the
-#          quieter figure, but the tissue sets it, so it is judged only against this head's first
-#          full cycle (a needle blocking mid-session).
+# The plunger's flow is not always the programmed one: a late control pass (a journal write, a busy
+# CPU) holds the axis back, and the pass after it pushes a burst. So only reads from steady passes
+# count (the pass and the one before it on time: the line at the programmed flow), and the wheals'
+# growth is taken against the volume pushed (V), not the clock:
+#     p = F + k V          (F = q / G: the line's own flow pressure; k: the wheals' stiffness / G)
+# F and k from Wald's line through the means of the dispense's two halves in V (sums of small ints
+# per pass, no allocation). Two figures, 1/16 kPa:
+#   flow   F, the line's own pressure at the program's flow, the tissue's taken out. The prime, in the
+#          air at the program's flow, measures the clear head's; a point whose flow figure is past the
+#          threshold above it has a needle blocked since - from the first point on.
+#   mean   the time-weighted mean of every read (flow + the wheals' mean back-pressure), judged against
+#          the average of this head's first clean points (a needle blocking mid-session): the tissue's figure as much as
+#          the line's, but over every read, the quieter one.
+# Both scatter between clean points (the sim, two CPU hogs beside it: flow +-10 %, mean +-4 %; journal
+# writes and late passes hold the plunger, the stopper creeps meanwhile), as much as one blocked needle
+# of nine moves them. So a point past the threshold is a suspicion, confirmed by the next point past it
+# too (the needle stays blocked; a clean point clears it); the mean past twice the threshold alarms at once.
 # Threshold: half the least rise one blocked needle makes (S.head_block_permille), so a miss and a false
 # alarm are equally far from it; what decides both is the figures' noise against that margin (the
-# sensor's noise over the samples, the zero's, the ADC quantum): PROTOCOL.md "Blocked needles".
+# sensor's noise over the samples, the zero's, the ADC quantum, the stopper's creep): PROTOCOL.md
+# "Blocked needles".
 # A needle blocked before the prime is not seen: the prime then measures the blocked head as its
 # reference, and against the head table alone it reads as a drug 1/(n-1) more viscous (drugs span 2x).
 from time import ticks_diff
@@ -25,102 +34,137 @@ from time import ticks_diff
 SKIP_US = 4000  # the sensor's lag and the line's compliance rising: not yet the dose's flow pressure
 MIN_MS = 40  # a dispense shorter than this (a nappage shot) is not judged: too few samples
 MAX_MS = 8000  # nor a longer one: its sums would outgrow a small int (heap allocation in the loop)
-FLOW_RESOLVED16 = 12  # the flow figure is judged only where the threshold is this far above the prime's
-# (1/16 kPa: 0.75 kPa): the figure varies +-5 % between clean points and reads up to 10 % under the prime
-# (journal writes pausing the plunger, the stopper's creep), a whole sensor quantum (1 kPa) at 9 needles
-MAX_DT_US = 4000  # a pass longer than this (a journal checkpoint's flash write) weighs no more than this
+LATE_US = 1500  # a control pass this long after the last (1 ms) was held up: its read, and the next, left out
+FLOW_SCATTER_PERMILLE = 100  # the flow figure scatters +-10 % between clean points (sim, loaded CPU): judged
+# only on heads whose threshold is wider (5 needles: 102); on 9 needles (52) it would alarm on clean points
+BASE_POINTS = 8  # the mean's baseline: the head's first clean points, averaged (one point's scatter halved by 4)
+MIN_READS = 16  # steady reads a half needs to be judged
+MAX_DT_US = 4000  # a pass longer than this (a journal checkpoint's flash write) weighs no more than this in the mean
 FLOW = 1  # judge(): the flow figure rose past the prime's (a needle blocked since the prime)
 MEAN = 2  # judge(): the mean rose past the head's first point's (a needle blocked mid-session)
 
 
 class Watch:
     def __init__(self):
-        self.ref_flow16 = 0  # the prime's flow pressure, 1/16 kPa (0: none: nothing to judge against)...
-        self.ref_ul_s = 1  # ...at its flow (uL/s); a point at another flow expects it in proportion (Poiseuille)
-        self.base_mean16 = 0  # this head's first full cycle's mean pressure, 1/16 kPa (0: none yet)
+        self.ref_flow16 = 0  # the prime's flow pressure, 1/16 kPa (0: none: nothing to judge against)
+        self.base_mean16 = 0  # the mean figure of this head's clean points (the first BASE_POINTS), 1/16 kPa
+        self.base_sum = self.base_n = 0
+        self.base_new = False
         self.mean16 = self.flow16 = self.risen16 = 0  # the last dispense's figures; what rose (judge)
+        self.suspect = 0  # points in a row past the threshold
         self.start(0, 0, 0)
-        self.t0 = self.last = 0
+        self.t0 = self.last = self.pos0 = 0
 
     def forget(self):
         # another head, or a new prime: its clear reference is measured again
         self.ref_flow16 = 0
-        self.base_mean16 = 0
+        self.base_mean16 = self.base_sum = self.base_n = 0
+        self.suspect = 0
 
-    def start(self, zero16, volume_nl, flow_nl_s):
-        # a dose begins; zero16: the sensor's reading at rest, 1/16 kPa. Its dispense's first read starts the clock.
-        expected_ms = volume_nl * 1000 // flow_nl_s if flow_nl_s else 0
-        self.half_ms = expected_ms // 2 if MIN_MS <= expected_ms <= MAX_MS else 0
-        self.ul_s = flow_nl_s // 1000 if flow_nl_s >= 1000 else 1
+    def start(self, zero16, steps, rate):
+        # a dose of `steps` at `rate` steps/s begins; zero16: the sensor's reading at rest, 1/16 kPa. Its
+        # dispense's first read starts the clock.
+        expected_ms = steps * 1000 // rate if rate else 0
+        self.half_v = steps >> 3 if MIN_MS <= expected_ms <= MAX_MS else 0  # half the dose, in V units
         self.zero16 = zero16
         self.started = False
-        self.w1 = self.s1 = self.k1 = 0  # first half: weight (64 us units), kPa x weight, ms x weight
-        self.w2 = self.s2 = self.k2 = 0
+        self.was_late = True
+        self.n1 = self.p1 = self.v1 = 0  # first half: steady reads, their kPa, their V (4 steps a unit)
+        self.n2 = self.p2 = self.v2 = 0
+        self.w = self.pw = 0  # every read: weight (its pass's time, 64 us units) and kPa x weight
 
-    def feed(self, kpa, now_us):
-        # one sensor read (raw kPa) while dispensing
-        if not self.half_ms:
+    def feed(self, kpa, pos, now_us):
+        # one sensor read (raw kPa) and the plunger's position (steps) while dispensing
+        if not self.half_v:
             return
         if not self.started:
             self.started = True
             self.t0 = self.last = now_us
+            self.pos0 = pos
             return
         dt = ticks_diff(now_us, self.last)
         self.last = now_us
-        t = ticks_diff(now_us, self.t0)
-        if t < SKIP_US or dt <= 0:
+        if dt > 0 and ticks_diff(now_us, self.t0) >= SKIP_US:
+            w = (dt if dt < MAX_DT_US else MAX_DT_US) >> 6
+            self.w += w
+            self.pw += kpa * w
+        late = dt > LATE_US
+        steady = not late and not self.was_late
+        self.was_late = late
+        if not steady or ticks_diff(now_us, self.t0) < SKIP_US:
             return
-        w = (dt if dt < MAX_DT_US else MAX_DT_US) >> 6
-        t //= 1000
-        if t < self.half_ms:
-            self.w1 += w
-            self.s1 += kpa * w
-            self.k1 += t * w
-        elif t <= MAX_MS:
-            self.w2 += w
-            self.s2 += kpa * w
-            self.k2 += t * w
+        v = (pos - self.pos0) >> 2  # 4 steps a unit: the sums stay small ints on a 1 mL syringe
+        if v < self.half_v:
+            self.n1 += 1
+            self.p1 += kpa
+            self.v1 += v
+        else:
+            self.n2 += 1
+            self.p2 += kpa
+            self.v2 += v
 
     def figures(self):
-        # the dispense's mean16 and flow16 (1/16 kPa above the zero, kept on self: no allocation);
-        # False when it was not judged (too short, too long, a half without samples)
-        w1, w2 = self.w1, self.w2
-        if not self.half_ms or w1 < 64 or w2 < 64:  # under ~4 ms a half: not a dispense to judge
+        # the dispense's mean16 and flow16 (1/16 kPa above the zero, on self: no allocation); False when
+        # it was not judged (too short, too long, too few steady reads in a half)
+        n1, n2 = self.n1, self.n2
+        if not self.half_v or n1 < MIN_READS or n2 < MIN_READS or not self.w:
             return False
-        c1 = self.k1 // w1
-        c2 = self.k2 // w2
+        c1 = self.v1 // n1
+        c2 = self.v2 // n2
         if c2 <= c1:
             return False
-        m1 = _mean16(self.s1, w1) - self.zero16
-        m2 = _mean16(self.s2, w2) - self.zero16
-        self.mean16 = _mean16(self.s1 + self.s2, w1 + w2) - self.zero16
+        m1 = _mean16(self.p1, n1) - self.zero16
+        m2 = _mean16(self.p2, n2) - self.zero16
         self.flow16 = m1 - (m2 - m1) * c1 // (c2 - c1)
+        self.mean16 = _mean16(self.pw, self.w) - self.zero16
         return True
 
     def judge(self, prime, needles, permille):
-        # after a full dispense: the prime keeps its flow figure as the head's clear reference; a point
-        # returns what rose past the threshold (FLOW or MEAN; self.risen16 its 1/16 kPa) or 0
+        # after a full dispense: the prime keeps its mean as the head's clear flow reference; a point
+        # returns what rose (FLOW or MEAN; self.risen16 its 1/16 kPa) once confirmed, or 0
         if needles < 2 or not self.figures():
             return 0
-        mean, flow = self.mean16, self.flow16
-        if prime:
-            self.ref_flow16 = flow if flow > 0 else 0
-            self.ref_ul_s = self.ul_s
-            self.base_mean16 = 0
+        if prime:  # in the air: no wheal, every read is the line's flow pressure
+            self.ref_flow16 = self.mean16 if self.mean16 > 0 else 0
+            self.base_mean16 = self.base_sum = self.base_n = 0
+            self.suspect = 0
             return 0
-        expected = self.ref_flow16 * self.ul_s // self.ref_ul_s
-        if expected * permille >= FLOW_RESOLVED16 * 1000 and flow * 1000 > expected * (1000 + permille):
-            self.risen16 = flow
-            return FLOW
-        if not self.base_mean16:
-            self.base_mean16 = mean if mean > 0 else 1
-        elif mean * 1000 > self.base_mean16 * (1000 + permille):
-            self.risen16 = mean
+        if not self.base_n:  # the head's first full point starts the baseline
+            self.base_sum = self.mean16 if self.mean16 > 0 else 1
+            self.base_n = 1
+            self.base_new = True  # in it already
+        self.base_mean16 = self.base_sum // self.base_n
+        mean = _past(self.mean16, self.base_mean16, permille)
+        flow = 0
+        if self.ref_flow16 and permille >= FLOW_SCATTER_PERMILLE:
+            flow = _past(self.flow16, self.ref_flow16, permille)
+        if not mean and not flow:
+            self.suspect = 0
+            if self.base_n < BASE_POINTS and not self.base_new:  # a clean point: into the baseline
+                self.base_sum += self.mean16
+                self.base_n += 1
+            self.base_new = False
+            return 0
+        self.base_new = False
+        self.suspect += 1
+        # the mean past twice the threshold alarms at once; anything else once the next point confirms it
+        if mean < 2 and self.suspect < 2:
+            return 0
+        if mean:
+            self.risen16 = self.mean16
             return MEAN
-        return 0
+        self.risen16 = self.flow16
+        return FLOW
 
 
-def _mean16(s, w):
-    # s / w in 1/16, without s << 4 outgrowing a small int
-    q = s // w
-    return (q << 4) + ((s - q * w) << 4) // w
+def _past(figure16, ref16, permille):
+    # 0: within the threshold above ref16; 1: past it; 2: past twice it
+    if figure16 * 1000 > ref16 * (1000 + 2 * permille):
+        return 2
+    return 1 if figure16 * 1000 > ref16 * (1000 + permille) else 0
+
+
+def _mean16(s, n):
+    # s / n in 1/16, without s << 4 outgrowing a small int
+    q = s // n
+    return (q << 4) + ((s - q * n) << 4) // n
