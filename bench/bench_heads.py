@@ -3,7 +3,9 @@
 Per head (5- and 9-needle): the dead volume a dry head's prime filled against the head table; for
 each point, every needle's volume (ground truth) against the record's share (delivered / needles),
 the per-needle error's p99, and the cycle's total against the record; then one needle fully
-blocked: whether the device stopped with NEEDLE_BLOCKED, and the pressure rise it saw. Then skin
+blocked needles: per board (seed) of each head, a clean session (false NEEDLE_BLOCKED alarms), its narrowest
+needle fully blocked mid-session, then re-primed clear and blocked before the first point: caught within two
+points, k of N boards. Then skin
 contact: the gun lifted mid-point, on a single needle (its contact switch) and on the 5-needle head (its
 vacuum leaking away): plunger steps after the lift and the time from the lift to the last step, on the
 board's clock (ground truth), p99 over the trials.
@@ -183,7 +185,6 @@ def main() -> None:
         run_blocks(code, seeds, 3 if args.quick else 8)
     for code in (1, 6):
         run_contact(code, 5 if args.quick else 50, args.seed)
-    print("  two drugs (a second syringe channel): not built (issue 17 part 3)")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@
 # Both scatter between clean points (the sim, two CPU hogs beside it: flow +-10 %, mean +-4 %; journal
 # writes and late passes hold the plunger, the stopper creeps meanwhile), as much as one blocked needle
 # of nine moves them. So a point past the threshold is a suspicion, confirmed by the next point past it
-# too (the needle stays blocked; a clean point clears it); the mean past twice the threshold alarms at once.
+# too (the needle stays blocked; a clean point clears it); the mean far past it alarms at once.
 # Threshold: half the least rise one blocked needle makes (S.head_block_permille), so a miss and a false
 # alarm are equally far from it; what decides both is the figures' noise against that margin (the
 # sensor's noise over the samples, the zero's, the ADC quantum, the stopper's creep): PROTOCOL.md
@@ -37,6 +37,7 @@ MAX_MS = 8000  # nor a longer one: its sums would outgrow a small int (heap allo
 LATE_US = 1500  # a control pass this long after the last (1 ms) was held up: its read, and the next, left out
 FLOW_SCATTER_PERMILLE = 100  # the flow figure scatters +-10 % between clean points (sim, loaded CPU): judged
 # only on heads whose threshold is wider (5 needles: 102); on 9 needles (52) it would alarm on clean points
+IMMEDIATE_PERMILLE = 150  # a mean this far up (and past twice the threshold) needs no second point
 BASE_POINTS = 8  # the mean's baseline: the head's first clean points, averaged (one point's scatter halved by 4)
 MIN_READS = 16  # steady reads a half needs to be judged
 MAX_DT_US = 4000  # a pass longer than this (a journal checkpoint's flash write) weighs no more than this in the mean
@@ -134,11 +135,11 @@ class Watch:
             self.base_n = 1
             self.base_new = True  # in it already
         self.base_mean16 = self.base_sum // self.base_n
-        mean = _past(self.mean16, self.base_mean16, permille)
+        mean = _rise(self.mean16, self.base_mean16)
         flow = 0
         if self.ref_flow16 and permille >= FLOW_SCATTER_PERMILLE:
-            flow = _past(self.flow16, self.ref_flow16, permille)
-        if not mean and not flow:
+            flow = _rise(self.flow16, self.ref_flow16)
+        if mean <= permille and flow <= permille:
             self.suspect = 0
             if self.base_n < BASE_POINTS and not self.base_new:  # a clean point: into the baseline
                 self.base_sum += self.mean16
@@ -147,21 +148,21 @@ class Watch:
             return 0
         self.base_new = False
         self.suspect += 1
-        # the mean past twice the threshold alarms at once; anything else once the next point confirms it
-        if mean < 2 and self.suspect < 2:
+        # the mean past twice the threshold and IMMEDIATE_PERMILLE alarms at once (a 5-needle head's blocked
+        # needle, +23 %); anything less once the next point confirms it (a 9-needle head's, +11 %: the mean
+        # scatters up to +-10 % between clean points under load, two in a row past 5 % are rare)
+        if self.suspect < 2 and (mean <= 2 * permille or mean <= IMMEDIATE_PERMILLE):
             return 0
-        if mean:
+        if mean > permille:
             self.risen16 = self.mean16
             return MEAN
         self.risen16 = self.flow16
         return FLOW
 
 
-def _past(figure16, ref16, permille):
-    # 0: within the threshold above ref16; 1: past it; 2: past twice it
-    if figure16 * 1000 > ref16 * (1000 + 2 * permille):
-        return 2
-    return 1 if figure16 * 1000 > ref16 * (1000 + permille) else 0
+def _rise(figure16, ref16):
+    # per mille above ref16
+    return figure16 * 1000 // ref16 - 1000
 
 
 def _mean16(s, n):
