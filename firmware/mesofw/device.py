@@ -725,9 +725,10 @@ class Device:
         j = self.journal
         t = ticks_ms()
         self.board.wait_steps()  # the plunger still before the flash stalls the CPU (_checkpoint)
-        j.close(flags, delivered, depth, t)  # on flash before the host hears of it
+        vacuum = self.least_vacuum if self.least_vacuum < 255 else 0
+        j.close(flags, delivered, depth, t, vacuum)  # on flash before the host hears of it
         self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t,
-                           self.syringe, self.channel, j.epoch, self.least_vacuum if self.least_vacuum < 255 else 0)
+                           self.syringe, self.channel, j.epoch, vacuum)
         if not flags & S.FLAG_PARTIAL and self.kind != S.KIND_SHOT:
             self._check_needles(now_us)
 
@@ -746,7 +747,8 @@ class Device:
             # reads them before the sequence steps). So a release or E-stop during the write adds no
             # step; the dose pauses instead (the loop's overrun count in STATUS shows it).
             self.board.wait_steps()
-            self.journal.checkpoint(self.metering.nl(pushed), seq.depth_um(), ticks_ms())
+            self.journal.checkpoint(self.metering.nl(pushed), seq.depth_um(), ticks_ms(),
+                                    self.least_vacuum if self.least_vacuum < 255 else 0)
             self.checkpoint_at = pushed + self.checkpoint_steps
 
     def _sequence_finished(self, now_us):

@@ -31,7 +31,7 @@ def test_acknowledgement_is_idempotent_and_out_of_order(j):
     assert j["after_ack"]["oldest"] == (5 << 16) + 1
 
 
-@pytest.mark.req("SR-053")
+@pytest.mark.req("SR-053", "SR-171")
 def test_power_cut_mid_point_is_recorded_as_partial_at_its_last_checkpoint(j):
     r = j["power_lost"]
     assert r["count"] == 1
@@ -40,6 +40,7 @@ def test_power_cut_mid_point_is_recorded_as_partial_at_its_last_checkpoint(j):
     assert last[4] == spec.FLAG_PARTIAL | spec.FLAG_POWER_LOST
     assert last[6] == 12000
     assert (last[2], last[10]) == (1, 2)  # its point and syringe channel kept through the repair
+    assert (last[5], last[11]) == (30000, 37)  # its programmed dose and the least vacuum held until the cut
     assert len(r["records"]) == 2  # the complete point before it is untouched
 
 

@@ -319,8 +319,11 @@ _DELIVERY_FIELDS = (
     ("epoch", "I"),  # the journal's epoch: a record is (epoch, record_id), unique per device
 )
 
+_VACUUM = (("vacuum_kpa", "B"),)  # the least vacuum held while the dose ran (multi-needle heads); 0: switch head,
+# prime, alarm and end records, earlier firmware's records
+
 # what the host's encoder puts in a field its caller leaves out (CPython only): a one-channel program of before
-FIELD_DEFAULTS = {CONFIGURE: {"channel": 1}, DELIVERY: {"channel": 0}, RECORD: {"channel": 0}}
+FIELD_DEFAULTS = {CONFIGURE: {"channel": 1}, DELIVERY: {"channel": 0}, RECORD: {"channel": 0, "vacuum_kpa": 0}}
 
 # Each message: (name, ((field, struct code), ...)). Little-endian, packed.
 # Units live in the field names: _nl nanolitres, _um micrometres, _ms milliseconds,
@@ -420,10 +423,10 @@ MESSAGES = {
             ("worst_pass_us", "I"),  # the longest such pass (overrun or not), us; both since boot
         ),
     ),
-    DELIVERY: ("DELIVERY", _DELIVERY_FIELDS + (
-        ("vacuum_kpa", "B"),  # the least vacuum held while the dose ran (multi-needle heads); 0: switch head, prime
-    )),  # not journalled (a journal cell has no room): RECORD has no vacuum_kpa
-    RECORD: ("RECORD", _DELIVERY_FIELDS + (("pending", "H"),)),  # a journalled DELIVERY (record_id 0: none left)
+    DELIVERY: ("DELIVERY", _DELIVERY_FIELDS + _VACUUM),
+    # a journalled DELIVERY (record_id 0: none left); vacuum_kpa journalled with it (and with its checkpoints:
+    # a point cut by power keeps the least vacuum held until then)
+    RECORD: ("RECORD", _DELIVERY_FIELDS + _VACUUM + (("pending", "H"),)),
     ALARM: (
         "ALARM",
         (
