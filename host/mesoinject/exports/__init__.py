@@ -79,10 +79,14 @@ def _add_readable_columns(store, records: list[dict], rows: list[dict]) -> None:
     for record in records:
         by_session.setdefault(record.get("session_id"), []).append(record)
     numbers: dict[int, int | None] = {}
+    step_drugs: dict = {}  # (session, plan step) -> the step's drug: a plan of two drugs gives each from its step
     for session_id, group in by_session.items():
         numbers.update(zip(map(id, group), numbered(group)))
         session = store.session(session_id) or {}
         by_session[session_id] = session.get("outcome_text") or session.get("outcome") or ""
+        for step in (json.loads(session.get("plan_json") or "null") or {}).get("steps", []):
+            if step.get("program", {}).get("drug"):
+                step_drugs[(session_id, step["step"])] = step["program"]["drug"]
     for record, row in zip(records, rows):
         prime = record["kind"] == "prime"
         row.update(number="" if prime else numbers[id(record)], counted="no" if prime else "yes",
@@ -90,6 +94,7 @@ def _add_readable_columns(store, records: list[dict], rows: list[dict]) -> None:
                    depth_mm=f"{record['depth_um'] / 1000:.2f}", outcome=by_session[record.get("session_id")],
                    calibrated="no" if record.get("flags", 0) & spec.FLAG_UNCALIBRATED else "yes")
         row["channel"] = record.get("channel") or ""  # blank: stored before two-drug firmware (as plan_step)
+        row["drug"] = step_drugs.get((record.get("session_id"), record.get("plan_step")), row["drug"])
         vacuum = record.get("vacuum_kpa")
         row["vacuum_kpa"] = "" if vacuum is None else vacuum
         zone = zones.ZONES.get(record.get("zone") or "")
