@@ -47,7 +47,8 @@ def point(dev, board) -> tuple[dict | None, list, list]:
     """One point: its DELIVERY fields (None if none), the needles' ground truth, every event seen."""
     pens = len(board.needle_volumes)
     board.set_trigger(True)
-    seen = polled(dev, board, lambda s: any(e.type in (spec.DELIVERY, spec.ALARM) for e in s))
+    seen = polled(dev, board, lambda s: any(e.type in (spec.DELIVERY, spec.ALARM) for e in s)
+                  or dev.status()["state"] == spec.STATE_FAULT)
     board.set_trigger(False)
     if any(e.type == spec.ALARM and e.fields["code"] != spec.ALARM_NEEDLE_BLOCKED for e in seen):
         return None, [], seen  # stopped before the needle went in, maybe
@@ -75,9 +76,13 @@ def run_head(code: int, points: int, seed: int) -> None:
               f"({truth.fill_nl - dead_nl:+.1f}); out of the needles {sum(truth.needles_nl) / 1000:.2f} uL of a "
               f"{(dead_nl + 5000) / 1000:.0f} uL prime; needle conductances {board.profile['head_g']}")
         dev.arm()
-        errors, cycle_errors, kpa = [], [], []
+        errors, cycle_errors, kpa, alarms = [], [], [], []
         for _ in range(points):
-            delivery, needle_nl, _ = point(dev, board)
+            delivery, needle_nl, seen = point(dev, board)
+            if dev.status()["state"] == spec.STATE_FAULT:
+                alarm = next((e for e in seen if e.type == spec.ALARM), None) or dev.next_event(2.0)
+                alarms.append(spec.ALARM_NAMES.get(alarm.fields["code"], "?") if alarm is not None else "?")
+                break
             assert delivery is not None
             share = delivery["delivered_nl"] / needles
             errors += [abs(v - share) / share * 100 for v in needle_nl]
@@ -85,7 +90,8 @@ def run_head(code: int, points: int, seed: int) -> None:
             kpa.append(board.truth().pressure_kpa)
         print(f"  {name}: {points} points of {PER_NEEDLE_NL / 1000:g} uL a needle: per-needle volume vs the record's "
               f"share p50 {percentile(errors, 50):.2f} %, p99 {percentile(errors, 99):.2f} %, max {max(errors):.2f} %; "
-              f"cycle total vs the record p99 {percentile(cycle_errors, 99):.2f} %")
+              f"cycle total vs the record p99 {percentile(cycle_errors, 99):.2f} %"
+              + (f"; STOPPED by {alarms[0]} after {len(cycle_errors)} points" if alarms else "; no alarm"))
 
 
 def run_blocks(code: int, seeds: range, points: int) -> None:
