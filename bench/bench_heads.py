@@ -76,14 +76,17 @@ def run_head(code: int, points: int, seed: int) -> None:
               f"({truth.fill_nl - dead_nl:+.1f}); out of the needles {sum(truth.needles_nl) / 1000:.2f} uL of a "
               f"{(dead_nl + 5000) / 1000:.0f} uL prime; needle conductances {board.profile['head_g']}")
         dev.arm()
-        errors, cycle_errors, kpa, alarms = [], [], [], []
+        errors, cycle_errors, kpa, alarms, partial = [], [], [], [], []
         for _ in range(points):
             delivery, needle_nl, seen = point(dev, board)
             if dev.status()["state"] == spec.STATE_FAULT:
                 alarm = next((e for e in seen if e.type == spec.ALARM), None) or dev.next_event(2.0)
-                alarms.append(spec.ALARM_NAMES.get(alarm.fields["code"], "?") if alarm is not None else "?")
+                alarms.append(f"{spec.ALARM_NAMES[alarm.fields['code']]} ({alarm.fields['detail']})" if alarm is not None else "?")
                 break
             assert delivery is not None
+            if delivery["flags"] & spec.FLAG_PARTIAL:  # stopped short (a lost contact, a late loaded host)
+                partial.append(delivery["flags"])
+                continue
             share = delivery["delivered_nl"] / needles
             errors += [abs(v - share) / share * 100 for v in needle_nl]
             cycle_errors.append(abs(sum(needle_nl) - delivery["delivered_nl"]) / delivery["delivered_nl"] * 100)
@@ -91,7 +94,8 @@ def run_head(code: int, points: int, seed: int) -> None:
         print(f"  {name}: {points} points of {PER_NEEDLE_NL / 1000:g} uL a needle: per-needle volume vs the record's "
               f"share p50 {percentile(errors, 50):.2f} %, p99 {percentile(errors, 99):.2f} %, max {max(errors):.2f} %; "
               f"cycle total vs the record p99 {percentile(cycle_errors, 99):.2f} %"
-              + (f"; STOPPED by {alarms[0]} after {len(cycle_errors)} points" if alarms else "; no alarm"))
+              + (f"; STOPPED by {alarms[0]} after {len(cycle_errors)} points" if alarms else "; no alarm")
+              + (f"; {len(partial)} partial (flags {partial}) left out" if partial else ""))
 
 
 def run_blocks(code: int, seeds: range, points: int) -> None:

@@ -37,9 +37,10 @@ MAX_MS = 8000  # nor a longer one: its sums would outgrow a small int (heap allo
 LATE_US = 1500  # a control pass this long after the last (1 ms) was held up: its read, and the next, left out
 FLOW_SCATTER_PERMILLE = 100  # the flow figure scatters +-10 % between clean points (sim, loaded CPU): judged
 # only on heads whose threshold is wider (5 needles: 102); on 9 needles (52) it would alarm on clean points
-IMMEDIATE_PERMILLE = 150  # a mean this far up (and past twice the threshold) needs no second point
+IMMEDIATE_PERMILLE = 150  # a mean this far up (and past 1.5 x the threshold) needs no second point
 BASE_POINTS = 8  # the mean's baseline: the head's first clean points, averaged (one point's scatter halved by 4)
-MIN_READS = 16  # steady reads a half needs to be judged
+MIN_READS = 16  # weight (256 us units: 4 ms) a half needs for the flow figure
+MIN_W = 500  # the mean needs this much dispense (64 us units: 32 ms) read
 MAX_DT_US = 4000  # a pass longer than this (a journal checkpoint's flash write) weighs no more than this in the mean
 FLOW = 1  # judge(): the flow figure rose past the prime's (a needle blocked since the prime)
 MEAN = 2  # judge(): the mean rose past the head's first point's (a needle blocked mid-session)
@@ -66,11 +67,11 @@ class Watch:
         # a dose of `steps` at `rate` steps/s begins; zero16: the sensor's reading at rest, 1/16 kPa. Its
         # dispense's first read starts the clock.
         expected_ms = steps * 1000 // rate if rate else 0
-        self.half_v = steps >> 3 if MIN_MS <= expected_ms <= MAX_MS else 0  # half the dose, in V units
+        self.half_v = steps >> 4 if MIN_MS <= expected_ms <= MAX_MS else 0  # half the dose, in V units
         self.zero16 = zero16
         self.started = False
         self.was_late = True
-        self.n1 = self.p1 = self.v1 = 0  # first half: steady reads, their kPa, their V (4 steps a unit)
+        self.n1 = self.p1 = self.v1 = 0  # first half: weight, kPa x weight, V x weight (V: 8 steps a unit)
         self.n2 = self.p2 = self.v2 = 0
         self.w = self.pw = 0  # every read: weight (its pass's time, 64 us units) and kPa x weight
 
@@ -85,39 +86,40 @@ class Watch:
             return
         dt = ticks_diff(now_us, self.last)
         self.last = now_us
-        if dt > 0 and ticks_diff(now_us, self.t0) >= SKIP_US:
-            w = (dt if dt < MAX_DT_US else MAX_DT_US) >> 6
-            self.w += w
-            self.pw += kpa * w
+        if dt <= 0 or ticks_diff(now_us, self.t0) < SKIP_US:
+            return
+        w = (dt if dt < MAX_DT_US else MAX_DT_US) >> 6
+        self.w += w
+        self.pw += kpa * w
         late = dt > LATE_US
         steady = not late and not self.was_late
         self.was_late = late
-        if not steady or ticks_diff(now_us, self.t0) < SKIP_US:
-            return
-        v = (pos - self.pos0) >> 2  # 4 steps a unit: the sums stay small ints on a 1 mL syringe
+        w = w >> 2 if steady else 1  # 256 us units; a held-up pass and the burst after it: counted, barely
+        v = (pos - self.pos0) >> 3  # 8 steps a unit: the sums stay small ints (8 s of a 1 mL syringe at 100 uL/s)
         if v < self.half_v:
-            self.n1 += 1
-            self.p1 += kpa
-            self.v1 += v
+            self.n1 += w
+            self.p1 += kpa * w
+            self.v1 += v * w
         else:
-            self.n2 += 1
-            self.p2 += kpa
-            self.v2 += v
+            self.n2 += w
+            self.p2 += kpa * w
+            self.v2 += v * w
 
     def figures(self):
-        # the dispense's mean16 and flow16 (1/16 kPa above the zero, on self: no allocation); False when
-        # it was not judged (too short, too long, too few steady reads in a half)
-        n1, n2 = self.n1, self.n2
-        if not self.half_v or n1 < MIN_READS or n2 < MIN_READS or not self.w:
+        # the dispense's mean16 and flow16 (1/16 kPa above the zero, on self: no allocation; flow16 0 when too
+        # few steady reads - a loaded CPU - gave it); False when not judged at all (too short, too long)
+        if not self.half_v or self.w < MIN_W:
             return False
-        c1 = self.v1 // n1
-        c2 = self.v2 // n2
-        if c2 <= c1:
-            return False
-        m1 = _mean16(self.p1, n1) - self.zero16
-        m2 = _mean16(self.p2, n2) - self.zero16
-        self.flow16 = m1 - (m2 - m1) * c1 // (c2 - c1)
         self.mean16 = _mean16(self.pw, self.w) - self.zero16
+        self.flow16 = 0
+        n1, n2 = self.n1, self.n2
+        if n1 >= MIN_READS and n2 >= MIN_READS:
+            c1 = self.v1 // n1
+            c2 = self.v2 // n2
+            if c2 > c1:
+                m1 = _mean16(self.p1, n1) - self.zero16
+                m2 = _mean16(self.p2, n2) - self.zero16
+                self.flow16 = m1 - (m2 - m1) * c1 // (c2 - c1)
         return True
 
     def judge(self, prime, needles, permille):
@@ -137,7 +139,7 @@ class Watch:
         self.base_mean16 = self.base_sum // self.base_n
         mean = _rise(self.mean16, self.base_mean16)
         flow = 0
-        if self.ref_flow16 and permille >= FLOW_SCATTER_PERMILLE:
+        if self.ref_flow16 and self.flow16 and permille >= FLOW_SCATTER_PERMILLE:
             flow = _rise(self.flow16, self.ref_flow16)
         if mean <= permille and flow <= permille:
             self.suspect = 0
@@ -148,10 +150,10 @@ class Watch:
             return 0
         self.base_new = False
         self.suspect += 1
-        # the mean past twice the threshold and IMMEDIATE_PERMILLE alarms at once (a 5-needle head's blocked
-        # needle, +23 %); anything less once the next point confirms it (a 9-needle head's, +11 %: the mean
-        # scatters up to +-10 % between clean points under load, two in a row past 5 % are rare)
-        if self.suspect < 2 and (mean <= 2 * permille or mean <= IMMEDIATE_PERMILLE):
+        # the mean past 1.5 x the threshold and IMMEDIATE_PERMILLE alarms at once (a 5-needle head's blocked
+        # needle, +20..25 %); anything less once the next point confirms it (a 9-needle head's, +10..12.5 %:
+        # the mean scatters up to +-10 % between clean points under load, two in a row past 5 % are rare)
+        if self.suspect < 2 and (mean * 2 <= 3 * permille or mean <= IMMEDIATE_PERMILLE):
             return 0
         if mean > permille:
             self.risen16 = self.mean16

@@ -50,12 +50,12 @@ def session(needles_n, head, blocked_from, points=6, flow=12.0, tissue=20.0, ris
 def no_allocation():
     # the longest dispense judged, at the occlusion pressure: every sum stays a small int
     w = needles.Watch()
-    w.start(0, needles.MAX_MS * 10, 10000)
+    w.start(0, needles.MAX_MS * 20, 20000)
     micropython.heap_lock()
     try:
         t = 0
         while t <= needles.MAX_MS * 1000 + 2000:
-            w.feed(S.OCCLUSION_KPA, t * 40 // 1000, t)
+            w.feed(S.OCCLUSION_KPA, t * 20 // 1000, t)  # a 1 mL syringe's steps at 100 uL/s
             t += 1000
         w.judge(False, 9, 52)
         judged = w.figures()
