@@ -19,8 +19,9 @@ def test_records_survive_a_reboot_and_ids_keep_increasing(j):
     r = j["reboot"]
     assert r["ids"] == [(5 << 16) + 1, (5 << 16) + 2, (5 << 16) + 3]
     assert r["unacked"] == 3 and r["free"] == 13
-    # record_id session point kind flags programmed delivered depth time syringe channel
-    assert r["oldest"] == [(5 << 16) + 1, 7, 0, spec.KIND_POINT, 0, 30000, 29990, 3000, 1002, 2, 2]
+    # record_id session point kind flags programmed delivered depth time syringe channel (vacuum_kpa)
+    assert r["oldest"][:11] == [(5 << 16) + 1, 7, 0, spec.KIND_POINT, 0, 30000, 29990, 3000, 1002, 2, 2]
+    assert r["oldest"][11] == 0  # closed without a vacuum (a switch head)
     assert j["after_ack"]["next"] == (6 << 16) + 1  # the new boot's epoch
 
 
@@ -105,7 +106,7 @@ def test_a_torn_checkpoint_keeps_the_previous_one_and_acks_in_order_hold(j):
     r = j["torn_point"]
     assert r["repaired"] == 1
     assert len(r["records"]) == 1
-    rid, _, point, _, flags, programmed, delivered, _, t, _, _ = r["records"][0]
+    rid, _, point, _, flags, programmed, delivered, _, t, _, _, _ = r["records"][0]  # ..., syringe, channel, vacuum
     assert (rid, point, programmed, delivered, t) == (r["rid"], 1, 30000, 12000, 2100)
     assert flags & spec.FLAG_PARTIAL and flags & spec.FLAG_POWER_LOST
 
