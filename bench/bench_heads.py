@@ -3,7 +3,9 @@
 Per head (5- and 9-needle): the dead volume a dry head's prime filled against the head table; for
 each point, every needle's volume (ground truth) against the record's share (delivered / needles),
 the per-needle error's p99, and the cycle's total against the record; then one needle fully
-blocked: whether the device stopped with NEEDLE_BLOCKED, and the pressure rise it saw. Then skin
+blocked needles: per board (seed) of each head, a clean session (false NEEDLE_BLOCKED alarms), its narrowest
+needle fully blocked mid-session, then re-primed clear and blocked before the first point: caught within two
+points, k of N boards. Then skin
 contact: the gun lifted mid-point, on a single needle (its contact switch) and on the 5-needle head (its
 vacuum leaking away): plunger steps after the lift and the time from the lift to the last step, on the
 board's clock (ground truth), p99 over the trials.
@@ -25,6 +27,7 @@ from mesosim.harness import ticks_diff
 
 HEADS = (6, 7)  # 5-needle and 9-needle 30G 4 mm
 PER_NEEDLE_NL = 5000
+BLOCK_PER_NEEDLE_NL = 10000  # the blocked-needle runs: 10 uL a needle at 100 uL/s (9 needles: 0.9 s a point)
 SYRINGE = 2  # BD 3 mL: a 9-needle session of 40 points is 1.8 mL
 
 
@@ -44,8 +47,11 @@ def point(dev, board) -> tuple[dict | None, list, list]:
     """One point: its DELIVERY fields (None if none), the needles' ground truth, every event seen."""
     pens = len(board.needle_volumes)
     board.set_trigger(True)
-    seen = polled(dev, board, lambda s: any(e.type in (spec.DELIVERY, spec.ALARM) for e in s))
+    seen = polled(dev, board, lambda s: any(e.type in (spec.DELIVERY, spec.ALARM) for e in s)
+                  or dev.status()["state"] == spec.STATE_FAULT)
     board.set_trigger(False)
+    if any(e.type == spec.ALARM and e.fields["code"] != spec.ALARM_NEEDLE_BLOCKED for e in seen):
+        return None, [], seen  # stopped before the needle went in, maybe
     seen += polled(dev, board, lambda s: len(board.needle_volumes) > pens and
                    dev.status()["state"] in (spec.STATE_ARMED, spec.STATE_COMPLETE, spec.STATE_FAULT))
     delivery = next((e.fields for e in seen if e.type == spec.DELIVERY), None)
@@ -70,25 +76,73 @@ def run_head(code: int, points: int, seed: int) -> None:
               f"({truth.fill_nl - dead_nl:+.1f}); out of the needles {sum(truth.needles_nl) / 1000:.2f} uL of a "
               f"{(dead_nl + 5000) / 1000:.0f} uL prime; needle conductances {board.profile['head_g']}")
         dev.arm()
-        errors, cycle_errors, kpa = [], [], []
+        errors, cycle_errors, kpa, alarms, partial = [], [], [], [], []
         for _ in range(points):
-            delivery, needle_nl, _ = point(dev, board)
+            delivery, needle_nl, seen = point(dev, board)
+            if dev.status()["state"] == spec.STATE_FAULT:
+                alarm = next((e for e in seen if e.type == spec.ALARM), None) or dev.next_event(2.0)
+                alarms.append(f"{spec.ALARM_NAMES[alarm.fields['code']]} ({alarm.fields['detail']})" if alarm is not None else "?")
+                break
             assert delivery is not None
+            if delivery["flags"] & spec.FLAG_PARTIAL:  # stopped short (a lost contact, a late loaded host)
+                partial.append(delivery["flags"])
+                continue
             share = delivery["delivered_nl"] / needles
             errors += [abs(v - share) / share * 100 for v in needle_nl]
             cycle_errors.append(abs(sum(needle_nl) - delivery["delivered_nl"]) / delivery["delivered_nl"] * 100)
             kpa.append(board.truth().pressure_kpa)
         print(f"  {name}: {points} points of {PER_NEEDLE_NL / 1000:g} uL a needle: per-needle volume vs the record's "
               f"share p50 {percentile(errors, 50):.2f} %, p99 {percentile(errors, 99):.2f} %, max {max(errors):.2f} %; "
-              f"cycle total vs the record p99 {percentile(cycle_errors, 99):.2f} %")
-        board.block_needle(needles // 2, 1000)
-        delivery, needle_nl, seen = point(dev, board)
-        alarms = [e.fields for e in seen if e.type == spec.ALARM]
-        blocked = [a for a in alarms if a["code"] == spec.ALARM_NEEDLE_BLOCKED]
-        print(f"  {name}: needle {needles // 2} blocked (resistance x1000): it gave {needle_nl[needles // 2]:.0f} nL; "
-              + (f"NEEDLE_BLOCKED at a mean {blocked[0]['detail']} kPa" if blocked else
-                 f"NOT detected (alarms {[spec.ALARM_NAMES[a['code']] for a in alarms]}; a full blockage raises the "
-                 f"line resistance {needles}/{needles - 1}, the threshold is {spec.HEAD_BLOCK_PCT} %)"))
+              f"cycle total vs the record p99 {percentile(cycle_errors, 99):.2f} %"
+              + (f"; STOPPED by {alarms[0]} after {len(cycle_errors)} points" if alarms else "; no alarm")
+              + (f"; {len(partial)} partial (flags {partial}) left out" if partial else ""))
+
+
+def run_blocks(code: int, seeds: range, points: int) -> None:
+    """One board per seed: a clean session of `points` (false alarms), then its narrowest needle blocked
+    mid-session; then re-primed clear, blocked, one point (a needle blocked from the first point)."""
+    name, needles, _, length, dead_nl, _ = spec.HEADS[code]
+    program = dict(technique=spec.TECHNIQUE_POINT, syringe=SYRINGE, head=code, needle_length_um=length,
+                   depth_um=2000, volume_nl=BLOCK_PER_NEEDLE_NL * needles, count=points + 3, cadence_mhz=0,
+                   flow_nl_s=100000, vacuum_kpa=40)
+    false_alarms = mid = first = 0
+    rises = []
+    for seed in seeds:
+        with SimBoard(syringe=SYRINGE, head=code, seed=seed, profile={"diameter_error": 0.0}) as board, \
+                Device.open(board.url) as dev:
+            dev.hello()
+            dev.abort()
+            narrowest = min(range(needles), key=lambda i: board.profile["head_g"][i])
+            for blocked_from in (points, 0):
+                dev.abort()
+                board.block_needle(narrowest, 1)
+                dev.configure(**program)
+                dev.prime(dead_nl + 5000)
+                polled(dev, board, lambda s: dev.status()["state"] in (spec.STATE_PRIMED, spec.STATE_FAULT))
+                dev.arm()
+                for k in range(blocked_from + 2):  # a blockage is caught at its first or second point
+                    if k == blocked_from:
+                        board.block_needle(narrowest, 1000)
+                    _, _, seen = point(dev, board)
+                    alarm = next((e.fields for e in seen if e.type == spec.ALARM), None)
+                    blocked = alarm is not None and alarm["code"] == spec.ALARM_NEEDLE_BLOCKED
+                    if k < blocked_from:
+                        false_alarms += blocked
+                        if blocked:
+                            print(f"    seed {seed}: a false alarm at clean point {k}, {alarm['detail']} kPa")
+                    elif blocked_from:
+                        mid += blocked
+                    else:
+                        first += blocked
+                    if alarm is not None:
+                        break
+            g = board.profile["head_g"]
+            rises.append(g[narrowest] / (sum(g) - g[narrowest]) * 100)
+    n = len(seeds)
+    print(f"  {name}: narrowest needle fully blocked (line pressure +{min(rises):.1f}..+{max(rises):.1f} %, threshold "
+          f"{spec.head_block_permille(code) / 10:g} %), 100 uL/s, {BLOCK_PER_NEEDLE_NL / 1000:g} uL a needle, seeds "
+          f"{seeds.start}..{seeds.stop - 1}: caught within 2 points mid-session {mid} of {n}, from the first point {first} "
+          f"of {n}; false alarms {false_alarms} in {n * points} clean points")
 
 
 def run_contact(code: int, trials: int, seed: int) -> None:
@@ -128,16 +182,18 @@ def run_contact(code: int, trials: int, seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="4 points a head, 5 lifts (./test.sh)")
+    parser.add_argument("--quick", action="store_true", help="4 points a head, one 9-needle board blocked, 5 lifts (./test.sh)")
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--boards", type=int, default=10, help="boards (seeds) per head for the blocked needles")
     args = parser.parse_args()
     points = 4 if args.quick else 40
     print(f"bench_heads{' (quick)' if args.quick else ''}: seed {args.seed}, {points} points a head")
     for code in HEADS:
         run_head(code, points, args.seed)
+    for code in HEADS[1:] if args.quick else HEADS:  # quick: one 9-needle board (CI's budget)
+        run_blocks(code, range(args.seed, args.seed + (1 if args.quick else args.boards)), 2 if args.quick else 8)
     for code in (1, 6):
         run_contact(code, 5 if args.quick else 50, args.seed)
-    print("  two drugs (a second syringe channel): not built (issue 17 part 3)")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ prime of it has flushed the path. Checked against the simulated board's ground t
 drug left the needles, into the skin, pushed by which plunger). A board of its own: its channel 2
 syringe and the drugs in its path stay out of the other suites."""
 
+import json
 import time
 
 import pytest
@@ -185,3 +186,46 @@ def test_the_drug_in_the_path_is_remembered_across_a_power_cut(dev, board):
         dev.prime(DEAD_NL + 500)
     assert (refused.value.reason, refused.value.value, refused.value.limit) == ("CHANNEL", DEAD_NL + 500, FLUSH_NL)
     assert board.drug_truth().out_nl == before  # nothing moved
+
+
+@pytest.mark.req("SR-172")
+def test_a_plan_of_two_drugs_flushes_between_them_asked_and_recorded_and_never_mixes(dev, board, tmp_path):
+    # the shipped two-drugs plan: lidocaine points from channel 1, then hyaluronic acid nappage from channel 2
+    from mesoinject import plan as plans
+    from mesoinject.records import RecordStore
+    from mesoinject.session import SessionRunner
+    from mesosim import VirtualOperator
+
+    plan = plans.load("two-drugs")
+    step1, step2 = plan.steps
+    flush = step2.flush_nl(step1)
+    assert flush >= spec.FLUSH_VOLUMES * spec.HEADS[step2.program.head][4]
+    seen: list = []
+    primed(dev, 2, FLUSH_NL + 2000, seen)  # whatever the path held: channel 2's drug fills it now
+    asked: list = []
+    before = board.drug_truth()
+    store = RecordStore(tmp_path / "records.db")
+    try:
+        runner = SessionRunner(dev, store, poll_s=0.05)
+        with VirtualOperator(board, gap_s=0.02) as op:
+            outcome = runner.run_plan(plan, patient_ref="P-2", before_prime=lambda: asked.append("prime"),
+                                      before_flush=lambda step, prev, nl: asked.append((step.number, prev.number, nl)),
+                                      timeout_s=60)
+        assert op.error is None, op.error
+        assert outcome.outcome == "complete"
+        assert asked == ["prime", (2, 1, flush)]  # step 1 flushes channel 2's drug on the device's own rule
+        rows = store.deliveries(outcome.session_id)
+        primes = [(r["plan_step"], r["channel"], r["programmed_nl"]) for r in rows if r["kind"] == "prime"]
+        assert primes[-1] == (2, 2, flush)  # the flush prime: recorded, under its step, of its channel
+        assert {(r["plan_step"], r["channel"]) for r in rows if r["kind"] != "prime"} == {(1, 1), (2, 2)}
+        assert any("flush prime" in n["text"] and "lidocaine" in n["text"] for n in store.notes(outcome.session_id))
+        rows_out = json.loads(store.export("json", outcome.session_id))
+        assert {(r["plan_step"], r["drug"]) for r in rows_out if r["kind"] != "prime"} == {
+            (1, "lidocaine 1%"), (2, "hyaluronic acid, non-crosslinked")}  # each row its own step's drug
+    finally:
+        store.close()
+    truth = board.drug_truth()
+    skin = [a - b for a, b in zip(truth.skin_nl, before.skin_nl)]
+    assert skin[1] == pytest.approx(step1.program.total_nl, rel=0.03)  # lidocaine, all of it from channel 1
+    assert skin[2] == pytest.approx(step2.program.total_nl, rel=0.05)  # hyaluronic acid, from channel 2
+    assert skin[3] == 0 and truth.wrong_nl == before.wrong_nl  # nothing mixed, nothing given as the other

@@ -149,3 +149,57 @@ def test_a_point_splits_over_the_needles_and_a_blocked_needle_is_detected_and_re
     needles = board.needle_volumes[-1]
     assert needles[2] < 0.01 * max(needles)  # ground truth: the blocked needle gave (almost) nothing...
     assert sum(needles) == pytest.approx(blocked_point.fields["delivered_nl"], rel=0.03)  # ...the others took it
+
+
+def narrowest(board, head: int) -> int:
+    """The needle of a head fit_head put on the board with the least conductance: blocking it raises the
+    line least (the drawn spread: mesosim.heads)."""
+    from mesosim.heads import needle_conductances
+
+    g = needle_conductances(spec.HEADS[head][1], board.seed)
+    return min(range(len(g)), key=lambda i: g[i])
+
+
+def points_until_alarm(dev, board, most: int, seen: list) -> int | None:
+    """Give up to `most` points; the index of the one after which an alarm came (None: none did)."""
+    for k in range(most):
+        give_point(dev, board, seen)
+        if dev.status()["state"] == spec.STATE_FAULT:
+            if not any(e.type == spec.ALARM for e in seen):  # journalled once its point closed: it may follow
+                seen.append(polled_event(dev, spec.ALARM, seen))
+            return k
+    return None
+
+
+@pytest.fixture
+def board3(request):
+    """A board of its own with a BD 3 mL syringe: a 9-needle session of a prime and 6 points is 0.6 mL."""
+    from mesoinject.simulated import SimBoard
+
+    with SimBoard(syringe=2, head=FIVE, seed=request.config.sim_seed, profile={"diameter_error": 0.0}) as b, \
+            Device.open(b.url) as d:
+        d.hello()
+        d.abort()
+        yield b, d
+        b.set_trigger(False)
+
+
+@pytest.mark.req("SR-170")
+@pytest.mark.parametrize("head, clean", [(NINE, 3)], ids=["9-needle-mid-session"])
+def test_a_fully_blocked_narrowest_needle_is_caught_within_three_points(board3, head, clean):
+    # blocked after `clean` points that raise no alarm (the mean against theirs): +11 % on 9 needles, past the
+    # 5.2 % threshold, confirmed by the next point. (A 5-needle head blocked from the first point is judged by
+    # the flow figure against the prime's: caught on some boards only, bench_heads gives k of N - not asserted.)
+    board, dev = board3
+    # 10 uL a needle: a 9-needle point of 0.9 s (a loaded simulator stretches it; TRIGGER_STUCK is at +2 s)
+    primed_and_armed(dev, board, head, count=clean + 4, volume_nl=10000 * spec.HEADS[head][1], syringe=2)
+    seen: list = []
+    for _ in range(clean):
+        give_point(dev, board, seen)
+    seen += drain(dev)
+    assert not [e for e in seen if e.type == spec.ALARM]
+    board.block_needle(narrowest(board, head), 1000)
+    assert points_until_alarm(dev, board, 3, seen) is not None
+    alarm = next(e for e in seen if e.type == spec.ALARM)
+    assert alarm.fields["code"] == spec.ALARM_NEEDLE_BLOCKED and alarm.fields["record_id"] != 0  # journalled
+    assert dev.status()["state"] == spec.STATE_FAULT

@@ -115,8 +115,8 @@ def test_events_and_the_journal_agree(device, sim, store):
     by_id = {r["record_id"]: r for r in journal}
     for e in events:
         record = by_id[e["record_id"]]
-        assert set(e) - set(record) == {"vacuum_kpa"}  # the one DELIVERY field a journal cell has no room for
-        assert {k: record[k] for k in e if k != "vacuum_kpa"} == {k: v for k, v in e.items() if k != "vacuum_kpa"}
+        assert set(e) - set(record) == set()  # every DELIVERY field is journalled (vacuum_kpa too, since SR-171)
+        assert {k: record[k] for k in e} == e
 
 
 @pytest.mark.req("SR-058")

@@ -8,7 +8,7 @@ from mesofw import auth, bootcount, device, journal, link, safemode
 FW_VERSION = (0, 2, 0)  # 0.2: the journal in block-sized segment files (migrated at boot)
 TICK_US = 1000
 IDLE_WAIT_MS = 5
-_NO_RECORD = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  # the record (with its syringe and channel) and the epoch
+_NO_RECORD = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  # the record (with its syringe and channel), the epoch, vacuum
 
 
 class App:
@@ -96,8 +96,8 @@ class App:
             # idempotent: an id already acknowledged changes nothing; during a dose or burst the in-order
             # ack is written when the loop is next idle (run): no flash time between shots
             j.ack(ack_id, not self.device.busy())
-        oldest = j.oldest()
-        return (oldest + (j.epoch,) if oldest else _NO_RECORD) + (min(j.unacked, 0xFFFF),)
+        oldest = j.oldest()  # RECORD: the journal's fields, the epoch between them and the vacuum
+        return (oldest[:11] + (j.epoch, oldest[11]) if oldest else _NO_RECORD) + (min(j.unacked, 0xFFFF),)
 
     def run(self):
         board = self.board

@@ -3,7 +3,7 @@
 from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
 from mesoprotocol import rules
-from mesofw import compliance, dosing, fitted, headpath, settings
+from mesofw import compliance, dosing, fitted, headpath, needles, settings
 
 PRIME_SETTLE_MS = 300  # a prime waits this long at most for its line to empty (the compliance probe reads it)
 
@@ -131,9 +131,7 @@ class Device:
         # whose drug fills the head's path (0: dry); on flash where there are two channels, so a reboot keeps it
         self.path_channel = headpath.load() if self.channels > 1 else 0
         self.parked = [None] * (S.CHANNELS + 1)  # type: list  # per channel not selected: (syringe, spent, primed, dispensed, slack)
-        self.head_base_kpa = 0  # a multi-needle head's mean dispense pressure in its first full cycle, 1/16 kPa (0: none)
-        self.kpa_sum = 0  # this dose's dispense pressure, summed over its control passes...
-        self.kpa_n = 0  # ...and counted (mean = sum / n: no allocation)
+        self.needles = needles.Watch()  # a blocked needle of a multi-needle head, from the dispense's pressure
         self.pump_on = False  # the head's vacuum pump
         self.least_vacuum = 0  # the least vacuum held while this dose ran (kPa below ambient)
         self.session = 0  # the session tag in force (CONFIGURE); a new tag opens a new session
@@ -274,6 +272,7 @@ class Device:
         if cfg[S.CFG_HEAD] != self.head:  # another head: dry until primed, no pressure baseline
             self.head = cfg[S.CFG_HEAD]
             self.primed_head = 0
+            self.needles.forget()
         self.cfg = cfg
         self.done = 0
         self.delivered_nl = 0
@@ -385,7 +384,7 @@ class Device:
         self.journal.reserve(1)
         self.primed_syringe = 0
         self.primed_head = 0
-        self.head_base_kpa = 0
+        self.needles.forget()
         self._start(S.KIND_PRIME, self.head, volume_nl, 0, now_us)  # a prime's point: the head it fills
         self._set_state(S.STATE_PRIMING)
         return (S.ACK, (S.PRIME, self.state))
@@ -510,9 +509,8 @@ class Device:
                 self.fault(S.ALARM_OCCLUSION, kpa, now_us)
             elif board.syringe_end():
                 self.fault(S.ALARM_SYRINGE_EMPTY, self.capacity_nl - self.dispensed_nl, now_us)
-            else:  # the dose's mean line pressure (_check_needles)
-                self.kpa_sum += kpa
-                self.kpa_n += 1
+            else:  # the dispense's line pressure (_check_needles)
+                self.needles.feed(kpa, self.plunger.pos, now_us)
             state = self.state
         if state == S.STATE_DELIVERING and not pressed and self.dose.phase != dosing.RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
@@ -599,23 +597,18 @@ class Device:
         # changed, taken off, or a fault: what is on is not known to be primed
         self.primed_head = 0
         # path_channel stays: the same head may be put back with its drug in it
-        self.head_base_kpa = 0
+        self.needles.forget()
         if (_SYRINGE_WATCHED >> self.state) & 1:
             self.fault(S.ALARM_HEAD, id_mv, now_us)
         elif self.state == S.STATE_PRIMED:
             self._set_state(S.STATE_CONFIGURED)
 
     def _check_needles(self, now_us):
-        # A multi-needle head shares one line: a needle blocking sends its dose to the others and
-        # raises the line pressure. The first full cycle after priming is the head's baseline; a full
-        # cycle whose mean dispense pressure is HEAD_BLOCK_PCT above it stops the program.
-        if self.kpa_n == 0 or S.head_needles(self.head) < 2:
-            return
-        mean = (self.kpa_sum << 4) // self.kpa_n  # in 1/16 kPa: a few kPa at low flow, read in whole kPa
-        if not self.head_base_kpa:
-            self.head_base_kpa = mean if mean > 0 else 1
-        elif mean * 100 > self.head_base_kpa * (100 + S.HEAD_BLOCK_PCT):
-            self.fault(S.ALARM_NEEDLE_BLOCKED, mean >> 4, now_us)
+        # A multi-needle head shares one line: a needle blocking sends its dose to the others and raises
+        # the line pressure n/(n-1) (needles.py). A full prime measures the clear head's flow pressure; a
+        # full point judges its flow figure against it, and its mean against the head's clean points.
+        if self.needles.judge(self.kind == S.KIND_PRIME, S.head_needles(self.head), S.head_block_permille(self.head)):
+            self.fault(S.ALARM_NEEDLE_BLOCKED, self.needles.risen16 >> 4, now_us)
 
     def _pairing_gesture(self, pressed):
         # E-stop pressed (nothing can move) and trigger held PAIRING_HOLD_MS: pairing mode opens
@@ -690,8 +683,6 @@ class Device:
         self.point_index = index
         self.point_nl = volume_nl
         self.stop_flags = 0
-        self.kpa_sum = 0
-        self.kpa_n = 0
         self.least_vacuum = 255 if self.cfg and self.cfg[S.CFG_VACUUM] and kind != S.KIND_PRIME else 0
         steps = self.metering.steps_for(volume_nl)
         rate = self.cfg[S.CFG_FLOW] * 1000 // self.metering.pl_step + 1  # steps/s
@@ -704,6 +695,7 @@ class Device:
         self.dose.probe = self.probe if prime else None
         self.dose.start(depth_um, steps, rate, fast, 0 if shot else self.suckback_steps,
                        S.SHOT_SETTLE_MS if shot else PRIME_SETTLE_MS if prime else S.POINT_SETTLE_MS, not shot, now_us)
+        self.needles.start(self.dose.zero16, steps, rate)
 
     def _record_if_dispensed(self, now_us):
         # One DELIVERY per point, emitted the moment the plunger stops.
@@ -734,10 +726,11 @@ class Device:
         j = self.journal
         t = ticks_ms()
         self.board.wait_steps()  # the plunger still before the flash stalls the CPU (_checkpoint)
-        j.close(flags, delivered, depth, t)  # on flash before the host hears of it
+        vacuum = self.least_vacuum if self.least_vacuum < 255 else 0
+        j.close(flags, delivered, depth, t, vacuum)  # on flash before the host hears of it
         self.emit_delivery(j.o_id, j.o_session, self.point_index, self.kind, flags, self.point_nl, delivered, depth, t,
-                           self.syringe, self.channel, j.epoch, self.least_vacuum if self.least_vacuum < 255 else 0)
-        if not flags & S.FLAG_PARTIAL and (self.kind == S.KIND_POINT or self.kind == S.KIND_TEST_DOSE):
+                           self.syringe, self.channel, j.epoch, vacuum)
+        if not flags & S.FLAG_PARTIAL and self.kind != S.KIND_SHOT:
             self._check_needles(now_us)
 
     def _checkpoint(self):
@@ -755,7 +748,8 @@ class Device:
             # reads them before the sequence steps). So a release or E-stop during the write adds no
             # step; the dose pauses instead (the loop's overrun count in STATUS shows it).
             self.board.wait_steps()
-            self.journal.checkpoint(self.metering.nl(pushed), seq.depth_um(), ticks_ms())
+            self.journal.checkpoint(self.metering.nl(pushed), seq.depth_um(), ticks_ms(),
+                                    self.least_vacuum if self.least_vacuum < 255 else 0)
             self.checkpoint_at = pushed + self.checkpoint_steps
 
     def _sequence_finished(self, now_us):

@@ -21,7 +21,8 @@ SETTLE_DROP_KPA = 1  # ...settled when the mean falls by less than this from one
 SETTLE_DONE_KPA = 5  # ...or is down to this (above the line's zero, taken as each point starts)
 SHOT_TOPUP_KPA = 1  # a shot's wheal pressure worth a top-up (1 kPa holds ~1.5 nL in a 3 mL syringe)
 PROBE_DONE_KPA = 2  # a prime measuring the compliance follows the line further down (less tail to extrapolate)
-ZERO_READS = 8  # pressure reads averaged for the line's zero (and a shot's wheal pressure)
+ZERO_READS = 32  # pressure reads averaged for the line's zero (its noise: 1/sqrt(32) of the sensor's; needles.py)
+WHEAL_READS = 8  # ... and for a shot's wheal pressure (read in one pass, mid-retraction)
 
 
 class Metering:
@@ -108,7 +109,8 @@ class Sequence:
         # plunger_busy() -> True while the driver still lets out the last batch of steps: a line judged
         # before then is still being pushed (a board without the query lets steps out within the call)
         self.plunger_busy = plunger_busy or _never
-        self.zero_kpa = 0  # the sensor's reading at rest (its offset), taken as a point or prime starts
+        self.zero_kpa = 0  # the sensor's reading at rest (its offset), taken as a point or prime starts...
+        self.zero16 = 0  # ...and in 1/16 kPa (the blocked-needle watch's zero: a whole kPa is 1/3 of a flow pressure)
         self.probe = None  # a compliance.Probe fed while one runs (the prime)
         self.needle_play = 0  # the depth axis's lost motion, steps (measured at boot: home_needle)
         self.tip = 0  # where the needle tip is, steps: within needle_play behind the carriage (needle.pos)
@@ -182,10 +184,15 @@ class Sequence:
             self.suckback = steps
             self._suck_back(now_us)
 
-    def _zero(self):
+    def _sum(self, reads):
         total = 0
-        for _ in range(ZERO_READS):
+        for _ in range(reads):
             total += self.pressure()
+        return total
+
+    def _zero(self):
+        total = self._sum(ZERO_READS)
+        self.zero16 = (total << 4) // ZERO_READS
         return (total + ZERO_READS // 2) // ZERO_READS
 
     def _shot_topup(self, now_us):
@@ -195,7 +202,7 @@ class Sequence:
         # drains into the dermis over the rest of the retraction. Nothing is recorded for it: the volume
         # it replaces was never subtracted from the shot's record.
         self.topped = True
-        kpa = self._zero() - self.zero_kpa  # the mean of a few reads (as for the zero), above the zero
+        kpa = (self._sum(WHEAL_READS) + WHEAL_READS // 2) // WHEAL_READS - self.zero_kpa  # a few reads' mean, above the zero
         topup = self.topup_steps(kpa) if kpa >= SHOT_TOPUP_KPA else 0
         self.shot_topup_steps = topup  # out of the syringe all the same (the device counts it in)
         if topup > 0:

@@ -44,6 +44,11 @@ _BODY = "<BBBBIIHHIII"  # gen status flags kind | record_id session point depth_
 # shots (MAX_SHOTS), head and alarm codes all stay below 1 << POINT_BITS
 POINT_BITS = 14
 _POINT = (1 << POINT_BITS) - 1
+# a delivery's programmed_nl's top bits are the least vacuum the dose held (kPa, < 64: MAX_VACUUM_KPA 60;
+# 0 in earlier firmware's records). A dose is at most MAX_PRIME_NL, far below 1 << 24; the packed value
+# stays under 1 << 30, a small int on a 32-bit port.
+VACUUM_SHIFT = 24
+_PROGRAMMED = (1 << VACUUM_SHIFT) - 1
 _BODY_SIZE = 28  # then the CRC-32 (zlib's) of the body, little-endian
 
 NOW = "now"  # folder in the segments' folder: the point in progress and the acknowledged-through id
@@ -306,7 +311,7 @@ class Journal:
             if status == OPEN:  # power failed during this point
                 r = self.read(i)
                 self._write(i, CLOSED, r[4] | S.FLAG_PARTIAL | S.FLAG_POWER_LOST, r[3] | r[9] << 4, r[0], r[1], r[2] | r[10] << POINT_BITS, r[7],
-                            r[5], r[6], r[8])
+                            r[5] | r[11] << VACUUM_SHIFT, r[6], r[8])
                 self.power_lost += 1
                 status = CLOSED
             if status == CLOSED:
@@ -355,17 +360,18 @@ class Journal:
         self.checkpoint(0, 0, time_ms)
         return self.last_id
 
-    def checkpoint(self, delivered_nl, depth_um, time_ms):
-        # NOW/point, not the cell: a page programmed, not a block copied (the cell is written at close)
+    def checkpoint(self, delivered_nl, depth_um, time_ms, vacuum_kpa=0):
+        # NOW/point, not the cell: a page programmed, not a block copied (the cell is written at close).
+        # vacuum_kpa: the least vacuum held so far (a power cut keeps it with the partial point)
         self.point_gen = gen = (self.point_gen + 1) & _GEN
-        self._pack(gen, OPEN, 0, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um, self.o_programmed,
-                   delivered_nl, time_ms)
+        self._pack(gen, OPEN, 0, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
+                   self.o_programmed | vacuum_kpa << VACUUM_SHIFT, delivered_nl, time_ms)
         self._put(self.point_f, (gen & 1) * COPY)
 
-    def close(self, flags, delivered_nl, depth_um, time_ms):
+    def close(self, flags, delivered_nl, depth_um, time_ms, vacuum_kpa=0):
         i = self.cur
         self._write(i, CLOSED, flags, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
-                    self.o_programmed, delivered_nl, time_ms)
+                    self.o_programmed | vacuum_kpa << VACUUM_SHIFT, delivered_nl, time_ms)
         self.cur = -1
         self._written(i)
 
@@ -426,14 +432,19 @@ class Journal:
 
     # ---- the host's side: read the oldest, acknowledge --------------------------------------
     def read(self, i):
-        # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms, syringe, channel)
+        # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms, syringe, channel,
+        #  vacuum_kpa); an alarm's or end's programmed_nl is its detail, whole (vacuum 0)
         f = self.f
         f.seek(i * 2 * COPY + (self.cell[i] & 1) * COPY)
         if f.readinto(self.copy_view) != COPY:  # never a stale buffer taken for this record
             raise OSError(ENOENT)
         _, _, flags, kind, rid, session, point, depth, programmed, delivered, t = struct.unpack_from(_BODY, self.buf)
+        vacuum = 0
+        if 0 < kind & 15 <= S.KIND_PRIME:  # a delivery (DELIVERY_KINDS: 1..4)
+            vacuum = programmed >> VACUUM_SHIFT
+            programmed &= _PROGRAMMED
         return (rid, session, point & _POINT, kind & 15, flags, programmed, delivered, depth, t, kind >> 4,
-                point >> POINT_BITS)
+                point >> POINT_BITS, vacuum)
 
     def oldest(self):
         # the oldest unacknowledged record, or None
@@ -462,7 +473,8 @@ class Journal:
                 self.flush_acks()
             self.cell[i] = ACKED << 6 | (self.cell[i] & _GEN)
         else:
-            self._write(i, ACKED, r[4], r[3] | r[9] << 4, r[0], r[1], r[2] | r[10] << POINT_BITS, r[7], r[5], r[6], r[8])
+            self._write(i, ACKED, r[4], r[3] | r[9] << 4, r[0], r[1], r[2] | r[10] << POINT_BITS, r[7],
+                        r[5] | r[11] << VACUUM_SHIFT, r[6], r[8])
         self.unacked -= 1
         self._advance_tail()
         return True

@@ -43,7 +43,7 @@ j.shut()
 j = Journal(16, 1 << 16, path("b"))
 point(j, 0, 30000)
 rid = j.open(7, 1, spec.KIND_POINT, 30000, 2000, 2, 2)  # channel 2: it survives the repair
-j.checkpoint(12000, 3000, 2100)
+j.checkpoint(12000, 3000, 2100, 37)  # 37 kPa the least vacuum held so far: it survives too
 j.shut()
 j = Journal(16, 2 << 16, path("b"))
 out["power_lost"] = {"rid": rid, "count": j.power_lost, "records": [list(r) for r in pending(j)]}

@@ -19,8 +19,9 @@ def test_records_survive_a_reboot_and_ids_keep_increasing(j):
     r = j["reboot"]
     assert r["ids"] == [(5 << 16) + 1, (5 << 16) + 2, (5 << 16) + 3]
     assert r["unacked"] == 3 and r["free"] == 13
-    # record_id session point kind flags programmed delivered depth time syringe channel
-    assert r["oldest"] == [(5 << 16) + 1, 7, 0, spec.KIND_POINT, 0, 30000, 29990, 3000, 1002, 2, 2]
+    # record_id session point kind flags programmed delivered depth time syringe channel (vacuum_kpa)
+    assert r["oldest"][:11] == [(5 << 16) + 1, 7, 0, spec.KIND_POINT, 0, 30000, 29990, 3000, 1002, 2, 2]
+    assert r["oldest"][11] == 0  # closed without a vacuum (a switch head)
     assert j["after_ack"]["next"] == (6 << 16) + 1  # the new boot's epoch
 
 
@@ -31,7 +32,7 @@ def test_acknowledgement_is_idempotent_and_out_of_order(j):
     assert j["after_ack"]["oldest"] == (5 << 16) + 1
 
 
-@pytest.mark.req("SR-053")
+@pytest.mark.req("SR-053", "SR-171")
 def test_power_cut_mid_point_is_recorded_as_partial_at_its_last_checkpoint(j):
     r = j["power_lost"]
     assert r["count"] == 1
@@ -40,6 +41,7 @@ def test_power_cut_mid_point_is_recorded_as_partial_at_its_last_checkpoint(j):
     assert last[4] == spec.FLAG_PARTIAL | spec.FLAG_POWER_LOST
     assert last[6] == 12000
     assert (last[2], last[10]) == (1, 2)  # its point and syringe channel kept through the repair
+    assert (last[5], last[11]) == (30000, 37)  # its programmed dose and the least vacuum held until the cut
     assert len(r["records"]) == 2  # the complete point before it is untouched
 
 
@@ -104,7 +106,7 @@ def test_a_torn_checkpoint_keeps_the_previous_one_and_acks_in_order_hold(j):
     r = j["torn_point"]
     assert r["repaired"] == 1
     assert len(r["records"]) == 1
-    rid, _, point, _, flags, programmed, delivered, _, t, _, _ = r["records"][0]
+    rid, _, point, _, flags, programmed, delivered, _, t, _, _, _ = r["records"][0]  # ..., syringe, channel, vacuum
     assert (rid, point, programmed, delivered, t) == (r["rid"], 1, 30000, 12000, 2100)
     assert flags & spec.FLAG_PARTIAL and flags & spec.FLAG_POWER_LOST
 

@@ -453,6 +453,16 @@ def _needle_up(args, bar) -> Callable[[], None]:
     return ask
 
 
+def _flush_asked(args, bar) -> Callable[[plans.Step, plans.Step, int], None]:
+    """Before a plan step of the other syringe channel: its flush prime, said and confirmed (--yes: said)."""
+    def ask(step: plans.Step, before: plans.Step, volume_nl: int) -> None:
+        console.print(f"step {step.number} gives {step.program.drug} from channel {step.program.channel}; the head "
+                      f"holds {before.program.drug} (channel {before.program.channel}): a flush prime of "
+                      f"{units.text(volume_nl, units.VOLUME)} pushes it out first (recorded)", markup=False)
+        _needle_up(args, bar)()
+    return ask
+
+
 def _load_run(name: str) -> tuple[programs.Program, plans.Plan | None]:
     """A program, or a plan and its first step's program, by path or example name."""
     path = programs.find(name)
@@ -518,7 +528,8 @@ def cmd_run(args) -> int:
                     if plan:
                         outcome = runner.run_plan(plan, patient_ref=patient, operator=operator, drug_lot=args.lot,
                                                   before_prime=_needle_up(args, bar),
-                                                  before_step=_before_step(args, bar, plan))
+                                                  before_step=_before_step(args, bar, plan),
+                                                  before_flush=_flush_asked(args, bar))
                     else:
                         outcome = runner.run(program, patient_ref=patient, operator=operator, drug_lot=args.lot,
                                              before_prime=_needle_up(args, bar))

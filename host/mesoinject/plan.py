@@ -5,6 +5,12 @@ A plan names what every step shares (drug, syringe, needle) once; each step name
 parsed by program.parse, so a step is accepted or refused exactly as a program file would be
 (the same quantity grammar, the same firmware rules), and the message names the step.
 
+Two drugs: a step may name its syringe channel (`channel = 2`) and its drug; one channel holds one drug
+(a plan giving two drugs from one channel is refused). A step whose channel differs from the step before
+it is preceded by a flush prime (Step.flush_nl: FLUSH_VOLUMES dead volumes of the head), which the operator
+is asked for and the record keeps (a prime of that channel, filed under the step, and a note); the device
+refuses to run it otherwise and never lets one channel's plunger push into the other's drug.
+
 The plan's total (`total`, default the steps' sum) is the session cap the device enforces: the
 steps run as one device session (one tag) whose CONFIGUREs carry the plan total as session_cap_nl
 (PROTOCOL.md "Sessions"), so the device refuses any step, re-ARM or resume that would pass it,
@@ -18,6 +24,8 @@ import dataclasses
 import pathlib
 
 from . import program as programs
+from mesoprotocol import spec
+
 from . import units, zones
 from .program import Program, ProgramError
 
@@ -40,6 +48,14 @@ class Step:
     @property
     def total_nl(self) -> int:
         return self.program.total_nl
+
+    def flush_nl(self, before: Step | None) -> int:
+        """The prime this step needs when the step before it gave the other syringe channel's drug (0: none):
+        at least FLUSH_VOLUMES of the head's dead volume, which the device requires before it lets a program of
+        this channel run (NACK CHANNEL otherwise), never less than the step's own prime."""
+        if before is None or before.program.channel == self.program.channel:
+            return 0
+        return max(self.program.prime_nl, spec.FLUSH_VOLUMES * self.program.dead_volume_nl)
 
     def summary(self, lang: str = "en") -> str:
         return f"step {self.number}, {self.zone.name(lang)}: {self.program.summary()[len(self.program.name) + 2:]}"
@@ -118,6 +134,7 @@ def parse(data: dict) -> Plan:
         raise PlanError("steps", "a plan needs at least one [[steps]] table (zone, technique, dose, depth)")
     shared = {key: data[key] for key in SHARED if key in data}
     steps = tuple(_step(n, shared, step, name) for n, step in enumerate(steps_data, 1))
+    _one_drug_a_channel(steps)
     steps_nl = sum(s.total_nl for s in steps)
     total = _volume(data, "total", "total") if "total" in data else steps_nl
     if total < steps_nl:
@@ -148,6 +165,18 @@ def _step(number: int, shared: dict, data: dict, plan_name: str) -> Step:
     except ProgramError as e:
         raise PlanError(f"{where} ({zone.id}): {e.field}", e.detail) from None
     return Step(number=number, zone=zone, program=program)
+
+
+def _one_drug_a_channel(steps: tuple[Step, ...]) -> None:
+    """A syringe holds one drug: two steps of one channel naming different drugs would give one as the other."""
+    drugs: dict[int, Step] = {}
+    for step in steps:
+        first = drugs.setdefault(step.program.channel, step)
+        if first.program.drug != step.program.drug:
+            raise PlanError(f"step {step.number} ({step.zone.id}): drug",
+                            f"{step.program.drug!r} from channel {step.program.channel}, whose syringe holds "
+                            f"{first.program.drug!r} (step {first.number}): one drug a channel - give it channel "
+                            f"{spec.CHANNELS if step.program.channel == 1 else 1}, or the same drug")
 
 
 def _count_of_total(data: dict, volume_key: str, count_key: str) -> int:

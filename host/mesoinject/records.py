@@ -26,7 +26,7 @@ from mesoprotocol import spec
 
 from . import extras
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 MIGRATIONS: dict[int, str | dict[str, str]] = {
     1: """
     CREATE TABLE sessions (
@@ -161,6 +161,11 @@ MIGRATIONS: dict[int, str | dict[str, str]] = {
     6: """
     -- two drugs: the syringe channel each record came from (NULL for records stored before v6)
     ALTER TABLE deliveries ADD COLUMN channel INTEGER;
+    """,
+    7: """
+    -- skin contact: the least vacuum (kPa below ambient) a multi-needle head held while the dose ran, as the
+    -- device journalled it (0: a switch head, a prime, NULL: stored before v7)
+    ALTER TABLE deliveries ADD COLUMN vacuum_kpa INTEGER;
     """,
 }
 TABLES = {"sessions", "deliveries", "alarms", "session_notes", "point_marks"}
@@ -459,10 +464,11 @@ class RecordStore:
             new = self._insert(
                 "INSERT INTO deliveries (session_id, device_serial, record_id, point, kind, partial, flags,"
                 " programmed_nl, delivered_nl, depth_um, device_time_ms, received_at, device_session, journal_epoch,"
-                " plan_step, zone, channel) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                " plan_step, zone, channel, vacuum_kpa) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (session_id, device_serial, f["record_id"], f["point"], spec.KIND_NAMES[f["kind"]],
                  1 if f["flags"] & spec.FLAG_PARTIAL else 0, f["flags"], f["programmed_nl"], f["delivered_nl"],
-                 f["depth_um"], f["time_ms"], _now(), f.get("session"), epoch, plan_step, zone, f.get("channel") or None))
+                 f["depth_um"], f["time_ms"], _now(), f.get("session"), epoch, plan_step, zone, f.get("channel") or None,
+                 f.get("vacuum_kpa")))
             if new is not None:
                 return True
             old = self._execute("SELECT point, programmed_nl, delivered_nl, device_time_ms FROM deliveries"

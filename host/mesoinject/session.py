@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from . import alarms, outcomes, sync
+from . import alarms, outcomes, sync, units
 from .client import Device, DeviceRefused, Identity, new_session_tag
 from .plan import Plan, Step
 from .program import CONFIGURE_FIELDS, Program
@@ -103,22 +103,33 @@ class SessionRunner:
     def run_plan(self, plan: Plan, *, patient_ref: str | None = None, operator: str | None = None,
                  drug_lot: str | None = None, timeout_s: float | None = None,
                  before_prime: Callable[[], None] | None = None,
-                 before_step: Callable[[Step], None] | None = None) -> Outcome:
+                 before_step: Callable[[Step], None] | None = None,
+                 before_flush: Callable[[Step, Step, int], None] | None = None) -> Outcome:
         """Every step of a plan in order, as one session whose cap (CONFIGURE's session_cap_nl) is the plan
         total: the device enforces it and forgets it with the session; its settings are never changed.
         before_step(step): the operator confirms the zone before each step (the gun moves only after).
+        before_flush(step, before, volume_nl): before a step of the other channel's drug, the operator is asked
+        for its flush prime (needle up: it pushes the other drug out of the head); else before_prime asks.
         Stops at the first step that does not complete."""
         identity = self.begin(plan.steps[0].program, patient_ref=patient_ref, operator=operator, drug_lot=drug_lot,
                               plan=plan)
         try:
+            before = None
             for step in plan.steps:
                 if step.number > 1:
                     self.next_step(step)
                 if before_step:
                     before_step(step)
-                if before_prime and self.configured != spec.STATE_PRIMED:
+                flush = step.flush_nl(before)
+                if flush and before_flush:
+                    before_flush(step, before, flush)
+                elif before_prime and self.configured != spec.STATE_PRIMED:
                     before_prime()
-                self.prime()
+                if flush:
+                    self.flush(step, before, flush)
+                else:
+                    self.prime()
+                before = step
                 self.arm()
                 outcome = self.watch(timeout_s)
                 if outcome != "complete":
@@ -222,14 +233,24 @@ class SessionRunner:
             reason, field = spec.NACK_NAMES.index(e.reason), fields.index(e.field) + 1
             raise program.refusal(reason, field, e.value, e.limit, identity.limits, self.session_cap_nl) from e
 
-    def prime(self) -> None:
-        """Prime (into the air) unless the device is still primed; returns once it is PRIMED."""
-        if self.configured == spec.STATE_PRIMED:
+    def prime(self, volume_nl: int | None = None, force: bool = False) -> None:
+        """Prime (into the air) unless the device is still primed (force: even so); returns once it is PRIMED.
+        volume_nl: the program's prime_volume unless given (a flush)."""
+        if self.configured == spec.STATE_PRIMED and not force:
             return
-        self.device.prime(self.current_program().prime_nl)
+        self.device.prime(volume_nl or self.current_program().prime_nl)
         state = self._wait_for({spec.STATE_PRIMED, spec.STATE_CONFIGURED, spec.STATE_FAULT, spec.STATE_IDLE}, 30)
         if state != spec.STATE_PRIMED:
             raise PrimingStopped(state)
+
+    def flush(self, step: Step, before: Step, volume_nl: int) -> None:
+        """The flush prime before a step of the other channel's drug: recorded as a prime of its channel
+        (under the step) and in a note naming both drugs."""
+        self.prime(volume_nl, force=True)
+        prev, now = before.program, step.program
+        self._store_quietly(self.store.add_note, self.current_session_id(), f"Step {step.number}: flush prime of {units.text(volume_nl, units.VOLUME)} of {now.drug} "
+                   f"(channel {now.channel}) pushed {prev.drug} (channel {prev.channel}) out of the head's path "
+                   "into the air before the step's first point.")  # the prime's own record: its DELIVERY
 
     def arm(self) -> None:
         self.device.arm()

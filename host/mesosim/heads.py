@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-NEEDLE_SPREAD = 0.08  # +-8 % conductance between the needles of a head (bore tolerance of one lot)
+NEEDLE_SPREAD = spec.HEAD_NEEDLE_SPREAD_PCT / 100  # conductance between the needles of a head (bore tolerance of one lot)
 
 
 def needle_conductances(needles: int, seed: int | None) -> list[float]:

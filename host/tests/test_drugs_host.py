@@ -58,3 +58,29 @@ def test_records_and_exports_carry_the_channel_and_drug_of_each_administration(s
     assert [(r["channel"], r["drug"]) for r in rows] == [("2", "hyaluronic acid"), ("2", "hyaluronic acid"),
                                                          ("", "hyaluronic acid")]
     assert [r["channel"] for r in json.loads(store.export("json", sid))] == [2, 2, ""]
+
+
+@pytest.mark.req("SR-171")
+def test_records_and_exports_carry_each_doses_vacuum_and_fhir_the_drug_and_channel_of_each_administration(store):
+    pytest.importorskip("fhir.resources")
+    prog = programs.parse(dict(POINT, channel=2, drug="hyaluronic acid"))
+    sid = store.begin_session(IDENT, prog, patient_ref="P-1", operator="dr x", device_session=7)
+    for rid, vacuum in ((1, 37), (2, 41)):  # as DELIVERY and RECORD carry it
+        store.add_delivery(sid, "SIM-0042", dict(record_id=rid, session=7, point=rid, kind=spec.KIND_POINT, flags=0,
+                                                 programmed_nl=10000, delivered_nl=10000, depth_um=2000,
+                                                 time_ms=rid, channel=2, vacuum_kpa=vacuum))
+    store.add_delivery(sid, "SIM-0042", dict(record_id=3, session=7, point=3, kind=spec.KIND_POINT, flags=0,
+                                             programmed_nl=10000, delivered_nl=10000, depth_um=2000, time_ms=3,
+                                             channel=2))  # stored without one (earlier firmware's RECORD)
+    store.end_session(sid, "complete")
+    rows = list(csv.DictReader(io.StringIO(store.export("csv", sid))))
+    assert [r["vacuum_kpa"] for r in rows] == ["37", "41", ""]
+    assert [r["vacuum_kpa"] for r in json.loads(store.export("json", sid))] == [37, 41, ""]
+    fhir = json.loads(store.export("fhir", sid))
+    medication = fhir["contained"][0]
+    assert medication["code"]["text"] == "hyaluronic acid" == fhir["medicationReference"]["display"]
+    assert medication["extension"] == [{"url": "https://mesoinject.example/fhir/StructureDefinition/syringe-channel",
+                                        "valueInteger": 2}]
+    points = [{e["url"]: e for e in x["extension"]} for x in fhir["dosage"]["extension"]]
+    assert [p["channel"]["valueInteger"] for p in points] == [2, 2, 2]
+    assert [p["vacuum"]["valueQuantity"]["value"] for p in points if "vacuum" in p] == [37, 41]

@@ -156,3 +156,19 @@ def test_the_device_holds_the_plan_total_as_its_session_cap(vdev, device, tmp_pa
     # ...and the cap ends with its session: a new session may take what the plan's could not
     assert device.configure(**over)["state"] in (spec.STATE_CONFIGURED, spec.STATE_PRIMED)
     store.close()
+
+
+@pytest.mark.req("SR-172")
+def test_one_drug_a_channel_and_a_step_of_the_other_channel_needs_a_flush_prime():
+    plan = plans.load("two-drugs")
+    step1, step2 = plan.steps
+    assert (step1.program.channel, step2.program.channel) == (1, 2)
+    assert step1.flush_nl(None) == 0 and step2.flush_nl(step2) == 0  # no change of drug: no flush
+    # the other channel's drug in the path: FLUSH_VOLUMES dead volumes of the head, or the step's prime if more
+    assert step2.flush_nl(step1) == max(step2.program.prime_nl, spec.FLUSH_VOLUMES * step2.program.dead_volume_nl)
+    data = plans.programs.read(plans.find("two-drugs"))
+    data["steps"][1]["channel"] = 1  # hyaluronic acid from the syringe that holds lidocaine
+    with pytest.raises(plans.PlanError) as refused:
+        plans.parse(data)
+    assert refused.value.field == "step 2 (forehead): drug"
+    assert "one drug a channel" in str(refused.value) and "channel 2" in str(refused.value)

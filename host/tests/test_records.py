@@ -409,6 +409,7 @@ def test_a_v4_database_gains_plan_step_and_zone_and_keeps_its_records(db):
         (old,) = store.deliveries()
         assert (old["delivered_nl"], old["plan_step"], old["zone"]) == (29990, None, None)  # not part of a plan
         assert old["channel"] is None  # schema 6: stored before two-drug firmware
+        assert old["vacuum_kpa"] is None  # schema 7: stored before the journal kept the vacuum
         plan = plans.load("lumbar-pain")
         sid = store.begin_session(IDENT, plan.steps[0].program, patient_ref="P-9", operator="dr x", device_session=9,
                                   plan=plan)
@@ -420,7 +421,7 @@ def test_a_v4_database_gains_plan_step_and_zone_and_keeps_its_records(db):
         assert [(m["zone"], m["x"], m["point"]) for m in store.marks(sid)] == [("lumbar", 432.5, 1)]
     finally:
         store.close()
-    assert schema_version(db) == SCHEMA_VERSION == 6  # 6: deliveries.channel (two drugs)
+    assert schema_version(db) == SCHEMA_VERSION == 7  # 6: deliveries.channel (two drugs); 7: deliveries.vacuum_kpa
 
 
 @pytest.mark.req("SR-149")

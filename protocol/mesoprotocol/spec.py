@@ -264,7 +264,7 @@ JOURNAL_CHECKPOINT_NL = const(1000)  # a dose in progress is journalled this oft
 TRIGGER_STUCK_MS = const(2000)  # held this long beyond what a point needs -> TRIGGER_STUCK
 SYRINGE_SENSOR_MS = const(30)  # the clamp must disagree with the program this long before it counts (not one sample)
 HEAD_SENSOR_MS = const(30)  # the head ID must disagree with the program this long before it counts
-HEAD_BLOCK_PCT = const(10)  # a multi-needle cycle whose mean dispense pressure is this % above the head's baseline
+HEAD_NEEDLE_SPREAD_PCT = const(8)  # a head's needles' conductances within +-this % of nominal (one lot's bore tolerance)
 #                             (its first full cycle after priming) means a blocked needle
 CADENCE_SLACK_DIV = const(10)  # a nappage shot may make up at most period / 10 of lateness: no catch-up
 # skin contact: a single-needle head has a contact switch; a multi-needle head draws the skin onto its needles
@@ -331,8 +331,11 @@ _DELIVERY_FIELDS = (
     ("epoch", _U32),  # the journal's epoch: a record is (epoch, record_id), unique per device
 )
 
+_VACUUM = (("vacuum_kpa", _U8),)  # the least vacuum held while the dose ran (multi-needle heads); 0: switch head,
+# prime, alarm and end records, earlier firmware's records
+
 # what the host's encoder puts in a field its caller leaves out (CPython only): a one-channel program of before
-FIELD_DEFAULTS = {CONFIGURE: {"channel": 1}, DELIVERY: {"channel": 0}, RECORD: {"channel": 0}}
+FIELD_DEFAULTS = {CONFIGURE: {"channel": 1}, DELIVERY: {"channel": 0}, RECORD: {"channel": 0, "vacuum_kpa": 0}}
 
 # Each message: (name, ((field, struct code), ...)). Little-endian, packed.
 # Units live in the field names: _nl nanolitres, _um micrometres, _ms milliseconds,
@@ -432,10 +435,10 @@ MESSAGES = {
             ("worst_pass_us", _U32),  # the longest such pass (overrun or not), us; both since boot
         ),
     ),
-    DELIVERY: ("DELIVERY", _DELIVERY_FIELDS + (
-        ("vacuum_kpa", _U8),  # the least vacuum held while the dose ran (multi-needle heads); 0: switch head, prime
-    )),  # not journalled (a journal cell has no room): RECORD has no vacuum_kpa
-    RECORD: ("RECORD", _DELIVERY_FIELDS + (("pending", _U16),)),  # a journalled DELIVERY (record_id 0: none left)
+    DELIVERY: ("DELIVERY", _DELIVERY_FIELDS + _VACUUM),
+    # a journalled DELIVERY (record_id 0: none left); vacuum_kpa journalled with it (and with its checkpoints:
+    # a point cut by power keeps the least vacuum held until then)
+    RECORD: ("RECORD", _DELIVERY_FIELDS + _VACUUM + (("pending", _U16),)),
     ALARM: (
         "ALARM",
         (
@@ -540,6 +543,22 @@ HEAD_ID_TOL_MV = const(120)  # 1 % resistors, the pull-up and ADC error; the ban
 
 def head_needles(code):
     return HEADS[code][1]
+
+
+def head_block_rise_permille(code):
+    # the least rise of the line pressure one fully blocked needle makes (per mille): the narrowest
+    # needle (1 - spread) blocked while the others are the widest (1 + spread): g / (G - g)
+    n = HEADS[code][1]
+    if n < 2:
+        return 0
+    s = HEAD_NEEDLE_SPREAD_PCT
+    return 1000 * (100 - s) // (n * (100 + s) - (100 - s))
+
+
+def head_block_permille(code):
+    # ALARM_NEEDLE_BLOCKED's threshold: half that least rise, a miss and a false alarm equally far from it
+    # (5-needle 102, 9-needle 52 per mille)
+    return head_block_rise_permille(code) // 2
 
 
 def head_fits(code, id_mv):

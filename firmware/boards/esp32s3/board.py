@@ -30,14 +30,19 @@ VACUUM_PUMP = 14  # vacuum pump MOSFET gate (multi-needle heads), high = on; 10k
 VACUUM_ADC = 12  # ADC2_CH1: the vacuum sensor (ADC2 is free: the firmware runs no Wi-Fi)
 HEAD_ADC = 10  # ADC1_CH9: the needle head's ID resistor against a 10k pull-up to 3V3 (spec.HEADS)
 
-# Second syringe channel (two drugs, spec.CHANNELS; not driven yet: board_stepdir's CHANNELS = 1, so the
-# device refuses a channel 2 program). A real gun joins the two syringes' lines in a Y-piece with a check
-# valve on each arm (no back-flow of one drug into the other syringe) right before the head; the device
+# Second syringe channel (two drugs, spec.CHANNELS): driven when SECOND_CHANNEL (below) says it is wired;
+# otherwise CHANNELS = 1 and the device refuses a channel 2 program. A real gun joins the two syringes'
+# lines in a Y-piece with a check valve on each arm (no back-flow of one drug into the other syringe) right before the head; the device
 # treats Y-piece + head as one path holding one drug (device.path_channel).
 PLUNGER2_STEP = 39  # its own step/dir driver, the shared MOTOR_EN
 PLUNGER2_DIR = 40
 PLUNGER2_END = 41  # its stroke-end switch, to GND, pull-up
 BARREL2_ADC = 11  # ADC2_CH0: the second clamp's potentiometer (ADC2 is free: no Wi-Fi)
+PLUNGER2_INVERT = False
+# True on a gun built with the second driver, its end switch and its clamp wired: then CHANNELS = 2. Off by
+# default: unwired, the clamp input floats and could read as a syringe, and a channel 2 dose would be
+# recorded from a plunger that moves nothing.
+SECOND_CHANNEL = False
 
 # The drivers must stay off from the first moment: main.py imports this module first thing.
 Pin(MOTOR_EN, Pin.OUT, value=1)
@@ -55,6 +60,10 @@ class Board(board_stepdir.StepDirBoard):
                          MOTOR_EN, TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, LED, CONTACT, VACUUM_PUMP)
         self._adc = ADC(Pin(PRESSURE_ADC), atten=ADC.ATTN_11DB)  # 11 dB: 0-3.1 V range
         self._barrel = ADC(Pin(BARREL_ADC), atten=ADC.ATTN_11DB)
+        self._barrels = [self._barrel, self._barrel]  # per channel; the second clamp's once wired
+        if SECOND_CHANNEL:
+            self.second_channel((PLUNGER2_STEP, PLUNGER2_DIR, PLUNGER2_INVERT), PLUNGER2_END)  # RMT channel 2
+            self._barrels[1] = ADC(Pin(BARREL2_ADC), atten=ADC.ATTN_11DB)
         self._head = ADC(Pin(HEAD_ADC), atten=ADC.ATTN_11DB)
         self._vacuum = ADC(Pin(VACUUM_ADC), atten=ADC.ATTN_11DB)
 
@@ -68,7 +77,7 @@ class Board(board_stepdir.StepDirBoard):
         return self._adc.read_uv() // 1000  # factory-calibrated, unlike read_u16
 
     def barrel_mv(self):
-        return self._barrel.read_uv() // 1000
+        return self._barrels[self.channel - 1].read_uv() // 1000  # the selected channel's clamp
 
     def head_mv(self):
         return self._head.read_uv() // 1000

@@ -27,14 +27,20 @@ VACUUM_PUMP = 15  # vacuum pump MOSFET gate (multi-needle heads), high = on; 10k
 VACUUM_ADC = 29  # ADC3: the vacuum sensor. On a Pico board ADC3 reads VSYS/3: a gun board wires the sensor there
 HEAD_ADC = 28  # ADC2: the needle head's ID resistor against a 10k pull-up to 3V3 (spec.HEADS)
 
-# Second syringe channel (two drugs, spec.CHANNELS; not driven yet: board_stepdir's CHANNELS = 1, so the
-# device refuses a channel 2 program). A real gun joins the two syringes' lines in a Y-piece with a check
+# Second syringe channel (two drugs, spec.CHANNELS): driven when SECOND_CHANNEL (below) says it is wired;
+# otherwise CHANNELS = 1 and the device refuses a channel 2 program. A real gun joins the two syringes' lines in a Y-piece with a check
 # valve on each arm (no back-flow of one drug into the other syringe) right before the head; the device
 # treats Y-piece + head as one path holding one drug (device.path_channel). The RP2040 has no fifth ADC:
 # the second clamp's potentiometer needs an external ADC (I2C) or an analogue switch on BARREL_ADC.
 PLUNGER2_STEP = 7  # its own step/dir driver, the shared MOTOR_EN
 PLUNGER2_DIR = 8
 PLUNGER2_END = 9  # its stroke-end switch, to GND, pull-up
+PLUNGER2_INVERT = False
+BARREL_SELECT = 16  # an analogue switch (TS5A3157-class) routing the selected channel's clamp wiper to BARREL_ADC: high = 2
+# True on a gun built with the second driver, its end switch and the clamp switch wired: then CHANNELS = 2.
+# Off by default: unwired, BARREL_ADC would read channel 1's clamp as channel 2's, and a channel 2 dose would
+# be recorded from a plunger that moves nothing.
+SECOND_CHANNEL = False
 
 # The drivers must stay off from the first moment: main.py imports this module first thing.
 Pin(MOTOR_EN, Pin.OUT, value=1)
@@ -54,10 +60,18 @@ class Board(board_stepdir.StepDirBoard):
         self._barrel = ADC(BARREL_ADC)
         self._head = ADC(HEAD_ADC)
         self._vacuum = ADC(VACUUM_ADC)
+        self._select = Pin(BARREL_SELECT, Pin.OUT, value=0)  # channel 1's clamp
+        if SECOND_CHANNEL:
+            # PIO state machine 2, its gate on TRIGGER/ESTOP as the first plunger's
+            self.second_channel((PLUNGER2_STEP, PLUNGER2_DIR, PLUNGER2_INVERT), PLUNGER2_END)
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
         # pulses from the hardware, not a Python loop; the plunger's gated by the PIO on TRIGGER and ESTOP
         return board_steppio.PioStepDir(step_pin, dir_pin, invert, unit, TRIGGER)
+
+    def plunger_channel(self, channel):
+        super().plunger_channel(channel)
+        self._select.value(1 if self.channel == 2 else 0)  # BARREL_ADC reads that channel's clamp from now on
 
     def pressure_raw(self):
         return self._adc.read_u16()

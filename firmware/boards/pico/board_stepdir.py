@@ -120,7 +120,7 @@ class StepDirBoard:
     PLUNGER_PLAY_MAX_UM = 120  # worst-case lead-screw backlash + stopper breakaway (measure per build)
     ANTIDRIP_UM = 20
     COMPLIANCE_NL_PER_KPA = 1  # nominal for 1 mL plastic syringes
-    CHANNELS = 1  # syringe channels driven (board.py maps a second axis's pins; not wired in yet)
+    CHANNELS = 1  # syringe channels driven; 2 once board.py wires the second axis (second_channel)
     JOURNAL_CELLS = 6000  # delivery journal: 64 bytes a record (384 KB of flash in 4 KB segments), > MAX_SHOTS
 
     # Line-pressure sensor: ratiometric 0.5-4.5 V = 0-689 kPa (100 psi) on 5 V, through a
@@ -147,12 +147,15 @@ class StepDirBoard:
         # plunger, needle: (step pin, dir pin, invert dir); inputs are switches to GND.
         self._en = Pin(motor_en, Pin.OUT, value=1)  # active low: disabled
         self._plunger = self.step_driver(plunger[0], plunger[1], plunger[2], 0)
+        self._plungers = [self._plunger, self._plunger]  # type: list  # per channel (1, 2); one axis: both the same
         self._needle = self.step_driver(needle[0], needle[1], needle[2], 1)
         self._trigger = Debounced(trigger)
         # E-stop, home and end switches are read raw: acting on the first edge is the safe side.
         self._estop = Pin(estop, Pin.IN, Pin.PULL_UP)  # normally closed: high = pressed or cut
         self._home = Pin(needle_home, Pin.IN, Pin.PULL_UP)  # closed (low) at home
         self._end = Pin(plunger_end, Pin.IN, Pin.PULL_UP)  # closed (low) at end of stroke
+        self._ends = [self._end, self._end]  # type: list
+        self.channel = 1  # the channel plunger_step drives, syringe_end and barrel_mv read
         self._led = Pin(led, Pin.OUT, value=0)
         self._contact = Pin(contact, Pin.IN, Pin.PULL_UP)  # the skin contact switch (single-needle heads)
         self._pump = Pin(pump, Pin.OUT, value=0)  # the vacuum pump's MOSFET (multi-needle heads): off
@@ -253,9 +256,27 @@ class StepDirBoard:
     def pressure_mv(self):
         raise NotImplementedError  # board.py reads its ADC
 
+    def second_channel(self, plunger2, plunger2_end):
+        # board.py wires a second syringe channel (two drugs): its own step/dir driver (unit 2: the Pico's
+        # third PIO state machine, gated on the trigger and the E-stop like the first), its stroke-end switch;
+        # board.py's barrel_mv reads the selected channel's clamp. Only on a gun built with both: a floating
+        # clamp input could read as a syringe, and a channel 2 dose would then be recorded from nothing.
+        self._plungers[1] = self.step_driver(plunger2[0], plunger2[1], plunger2[2], 2)
+        self._ends[1] = Pin(plunger2_end, Pin.IN, Pin.PULL_UP)
+        self.CHANNELS = 2
+
     def plunger_channel(self, channel):
-        # the axis plunger_step drives and the clamp syringe_barrel_um reads: one here (CHANNELS)
-        pass
+        # the axis plunger_step drives, the end switch syringe_end and the clamp syringe_barrel_um read, from
+        # now on. The device selects only at CONFIGURE, with nothing moving; the gate follows to the new axis
+        # (off there: the device sets it while it delivers)
+        if channel < 1 or channel > self.CHANNELS:
+            return
+        gate = self._plunger.gate
+        self._plunger.gate = False
+        self._plunger = self._plungers[channel - 1]
+        self._plunger.gate = gate
+        self._end = self._ends[channel - 1]
+        self.channel = channel
 
     def syringe_barrel_um(self):
         mv = self.barrel_mv()

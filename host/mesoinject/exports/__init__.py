@@ -33,6 +33,9 @@ READABLE_COLUMNS = ("number", "counted", "delivered_ul", "programmed_ul", "depth
 PLAN_COLUMNS = ("plan_step", "zone", "zone_name", "site_snomed")
 # two-drug guns: the syringe channel the row's drug came from (blank: stored before two-drug firmware)
 DRUG_COLUMNS = ("channel",)
+# skin contact: the least vacuum (kPa) a multi-needle head held while the row's dose ran (0: a single needle's
+# switch, a prime; blank: stored before the journal kept it)
+CONTACT_COLUMNS = ("vacuum_kpa",)
 
 __all__ = ["EXPORT_COLUMNS", "FORMATS", "NothingToExport", "export"]
 
@@ -62,7 +65,7 @@ def export(store, fmt: str, session_id: int | None = None, *, lang: str | None =
         return json.dumps(rows, indent=1) + "\n"
     out = io.StringIO()
     # CRLF as RFC 4180 has it: a line terminator of "\n" alone leaves a bare CR in a cell unquoted, splitting its row
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS + READABLE_COLUMNS + PLAN_COLUMNS + DRUG_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS + READABLE_COLUMNS + PLAN_COLUMNS + DRUG_COLUMNS + CONTACT_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
@@ -76,10 +79,14 @@ def _add_readable_columns(store, records: list[dict], rows: list[dict]) -> None:
     for record in records:
         by_session.setdefault(record.get("session_id"), []).append(record)
     numbers: dict[int, int | None] = {}
+    step_drugs: dict = {}  # (session, plan step) -> the step's drug: a plan of two drugs gives each from its step
     for session_id, group in by_session.items():
         numbers.update(zip(map(id, group), numbered(group)))
         session = store.session(session_id) or {}
         by_session[session_id] = session.get("outcome_text") or session.get("outcome") or ""
+        for step in (json.loads(session.get("plan_json") or "null") or {}).get("steps", []):
+            if step.get("program", {}).get("drug"):
+                step_drugs[(session_id, step["step"])] = step["program"]["drug"]
     for record, row in zip(records, rows):
         prime = record["kind"] == "prime"
         row.update(number="" if prime else numbers[id(record)], counted="no" if prime else "yes",
@@ -87,6 +94,9 @@ def _add_readable_columns(store, records: list[dict], rows: list[dict]) -> None:
                    depth_mm=f"{record['depth_um'] / 1000:.2f}", outcome=by_session[record.get("session_id")],
                    calibrated="no" if record.get("flags", 0) & spec.FLAG_UNCALIBRATED else "yes")
         row["channel"] = record.get("channel") or ""  # blank: stored before two-drug firmware (as plan_step)
+        row["drug"] = step_drugs.get((record.get("session_id"), record.get("plan_step")), row["drug"])
+        vacuum = record.get("vacuum_kpa")
+        row["vacuum_kpa"] = "" if vacuum is None else vacuum
         zone = zones.ZONES.get(record.get("zone") or "")
         row.update(plan_step=record.get("plan_step") or "", zone=record.get("zone") or "",
                    zone_name=zones.name(record.get("zone")), site_snomed=(zone.snomed or "") if zone else "")

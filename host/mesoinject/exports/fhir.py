@@ -3,12 +3,13 @@
 Built as plain JSON and validated by the fhir.resources models (R4B: MedicationAdministration,
 Medication and Device are unchanged from R4), so what we write is what the library parses.
 
-- medication: a contained Medication, code.text = drug, batch.lotNumber = lot
+- medication: a contained Medication, code.text = drug (a plan's step: its own), batch.lotNumber = lot, a
+  `syringe-channel` extension naming the two-drug gun's syringe it came from
 - subject: the pseudonymous patient reference as an identifier (no Patient resource, no names)
 - device: a contained Device (serial number, board, firmware)
 - dosage: route intradermal (SNOMED CT), dose = total delivered in mL (primes not counted),
   text = human-readable summary with every point, and one `point-dose` extension per
-  delivery (point, kind, programmed, delivered, depth, partial, device record)
+  delivery (point, kind, programmed, delivered, depth, partial, channel, vacuum held, device record)
 - note: clinician notes, adverse events, device alarms, primes
 - a session that ran a treatment plan: one MedicationAdministration per step (a drug given at one site),
   dosage.site the step's zone (SNOMED CT body structure where mesoinject.zones has one, else text only),
@@ -33,6 +34,7 @@ from .common import SessionRecord, ul
 # FHIR server profile would replace it (one place to change).
 NAMING_BASE = "https://mesoinject.example/fhir"
 POINT_DOSE_EXTENSION = f"{NAMING_BASE}/StructureDefinition/point-dose"
+CHANNEL_EXTENSION = f"{NAMING_BASE}/StructureDefinition/syringe-channel"
 UCUM = "http://unitsofmeasure.org"
 INTRADERMAL = {"coding": [{"system": "http://snomed.info/sct", "code": "372464004", "display": "Intradermal route"}],
                "text": "intradermal"}
@@ -71,7 +73,9 @@ def administrations(rec: SessionRecord) -> list[MedicationAdministration]:
     found = []
     for step in plan["steps"]:
         program = step["program"]
-        session = {**rec.session, "program_name": program["name"], "technique": program["technique"],
+        # a step gives its own drug from its own channel (a plan of two drugs); steps stored before: the session's
+        session = {**rec.session, "drug": program.get("drug") or rec.session["drug"], "channel": program.get("channel"),
+                   "program_name": program["name"], "technique": program["technique"],
                    "planned": program["count"], "volume_nl": program["volume_nl"], "depth_um": program["depth_um"],
                    "step": step["step"], "zone": step["zone"], "steps": len(plan["steps"]), "plan_name": plan["name"]}
         first = step["step"] == 1  # the session's primes, alarms and notes go once, on its first step
@@ -97,7 +101,7 @@ def medication_administration(rec: SessionRecord) -> MedicationAdministration:
         "id": f"mesoinject-session-{s['id']}" + (f"-step-{step}" if step else ""),
         "identifier": _identifiers(s),
         "status": _status(rec),
-        "contained": [_medication(s), _device(s)],
+        "contained": [_medication(s, _channel(rec)), _device(s)],
         "medicationReference": {"reference": "#medication", "display": s["drug"]},
         "subject": _subject(s["patient_ref"]),
         "effectivePeriod": {k: v for k, v in (("start", s["started_at"]), ("end", s["ended_at"])) if v},
@@ -139,11 +143,22 @@ def _identifiers(s: dict) -> list[dict]:
     return ids
 
 
-def _medication(s: dict) -> dict:
+def _medication(s: dict, channel: int | None) -> dict:
     med = {"resourceType": "Medication", "id": "medication", "code": {"text": s["drug"]}}
     if s["drug_lot"]:
         med["batch"] = {"lotNumber": s["drug_lot"]}
+    if channel:  # which of a two-drug gun's syringes held it
+        med["extension"] = [{"url": CHANNEL_EXTENSION, "valueInteger": channel}]
     return med
+
+
+def _channel(rec: SessionRecord) -> int | None:
+    """The syringe channel the administration's drug came from: the step's program's, else its records' (one
+    administration is one drug); None when stored before two-drug firmware."""
+    if rec.session.get("channel"):
+        return rec.session["channel"]
+    found = {r.get("channel") for r in rec.given + rec.primes if r.get("channel")}
+    return found.pop() if len(found) == 1 else None
 
 
 def _device(s: dict) -> dict:
@@ -195,6 +210,9 @@ def _point_extension(r: dict) -> dict:
         {"url": "depth", "valueQuantity": {"value": Decimal(r["depth_um"]).scaleb(-3), "unit": "mm",
                                            "system": UCUM, "code": "mm"}},
         {"url": "partial", "valueBoolean": bool(r["partial"])},
+    ] + ([{"url": "channel", "valueInteger": r["channel"]}] if r.get("channel") else []) + (
+        [{"url": "vacuum", "valueQuantity": {"value": r["vacuum_kpa"], "unit": "kPa", "system": UCUM, "code": "kPa"}}]
+        if r.get("vacuum_kpa") else []) + [
         {"url": "record", "valueString": f"{r['device_serial']}/{r['record_id']}"},  # u32: too big for valueInteger
     ] + ([{"url": "site", "valueCodeableConcept": site(r["zone"])}] if r.get("zone") else [])}
 
