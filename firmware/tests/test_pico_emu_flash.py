@@ -73,8 +73,8 @@ def test_files_the_firmware_writes_survive_an_emulated_reboot(pico_fs, tmp_path)
     second = picoemu.run_script(REBOOT_SCRIPT, flash, tmp_path, flash=picoemu.Flash(save=flash), timeout_s=150)
     assert second.code == 0, f"{second.error}\n{second.stdout}\n{second.stderr}"
     # the second boot counts itself after the first and finds the point journalled, as closed
-    # (record id, session, point, kind, flags, programmed, delivered, depth, time, syringe, channel)
-    assert _line(second, "BOOT") == f"BOOT 2 1 ({rid}, 7, 3, 1, 0, 20000, 19990, 2000, 1400, 0, 0)"
+    # (record id, session, point, kind, flags, programmed, delivered, depth, time, syringe, channel, vacuum)
+    assert _line(second, "BOOT") == f"BOOT 2 1 ({rid}, 7, 3, 1, 0, 20000, 19990, 2000, 1400, 0, 0, 0)"
     assert "WROTE" not in second.stdout
     assert picoemu.read_fs_file(flash, "boot_count").split()[0] == b"2"
 

@@ -121,13 +121,13 @@ class SessionRunner:
                 if before_step:
                     before_step(step)
                 flush = step.flush_nl(before)
-                if flush and before_flush:
-                    before_flush(step, before, flush)
-                elif before_prime and self.configured != spec.STATE_PRIMED:
-                    before_prime()
-                if flush:
+                if flush and before is not None:  # the step before gave the other channel's drug
+                    if before_flush:
+                        before_flush(step, before, flush)
                     self.flush(step, before, flush)
                 else:
+                    if before_prime and self.configured != spec.STATE_PRIMED:
+                        before_prime()
                     self.prime()
                 before = step
                 self.arm()
@@ -248,9 +248,10 @@ class SessionRunner:
         (under the step) and in a note naming both drugs."""
         self.prime(volume_nl, force=True)
         prev, now = before.program, step.program
-        self._store_quietly(self.store.add_note, self.current_session_id(), f"Step {step.number}: flush prime of {units.text(volume_nl, units.VOLUME)} of {now.drug} "
-                   f"(channel {now.channel}) pushed {prev.drug} (channel {prev.channel}) out of the head's path "
-                   "into the air before the step's first point.")  # the prime's own record: its DELIVERY
+        note = (f"Step {step.number}: flush prime of {units.text(volume_nl, units.VOLUME)} of {now.drug} "
+                f"(channel {now.channel}) pushed {prev.drug} (channel {prev.channel}) out of the head's path "
+                "into the air before the step's first point.")
+        self._store_quietly(self.store.add_note, self.current_session_id(), note)  # the prime's own record: its DELIVERY
 
     def arm(self) -> None:
         self.device.arm()

@@ -65,7 +65,8 @@ def export(store, fmt: str, session_id: int | None = None, *, lang: str | None =
         return json.dumps(rows, indent=1) + "\n"
     out = io.StringIO()
     # CRLF as RFC 4180 has it: a line terminator of "\n" alone leaves a bare CR in a cell unquoted, splitting its row
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS + READABLE_COLUMNS + PLAN_COLUMNS + DRUG_COLUMNS + CONTACT_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS + READABLE_COLUMNS + PLAN_COLUMNS + DRUG_COLUMNS + CONTACT_COLUMNS,
+                            lineterminator="\r\n")
     writer.writeheader()
     writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     return out.getvalue()

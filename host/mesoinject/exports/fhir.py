@@ -144,7 +144,7 @@ def _identifiers(s: dict) -> list[dict]:
 
 
 def _medication(s: dict, channel: int | None) -> dict:
-    med = {"resourceType": "Medication", "id": "medication", "code": {"text": s["drug"]}}
+    med: dict = {"resourceType": "Medication", "id": "medication", "code": {"text": s["drug"]}}
     if s["drug_lot"]:
         med["batch"] = {"lotNumber": s["drug_lot"]}
     if channel:  # which of a two-drug gun's syringes held it
