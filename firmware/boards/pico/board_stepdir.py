@@ -303,6 +303,13 @@ class StepDirBoard:
 
     def led(self, code):
         self._pattern = _PATTERNS.get(code, _PATTERNS[spec.LED_FAULT])
+        self._show()  # now, not at the next slot (service only moves the slot on)
+
+    def _show(self):
+        on = (self._pattern >> self._slot) & 1
+        if on != self._led_on:
+            self._led_on = on
+            self._led.value(on)
 
     # ---- housekeeping -----------------------------------------------------------------
     def reset(self):
@@ -316,11 +323,9 @@ class StepDirBoard:
 
     def service(self, now_us):
         # the trigger's debounce is sampled by Device.tick's trigger() every pass, not again here
+        # every pass: the slot's time is checked, the LED set only when the slot (or led()) changes it
         now = ticks_ms()
         if ticks_diff(now, self._slot_end) >= 0:  # counted, not ticks_ms() // 100: ticks wrap
             self._slot = (self._slot + 1) % 10
             self._slot_end = ticks_add(now, LED_SLOT_MS)
-        on = (self._pattern >> self._slot) & 1
-        if on != self._led_on:
-            self._led_on = on
-            self._led.value(on)
+            self._show()

@@ -91,12 +91,18 @@ class PioStepDir:
             self._dir.value((sign > 0) != self._invert)
             self._sign = sign
             sleep_us(DIR_SETUP_US)
-        self._wait(QUEUE_MAX - 1)
+        # the reports taken inline (this runs every pass a plunger moves): _wait only when the FIFO is full
+        sm = self._sm
+        while sm.rx_fifo():
+            self._unsent += ((sm.get(None, 16) + 1) & 0xFFFF) * self._sign
+            self._queued -= 1
+        if self._queued >= QUEUE_MAX:
+            self._wait(QUEUE_MAX - 1)
         half = SPREAD_US // (2 * count) - 2  # each half period: the loop passes plus two instructions
-        head = (max(half, 1) << 17) | (0x10000 if self.gate and sign > 0 else 0)
+        head = ((half if half > 1 else 1) << 17) | (0x10000 if self.gate and sign > 0 else 0)
         while count:  # 15 bits of count (the report's 16 must tell "all sent"): a larger catch-up goes out as more words
-            part = min(count, 0x8000)
-            self._sm.put(head | (part - 1))  # < 2^26: a small int, no allocation
+            part = count if count < 0x8000 else 0x8000
+            sm.put(head | (part - 1))  # < 2^26: a small int, no allocation
             self._queued += 1
             count -= part
             if count:
