@@ -1,5 +1,6 @@
 # Serial link to the host: frames in, one reply per command, events out.
 # A repeated SEQ+TYPE (host retransmission) gets the cached reply and is not executed again.
+import micropython
 import struct
 from time import ticks_diff, ticks_ms
 from mesoprotocol import spec
@@ -37,6 +38,7 @@ class Link:
         self.last_byte_ms = ticks_ms()
         self._on_result = self._result  # bound once: no allocation per byte
 
+    @micropython.native  # every pass
     def poll(self):
         n = self.board.host_read(self.rx)
         now = ticks_ms()

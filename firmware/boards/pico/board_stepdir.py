@@ -97,6 +97,7 @@ class Debounced:
         self._raw = self.state
         self._since = ticks_ms()
 
+    @micropython.native  # every pass (the trigger)
     def read(self):
         raw = self._pin.value() == 0
         now = ticks_ms()
@@ -181,6 +182,7 @@ class StepDirBoard:
         return self._reset
 
     # ---- host serial port -----------------------------------------------------------
+    @micropython.native  # every pass, and every byte
     def host_read(self, buf):
         # stdin reads block until they have all they asked for, so take one byte at a time
         # and only while poll says one is there. ipoll, not poll: poll() allocates a list per
@@ -321,6 +323,7 @@ class StepDirBoard:
     def feed_watchdog(self):
         self._wdt.feed()
 
+    @micropython.native  # every pass
     def service(self, now_us):
         # the trigger's debounce is sampled by Device.tick's trigger() every pass, not again here
         # every pass: the slot's time is checked, the LED set only when the slot (or led()) changes it

@@ -1,6 +1,7 @@
 # Step pulses from an RP2040 PIO state machine: the control tick hands over a count and the PIO
 # spreads that many pulses evenly over 80 % of the next millisecond, so the pulse train is
 # exact and the CPU spends a FIFO write per tick, not a loop toggling a pin.
+import micropython
 import rp2
 from machine import Pin
 from time import sleep_us
@@ -79,6 +80,7 @@ class PioStepDir:
                                     in_base=Pin(gate_base))
         self._sm.active(1)
 
+    @micropython.native  # every pass an axis moves
     def step(self, n):
         if not n:
             return
