@@ -10,6 +10,7 @@
 # Integrals are sums of samples, so the sensor's noise averages out; its lag (a first-order filter
 # of known time constant) shifts I by -lag (ps - p1) and J by +lag ps, which is corrected. The tail
 # below the end threshold is extrapolated as an exponential (J x ps / (ps - p_end)).
+import micropython
 from time import ticks_diff
 
 MIN_PS_KPA = 8  # a prime whose pressure never rose this far says nothing about the compliance
@@ -41,6 +42,7 @@ class Probe:
         self.i_kpa_us = 0  # while pushed
         self.j_kpa_us = 0  # after
 
+    @micropython.native  # every pass of a prime
     def feed(self, kpa, now_us, after_push):
         if not self.started:
             self.started = True

@@ -1,6 +1,7 @@
 # Dosing maths and motion: volume <-> plunger microsteps in integer maths, and the dose
 # sequence (take-up, needle in, dispense, settle, top-up, needle out, suck-back) stepped
 # from absolute deadlines.
+import micropython
 from time import ticks_diff, ticks_us
 from mesoprotocol import spec
 
@@ -74,6 +75,7 @@ class Axis:
     def moving(self):
         return self.pos != self.target
 
+    @micropython.native  # every pass, each axis (machine code: a pass on an RP2040 is mostly dispatch)
     def tick(self, now_us):
         if self.pos == self.target:
             return
@@ -263,6 +265,7 @@ class Sequence:
         self.plunger_start = self.plunger.pos
         self.plunger.move_to(self.plunger.pos - self.suckback, self.fast_rate, now_us)
 
+    @micropython.native  # every pass
     def tick(self, now_us):
         # Returns True on the tick the sequence finishes.
         phase = self.phase
