@@ -49,6 +49,7 @@ class Link:
             self.reader.reset()  # a partial frame went stale: drop it
             self.rx_errors += 1
 
+    @micropython.native  # the pass a frame completes in
     def _result(self, result):
         r = self.reader
         if result == codec.DROPPED:
@@ -87,6 +88,7 @@ class Link:
         self.last_key = key
         self.last_reply_len = self._send(self.last_reply, r.seq, reply_type, reply_values)  # cached
 
+    @micropython.native
     def _send(self, buf, seq, msg_type, values):
         n = codec.encode_into(buf, msg_type, seq, values)
         self.board.host_write(buf, n)
