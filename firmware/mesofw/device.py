@@ -403,6 +403,7 @@ class Device:
         self._set_state(S.STATE_ARMED)
 
     # ---- safety stops -------------------------------------------------------------
+    @micropython.native  # every pass
     def _steps_back(self):
         # steps the board's hardware gate kept off the pin (trigger up or E-stop pressed while
         # delivering, board_steppio.py) never moved the plunger: its position, and so the record, loses them
@@ -566,6 +567,7 @@ class Device:
             elif contact and ticks_diff(now_us, self.next_shot_us) >= 0 and ticks_diff(now_us, self.shot_floor_us) >= 0:
                 self._next_point(now_us)
 
+    @micropython.native  # every pass
     def _watch_syringe(self, now_us):
         # the clamp sensor, every tick: the syringe dosing counts on must still be the one loaded
         barrel = self.board.syringe_barrel_um()
@@ -580,6 +582,7 @@ class Device:
         elif self.state == S.STATE_PRIMED:
             self._set_state(S.STATE_CONFIGURED)
 
+    @micropython.native  # every pass
     def _contact(self, state):
         # skin contact: a single-needle head's switch, or a multi-needle head's vacuum at the program's level.
         # The pump runs while a program is armed or delivering, to VACUUM_HYST_KPA past that level.
@@ -604,6 +607,7 @@ class Device:
         self.pump_on = on
         self.board.vacuum_pump(on)
 
+    @micropython.native  # every pass
     def _watch_head(self, now_us):
         # the head's ID resistor, every tick: the head the program splits its doses over must still be on
         id_mv = self.board.head_id_mv()
@@ -652,6 +656,7 @@ class Device:
         self.pair_hold_ms = -1  # the gesture must be let go and made again
         self.board.led(_LED[self.state])
 
+    @micropython.native  # every pass
     def busy(self):
         return self.dose.active() or self.state == S.STATE_DELIVERING
 
@@ -753,6 +758,7 @@ class Device:
         if not flags & S.FLAG_PARTIAL and (self.kind == S.KIND_POINT or self.kind == S.KIND_TEST_DOSE):
             self._check_needles(now_us)
 
+    @micropython.native  # every pass
     def _checkpoint(self):
         # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut
         # loses at most that much of the record

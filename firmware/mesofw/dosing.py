@@ -72,6 +72,7 @@ class Axis:
     def stop(self):
         self.target = self.pos
 
+    @micropython.native  # every pass
     def moving(self):
         return self.pos != self.target
 
@@ -186,11 +187,13 @@ class Sequence:
             total += self.pressure()
         return (total + ZERO_READS // 2) // ZERO_READS
 
+    @micropython.native  # every pass
     def line_kpa(self):
         # line pressure above the sensor's zero
         kpa = self.pressure() - self.zero_kpa
         return kpa if kpa > 0 else 0
 
+    @micropython.native  # every pass
     def active(self):
         return self.phase != IDLE
 
@@ -200,6 +203,7 @@ class Sequence:
     def depth_um(self):
         return self.tip * 1000 // self.needle_steps_per_mm
 
+    @micropython.native  # every pass
     def _follow_tip(self):
         # the tip trails the carriage going in by the play and comes back with it (integers: per tick)
         pos = self.needle.pos

@@ -45,7 +45,7 @@ class Link:
         if n:
             self.last_byte_ms = now
             self.reader.feed(memoryview(self.rx)[:n], self._on_result)
-        elif self.reader.pending() and ticks_diff(now, self.last_byte_ms) > spec.INTERBYTE_TIMEOUT_MS:
+        elif self.reader.n and ticks_diff(now, self.last_byte_ms) > spec.INTERBYTE_TIMEOUT_MS:  # n: pending(), no call
             self.reader.reset()  # a partial frame went stale: drop it
             self.rx_errors += 1
 

@@ -213,12 +213,15 @@ class StepDirBoard:
     def motors(self, on):
         self._en.value(0 if on else 1)
 
+    @micropython.native  # every pass
     def plunger_step(self, n):
         self._plunger.step(n)
 
+    @micropython.native  # every pass
     def needle_step(self, n):
         self._needle.step(n)
 
+    @micropython.native  # every pass
     def wait_steps(self):
         self._plunger.wait_done()
         self._needle.wait_done()
@@ -228,22 +231,27 @@ class StepDirBoard:
         # where the driver can (the Pico's PIO); the device sets it while it delivers
         self._plunger.gate = on
 
+    @micropython.native  # every pass
     def plunger_unsent(self):
         # steps handed to the plunger that its gate kept off the pin, signed, since the last call
         return self._plunger.unsent()
 
+    @micropython.native  # every pass
     def trigger(self):
         return self._trigger.read()
 
+    @micropython.native  # every pass
     def estop(self):
         return self._estop.value() == 1
 
     def needle_home(self):
         return self._home.value() == 0
 
+    @micropython.native  # every pass
     def syringe_end(self):
         return self._end.value() == 0
 
+    @micropython.native  # every pass
     def pressure_kpa(self):
         mv = self.pressure_mv()
         if mv < self.PRESSURE_OPEN_MV:
@@ -259,6 +267,7 @@ class StepDirBoard:
         # the axis plunger_step drives and the clamp syringe_barrel_um reads: one here (CHANNELS)
         pass
 
+    @micropython.native  # every pass
     def syringe_barrel_um(self):
         mv = self.barrel_mv()
         if mv < self.BARREL_MIN_MV or mv > self.BARREL_MAX_MV:
@@ -268,6 +277,7 @@ class StepDirBoard:
     def barrel_mv(self):
         raise NotImplementedError  # board.py reads its ADC
 
+    @micropython.native  # every pass
     def head_id_mv(self):
         # the needle head's ID resistor against the 10k pull-up (spec.HEADS): a voltage in one head's
         # band names it; no head (3.3 V), a short or a broken resistor fits none and dosing stops
@@ -283,6 +293,7 @@ class StepDirBoard:
     VACUUM_SPAN_MV = 2667
     VACUUM_SPAN_KPA = 100
 
+    @micropython.native  # every pass
     def skin_contact(self):
         return self._contact.value() == 0
 
@@ -298,6 +309,7 @@ class StepDirBoard:
     def vacuum_pump(self, on):
         self._pump.value(1 if on else 0)
 
+    @micropython.native  # every pass
     def plunger_stalled(self):
         # A TMC2209's DIAG output (StallGuard) belongs here; with A4988-class drivers
         # there is no stall signal and line pressure is the only occlusion detector.
@@ -320,6 +332,7 @@ class StepDirBoard:
         sleep_ms(50)
         machine.reset()
 
+    @micropython.native  # every pass
     def feed_watchdog(self):
         self._wdt.feed()
 

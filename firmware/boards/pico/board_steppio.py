@@ -110,9 +110,11 @@ class PioStepDir:
             if count:
                 self._wait(QUEUE_MAX - 1)
 
+    @micropython.native  # every pass
     def wait_done(self):
         self._wait(0)
 
+    @micropython.native  # every pass
     def _wait(self, most):
         # Until at most `most` words are outstanding. The PIO reports every word, so this ends
         # within a few ms; if the PIO ever stopped, the hardware watchdog resets the board with
@@ -122,6 +124,7 @@ class PioStepDir:
             if self._queued <= most:
                 return
 
+    @micropython.native  # every pass
     def _reports(self):
         # every word the PIO has finished: its pulses not sent (0xFFFF: none), in the step's direction
         sm = self._sm
@@ -129,6 +132,7 @@ class PioStepDir:
             self._unsent += ((sm.get(None, 16) + 1) & 0xFFFF) * self._sign
             self._queued -= 1
 
+    @micropython.native  # every pass
     def unsent(self):
         # the steps the gate kept off the pin since the last call (signed); words still queued count later
         self._reports()
