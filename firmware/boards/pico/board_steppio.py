@@ -110,12 +110,10 @@ class PioStepDir:
             if count:
                 self._wait(QUEUE_MAX - 1)
 
-    @micropython.native  # every pass
     def wait_done(self):
         self._wait(0)
 
-    @micropython.native  # every pass
-    def _wait(self, most):
+    def _wait(self, most):  # bytecode, not native: natively the emulated pin showed 1-2 pulses after DIR flipped (test_pico_emu)
         # Until at most `most` words are outstanding. The PIO reports every word, so this ends
         # within a few ms; if the PIO ever stopped, the hardware watchdog resets the board with
         # the drivers off (EN pull-up) rather than the CPU carrying on with unsent steps.
@@ -124,7 +122,6 @@ class PioStepDir:
             if self._queued <= most:
                 return
 
-    @micropython.native  # every pass
     def _reports(self):
         # every word the PIO has finished: its pulses not sent (0xFFFF: none), in the step's direction
         sm = self._sm
@@ -132,7 +129,6 @@ class PioStepDir:
             self._unsent += ((sm.get(None, 16) + 1) & 0xFFFF) * self._sign
             self._queued -= 1
 
-    @micropython.native  # every pass
     def unsent(self):
         # the steps the gate kept off the pin since the last call (signed); words still queued count later
         self._reports()
