@@ -1,6 +1,7 @@
 # Firmware entry point: wires board, link and device, and runs the control loop.
 # One loop, 1 ms ticks on absolute deadlines while anything moves; idle it sleeps
 # until host input or the next 5 ms check.
+import micropython
 from time import ticks_add, ticks_diff, ticks_us, sleep_us
 from mesoprotocol import spec
 from mesofw import auth, bootcount, device, journal, link, safemode
@@ -99,6 +100,7 @@ class App:
         oldest = j.oldest()  # RECORD: the journal's fields, the epoch between them and the vacuum
         return (oldest[:11] + (j.epoch, oldest[11]) if oldest else _NO_RECORD) + (min(j.unacked, 0xFFFF),)
 
+    @micropython.native  # the loop itself in machine code: every pass runs it
     def run(self):
         board = self.board
         dev = self.device

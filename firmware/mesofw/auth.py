@@ -6,6 +6,7 @@
 # its id is OPEN's counter, unique for ever; every other signed command names the session and
 # counts within it, so a frame of another session, or of this one replayed, is refused.
 import hashlib
+import micropython
 import os
 import struct
 
@@ -41,6 +42,7 @@ class Auth:
         self.reserved = self.counter  # counters up to here may have been accepted before a reset
         self.session = 0  # the open host session (0: none); a reset closes it
         self.session_counter = 0  # the last counter accepted in it
+        self.head = bytearray((S.PROTOCOL_VERSION, 0))  # VER TYPE, what the tag covers before the payload
 
     def paired(self):
         return self.inner is not None
@@ -52,13 +54,17 @@ class Auth:
         self.inner = bytes(b ^ 0x36 for b in k)
         self.outer = bytes(b ^ 0x5C for b in k)
 
-    def mac(self, msg):
+    def mac(self, msg, more=None):
+        # the tag of msg (+ more, when given: the same as of their concatenation, without making it)
         inner = hashlib.sha256(self.inner)
         inner.update(msg)
+        if more is not None:
+            inner.update(more)
         outer = hashlib.sha256(self.outer)
         outer.update(inner.digest())
         return outer.digest()[: S.MAC_SIZE]
 
+    @micropython.native  # every signed frame (the host's POLL, ~10 a second while dosing), in the pass it completes
     def check(self, msg_type, payload, n_fields):
         # None if the frame is authentic and fresh (its counter is then used up), else the NACK's
         # (reason, field, value, limit): AUTH field 0 not paired, the counter's (replayed/old), the
@@ -67,7 +73,9 @@ class Auth:
             return (S.NACK_AUTH, 0, 0, 0)
         n = len(payload)
         counter = struct.unpack_from("<I", payload, n - S.AUTH_SIZE)[0]
-        tag = self.mac(bytes((S.PROTOCOL_VERSION, msg_type)) + bytes(payload[: n - S.MAC_SIZE]))
+        head = self.head
+        head[1] = msg_type
+        tag = self.mac(head, memoryview(payload)[: n - S.MAC_SIZE])  # VER TYPE payload: no copy of the frame
         diff = 0
         for i in range(S.MAC_SIZE):  # every byte compared: the time taken says nothing
             diff |= tag[i] ^ payload[n - S.MAC_SIZE + i]

@@ -10,6 +10,7 @@
 # Integrals are sums of samples, so the sensor's noise averages out; its lag (a first-order filter
 # of known time constant) shifts I by -lag (ps - p1) and J by +lag ps, which is corrected. The tail
 # below the end threshold is extrapolated as an exponential (J x ps / (ps - p_end)).
+import micropython
 from time import ticks_diff
 
 MIN_HALF_SAMPLES = 2  # nor one with fewer samples than this before its tail fell to half (issue #20: a control
@@ -44,6 +45,7 @@ class Probe:
         self.j_kpa_us = 0  # after
         self.half_samples = 0  # samples from the split on while the line was above half its pressure there
 
+    @micropython.native  # every pass of a prime
     def feed(self, kpa, now_us, after_push):
         if not self.started:
             self.started = True

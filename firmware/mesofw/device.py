@@ -1,11 +1,13 @@
 # The device state machine (PROTOCOL.md, "States"): commands in, motion and events out.
 # Safety decisions live here: the host is never trusted for limits, trigger or link.
+import micropython
 from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
 from mesoprotocol import rules
 from mesofw import compliance, dosing, fitted, headpath, needles, settings
 
 PRIME_SETTLE_MS = 300  # a prime waits this long at most for its line to empty (the compliance probe reads it)
+SENSOR_PERIOD_US = 4000  # the syringe clamp and head ID sensors are read this often (tick)
 
 
 PATH_MIXED = 255  # path_channel while a flushing prime runs or after it stopped early: both drugs in the path
@@ -122,6 +124,7 @@ class Device:
         self.head = 0  # code of the needle head the program names (its ID resistor is read)
         self.primed_head = 0  # the head whose dead volume a prime filled (0: none, or it came off)
         self.head_watch = fitted.Disagreement(S.HEAD_SENSOR_MS)
+        self.sensors_due_us = ticks_us()  # the clamp and head ID are read next (tick)
         # two drugs, never mixed: each syringe channel has its own syringe and plunger axis, joined into the
         # head's one path (a Y-piece with check valves). The board steps, and its clamp sensor reads, the
         # channel selected at CONFIGURE (nothing moves then). The path holds one channel's drug; a program of
@@ -400,6 +403,7 @@ class Device:
         self._set_state(S.STATE_ARMED)
 
     # ---- safety stops -------------------------------------------------------------
+    @micropython.native  # every pass
     def _steps_back(self):
         # steps the board's hardware gate kept off the pin (trigger up or E-stop pressed while
         # delivering, board_steppio.py) never moved the plunger: its position, and so the record, loses them
@@ -468,6 +472,7 @@ class Device:
         return silent_ms > self.settings[S.SET_LINK_TIMEOUT] and not (_LINK_WATCHED >> self.state) & 1
 
     # ---- the control tick -----------------------------------------------------------
+    @micropython.native  # machine code, not bytecode: the pass costs less on an RP2040 (bench_pico_emu.py --profile)
     def tick(self, now_us):
         state = self.state
         if state == S.STATE_DELIVERING:  # only then is the gate on (_set_state); a stop takes the rest (_stop)
@@ -481,14 +486,23 @@ class Device:
                 self.fault(S.ALARM_LINK_LOST, silent, now_us)
                 state = self.state
         board = self.board
-        if self.syringe:
-            self._watch_syringe(now_us)
-            state = self.state
-        if self.head:
-            self._watch_head(now_us)
-            state = self.state
+        if ticks_diff(now_us, self.sensors_due_us) >= 0:
+            # the clamp and head ID sensors every SENSOR_PERIOD_US, not every pass (their ADC reads are ~1/4 of
+            # an RP2040's pass): each must disagree for 30 ms (fitted.Disagreement) before it counts, so this
+            # adds at most one period to a swap's alarm; the stop-path inputs (E-stop, trigger, contact,
+            # line pressure) are still read every pass
+            self.sensors_due_us = ticks_add(now_us, SENSOR_PERIOD_US)
+            if self.syringe:
+                self._watch_syringe(now_us)
+                state = self.state
+            if self.head:
+                self._watch_head(now_us)
+                state = self.state
         pressed = board.trigger()
-        self._pairing_gesture(pressed)
+        if pressed or self.pairing_until:
+            self._pairing_gesture(pressed)
+        else:  # what _pairing_gesture does with the trigger up and no window open, without its call
+            self.pair_hold_ms = 0
         if not pressed:
             self.need_release = False
             self.pressed_ms = 0
@@ -526,7 +540,8 @@ class Device:
             self.entry_pending = False
             self.shot_floor_us = ticks_add(ticks_us(), self.min_period_us)
         self._checkpoint()
-        self._record_if_dispensed(now_us)
+        if self.dose.dispense_done:  # _record_if_dispensed's own test, without its call every pass
+            self._record_if_dispensed(now_us)
         if self.alarms_due:
             self._journal_alarms()
         if finished:
@@ -551,6 +566,7 @@ class Device:
             elif contact and ticks_diff(now_us, self.next_shot_us) >= 0 and ticks_diff(now_us, self.shot_floor_us) >= 0:
                 self._next_point(now_us)
 
+    @micropython.native  # every pass
     def _watch_syringe(self, now_us):
         # the clamp sensor, every tick: the syringe dosing counts on must still be the one loaded
         barrel = self.board.syringe_barrel_um()
@@ -565,6 +581,7 @@ class Device:
         elif self.state == S.STATE_PRIMED:
             self._set_state(S.STATE_CONFIGURED)
 
+    @micropython.native  # every pass
     def _contact(self, state):
         # skin contact: a single-needle head's switch, or a multi-needle head's vacuum at the program's level.
         # The pump runs while a program is armed or delivering, to VACUUM_HYST_KPA past that level.
@@ -589,6 +606,7 @@ class Device:
         self.pump_on = on
         self.board.vacuum_pump(on)
 
+    @micropython.native  # every pass
     def _watch_head(self, now_us):
         # the head's ID resistor, every tick: the head the program splits its doses over must still be on
         id_mv = self.board.head_id_mv()
@@ -632,6 +650,7 @@ class Device:
         self.pair_hold_ms = -1  # the gesture must be let go and made again
         self.board.led(_LED[self.state])
 
+    @micropython.native  # every pass
     def busy(self):
         return self.dose.active() or self.state == S.STATE_DELIVERING
 
@@ -733,6 +752,7 @@ class Device:
         if not flags & S.FLAG_PARTIAL and self.kind != S.KIND_SHOT:
             self._check_needles(now_us)
 
+    @micropython.native  # every pass
     def _checkpoint(self):
         # a point in progress is re-journalled every checkpoint_steps it pushes, so a power cut
         # loses at most that much of the record

@@ -1,6 +1,7 @@
 # Dosing maths and motion: volume <-> plunger microsteps in integer maths, and the dose
 # sequence (take-up, needle in, dispense, settle, top-up, needle out, suck-back) stepped
 # from absolute deadlines.
+import micropython
 from time import ticks_diff, ticks_us
 from mesoprotocol import spec
 
@@ -74,9 +75,11 @@ class Axis:
     def stop(self):
         self.target = self.pos
 
+    @micropython.native  # every pass
     def moving(self):
         return self.pos != self.target
 
+    @micropython.native  # every pass, each axis (machine code: a pass on an RP2040 is mostly dispatch)
     def tick(self, now_us):
         if self.pos == self.target:
             return
@@ -208,11 +211,13 @@ class Sequence:
         if topup > 0:
             self.plunger.move_to(self.plunger.pos + topup, self.rate, now_us)
 
+    @micropython.native  # every pass
     def line_kpa(self):
         # line pressure above the sensor's zero
         kpa = self.pressure() - self.zero_kpa
         return kpa if kpa > 0 else 0
 
+    @micropython.native  # every pass
     def active(self):
         return self.phase != IDLE
 
@@ -222,6 +227,7 @@ class Sequence:
     def depth_um(self):
         return self.tip * 1000 // self.needle_steps_per_mm
 
+    @micropython.native  # every pass
     def _follow_tip(self):
         # the tip trails the carriage going in by the play and comes back with it (integers: per tick)
         pos = self.needle.pos
@@ -289,6 +295,7 @@ class Sequence:
         self.plunger_start = self.plunger.pos
         self.plunger.move_to(self.plunger.pos - self.suckback, self.fast_rate, now_us)
 
+    @micropython.native  # every pass
     def tick(self, now_us):
         # Returns True on the tick the sequence finishes.
         phase = self.phase

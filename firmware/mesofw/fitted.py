@@ -1,6 +1,7 @@
 # Fitted hardware the device identifies by a sensor (the syringe by its clamp, the needle head by its
 # ID resistor): the sensor must disagree with the program for hold_ms before it counts - one sample
 # is noise, not a swap. Called every control pass: no allocation.
+import micropython
 from time import ticks_diff, ticks_ms
 
 
@@ -9,6 +10,7 @@ class Disagreement:
         self.hold_ms = hold_ms
         self.since = 0  # since when the sensor disagrees (0: it agrees)
 
+    @micropython.native  # every sensor read (Device.tick)
     def lasting(self, fits):
         # True once `fits` has been false for hold_ms
         if fits:

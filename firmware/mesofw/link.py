@@ -1,5 +1,6 @@
 # Serial link to the host: frames in, one reply per command, events out.
 # A repeated SEQ+TYPE (host retransmission) gets the cached reply and is not executed again.
+import micropython
 import struct
 from time import ticks_diff, ticks_ms
 from mesoprotocol import spec
@@ -37,16 +38,18 @@ class Link:
         self.last_byte_ms = ticks_ms()
         self._on_result = self._result  # bound once: no allocation per byte
 
+    @micropython.native  # every pass
     def poll(self):
         n = self.board.host_read(self.rx)
         now = ticks_ms()
         if n:
             self.last_byte_ms = now
             self.reader.feed(memoryview(self.rx)[:n], self._on_result)
-        elif self.reader.pending() and ticks_diff(now, self.last_byte_ms) > spec.INTERBYTE_TIMEOUT_MS:
+        elif self.reader.n and ticks_diff(now, self.last_byte_ms) > spec.INTERBYTE_TIMEOUT_MS:  # n: pending(), no call
             self.reader.reset()  # a partial frame went stale: drop it
             self.rx_errors += 1
 
+    @micropython.native  # the pass a frame completes in
     def _result(self, result):
         r = self.reader
         if result == codec.DROPPED:
@@ -85,6 +88,7 @@ class Link:
         self.last_key = key
         self.last_reply_len = self._send(self.last_reply, r.seq, reply_type, reply_values)  # cached
 
+    @micropython.native
     def _send(self, buf, seq, msg_type, values):
         n = codec.encode_into(buf, msg_type, seq, values)
         self.board.host_write(buf, n)

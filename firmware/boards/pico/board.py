@@ -1,6 +1,7 @@
 # Board layer for a Raspberry Pi Pico (RP2040) with two step/dir stepper drivers.
 # The logic is shared with the other real boards in board_stepdir.py; this file is the pin map.
 from machine import ADC, Pin
+import micropython
 import board_stepdir
 import board_steppio
 
@@ -76,12 +77,15 @@ class Board(board_stepdir.StepDirBoard):
     def pressure_raw(self):
         return self._adc.read_u16()
 
+    @micropython.native  # every pass
     def pressure_mv(self):
         return self._adc.read_u16() * 3300 >> 16  # 3.3 V reference; fits a small int
 
+    @micropython.native  # every pass
     def barrel_mv(self):
         return self._barrel.read_u16() * 3300 >> 16
 
+    @micropython.native  # every pass
     def head_mv(self):
         return self._head.read_u16() * 3300 >> 16
 

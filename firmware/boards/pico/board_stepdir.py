@@ -97,6 +97,7 @@ class Debounced:
         self._raw = self.state
         self._since = ticks_ms()
 
+    @micropython.native  # every pass (the trigger)
     def read(self):
         raw = self._pin.value() == 0
         now = ticks_ms()
@@ -184,6 +185,7 @@ class StepDirBoard:
         return self._reset
 
     # ---- host serial port -----------------------------------------------------------
+    @micropython.native  # every pass, and every byte
     def host_read(self, buf):
         # stdin reads block until they have all they asked for, so take one byte at a time
         # and only while poll says one is there. ipoll, not poll: poll() allocates a list per
@@ -214,12 +216,15 @@ class StepDirBoard:
     def motors(self, on):
         self._en.value(0 if on else 1)
 
+    @micropython.native  # every pass
     def plunger_step(self, n):
         self._plunger.step(n)
 
+    @micropython.native  # every pass
     def needle_step(self, n):
         self._needle.step(n)
 
+    @micropython.native  # every pass
     def wait_steps(self):
         self._plunger.wait_done()
         self._needle.wait_done()
@@ -229,22 +234,27 @@ class StepDirBoard:
         # where the driver can (the Pico's PIO); the device sets it while it delivers
         self._plunger.gate = on
 
+    @micropython.native  # every pass
     def plunger_unsent(self):
         # steps handed to the plunger that its gate kept off the pin, signed, since the last call
         return self._plunger.unsent()
 
+    @micropython.native  # every pass
     def trigger(self):
         return self._trigger.read()
 
+    @micropython.native  # every pass
     def estop(self):
         return self._estop.value() == 1
 
     def needle_home(self):
         return self._home.value() == 0
 
+    @micropython.native  # every pass
     def syringe_end(self):
         return self._end.value() == 0
 
+    @micropython.native  # every pass
     def pressure_kpa(self):
         mv = self.pressure_mv()
         if mv < self.PRESSURE_OPEN_MV:
@@ -278,6 +288,7 @@ class StepDirBoard:
         self._end = self._ends[channel - 1]
         self.channel = channel
 
+    @micropython.native  # every pass
     def syringe_barrel_um(self):
         mv = self.barrel_mv()
         if mv < self.BARREL_MIN_MV or mv > self.BARREL_MAX_MV:
@@ -287,6 +298,7 @@ class StepDirBoard:
     def barrel_mv(self):
         raise NotImplementedError  # board.py reads its ADC
 
+    @micropython.native  # every pass
     def head_id_mv(self):
         # the needle head's ID resistor against the 10k pull-up (spec.HEADS): a voltage in one head's
         # band names it; no head (3.3 V), a short or a broken resistor fits none and dosing stops
@@ -302,6 +314,7 @@ class StepDirBoard:
     VACUUM_SPAN_MV = 2667
     VACUUM_SPAN_KPA = 100
 
+    @micropython.native  # every pass
     def skin_contact(self):
         return self._contact.value() == 0
 
@@ -317,6 +330,7 @@ class StepDirBoard:
     def vacuum_pump(self, on):
         self._pump.value(1 if on else 0)
 
+    @micropython.native  # every pass
     def plunger_stalled(self):
         # A TMC2209's DIAG output (StallGuard) belongs here; with A4988-class drivers
         # there is no stall signal and line pressure is the only occlusion detector.
@@ -324,6 +338,13 @@ class StepDirBoard:
 
     def led(self, code):
         self._pattern = _PATTERNS.get(code, _PATTERNS[spec.LED_FAULT])
+        self._show()  # now, not at the next slot (service only moves the slot on)
+
+    def _show(self):
+        on = (self._pattern >> self._slot) & 1
+        if on != self._led_on:
+            self._led_on = on
+            self._led.value(on)
 
     # ---- housekeeping -----------------------------------------------------------------
     def reset(self):
@@ -332,16 +353,16 @@ class StepDirBoard:
         sleep_ms(50)
         machine.reset()
 
+    @micropython.native  # every pass
     def feed_watchdog(self):
         self._wdt.feed()
 
+    @micropython.native  # every pass
     def service(self, now_us):
         # the trigger's debounce is sampled by Device.tick's trigger() every pass, not again here
+        # every pass: the slot's time is checked, the LED set only when the slot (or led()) changes it
         now = ticks_ms()
         if ticks_diff(now, self._slot_end) >= 0:  # counted, not ticks_ms() // 100: ticks wrap
             self._slot = (self._slot + 1) % 10
             self._slot_end = ticks_add(now, LED_SLOT_MS)
-        on = (self._pattern >> self._slot) & 1
-        if on != self._led_on:
-            self._led_on = on
-            self._led.value(on)
+            self._show()
