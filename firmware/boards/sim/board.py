@@ -298,6 +298,10 @@ class Board:
         while True:
             sleep_ms(100)
 
+    def journal_log(self):
+        # the journal's append area (board_flash.Area: raw flash beside the littlefs)
+        return self.flash.log_area
+
     def feed_watchdog(self):
         now = ticks_ms()
         if ticks_diff(now, self._fed_ms) >= WDT_REPORT_MS:
