@@ -19,6 +19,7 @@ BLOCKS = 160  # 640 KB: 6000 journal cells (94 segments) with room for littlefs 
 # as a real board would set aside a partition. 4 blocks = 512 entries: ~70 nappage shots of 1-2 uL
 # (open, ~5 checkpoints, close) before the device must settle them into their cells between shots.
 LOG_BLOCKS = 4
+ENTRY = 32  # the append area's entry (appendlog.ENTRY)
 TYPICAL_ERASE_MS = 45  # W25Q16JV sector erase: 45 ms typical, 400 ms worst case
 TYPICAL_PAGE_US = 600  # page program: 0.4-0.8 ms (3 ms worst case)
 # Timed by default (typical figures; a profile's flash_erase_ms/flash_page_us override them, 0: untimed):
@@ -98,16 +99,15 @@ class Area:
         self.flash = flash
         self.first = first
         self.count = count
-        self.check = bytearray(PAGE)
+        self.check = bytearray(ENTRY)  # what is there before a program: read into it, no allocation per entry
 
     def readblocks(self, block, buf, offset=0):
         self.flash.readblocks(self.first + block, buf, offset)
 
     def writeblocks(self, block, buf, offset=0):
-        n = len(buf)
-        if n > PAGE:
+        if len(buf) != ENTRY:
             raise OSError(22)  # EINVAL: the journal programs one entry at a time
-        view = memoryview(self.check)[:n]
+        view = self.check
         self.flash.readblocks(self.first + block, view, offset)
         for b in view:
             if b != 0xFF:
