@@ -159,7 +159,10 @@ class ControlChannel:
         assert self._sel is not None
         if conn is not self._conn:  # replaced by the next boot's earlier in this same select round
             return
-        data = conn.recv(65536)
+        try:
+            data = conn.recv(65536)
+        except ConnectionResetError:  # the board killed (a power cut) with our messages unread: its end
+            data = b""
         if not data:
             self._sel.unregister(conn)
             conn.close()
