@@ -85,6 +85,7 @@ def test_a_power_cut_mid_burst_loses_no_shot_whose_record_was_not_yet_in_its_cel
     wait_state(dev, {spec.STATE_ARMED})
     pens = len(timed.penetrations)
     timed.set_trigger(True)
+    wait_state(dev, {spec.STATE_DELIVERING}, timeout=5)  # the firmware takes the trigger on its next tick
     deadline = time.monotonic() + 10
     while len(timed.penetrations) - pens < 5:  # five shots delivered and more coming (the heartbeat kept)
         assert dev.status()["state"] == spec.STATE_DELIVERING

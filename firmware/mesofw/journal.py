@@ -55,6 +55,7 @@ POINT_BITS = 14
 _POINT = (1 << POINT_BITS) - 1
 _BODY_SIZE = 28  # then the CRC-32 (zlib's) of the body, little-endian
 
+SETTLE_CELLS = 16  # cells rebuilt and written at once by settle() (one block copy each run)
 NOW = "now"  # folder in the segments' folder: the point in progress and the acknowledged-through id
 EMPTY = 0
 OPEN = 1
@@ -201,7 +202,7 @@ class Journal:
         self.pending = 0
         self.pend_start = 0
         self.pend_slot = array("H", bytes(2 * log.slots)) if log else None
-        self.seg_buf = bytearray(SEGMENT) if log else None
+        self.seg_buf = bytearray(SETTLE_CELLS * 2 * COPY) if log else None  # 1 KB: the sim's heap is tight
         self.log_full = 0  # checkpoints skipped, a record written straight to its cell: the area was full
         self._scan()
         self.epoch = self._epoch(path + ".d/" + EPOCH_FILE)
@@ -512,7 +513,7 @@ class Journal:
 
     def settle(self):
         # the append area's records into their cells, then the area erased (off the dose: the loop idle,
-        # or between doses: short_of()). One block copy per segment touched (the cells rebuilt in RAM, written at once), then
+        # or between doses: short_of()). One block copy per SETTLE_CELLS cells or segment touched (the cells rebuilt in RAM, written at once), then
         # an erase per area block used. A cut before the erase leaves the records in both: the boot keeps
         # the cells' (ids not above the cells' newest are skipped), so nothing is counted twice.
         log = self.log
@@ -524,7 +525,7 @@ class Journal:
         k = 0
         while k < n:
             i = (self.pend_start + k) % self.cells
-            m = min(n - k, SEGMENT_CELLS - i % SEGMENT_CELLS)
+            m = min(n - k, SEGMENT_CELLS - i % SEGMENT_CELLS, SETTLE_CELLS)
             size = m * 2 * COPY
             self.f.seek(i * 2 * COPY)
             for b in range(self.f.readinto(mv[:size]), size):  # past a segment's end: never written
