@@ -201,8 +201,8 @@ class Journal:
         # them, in ring order), and each one's newest entry (its slot); one segment's cells rebuilt at a time
         self.pending = 0
         self.pend_start = 0
-        self.pend_slot = array("H", bytes(2 * log.slots)) if log else None
-        self.seg_buf = bytearray(SETTLE_CELLS * 2 * COPY) if log else None  # 1 KB: the sim's heap is tight
+        self.pend_slot = array("H", bytes(2 * log.slots if log else 0))
+        self.seg_buf = bytearray(SETTLE_CELLS * 2 * COPY if log else 0)  # 1 KB: the sim's heap is tight
         self.log_full = 0  # checkpoints skipped, a record written straight to its cell: the area was full
         self._scan()
         self.epoch = self._epoch(path + ".d/" + EPOCH_FILE)
