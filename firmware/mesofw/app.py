@@ -4,7 +4,7 @@
 import micropython
 from time import ticks_add, ticks_diff, ticks_us, sleep_us
 from mesoprotocol import spec
-from mesofw import auth, bootcount, device, journal, link, safemode
+from mesofw import appendlog, auth, bootcount, device, journal, link, safemode
 
 FW_VERSION = (0, 2, 0)  # 0.2: the journal in block-sized segment files (migrated at boot)
 TICK_US = 1000
@@ -20,7 +20,11 @@ class App:
         # the needle goes home first (a power cut may have left it in the skin); then the journal
         # is read and repaired, which can take a while on a real board's flash
         needle_play = device.home_needle(board)
-        self.journal = journal.Journal(board.JOURNAL_CELLS, boot.id_floor, feed=board.feed_watchdog, lease=boot.reserve)
+        # the board's append area if it sets one aside (raw flash outside littlefs: a record costs a page
+        # program, not a block copy; journal.py), else every record straight into its cell
+        area = board.journal_log() if hasattr(board, "journal_log") else None
+        self.journal = journal.Journal(board.JOURNAL_CELLS, boot.id_floor, feed=board.feed_watchdog, lease=boot.reserve,
+                                       log=appendlog.AppendLog(area) if area else None)
         boot.start(self.journal.last_id)  # the boot counted, and ids leased past the journal's
         self.auth = auth.Auth()
         self.link = link.Link(board, self.command, self.auth)
@@ -135,6 +139,10 @@ class App:
                 elif wait < -10 * TICK_US:
                     deadline = ticks_us()  # fell far behind (GC, host burst): re-anchor
             else:
+                # the append area's records into their cells once a program is over (not while ARMED between
+                # points or bursts, where the next trigger pull would wait for it, unless the area is half full)
+                if dev.state != spec.STATE_ARMED or self.journal.settle_due():
+                    self.journal.settle()
                 self.journal.flush_acks()  # acks taken during the burst (records())
                 board.wait_input(IDLE_WAIT_MS)
                 deadline = ticks_us()

@@ -687,7 +687,12 @@ class Device:
         self._start(kind, self.done, volume_nl, depth_um, now_us)
 
     def _start(self, kind, index, volume_nl, depth_um, now_us):
-        # the point is journalled (OPEN) before anything moves: no room, no point
+        # the point is journalled (OPEN) before anything moves: no room, no point. With an append area, room
+        # there for this dose's entries (open, checkpoints, close, an alarm, the program's end) first: if it
+        # is short, its records are settled now, the plunger still (one shot late instead of a record lost)
+        if self.journal.short_of(volume_nl // max(1, min(S.JOURNAL_CHECKPOINT_NL, volume_nl // 4)) + 6):
+            self.board.wait_steps()
+            self.journal.settle()
         if not self.journal.open(self.cfg[S.CFG_SESSION], index, kind, volume_nl, ticks_ms(), self.syringe, self.channel):
             self.fault(S.ALARM_JOURNAL_FULL, 0, now_us)
             return

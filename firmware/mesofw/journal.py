@@ -21,11 +21,20 @@
 # was cut by power loss and is closed, partial, at its last checkpoint into the cell it had (the head).
 # Alarms and program ends are journalled too (KIND_ALARM, KIND_END: one write, closed at once), so
 # they reach the host's store as surely as the deliveries.
+# With an append area (appendlog.py: raw flash the board sets aside, erased ahead of use), a
+# point's opening, checkpoints and close, alarms, ends and out-of-order acks are programmed there
+# instead (one page each, no erase: nappage keeps its cadence with the flash timed), and the closed
+# records are moved into their cells later, off the dose (settle(): one block copy per segment
+# touched, then the area erased). A record is on flash the moment it closes either way, so a power
+# cut loses nothing: the boot replays the area (records newer than every cell go to the head in id
+# order; a point still open is closed partial). Unsettled records are bounded by the area's size:
+# the device settles between doses when short_of() says it runs short (the plunger still, one shot late).
 # The epoch: a random number drawn when the journal folder is created and kept in it. A flash
 # erased (the same serial, record ids from 1 again) gets a new one, so (epoch, record id) never
 # names an earlier record; a journal of firmware from before epochs keeps epoch 0.
 import os
 import struct
+from array import array
 
 from mesoprotocol import spec as S
 from mesofw.crc import crc32_check
@@ -51,6 +60,7 @@ VACUUM_SHIFT = 24
 _PROGRAMMED = (1 << VACUUM_SHIFT) - 1
 _BODY_SIZE = 28  # then the CRC-32 (zlib's) of the body, little-endian
 
+SETTLE_CELLS = 16  # cells rebuilt and written at once by settle() (one block copy each run)
 NOW = "now"  # folder in the segments' folder: the point in progress and the acknowledged-through id
 EMPTY = 0
 OPEN = 1
@@ -158,11 +168,12 @@ class Segments:
 
 
 class Journal:
-    def __init__(self, cells, first_id=0, path=FILE, feed=None, lease=None):
+    def __init__(self, cells, first_id=0, path=FILE, feed=None, lease=None, log=None):
         # first_id: record ids continue above it even if the journal was erased (bootcount's floor);
         # lease(last_id, needed): persist that ids up to last_id + needed may be given (reserve);
         # path: the segments are in the folder path + ".d" (a file at path: see Segments.migrate);
-        # feed(): called while the boot scan runs (the board's watchdog)
+        # feed(): called while the boot scan runs (the board's watchdog); log: an AppendLog (appendlog.py)
+        # or None (every record straight into its cell, the point in progress in NOW/point)
         self.cells = cells
         self.cell = bytearray(cells)  # status << 6 | generation of the newest copy
         self.buf = bytearray(2 * COPY)
@@ -190,6 +201,14 @@ class Journal:
         self.acked_f = self._hot(path + ".d/" + NOW, "acked")
         self.feed = feed
         self.lease = lease
+        self.log = log
+        # records closed into the append area and not yet in their cells: cells pend_start.. (pending of
+        # them, in ring order), and each one's newest entry (its slot); one segment's cells rebuilt at a time
+        self.pending = 0
+        self.pend_start = 0
+        self.pend_slot = array("H", bytes(2 * log.slots if log else 0))
+        self.seg_buf = bytearray(SETTLE_CELLS * 2 * COPY if log else 0)  # 1 KB: the sim's heap is tight
+        self.log_full = 0  # checkpoints skipped, a record written straight to its cell: the area was full
         self._scan()
         self.epoch = self._epoch(path + ".d/" + EPOCH_FILE)
         self.last_id = max(self.last_id, first_id)
@@ -305,6 +324,8 @@ class Journal:
                 self.last_id = rid
                 self.head = (i + 1) % self.cells
                 self.power_lost += 1
+        if self.log:
+            self._replay()
         cell = self.cell
         for i in range(self.cells):
             status = cell[i] >> 6
@@ -318,6 +339,38 @@ class Journal:
                 self.unacked += 1
         self.tail = self.head
         self._advance_tail()
+
+    def _replay(self):
+        # the append area's records newer than every cell (closed, or still open when power went) go
+        # to the head in id order, as they would have at settle(); then settle() itself. Entries of
+        # records already in their cells (a cut between a settle's cell writes and its erase) are skipped.
+        log = self.log
+        if not log.find_end(self.copy_view):
+            return
+        newest = {}  # record id -> slot of its last entry (boot: allocating is fine)
+        for slot in range(log.used):
+            log.read(slot, self.copy_view)
+            if not crc32_check(self.buf, 0, _BODY_SIZE, 0):
+                if any(b != 0xFF for b in self.copy_view):
+                    self.repaired += 1  # torn by a cut: the record's previous entry stands
+                continue
+            rid = struct.unpack_from("<I", self.buf, 4)[0]
+            if rid > self.last_id:
+                newest[rid] = slot
+        for rid in sorted(newest):
+            i = self.head
+            if not self.pending:
+                self.pend_start = i
+            self.pend_slot[self.pending] = newest[rid]
+            self.pending += 1
+            log.read(newest[rid], self.copy_view)
+            if self.buf[1] == OPEN:
+                self.power_lost += 1  # closed partial by _settle_cells
+            status = ACKED if rid <= self.acked_id else CLOSED
+            self.cell[i] = status << 6 | (self.cell[i] & _GEN)
+            self.head = (i + 1) % self.cells
+            self.last_id = rid
+        self.settle()
 
     def status(self, i):
         return self.cell[i] >> 6
@@ -361,8 +414,15 @@ class Journal:
         return self.last_id
 
     def checkpoint(self, delivered_nl, depth_um, time_ms, vacuum_kpa=0):
-        # NOW/point, not the cell: a page programmed, not a block copied (the cell is written at close).
+        # NOW/point, not the cell: a page programmed, not a block copied (the cell is written at close);
+        # with an append area, an entry there (short_of() kept room for the dose's; skipped if not).
         # vacuum_kpa: the least vacuum held so far (a power cut keeps it with the partial point)
+        if self.log:
+            self._pack(0, OPEN, 0, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
+                       self.o_programmed | vacuum_kpa << VACUUM_SHIFT, delivered_nl, time_ms)
+            if self.log.append(self.copy_view) < 0:
+                self.log_full += 1
+            return
         self.point_gen = gen = (self.point_gen + 1) & _GEN
         self._pack(gen, OPEN, 0, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
                    self.o_programmed | vacuum_kpa << VACUUM_SHIFT, delivered_nl, time_ms)
@@ -370,8 +430,10 @@ class Journal:
 
     def close(self, flags, delivered_nl, depth_um, time_ms, vacuum_kpa=0):
         i = self.cur
-        self._write(i, CLOSED, flags, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
-                    self.o_programmed | vacuum_kpa << VACUUM_SHIFT, delivered_nl, time_ms)
+        if not self._defer(i, CLOSED, flags, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
+                           self.o_programmed | vacuum_kpa << VACUUM_SHIFT, delivered_nl, time_ms):
+            self._write(i, CLOSED, flags, self.o_kind, self.o_id, self.o_session, self.o_point, depth_um,
+                        self.o_programmed | vacuum_kpa << VACUUM_SHIFT, delivered_nl, time_ms)
         self.cur = -1
         self._written(i)
 
@@ -394,7 +456,8 @@ class Journal:
             self.reserve(1)
             self.last_id += 1
             record_id = self.last_id
-        self._write(i, CLOSED, 0, kind, record_id, session, code, depth_um, value, delivered_nl, time_ms)
+        if not self._defer(i, CLOSED, 0, kind, record_id, session, code, depth_um, value, delivered_nl, time_ms):
+            self._write(i, CLOSED, 0, kind, record_id, session, code, depth_um, value, delivered_nl, time_ms)
         self._written(i)
         return record_id
 
@@ -422,6 +485,78 @@ class Journal:
         self._put(self.f, i * 2 * COPY + (gen & 1) * COPY)
         self.cell[i] = status << 6 | gen
 
+    def _defer(self, i, status, flags, kind, record_id, session, point, depth_um, programmed_nl, delivered_nl,
+               time_ms):
+        # a record closing at the head (cell i) into the append area: False if there is none or it is full
+        # (then the cell is written now, as without one; nothing else is deferred until settle() empties it)
+        if not self.log:
+            return False
+        self._pack(0, status, flags, kind, record_id, session, point, depth_um, programmed_nl, delivered_nl, time_ms)
+        slot = self.log.append(self.copy_view)
+        if slot < 0:
+            self.log_full += 1
+            return False
+        if not self.pending:
+            self.pend_start = i
+        self.pend_slot[self.pending] = slot
+        self.pending += 1
+        self.cell[i] = status << 6 | (self.cell[i] & _GEN)  # the cell's own copies keep their generation
+        return True
+
+    def _pending_slot(self, i):
+        # the append area's slot holding cell i's record, or -1 if the cell itself has it
+        k = (i - self.pend_start) % self.cells
+        return self.pend_slot[k] if k < self.pending else -1
+
+    def short_of(self, entries):
+        # before a dose: True if the append area could not take this many entries (the bound on unsettled
+        # records): the caller settles first, the plunger still (it costs settle()'s flash time)
+        return self.log is not None and self.cur < 0 and self.log.room() < min(entries, self.log.slots)
+
+    def settle_due(self):
+        # the append area past half full: settle while idle even between a program's points or bursts
+        return self.log is not None and self.log.used > self.log.slots // 2
+
+    def settle(self):
+        # the append area's records into their cells, then the area erased (off the dose: the loop idle,
+        # or between doses: short_of()). One block copy per SETTLE_CELLS cells or segment touched (the cells rebuilt in RAM, written at once), then
+        # an erase per area block used. A cut before the erase leaves the records in both: the boot keeps
+        # the cells' (ids not above the cells' newest are skipped), so nothing is counted twice.
+        log = self.log
+        if not log or self.cur >= 0 or not log.used:
+            return
+        n = self.pending
+        buf = self.seg_buf
+        mv = memoryview(buf)
+        k = 0
+        while k < n:
+            i = (self.pend_start + k) % self.cells
+            m = min(n - k, SEGMENT_CELLS - i % SEGMENT_CELLS, SETTLE_CELLS)
+            size = m * 2 * COPY
+            self.f.seek(i * 2 * COPY)
+            for b in range(self.f.readinto(mv[:size]), size):  # past a segment's end: never written
+                buf[b] = 0
+            for c in range(m):
+                j = i + c
+                log.read(self.pend_slot[k + c], self.copy_view)
+                if self.buf[1] == OPEN:  # still open when power went (boot, _replay): closed partial
+                    self.buf[2] |= S.FLAG_PARTIAL | S.FLAG_POWER_LOST
+                gen = (self.cell[j] + 1) & _GEN
+                status = self.cell[j] >> 6  # ACKED if the host has it already (in order, or out of order)
+                self.buf[0] = gen
+                self.buf[1] = status
+                crc32_check(self.buf, 0, _BODY_SIZE, 1)
+                off = c * 2 * COPY + (gen & 1) * COPY
+                buf[off : off + COPY] = self.copy_view
+                self.cell[j] = status << 6 | gen
+            self.f.seek(i * 2 * COPY)
+            self.f.write(mv[:size])
+            self.f.flush()
+            k += m
+        self.pending = 0
+        self.pend_start = self.head
+        log.erase()
+
     def flush_acks(self):
         # NOW/acked up to date with the in-order acknowledgements taken without writing it (ack(persist=False))
         if self.acks_due:
@@ -434,10 +569,14 @@ class Journal:
     def read(self, i):
         # (record_id, session, point, kind, flags, programmed_nl, delivered_nl, depth_um, time_ms, syringe, channel,
         #  vacuum_kpa); an alarm's or end's programmed_nl is its detail, whole (vacuum 0)
-        f = self.f
-        f.seek(i * 2 * COPY + (self.cell[i] & 1) * COPY)
-        if f.readinto(self.copy_view) != COPY:  # never a stale buffer taken for this record
-            raise OSError(ENOENT)
+        slot = self._pending_slot(i) if self.pending else -1
+        if slot >= 0:  # closed into the append area, not settled yet
+            self.log.read(slot, self.copy_view)
+        else:
+            f = self.f
+            f.seek(i * 2 * COPY + (self.cell[i] & 1) * COPY)
+            if f.readinto(self.copy_view) != COPY:  # never a stale buffer taken for this record
+                raise OSError(ENOENT)
         _, _, flags, kind, rid, session, point, depth, programmed, delivered, t = struct.unpack_from(_BODY, self.buf)
         vacuum = 0
         if 0 < kind & 15 <= S.KIND_PRIME:  # a delivery (DELIVERY_KINDS: 1..4)
@@ -471,6 +610,9 @@ class Journal:
             self.acks_due = True
             if persist:
                 self.flush_acks()
+            self.cell[i] = ACKED << 6 | (self.cell[i] & _GEN)
+        elif self.pending and self._pending_slot(i) >= 0:
+            # not in its cell yet: settle() writes it ACKED (a cut before that sends it again; the host stores it once)
             self.cell[i] = ACKED << 6 | (self.cell[i] & _GEN)
         else:
             self._write(i, ACKED, r[4], r[3] | r[9] << 4, r[0], r[1], r[2] | r[10] << POINT_BITS, r[7],

@@ -3,7 +3,8 @@
 # per POLL (the controlling host's signed heartbeat: the device checks its HMAC).
 # The board is an integer-only stand-in (the simulator's physical model allocates floats in the
 # same heap, so it cannot be measured there). argv[1]: a directory for the flash files; argv[2] "boot":
-# stop after boot and a prime (what fits, in a second: firmware/tests/test_heap_fit_mpy.py).
+# stop after boot and a prime (what fits, in a second: firmware/tests/test_heap_fit_mpy.py); "area":
+# the board has a journal append area (its records during the burst: page programs there).
 import gc
 import json
 import os
@@ -16,10 +17,37 @@ from mesoprotocol import spec  # noqa: E402
 from standin import StandInBoard  # noqa: E402
 
 
+class FileArea:
+    # argv[2] == "area": the journal's append area (appendlog.py) as the simulator has it, over a file
+    # (RAM would take the heap being measured); 4 blocks of 4 KB, erased
+    def __init__(self):
+        self.f = open("area.img", "w+b")
+        for _ in range(4):
+            self.f.write(b"\xff" * 4096)
+
+    def readblocks(self, block, buf, offset=0):
+        self.f.seek(block * 4096 + offset)
+        self.f.readinto(buf)
+
+    def writeblocks(self, block, buf, offset=0):
+        self.f.seek(block * 4096 + offset)
+        self.f.write(buf)
+
+    def ioctl(self, op, arg):
+        if op == 6:
+            self.f.seek(arg * 4096)
+            self.f.write(b"\xff" * 4096)
+        return 4 if op == 4 else 4096 if op == 5 else 0
+
+
 class Board(StandInBoard):
     NAME = "heap"
     JOURNAL_CELLS = 6000  # the real boards' journal, whatever the simulator is set to
     inbox = b""
+    area = FileArea() if sys.argv[2:] == ["area"] else None
+
+    def journal_log(self):
+        return self.area
 
     def host_read(self, buf):
         n = len(self.inbox)
@@ -87,6 +115,7 @@ shots_until(60)
 out["bytes_per_shot"] = (gc.mem_alloc() - before) / 50
 gc.enable()
 out["shots"] = dev.done
+out["area_entries"] = a.journal.log.used if a.journal.log else -1  # the burst's records not settled yet
 # one POLL per shot, between shots in the burst: what the HMAC check, decode and reply allocate
 polls = [signed(spec.POLL, 1 + i, (1, 1 + i)) for i in range(50)]
 for i in range(10):

@@ -29,3 +29,22 @@ def test_no_heap_allocation_per_shot_on_32_bit(tmp_path):
     # binascii.crc32 results >= 2^30 were heap objects on every journal write: 146 B per shot
     assert r["bytes_per_shot"] == 0, r
     assert r["shots"] == 60
+
+
+@pytest.mark.req("SR-044", "SR-185")
+def test_no_heap_allocation_per_shot_with_the_journal_append_area_on_32_bit(tmp_path):
+    # the same burst on a board with an append area (as the simulated board has): a shot's open,
+    # checkpoints and close are entries programmed there, read back for the host from there
+    binary = unix32_binary()
+    if not binary:
+        pytest.skip(UNIX32_HOWTO)
+    flash = image.stage("sim", tmp_path / "flash")
+    proc = subprocess.run([binary, "-X", "heapsize=" + HEAP, str(SCRIPT), str(flash), "area"], cwd=flash,
+                          env={"MICROPYPATH": f"{flash}:{image.VIRTUAL}", "MICROPY_TICKS_WRAP_S": "5"}, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(r)
+    assert r["area_entries"] > 0  # the burst's records went to the area
+    assert r["bytes_per_shot"] == 0, r
+    assert r["shots"] == 60

@@ -38,7 +38,7 @@ MYPY = False
 if MYPY:
     import board_model
 _world: "board_model.Model" = None  # type: ignore[assignment]  # built by the Board (_build_world)
-_CONFIG_KEYS = ("serial", "flash_erase_ms", "flash_page_us")  # the board's own settings, not physics
+_CONFIG_KEYS = ("serial", "flash_erase_ms", "flash_page_us", "journal_area")  # the board's own settings, not physics
 _profile: dict = {}
 
 
@@ -166,6 +166,8 @@ class Board:
         # the journal's folder on flash that takes its datasheet time (board_flash.py)
         self.flash = board_flash.mount("journal.d", config.get("flash_erase_ms", board_flash.ERASE_MS),
                                        config.get("flash_page_us", board_flash.PAGE_US), self._flash_wait)
+        # the journal's append area (profile journal_area 0: none, the Pico's and ESP32-S3's path today)
+        self._journal_area = self.flash.log_area if config.get("journal_area", 1) else None
         self._pass_us = ticks_us()  # the last control pass, and the flash's counters then (gap reports)
         self._pass_reads = self._pass_busy = 0
         self._sched = _Schedstat()
@@ -297,6 +299,10 @@ class Board:
         self._send({"kind": "reset"})
         while True:
             sleep_ms(100)
+
+    def journal_log(self):
+        # the journal's append area (board_flash.Area: raw flash beside the littlefs)
+        return self._journal_area
 
     def feed_watchdog(self):
         now = ticks_ms()

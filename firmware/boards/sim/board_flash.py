@@ -5,18 +5,26 @@
 # E-stop and other inputs the harness changes are taken (and stamped) as they happen, though
 # the firmware sees them only once the flash is done (board.Board._serve_ctrl via `world`).
 # The image is a file on the board's VfsPosix root, written through as littlefs programs it,
-# so a power cut leaves what a real chip would: every page programmed so far.
+# so a power cut leaves what a real chip would: every page programmed so far. (A write is a
+# write(2) straight to the OS, which keeps it when the harness kills the process for a power cut;
+# no flush: on the unix port that is an fsync, milliseconds of the host's disk on a loaded machine.)
+# The host's own I/O is counted inside the flash's time (the busy clock starts at the call), not on top.
 import vfs
 from time import ticks_add, ticks_diff, ticks_us
 
 BLOCK = 4096  # erase block (sector) of the RP2040's and the ESP32-S3's QSPI flash
 PAGE = 256  # program page
 BLOCKS = 160  # 640 KB: 6000 journal cells (94 segments) with room for littlefs to copy on write
+# The journal's append area after the filesystem (mesofw/appendlog.py): raw blocks littlefs never sees,
+# as a real board would set aside a partition. 4 blocks = 512 entries: ~70 nappage shots of 1-2 uL
+# (open, ~5 checkpoints, close) before the device must settle them into their cells between shots.
+LOG_BLOCKS = 4
+ENTRY = 32  # the append area's entry (appendlog.ENTRY)
 TYPICAL_ERASE_MS = 45  # W25Q16JV sector erase: 45 ms typical, 400 ms worst case
 TYPICAL_PAGE_US = 600  # page program: 0.4-0.8 ms (3 ms worst case)
 # Timed by default (typical figures; a profile's flash_erase_ms/flash_page_us override them, 0: untimed):
-# no figure comes from a RAM disk. The journal still erases ~1.3 blocks per nappage shot (the close
-# copies its segment's block), so bursts above ~6 Hz fall behind (bench_cadence; STATUS overruns say so).
+# no figure comes from a RAM disk. A nappage shot costs page programs in the append area (~7 x 0.6 ms);
+# the block copies and erases come when the journal settles, off the dose (bench_cadence).
 ERASE_MS = TYPICAL_ERASE_MS
 PAGE_US = TYPICAL_PAGE_US
 IMAGE = "/flash.img"
@@ -38,16 +46,19 @@ class Flash:
             self.f = open(path, "r+b")
         except OSError:
             self.f = open(path, "w+b")
-            blank = b"\xff" * BLOCK
-            for _ in range(BLOCKS):
-                self.f.write(blank)
-            self.f.flush()
         self.ff = b"\xff" * BLOCK
+        n = self.f.seek(0, 2) // BLOCK  # an image of earlier firmware has no append area yet: erased blocks added
+        while n < BLOCKS + LOG_BLOCKS:
+            self.f.write(self.ff)
+            n += 1
+        self.f.flush()
+        self.log_area = Area(self, BLOCKS, LOG_BLOCKS)
 
-    def _busy(self, us, erasing):
+    def _busy(self, t0, us, erasing):
+        # busy until us after t0 (the call: the image file's I/O since then is inside that time)
         if self.timed and us:
             self.busy_us += us
-            self.world(ticks_add(ticks_us(), us), erasing)
+            self.world(ticks_add(t0, us), erasing)
 
     def readblocks(self, block, buf, offset=0):
         self.reads += 1
@@ -62,9 +73,8 @@ class Flash:
         t = ticks_us()
         self.f.seek(block * BLOCK + offset)
         self.f.write(buf)
-        self.f.flush()
         self.io_us += ticks_diff(ticks_us(), t)
-        self._busy((len(buf) + PAGE - 1) // PAGE * self.page_us, False)
+        self._busy(t, (len(buf) + PAGE - 1) // PAGE * self.page_us, False)
 
     def ioctl(self, op, arg):
         if op == 4:  # block count
@@ -76,10 +86,41 @@ class Flash:
             t = ticks_us()
             self.f.seek(arg * BLOCK)
             self.f.write(self.ff)
-            self.f.flush()
             self.io_us += ticks_diff(ticks_us(), t)
-            self._busy(self.erase_us, True)
+            self._busy(t, self.erase_us, True)
             return 0
+        return 0
+
+
+class Area:
+    # raw blocks of the same flash outside littlefs (the journal's append area), timed like the rest. A
+    # program onto bytes not erased is refused: NOR flash would AND them (a firmware bug, made loud here).
+    def __init__(self, flash, first, count):
+        self.flash = flash
+        self.first = first
+        self.count = count
+        self.check = bytearray(ENTRY)  # what is there before a program: read into it, no allocation per entry
+
+    def readblocks(self, block, buf, offset=0):
+        self.flash.readblocks(self.first + block, buf, offset)
+
+    def writeblocks(self, block, buf, offset=0):
+        if len(buf) != ENTRY:
+            raise OSError(22)  # EINVAL: the journal programs one entry at a time
+        view = self.check
+        self.flash.readblocks(self.first + block, view, offset)
+        for b in view:
+            if b != 0xFF:
+                raise OSError(5)  # EIO: programmed over data
+        self.flash.writeblocks(self.first + block, buf, offset)
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.count
+        if op == 5:
+            return BLOCK
+        if op == 6:
+            return self.flash.ioctl(6, self.first + arg)
         return 0
 
 
