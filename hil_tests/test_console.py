@@ -360,7 +360,8 @@ def test_a_lost_link_interrupts_the_screen_and_the_records_follow_on_reconnect(c
     assert "(None)" not in page.text_content("#alarm-what")  # reconnected: the reason of the loss, or none
     # every needle entry of the session is on the record: those after the cut came from the journal on reconnect
     records = deliveries(console, session)
-    assert len(records) == len(sim.penetrations) - entries
+    assert len(records) == len(sim.penetrations) - entries, (
+        [(d["point"], d["kind"], d["flags"], d["delivered_nl"]) for d in records], sim.penetrations[entries:])
     assert len({d["record_id"] for d in records}) == len(records)
     expect(page.locator("#delivered-ul")).to_have_text(f"{sum(d['delivered_nl'] for d in records) / 1000:.1f}")
     alarms = console.console.call(console.console.store.alarms, session)
