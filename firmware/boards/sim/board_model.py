@@ -483,7 +483,7 @@ class Model:
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",
                "nl_per_step", "barrel_um", "head_mv", "head_dead_nl", "head_fill_nl", "head_g0", "head_g",
-               "needle_out_nl", "contact", "creep_nl", "stick_steps", "carriage_um", "diameter_um", "compliance",
+               "needle_out_nl", "pen_needles_nl", "contact", "creep_nl", "stick_steps", "carriage_um", "diameter_um", "compliance",
                "channel", "parked", "path_front", "path_back", "path_front_nl", "drug_out_nl", "drug_skin_nl", "wrong_nl",
                "switch_moving")
 
@@ -498,3 +498,8 @@ class Model:
         for k in self._FIELDS:
             if k in state:
                 setattr(self, k, state[k])
+        # the head fitted since this board was built (fit_head) came back with its needles: the per-needle
+        # tallies follow its count (a snapshot of before the per-penetration one existed has none)
+        n = len(self.head_g)
+        if len(self.pen_needles_nl) != n:
+            self.pen_needles_nl = [0.0] * n
