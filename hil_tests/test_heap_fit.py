@@ -16,7 +16,7 @@ def test_the_flashed_image_boots_and_doses_in_the_rp2040_heap(request, tmp_path,
     from mesoinject.simulated import SimBoard
 
     with SimBoard(seed=request.config.sim_seed, profile={"diameter_error": 0.0}, workdir=tmp_path / "board",
-                  sources=False) as sim:  # a boot that runs out of heap raises here, naming the MemoryError
+                  sources=False, heap=RP2040_HEAP) as sim:  # a boot that runs out of heap raises here, naming the MemoryError
         assert sim.heap == RP2040_HEAP
         modules = sorted(str(p.relative_to(sim.flash)) for p in sim.flash.rglob("*.py")) + sorted(
             str(p.relative_to(sim.flash)) for p in sim.flash.rglob("*.mpy"))
