@@ -25,12 +25,12 @@ from mesoprotocol import spec
 
 from .ports import raw_pty
 
-RP2040_HEAP = "192K"  # RP2040 RAM available to MicroPython: the firmware's budget (bench_heap, test_heap_fit*)
+RP2040_HEAP = "192K"  # RP2040 RAM available to MicroPython: the firmware's budget (bench_heap, test_heap_fit_mpy)
 # The simulated board boots the firmware compiled to .mpy, as a flashed board does. Its heap also holds the
 # physical model, which a board does not carry (floats, per-needle lists, a ~1 KB JSON snapshot every pass):
-# at 192K a multi-needle head's board ran out now and then under load (fragmentation). So the sim runs in
-# 256K; the firmware's own fit in 192K is held by hil_tests/test_heap_fit.py (a board at RP2040_HEAP) and by
-# firmware/tests/test_heap_fit_mpy.py and bench_heap (an integer-only stand-in board, no model).
+# at 192K a board ran out now and then under load (fragmentation; a multi-needle head's most). So the sim runs
+# in 256K; the firmware's own fit in 192K is held by firmware/tests/test_heap_fit_mpy.py and bench_heap (the
+# real App on an integer-only stand-in board, no model: boot, a prime, 16 KB left).
 # Booted from .py sources (for debugging) it compiles them in its own heap: the compiler's working space comes
 # on top (at 192K the 64-bit port runs out while compiling). A board given sources by mip does compile them,
 # in its whole heap (240 KB on the RPI_PICO build, 32-bit objects: ~69 KB in use after import, bench_heap
