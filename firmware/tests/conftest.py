@@ -39,3 +39,16 @@ def run_mpy(flash):
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     return run
+
+
+@pytest.fixture(scope="module")
+def pico_fs(tmp_path_factory):
+    """The firmware's modules on an emulated Pico's littlefs image, without main.py: the board boots to its
+    REPL for a test's script (service mode would need the E-stop and 3 s of trigger, and erases the key)."""
+    import picoemu  # tools/pico-emu, on the path of the tests that use it
+
+    try:
+        picoemu.locate()
+    except picoemu.Unavailable as e:
+        pytest.skip(f"emulated Pico unavailable: {e}")
+    return picoemu.build_fs("pico", tmp_path_factory.mktemp("pico") / "littlefs.img", without=("main.py",))

@@ -71,17 +71,6 @@ b.motors(False)
 """
 
 
-@pytest.fixture(scope="module")
-def pico_fs(tmp_path_factory):
-    try:
-        picoemu.locate()
-    except picoemu.Unavailable as e:
-        pytest.skip(f"emulated Pico unavailable: {e}")
-    # no main.py: the board boots to its REPL with the firmware's modules on its flash (service mode now
-    # needs the E-stop and 3 s of trigger, and erases the key: not what a driver test is about)
-    return picoemu.build_fs("pico", tmp_path_factory.mktemp("pico") / "littlefs.img", without=("main.py",))
-
-
 @pytest.mark.req("SR-045")
 def test_step_pulses_on_the_pins_equal_the_steps_counted(pico_fs, tmp_path):
     run = picoemu.run_script(SCRIPT, pico_fs, tmp_path, watch={PLUNGER_STEP: PLUNGER_DIR, NEEDLE_STEP: NEEDLE_DIR},

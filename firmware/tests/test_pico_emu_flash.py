@@ -23,16 +23,6 @@ SECTOR_ERASE_MAX_US = 400_000
 PAGE_PROGRAM_TYP_US = 400  # tPP typical (256 B); maximum 3 ms
 
 
-@pytest.fixture(scope="module")
-def pico_fs(tmp_path_factory):
-    try:
-        picoemu.locate()
-    except picoemu.Unavailable as e:
-        pytest.skip(f"emulated Pico unavailable: {e}")
-    # no main.py: the REPL is free for the scripts below, the firmware's modules on the flash
-    return picoemu.build_fs("pico", tmp_path_factory.mktemp("pico") / "littlefs.img", without=("main.py",))
-
-
 # The firmware's own modules write their files as app.py does at boot (boot counter, journal); a
 # point is journalled (open, a checkpoint, close) only when the journal holds none: the first boot.
 REBOOT_SCRIPT = r"""
