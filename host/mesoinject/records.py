@@ -18,6 +18,7 @@ import os
 import pathlib
 import re
 import sqlite3
+import time
 from typing import Any
 
 import platformdirs
@@ -217,7 +218,7 @@ class RecordStore:
                 self.db = self._connect_postgres() if self.postgres else self._connect_sqlite()
                 self._migrate()
                 if not self.postgres:  # after the version check: a database we refuse is left byte for byte
-                    self.db.execute("PRAGMA journal_mode=WAL")
+                    self._wal()
         except BaseException:
             self.close()
             raise
@@ -230,6 +231,19 @@ class RecordStore:
         db.execute("PRAGMA synchronous=FULL")  # a committed delivery survives a power cut
         db.execute("PRAGMA foreign_keys=ON")
         return db
+
+    def _wal(self) -> None:
+        # WAL: readers beside a writer. Switching to it needs the file to itself, and SQLite does not wait for
+        # that with the busy timeout: hosts opening a new file together met "database is locked" at once
+        # while another only read it. Retried here within the busy timeout; nothing to do once it is WAL.
+        deadline = time.monotonic() + self.busy_timeout_s
+        while self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)  # back off: another host holds the file for a moment
 
     def _connect_postgres(self):
         extras.require("postgres", "a PostgreSQL record store", "psycopg")
