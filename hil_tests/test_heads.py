@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hil import drain, wait_event, wait_state
+from hil import FIRST_PRIME_EXTRA_NL, drain, wait_event, wait_state
 from mesoinject.client import Device, DeviceRefused
 from mesoprotocol import spec
 
@@ -109,7 +109,9 @@ def test_a_dry_heads_prime_must_fill_its_dead_volume_and_does(dev, board):
     assert prime.fields["kind"] == spec.KIND_PRIME and prime.fields["point"] == FIVE  # recorded as the head's fill
     truth = board.head_truth()
     assert truth.fill_nl == pytest.approx(spec.HEADS[FIVE][4], abs=1)  # the head table's dead volume, filled
-    assert sum(truth.needles_nl) < 5000 + 1500  # the rest went out of the needles (+ the first prime's play)
+    # the rest went out of the needles, plus what the first prime's play may push (hil.py: the worst case, as
+    # test_dosing and test_link bound it; 1500 nL here failed at 6533 in CI)
+    assert sum(truth.needles_nl) < 5000 + FIRST_PRIME_EXTRA_NL
 
 
 @pytest.mark.req("SR-100")
