@@ -36,13 +36,14 @@ def point_errors(board, device, store):
 def test_calibration_finds_the_bore_and_points_then_meet_half_a_percent(bored, store):
     board, device, balance = bored
     uncalibrated = point_errors(board, device, store)
-    assert all(e == pytest.approx(TRUE_PPM / 1e6 - 1, abs=0.005) for e in uncalibrated)  # the bore error shows
+    assert all(e == pytest.approx(TRUE_PPM / 1e6 - 1, abs=0.005) for e in uncalibrated), uncalibrated  # the bore error shows
 
     result = calibrate(device, balance, syringe=1, shots=6)
     assert result.new_ppm == pytest.approx(TRUE_PPM, rel=0.002)
     assert device.hello().cal_ppm == result.new_ppm
 
-    assert all(abs(e) < 0.005 for e in point_errors(board, device, store))
+    calibrated = point_errors(board, device, store)
+    assert all(abs(e) < 0.005 for e in calibrated), calibrated
 
 
 @pytest.mark.req("SR-043")
