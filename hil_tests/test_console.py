@@ -360,10 +360,16 @@ def test_a_lost_link_interrupts_the_screen_and_the_records_follow_on_reconnect(c
         sim.set_link("ok")
     page.wait_for_selector("body[data-device-state='FAULT']", timeout=TIMEOUT_MS)  # back, stopped on LINK_LOST
     assert "(None)" not in page.text_content("#alarm-what")  # reconnected: the reason of the loss, or none
-    # every needle entry of the session is on the record: those after the cut came from the journal on reconnect
+    # every needle entry of the session is on the record: those after the cut came from the journal on reconnect.
+    # A record is an entry's when its time (board ticks) is inside the needle's stay; the others are points the
+    # loss stopped before their needle went in (the link's patience outlasting a point on a loaded machine):
+    # 0 nL, partial
     records = deliveries(console, session)
-    assert len(records) == len(sim.penetrations) - entries, (
-        [(d["point"], d["kind"], d["flags"], d["delivered_nl"]) for d in records], sim.penetrations[entries:])
+    stays = [(p.t1_ms - (p.t1_us - p.t0_us) // 1000 - 2, p.t1_ms + 2) for p in sim.penetrations[entries:]]
+    in_skin = [d for d in records if any(lo <= d["device_time_ms"] <= hi for lo, hi in stays)]
+    said = ([(d["point"], d["kind"], d["flags"], d["device_time_ms"], d["delivered_nl"]) for d in records], stays)
+    assert len(in_skin) == len(stays), said
+    assert all(d["delivered_nl"] == 0 and d["flags"] & spec.FLAG_PARTIAL for d in records if d not in in_skin), said
     assert len({d["record_id"] for d in records}) == len(records)
     expect(page.locator("#delivered-ul")).to_have_text(f"{sum(d['delivered_nl'] for d in records) / 1000:.1f}")
     alarms = console.console.call(console.console.store.alarms, session)
