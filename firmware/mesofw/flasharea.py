@@ -112,9 +112,10 @@ class FileBlocks:
         return True
 
 
-def open_area(dev, page, folder=FOLDER, blocks=BLOCKS):
+def open_area(dev, page, folder=FOLDER, blocks=BLOCKS, feed=None):
     # the area over `dev` (the block device littlefs is mounted on: rp2.Flash(), the esp32 vfs partition),
-    # set up if it is not there or not sound; None (and why) if it cannot be
+    # set up if it is not there or not sound; None (and why) if it cannot be. feed(): the board's watchdog,
+    # between the setup's file writes (each an erase or two: up to ~0.9 s at the flash's worst, WDT 2 s)
     try:
         with open(folder + "/map", "rb") as f:
             fields = struct.unpack("<%dI" % (blocks + 1), f.read())  # the tag, each file's block
@@ -124,22 +125,28 @@ def open_area(dev, page, folder=FOLDER, blocks=BLOCKS):
     except (OSError, ValueError):
         pass  # none yet (or unreadable): made afresh, entries in an unsound area cannot be trusted anyway
     try:
-        return _make(dev, page, folder, blocks), "made"
+        return _make(dev, page, folder, blocks, feed or _nothing), "made"
     except OSError as e:
         return None, "no room for the journal's append area (%s): records go straight to their cells" % e
 
 
-def _make(dev, page, folder, blocks):
+def _nothing():
+    pass
+
+
+def _make(dev, page, folder, blocks, feed):
     try:
         os.mkdir(folder)
     except OSError as e:
         if e.errno != 17:  # EEXIST
             raise
     for name in os.listdir(folder):
+        feed()
         os.remove(folder + "/" + name)
     size = dev.ioctl(5, 0)
     tag = struct.unpack("<I", os.urandom(4))[0] & 0x3FFFFFFF  # a small int: no allocation on a 32-bit port
     for i in range(blocks):
+        feed()
         with open("%s/%d" % (folder, i), "wb") as f:
             f.write(struct.pack(_HEADER, MAGIC, tag, i))
             rest = size - _HEADER_LEN
@@ -147,6 +154,7 @@ def _make(dev, page, folder, blocks):
                 n = min(rest, ENTRY)
                 f.write(_ERASED[:n])
                 rest -= n
+    feed()
     # where littlefs put each file: its header found on the device (once, at setup)
     found = [-1] * blocks
     raw = bytearray(ENTRY)
@@ -163,6 +171,7 @@ def _make(dev, page, folder, blocks):
     area = FileBlocks(dev, found, tag, page)
     if not area.check(folder):
         raise OSError(5)
+    feed()
     with open(folder + "/map", "wb") as f:
         f.write(struct.pack("<%dI" % (blocks + 1), tag, *found))
     return area

@@ -72,8 +72,16 @@ j.shut()
 with open("other", "wb") as f:
     f.write(b"kept" * 300)
 
-area, how = flasharea.open_area(dev, PAGE)
+feeds = [0]
+
+
+def feed():
+    feeds[0] += 1
+
+
+area, how = flasharea.open_area(dev, PAGE, feed=feed)
 out["first"] = how
+out["feeds"] = feeds[0]
 log = AppendLog(area)
 j = Journal(64, 1 << 16, log=log)
 out["old_kept"] = j.oldest()[0] == old_id

@@ -29,6 +29,8 @@ def test_setting_the_area_up_keeps_the_journal_and_files_already_on_the_board(fa
     # a journal of firmware without an area, and another file: both still there after the setup
     assert fa["old_kept"] is True
     assert fa["other_kept"] is True
+    # the watchdog fed between the setup's flash writes (each file, the scan, the map): no step near its 2 s
+    assert fa["feeds"] >= 4 + 2
 
 
 @pytest.mark.req("SR-166", "SR-186")

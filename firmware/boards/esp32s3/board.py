@@ -76,7 +76,7 @@ class Board(board_stepdir.StepDirBoard):
         if not parts:
             self.journal_area = "no vfs partition: records go straight to their cells"
             return None
-        area, self.journal_area = flasharea.open_area(parts[0], appendlog.ENTRY)
+        area, self.journal_area = flasharea.open_area(parts[0], appendlog.ENTRY, feed=self.feed_watchdog)
         return area
 
     def step_driver(self, step_pin, dir_pin, invert, unit):

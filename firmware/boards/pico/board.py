@@ -71,7 +71,7 @@ class Board(board_stepdir.StepDirBoard):
     def journal_log(self):
         # the journal's append area: 4 blocks of the littlefs's own flash (rp2.Flash()) kept as files and
         # programmed a page at a time (the boot ROM's unit), so a point costs no erase (mesofw/flasharea.py)
-        area, self.journal_area = flasharea.open_area(rp2.Flash(), flasharea.ROM_PAGE)
+        area, self.journal_area = flasharea.open_area(rp2.Flash(), flasharea.ROM_PAGE, feed=self.feed_watchdog)
         return area
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
