@@ -16,7 +16,9 @@
 # Each block's first entry is its header (MAGIC, the area's random tag, the block's index). At setup
 # the files are written with it, and the device is scanned for it to learn each file's block; at every
 # boot the header read through the file and read raw from that block must agree: the block is still
-# the file's. The blocks are handed to AppendLog (appendlog.py) less their header entry.
+# the file's. The blocks are handed to AppendLog (appendlog.py) less their header entry, in a turning
+# order: after a settle has erased the area, its next entries begin at the block after the last one erased
+# (the turn kept in the map), so every block takes its share of the erases, not the first alone.
 import os
 import struct
 
@@ -59,18 +61,38 @@ class FileBlocks:
     # pages from a page boundary (an entry alone would be programmed with whatever follows it in RAM), so
     # there an entry goes out as its page with every other byte 0xFF (programming a 1 leaves a bit as it is).
     # page == ENTRY: the device programs any range (ESP-IDF's esp_partition_write), the entry as it is.
-    def __init__(self, dev, blocks, tag, page):
+    def __init__(self, dev, blocks, tag, page, turned=0, map_f=None):
         self.dev = dev
         self.blocks = blocks
+        self.turned = turned  # AppendLog's block 0 is blocks[turned]
+        self.map_f = map_f  # the map, kept open: a turn is a seek, a 4-byte write and a flush
+        self.word = bytearray(4)
         self.size = dev.ioctl(5, 0)
         self.page = bytearray(b"\xff" * page) if page > ENTRY else None
         self.headers = [struct.pack(_HEADER, MAGIC, tag, i) + _ERASED[_HEADER_LEN:] for i in range(len(blocks))]
 
+    def _at(self, block):
+        return self.blocks[(block + self.turned) % len(self.blocks)]
+
     def readblocks(self, block, buf, offset=0):
-        self.dev.readblocks(self.blocks[block], buf, offset + ENTRY)
+        self.dev.readblocks(self._at(block), buf, offset + ENTRY)
 
     def writeblocks(self, block, buf, offset=0):
-        self._program(self.blocks[block], buf, offset + ENTRY)
+        self._program(self._at(block), buf, offset + ENTRY)
+
+    def shut(self):
+        if self.map_f:
+            self.map_f.close()
+
+    def turn(self, n):
+        # called by AppendLog.erase once the whole area is erased (so a cut before the map is written loses
+        # nothing: no entry to place); littlefs writes the map whole or not at all
+        self.turned = (self.turned + n) % len(self.blocks)
+        self.word[0] = self.turned
+        if self.map_f:
+            self.map_f.seek(4)
+            self.map_f.write(self.word)
+            self.map_f.flush()
 
     def ioctl(self, op, arg):
         if op == 4:
@@ -78,8 +100,9 @@ class FileBlocks:
         if op == 5:
             return self.size - ENTRY  # AppendLog's slots: the header entry is not one
         if op == 6:  # erase, and the header back at once (a cut between: both reads erased, see check)
-            self.dev.ioctl(6, self.blocks[arg])
-            self._program(self.blocks[arg], self.headers[arg], 0)
+            i = (arg + self.turned) % len(self.blocks)
+            self.dev.ioctl(6, self.blocks[i])
+            self._program(self.blocks[i], self.headers[i], 0)
             return 0
         return 0
 
@@ -118,9 +141,10 @@ def open_area(dev, page, folder=FOLDER, blocks=BLOCKS, feed=None):
     # between the setup's file writes (each an erase or two: up to ~0.9 s at the flash's worst, WDT 2 s)
     try:
         with open(folder + "/map", "rb") as f:
-            fields = struct.unpack("<%dI" % (blocks + 1), f.read())  # the tag, each file's block
-        area = FileBlocks(dev, list(fields[1:1 + blocks]), fields[0], page)
+            fields = struct.unpack(_map(blocks), f.read())  # the tag, the turn, each file's block
+        area = FileBlocks(dev, list(fields[2:]), fields[0], page, fields[1] % blocks)
         if os.stat(folder + "/0")[6] == dev.ioctl(5, 0) and area.check(folder):
+            area.map_f = open(folder + "/map", "r+b")
             return area, "kept"
     except (OSError, ValueError):
         pass  # none yet (or unreadable): made afresh, entries in an unsound area cannot be trusted anyway
@@ -128,6 +152,10 @@ def open_area(dev, page, folder=FOLDER, blocks=BLOCKS, feed=None):
         return _make(dev, page, folder, blocks, feed or _nothing), "made"
     except OSError as e:
         return None, "no room for the journal's append area (%s): records go straight to their cells" % e
+
+
+def _map(blocks):
+    return "<%dI" % (blocks + 2)
 
 
 def _nothing():
@@ -173,5 +201,6 @@ def _make(dev, page, folder, blocks, feed):
         raise OSError(5)
     feed()
     with open(folder + "/map", "wb") as f:
-        f.write(struct.pack("<%dI" % (blocks + 1), tag, *found))
+        f.write(struct.pack(_map(blocks), tag, 0, *found))
+    area.map_f = open(folder + "/map", "r+b")
     return area

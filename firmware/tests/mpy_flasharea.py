@@ -112,9 +112,24 @@ j.open(7, 3, spec.KIND_POINT, 20000, 300)
 j.close(0, 20000, 1000, 301)
 e0 = len(dev.erased_blocks)
 used = j.log.used
+turned = area.turned
 j.settle()
-out["settle"] = {"erased": dev.erased_blocks[e0:], "area": area.blocks, "before": used, "after": j.log.used}
+out["settle"] = {"erased": dev.erased_blocks[e0:], "area": area.blocks, "before": used, "after": j.log.used,
+                 "turned": [turned, area.turned]}
+# the next point's entries begin in the next block (the wear spread), and a reboot finds them there
+rid3 = j.open(7, 4, spec.KIND_POINT, 20000, 400)
+j.close(0, 20000, 1000, 401)
+head = bytearray(32)
+dev.readblocks(area.blocks[area.turned], head, 32)  # its first entry slot, past the header
+out["next_block_used"] = head != b"\xff" * 32
 j.shut()
+area.shut()
+area, how = flasharea.open_area(dev, PAGE)
+j = Journal(64, 1 << 16, log=AppendLog(area))
+out["turned_reboot"] = {"how": how, "turned": area.turned, "newest": j.read((j.tail + j.unacked - 1) % j.cells)[0],
+                        "rid": rid3}
+j.shut()
+area.shut()
 
 # a cut between an erase and its header: both reads erased, the header put back, the area kept
 dev.ioctl(6, area.blocks[1])
@@ -124,7 +139,7 @@ out["cut_header"] = {"how": how, "same_blocks": area.blocks == blocks}
 # a map that points at a block that is not the file's (a file replaced by hand): made afresh
 with open(flasharea.FOLDER + "/map", "rb") as f:
     m = bytearray(f.read())
-m[4] = (m[4] + 1) % 48  # the first file's block, wrong
+m[8] = (m[8] + 1) % 48  # the first file's block (after the tag and the turn), wrong
 with open(flasharea.FOLDER + "/map", "wb") as f:
     f.write(m)
 area, how = flasharea.open_area(dev, PAGE)

@@ -41,10 +41,15 @@ def test_a_point_in_the_area_survives_a_reboot_on_the_same_blocks(fa):
 
 
 @pytest.mark.req("SR-168")
-def test_the_settle_off_the_dose_erases_the_areas_block(fa):
+def test_the_settle_off_the_dose_erases_the_areas_block_and_turns_to_the_next(fa):
     s = fa["settle"]
     assert s["before"] == 2 and s["after"] == 0
-    assert s["area"][0] in s["erased"]
+    first, after = s["turned"]
+    assert s["erased"] == [s["area"][first]]  # the block the two records were in, no other
+    # the next entries begin in the next block, so the erases go round the 4 blocks, not to the first alone
+    assert after == (first + 1) % 4 and fa["next_block_used"] is True
+    r = fa["turned_reboot"]  # the turn is kept (the map): a reboot reads the point from where it went
+    assert r["how"] == "kept" and r["newest"] == r["rid"]
 
 
 @pytest.mark.req("SR-168")
