@@ -123,6 +123,14 @@ def flash_row(name: str, ops: list[dict], span_us: float) -> str:
             f"({busy / span_us * 100 if span_us else 0:.1f} %)")
 
 
+def dose_erases(ops: list[dict], step_pin: int) -> int:
+    """Erases in a dose's window with STEP pulses still to come (each flash event carries the pin's edge counts
+    then): inside the dose, as opposed to the journal's settle after its last pulse."""
+    total = [sum(o["edges"][str(step_pin)]) for o in ops]
+    last = max(total, default=0)
+    return sum(1 for o, n in zip(ops, total) if o["op"] == "erase" and n < last)
+
+
 def ops_in(board: picoemu.Board, since_us: float, until_us: float) -> list[dict]:
     return [o for o in board.flash_ops if since_us <= o["start_us"] < until_us]
 
@@ -189,14 +197,17 @@ def busy_gate_figures(tmpdir: pathlib.Path, n: int, timing: str) -> list[str]:
     return rows
 
 
-# The journal's own writes on the chip, the firmware's path in a point: open (NOW/point), a checkpoint
-# every quarter of the dose, close (the cell in its 4 KB segment). Most are a page programmed; now and
-# then littlefs compacts a metadata log or copies a block and erases: the tail.
+# The journal's own writes on the chip, the firmware's path in a point: open, a checkpoint every quarter of the
+# dose, close. Without the append area (AREA = 0): NOW/point and the cell's 4 KB segment through littlefs, most a
+# page programmed, now and then a metadata compaction or a block copy with its erase (the tail). With it (AREA = 1,
+# flasharea.py over rp2.Flash() as the pico board sets it up): each a page program in the area, and the settle
+# (the records into their cells, the area erased) off the dose, when the loop is idle, timed apart as 'settle'.
 JOURNAL_SCRIPT = r"""
-import time
-from mesofw import journal
+import rp2, time
+from mesofw import appendlog, flasharea, journal
 from mesoprotocol import spec as S
-j = journal.Journal(256)
+log = appendlog.AppendLog(flasharea.open_area(rp2.Flash(), flasharea.ROM_PAGE)[0]) if AREA else None
+j = journal.Journal(256, log=log)
 def t(name, f, *a):
     t0 = time.ticks_us()
     f(*a)
@@ -207,14 +218,17 @@ for i in range(N):
         t('checkpoint', j.checkpoint, 5000 * k, 2000, 1300)
     t('close', j.close, 0, 19990, 2000, 1400)
     j.ack(j.o_id)
+    if log and j.settle_due():  # the loop idle between a program's points (app.py)
+        t('settle', j.settle)
 """
 
 
-def journal_figures(tmpdir: pathlib.Path, points: int, timing: str) -> list[str]:
-    """Emulated us per journal write on the chip (open, checkpoint, close), with the flash's stall in them."""
+def journal_figures(tmpdir: pathlib.Path, points: int, timing: str, area: bool = False) -> list[str]:
+    """Emulated us per journal write on the chip (open, checkpoint, close), with the flash's stall in them,
+    and the erases among those writes (the settle's apart: it runs off the dose)."""
     fs = picoemu.build_fs("pico", tmpdir / "journal.img", without=("main.py",))
-    run = picoemu.run_script(JOURNAL_SCRIPT.replace("range(N)", f"range({points})"), fs, tmpdir,
-                             flash=picoemu.Flash(timing=timing), timeout_s=900)
+    script = JOURNAL_SCRIPT.replace("range(N)", f"range({points})").replace(" if AREA ", f" if {int(area)} ")
+    run = picoemu.run_script(script, fs, tmpdir, flash=picoemu.Flash(timing=timing, events=True), timeout_s=900)
     if run.code:
         return [f"  journal: the script failed: {run.stderr or run.error}"]
     took: dict[str, list[int]] = {}
@@ -225,7 +239,8 @@ def journal_figures(tmpdir: pathlib.Path, points: int, timing: str) -> list[str]
     rows = [f"  {name:<10} n={len(t):4d}: p50 {percentile(t, 50):6d} us  p99 {percentile(t, 99):6d} us  "
             f"max {max(t):6d} us  (> 10 ms: {sum(1 for x in t if x > 10000)})" for name, t in took.items()]
     f = run.flash
-    rows.append(f"  ({points} points: {f.get('erases')} erases, {f.get('programs')} programs, CPU stalled "
+    rows.append(f"  ({points} points, append area {'on' if area else 'off'}: {f.get('erases')} erases, "
+                f"{f.get('programs')} programs ({f.get('unaligned_programs')} unaligned), CPU stalled "
                 f"{f.get('busy_us', 0) / 1000:.0f} ms; emulated {run.emulated_s:.2f} s, wall {run.wall_s:.1f} s)")
     return rows
 
@@ -333,9 +348,15 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=None, metavar="N",
                     help="N points each of 20 and 50 uL on the pin-driven board (default: 5, none with --quick)")
     ap.add_argument("--only-points", action="store_true", help="the --points figures alone")
+    ap.add_argument("--only-journal", type=int, default=0, metavar="N",
+                    help="the journal-write figures alone, N points without and with the append area")
     ap.add_argument("--seed", type=int, default=1, help="the sim model's imperfections (--points)")
     ap.add_argument("--profile", action="store_true",
                     help="time the firmware's functions on the chip too (emu_boot.py PROFILE; slows each pass)")
+    ap.add_argument("--primes", type=int, default=1, metavar="N",
+                    help="N primes in a row for the pass figures (each journals open, checkpoints, close)")
+    ap.add_argument("--no-journal-area", action="store_true",
+                    help="the board without its journal append area (flasharea.py): records through littlefs")
     args = ap.parse_args()
     # a dry head's first prime fills at least its dead volume (spec.HEADS: 1.5 uL for the 30G 4 mm)
     n_rtt, prime_nl = (10, spec.HEADS[PROGRAM["head"]][4] + 500) if args.quick else (200, 10000)
@@ -346,6 +367,11 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-pico-emu-") as tmp:
         tmpdir = pathlib.Path(tmp)
+        if args.only_journal:
+            for area in (False, True):
+                for row in journal_figures(tmpdir, args.only_journal, args.flash_timing, area):
+                    print(row)
+            return 0
         if args.only_points:
             for row in point_figures(args.points or 5, tmpdir, args.seed):
                 print(row)
@@ -353,6 +379,7 @@ def main() -> int:
         key = secrets.token_bytes(spec.KEY_SIZE)
         fs = picoemu.build_fs("pico", tmpdir / "littlefs.img",
                               {"boot.py": (b"PROFILE = 1\n" if args.profile else b"")
+                                           + (b"NO_AREA = 1\n" if args.no_journal_area else b"")
                                            + (picoemu.HERE / "emu_boot.py").read_bytes(), "key": key})
         print(f"bench_pico_emu{' (quick)' if args.quick else ''}: MicroPython RPI_PICO "
               f"({picoemu.locate().uf2.name}) in rp2040js {picoemu.RP2040JS_VERSION}")
@@ -387,29 +414,36 @@ def main() -> int:
 
                 dev.abort()
                 dev.configure(**PROGRAM)
-                start = board.stats()
-                dev.prime(prime_nl)
+                windows = []  # (start, end) of each prime
                 polls = 0
-                while dev.status()["state"] == spec.STATE_PRIMING:  # each poll is the link's heartbeat
-                    polls += 1
-                    dev.next_event(POLL_S / speed)  # a host polls every POLL_S of the board's time, not of ours
-                end = board.stats()
+                for _ in range(args.primes):
+                    start = board.stats()
+                    dev.prime(prime_nl)
+                    while dev.status()["state"] == spec.STATE_PRIMING:  # each poll is the link's heartbeat
+                        polls += 1
+                        dev.next_event(POLL_S / speed)  # a host polls every POLL_S of the board's time, not of ours
+                    end = board.stats()
+                    windows.append((start["emulated_us"], end["emulated_us"]))
+                start = {"emulated_us": windows[0][0], "wall_s": start["wall_s"]}
                 retransmits = link.retransmits  # each one sends MAX_FRAME bytes of filler before the frame
                 state = dev.status()
             report = wait_probe(board, end["emulated_us"], 300)  # firmware's step count and pin edges, same moment
 
         print(pass_row("idle", probe_lines(board, idle_from, idle_to)))
         # the probe reports when the motors switch: the first report after PRIME covers the idle passes before it
-        priming = probe_lines(board, start["emulated_us"], end["emulated_us"])[1:]
-        print(pass_row("priming, host polling", priming))
-        print(write_row("  passes writing the journal", probe_lines(board, start["emulated_us"], end["emulated_us"], "write")))
-        print(flash_row("  flash while priming", ops_in(board, start["emulated_us"], end["emulated_us"]),
-                        end["emulated_us"] - start["emulated_us"]))
-        for row in profile_rows("priming", probe_lines(board, start["emulated_us"], end["emulated_us"], "prof")[1:],
+        priming = [ln for a, b in windows for ln in probe_lines(board, a, b)[1:]]
+        print(pass_row(f"priming, host polling{f' ({len(windows)} primes)' if len(windows) > 1 else ''}", priming))
+        print(write_row("  passes writing the journal", [ln for a, b in windows for ln in probe_lines(board, a, b, "write")]))
+        print(flash_row("  flash while priming", [o for a, b in windows for o in ops_in(board, a, b)],
+                        sum(b - a for a, b in windows)))
+        print(f"    erases before a prime's last plunger pulse: "
+              f"{sum(dose_erases(ops_in(board, a, b), 2) for a, b in windows)} (target 0; "
+              f"journal append area {'off' if args.no_journal_area else 'on'})")
+        for row in profile_rows("priming", [ln for a, b in windows for ln in probe_lines(board, a, b, "prof")[1:]],
                                 len(passes(priming))):
             print(row)
-        emu_s = (end["emulated_us"] - start["emulated_us"]) / 1e6
-        print(f"  prime {prime_nl / 1000:g} uL: emulated {emu_s:.3f} s, wall {end['wall_s'] - start['wall_s']:.1f} s, "
+        emu_s = sum(b - a for a, b in windows) / 1e6
+        print(f"  prime {prime_nl / 1000:g} uL x {len(windows)}: emulated {emu_s:.3f} s, wall {end['wall_s'] - start['wall_s']:.1f} s, "
               f"{polls} STATUS polls ({retransmits} host retransmissions since HELLO), "
               f"ended in state {state['state']} alarm {state['alarm']}")
         fw_plunger, fw_needle = (int(x) for x in report["line"].split()[2:4])
@@ -434,8 +468,9 @@ def main() -> int:
         if args.quick:
             print("    figures in the full run (python bench/bench_pico_emu.py)")
         else:
-            for row in journal_figures(tmpdir, 40, args.flash_timing):
-                print("  " + row)
+            for area in (False, True):
+                for row in journal_figures(tmpdir, 40, args.flash_timing, area):
+                    print("  " + row)
         n_points = args.points if args.points is not None else 0 if args.quick else 5
         if n_points:
             for row in point_figures(n_points, tmpdir, args.seed):

@@ -95,6 +95,7 @@ def test_info_shows_alarm_build_pairing_journal_and_calibration(fresh_sim, capsy
     assert "calibration no syringe configured since boot" in out
     journal_free = int(re.search(r"journal room for (\d+) more records \(0 not yet acknowledged", out).group(1))
     assert journal_free > 0
+    assert "journal append area 512 entries (a dose's records cost page programs, no erase)" in out  # the sim's 4 blocks
     with Device.open(fresh_sim.url) as dev:
         dev.hello()
         dev.abort()

@@ -197,3 +197,5 @@ def test_flash_cli_prints_what_it_did(blank_sim, capsys):
     files = len(image.manifest("sim")) + 1  # and the build config
     assert f"verified {files} files by sha256 on the board" in out
     assert f"flashed sim firmware {'%d.%d.%d' % image.firmware_version()} build " in out
+    # what the boot made of the journal's append area (the sim's raw blocks; flasharea.py on a pico/esp32s3)
+    assert "journal append area: 512 entries: a dose's records cost page programs, no erase" in out

@@ -30,3 +30,14 @@ def test_a_point_on_the_chip_is_what_its_step_pins_did(device, sim, store):
     assert truth[0].max_depth_um == pytest.approx(program.depth_um, abs=10)  # one needle step
     for axis, counts in sim.steps_on_pins().items():  # every move since boot, both axes
         assert counts["pin"] == counts["firmware"], f"{axis}: {counts}"
+
+
+@pytest.mark.req("SR-167")
+def test_the_board_journals_a_dose_through_its_append_area(device, sim_or_none):
+    # The firmware's boot sets the area up: on the chip inside the littlefs the image was written to
+    # (flasharea.py: 4 one-block files, 127 entries each past their header), on the simulated board its
+    # raw blocks after the filesystem (512 entries). Here (no sim check needed) HELLO says what it made.
+    ident = device.hello()
+    assert ident.journal_area > 0, "no journal append area: a dose's records go through littlefs (a flash erase mid-dose)"
+    if ident.board in ("pico", "esp32s3"):
+        assert ident.journal_area == 4 * 127

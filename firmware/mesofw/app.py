@@ -92,7 +92,7 @@ class App:
                 self.device.syringe, self.device.cal_ppm(), b.reset_cause())
         return head + tuple(self.device.settings) + (self.boot_count, min(self.journal.free(), 0xFFFF), self.build,
                                                   1 if self.auth.paired() else 0, self.auth.counter,
-                                                  self.journal.epoch)
+                                                  self.journal.epoch, self.journal.log.slots if self.journal.log else 0)
 
     def records(self, ack_id):
         # the host has committed ack_id (0: nothing yet); answer with the oldest record it has not

@@ -378,6 +378,9 @@ def _info_lines(ident, status: dict) -> list[str]:
             f"pairing {paired}",
             f"journal room for {ident.journal_free} more records ({status['unacked']} not yet acknowledged by a "
             "host: `mesoinject sync` stores them)",
+            f"journal append area {ident.journal_area} entries (a dose's records cost page programs, no erase)"
+            if ident.journal_area else "journal append area none: a dose's records go through the filesystem (a flash "
+            "erase can stall the board mid-dose); on a pico or esp32s3 it needs 5 free blocks (20 KB): free them, reboot",
             f"calibration {cal}"]
 
 

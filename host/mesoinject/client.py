@@ -124,6 +124,7 @@ class Identity:
     auth_counter: int  # the highest command counter it accepted
     limits: dict
     journal_epoch: int = 0  # drawn when the device's journal was created; a new one after a flash erase
+    journal_area: int = 0  # entry slots of the journal's append area (no erase in a dose); 0: none
 
     @classmethod
     def from_fields(cls, f: dict) -> Identity:
@@ -131,7 +132,7 @@ class Identity:
         return cls(f["protocol"], "%d.%d.%d" % (f["fw_major"], f["fw_minor"], f["fw_patch"]), f["board"],
                    f["serial"], f["syringe"], f["cal_ppm"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"],
                    f["journal_free"], "%08x" % f["build"], bool(f["paired"]), f["auth_counter"], limits,
-                   f.get("journal_epoch", 0))
+                   f.get("journal_epoch", 0), f.get("journal_area", 0))
 
 
 def new_session_tag() -> int:

@@ -90,8 +90,22 @@ class Report:
             f"soft reset; HELLO: board {self.identity['board']}, firmware {_version(self.identity)}"
             + (f", build {self.identity['build']:08x}" if "build" in self.identity else
                f" (this firmware's IDENTITY has no build field: build {b.build_hash} is in {CONFIG})"),
+            _area_line(self.identity),
             f"flashed {b.board} firmware {b.version} build {b.build_hash} in {t['total']:.2f} s",
         ]
+
+
+def _area_line(identity: dict) -> str:
+    """What the firmware's boot made of the journal's append area (flasharea.py sets it up on the board's own
+    littlefs, keeping the journal: nothing for flash to do but say so)."""
+    if "journal_area" not in identity:
+        return "journal append area: not reported by this firmware"
+    if identity["journal_area"]:
+        return (f"journal append area: {identity['journal_area']} entries: a dose's records cost page programs, no erase "
+                "(a pico or esp32s3 sets it up inside its filesystem at boot, the journal kept)")
+    return ("journal append area: none - a dose's records go through the filesystem, so a flash erase can stall the "
+            "board mid-dose. On a pico or esp32s3 the boot needs 5 free blocks (20 KB) for it: remove files you "
+            "added (mpremote fs ls), then reset the board")
 
 
 def _sha256(data: bytes) -> str:

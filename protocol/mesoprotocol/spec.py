@@ -412,6 +412,7 @@ MESSAGES = {
             ("paired", _U8),  # 1: the device has a command key (PAIR)
             ("auth_counter", _U32),  # the highest command counter accepted: the next must be greater
             ("journal_epoch", _U32),  # drawn when the journal was created: record ids count within it
+            ("journal_area", _U16),  # entry slots of the journal's append area (no erase in a dose); 0: none
         ),
     ),
     STATUS_REPLY: (

@@ -69,7 +69,7 @@ IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", ser
                 syringe=1, cal_ppm=1012345, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,
                 max_session_nl=5000000, max_depth_um=4000, max_cadence_mhz=10000,
                 max_flow_nl_s=100000, link_timeout_ms=500, max_vacuum_kpa=60, boot_count=3, journal_free=5998, build=0xA663DE8F,
-                paired=1, auth_counter=0x00012345, journal_epoch=0x2A5A0D03)
+                paired=1, auth_counter=0x00012345, journal_epoch=0x2A5A0D03, journal_area=508)
 STATUS = dict(state=5, alarm=0, trigger=1, technique=1, done=7, planned=20, delivered_nl=210000,
               syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456, unacked=1, next_event_seq=0xA5,
               boot_count=3, overruns=0x0A0D, worst_pass_us=412345)

@@ -12,7 +12,7 @@ import sys
 import time
 
 import board
-from mesofw import bootcount, journal
+from mesofw import appendlog, bootcount, journal
 
 _out = sys.stdout.buffer
 BUCKET_US = 50
@@ -95,8 +95,22 @@ def _probe_save(self, floor):
     _save(self, floor)
 
 
+_append = appendlog.AppendLog.append
+
+
+def _probe_append(self, view):  # an entry programmed into the journal's append area (flasharea.py)
+    _w[0] = 1
+    return _append(self, view)
+
+
 journal.Journal._put = _probe_put
 bootcount.BootCount._save = _probe_save
+appendlog.AppendLog.append = _probe_append
+
+# With NO_AREA = 1 prepended (bench_pico_emu.py --no-journal-area): the board without its journal append
+#    area, every record through littlefs as before flasharea.py (the comparison's other half).
+if globals().get('NO_AREA'):
+    board.Board.journal_log = lambda self: None
 
 # The status LED's code (spec.LED_*) + 1 on GP16-GP18 (free on the gun's board), bit 0 on GP16: the
 #    emulated board's host (emuboard.py) reads the code the firmware set, as the sim board reports it,

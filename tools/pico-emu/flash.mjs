@@ -7,7 +7,9 @@
 // - 'RE' flash_range_erase(addr, count, block_size, block_cmd): the bytes become 0xFF, a 4 KB sector
 //   (0x20) at a time, or block_size at once where the ROM would use block_cmd (aligned and whole).
 //   'RP' flash_range_program(addr, data, count): each byte is ANDed in (program clears bits only;
-//   only an erase sets them), a 256-byte page at a time.
+//   only an erase sets them), a 256-byte page at a time. The ROM programs whole pages from a page
+//   boundary (its asserts are compiled out): a program whose address or length is not a multiple of
+//   256 is counted in `unaligned_programs` (on the chip it would program the bytes after the buffer too).
 // - Their time, from the W25Q16JV datasheet (the Pico's flash), typical or maximum (--flash-timing):
 //   sector erase 45 / 400 ms, 32 KB block 120 / 1600 ms, 64 KB block 150 / 2000 ms, page program
 //   0.4 / 3 ms. The core is stalled for it: it executes nothing, so no interrupt handler runs (on the
@@ -71,7 +73,7 @@ export function installFlashModel(simulator, loop, { timing = 'typ', onOp = null
   }
   const state = {
     timing,
-    erases: 0, erasedBytes: 0, programs: 0, programmedBytes: 0, busyNs: 0,
+    erases: 0, erasedBytes: 0, programs: 0, programmedBytes: 0, unalignedPrograms: 0, busyNs: 0,
     calls: Object.fromEntries(codes.map((c) => [c, 0])),
     xipViolations: 0, firstViolationPc: null, primaskClear: 0,
   };
@@ -104,6 +106,7 @@ export function installFlashModel(simulator, loop, { timing = 'typ', onOp = null
 
   function program(addr, data, count) {
     if (inFlash(data)) violation(data);
+    if (addr % PAGE || count % PAGE) state.unalignedPrograms += 1;
     const pages = new Set();
     for (let i = 0; i < count; i += 1) {
       const a = addr + i;
@@ -138,7 +141,7 @@ export function installFlashModel(simulator, loop, { timing = 'typ', onOp = null
 
   state.stats = () => ({
     timing: state.timing, erases: state.erases, erased_bytes: state.erasedBytes, programs: state.programs,
-    programmed_bytes: state.programmedBytes, busy_us: Math.round(state.busyNs / 1000), calls: { ...state.calls },
+    programmed_bytes: state.programmedBytes, unaligned_programs: state.unalignedPrograms, busy_us: Math.round(state.busyNs / 1000), calls: { ...state.calls },
     xip_violations: state.xipViolations, first_violation_pc: state.firstViolationPc, primask_clear: state.primaskClear,
   });
   return state;

@@ -1,8 +1,10 @@
 # Board layer for an ESP32-S3 DevKitC-1 with two step/dir stepper drivers.
 # The logic is shared with the other real boards in board_stepdir.py; this file is the pin map.
 from machine import ADC, Pin
+import esp32
 import board_stepdir
 import board_steprmt
+from mesofw import appendlog, flasharea
 
 NAME = "esp32s3"
 
@@ -66,6 +68,16 @@ class Board(board_stepdir.StepDirBoard):
             self._barrels[1] = ADC(Pin(BARREL2_ADC), atten=ADC.ATTN_11DB)
         self._head = ADC(Pin(HEAD_ADC), atten=ADC.ATTN_11DB)
         self._vacuum = ADC(Pin(VACUUM_ADC), atten=ADC.ATTN_11DB)
+
+    def journal_log(self):
+        # the journal's append area: 4 blocks of the littlefs's own partition ("vfs") kept as files, each
+        # entry programmed as it is (ESP-IDF writes any range), so a point costs no erase (mesofw/flasharea.py)
+        parts = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="vfs")
+        if not parts:
+            self.journal_area = "no vfs partition: records go straight to their cells"
+            return None
+        area, self.journal_area = flasharea.open_area(parts[0], appendlog.ENTRY, feed=self.feed_watchdog)
+        return area
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
         return board_steprmt.RmtStepDir(step_pin, dir_pin, invert, unit)  # pulses from the hardware, not a Python loop

@@ -2,8 +2,10 @@
 # The logic is shared with the other real boards in board_stepdir.py; this file is the pin map.
 from machine import ADC, Pin
 import micropython
+import rp2
 import board_stepdir
 import board_steppio
+from mesofw import flasharea
 
 NAME = "pico"
 
@@ -65,6 +67,12 @@ class Board(board_stepdir.StepDirBoard):
         if SECOND_CHANNEL:
             # PIO state machine 2, its gate on TRIGGER/ESTOP as the first plunger's
             self.second_channel((PLUNGER2_STEP, PLUNGER2_DIR, PLUNGER2_INVERT), PLUNGER2_END)
+
+    def journal_log(self):
+        # the journal's append area: 4 blocks of the littlefs's own flash (rp2.Flash()) kept as files and
+        # programmed a page at a time (the boot ROM's unit), so a point costs no erase (mesofw/flasharea.py)
+        area, self.journal_area = flasharea.open_area(rp2.Flash(), flasharea.ROM_PAGE, feed=self.feed_watchdog)
+        return area
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
         # pulses from the hardware, not a Python loop; the plunger's gated by the PIO on TRIGGER and ESTOP
