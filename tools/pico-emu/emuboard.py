@@ -51,6 +51,11 @@ TICK_US = 1000  # the world's step: the firmware's control tick
 # a release and a press sent back to back reach the pin this far apart, as the sim board makes sure every
 # level is read once
 FINGER_US = 20000
+# ... and until the chip has sampled its inputs over this long after the change (two reads DEBOUNCE_MS apart,
+# boards/pico/board_stepdir.Debounced; 4 ms: ticks_ms steps): a release between two points that fell in a flash
+# stall (the point's journal close stalls the RP2040's core ~100 ms) was never seen, and the next press was
+# the same hold: TRIGGER_STUCK
+SAMPLED_US = 4000
 TICKS_MASK = (1 << 30) - 1
 # the slowest the emulator runs on a loaded 2-core machine (0.05x real time): every host-side wait is
 # this many times longer than on the simulated board (waits end when their condition holds, so a faster
@@ -188,6 +193,7 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         self.probes: list[dict] = []  # emu_boot.py's pass reports (the firmware's step counts, the pins' edges then)
         self._exited: int | None = None
         self._trigger_us = -FINGER_US  # emulated us the trigger last changed
+        self._trigger_read = [0, True]  # the chip's first input read since that change (0: none yet), sampled
         self._led_code = -1  # the LED code the firmware set last (emu_boot.py's pins); -1: none yet
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -360,9 +366,15 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         if code >= 0 and code != self._led_code:
             self._led_code = code
             self._on_world({"kind": "led", "code": code, "t_us": self.clock.ticks_us()})
-        while self._actions:  # in order; a trigger change waits for the finger (FINGER_US), and what follows it
+            self._say(f"led {code}")
+        first, last = event.get("in_us", (-1, -1))
+        read = self._trigger_read
+        if first >= 0 and not read[1]:
+            read[0] = read[0] or first
+            read[1] = last - read[0] >= SAMPLED_US
+        while self._actions:  # in order; a trigger change waits for the finger (FINGER_US, SAMPLED_US), and what follows it
             msg = self._actions[0]
-            if msg["kind"] == "trigger" and self.clock.now_us - self._trigger_us < FINGER_US:
+            if msg["kind"] == "trigger" and (self.clock.now_us - self._trigger_us < FINGER_US or not read[1]):
                 break
             self._take(self._actions.pop(0))
         self._write(self._sense() + [{"go": 1}])
@@ -392,7 +404,13 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         if msg["kind"] in ("pen", "truth"):
             self._on_world(msg)
 
+    def _say(self, what: str) -> None:
+        # the world's side of the timeline in the board log, beside the chip's probe lines (emulated us, wall s)
+        self._log.write(f'{{"event":"world","what":"{what}","emulated_us":{self.clock.now_us},'
+                        f'"wall_s":{self.wall_s:.3f}}}\n'.encode())
+
     def _injected(self, kind: str, value) -> None:
+        self._say(f"{kind} {value}")
         m = self.model
         t = self.clock.ticks_us()
         self._on_world({"kind": "took", "input": kind, "value": value, "t_us": t, "edge_us": t,
@@ -405,6 +423,7 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         if kind == "trigger":
             self._inputs[TRIGGER] = 0 if msg["pressed"] else 1  # to GND: low = pressed
             self._trigger_us = self.clock.now_us
+            self._trigger_read = [0, False]
             self._injected(kind, msg["pressed"])
         elif kind == "estop":
             self._inputs[ESTOP] = 1 if msg["pressed"] else 0  # normally closed: high = pressed
