@@ -119,6 +119,7 @@ class Device:
         self.link_rx_ms = ticks_ms()
         self.pressed_ms = 0  # when the trigger was last pressed (0: released)
         self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
+        self.hold_lag_ms = 0  # the moves' lag (_lag_ms) when the trigger's hold began
         self.syringe_spent = False  # emptied, or taken out of the clamp: a CONFIGURE treats it as a new one
         self.barrel_watch = fitted.Disagreement(S.SYRINGE_SENSOR_MS)  # the clamp sensor against the syringe
         self.head = 0  # code of the needle head the program names (its ID resistor is read)
@@ -508,9 +509,12 @@ class Device:
             self.pressed_ms = 0
         elif not self.pressed_ms:
             self.pressed_ms = ticks_ms() | 1
+            self.hold_lag_ms = self._lag_ms()
         elif (state == S.STATE_ARMED or state == S.STATE_DELIVERING) and self.cfg[S.CFG_TECHNIQUE] != S.TECHNIQUE_NAPPAGE:
             held = ticks_diff(ticks_ms(), self.pressed_ms)
-            if held > self.point_ms + S.TRIGGER_STUCK_MS:
+            # the point time as the moves ran it: what a late loop took from them (dosing.Axis lag_ms) is not
+            # the trigger's; after the point the margin is TRIGGER_STUCK_MS as ever
+            if held > self.point_ms + S.TRIGGER_STUCK_MS + self._lag_ms() - self.hold_lag_ms:
                 self.fault(S.ALARM_TRIGGER_STUCK, held, now_us)
                 state = self.state
         phase = self.dose.phase
@@ -531,6 +535,7 @@ class Device:
         contact = self._contact(state)
         if not contact and state == S.STATE_ARMED and self.pressed_ms:
             self.pressed_ms = ticks_ms() | 1  # held off the skin, waiting: TRIGGER_STUCK counts from the contact
+            self.hold_lag_ms = self._lag_ms()
         if not contact and self.dose.active() and state == S.STATE_DELIVERING and self.dose.phase != dosing.RETRACT:
             self._stop(S.FLAG_CONTACT_LOST, now_us)  # read before this pass steps: no step after the edge
         finished = self.dose.tick(now_us)
@@ -827,6 +832,12 @@ class Device:
         self.board.led(_LED[new])
         self.emit(S.STATE, (old, new, ticks_ms()))
 
+    @micropython.native  # every pass the trigger is held
+    def _lag_ms(self):
+        # the moves' lag since boot, both axes (dosing.Axis): together when both move at once (a shot's top-up
+        # on its way out), so never less than the time lost
+        return self.plunger.lag_ms + self.needle.lag_ms
+
     def status(self, rx_errors, next_event_seq, boot_count, overruns=0, worst_pass_us=0):
         cfg = self.cfg
         return (
@@ -846,4 +857,5 @@ class Device:
             boot_count & 0xFFFF,
             min(overruns, 0xFFFF),
             worst_pass_us,
+            self._lag_ms(),
         )
