@@ -17,8 +17,7 @@
 // --lockstep US: the board's world (tools/pico-emu/emuboard.py: the sim's physical model) runs beside the
 //           chip on its clock: every US emulated us the chip stops, a {"event": "tick"} line gives the emulated
 //           us, the STEP edges of each --watch pin since the last tick (signed by DIR, only while --enable
-//           PIN, active low, is low), the --outputs pins' levels and when the core read the GPIO inputs (in_us:
-//           first and last, -1: not); the chip goes on at {"go": 1} on stdin
+//           PIN, active low, is low) and the --outputs pins' levels; the chip goes on at {"go": 1} on stdin
 //           (after the pin/adc lines the world sets). --sync-on PINS: an edge there ends the tick at once (a
 //           switch the firmware reads right after a pulse, the needle's home switch).
 // A line "MARK <name>" that the board prints records the edge counts at that moment; a line
@@ -240,19 +239,7 @@ function startLockstep(periodUs) {
   const en = args.enable !== undefined ? Number(args.enable) : -1;
   const outputs = args.outputs ? String(args.outputs).split(',').map(Number) : [];
   const syncOn = new Set(args['sync-on'] ? String(args['sync-on']).split(',').map(Number) : []);
-  lockstep = { periodNs: periodUs * 1000, endNs: 0, sync: false, steps: {}, disabled: 0, outputs, waiting: false,
-    inFirst: -1, inLast: -1 };
-  // when the core read the GPIO inputs (SIO GPIO_IN: every Pin.value()) in this tick, first and last: the world
-  // holds a switch level until the firmware has sampled it long enough to debounce it (a finger is not that quick)
-  const sioRead = mcu.sio.readUint32.bind(mcu.sio);
-  mcu.sio.readUint32 = (offset) => {
-    if (offset === 0x004) {
-      const t = emulatedUs();
-      if (lockstep.inFirst < 0) lockstep.inFirst = t;
-      lockstep.inLast = t;
-    }
-    return sioRead(offset);
-  };
+  lockstep = { periodNs: periodUs * 1000, endNs: 0, sync: false, steps: {}, disabled: 0, outputs, waiting: false };
   edgeHooks.push((step, dirHigh) => {
     if (en >= 0 && mcu.gpio[en].outputValue) { lockstep.disabled += 1; return; } // a disabled driver ignores it
     lockstep.steps[step] = (lockstep.steps[step] || 0) + (dirHigh ? 1 : -1);
@@ -276,8 +263,7 @@ function lockstepTick() {
   const ls = lockstep;
   const out = {};
   for (const p of ls.outputs) out[p] = mcu.gpio[p].outputValue ? 1 : 0;
-  emit({ event: 'tick', t_us: emulatedUs(), steps: ls.steps, out, disabled: ls.disabled, in_us: [ls.inFirst, ls.inLast] });
-  ls.inFirst = ls.inLast = -1;
+  emit({ event: 'tick', t_us: emulatedUs(), steps: ls.steps, out, disabled: ls.disabled });
   ls.steps = {};
   ls.disabled = 0;
   ls.sync = false;
