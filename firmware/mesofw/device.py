@@ -478,7 +478,8 @@ class Device:
         state = self.state
         if state == S.STATE_DELIVERING:  # only then is the gate on (_set_state); a stop takes the rest (_stop)
             self._steps_back()
-        if self.board.estop() and state != S.STATE_FAULT:
+        estop = self.board.estop()
+        if estop and state != S.STATE_FAULT:
             self.fault(S.ALARM_ESTOP, 0, now_us)
             state = self.state
         if (_LINK_WATCHED >> state) & 1:
@@ -500,9 +501,10 @@ class Device:
                 self._watch_head(now_us)
                 state = self.state
         pressed = board.trigger()
-        if pressed or self.pairing_until:
+        if (pressed and estop) or self.pairing_until:
             self._pairing_gesture(pressed)
-        else:  # what _pairing_gesture does with the trigger up and no window open, without its call
+        else:  # what _pairing_gesture does without the gesture (trigger + E-stop) and no window open, without its call
+            # (a held trigger while delivering called it every pass: ~60 us of an RP2040's pass)
             self.pair_hold_ms = 0
         if not pressed:
             self.need_release = False
