@@ -37,8 +37,10 @@ else
 fi
 # The HIL suites on the chip's own firmware: the RPI_PICO MicroPython build in an emulated RP2040, its world
 # the sim's model driven by the STEP/DIR pins (tools/pico-emu/emuboard.py): one point against that ground
-# truth (and pins = steps counted), one trigger release. One boot for both; 75-90 s of CPU measured (over the
-# 60 s wanted: the trigger release alone is ~45 s; the emulator runs
+# truth (and pins = steps counted), two 50 uL points in a row (the heartbeat on the chip's clock, the release
+# between points, no pulse with the drivers off: test_pins), one trigger release. One boot for all; 75-90 s of
+# CPU measured before the two points, which add ~25 s (over the 60 s wanted: the trigger release alone is
+# ~45 s; the emulator runs
 # at 0.05-0.25x real time). All of it: python -m pytest hil_tests --mesoinject-board pico-emu. Skipped, saying
 # how to get the binaries, where ../shared/mcu is absent (picoemu.Unavailable).
 python -m pytest -q hil_tests/test_pins.py hil_tests/test_stops.py::test_trigger_release_stops_within_the_point \

@@ -300,38 +300,39 @@ def point_figures(n: int, tmpdir: pathlib.Path, seed: int) -> list[str]:
         rows.append(f"    booted to HELLO: emulated {board.emulated_s:.2f} s, wall {board.wall_s:.1f} s")
         store = RecordStore(tmpdir / "points.db")
         for volume_nl in (20000, 50000):
-            # n one-point programs: a program of several points ends in TRIGGER_STUCK on the chip (printed below)
-            program = dataclasses.replace(programs.load(programs.EXAMPLES / "point-by-point.toml"), count=1,
+            # one n-point program (each point's own trigger press; the release between two is what the world
+            # holds until the firmware has read it)
+            program = dataclasses.replace(programs.load(programs.EXAMPLES / "point-by-point.toml"), count=n,
                                           volume_nl=volume_nl)
-            rec: list[float] = []
-            prog: list[float] = []
-            depth: list[float] = []
             emu0, wall0 = board.emulated_s, board.wall_s
-            for _ in range(n):
-                before = len(board.penetrations)
-                with Device.open(board.url) as dev, VirtualOperator(board, gap_s=0.02):
-                    dev.link.timeout *= board.slowdown
-                    dev.hello()
-                    dev.abort()  # as the HIL device fixture: a fault the last run ended in is acknowledged
-                    runner = SessionRunner(dev, store)
-                    runner.slowdown = board.slowdown
-                    outcome = runner.run(program, timeout_s=600)
-                points = [r for r in store.deliveries(outcome.session_id) if r["kind"] == "point"]
-                truth = board.penetrations[before:]
-                if not outcome.completed or len(points) != len(truth):
-                    names = [spec.ALARM_NAMES[a] if a < len(spec.ALARM_NAMES) else a for a, _ in outcome.progress.alarms]
-                    rows.append(f"    {volume_nl / 1000:g} uL: {outcome.outcome} (alarms {names}), {len(points)} records "
-                                f"for {len(truth)} needle entries")
-                rec += [(r["delivered_nl"] - p.volume_nl) / p.volume_nl * 100 for r, p in zip(points, truth)]
-                prog += [(p.volume_nl - volume_nl) / volume_nl * 100 for p in truth]
-                depth += [p.max_depth_um for p in truth]
+            before = len(board.penetrations)
+            with Device.open(board.url) as dev, VirtualOperator(board, gap_s=0.02):
+                dev.link.timeout *= board.slowdown
+                dev.link.min_rto *= board.slowdown  # as the HIL rig: no retransmission floods the chip
+                dev.clock = lambda: board.emulated_s  # the heartbeat every 0.1 s of the board's time
+                dev.hello()
+                dev.abort()  # as the HIL device fixture: a fault the last run ended in is acknowledged
+                runner = SessionRunner(dev, store)
+                runner.slowdown = board.slowdown
+                lag0 = dev.status()["lag_ms"]
+                outcome = runner.run(program, timeout_s=600)
+                lag_ms = dev.status()["lag_ms"] - lag0  # how far the moves ran behind their rate (STATUS_REPLY)
+            points = [r for r in store.deliveries(outcome.session_id) if r["kind"] == "point"]
+            truth = board.penetrations[before:]
+            if not outcome.completed or len(points) != len(truth):
+                names = [spec.ALARM_NAMES[a] if a < len(spec.ALARM_NAMES) else a for a, _ in outcome.progress.alarms]
+                rows.append(f"    {volume_nl / 1000:g} uL: {outcome.outcome} (alarms {names}), {len(points)} records "
+                            f"for {len(truth)} needle entries")
+            rec = [(r["delivered_nl"] - p.volume_nl) / p.volume_nl * 100 for r, p in zip(points, truth)]
+            prog = [(p.volume_nl - volume_nl) / volume_nl * 100 for p in truth]
+            depth = [p.max_depth_um for p in truth]
             emu_s, wall_s = board.emulated_s - emu0, board.wall_s - wall0
             if rec:
                 rows.append(f"    {volume_nl / 1000:g} uL x{len(rec)}: record vs truth mean {statistics.mean(rec):+.2f} % "
                             f"worst {max(rec, key=abs):+.2f} %; truth vs program mean {statistics.mean(prog):+.2f} % "
                             f"worst {max(prog, key=abs):+.2f} %; depth {statistics.mean(depth):.0f} um "
                             f"(programmed {program.depth_um}); emulated {emu_s:.1f} s, wall {wall_s:.0f} s "
-                            f"({emu_s / wall_s:.3f}x), primes included")
+                            f"({emu_s / wall_s:.3f}x), primes included; the moves' lag {lag_ms} ms")
         for axis, c in board.steps_on_pins().items():
             rows.append(f"    {axis:<8} STEP pulses on the pin {c['pin']:6d}, steps the firmware issued {c['firmware']:6d} "
                         f"{'(equal)' if c['pin'] == c['firmware'] else '(DIFFERENT)'}; the model moved "

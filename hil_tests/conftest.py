@@ -62,7 +62,7 @@ def start_pico_emu(request, tmp_path_factory):
         config.stash[PICO_EMU] = board
         config.add_cleanup(board.stop)
     hil.SLOWDOWN = board.slowdown
-    yield Rig(board.url, board, slowdown=board.slowdown)
+    yield Rig(board.url, board, slowdown=board.slowdown, clock=lambda: board.emulated_s)
 
 
 @pytest.fixture

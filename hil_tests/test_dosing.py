@@ -40,6 +40,7 @@ def test_point_by_point_records_match_ground_truth(device, sim, store):
 
 
 @pytest.mark.req("SR-042")
+@pytest.mark.req("SR-164")
 def test_nappage_cadence_and_shots_match_ground_truth(device, sim, store):
     program = load_program("nappage", count=24)
     before = len(sim.penetrations)
@@ -48,6 +49,9 @@ def test_nappage_cadence_and_shots_match_ground_truth(device, sim, store):
     assert outcome.completed, outcome.progress.alarms
     shots = [r for r in store.deliveries(outcome.session_id) if r["kind"] == "shot"]
     truth = sim.penetrations[before:]
+    # on a chip (pico-emu), no STEP pulse after its drivers went off: a shot's last retraction steps were
+    # lost so, the needle stayed in and the model saw no shot (the simulated board has no pins: 0)
+    assert getattr(sim, "disabled_edges", 0) == 0
     assert len(shots) == len(truth) == 24
     intervals = [ticks_diff(b.t0_us, a.t0_us) for a, b in zip(truth, truth[1:])]  # the board's clock may wrap
     # the cadence is the burst's typical interval: a shot the host machine's scheduler made late (the

@@ -23,6 +23,7 @@ def pull(device, store):
 
 
 @pytest.mark.req("SR-053")
+@pytest.mark.sim_only  # cuts the sim board's power (the emulated Pico has no power cut yet)
 def test_power_cut_mid_point_comes_back_as_a_partial_record(device, sim, store):
     _, pens = start_slow_point(device, sim)
     sim.power_cut(off_s=0.3)
@@ -46,6 +47,7 @@ WRAP_SKEW = pytest.mark.skipif(bool(os.environ.get("MICROPY_TICKS_WRAP_S")),
 
 
 @pytest.mark.req("SR-053", "SR-130")
+@pytest.mark.sim_only  # cuts the sim board's power (the emulated Pico has no power cut yet)
 @WRAP_SKEW
 def test_a_point_cut_before_its_first_checkpoint_is_stamped_inside_its_needle_entry(device, sim, store):
     # at the least flow a checkpoint interval (1 uL) takes a second: the cut lands before the first one
@@ -79,6 +81,7 @@ def test_a_point_cut_before_its_first_checkpoint_is_stamped_inside_its_needle_en
 
 
 @pytest.mark.req("SR-052", "SR-054")
+@pytest.mark.sim_only  # cuts the sim board's serial link (the emulated Pico's USB CDC has no link faults)
 def test_a_delivery_lost_with_the_link_is_recovered_once(device, sim, store):
     _, pens = start_slow_point(device, sim)
     sim.set_link("cut")  # the DELIVERY of the stopped point never reaches the host

@@ -119,6 +119,7 @@ class Device:
         self.link_rx_ms = ticks_ms()
         self.pressed_ms = 0  # when the trigger was last pressed (0: released)
         self.point_ms = 0  # how long one point or shot takes, from CONFIGURE
+        self.hold_lag_ms = 0  # the moves' lag (_lag_ms) when the trigger's hold began
         self.syringe_spent = False  # emptied, or taken out of the clamp: a CONFIGURE treats it as a new one
         self.barrel_watch = fitted.Disagreement(S.SYRINGE_SENSOR_MS)  # the clamp sensor against the syringe
         self.head = 0  # code of the needle head the program names (its ID resistor is read)
@@ -477,7 +478,8 @@ class Device:
         state = self.state
         if state == S.STATE_DELIVERING:  # only then is the gate on (_set_state); a stop takes the rest (_stop)
             self._steps_back()
-        if self.board.estop() and state != S.STATE_FAULT:
+        estop = self.board.estop()
+        if estop and state != S.STATE_FAULT:
             self.fault(S.ALARM_ESTOP, 0, now_us)
             state = self.state
         if (_LINK_WATCHED >> state) & 1:
@@ -499,18 +501,22 @@ class Device:
                 self._watch_head(now_us)
                 state = self.state
         pressed = board.trigger()
-        if pressed or self.pairing_until:
+        if (pressed and estop) or self.pairing_until:
             self._pairing_gesture(pressed)
-        else:  # what _pairing_gesture does with the trigger up and no window open, without its call
+        else:  # what _pairing_gesture does without the gesture (trigger + E-stop) and no window open, without its call
+            # (a held trigger while delivering called it every pass: ~60 us of an RP2040's pass)
             self.pair_hold_ms = 0
         if not pressed:
             self.need_release = False
             self.pressed_ms = 0
         elif not self.pressed_ms:
             self.pressed_ms = ticks_ms() | 1
+            self.hold_lag_ms = self._lag_ms()
         elif (state == S.STATE_ARMED or state == S.STATE_DELIVERING) and self.cfg[S.CFG_TECHNIQUE] != S.TECHNIQUE_NAPPAGE:
             held = ticks_diff(ticks_ms(), self.pressed_ms)
-            if held > self.point_ms + S.TRIGGER_STUCK_MS:
+            # the point time as the moves ran it: what a late loop took from them (dosing.Axis lag_ms) is not
+            # the trigger's; after the point the margin is TRIGGER_STUCK_MS as ever
+            if held > self.point_ms + S.TRIGGER_STUCK_MS + self._lag_ms() - self.hold_lag_ms:
                 self.fault(S.ALARM_TRIGGER_STUCK, held, now_us)
                 state = self.state
         phase = self.dose.phase
@@ -531,6 +537,7 @@ class Device:
         contact = self._contact(state)
         if not contact and state == S.STATE_ARMED and self.pressed_ms:
             self.pressed_ms = ticks_ms() | 1  # held off the skin, waiting: TRIGGER_STUCK counts from the contact
+            self.hold_lag_ms = self._lag_ms()
         if not contact and self.dose.active() and state == S.STATE_DELIVERING and self.dose.phase != dosing.RETRACT:
             self._stop(S.FLAG_CONTACT_LOST, now_us)  # read before this pass steps: no step after the edge
         finished = self.dose.tick(now_us)
@@ -827,6 +834,12 @@ class Device:
         self.board.led(_LED[new])
         self.emit(S.STATE, (old, new, ticks_ms()))
 
+    @micropython.native  # every pass the trigger is held
+    def _lag_ms(self):
+        # the moves' lag since boot, both axes (dosing.Axis): together when both move at once (a shot's top-up
+        # on its way out), so never less than the time lost
+        return self.plunger.lag_ms + self.needle.lag_ms
+
     def status(self, rx_errors, next_event_seq, boot_count, overruns=0, worst_pass_us=0):
         cfg = self.cfg
         return (
@@ -846,4 +859,5 @@ class Device:
             boot_count & 0xFFFF,
             min(overruns, 0xFFFF),
             worst_pass_us,
+            self._lag_ms(),
         )

@@ -59,6 +59,11 @@ class Axis:
     def __init__(self, step_fn, rate_steps_s):
         self.step_fn = step_fn
         self.rate = rate_steps_s
+        # how far this axis's moves ran behind their own clock since boot, ms: the time the loop's late passes
+        # took from them (each gap past MAX_GAP_US). A point lasts that much longer than its point time
+        # (Device's TRIGGER_STUCK hold counts it; STATUS_REPLY lag_ms says it)
+        self.lag_ms = 0
+        self.lag_us = 0  # the part under a millisecond
         self.pos = 0
         self.start_pos = 0
         self.target = 0
@@ -85,7 +90,13 @@ class Axis:
             return
         gap = ticks_diff(now_us, self.last_us)
         self.last_us = now_us
-        self.elapsed_us += gap if gap < self.MAX_GAP_US else self.MAX_GAP_US
+        if gap < self.MAX_GAP_US:
+            self.elapsed_us += gap
+        else:
+            self.elapsed_us += self.MAX_GAP_US
+            lag = self.lag_us + gap - self.MAX_GAP_US
+            self.lag_ms += lag // 1000
+            self.lag_us = lag % 1000
         due = (self.elapsed_us // 1000) * self.rate // 1000  # small ints on a 32-bit MCU
         dist = self.target - self.start_pos
         if dist > 0:

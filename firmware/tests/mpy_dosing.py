@@ -25,4 +25,16 @@ for case in json.load(open(sys.argv[1])):
 # syringe maths (spec): the host computes the same on CPython; boundary calibrations included
 out["syringe_maths"] = [[code, ppm, spec.syringe_capacity_nl(code, ppm), spec.pl_per_step(code, 3200, ppm)]
                         for code in spec.SYRINGES for ppm in (spec.MIN_CAL_PPM, 987654, 1000000, 1012345, spec.MAX_CAL_PPM)]
+# a move ticked by a loop that falls behind: every pass 5 ms after the last (a flash stall, a slow chip)
+steps = []
+axis = dosing.Axis(steps.append, 0)
+axis.move_to(10000, 10000, 0)  # 10000 steps at 10000 steps/s: 1 s of move time
+now = 0
+passes = 0
+while axis.moving():
+    now += 5000
+    passes += 1
+    axis.tick(now)
+out["lag"] = {"passes": passes, "elapsed_ms": now // 1000, "lag_ms": axis.lag_ms, "steps": sum(steps),
+              "late_steps": max(steps)}
 print(json.dumps(out))

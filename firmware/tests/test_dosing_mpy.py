@@ -86,6 +86,16 @@ def test_metering_has_no_cumulative_drift(results):
         assert abs(row["error_pl"]) <= row["pl_per_step"] // 2 + 1, row
 
 
+@pytest.mark.req("SR-162")
+def test_a_move_behind_its_loop_says_how_far(results):
+    # passes 5 ms apart: the move's clock takes 2 ms of each (no catch-up burst, never faster than commanded),
+    # so 1 s of move takes 2.5 s and lag_ms, what STATUS_REPLY and the stuck-trigger hold count, is the 1.5 s lost
+    lag = results["lag"]
+    assert lag["steps"] == 10000
+    assert lag["late_steps"] <= 30  # at most 2 ms of steps a pass at 10 steps/ms (the first: 3, move_to's head start)
+    assert lag["lag_ms"] == lag["elapsed_ms"] - 1000 == 1500
+
+
 @pytest.mark.req("SR-040")
 def test_pl_per_step_matches_geometry(results):
     # BD 1 mL, 4.78 mm bore, 1/3200 mm per microstep: 5.608 nL per step

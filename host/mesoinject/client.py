@@ -7,6 +7,8 @@ from typing import NoReturn
 import pathlib
 import queue
 import secrets
+import time
+from collections.abc import Callable
 
 from mesoprotocol import spec
 
@@ -149,6 +151,10 @@ class Device:
         self.counter = 0  # the last device counter used with this device (OPEN)
         self.session = 0  # our host session (0: none): only it may configure, arm, and feed the watchdog
         self.session_counter = 0  # the last counter used in it
+        # the board's clock in seconds, for the heartbeat's schedule (SessionRunner): real time for a board, the
+        # emulated clock for an emulated one (0.05-0.25x real time: polled every 0.1 s of wall time it reads a
+        # poll every 5-25 ms of its own time, and parsing those bytes left its loop no time to dose)
+        self.clock: Callable[[], float] = time.monotonic
 
     @classmethod
     def open(cls, port: str, keystore: keys.KeyStore | None = None) -> Device:

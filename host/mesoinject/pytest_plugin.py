@@ -58,6 +58,8 @@ class Rig:
     # how many times slower than real time the board runs (an emulator: 0.05-0.25x real time -> 20): the
     # host's link timeout and waits are this many times longer
     slowdown: float = 1.0
+    # the board's clock in seconds (the device's heartbeat is scheduled on it); None: real time
+    clock: Callable[[], float] | None = None
 
 
 BoardStarter = Callable[[pytest.FixtureRequest, pytest.TempPathFactory], contextlib.AbstractContextManager[Rig]]
@@ -288,6 +290,10 @@ def device(rig):
 
     with Device.open(rig.url) as dev:
         dev.link.timeout *= rig.slowdown  # its first wait and longest retransmission timeout
+        # and its least one: every retransmission costs the board MAX_FRAME bytes of filler to parse
+        dev.link.min_rto *= rig.slowdown
+        if rig.clock is not None:
+            dev.clock = rig.clock
         dev.hello()
         dev.abort()
         while dev.next_event(0) is not None:

@@ -267,14 +267,17 @@ class SessionRunner:
 
     def step(self) -> int:
         """One heartbeat period: store each event the moment it arrives, then poll; the device's state."""
+        # poll_s of the board's time (device.clock): a board slower than real time is waited for longer in
+        # wall time (a wait of `left` wall seconds is never too long: the board's clock is no faster)
+        clock = self.device.clock
         due = self._last_poll + self.poll_s
-        while (left := due - time.monotonic()) > 0:
+        while (left := due - clock()) > 0:
             event = self.device.next_event(left)
             if event is None:
-                break
+                continue
             self.handle_event(event)
             self.on_progress(self.progress)
-        self._last_poll = time.monotonic()
+        self._last_poll = clock()
         return self._poll()
 
     def words(self, outcome: str, alarm: str | None = None) -> str:

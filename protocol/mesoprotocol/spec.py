@@ -434,6 +434,7 @@ MESSAGES = {
             ("boot_count", _U16),  # this boot (IDENTITY boot_count): a new value means the event SEQs restarted
             ("overruns", _U16),  # control passes, while anything moved, longer than their 1 ms tick (saturates)
             ("worst_pass_us", _U32),  # the longest such pass (overrun or not), us; both since boot
+            ("lag_ms", _U32),  # since boot, how far the moves ran behind their commanded rate (late passes), ms
         ),
     ),
     DELIVERY: ("DELIVERY", _DELIVERY_FIELDS + _VACUUM),

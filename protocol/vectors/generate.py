@@ -72,7 +72,7 @@ IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", ser
                 paired=1, auth_counter=0x00012345, journal_epoch=0x2A5A0D03, journal_area=508)
 STATUS = dict(state=5, alarm=0, trigger=1, technique=1, done=7, planned=20, delivered_nl=210000,
               syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456, unacked=1, next_event_seq=0xA5,
-              boot_count=3, overruns=0x0A0D, worst_pass_us=412345)
+              boot_count=3, overruns=0x0A0D, worst_pass_us=412345, lag_ms=1234)
 DELIVERY = dict(record_id=0x00030007, session=0x5E55_0001, point=7, kind=1, flags=0, programmed_nl=30000,
                 delivered_nl=29998, depth_um=3000, time_ms=123456, syringe=1, channel=1, epoch=0x2A5A0D03)
 PARTIAL = dict(record_id=0x00030008, session=0x5E55_0001, point=8, kind=1, flags=3, programmed_nl=30000,

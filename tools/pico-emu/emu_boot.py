@@ -128,6 +128,24 @@ def _code_led(self, code):
 
 
 board.Board.led = _code_led
+
+# The trigger as the firmware's debounced read last returned it, on GP19 (1: pressed): the emulated board's world
+#    holds each trigger level until the firmware has taken it (emuboard.py), as the sim board holds one until
+#    it is read. Written on a change only.
+_seen_pin = Pin(19, Pin.OUT, value=0)
+_seen = [False]
+_trigger = board.Board.trigger
+
+
+def _seen_trigger(self):
+    v = _trigger(self)
+    if v != _seen[0]:
+        _seen[0] = v
+        _seen_pin.value(1 if v else 0)
+    return v
+
+
+board.Board.trigger = _seen_trigger
 board.Board.feed_watchdog = _probe_feed
 board.Board.service = _probe_service
 board.Board.plunger_step = _probe_pstep

@@ -41,6 +41,7 @@ MODEL_FILE = REPO / "firmware" / "boards" / "sim" / "board_model.py"
 PLUNGER_STEP, PLUNGER_DIR, NEEDLE_STEP, NEEDLE_DIR, MOTOR_EN = 2, 3, 4, 5, 6
 TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, CONTACT, VACUUM_PUMP = 10, 11, 12, 13, 14, 15
 LED_CODE_PINS = (16, 17, 18)  # emu_boot.py: the LED code + 1, bit 0 first
+TRIGGER_SEEN_PIN = 19  # emu_boot.py: the trigger as the firmware's debounced read last returned it (1: pressed)
 ADC_PRESSURE, ADC_BARREL, ADC_HEAD, ADC_VACUUM = 0, 1, 2, 3
 # board_stepdir.py's scales: pressure and vacuum sensors 333 mV + span, the clamp 300 mV + 120 mV/mm
 PRESSURE_ZERO_MV, PRESSURE_SPAN_MV, PRESSURE_SPAN_KPA = 333, 2667, 689
@@ -51,6 +52,9 @@ TICK_US = 1000  # the world's step: the firmware's control tick
 # a release and a press sent back to back reach the pin this far apart, as the sim board makes sure every
 # level is read once
 FINGER_US = 20000
+# ... and until the firmware's debounced read has returned the level (TRIGGER_SEEN_PIN), as the sim board holds
+# one until it is read: a 20 ms release between two points that fell in a flash stall (the point's journal close
+# stalls the RP2040's core 60-100 ms) was never seen, and the next press was the same hold: TRIGGER_STUCK
 TICKS_MASK = (1 << 30) - 1
 # the slowest the emulator runs on a loaded 2-core machine (0.05x real time): every host-side wait is
 # this many times longer than on the simulated board (waits end when their condition holds, so a faster
@@ -188,6 +192,7 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         self.probes: list[dict] = []  # emu_boot.py's pass reports (the firmware's step counts, the pins' edges then)
         self._exited: int | None = None
         self._trigger_us = -FINGER_US  # emulated us the trigger last changed
+        self._trigger_level = 0  # the level last set: 1 pressed
         self._led_code = -1  # the LED code the firmware set last (emu_boot.py's pins); -1: none yet
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -204,7 +209,7 @@ class EmuBoard(_controls()):  # type: ignore[misc]
                                {**self._inputs, NEEDLE_HOME: 0, PLUNGER_END: 1, CONTACT: 0}, self.timeout_s,
                                ["--tcp", str(port), "--lockstep", str(TICK_US), "--sync-on", str(NEEDLE_STEP),
                                 "--enable", str(MOTOR_EN), "--outputs",
-                                ",".join(map(str, (VACUUM_PUMP, *LED_CODE_PINS)))])
+                                ",".join(map(str, (VACUUM_PUMP, *LED_CODE_PINS, TRIGGER_SEEN_PIN)))])
         self._log = open(self.log_path, "ab")
         self.wall_started = time.monotonic()
         self._proc = subprocess.Popen(cmd, cwd=picoemu.HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -360,9 +365,11 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         if code >= 0 and code != self._led_code:
             self._led_code = code
             self._on_world({"kind": "led", "code": code, "t_us": self.clock.ticks_us()})
-        while self._actions:  # in order; a trigger change waits for the finger (FINGER_US), and what follows it
+            self._say(f"led {code}")
+        seen = out[str(TRIGGER_SEEN_PIN)] == self._trigger_level
+        while self._actions:  # in order; a trigger change waits for the finger (FINGER_US, seen), and what follows it
             msg = self._actions[0]
-            if msg["kind"] == "trigger" and self.clock.now_us - self._trigger_us < FINGER_US:
+            if msg["kind"] == "trigger" and (self.clock.now_us - self._trigger_us < FINGER_US or not seen):
                 break
             self._take(self._actions.pop(0))
         self._write(self._sense() + [{"go": 1}])
@@ -392,7 +399,13 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         if msg["kind"] in ("pen", "truth"):
             self._on_world(msg)
 
+    def _say(self, what: str) -> None:
+        # the world's side of the timeline in the board log, beside the chip's probe lines (emulated us, wall s)
+        self._log.write(f'{{"event":"world","what":"{what}","emulated_us":{self.clock.now_us},'
+                        f'"wall_s":{self.wall_s:.3f}}}\n'.encode())
+
     def _injected(self, kind: str, value) -> None:
+        self._say(f"{kind} {value}")
         m = self.model
         t = self.clock.ticks_us()
         self._on_world({"kind": "took", "input": kind, "value": value, "t_us": t, "edge_us": t,
@@ -405,6 +418,7 @@ class EmuBoard(_controls()):  # type: ignore[misc]
         if kind == "trigger":
             self._inputs[TRIGGER] = 0 if msg["pressed"] else 1  # to GND: low = pressed
             self._trigger_us = self.clock.now_us
+            self._trigger_level = 1 if msg["pressed"] else 0
             self._injected(kind, msg["pressed"])
         elif kind == "estop":
             self._inputs[ESTOP] = 1 if msg["pressed"] else 0  # normally closed: high = pressed

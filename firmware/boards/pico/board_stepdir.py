@@ -214,6 +214,10 @@ class StepDirBoard:
 
     # ---- actuators and sensors ------------------------------------------------------
     def motors(self, on):
+        if not on:
+            # the pulses handed over go out first: a driver disabled under them does not move, and the axis's
+            # count runs ahead of it (a nappage shot's last retraction steps: the needle left in by them)
+            self.wait_steps()
         self._en.value(0 if on else 1)
 
     @micropython.native  # every pass

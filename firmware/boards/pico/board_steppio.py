@@ -113,7 +113,11 @@ class PioStepDir:
     def wait_done(self):
         self._wait(0)
 
-    def _wait(self, most):  # bytecode, not native: natively the emulated pin showed 1-2 pulses after DIR flipped (test_pico_emu)
+    # bytecode, not native: natively, test_pico_emu's MARK snapshots miss the last 1-2 pulses of a move, which then
+    # count in the next window with the OLD direction. Not a DIR race: with _wait(0) also waiting for an empty TX
+    # FIFO and the SM's TXSTALL flag (it had pulled again, after its last pulse) the counts were identical, and no
+    # pulse ever counted with the new DIR. An artifact of the emulator's edge accounting against the CPU's timing.
+    def _wait(self, most):
         # Until at most `most` words are outstanding. The PIO reports every word, so this ends
         # within a few ms; if the PIO ever stopped, the hardware watchdog resets the board with
         # the drivers off (EN pull-up) rather than the CPU carrying on with unsent steps.
