@@ -166,10 +166,11 @@ class Link:
                             f"{time.monotonic() - first:.1f} s{stray}")
 
     def exchange(self, data: bytes, seq: int, msg_type: int | None = None) -> codec.Message | None:
-        """Write raw bytes and wait one timeout for the reply with this sequence number (and, given
-        msg_type, one that answers that command)."""
+        """Write raw bytes once and wait for the reply with this sequence number (and, given msg_type, one
+        that answers that command): as long as send() would keep trying, its patience - a raw frame is the
+        caller's own and is not retransmitted, so one slow reply on a loaded host must not read as none."""
         with self._lock:
-            return self._exchange(data, seq, self.timeout, msg_type)
+            return self._exchange(data, seq, max(self.patience, self.timeout), msg_type)
 
     def rto(self) -> float:
         """The retransmission timeout now: srtt + 4 rttvar, within [min_rto, timeout]."""
