@@ -32,6 +32,11 @@ WATER_MPA_S = 1.0  # viscosity of water at 20 C; drug solutions are given as a m
 # needle inner diameters (um) of regular-wall hypodermic tubing by gauge (ISO 9626:2016, table 1, nominal)
 NEEDLE_ID_UM = {27: 210, 28: 184, 29: 184, 30: 159, 31: 133, 32: 108, 33: 108}
 HUB_KPA_S_PER_NL = 0.0002  # hub, Luer cone and entry losses, in series with the lumen
+# A ratiometric gauge sensor's output at ambient is 0.5 V, not 0 V: it reads below ambient (its zero offset,
+# negative noise) down to its output's floor; the ADC sees it there (board_stepdir: 333 mV at 0 kPa, a wire
+# open under 150 mV). Clamping at 0 kPa hid a negative offset's worth of the line's pressure (a 9-needle
+# head's 2-5 kPa flow pressure behind a -3 kPa offset).
+SENSOR_FLOOR_KPA = -40.0
 
 
 def poiseuille_kpa_s_per_nl(gauge, length_mm, viscosity_mpa_s):
@@ -68,7 +73,10 @@ class PressureSensor:
         # triangular noise (two uniforms), the same standard deviation as the Gaussian it stands for
         n = (self.rng.random() + self.rng.random() - 1) * 2.449 * self.noise if self.noise else 0.0
         v = self.sensed + self.offset + n
-        q = int(v / self.lsb + 0.5) if v > 0 else 0  # gauge sensor: clamps at zero
+        if v < SENSOR_FLOOR_KPA:
+            v = SENSOR_FLOOR_KPA
+        # rounded to the quantum (shifted positive first: int() truncates towards zero)
+        q = int(v / self.lsb + 0.5 - SENSOR_FLOOR_KPA / self.lsb) + int(SENSOR_FLOOR_KPA / self.lsb)
         return q * self.lsb
 
 
