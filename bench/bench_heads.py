@@ -16,6 +16,7 @@ board's clock (ground truth), p99 over the trials.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from benchlib import percentile
@@ -142,7 +143,7 @@ def run_blocks(code: int, seeds: range, points: int) -> None:
     print(f"  {name}: narrowest needle fully blocked (line pressure +{min(rises):.1f}..+{max(rises):.1f} %, threshold "
           f"{spec.head_block_permille(code) / 10:g} %), 100 uL/s, {BLOCK_PER_NEEDLE_NL / 1000:g} uL a needle, seeds "
           f"{seeds.start}..{seeds.stop - 1}: caught within 2 points mid-session {mid} of {n}, from the first point {first} "
-          f"of {n}; false alarms {false_alarms} in {n * points} clean points")
+          f"of {n}; false alarms {false_alarms} in {n * points} clean points; {load()}")
 
 
 def run_contact(code: int, trials: int, seed: int) -> None:
@@ -187,13 +188,19 @@ def main() -> None:
     parser.add_argument("--boards", type=int, default=10, help="boards (seeds) per head for the blocked needles")
     args = parser.parse_args()
     points = 4 if args.quick else 40
-    print(f"bench_heads{' (quick)' if args.quick else ''}: seed {args.seed}, {points} points a head")
+    print(f"bench_heads{' (quick)' if args.quick else ''}: seed {args.seed}, {points} points a head; {load()}")
     for code in HEADS:
         run_head(code, points, args.seed)
     for code in HEADS[1:] if args.quick else HEADS:  # quick: one 9-needle board (CI's budget)
         run_blocks(code, range(args.seed, args.seed + (1 if args.quick else args.boards)), 2 if args.quick else 8)
     for code in (1, 6):
         run_contact(code, 5 if args.quick else 50, args.seed)
+    print(f"  end: {load()}")
+
+
+def load() -> str:
+    """The host's load average (1, 5, 15 min), as `uptime` prints it: the simulated board shares the CPUs."""
+    return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 if __name__ == "__main__":

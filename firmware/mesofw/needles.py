@@ -41,11 +41,12 @@ from time import ticks_add, ticks_diff
 SKIP_US = 4000  # the sensor's lag and the line's compliance rising: not yet the dose's flow pressure
 MIN_MS = 40  # a dispense shorter than this (a nappage shot) is not judged: too few samples
 MAX_MS = 8000  # nor a longer one: its sums would outgrow a small int (heap allocation in the loop)
-LATE_US = 1500  # a control pass this long after the last (1 ms) was held up: its read left out...
-CALM_US = 8000  # ...and every read this long after it (board time, not passes: catch-up passes come back to
-# back). The plunger paused while the pass was held (dosing.Axis lags, never bursts): the line fell towards
+LATE_US = 2000  # a control pass this long after the last (1 ms) paused the plunger (dosing.Axis.MAX_GAP_US: a
+# shorter one's steps all go out, the flow holds): its read left out...
+CALM_US = 6000  # ...and every read this long after it (board time, not passes: catch-up passes come back to
+# back). The plunger paused while the pass was held (the axis lags, never bursts): the line fell towards
 # the wheals' back-pressure and climbs back within its time constant (< 1 ms) behind the sensor's filter
-# (lag up to 1.5 ms): 5 lags.
+# (lag up to 1.5 ms): 4 lags, 2 % of the fall left.
 IMMEDIATE_PERMILLE = 150  # a figure this far up (and past 1.5 x the threshold) needs no second point
 BASE_POINTS = 8  # the mean's baseline: the head's first clean points, averaged (one point's scatter halved by 4)
 MIN_READS = 16  # steady reads each half needs for the flow figure (and the mean at the middle volume)
