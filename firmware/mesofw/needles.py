@@ -49,6 +49,7 @@ CALM_US = 6000  # ...and every read this long after it (board time, not passes: 
 # the wheals' back-pressure and climbs back within its time constant (< 1 ms) behind the sensor's filter
 # (lag up to 1.5 ms): 4 lags, 2 % of the fall left.
 IMMEDIATE_PERMILLE = 150  # a figure this far up (and past 1.5 x the threshold) needs no second point
+ZERO_AVG = 8  # the zero: an exponential average over about this many doses' zeros
 FLOW_POINTS = 2  # the flow figure is judged on the first points after a prime only (below)
 BASE_POINTS = 8  # the mean's baseline: the head's first clean points, averaged (one point's scatter halved by 4)
 MIN_READS = 16  # steady reads each half needs for the flow figure (and the mean at the middle volume)
@@ -66,6 +67,8 @@ class Watch:
         self.mean16 = self.flow16 = self.risen16 = 0  # the last dispense's figures; what rose (judge)
         self.suspect = 0  # points in a row past the threshold
         self.flow_left = 0  # points after the prime whose flow figure is still to be judged
+        self.zero_acc = None  # ZERO_AVG x the running average of the doses' zeros, 1/16 kPa (None: no dose yet)
+        self.zero16 = 0
         self.start(0, 0, 0)
         self.t0 = self.last = self.pos0 = 0
 
@@ -80,7 +83,12 @@ class Watch:
         # dispense's first read starts the clock.
         expected_ms = steps * 1000 // rate if rate else 0
         self.half_v = steps >> 4 if MIN_MS <= expected_ms <= MAX_MS else 0  # half the dose, in V units
-        self.zero16 = zero16
+        if self.half_v:
+            # the figures' zero: the sensor's offset averaged over the doses' zeros (ZERO_AVG: a 32-read zero
+            # scatters sigma/5.7, 3-5 % of a 9-needle head's 3 kPa line at 50 uL/s - more than the line's own
+            # reads over a dispense; the offset drifts over minutes, not points)
+            self.zero_acc = zero16 * ZERO_AVG if self.zero_acc is None else self.zero_acc - self.zero_acc // ZERO_AVG + zero16
+            self.zero16 = self.zero_acc // ZERO_AVG
         self.started = False
         self.calm_at = 0  # board time (us) from which reads are steady again (set by the first read)
         self.n1 = self.p1 = self.v1 = 0  # first half: steady reads, their kPa sum, their V sum (V: 8 steps a unit)

@@ -63,9 +63,12 @@ class PressureSensor:
             random.seed(profile.get("sensor_seed", 1))
         self.sensed = 0.0  # the filtered pressure
 
-    def advance(self, p_kpa, dt):
+    def advance(self, p_kpa, dt, end_kpa=None):
+        # p_kpa: the line's mean over the interval dt; end_kpa: the line at its end. An interval of 5 lags
+        # or more leaves the filter at the line's pressure now (a long interval's mean is not it: the
+        # line discharged early in it, a read after a held-up pass saw half the stale pressure)
         if self.lag_s <= 0 or dt >= 5 * self.lag_s:
-            self.sensed = p_kpa
+            self.sensed = p_kpa if end_kpa is None else end_kpa
         else:
             self.sensed += (p_kpa - self.sensed) * (1 - exp(-dt / self.lag_s))
 
@@ -363,7 +366,8 @@ class Model:
             self.moved = True
         self.stored_nl = v
         self._creep(dt)
-        self.sensor.advance((v0 + self.stored_nl) / 2 / self.compliance, dt)  # the interval's mean drives the filter
+        end = self.stored_nl / self.compliance
+        self.sensor.advance((v0 + self.stored_nl) / 2 / self.compliance, dt, end)  # the interval's mean drives the filter
         refill = min(flow, self.tip_nl)  # first the needle refills what a suck-back drew in
         self.tip_nl -= refill
         flow -= refill
