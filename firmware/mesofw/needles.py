@@ -28,7 +28,7 @@
 # Both scatter between clean points (the simulated board, two CPU hogs beside it: flow about +-7 %, mean
 # +-3 %: bench_heads), the flow figure about as much as one blocked needle of nine moves it. So a point
 # past the threshold is a suspicion, confirmed by the next point past it too (the needle stays blocked;
-# a clean point clears it); a figure past 1.5 x the threshold and 15 % alarms at once.
+# a clean point clears it); the mean past 1.5 x the threshold and 15 % alarms at once.
 # Threshold: half the least rise one blocked needle makes (S.head_block_permille), so a miss and a false
 # alarm are equally far from it; what decides both is the figures' noise against that margin (the
 # sensor's noise over the samples, the zero's, the ADC quantum, the stopper's creep): PROTOCOL.md
@@ -44,11 +44,12 @@ MIN_MS = 40  # a dispense shorter than this (a nappage shot) is not judged: too 
 MAX_MS = 8000  # nor a longer one: its sums would outgrow a small int (heap allocation in the loop)
 LATE_US = 2000  # a control pass this long after the last (1 ms) paused the plunger (dosing.Axis.MAX_GAP_US: a
 # shorter one's steps all go out, the flow holds): its read left out...
-CALM_US = 6000  # ...and every read this long after it (board time, not passes: catch-up passes come back to
+CALM_US = 3000  # ...and every read this long after it (board time, not passes: catch-up passes come back to
 # back). The plunger paused while the pass was held (the axis lags, never bursts): the line fell towards
 # the wheals' back-pressure and climbs back within its time constant (< 1 ms) behind the sensor's filter
-# (lag up to 1.5 ms): 4 lags, 2 % of the fall left.
-IMMEDIATE_PERMILLE = 150  # a figure this far up (and past 1.5 x the threshold) needs no second point
+# (lag 0.3-1.5 ms, 0.9 typical: 3 lags, 5 % of the fall left). Longer left too few reads on a loaded
+# simulator (a late pass every few ms): the figures' noise grew more than the fall's remainder.
+IMMEDIATE_PERMILLE = 150  # a mean this far up (and past 1.5 x the threshold) needs no second point
 ZERO_AVG = 8  # the zero: an exponential average over about this many doses' zeros
 FLOW_POINTS = 2  # the flow figure is judged on the first points after a prime only (below)
 BASE_POINTS = 8  # the mean's baseline: the head's first clean points, averaged (one point's scatter halved by 4)
@@ -181,11 +182,11 @@ class Watch:
             return 0
         self.base_new = False
         self.suspect += 1
-        # a figure past 1.5 x the threshold and IMMEDIATE_PERMILLE alarms at once (a 5-needle head's blocked
-        # needle, +20..25 %; a 9-needle one's flow figure against a clean prime); anything less once the next
-        # point confirms it (clean points scatter: bench_heads; two in a row past the threshold are rare)
-        top = mean if mean > flow else flow
-        if self.suspect < 2 and (top * 2 <= 3 * permille or top <= IMMEDIATE_PERMILLE):
+        # the mean past 1.5 x the threshold and IMMEDIATE_PERMILLE alarms at once (a 5-needle head's blocked
+        # needle, +20..25 %); anything less once the next point confirms it. The flow figure never at once: an
+        # extrapolation, its scatter reaches 15 % on a loaded simulator; a needle blocked since the prime
+        # shows in both of the first two points.
+        if self.suspect < 2 and (mean * 2 <= 3 * permille or mean <= IMMEDIATE_PERMILLE):
             return 0
         if mean > permille:
             self.risen16 = self.mean16
