@@ -153,7 +153,12 @@ class Watch:
         if needles < 2 or not self.figures():
             return 0
         if prime:  # in the air: no wheal, every read is the line's flow pressure
-            self.ref_flow16 = self.mean16 if self.mean16 > 0 else 0
+            # its second half's (in the volume pushed): the first may still be taking up the pusher's play,
+            # the line empty - unknown after boot or a fault's back-off (the stopper still while the plunger
+            # counts steps: a board's first prime read up to 15 % low, its clean points' flow figures as
+            # high, a false alarm)
+            ref = _mean16(self.p2, self.n2) - self.zero16 if self.n2 >= MIN_READS else self.mean16
+            self.ref_flow16 = ref if ref > 0 else 0
             self.base_mean16 = self.base_sum = self.base_n = 0
             self.suspect = 0
             self.flow_left = FLOW_POINTS

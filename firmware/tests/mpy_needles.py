@@ -25,7 +25,7 @@ def read(p, offset=0.0):
     return int(v + 100.5) - 100
 
 
-def dispense(watch, flow_kpa, ramp_kpa, ms, t0, offset=0.0, held=0):
+def dispense(watch, flow_kpa, ramp_kpa, ms, t0, offset=0.0, held=0, play=0):
     # the line at flow_kpa plus the wheals' back-pressure growing to ramp_kpa over ms. held: every `held` ms
     # a pass is held up 20 ms (a loaded host): the plunger pauses, the line falls to the wheals' pressure
     # and climbs back behind the sensor's 1.5 ms lag
@@ -38,17 +38,19 @@ def dispense(watch, flow_kpa, ramp_kpa, ms, t0, offset=0.0, held=0):
             t += 20000  # this pass came 20 ms late, the plunger still meanwhile
             since = 0
         line = flow_kpa * (1 - 2.718 ** (-since / 1.5)) if since < 20 else flow_kpa
+        if i < play:  # the pusher still taking up its play: steps counted, the stopper still
+            line = 0.0
         watch.feed(read(wheal + line, offset), i * 10, t)
         since += 1
         t += 1000
 
 
-def session(needles_n, head, blocked_from, points=6, flow=12.0, tissue=20.0, rises=None, offset=0.0, held=0):
+def session(needles_n, head, blocked_from, points=6, flow=12.0, tissue=20.0, rises=None, offset=0.0, held=0, play=0):
     # a prime in the air (flow alone), then points; from point `blocked_from` one needle of needles_n is
     # blocked: every pressure the flow makes rises n/(n-1). Returns (point, (which, kPa)) or None.
     held = held if isinstance(held, list) else [held] * (points + 1)  # per dispense: the prime's first
     w = needles.Watch()
-    dispense(w, flow, 0.0, 900, 0, offset, held[0])
+    dispense(w, flow, 0.0, 900, 0, offset, held[0], play)
     w.judge(True, needles_n, S.head_block_permille(head))
     for k in range(points):
         rise = needles_n / (needles_n - 1) if k >= blocked_from else 1.0
@@ -93,6 +95,8 @@ result = {
     "first9_low": session(9, 7, 0, flow=4.0, tissue=10.0, offset=-3.0),
     "clean9_low": session(9, 7, 99, flow=4.0, tissue=10.0, offset=-3.0),
     # a loaded board: a pass held up 20 ms every 12 while the prime and the first points ran, none later
+    # a board's first prime: its first 150 ms taking up the pusher's play (the line empty)
+    "clean9_play": session(9, 7, 99, play=150), "first9_play": session(9, 7, 0, play=150),
     "clean9_held": session(9, 7, 99, points=8, held=[12, 12, 12, 12, 0, 0, 0, 0, 0]),
     "first9_held": session(9, 7, 0, points=8, held=[12, 12, 12, 12, 0, 0, 0, 0, 0]),
     # 9 needles (threshold 5.2 %): a point 8 % up alone is a suspicion; two in a row alarm at the second

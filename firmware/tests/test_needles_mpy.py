@@ -69,3 +69,12 @@ def test_a_needle_blocking_mid_session_is_caught_at_the_point_it_blocks(results)
 def test_the_watch_allocates_nothing_and_leaves_short_shots_alone(results):
     assert results["no_allocation"] is True  # heap locked over the longest dispense judged
     assert results["shot"] is False
+
+
+@pytest.mark.req("SR-173")
+def test_a_prime_that_began_by_taking_up_the_pushers_play_is_no_low_reference(results):
+    # a board's first prime (or one after a fault's back-off) pushes no fluid until the pusher's play is taken
+    # up: its whole mean read ~17 % low and both first clean points' flow figures past it (FLOW false alarm at
+    # point 1 on the old reference); its second half is the line's flow pressure
+    assert results["clean9_play"] is None
+    assert results["first9_play"][:2] == [1, needles_flow()]
