@@ -198,14 +198,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 points a head, one 9-needle board blocked, 5 lifts (./test.sh)")
     parser.add_argument("--seed", type=int, default=17)
-    parser.add_argument("--boards", type=int, default=10, help="boards (seeds) per head for the blocked needles")
+    parser.add_argument("--boards", type=int, default=10, help="boards (seeds) per head for the blocked needles (0: none)")
     parser.add_argument("--blocks-only", action="store_true", help="only the blocked-needle runs")
     args = parser.parse_args()
     points = 4 if args.quick else 40
     print(f"bench_heads{' (quick)' if args.quick else ''}: seed {args.seed}, {points} points a head; {load()}")
     for code in () if args.blocks_only else HEADS:
         run_head(code, points, args.seed)
-    for code in HEADS[1:] if args.quick else HEADS:  # quick: one 9-needle board (CI's budget)
+    for code in () if not args.boards else HEADS[1:] if args.quick else HEADS:  # quick: one 9-needle board (CI's budget)
         run_blocks(code, range(args.seed, args.seed + (1 if args.quick else args.boards)), 2 if args.quick else 8)
     for code in () if args.blocks_only else (1, 6):
         run_contact(code, 5 if args.quick else 50, args.seed)
