@@ -186,12 +186,15 @@ def board3(request):
         b.set_trigger(False)
 
 
-@pytest.mark.req("SR-170")
+@pytest.mark.req("SR-170", "SR-175")
 @pytest.mark.parametrize("head, clean", [(NINE, 3)], ids=["9-needle-mid-session"])
 def test_a_fully_blocked_narrowest_needle_is_caught_within_three_points(board3, head, clean):
-    # blocked after `clean` points that raise no alarm (the mean against theirs): +11 % on 9 needles, past the
-    # 5.2 % threshold, confirmed by the next point. (A 5-needle head blocked from the first point is judged by
-    # the flow figure against the prime's: caught on some boards only, bench_heads gives k of N - not asserted.)
+    # `clean` points raise no alarm (a false one fails here, naming the board's seed); then the narrowest
+    # needle blocked (+10-12.5 % on 9 needles, past the 5.2 % threshold), caught by the mean against theirs,
+    # confirmed by the next point. (Blocked from the first point: the flow figure against the prime's, on 6 of
+    # 10 boards for one needle of 9 under load (bench_heads); two needles failed 1 of 3 runs with two CPU hogs
+    # - a starved simulator leaves the prime too few steady reads for a reference - so not asserted here;
+    # firmware/tests/test_needles_mpy.py holds the logic.)
     board, dev = board3
     # 10 uL a needle: a 9-needle point of 0.9 s (a loaded simulator stretches it; TRIGGER_STUCK is at +2 s)
     primed_and_armed(dev, board, head, count=clean + 4, volume_nl=10000 * spec.HEADS[head][1], syringe=2)
@@ -199,7 +202,7 @@ def test_a_fully_blocked_narrowest_needle_is_caught_within_three_points(board3, 
     for _ in range(clean):
         give_point(dev, board, seen)
     seen += drain(dev)
-    assert not [e for e in seen if e.type == spec.ALARM]
+    assert not [e for e in seen if e.type == spec.ALARM], f"a false alarm on a clean point (seed {board.seed})"
     board.block_needle(narrowest(board, head), 1000)
     assert points_until_alarm(dev, board, 3, seen) is not None
     alarm = next(e for e in seen if e.type == spec.ALARM)

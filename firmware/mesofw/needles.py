@@ -6,42 +6,55 @@
 # S.head_block_rise_permille). While a point dispenses at constant flow q the line reads
 #     p(t) = q / G  +  B(t)          (G: the head's conductance; B: the wheals' back-pressure, growing
 #                                     with the volume each needle has put in, so ~linear in t)
-# The plunger's flow is not always the programmed one: a late control pass (a journal write, a busy
-# CPU) holds the axis back, and the pass after it pushes a burst. So only reads from steady passes
-# count (the pass and the one before it on time: the line at the programmed flow), and the wheals'
-# growth is taken against the volume pushed (V), not the clock:
+# The plunger's flow is not always the programmed one: a late control pass (a journal write; on the
+# simulated board a host that did not schedule its process) holds the axis back (dosing.Axis lags, never
+# bursts) and the line falls towards the wheals' back-pressure meanwhile. So the watch judges on samples
+# and the board's clock, not on how long passes took: a read counts, one sample each, only from a steady
+# pass (on time) at least CALM_US of board time after the last late one (weighting reads by their pass's
+# length put the host's load into the figures: the false alarms under load). The wheals' growth is taken
+# against the volume pushed (V), not the clock:
 #     p = F + k V          (F = q / G: the line's own flow pressure; k: the wheals' stiffness / G)
 # F and k from Wald's line through the means of the dispense's two halves in V (sums of small ints
-# per pass, no allocation). Two figures, 1/16 kPa:
+# per pass, no allocation). Two figures, 1/16 kPa above the zero (the sensor's reading at rest, taken as
+# the dose starts: dosing._zero; the sensor reads below ambient too, so a negative offset hides nothing):
 #   flow   F, the line's own pressure at the program's flow, the tissue's taken out. The prime, in the
-#          air at the program's flow, measures the clear head's; a point whose flow figure is past the
-#          threshold above it has a needle blocked since - from the first point on.
-#   mean   the time-weighted mean of every read (flow + the wheals' mean back-pressure), judged against
-#          the average of this head's first clean points (a needle blocking mid-session): the tissue's figure as much as
-#          the line's, but over every read, the quieter one.
-# Both scatter between clean points (the sim, two CPU hogs beside it: flow +-10 %, mean +-4 %; journal
-# writes and late passes hold the plunger, the stopper creeps meanwhile), as much as one blocked needle
-# of nine moves them. So a point past the threshold is a suspicion, confirmed by the next point past it
-# too (the needle stays blocked; a clean point clears it); the mean far past it alarms at once.
+#          air at the program's flow with no tissue on any needle, measures the clear head's (no clean
+#          first point needed); a point whose flow figure is past the threshold above it has a needle
+#          blocked since - from the first point on, on 5- and 9-needle heads. Judged on the first
+#          FLOW_POINTS points after a prime only (it is the noisier figure; later blocks are the mean's).
+#   mean   the line at the dose's middle volume (F + k V/2, from the same line), judged against the
+#          average of this head's first clean points (a needle blocking mid-session): the tissue's figure
+#          as much as the line's, but without the extrapolation, the quieter one.
+# Both scatter between clean points (the simulated board, two CPU hogs beside it: flow about +-7 %, mean
+# +-3 %: bench_heads), the flow figure about as much as one blocked needle of nine moves it. So a point
+# past the threshold is a suspicion, confirmed by the next point past it too (the needle stays blocked;
+# a clean point clears it); the mean past 1.5 x the threshold and 15 % alarms at once.
 # Threshold: half the least rise one blocked needle makes (S.head_block_permille), so a miss and a false
 # alarm are equally far from it; what decides both is the figures' noise against that margin (the
 # sensor's noise over the samples, the zero's, the ADC quantum, the stopper's creep): PROTOCOL.md
 # "Blocked needles".
 # A needle blocked before the prime is not seen: the prime then measures the blocked head as its
-# reference, and against the head table alone it reads as a drug 1/(n-1) more viscous (drugs span 2x).
-from time import ticks_diff
+# reference, and against the head table alone (Poiseuille over the needles' gauge and length) it reads
+# as a drug 1/(n-1) more viscous, and the drugs' viscosities span 2x - a device that knew its drug's
+# viscosity could check the prime against the table; this one does not.
+from time import ticks_add, ticks_diff
 
 SKIP_US = 4000  # the sensor's lag and the line's compliance rising: not yet the dose's flow pressure
 MIN_MS = 40  # a dispense shorter than this (a nappage shot) is not judged: too few samples
 MAX_MS = 8000  # nor a longer one: its sums would outgrow a small int (heap allocation in the loop)
-LATE_US = 1500  # a control pass this long after the last (1 ms) was held up: its read, and the next, left out
-FLOW_SCATTER_PERMILLE = 100  # the flow figure scatters +-10 % between clean points (sim, loaded CPU): judged
-# only on heads whose threshold is wider (5 needles: 102); on 9 needles (52) it would alarm on clean points
+LATE_US = 2000  # a control pass this long after the last (1 ms) paused the plunger (dosing.Axis.MAX_GAP_US: a
+# shorter one's steps all go out, the flow holds): its read left out...
+CALM_US = 3000  # ...and every read this long after it (board time, not passes: catch-up passes come back to
+# back). The plunger paused while the pass was held (the axis lags, never bursts): the line fell towards
+# the wheals' back-pressure and climbs back within its time constant (< 1 ms) behind the sensor's filter
+# (lag 0.3-1.5 ms, 0.9 typical: 3 lags, 5 % of the fall left). Longer left too few reads on a loaded
+# simulator (a late pass every few ms): the figures' noise grew more than the fall's remainder.
 IMMEDIATE_PERMILLE = 150  # a mean this far up (and past 1.5 x the threshold) needs no second point
+ZERO_AVG = 8  # the zero: an exponential average over about this many doses' zeros
+FLOW_POINTS = 2  # the flow figure is judged on the first points after a prime only (below)
 BASE_POINTS = 8  # the mean's baseline: the head's first clean points, averaged (one point's scatter halved by 4)
-MIN_READS = 16  # weight (256 us units: 4 ms) a half needs for the flow figure
-MIN_W = 500  # the mean needs this much dispense (64 us units: 32 ms) read
-MAX_DT_US = 4000  # a pass longer than this (a journal checkpoint's flash write) weighs no more than this in the mean
+MIN_READS = 16  # steady reads each half needs for the flow figure (and the mean at the middle volume)
+MIN_W = 32  # a dispense with fewer steady reads is not judged
 FLOW = 1  # judge(): the flow figure rose past the prime's (a needle blocked since the prime)
 MEAN = 2  # judge(): the mean rose past the head's first point's (a needle blocked mid-session)
 
@@ -54,6 +67,9 @@ class Watch:
         self.base_new = False
         self.mean16 = self.flow16 = self.risen16 = 0  # the last dispense's figures; what rose (judge)
         self.suspect = 0  # points in a row past the threshold
+        self.flow_left = 0  # points after the prime whose flow figure is still to be judged
+        self.zero_acc = None  # ZERO_AVG x the running average of the doses' zeros, 1/16 kPa (None: no dose yet)
+        self.zero16 = 0
         self.start(0, 0, 0)
         self.t0 = self.last = self.pos0 = 0
 
@@ -61,19 +77,23 @@ class Watch:
         # another head, or a new prime: its clear reference is measured again
         self.ref_flow16 = 0
         self.base_mean16 = self.base_sum = self.base_n = 0
-        self.suspect = 0
+        self.suspect = self.flow_left = 0
 
     def start(self, zero16, steps, rate):
         # a dose of `steps` at `rate` steps/s begins; zero16: the sensor's reading at rest, 1/16 kPa. Its
         # dispense's first read starts the clock.
         expected_ms = steps * 1000 // rate if rate else 0
         self.half_v = steps >> 4 if MIN_MS <= expected_ms <= MAX_MS else 0  # half the dose, in V units
-        self.zero16 = zero16
+        if self.half_v:
+            # the figures' zero: the sensor's offset averaged over the doses' zeros (ZERO_AVG: a 32-read zero
+            # scatters sigma/5.7, 3-5 % of a 9-needle head's 3 kPa line at 50 uL/s - more than the line's own
+            # reads over a dispense; the offset drifts over minutes, not points)
+            self.zero_acc = zero16 * ZERO_AVG if self.zero_acc is None else self.zero_acc - self.zero_acc // ZERO_AVG + zero16
+            self.zero16 = self.zero_acc // ZERO_AVG
         self.started = False
-        self.was_late = True
-        self.n1 = self.p1 = self.v1 = 0  # first half: weight, kPa x weight, V x weight (V: 8 steps a unit)
+        self.calm_at = 0  # board time (us) from which reads are steady again (set by the first read)
+        self.n1 = self.p1 = self.v1 = 0  # first half: steady reads, their kPa sum, their V sum (V: 8 steps a unit)
         self.n2 = self.p2 = self.v2 = 0
-        self.w = self.pw = 0  # every read: weight (its pass's time, 64 us units) and kPa x weight
 
     def feed(self, kpa, pos, now_us):
         # one sensor read (raw kPa) and the plunger's position (steps) while dispensing
@@ -81,38 +101,40 @@ class Watch:
             return
         if not self.started:
             self.started = True
-            self.t0 = self.last = now_us
+            self.t0 = self.last = self.calm_at = now_us
             self.pos0 = pos
             return
         dt = ticks_diff(now_us, self.last)
         self.last = now_us
         if dt <= 0 or ticks_diff(now_us, self.t0) < SKIP_US:
             return
-        w = (dt if dt < MAX_DT_US else MAX_DT_US) >> 6
-        self.w += w
-        self.pw += kpa * w
-        late = dt > LATE_US
-        steady = not late and not self.was_late
-        self.was_late = late
-        w = w >> 2 if steady else 1  # 256 us units; a held-up pass and the burst after it: counted, barely
+        # Judged on samples, not on time: only a read of a steady pass counts, one sample each. A pass held
+        # up (a journal write; on the simulated board a host that did not schedule its process) holds the
+        # plunger back and its catch-up pushes a burst: those reads are left out, not weighed by how long
+        # the pass took (which put the host's load into the figures: the false alarms under load).
+        if dt > LATE_US:
+            self.calm_at = ticks_add(now_us, CALM_US)
+            return
+        if ticks_diff(now_us, self.calm_at) < 0:
+            return
         v = (pos - self.pos0) >> 3  # 8 steps a unit: the sums stay small ints (8 s of a 1 mL syringe at 100 uL/s)
         if v < self.half_v:
-            self.n1 += w
-            self.p1 += kpa * w
-            self.v1 += v * w
+            self.n1 += 1
+            self.p1 += kpa
+            self.v1 += v
         else:
-            self.n2 += w
-            self.p2 += kpa * w
-            self.v2 += v * w
+            self.n2 += 1
+            self.p2 += kpa
+            self.v2 += v
 
     def figures(self):
         # the dispense's mean16 and flow16 (1/16 kPa above the zero, on self: no allocation; flow16 0 when too
         # few steady reads - a loaded CPU - gave it); False when not judged at all (too short, too long)
-        if not self.half_v or self.w < MIN_W:
-            return False
-        self.mean16 = _mean16(self.pw, self.w) - self.zero16
-        self.flow16 = 0
         n1, n2 = self.n1, self.n2
+        if not self.half_v or n1 + n2 < MIN_W:
+            return False
+        self.mean16 = _mean16(self.p1 + self.p2, n1 + n2) - self.zero16
+        self.flow16 = 0
         if n1 >= MIN_READS and n2 >= MIN_READS:
             c1 = self.v1 // n1
             c2 = self.v2 // n2
@@ -120,6 +142,9 @@ class Watch:
                 m1 = _mean16(self.p1, n1) - self.zero16
                 m2 = _mean16(self.p2, n2) - self.zero16
                 self.flow16 = m1 - (m2 - m1) * c1 // (c2 - c1)
+                # the mean figure: the line at the dose's middle volume, not the mean of the reads that stayed
+                # steady (where those fell - a loaded CPU leaves out more of one half - moved the plain mean)
+                self.mean16 = m1 + (m2 - m1) * (self.half_v - c1) // (c2 - c1)
         return True
 
     def judge(self, prime, needles, permille):
@@ -128,9 +153,15 @@ class Watch:
         if needles < 2 or not self.figures():
             return 0
         if prime:  # in the air: no wheal, every read is the line's flow pressure
-            self.ref_flow16 = self.mean16 if self.mean16 > 0 else 0
+            # its second half's (in the volume pushed): the first may still be taking up the pusher's play,
+            # the line empty - unknown after boot or a fault's back-off (the stopper still while the plunger
+            # counts steps: a board's first prime read up to 15 % low, its clean points' flow figures as
+            # high, a false alarm)
+            ref = _mean16(self.p2, self.n2) - self.zero16 if self.n2 >= MIN_READS else self.mean16
+            self.ref_flow16 = ref if ref > 0 else 0
             self.base_mean16 = self.base_sum = self.base_n = 0
             self.suspect = 0
+            self.flow_left = FLOW_POINTS
             return 0
         if not self.base_n:  # the head's first full point starts the baseline
             self.base_sum = self.mean16 if self.mean16 > 0 else 1
@@ -139,8 +170,14 @@ class Watch:
         self.base_mean16 = self.base_sum // self.base_n
         mean = _rise(self.mean16, self.base_mean16)
         flow = 0
-        if self.ref_flow16 and self.flow16 and permille >= FLOW_SCATTER_PERMILLE:
-            flow = _rise(self.flow16, self.ref_flow16)
+        if self.flow_left:
+            # the flow figure scatters more than the mean (it is an extrapolation: about +-5 % between clean
+            # points on the loaded simulated board, against a 9-needle head's 5.2 % threshold): judged on the
+            # first FLOW_POINTS after the prime only, where no clean point exists for the mean to compare with.
+            # A needle blocked from the first point shows in both; one blocking later is the mean's.
+            self.flow_left -= 1
+            if self.ref_flow16 and self.flow16:
+                flow = _rise(self.flow16, self.ref_flow16)
         if mean <= permille and flow <= permille:
             self.suspect = 0
             if self.base_n < BASE_POINTS and not self.base_new:  # a clean point: into the baseline
@@ -151,8 +188,9 @@ class Watch:
         self.base_new = False
         self.suspect += 1
         # the mean past 1.5 x the threshold and IMMEDIATE_PERMILLE alarms at once (a 5-needle head's blocked
-        # needle, +20..25 %); anything less once the next point confirms it (a 9-needle head's, +10..12.5 %:
-        # the mean scatters up to +-10 % between clean points under load, two in a row past 5 % are rare)
+        # needle, +20..25 %); anything less once the next point confirms it. The flow figure never at once: an
+        # extrapolation, its scatter reaches 15 % on a loaded simulator; a needle blocked since the prime
+        # shows in both of the first two points.
         if self.suspect < 2 and (mean * 2 <= 3 * permille or mean <= IMMEDIATE_PERMILLE):
             return 0
         if mean > permille:

@@ -1,5 +1,6 @@
 # Runs on MicroPython: the blocked-needle watch (mesofw/needles.py) on synthetic dispenses read as the
-# board's gauge sensor reads them (noise, 1 kPa quantum, clamped at zero). Virtual time (1 ms passes).
+# board's gauge sensor reads them (an offset, noise, 1 kPa quantum, readings below ambient too). Virtual
+# time (1 ms passes; a loaded board's held-up passes where asked).
 import json
 import micropython
 
@@ -18,29 +19,44 @@ def noise(sd):
     return (total / 0x3FFFFFFF - 1) * 2.449 * sd
 
 
-def read(p):
-    v = p + noise(0.6)
-    return int(v + 0.5) if v > 0 else 0
+def read(p, offset=0.0):
+    # a gauge sensor's reading, rounded to its 1 kPa quantum; its 0.5 V zero leaves room below ambient
+    v = p + offset + noise(0.6)
+    return int(v + 100.5) - 100
 
 
-def dispense(watch, flow_kpa, ramp_kpa, ms, t0):
-    # the line at flow_kpa plus the wheals' back-pressure growing to ramp_kpa over ms
-    watch.start(0, ms * 10, 10000)  # 10 steps a ms
+def dispense(watch, flow_kpa, ramp_kpa, ms, t0, offset=0.0, held=0, play=0):
+    # the line at flow_kpa plus the wheals' back-pressure growing to ramp_kpa over ms. held: every `held` ms
+    # a pass is held up 20 ms (a loaded host): the plunger pauses, the line falls to the wheals' pressure
+    # and climbs back behind the sensor's 1.5 ms lag
+    watch.start(int(offset * 16), ms * 10, 10000)  # 10 steps a ms; the zero: the sensor at rest
+    t = t0
+    since = 99
     for i in range(ms + 1):
-        watch.feed(read(flow_kpa + ramp_kpa * i / ms), i * 10, t0 + i * 1000)
+        wheal = ramp_kpa * i / ms
+        if held and i % held == held // 2:
+            t += 20000  # this pass came 20 ms late, the plunger still meanwhile
+            since = 0
+        line = flow_kpa * (1 - 2.718 ** (-since / 1.5)) if since < 20 else flow_kpa
+        if i < play:  # the pusher still taking up its play: steps counted, the stopper still
+            line = 0.0
+        watch.feed(read(wheal + line, offset), i * 10, t)
+        since += 1
+        t += 1000
 
 
-def session(needles_n, head, blocked_from, points=6, flow=12.0, tissue=20.0, rises=None):
+def session(needles_n, head, blocked_from, points=6, flow=12.0, tissue=20.0, rises=None, offset=0.0, held=0, play=0):
     # a prime in the air (flow alone), then points; from point `blocked_from` one needle of needles_n is
     # blocked: every pressure the flow makes rises n/(n-1). Returns (point, (which, kPa)) or None.
+    held = held if isinstance(held, list) else [held] * (points + 1)  # per dispense: the prime's first
     w = needles.Watch()
-    dispense(w, flow, 0.0, 900, 0)
+    dispense(w, flow, 0.0, 900, 0, offset, held[0], play)
     w.judge(True, needles_n, S.head_block_permille(head))
     for k in range(points):
         rise = needles_n / (needles_n - 1) if k >= blocked_from else 1.0
         if rises:  # a rise of its own per point (scatter, not a needle)
             rise = rises[k]
-        dispense(w, flow * rise, tissue * rise, 1800, 10000000 * (k + 1))
+        dispense(w, flow * rise, tissue * rise, 1800, 10000000 * (k + 1), offset, held[k + 1])
         verdict = w.judge(False, needles_n, S.head_block_permille(head))
         if verdict:
             return [k, verdict, w.risen16 >> 4]
@@ -75,6 +91,14 @@ result = {
     "figures": figures_of_a_line(),
     "clean5": session(5, 6, 99), "clean9": session(9, 7, 99),
     "first5": session(5, 6, 0), "first9": session(9, 7, 0, flow=16.0),
+    # a 9-needle head's 4 kPa flow pressure behind a -3 kPa sensor offset, blocked from the first point
+    "first9_low": session(9, 7, 0, flow=4.0, tissue=10.0, offset=-3.0),
+    "clean9_low": session(9, 7, 99, flow=4.0, tissue=10.0, offset=-3.0),
+    # a loaded board: a pass held up 20 ms every 12 while the prime and the first points ran, none later
+    # a board's first prime: its first 150 ms taking up the pusher's play (the line empty)
+    "clean9_play": session(9, 7, 99, play=150), "first9_play": session(9, 7, 0, play=150),
+    "clean9_held": session(9, 7, 99, points=8, held=[12, 12, 12, 12, 0, 0, 0, 0, 0]),
+    "first9_held": session(9, 7, 0, points=8, held=[12, 12, 12, 12, 0, 0, 0, 0, 0]),
     # 9 needles (threshold 5.2 %): a point 8 % up alone is a suspicion; two in a row alarm at the second
     "one_off": session(9, 7, 99, rises=[1, 1.08, 1, 1, 1, 1]),
     "two_in_a_row": session(9, 7, 99, rises=[1, 1.08, 1.08, 1, 1, 1]),

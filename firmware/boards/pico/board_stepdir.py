@@ -265,7 +265,9 @@ class StepDirBoard:
             # No sensor means no occlusion detection: read as full scale so dispensing
             # stops (OCCLUSION alarm) instead of running blind.
             return self.PRESSURE_SPAN_KPA
-        return max(0, (mv - self.PRESSURE_ZERO_MV) * self.PRESSURE_SPAN_KPA // self.PRESSURE_SPAN_MV)
+        # signed: the 0.5 V zero leaves headroom below ambient, where a negative offset reads (the firmware
+        # zeroes it at rest: dosing._zero); clamping at 0 would hide that much of a low flow pressure
+        return (mv - self.PRESSURE_ZERO_MV) * self.PRESSURE_SPAN_KPA // self.PRESSURE_SPAN_MV
 
     def pressure_mv(self):
         raise NotImplementedError  # board.py reads its ADC

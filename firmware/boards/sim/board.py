@@ -255,6 +255,9 @@ class Board:
         return self._estop
 
     def pressure_kpa(self):
+        # the world brought to this read's time first (the board's clock): a read returned the line as it was at
+        # the last step call, which a host that held this process up left milliseconds stale
+        _world.advance(ticks_us())
         return 0 if self._sensor_failed else int(_world.sensed_kpa())
 
     def syringe_barrel_um(self):

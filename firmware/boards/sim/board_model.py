@@ -32,6 +32,11 @@ WATER_MPA_S = 1.0  # viscosity of water at 20 C; drug solutions are given as a m
 # needle inner diameters (um) of regular-wall hypodermic tubing by gauge (ISO 9626:2016, table 1, nominal)
 NEEDLE_ID_UM = {27: 210, 28: 184, 29: 184, 30: 159, 31: 133, 32: 108, 33: 108}
 HUB_KPA_S_PER_NL = 0.0002  # hub, Luer cone and entry losses, in series with the lumen
+# A ratiometric gauge sensor's output at ambient is 0.5 V, not 0 V: it reads below ambient (its zero offset,
+# negative noise) down to its output's floor; the ADC sees it there (board_stepdir: 333 mV at 0 kPa, a wire
+# open under 150 mV). Clamping at 0 kPa hid a negative offset's worth of the line's pressure (a 9-needle
+# head's 2-5 kPa flow pressure behind a -3 kPa offset).
+SENSOR_FLOOR_KPA = -40.0
 
 
 def poiseuille_kpa_s_per_nl(gauge, length_mm, viscosity_mpa_s):
@@ -58,9 +63,12 @@ class PressureSensor:
             random.seed(profile.get("sensor_seed", 1))
         self.sensed = 0.0  # the filtered pressure
 
-    def advance(self, p_kpa, dt):
+    def advance(self, p_kpa, dt, end_kpa=None):
+        # p_kpa: the line's mean over the interval dt; end_kpa: the line at its end. An interval of 5 lags
+        # or more leaves the filter at the line's pressure now (a long interval's mean is not it: the
+        # line discharged early in it, a read after a held-up pass saw half the stale pressure)
         if self.lag_s <= 0 or dt >= 5 * self.lag_s:
-            self.sensed = p_kpa
+            self.sensed = p_kpa if end_kpa is None else end_kpa
         else:
             self.sensed += (p_kpa - self.sensed) * (1 - exp(-dt / self.lag_s))
 
@@ -68,7 +76,10 @@ class PressureSensor:
         # triangular noise (two uniforms), the same standard deviation as the Gaussian it stands for
         n = (self.rng.random() + self.rng.random() - 1) * 2.449 * self.noise if self.noise else 0.0
         v = self.sensed + self.offset + n
-        q = int(v / self.lsb + 0.5) if v > 0 else 0  # gauge sensor: clamps at zero
+        if v < SENSOR_FLOOR_KPA:
+            v = SENSOR_FLOOR_KPA
+        # rounded to the quantum (shifted positive first: int() truncates towards zero)
+        q = int(v / self.lsb + 0.5 - SENSOR_FLOOR_KPA / self.lsb) + int(SENSOR_FLOOR_KPA / self.lsb)
         return q * self.lsb
 
 
@@ -355,7 +366,8 @@ class Model:
             self.moved = True
         self.stored_nl = v
         self._creep(dt)
-        self.sensor.advance((v0 + self.stored_nl) / 2 / self.compliance, dt)  # the interval's mean drives the filter
+        end = self.stored_nl / self.compliance
+        self.sensor.advance((v0 + self.stored_nl) / 2 / self.compliance, dt, end)  # the interval's mean drives the filter
         refill = min(flow, self.tip_nl)  # first the needle refills what a suck-back drew in
         self.tip_nl -= refill
         flow -= refill

@@ -1,0 +1,58 @@
+"""The simulated board's line pressure sensor (firmware/boards/sim/board_model.py, board.py): it reads below
+ambient, as a ratiometric gauge sensor's 0.5 V zero lets a real one, and it is read on the board's clock.
+CPython, the model loaded as the emulated-Pico board loads it (tools/pico-emu/emuboard.py)."""
+
+import ast
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools" / "pico-emu"))
+
+SIM = pathlib.Path(__file__).resolve().parents[1] / "boards" / "sim"
+
+
+@pytest.fixture
+def model_module():
+    import emuboard
+
+    clock = emuboard.ChipClock()
+    return emuboard.load_model(clock), clock
+
+
+@pytest.mark.req("SR-174", "SR-176")
+def test_a_negative_offset_reads_below_ambient_not_clamped_at_zero(model_module):
+    module, _ = model_module
+    sensor = module.PressureSensor({"sensor_offset_kpa": -3.0, "sensor_noise_kpa": 0.0, "sensor_lsb_kpa": 1.0})
+    sensor.advance(0.0, 1.0)
+    assert sensor.read() == -3.0  # at rest: the offset, which the firmware's zero takes out (was: 0)
+    sensor.advance(2.0, 1.0)
+    assert sensor.read() == -1.0  # 2 kPa of flow pressure: 1 kPa above the zero (was: 0, hidden)
+    sensor.advance(-100.0, 1.0)
+    assert sensor.read() == module.SENSOR_FLOOR_KPA  # the output's floor
+
+
+@pytest.mark.req("SR-176")
+def test_a_read_sees_the_line_at_the_reads_time(model_module):
+    # a batch of steps pushed, then 5 ms of board time with no step call: the line has discharged through
+    # the needle; the board's read brings the model to its own time first (it returned the line as it was
+    # at the last step call, which a host that held the process up left stale)
+    module, clock = model_module
+    profile = {"plunger_steps_per_mm": 3200, "needle_steps_per_mm": 100, "diameter_um": 4780, "content_nl": 900000,
+               "compliance_nl_per_kpa": 1.0, "sensor_lag_ms": 0.0}
+    model = module.Model(profile, lambda msg: None)
+    clock.now_us = 1000
+    model.advance(clock.ticks_us())
+    model.plunger(400)  # pushed over the next ~2 ms
+    clock.now_us += 1000
+    model.advance(clock.ticks_us())
+    pushing = model.sensed_kpa()
+    assert pushing > 5
+    clock.now_us += 5000
+    model.advance(clock.ticks_us())
+    assert model.sensed_kpa() < pushing / 10
+    board = ast.parse((SIM / "board.py").read_text())
+    read = next(f for f in ast.walk(board) if isinstance(f, ast.FunctionDef) and f.name == "pressure_kpa")
+    calls = [c.func.attr for c in ast.walk(read) if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)]
+    assert calls.index("advance") < calls.index("sensed_kpa")  # the world brought to now before it is read
