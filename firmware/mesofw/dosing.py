@@ -337,6 +337,7 @@ class Sequence:
                 self.sample_us = now_us
                 if probe is not None:
                     probe.feed(kpa, now_us, True)
+                    probe.tail(self.pressure, self.zero16)  # read densely, whatever the pass rate
             gap = ticks_diff(now_us, self.sample_us)
             self.sample_us = now_us
             self.block_sum += kpa * gap

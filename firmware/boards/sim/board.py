@@ -255,6 +255,9 @@ class Board:
         return self._estop
 
     def pressure_kpa(self):
+        # a read is of the line now (the model advanced to this instant), as an ADC conversion is: the
+        # firmware's dense reads of a prime's tail (compliance.Probe.tail) see it fall between passes
+        _world.advance(ticks_us())
         return 0 if self._sensor_failed else int(_world.sensed_kpa())
 
     def syringe_barrel_um(self):
