@@ -17,6 +17,11 @@
 # a soft line's compliance (issue #20: -2.4 % on a 6 nL/kPa 50 uL point). The pressure at the split is the
 # mean of the push's last STEADY_US, not one lagging sample extrapolated (its noise, x2 by the
 # extrapolation, was the estimate's largest error).
+#
+# What is left is the sensor's lag, known only nominally (the board's PRESSURE_LAG_US; the sim draws
+# 0.3-1.5 ms): J holds tau + lag, so a line of time constant tau is measured within (lag - nominal) / tau
+# (+-15 % on a 4 ms line at the range's ends). A two-window fit of the tail's decay, free of the lag, was
+# tried: on an 11 kPa prime with the sim's noise it scattered +-20 % (docs/metering.md).
 import micropython
 from time import ticks_diff, ticks_us
 
@@ -28,10 +33,9 @@ MIN_TAU_DENSE_US = 600  # ... or than this when the tail was read densely (the s
 STEADY_US = 16000  # the split's pressure: the mean over the push's last 8-16 ms (two blocks of half this)
 TAIL_GAP_US = 50  # the dense tail: a read at most every this often...
 TAIL_MAX_US = 60000  # ...for at most this long (a BD 10 mL line of 10 nL/kPa through a 2x viscous drug: tau 9 ms)
-TAIL_END_16 = 16  # ...until it reads this low (1/16 kPa above the zero) for TAIL_END_READS reads
-TAIL_END_READS = 8
-# the range a stopper's compliance per mm^2 of its face can have (pL/kPa/mm^2; docs/sim-model.md):
-# an estimate outside it is clamped, a failed one takes the middle
+TAIL_END_16 = 4  # ...until the mean of its last ~8 reads is this low (1/16 kPa above the zero): what is left
+# beyond is extrapolated from that mean (one read's noise, +-1 kPa, made the old extrapolation +-9 %)
+BUSY_MAX_US = 10000  # the driver's last batch is out within this (it spreads a batch over 1-2 ms)
 MIN_PL_PER_KPA_MM2 = 10
 MAX_PL_PER_KPA_MM2 = 400  # loose: a softer line than the model draws must still be measured (issue #20: 6 nL/kPa on a 1 mL)
 NOMINAL_PL_PER_KPA_MM2 = 35
@@ -97,24 +101,22 @@ class Probe:
         self.p_end16 = kpa << 4
         self.j16_us = self.j_kpa_us << 4
 
-    def tail(self, read, zero16, clock=ticks_us):
-        # Right after the split (feed() saw it): the line's discharge read densely, in a tight loop of
-        # timestamped reads (kPa from read(); zero16: the sensor's zero in 1/16 kPa). Integers only, no
-        # allocation; blocks the loop for the tail (<= TAIL_MAX_US): the plunger is still, the needle out.
-        if not self.split or self.dense:
+    def tail(self, read, zero16, busy, clock=ticks_us):
+        # From the moment the plunger's count is out (the driver may still be letting out its last batch:
+        # busy()), the line read densely in a tight loop of timestamped reads (kPa from read(); zero16: the
+        # sensor's zero in 1/16 kPa): the push to its true end (its integral, its steady pressure), then the
+        # discharge. The split is where busy() turns False, within a read of it (once a pass it was up to a
+        # pass late, the line already falling: J short by ps x that, -13 % on a 4 ms line at 1 ms passes).
+        # Integers only, no allocation; blocks the loop (< BUSY_MAX_US + TAIL_MAX_US): the needle is out.
+        if self.dense or not self.started:
             return
-        us = self.prev_us + self.blk_us
-        if us >= STEADY_US // 4:  # the push's steady pressure, rather than the lagging split sample
-            self.ps16 = ((self.prev_sum + self.blk_sum) << 4) // us
-            self.ps = (self.ps16 + 8) >> 4
         self.dense = True
-        self.j_kpa_us = 0
-        self.half_samples = 0
         start = last = clock()
-        p16 = self.p_end << 4  # the split's reading (above the zero)
+        p16 = self.p_end << 4  # the last pass's reading (above the zero)
+        pushing = True
         j16 = 0
-        low = 0
-        half16 = self.ps16 >> 1
+        avg16 = 0
+        half16 = 0
         while True:
             now = clock()
             dt = ticks_diff(now, last)
@@ -123,18 +125,35 @@ class Probe:
             q16 = (read() << 4) - zero16
             if q16 < 0:
                 q16 = 0
-            j16 += (p16 + q16) * dt
+            area = (p16 + q16) * dt  # trapezoids, x2
             last = now
+            p16 = q16
+            if pushing:
+                self.i_kpa_us += area >> 5
+                self.blk_sum += area >> 5
+                self.blk_us += dt
+                if busy() and ticks_diff(now, start) < BUSY_MAX_US:
+                    continue
+                pushing = False  # the split: the line's pressure now is the push's steady mean
+                us = self.prev_us + self.blk_us
+                self.ps16 = ((self.prev_sum + self.blk_sum) << 4) // us if us >= STEADY_US // 4 else q16
+                self.ps = (self.ps16 + 8) >> 4
+                self.split = True
+                self.half_samples = 0
+                half16 = self.ps16 >> 1
+                avg16 = q16 << 3  # the recent reads' mean, x8 (an exponential average over ~8 reads)
+                start = now
+                continue
+            j16 += area
             if q16 > half16:
                 self.half_samples += 1
-            low = low + 1 if q16 <= TAIL_END_16 else 0
-            p16 = q16
-            if low >= TAIL_END_READS or ticks_diff(now, start) >= TAIL_MAX_US:
+            avg16 += q16 - (avg16 >> 3)
+            if avg16 <= TAIL_END_16 << 3 or ticks_diff(now, start) >= TAIL_MAX_US:
                 break
-        self.j16_us = j16 >> 1  # trapezoids
+        self.j16_us = j16 >> 1
         self.j_kpa_us = j16 >> 5
-        self.p_end16 = p16
-        self.p_end = (p16 + 8) >> 4
+        self.p_end16 = avg16 >> 3
+        self.p_end = (self.p_end16 + 8) >> 4
         self.last_us = last
 
     def pl_per_kpa(self, pushed_nl, area_mm2):

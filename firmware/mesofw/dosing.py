@@ -328,6 +328,10 @@ class Sequence:
         elif phase == SETTLE:
             kpa = self.line_kpa()
             waited_ms = ticks_diff(now_us, self.phase_start_us) // 1000
+            if probe is not None and not probe.dense:
+                # a prime's line read densely from here, the driver's last batch and the discharge, whatever
+                # the pass rate (compliance.Probe.tail); the settle then finds it emptied
+                probe.tail(self.pressure, self.zero16, self.plunger_busy)
             if not self.pushed:
                 # nothing is judged while the last batch is still moving the stopper: its pressure is
                 # still rising or barely falling, which looked like a plateau (issue #20: ~150 nL)
@@ -337,7 +341,6 @@ class Sequence:
                 self.sample_us = now_us
                 if probe is not None:
                     probe.feed(kpa, now_us, True)
-                    probe.tail(self.pressure, self.zero16)  # read densely, whatever the pass rate
             gap = ticks_diff(now_us, self.sample_us)
             self.sample_us = now_us
             self.block_sum += kpa * gap
