@@ -47,8 +47,9 @@ def prior_pl_per_kpa(area_mm2, pl_per_kpa_mm2=NOMINAL_PL_PER_KPA_MM2):
 
 class Probe:
     # fed once per control tick from the prime's dispense and settle (integers only: no allocation)
-    def __init__(self, lag_us):
+    def __init__(self, lag_us, halt=None):
         self.lag_us = lag_us
+        self.halt = halt or _never  # halt() -> True: a stop input (the E-stop) ends a dense read at once
         self.start(0)
 
     def start(self, now_us):
@@ -122,6 +123,9 @@ class Probe:
             dt = ticks_diff(now, last)
             if dt < TAIL_GAP_US:
                 continue
+            if self.halt():
+                self.split = False  # an estimate from a cut read would be wrong: none (the prior or the last stands)
+                return
             q16 = (read() << 4) - zero16
             if q16 < 0:
                 q16 = 0
@@ -171,3 +175,7 @@ class Probe:
         lo = area_mm2 * MIN_PL_PER_KPA_MM2
         hi = area_mm2 * MAX_PL_PER_KPA_MM2
         return lo if c < lo else hi if c > hi else c
+
+
+def _never():
+    return False

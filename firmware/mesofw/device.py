@@ -154,7 +154,7 @@ class Device:
                                     board.NEEDLE_STEPS_PER_MM, needle_rate, getattr(board, "plunger_busy", None))
         # the line's compliance (pL/kPa): the stopper-area prior until a prime measures it (compliance.py)
         self.compliance_pl = 0
-        self.probe = compliance.Probe(getattr(board, "PRESSURE_LAG_US", 0))
+        self.probe = compliance.Probe(getattr(board, "PRESSURE_LAG_US", 0), board.estop)
         # anti-drip: draw back past the worst-case lost motion, so returning the same
         # distance before the next dose cancels backlash and stopper breakaway exactly
         self.suckback_steps = (board.PLUNGER_PLAY_MAX_UM + board.ANTIDRIP_UM) * board.PLUNGER_STEPS_PER_MM // 1000

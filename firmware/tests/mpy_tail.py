@@ -38,10 +38,11 @@ class Line:
         return int(v + 0.5) if v > 0 else 0
 
 
-def prime(c_nl, tau_us, lag_us, pass_us, dense, seed=7, ps=11, lag_known=900, area_mm2=100):
+def prime(c_nl, tau_us, lag_us, pass_us, dense, seed=7, ps=11, lag_known=900, area_mm2=100, estop_at_us=None):
     # a 200 ms push at steady ps, then the tail; the estimate (pL/kPa) or None
     line = Line(ps, tau_us, lag_us, 0.56, seed)
-    pr = compliance.Probe(lag_known)
+    clock = [-300]
+    pr = compliance.Probe(lag_known, None if estop_at_us is None else lambda: clock[0] >= estop_at_us)
     pr.start(-200000)
     t = -200000
     while t < 0:
@@ -50,8 +51,6 @@ def prime(c_nl, tau_us, lag_us, pass_us, dense, seed=7, ps=11, lag_known=900, ar
     g = c_nl / tau_us  # nL/kPa/us
     pushed = int(g * ps * 200000)
     if dense:  # from the pass that finds the count out, 300 us before the driver's last batch is
-        clock = [-300]
-
         def now():
             clock[0] += 37  # a tight loop's read, ~37 us on the board
             return clock[0]
@@ -99,7 +98,9 @@ def heap_of_tail():
 # issue #20's soft lines (C nL/kPa, tau us), sensor lags across the range a board may have (0.3-1.5 ms)
 CASES = [(6.0, 3700, 1220), (6.0, 3700, 300), (6.0, 2730, 1500), (9.8, 4460, 1500), (9.8, 8820, 900),
          (6.9, 4260, 600)]
-out = {"cases": [], "heap": heap_of_tail()}
+out = {"cases": [], "heap": heap_of_tail(),
+       # the E-stop pressed 2 ms into the discharge: the read ends there, and says nothing
+       "estop": prime(6.0, 3700, 900, 1000, True, estop_at_us=2000), "no_estop": prime(6.0, 3700, 900, 1000, True)}
 for c, tau, lag in CASES:
     row = {"c_pl": int(c * 1000), "tau_us": tau, "lag_us": lag, "dense": [], "per_pass": [], "loaded": []}
     for seed in range(1, 9):

@@ -47,3 +47,9 @@ def test_the_dense_read_allocates_nothing(results):
     # read with the heap locked (a MemoryError on any allocation), and it read the tail
     assert results["heap"]["allocated"] is False
     assert results["heap"]["j16_us"] > 0
+
+
+@pytest.mark.req("SR-182")
+def test_the_e_stop_ends_a_dense_read_and_leaves_no_estimate(results):
+    assert results["no_estop"] is not None
+    assert results["estop"] is None
