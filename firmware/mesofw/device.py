@@ -708,7 +708,7 @@ class Device:
         self.point_nl = volume_nl
         self.stop_flags = 0
         self.least_vacuum = 255 if self.cfg and self.cfg[S.CFG_VACUUM] and kind != S.KIND_PRIME else 0
-        steps = self.metering.steps_for(volume_nl)
+        steps = self.metering.steps_for_dose(volume_nl)  # each dose within its tolerance (dosing.py)
         rate = self.cfg[S.CFG_FLOW] * 1000 // self.metering.pl_step + 1  # steps/s
         fast = self._fast_rate()
         shot = kind == S.KIND_SHOT
