@@ -11,17 +11,13 @@
 # of known time constant) shifts I by -lag (ps - p1) and J by +lag ps, which is corrected. The tail
 # below the end threshold is extrapolated as an exponential (J x ps / (ps - p_end)).
 #
-# The tail is read densely (Probe.tail: a tight loop of sensor reads, each timestamped) rather than once
-# per control pass: a pass of 1-5 ms - or the CPU taken away from the board for longer - saw a line with a
-# 3 ms time constant in one or two samples, and the estimate fell back to the stopper-area prior, 10x under
-# a soft line's compliance (issue #20: -2.4 % on a 6 nL/kPa 50 uL point). The pressure at the split is the
-# mean of the push's last STEADY_US, not one lagging sample extrapolated (its noise, x2 by the
-# extrapolation, was the estimate's largest error).
-#
-# What is left is the sensor's lag, known only nominally (the board's PRESSURE_LAG_US; the sim draws
-# 0.3-1.5 ms): J holds tau + lag, so a line of time constant tau is measured within (lag - nominal) / tau
-# (+-15 % on a 4 ms line at the range's ends). A two-window fit of the tail's decay, free of the lag, was
-# tried: on an 11 kPa prime with the sim's noise it scattered +-20 % (docs/metering.md).
+# A prime's line is read densely (Probe.tail: a tight loop of timestamped sensor reads) from the moment the
+# plunger's count is out, not once per control pass: a pass of 1-5 ms - or the CPU taken from the board -
+# saw a line of a 3 ms time constant in one or two samples and the estimate fell back to the stopper-area
+# prior, 10x under a soft line (issue #20: -2.4 % on a 6 nL/kPa 50 uL point). From that read the time
+# constant comes from the reading's area and first moment after the split (Probe._moments): no need of the
+# line's true pressure at the split (which a push jittered by irregular passes leaves unknown) and the
+# lag's error second order. The J formula above stays for a prime fed only per pass (feed()).
 import micropython
 from time import ticks_diff, ticks_us
 
@@ -33,6 +29,9 @@ MIN_TAU_DENSE_US = 600  # ... or than this when the tail was read densely (the s
 STEADY_US = 16000  # the split's pressure: the mean over the push's last 8-16 ms (two blocks of half this)
 TAIL_GAP_US = 50  # the dense tail: a read at most every this often...
 TAIL_MAX_US = 60000  # ...for at most this long (a BD 10 mL line of 10 nL/kPa through a 2x viscous drug: tau 9 ms)
+GAP_MAX_US = 400  # two reads further apart than this while the line was above a quarter of its split reading: the
+# CPU was taken from the loop (a loaded simulator's host; on a board an interrupt storm): no estimate from it
+END_READS = 16  # ...then this many more reads, whose mean is the level the rest is extrapolated from
 TAIL_END_16 = 4  # ...until the mean of its last ~8 reads is this low (1/16 kPa above the zero): what is left
 # beyond is extrapolated from that mean (one read's noise, +-1 kPa, made the old extrapolation +-9 %)
 BUSY_MAX_US = 10000  # the driver's last batch is out within this (it spreads a batch over 1-2 ms)
@@ -64,6 +63,9 @@ class Probe:
         self.j_kpa_us = 0  # after
         self.half_samples = 0  # samples from the split on while the line was above half its pressure there
         self.dense = False  # the tail was read by tail(): feed() adds nothing after the split
+        self.s_split16 = 0  # dense: the reading at the split (1/16 kPa)
+        self.m1 = 0  # dense: the tail's first moment about the split, 1/16 kPa x us^2 / 2048
+        self.t_end_us = 0  # dense: the tail read until this long after the split
         self.blk_sum = self.blk_us = 0  # the push's pressure (kPa x us) in the current block of STEADY_US / 2...
         self.prev_sum = self.prev_us = 0  # ...and in the one before it
 
@@ -115,9 +117,10 @@ class Probe:
         start = last = clock()
         p16 = self.p_end << 4  # the last pass's reading (above the zero)
         pushing = True
-        j16 = 0
-        avg16 = 0
-        half16 = 0
+        j16 = m1 = 0
+        after = end_sum = 0
+        avg16 = p16 << 2
+        half16 = quarter16 = 0
         while True:
             now = clock()
             dt = ticks_diff(now, last)
@@ -126,12 +129,11 @@ class Probe:
             if self.halt():
                 self.split = False  # an estimate from a cut read would be wrong: none (the prior or the last stands)
                 return
-            q16 = (read() << 4) - zero16
-            if q16 < 0:
-                q16 = 0
+            q16 = (read() << 4) - zero16  # signed: the noise about an emptied line's zero averages out
             area = (p16 + q16) * dt  # trapezoids, x2
             last = now
             p16 = q16
+            avg16 += q16 - (avg16 >> 2)  # the recent reads' mean, x4 (an exponential average over ~4 reads)
             if pushing:
                 self.i_kpa_us += area >> 5
                 self.blk_sum += area >> 5
@@ -143,22 +145,65 @@ class Probe:
                 self.ps16 = ((self.prev_sum + self.blk_sum) << 4) // us if us >= STEADY_US // 4 else q16
                 self.ps = (self.ps16 + 8) >> 4
                 self.split = True
+                self.s_split16 = avg16 >> 2  # the sensor's (lagging) reading at the split: its recent mean
                 self.half_samples = 0
                 half16 = self.ps16 >> 1
-                avg16 = q16 << 3  # the recent reads' mean, x8 (an exponential average over ~8 reads)
+                quarter16 = self.s_split16 >> 2
                 start = now
                 continue
+            if dt > GAP_MAX_US and q16 > quarter16:
+                self.split = False  # the CPU was taken while the line fell: a chord across it says nothing
+                return
             j16 += area
+            u = ticks_diff(now, start) - (dt >> 1)  # the trapezoid's middle, from the split
+            m1 += ((area + 32) >> 6) * ((u + 32) >> 6)  # first moment, / 4096 (small ints)
             if q16 > half16:
                 self.half_samples += 1
-            avg16 += q16 - (avg16 >> 3)
-            if avg16 <= TAIL_END_16 << 3 or ticks_diff(now, start) >= TAIL_MAX_US:
-                break
+            if after:  # the rest's level: the mean of reads after the end was seen (not the reads that saw it)
+                end_sum += q16
+                after -= 1
+                if not after:
+                    break
+            elif avg16 <= TAIL_END_16 << 2 or ticks_diff(now, start) >= TAIL_MAX_US:
+                after = END_READS
         self.j16_us = j16 >> 1
         self.j_kpa_us = j16 >> 5
-        self.p_end16 = avg16 >> 3
+        self.m1 = m1
+        self.t_end_us = ticks_diff(last, start)
+        self.p_end16 = end_sum // END_READS
         self.p_end = (self.p_end16 + 8) >> 4
         self.last_us = last
+
+    def _moments(self, pushed_nl):
+        # The dense tail's estimate, from the reading's area M0 and first moment M1 after the split ts, and
+        # the reading there s_ts (not the line's true pressure, which a push jittered by irregular passes
+        # leaves unknown): for any t after the push C p(t) = G (area of p after t); integrated over t,
+        # C x area(p) = G x moment(p). A first-order lag L turns the reading's into the line's:
+        #     area(p) = M0 - L s_ts      moment(p) = M1 - L M0      tau = C / G = moment(p) / area(p)
+        # exact for any line and split time; a lag L' off the nominal biases tau by ~(L' - L) L' / tau
+        # (second order: 11 % on a 1.85 ms line at 1.22 vs 0.9 ms, where J / ps - L was 17 %). Then
+        # V = G (I + area(p)) - C p1 gives G: G = V / (I + M0 - L p1 - tau p1)   (1/16 kPa, us)
+        lag, s_ts = self.lag_us, self.s_split16
+        m0 = self.j16_us
+        m1 = self.m1 * 2048
+        p_end, t_end = self.p_end16, self.t_end_us
+        if s_ts <= 0 or m0 <= 0:
+            return None
+        tau0 = m0 // s_ts - lag  # a first tau for the tail's rest beyond the read (an exponential from p_end)
+        if tau0 > 0 and p_end > 0:
+            m0 += p_end * tau0
+            m1 += p_end * tau0 * (t_end + tau0)
+        area = m0 - lag * s_ts
+        if area <= 0:
+            return None
+        tau = (m1 - lag * m0) // area
+        if tau < MIN_TAU_DENSE_US:
+            return None  # the line empties within a few of the sensor's lags: not resolved
+        p1 = self.p1 << 4
+        push = (self.i_kpa_us << 4) + m0 - (lag + tau) * p1
+        if push <= 0:
+            return None
+        return 16000 * pushed_nl * tau // push
 
     def pl_per_kpa(self, pushed_nl, area_mm2):
         # the estimate, clamped to what a stopper of this area can have; None when the prime said nothing.
@@ -170,8 +215,13 @@ class Probe:
         j = self.j16_us - self.lag_us * ps
         if j <= 0 or i <= 0 or j < (MIN_TAU_DENSE_US if self.dense else MIN_TAU_US) * ps:
             return None  # the line empties within a sample or two: its time constant is not resolved
-        j = j * ps // (ps - p_end)  # the exponential tail below where the settle stopped
-        c = 16000 * pushed_nl * j // (j * (ps - p1) + i * ps)
+        if self.dense:
+            c = self._moments(pushed_nl)
+            if c is None:
+                return None
+        else:
+            j = j * ps // (ps - p_end)  # the exponential tail below where the settle stopped
+            c = 16000 * pushed_nl * j // (j * (ps - p1) + i * ps)
         lo = area_mm2 * MIN_PL_PER_KPA_MM2
         hi = area_mm2 * MAX_PL_PER_KPA_MM2
         return lo if c < lo else hi if c > hi else c

@@ -24,12 +24,15 @@ NOMINAL_LAG_US = 900  # the probe's idea of the sensor's lag (the sim board's PR
 
 @pytest.mark.req("SR-181")
 def test_a_soft_line_is_measured_from_a_densely_read_tail(results):
-    # within 8 % of the truth once the one error the probe cannot see is taken off: the sensor's lag against
-    # the nominal, a bias of (lag - nominal) / tau (documented in compliance.py); every prime gives an estimate
+    # every prime gives an estimate; taking off the one error the probe cannot see, the sensor's lag L against
+    # the nominal Ln (second order in the moments' estimate: (L - Ln) L / tau^2, compliance.py), each is
+    # within 20 % and their mean over 8 primes within 6 %
     for row in results["cases"]:
-        bias = (row["lag_us"] - NOMINAL_LAG_US) / row["tau_us"]
-        for e in _errors(row, "dense"):
-            assert e is not None and abs(e - bias) <= 0.08, (row["tau_us"], row["lag_us"], _errors(row, "dense"))
+        tau, lag = row["tau_us"], row["lag_us"]
+        bias = (lag - NOMINAL_LAG_US) * lag / tau ** 2
+        errors = _errors(row, "dense")
+        assert all(e is not None and abs(e - bias) <= 0.2 for e in errors), (tau, lag, errors)
+        assert abs(sum(errors) / len(errors) - bias) <= 0.06, (tau, lag, errors)
 
 
 @pytest.mark.req("SR-181")
@@ -53,3 +56,8 @@ def test_the_dense_read_allocates_nothing(results):
 def test_the_e_stop_ends_a_dense_read_and_leaves_no_estimate(results):
     assert results["no_estop"] is not None
     assert results["estop"] is None
+
+
+@pytest.mark.req("SR-182")
+def test_a_read_that_lost_the_cpu_while_the_line_fell_leaves_no_estimate(results):
+    assert results["stalled"] is None
