@@ -68,22 +68,6 @@ UNIX32_HOWTO = ("the 32-bit MicroPython unix port is not here: it is kept in the
                 "beside the repository or point MESOINJECT_MCU at it, and apt-get install libc6-i386")
 
 
-BOARD_NICE = -10  # the simulated MCU's scheduling priority, where the host allows raising it (root, CAP_SYS_NICE)
-
-
-def _first_call_on_the_cpu(pid: int) -> None:
-    """A board's MCU is its own: the simulated one runs ahead of the host's other work where the host allows.
-
-    Its physical model runs on the host's clock, so time the board process waits for a CPU passes for the model
-    while the firmware is frozen: a prime's dense tail read (compliance.Probe.tail) then sees a gap and gives no
-    estimate (issue #20: at load 7-8 on 2 cores, 7 of 8 primes). Best effort: an unprivileged host keeps nice 0.
-    """
-    try:
-        os.setpriority(os.PRIO_PROCESS, pid, BOARD_NICE)
-    except (PermissionError, OSError):
-        pass
-
-
 def unix32_binary() -> str | None:
     """The unix port built for i386 (31-bit small ints, ticks wrap at 2^30, MICROPY_TICKS_WRAP_S), if
     it is here and runs: in $MESOINJECT_MCU if set, else ../shared/mcu beside the repository or /work/shared/mcu."""
@@ -180,7 +164,6 @@ class BoardProcess:
             [micropython_binary(), "-X", "heapsize=" + self.heap, "-i", "-c", boot],
             stdin=slave, stdout=slave, stderr=self._log, env=env, preexec_fn=controlling_tty,
             close_fds=True)
-        _first_call_on_the_cpu(self._proc.pid)
         self._spawned_at = time.monotonic()
         self.feed()
 
