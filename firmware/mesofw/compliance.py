@@ -29,8 +29,8 @@ MIN_TAU_DENSE_US = 600  # ... or than this when the tail was read densely (the s
 STEADY_US = 16000  # the split's pressure: the mean over the push's last 8-16 ms (two blocks of half this)
 TAIL_GAP_US = 50  # the dense tail: a read at most every this often...
 TAIL_MAX_US = 60000  # ...for at most this long (a BD 10 mL line of 10 nL/kPa through a 2x viscous drug: tau 9 ms)
-GAP_MAX_US = 400  # two reads further apart than this while the line was above a quarter of its split reading: the
-# CPU was taken from the loop (a loaded simulator's host; on a board an interrupt storm): no estimate from it
+GAP_MAX_US = 400  # two reads further apart than this while the line fell by > 1 kPa: the CPU was taken from the loop
+# (a loaded simulator's host; on a board an interrupt storm): that stretch is integrated as an exponential
 END_READS = 16  # ...then this many more reads, whose mean is the level the rest is extrapolated from
 TAIL_END_16 = 4  # ...until the mean of its last ~8 reads is this low (1/16 kPa above the zero): what is left
 # beyond is extrapolated from that mean (one read's noise, +-1 kPa, made the old extrapolation +-9 %)
@@ -120,7 +120,7 @@ class Probe:
         j16 = m1 = 0
         after = end_sum = 0
         avg16 = p16 << 2
-        half16 = quarter16 = 0
+        half16 = 0
         while True:
             now = clock()
             dt = ticks_diff(now, last)
@@ -132,6 +132,7 @@ class Probe:
             q16 = (read() << 4) - zero16  # signed: the noise about an emptied line's zero averages out
             area = (p16 + q16) * dt  # trapezoids, x2
             last = now
+            p16_was = p16
             p16 = q16
             avg16 += q16 - (avg16 >> 2)  # the recent reads' mean, x4 (an exponential average over ~4 reads)
             if pushing:
@@ -148,14 +149,17 @@ class Probe:
                 self.s_split16 = avg16 >> 2  # the sensor's (lagging) reading at the split: its recent mean
                 self.half_samples = 0
                 half16 = self.ps16 >> 1
-                quarter16 = self.s_split16 >> 2
                 start = now
                 continue
-            if dt > GAP_MAX_US and q16 > quarter16:
-                self.split = False  # the CPU was taken while the line fell: a chord across it says nothing
-                return
-            j16 += area
             u = ticks_diff(now, start) - (dt >> 1)  # the trapezoid's middle, from the split
+            if dt > GAP_MAX_US and 0 < q16 < p16_was - 16:
+                # the CPU was taken from the loop while the line fell: across the gap the line decays as an
+                # exponential, not along the chord (a chord over 2 ms of a 2 ms tail doubles its area)
+                ln = _ln_q12(p16_was, q16)
+                tau = dt * 4096 // ln
+                area = (dt * (p16_was - q16) // ln) * 8192
+                u = ticks_diff(now, start) - dt + tau - dt * q16 // (p16_was - q16)  # the segment's centroid
+            j16 += area
             m1 += ((area + 32) >> 6) * ((u + 32) >> 6)  # first moment, / 4096 (small ints)
             if q16 > half16:
                 self.half_samples += 1
@@ -187,8 +191,8 @@ class Probe:
         m0 = self.j16_us
         m1 = self.m1 * 2048
         p_end, t_end = self.p_end16, self.t_end_us
-        if s_ts <= 0 or m0 <= 0:
-            return None
+        if s_ts <= 0 or m0 <= 0 or self.ps16 < MIN_PS_KPA << 4:
+            return None  # nothing read after the split, or a push whose pressure never rose: says nothing
         tau0 = m0 // s_ts - lag  # a first tau for the tail's rest beyond the read (an exponential from p_end)
         if tau0 > 0 and p_end > 0:
             m0 += p_end * tau0
@@ -208,23 +212,43 @@ class Probe:
     def pl_per_kpa(self, pushed_nl, area_mm2):
         # the estimate, clamped to what a stopper of this area can have; None when the prime said nothing.
         # Pressures in 1/16 kPa (a dense tail's are that fine: its mean and integral, not one reading)
+        if self.dense:  # the dense read's own estimate (its checks there)
+            c = self._moments(pushed_nl) if self.split and pushed_nl > 0 else None
+            if c is None:
+                return None
+            return self._clamp(c, area_mm2)
         ps, p1, p_end = self.ps16, self.p1 << 4, self.p_end16
         if not self.split or self.half_samples < MIN_HALF_SAMPLES or ps < MIN_PS_KPA << 4 or ps <= p_end or pushed_nl <= 0:
             return None
         i = (self.i_kpa_us << 4) + self.lag_us * (ps - p1)
         j = self.j16_us - self.lag_us * ps
-        if j <= 0 or i <= 0 or j < (MIN_TAU_DENSE_US if self.dense else MIN_TAU_US) * ps:
+        if j <= 0 or i <= 0 or j < MIN_TAU_US * ps:
             return None  # the line empties within a sample or two: its time constant is not resolved
-        if self.dense:
-            c = self._moments(pushed_nl)
-            if c is None:
-                return None
-        else:
-            j = j * ps // (ps - p_end)  # the exponential tail below where the settle stopped
-            c = 16000 * pushed_nl * j // (j * (ps - p1) + i * ps)
+        j = j * ps // (ps - p_end)  # the exponential tail below where the settle stopped
+        c = 16000 * pushed_nl * j // (j * (ps - p1) + i * ps)
+        return self._clamp(c, area_mm2)
+
+    def _clamp(self, c, area_mm2):
         lo = area_mm2 * MIN_PL_PER_KPA_MM2
         hi = area_mm2 * MAX_PL_PER_KPA_MM2
         return lo if c < lo else hi if c > hi else c
+
+
+def _ln_q12(a, b):
+    # ln(a / b) x 4096 for a > b > 0, small ints only: halvings, then 2 atanh((r - 1) / (r + 1)) for r in [1, 2)
+    n = 0
+    while b << 1 <= a:
+        b <<= 1
+        n += 1
+    y = ((a - b) << 14) // (a + b)
+    y2 = y * y >> 14
+    term = acc = y
+    k = 3
+    while term:
+        term = term * y2 >> 14
+        acc += term // k
+        k += 2
+    return n * 2839 + (acc >> 1) + 1  # ln 2 = 2839 / 4096; (never 0)
 
 
 def _never():

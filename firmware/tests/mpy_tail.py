@@ -55,7 +55,7 @@ def prime(c_nl, tau_us, lag_us, pass_us, dense, seed=7, ps=11, lag_known=900, ar
         def now():
             clock[0] += 37  # a tight loop's read, ~37 us on the board
             if stall_at_us is not None and clock[0] >= stall_at_us > clock[0] - 37:
-                clock[0] += 2000  # the CPU taken from the loop for 2 ms
+                clock[0] += 8000  # the CPU taken from the loop for 8 ms
             return clock[0]
 
         pr.tail(lambda: line.sensed(clock[0]), OFFSET_KPA << 4, lambda: clock[0] < 0, now)
@@ -104,8 +104,9 @@ CASES = [(6.0, 3700, 1220), (6.0, 3700, 300), (6.0, 2730, 1500), (9.8, 4460, 150
 out = {"cases": [], "heap": heap_of_tail(),
        # the E-stop pressed 2 ms into the discharge: the read ends there, and says nothing
        "estop": prime(6.0, 3700, 900, 1000, True, estop_at_us=2000), "no_estop": prime(6.0, 3700, 900, 1000, True),
-       # the loop losing the CPU for 2 ms while the line falls: no estimate (a chord across the gap is not the line)
-       "stalled": prime(6.0, 3700, 900, 1000, True, stall_at_us=1500)}
+       # the loop losing the CPU for 8 ms while the line falls (integrated as an exponential across the gap)
+       "stalled": [prime(6.0, 3700, 900, 1000, True, seed, stall_at_us=at) for seed in (1, 2) for at in (1000, 2000)],
+       "unstalled": [prime(6.0, 3700, 900, 1000, True, seed) for seed in (1, 2)]}
 for c, tau, lag in CASES:
     row = {"c_pl": int(c * 1000), "tau_us": tau, "lag_us": lag, "dense": [], "per_pass": [], "loaded": []}
     for seed in range(1, 9):

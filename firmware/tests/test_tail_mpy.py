@@ -59,5 +59,10 @@ def test_the_e_stop_ends_a_dense_read_and_leaves_no_estimate(results):
 
 
 @pytest.mark.req("SR-182")
-def test_a_read_that_lost_the_cpu_while_the_line_fell_leaves_no_estimate(results):
-    assert results["stalled"] is None
+def test_a_read_that_lost_the_cpu_while_the_line_fell_still_measures_it(results):
+    # 8 ms without a read while the line falls (a chord there overstates the area: +23 % on this line);
+    # a gap over the split itself leaves no estimate (the last or the prior stands):
+    # within 10 % of the same prime read without the gap
+    for k, est in enumerate(results["stalled"]):
+        plain = results["unstalled"][k // 2]
+        assert est is not None and abs(est / plain - 1) <= 0.1, (k, est, plain)
