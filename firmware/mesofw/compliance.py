@@ -25,7 +25,9 @@ MIN_HALF_SAMPLES = 2  # nor one with fewer samples than this before its tail fel
 # pass of 1-5 ms, or the CPU taken away, saw a 3 ms tail once and integrated a chord: 0.3-2.4x the truth)
 MIN_PS_KPA = 8  # a prime whose pressure never rose this far says nothing about the compliance
 MIN_TAU_US = 2000  # nor one whose line empties faster than this (1 ms samples): the prior stands
-MIN_TAU_DENSE_US = 600  # ... or than this when the tail was read densely (the sensor's lag, +-0.6 ms, dominates below)
+MIN_TAU_DENSE_US = 1500  # ... or, read densely, faster than the slowest sensor lag a board may have (below it the
+# moments cannot tell the line from the lag: a BD 3 mL default line of 0.9 ms behind a 1.2 ms lag read +50 %, and
+# its shots topped up +0.5 %)
 STEADY_US = 16000  # the split's pressure: the mean over the push's last 8-16 ms (two blocks of half this)
 TAIL_GAP_US = 50  # the dense tail: a read at most every this often...
 TAIL_MAX_US = 60000  # ...for at most this long (a BD 10 mL line of 10 nL/kPa through a 2x viscous drug: tau 9 ms)
