@@ -9,18 +9,18 @@ import sys
 _path = sys.path[:]
 sys.path.clear()
 _self = sys.modules.pop("time", None)
-import time as _t  # noqa: E402  the built-in
+import time as _t  # noqa: E402  the built-in (the path cleared: not this file)
 
 if _self is not None:
     sys.modules["time"] = _self
 sys.path.extend(_path)
 del _path, _self
 
-ticks_diff = _t.ticks_diff
-ticks_add = _t.ticks_add
-sleep_ms = _t.sleep_ms
-sleep_us = _t.sleep_us
-time_ns = _t.time_ns
+ticks_diff = _t.ticks_diff  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
+ticks_add = _t.ticks_add  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
+sleep_ms = _t.sleep_ms  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
+sleep_us = _t.sleep_us  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
+time_ns = _t.time_ns  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
 _MASK = _t.ticks_add(0, -1)  # the ticks period - 1 (a power of two)
 CHECK_US = 200  # a call this long after the last one asks the kernel how much of the gap was spent waiting
 
