@@ -155,7 +155,7 @@ class Device:
                                     board.NEEDLE_STEPS_PER_MM, needle_rate, getattr(board, "plunger_busy", None))
         # the line's compliance (pL/kPa): the stopper-area prior until a prime measures it (compliance.py)
         self.compliance_pl = 0
-        self.probe = compliance.Probe(getattr(board, "PRESSURE_LAG_US", 0))
+        self.probe = compliance.Probe(getattr(board, "PRESSURE_LAG_US", 0), board.estop)
         # anti-drip: draw back past the worst-case lost motion, so returning the same
         # distance before the next dose cancels backlash and stopper breakaway exactly
         self.suckback_steps = (board.PLUNGER_PLAY_MAX_UM + board.ANTIDRIP_UM) * board.PLUNGER_STEPS_PER_MM // 1000
@@ -715,7 +715,7 @@ class Device:
         self.point_nl = volume_nl
         self.stop_flags = 0
         self.least_vacuum = 255 if self.cfg and self.cfg[S.CFG_VACUUM] and kind != S.KIND_PRIME else 0
-        steps = self.metering.steps_for(volume_nl)
+        steps = self.metering.steps_for_dose(volume_nl)  # each dose within its tolerance (dosing.py)
         rate = self.cfg[S.CFG_FLOW] * 1000 // self.metering.pl_step + 1  # steps/s
         fast = self._fast_rate()
         shot = kind == S.KIND_SHOT

@@ -44,7 +44,8 @@ def board_files(board: str) -> list[tuple[pathlib.Path, str]]:
     board_dir = BOARDS / board
     if not (board_dir / "board.py").exists():
         raise ValueError(f"unknown board {board!r}; boards: {', '.join(board_names())}")
-    return [(p, p.name) for p in sorted(board_dir.glob("board*.py"))]
+    # (and a board's own `time`, if it has one: the simulator's clock, firmware/boards/sim/time.py)
+    return [(p, p.name) for p in sorted(board_dir.glob("board*.py")) + sorted(board_dir.glob("time.py"))]
 
 
 def firmware_version() -> tuple[int, int, int]:

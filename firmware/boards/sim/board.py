@@ -9,7 +9,9 @@ import select
 import socket
 import sys
 import termios
-from time import sleep_ms, ticks_add, ticks_diff, ticks_ms, ticks_us, time_ns
+from time import _SCHED_MASK, sleep_ms, ticks_add, ticks_diff, ticks_ms, ticks_us, time_ns
+
+from time import _stat as board_clock_stat  # noqa: E402
 
 import board_flash
 
@@ -77,46 +79,6 @@ def _edge_us(at_ns):
     return ticks_add(now, -max(0, (time_ns() - at_ns) // 1000))
 
 
-_SCHED_MASK = (1 << 26) - 1  # us, modulo ~67 s: small ints on a 32-bit port too
-
-
-class _Schedstat:
-    # this process's CPU time and time waiting for a CPU (Linux /proc/self/schedstat, ns) in us modulo
-    # 2^26 (.cpu, .wait), parsed without allocating: a gap between passes is the firmware's own work (a
-    # collection, a littlefs traversal) if it ran, the host machine's if it waited for a CPU
-    def __init__(self):
-        self.buf = bytearray(80)
-        self.cpu = self.wait = 0
-        self.f = None
-        try:  # the host's /proc, beside the flash the harness mounted as / (the board's root)
-            import vfs
-
-            vfs.mount(vfs.VfsPosix("/proc/self"), "/.proc")  # type: ignore[abstract]
-            self.f = open("/.proc/schedstat", "rb")
-        except (OSError, ImportError):
-            pass
-
-    def read(self):
-        if self.f is None:
-            return
-        self.f.seek(0)
-        n = self.f.readinto(self.buf) or 0
-        buf = self.buf
-        i = 0
-        for k in range(2):  # the first two numbers; ns -> us: the last three digits dropped
-            j = i
-            while j < n and 48 <= buf[j] <= 57:
-                j += 1
-            v = 0
-            for m in range(i, j - 3):
-                v = (v * 10 + buf[m] - 48) & _SCHED_MASK
-            if k:
-                self.wait = v
-            else:
-                self.cpu = v
-            i = j + 1
-
-
 class Board:
     NAME = NAME
     PLUNGER_STEPS_PER_MM = PLUNGER_STEPS_PER_MM
@@ -170,7 +132,7 @@ class Board:
         self._journal_area = self.flash.log_area if config.get("journal_area", 1) else None
         self._pass_us = ticks_us()  # the last control pass, and the flash's counters then (gap reports)
         self._pass_reads = self._pass_busy = 0
-        self._sched = _Schedstat()
+        self._sched = board_clock_stat  # (time.py: the board clock reads the same file)
         self._pass_cpu = self._pass_wait = self._pass_io = self._pass_sent = self._pass_idle = 0
         self._idle_us = 0  # time in wait_input: the firmware had nothing to do
         self._sent_us = 0  # time in serial writes and control-channel sends (blocked if the harness does not read)
@@ -255,8 +217,8 @@ class Board:
         return self._estop
 
     def pressure_kpa(self):
-        # the world brought to this read's time first (the board's clock): a read returned the line as it was at
-        # the last step call, which a host that held this process up left milliseconds stale
+        # a read is of the line now (the model advanced to this instant), as an ADC conversion is: the
+        # firmware's dense reads of a prime's tail (compliance.Probe.tail) see it fall between passes
         _world.advance(ticks_us())
         return 0 if self._sensor_failed else int(_world.sensed_kpa())
 

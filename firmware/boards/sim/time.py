@@ -1,0 +1,100 @@
+# The simulated board's clock (a file on the path takes precedence over MicroPython's built-in `time`: the
+# firmware, the board and its physical model all import this): the host's clock less the time this process
+# waited for a CPU (Linux schedstat). A board's MCU is its own; the simulated one shares the host, and while
+# it waited the model's line went on falling with the firmware frozen: a prime's tail (a 2-4 ms line) was
+# read across gaps of 3-11 ms at load 7 (issue #20's compliance rows moved with the host's load). On this
+# clock the model and the firmware stop together. time_ns stays the host's (the harness's pin stamps).
+import sys
+
+_path = sys.path[:]
+sys.path.clear()
+_self = sys.modules.pop("time", None)
+import time as _t  # noqa: E402  the built-in (the path cleared: not this file)
+
+if _self is not None:
+    sys.modules["time"] = _self
+sys.path.extend(_path)
+del _path, _self
+
+ticks_diff = _t.ticks_diff  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
+ticks_add = _t.ticks_add  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
+sleep_ms = _t.sleep_ms  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
+sleep_us = _t.sleep_us  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
+time_ns = _t.time_ns  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
+_MASK = _t.ticks_add(0, -1)  # the ticks period - 1 (a power of two)
+CHECK_US = 200  # a call this long after the last one asks the kernel how much of the gap was spent waiting
+
+_SCHED_MASK = (1 << 26) - 1  # us, modulo ~67 s: small ints on a 32-bit port too
+
+
+class Schedstat:
+    # this process's CPU time and time waiting for a CPU (Linux /proc/self/schedstat, ns) in us modulo
+    # 2^26 (.cpu, .wait), parsed without allocating: a gap between passes is the firmware's own work (a
+    # collection, a littlefs traversal) if it ran, the host machine's if it waited for a CPU
+    def __init__(self):
+        self.buf = bytearray(80)
+        self.cpu = self.wait = 0
+        self.f = None
+        try:  # the host's /proc, beside the flash the harness mounted as / (the board's root)
+            import vfs
+
+            vfs.mount(vfs.VfsPosix("/proc/self"), "/.proc")  # type: ignore[abstract]
+            self.f = open("/.proc/schedstat", "rb")
+        except (OSError, ImportError):
+            pass
+
+    def read(self):
+        if self.f is None:
+            return
+        self.f.seek(0)
+        n = self.f.readinto(self.buf) or 0
+        buf = self.buf
+        i = 0
+        for k in range(2):  # the first two numbers; ns -> us: the last three digits dropped
+            j = i
+            while j < n and 48 <= buf[j] <= 57:
+                j += 1
+            v = 0
+            for m in range(i, j - 3):
+                v = (v * 10 + buf[m] - 48) & _SCHED_MASK
+            if k:
+                self.wait = v
+            else:
+                self.cpu = v
+            i = j + 1
+
+
+
+
+_stat = Schedstat()
+_stat.read()
+_last_wait = _stat.wait
+_last_raw = _t.ticks_us()
+_wait_us = 0  # waited since boot (modulo the ticks period), taken off the host's us clock...
+_wait_ms = 0  # ...and in ms, for the ms clock
+_carry_us = 0
+
+
+def _catch_up(raw):
+    global _last_raw, _last_wait, _wait_us, _wait_ms, _carry_us
+    if _t.ticks_diff(raw, _last_raw) > CHECK_US and _stat.f is not None:
+        _stat.read()
+        waited = (_stat.wait - _last_wait) & _SCHED_MASK
+        _last_wait = _stat.wait
+        if waited:
+            _wait_us = (_wait_us + waited) & _MASK
+            _carry_us += waited
+            _wait_ms = (_wait_ms + _carry_us // 1000) & _MASK
+            _carry_us %= 1000
+    _last_raw = raw
+
+
+def ticks_us():
+    raw = _t.ticks_us()
+    _catch_up(raw)
+    return (raw - _wait_us) & _MASK
+
+
+def ticks_ms():
+    _catch_up(_t.ticks_us())
+    return (_t.ticks_ms() - _wait_ms) & _MASK

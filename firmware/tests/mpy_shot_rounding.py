@@ -1,0 +1,26 @@
+# Runs on MicroPython: each nappage shot's own rounding to whole plunger steps, with the carried remainder
+# spent as before (Metering.steps_for) and within the dose's tolerance (Metering.steps_for_dose), for every
+# syringe, 1-5 uL shots, calibrations at the window's ends; results as JSON.
+import json
+
+from mesofw import dosing
+from mesoprotocol import spec
+
+out = []
+for code in spec.SYRINGES:
+    for ppm in (950000, 1000000, 1050000):
+        pl = spec.pl_per_step(code, spec.PLUNGER_STEPS_PER_MM, ppm)
+        for nl in (1000, 2000, 5000):
+            row = {"syringe": code, "ppm": ppm, "pl_per_step": pl, "nl": nl}
+            for key, method in (("carried", "steps_for"), ("dose", "steps_for_dose")):
+                m = dosing.Metering(pl)
+                f = getattr(m, method)
+                worst = total = 0
+                for _ in range(300):
+                    steps = f(nl)
+                    err = steps * pl - nl * 1000
+                    worst = err if abs(err) > abs(worst) else worst
+                    total += err
+                row[key] = [worst, total]  # the worst shot's error and the 300 shots', pL
+            out.append(row)
+print(json.dumps(out))

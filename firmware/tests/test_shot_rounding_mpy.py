@@ -1,0 +1,43 @@
+"""Each nappage shot's rounding to whole plunger steps (issue #20: 2 uL on a BD 3 mL is 108.7 steps of
+18.4 nL; spending the carried remainder made every third shot 108 steps, -0.64 %, past the 0.5 % per-shot
+target), on the MicroPython unix port (firmware/tests/mpy_shot_rounding.py)."""
+
+import pathlib
+
+import pytest
+
+HERE = pathlib.Path(__file__).parent
+TOL = 0.004  # dosing.DOSE_TOL_PL_PER_NL: 4 pL per nL
+
+
+@pytest.fixture(scope="module")
+def rows(run_mpy):
+    return run_mpy(HERE / "mpy_shot_rounding.py")
+
+
+@pytest.mark.req("SR-183")
+def test_each_shot_is_within_its_tolerance_or_half_a_step(rows):
+    for row in rows:
+        worst, _ = row["dose"]
+        allowed = max(TOL * row["nl"] * 1000, row["pl_per_step"] // 2)
+        assert abs(worst) <= allowed, row
+
+
+@pytest.mark.req("SR-183")
+def test_spending_the_remainder_put_a_2_ul_shot_past_half_a_percent(rows):
+    # the old rounding on the issue's case, BD 3 mL uncalibrated: -0.64 %; now within 0.4 %
+    bd3 = next(r for r in rows if r["syringe"] == 2 and r["ppm"] == 1000000 and r["nl"] == 2000)
+    assert bd3["carried"][0] / 2e6 < -0.005
+    assert abs(bd3["dose"][0]) / 2e6 <= TOL
+
+
+@pytest.mark.req("SR-183")
+def test_the_session_total_stays_exact_where_the_step_allows_and_drifts_within_the_tolerance_elsewhere(rows):
+    for row in rows:
+        carried_total = row["carried"][1]
+        dose_total = row["dose"][1]
+        assert abs(carried_total) <= row["pl_per_step"] // 2 + 1  # the carry: exact to half a step
+        # per dose first: the session is off by at most the tolerance per shot (300 shots)
+        assert abs(dose_total) <= 300 * max(TOL * row["nl"] * 1000, row["pl_per_step"] // 2), row
+        if TOL * row["nl"] * 1000 >= row["pl_per_step"]:  # a step well inside the tolerance: nothing changed
+            assert dose_total == carried_total, row

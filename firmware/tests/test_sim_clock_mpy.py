@@ -1,0 +1,25 @@
+"""The simulated board's clock leaves out the time its process waited for a CPU (issue #20: the model's
+line went on falling while the firmware was frozen; a prime's tail was read across 3-11 ms gaps at host
+load 7), on the MicroPython unix port (firmware/tests/mpy_sim_clock.py, a fake schedstat)."""
+
+import pathlib
+
+import pytest
+
+HERE = pathlib.Path(__file__).parent
+SIM = HERE.parent / "boards" / "sim"
+
+
+@pytest.fixture(scope="module")
+def out(run_mpy):
+    return run_mpy(HERE / "mpy_sim_clock.py", SIM)
+
+
+@pytest.mark.req("SR-184")
+def test_the_board_clock_takes_off_what_the_process_waited(out):
+    assert out["overridden"]  # firmware and model import this `time`, not the built-in
+    assert out["after_gap"] == [4500, 4, 500]  # 4.5 ms waited: off the us clock, 4 ms off the ms clock (+500 us)
+    assert out["short"] == 4500  # a short gap is not looked at (no read per call)
+    assert out["second_gap"] == [9000, 9, 0]
+    # the firmware's ticks_us() trails the built-in by what was waited (and a few us of the call)
+    assert 9000 <= out["ticks_us_lag"] < 9000 + 2000
