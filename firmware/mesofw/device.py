@@ -143,9 +143,7 @@ class Device:
         self.session_cap_nl = 0  # ...and the session's own cap when lower (CONFIGURE; 0: none; never raised)
         self.min_period_us = 0  # the cadence ceiling's period: no two shots' needle entries closer
         self.entry_pending = False  # a shot started whose needle has not yet entered
-        self.shot_floor_us = ticks_us()  # no shot may start before (the last needle entry + min_period_us - lead)
-        self.shot_start_us = 0  # when the shot whose entry is pending started
-        self.entry_lead_us = -1  # the least start-to-entry time of this burst's shots (-1: none yet)
+        self.shot_floor_us = ticks_us()  # no shot may start before (the last needle entry + min_period_us)
         self.hello_since_fault = True
         self.alarms_due = []  # (record_id, code, detail, time_ms) raised while a point was still open
         self.pair_hold_ms = 0  # E-stop pressed and trigger held since (0: not)
@@ -548,18 +546,8 @@ class Device:
         if self.entry_pending and self.dose.needle_in():
             # the shot's needle entered the skin (read after the step): the next may not enter sooner
             # than the cadence ceiling's period after it, however late this one ran
-            # The floor gates a shot's start, which comes a lead (the OPEN's journalling, a pass or two, the
-            # axis's play) before its entry: taken off, as the least lead seen this burst, or every interval
-            # at the ceiling was the period plus the lead (12 Hz ran 11.6 Hz, bench_cadence)
             self.entry_pending = False
-            entry = ticks_us()
-            lead = ticks_diff(entry, self.shot_start_us)
-            cap = self.min_period_us // S.CADENCE_SLACK_DIV
-            if lead > cap:
-                lead = cap
-            if self.entry_lead_us < 0 or lead < self.entry_lead_us:
-                self.entry_lead_us = lead if lead > 0 else 0
-            self.shot_floor_us = ticks_add(entry, self.min_period_us - self.entry_lead_us)
+            self.shot_floor_us = ticks_add(ticks_us(), self.min_period_us)
         self._checkpoint()
         if self.dose.dispense_done:  # _record_if_dispensed's own test, without its call every pass
             self._record_if_dispensed(now_us)
@@ -573,7 +561,6 @@ class Device:
             if self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
                 # take up the slack first; the cadence starts with the first shot
                 self.burst_start = True
-                self.entry_lead_us = -1
                 self.next_shot_us = now_us
                 if not 0 < ticks_diff(self.shot_floor_us, now_us) <= self.min_period_us:
                     self.shot_floor_us = now_us  # no shot within a period (a stale time could have wrapped)
@@ -696,7 +683,6 @@ class Device:
             self.burst_start = False
             self.next_shot_us = ticks_add(anchor, self.period_us)
             self.entry_pending = True
-            self.shot_start_us = now_us
             kind = S.KIND_SHOT
         else:
             kind = S.KIND_TEST_DOSE if technique == S.TECHNIQUE_TEST_DOSE else S.KIND_POINT
