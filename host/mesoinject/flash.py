@@ -349,9 +349,12 @@ def stale_modules(on_board: set[str], new: set[str]) -> list[str]:
     """Modules of an earlier image (a stale .py would even shadow its new .mpy); the firmware's
     data files on the flash are left alone."""
 
+    # the image's own modules in either form too (a board's `time.py` beside its `time.mpy`)
+    names = {p.rsplit(".", 1)[0] for p in new if p.endswith((".py", ".mpy"))} | {"boot", "main"}
+
     def module(p: str) -> bool:
         return p.endswith((".py", ".mpy")) and (p.startswith(("mesofw/", "mesoprotocol/", "board"))
-                                                 or p.rsplit(".", 1)[0] in ("boot", "main"))
+                                                 or p.rsplit(".", 1)[0] in names)
 
     return sorted(p for p in on_board - new if module(p))
 
