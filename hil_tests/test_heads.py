@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hil import FIRST_PRIME_EXTRA_NL, drain, wait_event, wait_state
+from hil import FIRST_PRIME_EXTRA_NL, alarm_said, drain, wait_event, wait_state
 from mesoinject.client import Device, DeviceRefused
 from mesoprotocol import spec
 
@@ -63,7 +63,7 @@ def primed_and_armed(dev, board, head: int, **changes) -> None:
     board.fit_head(head)
     dev.configure(**dict(program(head), **changes))
     dev.prime(spec.HEADS[head][4] + 5000)
-    assert wait_state(dev, {spec.STATE_PRIMED, spec.STATE_FAULT}) == spec.STATE_PRIMED
+    assert wait_state(dev, {spec.STATE_PRIMED, spec.STATE_FAULT}) == spec.STATE_PRIMED, alarm_said(dev)
     dev.arm()
     drain(dev)
 

@@ -64,6 +64,12 @@ class Metering:
         self.rem_pl = rem if -half <= rem <= half else (half if rem > 0 else -half)
         return steps
 
+    def steps_near(self, volume_nl):
+        # the nearest whole steps to a volume, the carried remainder left alone (a nappage shot's top-up: spent
+        # there, the session's remainder took or gave a whole step - 0.87 % of a 2 uL shot on a BD 3 mL - every
+        # ~26 shots, past the per-shot bound steps_for_dose keeps)
+        return (volume_nl * 1000 + self.pl_step // 2) // self.pl_step
+
     def steps_for_relief(self, volume_nl):
         # steps for a back-off volume; leaves the carried remainder alone
         return volume_nl * 1000 // self.pl_step
@@ -157,7 +163,7 @@ class Sequence:
         self.block_us = 0
         self.last_block = -1  # the previous block's mean (kPa; -1: none yet)
         self.pushed = False  # the settle has seen the plunger's last batch out
-        self.topup_steps = topup_steps  # topup_steps(kPa) -> steps that replace the volume stored at kPa
+        self.topup_steps = topup_steps  # topup_steps(kPa, carry=True) -> steps that replace the volume stored at kPa
         self.plunger = plunger
         self.needle = needle
         self.needle_steps_per_mm = needle_steps_per_mm
@@ -242,7 +248,7 @@ class Sequence:
         # it replaces was never subtracted from the shot's record.
         self.topped = True
         kpa = (self._sum(WHEAL_READS) + WHEAL_READS // 2) // WHEAL_READS - self.zero_kpa  # a few reads' mean, above the zero
-        topup = self.topup_steps(kpa) if kpa >= SHOT_TOPUP_KPA else 0
+        topup = self.topup_steps(kpa, False) if kpa >= SHOT_TOPUP_KPA else 0  # rounded on its own (steps_near)
         self.shot_topup_steps = topup  # out of the syringe all the same (the device counts it in)
         if topup > 0:
             self.plunger.move_to(self.plunger.pos + topup, self.rate, now_us)

@@ -12,53 +12,12 @@ from mesofw import flasharea
 from mesofw.appendlog import AppendLog
 from mesofw.journal import Journal
 from mesoprotocol import spec
+from ramflash import ERASED, RAMFlash
 
-BLOCK = 4096
 PAGE = 256
-ERASED = b"\xff" * BLOCK
 
 
-class PicoFlash:
-    # littlefs's extended block device protocol, with the RP2040 ROM's page rule and NOR's AND
-    def __init__(self, blocks):
-        self.blocks = blocks
-        self.data = bytearray(ERASED * blocks)
-        self.erases = 0
-        self.programs = 0
-        self.unaligned = 0
-        self.erased_blocks = []
-
-    def readblocks(self, block, buf, offset=0):
-        a = block * BLOCK + offset
-        for i in range(len(buf)):
-            buf[i] = self.data[a + i]
-
-    def writeblocks(self, block, buf, offset=None):
-        if offset is None:
-            for b in range(len(buf) // BLOCK):
-                self.ioctl(6, block + b)
-            offset = 0
-        if offset % PAGE or len(buf) % PAGE:
-            self.unaligned += 1
-        a = block * BLOCK + offset
-        for i in range(len(buf)):
-            self.data[a + i] &= buf[i]
-        self.programs += 1
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.blocks
-        if op == 5:
-            return BLOCK
-        if op == 6:
-            self.erases += 1
-            self.erased_blocks.append(arg)
-            a = arg * BLOCK
-            self.data[a : a + BLOCK] = ERASED
-        return 0
-
-
-dev = PicoFlash(48)
+dev = RAMFlash(48, PAGE)
 vfs.VfsLfs2.mkfs(dev, progsize=PAGE)
 vfs.mount(vfs.VfsLfs2(dev, progsize=PAGE), "/lfs")
 os.chdir("/lfs")
@@ -149,7 +108,7 @@ with open("other", "rb") as f:
 out["unaligned"] = dev.unaligned
 
 # a filesystem with no room for the area: none, and why
-small = PicoFlash(8)
+small = RAMFlash(8, PAGE)
 vfs.VfsLfs2.mkfs(small, progsize=PAGE)
 vfs.mount(vfs.VfsLfs2(small, progsize=PAGE), "/small")
 os.chdir("/small")

@@ -11,54 +11,13 @@ from time import ticks_diff, ticks_ms, ticks_us
 from mesofw import journal
 from mesofw.journal import Journal
 from mesoprotocol import spec
+from ramflash import RAMFlash
 
-BLOCK = 4096  # the erase block of the RP2040's and the ESP32-S3's flash
 BLOCKS = 352  # 1.4 MB: the filesystem of a 2 MB Pico
-ERASED = b"\xff" * BLOCK
 cells = int(sys.argv[1])
 
 
-class RAMFlash:
-    # littlefs's extended block device protocol (offset given: program or read within a block;
-    # ioctl 6: erase). A program may only go to erased bytes, as on NOR flash.
-    def __init__(self):
-        self.data = bytearray(ERASED * BLOCKS)
-        self.mv = memoryview(self.data)
-        self.erases = 0
-        self.programmed = 0
-        self.overwrites = 0  # programs onto bytes not erased: would be a filesystem bug
-        self.reads = 0  # read calls: littlefs traverses the whole filesystem when its block allocator wraps
-
-    def readblocks(self, block, buf, offset=0):
-        self.reads += 1
-        a = block * BLOCK + offset
-        buf[:] = self.mv[a : a + len(buf)]
-
-    def writeblocks(self, block, buf, offset=None):
-        if offset is None:  # the basic protocol: whole blocks, erased first
-            for b in range(len(buf) // BLOCK):
-                self.ioctl(6, block + b)
-            offset = 0
-        a = block * BLOCK + offset
-        if self.data[a : a + len(buf)] != ERASED[: len(buf)]:
-            self.overwrites += 1
-        self.mv[a : a + len(buf)] = buf
-        self.programmed += len(buf)
-
-    def ioctl(self, op, arg):
-        if op == 4:  # block count
-            return BLOCKS
-        if op == 5:  # block size
-            return BLOCK
-        if op == 6:  # erase
-            self.erases += 1
-            a = arg * BLOCK
-            self.mv[a : a + BLOCK] = ERASED
-            return 0
-        return 0
-
-
-flash = RAMFlash()
+flash = RAMFlash(BLOCKS)
 vfs.VfsLfs2.mkfs(flash, progsize=256)  # as the rp2 port formats and mounts its flash
 vfs.mount(vfs.VfsLfs2(flash, progsize=256), "/lfs")
 PATH = "/lfs/journal"

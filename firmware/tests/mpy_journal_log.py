@@ -9,47 +9,9 @@ import vfs
 from mesofw.appendlog import AppendLog
 from mesofw.journal import Journal
 from mesoprotocol import spec
+from ramflash import BLOCK, ERASED, RAMFlash
 
-BLOCK = 4096
-ERASED = b"\xff" * BLOCK
 CELLS = 256
-
-
-class RAMFlash:
-    # littlefs's extended block device protocol; a program onto bytes not erased is counted (NOR would AND them)
-    def __init__(self, blocks):
-        self.blocks = blocks
-        self.data = bytearray(ERASED * blocks)
-        self.mv = memoryview(self.data)
-        self.erases = 0
-        self.programs = 0
-        self.overwrites = 0
-
-    def readblocks(self, block, buf, offset=0):
-        a = block * BLOCK + offset
-        buf[:] = self.mv[a : a + len(buf)]
-
-    def writeblocks(self, block, buf, offset=None):
-        if offset is None:
-            for b in range(len(buf) // BLOCK):
-                self.ioctl(6, block + b)
-            offset = 0
-        a = block * BLOCK + offset
-        if self.data[a : a + len(buf)] != ERASED[: len(buf)]:
-            self.overwrites += 1
-        self.mv[a : a + len(buf)] = buf
-        self.programs += 1
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.blocks
-        if op == 5:
-            return BLOCK
-        if op == 6:
-            self.erases += 1
-            a = arg * BLOCK
-            self.mv[a : a + BLOCK] = ERASED
-        return 0
 
 
 fs_flash = RAMFlash(64)

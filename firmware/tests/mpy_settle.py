@@ -83,7 +83,7 @@ def shot_on_its_way_out(wheal_kpa, stop_at_ms=0):
 
     axis_p = dosing.Axis(step, 1)
     axis_n = dosing.Axis(lambda n: None, 1)
-    seq = dosing.Sequence(lambda on: None, pressure, lambda kpa: asked.append(kpa) or 2 * kpa, axis_p, axis_n,
+    seq = dosing.Sequence(lambda on: None, pressure, lambda kpa, carry=True: asked.append(kpa) or 2 * kpa, axis_p, axis_n,
                           100, 5000)
     seq_.append(seq)
     seq.zero_kpa = 3

@@ -23,4 +23,25 @@ for code in spec.SYRINGES:
                     total += err
                 row[key] = [worst, total]  # the worst shot's error and the 300 shots', pL
             out.append(row)
-print(json.dumps(out))
+
+# A nappage shot and its top-up (the wheal's stored volume, pushed on the way out): the top-up rounded with the
+# carried remainder (steps_for, as before) or on its own (steps_near). Per shot: the worst error of the steps
+# pushed against the shot's volume plus what the line stored, pL; 300 shots.
+topups = []
+for code in spec.SYRINGES:
+    for ppm in (944000, 1000000):
+        pl = spec.pl_per_step(code, spec.PLUNGER_STEPS_PER_MM, ppm)
+        for nl in (1000, 2000):
+            for stored_nl in (5, 10, 15):
+                row = {"syringe": code, "ppm": ppm, "pl_per_step": pl, "nl": nl, "stored_nl": stored_nl}
+                for key, method in (("carried", "steps_for"), ("near", "steps_near")):
+                    m = dosing.Metering(pl)
+                    topup = getattr(m, method)
+                    worst = 0
+                    for _ in range(300):
+                        steps = m.steps_for_dose(nl) + topup(stored_nl)
+                        err = steps * pl - (nl + stored_nl) * 1000
+                        worst = err if abs(err) > abs(worst) else worst
+                    row[key] = worst
+                topups.append(row)
+print(json.dumps({"rows": out, "topups": topups}))

@@ -35,7 +35,10 @@ time._catch_up(1000 + 10000 + 100)  # 100 us later: under CHECK_US, the kernel i
 out["short"] = time._wait_us
 time._catch_up(1000 + 10000 + 100 + 5000)
 out["second_gap"] = [time._wait_us, time._wait_ms, time._carry_us]
-# the clock as the firmware reads it: the built-in's less what was waited
-raw = builtin.ticks_us()
-out["ticks_us_lag"] = builtin.ticks_diff(raw, time.ticks_us())
+# the clock as the firmware reads it: the built-in's less what was waited, bracketed by two built-in reads
+# (a process held up between two reads moves both clocks alike: only the bracket is exact)
+before = builtin.ticks_us()
+board = time.ticks_us()
+after = builtin.ticks_us()
+out["ticks_us_bracket"] = [builtin.ticks_diff(board, before), builtin.ticks_diff(after, board)]
 print(json.dumps(out))

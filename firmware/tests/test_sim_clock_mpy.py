@@ -21,5 +21,7 @@ def test_the_board_clock_takes_off_what_the_process_waited(out):
     assert out["after_gap"] == [4500, 4, 500]  # 4.5 ms waited: off the us clock, 4 ms off the ms clock (+500 us)
     assert out["short"] == 4500  # a short gap is not looked at (no read per call)
     assert out["second_gap"] == [9000, 9, 0]
-    # the firmware's ticks_us() trails the built-in by what was waited (and a few us of the call)
-    assert 9000 <= out["ticks_us_lag"] < 9000 + 2000
+    # the firmware's ticks_us() trails the built-in by what was waited: read between two built-in reads, the
+    # offset lies between them (the bracket is a few us wide, wider only if the process was held up there)
+    since_before, until_after = out["ticks_us_bracket"]
+    assert -since_before <= 9000 <= until_after, out["ticks_us_bracket"]

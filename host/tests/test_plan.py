@@ -102,7 +102,7 @@ def test_a_two_zone_plan_records_step_and_zone_and_leaves_the_setting_alone(vdev
     finally:
         stop.set()
         worker.join(5)
-    assert out.outcome == "complete"
+    assert out.outcome == "complete", out.progress.alarms
     assert asked == ["forehead", "cheeks"]  # the operator confirmed each zone before it ran
     points = [r for r in store.deliveries(out.session_id) if r["kind"] != "prime"]
     assert [(r["plan_step"], r["zone"], r["point"]) for r in points] == [

@@ -44,6 +44,25 @@ def test_a_sessions_records_are_stored_once(vdev, device, tmp_path):
     store.close()
 
 
+def test_a_finger_on_the_trigger_is_timed_on_the_real_clock(vdev, device, tmp_path):
+    # The virtual clock runs ahead of the real one while the firmware only waits for the host; a trigger held
+    # past its point is a person's, and 0.3 s of it must be 0.3 s for the firmware too. On the clock that ran
+    # ahead it was seconds: TRIGGER_STUCK (the point + 2 s), as a loaded CI host's operator thread once made it.
+    prog = dataclasses.replace(programs.load(programs.EXAMPLES / "point-by-point.toml"), count=2)
+    store = RecordStore(tmp_path / "r.db")
+    stop = threading.Event()
+    worker = threading.Thread(target=operator, args=(vdev, stop, 0.3), daemon=True)
+    worker.start()
+    try:
+        out = SessionRunner(device, store, poll_s=0.02).run(prog, timeout_s=30)
+    finally:
+        stop.set()
+        worker.join(5)
+    assert out.outcome == "complete", out.progress.alarms
+    assert [r["point"] for r in store.deliveries(out.session_id) if r["kind"] != "prime"] == [0, 1]
+    store.close()
+
+
 def test_a_point_over_the_limit_is_nacked_and_changes_nothing(device):
     before = device.status()
     with pytest.raises(DeviceRefused) as refused:
