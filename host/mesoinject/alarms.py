@@ -65,6 +65,21 @@ WITHOUT_DETAIL = {
 }
 
 
+# why the device restarted (a RESET alarm's detail is the cause's index in spec.RESET_NAMES)
+RESET_CAUSES = {
+    "POWER_ON": "POWER_ON: it was switched on, or its supply dropped out (a power cut or brown-out reads the same)",
+    "SOFT": "SOFT: it was restarted on purpose (a firmware update or a restart command)",
+    "WATCHDOG": "WATCHDOG: its firmware stopped running and the watchdog restarted it",
+}
+
+
+def reset_cause_words(cause: str, detail: int | None) -> str:
+    """The restart's cause in words: its name if given, else the RESET alarm's detail (the cause's index)."""
+    if not cause and detail is not None and 0 <= detail < len(spec.RESET_NAMES):
+        cause = spec.RESET_NAMES[detail]
+    return RESET_CAUSES.get(cause, cause or "cause unknown")
+
+
 def describe(code: int, detail: int | None, reset_cause: str = "", *,
              console: bool = False) -> tuple[str, str, str]:
     """(name, what happened, what to do next) of a device alarm; console: in the console's words;
@@ -77,7 +92,7 @@ def describe(code: int, detail: int | None, reset_cause: str = "", *,
     if console:
         for words, instead in CONSOLE_WORDS.items():
             todo = todo.replace(words, instead)
-    return name, what.format(detail=detail, cause=reset_cause or "cause unknown", code=code), todo
+    return name, what.format(detail=detail, cause=reset_cause_words(reset_cause, detail), code=code), todo
 
 
 def explain(code: int, detail: int, reset_cause: str = "") -> str:

@@ -97,8 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a dose program or a treatment plan and record every delivery")
     p.add_argument("program", help="dose program or treatment plan: a TOML file, or the name of an example: "
-                                    "point-by-point, nappage, test-dose; plans: facial-nappage, lumbar-pain, "
-                                    "lumbar-pain-100ul, scalp")
+                                    + programs.example_names())
     _add_target(p)
     p.add_argument("--db", help=f"records database (default: {default_path()})")
     p.add_argument("--patient", required=True,

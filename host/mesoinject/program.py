@@ -246,6 +246,13 @@ def _bound_words(value: int, limit: int, quantity: tuple[str, int]) -> str:
     return f"{units.text(value, quantity)} is {relation} of {units.text(limit, quantity)}".replace("  ", " ").strip()
 
 
+def example_names() -> str:
+    """The shipped examples `run` takes by name: programs, then plans (EXAMPLES/plans)."""
+    names = [p.stem for p in sorted(EXAMPLES.glob("*.toml"))]
+    plans = [p.stem for p in sorted((EXAMPLES / "plans").glob("*.toml"))]
+    return ", ".join(names) + "; plans: " + ", ".join(plans)
+
+
 def find(name: str | pathlib.Path) -> pathlib.Path:
     """A program file by path, or an example's by name (`nappage` is EXAMPLES/nappage.toml)."""
     path = pathlib.Path(name)
@@ -268,6 +275,9 @@ def read(path: pathlib.Path) -> dict:
         with open(path, "rb") as f:
             raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
+        if path.suffix == "" and path.parent == pathlib.Path("."):  # a name: perhaps a mistyped example's
+            raise ProgramError("file", f"{path} does not exist as a file nor as a shipped example; give the path of "
+                                       f"a program (.toml) file or an example's name: {example_names()}") from None
         raise ProgramError("file", f"{path} does not exist; give the path of a program (.toml) file") from None
     except IsADirectoryError:
         raise ProgramError("file", f"{path} is a directory; give one program (.toml) file in it") from None
@@ -284,7 +294,8 @@ def read(path: pathlib.Path) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ProgramError("file", f"{path} is not valid TOML: {e}") from None
+        raise ProgramError("file", f"{path} is not valid TOML: {e}; correct it there (each setting is name = "
+                                   "value, a text in \"quotes\"; a plan's steps each under [[steps]])") from None
     except ValueError as e:  # e.g. an integer of thousands of digits
         raise ProgramError("file", f"{path} is not a program: {e}") from None
     except RecursionError:

@@ -95,6 +95,9 @@ class SessionRunner:
         self.plan: Plan | None = None
         self.plan_step: Step | None = None  # the plan step the device is configured for
         self.session_cap_nl = 0  # the session's cap on the device (CONFIGURE): a plan's total; 0: none
+        # a routine RESET (switched on) that begin() acknowledged: the cause's index until its ALARM event came;
+        # any later RESET is the device restarting during the run (watchdog, power cut) and is reported
+        self.routine_reset_due: int | None = None
         self.step_totals: dict[int, dict] = {}  # plan step -> given, partial, delivered_nl (stored records)
         # a board slower than real time (the emulated Pico, 0.05-0.25x): the waits for the device's own moves
         # (a prime, the needle going home) last this many times longer
@@ -202,6 +205,7 @@ class SessionRunner:
         if pending and outcomes.is_routine_reset(
                 {"code": "RESET", "detail": pending["detail"]}):  # switched on: acknowledged, not an alarm of ours
             device.abort()
+            self.routine_reset_due = pending["detail"]  # its ALARM event, still on its way, is no alarm of the run
             pending = None
         self.earlier = sync.drain(device, self.store)  # anything the device kept from before, first
         self.session_tag = new_session_tag()
@@ -379,7 +383,11 @@ class SessionRunner:
             self._store_quietly(self._store_and_ack, serial, event.fields)
         elif event.type == spec.ALARM:
             self._store_quietly(self._store_alarm, serial, event.fields)
-            self.progress.alarms.append((event.fields["code"], event.fields["detail"]))
+            code, detail = event.fields["code"], event.fields["detail"]
+            if code == spec.ALARM_RESET and detail == self.routine_reset_due:
+                self.routine_reset_due = None  # the boot's RESET begin() acknowledged: stored, not reported
+                return
+            self.progress.alarms.append((code, detail))
 
     def _store_and_ack(self, serial: str, f: dict) -> None:
         session_id = sync.session_of(self.store, self.device.identity, self.sessions, f["session"])

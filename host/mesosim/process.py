@@ -42,6 +42,16 @@ RESET_EXIT = 0xE5  # exit status of machine.reset() (rom/machine.py): the reset 
 WATCHDOG_S = 2.0  # a firmware that stops feeding its watchdog this long is reset (the pico's WDT_MS)
 
 
+def cpu_wait_s(pid: int) -> float:
+    """How long process pid has waited for a CPU so far (Linux /proc/PID/schedstat), s; 0.0 where the kernel
+    does not say. The board's clock leaves this time out (firmware/boards/sim/time.py), so its watchdog must."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class MicroPythonMissing(RuntimeError):
     pass
 
@@ -129,6 +139,7 @@ class BoardProcess:
         self._raw_after_boot = False  # a soft reset from the raw REPL: boot.py, then raw REPL again
         self.wdt_armed = False  # the firmware started its watchdog (the REPL does not feed one)
         self.fed = time.monotonic()
+        self._fed_wait = 0.0  # the process's CPU wait at the last feed (cpu_wait_s)
         self.reset_pulled = False
         self.power_off_until = 0.0
         self._spawned_at = 0.0
@@ -209,6 +220,16 @@ class BoardProcess:
     def feed(self) -> None:
         """The firmware fed its watchdog (its "wdt" message)."""
         self.fed = time.monotonic()
+        self._fed_wait = cpu_wait_s(self._proc.pid) if self._proc else 0.0
+
+    def unfed_s(self) -> tuple[float, float]:
+        """Since the last feed: (the board's time, the host's). The board's leaves out the time its process
+        waited for a CPU, as its clock does: a starved process is a board frozen, not a firmware that stopped
+        feeding (the wall clock alone reset a healthy board at load 9: LINK LOST mid-run, `mesoinject run
+        two-drugs --sim` with three CPU hogs)."""
+        host = time.monotonic() - self.fed
+        waited = cpu_wait_s(self._proc.pid) - self._fed_wait if self._proc else 0.0
+        return host - max(0.0, waited), host
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:
@@ -253,14 +274,16 @@ class BoardProcess:
             self._restart(spec.RESET_SOFT, "reset by the firmware")
             return
         if self._proc.poll() is None:
-            if self.wdt_armed and now - self.fed > WATCHDOG_S:
+            if self.wdt_armed and self.unfed_s()[0] > WATCHDOG_S:
                 # stopped, a feed the I/O thread had not read yet is read: a harness behind is no starved watchdog
-                if self._pause() and time.monotonic() - self.fed <= WATCHDOG_S:
+                if self._pause() and self.unfed_s()[0] <= WATCHDOG_S:
                     self._paused = False
                     os.kill(self._proc.pid, signal.SIGCONT)
                     return
+                board_s, host_s = self.unfed_s()
                 self._halt()
-                self._restart(spec.RESET_WATCHDOG, "watchdog not fed for %.1f s" % (now - self.fed))
+                self._restart(spec.RESET_WATCHDOG, "watchdog not fed for %.1f s of the board's time (%.1f s on the "
+                              "host's clock, the rest waiting for a CPU)" % (board_s, host_s))
             return
         if now < self.power_off_until:
             return

@@ -42,3 +42,39 @@ def test_an_alarm_newer_than_this_host_says_to_update_it():
     name, what, todo = alarms.describe(code, 0)
     assert name == f"alarm {code}" and f"alarm {code}, which this version" in what and "update mesoinject" in todo
     assert alarms.exit_code(code) == 1
+
+
+@pytest.mark.req("SR-177")
+@pytest.mark.parametrize("cause", spec.RESET_NAMES)
+def test_a_reset_alarm_names_its_cause_from_its_detail(cause):
+    # the RESET ALARM event's detail is the cause's index; the CLI's summary has no other source for it
+    explained = alarms.explain(spec.ALARM_RESET, spec.RESET_NAMES.index(cause))
+    assert f"restarted ({cause}: " in explained and "cause unknown" not in explained
+
+
+@pytest.mark.req("SR-177")
+def test_only_the_reset_acknowledged_at_begin_is_left_out_of_the_runs_alarms():
+    import types
+
+    from mesoinject.session import SessionRunner
+
+    class Store:
+        def add_alarm(self, session_id, serial, fields):
+            self.stored.append(fields["code"])
+
+    store = Store()
+    store.stored = []
+    device = types.SimpleNamespace(identity=types.SimpleNamespace(serial="SIM-1"))
+    runner = SessionRunner(device, store)
+    runner.routine_reset_due = spec.RESET_POWER_ON  # what begin() sets when it acknowledges a switched-on device
+
+    def alarm(code, detail):
+        return types.SimpleNamespace(type=spec.ALARM, fields=dict(code=code, detail=detail, record_id=0))
+
+    runner.handle_event(alarm(spec.ALARM_RESET, spec.RESET_POWER_ON))  # the boot's, arriving after begin
+    assert runner.progress.alarms == []
+    runner.handle_event(alarm(spec.ALARM_RESET, spec.RESET_POWER_ON))  # a brown-out during the run reads the same
+    runner.handle_event(alarm(spec.ALARM_RESET, spec.RESET_WATCHDOG))
+    assert runner.progress.alarms == [(spec.ALARM_RESET, spec.RESET_POWER_ON), (spec.ALARM_RESET, spec.RESET_WATCHDOG)]
+    assert store.stored == [spec.ALARM_RESET] * 3  # every one is on the record
+    assert "WATCHDOG: its firmware stopped" in alarms.explain(*runner.progress.alarms[-1])

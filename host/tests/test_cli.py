@@ -172,6 +172,7 @@ def test_run_asks_for_the_needle_up_and_a_script_must_say_yes(tmp_path):
     assert r.returncode == 2 and "needle up" in r.stderr and "--yes" in r.stderr
 
 
+@pytest.mark.req("SR-177")
 def test_run_says_how_it_ended_in_the_words_it_stores(tmp_path):
     import sqlite3
 
@@ -180,6 +181,7 @@ def test_run_says_how_it_ended_in_the_words_it_stores(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "prime: needle up confirmed by --yes" in r.stdout
     assert "session 1: complete - 1/1" in r.stdout
+    assert "ALARM" not in r.stdout + r.stderr  # the fresh board's power-on RESET is routine, not an alarm of the run
     with sqlite3.connect(db) as store:
         assert store.execute("SELECT outcome, outcome_text, operator FROM sessions").fetchall() == [
             ("complete", "complete", "Dr Test")]
@@ -264,3 +266,16 @@ def test_records_list_by_patient_with_totals_per_drug(tmp_path):
     assert "patient P-2: totals per drug" in r.stdout and "lidocaine 1%: 29.002 uL in 1 session(s)" in r.stdout
     r = cli("records", "list", "--db", str(db), "--patient", "Jane Doe")
     assert r.returncode == 2 and "never the patient's name" in r.stderr
+
+
+@pytest.mark.req("SR-179")
+def test_a_mistyped_example_name_and_a_broken_plan_file_say_what_to_give(tmp_path):
+    r = cli("run", "two-drug", "--port", "/dev/does-not-exist", "--db", str(tmp_path / "r.db"), *WHO)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "two-drug does not exist" in r.stderr and "plans: " in r.stderr and "two-drugs" in r.stderr, r.stderr
+    assert "two-drugs" in cli("run", "--help").stdout  # every shipped example is named in the help
+    bad = tmp_path / "plan.toml"
+    bad.write_text(TWO_ZONE_PLAN.replace('zone = "lumbar"', 'zone = "lumbar'))
+    r = cli("run", str(bad), "--port", "/dev/does-not-exist", "--db", str(tmp_path / "r.db"), *WHO)
+    assert r.returncode == 2 and "is not valid TOML" in r.stderr and "(at line 13" in r.stderr
+    assert "correct it there" in r.stderr and "[[steps]]" in r.stderr, r.stderr
