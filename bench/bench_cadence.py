@@ -80,6 +80,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="2 runs of 8 shots per cadence (CI, < 30 s)")
     ap.add_argument("--runs", type=int, help="runs per cadence (default 20)")
     ap.add_argument("--shots", type=int, help="shots per run (default 20)")
+    ap.add_argument("--hz", type=int, nargs="+", choices=CADENCES_HZ, help="only these cadences (default all)")
     ap.add_argument("--nice", type=int, default=0,
                     help="run the board's process at this niceness (negative needs root): shows which outliers the "
                          "host machine's other load caused (they go) and which the firmware did (they stay)")
@@ -91,13 +92,13 @@ def main() -> int:
     shots = args.shots or (8 if args.quick else 20)
     base = programs.load(programs.EXAMPLES / "nappage.toml")
     print(f"bench_cadence{' (quick)' if args.quick else ''}: {runs} runs x {shots} shots of {SHOT_NL / 1000:g} uL at "
-          f"{'/'.join(map(str, CADENCES_HZ))} Hz, flash {args.flash}; {platform.node()}, "
+          f"{'/'.join(map(str, args.hz or CADENCES_HZ))} Hz, flash {args.flash}; {platform.node()}, "
           f"{len(os.sched_getaffinity(0))} cpus, load {os.getloadavg()[0]:.1f}, board nice {args.nice}")
     print(f"{'cadence':>8} {'mean Hz':>8} {'p50 |jit|':>10} {'p99 |jit|':>10} {'max |jit|':>10} {'> 5 ms':>7} "
           f"{'runs with':>10} {'erases/shot':>12} {'overruns':>9} {'worst pass':>11}")
     all_outliers = []
     gaps: list = []
-    for hz in CADENCES_HZ:
+    for hz in args.hz or CADENCES_HZ:
         with SimBoard(syringe=1, profile=FLASH[args.flash]) as board:  # a board (and its 1 mL) per cadence
             if args.nice:
                 os.setpriority(os.PRIO_PROCESS, board._process._proc.pid, args.nice)  # type: ignore[union-attr]
@@ -114,11 +115,7 @@ def main() -> int:
             all_outliers += [(hz, k, o) for k, r in enumerate(rs) for o in r.outliers]
             gaps += board.gaps
     for hz, k, (shot, iv, during, in_it) in all_outliers[:30]:
-        said = "; ".join(f"{g['us'] / 1000:.1f} ms gap: ran {g['cpu_us'] / 1000:.1f} ms, waited for a CPU "
-                         f"{g['waited_us'] / 1000:.1f} ms, {g['reads']} littlefs reads, flash busy {g['busy_us'] / 1000:.1f} ms, "
-                         f"image file I/O {g['io_us'] / 1000:.1f} ms, serial+control writes {g['send_us'] / 1000:.1f} ms, "
-                         f"idle wait {g['idle_us'] / 1000:.1f} ms"
-                         for g in in_it) or "no gap between passes"
+        said = "; ".join(map(_said, in_it)) or "no gap between passes"
         print(f"  outlier: {hz} Hz run {k} shot {shot}: interval {iv / 1000:.1f} ms (period {1000 / hz:.1f} ms), "
               f"{during} erase(s) begun in it; {said}")
     causes: dict = {}
@@ -142,11 +139,20 @@ def main() -> int:
     for what, gs in by.items():
         if gs:
             print(f"  {what:<40} {len(gs):4d}, longest {max(g['us'] for g in gs) / 1000:.1f} ms")
+    for g in sorted(by.get("none over half (mixed)", []), key=lambda g: -g["us"])[:5]:
+        print(f"    mixed: {_said(g)}")
     busy, steal = _cpu_share(cpu0, _cpu_times())
     print(f"the machine meanwhile: CPUs {busy:.0f} % busy, {steal:.1f} % stolen by the hypervisor")
     print("jitter: |interval between needle entries - period| on the model's clock; overruns/worst pass: the device's "
           "STATUS\n(passes later than their 1 ms tick while moving, and the longest one)")
     return 0
+
+
+def _said(g: dict) -> str:
+    return (f"{g['us'] / 1000:.1f} ms gap: ran {g['cpu_us'] / 1000:.1f} ms, waited for a CPU "
+            f"{g['waited_us'] / 1000:.1f} ms, {g['reads']} littlefs reads, flash busy {g['busy_us'] / 1000:.1f} ms, "
+            f"image file I/O {g['io_us'] / 1000:.1f} ms, serial+control writes {g['send_us'] / 1000:.1f} ms, "
+            f"idle wait {g['idle_us'] / 1000:.1f} ms")
 
 
 def _cause(g: dict) -> str:

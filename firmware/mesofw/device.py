@@ -342,9 +342,9 @@ class Device:
     def _topup_steps(self, kpa, carry=True):
         # the volume the line holds at this pressure, in plunger steps (the measured compliance), rounded
         # with the metering's carried remainder: a floor lost half a step a point (a 10 mL syringe's step is 52 nL);
-        # a nappage shot's (carry False) to the nearest step on its own: Metering.steps_near
+        # a nappage shot's (carry False) with its own dose's rounding, not the session's: Metering.steps_topup
         nl = kpa * self.compliance_pl // 1000
-        return self.metering.steps_for(nl) if carry else self.metering.steps_near(nl)
+        return self.metering.steps_for(nl) if carry else self.metering.steps_topup(nl)
 
     def _area_mm2(self):
         # the stopper's face: nL per mm of travel / 1000 (pL per step x steps per mm / 10^6)

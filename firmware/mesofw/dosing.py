@@ -33,6 +33,7 @@ class Metering:
     def __init__(self, pl_step):
         self.pl_step = pl_step
         self.rem_pl = 0
+        self.dose_err_pl = 0  # the last dose's steps less its volume (steps_for_dose), for its shot's top-up
 
     def steps_for(self, volume_nl):
         want = volume_nl * 1000 + self.rem_pl
@@ -62,13 +63,20 @@ class Metering:
             steps += 1
         rem = want - steps * step
         self.rem_pl = rem if -half <= rem <= half else (half if rem > 0 else -half)
+        self.dose_err_pl = steps * step - vol_pl
         return steps
 
-    def steps_near(self, volume_nl):
-        # the nearest whole steps to a volume, the carried remainder left alone (a nappage shot's top-up: spent
-        # there, the session's remainder took or gave a whole step - 0.87 % of a 2 uL shot on a BD 3 mL - every
-        # ~26 shots, past the per-shot bound steps_for_dose keeps)
-        return (volume_nl * 1000 + self.pl_step // 2) // self.pl_step
+    def steps_topup(self, volume_nl):
+        # A nappage shot's top-up (the wheal's stored volume, pushed on the way out) rounded together with the
+        # shot's dose: the nearest whole steps to that volume less what the dose's rounding already put over
+        # (or under) it, never negative; the session's carried remainder left alone (spent here, it took or
+        # gave a whole step - 0.87 % of a 2 uL shot on a BD 3 mL - every ~26 shots). Rounded apart, dose and
+        # top-up each erred up to half a step the same way: a shot was off by up to a whole step; together,
+        # by half a step (or the dose's own tolerance, where the top-up cannot take back its excess)
+        want = volume_nl * 1000 - self.dose_err_pl
+        if want <= 0:
+            return 0
+        return (want + self.pl_step // 2) // self.pl_step
 
     def steps_for_relief(self, volume_nl):
         # steps for a back-off volume; leaves the carried remainder alone
@@ -248,7 +256,7 @@ class Sequence:
         # it replaces was never subtracted from the shot's record.
         self.topped = True
         kpa = (self._sum(WHEAL_READS) + WHEAL_READS // 2) // WHEAL_READS - self.zero_kpa  # a few reads' mean, above the zero
-        topup = self.topup_steps(kpa, False) if kpa >= SHOT_TOPUP_KPA else 0  # rounded on its own (steps_near)
+        topup = self.topup_steps(kpa, False) if kpa >= SHOT_TOPUP_KPA else 0  # rounded with its dose (steps_topup)
         self.shot_topup_steps = topup  # out of the syringe all the same (the device counts it in)
         if topup > 0:
             self.plunger.move_to(self.plunger.pos + topup, self.rate, now_us)
