@@ -15,57 +15,56 @@ class FakeStat:
     def __init__(self):
         self.wait = 0
         self.cpu = 0
-        self.runs = 0
         self.next_wait = 0
         self.next_cpu = 0
-        self.switched = True  # the process was put on a CPU again since the last read (it slept or waited)
 
     def read(self):
         self.wait = self.next_wait
         self.cpu = self.next_cpu
-        if self.switched:
-            self.runs += 1
 
 
 fake = FakeStat()
 time._stat = fake
-time._last_wait = time._last_cpu = time._last_runs = 0
+time._last_wait = time._last_cpu = time._excused_us = 0
 time._wait_us = time._wait_ms = time._carry_us = 0
 out = {"overridden": time is not builtin and hasattr(time, "_catch_up")}
 time._last_raw = time._read_raw = 1000
 fake.next_wait = 4500  # 4.5 ms of the next gap spent waiting for a CPU
+time.excuse(10000)  # the rest asleep (as the firmware asked: nothing else to take off)
 time._catch_up(1000 + 10000)  # a 10 ms gap
 out["after_gap"] = [time._wait_us, time._wait_ms, time._carry_us]
 fake.next_wait = 9000
+time.excuse(5000)
 time._catch_up(1000 + 10000 + 100)  # 100 us later: under CHECK_US, the kernel is not asked
 out["short"] = time._wait_us
 time._catch_up(1000 + 10000 + 100 + 5000)
 out["second_gap"] = [time._wait_us, time._wait_ms, time._carry_us]
 # the clock as the firmware reads it: the built-in's less what was waited, bracketed by two built-in reads
 # (a process held up between two reads moves both clocks alike: only the bracket is exact)
+time._last_raw = time._read_raw = builtin.ticks_us()  # (from the fake times above to the built-in's)
 before = builtin.ticks_us()
 board = time.ticks_us()
 after = builtin.ticks_us()
 out["ticks_us_bracket"] = [builtin.ticks_diff(board, before), builtin.ticks_diff(after, board)]
 
-# Time the host took while the process held its CPU (never switched out: no sleep, no wait), which the CPU
-# figure does not count (a vCPU stolen, interrupts): off the clock, less the figure's lag (a tick)
+# Time the host took that was neither run time, nor a wait for a CPU, nor asked for (a vCPU stolen, interrupt
+# work, a sleep's wake-up held back): off the clock, less the run-time figure's lag (a tick)
 time._last_raw = time._read_raw = 100000
 time._wait_us = time._wait_ms = time._carry_us = 0
-fake.switched = False
 fake.next_cpu = fake.cpu + 1000
 time._catch_up(100000 + 30000)  # 30 ms, of which the kernel counts 1 ms run
 out["taken"] = [time._wait_us, time._wait_ms, time._carry_us]
 fake.next_cpu = fake.cpu + 27000
 time._catch_up(130000 + 30000)  # the firmware's own 30 ms pass (the figure lags: 27 ms): stays on the clock
 out["ran"] = time._wait_us
-fake.switched = True
-fake.next_cpu = fake.cpu
-time._catch_up(160000 + 30000)  # a sleep (switched out, not waiting: the firmware's own idle wait): stays
+time.excuse(30000)
+time._catch_up(160000 + 30000)  # a 30 ms sleep it asked for: stays
 out["slept"] = time._wait_us
-fake.next_cpu = fake.cpu + 500
-time._catch_up(190000 + 1000)
-fake.switched = False
-time._catch_up(191000 + 1000)  # held the CPU 1 ms, counted 0: within the lag, nothing taken
+time.excuse(600)  # a 0.6 ms sleep (the loop's wait for its tick) that took 30 ms, 2 ms of it waiting for a CPU
+fake.next_wait = fake.wait + 2000
+fake.next_cpu = fake.cpu + 100
+time._catch_up(190000 + 30000)  # 30 - 0.1 - 2 - 0.6 - 4 = 23.3 ms taken, 2 ms waited
+out["late_wake"] = time._wait_us
+time._catch_up(220000 + 3000)  # 3 ms, none of it counted: within the lag, nothing taken
 out["within_tick"] = time._wait_us
 print(json.dumps(out))

@@ -5,13 +5,14 @@
 # falling with the firmware frozen: a prime's tail (a 2-4 ms line) was read across gaps of 3-11 ms at load 7
 # (issue #20's compliance rows moved with the host's load). On this clock the model and the firmware stop
 # together. time_ns stays the host's (the harness's pin stamps).
-# Taken while on a CPU: a process that never left its CPU (schedstat's count of times it was put on one
-# unchanged: it neither slept nor was preempted) can still lose host time its CPU figure does not count -
-# the VM's vCPU run elsewhere by the hypervisor (steal), interrupt work done on its CPU. On this 2-vCPU VM a
-# busy loop that makes no system call lost 19-355 ms so, under load (bench_cadence's 11-24 ms "mixed" gaps
-# that made the 9 and 12 Hz nappage outliers: ran 0.4 ms, waited 3.9 ms, of 24). That much, less the CPU
-# figure's own lag (the kernel adds run time on its tick, TICK_US), comes off the clock too: never more, so
-# the firmware's own long passes (a collection, flash) stay on it in full.
+# Taken by the host: a process can lose host time that is neither its run time nor a wait for a CPU - the
+# VM's vCPU run elsewhere by the hypervisor (steal), interrupt work on its CPU, a sleep's wake-up held back
+# by either, the host's disk under the flash image or a pipe. On this 2-vCPU VM a busy loop that makes no
+# system call lost 19-355 ms so under load, and bench_cadence's "mixed" gaps of 11-132 ms between passes
+# (ran 0.1-0.4 ms, waited 0-6 ms) made the 6/9/12 Hz nappage outliers. What a span between two schedstat
+# reads holds beyond the run time, the wait, the sleeps and waits the firmware and board asked for (sleep_us,
+# sleep_ms, excuse()) and the run-time figure's own lag (the kernel adds run time on its tick: TICK_US)
+# comes off the clock too; never more, so the firmware's own long passes (a collection, flash) stay on it.
 import sys
 
 _path = sys.path[:]
@@ -26,25 +27,22 @@ del _path, _self
 
 ticks_diff = _t.ticks_diff  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
 ticks_add = _t.ticks_add  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
-sleep_ms = _t.sleep_ms  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
-sleep_us = _t.sleep_us  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
 time_ns = _t.time_ns  # type: ignore[misc, attr-defined]  # (mypy takes _t for this file)
 _MASK = _t.ticks_add(0, -1)  # the ticks period - 1 (a power of two)
 CHECK_US = 200  # a call this long after the last one asks the kernel how much of the gap was spent waiting
 TICK_US = 4000  # the kernel's tick (CONFIG_HZ 250 here: schedstat's run time moves in ~4.02 ms steps while a
-# process runs): how far its CPU figure may lag; a 100 Hz kernel would need 10000
+# process runs): how far its run-time figure may lag; a 100 Hz kernel would need 10000
 
 _SCHED_MASK = (1 << 26) - 1  # us, modulo ~67 s: small ints on a 32-bit port too
 
 
 class Schedstat:
     # this process's CPU time and time waiting for a CPU (Linux /proc/self/schedstat, ns) in us modulo
-    # 2^26 (.cpu, .wait), and how many times it was put on a CPU (.runs, modulo 2^26), parsed without
-    # allocating: a gap between passes is the firmware's own work (a collection, a littlefs traversal) if it
-    # ran, the host machine's if it waited for a CPU or lost it without being switched out
+    # 2^26 (.cpu, .wait), parsed without allocating: a gap between passes is the firmware's own work (a
+    # collection, a littlefs traversal) if it ran, the host machine's if it waited for a CPU
     def __init__(self):
         self.buf = bytearray(80)
-        self.cpu = self.wait = self.runs = 0
+        self.cpu = self.wait = 0
         self.f = None
         try:  # the host's /proc, beside the flash the harness mounted as / (the board's root)
             import vfs
@@ -61,16 +59,14 @@ class Schedstat:
         n = self.f.readinto(self.buf) or 0
         buf = self.buf
         i = 0
-        for k in range(3):  # ns -> us for the first two: their last three digits dropped; the count whole
+        for k in range(2):  # the first two numbers; ns -> us: the last three digits dropped
             j = i
             while j < n and 48 <= buf[j] <= 57:
                 j += 1
             v = 0
-            for m in range(i, j - 3 if k < 2 else j):
+            for m in range(i, j - 3):
                 v = (v * 10 + buf[m] - 48) & _SCHED_MASK
-            if k == 2:
-                self.runs = v
-            elif k:
+            if k:
                 self.wait = v
             else:
                 self.cpu = v
@@ -83,25 +79,42 @@ _stat = Schedstat()
 _stat.read()
 _last_wait = _stat.wait  # schedstat as this clock last read it (the board reads it too: its own copies)
 _last_cpu = _stat.cpu
-_last_runs = _stat.runs
 _last_raw = _read_raw = _t.ticks_us()  # the host's us at the last call, at the last schedstat read
 _wait_us = 0  # waited (or taken) since boot (modulo the ticks period), taken off the host's us clock...
 _wait_ms = 0  # ...and in ms, for the ms clock
 _carry_us = 0
+_excused_us = 0  # since the last read: off the CPU by the firmware's or board's own request (at most)
+
+
+def excuse(us):
+    # the board's own waits (input, the flash's busy time), before it waits: not the host's to take off
+    global _excused_us
+    _excused_us += us
+
+
+def sleep_us(us):
+    excuse(us)
+    _t.sleep_us(us)  # type: ignore[attr-defined]  # (mypy takes _t for this file)
+
+
+def sleep_ms(ms):
+    excuse(ms * 1000)
+    _t.sleep_ms(ms)  # type: ignore[attr-defined]  # (mypy takes _t for this file)
 
 
 def _catch_up(raw):
-    global _last_raw, _read_raw, _last_wait, _last_cpu, _last_runs, _wait_us, _wait_ms, _carry_us
+    global _last_raw, _read_raw, _last_wait, _last_cpu, _wait_us, _wait_ms, _carry_us, _excused_us
     if _t.ticks_diff(raw, _last_raw) > CHECK_US and _stat.f is not None:
         _stat.read()
         waited = (_stat.wait - _last_wait) & _SCHED_MASK
-        if _stat.runs == _last_runs:  # on its CPU throughout since the last read: what it did not run was taken
-            taken = _t.ticks_diff(raw, _read_raw) - ((_stat.cpu - _last_cpu) & _SCHED_MASK) - TICK_US
-            if taken > 0:
-                waited += taken
+        # the span since the last read less its run time, its wait, what was asked for and the tick's lag
+        taken = (_t.ticks_diff(raw, _read_raw) - ((_stat.cpu - _last_cpu) & _SCHED_MASK) - waited - _excused_us
+                 - TICK_US)
+        if taken > 0:
+            waited += taken
+        _excused_us = 0
         _last_wait = _stat.wait
         _last_cpu = _stat.cpu
-        _last_runs = _stat.runs
         _read_raw = raw
         if waited:
             _wait_us = (_wait_us + waited) & _MASK
