@@ -25,7 +25,7 @@ class FakeStat:
 
 fake = FakeStat()
 time._stat = fake
-time._last_wait = time._last_cpu = time._excused_us = 0
+time._last_wait = time._last_cpu = time._excused_us = time._balance_us = 0
 time._wait_us = time._wait_ms = time._carry_us = 0
 out = {"overridden": time is not builtin and hasattr(time, "_catch_up")}
 time._last_raw = time._read_raw = 1000
@@ -49,22 +49,28 @@ out["ticks_us_bracket"] = [builtin.ticks_diff(board, before), builtin.ticks_diff
 
 # Time the host took that was neither run time, nor a wait for a CPU, nor asked for (a vCPU stolen, interrupt
 # work, a sleep's wake-up held back): off the clock, less the run-time figure's lag (a tick)
-time._last_raw = time._read_raw = 100000
-time._wait_us = time._wait_ms = time._carry_us = 0
-fake.next_cpu = fake.cpu + 1000
-time._catch_up(100000 + 30000)  # 30 ms, of which the kernel counts 1 ms run
-out["taken"] = [time._wait_us, time._wait_ms, time._carry_us]
-fake.next_cpu = fake.cpu + 27000
-time._catch_up(130000 + 30000)  # the firmware's own 30 ms pass (the figure lags: 27 ms): stays on the clock
-out["ran"] = time._wait_us
-time.excuse(30000)
-time._catch_up(160000 + 30000)  # a 30 ms sleep it asked for: stays
-out["slept"] = time._wait_us
-time.excuse(600)  # a 0.6 ms sleep (the loop's wait for its tick) that took 30 ms, 2 ms of it waiting for a CPU
-fake.next_wait = fake.wait + 2000
-fake.next_cpu = fake.cpu + 100
-time._catch_up(190000 + 30000)  # 30 - 0.1 - 2 - 0.6 - 4 = 23.3 ms taken, 2 ms waited
-out["late_wake"] = time._wait_us
-time._catch_up(220000 + 3000)  # 3 ms, none of it counted: within the lag, nothing taken
-out["within_tick"] = time._wait_us
+def scenario(spans):
+    # spans: (host us, run us the kernel counted, waited us, asked-for us); what came off the clock in all
+    time._last_raw = time._read_raw = raw = 100000
+    time._wait_us = time._wait_ms = time._carry_us = time._balance_us = time._excused_us = 0
+    for span, ran, waited, asked in spans:
+        fake.next_cpu = fake.cpu + ran
+        fake.next_wait = fake.wait + waited
+        time.excuse(asked)
+        raw += span
+        time._catch_up(raw)
+    return [time._wait_us, time._wait_ms, time._carry_us]
+
+
+out["taken"] = scenario([(30000, 1000, 0, 0)])  # 30 ms, of which the kernel counts 1 ms run
+out["ran"] = scenario([(30000, 27000, 0, 0)])  # the firmware's own 30 ms pass (the figure lags: 27 ms)
+out["slept"] = scenario([(30000, 0, 0, 30000)])  # a 30 ms sleep it asked for
+# a 0.6 ms sleep (the loop's wait for its tick) that took 30 ms, 2 ms of it waiting for a CPU
+out["late_wake"] = scenario([(30000, 100, 2000, 600)])
+out["within_tick"] = scenario([(3000, 0, 0, 0)])  # 3 ms, none of it counted: within the lag
+# 20 passes of 1 ms run and a 0.9 ms sleep, each 3 ms long on the host: 1.1 ms lost a pass, never a tick's
+# worth in one, 22 ms in all
+out["sliced"] = scenario([(3000, 1000, 0, 900)] * 20)
+# a poll for input asked 5 ms and input came at once, many times (credit that must not hide a later loss)
+out["credit"] = scenario([(300, 100, 0, 5000)] * 50 + [(30000, 1000, 0, 0)])
 print(json.dumps(out))

@@ -34,7 +34,9 @@ def test_the_board_clock_takes_off_what_the_host_took_that_was_not_asked_for(out
     # stolen vCPU, interrupts). That much less the run-time figure's lag (time.TICK_US, 4 ms) comes off, in us
     # and ms: 30 - 1 - 4 = 25 ms
     assert out["taken"] == [25000, 25, 0]
-    assert out["ran"] == 25000  # the firmware's own long pass (its run time lagging a tick): kept
-    assert out["slept"] == 25000  # a sleep it asked for: kept
-    assert out["late_wake"] == 25000 + 23300 + 2000  # a sleep woken late: the lateness and the wait off
-    assert out["within_tick"] == 25000 + 23300 + 2000  # within the lag: kept
+    assert out["ran"] == [0, 0, 0]  # the firmware's own long pass (its run time lagging a tick): kept
+    assert out["slept"] == [0, 0, 0]  # a sleep it asked for: kept
+    assert out["late_wake"] == [2000 + 23300, 25, 300]  # a sleep woken late: the wait and 30-0.1-2-0.6-4 off
+    assert out["within_tick"] == [0, 0, 0]  # within the lag: kept
+    assert out["sliced"] == [22000 - 4000, 18, 0]  # lost in pieces under a tick each: summed, less one tick
+    assert out["credit"] == [30000 - 1000 - 4000 - 4000, 21, 0]  # the early polls' credit dropped past a tick

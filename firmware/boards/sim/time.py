@@ -84,6 +84,7 @@ _wait_us = 0  # waited (or taken) since boot (modulo the ticks period), taken of
 _wait_ms = 0  # ...and in ms, for the ms clock
 _carry_us = 0
 _excused_us = 0  # since the last read: off the CPU by the firmware's or board's own request (at most)
+_balance_us = 0  # host time neither run, waited nor asked for, not yet taken off (with the lag's noise)
 
 
 def excuse(us):
@@ -103,15 +104,21 @@ def sleep_ms(ms):
 
 
 def _catch_up(raw):
-    global _last_raw, _read_raw, _last_wait, _last_cpu, _wait_us, _wait_ms, _carry_us, _excused_us
+    global _last_raw, _read_raw, _last_wait, _last_cpu, _wait_us, _wait_ms, _carry_us, _excused_us, _balance_us
     if _t.ticks_diff(raw, _last_raw) > CHECK_US and _stat.f is not None:
         _stat.read()
         waited = (_stat.wait - _last_wait) & _SCHED_MASK
-        # the span since the last read less its run time, its wait, what was asked for and the tick's lag
-        taken = (_t.ticks_diff(raw, _read_raw) - ((_stat.cpu - _last_cpu) & _SCHED_MASK) - waited - _excused_us
-                 - TICK_US)
-        if taken > 0:
-            waited += taken
+        # the span since the last read less its run time, its wait and what was asked for, summed over spans:
+        # the run-time figure's lag telescopes (the sum is off by one lag, under TICK_US, however many spans), so
+        # a loss in many small pieces (a vCPU sliced on the host) counts as one. What passes TICK_US is taken
+        # off (the sum kept at TICK_US: never more than was lost); below -TICK_US it can only be a wait asked
+        # for and cut short (input came): dropped, so it does not hide a later loss
+        _balance_us += _t.ticks_diff(raw, _read_raw) - ((_stat.cpu - _last_cpu) & _SCHED_MASK) - waited - _excused_us
+        if _balance_us > TICK_US:
+            waited += _balance_us - TICK_US
+            _balance_us = TICK_US
+        elif _balance_us < -TICK_US:
+            _balance_us = -TICK_US
         _excused_us = 0
         _last_wait = _stat.wait
         _last_cpu = _stat.cpu
