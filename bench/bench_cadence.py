@@ -164,7 +164,8 @@ def _said(g: dict) -> str:
     return (f"{g['us'] / 1000:.1f} ms gap: ran {g['cpu_us'] / 1000:.1f} ms, waited for a CPU "
             f"{g['waited_us'] / 1000:.1f} ms, {g['reads']} littlefs reads, flash busy {g['busy_us'] / 1000:.1f} ms, "
             f"image file I/O {g['io_us'] / 1000:.1f} ms, serial+control writes {g['send_us'] / 1000:.1f} ms, "
-            f"idle wait {g['idle_us'] / 1000:.1f} ms")
+            f"idle wait {g['idle_us'] / 1000:.1f} ms; off the board clock besides the waits (the host's: steal, "
+            f"interrupts) {g.get('taken_us', 0) / 1000:.1f} ms, waits asked for {g.get('asked_us', 0) / 1000:.1f} ms")
 
 
 def _cause(g: dict) -> str:

@@ -14,6 +14,7 @@ from time import _SCHED_MASK, excuse, sleep_ms, ticks_add, ticks_diff, ticks_ms,
 from time import _stat as board_clock_stat  # noqa: E402
 
 import board_flash
+import time as board_clock  # (the board clock's totals: taken off, asked for)
 
 NAME = "sim"
 PLUNGER_STEPS_PER_MM = 3200  # 200 steps/rev x 16 microsteps, 1 mm lead
@@ -134,6 +135,7 @@ class Board:
         self._pass_reads = self._pass_busy = 0
         self._sched = board_clock_stat  # (time.py: the board clock reads the same file)
         self._pass_cpu = self._pass_wait = self._pass_io = self._pass_sent = self._pass_idle = 0
+        self._pass_taken = self._pass_asked = 0
         self._idle_us = 0  # time in wait_input: the firmware had nothing to do
         self._sent_us = 0  # time in serial writes and control-channel sends (blocked if the harness does not read)
         self._send({"kind": "boot", "reset_cause": self.reset_cause()})
@@ -309,8 +311,12 @@ class Board:
             self._send({"kind": "gap", "t_us": now_us, "us": gap, "reads": flash.reads - self._pass_reads,
                         "busy_us": flash.busy_us - self._pass_busy, "cpu_us": (cpu - self._pass_cpu) & _SCHED_MASK,
                         "waited_us": (wait - self._pass_wait) & _SCHED_MASK, "io_us": flash.io_us - self._pass_io,
-                        "send_us": self._sent_us - self._pass_sent, "idle_us": self._idle_us - self._pass_idle})
+                        "send_us": self._sent_us - self._pass_sent, "idle_us": self._idle_us - self._pass_idle,
+                        "taken_us": (board_clock.taken_us - self._pass_taken) & _SCHED_MASK,
+                        "asked_us": (board_clock.asked_us - self._pass_asked) & _SCHED_MASK})
         self._pass_idle = self._idle_us
+        self._pass_taken = board_clock.taken_us
+        self._pass_asked = board_clock.asked_us
         self._pass_io = flash.io_us
         self._pass_sent = self._sent_us
         self._pass_cpu = cpu

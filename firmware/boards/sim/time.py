@@ -85,12 +85,14 @@ _wait_ms = 0  # ...and in ms, for the ms clock
 _carry_us = 0
 _excused_us = 0  # since the last read: off the CPU by the firmware's or board's own request (at most)
 _balance_us = 0  # host time neither run, waited nor asked for, not yet taken off (with the lag's noise)
+taken_us = asked_us = 0  # in all, modulo 2^26 (the board's gap reports)
 
 
 def excuse(us):
     # the board's own waits (input, the flash's busy time), before it waits: not the host's to take off
-    global _excused_us
+    global _excused_us, asked_us
     _excused_us += us
+    asked_us = (asked_us + us) & _SCHED_MASK
 
 
 def sleep_us(us):
@@ -105,6 +107,7 @@ def sleep_ms(ms):
 
 def _catch_up(raw):
     global _last_raw, _read_raw, _last_wait, _last_cpu, _wait_us, _wait_ms, _carry_us, _excused_us, _balance_us
+    global taken_us
     if _t.ticks_diff(raw, _last_raw) > CHECK_US and _stat.f is not None:
         _stat.read()
         waited = (_stat.wait - _last_wait) & _SCHED_MASK
@@ -116,6 +119,7 @@ def _catch_up(raw):
         _balance_us += _t.ticks_diff(raw, _read_raw) - ((_stat.cpu - _last_cpu) & _SCHED_MASK) - waited - _excused_us
         if _balance_us > TICK_US:
             waited += _balance_us - TICK_US
+            taken_us = (taken_us + _balance_us - TICK_US) & _SCHED_MASK
             _balance_us = TICK_US
         elif _balance_us < -TICK_US:
             _balance_us = -TICK_US
