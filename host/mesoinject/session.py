@@ -405,8 +405,11 @@ class SessionRunner:
         if event.type == spec.DELIVERY:
             self._store_quietly(self._store_and_ack, serial, event.fields)
         elif event.type == spec.ALARM:
-            self._store_quietly(self._store_alarm, serial, event.fields)
             code, detail = event.fields["code"], event.fields["detail"]
+            if code == spec.ALARM_RESET and detail == self.stored_reset_due:
+                self.stored_reset_due = None  # the restart begin() stored from STATUS: one record of it
+                return
+            self._store_quietly(self._store_alarm, serial, event.fields)
             if code == spec.ALARM_RESET and detail == self.routine_reset_due:
                 self.routine_reset_due = None  # the boot's RESET begin() acknowledged: stored, not reported
                 return
