@@ -132,8 +132,7 @@ def test_firmware_hang_is_reset_by_the_watchdog(device, sim):
 
 @pytest.mark.sim_only  # hangs the firmware
 @pytest.mark.req("SR-204")
-@pytest.mark.parametrize("polled", [True, False], ids=["link-polled-before", "hello-only"])
-def test_a_watchdog_restart_found_at_session_start_is_stored_once(device, sim, store, polled):
+def test_a_watchdog_restart_found_at_session_start_is_stored_once(device, sim, store):
     # the link hears the boot's RESET event; the session begins on the FAULT it left, stores that RESET from
     # STATUS and acknowledges it. Before the fix the event, taken at the first poll, was stored a second time
     # and listed as an alarm of the run (seen: [2, 2] with the link polled before the restart)
@@ -141,8 +140,7 @@ def test_a_watchdog_restart_found_at_session_start_is_stored_once(device, sim, s
     from mesoinject.session import SessionRunner
     from mesosim import VirtualOperator
 
-    if polled:
-        device.status()  # the link knows the boot it talks to (a console between sessions polls so)
+    device.status()  # the link knows the boot it talks to (as a console polls between sessions): it hears the new one
     boots = sim.boots
     sim.hang()
     sim.wait(lambda: sim.boots > boots, 30, "watchdog reset")
@@ -153,22 +151,6 @@ def test_a_watchdog_restart_found_at_session_start_is_stored_once(device, sim, s
     assert [a["detail"] for a in resets] == [spec.RESET_WATCHDOG]  # once, on this session's record
     assert outcome.progress.alarms == []  # it happened before the run
     assert outcome.outcome == "complete" and outcome.words == "complete"
-
-
-@pytest.mark.sim_only  # hangs the firmware
-@pytest.mark.req("SR-204")
-def test_a_restart_the_link_learns_of_by_hello_loses_none_of_its_events(device, sim):
-    # the link had seen no STATUS of the old boot: the new boot's events (SEQ from 0 again) read as duplicates,
-    # and without the HELLO's boot count it believed itself ahead of the device (the RESET event lost, and the
-    # next event after it)
-    boots = sim.boots
-    sim.hang()
-    sim.wait(lambda: sim.boots > boots, 30, "watchdog reset")
-    assert device.hello().reset_cause == "WATCHDOG"
-    device.status()
-    resets = [e.fields["detail"] for e in drain(device) if e.type == spec.ALARM and e.fields["code"] == spec.ALARM_RESET]
-    assert resets == [spec.RESET_WATCHDOG]
-    device.abort()
 
 
 @pytest.mark.sim_only  # cuts the sim board's power

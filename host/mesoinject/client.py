@@ -300,7 +300,6 @@ class Device:
         if reply.type == spec.NACK:
             raise DeviceRefused(reply.fields)
         self.identity = Identity.from_fields(reply.fields)
-        self.link.note_boot(self.identity.boot_count)  # a restart seen first here: its events are asked for again
         return self.identity
 
     def configure(self, *, session: int | None = None, session_cap_nl: int = 0, **fields) -> dict:

@@ -107,7 +107,7 @@ class Link:
         self._cached: tuple[int, int] | None = None  # TYPE and SEQ of the last command the device caches
         self._lock = threading.Lock()  # one request at a time
         self._drop_partial = False  # set by a retransmission: the read loop drops a partial frame
-        self._event_lock = threading.RLock()  # missing_events calls note_boot
+        self._event_lock = threading.Lock()
         self._reply: queue.Queue[codec.Message] = queue.Queue()
         self._waiting: tuple[int, int | None] | None = None  # SEQ and TYPE of the command awaiting its reply
         self.mismatched = 0  # replies with the awaited SEQ that answer another command (another host's?)
@@ -249,23 +249,16 @@ class Link:
                 self.events.put(self._early.pop(self._next_event))
                 self._next_event = (self._next_event + 1) & 0xFF
 
-    def note_boot(self, boot_count: int) -> bool:
-        """The device's boot count (IDENTITY, STATUS_REPLY); True if it restarted since the last one seen: its event
-        SEQs started again at 0, what we took for duplicates were its new events - start over, and the next
-        STATUS asks for all of them (a HELLO after a restart must not leave us believing we are ahead)."""
+    def missing_events(self, next_event_seq: int, boot_count: int) -> int | None:
+        """Given the device's next event SEQ and boot (STATUS), the first SEQ not received, or None."""
         with self._event_lock:
             rebooted = self._boot is not None and boot_count != self._boot
             self._boot = boot_count
             if rebooted:
+                # its event SEQs started again at 0: what we took for duplicates were its new
+                # events: start over and ask for all of them
                 self._next_event = 0
                 self._early.clear()
-            return rebooted
-
-    def missing_events(self, next_event_seq: int, boot_count: int) -> int | None:
-        """Given the device's next event SEQ and boot (STATUS), the first SEQ not received, or None."""
-        with self._event_lock:
-            if self.note_boot(boot_count):
-                pass  # every event of the new boot is asked for, from 0
             elif self._next_event is None:
                 self._next_event = next_event_seq  # nothing seen yet: start here
             elif (next_event_seq - self._next_event) & 0xFF >= 128:
