@@ -97,12 +97,12 @@ def excuse(us):
 
 def sleep_us(us):
     excuse(us)
-    _t.sleep_us(us)  # type: ignore[attr-defined]  # (mypy takes _t for this file)
+    _t.sleep_us(us)
 
 
 def sleep_ms(ms):
     excuse(ms * 1000)
-    _t.sleep_ms(ms)  # type: ignore[attr-defined]  # (mypy takes _t for this file)
+    _t.sleep_ms(ms)
 
 
 def _catch_up(raw):
