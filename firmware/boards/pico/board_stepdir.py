@@ -336,10 +336,12 @@ class StepDirBoard:
     def vacuum_pump(self, on):
         self._pump.value(1 if on else 0)
 
+    # A TMC2209's DIAG output (StallGuard) belongs in plunger_stalled, with STALL_SIGNAL = True; with A4988-class
+    # drivers there is no stall signal and line pressure is the only occlusion detector: the device does not ask
+    STALL_SIGNAL = False
+
     @micropython.native  # every pass
     def plunger_stalled(self):
-        # A TMC2209's DIAG output (StallGuard) belongs here; with A4988-class drivers
-        # there is no stall signal and line pressure is the only occlusion detector.
         return False
 
     def led(self, code):
