@@ -284,6 +284,29 @@ def hello_once_up(dev: Device, wall_s: float):
                 raise
 
 
+def dosing_pass_rows(log: pathlib.Path, since_us: float, until_us: float) -> list[str]:
+    """The control passes of a window while an axis moved, from emu_boot.py's probe lines in the board's log
+    (each report covers <= 100 passes and ends where the motors switch: a report is a moving one when the
+    firmware's step counts grew over it), and the passes that wrote the flash."""
+    import json
+
+    probes, writes = [], []
+    for raw in log.read_bytes().splitlines():
+        if raw.startswith(b'{"event":"probe"') or raw.startswith(b'{"event": "probe"'):
+            e = json.loads(raw)
+            (writes if e["line"].startswith("write") else probes).append(e)
+    moving, last = [], None
+    for e in probes:
+        if not e["line"][:1].isdigit():
+            continue
+        steps = tuple(e["line"].split()[2:4])
+        if since_us < e["emulated_us"] <= until_us and last is not None and steps != last:
+            moving.append(e)
+        last = steps
+    return [pass_row("passes while moving", moving),
+            write_row("  of those, writing", [e for e in writes if since_us < e["emulated_us"] <= until_us])]
+
+
 def point_figures(n: int, tmpdir: pathlib.Path, seed: int) -> list[str]:
     """n points of 20 uL and n of 50 uL on the pin-driven emulated board: record vs truth, truth vs program."""
     import os
@@ -327,6 +350,8 @@ def point_figures(n: int, tmpdir: pathlib.Path, seed: int) -> list[str]:
             prog = [(p.volume_nl - volume_nl) / volume_nl * 100 for p in truth]
             depth = [p.max_depth_um for p in truth]
             emu_s, wall_s = board.emulated_s - emu0, board.wall_s - wall0
+            for row in dosing_pass_rows(board.log_path, emu0 * 1e6, board.emulated_s * 1e6):
+                rows.append("  " + row)
             if rec:
                 rows.append(f"    {volume_nl / 1000:g} uL x{len(rec)}: record vs truth mean {statistics.mean(rec):+.2f} % "
                             f"worst {max(rec, key=abs):+.2f} %; truth vs program mean {statistics.mean(prog):+.2f} % "

@@ -4,7 +4,7 @@
 import micropython
 from time import ticks_add, ticks_diff, ticks_us, sleep_us
 from mesoprotocol import spec
-from mesoprotocol.spec import STATE_DELIVERING as _DELIVERING
+from mesoprotocol.spec import STATE_DELIVERING  # read every pass: one lookup, not two (device.py)
 from mesofw import appendlog, auth, bootcount, device, journal, link, safemode
 
 FW_VERSION = (0, 2, 0)  # 0.2: the journal in block-sized segment files (migrated at boot)
@@ -123,7 +123,7 @@ class App:
             now = ticks_us()
             dev.tick(now)
             board.service(now)
-            busy = dose.phase != 0 or dev.state == _DELIVERING  # dev.busy() without its call (dosing.IDLE: 0)
+            busy = dose.phase != 0 or dev.state == STATE_DELIVERING  # dev.busy() without its call (dosing.IDLE: 0)
             if busy or ticking:
                 # from when the pass was due (its tick), not from when it began: a pass that began late
                 # (the CPU taken away: a flash stall, a collection; on the simulator, a loaded host) is

@@ -5,12 +5,11 @@ from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
 from mesoprotocol import rules
 from mesofw import compliance, dosing, fitted, headpath, needles, settings
-# spec's and dosing's names the control tick reads every pass, as this module's globals (one lookup, not two)
-from mesoprotocol.spec import (CFG_TECHNIQUE as _CFG_TECHNIQUE, CFG_VACUUM as _CFG_VACUUM, OCCLUSION_KPA as _OCCLUSION_KPA,
-                               SET_LINK_TIMEOUT as _SET_LINK_TIMEOUT, STATE_ARMED as _ARMED,
-                               STATE_DELIVERING as _DELIVERING,
-                               TECHNIQUE_NAPPAGE as _NAPPAGE, TRIGGER_STUCK_MS as _TRIGGER_STUCK_MS)
-from mesofw.dosing import DISPENSE as _DISPENSE, IDLE as _IDLE, RELIEVE as _RELIEVE, RETRACT as _RETRACT
+# spec's and dosing's names the control tick reads every pass, as this module's globals (one lookup, not two);
+# their own names: a new name is a new qstr, and one more can take a new qstr pool (9 KB of heap, mpy_heap.py)
+from mesoprotocol.spec import (CFG_TECHNIQUE, CFG_VACUUM, OCCLUSION_KPA, SET_LINK_TIMEOUT, STATE_ARMED,
+                               STATE_DELIVERING, TECHNIQUE_NAPPAGE, TRIGGER_STUCK_MS)
+from mesofw.dosing import DISPENSE, IDLE, RELIEVE, RETRACT
 
 PRIME_SETTLE_MS = 300  # a prime waits this long at most for its line to empty (the compliance probe reads it)
 SENSOR_PERIOD_US = 4000  # the syringe clamp and head ID sensors are read this often (tick)
@@ -490,7 +489,7 @@ class Device:
         # small methods' tests and read spec's names once, as module globals; bench_pico_emu.py --only-profile)
         state = self.state
         board = self.board
-        if state == _DELIVERING:  # only then is the gate on (_set_state); a stop takes the rest (_stop)
+        if state == STATE_DELIVERING:  # only then is the gate on (_set_state); a stop takes the rest (_stop)
             n = board.plunger_unsent()  # _steps_back, without its call every pass
             if n:
                 self.dose.plunger.pos -= n
@@ -500,7 +499,7 @@ class Device:
             state = self.state
         if (_LINK_WATCHED >> state) & 1:
             silent = ticks_diff(ticks_ms(), self.link_rx_ms)
-            if silent > self.settings[_SET_LINK_TIMEOUT]:
+            if silent > self.settings[SET_LINK_TIMEOUT]:
                 self.fault(S.ALARM_LINK_LOST, silent, now_us)
                 state = self.state
         if ticks_diff(now_us, self.sensors_due_us) >= 0:
@@ -529,40 +528,40 @@ class Device:
         elif not self.pressed_ms:
             self.pressed_ms = ticks_ms() | 1
             self.hold_lag_ms = self._lag_ms()
-        elif (state == _ARMED or state == _DELIVERING) and self.cfg[_CFG_TECHNIQUE] != _NAPPAGE:
+        elif (state == STATE_ARMED or state == STATE_DELIVERING) and self.cfg[CFG_TECHNIQUE] != TECHNIQUE_NAPPAGE:
             held = ticks_diff(ticks_ms(), self.pressed_ms)
             # the point time as the moves ran it: what a late loop took from them (dosing.Axis lag_ms) is not
             # the trigger's; after the point the margin is TRIGGER_STUCK_MS as ever. The lag only grows
             # (lag >= hold_lag_ms), so it is summed only once the hold is past the time without it
-            limit = self.point_ms + _TRIGGER_STUCK_MS - self.hold_lag_ms
+            limit = self.point_ms + TRIGGER_STUCK_MS - self.hold_lag_ms
             if held > limit and held > limit + self._lag_ms():
                 self.fault(S.ALARM_TRIGGER_STUCK, held, now_us)
                 state = self.state
         seq = self.dose
         phase = seq.phase
-        if phase == _DISPENSE or phase == _RELIEVE:
+        if phase == DISPENSE or phase == RELIEVE:
             kpa = board.pressure_kpa()
-            if phase == _RELIEVE:
+            if phase == RELIEVE:
                 if kpa <= S.RELIEF_KPA:
                     seq.end_relief(now_us)
-            elif kpa >= _OCCLUSION_KPA or (self.stall_signal and board.plunger_stalled()):  # pressure, or a stall
+            elif kpa >= OCCLUSION_KPA or (self.stall_signal and board.plunger_stalled()):  # pressure, or a stall
                 self.fault(S.ALARM_OCCLUSION, kpa, now_us)
             elif board.syringe_end():
                 self.fault(S.ALARM_SYRINGE_EMPTY, self.capacity_nl - self.dispensed_nl, now_us)
             else:  # the dispense's line pressure (_check_needles)
                 self.needles.feed(kpa, self.plunger.pos, now_us)
             state = self.state
-        if state == _DELIVERING and not pressed and seq.phase != _RETRACT:
+        if state == STATE_DELIVERING and not pressed and seq.phase != RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
         cfg = self.cfg
-        if (cfg is None or not cfg[_CFG_VACUUM]) and not self.pump_on:
+        if (cfg is None or not cfg[CFG_VACUUM]) and not self.pump_on:
             contact = board.skin_contact()  # _contact's way without a vacuum, without its call
         else:
             contact = self._contact(state)
-        if not contact and state == _ARMED and self.pressed_ms:
+        if not contact and state == STATE_ARMED and self.pressed_ms:
             self.pressed_ms = ticks_ms() | 1  # held off the skin, waiting: TRIGGER_STUCK counts from the contact
             self.hold_lag_ms = self._lag_ms()
-        if not contact and seq.phase != _IDLE and state == _DELIVERING and seq.phase != _RETRACT:
+        if not contact and seq.phase != IDLE and state == STATE_DELIVERING and seq.phase != RETRACT:
             self._stop(S.FLAG_CONTACT_LOST, now_us)  # read before this pass steps: no step after the edge
         finished = seq.tick(now_us)
         if self.entry_pending and seq.tip > 0:  # needle_in()
@@ -579,7 +578,7 @@ class Device:
         if finished:
             self._sequence_finished(now_us)
         state = self.state
-        if state == _ARMED and pressed and contact and not self.need_release and seq.phase == _IDLE:
+        if state == STATE_ARMED and pressed and contact and not self.need_release and seq.phase == IDLE:
             self._set_state(S.STATE_DELIVERING)
             if self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
                 # take up the slack first; the cadence starts with the first shot
@@ -591,7 +590,7 @@ class Device:
             else:
                 self.need_release = True
                 self._next_point(now_us)
-        elif state == _DELIVERING and seq.phase == _IDLE and self.cfg[_CFG_TECHNIQUE] == _NAPPAGE:
+        elif state == STATE_DELIVERING and seq.phase == IDLE and self.cfg[CFG_TECHNIQUE] == TECHNIQUE_NAPPAGE:
             if not pressed:
                 self._end_burst(now_us)
                 self._set_state(S.STATE_ARMED)
@@ -684,7 +683,7 @@ class Device:
 
     @micropython.native  # every pass
     def busy(self):
-        return self.dose.phase != _IDLE or self.state == _DELIVERING  # (dose.active() without its call)
+        return self.dose.phase != IDLE or self.state == STATE_DELIVERING  # (dose.active() without its call)
 
     def _next_point(self, now_us):
         technique, _, _, _, depth_um, volume_nl, count, _, _, _, _, _, _ = self.cfg

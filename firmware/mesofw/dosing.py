@@ -2,7 +2,6 @@
 # sequence (take-up, needle in, dispense, settle, top-up, needle out, suck-back) stepped
 # from absolute deadlines.
 import micropython
-from micropython import const
 from time import ticks_diff, ticks_us
 from mesoprotocol import spec
 
@@ -79,7 +78,7 @@ class Metering:
         return (steps * self.pl_step + 500) // 1000
 
 
-_MAX_GAP_US = const(2000)
+MAX_GAP_US = 2000  # Axis.MAX_GAP_US, also a module global: Axis.tick reads it every pass (one lookup, not two)
 
 
 class Axis:
@@ -89,7 +88,7 @@ class Axis:
     # never driven faster than commanded (a burst would stall a real motor and
     # spike line pressure).
 
-    MAX_GAP_US = _MAX_GAP_US
+    MAX_GAP_US = MAX_GAP_US
 
     def __init__(self, step_fn, rate_steps_s):
         self.step_fn = step_fn
@@ -125,11 +124,11 @@ class Axis:
             return
         gap = ticks_diff(now_us, self.last_us)
         self.last_us = now_us
-        if gap < _MAX_GAP_US:
+        if gap < MAX_GAP_US:
             self.elapsed_us += gap
         else:
-            self.elapsed_us += _MAX_GAP_US
-            lag = self.lag_us + gap - _MAX_GAP_US
+            self.elapsed_us += MAX_GAP_US
+            lag = self.lag_us + gap - MAX_GAP_US
             self.lag_ms += lag // 1000
             self.lag_us = lag % 1000
         due = (self.elapsed_us // 1000) * self.rate // 1000  # small ints on a 32-bit MCU
