@@ -22,6 +22,9 @@ _names = []
 _inc = []
 _self = []
 _calls = []
+# the host's (prepended above this file)
+PROGRAM, PRIME_NL, POINTS = globals()["PROGRAM"], globals()["PRIME_NL"], globals()["POINTS"]
+POLL_MS, STATUS_FRAME, WRAP = globals()["POLL_MS"], globals()["STATUS_FRAME"], globals()["WRAP"]
 W = [0]  # one wrapper's own cost, emulated us (calibrated below)
 BIAS = [0]
 
@@ -238,7 +241,8 @@ except Done:
     pass
 t1 = ticks_us()
 APP.board.motors(False)
-print("\nPP wrapper_us", W[0], "bias_us", BIAS[0], "call_us", CALL, "run_us", ticks_diff(t1, t0), "polls", _poll[1], "done", APP.device.done,
+print("\nPP wrapper_us", W[0], "bias_us", BIAS[0], "call_us", CALL, "run_us", ticks_diff(t1, t0), "polls", _poll[1],
+      "done", APP.device.done,
       "lag_ms", APP.device._lag_ms(), "overruns", APP.overruns)
 for ph in (1, 2):
     print("\nPP hist", ph, " ".join("%d:%d" % (i, c) for i, c in enumerate(_hist[ph * HIST:(ph + 1) * HIST]) if c))
