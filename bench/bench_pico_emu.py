@@ -303,7 +303,9 @@ def dosing_pass_rows(log: pathlib.Path, since_us: float, until_us: float) -> lis
         if since_us < e["emulated_us"] <= until_us and last is not None and steps != last:
             moving.append(e)
         last = steps
-    return [pass_row("passes while moving", moving),
+    t = passes(moving)
+    past = sum(x - 2000 for x in t if x > 2000) / 1000  # dosing.Axis.MAX_GAP_US: what a move lags by
+    return [pass_row("passes while moving", moving) + f"; beyond 2 ms {past:.0f} ms (bucket floors)",
             write_row("  of those, writing", [e for e in writes if since_us < e["emulated_us"] <= until_us])]
 
 

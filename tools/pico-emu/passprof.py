@@ -1,8 +1,8 @@
 # Runs ON the emulated Pico (bench_pico_emu.py --only-profile reads its output): where a control pass's time
 # goes while the real App.run() loop doses. No host on the link: this script drives the device itself, between
 # passes (before the pass's timer starts), with the commands a session sends (ABORT, CONFIGURE, PRIME, ARM) and
-# the trigger through "MARK press/release" (the runner drives GP10), and gives the link a STATUS frame every
-# POLL_MS as the session runner's heartbeat would. Each named function is wrapped: emulated us inside it
+# the trigger through "MARK press/release" (the runner drives GP10), and gives the link a signed POLL every
+# POLL_MS, as the session runner's heartbeat (its HMAC checked, a STATUS_REPLY built), or with SIGNED = 0 a STATUS. Each named function is wrapped: emulated us inside it
 # (inclusive, and self = less its wrapped callees), its calls, with the wrappers' own cost (calibrated here)
 # taken out. The pass is link.poll() to the end of service() (emu_boot.py's probe starts at feed_watchdog()).
 # Prepended by the host: PROGRAM (CONFIGURE's values), PRIME_NL, POINTS, POLL_MS, STATUS_FRAME (bytes), WRAP (0/1).
@@ -25,6 +25,8 @@ _calls = []
 # the host's (prepended above this file)
 PROGRAM, PRIME_NL, POINTS = globals()["PROGRAM"], globals()["PRIME_NL"], globals()["POINTS"]
 POLL_MS, STATUS_FRAME, WRAP = globals()["POLL_MS"], globals()["STATUS_FRAME"], globals()["WRAP"]
+SIGNED = globals().get("SIGNED", 1)
+_polls = []  # signed POLL frames, made before the loop runs (the session's key and counters)
 W = [0]  # one wrapper's own cost, emulated us (calibrated below)
 BIAS = [0]
 
@@ -189,8 +191,9 @@ def _drive(app):
     if ticks_diff(now, _poll[0]) >= 0 and _rxn[0] == 0:
         _poll[0] = time.ticks_add(now, POLL_MS * 1000)
         _poll[1] += 1
-        _rx[:len(STATUS_FRAME)] = STATUS_FRAME
-        _rxn[0], _rxn[1] = len(STATUS_FRAME), 0
+        frame = _polls[_poll[1] % len(_polls)] if _polls else STATUS_FRAME
+        _rx[:len(frame)] = frame
+        _rxn[0], _rxn[1] = len(frame), 0
         dev.link_seen()  # the session's signed traffic (its POLLs) keeps the link watchdog fed
     if step == 0 and st == S.STATE_FAULT:
         app.command(S.ABORT, (), True)
@@ -232,8 +235,24 @@ def _pass_service(self, now_us):
 link.Link.poll = _pass_poll
 B.Board.service = _pass_service
 
-gc.collect()
 APP = A.App(B.Board())
+
+
+def _signed(msg_type, seq, fields):  # as firmware/tests/mpy_heap.py signs a frame with the device's own key
+    frame = bytearray(link.codec.encode(msg_type, seq, fields + (bytes(S.MAC_SIZE),)))
+    end = len(frame) - S.CRC_SIZE
+    tag = APP.auth.mac(bytes((S.PROTOCOL_VERSION, msg_type)) + bytes(frame[S.HEADER_SIZE:end - S.MAC_SIZE]))
+    frame[end - S.MAC_SIZE:end] = tag
+    link.codec.frame_into(frame, msg_type, seq)
+    return bytes(frame)
+
+
+if SIGNED:
+    APP.auth._set_key(bytes(range(S.KEY_SIZE)))
+    APP.auth.counter = 5
+    APP.auth.open_session()
+    _polls += [_signed(S.POLL, 1 + i, (5, 100 + i)) for i in range(60)]  # 6 s of polls
+gc.collect()
 t0 = ticks_us()
 try:
     APP.run()
@@ -241,6 +260,8 @@ except Done:
     pass
 t1 = ticks_us()
 APP.board.motors(False)
+del _polls[:]
+gc.collect()
 print("\nPP wrapper_us", W[0], "bias_us", BIAS[0], "call_us", CALL, "run_us", ticks_diff(t1, t0), "polls", _poll[1],
       "done", APP.device.done,
       "lag_ms", APP.device._lag_ms(), "overruns", APP.overruns)

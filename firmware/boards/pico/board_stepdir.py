@@ -245,7 +245,16 @@ class StepDirBoard:
 
     @micropython.native  # every pass
     def trigger(self):
-        return self._trigger.read()
+        # Debounced.read() inline: a call less every pass (~25 us on an RP2040)
+        t = self._trigger
+        raw = t._pin.value() == 0
+        now = ticks_ms()
+        if raw != t._raw:
+            t._raw = raw
+            t._since = now
+        elif raw != t.state and ticks_diff(now, t._since) >= DEBOUNCE_MS:
+            t.state = raw
+        return t.state
 
     @micropython.native  # every pass
     def estop(self):
