@@ -372,7 +372,8 @@ PROFILE_FIELDS = ("technique", "syringe", "head", "needle_length_um", "depth_um"
                   "flow_nl_s", "vacuum_kpa", "channel", "session", "session_cap_nl")
 
 
-def pass_profile(tmpdir: pathlib.Path, points: int, volume_nl: int, nappage: bool = False) -> list[str]:
+def pass_profile(tmpdir: pathlib.Path, points: int, volume_nl: int, nappage: bool = False, prime_nl: int = 0,
+                 wrapped: bool = True) -> list[str]:
     """Where a control pass's time goes on the chip while the real loop doses (tools/pico-emu/passprof.py): a prime,
     then `points` points (or nappage shots) driven by the script itself, a STATUS every POLL_S of the chip's time;
     emulated us per pass inside each function, self and inclusive, the wrappers' cost taken out."""
@@ -387,10 +388,10 @@ def pass_profile(tmpdir: pathlib.Path, points: int, volume_nl: int, nappage: boo
     if nappage:  # 2 uL shots at 6 Hz, the trigger held through the burst
         prog.update(technique=spec.TECHNIQUE_NAPPAGE, volume_nl=2000, cadence_mhz=6000, depth_um=1000,
                     flow_nl_s=50000)
-    head = (f"PROGRAM = {tuple(prog[k] for k in PROFILE_FIELDS)!r}\nPRIME_NL = {spec.HEADS[prog['head']][4] + 500}\n"
+    head = (f"PROGRAM = {tuple(prog[k] for k in PROFILE_FIELDS)!r}\nPRIME_NL = {prime_nl or spec.HEADS[prog['head']][4] + 500}\n"
             f"POINTS = {points}\nPOLL_MS = {int(POLL_S * 1000)}\nSTATUS_FRAME = {codec.encode(spec.STATUS, 1)!r}\n")
     rows = []
-    for wrap in (0, 1):  # the pass as it runs, then with every named function timed (slower: each call wrapped)
+    for wrap in (0, 1) if wrapped else (0,):  # the pass as it runs, then with every named function timed (slower: each call wrapped)
         run = picoemu.run_script(head + f"WRAP = {wrap}\n" + (picoemu.HERE / "passprof.py").read_text(), fs, tmpdir,
                                  inputs=dict(INPUTS), adc={0: ADC0_ZERO_KPA, 1: ADC1_BD_1ML, 2: ADC2_HEAD_30G_4MM},
                                  on_mark={"press": {10: 0}, "release": {10: 1}}, timeout_s=1800,
@@ -437,6 +438,8 @@ def main() -> int:
     ap.add_argument("--only-profile", type=int, default=0, metavar="N",
                     help="the per-pass profile alone: a prime, then N points of --profile-nl (tools/pico-emu/passprof.py)")
     ap.add_argument("--profile-nl", type=int, default=30000, help="the profiled points' volume (nL)")
+    ap.add_argument("--profile-prime-nl", type=int, default=0, help="the prime's volume (nL; default the head's dead volume + 0.5 uL)")
+    ap.add_argument("--profile-times-only", action="store_true", help="the pass times alone (one boot, no wrapped run)")
     ap.add_argument("--profile-nappage", action="store_true", help="profile a nappage burst of N shots instead")
     ap.add_argument("--seed", type=int, default=1, help="the sim model's imperfections (--points)")
     ap.add_argument("--profile", action="store_true",
@@ -461,7 +464,8 @@ def main() -> int:
                     print(row)
             return 0
         if args.only_profile:
-            for row in pass_profile(tmpdir, args.only_profile, args.profile_nl, args.profile_nappage):
+            for row in pass_profile(tmpdir, args.only_profile, args.profile_nl, args.profile_nappage,
+                                    args.profile_prime_nl, not args.profile_times_only):
                 print(row)
             return 0
         if args.only_points:
