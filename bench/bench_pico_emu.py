@@ -19,11 +19,17 @@ each control-loop pass on the chip and counts the steps the firmware hands to it
   pico-emu`): per-point error of the record vs that ground truth and of the truth vs the program, STEP pulses
   on the pins vs steps the firmware issued on both axes, emulated vs wall time.
 
+- with --only-profile N (~1 min wall): where a control pass's time goes while the real loop doses, no host on the
+  link (tools/pico-emu/passprof.py drives the device and sends a signed POLL every 0.1 s of chip time): pass
+  p50/p99 priming and delivering, then emulated us per pass inside each function (self and inclusive; the
+  timing wrappers' own cost calibrated out: compare functions with it, the pass times come from the first run).
+
 The firmware's files are on the littlefs of the emulated flash (no RAM disk): rp2040js's flash is
 erased and programmed through the boot ROM's functions with the W25Q16JV datasheet's typical times
 (or --flash-timing max) charged as a CPU stall (tools/pico-emu/flash.mjs).
 
     python bench/bench_pico_emu.py [--quick] [--flash-timing typ|max] [--profile] [--points N] [--only-points]
+    python bench/bench_pico_emu.py --only-profile 3 [--profile-nl 50000] [--profile-nappage] [--profile-times-only]
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 # goes while the real App.run() loop doses. No host on the link: this script drives the device itself, between
 # passes (before the pass's timer starts), with the commands a session sends (ABORT, CONFIGURE, PRIME, ARM) and
 # the trigger through "MARK press/release" (the runner drives GP10), and gives the link a signed POLL every
-# POLL_MS, as the session runner's heartbeat (its HMAC checked, a STATUS_REPLY built), or with SIGNED = 0 a STATUS. Each named function is wrapped: emulated us inside it
-# (inclusive, and self = less its wrapped callees), its calls, with the wrappers' own cost (calibrated here)
-# taken out. The pass is link.poll() to the end of service() (emu_boot.py's probe starts at feed_watchdog()).
+# POLL_MS, as the session runner's heartbeat (its HMAC checked, a STATUS_REPLY built), or with SIGNED = 0 a
+# STATUS. With WRAP = 1 each named function is wrapped: emulated us inside it (inclusive, and self = less its
+# wrapped callees), its calls, with the wrappers' own cost (calibrated here) taken out.
+# The pass is link.poll() to the end of service() (emu_boot.py's probe starts at feed_watchdog()).
 # Prepended by the host: PROGRAM (CONFIGURE's values), PRIME_NL, POINTS, POLL_MS, STATUS_FRAME (bytes), WRAP (0/1).
 import gc
 import time
