@@ -1,6 +1,5 @@
 # Firmware frame codec: bytes <-> (type, seq, payload) with resync, built on struct.
 # Layouts come from mesoprotocol.spec; nothing about the wire is defined here.
-import micropython
 import struct
 from mesoprotocol import spec
 from mesofw.crc import crc16  # spec.crc16's results by table (viper where the port has it)
@@ -26,7 +25,6 @@ def encode_into(buf, msg_type, seq, values):
     return frame_into(buf, msg_type, seq)
 
 
-@micropython.native  # every reply and event (machine code: on an RP2040 a frame's bytecode cost ~1 ms)
 def frame_into(buf, msg_type, seq):
     # Header and CRC around the payload already at buf[HEADER_SIZE:]; returns the frame length.
     # Allocates nothing (encode_into's *values does): for the dosing loop's events.
@@ -73,7 +71,6 @@ class FrameReader:
     def reset(self):
         self.n = 0
 
-    @micropython.native  # every pass bytes come in
     def feed(self, data, callback):
         # callback(result) for each result; self.* describe the current frame.
         # The bytes are copied in a run and scanned once per run, not once per byte (on an RP2040
@@ -96,7 +93,6 @@ class FrameReader:
             i += k
         self._scan(callback)
 
-    @micropython.native
     def _shift(self, k):
         # drop the first k bytes of the buffer
         buf = self.buf
@@ -104,7 +100,6 @@ class FrameReader:
         buf[0:n] = buf[k : self.n]
         self.n = n
 
-    @micropython.native
     def _scan(self, callback):
         buf = self.buf
         while self.n:
