@@ -37,6 +37,7 @@
 # reference, and against the head table alone (Poiseuille over the needles' gauge and length) it reads
 # as a drug 1/(n-1) more viscous, and the drugs' viscosities span 2x - a device that knew its drug's
 # viscosity could check the prime against the table; this one does not.
+import micropython
 from time import ticks_add, ticks_diff
 
 SKIP_US = 4000  # the sensor's lag and the line's compliance rising: not yet the dose's flow pressure
@@ -95,6 +96,7 @@ class Watch:
         self.n1 = self.p1 = self.v1 = 0  # first half: steady reads, their kPa sum, their V sum (V: 8 steps a unit)
         self.n2 = self.p2 = self.v2 = 0
 
+    @micropython.native  # every pass of a dispense
     def feed(self, kpa, pos, now_us):
         # one sensor read (raw kPa) and the plunger's position (steps) while dispensing
         if not self.half_v:
