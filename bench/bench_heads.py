@@ -10,7 +10,7 @@ contact: the gun lifted mid-point, on a single needle (its contact switch) and o
 vacuum leaking away): plunger steps after the lift and the time from the lift to the last step, on the
 board's clock (ground truth), p99 over the trials.
 
-    python bench/bench_heads.py [--quick] [--seed N]
+    python bench/bench_heads.py [--quick] [--seed N] [--boards N] [--blocks-only] [--head CODE]
 """
 
 from __future__ import annotations
@@ -200,12 +200,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--boards", type=int, default=10, help="boards (seeds) per head for the blocked needles (0: none)")
     parser.add_argument("--blocks-only", action="store_true", help="only the blocked-needle runs")
+    parser.add_argument("--head", type=int, choices=HEADS, help="only this head (spec.HEADS code: 6 five-needle, 7 nine-needle)")
     args = parser.parse_args()
     points = 4 if args.quick else 40
     print(f"bench_heads{' (quick)' if args.quick else ''}: seed {args.seed}, {points} points a head; {load()}")
-    for code in () if args.blocks_only else HEADS:
+    heads = (args.head,) if args.head else HEADS
+    for code in () if args.blocks_only else heads:
         run_head(code, points, args.seed)
-    for code in () if not args.boards else HEADS[1:] if args.quick else HEADS:  # quick: one 9-needle board (CI's budget)
+    for code in () if not args.boards else heads[-1:] if args.quick else heads:  # quick: one 9-needle board (CI's budget)
         run_blocks(code, range(args.seed, args.seed + (1 if args.quick else args.boards)), 2 if args.quick else 8)
     for code in () if args.blocks_only else (1, 6):
         run_contact(code, 5 if args.quick else 50, args.seed)

@@ -68,6 +68,7 @@ class Watch:
         self.mean16 = self.flow16 = self.risen16 = 0  # the last dispense's figures; what rose (judge)
         self.suspect = 0  # points in a row past the threshold
         self.flow_left = 0  # points after the prime whose flow figure is still to be judged
+        self.flow_sum = self.flow_n = 0  # their flow figures' rises over the prime's (per mille), and how many
         self.zero_acc = None  # ZERO_AVG x the running average of the doses' zeros, 1/16 kPa (None: no dose yet)
         self.zero16 = 0
         self.start(0, 0, 0)
@@ -77,7 +78,7 @@ class Watch:
         # another head, or a new prime: its clear reference is measured again
         self.ref_flow16 = 0
         self.base_mean16 = self.base_sum = self.base_n = 0
-        self.suspect = self.flow_left = 0
+        self.suspect = self.flow_left = self.flow_sum = self.flow_n = 0
 
     def start(self, zero16, steps, rate):
         # a dose of `steps` at `rate` steps/s begins; zero16: the sensor's reading at rest, 1/16 kPa. Its
@@ -160,7 +161,7 @@ class Watch:
             ref = _mean16(self.p2, self.n2) - self.zero16 if self.n2 >= MIN_READS else self.mean16
             self.ref_flow16 = ref if ref > 0 else 0
             self.base_mean16 = self.base_sum = self.base_n = 0
-            self.suspect = 0
+            self.suspect = self.flow_sum = self.flow_n = 0
             self.flow_left = FLOW_POINTS
             return 0
         if not self.base_n:  # the head's first full point starts the baseline
@@ -169,16 +170,22 @@ class Watch:
             self.base_new = True  # in it already
         self.base_mean16 = self.base_sum // self.base_n
         mean = _rise(self.mean16, self.base_mean16)
-        flow = 0
         if self.flow_left:
-            # the flow figure scatters more than the mean (it is an extrapolation: about +-5 % between clean
-            # points on the loaded simulated board, against a 9-needle head's 5.2 % threshold): judged on the
-            # first FLOW_POINTS after the prime only, where no clean point exists for the mean to compare with.
-            # A needle blocked from the first point shows in both; one blocking later is the mean's.
+            # the flow figure scatters more than the mean (an extrapolation: +-2-3 % a point against the prime on
+            # the loaded simulated board, against a 9-needle head's 5.2-5.7 % threshold): judged on the first
+            # FLOW_POINTS after the prime only, where no clean point exists for the mean to compare with, and
+            # on their average (a needle blocked from the first point is in every one of them: the average's
+            # scatter is 1/sqrt(2) of a point's; requiring each past the threshold missed 1 board in 3)
             self.flow_left -= 1
             if self.ref_flow16 and self.flow16:
-                flow = _rise(self.flow16, self.ref_flow16)
-        if mean <= permille and flow <= permille:
+                self.flow_sum += _rise(self.flow16, self.ref_flow16)
+                self.flow_n += 1
+            if not self.flow_left and self.flow_n >= FLOW_POINTS:
+                flow = self.flow_sum // self.flow_n
+                if flow > permille:
+                    self.risen16 = self.ref_flow16 * (1000 + flow) // 1000  # the points' flow pressure
+                    return FLOW
+        if mean <= permille:
             self.suspect = 0
             if self.base_n < BASE_POINTS and not self.base_new:  # a clean point: into the baseline
                 self.base_sum += self.mean16
@@ -188,16 +195,12 @@ class Watch:
         self.base_new = False
         self.suspect += 1
         # the mean past 1.5 x the threshold and IMMEDIATE_PERMILLE alarms at once (a 5-needle head's blocked
-        # needle, +20..25 %); anything less once the next point confirms it. The flow figure never at once: an
-        # extrapolation, its scatter reaches 15 % on a loaded simulator; a needle blocked since the prime
-        # shows in both of the first two points.
+        # needle, +20..25 %); anything less once the next point confirms it. (The flow figure never on one
+        # point: an extrapolation; on the average of the first FLOW_POINTS, above.)
         if self.suspect < 2 and (mean * 2 <= 3 * permille or mean <= IMMEDIATE_PERMILLE):
             return 0
-        if mean > permille:
-            self.risen16 = self.mean16
-            return MEAN
-        self.risen16 = self.flow16
-        return FLOW
+        self.risen16 = self.mean16
+        return MEAN
 
 
 def _rise(figure16, ref16):

@@ -103,6 +103,11 @@ result = {
     "one_off": session(9, 7, 99, rises=[1, 1.08, 1, 1, 1, 1]),
     "two_in_a_row": session(9, 7, 99, rises=[1, 1.08, 1.08, 1, 1, 1]),
     "mid5": session(5, 6, 3), "mid9": session(9, 7, 3),
+    # blocked from the first point, its first point's flow figure read 4 % up (under the 5.2 % threshold: the
+    # figure's scatter), the second's 9 %: their average, 6.5 %, is past it; the mean's baseline took the first
+    "first9_split": session(9, 7, 99, rises=[1.04, 1.09, 1.09, 1.09, 1.09, 1.09]),
+    # clean, the first point's flow figure 6.5 % up (past the threshold alone), the second's on the prime's
+    "clean9_split": session(9, 7, 99, rises=[1.065, 1.0, 1.0, 1.0, 1.0, 1.0]),
     "shot": None,
     "no_allocation": no_allocation(),
 }

@@ -59,6 +59,15 @@ def test_a_rise_under_twice_the_threshold_alarms_only_when_the_next_point_confir
     assert results["two_in_a_row"][0] == 2  # at the second such point
 
 
+@pytest.mark.req("SR-170", "SR-191")
+def test_a_needle_blocked_from_the_first_point_is_judged_on_the_first_points_average_flow_figure(results):
+    # its first point 4 % up, its second 9 %: each alone was judged (the old watch: the first clean, the second
+    # only a suspicion, then the mean's baseline held the block - never caught); their average is past 5.2 %
+    assert results["first9_split"][:2] == [1, needles_flow()]
+    # a clean head whose first point alone read past the threshold: the average is not
+    assert results["clean9_split"] is None
+
+
 @pytest.mark.req("SR-170")
 def test_a_needle_blocking_mid_session_is_caught_at_the_point_it_blocks(results):
     assert results["mid5"][0] == 3  # +25 %: at once
