@@ -33,10 +33,11 @@
 # alarm are equally far from it; what decides both is the figures' noise against that margin (the
 # sensor's noise over the samples, the zero's, the ADC quantum, the stopper's creep): PROTOCOL.md
 # "Blocked needles".
-# A needle blocked before the prime is not seen: the prime then measures the blocked head as its
-# reference, and against the head table alone (Poiseuille over the needles' gauge and length) it reads
-# as a drug 1/(n-1) more viscous, and the drugs' viscosities span 2x - a device that knew its drug's
-# viscosity could check the prime against the table; this one does not.
+# A needle blocked before the prime: the prime then measures the blocked head as its reference. Against
+# the head table alone (S.head_prime_max16: Poiseuille over the needles' gauge and length, the most
+# viscous drug, the narrowest needles of the lot) it reads as a drug 1/(n-1) more viscous, and the drugs'
+# viscosities move the line 1.56x: one blocked needle of 9 is never past the table, one of 5 only with a
+# drug over ~1.8 mPa s; two or more are. A prime past the table is refused (TABLE: no reference).
 from time import ticks_add, ticks_diff
 
 SKIP_US = 4000  # the sensor's lag and the line's compliance rising: not yet the dose's flow pressure
@@ -57,6 +58,7 @@ MIN_READS = 16  # steady reads each half needs for the flow figure (and the mean
 MIN_W = 32  # a dispense with fewer steady reads is not judged
 FLOW = 1  # judge(): the flow figure rose past the prime's (a needle blocked since the prime)
 MEAN = 2  # judge(): the mean rose past the head's first point's (a needle blocked mid-session)
+TABLE = 3  # judge(): the prime's flow pressure above the head table's for a clear head (blocked before the prime)
 
 
 class Watch:
@@ -71,6 +73,7 @@ class Watch:
         self.flow_sum = self.flow_n = 0  # their flow figures' rises over the prime's (per mille), and how many
         self.zero_acc = None  # ZERO_AVG x the running average of the doses' zeros, 1/16 kPa (None: no dose yet)
         self.zero16 = 0
+        self.table16 = 0  # the head table's highest clear flow pressure for this dose (a prime), 1/16 kPa; 0: none
         self.start(0, 0, 0)
         self.t0 = self.last = self.pos0 = 0
 
@@ -80,9 +83,10 @@ class Watch:
         self.base_mean16 = self.base_sum = self.base_n = 0
         self.suspect = self.flow_left = self.flow_sum = self.flow_n = 0
 
-    def start(self, zero16, steps, rate):
-        # a dose of `steps` at `rate` steps/s begins; zero16: the sensor's reading at rest, 1/16 kPa. Its
-        # dispense's first read starts the clock.
+    def start(self, zero16, steps, rate, table16=0):
+        # a dose of `steps` at `rate` steps/s begins; zero16: the sensor's reading at rest, 1/16 kPa; table16: a
+        # prime's bound (S.head_prime_max16), 0 for a point. Its dispense's first read starts the clock.
+        self.table16 = table16
         expected_ms = steps * 1000 // rate if rate else 0
         self.half_v = steps >> 4 if MIN_MS <= expected_ms <= MAX_MS else 0  # half the dose, in V units
         if self.half_v:
@@ -159,6 +163,12 @@ class Watch:
             # counts steps: a board's first prime read up to 15 % low, its clean points' flow figures as
             # high, a false alarm)
             ref = _mean16(self.p2, self.n2) - self.zero16 if self.n2 >= MIN_READS else self.mean16
+            if self.table16 and ref > self.table16:
+                # above what a clear head makes with the most viscous drug: a needle (or more) blocked already,
+                # or a drug the table is not for - no reference to judge the points against
+                self.forget()
+                self.risen16 = ref
+                return TABLE
             self.ref_flow16 = ref if ref > 0 else 0
             self.base_mean16 = self.base_sum = self.base_n = 0
             self.suspect = self.flow_sum = self.flow_n = 0

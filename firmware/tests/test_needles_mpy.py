@@ -87,3 +87,11 @@ def test_a_prime_that_began_by_taking_up_the_pushers_play_is_no_low_reference(re
     # point 1 on the old reference); its second half is the line's flow pressure
     assert results["clean9_play"] is None
     assert results["first9_play"][:2] == [1, needles_flow()]
+
+
+@pytest.mark.req("SR-192")
+def test_a_prime_above_the_head_tables_clear_line_is_refused_as_a_reference(results):
+    # a needle blocked before the prime: its flow pressure above what a clear head makes (the old watch took
+    # it as the reference: no bound)
+    assert results["prime_over"] == [3, 10, False]  # needles.TABLE, the prime's kPa, no reference left
+    assert results["prime_under"] == [0, 0, True]
