@@ -20,15 +20,16 @@
 #   flow   F, the line's own pressure at the program's flow, the tissue's taken out. The prime, in the
 #          air at the program's flow with no tissue on any needle, measures the clear head's (no clean
 #          first point needed); a point whose flow figure is past the threshold above it has a needle
-#          blocked since - from the first point on, on 5- and 9-needle heads. Judged on the first
-#          FLOW_POINTS points after a prime only (it is the noisier figure; later blocks are the mean's).
+#          blocked since - from the first point on, on 5- and 9-needle heads. Judged on the average of
+#          the first FLOW_POINTS points after a prime (the noisier figure; later blocks are the mean's).
 #   mean   the line at the dose's middle volume (F + k V/2, from the same line), judged against the
 #          average of this head's first clean points (a needle blocking mid-session): the tissue's figure
 #          as much as the line's, but without the extrapolation, the quieter one.
-# Both scatter between clean points (the simulated board, two CPU hogs beside it: flow about +-7 %, mean
-# +-3 %: bench_heads), the flow figure about as much as one blocked needle of nine moves it. So a point
-# past the threshold is a suspicion, confirmed by the next point past it too (the needle stays blocked;
-# a clean point clears it); the mean past 1.5 x the threshold and 15 % alarms at once.
+# Both scatter between clean points (the simulated board under load: flow about +-2-3 % against the
+# prime, mean less: bench_heads; before the model stopped running spans of its clock twice, +-5-10 % a
+# board). So the mean past the threshold is a suspicion, confirmed by the next point past it too (the
+# needle stays blocked; a clean point clears it), past 1.5 x the threshold and 15 % it alarms at once; the
+# flow figure alarms on the first points' average (a block since the prime is in each of them).
 # Threshold: half the least rise one blocked needle makes (S.head_block_permille), so a miss and a false
 # alarm are equally far from it; what decides both is the figures' noise against that margin (the
 # sensor's noise over the samples, the zero's, the ADC quantum, the stopper's creep): PROTOCOL.md
