@@ -333,13 +333,9 @@ class Model:
         # (as a driver spreads a batch of pulses), while the stored volume discharges
         # through the needle towards the wheal's back-pressure: dV/dt = q - (V - rest)/tau.
         dt = ticks_diff(now, self.t) / 1000000
-        if dt <= 0:
-            # a time before the model's own (board.service(now) with its pass's start, after the pass's reads
-            # and steps had brought the model past it): nothing to do. Taking the clock back let the next
-            # advance run that span again - the line discharged twice over it, every read ~10-15 % low and by
-            # as much as the pass's work took (the prime's and a point's flow pressures 5-10 % apart a board)
-            return
         self.t = now
+        if dt <= 0:
+            return
         if self.occlusion_ramp:
             self.occlusion += self.occlusion_ramp * dt
         if self.pump or self.vacuum_kpa > 0.01:
