@@ -19,11 +19,17 @@ each control-loop pass on the chip and counts the steps the firmware hands to it
   pico-emu`): per-point error of the record vs that ground truth and of the truth vs the program, STEP pulses
   on the pins vs steps the firmware issued on both axes, emulated vs wall time.
 
+- with --only-profile N (~1 min wall): where a control pass's time goes while the real loop doses, no host on the
+  link (tools/pico-emu/passprof.py drives the device and sends a signed POLL every 0.1 s of chip time): pass
+  p50/p99 priming and delivering, then emulated us per pass inside each function (self and inclusive; the
+  timing wrappers' own cost calibrated out: compare functions with it, the pass times come from the first run).
+
 The firmware's files are on the littlefs of the emulated flash (no RAM disk): rp2040js's flash is
 erased and programmed through the boot ROM's functions with the W25Q16JV datasheet's typical times
 (or --flash-timing max) charged as a CPU stall (tools/pico-emu/flash.mjs).
 
     python bench/bench_pico_emu.py [--quick] [--flash-timing typ|max] [--profile] [--points N] [--only-points]
+    python bench/bench_pico_emu.py --only-profile 3 [--profile-nl 50000] [--profile-nappage] [--profile-times-only]
 """
 
 from __future__ import annotations
@@ -284,6 +290,31 @@ def hello_once_up(dev: Device, wall_s: float):
                 raise
 
 
+def dosing_pass_rows(log: pathlib.Path, since_us: float, until_us: float) -> list[str]:
+    """The control passes of a window while an axis moved, from emu_boot.py's probe lines in the board's log
+    (each report covers <= 100 passes and ends where the motors switch: a report is a moving one when the
+    firmware's step counts grew over it), and the passes that wrote the flash."""
+    import json
+
+    probes, writes = [], []
+    for raw in log.read_bytes().splitlines():
+        if raw.startswith(b'{"event":"probe"') or raw.startswith(b'{"event": "probe"'):
+            e = json.loads(raw)
+            (writes if e["line"].startswith("write") else probes).append(e)
+    moving, last = [], None
+    for e in probes:
+        if not e["line"][:1].isdigit():
+            continue
+        steps = tuple(e["line"].split()[2:4])
+        if since_us < e["emulated_us"] <= until_us and last is not None and steps != last:
+            moving.append(e)
+        last = steps
+    t = passes(moving)
+    past = sum(x - 2000 for x in t if x > 2000) / 1000  # dosing.Axis.MAX_GAP_US: what a move lags by
+    return [pass_row("passes while moving", moving) + f"; beyond 2 ms {past:.0f} ms (bucket floors)",
+            write_row("  of those, writing", [e for e in writes if since_us < e["emulated_us"] <= until_us])]
+
+
 def point_figures(n: int, tmpdir: pathlib.Path, seed: int) -> list[str]:
     """n points of 20 uL and n of 50 uL on the pin-driven emulated board: record vs truth, truth vs program."""
     import os
@@ -327,6 +358,8 @@ def point_figures(n: int, tmpdir: pathlib.Path, seed: int) -> list[str]:
             prog = [(p.volume_nl - volume_nl) / volume_nl * 100 for p in truth]
             depth = [p.max_depth_um for p in truth]
             emu_s, wall_s = board.emulated_s - emu0, board.wall_s - wall0
+            for row in dosing_pass_rows(board.log_path, emu0 * 1e6, board.emulated_s * 1e6):
+                rows.append("  " + row)
             if rec:
                 rows.append(f"    {volume_nl / 1000:g} uL x{len(rec)}: record vs truth mean {statistics.mean(rec):+.2f} % "
                             f"worst {max(rec, key=abs):+.2f} %; truth vs program mean {statistics.mean(prog):+.2f} % "
@@ -341,6 +374,63 @@ def point_figures(n: int, tmpdir: pathlib.Path, seed: int) -> list[str]:
     return rows
 
 
+PROFILE_FIELDS = ("technique", "syringe", "head", "needle_length_um", "depth_um", "volume_nl", "count", "cadence_mhz",
+                  "flow_nl_s", "vacuum_kpa", "channel", "session", "session_cap_nl")
+
+
+def pass_profile(tmpdir: pathlib.Path, points: int, volume_nl: int, nappage: bool = False, prime_nl: int = 0,
+                 wrapped: bool = True) -> list[str]:
+    """Where a control pass's time goes on the chip while the real loop doses (tools/pico-emu/passprof.py): a prime,
+    then `points` points (or nappage shots) driven by the script itself, a STATUS every POLL_S of the chip's time;
+    emulated us per pass inside each function, self and inclusive, the wrappers' cost taken out."""
+    from mesoinject import codec, flash
+
+    build = flash.compile_image("pico", flash.BOARD_ARCH["pico"])
+    files = dict(build.files)
+    files[flash.CONFIG] = build.config()
+    files.pop("main.py", None)
+    fs = picoemu.write_fs(files, tmpdir / "profile.img")
+    prog = dict(PROGRAM, volume_nl=volume_nl, count=points, channel=1, session=7, session_cap_nl=0)
+    if nappage:  # 2 uL shots at 6 Hz, the trigger held through the burst
+        prog.update(technique=spec.TECHNIQUE_NAPPAGE, volume_nl=2000, cadence_mhz=6000, depth_um=1000,
+                    flow_nl_s=50000)
+    head = (f"PROGRAM = {tuple(prog[k] for k in PROFILE_FIELDS)!r}\nPRIME_NL = {prime_nl or spec.HEADS[prog['head']][4] + 500}\n"
+            f"POINTS = {points}\nPOLL_MS = {int(POLL_S * 1000)}\nSTATUS_FRAME = {codec.encode(spec.STATUS, 1)!r}\n")
+    rows = []
+    for wrap in (0, 1) if wrapped else (0,):  # the pass as it runs, then with every named function timed (slower: each call wrapped)
+        run = picoemu.run_script(head + f"WRAP = {wrap}\n" + (picoemu.HERE / "passprof.py").read_text(), fs, tmpdir,
+                                 inputs=dict(INPUTS), adc={0: ADC0_ZERO_KPA, 1: ADC1_BD_1ML, 2: ADC2_HEAD_30G_4MM},
+                                 on_mark={"press": {10: 0}, "release": {10: 1}}, timeout_s=1800,
+                                 flash=picoemu.Flash(timing="typ"))
+        if run.code:
+            return rows + [f"  profile: the script failed: {run.stderr or run.error}", run.stdout[-2000:]]
+        lines = [ln.split()[1:] for ln in run.stdout.splitlines() if ln.startswith("PP ")]
+        head_row = next(ln for ln in lines if ln[0] == "wrapper_us")
+        what = f"{'nappage burst of 2 uL shots' if nappage else f'points of {volume_nl / 1000:g} uL'} x {points}"
+        rows.append(f"  {'per-function profile' if wrap else 'pass times'} ({what}, a prime first; "
+                    f"{' '.join(head_row[0 if wrap else 6:])}; emulated {run.emulated_s:.1f} s, wall {run.wall_s:.0f} s)")
+        for ph, name in (("1", "priming"), ("2", "delivering")):
+            t: list[int] = []
+            for ln in lines:
+                if ln[0] == "hist" and ln[1] == ph:
+                    for pair in ln[2:]:
+                        i, c = pair.split(":")
+                        t += [int(i) * BUCKET_US] * int(c)
+            if not t:
+                continue
+            n = len(t)
+            rows.append(f"    {name}: {n} passes, p50 {percentile(t, 50)} us p99 {percentile(t, 99)} us (50 us buckets), "
+                        f">= 1 ms {sum(1 for x in t if x >= 1000) / n * 100:.0f} %, mean {sum(t) / n:.0f} us")
+            if not wrap:
+                continue
+            fns = sorted(((int(s), int(inc), int(c), f) for _, p, f, c, inc, s in (ln for ln in lines if ln[0] == "fn")
+                          if p == ph), reverse=True)
+            rows.append(f"      {'function':<20} {'self us/pass':>12} {'incl us/pass':>12} {'calls/pass':>10}  "
+                        f"(self summed: {sum(x[0] for x in fns) / n:.0f} us)")
+            rows += [f"      {f:<20} {s / n:12.0f} {inc / n:12.0f} {c / n:10.2f}" for s, inc, c, f in fns if s / n >= 1]
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sample sizes (CI)")
@@ -351,6 +441,12 @@ def main() -> int:
     ap.add_argument("--only-points", action="store_true", help="the --points figures alone")
     ap.add_argument("--only-journal", type=int, default=0, metavar="N",
                     help="the journal-write figures alone, N points without and with the append area")
+    ap.add_argument("--only-profile", type=int, default=0, metavar="N",
+                    help="the per-pass profile alone: a prime, then N points of --profile-nl (tools/pico-emu/passprof.py)")
+    ap.add_argument("--profile-nl", type=int, default=30000, help="the profiled points' volume (nL)")
+    ap.add_argument("--profile-prime-nl", type=int, default=0, help="the prime's volume (nL; default the head's dead volume + 0.5 uL)")
+    ap.add_argument("--profile-times-only", action="store_true", help="the pass times alone (one boot, no wrapped run)")
+    ap.add_argument("--profile-nappage", action="store_true", help="profile a nappage burst of N shots instead")
     ap.add_argument("--seed", type=int, default=1, help="the sim model's imperfections (--points)")
     ap.add_argument("--profile", action="store_true",
                     help="time the firmware's functions on the chip too (emu_boot.py PROFILE; slows each pass)")
@@ -372,6 +468,11 @@ def main() -> int:
             for area in (False, True):
                 for row in journal_figures(tmpdir, args.only_journal, args.flash_timing, area):
                     print(row)
+            return 0
+        if args.only_profile:
+            for row in pass_profile(tmpdir, args.only_profile, args.profile_nl, args.profile_nappage,
+                                    args.profile_prime_nl, not args.profile_times_only):
+                print(row)
             return 0
         if args.only_points:
             for row in point_figures(args.points or 5, tmpdir, args.seed):

@@ -32,7 +32,8 @@ def start_sim(request, tmp_path_factory):
     # calibrated syringe (calibration has its own tests)
     with SimBoard(seed=request.config.sim_seed, profile={"diameter_error": 0.0},
                   workdir=tmp_path_factory.mktemp("board")) as board:  # kept: its log outlives a failure
-        yield Rig(board.url, board)
+        # the host's waits count the board's time (its process's CPU waits left out, as its clock does)
+        yield Rig(board.url, board, clock=board.clock)
 
 
 PICO_EMU = pytest.StashKey[object]()

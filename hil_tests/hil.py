@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 from mesoinject import program as programs
 from mesoinject.client import Device
@@ -20,6 +19,7 @@ FIRST_PRIME_EXTRA_NL = 3.14159 / 4 * spec.SYRINGES[1][1] ** 2 * 120 / 1e6  # um^
 # on the host's clock below lasts this many times longer (conftest.py sets it); each ends when its
 # condition holds, so it costs nothing on a board that keeps up
 SLOWDOWN = 1.0
+POLL_S = 0.05  # wait_state's STATUS period, the board's time
 
 
 def seconds(s: float) -> float:
@@ -36,11 +36,13 @@ def drain(dev: Device) -> list:
 
 
 def wait_event(dev: Device, msg_type: int, timeout: float = 5.0, seen: list | None = None):
-    """Block until an event of msg_type arrives; other events go to `seen`."""
+    """Block until an event of msg_type arrives, within timeout s of the board's time (dev.clock); other events
+    go to `seen`."""
+    deadline = dev.clock() + timeout
     while True:
-        e = dev.next_event(seconds(timeout))
+        e = dev.next_event_by(deadline)
         if e is None:
-            raise TimeoutError(f"no {spec.MESSAGES[msg_type][0]} event within {timeout} s")
+            raise TimeoutError(f"no {spec.MESSAGES[msg_type][0]} event within {timeout} s of the board's time")
         if e.type == msg_type:
             return e
         if seen is not None:
@@ -57,22 +59,23 @@ def run_with_operator(dev, sim, store, program):
 
     with VirtualOperator(sim, gap_s=0.02) as op:
         runner = SessionRunner(dev, store)
-        runner.slowdown = SLOWDOWN
         outcome = runner.run(program, timeout_s=seconds(120))
     assert op.error is None, op.error
     return outcome
 
 
 def wait_state(dev: Device, states: set[int], timeout: float = 10.0, seen: list | None = None) -> int:
-    """Poll STATUS (the heartbeat the link watchdog needs) until the state is in `states`.
+    """Poll STATUS (the heartbeat the link watchdog needs) until the state is in `states`, within timeout s of
+    the board's time (dev.clock: an emulated board's moves take their own time however slowly it runs).
 
-    Between polls it blocks on the event queue, so it wakes as soon as anything happens.
+    Between polls (every POLL_S of the board's time: an emulated board is not flooded) it blocks on the event
+    queue, so it wakes as soon as anything happens.
     """
-    deadline = time.monotonic() + seconds(timeout)
+    deadline = dev.clock() + timeout
     while (state := dev.status()["state"]) not in states:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"device still {spec.STATE_NAMES[state]} after {timeout} s")
-        e = dev.next_event(0.05)
+        if dev.clock() > deadline:
+            raise TimeoutError(f"device still {spec.STATE_NAMES[state]} after {timeout} s of the board's time")
+        e = dev.next_event_by(min(dev.clock() + POLL_S, deadline))
         if e is not None and seen is not None:
             seen.append(e)
     return state

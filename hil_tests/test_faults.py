@@ -130,6 +130,29 @@ def test_firmware_hang_is_reset_by_the_watchdog(device, sim):
     assert device.abort()["state"] == spec.STATE_IDLE  # the host acknowledges the reset
 
 
+@pytest.mark.sim_only  # hangs the firmware
+@pytest.mark.req("SR-204")
+def test_a_watchdog_restart_found_at_session_start_is_stored_once(device, sim, store):
+    # the link hears the boot's RESET event; the session begins on the FAULT it left, stores that RESET from
+    # STATUS and acknowledges it. Before the fix the event, taken at the first poll, was stored a second time
+    # and listed as an alarm of the run (seen: [2, 2] with the link polled before the restart)
+    from hil import load_program
+    from mesoinject.session import SessionRunner
+    from mesosim import VirtualOperator
+
+    device.status()  # the link knows the boot it talks to (as a console polls between sessions): it hears the new one
+    boots = sim.boots
+    sim.hang()
+    sim.wait(lambda: sim.boots > boots, 30, "watchdog reset")
+    assert sim.resets[-1] == spec.RESET_WATCHDOG
+    with VirtualOperator(sim, gap_s=0.02):
+        outcome = SessionRunner(device, store).run(load_program("point-by-point", count=1), timeout_s=60)
+    resets = [a for a in store.alarms(outcome.session_id) if a["code"] == "RESET"]
+    assert [a["detail"] for a in resets] == [spec.RESET_WATCHDOG]  # once, on this session's record
+    assert outcome.progress.alarms == []  # it happened before the run
+    assert outcome.outcome == "complete" and outcome.words == "complete"
+
+
 @pytest.mark.sim_only  # cuts the sim board's power
 @pytest.mark.req("SR-027")
 def test_power_cut_mid_point_boots_safe(device, sim):

@@ -4,6 +4,7 @@
 import micropython
 from time import ticks_add, ticks_diff, ticks_us, sleep_us
 from mesoprotocol import spec
+from mesoprotocol.spec import STATE_DELIVERING  # read every pass: one lookup, not two (device.py)
 from mesofw import appendlog, auth, bootcount, device, journal, link, safemode
 
 FW_VERSION = (0, 2, 0)  # 0.2: the journal in block-sized segment files (migrated at boot)
@@ -108,19 +109,21 @@ class App:
     def run(self):
         board = self.board
         dev = self.device
+        link = self.link
+        dose = dev.dose
         dev.boot(board.reset_cause())
         deadline = ticks_us()
         ticking = False  # the last pass ran on the 1 ms tick (something moved)
         while True:
             start = ticks_us()
             board.feed_watchdog()
-            self.link.poll()
+            link.poll()
             if self.to_repl:
                 safemode.request_repl(board)
             now = ticks_us()
             dev.tick(now)
             board.service(now)
-            busy = dev.busy()
+            busy = dose.phase != 0 or dev.state == STATE_DELIVERING  # dev.busy() without its call (dosing.IDLE: 0)
             if busy or ticking:
                 # from when the pass was due (its tick), not from when it began: a pass that began late
                 # (the CPU taken away: a flash stall, a collection; on the simulator, a loaded host) is

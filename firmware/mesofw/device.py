@@ -5,6 +5,11 @@ from time import ticks_add, ticks_diff, ticks_ms, ticks_us
 from mesoprotocol import spec as S
 from mesoprotocol import rules
 from mesofw import compliance, dosing, fitted, headpath, needles, settings
+# spec's and dosing's names the control tick reads every pass, as this module's globals (one lookup, not two);
+# their own names: a new name is a new qstr, and one more can take a new qstr pool (9 KB of heap, mpy_heap.py)
+from mesoprotocol.spec import (CFG_TECHNIQUE, CFG_VACUUM, OCCLUSION_KPA, SET_LINK_TIMEOUT, STATE_ARMED,
+                               STATE_DELIVERING, TECHNIQUE_NAPPAGE, TRIGGER_STUCK_MS)
+from mesofw.dosing import DISPENSE, IDLE, RELIEVE, RETRACT
 
 PRIME_SETTLE_MS = 300  # a prime waits this long at most for its line to empty (the compliance probe reads it)
 SENSOR_PERIOD_US = 4000  # the syringe clamp and head ID sensors are read this often (tick)
@@ -125,7 +130,10 @@ class Device:
         self.head = 0  # code of the needle head the program names (its ID resistor is read)
         self.primed_head = 0  # the head whose dead volume a prime filled (0: none, or it came off)
         self.head_watch = fitted.Disagreement(S.HEAD_SENSOR_MS)
-        self.sensors_due_us = ticks_us()  # the clamp and head ID are read next (tick)
+        self.sensors_due_us = ticks_us()  # the clamp or the head ID is read next (tick)...
+        self.sensor_turn = 0  # ...the clamp when this turns 1, the head ID when it turns 0
+        # a stall flag to read (a TMC2209's DIAG; the sim's driver); a step/dir board with A4988-class drivers has none
+        self.stall_signal = getattr(board, "STALL_SIGNAL", True)
         # two drugs, never mixed: each syringe channel has its own syringe and plunger axis, joined into the
         # head's one path (a Y-piece with check valves). The board steps, and its clamp sensor reads, the
         # channel selected at CONFIGURE (nothing moves then). The path holds one channel's drug; a program of
@@ -477,29 +485,35 @@ class Device:
     # ---- the control tick -----------------------------------------------------------
     @micropython.native  # machine code, not bytecode: the pass costs less on an RP2040 (bench_pico_emu.py --profile)
     def tick(self, now_us):
+        # (on an RP2040 a call costs ~25 us and a module attribute a few: the per-pass paths below inline the
+        # small methods' tests and read spec's names once, as module globals; bench_pico_emu.py --only-profile)
         state = self.state
-        if state == S.STATE_DELIVERING:  # only then is the gate on (_set_state); a stop takes the rest (_stop)
-            self._steps_back()
-        estop = self.board.estop()
+        board = self.board
+        if state == STATE_DELIVERING:  # only then is the gate on (_set_state); a stop takes the rest (_stop)
+            n = board.plunger_unsent()  # _steps_back, without its call every pass
+            if n:
+                self.dose.plunger.pos -= n
+        estop = board.estop()
         if estop and state != S.STATE_FAULT:
             self.fault(S.ALARM_ESTOP, 0, now_us)
             state = self.state
         if (_LINK_WATCHED >> state) & 1:
             silent = ticks_diff(ticks_ms(), self.link_rx_ms)
-            if silent > self.settings[S.SET_LINK_TIMEOUT]:
+            if silent > self.settings[SET_LINK_TIMEOUT]:
                 self.fault(S.ALARM_LINK_LOST, silent, now_us)
                 state = self.state
-        board = self.board
         if ticks_diff(now_us, self.sensors_due_us) >= 0:
             # the clamp and head ID sensors every SENSOR_PERIOD_US, not every pass (their ADC reads are ~1/4 of
-            # an RP2040's pass): each must disagree for 30 ms (fitted.Disagreement) before it counts, so this
-            # adds at most one period to a swap's alarm; the stop-path inputs (E-stop, trigger, contact,
-            # line pressure) are still read every pass
-            self.sensors_due_us = ticks_add(now_us, SENSOR_PERIOD_US)
-            if self.syringe:
-                self._watch_syringe(now_us)
-                state = self.state
-            if self.head:
+            # an RP2040's pass), and never both in one pass (the two take turns every half period): each must
+            # disagree for 30 ms (fitted.Disagreement) before it counts, so this adds at most one period to a
+            # swap's alarm; the stop-path inputs (E-stop, trigger, contact, line pressure) are read every pass
+            self.sensors_due_us = ticks_add(now_us, SENSOR_PERIOD_US // 2)
+            self.sensor_turn ^= 1
+            if self.sensor_turn:
+                if self.syringe:
+                    self._watch_syringe(now_us)
+                    state = self.state
+            elif self.head:
                 self._watch_head(now_us)
                 state = self.state
         pressed = board.trigger()
@@ -514,49 +528,57 @@ class Device:
         elif not self.pressed_ms:
             self.pressed_ms = ticks_ms() | 1
             self.hold_lag_ms = self._lag_ms()
-        elif (state == S.STATE_ARMED or state == S.STATE_DELIVERING) and self.cfg[S.CFG_TECHNIQUE] != S.TECHNIQUE_NAPPAGE:
+        elif (state == STATE_ARMED or state == STATE_DELIVERING) and self.cfg[CFG_TECHNIQUE] != TECHNIQUE_NAPPAGE:
             held = ticks_diff(ticks_ms(), self.pressed_ms)
             # the point time as the moves ran it: what a late loop took from them (dosing.Axis lag_ms) is not
-            # the trigger's; after the point the margin is TRIGGER_STUCK_MS as ever
-            if held > self.point_ms + S.TRIGGER_STUCK_MS + self._lag_ms() - self.hold_lag_ms:
+            # the trigger's; after the point the margin is TRIGGER_STUCK_MS as ever. The lag only grows
+            # (lag >= hold_lag_ms), so it is summed only once the hold is past the time without it
+            limit = self.point_ms + TRIGGER_STUCK_MS - self.hold_lag_ms
+            if held > limit and held > limit + self._lag_ms():
                 self.fault(S.ALARM_TRIGGER_STUCK, held, now_us)
                 state = self.state
-        phase = self.dose.phase
-        if phase == dosing.DISPENSE or phase == dosing.RELIEVE:
+        seq = self.dose
+        phase = seq.phase
+        if phase == DISPENSE or phase == RELIEVE:
             kpa = board.pressure_kpa()
-            if phase == dosing.RELIEVE:
+            if phase == RELIEVE:
                 if kpa <= S.RELIEF_KPA:
-                    self.dose.end_relief(now_us)
-            elif kpa >= S.OCCLUSION_KPA or board.plunger_stalled():  # pressure, or the motor stalling
+                    seq.end_relief(now_us)
+            elif kpa >= OCCLUSION_KPA or (self.stall_signal and board.plunger_stalled()):  # pressure, or a stall
                 self.fault(S.ALARM_OCCLUSION, kpa, now_us)
             elif board.syringe_end():
                 self.fault(S.ALARM_SYRINGE_EMPTY, self.capacity_nl - self.dispensed_nl, now_us)
             else:  # the dispense's line pressure (_check_needles)
                 self.needles.feed(kpa, self.plunger.pos, now_us)
             state = self.state
-        if state == S.STATE_DELIVERING and not pressed and self.dose.phase != dosing.RETRACT:
+        if state == STATE_DELIVERING and not pressed and seq.phase != RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
-        contact = self._contact(state)
-        if not contact and state == S.STATE_ARMED and self.pressed_ms:
+        cfg = self.cfg
+        if (cfg is None or not cfg[CFG_VACUUM]) and not self.pump_on:
+            contact = board.skin_contact()  # _contact's way without a vacuum, without its call
+        else:
+            contact = self._contact(state)
+        if not contact and state == STATE_ARMED and self.pressed_ms:
             self.pressed_ms = ticks_ms() | 1  # held off the skin, waiting: TRIGGER_STUCK counts from the contact
             self.hold_lag_ms = self._lag_ms()
-        if not contact and self.dose.active() and state == S.STATE_DELIVERING and self.dose.phase != dosing.RETRACT:
+        if not contact and seq.phase != IDLE and state == STATE_DELIVERING and seq.phase != RETRACT:
             self._stop(S.FLAG_CONTACT_LOST, now_us)  # read before this pass steps: no step after the edge
-        finished = self.dose.tick(now_us)
-        if self.entry_pending and self.dose.needle_in():
+        finished = seq.tick(now_us)
+        if self.entry_pending and seq.tip > 0:  # needle_in()
             # the shot's needle entered the skin (read after the step): the next may not enter sooner
             # than the cadence ceiling's period after it, however late this one ran
             self.entry_pending = False
             self.shot_floor_us = ticks_add(ticks_us(), self.min_period_us)
-        self._checkpoint()
-        if self.dose.dispense_done:  # _record_if_dispensed's own test, without its call every pass
+        if self.journal.cur >= 0 and seq.plunger.pos - seq.plunger_start >= self.checkpoint_at:
+            self._checkpoint()  # its own tests first, without its call every pass: a point open, a checkpoint due
+        if seq.dispense_done:  # _record_if_dispensed's own test, without its call every pass
             self._record_if_dispensed(now_us)
         if self.alarms_due:
             self._journal_alarms()
         if finished:
             self._sequence_finished(now_us)
         state = self.state
-        if state == S.STATE_ARMED and pressed and contact and not self.need_release and not self.dose.active():
+        if state == STATE_ARMED and pressed and contact and not self.need_release and seq.phase == IDLE:
             self._set_state(S.STATE_DELIVERING)
             if self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
                 # take up the slack first; the cadence starts with the first shot
@@ -568,7 +590,7 @@ class Device:
             else:
                 self.need_release = True
                 self._next_point(now_us)
-        elif state == S.STATE_DELIVERING and not self.dose.active() and self.cfg[S.CFG_TECHNIQUE] == S.TECHNIQUE_NAPPAGE:
+        elif state == STATE_DELIVERING and seq.phase == IDLE and self.cfg[CFG_TECHNIQUE] == TECHNIQUE_NAPPAGE:
             if not pressed:
                 self._end_burst(now_us)
                 self._set_state(S.STATE_ARMED)
@@ -661,7 +683,7 @@ class Device:
 
     @micropython.native  # every pass
     def busy(self):
-        return self.dose.active() or self.state == S.STATE_DELIVERING
+        return self.dose.phase != IDLE or self.state == STATE_DELIVERING  # (dose.active() without its call)
 
     def _next_point(self, now_us):
         technique, _, _, _, depth_um, volume_nl, count, _, _, _, _, _, _ = self.cfg

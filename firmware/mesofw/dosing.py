@@ -78,6 +78,9 @@ class Metering:
         return (steps * self.pl_step + 500) // 1000
 
 
+MAX_GAP_US = 2000  # Axis.MAX_GAP_US, also a module global: Axis.tick reads it every pass (one lookup, not two)
+
+
 class Axis:
     # One stepper axis: moves to a target at a rate, issuing the steps due by now.
     # The move's clock advances by at most MAX_GAP_US per tick: after the loop
@@ -85,7 +88,7 @@ class Axis:
     # never driven faster than commanded (a burst would stall a real motor and
     # spike line pressure).
 
-    MAX_GAP_US = 2000
+    MAX_GAP_US = MAX_GAP_US
 
     def __init__(self, step_fn, rate_steps_s):
         self.step_fn = step_fn
@@ -115,17 +118,17 @@ class Axis:
     def moving(self):
         return self.pos != self.target
 
-    @micropython.native  # every pass, each axis (machine code: a pass on an RP2040 is mostly dispatch)
+    @micropython.native  # every pass an axis moves (machine code: a pass on an RP2040 is mostly dispatch)
     def tick(self, now_us):
         if self.pos == self.target:
             return
         gap = ticks_diff(now_us, self.last_us)
         self.last_us = now_us
-        if gap < self.MAX_GAP_US:
+        if gap < MAX_GAP_US:
             self.elapsed_us += gap
         else:
-            self.elapsed_us += self.MAX_GAP_US
-            lag = self.lag_us + gap - self.MAX_GAP_US
+            self.elapsed_us += MAX_GAP_US
+            lag = self.lag_us + gap - MAX_GAP_US
             self.lag_ms += lag // 1000
             self.lag_us = lag % 1000
         due = (self.elapsed_us // 1000) * self.rate // 1000  # small ints on a 32-bit MCU
@@ -343,13 +346,19 @@ class Sequence:
         phase = self.phase
         if phase == IDLE:
             return False
-        self.needle.tick(now_us)
-        self._follow_tip()
-        self.plunger.tick(now_us)
+        # an axis at its target is not called (on an RP2040 a call is ~25 us of a 1 ms pass): the same as
+        # Axis.tick's first test; the tip follows a needle that moved (_follow_tip does nothing otherwise)
+        needle = self.needle
+        if needle.pos != needle.target:
+            needle.tick(now_us)
+            self._follow_tip()
+        plunger = self.plunger
+        if plunger.pos != plunger.target:
+            plunger.tick(now_us)
         probe = self.probe
         if probe is not None and (phase == DISPENSE or phase == SETTLE):
             probe.feed(self.line_kpa(), now_us, phase == SETTLE and self.pushed)
-        if phase == TAKEUP and not self.plunger.moving():
+        if phase == TAKEUP and plunger.pos == plunger.target:  # (not moving(), without its call)
             self.slack = 0
             if self.takeup_only:
                 return self._finish()
@@ -357,11 +366,11 @@ class Sequence:
             # going in from home the carriage first takes up the axis's play
             self.needle.move_to(self.depth_steps + (self.needle_play if self.depth_steps else 0), self.needle_rate,
                                 now_us)
-        elif phase == INSERT and not self.needle.moving():
+        elif phase == INSERT and needle.pos == needle.target:
             self.phase = DISPENSE
             self.plunger_start = self.plunger.pos
             self.plunger.move_to(self.plunger.pos + self.steps, self.rate, now_us)
-        elif (phase == DISPENSE or phase == TOPUP) and not self.plunger.moving():
+        elif (phase == DISPENSE or phase == TOPUP) and plunger.pos == plunger.target:
             self.phase = SETTLE
             self.phase_start_us = self.sample_us = now_us
             self.pushed = False

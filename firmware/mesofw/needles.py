@@ -39,6 +39,7 @@
 # viscous drug, the narrowest needles of the lot) it reads as a drug 1/(n-1) more viscous, and the drugs'
 # viscosities move the line 1.56x: one blocked needle of 9 is never past the table, one of 5 only with a
 # drug over ~1.8 mPa s; two or more are. A prime past the table is refused (TABLE: no reference).
+import micropython
 from time import ticks_add, ticks_diff
 
 SKIP_US = 4000  # the sensor's lag and the line's compliance rising: not yet the dose's flow pressure
@@ -101,6 +102,7 @@ class Watch:
         self.n1 = self.p1 = self.v1 = 0  # first half: steady reads, their kPa sum, their V sum (V: 8 steps a unit)
         self.n2 = self.p2 = self.v2 = 0
 
+    @micropython.native  # every pass of a dispense
     def feed(self, kpa, pos, now_us):
         # one sensor read (raw kPa) and the plunger's position (steps) while dispensing
         if not self.half_v:

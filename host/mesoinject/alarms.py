@@ -8,7 +8,9 @@ from mesoprotocol import spec
 ALARMS = {
     spec.ALARM_LINK_LOST: ("the device heard nothing from this computer for {detail} ms while armed; it stopped "
                            "the plunger and retracted the needle",
-                           "check the cable or USB port, then run again (a new handshake re-opens the device)", 3),
+                           "check the cable or USB port; if it is sound, this computer may have been too busy to "
+                           "answer in time (close heavy programs). Then run again (a new handshake re-opens the "
+                           "device)", 3),
     spec.ALARM_OCCLUSION: ("line pressure reached {detail} kPa: the needle or line is blocked; the plunger stopped "
                            "and backed off to relieve the pressure",
                            "withdraw, replace the needle, prime again and re-run the remaining points", 4),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import getpass
 import pathlib
 import random
@@ -525,6 +526,11 @@ def cmd_run(args) -> int:
                 def show(p):
                     bar.update(task, completed=p.done, ul=units.ul(p.delivered_nl), state=p.state)
 
+                # what start-up made (pint's registry, rich, the plan) is kept out of the collector's full passes:
+                # ~40,000 objects cost a 65-80 ms pass holding the interpreter (load 7-10), the heartbeat thread
+                # (SR-193) held up with it
+                gc.collect()
+                gc.freeze()
                 runner = SessionRunner(device, store, on_progress=show)
                 try:
                     if plan:

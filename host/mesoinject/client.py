@@ -7,6 +7,7 @@ from typing import NoReturn
 import pathlib
 import queue
 import secrets
+import threading
 import time
 from collections.abc import Callable
 
@@ -155,18 +156,25 @@ class Device:
         # emulated clock for an emulated one (0.05-0.25x real time: polled every 0.1 s of wall time it reads a
         # poll every 5-25 ms of its own time, and parsing those bytes left its loop no time to dose)
         self.clock: Callable[[], float] = time.monotonic
+        # one command at a time across threads (a heartbeat thread beside the session's): a counter is signed
+        # and sent under it, so the device gets the counters in order
+        self._lock = threading.RLock()
+        self.signed_at = float("-inf")  # board clock when our last session command was sent (it restarts the
+        # device's link watchdog); the heartbeat beats only when this is too long ago
+        self.beats = 0  # POLLs the heartbeat sent (the session's own polls were late)
 
     @classmethod
     def open(cls, port: str, keystore: keys.KeyStore | None = None) -> Device:
         return cls(Link(port), keystore)
 
     def close(self) -> None:
-        if self.session:  # another host may take over at once, not after our silence
-            try:
-                self.command(spec.CLOSE)
-                self.session = 0
-            except Exception:
-                pass  # best effort: the session lapses on its own
+        with self._lock:  # no heartbeat between our CLOSE and forgetting the session
+            if self.session:  # another host may take over at once, not after our silence
+                try:
+                    self.command(spec.CLOSE)
+                    self.session = 0
+                except Exception:
+                    pass  # best effort: the session lapses on its own
         self.link.close()
 
     def __enter__(self) -> Device:
@@ -176,12 +184,24 @@ class Device:
         self.close()
 
     def command(self, msg_type: int, **fields) -> dict:
-        if msg_type in spec.AUTHENTICATED:
-            return self._authenticated(msg_type, fields)
-        reply = self.link.request(msg_type, **fields)
+        with self._lock:
+            if msg_type in spec.AUTHENTICATED:
+                return self._authenticated(msg_type, fields)
+            reply = self.link.request(msg_type, **fields)
         if reply.type == spec.NACK:
             raise DeviceRefused(reply.fields)
         return reply.fields
+
+    def keep_alive(self, silent_s: float) -> bool:
+        """POLL if no session command went out for silent_s of the board's clock (self.clock): the device's link
+        watchdog hears us while the caller is held up elsewhere (heartbeat.Heartbeat). Never opens a session (none,
+        or the device says it has none: False, and the session's own next command opens one). True: it beat."""
+        with self._lock:
+            if not self.session or self.clock() - self.signed_at < silent_s:
+                return False
+            self._authenticated(spec.POLL, {}, retry=False)  # the reply's events come on the queue as any others
+            self.beats += 1
+            return True
 
     def sign(self, msg_type: int, **fields) -> dict:
         """The fields with the next counter and their MAC, for a command in spec.AUTHENTICATED;
@@ -207,15 +227,20 @@ class Device:
 
     def open_session(self, retry: bool = True) -> int:
         """OPEN: this host becomes the one controlling host, or OtherHost says who holds the device."""
+        with self._lock:
+            return self._open_session(retry)
+
+    def _open_session(self, retry: bool) -> int:
         self.hello()  # the device's counter now (another host's OPENs move it)
         signed = self.sign(spec.OPEN)
+        self.signed_at = self.clock()
         reply = self.link.request(spec.OPEN, **signed)
         if reply.type == spec.NACK:
             nack = reply.fields
             if nack["reason"] == spec.NACK_OTHER_HOST:
                 raise OtherHost(nack)
             if nack["reason"] == spec.NACK_AUTH and nack["field"] == 1 and retry:  # another host's OPEN took our counter
-                return self.open_session(retry=False)
+                return self._open_session(retry=False)
             self._refused(nack)
         self.session, self.session_counter = signed["counter"], 0
         return self.session
@@ -229,6 +254,7 @@ class Device:
 
     def _authenticated(self, msg_type: int, fields: dict, retry: bool = True) -> dict:
         signed = self.sign(msg_type, **fields)
+        self.signed_at = self.clock()  # before it is sent: the device hears it no earlier
         reply = self.link.request(msg_type, **signed)
         if reply.type != spec.NACK:
             return reply.fields
@@ -260,6 +286,10 @@ class Device:
 
     def hello(self) -> Identity:
         """HELLO: the device's identity; a device of another protocol version is refused, saying how to fix it."""
+        with self._lock:
+            return self._hello()
+
+    def _hello(self) -> Identity:
         reply = self.link.request(spec.HELLO)
         if reply.type == spec.NACK and reply.fields["reason"] == spec.NACK_BAD_VERSION:
             theirs = reply.fields["limit"]
@@ -306,12 +336,13 @@ class Device:
     def status(self) -> dict:
         """STATUS (POLL while we hold the session: the controlling host's heartbeat); events the
         link lost on the way are asked for again first (EVENTS)."""
-        reply = self.command(spec.POLL if self.session else spec.STATUS)
-        missing = self.link.missing_events(reply["next_event_seq"], reply["boot_count"])
-        if missing is not None:
-            fetched = self.link.request(spec.EVENTS, from_seq=missing)  # they arrive before its reply
-            if fetched.type == spec.NACK:  # older than the device keeps (or it rebooted): lost
-                self.link.skip_events(reply["next_event_seq"])
+        with self._lock:
+            reply = self.command(spec.POLL if self.session else spec.STATUS)
+            missing = self.link.missing_events(reply["next_event_seq"], reply["boot_count"])
+            if missing is not None:
+                fetched = self.link.request(spec.EVENTS, from_seq=missing)  # they arrive before its reply
+                if fetched.type == spec.NACK:  # older than the device keeps (or it rebooted): lost
+                    self.link.skip_events(reply["next_event_seq"])
         return reply
 
     def records(self, ack_id: int = 0) -> dict:
@@ -324,3 +355,12 @@ class Device:
             return self.link.events.get(timeout=timeout)
         except queue.Empty:
             return None
+
+    def next_event_by(self, due: float) -> codec.Message | None:
+        """The next event, or None once the board's clock (self.clock) reaches due: a wait counted on the board's
+        time, which on an emulated board runs at a fraction of the host's."""
+        while (left := due - self.clock()) > 0:
+            event = self.next_event(left)  # left wall seconds are never too long: the board's clock is no faster
+            if event is not None:
+                return event
+        return None

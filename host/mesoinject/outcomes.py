@@ -20,6 +20,15 @@ def alarm_name(code: str | int | None) -> str | None:
     return code.replace("_", " ")
 
 
+def named(code: int, detail: int) -> str | None:
+    """An alarm of a run as its outcome names it: a RESET with its cause, `RESET (WATCHDOG)` - the device restarted
+    during the run (the routine power-on RESET a session acknowledges at its start is never a run's alarm)."""
+    name = alarm_name(code)
+    if code == spec.ALARM_RESET and 0 <= detail < len(spec.RESET_NAMES):
+        return f"{name} ({alarm_name(spec.RESET_NAMES[detail])})"
+    return name
+
+
 def plural(n: int, unit: str) -> str:
     """unit is plural ("points", "shots"): 1 point, 2 points."""
     return f"{n} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"

@@ -15,6 +15,7 @@ from mesoprotocol import spec
 
 from . import alarms, outcomes, sync, units
 from .client import Device, DeviceRefused, Identity, new_session_tag
+from .heartbeat import Heartbeat
 from .plan import Plan, Step
 from .program import CONFIGURE_FIELDS, Program
 from .records import RecordStore, RecordStoreError
@@ -98,10 +99,12 @@ class SessionRunner:
         # a routine RESET (switched on) that begin() acknowledged: the cause's index until its ALARM event came;
         # any later RESET is the device restarting during the run (watchdog, power cut) and is reported
         self.routine_reset_due: int | None = None
+        # a RESET found at begin() that is not routine (a watchdog, a brown-out): stored on the session's record
+        # from STATUS; its ALARM event, if this link heard the boot, is the same restart and is not stored again
+        self.stored_reset_due: int | None = None
+        # feeds the device's link watchdog while this runner is held up between its polls (heartbeat.py)
+        self.heartbeat = Heartbeat(device, silent_s=2 * poll_s)
         self.step_totals: dict[int, dict] = {}  # plan step -> given, partial, delivered_nl (stored records)
-        # a board slower than real time (the emulated Pico, 0.05-0.25x): the waits for the device's own moves
-        # (a prime, the needle going home) last this many times longer
-        self.slowdown = 1.0
 
     def run_plan(self, plan: Plan, *, patient_ref: str | None = None, operator: str | None = None,
                  drug_lot: str | None = None, timeout_s: float | None = None,
@@ -219,12 +222,29 @@ class SessionRunner:
         try:
             if pending:  # the reset goes on this session's record first, then it is acknowledged
                 self.store.add_alarm(self.session_id, identity.serial, pending)
+                self.stored_reset_due = pending["detail"]
                 device.abort()
+            if self.routine_reset_due is not None or self.stored_reset_due is not None:
+                self._take_boot_events()
+            self.heartbeat.silent_s = self._silent_s(identity)
             self.configured = self._configure(program, identity)
         except BaseException:
             self.finish("interrupted", retry=False)
             raise
         return identity
+
+    def _take_boot_events(self) -> None:
+        """The events the device sent before now, the acknowledged boot's RESET among them if this link heard it:
+        a STATUS reply comes after every event sent before it. Handled now, that RESET is stored once (and a
+        routine one is not reported); any RESET after this is the device restarting during the session."""
+        self.device.status()
+        self._drain_events()
+        self.routine_reset_due = self.stored_reset_due = None
+
+    def _silent_s(self, identity: Identity) -> float:
+        # the heartbeat stands in once our polls are two periods late, and well within the device's link timeout
+        link_timeout_s = identity.limits.get("link_timeout_ms", spec.LINK_TIMEOUT_MS) / 1000
+        return min(2 * self.poll_s, link_timeout_s / 3)
 
     def _configure(self, program: Program, identity: Identity) -> int:
         try:
@@ -273,21 +293,21 @@ class SessionRunner:
         """One heartbeat period: store each event the moment it arrives, then poll; the device's state."""
         # poll_s of the board's time (device.clock): a board slower than real time is waited for longer in
         # wall time (a wait of `left` wall seconds is never too long: the board's clock is no faster)
-        clock = self.device.clock
+        # the heartbeat thread sends our POLL if storing or showing an event holds this thread up past it
+        self.heartbeat.touch()
         due = self._last_poll + self.poll_s
-        while (left := due - clock()) > 0:
-            event = self.device.next_event(left)
-            if event is None:
-                continue
+        while (event := self.device.next_event_by(due)) is not None:
             self.handle_event(event)
             self.on_progress(self.progress)
-        self._last_poll = clock()
+            self.heartbeat.touch()
+        self._last_poll = self.device.clock()
         return self._poll()
 
     def words(self, outcome: str, alarm: str | None = None) -> str:
-        """How the session ended, in words; alarm: the host's own reason (a lost link) if the device's is not known."""
-        device_alarms = [a for a, _ in self.progress.alarms if a != spec.ALARM_RESET]
-        name = outcomes.alarm_name(device_alarms[-1]) if device_alarms else alarm
+        """How the session ended, in words; alarm: the host's own reason (a lost link) if the device's is not known.
+        A RESET among the run's alarms is the device restarting during the run (a watchdog, a brown-out: named with
+        its cause); the routine power-on RESET begin() acknowledged never is one (handle_event, SR-177)."""
+        name = outcomes.named(*self.progress.alarms[-1]) if self.progress.alarms else alarm
         unit = self.program.unit_name if self.program else "points"
         return outcomes.words(outcome, partial=self.progress.partial, alarm=name, unit=unit)
 
@@ -319,6 +339,7 @@ class SessionRunner:
     def finish(self, outcome: str, *, retry: bool = True, alarm: str | None = None) -> None:
         """Close the session on the store. retry: if the store failed during the session, try once more
         to store what the device holds, and raise RecordsKeptOnDevice if it still cannot."""
+        self.heartbeat.stop()  # the session is over: the device is no longer kept from noticing our silence
         self._store_quietly(self.store.end_session, self.session_id, outcome, self.words(outcome, alarm))
         if retry and self.store_error:
             try:
@@ -339,20 +360,22 @@ class SessionRunner:
         return {"code": alarm, "detail": spec.RESET_NAMES.index(identity.reset_cause), "time_ms": status["time_ms"]}
 
     def _wait_for(self, states: set[int], timeout_s: float) -> int:
-        timeout_s *= self.slowdown
-        deadline = time.monotonic() + timeout_s
+        # timeout_s of the board's time (device.clock): the device's own moves take it on a board of any speed
+        deadline = self.device.clock() + timeout_s
         while (state := self.step()) not in states:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"device stayed {spec.STATE_NAMES[state]} for {timeout_s} s")
+            if self.device.clock() > deadline:
+                raise TimeoutError(f"device stayed {spec.STATE_NAMES[state]} for {timeout_s} s of its own time")
         return state
 
     def until_needle_home(self, timeout_s: float = 5.0) -> None:
+        """Until the needle is home, or timeout_s of the board's time (device.clock: an emulated board's retraction
+        takes its own time, however slowly it runs); the events on the way are stored as they come."""
         # after a fault the device may still be backing off (occlusion) or retracting;
         # its DELIVERY for the stopped point comes before the needle is home
-        deadline = time.monotonic() + timeout_s * self.slowdown
-        while self.device.status()["depth_um"] and time.monotonic() < deadline:
-            time.sleep(self.poll_s / 4)
+        deadline = self.device.clock() + timeout_s
         self._poll()
+        while self.progress.depth_um and self.device.clock() < deadline:
+            self.step()
 
     def _poll(self) -> int:
         # The STATUS reply comes after every event the device sent before it, so
@@ -382,8 +405,11 @@ class SessionRunner:
         if event.type == spec.DELIVERY:
             self._store_quietly(self._store_and_ack, serial, event.fields)
         elif event.type == spec.ALARM:
-            self._store_quietly(self._store_alarm, serial, event.fields)
             code, detail = event.fields["code"], event.fields["detail"]
+            if code == spec.ALARM_RESET and detail == self.stored_reset_due:
+                self.stored_reset_due = None  # the restart begin() stored from STATUS: one record of it
+                return
+            self._store_quietly(self._store_alarm, serial, event.fields)
             if code == spec.ALARM_RESET and detail == self.routine_reset_due:
                 self.routine_reset_due = None  # the boot's RESET begin() acknowledged: stored, not reported
                 return

@@ -292,6 +292,10 @@ class SimBoard(BoardControls, HeadControls, DrugControls):
         """"friendly" or "raw" once this boot's REPL is up."""
         return self._process.repl if self._process else None
 
+    def clock(self) -> float:
+        """The board's clock, s (BoardProcess.board_s): what the host's waits on this board count (Device.clock)."""
+        return self._process.board_s() if self._process else 0.0
+
     @property
     def resets(self) -> list[int]:
         """The reset cause of every reboot the harness performed."""

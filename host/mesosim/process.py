@@ -143,6 +143,9 @@ class BoardProcess:
         self.reset_pulled = False
         self.power_off_until = 0.0
         self._spawned_at = 0.0
+        self._waited = 0.0  # CPU wait of the board's earlier processes (board_s)
+        self._proc_wait = 0.0  # the running process's, as last read
+        self._board_s = 0.0
 
     def spawn(self, reset_cause: int, run_main: bool = True) -> None:
         env = dict(os.environ, MESOSIM_FLASH=str(self.flash), MESOSIM_ROM=str(ROM), **self._environment(reset_cause))
@@ -165,6 +168,8 @@ class BoardProcess:
         self.reset_pulled = False
         self.spawns += 1
         self._paused = False
+        self._waited += self._proc_wait  # the process before this one waited so much, as last read
+        self._proc_wait = 0.0
         slave = self._slave
 
         def controlling_tty():
@@ -196,6 +201,7 @@ class BoardProcess:
         proc = self._proc
         assert proc is not None
         if self._pause():
+            self._proc_wait = max(self._proc_wait, cpu_wait_s(proc.pid))  # its last, for board_s
             proc.kill()
             proc.wait()
         self._cut = False
@@ -221,6 +227,16 @@ class BoardProcess:
         """The firmware fed its watchdog (its "wdt" message)."""
         self.fed = time.monotonic()
         self._fed_wait = cpu_wait_s(self._proc.pid) if self._proc else 0.0
+
+    def board_s(self) -> float:
+        """The board's clock as the host reads it, s: the host's less the time the board's processes waited for a
+        CPU, as the board's own clock counts (firmware/boards/sim/time.py); never backwards. For the host's waits on
+        the board (Device.clock): a loaded host's starved board is given the time it did not have."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            self._proc_wait = max(self._proc_wait, cpu_wait_s(proc.pid))  # a process's wait only grows
+        self._board_s = max(self._board_s, time.monotonic() - self._waited - self._proc_wait)
+        return self._board_s
 
     def unfed_s(self) -> tuple[float, float]:
         """Since the last feed: (the board's time, the host's). The board's leaves out the time its process

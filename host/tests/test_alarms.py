@@ -78,3 +78,30 @@ def test_only_the_reset_acknowledged_at_begin_is_left_out_of_the_runs_alarms():
     assert runner.progress.alarms == [(spec.ALARM_RESET, spec.RESET_POWER_ON), (spec.ALARM_RESET, spec.RESET_WATCHDOG)]
     assert store.stored == [spec.ALARM_RESET] * 3  # every one is on the record
     assert "WATCHDOG: its firmware stopped" in alarms.explain(*runner.progress.alarms[-1])
+
+
+@pytest.mark.req("SR-177", "SR-204")
+def test_a_restart_during_the_run_is_named_in_the_outcome_and_the_routine_one_is_not():
+    # words() left every RESET out: a session the device's watchdog (or a brown-out, read as POWER_ON) cut
+    # short said "stopped on an alarm"; the boot's RESET begin() acknowledged must still never be one
+    import types
+
+    from mesoinject.session import SessionRunner
+
+    class Store:
+        def add_alarm(self, session_id, serial, fields):
+            pass
+
+    def alarm(code, detail):
+        return types.SimpleNamespace(type=spec.ALARM, fields=dict(code=code, detail=detail, record_id=0))
+
+    device = types.SimpleNamespace(identity=types.SimpleNamespace(serial="SIM-1"))
+    for cause, said in [(spec.RESET_WATCHDOG, "WATCHDOG"), (spec.RESET_POWER_ON, "POWER ON")]:
+        runner = SessionRunner(device, Store())
+        runner.routine_reset_due = spec.RESET_POWER_ON  # begin() acknowledged a switched-on device
+        runner.handle_event(alarm(spec.ALARM_RESET, spec.RESET_POWER_ON))  # the boot's, arriving after begin
+        assert runner.words("complete") == "complete"
+        runner.handle_event(alarm(spec.ALARM_OCCLUSION, 250))
+        assert runner.words("fault") == "stopped on OCCLUSION"
+        runner.handle_event(alarm(spec.ALARM_RESET, cause))  # the device restarted during the run
+        assert runner.words("fault") == f"stopped on RESET ({said})"

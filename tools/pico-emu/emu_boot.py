@@ -14,6 +14,11 @@ import time
 import board
 from mesofw import appendlog, bootcount, journal
 
+# The emulator's own output pins (emuboard.py reads these two lines): GPIOs the pico board's pin map
+# (boards/pico/board.py) leaves free - GP16 is its BARREL_SELECT (firmware/tests/test_pico_emu_pins.py)
+LED_CODE_PINS = (20, 21, 22)
+TRIGGER_SEEN_PIN = 19
+
 _out = sys.stdout.buffer
 BUCKET_US = 50
 _hist = [0] * 201  # pass time in 50 us buckets; the last holds >= 10 ms (passes that wrote nothing)
@@ -112,12 +117,12 @@ appendlog.AppendLog.append = _probe_append
 if globals().get('NO_AREA'):
     board.Board.journal_log = lambda self: None
 
-# The status LED's code (spec.LED_*) + 1 on GP16-GP18 (free on the gun's board), bit 0 on GP16: the
+# The status LED's code (spec.LED_*) + 1 on LED_CODE_PINS, bit 0 first: the
 #    emulated board's host (emuboard.py) reads the code the firmware set, as the sim board reports it,
 #    instead of decoding a blink pattern over a second of chip time. Set on led() calls only.
 from machine import Pin  # noqa: E402
 
-_led_pins = [Pin(16 + i, Pin.OUT, value=0) for i in range(3)]
+_led_pins = [Pin(p, Pin.OUT, value=0) for p in LED_CODE_PINS]
 _led = board.Board.led
 
 
@@ -132,7 +137,7 @@ board.Board.led = _code_led
 # The trigger as the firmware's debounced read last returned it, on GP19 (1: pressed): the emulated board's world
 #    holds each trigger level until the firmware has taken it (emuboard.py), as the sim board holds one until
 #    it is read. Written on a change only.
-_seen_pin = Pin(19, Pin.OUT, value=0)
+_seen_pin = Pin(TRIGGER_SEEN_PIN, Pin.OUT, value=0)
 _seen = [False]
 _trigger = board.Board.trigger
 

@@ -20,6 +20,7 @@ ControlError saying so: such tests are marked sim_only.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import importlib.util
@@ -40,8 +41,17 @@ MODEL_FILE = REPO / "firmware" / "boards" / "sim" / "board_model.py"
 # boards/pico/board.py's pin map (the firmware's, read by the runner on the pins)
 PLUNGER_STEP, PLUNGER_DIR, NEEDLE_STEP, NEEDLE_DIR, MOTOR_EN = 2, 3, 4, 5, 6
 TRIGGER, ESTOP, NEEDLE_HOME, PLUNGER_END, CONTACT, VACUUM_PUMP = 10, 11, 12, 13, 14, 15
-LED_CODE_PINS = (16, 17, 18)  # emu_boot.py: the LED code + 1, bit 0 first
-TRIGGER_SEEN_PIN = 19  # emu_boot.py: the trigger as the firmware's debounced read last returned it (1: pressed)
+
+
+def _emu_boot_pins() -> dict:
+    """emu_boot.py's output pins, as it sets them on the chip (its module-level LED_CODE_PINS, TRIGGER_SEEN_PIN)."""
+    tree = ast.parse((pathlib.Path(__file__).parent / "emu_boot.py").read_text())
+    return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name) and t.id in ("LED_CODE_PINS", "TRIGGER_SEEN_PIN")}
+
+
+# emu_boot.py: the LED code + 1 (bit 0 first); the trigger as the firmware's debounced read last returned it (1: pressed)
+LED_CODE_PINS, TRIGGER_SEEN_PIN = _emu_boot_pins()["LED_CODE_PINS"], _emu_boot_pins()["TRIGGER_SEEN_PIN"]
 ADC_PRESSURE, ADC_BARREL, ADC_HEAD, ADC_VACUUM = 0, 1, 2, 3
 # board_stepdir.py's scales: pressure and vacuum sensors 333 mV + span, the clamp 300 mV + 120 mV/mm
 PRESSURE_ZERO_MV, PRESSURE_SPAN_MV, PRESSURE_SPAN_KPA = 333, 2667, 689

@@ -169,14 +169,17 @@ def _command(bins: Binaries, fs_image: pathlib.Path, watch: dict[int, int], inpu
 
 def run_script(script: str, fs_image: pathlib.Path, tmp: pathlib.Path, *, watch: dict[int, int] | None = None,
                inputs: dict[int, int] | None = None, on_mark: dict[str, dict[int, int]] | None = None,
-               timeout_s: float = 120, flash: Flash | None = None) -> Run:
+               timeout_s: float = 120, flash: Flash | None = None, adc: dict[int, int] | None = None) -> Run:
     """Boot the emulated Pico, run `script` in its raw REPL, return what it printed and the
     STEP edges counted at each "MARK name" line it printed (watch: STEP pin -> DIR pin).
-    on_mark: at "MARK name ...", the runner drives those input pins (pin -> level) at once."""
+    on_mark: at "MARK name ...", the runner drives those input pins (pin -> level) at once.
+    adc: ADC channel -> 12-bit count, held for the run."""
     bins = locate()
     path = tmp / "script.py"
     path.write_text(script)
     extra = ["--script", str(path)]
+    if adc:
+        extra += ["--adc", ",".join(f"{ch}={v}" for ch, v in adc.items())]
     if on_mark:
         extra += ["--on-mark", ",".join(f"{name}:{p}={v}" for name, pins in on_mark.items() for p, v in pins.items())]
     cmd = _command(bins, fs_image, watch or {}, inputs or {}, timeout_s, extra, flash)

@@ -4,7 +4,7 @@
 // flash erase/program (datasheet times, the core stalled), so the littlefs is writable.
 //
 //   node run.mjs --uf2 F --bootrom bootrom.mjs [--fs littlefs.img] [--script file.py | --tcp PORT]
-//                [--watch 2:3,4:5] [--inputs 10=0,11=0] [--adc0 N] [--timeout WALL_S]
+//                [--watch 2:3,4:5] [--inputs 10=0,11=0] [--adc0 N] [--adc CH=N,...] [--timeout WALL_S]
 //
 // --script: once the REPL is up, run the file through the raw REPL, then exit.
 // --tcp:    bridge the USB CDC serial to a TCP server on 127.0.0.1:PORT (host side: socket://).
@@ -77,6 +77,10 @@ if (args.inputs) {
   }
 }
 if (args.adc0 !== undefined) mcu.adc.channelValues[0] = Number(args.adc0);
+for (const pair of (args.adc ? String(args.adc).split(',') : [])) { // --adc 1=1356,2=372: ADC channels' counts
+  const [ch, v] = pair.split('=').map(Number);
+  mcu.adc.channelValues[ch] = v;
+}
 
 // STEP edges by DIR level: counts[step] = [edges with DIR low, edges with DIR high]
 const counts = {};

@@ -245,7 +245,16 @@ class StepDirBoard:
 
     @micropython.native  # every pass
     def trigger(self):
-        return self._trigger.read()
+        # Debounced.read() inline: a call less every pass (~25 us on an RP2040)
+        t = self._trigger
+        raw = t._pin.value() == 0
+        now = ticks_ms()
+        if raw != t._raw:
+            t._raw = raw
+            t._since = now
+        elif raw != t.state and ticks_diff(now, t._since) >= DEBOUNCE_MS:
+            t.state = raw
+        return t.state
 
     @micropython.native  # every pass
     def estop(self):
@@ -336,10 +345,12 @@ class StepDirBoard:
     def vacuum_pump(self, on):
         self._pump.value(1 if on else 0)
 
+    # A TMC2209's DIAG output (StallGuard) belongs in plunger_stalled, with STALL_SIGNAL = True; with A4988-class
+    # drivers there is no stall signal and line pressure is the only occlusion detector: the device does not ask
+    STALL_SIGNAL = False
+
     @micropython.native  # every pass
     def plunger_stalled(self):
-        # A TMC2209's DIAG output (StallGuard) belongs here; with A4988-class drivers
-        # there is no stall signal and line pressure is the only occlusion detector.
         return False
 
     def led(self, code):

@@ -133,9 +133,14 @@ class PioStepDir:
             self._unsent += ((sm.get(None, 16) + 1) & 0xFFFF) * self._sign
             self._queued -= 1
 
+    @micropython.native  # every pass the device delivers
     def unsent(self):
-        # the steps the gate kept off the pin since the last call (signed); words still queued count later
-        self._reports()
+        # the steps the gate kept off the pin since the last call (signed); words still queued count later.
+        # _reports() inline: this runs every pass
+        sm = self._sm
+        while sm.rx_fifo():
+            self._unsent += ((sm.get(None, 16) + 1) & 0xFFFF) * self._sign
+            self._queued -= 1
         n = self._unsent
         self._unsent = 0
         return n
