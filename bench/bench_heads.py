@@ -10,7 +10,7 @@ contact: the gun lifted mid-point, on a single needle (its contact switch) and o
 vacuum leaking away): plunger steps after the lift and the time from the lift to the last step, on the
 board's clock (ground truth), p99 over the trials.
 
-    python bench/bench_heads.py [--quick] [--seed N]
+    python bench/bench_heads.py [--quick] [--seed N] [--boards N] [--blocks-only] [--head CODE]
 """
 
 from __future__ import annotations
@@ -99,23 +99,40 @@ def run_head(code: int, points: int, seed: int) -> None:
               + (f"; {len(partial)} partial (flags {partial}) left out" if partial else ""))
 
 
+def prime_alarm(dev) -> dict | None:
+    """Prime the configured program; the NEEDLE_BLOCKED alarm it raised (the head table's bound), or None."""
+    seen = polled(dev, None, lambda s: dev.status()["state"] in (spec.STATE_PRIMED, spec.STATE_FAULT))
+    if dev.status()["state"] != spec.STATE_FAULT:
+        return None
+    seen += polled(dev, None, lambda s: any(e.type == spec.ALARM for e in s), timeout=3.0)
+    alarm = next(e.fields for e in seen if e.type == spec.ALARM)
+    if alarm["code"] != spec.ALARM_NEEDLE_BLOCKED:
+        raise TimeoutError(f"the prime stopped by {spec.ALARM_NAMES[alarm['code']]}")
+    return alarm
+
+
 def run_blocks(code: int, seeds: range, points: int) -> None:
     """One board per seed: a clean session of `points` (false alarms), then its narrowest needle blocked
-    mid-session; then re-primed clear, blocked, one point (a needle blocked from the first point)."""
+    mid-session; then re-primed clear, blocked, one point (a needle blocked from the first point); then its
+    narrowest one, and two, blocked before the prime (the prime's bound: the head table)."""
     name, needles, _, length, dead_nl, _ = spec.HEADS[code]
     program = dict(technique=spec.TECHNIQUE_POINT, syringe=SYRINGE, head=code, needle_length_um=length,
                    depth_um=2000, volume_nl=BLOCK_PER_NEEDLE_NL * needles, count=points + 3, cadence_mhz=0,
                    flow_nl_s=100000, vacuum_kpa=40)
-    false_alarms = clean = mid = first = mid_n = first_n = stalled = 0
-    rises = []
+    false_alarms = clean = mid = first = mid_n = first_n = stalled = prime_false = primes = 0
+    before = {1: 0, 2: 0}
+    before_n = {1: 0, 2: 0}
+    rises, viscosities = [], []
     for seed in seeds:
         with SimBoard(syringe=SYRINGE, head=code, seed=seed, profile={"diameter_error": 0.0}) as board, \
                 Device.open(board.url) as dev:
             dev.hello()
             dev.abort()
-            narrowest = min(range(needles), key=lambda i: board.profile["head_g"][i])
             g = board.profile["head_g"]
+            order = sorted(range(needles), key=lambda i: g[i])  # narrowest first
+            narrowest = order[0]
             rises.append(g[narrowest] / (sum(g) - g[narrowest]) * 100)
+            viscosities.append(board.profile["viscosity_mpa_s"])
             try:
                 for blocked_from in (points, 0):
                     dev.hello()  # after a LINK_LOST (a starved host) ABORT wants a HELLO first
@@ -123,7 +140,12 @@ def run_blocks(code: int, seeds: range, points: int) -> None:
                     board.block_needle(narrowest, 1)
                     dev.configure(**program)
                     dev.prime(dead_nl + 5000)
-                    polled(dev, board, lambda s: dev.status()["state"] in (spec.STATE_PRIMED, spec.STATE_FAULT))
+                    primes += 1
+                    alarm = prime_alarm(dev)
+                    if alarm is not None:  # a clear head refused as a reference: a false alarm
+                        prime_false += 1
+                        print(f"    seed {seed}: a clear head's prime refused, {alarm['detail']} kPa")
+                        continue
                     dev.arm()
                     for k in range(blocked_from + 2):  # a blockage is caught at its first or second point
                         if k == blocked_from:
@@ -144,10 +166,24 @@ def run_blocks(code: int, seeds: range, points: int) -> None:
                             mid += blocked
                         else:
                             first += blocked
+                        if k == blocked_from + 1 and not blocked:
+                            print(f"    seed {seed}: blocked {'mid-session' if blocked_from else 'from the first point'}, "
+                                  f"not caught within 2 points")
                         if alarm is not None:
                             if not blocked:
                                 print(f"    seed {seed}: stopped by {spec.ALARM_NAMES[alarm['code']]} at point {k}")
                             break
+                for n_blocked in (1, 2):  # blocked before the prime: the prime's flow pressure against the table
+                    dev.hello()
+                    dev.abort()
+                    for i in order[:n_blocked]:
+                        board.block_needle(i, 1000)
+                    dev.configure(**program)
+                    dev.prime(dead_nl + 5000)
+                    before_n[n_blocked] += 1
+                    before[n_blocked] += prime_alarm(dev) is not None
+                    for i in order[:n_blocked]:
+                        board.block_needle(i, 1)
             except TimeoutError:  # a starved simulator (loaded host): the rest of this board left out
                 stalled += 1
                 print(f"    seed {seed}: a point did not end within 10 s (loaded host): the rest of this board left out")
@@ -157,6 +193,10 @@ def run_blocks(code: int, seeds: range, points: int) -> None:
           f"seeds {seeds.start}..{seeds.stop - 1}: caught within 2 points mid-session {mid} of {mid_n}, from the first "
           f"point {first} of {first_n}; false alarms {false_alarms} in {clean} clean points ({n} sessions)"
           + (f"; {stalled} boards stalled" if stalled else "") + f"; {load()}")
+    print(f"  {name}: blocked before the prime (drugs {min(viscosities):.2f}..{max(viscosities):.2f} mPa s; the table's "
+          f"bound {spec.head_prime_max16(code, 100000) / 16:.1f} kPa): prime refused with its narrowest needle blocked "
+          f"{before[1]} of {before_n[1]}, its two narrowest {before[2]} of {before_n[2]}; clear primes refused "
+          f"{prime_false} of {primes}")
 
 
 def run_contact(code: int, trials: int, seed: int) -> None:
@@ -200,12 +240,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--boards", type=int, default=10, help="boards (seeds) per head for the blocked needles (0: none)")
     parser.add_argument("--blocks-only", action="store_true", help="only the blocked-needle runs")
+    parser.add_argument("--head", type=int, choices=HEADS, help="only this head (spec.HEADS code: 6 five-needle, 7 nine-needle)")
     args = parser.parse_args()
     points = 4 if args.quick else 40
     print(f"bench_heads{' (quick)' if args.quick else ''}: seed {args.seed}, {points} points a head; {load()}")
-    for code in () if args.blocks_only else HEADS:
+    heads = (args.head,) if args.head else HEADS
+    for code in () if args.blocks_only else heads:
         run_head(code, points, args.seed)
-    for code in () if not args.boards else HEADS[1:] if args.quick else HEADS:  # quick: one 9-needle board (CI's budget)
+    for code in () if not args.boards else heads[-1:] if args.quick else heads:  # quick: one 9-needle board (CI's budget)
         run_blocks(code, range(args.seed, args.seed + (1 if args.quick else args.boards)), 2 if args.quick else 8)
     for code in () if args.blocks_only else (1, 6):
         run_contact(code, 5 if args.quick else 50, args.seed)

@@ -750,7 +750,7 @@ class Device:
         self.dose.probe = self.probe if prime else None
         self.dose.start(depth_um, steps, rate, fast, 0 if shot else self.suckback_steps,
                        S.SHOT_SETTLE_MS if shot else PRIME_SETTLE_MS if prime else S.POINT_SETTLE_MS, not shot, now_us)
-        self.needles.start(self.dose.zero16, steps, rate)
+        self.needles.start(self.dose.zero16, steps, rate, S.head_prime_max16(self.head, self.cfg[S.CFG_FLOW]) if prime else 0)
 
     def _record_if_dispensed(self, now_us):
         # One DELIVERY per point, emitted the moment the plunger stops.

@@ -20,23 +20,25 @@
 #   flow   F, the line's own pressure at the program's flow, the tissue's taken out. The prime, in the
 #          air at the program's flow with no tissue on any needle, measures the clear head's (no clean
 #          first point needed); a point whose flow figure is past the threshold above it has a needle
-#          blocked since - from the first point on, on 5- and 9-needle heads. Judged on the first
-#          FLOW_POINTS points after a prime only (it is the noisier figure; later blocks are the mean's).
+#          blocked since - from the first point on, on 5- and 9-needle heads. Judged on the average of
+#          the first FLOW_POINTS points after a prime (the noisier figure; later blocks are the mean's).
 #   mean   the line at the dose's middle volume (F + k V/2, from the same line), judged against the
 #          average of this head's first clean points (a needle blocking mid-session): the tissue's figure
 #          as much as the line's, but without the extrapolation, the quieter one.
-# Both scatter between clean points (the simulated board, two CPU hogs beside it: flow about +-7 %, mean
-# +-3 %: bench_heads), the flow figure about as much as one blocked needle of nine moves it. So a point
-# past the threshold is a suspicion, confirmed by the next point past it too (the needle stays blocked;
-# a clean point clears it); the mean past 1.5 x the threshold and 15 % alarms at once.
+# Both scatter between clean points (the simulated board under load: flow about +-2-3 % against the
+# prime, mean less: bench_heads; before the model stopped running spans of its clock twice, +-5-10 % a
+# board). So the mean past the threshold is a suspicion, confirmed by the next point past it too (the
+# needle stays blocked; a clean point clears it), past 1.5 x the threshold and 15 % it alarms at once; the
+# flow figure alarms on the first points' average (a block since the prime is in each of them).
 # Threshold: half the least rise one blocked needle makes (S.head_block_permille), so a miss and a false
 # alarm are equally far from it; what decides both is the figures' noise against that margin (the
 # sensor's noise over the samples, the zero's, the ADC quantum, the stopper's creep): PROTOCOL.md
 # "Blocked needles".
-# A needle blocked before the prime is not seen: the prime then measures the blocked head as its
-# reference, and against the head table alone (Poiseuille over the needles' gauge and length) it reads
-# as a drug 1/(n-1) more viscous, and the drugs' viscosities span 2x - a device that knew its drug's
-# viscosity could check the prime against the table; this one does not.
+# A needle blocked before the prime: the prime then measures the blocked head as its reference. Against
+# the head table alone (S.head_prime_max16: Poiseuille over the needles' gauge and length, the most
+# viscous drug, the narrowest needles of the lot) it reads as a drug 1/(n-1) more viscous, and the drugs'
+# viscosities move the line 1.56x: one blocked needle of 9 is never past the table, one of 5 only with a
+# drug over ~1.8 mPa s; two or more are. A prime past the table is refused (TABLE: no reference).
 import micropython
 from time import ticks_add, ticks_diff
 
@@ -58,6 +60,7 @@ MIN_READS = 16  # steady reads each half needs for the flow figure (and the mean
 MIN_W = 32  # a dispense with fewer steady reads is not judged
 FLOW = 1  # judge(): the flow figure rose past the prime's (a needle blocked since the prime)
 MEAN = 2  # judge(): the mean rose past the head's first point's (a needle blocked mid-session)
+TABLE = 3  # judge(): the prime's flow pressure above the head table's for a clear head (blocked before the prime)
 
 
 class Watch:
@@ -69,8 +72,10 @@ class Watch:
         self.mean16 = self.flow16 = self.risen16 = 0  # the last dispense's figures; what rose (judge)
         self.suspect = 0  # points in a row past the threshold
         self.flow_left = 0  # points after the prime whose flow figure is still to be judged
+        self.flow_sum = self.flow_n = 0  # their flow figures' rises over the prime's (per mille), and how many
         self.zero_acc = None  # ZERO_AVG x the running average of the doses' zeros, 1/16 kPa (None: no dose yet)
         self.zero16 = 0
+        self.table16 = 0  # the head table's highest clear flow pressure for this dose (a prime), 1/16 kPa; 0: none
         self.start(0, 0, 0)
         self.t0 = self.last = self.pos0 = 0
 
@@ -78,11 +83,12 @@ class Watch:
         # another head, or a new prime: its clear reference is measured again
         self.ref_flow16 = 0
         self.base_mean16 = self.base_sum = self.base_n = 0
-        self.suspect = self.flow_left = 0
+        self.suspect = self.flow_left = self.flow_sum = self.flow_n = 0
 
-    def start(self, zero16, steps, rate):
-        # a dose of `steps` at `rate` steps/s begins; zero16: the sensor's reading at rest, 1/16 kPa. Its
-        # dispense's first read starts the clock.
+    def start(self, zero16, steps, rate, table16=0):
+        # a dose of `steps` at `rate` steps/s begins; zero16: the sensor's reading at rest, 1/16 kPa; table16: a
+        # prime's bound (S.head_prime_max16), 0 for a point. Its dispense's first read starts the clock.
+        self.table16 = table16
         expected_ms = steps * 1000 // rate if rate else 0
         self.half_v = steps >> 4 if MIN_MS <= expected_ms <= MAX_MS else 0  # half the dose, in V units
         if self.half_v:
@@ -160,9 +166,15 @@ class Watch:
             # counts steps: a board's first prime read up to 15 % low, its clean points' flow figures as
             # high, a false alarm)
             ref = _mean16(self.p2, self.n2) - self.zero16 if self.n2 >= MIN_READS else self.mean16
+            if self.table16 and ref > self.table16:
+                # above what a clear head makes with the most viscous drug: a needle (or more) blocked already,
+                # or a drug the table is not for - no reference to judge the points against
+                self.forget()
+                self.risen16 = ref
+                return TABLE
             self.ref_flow16 = ref if ref > 0 else 0
             self.base_mean16 = self.base_sum = self.base_n = 0
-            self.suspect = 0
+            self.suspect = self.flow_sum = self.flow_n = 0
             self.flow_left = FLOW_POINTS
             return 0
         if not self.base_n:  # the head's first full point starts the baseline
@@ -171,16 +183,22 @@ class Watch:
             self.base_new = True  # in it already
         self.base_mean16 = self.base_sum // self.base_n
         mean = _rise(self.mean16, self.base_mean16)
-        flow = 0
         if self.flow_left:
-            # the flow figure scatters more than the mean (it is an extrapolation: about +-5 % between clean
-            # points on the loaded simulated board, against a 9-needle head's 5.2 % threshold): judged on the
-            # first FLOW_POINTS after the prime only, where no clean point exists for the mean to compare with.
-            # A needle blocked from the first point shows in both; one blocking later is the mean's.
+            # the flow figure scatters more than the mean (an extrapolation: +-2-3 % a point against the prime on
+            # the loaded simulated board, against a 9-needle head's 5.2-5.7 % threshold): judged on the first
+            # FLOW_POINTS after the prime only, where no clean point exists for the mean to compare with, and
+            # on their average (a needle blocked from the first point is in every one of them: the average's
+            # scatter is 1/sqrt(2) of a point's; requiring each past the threshold missed 1 board in 3)
             self.flow_left -= 1
             if self.ref_flow16 and self.flow16:
-                flow = _rise(self.flow16, self.ref_flow16)
-        if mean <= permille and flow <= permille:
+                self.flow_sum += _rise(self.flow16, self.ref_flow16)
+                self.flow_n += 1
+            if not self.flow_left and self.flow_n >= FLOW_POINTS:
+                flow = self.flow_sum // self.flow_n
+                if flow > permille:
+                    self.risen16 = self.ref_flow16 * (1000 + flow) // 1000  # the points' flow pressure
+                    return FLOW
+        if mean <= permille:
             self.suspect = 0
             if self.base_n < BASE_POINTS and not self.base_new:  # a clean point: into the baseline
                 self.base_sum += self.mean16
@@ -190,16 +208,12 @@ class Watch:
         self.base_new = False
         self.suspect += 1
         # the mean past 1.5 x the threshold and IMMEDIATE_PERMILLE alarms at once (a 5-needle head's blocked
-        # needle, +20..25 %); anything less once the next point confirms it. The flow figure never at once: an
-        # extrapolation, its scatter reaches 15 % on a loaded simulator; a needle blocked since the prime
-        # shows in both of the first two points.
+        # needle, +20..25 %); anything less once the next point confirms it. (The flow figure never on one
+        # point: an extrapolation; on the average of the first FLOW_POINTS, above.)
         if self.suspect < 2 and (mean * 2 <= 3 * permille or mean <= IMMEDIATE_PERMILLE):
             return 0
-        if mean > permille:
-            self.risen16 = self.mean16
-            return MEAN
-        self.risen16 = self.flow16
-        return FLOW
+        self.risen16 = self.mean16
+        return MEAN
 
 
 def _rise(figure16, ref16):

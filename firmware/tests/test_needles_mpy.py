@@ -59,6 +59,15 @@ def test_a_rise_under_twice_the_threshold_alarms_only_when_the_next_point_confir
     assert results["two_in_a_row"][0] == 2  # at the second such point
 
 
+@pytest.mark.req("SR-170", "SR-191")
+def test_a_needle_blocked_from_the_first_point_is_judged_on_the_first_points_average_flow_figure(results):
+    # its first point 4 % up, its second 9 %: each alone was judged (the old watch: the first clean, the second
+    # only a suspicion, then the mean's baseline held the block - never caught); their average is past 5.2 %
+    assert results["first9_split"][:2] == [1, needles_flow()]
+    # a clean head whose first point alone read past the threshold: the average is not
+    assert results["clean9_split"] is None
+
+
 @pytest.mark.req("SR-170")
 def test_a_needle_blocking_mid_session_is_caught_at_the_point_it_blocks(results):
     assert results["mid5"][0] == 3  # +25 %: at once
@@ -78,3 +87,11 @@ def test_a_prime_that_began_by_taking_up_the_pushers_play_is_no_low_reference(re
     # point 1 on the old reference); its second half is the line's flow pressure
     assert results["clean9_play"] is None
     assert results["first9_play"][:2] == [1, needles_flow()]
+
+
+@pytest.mark.req("SR-192")
+def test_a_prime_above_the_head_tables_clear_line_is_refused_as_a_reference(results):
+    # a needle blocked before the prime: its flow pressure above what a clear head makes (the old watch took
+    # it as the reference: no bound)
+    assert results["prime_over"] == [3, 10, False]  # needles.TABLE, the prime's kPa, no reference left
+    assert results["prime_under"] == [0, 0, True]

@@ -563,6 +563,27 @@ def head_block_permille(code):
     return head_block_rise_permille(code) // 2
 
 
+# A needle blocked before the prime: the prime's flow pressure is the blocked-needle watch's reference, so it
+# must itself be a clear head's. The head table bounds what a clear head reads: Poiseuille through its
+# needles' bores (ISO 9626:2016 regular wall, nominal: 30G 159 um) over their length, plus each needle's hub,
+# Luer and entry losses (0.2 kPa per uL/s), for the most viscous drug the device is for (DRUG_MAX_MPA_S),
+# every needle at the narrow end of the lot's spread (HEAD_NEEDLE_SPREAD_PCT), the syringe's bore at the wide
+# end of its tolerance (+-2 %, ISO 7886-1: its flow 4 % over the program's) - the highest a clear head can
+# read. Per mL/s of flow, 1/16 kPa (protocol/tests/test_head_table.py recomputes them).
+# It cannot see one blocked needle of most heads: the drugs' viscosities (1-2 mPa s) move the line 1.56x, one
+# blocked needle 1.25x (5 needles) or 1.125x (9); it catches two or more (or one of 5 with a drug over
+# ~1.8 mPa s), and refuses a drug more viscous than the table's (PROTOCOL.md "Blocked needles").
+DRUG_MAX_MPA_S = const(2)  # lidocaine and saline ~1 mPa s, vitamin and hyaluronic cocktails up to 2
+HEAD_LINE_MAX16 = {6: 2569, 7: 1427}  # code -> the clear head's highest flow pressure per mL/s, 1/16 kPa
+HEAD_TABLE_MARGIN16 = const(8)  # + half the sensor's 1 kPa quantum: the zero's and the reads' rounding
+
+
+def head_prime_max16(code, flow_nl_s):
+    # the highest flow pressure a clear head `code` makes at flow_nl_s, 1/16 kPa (0: a single needle, none)
+    per_ml_s = HEAD_LINE_MAX16.get(code, 0)
+    return per_ml_s * (flow_nl_s // 1000) // 1000 + HEAD_TABLE_MARGIN16 if per_ml_s else 0
+
+
 def head_fits(code, id_mv):
     # does a head ID read at id_mv fit head `code`?
     d = HEADS[code][5] - id_mv

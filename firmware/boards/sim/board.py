@@ -281,7 +281,11 @@ class Board:
     def service(self, now_us):
         if self._ctrl_schema is None:
             self._schema()
-        _world.advance(now_us)
+        # the world to now, not to the pass's start (now_us): the pass's reads and steps brought it past that,
+        # and the model takes an earlier time as its clock - the next advance ran the span again, the line
+        # discharging twice over it: every read of a steady flow 10-15 % low, by as much as the pass's work
+        # took, so the prime's and a point's flow pressures came 5-10 % apart a board (#17)
+        _world.advance(ticks_us())
         self._gap(ticks_us())
         if self._ctrl_poll.poll(0):
             self._serve_ctrl()
