@@ -33,9 +33,10 @@ def test_point_by_point_records_match_ground_truth(device, sim, store):
         assert pen.max_depth_um == pytest.approx(program.depth_um, abs=10)  # one needle step
         assert row["depth_um"] == program.depth_um
     # priming went into the air, is recorded, and is not counted as delivered; before counting
-    # it took up the worst-case play of the mechanism (unknown after power-up), uncounted
+    # it took up the worst-case play of the mechanism (unknown after power-up), uncounted; the prime itself is
+    # metered as any dose is, to the half percent (a CI run read 17 nL of 10 uL past an exact bound)
     assert len(primes) == 1
-    assert 0 < sim.truth().air_nl - air_before <= primes[0]["delivered_nl"] + FIRST_PRIME_EXTRA_NL
+    assert 0 < sim.truth().air_nl - air_before <= primes[0]["delivered_nl"] * 1.005 + FIRST_PRIME_EXTRA_NL
     assert outcome.progress.delivered_nl == sum(r["delivered_nl"] for r in points)
 
 
