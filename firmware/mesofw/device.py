@@ -144,6 +144,8 @@ class Device:
         self.path_channel = headpath.load() if self.channels > 1 else 0
         self.parked = [None] * (S.CHANNELS + 1)  # type: list  # per channel not selected: (syringe, spent, primed, dispensed, slack)
         self.needles = needles.Watch()  # a blocked needle of a multi-needle head, from the dispense's pressure
+        # a board that reports the watch's figures per dose (the simulated one, for bench_heads; no chip has it)
+        self.needle_figures = getattr(board, "needle_figures", None)
         self.pump_on = False  # the head's vacuum pump
         self.least_vacuum = 0  # the least vacuum held while this dose ran (kPa below ambient)
         self.session = 0  # the session tag in force (CONFIGURE); a new tag opens a new session
@@ -656,7 +658,10 @@ class Device:
         # A multi-needle head shares one line: a needle blocking sends its dose to the others and raises
         # the line pressure n/(n-1) (needles.py). A full prime measures the clear head's flow pressure; a
         # full point judges its flow figure against it, and its mean against the head's clean points.
-        if self.needles.judge(self.kind == S.KIND_PRIME, S.head_needles(self.head), S.head_block_permille(self.head)):
+        verdict = self.needles.judge(self.kind == S.KIND_PRIME, S.head_needles(self.head), S.head_block_permille(self.head))
+        if self.needle_figures is not None:
+            self.needle_figures(self.kind == S.KIND_PRIME, self.needles, verdict)
+        if verdict:
             self.fault(S.ALARM_NEEDLE_BLOCKED, self.needles.risen16 >> 4, now_us)
 
     def _pairing_gesture(self, pressed):

@@ -272,6 +272,14 @@ class Board:
         # the journal's append area (board_flash.Area: raw flash beside the littlefs)
         return self._journal_area
 
+    def needle_figures(self, prime, watch, verdict):
+        # the blocked-needle watch's figures of a judged dose, with the model's truth (bench_heads)
+        w = _world
+        self._send({"kind": "needle_figures", "prime": prime, "verdict": verdict, "flow16": watch.flow16,
+                    "mean16": watch.mean16, "ref16": watch.ref_flow16, "zero16": watch.zero16, "n1": watch.n1,
+                    "n2": watch.n2, "line_kpa_s_per_nl": w.resistance * w.occlusion / w._head_conductance(),
+                    "offset_kpa": w.sensor.offset, "noise_kpa": w.sensor.noise})
+
     def feed_watchdog(self):
         now = ticks_ms()
         if ticks_diff(now, self._fed_ms) >= WDT_REPORT_MS:

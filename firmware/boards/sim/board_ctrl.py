@@ -55,7 +55,10 @@ drug_truth?
 # head_truth: the head fitted, its dead volume, how much of it is filled, what each needle let out;
 # drug_truth: the channel selected, the drugs in the head's path (front_nl of path_front nearest the tip, then
 # path_back; 3 = mixed), per drug (index = channel, 3 mixed) out of the needles, into the skin, left in its
-# syringe; wrong_nl: into the skin pushed by the other channel; switch_moving: channel changes under way
+# syringe; wrong_nl: into the skin pushed by the other channel; switch_moving: channel changes under way;
+# needle_figures: the blocked-needle watch's figures as a full dose was judged (needles.Watch, 1/16 kPa; prime or
+# point, the verdict, steady reads per half) with the model's truth then: the line's flow resistance (kPa s/nL:
+# x the flow is the flow pressure), the sensor's offset and noise (kPa)
 FROM_BOARD = """
 boot reset_cause
 led code t_us
@@ -70,6 +73,7 @@ snap air_nl state
 pen_needles t1_us volumes_nl
 head_truth id_mv dead_nl vacuum_kpa pump fill_nl needles_nl
 drug_truth channel path_front front_nl path_back out_nl skin_nl content_nl wrong_nl switch_moving
+needle_figures prime verdict flow16 mean16 ref16 zero16 n1 n2 line_kpa_s_per_nl offset_kpa noise_kpa
 """
 
 
