@@ -143,7 +143,8 @@ class Device:
         # whose drug fills the head's path (0: dry); on flash where there are two channels, so a reboot keeps it
         self.path_channel = headpath.load() if self.channels > 1 else 0
         self.parked = [None] * (S.CHANNELS + 1)  # type: list  # per channel not selected: (syringe, spent, primed, dispensed, slack)
-        self.needles = needles.Watch()  # a blocked needle of a multi-needle head, from the dispense's pressure
+        # a blocked needle of a multi-needle head, from the dispense's pressure (its sensor's lag: needles.figures)
+        self.needles = needles.Watch(getattr(board, "PRESSURE_LAG_US", 0))
         # a board that reports the watch's figures per dose (the simulated one, for bench_heads; no chip has it)
         self.needle_figures = getattr(board, "needle_figures", None)
         self.pump_on = False  # the head's vacuum pump
