@@ -25,9 +25,11 @@
 #   mean   the line at the dose's middle volume (F + k V/2, from the same line), judged against the
 #          average of this head's first clean points (a needle blocking mid-session): the tissue's figure
 #          as much as the line's, but without the extrapolation, the quieter one.
-# Both scatter between clean points (the simulated board under load: flow about +-2-3 % against the
-# prime, mean less: bench_heads; before the model stopped running spans of its clock twice, +-5-10 % a
-# board). So the mean past the threshold is a suspicion, confirmed by the next point past it too (the
+# Both scatter between clean points (the simulated board under load, 9 needles: flow +-1.6 % a point against
+# the prime, mean less: bench_heads; +-2.5 % before the model's sensor took each interval's mean and the flow
+# figure the sensor's lag, +-5-10 % a board before the model stopped running spans of its clock twice): now
+# mostly the reads' own noise - an extrapolation over ~900 reads against the prime's 425, the 1 kPa quantum at
+# a low-noise board's flat prime, the zero. So the mean past the threshold is a suspicion, confirmed by the next point past it too (the
 # needle stays blocked; a clean point clears it), past 1.5 x the threshold and 15 % it alarms at once; the
 # flow figure alarms on the first points' average (a block since the prime is in each of them).
 # Threshold: half the least rise one blocked needle makes (S.head_block_permille), so a miss and a false
