@@ -208,7 +208,7 @@ class Watch:
         self.base_mean256 = self.base_sum // self.base_n
         mean = _rise(self.mean256, self.base_mean256)
         if self.flow_left:
-            # the flow figure scatters more than the mean (an extrapolation: +-2-3 % a point against the prime on
+            # the flow figure scatters more than the mean (an extrapolation: +-1.6-1.8 % a point against the prime on
             # the loaded simulated board, against a 9-needle head's 5.2-5.7 % threshold): judged on the first
             # FLOW_POINTS after the prime only, where no clean point exists for the mean to compare with, and
             # on their average (a needle blocked from the first point is in every one of them: the average's
