@@ -219,8 +219,8 @@ def run_blocks(code: int, seeds: range, points: int, dump: str | None = None) ->
                                 print(f"    seed {seed}: stopped by {spec.ALARM_NAMES[alarm['code']]} at point {k}")
                             break
                     try:  # the last point's figures come on the control channel, beside the link's events
-                        board.wait(lambda j=judged, n=min(k + 1, 2): len(board.needle_figures) >= j + 1 + n, 1.0,
-                                   "figures")
+                        expected = judged + 1 + min(k + 1, 2)  # the prime's, then up to two points'
+                        board.wait(lambda n=expected: len(board.needle_figures) >= n, 1.0, "figures")
                     except TimeoutError:  # a point not judged (partial): what came
                         pass
                     flow_figures(board.needle_figures[judged:], blocked_from, program["flow_nl_s"], seed, figures)
