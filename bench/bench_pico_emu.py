@@ -28,7 +28,7 @@ The firmware's files are on the littlefs of the emulated flash (no RAM disk): rp
 erased and programmed through the boot ROM's functions with the W25Q16JV datasheet's typical times
 (or --flash-timing max) charged as a CPU stall (tools/pico-emu/flash.mjs).
 
-    python bench/bench_pico_emu.py [--quick] [--flash-timing typ|max] [--profile] [--points N] [--only-points]
+    python bench/bench_pico_emu.py [--quick] [--flash-timing typ|max] [--profile] [--points N] [--only-points] [--only-busy-gate N]
     python bench/bench_pico_emu.py --only-profile 3 [--profile-nl 50000] [--profile-nappage] [--profile-times-only]
 """
 
@@ -192,12 +192,16 @@ def busy_gate_figures(tmpdir: pathlib.Path, n: int, timing: str) -> list[str]:
     rows = []
     for kind in flashbusy.KINDS:
         got = [x for x in samples if x.kind == kind]
-        what = {"trigger": "trigger release", "estop": "E-stop press", "free": "release, NO gate"}[kind]
+        what = {"trigger": "trigger release", "estop": "E-stop press", "prime": "E-stop, prime",
+                "needle": "E-stop, needle", "free": "release, NO gate"}[kind]
         after, late, before = [x.after for x in got], [x.late_us for x in got], [x.before for x in got]
         rows.append(f"  {what:<17} n={len(got)} ({sum(x.in_erase for x in got)} inside the erase; {min(before)}-"
                     f"{max(before)} pulses went out in the stall before it): STEP pulses after it p50 "
                     f"{percentile(after, 50)} max {max(after)}; last pulse after it p99 {percentile(late, 99)} us "
                     f"(0: none); {sum(x.unsent for x in got)} of {sum(x.handed for x in got)} steps kept off the pin")
+    rows.append("  pulses on the pins vs steps counted (issued less those reported kept back): " + "; ".join(
+        f"{axis} {pin} vs {counted} {'(equal)' if pin == counted else '(DIFFERENT)'}"
+        for axis, (pin, counted) in flashbusy.pins_vs_counted(samples, run).items()))
     rows.append(f"  (one boot, {run.flash.get('erases')} erases, {run.flash.get('busy_us', 0) / 1000:.0f} ms stalled; "
                 f"emulated {run.emulated_s:.2f} s, wall {run.wall_s:.1f} s)")
     return rows
@@ -439,6 +443,8 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=None, metavar="N",
                     help="N points each of 20 and 50 uL on the pin-driven board (default: 5, none with --quick)")
     ap.add_argument("--only-points", action="store_true", help="the --points figures alone")
+    ap.add_argument("--only-busy-gate", type=int, default=0, metavar="N",
+                    help="the flash-busy gate figures alone: N trigger releases / E-stops of each kind (flashbusy.py)")
     ap.add_argument("--only-journal", type=int, default=0, metavar="N",
                     help="the journal-write figures alone, N points without and with the append area")
     ap.add_argument("--only-profile", type=int, default=0, metavar="N",
@@ -464,6 +470,10 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-pico-emu-") as tmp:
         tmpdir = pathlib.Path(tmp)
+        if args.only_busy_gate:
+            for row in busy_gate_figures(tmpdir, args.only_busy_gate, args.flash_timing):
+                print(row)
+            return 0
         if args.only_journal:
             for area in (False, True):
                 for row in journal_figures(tmpdir, args.only_journal, args.flash_timing, area):

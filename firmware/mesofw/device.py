@@ -416,11 +416,15 @@ class Device:
     # ---- safety stops -------------------------------------------------------------
     @micropython.native  # every pass
     def _steps_back(self):
-        # steps the board's hardware gate kept off the pin (trigger up or E-stop pressed while
-        # delivering, board_steppio.py) never moved the plunger: its position, and so the record, loses them
+        # steps the board's hardware gates kept off the pin (trigger up or E-stop pressed while
+        # delivering, the E-stop in any other move outside FAULT, board_steppio.py) never moved the axis: its
+        # position, and so the record and the needle's way home, loses them
         n = self.board.plunger_unsent()
         if n:
             self.dose.plunger.pos -= n
+        n = self.board.needle_unsent()
+        if n:
+            self.dose.needle.pos -= n
 
     def _stop(self, flags, now_us):
         # Plunger stops now; the sequence records what was delivered and retracts.
@@ -855,6 +859,11 @@ class Device:
         # while delivering, the plunger's forward steps stop in hardware the moment the trigger is up or
         # the E-stop pressed, whatever the loop is doing (a flash erase); the loop stops the dose after
         self.board.plunger_gate(new == S.STATE_DELIVERING)
+        # every other move, both axes, stops in hardware on the E-stop too, as the loop stops it - except in
+        # FAULT, whose moves (the needle out, the suck-back) the loop makes under a held E-stop. The words
+        # already queued keep the gate they were handed over with: the stop path (_stop) waits for them and
+        # takes back what they did not send before the state turns FAULT
+        self.board.estop_gate(new != S.STATE_FAULT)
         self.board.led(_LED[new])
         self.emit(S.STATE, (old, new, ticks_ms()))
 
