@@ -156,8 +156,9 @@ class Device:
         self.alarms_due = []  # (record_id, code, detail, time_ms) raised while a point was still open
         self.pair_hold_ms = 0  # E-stop pressed and trigger held since (0: not)
         self.pairing_until = 0  # pairing mode open until (0: closed)
-        self.plunger = dosing.Axis(board.plunger_step, 1)
-        self.needle = dosing.Axis(board.needle_step, 1)
+        paced = getattr(board, "STEP_PACED_GAP_US", 0)  # a board whose driver paces late batches (dosing.Axis)
+        self.plunger = dosing.Axis(board.plunger_step, 1, paced)
+        self.needle = dosing.Axis(board.needle_step, 1, paced)
         needle_rate = board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S // 1000  # steps/s
         self.dose = dosing.Sequence(board.motors, board.pressure_kpa, self._topup_steps, self.plunger, self.needle,
                                     board.NEEDLE_STEPS_PER_MM, needle_rate, getattr(board, "plunger_busy", None))

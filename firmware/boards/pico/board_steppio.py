@@ -101,7 +101,9 @@ class PioStepDir:
         self._sm.active(1)
 
     @micropython.native  # every pass an axis moves
-    def step(self, n):
+    def step(self, n, span_us=1000):
+        # span_us: the move time these n steps stand for (dosing.Axis, paced): they go out over 80 % of it, at the
+        # move's own rate whether the pass came 1 ms or 6 ms after the last (a late pass is not a burst)
         if not n:
             return
         sign = 1 if n > 0 else -1
@@ -120,7 +122,8 @@ class PioStepDir:
             self._queued -= 1
         if self._queued >= QUEUE_MAX:
             self._wait(QUEUE_MAX - 1)
-        half = SPREAD_US // (2 * count) - 2  # each half period: the loop passes plus two instructions
+        spread = span_us * SPREAD_US // 1000 if span_us > 1000 else SPREAD_US
+        half = spread // (2 * count) - 2  # each half period: the loop passes plus two instructions
         gate = GATE_PRESS if self.gate and sign > 0 else GATE_ESTOP if self.estop_gate else GATE_FREE
         head = ((half if half > 1 else 1) << 18) | (gate << 16)
         while count:  # 15 bits of count (the report's 16 must tell "all sent"): a larger catch-up goes out as more words
@@ -153,6 +156,16 @@ class PioStepDir:
         while sm.rx_fifo():
             self._unsent += ((sm.get(None, 16) + 1) & 0xFFFF) * self._sign
             self._queued -= 1
+
+    @micropython.native  # every pass of a settle
+    def busy(self):
+        # pulses handed over still going out (a word not yet reported done): with paced batches the last one
+        # runs up to ~6 ms after the loop handed it over, and a line judged before then is still being pushed
+        sm = self._sm
+        while sm.rx_fifo():
+            self._unsent += ((sm.get(None, 16) + 1) & 0xFFFF) * self._sign
+            self._queued -= 1
+        return self._queued > 0
 
     @micropython.native  # every pass the device delivers
     def unsent(self):
