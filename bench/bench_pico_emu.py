@@ -183,17 +183,25 @@ print('MARK end', 20 * 24 * N - b.plunger_unsent())
 """
 
 
-def busy_gate_figures(tmpdir: pathlib.Path, n: int, timing: str) -> list[str]:
+def busy_gate_figures_paced(tmpdir: pathlib.Path, n: int, timing: str) -> list[str]:
+    """The same with paced words (each 5 pulses over 6.4 ms: a batch standing for the 8 ms paced gap), the pin
+    changed 3 ms into the erase."""
+    return busy_gate_figures(tmpdir, n, timing, span_us=8000, into_erase_us=3000)
+
+
+def busy_gate_figures(tmpdir: pathlib.Path, n: int, timing: str, span_us: int = 1000,
+                      into_erase_us: int = flashbusy.RELEASE_INTO_ERASE_US) -> list[str]:
     """Trigger release / E-stop press 0.5 ms into a flash erase, 3.2 ms of pulses queued (flashbusy.py)."""
     try:
-        samples, run = flashbusy.run(tmpdir, n, timing=timing)
+        samples, run = flashbusy.run(tmpdir, n, timing=timing, span_us=span_us, into_erase_us=into_erase_us)
     except AssertionError as e:
         return [f"  flash-busy gate: {e}"]
     rows = []
     for kind in flashbusy.KINDS:
         got = [x for x in samples if x.kind == kind]
         what = {"trigger": "trigger release", "estop": "E-stop press", "prime": "E-stop, prime",
-                "needle": "E-stop, needle", "free": "release, NO gate"}[kind]
+                "needle": "E-stop, needle", "needle-in": "release, needle in",
+                "free": "release, NO gate"}[kind]
         after, late, before = [x.after for x in got], [x.late_us for x in got], [x.before for x in got]
         rows.append(f"  {what:<17} n={len(got)} ({sum(x.in_erase for x in got)} inside the erase; {min(before)}-"
                     f"{max(before)} pulses went out in the stall before it): STEP pulses after it p50 "
@@ -473,6 +481,9 @@ def main() -> int:
         if args.only_busy_gate:
             for row in busy_gate_figures(tmpdir, args.only_busy_gate, args.flash_timing):
                 print(row)
+            print("  paced words (5 pulses over 6.4 ms each, 25.6 ms queued), the pin changed 3 ms into the erase:")
+            for row in busy_gate_figures_paced(tmpdir, args.only_busy_gate, args.flash_timing):
+                print(row)
             return 0
         if args.only_journal:
             for area in (False, True):
@@ -575,6 +586,9 @@ def main() -> int:
             print("    figures in the full run (python bench/bench_pico_emu.py)")
         else:
             for row in busy_gate_figures(tmpdir, 20, args.flash_timing):
+                print("  " + row)
+            print("    paced words (5 pulses over 6.4 ms each, 25.6 ms queued), the pin changed 3 ms into the erase:")
+            for row in busy_gate_figures_paced(tmpdir, 20, args.flash_timing):
                 print("  " + row)
         print("  journal writes on the chip (emulated us per call: open, each checkpoint, close; flash stall included):")
         if args.quick:

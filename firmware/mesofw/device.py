@@ -498,6 +498,9 @@ class Device:
             n = board.plunger_unsent()  # _steps_back, without its call every pass
             if n:
                 self.dose.plunger.pos -= n
+            n = board.needle_unsent()  # the needle's way in is gated on the trigger too: a bounce re-issues them
+            if n:
+                self.dose.needle.pos -= n
         estop = board.estop()
         if estop and state != S.STATE_FAULT:
             self.fault(S.ALARM_ESTOP, 0, now_us)

@@ -120,11 +120,12 @@ def test_a_release_or_estop_while_an_erase_stalls_the_cpu_stops_every_move(pico_
     # flashbusy.py: 3.2 ms of pulses queued in the step PIO, then a 4 KB erase; 0.5 ms into the erase
     # (the core stalled, unable to read a pin) the trigger is released or the E-stop pressed: the plunger
     # delivering (trigger, estop), the plunger in a move without the trigger (prime: a prime, take-up,
-    # suck-back or relief, the trigger up throughout), the needle (its E-stop gate)
+    # suck-back or relief, the trigger up throughout), the needle (its E-stop gate; going in while delivering,
+    # the trigger released)
     samples, run = flashbusy.run(tmp_path, 1, timeout_s=300)
     by_kind = {s.kind: s for s in samples}
     failures = []
-    for kind in ("trigger", "estop", "prime", "needle"):
+    for kind in ("trigger", "estop", "prime", "needle", "needle-in"):
         s = by_kind[kind]
         if not (s.in_erase and s.before > 0):  # the scenario happened: pulses were going out in the stall
             failures.append(f"{kind}: changed inside the erase {s.in_erase}, {s.before} pulses in the stall before it")

@@ -7,7 +7,7 @@ A loop hands the step PIO 4 words of pulses (its queue: 3.2 ms of them) and then
 RELEASE_INTO_ERASE_US into the next erase, releases the trigger or presses the E-stop (a "flash-pin"
 event). Kinds "trigger" and "estop": the plunger delivering (its trigger gate on); "prime": the plunger
 with only the E-stop gate (a prime, a take-up, a suck-back: the trigger up throughout), "needle": the
-needle axis with its E-stop gate; "free" without any gate, for contrast: the queued pulses then go on
+needle axis with its E-stop gate, "needle-in": going in while delivering, the trigger released; "free" without any gate, for contrast: the queued pulses then go on
 after the release. Used by firmware/tests/test_pico_emu_flash.py (asserted) and bench/bench_pico_emu.py
 (timed).
 """
@@ -29,6 +29,7 @@ KINDS = {"trigger": ("plunger", True, True, {TRIGGER: 0, ESTOP: 0}, {TRIGGER: 1}
          "estop": ("plunger", True, True, {TRIGGER: 0, ESTOP: 0}, {ESTOP: 1}),
          "prime": ("plunger", False, True, {TRIGGER: 1, ESTOP: 0}, {ESTOP: 1}),
          "needle": ("needle", False, True, {TRIGGER: 1, ESTOP: 0}, {ESTOP: 1}),
+         "needle-in": ("needle", True, True, {TRIGGER: 0, ESTOP: 0}, {TRIGGER: 1}),
          "free": ("plunger", False, False, {TRIGGER: 0, ESTOP: 0}, {TRIGGER: 1})}
 
 SCRIPT = r"""
@@ -50,7 +51,7 @@ for kind, axis, gated, estop_gated in KINDS:
         b.wait_steps()
         lost = unsent()  # the ticks' steps a pin still set from the cycle before kept back (the USB line lags)
         for _ in range(WORDS):
-            step(STEPS)
+            step(STEPS, SPAN)
         f.ioctl(6, blk)  # the core stalls here; the runner changes the pin during it
         b.wait_steps()
         print('MARK after', kind, i, unsent(), lost)
@@ -81,13 +82,15 @@ def pins_vs_counted(samples: list[Sample], run: picoemu.Run) -> dict[str, tuple[
 
 
 def run(tmp: pathlib.Path, n: int, kinds: tuple[str, ...] = tuple(KINDS), timing: str = "typ",
-        timeout_s: float = 600) -> tuple[list[Sample], picoemu.Run]:
-    """n cycles of each kind in one boot."""
+        timeout_s: float = 600, span_us: int = 1000, into_erase_us: int = RELEASE_INTO_ERASE_US
+        ) -> tuple[list[Sample], picoemu.Run]:
+    """n cycles of each kind in one boot. span_us: the move time each word stands for (board.plunger_step's paced
+    batches: spread over 80 % of it; 8000, the paced gap, makes each word 6.4 ms and the queue 25.6 ms)."""
     fs = picoemu.build_fs("pico", tmp / "busy-gate.img", without=("main.py",))
     script = (SCRIPT.replace("range(N)", f"range({n})").replace("KINDS", repr(tuple((k, *KINDS[k][:3]) for k in kinds)))
-              .replace("range(WORDS)", f"range({WORDS})").replace("range(TICKS)", f"range({TICKS})").replace("STEPS)", f"{STEPS_PER_WORD})"))
+              .replace("range(WORDS)", f"range({WORDS})").replace("range(TICKS)", f"range({TICKS})").replace("STEPS, SPAN)", f"{STEPS_PER_WORD}, {span_us})"))
     flash = picoemu.Flash(timing=timing, events=True,
-                          on_flash={k: (KINDS[k][4], RELEASE_INTO_ERASE_US) for k in kinds})
+                          on_flash={k: (KINDS[k][4], into_erase_us) for k in kinds})
     result = picoemu.run_script(script, fs, tmp, watch={PLUNGER_STEP: PLUNGER_DIR, NEEDLE_STEP: NEEDLE_DIR},
                                 inputs={TRIGGER: 1, ESTOP: 0, 12: 0, 13: 1},
                                 on_mark={k: KINDS[k][3] for k in kinds}, timeout_s=timeout_s, flash=flash)

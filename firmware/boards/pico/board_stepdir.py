@@ -226,8 +226,10 @@ class StepDirBoard:
 
     def plunger_gate(self, on):
         # on: plunger steps forward stop in hardware when the trigger is up or the E-stop pressed,
-        # where the driver can (the Pico's PIO); the device sets it while it delivers
+        # where the driver can (the Pico's PIO); the device sets it while it delivers. The needle's forward
+        # steps too: its way in is part of the dose the trigger holds (a paced batch runs up to ~6 ms)
         self._plunger.gate = on
+        self._needle.gate = on
 
     def estop_gate(self, on):
         # on: every step handed over from now on, both axes, stops in hardware when the E-stop is pressed,
@@ -242,8 +244,9 @@ class StepDirBoard:
         # steps handed to the plunger that its gate kept off the pin, signed, since the last call
         return self._plunger.unsent()
 
+    @micropython.native  # every pass the device delivers
     def needle_unsent(self):
-        # the same for the needle (its E-stop gate)
+        # the same for the needle
         return self._needle.unsent()
 
     @micropython.native  # every pass

@@ -201,7 +201,7 @@ class Board:
         return n
 
     def needle_step(self, n):
-        if self._estop_gate and self._estop:
+        if (self._gate and n > 0 and (not self._trigger or self._estop)) or (self._estop_gate and self._estop):
             self._needle_unsent += n
             return
         if self._motors:
