@@ -494,11 +494,14 @@ class Device:
         # small methods' tests and read spec's names once, as module globals; bench_pico_emu.py --only-profile)
         state = self.state
         board = self.board
-        if state == STATE_DELIVERING:  # only then is the gate on (_set_state); a stop takes the rest (_stop)
-            n = board.plunger_unsent()  # _steps_back, without its call every pass
+        if state == STATE_DELIVERING or self.dose.phase != IDLE:
+            # _steps_back, without its call every pass: while delivering a trigger bounce, in any move an E-stop
+            # shorter than a pass may have kept steps off the pins the loop never saw stop (the axis re-issues
+            # them); a stop takes the rest (_stop)
+            n = board.plunger_unsent()
             if n:
                 self.dose.plunger.pos -= n
-            n = board.needle_unsent()  # the needle's way in is gated on the trigger too: a bounce re-issues them
+            n = board.needle_unsent()
             if n:
                 self.dose.needle.pos -= n
         estop = board.estop()
