@@ -7,8 +7,8 @@ A loop hands the step PIO 4 words of pulses (its queue: 3.2 ms of them) and then
 RELEASE_INTO_ERASE_US into the next erase, releases the trigger or presses the E-stop (a "flash-pin"
 event). Kinds "trigger" and "estop": the plunger delivering (its trigger gate on); "prime": the plunger
 with only the E-stop gate (a prime, a take-up, a suck-back: the trigger up throughout), "needle": the
-needle axis with its E-stop gate, "needle-in": going in while delivering, the trigger released; "free" without any gate, for contrast: the queued pulses then go on
-after the release. Used by firmware/tests/test_pico_emu_flash.py (asserted) and bench/bench_pico_emu.py
+needle axis with its E-stop gate, "needle-in": going in while delivering, the trigger released; "free"
+without any gate, for contrast: the queued pulses then go on after the release. Used by firmware/tests/test_pico_emu_flash.py (asserted) and bench/bench_pico_emu.py
 (timed).
 """
 
@@ -88,7 +88,8 @@ def run(tmp: pathlib.Path, n: int, kinds: tuple[str, ...] = tuple(KINDS), timing
     batches: spread over 80 % of it; 8000, the paced gap, makes each word 6.4 ms and the queue 25.6 ms)."""
     fs = picoemu.build_fs("pico", tmp / "busy-gate.img", without=("main.py",))
     script = (SCRIPT.replace("range(N)", f"range({n})").replace("KINDS", repr(tuple((k, *KINDS[k][:3]) for k in kinds)))
-              .replace("range(WORDS)", f"range({WORDS})").replace("range(TICKS)", f"range({TICKS})").replace("STEPS, SPAN)", f"{STEPS_PER_WORD}, {span_us})"))
+              .replace("range(WORDS)", f"range({WORDS})").replace("range(TICKS)", f"range({TICKS})")
+              .replace("STEPS, SPAN)", f"{STEPS_PER_WORD}, {span_us})"))
     flash = picoemu.Flash(timing=timing, events=True,
                           on_flash={k: (KINDS[k][4], into_erase_us) for k in kinds})
     result = picoemu.run_script(script, fs, tmp, watch={PLUNGER_STEP: PLUNGER_DIR, NEEDLE_STEP: NEEDLE_DIR},
