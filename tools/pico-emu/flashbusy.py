@@ -8,8 +8,8 @@ RELEASE_INTO_ERASE_US into the next erase, releases the trigger or presses the E
 event). Kinds "trigger" and "estop": the plunger delivering (its trigger gate on); "prime": the plunger
 with only the E-stop gate (a prime, a take-up, a suck-back: the trigger up throughout), "needle": the
 needle axis with its E-stop gate, "needle-in": going in while delivering, the trigger released; "free"
-without any gate, for contrast: the queued pulses then go on after the release. Used by firmware/tests/test_pico_emu_flash.py (asserted) and bench/bench_pico_emu.py
-(timed).
+without any gate, for contrast: the queued pulses then go on after the release. Used by
+firmware/tests/test_pico_emu_flash.py (asserted) and bench/bench_pico_emu.py (timed).
 """
 
 from __future__ import annotations
