@@ -112,6 +112,8 @@ class Board:
         self._motors = False
         self._gate = False  # the Pico's step PIO gate (board_steppio.py), modelled: see plunger_step
         self._unsent = 0
+        self._estop_gate = False  # ... and its E-stop gate on every other move (both axes), outside FAULT
+        self._needle_unsent = 0
         self._ctrl_buf = b""
         self._ctrl_schema = None  # board_ctrl, once the firmware has its own memory (see _schema)
         self._fed_ms = ticks_ms()
@@ -176,7 +178,7 @@ class Board:
         _world.select(channel)
 
     def plunger_step(self, n):
-        if self._gate and n > 0 and (not self._trigger or self._estop):
+        if (self._gate and n > 0 and (not self._trigger or self._estop)) or (self._estop_gate and self._estop):
             self._unsent += n  # the gate keeps them off the pin, as the Pico's PIO does
             return
         if self._motors:  # a disabled driver ignores step pulses
@@ -190,7 +192,18 @@ class Board:
         self._unsent = 0
         return n
 
+    def estop_gate(self, on):
+        self._estop_gate = on
+
+    def needle_unsent(self):
+        n = self._needle_unsent
+        self._needle_unsent = 0
+        return n
+
     def needle_step(self, n):
+        if (self._gate and n > 0 and (not self._trigger or self._estop)) or (self._estop_gate and self._estop):
+            self._needle_unsent += n
+            return
         if self._motors:
             _world.needle(n)
 
