@@ -24,12 +24,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mesoprotocol import spec
 
-from . import alarms, extras, people, sync, units, zones
+from . import alarms, boots, extras, people, sync, units, zones
 from . import clinic as clinics
 from . import plan as plans
 from . import program as programs
 from .client import Device, DeviceRefused, IncompatibleFirmware, NotPaired
-from .link import LinkError, PortNotFound
+from .link import LayoutMismatch, LinkError, PortNotFound
 from .exports import FORMATS, NothingToExport
 from .records import RecordStore, RecordStoreError, default_path, is_url
 from .session import DeviceInFault, RecordsKeptOnDevice, SessionRunner
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused, NotPaired, IncompatibleFirmware,
-            RecordStoreError, RecordsKeptOnDevice, extras.MissingExtra) as e:
+            LayoutMismatch, RecordStoreError, RecordsKeptOnDevice, extras.MissingExtra) as e:
         err.print(f"error: {e}")
         if isinstance(e, DeviceRefused) and e.reason == "BAD_STATE":
             err.print("hint: `mesoinject abort --port PORT` stops the device and returns it to IDLE")
@@ -420,9 +420,13 @@ def cmd_sync(args) -> int:
     with _connect(args) as device:
         identity = device.hello()
         counts = sync.drain(device, store)
+        reset = boots.store_held_reset(device, store)  # a restart not acknowledged yet: stored before any ABORT
     sessions = ", ".join(str(s) for s in sorted(counts.sessions)) or "none"
     if counts.erased:
         console.print(counts.erased_note(identity.serial))
+    if reset:
+        console.print(f"{identity.serial} restarted ({spec.RESET_NAMES[reset['detail']]}, boot {reset['boot_count']}): "
+                      "its RESET is stored; `mesoinject abort` acknowledges it")
     console.print(f"{identity.serial}: {counts.stored} new records stored ({counts.alarms} alarms, {counts.ends} "
                   f"session outcomes), {counts.replayed} already stored; device journal now empty. "
                   f"Sessions: {sessions}. Records: {store.where}")

@@ -66,15 +66,16 @@ def test_only_the_reset_acknowledged_at_begin_is_left_out_of_the_runs_alarms():
     store.stored = []
     device = types.SimpleNamespace(identity=types.SimpleNamespace(serial="SIM-1"))
     runner = SessionRunner(device, store)
-    runner.routine_reset_due = spec.RESET_POWER_ON  # what begin() sets when it acknowledges a switched-on device
+    runner.start_boot = 7  # what begin() sets: the boot the session began in (a switched-on device)
 
-    def alarm(code, detail):
-        return types.SimpleNamespace(type=spec.ALARM, fields=dict(code=code, detail=detail, record_id=0))
+    def alarm(code, detail, boot=7):
+        return types.SimpleNamespace(type=spec.ALARM, fields=dict(code=code, detail=detail, record_id=0,
+                                                                  boot_count=boot))
 
     runner.handle_event(alarm(spec.ALARM_RESET, spec.RESET_POWER_ON))  # the boot's, arriving after begin
     assert runner.progress.alarms == []
-    runner.handle_event(alarm(spec.ALARM_RESET, spec.RESET_POWER_ON))  # a brown-out during the run reads the same
-    runner.handle_event(alarm(spec.ALARM_RESET, spec.RESET_WATCHDOG))
+    runner.handle_event(alarm(spec.ALARM_RESET, spec.RESET_POWER_ON, 8))  # a brown-out during the run reads the same
+    runner.handle_event(alarm(spec.ALARM_RESET, spec.RESET_WATCHDOG, 9))
     assert runner.progress.alarms == [(spec.ALARM_RESET, spec.RESET_POWER_ON), (spec.ALARM_RESET, spec.RESET_WATCHDOG)]
     assert store.stored == [spec.ALARM_RESET] * 3  # every one is on the record
     assert "WATCHDOG: its firmware stopped" in alarms.explain(*runner.progress.alarms[-1])
@@ -92,16 +93,17 @@ def test_a_restart_during_the_run_is_named_in_the_outcome_and_the_routine_one_is
         def add_alarm(self, session_id, serial, fields):
             pass
 
-    def alarm(code, detail):
-        return types.SimpleNamespace(type=spec.ALARM, fields=dict(code=code, detail=detail, record_id=0))
+    def alarm(code, detail, boot=7):
+        return types.SimpleNamespace(type=spec.ALARM, fields=dict(code=code, detail=detail, record_id=0,
+                                                                  boot_count=boot))
 
     device = types.SimpleNamespace(identity=types.SimpleNamespace(serial="SIM-1"))
     for cause, said in [(spec.RESET_WATCHDOG, "WATCHDOG"), (spec.RESET_POWER_ON, "POWER ON")]:
         runner = SessionRunner(device, Store())
-        runner.routine_reset_due = spec.RESET_POWER_ON  # begin() acknowledged a switched-on device
+        runner.start_boot = 7  # begin() acknowledged a switched-on device in boot 7
         runner.handle_event(alarm(spec.ALARM_RESET, spec.RESET_POWER_ON))  # the boot's, arriving after begin
         assert runner.words("complete") == "complete"
         runner.handle_event(alarm(spec.ALARM_OCCLUSION, 250))
         assert runner.words("fault") == "stopped on OCCLUSION"
-        runner.handle_event(alarm(spec.ALARM_RESET, cause))  # the device restarted during the run
+        runner.handle_event(alarm(spec.ALARM_RESET, cause, 8))  # the device restarted during the run
         assert runner.words("fault") == f"stopped on RESET ({said})"

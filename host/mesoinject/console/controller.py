@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from .. import alarms, outcomes, people, sync, units, zonemap, zones
+from .. import alarms, boots, outcomes, people, sync, units, zonemap, zones
 from ..client import Device
 from ..link import LinkError
 from ..program import CEILINGS, ProgramError
@@ -412,7 +412,10 @@ class Console:
         self._store_journal()  # what it delivered while we were away: stored now, not at the next session
         runner, self._cut_short = self._cut_short, None
         code = spec.ALARM_NAMES[self.status["alarm"]] if self.status["state"] == spec.STATE_FAULT else None
-        if runner and code and code not in {a["code"] for a in self.store.alarms(runner.current_session_id())}:
+        if code == "RESET":  # it restarted while we were away: that boot's RESET with its cause, once (boots.py)
+            boots.store_reset(self.store, identity, boots.reset_of(identity, self.status["time_ms"]),
+                              runner.session_id if runner else None)
+        elif runner and code and code not in {a["code"] for a in self.store.alarms(runner.current_session_id())}:
             # why it stopped, on that session's record (unless its journal just brought it, with its detail)
             self.store.add_alarm(runner.session_id, identity.serial, {
                 "code": self.status["alarm"], "detail": 0, "time_ms": self.status["time_ms"]})
