@@ -169,10 +169,10 @@ MIGRATIONS: dict[int, str | dict[str, str]] = {
     ALTER TABLE deliveries ADD COLUMN vacuum_kpa INTEGER;
     """,
     8: """
-    -- one RESET per boot (PROTOCOL.md 8): the boot an alarm was raised in (the device's boot_count; NULL: stored
+    -- one RESET per boot (PROTOCOL.md 8): the boot an alarm was raised in (the device's boot_count, NULL: stored
     -- before v8, or a journalled alarm synced later, whose record has no boot), and the boot a session began in.
     -- A RESET is stored once per (serial, journal epoch, boot) however the host learnt of it (its event, STATUS,
-    -- HELLO) and however often it reconnected; a RESET of a later boot than its session's cut the session short
+    -- HELLO) and however often it reconnected. A RESET of a later boot than its session's cut the session short
     ALTER TABLE alarms ADD COLUMN boot_count INTEGER;
     CREATE UNIQUE INDEX alarms_reset ON alarms (device_serial, journal_epoch, boot_count)
         WHERE code = 'RESET' AND boot_count IS NOT NULL;
