@@ -107,3 +107,39 @@ def test_a_restart_during_the_run_is_named_in_the_outcome_and_the_routine_one_is
         assert runner.words("fault") == "stopped on OCCLUSION"
         runner.handle_event(alarm(spec.ALARM_RESET, cause, 8))  # the device restarted during the run
         assert runner.words("fault") == f"stopped on RESET ({said})"
+
+
+@pytest.mark.req("SR-202")
+def test_a_stored_session_cut_short_by_a_restart_names_it_and_its_start_reset_is_left_out():
+    # before: stopping_alarm left out every RESET, so a session a watchdog or a power cut ended read "stopped on an
+    # alarm" (or "interrupted") from its stored records, and its report named no alarm
+    from mesoinject import outcomes
+
+    def reset(cause, boot):
+        return {"code": "RESET", "detail": spec.RESET_NAMES.index(cause), "boot_count": boot}
+
+    start = reset("POWER_ON", 7)  # switched on: acknowledged as the session began in boot 7
+    occlusion = {"code": "OCCLUSION", "detail": 420, "boot_count": 7}
+    for cause in ("WATCHDOG", "POWER_ON", "SOFT"):  # a brown-out or power cut reads as POWER_ON
+        assert outcomes.stopping_alarm([start, reset(cause, 8)], start_boot=7) == "RESET"
+        assert outcomes.stopping_alarm([start, occlusion, reset(cause, 8)], start_boot=7) == "RESET"
+    assert outcomes.stopping_alarm([start], start_boot=7) is None
+    assert outcomes.stopping_alarm([start, occlusion], start_boot=7) == "OCCLUSION"
+    assert outcomes.stopping_alarm([reset("WATCHDOG", 7)], start_boot=7) is None  # a restart from before the session
+    # rows stored before boots were kept: only the routine reset is taken for the start's
+    old = [{"code": "RESET", "detail": spec.RESET_POWER_ON}, {"code": "RESET", "detail": spec.RESET_WATCHDOG}]
+    assert outcomes.stopping_alarm(old[:1]) is None and outcomes.stopping_alarm(old) == "RESET"
+    session = {"outcome": "fault", "technique": "point-by-point", "boot_count": 7}
+    assert outcomes.of_session(session, [], [start, reset("WATCHDOG", 8)]) == "stopped on RESET"
+    assert outcomes.of_session(session, [], [start]) == "stopped on an alarm"
+
+
+@pytest.mark.req("SR-202")
+def test_the_report_lists_a_power_cut_during_the_session_but_not_the_routine_start():
+    from mesoinject.exports.common import SessionRecord
+
+    start = {"code": "RESET", "detail": spec.RESET_POWER_ON, "boot_count": 7}
+    cut = {"code": "RESET", "detail": spec.RESET_POWER_ON, "boot_count": 8}
+    record = SessionRecord({"outcome": "fault", "boot_count": 7}, [], [], [start, cut], [], [])
+    assert record.device_alarms == [cut]
+    assert record.outcome_words == "stopped on RESET"
