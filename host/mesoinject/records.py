@@ -619,13 +619,12 @@ class RecordStore:
         return self._rows("SELECT * FROM alarms WHERE session_id = ? ORDER BY id", (session_id,))
 
     def cut_short_session(self, device_serial: str, boot_count: int) -> int | None:
-        """The session a restart into boot `boot_count` cut short: the device's latest session, if it began in an
-        earlier boot and no host saw it end (running, or interrupted: the host lost it); None otherwise."""
-        rows = self._rows("SELECT id, boot_count, outcome FROM sessions WHERE device_serial = ? ORDER BY id DESC"
-                          " LIMIT 1", (device_serial,))
-        if not rows or rows[0]["boot_count"] is None or rows[0]["boot_count"] >= boot_count:
-            return None
-        return rows[0]["id"] if rows[0]["outcome"] in (None, "interrupted") else None
+        """The session a restart into boot `boot_count` cut short: the device's latest session begun in an earlier
+        boot, if no host saw it end (running, or interrupted: the host lost it); None otherwise. (A session begun in
+        this boot - the one that found the RESET at its start - was cut short by nothing.)"""
+        rows = self._rows("SELECT id, outcome FROM sessions WHERE device_serial = ? AND boot_count < ?"
+                          " ORDER BY id DESC LIMIT 1", (device_serial, boot_count))
+        return rows[0]["id"] if rows and rows[0]["outcome"] in (None, "interrupted") else None
 
     def notes(self, session_id: int) -> list[dict]:
         return self._rows("SELECT * FROM session_notes WHERE session_id = ? ORDER BY id", (session_id,))

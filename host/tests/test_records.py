@@ -474,9 +474,11 @@ def test_a_restart_goes_on_the_session_it_cut_short(store, program):
     store.end_session(first, "interrupted", "interrupted: LINK LOST")
     assert store.cut_short_session("SIM-0042", 41) == first  # the host lost it: the restart is its last word
     assert store.cut_short_session("SIM-0043", 41) is None  # another device
+    after = store.begin_session(types.SimpleNamespace(**dict(vars(ident), boot_count=41)), program, patient_ref="P-1",
+                                operator="dr x", device_session=2)
+    assert store.cut_short_session("SIM-0042", 41) == first  # the session that found the RESET cut nothing short
+    store.end_session(after, "complete", "complete")
     store.end_session(first, "complete", "complete")
-    second = store.begin_session(ident, program, patient_ref="P-1", operator="dr x", device_session=2)
-    store.end_session(second, "complete", "complete")
     assert store.cut_short_session("SIM-0042", 41) is None  # it ended: the restart came after
 
 
