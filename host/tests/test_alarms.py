@@ -143,3 +143,51 @@ def test_the_report_lists_a_power_cut_during_the_session_but_not_the_routine_sta
     record = SessionRecord({"outcome": "fault", "boot_count": 7}, [], [], [start, cut], [], [])
     assert record.device_alarms == [cut]
     assert record.outcome_words == "stopped on RESET"
+
+
+@pytest.mark.req("SR-207")
+def test_a_restart_the_runner_learns_of_from_status_is_stored_from_hello_and_reported_once():
+    # the device restarted while the session ran and its RESET event never came (the link was down past its
+    # ring, or the event was lost with the link): STATUS names another boot, HELLO its cause. Before: nothing
+    # stored, nothing reported, the run's words "stopped on an alarm"
+    import queue
+    import types
+
+    from mesoinject.session import SessionRunner
+
+    class Store:
+        stored: list = []
+
+        def add_alarm(self, session_id, serial, fields):
+            self.stored.append((session_id, fields["code"], fields["detail"], fields.get("boot_count")))
+
+    class Restarted:
+        """A device that restarted into boot 8 (watchdog) since the runner's last poll in boot 7."""
+
+        identity = types.SimpleNamespace(serial="SIM-1")
+        events: queue.Queue = queue.Queue()
+
+        def status(self):
+            return {"state": spec.STATE_FAULT, "alarm": spec.ALARM_RESET, "boot_count": 8, "unacked": 0, "done": 0,
+                    "depth_um": 0, "syringe_left_nl": 0, "time_ms": 40}
+
+        def hello(self):
+            self.identity = types.SimpleNamespace(serial="SIM-1", boot_count=8, reset_cause="WATCHDOG",
+                                                  journal_epoch=5)
+            return self.identity
+
+        def next_event(self, timeout):
+            return None if self.events.empty() else self.events.get()
+
+    store, device = Store(), Restarted()
+    runner = SessionRunner(device, store)
+    runner.session_id, runner.start_boot, runner.boot = 3, 7, 7
+    assert runner._poll() == spec.STATE_FAULT
+    assert store.stored == [(3, spec.ALARM_RESET, spec.RESET_WATCHDOG, 8)]
+    assert runner.progress.alarms == [(spec.ALARM_RESET, spec.RESET_WATCHDOG)]
+    assert runner.words("fault") == "stopped on RESET (WATCHDOG)"
+    # its event after all (the ring still held it): the store keeps one row per boot, the run reports it once
+    device.events.put(types.SimpleNamespace(type=spec.ALARM, fields=dict(
+        code=spec.ALARM_RESET, detail=spec.RESET_WATCHDOG, time_ms=12, record_id=0, epoch=5, boot_count=8)))
+    runner._poll()
+    assert runner.progress.alarms == [(spec.ALARM_RESET, spec.RESET_WATCHDOG)]
