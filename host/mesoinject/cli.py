@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("abort", help="stop the device and clear a fault (after the cause is dealt with)")
     _add_target(p)
+    p.add_argument("--db", help=f"where a restart it acknowledges is stored first (default: {default_path()})")
     p.set_defaults(func=cmd_abort)
 
     p = sub.add_parser("run", help="run a dose program or a treatment plan and record every delivery")
@@ -400,10 +401,31 @@ def cmd_abort(args) -> int:
         # HELLO first: a new connection never gets the last one's cached reply, and it re-opens
         # ABORT after LINK_LOST (PROTOCOL.md 3, 8)
         device.hello()
-        before = spec.STATE_NAMES[device.status()["state"]]
+        status = device.status()
+        before = spec.STATE_NAMES[status["state"]]
+        if status["alarm"] == spec.ALARM_RESET:  # a restart: its RESET stored before this acknowledges it
+            _store_restart(device, args.db)
         after = spec.STATE_NAMES[device.abort()["state"]]
     console.print(f"device stopped: {before} -> {after}")
     return 0
+
+
+def _store_restart(device: Device, db: str | None) -> None:
+    """The RESET the device holds, into the record store once (boots.py); a store that fails never keeps the
+    device from being stopped: the operator is told the restart is not on the record."""
+    try:
+        store = RecordStore(db or default_path())
+        try:
+            reset = boots.store_held_reset(device, store)
+        finally:
+            store.close()
+    except RecordStoreError as e:
+        err.print(f"warning: the device restarted and its RESET could not be stored ({e}); it is acknowledged "
+                  "anyway, so it is not on the record: note it in the session's record (`mesoinject records note`)")
+        return
+    if reset:
+        console.print(f"restart stored: RESET ({spec.RESET_NAMES[reset['detail']]}, boot {reset['boot_count']}) "
+                      f"in {db or default_path()}")
 
 
 def cmd_pair(args) -> int:

@@ -213,6 +213,7 @@ class Console:
         if self.phase in OPEN:
             raise ActionRefused("a session is open: abort it instead")
         device = self._device()
+        boots.store_held_reset(device, self.store)  # a restart is stored before the ABORT acknowledges it
         device.abort()
         self.status = device.status()
 
