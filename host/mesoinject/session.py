@@ -8,7 +8,6 @@ before reporting it. The device decides when a point is given; the host records.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 
 from mesoprotocol import spec
