@@ -14,6 +14,28 @@ from mesoprotocol import spec
 from .records import RecordStore
 
 
+CAUSE_UNKNOWN = -1  # a RESET's detail for a boot seen only in the count: the device restarted again before any host asked
+
+
+def ahead(known: int, boot: int) -> bool:
+    """boot is later than known (the counter wraps at BOOT_COUNT_MOD: later means less than half way round)."""
+    return 0 < (boot - known) % spec.BOOT_COUNT_MOD < spec.BOOT_COUNT_MOD // 2
+
+
+def skipped(known: int | None, boot: int) -> int | None:
+    """The first boot after `known` if the device is now past it (in `boot`): that restart's RESET went with the
+    boot after it, unheard, and its cause with it; None if boot follows known (or is not later)."""
+    if known is None or not ahead(known, boot) or (boot - known) % spec.BOOT_COUNT_MOD == 1:
+        return None
+    return (known + 1) % spec.BOOT_COUNT_MOD
+
+
+def unknown_reset(boot: int, epoch: int) -> dict:
+    """The RESET of a boot seen only in the count: it happened, its cause is not known."""
+    return {"code": spec.ALARM_RESET, "detail": CAUSE_UNKNOWN, "time_ms": 0, "record_id": 0, "epoch": epoch,
+            "boot_count": boot}
+
+
 def reset_of(identity, time_ms: int = 0) -> dict:
     """The RESET alarm of the boot a HELLO reported: its boot and its cause (IDENTITY)."""
     return {"code": spec.ALARM_RESET, "detail": spec.RESET_NAMES.index(identity.reset_cause), "time_ms": time_ms,

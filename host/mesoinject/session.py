@@ -399,18 +399,28 @@ class SessionRunner:
             code, detail = event.fields["code"], event.fields["detail"]
             self._store_quietly(self._store_alarm, serial, event.fields)  # a boot's RESET: once, whoever stored it
             if code == spec.ALARM_RESET:
-                self._restart(event.fields["boot_count"], detail)
+                self._restart(event.fields["boot_count"], detail, event.fields["epoch"])
                 return
             self.progress.alarms.append((code, detail))
 
-    def _restart(self, boot: int, cause: int) -> None:
-        """The device is in boot `boot`: a restart during the run unless it is the boot the session began in (its
-        RESET found at begin()); each restart reported once, from its event or from HELLO, whichever came first."""
-        self.boot = boot
-        if boot == self.start_boot or boot in self.restarts:
-            return
-        self.restarts.add(boot)
-        self.progress.alarms.append((spec.ALARM_RESET, cause))
+    def _restart(self, boot: int, cause: int, epoch: int) -> None:
+        """The device is in boot `boot` (its RESET stored): a restart during the run unless it is the boot the session
+        began in (its RESET found at begin()); each restart reported once, from its event or from HELLO, whichever
+        came first. A boot skipped since the last we knew (it restarted again before we heard) is stored and
+        reported too, its cause unknown: only the current boot's can be read."""
+        skipped = boots.skipped(self.boot, boot)
+        if skipped is not None and skipped not in self.restarts:
+            serial = self.device.identity.serial if self.device.identity else "?"
+            self._store_quietly(self.store.add_alarm, self.session_id, serial, boots.unknown_reset(skipped, epoch))
+            self._report_restart(skipped, boots.CAUSE_UNKNOWN)
+        if self.boot is None or boots.ahead(self.boot, boot):
+            self.boot = boot
+        self._report_restart(boot, cause)
+
+    def _report_restart(self, boot: int, cause: int) -> None:
+        if boot != self.start_boot and boot not in self.restarts:
+            self.restarts.add(boot)
+            self.progress.alarms.append((spec.ALARM_RESET, cause))
 
     def _restarted_since_poll(self) -> None:
         """STATUS names another boot than the last we knew, and no RESET event of it came (the device's ring or the
@@ -418,8 +428,8 @@ class SessionRunner:
         identity = self.device.hello()
         serial = identity.serial
         alarm = boots.reset_of(identity)
-        self._store_quietly(lambda: self.store.add_alarm(self.session_id, serial, alarm))
-        self._restart(identity.boot_count, alarm["detail"])
+        self._store_quietly(self.store.add_alarm, self.session_id, serial, alarm)
+        self._restart(identity.boot_count, alarm["detail"], identity.journal_epoch)
 
     def _store_and_ack(self, serial: str, f: dict) -> None:
         session_id = sync.session_of(self.store, self.device.identity, self.sessions, f["session"])

@@ -70,7 +70,7 @@ def test_only_the_reset_acknowledged_at_begin_is_left_out_of_the_runs_alarms():
 
     def alarm(code, detail, boot=7):
         return types.SimpleNamespace(type=spec.ALARM, fields=dict(code=code, detail=detail, record_id=0,
-                                                                  boot_count=boot))
+                                                                  boot_count=boot, epoch=5))
 
     runner.handle_event(alarm(spec.ALARM_RESET, spec.RESET_POWER_ON))  # the boot's, arriving after begin
     assert runner.progress.alarms == []
@@ -95,7 +95,7 @@ def test_a_restart_during_the_run_is_named_in_the_outcome_and_the_routine_one_is
 
     def alarm(code, detail, boot=7):
         return types.SimpleNamespace(type=spec.ALARM, fields=dict(code=code, detail=detail, record_id=0,
-                                                                  boot_count=boot))
+                                                                  boot_count=boot, epoch=5))
 
     device = types.SimpleNamespace(identity=types.SimpleNamespace(serial="SIM-1"))
     for cause, said in [(spec.RESET_WATCHDOG, "WATCHDOG"), (spec.RESET_POWER_ON, "POWER ON")]:
@@ -191,3 +191,45 @@ def test_a_restart_the_runner_learns_of_from_status_is_stored_from_hello_and_rep
         code=spec.ALARM_RESET, detail=spec.RESET_WATCHDOG, time_ms=12, record_id=0, epoch=5, boot_count=8)))
     runner._poll()
     assert runner.progress.alarms == [(spec.ALARM_RESET, spec.RESET_WATCHDOG)]
+
+
+@pytest.mark.req("SR-207")
+def test_a_boot_seen_only_in_the_count_is_stored_and_reported_with_its_cause_unknown():
+    # the device restarted twice while the link was down (boot 7 -> 8 -> 9): boot 8's RESET went with boot 8's
+    # event ring, and only boot 9's cause can be read (HELLO). Both restarts are on the record, 8's cause unknown
+    import types
+
+    from mesoinject import boots
+    from mesoinject.session import SessionRunner
+
+    stored = []
+
+    class Store:
+        def add_alarm(self, session_id, serial, fields):
+            stored.append((fields["detail"], fields["boot_count"]))
+
+    class TwiceRestarted:
+        identity = types.SimpleNamespace(serial="SIM-1")
+
+        def status(self):
+            return {"state": spec.STATE_FAULT, "alarm": spec.ALARM_RESET, "boot_count": 9, "unacked": 0, "done": 0,
+                    "depth_um": 0, "syringe_left_nl": 0, "time_ms": 40}
+
+        def hello(self):
+            self.identity = types.SimpleNamespace(serial="SIM-1", boot_count=9, reset_cause="POWER_ON",
+                                                  journal_epoch=5)
+            return self.identity
+
+        def next_event(self, timeout):
+            return None
+
+    runner = SessionRunner(TwiceRestarted(), Store())
+    runner.session_id, runner.start_boot, runner.boot = 3, 7, 7
+    runner._poll()
+    assert stored == [(spec.RESET_POWER_ON, 9), (boots.CAUSE_UNKNOWN, 8)]
+    assert runner.progress.alarms == [(spec.ALARM_RESET, boots.CAUSE_UNKNOWN), (spec.ALARM_RESET, spec.RESET_POWER_ON)]
+    assert "cause unknown" in alarms.explain(*runner.progress.alarms[0])
+    # the counter wraps: the boot after the last one is 0, and an earlier boot is never taken for a later one
+    last = spec.BOOT_COUNT_MOD - 1
+    assert boots.skipped(last, 0) is None and boots.skipped(last, 1) == 0 and boots.skipped(9, 8) is None
+    assert boots.ahead(last, 0) and not boots.ahead(9, 8) and not boots.ahead(9, 9)

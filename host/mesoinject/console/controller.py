@@ -414,8 +414,11 @@ class Console:
         runner, self._cut_short = self._cut_short, None
         code = spec.ALARM_NAMES[self.status["alarm"]] if self.status["state"] == spec.STATE_FAULT else None
         if code == "RESET":  # it restarted while we were away: that boot's RESET with its cause, once (boots.py)
-            boots.store_reset(self.store, identity, boots.reset_of(identity, self.status["time_ms"]),
-                              runner.session_id if runner else None)
+            session = runner.session_id if runner else None
+            skipped = boots.skipped(runner.boot if runner else None, identity.boot_count)
+            if skipped is not None:  # and restarted before that too: the first restart's cause went with its boot
+                boots.store_reset(self.store, identity, boots.unknown_reset(skipped, identity.journal_epoch), session)
+            boots.store_reset(self.store, identity, boots.reset_of(identity, self.status["time_ms"]), session)
         elif runner and code and code not in {a["code"] for a in self.store.alarms(runner.current_session_id())}:
             # why it stopped, on that session's record (unless its journal just brought it, with its detail)
             self.store.add_alarm(runner.session_id, identity.serial, {
