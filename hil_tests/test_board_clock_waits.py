@@ -73,3 +73,30 @@ def test_wait_state_still_gives_up_after_its_time_on_the_boards_clock():
     board = TenthSpeedBoard()
     with pytest.raises(TimeoutError, match="after 0.01 s of the board's time"):
         hil.wait_state(board, {spec.STATE_IDLE}, timeout=HOME_AT_S / 5)
+
+
+class TenthSpeedProgram(TenthSpeedBoard):
+    """A program that ends (COMPLETE) at HOME_AT_S of the board's time: ARMED until then."""
+
+    def status(self) -> dict:
+        self.polls += 1
+        done = self.clock() >= HOME_AT_S
+        return {"state": spec.STATE_COMPLETE if done else spec.STATE_ARMED, "depth_um": 0, "unacked": 0, "done": 0,
+                "syringe_left_nl": 0, "boot_count": 7}
+
+
+@pytest.mark.req("SR-208")
+def test_watch_gives_the_program_its_timeout_on_the_boards_clock():
+    # before: watch(timeout_s) counted the host's clock: TimeoutError after 0.2 s of it, when the board had had
+    # 0.02 s of its own and its program (0.05 s of its time) was still running
+    runner = SessionRunner(TenthSpeedProgram(), store=None, poll_s=0.01)
+    assert runner.watch(timeout_s=4 * HOME_AT_S) == "complete"
+
+
+@pytest.mark.req("SR-208")
+def test_watch_still_gives_up_after_its_time_on_the_boards_clock():
+    board = TenthSpeedProgram()
+    runner = SessionRunner(board, store=None, poll_s=0.01)
+    with pytest.raises(TimeoutError, match="after 0.01 s of the device's time"):
+        runner.watch(timeout_s=HOME_AT_S / 5)
+    assert board.clock() > HOME_AT_S / 5

@@ -487,3 +487,36 @@ def test_a_two_zone_plan_shows_the_map_and_per_zone_totals_equal_to_the_records(
     report.close()
     page.click("#new-session")
     wait_phase(page, "setup")
+
+
+@pytest.mark.req("SR-207")  # last in the module: the watchdog restarts the board the other tests share
+def test_a_restart_while_the_link_is_down_is_on_the_sessions_record_once_with_its_cause(console, page, sim):
+    # the console learns of the restart from HELLO when it reconnects: the RESET event went out while the cable was
+    # pulled. Before: it stored the device's alarm with detail 0, a watchdog reset on the record as POWER_ON
+    # (seen: [('RESET', 0)])
+    browser.start_program(page, "point-by-point.toml", 20, 10)
+    two_done(page)
+    session = console.console.last["session"]["id"]
+    boots = sim.boots
+    sim.set_link("cut")
+    try:
+        sim.hang()  # the firmware stops; its watchdog restarts the board while no host hears it
+        sim.wait(lambda: sim.boots > boots, 30, "watchdog reset")
+        page.wait_for_selector("#alarm", state="visible", timeout=TIMEOUT_MS)
+        assert "LINK LOST" in page.text_content("#alarm-name")
+    finally:
+        sim.set_link("ok")
+    page.wait_for_selector("body[data-device-state='FAULT']", timeout=TIMEOUT_MS)  # back, holding its RESET
+    store = console.console.store
+
+    def resets():  # on the worker: the store's connection is its own
+        return console.console.call(lambda: [tuple(r) for r in store.db.execute(
+            "SELECT session_id, detail, boot_count FROM alarms WHERE code = 'RESET' ORDER BY id")])
+
+    (reset,) = [r for r in resets() if r[0] == session]
+    assert reset[1] == spec.RESET_WATCHDOG
+    page.click("#alarm-ack")
+    page.click("#new-session")
+    page.click("#clear-fault")  # acknowledges the RESET: stored already, not again
+    page.wait_for_selector("body[data-device-state='IDLE']")
+    assert [r for r in resets() if r[2] == reset[2]] == [reset]

@@ -153,6 +153,60 @@ def test_a_watchdog_restart_found_at_session_start_is_stored_once(device, sim, s
     assert outcome.outcome == "complete" and outcome.words == "complete"
 
 
+@pytest.mark.sim_only  # cuts the link, then hangs the firmware or cuts the power
+@pytest.mark.req("SR-207")
+@pytest.mark.parametrize("restart, cause", [("watchdog", spec.RESET_WATCHDOG), ("power cut", spec.RESET_POWER_ON)])
+def test_a_restart_while_the_link_is_down_is_stored_once_on_the_session_it_cut_short(rig, device, sim, store,
+                                                                                       restart, cause):
+    # the host learns of the restart only from HELLO when it comes back (`mesoinject sync` or `abort`, then a new
+    # session): the RESET event went out while the link was cut. Before: sync stored nothing of it and the next
+    # session stored a watchdog's on itself, not on the session it cut short (seen: [(2, 2)]); `abort` - like the
+    # old session start for a POWER_ON, "routine" - acknowledged a power cut's without storing it (seen: [])
+    from hil import load_program
+    from mesoinject import cli, outcomes
+    from mesoinject.client import Device
+    from mesoinject.link import LinkError
+    from mesoinject.session import SessionRunner
+    from mesosim import VirtualOperator
+
+    runner = SessionRunner(device, store)
+    runner.begin(load_program("point-by-point", count=3))
+    runner.prime()
+    runner.arm()
+    cut_short = runner.current_session_id()
+    boots = sim.boots
+    sim.set_link("cut")  # the cable pulled while the device waits ARMED for the trigger
+    try:
+        if restart == "watchdog":
+            sim.hang()
+            sim.wait(lambda: sim.boots > boots, 30, "watchdog reset")  # 2 s of the board's time
+        else:
+            sim.power_cut(off_s=0.3)  # waits for the boot
+        assert sim.resets[-1] == cause
+        with pytest.raises(LinkError):
+            runner.watch(timeout_s=60)
+        runner.finish("interrupted", retry=False, alarm="LINK LOST")
+    finally:
+        sim.set_link("ok")
+    device.close()
+    if restart == "watchdog":
+        for _ in range(2):  # the host comes back (HELLO first), and again (a retry): one row however often
+            assert cli.main(["sync", "--port", rig.url, "--db", str(store.path)]) == 0
+    else:  # someone acknowledges it by hand: `abort` stores it first
+        assert cli.main(["abort", "--port", rig.url, "--db", str(store.path)]) == 0
+    with Device.open(rig.url) as dev, VirtualOperator(sim, gap_s=0.02):
+        # a new session begins (watchdog: on the FAULT the restart left, the same RESET from STATUS, stored already)
+        outcome = SessionRunner(dev, store).run(load_program("point-by-point", count=1), timeout_s=60)
+        boot = dev.identity.boot_count
+    assert outcome.completed and outcome.progress.alarms == [] and outcome.words == "complete"
+    resets = store.db.execute("SELECT session_id, detail, boot_count FROM alarms WHERE code = 'RESET'").fetchall()
+    assert [(r[0], r[1]) for r in resets if r[2] == boot] == [(cut_short, cause)]  # once, with its cause
+    assert [r[2] for r in resets] == sorted({r[2] for r in resets})  # no boot's RESET twice
+    alarms = store.alarms(cut_short)
+    assert outcomes.stopping_alarm(alarms, store.session(cut_short)["boot_count"]) == "RESET"
+    sim.set_trigger(False)
+
+
 @pytest.mark.sim_only  # cuts the sim board's power
 @pytest.mark.req("SR-027")
 def test_power_cut_mid_point_boots_safe(device, sim):

@@ -111,7 +111,7 @@ class App:
         dev = self.device
         link = self.link
         dose = dev.dose
-        dev.boot(board.reset_cause())
+        dev.boot(board.reset_cause(), self.boot_count)
         deadline = ticks_us()
         ticking = False  # the last pass ran on the 1 ms tick (something moved)
         while True:

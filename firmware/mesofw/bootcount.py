@@ -9,6 +9,8 @@
 # 16,384 boots; its file holds the count alone, and ids continue above count << 16.)
 import os
 
+from mesoprotocol.spec import BOOT_COUNT_MOD
+
 FILE = "boot_count"
 ID_LEASE = 1024
 
@@ -24,7 +26,7 @@ class BootCount:
             floor = int(words[1]) if len(words) > 1 else count << 16
         except (OSError, ValueError, IndexError):
             pass
-        self.count = (count + 1) & 0xFFFF
+        self.count = (count + 1) % BOOT_COUNT_MOD  # names this boot (IDENTITY, ALARM): wraps after 2^30 boots
         self.id_floor = floor  # ids above it were never given, except those in the journal
 
     def start(self, last_id):

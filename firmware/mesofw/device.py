@@ -102,6 +102,7 @@ class Device:
         self.checkpoint_steps = 1
         self.state = S.STATE_IDLE
         self.alarm = 0
+        self.boot_count = 0  # this boot (boot()), named in every ALARM
         self.cfg = None
         self.syringe = 0  # code of the loaded syringe; metering and contents follow it
         self.barrel_lo = self.barrel_hi = 0  # clamp readings (um) that fit it
@@ -178,14 +179,16 @@ class Device:
         board.motors(False)
         board.led(S.LED_OFF)
 
-    def boot(self, reset_cause):
+    def boot(self, reset_cause, boot_count=0):
         # After any reset (the app has homed the needle first: home_needle), a RESET alarm
         # the host must acknowledge.
         # Not journalled: the device holds it (FAULT) until a host acknowledges it with ABORT, which a
         # session does only once it stored it; a boot loop must not fill the journal with resets.
+        # Every ALARM names its boot: the host stores one RESET per boot, however it learnt of it (PROTOCOL.md 8).
+        self.boot_count = boot_count
         self.alarm = S.ALARM_RESET
         self._set_state(S.STATE_FAULT)
-        self.emit(S.ALARM, (S.ALARM_RESET, self.state, reset_cause, ticks_ms(), 0, self.journal.epoch))
+        self.emit(S.ALARM, (S.ALARM_RESET, self.state, reset_cause, ticks_ms(), 0, self.journal.epoch, boot_count))
 
     # ---- host commands -----------------------------------------------------------
     def handle(self, msg_type, values, now_us):
@@ -460,7 +463,7 @@ class Device:
         rid = self.journal.reserve_id()
         if rid:
             self.alarms_due.append((rid, code, detail, t))
-        self.emit(S.ALARM, (code, self.state, detail, t, rid, self.journal.epoch))
+        self.emit(S.ALARM, (code, self.state, detail, t, rid, self.journal.epoch, self.boot_count))
         self._journal_alarms()
 
     def _journal_alarms(self):
@@ -902,7 +905,7 @@ class Device:
             ticks_ms(),
             min(self.journal.unacked, 0xFFFF),
             next_event_seq,
-            boot_count & 0xFFFF,
+            boot_count,
             min(overruns, 0xFFFF),
             worst_pass_us,
             self._lag_ms(),

@@ -24,12 +24,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mesoprotocol import spec
 
-from . import alarms, extras, people, sync, units, zones
+from . import alarms, boots, extras, people, sync, units, zones
 from . import clinic as clinics
 from . import plan as plans
 from . import program as programs
 from .client import Device, DeviceRefused, IncompatibleFirmware, NotPaired
-from .link import LinkError, PortNotFound
+from .link import LayoutMismatch, LinkError, PortNotFound
 from .exports import FORMATS, NothingToExport
 from .records import RecordStore, RecordStoreError, default_path, is_url
 from .session import DeviceInFault, RecordsKeptOnDevice, SessionRunner
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UsageError, programs.ProgramError, PortNotFound, DeviceRefused, NotPaired, IncompatibleFirmware,
-            RecordStoreError, RecordsKeptOnDevice, extras.MissingExtra) as e:
+            LayoutMismatch, RecordStoreError, RecordsKeptOnDevice, extras.MissingExtra) as e:
         err.print(f"error: {e}")
         if isinstance(e, DeviceRefused) and e.reason == "BAD_STATE":
             err.print("hint: `mesoinject abort --port PORT` stops the device and returns it to IDLE")
@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("abort", help="stop the device and clear a fault (after the cause is dealt with)")
     _add_target(p)
+    p.add_argument("--db", help=f"where a restart it acknowledges is stored first (default: {default_path()})")
     p.set_defaults(func=cmd_abort)
 
     p = sub.add_parser("run", help="run a dose program or a treatment plan and record every delivery")
@@ -400,10 +401,31 @@ def cmd_abort(args) -> int:
         # HELLO first: a new connection never gets the last one's cached reply, and it re-opens
         # ABORT after LINK_LOST (PROTOCOL.md 3, 8)
         device.hello()
-        before = spec.STATE_NAMES[device.status()["state"]]
+        status = device.status()
+        before = spec.STATE_NAMES[status["state"]]
+        if status["alarm"] == spec.ALARM_RESET:  # a restart: its RESET stored before this acknowledges it
+            _store_restart(device, args.db)
         after = spec.STATE_NAMES[device.abort()["state"]]
     console.print(f"device stopped: {before} -> {after}")
     return 0
+
+
+def _store_restart(device: Device, db: str | None) -> None:
+    """The RESET the device holds, into the record store once (boots.py); a store that fails never keeps the
+    device from being stopped: the operator is told the restart is not on the record."""
+    try:
+        store = RecordStore(db or default_path())
+        try:
+            reset = boots.store_held_reset(device, store)
+        finally:
+            store.close()
+    except RecordStoreError as e:
+        err.print(f"warning: the device restarted and its RESET could not be stored ({e}); it is acknowledged "
+                  "anyway, so it is not on the record: note it in the session's record (`mesoinject records note`)")
+        return
+    if reset:
+        console.print(f"restart stored: RESET ({spec.RESET_NAMES[reset['detail']]}, boot {reset['boot_count']}) "
+                      f"in {db or default_path()}")
 
 
 def cmd_pair(args) -> int:
@@ -420,9 +442,13 @@ def cmd_sync(args) -> int:
     with _connect(args) as device:
         identity = device.hello()
         counts = sync.drain(device, store)
+        reset = boots.store_held_reset(device, store)  # a restart not acknowledged yet: stored before any ABORT
     sessions = ", ".join(str(s) for s in sorted(counts.sessions)) or "none"
     if counts.erased:
         console.print(counts.erased_note(identity.serial))
+    if reset:
+        console.print(f"{identity.serial} restarted ({spec.RESET_NAMES[reset['detail']]}, boot {reset['boot_count']}): "
+                      "its RESET is stored; `mesoinject abort` acknowledges it")
     console.print(f"{identity.serial}: {counts.stored} new records stored ({counts.alarms} alarms, {counts.ends} "
                   f"session outcomes), {counts.replayed} already stored; device journal now empty. "
                   f"Sessions: {sessions}. Records: {store.where}")

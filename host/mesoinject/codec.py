@@ -68,6 +68,7 @@ class Rejected:
     type: int
     seq: int
     reason: int
+    length: int = field(default=-1, compare=False)  # the frame's LEN (BAD_LENGTH: what the sender laid out)
 
     @property
     def reason_name(self) -> str:
@@ -146,7 +147,7 @@ def _decode_body(body) -> Message | Rejected:
     if layout is None:
         return Rejected(body.type, body.seq, spec.NACK_UNKNOWN_TYPE)
     if layout.sizeof() != body.length:
-        return Rejected(body.type, body.seq, spec.NACK_BAD_LENGTH)
+        return Rejected(body.type, body.seq, spec.NACK_BAD_LENGTH, body.length)
     try:
         parsed = layout.parse(body.payload)
     except c.StringError:  # a char field that is not ASCII: not a message we can read

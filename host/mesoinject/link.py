@@ -39,6 +39,21 @@ class PortBusy(LinkError):
                          "a terminal): close it, or give each test worker its own port (--mesoinject-port per worker)")
 
 
+class LayoutMismatch(LinkError):
+    """The device sends a message laid out otherwise than this host's spec: its firmware and this host were built
+    from different revisions of the protocol (PROTOCOL.md 10: version 1 changes without a bump until release)."""
+
+    def __init__(self, msg_type: int, length: int):
+        name, expected = codec.NAMES[msg_type], codec.PAYLOADS[msg_type].sizeof()
+        self.msg_type, self.length = msg_type, length
+        super().__init__(
+            f"the device sends {name} in {length} bytes where this mesoinject reads {expected}: its firmware and this "
+            "mesoinject come from different revisions of the protocol. Nothing in those frames was stored or "
+            "acknowledged: the device keeps its records and its alarm until a matching host takes them. Flash this "
+            "mesoinject's firmware (`mesoinject flash --board NAME --port PORT`), or use the mesoinject the "
+            "device's firmware came with")
+
+
 # the reply each command gets besides a NACK naming it; the rest get an ACK naming them
 REPLY_TO = {spec.HELLO: spec.IDENTITY, spec.STATUS: spec.STATUS_REPLY, spec.POLL: spec.STATUS_REPLY,
             spec.RECORDS: spec.RECORD}
@@ -119,6 +134,7 @@ class Link:
         self._early: dict[int, codec.Message] = {}
         self._closed = False
         self.error: Exception | None = None
+        self._misfits: dict[tuple[int, int], int] = {}  # (TYPE, LEN) of well-formed device frames in another layout
         self._thread = threading.Thread(target=self._read_loop, name="mesoinject-link", daemon=True)
         self._thread.start()
 
@@ -186,6 +202,8 @@ class Link:
             self.srtt = 0.875 * self.srtt + 0.125 * rtt
 
     def _exchange(self, data: bytes, seq: int, timeout: float, msg_type: int | None) -> codec.Message | None:
+        if isinstance(self.error, LayoutMismatch):
+            raise self.error
         if self.error:
             raise LinkError(f"link to {self.port} failed: {self.error}")
         while not self._reply.empty():  # a reply that came after its request gave up
@@ -223,6 +241,8 @@ class Link:
     def _dispatch(self, item) -> None:
         if not isinstance(item, codec.Message):
             self.rx_dropped += 1  # CRC, oversize, or a frame the device should never send
+            if isinstance(item, codec.Rejected) and item.reason == spec.NACK_BAD_LENGTH and item.type >= 0x80:
+                self._misfit(item)
             return
         if item.type in spec.REPLIES:
             waiting = self._waiting
@@ -248,6 +268,15 @@ class Link:
             while self._next_event in self._early:
                 self.events.put(self._early.pop(self._next_event))
                 self._next_event = (self._next_event + 1) & 0xFF
+
+    def _misfit(self, item: codec.Rejected) -> None:
+        # a reply or event type with a good CRC but another payload size: the device lays it out otherwise. Once
+        # could be noise whose CRC matched by chance (1 in 65536); the same TYPE and LEN again (an event sent
+        # again on EVENTS, a reply to a retransmission) is the firmware: every request from now on says so
+        key = (item.type, item.length)
+        self._misfits[key] = self._misfits.get(key, 0) + 1
+        if self._misfits[key] >= 2 and self.error is None:
+            self.error = LayoutMismatch(item.type, item.length)
 
     def missing_events(self, next_event_seq: int, boot_count: int) -> int | None:
         """Given the device's next event SEQ and boot (STATUS), the first SEQ not received, or None."""

@@ -53,10 +53,11 @@ def delivered(done: int, planned: int, unit: str, delivered_nl: int, partial: in
             + (f" ({partial} partial)" if partial else ""))
 
 
-def stopping_alarm(alarms: list[dict]) -> str | None:
-    """The alarm that ended a session, from its stored alarms: the last one that is not a RESET
-    seen before the session began."""
-    names = [a["code"] for a in alarms if a["code"] != "RESET"]
+def stopping_alarm(alarms: list[dict], start_boot: int | None = None) -> str | None:
+    """The alarm that ended a session, from its stored alarms: the last one that is not the RESET the session
+    found at its start (start_boot: the boot it began in, sessions.boot_count). A RESET of a later boot - a
+    watchdog, a brown-out or power cut (read as POWER_ON) - cut the session short and is one."""
+    names = [a["code"] for a in alarms if not is_start_reset(a, start_boot)]
     return names[-1] if names else None
 
 
@@ -66,11 +67,27 @@ def is_routine_reset(alarm: dict) -> bool:
         and spec.RESET_NAMES[alarm["detail"]] in ROUTINE_RESETS
 
 
+def is_start_reset(alarm: dict, start_boot: int | None) -> bool:
+    """A stored RESET of the boot its session began in (found and acknowledged at the start: it ended nothing of
+    the session). Rows stored before boots were kept (schema v8) say no boot: a routine RESET is taken for it."""
+    if alarm["code"] != "RESET":
+        return False
+    boot = alarm.get("boot_count")
+    if boot is None or start_boot is None:
+        return is_routine_reset(alarm)
+    return boot == start_boot
+
+
+def is_routine_start(alarm: dict, start_boot: int | None) -> bool:
+    """The routine power-on (or on-purpose) RESET a session acknowledged at its start: not one of its alarms."""
+    return is_start_reset(alarm, start_boot) and is_routine_reset(alarm)
+
+
 def of_session(session: dict, given: list[dict], alarms: list[dict]) -> str:
     """The stored words of a session, or worked out again from its records (older records, or an
     outcome the device's journal filled in)."""
     if session.get("outcome_text"):
         return session["outcome_text"]
     unit = "shots" if session.get("technique") == "nappage" else "points"
-    return words(session["outcome"], partial=sum(1 for r in given if r["partial"]), alarm=stopping_alarm(alarms),
-                 unit=unit)
+    return words(session["outcome"], partial=sum(1 for r in given if r["partial"]),
+                 alarm=stopping_alarm(alarms, session.get("boot_count")), unit=unit)

@@ -27,7 +27,7 @@ from mesoprotocol import spec
 
 from . import extras
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 MIGRATIONS: dict[int, str | dict[str, str]] = {
     1: """
     CREATE TABLE sessions (
@@ -167,6 +167,16 @@ MIGRATIONS: dict[int, str | dict[str, str]] = {
     -- skin contact: the least vacuum (kPa below ambient) a multi-needle head held while the dose ran, as the
     -- device journalled it (0: a switch head, a prime, NULL: stored before v7)
     ALTER TABLE deliveries ADD COLUMN vacuum_kpa INTEGER;
+    """,
+    8: """
+    -- one RESET per boot (PROTOCOL.md 8): the boot an alarm was raised in (the device's boot_count, NULL: stored
+    -- before v8, or a journalled alarm synced later, whose record has no boot), and the boot a session began in.
+    -- A RESET is stored once per (serial, journal epoch, boot) however the host learnt of it (its event, STATUS,
+    -- HELLO) and however often it reconnected. A RESET of a later boot than its session's cut the session short
+    ALTER TABLE alarms ADD COLUMN boot_count INTEGER;
+    CREATE UNIQUE INDEX alarms_reset ON alarms (device_serial, journal_epoch, boot_count)
+        WHERE code = 'RESET' AND boot_count IS NOT NULL;
+    ALTER TABLE sessions ADD COLUMN boot_count INTEGER;
     """,
 }
 TABLES = {"sessions", "deliveries", "alarms", "session_notes", "point_marks"}
@@ -425,11 +435,11 @@ class RecordStore:
             return self._insert_new(
                 "INSERT INTO sessions (started_at, device_serial, board, firmware, program_name, technique, drug,"
                 " syringe, needle, depth_um, volume_nl, planned, cadence_mhz, program_json, patient_ref, operator,"
-                " device_session, drug_lot, plan_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " device_session, drug_lot, plan_json, boot_count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (_now(), identity.serial, identity.board, identity.firmware, name, technique,
                  program.drug, program.syringe_name, needle, program.depth_um, program.volume_nl, planned,
                  program.cadence_mhz, json.dumps(dataclasses.asdict(program)), patient_ref, operator,
-                 device_session, drug_lot, plan_json))
+                 device_session, drug_lot, plan_json, getattr(identity, "boot_count", None)))
 
     def session_for_device(self, device_serial: str, device_session: int, *, board: str = "?",
                            firmware: str = "?") -> int:
@@ -495,18 +505,20 @@ class RecordStore:
         return False
 
     def add_alarm(self, session_id: int | None, device_serial: str, f: dict) -> bool:
-        """Store one alarm; False if its journal record (epoch, record_id) was already stored.
+        """Store one alarm; False if its journal record (epoch, record_id) was already stored, or it is the
+        RESET of a boot (epoch, boot_count) already stored (PROTOCOL.md 8 "One RESET per boot").
 
         An alarm the device journalled also ends its session as 'fault' if the host could not
         record how it ended (see apply_outcome)."""
         record_id = f.get("record_id") or None  # 0: not journalled (a RESET, or a full journal)
-        epoch = f.get("epoch", 0) if record_id else None
+        boot = f.get("boot_count")  # the boot it was raised in (None: not known)
+        epoch = f.get("epoch", 0) if record_id or boot is not None else None
         with self._tx("store an alarm"):
             new = self._insert(
                 "INSERT INTO alarms (session_id, device_serial, code, detail, device_time_ms, received_at, record_id,"
-                " journal_epoch) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                " journal_epoch, boot_count) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (session_id, device_serial, spec.ALARM_NAMES[f["code"]], f["detail"], f["time_ms"], _now(),
-                 record_id, epoch))
+                 record_id, epoch, boot))
             if new is not None and record_id and session_id is not None:
                 self._outcome(session_id, "fault")
         return new is not None
@@ -605,6 +617,14 @@ class RecordStore:
 
     def alarms(self, session_id: int) -> list[dict]:
         return self._rows("SELECT * FROM alarms WHERE session_id = ? ORDER BY id", (session_id,))
+
+    def cut_short_session(self, device_serial: str, boot_count: int) -> int | None:
+        """The session a restart into boot `boot_count` cut short: the device's latest session begun in an earlier
+        boot, if no host saw it end (running, or interrupted: the host lost it); None otherwise. (A session begun in
+        this boot - the one that found the RESET at its start - was cut short by nothing.)"""
+        rows = self._rows("SELECT id, outcome FROM sessions WHERE device_serial = ? AND boot_count < ?"
+                          " ORDER BY id DESC LIMIT 1", (device_serial, boot_count))
+        return rows[0]["id"] if rows and rows[0]["outcome"] in (None, "interrupted") else None
 
     def notes(self, session_id: int) -> list[dict]:
         return self._rows("SELECT * FROM session_notes WHERE session_id = ? ORDER BY id", (session_id,))

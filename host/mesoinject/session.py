@@ -8,12 +8,11 @@ before reporting it. The device decides when a point is given; the host records.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from . import alarms, outcomes, sync, units
+from . import alarms, boots, outcomes, sync, units
 from .client import Device, DeviceRefused, Identity, new_session_tag
 from .heartbeat import Heartbeat
 from .plan import Plan, Step
@@ -96,12 +95,12 @@ class SessionRunner:
         self.plan: Plan | None = None
         self.plan_step: Step | None = None  # the plan step the device is configured for
         self.session_cap_nl = 0  # the session's cap on the device (CONFIGURE): a plan's total; 0: none
-        # a routine RESET (switched on) that begin() acknowledged: the cause's index until its ALARM event came;
-        # any later RESET is the device restarting during the run (watchdog, power cut) and is reported
-        self.routine_reset_due: int | None = None
-        # a RESET found at begin() that is not routine (a watchdog, a brown-out): stored on the session's record
-        # from STATUS; its ALARM event, if this link heard the boot, is the same restart and is not stored again
-        self.stored_reset_due: int | None = None
+        # the boot the session began in (IDENTITY boot_count): its RESET, found at begin(), is no alarm of the run;
+        # a RESET of a later boot is the device restarting during the run (watchdog, power cut), reported once
+        # however the host learnt of it (its event, STATUS boot_count, HELLO: PROTOCOL.md 8 "One RESET per boot")
+        self.start_boot: int | None = None
+        self.boot: int | None = None  # the boot the device is in, as this runner last learnt it
+        self.restarts: set[int] = set()  # boots of restarts during the run already reported
         # feeds the device's link watchdog while this runner is held up between its polls (heartbeat.py)
         self.heartbeat = Heartbeat(device, silent_s=2 * poll_s)
         self.step_totals: dict[int, dict] = {}  # plan step -> given, partial, delivered_nl (stored records)
@@ -204,42 +203,28 @@ class SessionRunner:
         if plan is not None:
             plan.check_limits(identity.limits)
         program.check_limits(identity.limits)
-        pending = self._pending_alarm(identity)
-        if pending and outcomes.is_routine_reset(
-                {"code": "RESET", "detail": pending["detail"]}):  # switched on: acknowledged, not an alarm of ours
-            device.abort()
-            self.routine_reset_due = pending["detail"]  # its ALARM event, still on its way, is no alarm of the run
-            pending = None
+        pending = self._pending_alarm(identity)  # the boot's RESET (switched on, or a restart since the last session)
+        identity = device.identity or identity  # the boot's own, if it restarted since the HELLO above
         self.earlier = sync.drain(device, self.store)  # anything the device kept from before, first
         self.session_tag = new_session_tag()
         self.session_id = self.store.begin_session(identity, program, patient_ref=patient_ref, operator=operator,
                                                    device_session=self.session_tag, drug_lot=drug_lot, plan=plan)
         self.sessions = {self.session_tag: self.session_id}
+        self.boot = self.start_boot = identity.boot_count
         self.program = program
         self.plan, self.plan_step = plan, plan.steps[0] if plan else None
         self.session_cap_nl = plan.total_nl if plan else 0
         self.progress = Progress(planned=plan.count if plan else program.count)
         try:
-            if pending:  # the reset goes on this session's record first, then it is acknowledged
-                self.store.add_alarm(self.session_id, identity.serial, pending)
-                self.stored_reset_due = pending["detail"]
+            if pending:  # stored first (once per boot: its event may come too), then acknowledged
+                boots.store_reset(self.store, identity, pending, self.session_id)
                 device.abort()
-            if self.routine_reset_due is not None or self.stored_reset_due is not None:
-                self._take_boot_events()
             self.heartbeat.silent_s = self._silent_s(identity)
             self.configured = self._configure(program, identity)
         except BaseException:
             self.finish("interrupted", retry=False)
             raise
         return identity
-
-    def _take_boot_events(self) -> None:
-        """The events the device sent before now, the acknowledged boot's RESET among them if this link heard it:
-        a STATUS reply comes after every event sent before it. Handled now, that RESET is stored once (and a
-        routine one is not reported); any RESET after this is the device restarting during the session."""
-        self.device.status()
-        self._drain_events()
-        self.routine_reset_due = self.stored_reset_due = None
 
     def _silent_s(self, identity: Identity) -> float:
         # the heartbeat stands in once our polls are two periods late, and well within the device's link timeout
@@ -281,11 +266,13 @@ class SessionRunner:
         self.device.arm()
 
     def watch(self, timeout_s: float | None = None) -> str:
-        """Until the program ends (complete, aborted or on an alarm); returns how it ended."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        """Until the program ends (complete, aborted or on an alarm); returns how it ended. timeout_s counts the
+        board's time (device.clock), as every other wait here: an emulated board running at a fraction of real
+        time gets as long in its own time to give the program as a real one."""
+        deadline = None if timeout_s is None else self.device.clock() + timeout_s
         while (state := self.step()) not in TERMINAL:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"program not complete after {timeout_s} s")
+            if deadline is not None and self.device.clock() > deadline:
+                raise TimeoutError(f"program not complete after {timeout_s} s of the device's time")
         self.until_needle_home()  # a stopped point is recorded once the plunger is still
         return TERMINAL[state]
 
@@ -350,14 +337,16 @@ class SessionRunner:
                                           "with `mesoinject sync --port PORT` once the database is usable") from e
 
     def _pending_alarm(self, identity: Identity) -> dict | None:
-        """A RESET alarm to record (and then acknowledge); any other fault stops us here."""
+        """The RESET alarm of the device's boot, to record (and then acknowledge); any other fault stops us here."""
         status = self.device.status()
         if status["state"] != spec.STATE_FAULT:
             return None
         alarm = status["alarm"]
         if alarm != spec.ALARM_RESET:
             raise DeviceInFault(alarm, alarms.explain(alarm, 0))
-        return {"code": alarm, "detail": spec.RESET_NAMES.index(identity.reset_cause), "time_ms": status["time_ms"]}
+        if status["boot_count"] != identity.boot_count:  # it restarted after the HELLO: the cause is the new boot's
+            identity = self.device.hello()
+        return boots.reset_of(identity, status["time_ms"])
 
     def _wait_for(self, states: set[int], timeout_s: float) -> int:
         # timeout_s of the board's time (device.clock): the device's own moves take it on a board of any speed
@@ -383,6 +372,8 @@ class SessionRunner:
         status = self.device.status()
         acked = self.acked
         self._drain_events()
+        if self.boot is not None and status["boot_count"] != self.boot:
+            self._restarted_since_poll()
         # the STATUS counted the records whose DELIVERY we just acknowledged; any more is a DELIVERY
         # lost on the link, or one the store could not take: the journal still has it
         if status["unacked"] > self.acked - acked:
@@ -406,14 +397,39 @@ class SessionRunner:
             self._store_quietly(self._store_and_ack, serial, event.fields)
         elif event.type == spec.ALARM:
             code, detail = event.fields["code"], event.fields["detail"]
-            if code == spec.ALARM_RESET and detail == self.stored_reset_due:
-                self.stored_reset_due = None  # the restart begin() stored from STATUS: one record of it
-                return
-            self._store_quietly(self._store_alarm, serial, event.fields)
-            if code == spec.ALARM_RESET and detail == self.routine_reset_due:
-                self.routine_reset_due = None  # the boot's RESET begin() acknowledged: stored, not reported
+            self._store_quietly(self._store_alarm, serial, event.fields)  # a boot's RESET: once, whoever stored it
+            if code == spec.ALARM_RESET:
+                self._restart(event.fields["boot_count"], detail, event.fields["epoch"])
                 return
             self.progress.alarms.append((code, detail))
+
+    def _restart(self, boot: int, cause: int, epoch: int) -> None:
+        """The device is in boot `boot` (its RESET stored): a restart during the run unless it is the boot the session
+        began in (its RESET found at begin()); each restart reported once, from its event or from HELLO, whichever
+        came first. A boot skipped since the last we knew (it restarted again before we heard) is stored and
+        reported too, its cause unknown: only the current boot's can be read."""
+        skipped = boots.skipped(self.boot, boot)
+        if skipped is not None and skipped not in self.restarts:
+            serial = self.device.identity.serial if self.device.identity else "?"
+            self._store_quietly(self.store.add_alarm, self.session_id, serial, boots.unknown_reset(skipped, epoch))
+            self._report_restart(skipped, boots.CAUSE_UNKNOWN)
+        if self.boot is None or boots.ahead(self.boot, boot):
+            self.boot = boot
+        self._report_restart(boot, cause)
+
+    def _report_restart(self, boot: int, cause: int) -> None:
+        if boot != self.start_boot and boot not in self.restarts:
+            self.restarts.add(boot)
+            self.progress.alarms.append((spec.ALARM_RESET, cause))
+
+    def _restarted_since_poll(self) -> None:
+        """STATUS names another boot than the last we knew, and no RESET event of it came (the device's ring or the
+        link lost it, or it restarted while the link was down): HELLO says its cause; stored on this session."""
+        identity = self.device.hello()
+        serial = identity.serial
+        alarm = boots.reset_of(identity)
+        self._store_quietly(self.store.add_alarm, self.session_id, serial, alarm)
+        self._restart(identity.boot_count, alarm["detail"], identity.journal_epoch)
 
     def _store_and_ack(self, serial: str, f: dict) -> None:
         session_id = sync.session_of(self.store, self.device.identity, self.sessions, f["session"])

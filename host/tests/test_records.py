@@ -421,7 +421,65 @@ def test_a_v4_database_gains_plan_step_and_zone_and_keeps_its_records(db):
         assert [(m["zone"], m["x"], m["point"]) for m in store.marks(sid)] == [("lumbar", 432.5, 1)]
     finally:
         store.close()
-    assert schema_version(db) == SCHEMA_VERSION == 7  # 6: deliveries.channel (two drugs); 7: deliveries.vacuum_kpa
+    assert schema_version(db) == SCHEMA_VERSION == 8  # 6: deliveries.channel (two drugs); 7: deliveries.vacuum_kpa
+    # 8: alarms.boot_count, sessions.boot_count (one RESET per boot)
+
+
+def make_v7(db):
+    """A database as mesoinject wrote it before boots were kept (schema 7): a session and a RESET found at its start,
+    stored with no boot (and stored again, as the old host did when it began twice on the same held RESET)."""
+    make_v4(db)
+    con = raw(db)
+    for v in (5, 6, 7):
+        for statement in _statements(MIGRATIONS[v]):
+            con.execute(_pg_ddl(statement) if isinstance(db, str) else statement)
+    for _ in range(2):
+        con.execute(sql(db, "INSERT INTO alarms (session_id, device_serial, code, detail, device_time_ms, received_at)"
+                            " VALUES (1, 'SIM-0042', 'RESET', 2, 12, 'then')"))
+    con.close()
+    set_version(db, 7)
+
+
+@pytest.mark.req("SR-207")
+def test_a_v7_database_keeps_its_alarms_and_then_stores_one_reset_per_boot(db):
+    make_v7(db)
+    store = RecordStore(db)
+    try:
+        old = store.alarms(1)
+        assert [(a["code"], a["detail"], a["boot_count"]) for a in old] == [("RESET", 2, None)] * 2  # kept as they were
+        assert store.session(1)["boot_count"] is None
+        reset = {"code": spec.ALARM_RESET, "detail": spec.RESET_WATCHDOG, "time_ms": 12, "record_id": 0,
+                 "epoch": 0x2A5A0D03, "boot_count": 41}
+        assert store.add_alarm(1, IDENT.serial, reset) is True
+        assert store.add_alarm(None, IDENT.serial, dict(reset, time_ms=15)) is False  # the same boot, told again
+        assert store.add_alarm(1, IDENT.serial, dict(reset, epoch=7)) is True  # another journal: another boot 41
+        assert store.add_alarm(1, "SIM-0043", reset) is True  # another device
+        assert store.add_alarm(1, IDENT.serial, dict(reset, boot_count=42, detail=spec.RESET_POWER_ON)) is True
+        occlusion = {"code": spec.ALARM_OCCLUSION, "detail": 400, "time_ms": 20, "record_id": 0, "boot_count": 42}
+        assert store.add_alarm(1, IDENT.serial, occlusion) and store.add_alarm(1, IDENT.serial, occlusion)  # not a RESET
+        assert [(a["code"], a["boot_count"]) for a in store.alarms(1)][2:] == \
+            [("RESET", 41), ("RESET", 41), ("RESET", 41), ("RESET", 42), ("OCCLUSION", 42), ("OCCLUSION", 42)]
+    finally:
+        store.close()
+    assert schema_version(db) == SCHEMA_VERSION
+
+
+@pytest.mark.req("SR-207")
+def test_a_restart_goes_on_the_session_it_cut_short(store, program):
+    ident = types.SimpleNamespace(serial="SIM-0042", board="sim", firmware="0.1.0", boot_count=40)
+    first = store.begin_session(ident, program, patient_ref="P-1", operator="dr x", device_session=1)
+    assert store.session(first)["boot_count"] == 40
+    assert store.cut_short_session("SIM-0042", 40) is None  # its own boot: found at its start, cut nothing
+    assert store.cut_short_session("SIM-0042", 41) == first  # still running as far as any host saw
+    store.end_session(first, "interrupted", "interrupted: LINK LOST")
+    assert store.cut_short_session("SIM-0042", 41) == first  # the host lost it: the restart is its last word
+    assert store.cut_short_session("SIM-0043", 41) is None  # another device
+    after = store.begin_session(types.SimpleNamespace(**dict(vars(ident), boot_count=41)), program, patient_ref="P-1",
+                                operator="dr x", device_session=2)
+    assert store.cut_short_session("SIM-0042", 41) == first  # the session that found the RESET cut nothing short
+    store.end_session(after, "complete", "complete")
+    store.end_session(first, "complete", "complete")
+    assert store.cut_short_session("SIM-0042", 41) is None  # it ended: the restart came after
 
 
 @pytest.mark.req("SR-149")

@@ -201,6 +201,10 @@ RESET_POWER_ON = const(0)
 RESET_SOFT = const(1)
 RESET_WATCHDOG = const(2)
 RESET_NAMES = ("POWER_ON", "SOFT", "WATCHDOG")
+# the persistent boot counter (IDENTITY, STATUS_REPLY, ALARM `boot_count`) counts modulo 2^30: a small int on a
+# 32-bit MCU, and a boot loop of one boot a second takes 34 years to wrap it, so (serial, journal epoch,
+# boot_count) names one boot of a device and the host stores each boot's RESET once under it
+BOOT_COUNT_MOD = const(1 << 30)
 
 # status indicator on the gun (a board output, also seen by the simulator's operator)
 LED_OFF = const(0)
@@ -406,7 +410,7 @@ MESSAGES = {
             ("cal_ppm", _U32),  # that syringe's calibration (CALIBRATE), 1000000 = as the table
             ("reset_cause", _U8),  # RESET_*
         ) + _SETTING_FIELDS + (  # the device's limits in force
-            ("boot_count", _U16),
+            ("boot_count", _U32),  # this boot: the persistent boot counter (mod BOOT_COUNT_MOD)
             ("journal_free", _U16),  # records the journal can take before the host acknowledges more
             ("build", _U32),  # build id `mesoinject flash` wrote in /build.json (8 hex digits); 0: a source image
             ("paired", _U8),  # 1: the device has a command key (PAIR)
@@ -431,7 +435,7 @@ MESSAGES = {
             ("time_ms", _U32),  # device clock
             ("unacked", _U16),  # journal records the host has not acknowledged (RECORDS)
             ("next_event_seq", _U8),  # SEQ the next event will carry: the host sees what it missed
-            ("boot_count", _U16),  # this boot (IDENTITY boot_count): a new value means the event SEQs restarted
+            ("boot_count", _U32),  # this boot (IDENTITY boot_count): a new value means the event SEQs restarted
             ("overruns", _U16),  # control passes, while anything moved, longer than their 1 ms tick (saturates)
             ("worst_pass_us", _U32),  # the longest such pass (overrun or not), us; both since boot
             ("lag_ms", _U32),  # since boot, how far the moves ran behind their commanded rate (late passes), ms
@@ -450,6 +454,7 @@ MESSAGES = {
             ("time_ms", _U32),
             ("record_id", _U32),  # its journal record (KIND_ALARM), acknowledged by RECORDS; 0: not journalled
             ("epoch", _U32),
+            ("boot_count", _U32),  # the boot it was raised in (RESET: the boot it starts): one RESET per boot
         ),
     ),
     STATE: ("STATE", (("old", _U8), ("new", _U8), ("time_ms", _U32))),

@@ -68,11 +68,11 @@ CONFIG_NAPPAGE = dict(technique=2, syringe=1, head=1, vacuum_kpa=0, needle_lengt
 IDENTITY = dict(protocol=1, fw_major=0, fw_minor=1, fw_patch=0, board="sim", serial="SIM-0001",
                 syringe=1, cal_ppm=1012345, reset_cause=0, max_point_nl=50000, max_shot_nl=10000,
                 max_session_nl=5000000, max_depth_um=4000, max_cadence_mhz=10000,
-                max_flow_nl_s=100000, link_timeout_ms=500, max_vacuum_kpa=60, boot_count=3, journal_free=5998, build=0xA663DE8F,
+                max_flow_nl_s=100000, link_timeout_ms=500, max_vacuum_kpa=60, boot_count=0x2A5A0D03, journal_free=5998, build=0xA663DE8F,
                 paired=1, auth_counter=0x00012345, journal_epoch=0x2A5A0D03, journal_area=508)
 STATUS = dict(state=5, alarm=0, trigger=1, technique=1, done=7, planned=20, delivered_nl=210000,
               syringe_left_nl=780000, depth_um=3000, rx_errors=2, time_ms=123456, unacked=1, next_event_seq=0xA5,
-              boot_count=3, overruns=0x0A0D, worst_pass_us=412345, lag_ms=1234)
+              boot_count=0x2A5A0D03, overruns=0x0A0D, worst_pass_us=412345, lag_ms=1234)
 DELIVERY = dict(record_id=0x00030007, session=0x5E55_0001, point=7, kind=1, flags=0, programmed_nl=30000,
                 delivered_nl=29998, depth_um=3000, time_ms=123456, syringe=1, channel=1, epoch=0x2A5A0D03)
 PARTIAL = dict(record_id=0x00030008, session=0x5E55_0001, point=8, kind=1, flags=3, programmed_nl=30000,
@@ -119,9 +119,9 @@ def vectors():
         ok("DELIVERY partial point", spec.DELIVERY, 11, **dict(PARTIAL, flags=spec.FLAG_PARTIAL | spec.FLAG_CONTACT_LOST),
            vacuum_kpa=42),
         ok("ALARM link lost", spec.ALARM, 12, code=spec.ALARM_LINK_LOST, state=spec.STATE_FAULT,
-           detail=512, time_ms=99999, record_id=0x00030009, epoch=0x2A5A0D03),
+           detail=512, time_ms=99999, record_id=0x00030009, epoch=0x2A5A0D03, boot_count=3),
         ok("ALARM reset, not journalled", spec.ALARM, 14, code=spec.ALARM_RESET, state=spec.STATE_FAULT,
-           detail=-1, time_ms=12, record_id=0, epoch=0x2A5A0D03),
+           detail=-1, time_ms=12, record_id=0, epoch=0x2A5A0D03, boot_count=0x3FFFFFFF),
         ok("RECORD alarm", spec.RECORD, 15, record_id=0x0003000A, session=0x5E55_0001, point=spec.ALARM_ESTOP,
            kind=spec.KIND_ALARM, flags=0, programmed_nl=0, delivered_nl=60000, depth_um=2500, time_ms=130000,
            syringe=0, channel=0, epoch=0x2A5A0D03, vacuum_kpa=0, pending=1),
@@ -134,7 +134,7 @@ def vectors():
         ok("NACK syringe", spec.NACK, 14, command=spec.CONFIGURE, reason=spec.NACK_SYRINGE, field=2,
            state=0, value=1, limit=10700),
         ok("ALARM syringe", spec.ALARM, 15, code=spec.ALARM_SYRINGE, state=spec.STATE_FAULT, detail=0, time_ms=4242,
-           record_id=0x0003000C, epoch=0x2A5A0D03),
+           record_id=0x0003000C, epoch=0x2A5A0D03, boot_count=0x0D0A),
         # every byte value survives the link (0x03, 0x0A, 0x0D, 0xA5...)
         ok("DELIVERY awkward bytes", spec.DELIVERY, 0x0A, record_id=0x0D0A035A, session=0x5AA5_0300, point=0xA55A, kind=1,
            flags=0, programmed_nl=0xFFFFFFFF, delivered_nl=0x00A55A00, depth_um=0x0D0A, time_ms=0x03030303, syringe=0x0A,

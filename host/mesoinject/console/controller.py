@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from mesoprotocol import spec
 
-from .. import alarms, outcomes, people, sync, units, zonemap, zones
+from .. import alarms, boots, outcomes, people, sync, units, zonemap, zones
 from ..client import Device
 from ..link import LinkError
 from ..program import CEILINGS, ProgramError
@@ -213,6 +213,7 @@ class Console:
         if self.phase in OPEN:
             raise ActionRefused("a session is open: abort it instead")
         device = self._device()
+        boots.store_held_reset(device, self.store)  # a restart is stored before the ABORT acknowledges it
         device.abort()
         self.status = device.status()
 
@@ -412,7 +413,13 @@ class Console:
         self._store_journal()  # what it delivered while we were away: stored now, not at the next session
         runner, self._cut_short = self._cut_short, None
         code = spec.ALARM_NAMES[self.status["alarm"]] if self.status["state"] == spec.STATE_FAULT else None
-        if runner and code and code not in {a["code"] for a in self.store.alarms(runner.current_session_id())}:
+        if code == "RESET":  # it restarted while we were away: that boot's RESET with its cause, once (boots.py)
+            session = runner.session_id if runner else None
+            skipped = boots.skipped(runner.boot if runner else None, identity.boot_count)
+            if skipped is not None:  # and restarted before that too: the first restart's cause went with its boot
+                boots.store_reset(self.store, identity, boots.unknown_reset(skipped, identity.journal_epoch), session)
+            boots.store_reset(self.store, identity, boots.reset_of(identity, self.status["time_ms"]), session)
+        elif runner and code and code not in {a["code"] for a in self.store.alarms(runner.current_session_id())}:
             # why it stopped, on that session's record (unless its journal just brought it, with its detail)
             self.store.add_alarm(runner.session_id, identity.serial, {
                 "code": self.status["alarm"], "detail": 0, "time_ms": self.status["time_ms"]})

@@ -52,8 +52,9 @@ class SessionRecord:
 
     @property
     def device_alarms(self) -> list[dict]:
-        """The alarms of the session; a routine power-on RESET acknowledged at its start is none."""
-        return [a for a in self.alarms if not outcomes.is_routine_reset(a)]
+        """The alarms of the session; a routine power-on RESET acknowledged at its start is none (a power cut
+        during it, read as POWER_ON too but of a later boot, is one)."""
+        return [a for a in self.alarms if not outcomes.is_routine_start(a, self.session.get("boot_count"))]
 
     @property
     def outcome_words(self) -> str:

@@ -179,7 +179,7 @@ def outcome_words(lang: str, session: dict, given: list[dict], alarms: list[dict
     if lang != "fr":
         return english
     outcome, partial = session.get("outcome"), sum(1 for r in given if r["partial"])
-    alarm = outcomes.alarm_name(outcomes.stopping_alarm(alarms))
+    alarm = outcomes.alarm_name(outcomes.stopping_alarm(alarms, session.get("boot_count")))
     if outcome is None:
         return "en cours"
     if outcome == "complete":
