@@ -40,7 +40,7 @@ def primes(board, since):
         f"{p['tau_us']} us (true {p['true_tau_us']}), lag {p['lag_us']} (true {p['true_lag_us']}), ps "
         f"{p['ps16'] / 16:.1f} kPa, p1 {p['p1']}, pushed {p['pushed_nl']} nL, I {p['i_kpa_us']}, M0 {p['j16_us']}, "
         f"M1 {p['m1']}, s_split {p['s_split16'] / 16:.1f}, read {p['t_end_us']} us to {p['p_end16'] / 16:.1f} kPa, "
-        f"longest read gap {p['gap_max_us']} us; host waited {p['waited_us']} / took {p['taken_us']} us"
+        f"longest read gap {p['gap_max_us']} us, host waited {p['waited_us']} / took {p['taken_us']} us"
         for i, p in enumerate(board.probes[since:], since))
 
 
@@ -54,6 +54,8 @@ def test_calibration_finds_the_bore_and_points_then_meet_half_a_percent(bored, s
 
     result = calibrate(device, balance, syringe=1, shots=6)
     assert result.new_ppm == pytest.approx(TRUE_PPM, rel=0.002)
+    reported = board.probes[since:]  # every prime (the calibration's fill and its 6 shots) reported its estimate
+    assert len(reported) >= 7 and all(p["true_pl"] > 0 and p["pushed_nl"] > 0 for p in reported), reported
     assert device.hello().cal_ppm == result.new_ppm
 
     calibrated = point_errors(board, device, store)
