@@ -75,8 +75,6 @@ class Probe:
         self.t_end_us = 0  # dense: the tail read until this long after the split
         self.blk_sum = self.blk_us = 0  # the push's pressure (kPa x us) in the current block of STEADY_US / 2...
         self.prev_sum = self.prev_us = 0  # ...and in the one before it
-        self.gap_max_us = 0  # dense: the longest span between two reads (the CPU taken from the loop)
-        self.tau_us = 0  # dense: the line's time constant the estimate came from (0: none resolved)
 
     @micropython.native  # every pass of a prime
     def feed(self, kpa, now_us, after_push):
@@ -135,8 +133,6 @@ class Probe:
             dt = ticks_diff(now, last)
             if dt < TAIL_GAP_US:
                 continue
-            if dt > self.gap_max_us:
-                self.gap_max_us = dt
             if self.halt():
                 self.split = False  # an estimate from a cut read would be wrong: none (the prior or the last stands)
                 return
@@ -212,7 +208,6 @@ class Probe:
         if area <= 0:
             return None
         tau = (m1 - lag * m0) // area
-        self.tau_us = tau
         if tau < MIN_TAU_DENSE_US:
             return None  # the line empties within a few of the sensor's lags: not resolved
         p1 = self.p1 << 4

@@ -225,22 +225,24 @@ class Board:
         _world.advance(ticks_us())
         return 0 if self._sensor_failed else int(_world.sensed_kpa())
 
-    def compliance_measured(self, probe, pushed_nl, est_pl, in_force_pl):
-        # the firmware's prime estimate and its inputs, to the harness beside the model's truth (a diagnosis:
-        # the firmware only hands out what it measured; the truth stays on this side)
+    def compliance_measured(self, probe, *given):
+        # a prime's estimate (given: the volume pushed, the estimate or -1, the one now in force) and what the
+        # firmware derived it from (compliance.Probe's fields, named as in board_ctrl's "probe"), to the harness
+        # beside the model's truth: a diagnosis (the firmware hands out what it measured; the truth stays here).
+        # Names from the schema, not literals: each literal is a string on the standin's 192 KB heap too
+        ctrl = self._schema()
+        msg = _world.probe_truth()
+        for i, name in enumerate(ctrl.fields(ctrl.FROM_BOARD, "probe")):
+            if i < len(given):
+                msg[name] = given[i]
+            elif hasattr(probe, name):
+                msg[name] = getattr(probe, name)
         sched = self._sched
         sched.read()
-        w = _world
-        self._send({"kind": "probe", "t_us": ticks_us(), "pushed_nl": pushed_nl, "est_pl": est_pl,
-                    "in_force_pl": in_force_pl, "dense": probe.dense, "split": probe.split, "ps16": probe.ps16,
-                    "p1": probe.p1, "i_kpa_us": probe.i_kpa_us, "j16_us": probe.j16_us, "m1": probe.m1,
-                    "s_split16": probe.s_split16, "t_end_us": probe.t_end_us, "p_end16": probe.p_end16,
-                    "tau_us": probe.tau_us, "lag_us": probe.lag_us, "gap_max_us": probe.gap_max_us,
-                    "half_samples": probe.half_samples, "true_pl": round(w.compliance * 1000),
-                    "true_lag_us": round(w.sensor.lag_s * 1e6),
-                    "true_tau_us": round(w.resistance * w.occlusion * w.compliance / w._head_conductance() * 1e6),
-                    "waited_us": (sched.wait - self._pass_wait) & _SCHED_MASK,
-                    "taken_us": (board_clock.taken_us - self._pass_taken) & _SCHED_MASK})
+        msg["t_us"] = ticks_us()
+        msg["waited_us"] = (sched.wait - self._pass_wait) & _SCHED_MASK
+        msg["taken_us"] = (board_clock.taken_us - self._pass_taken) & _SCHED_MASK
+        self._send(msg)
 
     def syringe_barrel_um(self):
         # the clamp sensor: outer diameter of the syringe barrel in the clamp, um (0: no reading)

@@ -58,7 +58,7 @@ drug_truth?
 # syringe; wrong_nl: into the skin pushed by the other channel; switch_moving: channel changes under way;
 # probe: a prime's compliance estimate (est_pl -1: none, in_force_pl: the one the points now use) and what the
 # firmware derived it from (compliance.Probe), beside the model's truth then (true_pl, true_lag_us, true_tau_us)
-# and what the host took from the process over the prime's pass (waited_us, taken_us)
+# and what the host took from the process over the prime's pass (waited_us, taken_us); tau: test_calibration recomputes it
 FROM_BOARD = """
 boot reset_cause
 led code t_us
@@ -73,7 +73,7 @@ snap air_nl state
 pen_needles t1_us volumes_nl
 head_truth id_mv dead_nl vacuum_kpa pump fill_nl needles_nl
 drug_truth channel path_front front_nl path_back out_nl skin_nl content_nl wrong_nl switch_moving
-probe t_us pushed_nl est_pl in_force_pl dense split ps16 p1 i_kpa_us j16_us m1 s_split16 t_end_us p_end16 tau_us lag_us gap_max_us half_samples true_pl true_lag_us true_tau_us waited_us taken_us
+probe pushed_nl est_pl in_force_pl dense split ps16 p1 i_kpa_us j16_us m1 s_split16 t_end_us p_end16 lag_us half_samples true_pl true_lag_us true_tau_us t_us waited_us taken_us
 """
 
 
