@@ -16,7 +16,9 @@ board's clock (ground truth), p99 over the trials.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import time
 
 from benchlib import percentile
@@ -111,7 +113,44 @@ def prime_alarm(dev) -> dict | None:
     return alarm
 
 
-def run_blocks(code: int, seeds: range, points: int) -> None:
+def flow_figures(judged: list, blocked_from: int, flow_nl_s: int, seed: int, figures: dict) -> None:
+    """The watch's flow figures (needles.py) of one armed run: its prime's, then each point's rise over it, per
+    point and as the first two points' average (what the watch judges), clean or with the needle blocked; and
+    the prime's and clean points' flow figures against the model's true flow pressure (%)."""
+    if not judged or not judged[0]["prime"] or not judged[0]["ref16"]:
+        return
+    prime, points = judged[0], [f for f in judged[1:] if not f["prime"] and f["flow16"]]
+    ref = prime["ref16"]
+    figures["prime_err"].append((ref / 16 / (prime["line_kpa_s_per_nl"] * flow_nl_s) - 1) * 100)
+    rises = [(f["flow16"] / ref - 1) * 100 for f in points[:2]]
+    for k, (f, rise) in enumerate(zip(points[:2], rises)):
+        clean = k < blocked_from
+        figures["clean" if clean else "blocked"].append(rise)
+        if clean:
+            figures["clean_err"].append((f["flow16"] / 16 / (f["line_kpa_s_per_nl"] * flow_nl_s) - 1) * 100)
+    if len(rises) == 2:
+        figures["clean_avg" if blocked_from else "blocked_avg"].append(sum(rises) / 2)
+    figures.setdefault("boards", []).append({"seed": seed, "blocked_from": blocked_from, "ref16": ref,
+                                             "prime": prime, "points": points[:2]})
+
+
+def print_figures(name: str, figures: dict, threshold: float) -> None:
+    """The first points' flow figures against the prime's: mean +- sd and how many sd from the threshold."""
+    def line(values: list, judged: bool = True) -> str:
+        if len(values) < 2:
+            return f"{values[0]:+.1f} %" if values else "-"
+        m, sd = statistics.mean(values), statistics.stdev(values)
+        away = f"threshold {abs(threshold - m) / sd:.1f} sd away, " if judged and sd else ""
+        return f"{m:+.1f} +- {sd:.1f} % ({min(values):+.1f}..{max(values):+.1f}; {away}n {len(values)})"
+    print(f"  {name}: flow figure vs the prime's: clean point {line(figures['clean'])}; first two clean points' "
+          f"average {line(figures['clean_avg'])}")
+    print(f"  {name}: flow figure vs the prime's: blocked point {line(figures['blocked'])}; first two blocked "
+          f"points' average {line(figures['blocked_avg'])}")
+    print(f"  {name}: against the model's true flow pressure: the prime's {line(figures['prime_err'], False)}; a "
+          f"clean point's {line(figures['clean_err'], False)}")
+
+
+def run_blocks(code: int, seeds: range, points: int, dump: str | None = None) -> None:
     """One board per seed: a clean session of `points` (false alarms), then its narrowest needle blocked
     mid-session; then re-primed clear, blocked, one point (a needle blocked from the first point); then its
     narrowest one, and two, blocked before the prime (the prime's bound: the head table)."""
@@ -120,6 +159,7 @@ def run_blocks(code: int, seeds: range, points: int) -> None:
                    depth_um=2000, volume_nl=BLOCK_PER_NEEDLE_NL * needles, count=points + 3, cadence_mhz=0,
                    flow_nl_s=100000, vacuum_kpa=40)
     false_alarms = clean = mid = first = mid_n = first_n = stalled = prime_false = primes = 0
+    figures = {"clean": [], "clean_avg": [], "blocked": [], "blocked_avg": [], "prime_err": [], "clean_err": []}
     before = {1: 0, 2: 0}
     before_n = {1: 0, 2: 0}
     rises, viscosities = [], []
@@ -139,6 +179,7 @@ def run_blocks(code: int, seeds: range, points: int) -> None:
                     dev.abort()
                     board.block_needle(narrowest, 1)
                     dev.configure(**program)
+                    judged = len(board.needle_figures)
                     dev.prime(dead_nl + 5000)
                     primes += 1
                     alarm = prime_alarm(dev)
@@ -155,6 +196,10 @@ def run_blocks(code: int, seeds: range, points: int) -> None:
                             else:
                                 first_n += 1
                         _, _, seen = point(dev, board)
+                        if not any(e.type == spec.ALARM for e in seen) and dev.status()["state"] == spec.STATE_FAULT:
+                            # the device in FAULT before its ALARM event was read (one event a poll; a loaded host):
+                            # that point was caught - wait for the event rather than count a miss
+                            seen += polled(dev, board, lambda s: any(e.type == spec.ALARM for e in s), timeout=3.0)
                         alarm = next((e.fields for e in seen if e.type == spec.ALARM), None)
                         blocked = alarm is not None and alarm["code"] == spec.ALARM_NEEDLE_BLOCKED
                         if k < blocked_from:
@@ -173,6 +218,12 @@ def run_blocks(code: int, seeds: range, points: int) -> None:
                             if not blocked:
                                 print(f"    seed {seed}: stopped by {spec.ALARM_NAMES[alarm['code']]} at point {k}")
                             break
+                    try:  # the last point's figures come on the control channel, beside the link's events
+                        expected = judged + 1 + min(k + 1, 2)  # the prime's, then up to two points'
+                        board.wait(lambda n=expected: len(board.needle_figures) >= n, 1.0, "figures")
+                    except TimeoutError:  # a point not judged (partial): what came
+                        pass
+                    flow_figures(board.needle_figures[judged:], blocked_from, program["flow_nl_s"], seed, figures)
                 for n_blocked in (1, 2):  # blocked before the prime: the prime's flow pressure against the table
                     dev.hello()
                     dev.abort()
@@ -188,6 +239,10 @@ def run_blocks(code: int, seeds: range, points: int) -> None:
                 stalled += 1
                 print(f"    seed {seed}: a point did not end within 10 s (loaded host): the rest of this board left out")
     n = len(seeds)
+    print_figures(name, figures, spec.head_block_permille(code) / 10)
+    if dump:
+        with open(dump, "a") as f:
+            f.write(json.dumps({"head": code, "seeds": [seeds.start, seeds.stop], "figures": figures}) + "\n")
     print(f"  {name}: narrowest needle fully blocked (line pressure +{min(rises):.1f}..+{max(rises):.1f} %, threshold "
           f"{spec.head_block_permille(code) / 10:g} %), 100 uL/s, {BLOCK_PER_NEEDLE_NL / 1000:g} uL a needle, {n} boards, "
           f"seeds {seeds.start}..{seeds.stop - 1}: caught within 2 points mid-session {mid} of {mid_n}, from the first "
@@ -241,6 +296,7 @@ def main() -> None:
     parser.add_argument("--boards", type=int, default=10, help="boards (seeds) per head for the blocked needles (0: none)")
     parser.add_argument("--blocks-only", action="store_true", help="only the blocked-needle runs")
     parser.add_argument("--head", type=int, choices=HEADS, help="only this head (spec.HEADS code: 6 five-needle, 7 nine-needle)")
+    parser.add_argument("--dump", help="append the blocked-needle runs' figures (per board, per point) to this JSON-lines file")
     args = parser.parse_args()
     points = 4 if args.quick else 40
     print(f"bench_heads{' (quick)' if args.quick else ''}: seed {args.seed}, {points} points a head; {load()}")
@@ -248,7 +304,8 @@ def main() -> None:
     for code in () if args.blocks_only else heads:
         run_head(code, points, args.seed)
     for code in () if not args.boards else heads[-1:] if args.quick else heads:  # quick: one 9-needle board (CI's budget)
-        run_blocks(code, range(args.seed, args.seed + (1 if args.quick else args.boards)), 2 if args.quick else 8)
+        run_blocks(code, range(args.seed, args.seed + (1 if args.quick else args.boards)), 2 if args.quick else 8,
+                   args.dump)
     for code in () if args.blocks_only else (1, 6):
         run_contact(code, 5 if args.quick else 50, args.seed)
     print(f"  end: {load()}")

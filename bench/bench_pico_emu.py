@@ -28,7 +28,7 @@ The firmware's files are on the littlefs of the emulated flash (no RAM disk): rp
 erased and programmed through the boot ROM's functions with the W25Q16JV datasheet's typical times
 (or --flash-timing max) charged as a CPU stall (tools/pico-emu/flash.mjs).
 
-    python bench/bench_pico_emu.py [--quick] [--flash-timing typ|max] [--profile] [--points N] [--only-points]
+    python bench/bench_pico_emu.py [--quick] [--flash-timing typ|max] [--profile] [--points N] [--only-points] [--only-busy-gate N]
     python bench/bench_pico_emu.py --only-profile 3 [--profile-nl 50000] [--profile-nappage] [--profile-times-only]
 """
 
@@ -183,21 +183,33 @@ print('MARK end', 20 * 24 * N - b.plunger_unsent())
 """
 
 
-def busy_gate_figures(tmpdir: pathlib.Path, n: int, timing: str) -> list[str]:
+def busy_gate_figures_paced(tmpdir: pathlib.Path, n: int, timing: str) -> list[str]:
+    """The same with paced words (each 5 pulses over 6.4 ms: a batch standing for the 8 ms paced gap), the pin
+    changed 3 ms into the erase."""
+    return busy_gate_figures(tmpdir, n, timing, span_us=8000, into_erase_us=3000)
+
+
+def busy_gate_figures(tmpdir: pathlib.Path, n: int, timing: str, span_us: int = 1000,
+                      into_erase_us: int = flashbusy.RELEASE_INTO_ERASE_US) -> list[str]:
     """Trigger release / E-stop press 0.5 ms into a flash erase, 3.2 ms of pulses queued (flashbusy.py)."""
     try:
-        samples, run = flashbusy.run(tmpdir, n, timing=timing)
+        samples, run = flashbusy.run(tmpdir, n, timing=timing, span_us=span_us, into_erase_us=into_erase_us)
     except AssertionError as e:
         return [f"  flash-busy gate: {e}"]
     rows = []
     for kind in flashbusy.KINDS:
         got = [x for x in samples if x.kind == kind]
-        what = {"trigger": "trigger release", "estop": "E-stop press", "free": "release, NO gate"}[kind]
+        what = {"trigger": "trigger release", "estop": "E-stop press", "prime": "E-stop, prime",
+                "needle": "E-stop, needle", "needle-in": "release, needle in",
+                "free": "release, NO gate"}[kind]
         after, late, before = [x.after for x in got], [x.late_us for x in got], [x.before for x in got]
         rows.append(f"  {what:<17} n={len(got)} ({sum(x.in_erase for x in got)} inside the erase; {min(before)}-"
                     f"{max(before)} pulses went out in the stall before it): STEP pulses after it p50 "
                     f"{percentile(after, 50)} max {max(after)}; last pulse after it p99 {percentile(late, 99)} us "
                     f"(0: none); {sum(x.unsent for x in got)} of {sum(x.handed for x in got)} steps kept off the pin")
+    rows.append("  pulses on the pins vs steps counted (issued less those reported kept back): " + "; ".join(
+        f"{axis} {pin} vs {counted} {'(equal)' if pin == counted else '(DIFFERENT)'}"
+        for axis, (pin, counted) in flashbusy.pins_vs_counted(samples, run).items()))
     rows.append(f"  (one boot, {run.flash.get('erases')} erases, {run.flash.get('busy_us', 0) / 1000:.0f} ms stalled; "
                 f"emulated {run.emulated_s:.2f} s, wall {run.wall_s:.1f} s)")
     return rows
@@ -439,6 +451,8 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=None, metavar="N",
                     help="N points each of 20 and 50 uL on the pin-driven board (default: 5, none with --quick)")
     ap.add_argument("--only-points", action="store_true", help="the --points figures alone")
+    ap.add_argument("--only-busy-gate", type=int, default=0, metavar="N",
+                    help="the flash-busy gate figures alone: N trigger releases / E-stops of each kind (flashbusy.py)")
     ap.add_argument("--only-journal", type=int, default=0, metavar="N",
                     help="the journal-write figures alone, N points without and with the append area")
     ap.add_argument("--only-profile", type=int, default=0, metavar="N",
@@ -464,6 +478,13 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-pico-emu-") as tmp:
         tmpdir = pathlib.Path(tmp)
+        if args.only_busy_gate:
+            for row in busy_gate_figures(tmpdir, args.only_busy_gate, args.flash_timing):
+                print(row)
+            print("  paced words (5 pulses over 6.4 ms each, 25.6 ms queued), the pin changed 3 ms into the erase:")
+            for row in busy_gate_figures_paced(tmpdir, args.only_busy_gate, args.flash_timing):
+                print(row)
+            return 0
         if args.only_journal:
             for area in (False, True):
                 for row in journal_figures(tmpdir, args.only_journal, args.flash_timing, area):
@@ -565,6 +586,9 @@ def main() -> int:
             print("    figures in the full run (python bench/bench_pico_emu.py)")
         else:
             for row in busy_gate_figures(tmpdir, 20, args.flash_timing):
+                print("  " + row)
+            print("    paced words (5 pulses over 6.4 ms each, 25.6 ms queued), the pin changed 3 ms into the erase:")
+            for row in busy_gate_figures_paced(tmpdir, 20, args.flash_timing):
                 print("  " + row)
         print("  journal writes on the chip (emulated us per call: open, each checkpoint, close; flash stall included):")
         if args.quick:

@@ -143,7 +143,10 @@ class Device:
         # whose drug fills the head's path (0: dry); on flash where there are two channels, so a reboot keeps it
         self.path_channel = headpath.load() if self.channels > 1 else 0
         self.parked = [None] * (S.CHANNELS + 1)  # type: list  # per channel not selected: (syringe, spent, primed, dispensed, slack)
-        self.needles = needles.Watch()  # a blocked needle of a multi-needle head, from the dispense's pressure
+        # a blocked needle of a multi-needle head, from the dispense's pressure (its sensor's lag: needles.figures)
+        self.needles = needles.Watch(getattr(board, "PRESSURE_LAG_US", 0))
+        # a board that reports the watch's figures per dose (the simulated one, for bench_heads; no chip has it)
+        self.needle_figures = getattr(board, "needle_figures", None)
         self.pump_on = False  # the head's vacuum pump
         self.least_vacuum = 0  # the least vacuum held while this dose ran (kPa below ambient)
         self.session = 0  # the session tag in force (CONFIGURE); a new tag opens a new session
@@ -156,8 +159,9 @@ class Device:
         self.alarms_due = []  # (record_id, code, detail, time_ms) raised while a point was still open
         self.pair_hold_ms = 0  # E-stop pressed and trigger held since (0: not)
         self.pairing_until = 0  # pairing mode open until (0: closed)
-        self.plunger = dosing.Axis(board.plunger_step, 1)
-        self.needle = dosing.Axis(board.needle_step, 1)
+        paced = getattr(board, "STEP_PACED_GAP_US", 0)  # a board whose driver paces late batches (dosing.Axis)
+        self.plunger = dosing.Axis(board.plunger_step, 1, paced)
+        self.needle = dosing.Axis(board.needle_step, 1, paced)
         needle_rate = board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S // 1000  # steps/s
         self.dose = dosing.Sequence(board.motors, board.pressure_kpa, self._topup_steps, self.plunger, self.needle,
                                     board.NEEDLE_STEPS_PER_MM, needle_rate, getattr(board, "plunger_busy", None))
@@ -419,11 +423,15 @@ class Device:
     # ---- safety stops -------------------------------------------------------------
     @micropython.native  # every pass
     def _steps_back(self):
-        # steps the board's hardware gate kept off the pin (trigger up or E-stop pressed while
-        # delivering, board_steppio.py) never moved the plunger: its position, and so the record, loses them
+        # steps the board's hardware gates kept off the pin (trigger up or E-stop pressed while
+        # delivering, the E-stop in any other move outside FAULT, board_steppio.py) never moved the axis: its
+        # position, and so the record and the needle's way home, loses them
         n = self.board.plunger_unsent()
         if n:
             self.dose.plunger.pos -= n
+        n = self.board.needle_unsent()
+        if n:
+            self.dose.needle.pos -= n
 
     def _stop(self, flags, now_us):
         # Plunger stops now; the sequence records what was delivered and retracts.
@@ -492,10 +500,16 @@ class Device:
         # small methods' tests and read spec's names once, as module globals; bench_pico_emu.py --only-profile)
         state = self.state
         board = self.board
-        if state == STATE_DELIVERING:  # only then is the gate on (_set_state); a stop takes the rest (_stop)
-            n = board.plunger_unsent()  # _steps_back, without its call every pass
+        if state == STATE_DELIVERING or self.dose.phase != IDLE:
+            # _steps_back, without its call every pass: while delivering a trigger bounce, in any move an E-stop
+            # shorter than a pass may have kept steps off the pins the loop never saw stop (the axis re-issues
+            # them); a stop takes the rest (_stop)
+            n = board.plunger_unsent()
             if n:
                 self.dose.plunger.pos -= n
+            n = board.needle_unsent()
+            if n:
+                self.dose.needle.pos -= n
         estop = board.estop()
         if estop and state != S.STATE_FAULT:
             self.fault(S.ALARM_ESTOP, 0, now_us)
@@ -659,7 +673,10 @@ class Device:
         # A multi-needle head shares one line: a needle blocking sends its dose to the others and raises
         # the line pressure n/(n-1) (needles.py). A full prime measures the clear head's flow pressure; a
         # full point judges its flow figure against it, and its mean against the head's clean points.
-        if self.needles.judge(self.kind == S.KIND_PRIME, S.head_needles(self.head), S.head_block_permille(self.head)):
+        verdict = self.needles.judge(self.kind == S.KIND_PRIME, S.head_needles(self.head), S.head_block_permille(self.head))
+        if self.needle_figures is not None:
+            self.needle_figures(self.kind == S.KIND_PRIME, self.needles, verdict)
+        if verdict:
             self.fault(S.ALARM_NEEDLE_BLOCKED, self.needles.risen16 >> 4, now_us)
 
     def _pairing_gesture(self, pressed):
@@ -858,6 +875,11 @@ class Device:
         # while delivering, the plunger's forward steps stop in hardware the moment the trigger is up or
         # the E-stop pressed, whatever the loop is doing (a flash erase); the loop stops the dose after
         self.board.plunger_gate(new == S.STATE_DELIVERING)
+        # every other move, both axes, stops in hardware on the E-stop too, as the loop stops it - except in
+        # FAULT, whose moves (the needle out, the suck-back) the loop makes under a held E-stop. The words
+        # already queued keep the gate they were handed over with: the stop path (_stop) waits for them and
+        # takes back what they did not send before the state turns FAULT
+        self.board.estop_gate(new != S.STATE_FAULT)
         self.board.led(_LED[new])
         self.emit(S.STATE, (old, new, ticks_ms()))
 

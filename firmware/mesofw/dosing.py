@@ -98,9 +98,15 @@ class Axis:
 
     MAX_GAP_US = MAX_GAP_US
 
-    def __init__(self, step_fn, rate_steps_s):
+    def __init__(self, step_fn, rate_steps_s, paced_gap_us=0):
         self.step_fn = step_fn
         self.rate = rate_steps_s
+        # paced_gap_us: a driver that paces each batch over the time it stands for (the Pico's PIO, step_fn(n,
+        # span_us)) takes a late pass's steps at the commanded rate, not as a burst, so the move's clock may
+        # follow gaps up to this long (a loop at 2-6 ms passes no longer slows the flow); 0: MAX_GAP_US, step_fn(n)
+        self.paced = paced_gap_us > 0
+        self.max_gap_us = paced_gap_us if paced_gap_us > 0 else MAX_GAP_US
+        self.span_us = 0  # the move's clock since the last batch: what the next batch stands for (paced)
         # how far this axis's moves ran behind their own clock since boot, ms: the time the loop's late passes
         # took from them (each gap past MAX_GAP_US). A point lasts that much longer than its point time
         # (Device's TRIGGER_STUCK hold counts it; STATUS_REPLY lag_ms says it)
@@ -117,6 +123,7 @@ class Axis:
         self.target = target
         self.rate = rate
         self.elapsed_us = 1000  # the first tick already issues a millisecond's steps
+        self.span_us = 1000
         self.last_us = now_us
 
     def stop(self):
@@ -132,13 +139,14 @@ class Axis:
             return
         gap = ticks_diff(now_us, self.last_us)
         self.last_us = now_us
-        if gap < MAX_GAP_US:
-            self.elapsed_us += gap
-        else:
-            self.elapsed_us += MAX_GAP_US
-            lag = self.lag_us + gap - MAX_GAP_US
+        most = self.max_gap_us
+        if gap > most:
+            lag = self.lag_us + gap - most
             self.lag_ms += lag // 1000
             self.lag_us = lag % 1000
+            gap = most
+        self.elapsed_us += gap
+        self.span_us += gap
         due = (self.elapsed_us // 1000) * self.rate // 1000  # small ints on a 32-bit MCU
         dist = self.target - self.start_pos
         if dist > 0:
@@ -146,7 +154,12 @@ class Axis:
         else:
             n = self.start_pos - min(due, -dist) - self.pos
         if n:
-            self.step_fn(n)
+            if self.paced:
+                span = self.span_us
+                self.step_fn(n, span if span < 0x8000 else 0x7FFF)
+            else:
+                self.step_fn(n)
+            self.span_us = 0
             self.pos += n
 
 

@@ -25,9 +25,11 @@
 #   mean   the line at the dose's middle volume (F + k V/2, from the same line), judged against the
 #          average of this head's first clean points (a needle blocking mid-session): the tissue's figure
 #          as much as the line's, but without the extrapolation, the quieter one.
-# Both scatter between clean points (the simulated board under load: flow about +-2-3 % against the
-# prime, mean less: bench_heads; before the model stopped running spans of its clock twice, +-5-10 % a
-# board). So the mean past the threshold is a suspicion, confirmed by the next point past it too (the
+# Both scatter between clean points (the simulated board under load, 9 needles: flow +-1.6 % a point against
+# the prime, mean less: bench_heads; +-2.5 % before the model's sensor took each interval's mean and the flow
+# figure the sensor's lag, +-5-10 % a board before the model stopped running spans of its clock twice): now
+# mostly the reads' own noise - an extrapolation over ~900 reads against the prime's 425, the 1 kPa quantum at
+# a low-noise board's flat prime, the zero. So the mean past the threshold is a suspicion, confirmed by the next point past it too (the
 # needle stays blocked; a clean point clears it), past 1.5 x the threshold and 15 % it alarms at once; the
 # flow figure alarms on the first points' average (a block since the prime is in each of them).
 # Threshold: half the least rise one blocked needle makes (S.head_block_permille), so a miss and a false
@@ -64,12 +66,20 @@ TABLE = 3  # judge(): the prime's flow pressure above the head table's for a cle
 
 
 class Watch:
-    def __init__(self):
-        self.ref_flow16 = 0  # the prime's flow pressure, 1/16 kPa (0: none: nothing to judge against)
-        self.base_mean16 = 0  # the mean figure of this head's clean points (the first BASE_POINTS), 1/16 kPa
+    def __init__(self, lag_us=0):
+        # lag_us: the pressure sensor's filter time constant (the board's PRESSURE_LAG_US, nominal): its reading
+        # trails the line by that much, so on a point's rising line it reads the wheals of lag_us ago (figures)
+        self.lag_us = lag_us
+        # The figures are kept in 1/256 kPa (x256 below) and judged so: a 9-needle head's 5-8 kPa flow pressure in
+        # 1/16 kPa steps was 0.8-1.2 % a step, the point's and the prime's each floored by one (the *16 names: the
+        # same figures in 1/16 kPa, for the alarm's detail and the board's report)
+        self.ref256 = self.ref_flow16 = 0  # the prime's flow pressure (0: none: nothing to judge against)
+        self.base_mean256 = 0  # the mean figure of this head's clean points (the first BASE_POINTS)
         self.base_sum = self.base_n = 0
         self.base_new = False
-        self.mean16 = self.flow16 = self.risen16 = 0  # the last dispense's figures; what rose (judge)
+        self.mean256 = self.flow256 = 0  # the last dispense's figures
+        self.mean16 = self.flow16 = self.risen16 = 0  # the same in 1/16 kPa; what rose (judge), 1/16 kPa
+        self.lag16 = 0  # the sensor's lag as volume pushed at this dose's rate, 1/16 V unit (start)
         self.suspect = 0  # points in a row past the threshold
         self.flow_left = 0  # points after the prime whose flow figure is still to be judged
         self.flow_sum = self.flow_n = 0  # their flow figures' rises over the prime's (per mille), and how many
@@ -81,8 +91,8 @@ class Watch:
 
     def forget(self):
         # another head, or a new prime: its clear reference is measured again
-        self.ref_flow16 = 0
-        self.base_mean16 = self.base_sum = self.base_n = 0
+        self.ref256 = self.ref_flow16 = 0
+        self.base_mean256 = self.base_sum = self.base_n = 0
         self.suspect = self.flow_left = self.flow_sum = self.flow_n = 0
 
     def start(self, zero16, steps, rate, table16=0):
@@ -90,6 +100,9 @@ class Watch:
         # prime's bound (S.head_prime_max16), 0 for a point. Its dispense's first read starts the clock.
         self.table16 = table16
         expected_ms = steps * 1000 // rate if rate else 0
+        # rate (steps/s) x lag (us) in 1/16 of a V unit (8 steps): 16 x rate x lag / 8e6 (under 2^30 for any rate
+        # below 10^5 steps/s and lag below 5 ms)
+        self.lag16 = rate * self.lag_us // 500000 if rate < 100000 and self.lag_us < 5000 else 0
         self.half_v = steps >> 4 if MIN_MS <= expected_ms <= MAX_MS else 0  # half the dose, in V units
         if self.half_v:
             # the figures' zero: the sensor's offset averaged over the doses' zeros (ZERO_AVG: a 32-read zero
@@ -125,7 +138,8 @@ class Watch:
             return
         if ticks_diff(now_us, self.calm_at) < 0:
             return
-        v = (pos - self.pos0) >> 3  # 8 steps a unit: the sums stay small ints (8 s of a 1 mL syringe at 100 uL/s)
+        v = (pos - self.pos0 + 4) >> 3  # 8 steps a unit, rounded: the sums stay small ints (8 s of a 1 mL syringe
+        # at 100 uL/s); truncated, every read's V was 3.5 steps short - the wheals' slope x that on every point's flow
         if v < self.half_v:
             self.n1 += 1
             self.p1 += kpa
@@ -136,23 +150,32 @@ class Watch:
             self.v2 += v
 
     def figures(self):
-        # the dispense's mean16 and flow16 (1/16 kPa above the zero, on self: no allocation; flow16 0 when too
+        # the dispense's mean256 and flow256 (1/256 kPa above the zero, on self: no allocation; flow 0 when too
         # few steady reads - a loaded CPU - gave it); False when not judged at all (too short, too long)
         n1, n2 = self.n1, self.n2
         if not self.half_v or n1 + n2 < MIN_W:
             return False
-        self.mean16 = _mean16(self.p1 + self.p2, n1 + n2) - self.zero16
-        self.flow16 = 0
+        zero = self.zero16 << 4
+        self.mean256 = _mean(self.p1 + self.p2, n1 + n2, 8) - zero
+        self.flow256 = 0
         if n1 >= MIN_READS and n2 >= MIN_READS:
-            c1 = self.v1 // n1
-            c2 = self.v2 // n2
-            if c2 > c1:
-                m1 = _mean16(self.p1, n1) - self.zero16
-                m2 = _mean16(self.p2, n2) - self.zero16
-                self.flow16 = m1 - (m2 - m1) * c1 // (c2 - c1)
+            # the halves' mean volumes in 1/16 unit (whole units floored each by up to one: the wheals' slope x
+            # that, up to 1 % of a 9-needle head's flow figure)
+            c1 = _mean(self.v1, n1, 4)
+            c2 = _mean(self.v2, n2, 4)
+            if (c2 - c1) * 2 >= self.half_v << 4:  # halves apart as a steady dispense's are (no overflow below)
+                m1 = _mean(self.p1, n1, 8) - zero
+                m2 = _mean(self.p2, n2, 8) - zero
+                # the line through the halves' means, at V = +lag x rate: the sensor's reading at V is the line of
+                # lag_us before, its wheals smaller by rate x lag, so its line meets the flow pressure there, not at
+                # V = 0 (on a 9-needle head's steep point, 1-2 % of the flow figure, low against the prime's flat
+                # line, which the lag does not move)
+                self.flow256 = m1 - ((m2 - m1) * (((c1 - self.lag16) << 10) // (c2 - c1)) >> 10)
                 # the mean figure: the line at the dose's middle volume, not the mean of the reads that stayed
                 # steady (where those fell - a loaded CPU leaves out more of one half - moved the plain mean)
-                self.mean16 = m1 + (m2 - m1) * (self.half_v - c1) // (c2 - c1)
+                self.mean256 = m1 + ((m2 - m1) * ((((self.half_v << 4) - c1) << 10) // (c2 - c1)) >> 10)
+        self.flow16 = self.flow256 >> 4
+        self.mean16 = self.mean256 >> 4
         return True
 
     def judge(self, prime, needles, permille):
@@ -165,33 +188,34 @@ class Watch:
             # the line empty - unknown after boot or a fault's back-off (the stopper still while the plunger
             # counts steps: a board's first prime read up to 15 % low, its clean points' flow figures as
             # high, a false alarm)
-            ref = _mean16(self.p2, self.n2) - self.zero16 if self.n2 >= MIN_READS else self.mean16
-            if self.table16 and ref > self.table16:
+            ref = _mean(self.p2, self.n2, 8) - (self.zero16 << 4) if self.n2 >= MIN_READS else self.mean256
+            if self.table16 and ref > self.table16 << 4:
                 # above what a clear head makes with the most viscous drug: a needle (or more) blocked already,
                 # or a drug the table is not for - no reference to judge the points against
                 self.forget()
-                self.risen16 = ref
+                self.risen16 = ref >> 4
                 return TABLE
-            self.ref_flow16 = ref if ref > 0 else 0
-            self.base_mean16 = self.base_sum = self.base_n = 0
+            self.ref256 = ref if ref > 0 else 0
+            self.ref_flow16 = self.ref256 >> 4
+            self.base_mean256 = self.base_sum = self.base_n = 0
             self.suspect = self.flow_sum = self.flow_n = 0
             self.flow_left = FLOW_POINTS
             return 0
         if not self.base_n:  # the head's first full point starts the baseline
-            self.base_sum = self.mean16 if self.mean16 > 0 else 1
+            self.base_sum = self.mean256 if self.mean256 > 0 else 1
             self.base_n = 1
             self.base_new = True  # in it already
-        self.base_mean16 = self.base_sum // self.base_n
-        mean = _rise(self.mean16, self.base_mean16)
+        self.base_mean256 = self.base_sum // self.base_n
+        mean = _rise(self.mean256, self.base_mean256)
         if self.flow_left:
-            # the flow figure scatters more than the mean (an extrapolation: +-2-3 % a point against the prime on
+            # the flow figure scatters more than the mean (an extrapolation: +-1.6-1.8 % a point against the prime on
             # the loaded simulated board, against a 9-needle head's 5.2-5.7 % threshold): judged on the first
             # FLOW_POINTS after the prime only, where no clean point exists for the mean to compare with, and
             # on their average (a needle blocked from the first point is in every one of them: the average's
             # scatter is 1/sqrt(2) of a point's; requiring each past the threshold missed 1 board in 3)
             self.flow_left -= 1
-            if self.ref_flow16 and self.flow16:
-                self.flow_sum += _rise(self.flow16, self.ref_flow16)
+            if self.ref256 and self.flow256:
+                self.flow_sum += _rise(self.flow256, self.ref256)
                 self.flow_n += 1
             if not self.flow_left and self.flow_n >= FLOW_POINTS:
                 flow = self.flow_sum // self.flow_n
@@ -201,7 +225,7 @@ class Watch:
         if mean <= permille:
             self.suspect = 0
             if self.base_n < BASE_POINTS and not self.base_new:  # a clean point: into the baseline
-                self.base_sum += self.mean16
+                self.base_sum += self.mean256
                 self.base_n += 1
             self.base_new = False
             return 0
@@ -216,12 +240,12 @@ class Watch:
         return MEAN
 
 
-def _rise(figure16, ref16):
-    # per mille above ref16
-    return figure16 * 1000 // ref16 - 1000
+def _rise(figure, ref):
+    # per mille above ref (both 1/256 kPa: under 2^30 / 1000 up to the occlusion pressure)
+    return figure * 1000 // ref - 1000
 
 
-def _mean16(s, n):
-    # s / n in 1/16, without s << 4 outgrowing a small int
+def _mean(s, n, shift):
+    # s / n in 1/2^shift, without s << shift outgrowing a small int
     q = s // n
-    return (q << 4) + ((s - q * n) << 4) // n
+    return (q << shift) + ((s - q * n) << shift) // n

@@ -37,4 +37,14 @@ while axis.moving():
     axis.tick(now)
 out["lag"] = {"passes": passes, "elapsed_ms": now // 1000, "lag_ms": axis.lag_ms, "steps": sum(steps),
               "late_steps": max(steps)}
+# the same on a board whose driver paces batches (the Pico's PIO, 8 ms): passes 5 ms apart, then 10 ms apart
+for gap_us in (5000, 10000):
+    batches = []
+    axis = dosing.Axis(lambda n, span_us: batches.append((n, span_us)), 0, 8000)
+    axis.move_to(10000, 10000, 0)
+    now = 0
+    while axis.moving():
+        now += gap_us
+        axis.tick(now)
+    out["paced_lag_%d" % gap_us] = {"elapsed_ms": now // 1000, "lag_ms": axis.lag_ms, "batches": batches}
 print(json.dumps(out))

@@ -96,6 +96,20 @@ def test_a_move_behind_its_loop_says_how_far(results):
     assert lag["lag_ms"] == lag["elapsed_ms"] - 1000 == 1500
 
 
+@pytest.mark.req("SR-200", "SR-162")
+def test_a_paced_move_keeps_its_rate_through_late_passes(results):
+    # a driver that spreads each batch over its span (the Pico's PIO): 5 ms passes lose nothing (2 ms axes lost
+    # 1.5 s above); 10 ms passes lose the 2 ms past the 8 ms paced gap, each. No batch holds more steps than its
+    # span at the commanded 10 steps/ms (the first: move_to's 1 ms head start), and the spans add up to the move
+    for gap_us, lag_each_ms in ((5000, 0), (10000, 2)):
+        run = results[f"paced_lag_{gap_us}"]
+        batches = run["batches"]
+        assert sum(n for n, _ in batches) == 10000
+        assert all(n <= span * 10 // 1000 for n, span in batches), batches
+        assert all(span <= 1000 + 8000 for _, span in batches)
+        assert run["lag_ms"] == run["elapsed_ms"] - 1000 == lag_each_ms * len(batches)
+
+
 @pytest.mark.req("SR-040")
 def test_pl_per_step_matches_geometry(results):
     # BD 1 mL, 4.78 mm bore, 1/3200 mm per microstep: 5.608 nL per step

@@ -67,11 +67,17 @@ for i in range(5):
     b.needle_step(-1)
     b.wait_steps()
 mark('needle single steps (homing)', 'needle', (-1,) * 5)
+# a paced batch (5 steps standing for 8 ms: 6.4 ms of pulses) is still going out when the call returns; the
+# board says so until its last pulse has left (the settle and the prime's compliance read wait for it)
+b.plunger_step(5, 8000)
+print('BUSY', b.plunger_busy())
+b.wait_steps()
+print('BUSY', b.plunger_busy())
 b.motors(False)
 """
 
 
-@pytest.mark.req("SR-045")
+@pytest.mark.req("SR-045", "SR-165")
 def test_step_pulses_on_the_pins_equal_the_steps_counted(pico_fs, tmp_path):
     run = picoemu.run_script(SCRIPT, pico_fs, tmp_path, watch={PLUNGER_STEP: PLUNGER_DIR, NEEDLE_STEP: NEEDLE_DIR},
                              timeout_s=150)
@@ -90,6 +96,8 @@ def test_step_pulses_on_the_pins_equal_the_steps_counted(pico_fs, tmp_path):
                                 f"the firmware issued {want[1]} + and {want[0]} -")
         previous = mark["edges"]
     assert not failures, "\n".join(failures)
+    # SR-165: busy while a paced batch goes out, not once it is out
+    assert [ln for ln in run.stdout.splitlines() if ln.startswith("BUSY")] == ["BUSY True", "BUSY False"], run.stdout
 
 
 # The plunger's hardware gate (board_steppio.py): the CPU hands over 40 ms of pulses and then carries

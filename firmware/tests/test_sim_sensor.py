@@ -63,7 +63,8 @@ def test_the_boards_service_brings_the_model_to_now_not_to_the_passs_start(model
     # the board's passes: the reads and the step call, then board.service(now). The model takes a time before
     # its own as its clock (a clock that was set: the emulated chip's), so service with the pass's start
     # (now_us) ran the span of the pass's work again at the next read: the line discharged twice over it,
-    # every read of a steady flow low (here 3.6 of its 5.1 kPa) and by as much as the pass's work took, so the
+    # every read of a steady flow low (here 4.3 of its 5.1 kPa; 3.6 while the sensor's filter took the ends' average
+    # of an interval, not the line's mean over it) and by as much as the pass's work took, so the
     # prime's and a point's flow pressures came 5-10 % apart a board (#17). service advances to ticks_us().
     module, clock = model_module
     profile = {"plunger_steps_per_mm": 3200, "needle_steps_per_mm": 100, "diameter_um": 8660, "content_nl": 2900000,
@@ -86,9 +87,41 @@ def test_the_boards_service_brings_the_model_to_now_not_to_the_passs_start(model
     mean, model = steady_reads(False)
     expected = 5 * model.nl_per_step * 1000 * 0.0005 / 9  # Poiseuille: q R / G, kPa
     assert mean == pytest.approx(expected, rel=0.02)
-    assert steady_reads(True)[0] < 0.8 * expected  # what the pass's start did
+    assert steady_reads(True)[0] < 0.9 * expected  # what the pass's start did (0.8 before the filter's mean was exact)
     board = ast.parse((SIM / "board.py").read_text())
     service = next(f for f in ast.walk(board) if isinstance(f, ast.FunctionDef) and f.name == "service")
     advanced = [c.args[0] for c in ast.walk(service) if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
                 and c.func.attr == "advance"]
     assert advanced and all(isinstance(a, ast.Call) and getattr(a.func, "id", "") == "ticks_us" for a in advanced)
+
+
+@pytest.mark.req("SR-210")
+def test_a_steady_flow_pushed_by_irregular_passes_reads_its_flow_pressure(model_module):
+    # A loaded host's passes come 0.7-1.3 ms apart (absolute deadlines: a late one, then an early one); the
+    # driver spreads each batch over the last interval, so the line, settling within tau (0.1 ms on 9 needles),
+    # runs in steps from batch to batch. The sensor's filter was driven by each interval's ends' average, not
+    # the line's mean over it: an interval that ended where it began counted none of the step between (a batch's
+    # burst or gap), so a steady flow read 5 % high here (0.26 kPa), low on other patterns - by how the pass's
+    # reads and steps cut the time, so the prime's and a point's flow figures came 1-3 % apart on a board (#17).
+    # Driven by the exponential's own mean over each interval: within 2 % of q R / G.
+    module, clock = model_module
+    profile = {"plunger_steps_per_mm": 3200, "needle_steps_per_mm": 100, "diameter_um": 8660, "content_nl": 2900000,
+               "compliance_nl_per_kpa": 2.0, "resistance_kpa_s_per_nl": 0.0005, "head_g": [1.0] * 9,
+               "sensor_lag_ms": 0.5}
+    model = module.Model(profile, lambda msg: None)
+    jitter = [300, -300, 0, 200, -250, 50, 250, -200, -50, 0]  # us off each pass's deadline
+    reads, sent = [], 0
+    for k in range(600):
+        start = 10000 + k * 1000 + jitter[k % len(jitter)]
+        clock.now_us = start + 150  # the pass's reads
+        model.advance(clock.ticks_us())
+        reads.append(model.sensor.sensed)
+        clock.now_us = start + 200  # its step call: the steps due by now at 5.43 steps/ms (100 uL/s)
+        due = (start + 200 - 10000) * 5433 // 1000000
+        model.plunger(due - sent)
+        sent = due
+        clock.now_us = start + 260
+        model.advance(clock.ticks_us())  # board.service
+    mean = sum(reads[100:]) / len(reads[100:])
+    expected = 5433 * model.nl_per_step * 0.0005 / 9  # Poiseuille: q R / G, kPa
+    assert mean == pytest.approx(expected, rel=0.02)

@@ -49,6 +49,12 @@ class StandInBoard:
     def plunger_unsent(self):
         return 0
 
+    def estop_gate(self, on):
+        pass
+
+    def needle_unsent(self):
+        return 0
+
     def trigger(self):
         return self.trig
 

@@ -54,6 +54,7 @@ class HeadControls:
         self.head = head
         self.needle_volumes: list[list[float]] = []  # per penetration, what each needle put in (in order)
         self._head_truth: HeadTruth | None = None
+        self.needle_figures: list[dict] = []  # the blocked-needle watch's figures per judged dose (board_ctrl.py)
 
     def fit_head(self, code: int, conductance: list[float] | None = None) -> None:
         """Put another head on the gun, dry: its ID resistor, dead volume and needles (drawn from the seed)."""
@@ -91,6 +92,8 @@ class HeadControls:
         """The board's head reports (cond held, I/O thread); False: not such a message."""
         if msg["kind"] == "pen_needles":
             self.needle_volumes.append(list(msg["volumes_nl"]))
+        elif msg["kind"] == "needle_figures":
+            self.needle_figures.append(msg)
         elif msg["kind"] == "head_truth":
             self._head_truth = HeadTruth(msg["id_mv"], msg["dead_nl"], msg["fill_nl"], list(msg["needles_nl"]),
                                          msg["vacuum_kpa"], msg["pump"])

@@ -46,16 +46,16 @@ def _probe_feed(self):
     _feed(self)
 
 
-def _probe_pstep(self, n):
+def _probe_pstep(self, n, span_us=1000):  # span_us: the Pico's paced batches (dosing.Axis)
     t = time.ticks_us()
-    _pstep(self, n)
+    _pstep(self, n, span_us)
     _st[1] += time.ticks_diff(time.ticks_us(), t)
     _st[4] += n if n > 0 else -n
 
 
-def _probe_nstep(self, n):
+def _probe_nstep(self, n, span_us=1000):  # span_us: the Pico's paced batches (dosing.Axis)
     t = time.ticks_us()
-    _nstep(self, n)
+    _nstep(self, n, span_us)
     _st[1] += time.ticks_diff(time.ticks_us(), t)
     _st[5] += n if n > 0 else -n
 

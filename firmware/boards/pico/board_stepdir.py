@@ -82,6 +82,7 @@ class StepDir:
         pass  # step() returns once its pulses are out
 
     gate = False  # no hardware gate here: the control loop alone stops the plunger
+    estop_gate = False
 
     def unsent(self):
         return 0
@@ -225,13 +226,28 @@ class StepDirBoard:
 
     def plunger_gate(self, on):
         # on: plunger steps forward stop in hardware when the trigger is up or the E-stop pressed,
-        # where the driver can (the Pico's PIO); the device sets it while it delivers
+        # where the driver can (the Pico's PIO); the device sets it while it delivers. The needle's forward
+        # steps too: its way in is part of the dose the trigger holds (a paced batch runs up to ~6 ms)
         self._plunger.gate = on
+        self._needle.gate = on
+
+    def estop_gate(self, on):
+        # on: every step handed over from now on, both axes, stops in hardware when the E-stop is pressed,
+        # where the driver can (the Pico's PIO); the device sets it in every state but FAULT
+        # (no tuple to loop over: the device calls this on every state change, inside a program's run)
+        self._plungers[0].estop_gate = on
+        self._plungers[1].estop_gate = on
+        self._needle.estop_gate = on
 
     @micropython.native  # every pass
     def plunger_unsent(self):
         # steps handed to the plunger that its gate kept off the pin, signed, since the last call
         return self._plunger.unsent()
+
+    @micropython.native  # every pass the device delivers
+    def needle_unsent(self):
+        # the same for the needle
+        return self._needle.unsent()
 
     @micropython.native  # every pass
     def trigger(self):
@@ -277,6 +293,7 @@ class StepDirBoard:
         # board.py's barrel_mv reads the selected channel's clamp. Only on a gun built with both: a floating
         # clamp input could read as a syringe, and a channel 2 dose would then be recorded from nothing.
         self._plungers[1] = self.step_driver(plunger2[0], plunger2[1], plunger2[2], 2)
+        self._plungers[1].estop_gate = self._plunger.estop_gate
         self._ends[1] = Pin(plunger2_end, Pin.IN, Pin.PULL_UP)
         self.CHANNELS = 2
 

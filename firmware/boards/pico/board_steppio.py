@@ -18,42 +18,60 @@ QUEUE_MAX = 4  # words handed over and not yet reported done: at most the RX FIF
 
 # out_shiftdir=SHIFT_RIGHT: the OSR shifts out its LOW bits first. asm_pio's default shifts left
 # (high bits first), which read the half period as the count: 638 pulses for 77 asked.
-# A GATED word (the plunger pushing while the device delivers) is checked against the trigger and
-# the E-stop before every pulse, by the PIO itself: trigger up or E-stop down and the rest of the
-# word is not sent, within a pulse (~20 us), however busy the CPU (a flash erase stalls it for
-# 45-400 ms). Every word is reported back: how many of its pulses did not go out, so the firmware
-# counts only the steps the pin made (Device takes them back from the plunger's position).
-@rp2.asm_pio(set_init=rp2.PIO.OUT_LOW, out_shiftdir=rp2.PIO.SHIFT_RIGHT)
+# Every word carries a gate, checked by the PIO itself before every pulse, however busy the CPU (a
+# flash erase stalls it for 45-400 ms): the rest of the word is not sent, within a pulse (~20 us), once
+# the gate closes. PRESS (the plunger pushing while the device delivers): trigger up or E-stop pressed.
+# ESTOP (every other move outside FAULT: prime, take-up, suck-back, relief, the needle): E-stop pressed.
+# FREE (moves made in FAULT - the needle out, the suck-back after it - and the boot's homing): none, as
+# the loop itself does not stop those on the E-stop. Every word is reported back: how many of its pulses
+# did not go out, so the firmware counts only the steps the pin made (Device takes them back from the
+# axis's position). STEP is side-set (no set() instructions: the three loops fit the PIO's 32 words); the
+# side-set is optional (asm_pio makes it so when some instructions have none): those leave STEP as it is.
+GATE_FREE = 0
+GATE_ESTOP = 1
+GATE_PRESS = 2
+
+
+@rp2.asm_pio(sideset_init=rp2.PIO.OUT_LOW, out_shiftdir=rp2.PIO.SHIFT_RIGHT)
 def _pulses():
-    # one FIFO word: pulses - 1 in bits 0-15, the gate in bit 16, half a period (loop passes) in bits 17-31
+    # one FIFO word: pulses - 1 in bits 0-15, the gate in bits 16-17, half a period (loop passes) in bits 18-31
     pull(block)  # noqa: F405
     out(x, 16)  # noqa: F405
-    out(y, 1)  # noqa: F405
+    out(y, 2)  # noqa: F405
     jmp(not_y, "free")  # noqa: F405
-    label("gated")  # noqa: F405
+    jmp(y_dec, "mode")  # noqa: F405  # always taken (y is 1 or 2): y - 1
+    label("mode")  # noqa: F405
+    jmp(not_y, "estop")  # noqa: F405
+    label("press")  # noqa: F405
     mov(isr, null)  # noqa: F405
     in_(pins, 2)  # noqa: F405  # in_base = TRIGGER, then ESTOP: 1 = trigger up, 1 = E-stop pressed
     mov(y, isr)  # noqa: F405
     jmp(y_dec, "done")  # noqa: F405  # either: stop here
-    set(pins, 1)  # noqa: F405
-    mov(y, osr)  # noqa: F405  # the half period: what the OSR holds after the two outs
+    mov(y, osr).side(1)  # noqa: F405  # the half period: what the OSR holds after the outs
     label("h1")  # noqa: F405
-    jmp(y_dec, "h1")  # noqa: F405
-    set(pins, 0)  # noqa: F405
-    mov(y, osr)  # noqa: F405
+    jmp(y_dec, "h1").side(1)  # noqa: F405
+    mov(y, osr).side(0)  # noqa: F405
     label("l1")  # noqa: F405
     jmp(y_dec, "l1")  # noqa: F405
-    jmp(x_dec, "gated")  # noqa: F405
+    jmp(x_dec, "press")  # noqa: F405
     jmp("done")  # noqa: F405
-    label("free")  # noqa: F405
-    set(pins, 1)  # noqa: F405
-    mov(y, osr)  # noqa: F405
+    label("estop")  # noqa: F405
+    jmp(pin, "done")  # noqa: F405  # jmp_pin = ESTOP: high = pressed (or a cut wire)
+    mov(y, osr).side(1)  # noqa: F405
     label("h2")  # noqa: F405
-    jmp(y_dec, "h2")  # noqa: F405
-    set(pins, 0)  # noqa: F405
-    mov(y, osr)  # noqa: F405
+    jmp(y_dec, "h2").side(1)  # noqa: F405
+    mov(y, osr).side(0)  # noqa: F405
     label("l2")  # noqa: F405
     jmp(y_dec, "l2")  # noqa: F405
+    jmp(x_dec, "estop")  # noqa: F405
+    jmp("done")  # noqa: F405
+    label("free")  # noqa: F405
+    mov(y, osr).side(1)  # noqa: F405
+    label("h3")  # noqa: F405
+    jmp(y_dec, "h3").side(1)  # noqa: F405
+    mov(y, osr).side(0)  # noqa: F405
+    label("l3")  # noqa: F405
+    jmp(y_dec, "l3")  # noqa: F405
     jmp(x_dec, "free")  # noqa: F405
     label("done")  # noqa: F405
     mov(isr, x)  # noqa: F405  # pulses not sent - 1; all ones (x ran out) when every pulse went out
@@ -67,7 +85,8 @@ class PioStepDir:
 
     # gate: set True (the board's plunger_gate) and the + steps handed over from then on stop in
     # hardware when the trigger is up or the E-stop pressed (the PIO reads gate_base and the pin
-    # after it); unsent() gives back, signed, the steps that did not go out.
+    # after it); estop_gate: set True (the board's estop_gate) and every other step handed over from
+    # then on stops when the E-stop is pressed; unsent() gives back, signed, the steps that did not go out.
 
     def __init__(self, step_pin, dir_pin, invert, sm_id, gate_base):
         self._dir = Pin(dir_pin, Pin.OUT, value=0)
@@ -76,12 +95,15 @@ class PioStepDir:
         self._queued = 0  # words put and not yet reported done by the PIO
         self._unsent = 0  # steps handed over that the gate kept off the pin, signed, not yet taken
         self.gate = False
-        self._sm = rp2.StateMachine(sm_id, _pulses, freq=PIO_HZ, set_base=Pin(step_pin, Pin.OUT, value=0),
-                                    in_base=Pin(gate_base))
+        self.estop_gate = False  # off until the device sets it: the boot's homing runs before it
+        self._sm = rp2.StateMachine(sm_id, _pulses, freq=PIO_HZ, sideset_base=Pin(step_pin, Pin.OUT, value=0),
+                                    in_base=Pin(gate_base), jmp_pin=Pin(gate_base + 1))
         self._sm.active(1)
 
     @micropython.native  # every pass an axis moves
-    def step(self, n):
+    def step(self, n, span_us=1000):
+        # span_us: the move time these n steps stand for (dosing.Axis, paced): they go out over 80 % of it, at the
+        # move's own rate whether the pass came 1 ms or 6 ms after the last (a late pass is not a burst)
         if not n:
             return
         sign = 1 if n > 0 else -1
@@ -100,8 +122,10 @@ class PioStepDir:
             self._queued -= 1
         if self._queued >= QUEUE_MAX:
             self._wait(QUEUE_MAX - 1)
-        half = SPREAD_US // (2 * count) - 2  # each half period: the loop passes plus two instructions
-        head = ((half if half > 1 else 1) << 17) | (0x10000 if self.gate and sign > 0 else 0)
+        spread = span_us * SPREAD_US // 1000 if span_us > 1000 else SPREAD_US
+        half = spread // (2 * count) - 2  # each half period: the loop passes plus two instructions
+        gate = GATE_PRESS if self.gate and sign > 0 else GATE_ESTOP if self.estop_gate else GATE_FREE
+        head = ((half if half > 1 else 1) << 18) | (gate << 16)
         while count:  # 15 bits of count (the report's 16 must tell "all sent"): a larger catch-up goes out as more words
             part = count if count < 0x8000 else 0x8000
             sm.put(head | (part - 1))  # < 2^26: a small int, no allocation
@@ -132,6 +156,16 @@ class PioStepDir:
         while sm.rx_fifo():
             self._unsent += ((sm.get(None, 16) + 1) & 0xFFFF) * self._sign
             self._queued -= 1
+
+    @micropython.native  # every pass of a settle
+    def busy(self):
+        # pulses handed over still going out (a word not yet reported done): with paced batches the last one
+        # runs up to ~6 ms after the loop handed it over, and a line judged before then is still being pushed
+        sm = self._sm
+        while sm.rx_fifo():
+            self._unsent += ((sm.get(None, 16) + 1) & 0xFFFF) * self._sign
+            self._queued -= 1
+        return self._queued > 0
 
     @micropython.native  # every pass the device delivers
     def unsent(self):

@@ -112,6 +112,8 @@ class Board:
         self._motors = False
         self._gate = False  # the Pico's step PIO gate (board_steppio.py), modelled: see plunger_step
         self._unsent = 0
+        self._estop_gate = False  # ... and its E-stop gate on every other move (both axes), outside FAULT
+        self._needle_unsent = 0
         self._ctrl_buf = b""
         self._ctrl_schema = None  # board_ctrl, once the firmware has its own memory (see _schema)
         self._fed_ms = ticks_ms()
@@ -176,7 +178,7 @@ class Board:
         _world.select(channel)
 
     def plunger_step(self, n):
-        if self._gate and n > 0 and (not self._trigger or self._estop):
+        if (self._gate and n > 0 and (not self._trigger or self._estop)) or (self._estop_gate and self._estop):
             self._unsent += n  # the gate keeps them off the pin, as the Pico's PIO does
             return
         if self._motors:  # a disabled driver ignores step pulses
@@ -190,7 +192,18 @@ class Board:
         self._unsent = 0
         return n
 
+    def estop_gate(self, on):
+        self._estop_gate = on
+
+    def needle_unsent(self):
+        n = self._needle_unsent
+        self._needle_unsent = 0
+        return n
+
     def needle_step(self, n):
+        if (self._gate and n > 0 and (not self._trigger or self._estop)) or (self._estop_gate and self._estop):
+            self._needle_unsent += n
+            return
         if self._motors:
             _world.needle(n)
 
@@ -290,6 +303,14 @@ class Board:
     def journal_log(self):
         # the journal's append area (board_flash.Area: raw flash beside the littlefs)
         return self._journal_area
+
+    def needle_figures(self, prime, watch, verdict):
+        # the blocked-needle watch's figures of a judged dose, with the model's truth (bench_heads)
+        w = _world
+        self._send({"kind": "needle_figures", "prime": prime, "verdict": verdict, "flow16": watch.flow16,
+                    "mean16": watch.mean16, "ref16": watch.ref_flow16, "zero16": watch.zero16, "n1": watch.n1,
+                    "n2": watch.n2, "line_kpa_s_per_nl": w.resistance * w.occlusion / w._head_conductance(),
+                    "offset_kpa": w.sensor.offset, "noise_kpa": w.sensor.noise})
 
     def feed_watchdog(self):
         now = ticks_ms()

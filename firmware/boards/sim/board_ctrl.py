@@ -59,6 +59,9 @@ drug_truth?
 # probe: a prime's compliance estimate (est_pl -1: none, in_force_pl: the one the points now use) and what the
 # firmware derived it from (compliance.Probe), beside the model's truth then (true_pl, true_lag_us, true_tau_us)
 # and what the host took from the process over the prime's pass (waited_us, taken_us); tau: test_calibration recomputes it
+# needle_figures: the blocked-needle watch's figures as a full dose was judged (needles.Watch, 1/16 kPa; prime or
+# point, the verdict, steady reads per half) with the model's truth then: the line's flow resistance (kPa s/nL:
+# x the flow is the flow pressure), the sensor's offset and noise (kPa)
 FROM_BOARD = """
 boot reset_cause
 led code t_us
@@ -74,6 +77,7 @@ pen_needles t1_us volumes_nl
 head_truth id_mv dead_nl vacuum_kpa pump fill_nl needles_nl
 drug_truth channel path_front front_nl path_back out_nl skin_nl content_nl wrong_nl switch_moving
 probe pushed_nl est_pl in_force_pl dense split ps16 p1 i_kpa_us j16_us m1 s_split16 t_end_us p_end16 lag_us half_samples true_pl true_lag_us true_tau_us t_us waited_us taken_us
+needle_figures prime verdict flow16 mean16 ref16 zero16 n1 n2 line_kpa_s_per_nl offset_kpa noise_kpa
 """
 
 
