@@ -32,18 +32,45 @@ def point_errors(board, device, store):
     return [pen.volume_nl / row["delivered_nl"] - 1 for row, pen in zip(rows, board.penetrations[before:])]
 
 
-@pytest.mark.req("SR-043")
+def tau_us(p):
+    """The line's time constant the firmware's moments give (compliance.Probe._moments, before its checks)."""
+    s, m0, m1, lag = p["s_split16"], p["j16_us"], p["m1"] * 2048, p["lag_us"]
+    if s <= 0 or m0 <= 0:
+        return None
+    tau0 = m0 // s - lag
+    if tau0 > 0 and p["p_end16"] > 0:
+        m0, m1 = m0 + p["p_end16"] * tau0, m1 + p["p_end16"] * tau0 * (p["t_end_us"] + tau0)
+    return (m1 - lag * m0) // (m0 - lag * s) if m0 > lag * s else None
+
+
+def primes(board, since):
+    """The primes' compliance estimates since probe `since` (the last one's in force for the points after it),
+    each beside the model's truth: what a session's points all off together would come from (issue #20)."""
+    return "; ".join(
+        f"prime {i}: est {p['est_pl']} pL/kPa (in force {p['in_force_pl']}, true {p['true_pl']}) from tau "
+        f"{tau_us(p)} us (true {p['true_tau_us']}), lag {p['lag_us']} (true {p['true_lag_us']}), ps "
+        f"{p['ps16'] / 16:.1f} kPa, p1 {p['p1']}, pushed {p['pushed_nl']} nL, I {p['i_kpa_us']}, M0 {p['j16_us']}, "
+        f"M1 {p['m1']}, s_split {p['s_split16'] / 16:.1f}, read {p['t_end_us']} us to {p['p_end16'] / 16:.1f} kPa, "
+        f"host waited {p['waited_us']} / took {p['taken_us']} us"
+        for i, p in enumerate(board.probes[since:], since))
+
+
+@pytest.mark.req("SR-043", "SR-206")
 def test_calibration_finds_the_bore_and_points_then_meet_half_a_percent(bored, store):
     board, device, balance = bored
+    since = len(board.probes)
     uncalibrated = point_errors(board, device, store)
-    assert all(e == pytest.approx(TRUE_PPM / 1e6 - 1, abs=0.005) for e in uncalibrated), uncalibrated  # the bore error shows
+    assert all(e == pytest.approx(TRUE_PPM / 1e6 - 1, abs=0.005) for e in uncalibrated), \
+        (uncalibrated, primes(board, since))  # the bore error shows
 
     result = calibrate(device, balance, syringe=1, shots=6)
     assert result.new_ppm == pytest.approx(TRUE_PPM, rel=0.002)
+    reported = board.probes[since:]  # every prime (the calibration's fill and its 6 shots) reported its estimate
+    assert len(reported) >= 7 and all(p["true_pl"] > 0 and p["pushed_nl"] > 0 for p in reported), reported
     assert device.hello().cal_ppm == result.new_ppm
 
     calibrated = point_errors(board, device, store)
-    assert all(abs(e) < 0.005 for e in calibrated), calibrated
+    assert all(abs(e) < 0.005 for e in calibrated), (calibrated, primes(board, since))
 
 
 @pytest.mark.req("SR-043")

@@ -25,9 +25,14 @@ MIN_HALF_SAMPLES = 2  # nor one with fewer samples than this before its tail fel
 # pass of 1-5 ms, or the CPU taken away, saw a 3 ms tail once and integrated a chord: 0.3-2.4x the truth)
 MIN_PS_KPA = 8  # a prime whose pressure never rose this far says nothing about the compliance
 MIN_TAU_US = 2000  # nor one whose line empties faster than this (1 ms samples): the prior stands
-MIN_TAU_DENSE_US = 1500  # ... or, read densely, faster than the slowest sensor lag a board may have (below it the
-# moments cannot tell the line from the lag: a BD 3 mL default line of 0.9 ms behind a 1.2 ms lag read +50 %, and
-# its shots topped up +0.5 %)
+MIN_TAU_DENSE_US = 2200  # ... or, read densely, faster than the slowest sensor lag a board may have (1.5 ms) plus
+# the noise's reach. A reading is the line and the sensor's lag in series, the same for either way round (a 0.3 ms
+# line behind a 1.5 ms lag reads as a 1.5 ms line behind 0.3 ms): below the slowest lag the moments cannot tell the
+# line from the lag (a BD 3 mL default line of 0.9 ms behind a 1.2 ms lag read +50 %, its shots topped up +0.5 %).
+# Such a line's tau scatters with the sensor's noise (0.5-1 kPa): +-0.2-0.35 ms about ~1-1.4 ms, and a threshold on
+# it at 1.5 ms kept exactly its reads that were furthest off (issue #20, test_calibration: a BD 1 mL line of
+# 0.5 ms behind a 1.28 ms lag read 0.84-1.53 ms, the one past 1.5 ms set the compliance 3x its truth and the
+# session's points +0.3-0.7 %). At 1 kPa of noise 0-2 of 60 primes of such a line read past 2.2 ms, 4-22 past 1.5.
 STEADY_US = 16000  # the split's pressure: the mean over the push's last 8-16 ms (two blocks of half this)
 TAIL_GAP_US = 50  # the dense tail: a read at most every this often...
 TAIL_MAX_US = 60000  # ...for at most this long (a BD 10 mL line of 10 nL/kPa through a 2x viscous drug: tau 9 ms)

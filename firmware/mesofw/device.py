@@ -371,6 +371,9 @@ class Device:
         if est is not None:
             self.compliance_pl = est
         self.dose.probe = None
+        seen = getattr(self.board, "compliance_measured", None)  # a board that logs it (the sim: to its harness)
+        if seen is not None:
+            seen(self.probe, pushed_nl, -1 if est is None else est, self.compliance_pl)
 
     def _min_volume_nl(self, syringe):
         return rules.least_dose_nl(self._metering(syringe).pl_step)

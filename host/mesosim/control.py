@@ -257,6 +257,7 @@ class BoardControls:
         self.erases = 0  # flash blocks the board began erasing (its journal's writes)
         self.erase_times: list[int] = []  # board time (us) each began, the last 1000
         self.gaps: list[dict] = []  # long gaps between the firmware's passes (the board's "gap"), the last 1000
+        self.probes: list[dict] = []  # each prime's compliance estimate, its inputs and the truth (the board's "probe")
         # called (from the I/O thread) the moment the board reports an erase beginning: lets a test
         # or a bench act while the flash has the firmware stalled (e.g. release the trigger)
         self.on_erase: Callable[[], None] | None = None
@@ -354,6 +355,9 @@ class BoardControls:
             self.penetrations.append(Penetration(**_fields(msg)))
         elif kind == "truth":
             self._truth = Truth(**_fields(msg))
+        elif kind == "probe":
+            self.probes.append(_fields(msg))
+            del self.probes[:-1000]
         elif kind == "gap":
             self.gaps.append(_fields(msg))
             del self.gaps[:-1000]

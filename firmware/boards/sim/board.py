@@ -238,6 +238,25 @@ class Board:
         _world.advance(ticks_us())
         return 0 if self._sensor_failed else int(_world.sensed_kpa())
 
+    def compliance_measured(self, probe, *given):
+        # a prime's estimate (given: the volume pushed, the estimate or -1, the one now in force) and what the
+        # firmware derived it from (compliance.Probe's fields, named as in board_ctrl's "probe"), to the harness
+        # beside the model's truth: a diagnosis (the firmware hands out what it measured; the truth stays here).
+        # Names from the schema, not literals: each literal is a string on the standin's 192 KB heap too
+        ctrl = self._schema()
+        msg = _world.probe_truth()
+        for i, name in enumerate(ctrl.fields(ctrl.FROM_BOARD, "probe")):
+            if i < len(given):
+                msg[name] = given[i]
+            elif hasattr(probe, name):
+                msg[name] = getattr(probe, name)
+        sched = self._sched
+        sched.read()
+        msg["t_us"] = ticks_us()
+        msg["waited_us"] = (sched.wait - self._pass_wait) & _SCHED_MASK
+        msg["taken_us"] = (board_clock.taken_us - self._pass_taken) & _SCHED_MASK
+        self._send(msg)
+
     def syringe_barrel_um(self):
         # the clamp sensor: outer diameter of the syringe barrel in the clamp, um (0: no reading)
         return _world.barrel_um if self._clamp_um < 0 else self._clamp_um

@@ -56,6 +56,9 @@ drug_truth?
 # drug_truth: the channel selected, the drugs in the head's path (front_nl of path_front nearest the tip, then
 # path_back; 3 = mixed), per drug (index = channel, 3 mixed) out of the needles, into the skin, left in its
 # syringe; wrong_nl: into the skin pushed by the other channel; switch_moving: channel changes under way;
+# probe: a prime's compliance estimate (est_pl -1: none, in_force_pl: the one the points now use) and what the
+# firmware derived it from (compliance.Probe), beside the model's truth then (true_pl, true_lag_us, true_tau_us)
+# and what the host took from the process over the prime's pass (waited_us, taken_us); tau: test_calibration recomputes it
 # needle_figures: the blocked-needle watch's figures as a full dose was judged (needles.Watch, 1/16 kPa; prime or
 # point, the verdict, steady reads per half) with the model's truth then: the line's flow resistance (kPa s/nL:
 # x the flow is the flow pressure), the sensor's offset and noise (kPa)
@@ -73,6 +76,7 @@ snap air_nl state
 pen_needles t1_us volumes_nl
 head_truth id_mv dead_nl vacuum_kpa pump fill_nl needles_nl
 drug_truth channel path_front front_nl path_back out_nl skin_nl content_nl wrong_nl switch_moving
+probe pushed_nl est_pl in_force_pl dense split ps16 p1 i_kpa_us j16_us m1 s_split16 t_end_us p_end16 lag_us half_samples true_pl true_lag_us true_tau_us t_us waited_us taken_us
 needle_figures prime verdict flow16 mean16 ref16 zero16 n1 n2 line_kpa_s_per_nl offset_kpa noise_kpa
 """
 

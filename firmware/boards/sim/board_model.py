@@ -500,6 +500,11 @@ class Model:
                 "content_nl": round(self.content_nl - self.pending_nl, 3), "pressure_kpa": round(self.pressure_kpa(), 1),
                 "last_step_us": self.last_step_us, "now_us": clock_us(), "forward_steps": self.forward_steps}
 
+    def probe_truth(self):
+        # the line as a prime's compliance probe should have found it (board.compliance_measured's report)
+        return {"kind": "probe", "true_pl": round(self.compliance * 1000), "true_lag_us": round(self.sensor.lag_s * 1e6),
+                "true_tau_us": round(self.resistance * self.occlusion * self.compliance / self._head_conductance() * 1e6)}
+
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",
                "nl_per_step", "barrel_um", "head_mv", "head_dead_nl", "head_fill_nl", "head_g0", "head_g",
