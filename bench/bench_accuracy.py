@@ -27,6 +27,7 @@ from mesoinject.accuracy import SettingResult, Shot
 from mesoinject.balance import Balance
 from mesoinject.calibrate import calibrate
 from mesoinject.client import Device
+from mesoinject.records import RecordStore
 from mesoinject.exports import accuracy as report
 from mesoinject.simulated import SimBoard
 from mesoprotocol import spec
@@ -158,9 +159,11 @@ def main(argv: list[str] | None = None) -> int:
             board.balance.settle_s = 0.05 if args.quick else board.balance.settle_s  # a faster cell for CI
             scale = Balance(board.balance.port)
             try:
-                with Device.open(board.url) as dev:
-                    # as a clinic would: the syringe's bore calibrated on the balance first (its own shots)
-                    cal = calibrate(dev, scale, syringe=1, shots=3 if args.quick else 8, density_g_ml=DENSITY_G_ML)
+                with Device.open(board.url) as dev, RecordStore(pathlib.Path(tmp) / "records.db") as store:
+                    # as a clinic would: the syringe's bore calibrated on the balance first (its own shots; the
+                    # boot's RESET stored before it is acknowledged)
+                    cal = calibrate(dev, scale, syringe=1, store=store, shots=3 if args.quick else 8,
+                                    density_g_ml=DENSITY_G_ML)
                     ident = dev.hello()
                     dev.abort()
                 results, notes = [], [f"calibrated first: {cal.summary()}"]

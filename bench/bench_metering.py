@@ -78,10 +78,11 @@ def measure(workdir, syringe, seed, profile, prog, total):
 def calibrate_board(workdir, syringe, seed, profile):
     """The bore calibrated on the simulated balance; the area factor, or the device's refusal as text."""
     with SimBoard(syringe=syringe, seed=seed, profile=profile, workdir=workdir) as board, \
-            Device.open(board.url) as device:
+            Device.open(board.url) as device, tempfile.TemporaryDirectory() as tmp, \
+            RecordStore(pathlib.Path(tmp) / "bench.db") as store:  # the boot's RESET, stored before it is acknowledged
         balance = Balance(board.balance.port)
         try:
-            return calibrate(device, balance, syringe=syringe, shots=6).new_ppm / 1e6
+            return calibrate(device, balance, syringe=syringe, store=store, shots=6).new_ppm / 1e6
         except CalibrationError as e:
             return str(e)
         finally:

@@ -63,7 +63,7 @@ def test_calibration_finds_the_bore_and_points_then_meet_half_a_percent(bored, s
     assert all(e == pytest.approx(TRUE_PPM / 1e6 - 1, abs=0.005) for e in uncalibrated), \
         (uncalibrated, primes(board, since))  # the bore error shows
 
-    result = calibrate(device, balance, syringe=1, shots=6)
+    result = calibrate(device, balance, syringe=1, store=store, shots=6)
     assert result.new_ppm == pytest.approx(TRUE_PPM, rel=0.002)
     reported = board.probes[since:]  # every prime (the calibration's fill and its 6 shots) reported its estimate
     assert len(reported) >= 7 and all(p["true_pl"] > 0 and p["pushed_nl"] > 0 for p in reported), reported
@@ -86,14 +86,14 @@ def test_the_factor_survives_a_power_cut(bored):
 
 
 @pytest.mark.req("SR-043")
-def test_a_balance_that_stops_answering_aborts_and_keeps_the_old_factor(bored):
+def test_a_balance_that_stops_answering_aborts_and_keeps_the_old_factor(bored, store):
     board, device, balance = bored
     before = device.hello().cal_ppm
     board.balance.mute = True
     balance.serial.timeout = 0.5  # the module's balance: its port opens to one program at a time
     try:
         with pytest.raises(BalanceError, match="did not answer"):
-            calibrate(device, balance, syringe=1, shots=3)
+            calibrate(device, balance, syringe=1, store=store, shots=3)
     finally:
         board.balance.mute = False
         balance.serial.timeout = 15.0
@@ -101,31 +101,31 @@ def test_a_balance_that_stops_answering_aborts_and_keeps_the_old_factor(bored):
 
 
 @pytest.mark.req("SR-043")
-def test_a_noisy_balance_gives_a_poor_fit_that_is_refused(bored):
+def test_a_noisy_balance_gives_a_poor_fit_that_is_refused(bored, store):
     board, device, balance = bored
     before = device.hello().cal_ppm
     board.balance.noise_g = 0.0005  # 0.5 mg of noise on 20 mg shots
     try:
         with pytest.raises(CalibrationError, match="disagree"):
-            calibrate(device, balance, syringe=1, shots=4)
+            calibrate(device, balance, syringe=1, store=store, shots=4)
     finally:
         board.balance.noise_g = 5e-6
     assert device.hello().cal_ppm == before
 
 
 @pytest.mark.req("SR-043")
-def test_a_balance_in_the_wrong_unit_is_refused(bored):
+def test_a_balance_in_the_wrong_unit_is_refused(bored, store):
     board, device, balance = bored
     board.balance.unit = "ct"
     try:
         with pytest.raises(BalanceError, match="'ct'"):
-            calibrate(device, balance, syringe=1, shots=3)
+            calibrate(device, balance, syringe=1, store=store, shots=3)
     finally:
         board.balance.unit = "g"
 
 
 @pytest.mark.req("SR-043", "SR-080")
-def test_a_calibration_stopped_by_an_alarm_names_it_and_keeps_the_old_factor(bored):
+def test_a_calibration_stopped_by_an_alarm_names_it_and_keeps_the_old_factor(bored, store):
     board, device, balance = bored
     before = device.hello().cal_ppm
 
@@ -135,10 +135,36 @@ def test_a_calibration_stopped_by_an_alarm_names_it_and_keeps_the_old_factor(bor
 
     try:
         with pytest.raises(CalibrationError) as stopped:
-            calibrate(device, balance, syringe=1, shots=3, on_shot=block_the_needle)
+            calibrate(device, balance, syringe=1, store=store, shots=3, on_shot=block_the_needle)
     finally:
         board.occlude(1.0)
     assert stopped.value.alarm == spec.ALARM_OCCLUSION
     assert "ALARM OCCLUSION: line pressure reached" in str(stopped.value) and "Next: withdraw" in str(stopped.value)
     device.abort()  # clear the fault for the module's other tests
     assert device.hello().cal_ppm == before
+
+
+@pytest.mark.req("SR-207")
+def test_a_restart_a_calibration_sees_first_is_stored_on_the_session_it_cut_short(bored, store):
+    # a session's host loses the device while it waits ARMED, then its power is cut: the first host to talk to it
+    # again is a calibration. Before, calibrate() acknowledged the boot's RESET with ABORT and stored nothing of
+    # it: the session's record never said a power cut ended it.
+    from mesoinject import outcomes
+    from mesoinject.session import SessionRunner
+
+    board, device, balance = bored
+    runner = SessionRunner(device, store)
+    runner.begin(load_program("point-by-point", count=3))
+    runner.prime()
+    runner.arm()
+    cut_short = runner.current_session_id()
+    runner.finish("interrupted", retry=False, alarm="LINK LOST")  # the host stops listening; the device stays ARMED
+    board.power_cut(0.1)  # waits for the boot
+
+    calibrate(device, balance, syringe=1, store=store, shots=3)
+
+    boot = device.hello().boot_count
+    resets = [(a["detail"], a["boot_count"]) for a in store.alarms(cut_short)
+              if a["code"] == "RESET" and a["boot_count"] != runner.start_boot]  # not the one found at its start
+    assert resets == [(spec.RESET_POWER_ON, boot)]  # stored once, with its cause, before it was acknowledged
+    assert outcomes.stopping_alarm(store.alarms(cut_short), store.session(cut_short)["boot_count"]) == "RESET"

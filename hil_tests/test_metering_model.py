@@ -46,7 +46,7 @@ def test_a_bore_3_percent_off_is_flagged_until_calibrated_then_meets_half_a_perc
 
         balance = Balance(board.balance.port)
         try:
-            result = calibrate(device, balance, syringe=1, shots=6)
+            result = calibrate(device, balance, syringe=1, store=store, shots=6)
         finally:
             balance.close()
         assert result.new_ppm == pytest.approx((1 + BORE_ERROR) ** 2 * 1e6, rel=0.002)
@@ -59,12 +59,12 @@ def test_a_bore_3_percent_off_is_flagged_until_calibrated_then_meets_half_a_perc
 
 
 @pytest.mark.req("SR-124")
-def test_a_bore_beyond_the_window_is_refused_and_says_why(request):
+def test_a_bore_beyond_the_window_is_refused_and_says_why(request, store):
     with bored_board(request, BEYOND) as board, Device.open(board.url) as device:
         balance = Balance(board.balance.port)
         try:
             with pytest.raises(CalibrationError, match=r"outside x 0.92..1.08.*wrong syringe"):
-                calibrate(device, balance, syringe=1, shots=6)
+                calibrate(device, balance, syringe=1, store=store, shots=6)
         finally:
             balance.close()
         assert device.hello().cal_ppm == 1000000  # the old factor stays

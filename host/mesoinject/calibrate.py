@@ -13,9 +13,10 @@ import time
 
 from mesoprotocol import spec
 
-from . import alarms
+from . import alarms, boots
 from .balance import Balance
 from .client import Device
+from .records import RecordStore
 
 MAX_SPREAD = 0.005  # shot-to-shot ratios must agree to 0.5 % (relative stdev)
 
@@ -47,12 +48,13 @@ class Calibration:
                 f"{len(self.shots)} shots, ratio spread {self.spread * 100:.3f} %")
 
 
-def calibrate(device: Device, balance: Balance, *, syringe: int, shot_nl: int = 20000, shots: int = 8,
-              density_g_ml: float = 1.0, flow_nl_s: int = 20000, on_shot=None) -> Calibration:
-    device.hello()
-    status = device.status()
-    if status["state"] == spec.STATE_FAULT and status["alarm"] == spec.ALARM_RESET:
-        device.abort()  # acknowledge the boot
+def calibrate(device: Device, balance: Balance, *, syringe: int, store: RecordStore, shot_nl: int = 20000,
+              shots: int = 8, density_g_ml: float = 1.0, flow_nl_s: int = 20000, on_shot=None) -> Calibration:
+    """store: where a restart the device holds (its RESET, not acknowledged yet) is stored before this acknowledges
+    it (boots.py): a restart a calibration is the first to see stays on the record (a store that fails raises
+    RecordStoreError, the device left as it was)."""
+    if boots.store_held_reset(device, store):  # HELLO first, as every connection's first word
+        device.abort()  # acknowledge the boot, now that it is on the record
     device.configure(technique=spec.TECHNIQUE_POINT, syringe=syringe, head=1, vacuum_kpa=0, needle_length_um=4000,
                      depth_um=1000, volume_nl=shot_nl, count=1, cadence_mhz=0, flow_nl_s=flow_nl_s)
     old_ppm = device.hello().cal_ppm

@@ -136,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int, default=8, help="shots to weigh (default 8)")
     p.add_argument("--volume", default="20 uL", help="volume per shot (default 20 uL)")
     p.add_argument("--density", default="1.0 g/mL", help="density of the fluid (default 1.0 g/mL, water)")
+    p.add_argument("--db", help=f"where a restart of the device it acknowledges is stored first (default: "
+                                f"{default_path()})")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("records", help="list, annotate or export the treatment records")
@@ -631,6 +633,7 @@ def cmd_calibrate(args) -> int:
                       f"ratio {measured / estimate:.5f}")
 
     with contextlib.ExitStack() as stack:
+        store = stack.enter_context(RecordStore(args.db or default_path()))  # before any port: a bad --db says so first
         if args.sim:
             board = stack.enter_context(_started(sim_board(syringe, seed=args.sim_seed)))
             console.print(f"simulated board (imperfections seed {board.seed}), simulated balance on {board.balance.port}")
@@ -641,8 +644,13 @@ def cmd_calibrate(args) -> int:
         balance = Balance(balance_port)
         stack.callback(balance.close)
         try:
-            result = calibrate(device, balance, syringe=syringe, shot_nl=shot_nl, shots=args.shots,
+            result = calibrate(device, balance, syringe=syringe, store=store, shot_nl=shot_nl, shots=args.shots,
                                density_g_ml=density, on_shot=shown)
+        except RecordStoreError as e:  # only the restart's RESET is stored: nothing was acknowledged or weighed yet
+            err.print(f"error: the device restarted, and its RESET is stored before it is acknowledged: {e}. So it is "
+                      "not acknowledged and nothing was calibrated (the old factor stays); calibrate again once the "
+                      "database takes it", markup=False)
+            return 2
         except (BalanceError, CalibrationError) as e:
             err.print(f"error: calibration aborted, the device keeps its old factor: {e}", markup=False)
             alarm = getattr(e, "alarm", 0)

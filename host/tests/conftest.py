@@ -1,8 +1,14 @@
-"""Record-store fixtures: every `store` test runs on SQLite and on a real PostgreSQL server; the VirtualDevice
-(`vdev`, one per module) and a `device` opened on it."""
+"""Record-store fixtures: every `store` test runs on SQLite and on a real PostgreSQL server (and a SQLite file
+that can't be written, `read_only_file`); the VirtualDevice (`vdev`, one per module) and a `device` opened on it."""
+
+import os
+import shutil
+import subprocess
+import types
 
 import pytest
 
+from mesoinject import program as programs
 from mesoinject.client import Device
 from mesoinject.records import RecordStore
 
@@ -40,6 +46,28 @@ def store(db):
     s = RecordStore(db)
     yield s
     s.close()
+
+
+@pytest.fixture
+def read_only_file(tmp_path):
+    """A records database (one session) the operating system won't let us write to."""
+    path = tmp_path / "r.db"
+    ident = types.SimpleNamespace(serial="SIM-0042", board="sim", firmware="0.1.0")
+    with RecordStore(path) as store:
+        store.begin_session(ident, programs.load(programs.EXAMPLES / "point-by-point.toml"), patient_ref="P-1",
+                            operator=None)
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        yield path
+        path.chmod(0o644)
+        return
+    # root ignores permission bits; the immutable attribute stops root too (ext2/3/4, xfs, btrfs)
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("running as root (ignores file permissions) and chattr +i is not supported here")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
 @pytest.fixture(scope="module")

@@ -115,6 +115,30 @@ def test_sync_after_a_run_finds_nothing_left_and_the_lot_is_on_the_record(tmp_pa
     assert "L2611" in json.dumps(fhir)
 
 
+@pytest.mark.req("SR-207")
+def test_calibrate_stores_the_restart_it_acknowledges(tmp_path):
+    # the simulated board comes up as a board switched on does: FAULT on its boot's RESET. Before, calibrate
+    # acknowledged it and stored nothing (it had no record store)
+    import sqlite3
+
+    db = tmp_path / "records.db"
+    r = cli("calibrate", "--sim", "--shots", "3", "--db", str(db), env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert r.returncode == 0, r.stderr
+    with sqlite3.connect(db) as con:
+        resets = con.execute("SELECT session_id, detail, boot_count FROM alarms WHERE code = 'RESET'").fetchall()
+    assert resets == [(None, 0, 1)]  # its first boot, powered on; no session was running through it
+
+
+def test_calibrate_on_a_database_it_cannot_write_acknowledges_nothing_and_says_what_to_do(read_only_file, tmp_path):
+    r = cli("calibrate", "--sim", "--shots", "3", "--db", str(read_only_file),
+            env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert r.returncode == 2
+    assert "the device restarted, and its RESET is stored before it is acknowledged" in r.stderr, r.stderr
+    assert "is read-only" in r.stderr and "Make it writable" in r.stderr  # what is wrong, what to do
+    assert "not acknowledged and nothing was calibrated" in r.stderr and "calibrate again" in r.stderr
+    assert "shot 1" not in r.stdout
+
+
 def test_ui_serves_the_console_on_loopback_and_stops_cleanly_on_ctrl_c(tmp_path):
     import signal
     import urllib.error

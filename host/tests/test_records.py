@@ -7,10 +7,7 @@ server (conftest.py). The file-level failures (locked, read-only, corrupt) are S
 import csv
 import io
 import json
-import os
-import shutil
 import sqlite3
-import subprocess
 import threading
 import types
 
@@ -331,27 +328,6 @@ def test_a_migration_waits_for_a_lock_and_leaves_v1_intact(tmp_path):
     store = RecordStore(path)
     assert store.sessions()[0]["program_name"] == "old"
     store.close()
-
-
-@pytest.fixture
-def read_only_file(tmp_path, program):
-    """A records database the operating system won't let us write to."""
-    path = tmp_path / "r.db"
-    store = RecordStore(path)
-    store.begin_session(IDENT, program, patient_ref="P-1", operator=None)
-    store.close()
-    if os.geteuid() != 0:
-        path.chmod(0o444)
-        yield path
-        path.chmod(0o644)
-        return
-    # root ignores permission bits; the immutable attribute stops root too (ext2/3/4, xfs, btrfs)
-    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
-        pytest.skip("running as root (ignores file permissions) and chattr +i is not supported here")
-    try:
-        yield path
-    finally:
-        subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
 def test_a_read_only_database_reads_but_refuses_writes_clearly(read_only_file):
