@@ -46,7 +46,7 @@ def store_reset(store: RecordStore, identity, alarm: dict, session_id: int | Non
     """Store a boot's RESET once (False: that boot's was stored before). It goes on the session it cut short - the
     device's latest session begun in an earlier boot that no host saw end - else on session_id (the session that
     found it at its start), else on none (a device-level alarm: `mesoinject sync` with no such session)."""
-    cut = store.cut_short_session(identity.serial, alarm["boot_count"])
+    cut = store.cut_short_session(identity.serial, alarm["epoch"], alarm["boot_count"])
     return store.add_alarm(session_id if cut is None else cut, identity.serial, alarm)
 
 

@@ -27,7 +27,7 @@ from mesoprotocol import spec
 
 from . import extras
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 MIGRATIONS: dict[int, str | dict[str, str]] = {
     1: """
     CREATE TABLE sessions (
@@ -177,6 +177,15 @@ MIGRATIONS: dict[int, str | dict[str, str]] = {
     CREATE UNIQUE INDEX alarms_reset ON alarms (device_serial, journal_epoch, boot_count)
         WHERE code = 'RESET' AND boot_count IS NOT NULL;
     ALTER TABLE sessions ADD COLUMN boot_count INTEGER;
+    """,
+    9: """
+    -- the journal a session's records belong to (IDENTITY journal_epoch as it began, a placeholder's: its records').
+    -- A boot_count names a boot of one journal only: a device whose flash was erased has a new epoch and counts its
+    -- boots from 1 again, so a session's boot_count without its epoch cannot say which restart cut it short.
+    -- Filled in from the session's deliveries where they are of one epoch (NULL: no record says, stored before v9)
+    ALTER TABLE sessions ADD COLUMN journal_epoch INTEGER;
+    UPDATE sessions SET journal_epoch = (SELECT MIN(d.journal_epoch) FROM deliveries d WHERE d.session_id = sessions.id)
+        WHERE (SELECT COUNT(DISTINCT d.journal_epoch) FROM deliveries d WHERE d.session_id = sessions.id) = 1
     """,
 }
 TABLES = {"sessions", "deliveries", "alarms", "session_notes", "point_marks"}
@@ -435,15 +444,18 @@ class RecordStore:
             return self._insert_new(
                 "INSERT INTO sessions (started_at, device_serial, board, firmware, program_name, technique, drug,"
                 " syringe, needle, depth_um, volume_nl, planned, cadence_mhz, program_json, patient_ref, operator,"
-                " device_session, drug_lot, plan_json, boot_count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " device_session, drug_lot, plan_json, boot_count, journal_epoch)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (_now(), identity.serial, identity.board, identity.firmware, name, technique,
                  program.drug, program.syringe_name, needle, program.depth_um, program.volume_nl, planned,
                  program.cadence_mhz, json.dumps(dataclasses.asdict(program)), patient_ref, operator,
-                 device_session, drug_lot, plan_json, getattr(identity, "boot_count", None)))
+                 device_session, drug_lot, plan_json, getattr(identity, "boot_count", None),
+                 getattr(identity, "journal_epoch", None)))
 
     def session_for_device(self, device_serial: str, device_session: int, *, board: str = "?",
-                           firmware: str = "?") -> int:
-        """The session begun with this device's tag; a placeholder for one this store never saw (synced).
+                           firmware: str = "?", epoch: int | None = None) -> int:
+        """The session begun with this device's tag; a placeholder for one this store never saw (synced),
+        of journal `epoch` (its records').
 
         Idempotent, also for two laptops syncing at once: the unique index on
         (device_serial, device_session) lets one placeholder in.
@@ -457,9 +469,10 @@ class RecordStore:
             new = self._insert(
                 "INSERT INTO sessions (started_at, ended_at, outcome, device_serial, board, firmware, program_name,"
                 " technique, drug, syringe, needle, depth_um, volume_nl, planned, cadence_mhz, program_json,"
-                " device_session) VALUES (?,?,'synced',?,?,?,?,'unknown','unknown','unknown','unknown',0,0,0,0,'{}',?)"
+                " device_session, journal_epoch)"
+                " VALUES (?,?,'synced',?,?,?,?,'unknown','unknown','unknown','unknown',0,0,0,0,'{}',?,?)"
                 " ON CONFLICT DO NOTHING",
-                (now, now, device_serial, board, firmware, SYNCED_PROGRAM, device_session))
+                (now, now, device_serial, board, firmware, SYNCED_PROGRAM, device_session, epoch))
             return new if new is not None else self._execute(find, (device_serial, device_session)).fetchone()["id"]
 
     def end_session(self, session_id: int, outcome: str, text: str | None = None) -> None:
@@ -618,12 +631,13 @@ class RecordStore:
     def alarms(self, session_id: int) -> list[dict]:
         return self._rows("SELECT * FROM alarms WHERE session_id = ? ORDER BY id", (session_id,))
 
-    def cut_short_session(self, device_serial: str, boot_count: int) -> int | None:
-        """The session a restart into boot `boot_count` cut short: the device's latest session begun in an earlier
-        boot, if no host saw it end (running, or interrupted: the host lost it); None otherwise. (A session begun in
-        this boot - the one that found the RESET at its start - was cut short by nothing.)"""
-        rows = self._rows("SELECT id, outcome FROM sessions WHERE device_serial = ? AND boot_count < ?"
-                          " ORDER BY id DESC LIMIT 1", (device_serial, boot_count))
+    def cut_short_session(self, device_serial: str, epoch: int, boot_count: int) -> int | None:
+        """The session a restart into boot `boot_count` of journal `epoch` cut short: the device's latest session
+        begun in an earlier boot of that journal, if no host saw it end (running, or interrupted: the host lost it);
+        None otherwise. (A session begun in this boot - the one that found the RESET at its start - was cut short by
+        nothing; one of another journal neither: the device's flash was erased since, its boots counted again.)"""
+        rows = self._rows("SELECT id, outcome FROM sessions WHERE device_serial = ? AND journal_epoch = ?"
+                          " AND boot_count < ? ORDER BY id DESC LIMIT 1", (device_serial, epoch, boot_count))
         return rows[0]["id"] if rows and rows[0]["outcome"] in (None, "interrupted") else None
 
     def notes(self, session_id: int) -> list[dict]:

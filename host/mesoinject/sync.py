@@ -40,7 +40,8 @@ def session_of(store: RecordStore, identity, known: dict[int, int], tag: int) ->
     """The host session of a device session tag: the one begun with it, or a placeholder for a
     session this store never saw. `known` caches tag -> session id across records."""
     if tag not in known:
-        known[tag] = store.session_for_device(identity.serial, tag, board=identity.board, firmware=identity.firmware)
+        known[tag] = store.session_for_device(identity.serial, tag, board=identity.board, firmware=identity.firmware,
+                                              epoch=identity.journal_epoch)
     return known[tag]
 
 

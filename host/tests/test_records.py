@@ -149,7 +149,7 @@ def test_session_for_device_finds_the_session_begun_with_that_tag(store, session
 
 
 def test_records_of_an_unknown_session_get_one_placeholder(store, session):
-    first = store.session_for_device("SIM-0042", 99, board="pico", firmware="0.2.0")
+    first = store.session_for_device("SIM-0042", 99, board="pico", firmware="0.2.0", epoch=0x1111)
     assert first != session
     assert store.session_for_device("SIM-0042", 99) == first  # idempotent
     assert store.session_for_device("SIM-0043", 99) not in (first, session)  # the tag is per device
@@ -157,6 +157,7 @@ def test_records_of_an_unknown_session_get_one_placeholder(store, session):
     assert placeholder["program_name"] == SYNCED_PROGRAM and placeholder["outcome"] == "synced"
     assert (placeholder["board"], placeholder["firmware"], placeholder["drug"], placeholder["planned"]) == \
         ("pico", "0.2.0", "unknown", 0)
+    assert placeholder["journal_epoch"] == 0x1111  # its records' journal
     assert store.add_delivery(first, "SIM-0042", delivery(1, session=99))
     assert not store.add_delivery(store.session_for_device("SIM-0042", 99), "SIM-0042", delivery(1, session=99))
 
@@ -397,8 +398,8 @@ def test_a_v4_database_gains_plan_step_and_zone_and_keeps_its_records(db):
         assert [(m["zone"], m["x"], m["point"]) for m in store.marks(sid)] == [("lumbar", 432.5, 1)]
     finally:
         store.close()
-    assert schema_version(db) == SCHEMA_VERSION == 8  # 6: deliveries.channel (two drugs); 7: deliveries.vacuum_kpa
-    # 8: alarms.boot_count, sessions.boot_count (one RESET per boot)
+    assert schema_version(db) == SCHEMA_VERSION == 9  # 6: deliveries.channel (two drugs); 7: deliveries.vacuum_kpa
+    # 8: alarms.boot_count, sessions.boot_count (one RESET per boot); 9: sessions.journal_epoch
 
 
 def make_v7(db):
@@ -442,20 +443,76 @@ def test_a_v7_database_keeps_its_alarms_and_then_stores_one_reset_per_boot(db):
 
 @pytest.mark.req("SR-207")
 def test_a_restart_goes_on_the_session_it_cut_short(store, program):
-    ident = types.SimpleNamespace(serial="SIM-0042", board="sim", firmware="0.1.0", boot_count=40)
+    epoch = 0x2A5A0D03
+    ident = types.SimpleNamespace(serial="SIM-0042", board="sim", firmware="0.1.0", boot_count=40, journal_epoch=epoch)
     first = store.begin_session(ident, program, patient_ref="P-1", operator="dr x", device_session=1)
-    assert store.session(first)["boot_count"] == 40
-    assert store.cut_short_session("SIM-0042", 40) is None  # its own boot: found at its start, cut nothing
-    assert store.cut_short_session("SIM-0042", 41) == first  # still running as far as any host saw
+    assert (store.session(first)["boot_count"], store.session(first)["journal_epoch"]) == (40, epoch)
+    assert store.cut_short_session("SIM-0042", epoch, 40) is None  # its own boot: found at its start, cut nothing
+    assert store.cut_short_session("SIM-0042", epoch, 41) == first  # still running as far as any host saw
     store.end_session(first, "interrupted", "interrupted: LINK LOST")
-    assert store.cut_short_session("SIM-0042", 41) == first  # the host lost it: the restart is its last word
-    assert store.cut_short_session("SIM-0043", 41) is None  # another device
+    assert store.cut_short_session("SIM-0042", epoch, 41) == first  # the host lost it: the restart is its last word
+    assert store.cut_short_session("SIM-0043", epoch, 41) is None  # another device
     after = store.begin_session(types.SimpleNamespace(**dict(vars(ident), boot_count=41)), program, patient_ref="P-1",
                                 operator="dr x", device_session=2)
-    assert store.cut_short_session("SIM-0042", 41) == first  # the session that found the RESET cut nothing short
+    assert store.cut_short_session("SIM-0042", epoch, 41) == first  # the session that found the RESET cut nothing short
     store.end_session(after, "complete", "complete")
     store.end_session(first, "complete", "complete")
-    assert store.cut_short_session("SIM-0042", 41) is None  # it ended: the restart came after
+    assert store.cut_short_session("SIM-0042", epoch, 41) is None  # it ended: the restart came after
+
+
+@pytest.mark.req("SR-207")
+def test_a_restart_after_the_flash_was_erased_cuts_short_no_session_of_the_old_journal(store, program):
+    # the device's flash erased (a new journal epoch, its boots counted from 1 again) after a session its host lost:
+    # the new journal's boot 2 is no restart of that session. Before, sessions kept no epoch and the RESET went on it
+    from mesoinject import boots
+
+    old = types.SimpleNamespace(serial="SIM-0042", board="sim", firmware="0.1.0", boot_count=1, journal_epoch=0x1111)
+    lost = store.begin_session(old, program, patient_ref="P-1", operator="dr x", device_session=1)
+    store.end_session(lost, "interrupted", "interrupted: LINK LOST")
+    erased = types.SimpleNamespace(**dict(vars(old), boot_count=2, journal_epoch=0x2222, reset_cause="WATCHDOG"))
+    assert boots.store_reset(store, erased, boots.reset_of(erased)) is True
+    assert store.alarms(lost) == []  # not on the old journal's session
+    (r,) = store.db.execute("SELECT session_id, journal_epoch, boot_count FROM alarms").fetchall()
+    assert (r["session_id"], r["journal_epoch"], r["boot_count"]) == (None, 0x2222, 2)  # stored, as the device's own
+    # the same boot of the old journal did cut it short
+    assert boots.store_reset(store, old, boots.reset_of(types.SimpleNamespace(**dict(vars(old), boot_count=2,
+                                                                                  reset_cause="WATCHDOG")))) is True
+    assert [(a["code"], a["boot_count"]) for a in store.alarms(lost)] == [("RESET", 2)]
+
+
+def make_v8(db):
+    """A database as mesoinject wrote it before sessions kept their journal's epoch (schema 8): the v1 session (one
+    delivery, epoch 0) and a session with deliveries of epoch 0x1111, one with none."""
+    make_v7(db)
+    con = raw(db)
+    for statement in _statements(MIGRATIONS[8]):
+        con.execute(_pg_ddl(statement) if isinstance(db, str) else statement)
+    for tag in (2, 3):
+        con.execute(sql(db, "INSERT INTO sessions (started_at, device_serial, board, firmware, program_name, technique,"
+                            " drug, syringe, needle, depth_um, volume_nl, planned, cadence_mhz, program_json,"
+                            " device_session, boot_count) VALUES ('2026-11-01T10:00:00+00:00', 'SIM-0042', 'sim',"
+                            " '0.2.0', 'v8', 'point-by-point', 'saline', 'BD 1 mL', '30G 4 mm', 3000, 30000, 20, 0,"
+                            f" '{{}}', {tag}, 7)"))
+    for record_id in (2, 3):
+        con.execute(sql(db, "INSERT INTO deliveries (session_id, device_serial, record_id, point, kind, partial, flags,"
+                            " programmed_nl, delivered_nl, depth_um, device_time_ms, received_at, journal_epoch)"
+                            f" VALUES (2, 'SIM-0042', {record_id}, 0, 'point', 0, 0, 30000, 29990, 3000, 5, 'then',"
+                            f" {0x1111})"))
+    con.close()
+    set_version(db, 8)
+
+
+@pytest.mark.req("SR-207")
+def test_a_v8_database_gets_each_sessions_epoch_from_its_records(db):
+    make_v8(db)
+    store = RecordStore(db)
+    try:
+        assert [(s["id"], s["journal_epoch"]) for s in store.sessions()] == [(1, 0), (2, 0x1111), (3, None)]
+        assert store.cut_short_session("SIM-0042", 0x1111, 8) == 2  # still running as far as any host saw
+        assert store.cut_short_session("SIM-0042", 0x2222, 8) is None  # another journal's boot 8
+    finally:
+        store.close()
+    assert schema_version(db) == SCHEMA_VERSION
 
 
 @pytest.mark.req("SR-149")
