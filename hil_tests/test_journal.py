@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from hil import drain, prime_and_arm, wait_state
+from hil import alarm_said, drain, prime_and_arm, wait_state
 from mesoinject import sync
 from mesoinject.client import Device, DeviceRefused
 from mesoprotocol import spec
@@ -92,7 +92,12 @@ def test_a_delivery_lost_with_the_link_is_recovered_once(device, sim, store):
     counts, seen = pull(device, store)
     stopped = [r for r in seen if r["flags"] & spec.FLAG_FAULT]
     assert len(stopped) == 1
-    assert stopped[0]["delivered_nl"] == pytest.approx(sim.penetrations[-1].volume_nl, abs=PARTIAL_NL)
+    # once in ~150 runs under load (CI, and a board started while pip installed) the record read ~110 nL (20 steps)
+    # over its truth, the truth itself as usual; not reproduced in 130 seeded runs with CPU or disk hogs: the
+    # message carries what a diagnosis needs
+    assert stopped[0]["delivered_nl"] == pytest.approx(sim.penetrations[-1].volume_nl, abs=PARTIAL_NL), (
+        "%s; %s; %s; last prime's compliance probe %s" % (alarm_said(device), sim.penetrations[-1], sim.truth(),
+                                                          sim.probes[-1:]))
     # a second sync finds nothing; replaying the same record stores nothing new
     assert pull(device, store)[0].stored == 0
     assert not store.add_delivery(list(counts.sessions)[0], device.identity.serial, stopped[0])
