@@ -15,6 +15,7 @@ import gc
 import getpass
 import pathlib
 import random
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -279,26 +280,31 @@ def cmd_ui(args) -> int:
     if not programs_dir.is_dir():
         raise UsageError(f"no program library at {programs_dir}: pass --programs DIR (a folder of .toml programs)")
     store = RecordStore(args.db or default_path(), busy_timeout_s=0.1)  # see cmd_run
+    # Ctrl-C sets an event instead of raising wherever the main thread is: raised between the threads' start and
+    # the wait, it left the console's worker and web threads running (a process that never exits; a CI run saw it)
+    stop = threading.Event()
+    default_sigint = signal.signal(signal.SIGINT, lambda *_: stop.set())
     with _target(args, operator=True) as port:
         ui = UiConsole(lambda: Device.open(port), store, programs_dir).start()
-        server = ConsoleServer(ui).start()
-        if args.sim:
-            console.print("simulated board started; a virtual operator pulls the trigger at each point")
-        if ui.device is None:
-            err.print(f"warning: no device yet ({ui.link_error}); the console keeps trying")
-        console.print(f"clinician console: {server.url}")
-        console.print(f"records: {store.where}. Ctrl-C stops it (an armed device is paused first).")
-        if not args.no_browser:
-            webbrowser.open(server.url)
+        server = None
         try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+            server = ConsoleServer(ui).start()
+            if args.sim:
+                console.print("simulated board started; a virtual operator pulls the trigger at each point")
+            if ui.device is None:
+                err.print(f"warning: no device yet ({ui.link_error}); the console keeps trying")
+            console.print(f"clinician console: {server.url}")
+            console.print(f"records: {store.where}. Ctrl-C stops it (an armed device is paused first).")
+            if not args.no_browser:
+                webbrowser.open(server.url)
+            stop.wait()
         finally:
+            signal.signal(signal.SIGINT, default_sigint)
             try:
                 ui.stop()  # the device first: paused, session closed
             finally:
-                server.stop()
+                if server is not None:
+                    server.stop()
                 store.close()
     console.print("console stopped")
     return 0
