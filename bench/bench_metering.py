@@ -76,14 +76,23 @@ def measure(workdir, syringe, seed, profile, prog, total):
 
 
 def calibrate_board(workdir, syringe, seed, profile):
-    """The bore calibrated on the simulated balance; the area factor, or the device's refusal as text."""
+    """The bore calibrated on the simulated balance; the area factor, or the device's refusal as text - with each
+    shot's estimate, balance reading and the model's truth, so a refusal says which shot stood apart and whose
+    figure moved (issue #20: a spread refusal seen once, not reproduced in 50 calibrations)."""
     with SimBoard(syringe=syringe, seed=seed, profile=profile, workdir=workdir) as board, \
             Device.open(board.url) as device:
         balance = Balance(board.balance.port)
+        shots: list[str] = []
+        air = [None]
+
+        def shot(i, estimate, measured):  # the truth between two shots (the first one's holds the fill: "?")
+            now = board.truth().air_nl
+            shots.append(f"{estimate}/{measured:.0f}/" + ("?" if air[0] is None else f"{now - air[0]:.0f}"))
+            air[0] = now
         try:
-            return calibrate(device, balance, syringe=syringe, shots=6).new_ppm / 1e6
+            return calibrate(device, balance, syringe=syringe, shots=6, on_shot=shot).new_ppm / 1e6
         except CalibrationError as e:
-            return str(e)
+            return f"{e} [shots, estimate/balance/true nL: {' '.join(shots)}]"
         finally:
             balance.close()
 
