@@ -83,16 +83,19 @@ def calibrate_board(workdir, syringe, seed, profile):
             Device.open(board.url) as device:
         balance = Balance(board.balance.port)
         shots: list[str] = []
-        air = [None]
+        last = [None]
 
         def shot(i, estimate, measured):  # the truth between two shots (the first one's holds the fill: "?")
-            now = board.truth().air_nl
-            shots.append(f"{estimate}/{measured:.0f}/" + ("?" if air[0] is None else f"{now - air[0]:.0f}"))
-            air[0] = now
+            now, was = board.truth(), last[0]
+            shots.append(f"{estimate}/{measured:.0f}/" + ("?" if was is None else
+                         f"{now.air_nl - was.air_nl:.0f}/{was.content_nl - now.content_nl:.0f}/"
+                         f"{now.forward_steps - was.forward_steps}"))
+            last[0] = now
         try:
             return calibrate(device, balance, syringe=syringe, shots=6, on_shot=shot).new_ppm / 1e6
         except CalibrationError as e:
-            return f"{e} [shots, estimate/balance/true nL: {' '.join(shots)}]"
+            return (f"{e} [shots, estimate/balance/true nL (the model's: out into the air/out of the syringe nL/"
+                    f"plunger steps forward): {' '.join(shots)}]")
         finally:
             balance.close()
 
