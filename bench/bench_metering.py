@@ -76,15 +76,27 @@ def measure(workdir, syringe, seed, profile, prog, total):
 
 
 def calibrate_board(workdir, syringe, seed, profile):
-    """The bore calibrated on the simulated balance; the area factor, or the device's refusal as text."""
+    """The bore calibrated on the simulated balance; the area factor, or the device's refusal as text - with each
+    shot's estimate, balance reading and the model's truth, so a refusal says which shot stood apart and whose
+    figure moved (issue #20: a spread refusal seen once, not reproduced in 50 calibrations)."""
     with SimBoard(syringe=syringe, seed=seed, profile=profile, workdir=workdir) as board, \
             Device.open(board.url) as device, tempfile.TemporaryDirectory() as tmp, \
             RecordStore(pathlib.Path(tmp) / "bench.db") as store:  # the boot's RESET, stored before it is acknowledged
         balance = Balance(board.balance.port)
+        shots: list[str] = []
+        last = [None]
+
+        def shot(i, estimate, measured):  # the truth between two shots (the first one's holds the fill: "?")
+            now, was = board.truth(), last[0]
+            shots.append(f"{estimate}/{measured:.0f}/" + ("?" if was is None else
+                         f"{now.air_nl - was.air_nl:.0f}/{was.content_nl - now.content_nl:.0f}/"
+                         f"{now.forward_steps - was.forward_steps}"))
+            last[0] = now
         try:
-            return calibrate(device, balance, syringe=syringe, store=store, shots=6).new_ppm / 1e6
+            return calibrate(device, balance, syringe=syringe, store=store, shots=6, on_shot=shot).new_ppm / 1e6
         except CalibrationError as e:
-            return str(e)
+            return (f"{e} [shots, estimate/balance/true nL (the model's: out into the air/out of the syringe nL/"
+                    f"plunger steps forward): {' '.join(shots)}]")
         finally:
             balance.close()
 
