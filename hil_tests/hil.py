@@ -12,9 +12,9 @@ from mesoprotocol import spec
 PROGRAMS = programs.EXAMPLES
 WORST_ERASE_MS = 400  # conftest's `slow` board: the flash at its datasheet worst (a 4 KB erase, a 256 B page)
 WORST_PAGE_US = 800
-# A syringe's first prime takes up the worst-case play of the mechanism (120 um on every board),
-# pushing up to this much more into the air than it counts (BD 1 mL bore)
-FIRST_PRIME_EXTRA_NL = 3.14159 / 4 * spec.SYRINGES[1][1] ** 2 * 120 / 1e6  # um^3 = fL -> nL
+# The first prime after power-up takes up the worst case the firmware's own suck-back leaves (the play, 120 um,
+# and the anti-drip draw, 20 um, on every board), pushing up to this much more into the air than it counts (BD 1 mL)
+FIRST_PRIME_EXTRA_NL = 3.14159 / 4 * spec.SYRINGES[1][1] ** 2 * (120 + 20) / 1e6  # um^3 = fL -> nL
 # a board slower than real time (--mesoinject-board pico-emu: the emulator runs at 0.05-0.25x): every wait
 # on the host's clock below lasts this many times longer (conftest.py sets it); each ends when its
 # condition holds, so it costs nothing on a board that keeps up

@@ -41,6 +41,26 @@ def test_power_cut_mid_point_comes_back_as_a_partial_record(device, sim, store):
     sim.set_trigger(False)
 
 
+@pytest.mark.req("SR-042")
+@pytest.mark.sim_only  # cuts the sim board's power (the emulated Pico has no power cut yet)
+def test_the_first_prime_after_a_restart_is_metered_like_any(device, sim, store):
+    # a prime ends drawn back by its suck-back (the play and the anti-drip draw); after a restart the firmware
+    # cannot know that and takes up the worst case before the next prime counts: that prime's air is its
+    # record, to the half percent (the play alone assumed left the draw's 64 steps in the count: -1.8 %)
+    device.configure(**dict(SLOW_POINT, flow_nl_s=50000))
+    device.prime(5000)
+    wait_state(device, {spec.STATE_PRIMED})
+    sim.power_cut(off_s=0.3)
+    device.hello()
+    device.abort()  # the restart's RESET acknowledged (not this test's record)
+    device.configure(**dict(SLOW_POINT, flow_nl_s=50000))
+    air = sim.truth().air_nl
+    device.prime(20000)
+    assert wait_state(device, {spec.STATE_PRIMED, spec.STATE_FAULT}) == spec.STATE_PRIMED, alarm_said(device)
+    primes = [r for r in pull(device, store)[1] if r["kind"] == spec.KIND_PRIME]
+    assert sim.truth().air_nl - air == pytest.approx(primes[-1]["delivered_nl"], rel=0.005)
+
+
 WRAP_SKEW = pytest.mark.skipif(bool(os.environ.get("MICROPY_TICKS_WRAP_S")),
                                reason="records are matched to needle entries by board clock, which MICROPY_TICKS_WRAP_S "
                                       "restarts at every simulated boot (power cuts): run it without the wrap skew")

@@ -172,10 +172,12 @@ class Device:
         # anti-drip: draw back past the worst-case lost motion, so returning the same
         # distance before the next dose cancels backlash and stopper breakaway exactly
         self.suckback_steps = (board.PLUNGER_PLAY_MAX_UM + board.ANTIDRIP_UM) * board.PLUNGER_STEPS_PER_MM // 1000
-        # where the pusher sits in its play is unknown after power-up or a syringe change: assume
-        # fully drawn back, so the prime (into the air) takes up the worst case before it counts
+        # where the pusher sits is unknown after power-up: at worst where this firmware's own suck-back left it
+        # (the play and the anti-drip draw), so the prime (into the air) takes that up before it counts. Only the
+        # play assumed, a prime after a restart counted the draw's steps as fluid (sim: 64 steps, -1.8 % on that
+        # prime). After a syringe change, its play (configure)
         self.play_steps = board.PLUNGER_PLAY_MAX_UM * board.PLUNGER_STEPS_PER_MM // 1000
-        self.dose.slack = self.play_steps
+        self.dose.slack = self.suckback_steps
         board.motors(False)
         board.led(S.LED_OFF)
 
