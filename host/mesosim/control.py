@@ -79,6 +79,11 @@ class Truth:
     last_step_us: int  # board clock of the last plunger step that pushed fluid
     now_us: int  # the board clock when it reported this (its own ticks_us: a 32-bit port's wrap at 2^30)
     forward_steps: int = 0  # plunger steps forward since the board (re)booted
+    # the plunger's hidden state, for a diagnosis: the pusher within its play (steps: 0 pulling, the play pushing
+    # contact), what a suck-back drew into the needle (nL), what the compliant line holds (nL)
+    gap: float = 0.0
+    tip_nl: float = 0.0
+    stored_nl: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -498,7 +498,8 @@ class Model:
         return {"kind": "truth", "out_nl": round(self.out_nl, 3), "air_nl": round(self.air_nl, 3),
                 "depth_um": round(self.depth_um, 1), "penetrations": self.penetrations,
                 "content_nl": round(self.content_nl - self.pending_nl, 3), "pressure_kpa": round(self.pressure_kpa(), 1),
-                "last_step_us": self.last_step_us, "now_us": clock_us(), "forward_steps": self.forward_steps}
+                "last_step_us": self.last_step_us, "now_us": clock_us(), "forward_steps": self.forward_steps,
+                "gap": round(self.gap, 1), "tip_nl": round(self.tip_nl, 3), "stored_nl": round(self.stored_nl, 3)}
 
     def probe_truth(self):
         # the line as a prime's compliance probe should have found it (board.compliance_measured's report)
