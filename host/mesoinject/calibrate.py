@@ -49,11 +49,15 @@ class Calibration:
 
 
 def calibrate(device: Device, balance: Balance, *, syringe: int, store: RecordStore, shot_nl: int = 20000,
-              shots: int = 8, density_g_ml: float = 1.0, flow_nl_s: int = 20000, on_shot=None) -> Calibration:
+              shots: int = 8, density_g_ml: float = 1.0, flow_nl_s: int = 20000, on_shot=None,
+              on_restart=None) -> Calibration:
     """store: where a restart the device holds (its RESET, not acknowledged yet) is stored before this acknowledges
     it (boots.py): a restart a calibration is the first to see stays on the record (a store that fails raises
     RecordStoreError, the device left as it was)."""
-    if boots.store_held_reset(device, store):  # HELLO first, as every connection's first word
+    restart = boots.store_held_reset(device, store)  # HELLO first, as every connection's first word
+    if restart:
+        if on_restart:
+            on_restart(restart)  # the operator hears of it whatever the calibration's outcome
         device.abort()  # acknowledge the boot, now that it is on the record
     device.configure(technique=spec.TECHNIQUE_POINT, syringe=syringe, head=1, vacuum_kpa=0, needle_length_um=4000,
                      depth_um=1000, volume_nl=shot_nl, count=1, cadence_mhz=0, flow_nl_s=flow_nl_s)

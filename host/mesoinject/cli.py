@@ -432,8 +432,12 @@ def _store_restart(device: Device, db: str | None) -> None:
                   "anyway, so it is not on the record: note it in the session's record (`mesoinject records note`)")
         return
     if reset:
-        console.print(f"restart stored: RESET ({spec.RESET_NAMES[reset['detail']]}, boot {reset['boot_count']}) "
-                      f"in {db or default_path()}")
+        _restart_stored(reset, db)
+
+
+def _restart_stored(reset: dict, db: str | None) -> None:
+    console.print(f"restart stored: RESET ({spec.RESET_NAMES[reset['detail']]}, boot {reset['boot_count']}) "
+                  f"in {db or default_path()}")
 
 
 def cmd_pair(args) -> int:
@@ -651,7 +655,7 @@ def cmd_calibrate(args) -> int:
         stack.callback(balance.close)
         try:
             result = calibrate(device, balance, syringe=syringe, store=store, shot_nl=shot_nl, shots=args.shots,
-                               density_g_ml=density, on_shot=shown)
+                               density_g_ml=density, on_shot=shown, on_restart=lambda r: _restart_stored(r, args.db))
         except RecordStoreError as e:  # only the restart's RESET is stored: nothing was acknowledged or weighed yet
             err.print(f"error: the device restarted, and its RESET is stored before it is acknowledged: {e}. So it is "
                       "not acknowledged and nothing was calibrated (the old factor stays); calibrate again once the "

@@ -127,6 +127,7 @@ def test_calibrate_stores_the_restart_it_acknowledges(tmp_path):
     with sqlite3.connect(db) as con:
         resets = con.execute("SELECT session_id, detail, boot_count FROM alarms WHERE code = 'RESET'").fetchall()
     assert resets == [(None, 0, 1)]  # its first boot, powered on; no session was running through it
+    assert f"restart stored: RESET (POWER_ON, boot 1) in {db}" in r.stdout  # and the operator is told so
 
 
 def test_calibrate_on_a_database_it_cannot_write_acknowledges_nothing_and_says_what_to_do(read_only_file, tmp_path):
