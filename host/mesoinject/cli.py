@@ -239,13 +239,26 @@ def _started(board):
         board.stop()
 
 
+@contextlib.contextmanager
+def _ctrl_c_event():
+    """An event Ctrl-C sets, for a command that runs until it: a KeyboardInterrupt raised wherever the main thread
+    is (between its threads' start and its wait) skipped their clean-up - `ui` left its console's worker and web
+    threads running, a process that never exited (a CI run saw it)."""
+    stop = threading.Event()
+    default_sigint = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, default_sigint)
+
+
 def cmd_sim(args) -> int:
     from mesosim import VirtualOperator
 
     syringe = programs.syringe_code(args.syringe)
     board = sim_board(syringe, args.serial, seed=args.sim_seed)
     board.hold_trigger_at_boot = board.hold_estop_at_boot = args.safe_mode  # the service gesture
-    with _started(board):
+    with _ctrl_c_event() as stop, _started(board):
         board.hold_trigger_at_boot = board.hold_estop_at_boot = False  # let go: the next reset starts the firmware
         if args.safe_mode:
             console.print("service mode (E-stop pressed + trigger held at power-up): the command key is erased and "
@@ -261,12 +274,9 @@ def cmd_sim(args) -> int:
         console.print(f"  balance:     {board.balance.port} (MT-SICS)")
         console.print(f"  board log:   {board.log_path}")
         console.print(f"  try: mesoinject run point-by-point --port {board.url}")
-        stop = threading.Event()
         with VirtualOperator(board) if args.operator else contextlib.nullcontext():
-            try:
-                stop.wait()
-            except KeyboardInterrupt:
-                console.print("stopped")
+            stop.wait()
+    console.print("stopped")
     return 0
 
 
@@ -280,11 +290,7 @@ def cmd_ui(args) -> int:
     if not programs_dir.is_dir():
         raise UsageError(f"no program library at {programs_dir}: pass --programs DIR (a folder of .toml programs)")
     store = RecordStore(args.db or default_path(), busy_timeout_s=0.1)  # see cmd_run
-    # Ctrl-C sets an event instead of raising wherever the main thread is: raised between the threads' start and
-    # the wait, it left the console's worker and web threads running (a process that never exits; a CI run saw it)
-    stop = threading.Event()
-    default_sigint = signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with _target(args, operator=True) as port:
+    with _ctrl_c_event() as stop, _target(args, operator=True) as port:
         ui = UiConsole(lambda: Device.open(port), store, programs_dir).start()
         server = None
         try:
@@ -299,7 +305,6 @@ def cmd_ui(args) -> int:
                 webbrowser.open(server.url)
             stop.wait()
         finally:
-            signal.signal(signal.SIGINT, default_sigint)
             try:
                 ui.stop()  # the device first: paused, session closed
             finally:

@@ -191,6 +191,21 @@ def test_ui_stopped_by_ctrl_c_the_moment_it_is_up_still_stops_cleanly(tmp_path):
     assert "console stopped" in out
 
 
+def test_sim_stopped_by_ctrl_c_while_it_starts_says_so_and_exits_cleanly(tmp_path):
+    # as `ui` above (one Ctrl-C handler for both): a stop, not an interrupted run - exit 0, no "PAUSED" hint
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "mesoinject.cli", "sim"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
+    try:
+        assert any(line.startswith("  serial port: ") for line in proc.stdout)
+    finally:
+        proc.send_signal(signal.SIGINT)  # at once: the CLI is still printing the lines after it
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.rstrip().endswith("stopped") and "interrupted" not in err
+
+
 def test_ui_without_a_program_library_says_what_to_pass(tmp_path):
     r = cli("ui", "--port", "socket://127.0.0.1:9", "--programs", str(tmp_path / "none"), "--no-browser")
     assert r.returncode == 2 and "--programs DIR" in r.stderr
