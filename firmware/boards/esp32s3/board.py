@@ -80,7 +80,8 @@ class Board(board_stepdir.StepDirBoard):
         return area
 
     def step_driver(self, step_pin, dir_pin, invert, unit):
-        return board_steprmt.RmtStepDir(step_pin, dir_pin, invert, unit)  # pulses from the hardware, not a Python loop
+        # pulses from the hardware, not a Python loop; each train started only while the gates are open
+        return board_steprmt.RmtStepDir(step_pin, dir_pin, invert, unit, TRIGGER, ESTOP)
 
     def pressure_raw(self):
         return self._adc.read_u16()

@@ -226,15 +226,17 @@ class StepDirBoard:
 
     def plunger_gate(self, on):
         # on: plunger steps forward stop in hardware when the trigger is up or the E-stop pressed,
-        # where the driver can (the Pico's PIO); the device sets it while it delivers. The needle's forward
-        # steps too: its way in is part of the dose the trigger holds (a paced batch runs up to ~6 ms)
+        # where the driver can (the Pico's PIO; the ESP32-S3's RMT before each train); the device sets it while
+        # it delivers. The needle's forward steps too: its way in is part of the dose the trigger holds (a paced
+        # batch runs up to ~6 ms)
         self._plunger.gate = on
         self._needle.gate = on
 
     def estop_gate(self, on):
         # on: every step handed over from now on, both axes, stops in hardware when the E-stop is pressed,
-        # where the driver can (the Pico's PIO); the device sets it in every state but FAULT
-        # (no tuple to loop over: the device calls this on every state change, inside a program's run)
+        # where the driver can (the Pico's PIO; the ESP32-S3's RMT before each train); the device sets it in
+        # every state but FAULT (no tuple to loop over: the device calls this on every state change, inside a
+        # program's run)
         self._plungers[0].estop_gate = on
         self._plungers[1].estop_gate = on
         self._needle.estop_gate = on
