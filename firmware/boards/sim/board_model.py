@@ -413,7 +413,11 @@ class Model:
             self.q_in = self.pending_nl / min(max(interval, 0.0005), 0.002)
             self.last_step_us = now
         elif volume < 0:  # pulled back: first the pressure goes, then fluid is drawn back into the needle
-            self.content_nl += self.pending_nl
+            # the last forward steps' volume still being pushed went in first (a driver lets its pulses out before
+            # the DIR change): into the line now. (It was dropped from the push and added to the content, which
+            # still held it: steps counted with no fluid, and a syringe fuller than it was.)
+            self.content_nl -= self.pending_nl
+            self.stored_nl += self.pending_nl
             self.pending_nl = 0.0
             back = -volume
             relieved = min(back, self.stored_nl)
