@@ -151,6 +151,31 @@ def _seen_trigger(self):
 
 
 board.Board.trigger = _seen_trigger
+
+
+# A prime's compliance estimate (the firmware hands it to a board that has compliance_measured, as the sim board logs
+#    it to its harness) and each dose's end (its counted steps, top-up included; the programmed steps; the line pressure
+#    it stopped at; the last settle reading; interrupted; the line's zero in 1/16 kPa), as "PROBE comp ..." and
+#    "PROBE dose ..." lines: the board log then says what the firmware measured and metered beside the world's ground
+#    truth (emuboard.py logs the probe lines; test_pins prints the estimates). Once a prime or a point: no cost a pass.
+def _comp_seen(self, probe, pushed_nl, est, in_force):
+    _out.write('\nPROBE comp %d %d %d ps=%d tend=%d dense=%d half=%d\n' % (
+        pushed_nl, est, in_force, probe.ps, probe.t_end_us, probe.dense, probe.half_samples))
+
+
+board.Board.compliance_measured = _comp_seen
+from mesofw import dosing  # noqa: E402
+
+_end_dispense = dosing.Sequence._end_dispense
+
+
+def _probe_end_dispense(self):
+    _end_dispense(self)
+    _out.write('\nPROBE dose %d %d %d %d %d %d\n' % (self.dispensed_steps, self.steps, self.stop_kpa, self.last_kpa,
+                                                     self.interrupted, self.zero16))
+
+
+dosing.Sequence._end_dispense = _probe_end_dispense
 board.Board.feed_watchdog = _probe_feed
 board.Board.service = _probe_service
 board.Board.plunger_step = _probe_pstep

@@ -19,7 +19,11 @@
 //           us, the STEP edges of each --watch pin since the last tick (signed by DIR, only while --enable
 //           PIN, active low, is low) and the --outputs pins' levels; the chip goes on at {"go": 1} on stdin
 //           (after the pin/adc lines the world sets). --sync-on PINS: an edge there ends the tick at once (a
-//           switch the firmware reads right after a pulse, the needle's home switch).
+//           switch the firmware reads right after a pulse, the needle's home switch). --sync-adc CHS: a conversion
+//           of those ADC channels ends the tick at once and completes after {"go": 1} with the value the world set
+//           (the "tick" lists them in "adc"; "reads" counts every channel's conversions since boot): each read sees
+//           the world at its own emulated us, with its own noise, not a value held since the last tick (the line's
+//           sensor as the firmware's tight read loops sample it: a point's zero, a prime's dense tail).
 // A line "MARK <name>" that the board prints records the edge counts at that moment; a line
 // "PROBE <text>" (tools/pico-emu/emu_boot.py, between the link's frames) is passed on with them.
 // --flash-timing typ|max|off: erase/program the emulated flash with the W25Q16JV's typical or maximum
@@ -243,7 +247,18 @@ function startLockstep(periodUs) {
   const en = args.enable !== undefined ? Number(args.enable) : -1;
   const outputs = args.outputs ? String(args.outputs).split(',').map(Number) : [];
   const syncOn = new Set(args['sync-on'] ? String(args['sync-on']).split(',').map(Number) : []);
-  lockstep = { periodNs: periodUs * 1000, endNs: 0, sync: false, steps: {}, disabled: 0, outputs, waiting: false };
+  const syncAdc = new Set(args['sync-adc'] !== undefined ? String(args['sync-adc']).split(',').map(Number) : []);
+  lockstep = { periodNs: periodUs * 1000, endNs: 0, sync: false, steps: {}, disabled: 0, outputs, waiting: false,
+    adc: [], reads: {} };
+  const adc = mcu.adc;
+  const plainRead = adc.onADCRead;
+  adc.onADCRead = (ch) => { // a synced channel's conversion: the world's turn first, then its sample time
+    lockstep.reads[ch] = (lockstep.reads[ch] || 0) + 1; // every conversion, per channel, since boot ("tick": reads)
+    if (!syncAdc.has(ch)) return plainRead(ch);
+    adc.currentChannel = ch;
+    lockstep.adc.push(ch);
+    lockstep.sync = true;
+  };
   edgeHooks.push((step, dirHigh) => {
     if (en >= 0 && mcu.gpio[en].outputValue) { lockstep.disabled += 1; return; } // a disabled driver ignores it
     lockstep.steps[step] = (lockstep.steps[step] || 0) + (dirHigh ? 1 : -1);
@@ -267,7 +282,8 @@ function lockstepTick() {
   const ls = lockstep;
   const out = {};
   for (const p of ls.outputs) out[p] = mcu.gpio[p].outputValue ? 1 : 0;
-  emit({ event: 'tick', t_us: emulatedUs(), steps: ls.steps, out, disabled: ls.disabled });
+  emit({ event: 'tick', t_us: emulatedUs(), steps: ls.steps, out, disabled: ls.disabled, adc: ls.adc,
+    reads: ls.reads });
   ls.steps = {};
   ls.disabled = 0;
   ls.sync = false;
@@ -278,5 +294,9 @@ function lockstepGo() {
   if (!lockstep || !lockstep.waiting) return;
   lockstep.waiting = false;
   lockstep.endNs = simulator.clock.nanos + lockstep.periodNs;
+  if (lockstep.adc.length) { // the conversion that ended the tick reads what the world set just now
+    lockstep.adc = [];
+    mcu.adc.sampleAlarm.schedule(mcu.adc.sampleTime * 1000);
+  }
   setImmediate(lockstepRun);
 }
