@@ -217,7 +217,7 @@ class Probe:
         return 16000 * pushed_nl * tau // push
 
     def pl_per_kpa(self, pushed_nl, area_mm2):
-        # the estimate, clamped to what a stopper of this area can have; None when the prime said nothing.
+        # the estimate, at least what a stopper of this area can have; None when the prime said nothing (or nonsense).
         # Pressures in 1/16 kPa (a dense tail's are that fine: its mean and integral, not one reading)
         if self.dense:  # the dense read's own estimate (its checks there)
             c = self._moments(pushed_nl) if self.split and pushed_nl > 0 else None
@@ -236,9 +236,13 @@ class Probe:
         return self._clamp(c, area_mm2)
 
     def _clamp(self, c, area_mm2):
+        # above the ceiling (~7x the softest line the model draws) it is no reading of a line: a zero off by a
+        # noise draw kept the tail "above zero" too long (the emulated Pico's ADC held a draw a whole ms: 7200 pL/kPa
+        # read for a 475 line, every point after it topped up 10-19 steps too far); the prior or the last stands
+        if c > area_mm2 * MAX_PL_PER_KPA_MM2:
+            return None
         lo = area_mm2 * MIN_PL_PER_KPA_MM2
-        hi = area_mm2 * MAX_PL_PER_KPA_MM2
-        return lo if c < lo else hi if c > hi else c
+        return lo if c < lo else c
 
 
 def _ln_q12(a, b):

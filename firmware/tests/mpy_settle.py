@@ -107,6 +107,6 @@ out = {"shots": {"wheal": shot_on_its_way_out(8), "no_wheal": shot_on_its_way_ou
                  [8000, probe(8.0, 0.125, 1.2, 900, 165)], [3000, probe(3.0, 1.0, 0.0, 0, 59)]],
        # a response that says nothing (pressure never rose) keeps the prior
        "flat": probe(1.0, 1000.0, 0.0, 0, 18),
-       # an estimate beyond what the stopper's area allows is clamped
+       # an estimate beyond what the stopper's area allows is none
        "clamped": probe(20.0, 2.0, 0.0, 0, 18)}
 print(json.dumps(out))
