@@ -332,7 +332,7 @@ def flash(board: str, port: str, log=lambda line: None) -> Report:
         repl.soft_reset()
     finally:
         repl.close()
-    identity = _hello_after_reset(port)
+    identity = hello_after_reset(port)
     t_done = time.monotonic()
     if _version(identity) != build.version or identity["board"] != board:
         raise FlashError(f"after the reset HELLO reports {identity['board']} firmware {_version(identity)}, "
@@ -363,7 +363,9 @@ def _literal(text: str):
     return ast.literal_eval(text.strip())
 
 
-def _hello_after_reset(port: str, timeout: float = 15.0) -> dict:
+def hello_after_reset(port: str, timeout: float = 15.0) -> dict:
+    """HELLO's fields from a board that is booting (it answers once its firmware is up: from .py sources the
+    board compiles them first, seconds on a loaded host), asked until the timeout; FlashError after it."""
     deadline = time.monotonic() + timeout
     while True:
         try:
