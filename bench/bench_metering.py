@@ -59,8 +59,9 @@ def run_chunk(workdir, syringe, seed, profile, prog, n):
         return outcome, board.penetrations[before:], records
 
 
-def measure(workdir, syringe, seed, profile, prog, total):
-    """(penetrations, records) of `total` points or shots, over as many fresh syringes as that takes."""
+def measure(workdir, syringe, seed, profile, prog, total, firsts=None):
+    """(penetrations, records) of `total` points or shots, over as many fresh syringes as that takes; firsts (a
+    list): gets the index of each session's first point (its stopper's creep charges from what the prime left)."""
     if isinstance(profile, (int, float)):  # a play, as the cadence sweep passes it
         profile = {"play_um": profile}
     capacity = spec.syringe_capacity_nl(syringe)
@@ -70,6 +71,8 @@ def measure(workdir, syringe, seed, profile, prog, total):
         outcome, got, recs = run_chunk(workdir, syringe, seed, profile, prog, min(per_syringe, total - len(pens)))
         if not outcome.completed:
             raise RuntimeError(f"bench program stopped: {outcome.outcome} {outcome.progress.alarms}")
+        if firsts is not None and got:
+            firsts.append(len(pens))
         pens += got
         records += recs
     return pens, records
@@ -157,7 +160,8 @@ def case_row(case, seed, n, base_point, base_shot, calibrated):
         cal = calibrate_board(workdir, case.syringe, seed, dict(needle_profile(prog), **case.profile)) if calibrated else None
         if isinstance(cal, str):
             return f"  {name:<52} calibration refused: {cal}"
-        pens, records = measure(workdir, case.syringe, seed, case.profile, prog, n)
+        firsts: list[int] = []
+        pens, records = measure(workdir, case.syringe, seed, case.profile, prog, n, firsts)
     area = (1 + bore) ** 2
     errors = [(p.volume_nl - prog.volume_nl) / prog.volume_nl * 100 for p in pens]
     abs_e = [abs(e) for e in errors]
@@ -168,6 +172,10 @@ def case_row(case, seed, n, base_point, base_shot, calibrated):
     line = (f"  {name:<52} n={len(pens):<3} bore {bore * 100:+5.2f} % "
             + (f"cal x{cal:.4f} (true x{area:.4f}) " if calibrated else f"uncal (area x{area:.4f}) ")
             + f"mean {statistics.mean(errors):+6.2f} %  p99 |e| {percentile(abs_e, 99):5.2f} %  max {max(abs_e):5.2f} %")
+    # a session's first point apart from the rest (issue #20: the stopper's creep charges from what the prime left)
+    rest = [e for i, e in enumerate(abs_e) if i not in firsts]
+    line += (f"  1st of session {statistics.mean(errors[i] for i in firsts):+5.2f} %"
+             + (f", rest p99 {percentile(rest, 99):4.2f} %" if rest else ""))
     if not calibrated:  # what remains once the bore's own error is taken out
         net = [abs(p.volume_nl / (prog.volume_nl * area) - 1) * 100 for p in pens]
         line += f"  net of bore p99 {percentile(net, 99):5.2f} %"

@@ -24,6 +24,9 @@ DOSE_TOL_PL_PER_NL = 4  # a dose's own rounding within 0.4 % of it where the ste
 SHOT_TOPUP_KPA = 1  # a shot's wheal pressure worth a top-up (1 kPa holds ~1.5 nL in a 3 mL syringe)
 PROBE_DONE_KPA = 2  # a prime measuring the compliance follows the line further down (less tail to extrapolate)
 ZERO_READS = 32  # pressure reads averaged for the line's zero (its noise: 1/sqrt(32) of the sensor's; needles.py)
+PRIME_ZERO_READS = 256  # ...and a prime's, the base its compliance probe reads the tail from: 32 reads' mean (+-0.1 kPa
+# at 0.56 kPa of noise) under a 6 ms tail read for 30 ms moved its first moment, and the compliance, by up to
+# +-20 % (issue #20: a BD 10 mL line's estimates +2..+18 %; its points topped up by that). Once a prime, ~5 ms.
 WHEAL_READS = 8  # ... and for a shot's wheal pressure (read in one pass, mid-retraction)
 
 
@@ -230,7 +233,7 @@ class Sequence:
         self.point = topup  # a point (test dose, prime), not a nappage shot
         self.topped = self.probe is not None  # a prime makes no wheal
         if topup:  # a point starts from a relieved line (suck-back): what the sensor reads now is its zero
-            self.zero_kpa = self._zero()
+            self.zero_kpa = self._zero(ZERO_READS if self.probe is None else PRIME_ZERO_READS)
         self.motors(True)
         self.phase = TAKEUP
         self.plunger_start = self.plunger.pos
@@ -259,10 +262,10 @@ class Sequence:
             total += self.pressure()
         return total
 
-    def _zero(self):
-        total = self._sum(ZERO_READS)
-        self.zero16 = (total << 4) // ZERO_READS
-        return (total + ZERO_READS // 2) // ZERO_READS
+    def _zero(self, reads):
+        total = self._sum(reads)
+        self.zero16 = (total << 4) // reads
+        return (total + reads // 2) // reads
 
     def _shot_topup(self, now_us):
         # Halfway out of the skin a shot's line has long settled at its wheal's pressure (the settle is

@@ -77,3 +77,18 @@ def test_a_line_faster_than_the_sensor_lag_keeps_the_prior_whatever_its_noise(re
     # near the truth.
     estimates = results["unresolved"]
     assert all(e is None or abs(e / 1030 - 1) <= 0.5 for e in estimates), estimates
+
+
+@pytest.mark.req("SR-211")
+def test_a_primes_zero_is_read_finely_enough_for_every_prime_to_hold(results):
+    # issue #20: a prime's 6 ms tail is read for ~30 ms above the zero the prime took as it started; an error
+    # b in that zero (32 reads: +-0.1 kPa at 0.56 kPa of noise) weighs on the tail's first moment as b t^2 / 2,
+    # and the level the rest is extrapolated from (16 reads) half as much again: one prime in 60 of the BD 10 mL
+    # line read +20 %, and the session's points all top up by it. Every prime of 60 within 15 % of the truth
+    # (less the lag's bias), their mean within 4 %.
+    for row in results["from_zero"]:
+        tau, lag = row["tau_us"], row["lag_us"]
+        bias = (lag - NOMINAL_LAG_US) * lag / tau ** 2
+        errors = [None if e is None else e / row["c_pl"] - 1 - bias for e in row["est"]]
+        assert all(e is not None and abs(e) <= 0.15 for e in errors), (tau, lag, sorted(errors, key=abs)[-3:])
+        assert abs(sum(errors) / len(errors)) <= 0.04, (tau, lag, sum(errors) / len(errors))
