@@ -173,36 +173,34 @@ def test_ui_serves_the_console_on_loopback_and_stops_cleanly_on_ctrl_c(tmp_path)
     assert "console stopped" in out
 
 
+def ctrl_c_once_up(tmp_path, args, up_line):
+    """(returncode, stdout, stderr) of the CLI sent SIGINT the moment it prints a line starting with up_line (it
+    is still printing what follows)."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "mesoinject.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")})
+    try:
+        assert any(line.startswith(up_line) for line in proc.stdout)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
 def test_ui_stopped_by_ctrl_c_the_moment_it_is_up_still_stops_cleanly(tmp_path):
     # Ctrl-C before the CLI reached its wait raised KeyboardInterrupt past its clean-up: exit 1, the console's
     # threads left to the interpreter's exit (a CI run hung there), an armed device not paused
-    import signal
-
-    proc = subprocess.Popen([sys.executable, "-m", "mesoinject.cli", "ui", "--sim", "--no-browser",
-                             "--db", str(tmp_path / "r.db"), "--programs", str(PROGRAMS)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")})
-    try:
-        assert any(line.startswith("clinician console: ") for line in proc.stdout)
-    finally:
-        proc.send_signal(signal.SIGINT)  # at once: the CLI is still printing what follows the URL
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    code, out, err = ctrl_c_once_up(tmp_path, ["ui", "--sim", "--no-browser", "--db", str(tmp_path / "r.db"),
+                                               "--programs", str(PROGRAMS)], "clinician console: ")
+    assert code == 0, err
     assert "console stopped" in out
 
 
 def test_sim_stopped_by_ctrl_c_while_it_starts_says_so_and_exits_cleanly(tmp_path):
     # as `ui` above (one Ctrl-C handler for both): a stop, not an interrupted run - exit 0, no "PAUSED" hint
-    import signal
-
-    proc = subprocess.Popen([sys.executable, "-m", "mesoinject.cli", "sim"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
-    try:
-        assert any(line.startswith("  serial port: ") for line in proc.stdout)
-    finally:
-        proc.send_signal(signal.SIGINT)  # at once: the CLI is still printing the lines after it
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    code, out, err = ctrl_c_once_up(tmp_path, ["sim"], "  serial port: ")
+    assert code == 0, err
     assert out.rstrip().endswith("stopped") and "interrupted" not in err
 
 
