@@ -142,6 +142,8 @@ class Axis:
             return
         gap = ticks_diff(now_us, self.last_us)
         self.last_us = now_us
+        if gap < 0:  # a clock that stepped back (the simulated board's did, under load): the move waits, never reverses
+            gap = 0
         most = self.max_gap_us
         if gap > most:
             lag = self.lag_us + gap - most

@@ -47,4 +47,12 @@ for gap_us in (5000, 10000):
         now += gap_us
         axis.tick(now)
     out["paced_lag_%d" % gap_us] = {"elapsed_ms": now // 1000, "lag_ms": axis.lag_ms, "batches": batches}
+# a suck-back (448 steps back at 17800 steps/s) whose clock steps 1.15 ms back after its first pass (the simulated
+# board's did, under load), then runs on
+steps = []
+axis = dosing.Axis(steps.append, 0)
+axis.move_to(-448, 17800, 0)
+for now in [1000, -150] + list(range(850, 40000, 1000)):
+    axis.tick(now)
+out["clock_back"] = steps
 print(json.dumps(out))

@@ -73,4 +73,24 @@ out["within_tick"] = scenario([(3000, 0, 0, 0)])  # 3 ms, none of it counted: wi
 out["sliced"] = scenario([(3000, 1000, 0, 900)] * 20)
 # a poll for input asked 5 ms and input came at once, many times (credit that must not hide a later loss)
 out["credit"] = scenario([(300, 100, 0, 5000)] * 50 + [(30000, 1000, 0, 0)])
+
+
+def clock_values(calls):
+    # calls: (host us since the last call, waited us in it) with the run time keeping pace; the board clock after each
+    time._last_raw = time._read_raw = raw = 100000
+    time._wait_us = time._wait_ms = time._carry_us = time._balance_us = time._excused_us = time._owed_us = 0
+    values = []
+    fake.next_cpu, fake.next_wait = fake.cpu, fake.wait
+    for span, waited in calls:
+        fake.next_cpu += span - waited  # what the kernel would report if asked now
+        fake.next_wait += waited
+        raw += span
+        time._catch_up(raw)
+        values.append(raw - time._wait_us)
+    return values
+
+
+# short preemptions under load: 40 calls 150 us apart (under CHECK_US: the kernel is not asked), each 100 us of it
+# waiting for a CPU, then a call 300 us later that asks - 4 ms of waits found in a 300 us gap; then quiet passes
+out["stepped"] = clock_values([(150, 100)] * 40 + [(300, 0)] + [(1000, 0)] * 8)
 print(json.dumps(out))

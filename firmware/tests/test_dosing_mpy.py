@@ -79,6 +79,15 @@ def results(run_mpy, tmp_path_factory):
     return run_mpy(HERE / "mpy_dosing.py", cases)
 
 
+@pytest.mark.req("SR-162")
+def test_a_move_never_reverses_on_a_clock_that_steps_back(results):
+    # the simulated board's clock stepped back 1.15 ms under load: the suck-back's Axis then sent 35 steps forward
+    # (its due count fell below what it had sent), the stopper crossed its play and pushed 18 steps into the air,
+    # and the next point's record counted them (test_journal, 1 run in ~100 with CPU hogs)
+    steps = results["clock_back"]
+    assert sum(steps) == -448 and all(n < 0 for n in steps), steps
+
+
 @pytest.mark.req("SR-040")
 def test_metering_has_no_cumulative_drift(results):
     # 1000 points of 30 uL: the carried remainder keeps the total within one step

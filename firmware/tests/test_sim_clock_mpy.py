@@ -40,3 +40,13 @@ def test_the_board_clock_takes_off_what_the_host_took_that_was_not_asked_for(out
     assert out["within_tick"] == [0, 0, 0]  # within the lag: kept
     assert out["sliced"] == [22000 - 4000, 18, 0]  # lost in pieces under a tick each: summed, less one tick
     assert out["credit"] == [30000 - 1000 - 4000 - 4000, 21, 0]  # the early polls' credit dropped past a tick
+
+
+@pytest.mark.req("SR-184")
+def test_the_board_clock_never_runs_backwards_when_it_takes_off_many_short_waits_at_once(out):
+    # a read finds the waits of the whole span since the last read; taken off in the gap it came in, 4 ms of short
+    # preemptions stepped the clock 3.7 ms back under load: a suck-back's Axis ran forward for a pass (35 steps), a
+    # point's record then counted 18 steps that had gone into the air (test_journal, 1 run in ~100 with CPU hogs)
+    values = out["stepped"]
+    assert all(b >= a for a, b in zip(values, values[1:])), values
+    assert values[-1] - values[0] == 40 * 150 + 300 + 8 * 1000 - 150 - 40 * 100  # all of it taken off, in the end

@@ -85,6 +85,7 @@ _wait_ms = 0  # ...and in ms, for the ms clock
 _carry_us = 0
 _excused_us = 0  # since the last read: off the CPU by the firmware's or board's own request (at most)
 _balance_us = 0  # host time neither run, waited nor asked for, not yet taken off (with the lag's noise)
+_owed_us = 0  # found to take off but not yet taken: more than the time since the last call (the clock never goes back)
 taken_us = asked_us = 0  # in all, modulo 2^26 (the board's gap reports)
 
 
@@ -107,7 +108,7 @@ def sleep_ms(ms):
 
 def _catch_up(raw):
     global _last_raw, _read_raw, _last_wait, _last_cpu, _wait_us, _wait_ms, _carry_us, _excused_us, _balance_us
-    global taken_us
+    global taken_us, _owed_us
     if _t.ticks_diff(raw, _last_raw) > CHECK_US and _stat.f is not None:
         _stat.read()
         waited = (_stat.wait - _last_wait) & _SCHED_MASK
@@ -127,6 +128,15 @@ def _catch_up(raw):
         _last_wait = _stat.wait
         _last_cpu = _stat.cpu
         _read_raw = raw
+        # Never more off than the time since the last call: the clock must not run backwards. A read comes only
+        # after a call gap > CHECK_US, but what it finds covers the whole span since the last read - under load
+        # many short waits (each in a gap < CHECK_US) summed to more than the gap the read came in, and the clock
+        # stepped back (1.2 ms seen): a move's Axis then went the other way for a pass (a suck-back's +35 steps
+        # forward), so a point's record counted 18 steps that had gone into the air. The rest is taken later.
+        waited += _owed_us
+        gap = _t.ticks_diff(raw, _last_raw)
+        _owed_us = waited - gap if waited > gap else 0
+        waited -= _owed_us
         if waited:
             _wait_us = (_wait_us + waited) & _MASK
             _carry_us += waited
