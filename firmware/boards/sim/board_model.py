@@ -333,9 +333,9 @@ class Model:
         # (as a driver spreads a batch of pulses), while the stored volume discharges
         # through the needle towards the wheal's back-pressure: dV/dt = q - (V - rest)/tau.
         dt = ticks_diff(now, self.t) / 1000000
+        self.t = now  # (an earlier time too: a clock set anew, the emulated chip's at boot, is followed from there)
         if dt <= 0:
-            return  # (an earlier time is not taken as the model's: the next call would run that span again)
-        self.t = now
+            return
         if self.occlusion_ramp:
             self.occlusion += self.occlusion_ramp * dt
         if self.pump or self.vacuum_kpa > 0.01:
