@@ -68,6 +68,7 @@ PAIR = const(0x0E)  # provision the command key; only in pairing mode (a physica
 OPEN = const(0x0F)  # open this host's session: the one controlling host (PROTOCOL.md 11)
 CLOSE = const(0x10)  # end this host's session
 POLL = const(0x11)  # STATUS from the controlling host: the heartbeat that feeds the link watchdog
+LINE_TEST = const(0x12)  # the syringe's line capped: measure the sensor's lag, the stopper's compliance and creep
 
 ACK = const(0x80)
 IDENTITY = const(0x81)
@@ -76,6 +77,7 @@ DELIVERY = const(0x83)
 ALARM = const(0x84)
 STATE = const(0x85)
 RECORD = const(0x86)  # reply to RECORDS: one journal record
+LINE_RESULT = const(0x87)  # event: a line test's outcome and figures
 NACK = const(0x8F)
 REPLIES = (ACK, NACK, IDENTITY, STATUS_REPLY, RECORD)  # answers to a command; the rest are events
 UNCACHED = (HELLO, STATUS, EVENTS)  # answered afresh every time, never from the reply cache (PROTOCOL.md 3)
@@ -307,8 +309,8 @@ _SETTING_FIELDS = tuple((row[0], row[1]) for row in SETTINGS_TABLE)
 # and its counter counts within the session (> the last one accepted in it). One session at a
 # time: only its traffic feeds the link watchdog (PROTOCOL.md 8, 11).
 # HELLO, STATUS, PAUSE, ABORT and EVENTS stay open: anyone may look, and anyone may stop the device.
-AUTHENTICATED = (CONFIGURE, PRIME, ARM, RESUME, SETTINGS, CALIBRATE, RECORDS, REPL, OPEN, CLOSE, POLL)
-SESSION_COMMANDS = (CONFIGURE, PRIME, ARM, RESUME, SETTINGS, CALIBRATE, RECORDS, REPL, CLOSE, POLL)
+AUTHENTICATED = (CONFIGURE, PRIME, ARM, RESUME, SETTINGS, CALIBRATE, RECORDS, REPL, OPEN, CLOSE, POLL, LINE_TEST)
+SESSION_COMMANDS = (CONFIGURE, PRIME, ARM, RESUME, SETTINGS, CALIBRATE, RECORDS, REPL, CLOSE, POLL, LINE_TEST)
 KEY_SIZE = const(16)
 MAC_SIZE = const(8)
 AUTH_SIZE = const(12)  # counter u32 + mac, the end of every signed payload
@@ -385,6 +387,7 @@ MESSAGES = {
     OPEN: ("OPEN", _SIGNED),  # signed with the device's counter; the session id is that counter
     CLOSE: ("CLOSE", _SESSION_SIGNED),
     POLL: ("POLL", _SESSION_SIGNED),  # reply STATUS_REPLY
+    LINE_TEST: ("LINE_TEST", _SESSION_SIGNED),  # ACK, then LINE_RESULT when the test has ended
     ACK: ("ACK", (("command", _U8), ("state", _U8))),
     NACK: (
         "NACK",
@@ -458,6 +461,19 @@ MESSAGES = {
         ),
     ),
     STATE: ("STATE", (("old", _U8), ("new", _U8), ("time_ms", _U32))),
+    LINE_RESULT: (
+        "LINE_RESULT",
+        (
+            ("outcome", _U8),  # LINE_*
+            ("syringe", _U8),  # the syringe tested (SYRINGES code)
+            ("lag_us", _U16),  # the pressure sensor's time constant (0: not measured)
+            ("compliance_pl", _U32),  # the stopper's and barrel's fast compliance, pL/kPa (0: not measured)
+            ("creep_permille", _U16),  # the stopper's slow (creep) compliance, per mille of the fast one
+            ("creep_ms", _U16),  # the time constant it takes volume with (0: no creep seen)
+            ("step_kpa16", _U16),  # the pressure step the test pushed, 1/16 kPa
+            ("peak_kpa", _U16),  # the highest line pressure it read
+        ),
+    ),
 }
 
 
@@ -467,6 +483,21 @@ def layout(msg_type):
     return "<" + "".join(f[1] for f in fields), tuple(f[0] for f in fields)
 
 
+
+
+# ---- line test (LINE_TEST, PROTOCOL.md 4): the syringe's outlet capped, the plunger pushes one pressure step
+# and holds it. The sensor's reading after the step is its own lag alone (the capped line does not move), the
+# step's size per volume is the stopper's compliance, and the hold's slow fall is its creep: what a prime, whose
+# line empties through the needle in the same few ms as the sensor's lag, cannot tell apart (compliance.py)
+LINE_OK = const(0)
+LINE_OPEN = const(1)  # the pressure never rose within the play: no cap on the outlet, or an empty syringe
+LINE_LEAK = const(2)  # the held pressure fell further than a stopper's creep lets it: a loose cap or a leak
+LINE_STOPPED = const(3)  # an E-stop, ABORT or alarm ended it; the plunger backed off all it had pushed
+LINE_NAMES = ("OK", "OPEN", "LEAK", "STOPPED")
+LINE_ONSET_KPA = const(8)  # the pusher has met the stopper once the line reads this
+LINE_STEP_KPA = const(30)  # the step the stopper-area prior sizes (a stiffer line than the prior: a larger step)
+LINE_MAX_KPA = const(150)  # the test never pushes a capped line past this (a syringe holds several bar)
+LINE_HOLD_MS = const(1200)  # the hold that shows the creep (3 blocks of 400 ms)
 
 
 # ---- syringe table: code -> (name, inner diameter um, usable stroke um, dead space nL, barrel outer diameter um) --
