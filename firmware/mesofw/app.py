@@ -1,11 +1,12 @@
 # Firmware entry point: wires board, link and device, and runs the control loop.
 # One loop, 1 ms ticks on absolute deadlines while anything moves; idle it sleeps
 # until host input or the next 5 ms check.
+import gc
 import micropython
 from time import ticks_add, ticks_diff, ticks_us, sleep_us
 from mesoprotocol import spec
 from mesoprotocol.spec import STATE_DELIVERING  # read every pass: one lookup, not two (device.py)
-from mesofw import appendlog, auth, bootcount, device, journal, link, safemode
+from mesofw import appendlog, auth, bootcount, homing, journal, link, safemode
 
 FW_VERSION = (0, 2, 0)  # 0.2: the journal in block-sized segment files (migrated at boot)
 TICK_US = 1000
@@ -20,7 +21,7 @@ class App:
         self.boot_count = boot.count
         # the needle goes home first (a power cut may have left it in the skin); then the journal
         # is read and repaired, which can take a while on a real board's flash
-        needle_play = device.home_needle(board)
+        needle_play = homing.home_needle(board)
         # the board's append area if it sets one aside (raw flash outside littlefs: a record costs a page
         # program, not a block copy; journal.py), else every record straight into its cell
         area = board.journal_log() if hasattr(board, "journal_log") else None
@@ -29,6 +30,9 @@ class App:
         boot.start(self.journal.last_id)  # the boot counted, and ids leased past the journal's
         self.auth = auth.Auth()
         self.link = link.Link(board, self.command, self.auth)
+        gc.collect()  # what the journal's scan left, before the device's code loads
+        from mesofw import device  # after the journal's buffers (homing.py)
+
         self.device = device.Device(board, self.link.send_event, self.journal, self.link.send_delivery)
         self.device.dose.needle_play = needle_play
         self.link.state_of = lambda: self.device.state
@@ -123,7 +127,7 @@ class App:
             now = ticks_us()
             dev.tick(now)
             board.service(now)
-            busy = dose.phase != 0 or dev.state == STATE_DELIVERING  # dev.busy() without its call (dosing.IDLE: 0)
+            busy = dose.phase != 0 or dev.line_on or dev.state == STATE_DELIVERING  # dev.busy() without its call
             if busy or ticking:
                 # from when the pass was due (its tick), not from when it began: a pass that began late
                 # (the CPU taken away: a flash stall, a collection; on the simulator, a loaded host) is

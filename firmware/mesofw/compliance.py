@@ -33,6 +33,10 @@ MIN_TAU_DENSE_US = 2200  # ... or, read densely, faster than the slowest sensor 
 # it at 1.5 ms kept exactly its reads that were furthest off (issue #20, test_calibration: a BD 1 mL line of
 # 0.5 ms behind a 1.28 ms lag read 0.84-1.53 ms, the one past 1.5 ms set the compliance 3x its truth and the
 # session's points +0.3-0.7 %). At 1 kPa of noise 0-2 of 60 primes of such a line read past 2.2 ms, 4-22 past 1.5.
+MIN_TAU_MEASURED_US = 1200  # ... and with the lag measured (a line test, linetest.py), faster than this: the
+# moments are then exact but the sensor's noise at a prime's ~10 kPa scatters a fast line's tau by +-0.3 ms
+# (issue #20: 385 sim primes, the true lag taken off: no 0.2-0.6 ms line read past 1.12 ms; past 1.2 ms 4 of 306
+# were off by more than 30 %, none by more than 54 %)
 STEADY_US = 16000  # the split's pressure: the mean over the push's last 8-16 ms (two blocks of half this)
 TAIL_GAP_US = 50  # the dense tail: a read at most every this often...
 TAIL_MAX_US = 60000  # ...for at most this long (a BD 10 mL line of 10 nL/kPa through a 2x viscous drug: tau 9 ms)
@@ -54,9 +58,15 @@ def prior_pl_per_kpa(area_mm2, pl_per_kpa_mm2=NOMINAL_PL_PER_KPA_MM2):
 class Probe:
     # fed once per control tick from the prime's dispense and settle (integers only: no allocation)
     def __init__(self, lag_us, halt=None):
-        self.lag_us = lag_us
+        self.lag_us = lag_us  # the board's nominal, until a line test measures it (measured_lag)
+        self.lag_measured = False
         self.halt = halt or _never  # halt() -> True: a stop input (the E-stop) ends a dense read at once
         self.start(0)
+
+    def measured_lag(self, lag_us):
+        # the sensor's lag as a line test measured it: the moments' lag is no longer a guess
+        self.lag_us = lag_us
+        self.lag_measured = True
 
     def start(self, now_us):
         self.last_us = now_us
@@ -162,7 +172,7 @@ class Probe:
             if dt > GAP_MAX_US and 0 < q16 < p16_was - 16:
                 # the CPU was taken from the loop while the line fell: across the gap the line decays as an
                 # exponential, not along the chord (a chord over 2 ms of a 2 ms tail doubles its area)
-                ln = _ln_q12(p16_was, q16)
+                ln = ln_q12(p16_was, q16)
                 tau = dt * 4096 // ln
                 area = (dt * (p16_was - q16) // ln) * 8192
                 u = ticks_diff(now, start) - dt + tau - dt * q16 // (p16_was - q16)  # the segment's centroid
@@ -208,7 +218,7 @@ class Probe:
         if area <= 0:
             return None
         tau = (m1 - lag * m0) // area
-        if tau < MIN_TAU_DENSE_US:
+        if tau < (MIN_TAU_MEASURED_US if self.lag_measured else MIN_TAU_DENSE_US):
             return None  # the line empties within a few of the sensor's lags: not resolved
         p1 = self.p1 << 4
         push = (self.i_kpa_us << 4) + m0 - (lag + tau) * p1
@@ -245,7 +255,7 @@ class Probe:
         return lo if c < lo else c
 
 
-def _ln_q12(a, b):
+def ln_q12(a, b):
     # ln(a / b) x 4096 for a > b > 0, small ints only: halvings, then 2 atanh((r - 1) / (r + 1)) for r in [1, 2)
     n = 0
     while b << 1 <= a:

@@ -35,6 +35,7 @@ _ACCEPTS = {
     S.SETTINGS: _mask(S.STATE_IDLE),
     S.CALIBRATE: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE),
     S.REPL: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE, S.STATE_FAULT),
+    S.LINE_TEST: _mask(S.STATE_CONFIGURED),
 }
 _PROGRAM_RUNS = _mask(S.STATE_ARMED, S.STATE_DELIVERING, S.STATE_PAUSED)  # ABORT here ends a program: journalled
 _LINK_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING)
@@ -45,48 +46,6 @@ _SYRINGE_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING, S.S
 # indicator per state, indexed by STATE_*
 _LED = (S.LED_OFF, S.LED_OFF, S.LED_DELIVERING, S.LED_OFF, S.LED_READY, S.LED_DELIVERING, S.LED_OFF,
         S.LED_COMPLETE, S.LED_FAULT)
-
-
-def home_needle(board):
-    # The needle may have been in the skin when power went: retract to the home switch.
-    # First thing at boot, before anything slow (the journal's scan). Returns the depth axis's lost
-    # motion in steps, measured against the switch on a board that declares it has some.
-    max_play = getattr(board, "NEEDLE_PLAY_MAX_UM", 0) * board.NEEDLE_STEPS_PER_MM // 1000
-    if board.needle_home() and not max_play:
-        return 0
-    board.motors(True)
-    period_us = 1000000000 // (board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S)
-    if not board.needle_home():
-        _step_needle(board, -1, 2 * S.MAX_DEPTH_UM * board.NEEDLE_STEPS_PER_MM // 1000, period_us, True)
-    play = _measure_needle_play(board, max_play, period_us)
-    board.motors(False)
-    return play
-
-
-def _step_needle(board, direction, limit, period_us, until_home):
-    # single steps at the axis's speed until the home switch reads until_home (or limit); steps taken
-    deadline = ticks_us()
-    n = 0
-    while (until_home is None or board.needle_home() != until_home) and n < limit:
-        board.needle_step(direction)
-        board.wait_steps()  # read the switch after the pulse, not with pulses still queued: no over-travel
-        n += 1
-        deadline = ticks_add(deadline, period_us)
-        while ticks_diff(deadline, ticks_us()) > 0:
-            pass
-    return n
-
-
-def _measure_needle_play(board, max_steps, period_us):
-    # From home with the carriage pulled back against its play (driven back into the stop first),
-    # the needle leaves the switch only after the carriage has crossed the play: count those steps,
-    # then step back as many (the needle home again, the carriage pulled back). 0 without a declared play.
-    if not max_steps or not board.needle_home():
-        return 0
-    _step_needle(board, -1, max_steps, period_us, None)  # into the home stop: the play taken up backwards
-    n = _step_needle(board, 1, max_steps + 1, period_us, False)
-    _step_needle(board, -1, n + max_steps, period_us, None)
-    return n - 1 if 0 < n <= max_steps else 0
 
 
 class Device:
@@ -169,6 +128,11 @@ class Device:
         # the line's compliance (pL/kPa): the stopper-area prior until a prime measures it (compliance.py)
         self.compliance_pl = 0
         self.probe = compliance.Probe(getattr(board, "PRESSURE_LAG_US", 0), board.estop)
+        # the line test (the outlet capped): the sensor's lag, and this syringe's compliance, measured. Its module
+        # is loaded by the first LINE_TEST (a service step before a session: ~8 KB of an RP2040's heap meanwhile)
+        self.line = None
+        self.line_on = False  # a line test runs (its moves too, after a stop)
+        self.line_syringe = 0  # the syringe whose compliance in force a line test measured (a prime keeps it)
         # anti-drip: draw back past the worst-case lost motion, so returning the same
         # distance before the next dose cancels backlash and stopper breakaway exactly
         self.suckback_steps = (board.PLUNGER_PLAY_MAX_UM + board.ANTIDRIP_UM) * board.PLUNGER_STEPS_PER_MM // 1000
@@ -204,6 +168,8 @@ class Device:
             return self._configure(values)
         if msg_type == S.PRIME:
             return self._prime(values[0], now_us)
+        if msg_type == S.LINE_TEST:
+            return self._line_test(now_us)
         if msg_type == S.SETTINGS:
             error = settings.check(values)
             if error:
@@ -289,6 +255,7 @@ class Device:
             self.capacity_nl = S.syringe_capacity_nl(syringe, self.calibration.get(syringe, 1000000))
             self.dispensed_nl = 0
             self.compliance_pl = compliance.prior_pl_per_kpa(self._area_mm2())
+            self.line_syringe = 0
             self.dose.slack = max(self.dose.slack, self.play_steps)
         if cfg[S.CFG_HEAD] != self.head:  # another head: dry until primed, no pressure baseline
             self.head = cfg[S.CFG_HEAD]
@@ -323,6 +290,7 @@ class Device:
             self.metering = self._metering(self.syringe)
             self.capacity_nl = S.syringe_capacity_nl(self.syringe, self.calibration.get(self.syringe, 1000000))
             self.compliance_pl = compliance.prior_pl_per_kpa(self._area_mm2())
+            self.line_syringe = 0
 
     def _path_refusal(self, msg_type):
         # NACK_CHANNEL if the head's path holds the other channel's drug (or one not known), else None
@@ -370,7 +338,7 @@ class Device:
     def _measure_compliance(self, pushed_nl):
         # after a prime: its pressure response gives the line's compliance (kept if it says nothing)
         est = self.probe.pl_per_kpa(pushed_nl, self._area_mm2())
-        if est is not None:
+        if est is not None and self.line_syringe != self.syringe:  # a line test's figure is the better one
             self.compliance_pl = est
         self.dose.probe = None
         seen = getattr(self.board, "compliance_measured", None)  # a board that logs it (the sim: to its harness)
@@ -415,6 +383,38 @@ class Device:
         self._set_state(S.STATE_PRIMING)
         return (S.ACK, (S.PRIME, self.state))
 
+    def _line_test(self, now_us):
+        barrel = self.board.syringe_barrel_um()
+        if not S.syringe_fits(self.syringe, barrel):
+            return self._nack(S.LINE_TEST, S.NACK_SYRINGE, 0, self.syringe, barrel)
+        if self.dose.active():  # a stop's moves still running
+            return self._nack(S.LINE_TEST, S.NACK_BAD_STATE, 0, self.state, _ACCEPTS[S.LINE_TEST])
+        area = self._area_mm2()
+        if self.line is None:
+            from mesofw import linetest
+
+            self.line = linetest.LineTest(self.board, self.plunger, getattr(self.board, "plunger_busy", None))
+        self.line_on = True
+        self.line.start(self.metering.pl_step, area, compliance.prior_pl_per_kpa(area), self.dose.slack,
+                        self._fast_rate(), now_us)
+        self._set_state(S.STATE_PRIMING)
+        return (S.ACK, (S.LINE_TEST, self.state))
+
+    def _line_done(self):
+        # the plunger is back where the test began: its figures to the host, and to the metering if it passed
+        line = self.line
+        self.line_on = False
+        if line.outcome == S.LINE_OK:
+            if line.lag_us:
+                self.probe.measured_lag(line.lag_us)
+            self.compliance_pl = line.compliance_pl
+            self.line_syringe = self.syringe
+        self.emit(S.LINE_RESULT, (line.outcome, self.syringe, min(line.lag_us, 0xFFFF), line.compliance_pl,
+                                  min(line.creep_permille, 0xFFFF), min(line.creep_ms, 0xFFFF), line.step16,
+                                  line.peak_kpa))
+        if self.state == S.STATE_PRIMING:
+            self._set_state(S.STATE_CONFIGURED)
+
     def _set_path(self, channel):
         if channel != self.path_channel:
             self.path_channel = channel
@@ -439,7 +439,11 @@ class Device:
             self.dose.needle.pos -= n
 
     def _stop(self, flags, now_us):
-        # Plunger stops now; the sequence records what was delivered and retracts.
+        # Plunger stops now; the sequence records what was delivered and retracts (a line test backs off).
+        if self.line_on:
+            self.board.wait_steps()
+            self._steps_back()
+            self.line.stop(now_us)
         if self.dose.active():
             self.board.wait_steps()  # every word handed over sent or dropped by the gate: counted exactly
             self._steps_back()
@@ -505,7 +509,8 @@ class Device:
         # small methods' tests and read spec's names once, as module globals; bench_pico_emu.py --only-profile)
         state = self.state
         board = self.board
-        if state == STATE_DELIVERING or self.dose.phase != IDLE:
+        line_on = self.line_on
+        if state == STATE_DELIVERING or self.dose.phase != IDLE or line_on:
             # _steps_back, without its call every pass: while delivering a trigger bounce, in any move an E-stop
             # shorter than a pass may have kept steps off the pins the loop never saw stop (the axis re-issues
             # them); a stop takes the rest (_stop)
@@ -559,6 +564,9 @@ class Device:
             if held > limit and held > limit + self._lag_ms():
                 self.fault(S.ALARM_TRIGGER_STUCK, held, now_us)
                 state = self.state
+        if line_on and self.line.tick(now_us):
+            self._line_done()
+            state = self.state
         seq = self.dose
         phase = seq.phase
         if phase == DISPENSE or phase == RELIEVE:
@@ -708,7 +716,8 @@ class Device:
 
     @micropython.native  # every pass
     def busy(self):
-        return self.dose.phase != IDLE or self.state == STATE_DELIVERING  # (dose.active() without its call)
+        # (dose.active() without its call)
+        return self.dose.phase != IDLE or self.line_on or self.state == STATE_DELIVERING
 
     def _next_point(self, now_us):
         technique, _, _, _, depth_um, volume_nl, count, _, _, _, _, _, _ = self.cfg

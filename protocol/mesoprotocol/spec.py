@@ -495,7 +495,7 @@ LINE_LEAK = const(2)  # the held pressure fell further than a stopper's creep le
 LINE_STOPPED = const(3)  # an E-stop, ABORT or alarm ended it; the plunger backed off all it had pushed
 LINE_NAMES = ("OK", "OPEN", "LEAK", "STOPPED")
 LINE_ONSET_KPA = const(8)  # the pusher has met the stopper once the line reads this
-LINE_STEP_KPA = const(30)  # the step the stopper-area prior sizes (a stiffer line than the prior: a larger step)
+LINE_STEP_KPA = const(60)  # the measured step (sized by a first, smaller one: never past LINE_MAX_KPA)
 LINE_MAX_KPA = const(150)  # the test never pushes a capped line past this (a syringe holds several bar)
 LINE_HOLD_MS = const(1200)  # the hold that shows the creep (3 blocks of 400 ms)
 
