@@ -14,7 +14,7 @@
 import array
 from time import ticks_diff, ticks_us
 from mesoprotocol import spec as S
-from mesofw.compliance import MIN_PL_PER_KPA_MM2, ln_q12
+from mesofw.compliance import MAX_PL_PER_KPA_MM2, MIN_PL_PER_KPA_MM2, ln_q12
 
 IDLE = 0
 TAKEUP = 1
@@ -79,8 +79,10 @@ class LineTest:
         self.zero16 = (total << 4) // ZERO_READS
         self.zero = self.zero16 >> 4
         self.origin = self.axis.pos
-        # the play, and room for the onset on the softest line
-        reach = slack_steps + slack_steps // 2 + S.LINE_ONSET_KPA * area_mm2 * 400 // step_pl + 1
+        # the pusher stands at most slack_steps off the stopper (the device's own suck-back, or a new syringe's
+        # play); then room for the onset on the softest line a stopper can have. An open outlet gets no more
+        # than that room pushed out of it before OPEN (then drawn back with the rest)
+        reach = slack_steps + S.LINE_ONSET_KPA * area_mm2 * MAX_PL_PER_KPA_MM2 // step_pl + 1
         self.axis.move_to(self.origin + reach, TAKEUP_STEPS_S, now_us)
         self.phase = TAKEUP
 

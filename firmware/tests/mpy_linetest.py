@@ -26,6 +26,7 @@ class CappedLine:
         self.rng = Rng(seed)
         self.pos = 0
         self.pushed = self.crept = self.sensed = 0.0
+        self.out_nl = 0.0  # what left through a leak or an open outlet
         self.t = 0
         self.offset = 2.4
         self.estop_at = None
@@ -50,8 +51,10 @@ class CappedLine:
             dt = min(t - self.t, 20)
             p = self.p()
             self.crept += (self.share * self.c * p - self.crept) * dt / self.creep_us
-            if self.leak_us:  # a loose cap: the line empties with this time constant
-                self.pushed -= self.c * p * dt / self.leak_us
+            if self.leak_us:  # a loose cap (or none): the line empties with this time constant
+                out = self.c * p * dt / self.leak_us
+                self.pushed -= out
+                self.out_nl += out
             self.sensed += (self.p() - self.sensed) * (1 - exp(-dt / self.lag))
             self.t += dt
 
@@ -106,7 +109,7 @@ def run(c_nl, lag_us, share=0.15, creep_ms=600, noise=0.6, step_nl=5.66, area_mm
     line.advance(clock[0] + 5000)
     return {"outcome": lt.outcome, "lag_us": lt.lag_us, "c_pl": lt.compliance_pl, "creep_permille": lt.creep_permille,
             "creep_ms": lt.creep_ms, "step16": lt.step16, "peak_kpa": lt.peak_kpa, "true_peak": peak,
-            "end_kpa": line.p(), "pos": axis.pos, "took_ms": clock[0] // 1000}
+            "end_kpa": line.p(), "pos": axis.pos, "took_ms": clock[0] // 1000, "out_nl": line.out_nl}
 
 
 def main():
@@ -124,7 +127,8 @@ def main():
     results = {
         "cases": cases,
         "late": late,
-        "open": run(1.1, 900, play=5000),  # no cap: the pusher never meets a rising line
+        "open": run(1.1, 900, play=5000),  # the pusher never meets the stopper within its reach
+        "open_outlet": run(1.1, 900, leak_us=20, slack=300),  # no cap (the pusher its slack off the stopper)
         "leak": run(1.1, 900, leak_us=400000),  # a loose cap: the line empties over 0.4 s
         "estop": run(1.1, 900, estop_at=400000),  # the E-stop pressed during the dense read (if it is then)
         "abort": run(1.1, 900, abort_at=900000),  # stopped mid-hold
