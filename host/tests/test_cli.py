@@ -335,3 +335,14 @@ def test_a_mistyped_example_name_and_a_broken_plan_file_say_what_to_give(tmp_pat
     r = cli("run", str(bad), "--port", "/dev/does-not-exist", "--db", str(tmp_path / "r.db"), *WHO)
     assert r.returncode == 2 and "is not valid TOML" in r.stderr and "(at line 13" in r.stderr
     assert "correct it there" in r.stderr and "[[steps]]" in r.stderr, r.stderr
+
+
+def test_line_test_bad_input_exits_2_saying_what_was_wrong(tmp_path):
+    r = cli("line-test", str(tmp_path / "nope.toml"), "--sim")
+    assert r.returncode == 2 and "does not exist" in r.stderr, r.stderr
+    r = cli("line-test", "point-by-point", "--port", "/dev/ttyNOPE9", "--yes")
+    assert r.returncode == 2 and "'/dev/ttyNOPE9' does not exist" in r.stderr, r.stderr
+    # on a real board the operator caps the outlet: a script that cannot be asked must say it did
+    r = cli("line-test", "point-by-point", "--port", "/dev/ttyNOPE9", stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "cap the syringe's outlet" in r.stderr and "--yes" in r.stderr, r.stderr
+    assert "ttyNOPE9" not in r.stderr  # asked before any port is opened
