@@ -371,7 +371,8 @@ class Device:
             while True:
                 due = min(self.clock() + poll_s, deadline)
                 while (event := self.next_event_by(due)) is not None:
-                    if event.type == spec.ALARM:
+                    # a RESET is a boot's (the one this host connected in, still queued), never what stopped a test
+                    if event.type == spec.ALARM and event.fields["code"] != spec.ALARM_RESET:
                         alarms.append((event.fields["code"], event.fields["detail"]))
                     elif event.type == spec.LINE_RESULT:
                         return LineResult.from_fields(event.fields, tuple(alarms))
