@@ -105,11 +105,12 @@ def test_the_line_test_measures_lag_compliance_and_creep_apart(request, tmp_path
         result = dev.line_test()
         said = f"seed {seed}: {figures(result)}; truth {truth}"
         assert result.ok and result.syringe == syringe, said
-        assert result.compliance_pl == pytest.approx(truth["pl"], rel=0.03), said
-        assert result.lag_us == pytest.approx(truth["lag_us"], rel=0.15), said
+        assert result.compliance_pl == pytest.approx(truth["pl"], rel=0.02), said
+        assert result.lag_us == pytest.approx(truth["lag_us"], rel=0.25), said
         assert result.creep_share == pytest.approx(truth["creep_share"], abs=0.03), said
-        # the capped line's fall: the model's creep time constant shortened by the share it fills (V fixed)
-        assert result.creep_ms == pytest.approx(truth["creep_ms"] / (1 + truth["creep_share"]), rel=0.3), said
+        # the capped line's fall: the model's creep time constant shortened by the share it fills (V fixed); the
+        # loosest figure: three 400 ms blocks of a fall slower than the hold (the model's 200-1000 ms)
+        assert result.creep_ms == pytest.approx(truth["creep_ms"] / (1 + truth["creep_share"]), rel=0.5), said
         assert spec.LINE_ONSET_KPA < result.step_kpa <= result.peak_kpa <= spec.LINE_MAX_KPA, said
         assert wait_state(dev, {spec.STATE_CONFIGURED}) == spec.STATE_CONFIGURED
         after = board.truth()
