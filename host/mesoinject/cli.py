@@ -141,6 +141,17 @@ def _parser() -> argparse.ArgumentParser:
                                 f"{default_path()})")
     p.set_defaults(func=cmd_calibrate)
 
+    p = sub.add_parser("line-test", help="the syringe's outlet capped: measure the pressure sensor's lag and the "
+                                         "stopper's compliance and creep (before the needle goes on)")
+    p.add_argument("program", help="the dose program whose syringe is tested: a TOML file, or the name of an example: "
+                                    + programs.example_names())
+    _add_target(p)
+    p.add_argument("--yes", action="store_true",
+                   help="scripts: do not ask to cap the syringe's outlet first (it is capped)")
+    p.add_argument("--db", help=f"where a restart of the device it acknowledges is stored first (default: "
+                                f"{default_path()})")
+    p.set_defaults(func=cmd_line_test)
+
     p = sub.add_parser("records", help="list, annotate or export the treatment records")
     rsub = p.add_subparsers(dest="records_command", required=True)
     db_help = f"records database: a file or a postgresql:// URL (default: {default_path()})"
@@ -672,6 +683,98 @@ def cmd_calibrate(args) -> int:
             return alarms.exit_code(alarm) if alarm else 1
     console.print(f"calibrated {result.summary()}; stored on the device")
     return 0
+
+
+LINE_NEXT = {  # a line test's outcome (spec.LINE_NAMES) -> what happened and what to do
+    "OPEN": "the line never held pressure: the syringe's outlet is not capped, or the syringe is empty. Put the tip "
+            "cap on the syringe's outlet (no needle on it) and run again",
+    "LEAK": "the held pressure fell faster than a stopper's creep lets it: the tip cap is loose or the syringe leaks. "
+            "Press the tip cap home (or take a new one) and run again; a syringe that leaks again is not used",
+    "STOPPED": "the test was stopped before it measured anything (the plunger backed off what it pushed). Deal with "
+               "what stopped it, then run again",
+}
+
+
+def cmd_line_test(args) -> int:
+    program, _ = _load_run(args.program)
+    program.check_limits(programs.CEILINGS)  # before any port is opened, as `run`
+    if not args.sim:
+        _outlet_capped(args)
+    with contextlib.ExitStack() as stack:
+        if args.sim:
+            board = stack.enter_context(_started(sim_board(program.syringe, seed=args.sim_seed, head=program.head)))
+            board.cap(True)
+            stack.callback(_uncap, board)  # the simulated board keeps its state across runs: a later `run` needs no cap
+            console.print(f"simulated board (imperfections seed {board.seed}): its {program.syringe_name}'s outlet is "
+                          "capped for the test. On a real board you put the syringe's tip cap on first, no needle on")
+            port = board.url
+        else:
+            port = args.port
+        device = stack.enter_context(Device.open(port))
+        identity = device.hello()
+        program.check_limits(identity.limits)
+        status = device.status()
+        if status["alarm"] == spec.ALARM_RESET:  # a restart: its RESET stored before this acknowledges it
+            _store_restart(device, args.db)
+            device.abort()
+        elif status["state"] == spec.STATE_FAULT:
+            raise DeviceInFault(status["alarm"], alarms.explain(status["alarm"], 0))
+        if device.configure(**program.configure_fields())["state"] != spec.STATE_CONFIGURED:
+            raise UsageError(f"the device has this {program.syringe_name} primed already: a line test is for a syringe "
+                             "before its needle goes on (a primed line is not capped). Load a new syringe, cap it and "
+                             "run again")
+        console.print(f"line test of the {program.syringe_name}: one pressure step into the capped line, held "
+                      f"{spec.LINE_HOLD_MS / 1000:g} s ...")
+        result = device.line_test()
+    for line in _line_figures(result):
+        console.print(line)
+    if result.ok:
+        console.print("next: take the tip cap off, fit the needle head and prime")
+        return 0
+    for code, detail in result.alarms:
+        err.print(f" {alarms.explain(code, detail)} ", style="reverse bold")
+    err.print(f"line test {result.outcome_name}: {LINE_NEXT.get(result.outcome_name, 'run it again')}.")
+    return alarms.exit_code(result.alarms[-1][0]) if result.alarms else 1
+
+
+def _outlet_capped(args) -> None:
+    """On a real board the operator caps the syringe's outlet: asked and confirmed (--yes: said)."""
+    if args.yes:
+        console.print("line test: the syringe's outlet is capped (--yes)")
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("`line-test` asks you to cap the syringe's outlet first and no one can answer here (no "
+                         "terminal): pass --yes once it is capped")
+    try:
+        console.input("Put the tip cap on the syringe's outlet (no needle on it), then press Enter to run the line test "
+                      "(Ctrl-C stops): ")
+    except EOFError:
+        raise UsageError("no answer to the tip cap question (no terminal): pass --yes in scripts") from None
+
+
+def _uncap(board) -> None:
+    with contextlib.suppress(Exception):  # a board that died with its cap on: the error at hand says why
+        board.cap(False)
+
+
+def _line_figures(result) -> list[str]:
+    """A LINE_RESULT's figures in their units and what each one is; a figure the test did not measure is not shown."""
+    syringe = spec.SYRINGES[result.syringe][0] if result.syringe in spec.SYRINGES else f"syringe code {result.syringe}"
+    lines = [f"line test {result.outcome_name}: {syringe}, step {result.step_kpa:.1f} kPa, peak {result.peak_kpa} kPa"]
+    if result.lag_us:
+        lines.append(f"  pressure sensor lag   {result.lag_ms:6.2f} ms       its time constant: how late it reads the line")
+    if result.compliance_pl:
+        lines.append(f"  stopper compliance    {result.compliance_nl_per_kpa:6.3f} nL/kPa   the volume the stopper and barrel "
+                     "take up per kPa of line pressure")
+    if result.compliance_pl and result.creep_ms:
+        lines.append(f"  stopper creep         {result.creep_share * 100:6.1f} %        more, slowly (time constant "
+                     f"{result.creep_ms} ms), while the pressure holds")
+    elif result.compliance_pl:
+        lines.append("  stopper creep         none seen")
+    if result.ok:
+        lines.append("  the device meters with these from now on: the lag until it restarts, the compliance until "
+                     "another syringe is loaded")
+    return lines
 
 
 def _records_command(fn):

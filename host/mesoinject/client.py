@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import NoReturn
 import pathlib
@@ -136,6 +137,51 @@ class Identity:
                    f["serial"], f["syringe"], f["cal_ppm"], spec.RESET_NAMES[f["reset_cause"]], f["boot_count"],
                    f["journal_free"], "%08x" % f["build"], bool(f["paired"]), f["auth_counter"], limits,
                    f.get("journal_epoch", 0), f.get("journal_area", 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class LineResult:
+    """A line test's LINE_RESULT (PROTOCOL.md §5 "Line test"): the figures as sent, and in plain units."""
+
+    outcome: int  # spec.LINE_*
+    syringe: int
+    lag_us: int  # the pressure sensor's time constant; 0: not measured
+    compliance_pl: int  # the stopper's fast compliance, pL/kPa; 0: not measured
+    creep_permille: int  # its slow (creep) compliance, per mille of the fast one
+    creep_ms: int  # the creep's time constant; 0: none seen
+    step_kpa16: int  # the step pushed, 1/16 kPa
+    peak_kpa: int
+    alarms: tuple[tuple[int, int], ...] = ()  # (ALARM_* code, detail) raised while it ran: what stopped it
+
+    @classmethod
+    def from_fields(cls, f: dict, alarms: tuple[tuple[int, int], ...] = ()) -> LineResult:
+        return cls(f["outcome"], f["syringe"], f["lag_us"], f["compliance_pl"], f["creep_permille"], f["creep_ms"],
+                   f["step_kpa16"], f["peak_kpa"], alarms)
+
+    @property
+    def outcome_name(self) -> str:
+        return spec.LINE_NAMES[self.outcome] if self.outcome < len(spec.LINE_NAMES) else str(self.outcome)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == spec.LINE_OK
+
+    @property
+    def lag_ms(self) -> float:
+        return self.lag_us / 1000
+
+    @property
+    def compliance_nl_per_kpa(self) -> float:
+        return self.compliance_pl / 1000
+
+    @property
+    def creep_share(self) -> float:
+        """The creep's compliance as a share of the fast one (the stopper takes 1 + this in the end)."""
+        return self.creep_permille / 1000
+
+    @property
+    def step_kpa(self) -> float:
+        return self.step_kpa16 / 16
 
 
 def new_session_tag() -> int:
@@ -311,6 +357,32 @@ class Device:
 
     def prime(self, volume_nl: int) -> dict:
         return self.command(spec.PRIME, volume_nl=volume_nl)
+
+    def line_test(self, timeout_s: float = 20.0, poll_s: float = 0.1) -> LineResult:
+        """LINE_TEST (the configured syringe's outlet capped): its LINE_RESULT once the test has ended. The link is
+        fed meanwhile as a prime's wait feeds it (PRIMING is watched): events as they come, a POLL every poll_s of
+        the board's clock (status(): events the link lost are asked for again). A NACK raises DeviceRefused;
+        timeout_s (board's clock) with no result raises TimeoutError. Anything that ends the wait early (the
+        timeout, Ctrl-C, a link error) ABORTs first: the device backs its plunger off."""
+        self.command(spec.LINE_TEST)
+        deadline = self.clock() + timeout_s
+        alarms: list[tuple[int, int]] = []
+        try:
+            while True:
+                due = min(self.clock() + poll_s, deadline)
+                while (event := self.next_event_by(due)) is not None:
+                    # a RESET is a boot's (the one this host connected in, still queued), never what stopped a test
+                    if event.type == spec.ALARM and event.fields["code"] != spec.ALARM_RESET:
+                        alarms.append((event.fields["code"], event.fields["detail"]))
+                    elif event.type == spec.LINE_RESULT:
+                        return LineResult.from_fields(event.fields, tuple(alarms))
+                if self.clock() >= deadline:
+                    raise TimeoutError(f"no LINE_RESULT after {timeout_s} s of the device's time")
+                self.status()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the link may be what failed: the device stops itself on silence
+                self.abort()
+            raise
 
     def arm(self) -> dict:
         return self.command(spec.ARM)

@@ -24,6 +24,7 @@ from .ports import loopback_server
 
 SCHEMA_FILE = "board_ctrl.py"
 SNAP = b'"kind": "snap"'  # how a snap line says its kind (json.dumps on the board: no other field holds text)
+CAP_FACTOR = 1e9  # BoardControls.cap: the outlet capped, as a needle's resistance times this
 
 
 class ControlError(ValueError):
@@ -288,6 +289,13 @@ class BoardControls:
     def occlude(self, factor: float, ramp_per_s: float = 0.0) -> None:
         """Multiply the needle's flow resistance (sudden), or let it grow by ramp_per_s (gradual)."""
         self._inject("occlude", "the board did not take the occlusion", factor=float(factor), ramp_per_s=float(ramp_per_s))
+
+    def cap(self, on: bool = True) -> None:
+        """The syringe's outlet capped (its tip cap on, no needle: a line test) or open again. The model's occlusion
+        stands for it: CAP_FACTOR x the needle's resistance holds a step of the line's time constant for ~10^6 s,
+        so the capped line keeps what it is given but for the stopper's creep; off: 1.0 (an occlusion injected
+        before is gone with the cap). The model keeps it across resets, as a cap stays on."""
+        self.occlude(CAP_FACTOR if on else 1.0)
 
     def set_content(self, volume_nl: float) -> None:
         """What is left in the syringe (a syringe about to run empty, or a new one loaded)."""

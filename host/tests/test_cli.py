@@ -335,3 +335,28 @@ def test_a_mistyped_example_name_and_a_broken_plan_file_say_what_to_give(tmp_pat
     r = cli("run", str(bad), "--port", "/dev/does-not-exist", "--db", str(tmp_path / "r.db"), *WHO)
     assert r.returncode == 2 and "is not valid TOML" in r.stderr and "(at line 13" in r.stderr
     assert "correct it there" in r.stderr and "[[steps]]" in r.stderr, r.stderr
+
+
+def test_line_test_bad_input_exits_2_saying_what_was_wrong(tmp_path):
+    r = cli("line-test", str(tmp_path / "nope.toml"), "--sim")
+    assert r.returncode == 2 and "does not exist" in r.stderr, r.stderr
+    r = cli("line-test", "point-by-point", "--port", "/dev/ttyNOPE9", "--yes")
+    assert r.returncode == 2 and "'/dev/ttyNOPE9' does not exist" in r.stderr, r.stderr
+    # on a real board the operator caps the outlet: a script that cannot be asked must say it did
+    r = cli("line-test", "point-by-point", "--port", "/dev/ttyNOPE9", stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "cap the syringe's outlet" in r.stderr and "--yes" in r.stderr, r.stderr
+    assert "ttyNOPE9" not in r.stderr  # asked before any port is opened
+
+
+@pytest.mark.req("SR-217")
+def test_line_test_on_the_sim_prints_its_figures_and_leaves_the_outlet_open(tmp_path):
+    env = {"XDG_DATA_HOME": str(tmp_path / "data")}  # the same persistent simulated board for both commands
+    r = cli("line-test", "point-by-point", "--sim", "--db", str(tmp_path / "r.db"), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "outlet is capped for the test" in r.stdout and "tip cap on first" in r.stdout  # and a real one?
+    for words in ("line test OK: BD 1 mL", "pressure sensor lag", " ms ", "stopper compliance", "nL/kPa",
+                  "stopper creep", "next: take the tip cap off"):
+        assert words in r.stdout, r.stdout
+    # the simulated board keeps its state across runs: the cap came off with the command, so a run primes
+    r = cli("run", str(PROGRAMS / "test-dose.toml"), "--sim", "--db", str(tmp_path / "r.db"), *WHO, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
