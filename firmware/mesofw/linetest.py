@@ -122,6 +122,12 @@ class LineTest:
                 return False
             level = self._level16(LEVEL_READS)
             if phase == REST:
+                if level < S.LINE_ONSET_KPA << 3:
+                    # the onset was a flow's pressure (a needle on, no cap), gone once the pusher stopped: a capped
+                    # line holds what it was given, less a stopper's creep
+                    self.outcome = S.LINE_OPEN
+                    self._back(now_us)
+                    return False
                 self.base16 = level
                 # a step of SIZE_KPA on the stiffest line a stopper can have: less on any real one
                 self.size_steps = max(1, SIZE_KPA * self.area_mm2 * MIN_PL_PER_KPA_MM2 // self.step_pl)
@@ -206,10 +212,12 @@ class LineTest:
         k_num = s * str_ - st * sr  # the level: b0 + k u, k = k_num / den
         b0 = (sr * stt - st * str_) // den
         self.step16 = b0 - self.base16
-        if self.step16 <= 0:
-            self.outcome = S.LINE_OPEN
+        c = self.steps * self.step_pl * 16 // self.step16 if self.step16 > 0 else 0
+        if not 0 < c <= self.area_mm2 * MAX_PL_PER_KPA_MM2:
+            self.outcome = S.LINE_OPEN  # the step not held: no stopper is that soft, the outlet lets it out
+            self.step16 = 0
             return False
-        self.compliance_pl = self.steps * self.step_pl * 16 // self.step16
+        self.compliance_pl = c
         self.level16 = b0
         # the lag: the reading's deficit under the level falls as D e^(-t / lag) + e (e: the level's own error,
         # ~0.05 kPa, which a centroid over 7 lags turns into 30 %). Four blocks of about a lag (from the
