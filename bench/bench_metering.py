@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 
+from mesoinject import boots
 from mesoinject import program as programs
 from mesoinject.balance import Balance
 from mesoinject.calibrate import CalibrationError, calibrate
@@ -46,12 +47,33 @@ def needle_profile(prog) -> dict:
     return {"needle_gauge": prog.needle_gauge, "needle_length_mm": prog.needle_length_um / 1000}
 
 
+LINE_TEST = False  # --line-test: each fresh syringe gets a line test (outlet capped) before its session
+
+
+def line_test(board, device, store, prog) -> None:
+    """The syringe's line test before its session (PROTOCOL.md "Line test"): the boot's RESET stored and
+    acknowledged, the program CONFIGUREd, the outlet capped, the test, the cap off. The session's CONFIGURE then
+    finds the same syringe: its measured compliance and the sensor's lag stay in force."""
+    boots.store_held_reset(device, store)
+    device.abort()
+    device.configure(**prog.configure_fields())
+    board.cap(True)
+    try:
+        result = device.line_test()
+    finally:
+        board.cap(False)
+    if not result.ok:
+        raise RuntimeError(f"line test {result.outcome_name}")
+
+
 def run_chunk(workdir, syringe, seed, profile, prog, n):
     """n points or shots on a fresh syringe of a board whose flash (calibration) is kept in workdir."""
     profile = dict(needle_profile(prog), **profile)
     with SimBoard(syringe=syringe, seed=seed, profile=profile, workdir=workdir) as board, \
             Device.open(board.url) as device, tempfile.TemporaryDirectory() as tmp:
         store = RecordStore(pathlib.Path(tmp) / "bench.db")
+        if LINE_TEST:
+            line_test(board, device, store, dataclasses.replace(prog, count=n))
         before = len(board.penetrations)
         with VirtualOperator(board, gap_s=0.02):
             outcome = SessionRunner(device, store).run(dataclasses.replace(prog, count=n), timeout_s=900)
@@ -194,12 +216,17 @@ def main() -> int:
                     help="points in the cumulative-error session (default 1000; quick or 0: no cadence sweep nor session)")
     ap.add_argument("--cases", help="only the cases whose label contains this text")
     ap.add_argument("--only", choices=("calibrated", "uncalibrated"), help="one half of the table")
+    ap.add_argument("--line-test", action="store_true",
+                    help="a line test (outlet capped) on each fresh syringe before its points: the measured compliance")
     args = ap.parse_args()
+    global LINE_TEST
+    LINE_TEST = args.line_test
     n = args.points or (6 if args.quick else 40)
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
     base_point = programs.load(PROGRAMS / "point-by-point.toml")
     base_shot = programs.load(PROGRAMS / "nappage.toml")
-    print(f"bench_metering{' (quick)' if args.quick else ''}: seed {seed} (replay with --seed {seed}), {n} per case; "
+    tests = " with line tests" if args.line_test else ""
+    print(f"bench_metering{' (quick)' if args.quick else ''}{tests}: seed {seed} (replay with --seed {seed}), {n} per case; "
           "errors: volume out of the needle in the skin (ground truth) vs programmed; the model: docs/sim-model.md")
     cases = [Case("defaults", 1, 50)] if args.quick else issue_cases()
     if args.cases:
