@@ -129,7 +129,7 @@ class Device:
         self.compliance_pl = 0
         self.probe = compliance.Probe(getattr(board, "PRESSURE_LAG_US", 0), board.estop)
         # the line test (the outlet capped): the sensor's lag, and this syringe's compliance, measured. Its module
-        # is loaded by the first LINE_TEST (a service step before a session: ~8 KB of an RP2040's heap meanwhile)
+        # is loaded by the first LINE_TEST (a service step before a session; 3.5 KB of a 32-bit heap from then on)
         self.line = None
         self.line_on = False  # a line test runs (its moves too, after a stop)
         self.line_syringe = 0  # the syringe whose compliance in force a line test measured (a prime keeps it)

@@ -80,9 +80,10 @@ class LineTest:
         self.zero = self.zero16 >> 4
         self.origin = self.axis.pos
         # the pusher stands at most slack_steps off the stopper (the device's own suck-back, or a new syringe's
-        # play); then room for the onset on the softest line a stopper can have. An open outlet gets no more
-        # than that room pushed out of it before OPEN (then drawn back with the rest)
-        reach = slack_steps + S.LINE_ONSET_KPA * area_mm2 * MAX_PL_PER_KPA_MM2 // step_pl + 1
+        # play) on a board within its declared play; half as much again for one whose lead screw has worn past it
+        # (the sim's 200 um case); then room for the onset on the softest stopper. An open outlet gets what the
+        # stopper moves within that reach pushed out before OPEN (and drawn back with the rest)
+        reach = slack_steps + slack_steps // 2 + S.LINE_ONSET_KPA * area_mm2 * MAX_PL_PER_KPA_MM2 // step_pl + 1
         self.axis.move_to(self.origin + reach, TAKEUP_STEPS_S, now_us)
         self.phase = TAKEUP
 
