@@ -405,8 +405,9 @@ class Device:
         line = self.line
         self.line_on = False
         if line.outcome == S.LINE_OK:
-            if line.lag_us:
+            if line.lag_us:  # the sensor's, for every figure read through it
                 self.probe.measured_lag(line.lag_us)
+                self.needles.lag_us = line.lag_us
             self.compliance_pl = line.compliance_pl
             self.line_syringe = self.syringe
         self.emit(S.LINE_RESULT, (line.outcome, self.syringe, min(line.lag_us, 0xFFFF), line.compliance_pl,

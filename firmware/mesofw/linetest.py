@@ -210,7 +210,7 @@ class LineTest:
         den = s * stt - st * st
         if not den:
             return False
-        k_num = s * str_ - st * sr  # the level: b0 + k u, k = k_num / den
+        self.k16 = ((s * str_ - st * sr) << 16) // den  # the level: b0 + k u (u = t / 16 us), k in 1/65536
         b0 = (sr * stt - st * str_) // den
         self.step16 = b0 - self.base16
         c = self.steps * self.step_pl * 16 // self.step16 if self.step16 > 0 else 0
@@ -223,11 +223,11 @@ class LineTest:
         # the lag: the reading's deficit under the level falls as D e^(-t / lag) + e (e: the level's own error,
         # ~0.05 kPa, which a centroid over 7 lags turns into 30 %). Four blocks of about a lag (from the
         # half-life) have means e + A q^k, q = e^(-block / lag): (m1 - m3) / (m0 - m2) = q whatever e is
-        d0 = self._deficit(0, b0, k_num, den) + self._deficit(1, b0, k_num, den)
+        d0 = self._deficit(0, b0) + self._deficit(1, b0)
         if d0 < 4 * 16:
             return True  # the reading kept up with the step (or the noise hid it): no lag figure
         i = 1
-        while i < n - 1 and self._deficit(i, b0, k_num, den) + self._deficit(i + 1, b0, k_num, den) > d0 // 2:
+        while i < n - 1 and self._deficit(i, b0) + self._deficit(i + 1, b0) > d0 // 2:
             i += 1
         block = self.times[i] * 1477 // 1024  # the half-life / ln 2
         if block < 2 * READ_GAP_US:
@@ -240,7 +240,7 @@ class LineTest:
             k = self.times[i] // block
             if k > 3:
                 break
-            m[k] += self._deficit(i, b0, k_num, den) << 4
+            m[k] += self._deficit(i, b0) << 4
             c[k] += 1
         if not c[3]:
             return True
@@ -251,9 +251,9 @@ class LineTest:
         self.lag_us = block * 4096 // ln_q12(near, far)
         return True
 
-    def _deficit(self, i, b0, k_num, den):
+    def _deficit(self, i, b0):
         # the i-th dense read under the line's level then, 1/16 kPa
-        return b0 + k_num * (self.times[i] >> 4) // den - self.reads[i]
+        return b0 + ((self.k16 * (self.times[i] >> 4)) >> 16) - self.reads[i]  # small ints: < 10 ms of a slope
 
     def _creep(self):
         # The hold's three block means (1/256 kPa) fall as P + A q^k: q = e^(-block / t) = (m1 - m2) / (m0 - m1) and
