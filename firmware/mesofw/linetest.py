@@ -33,6 +33,7 @@ FIT_FROM_US = 10000  # the line's level (a straight line: creep drifts it) fitte
 DENSE_US = 40000  # ...to here; the lag from the reads before FIT_FROM_US
 DENSE_N = 256  # reads kept for the lag (FIT_FROM_US / READ_GAP_US, with room)
 BUSY_MAX_US = 10000  # the driver's last batch is out within this (compliance.py)
+MAX_LAG_US = 2000  # the slowest sensor lag a board may have (1.5 ms: compliance.MIN_TAU_DENSE_US), and a third
 BLOCK_US = S.LINE_HOLD_MS * 1000 // 3
 CREEP_MIN16 = 2  # block means closer than 1/8 kPa: no creep seen
 LEAK_PERMILLE = 1000  # a fall past half the step: no stopper creeps that much, the cap leaks
@@ -250,7 +251,8 @@ class LineTest:
         far = m[1] // c[1] - m[3] // c[3]
         if far <= 0 or far >= near:
             return True  # no exponential's fall: the noise hid it
-        self.lag_us = block * 4096 // ln_q12(near, far)
+        lag = block * 4096 // ln_q12(near, far)
+        self.lag_us = lag if lag <= MAX_LAG_US else 0  # past any board's sensor: not a lag (the emulated Pico read 2.7x)
         return True
 
     def _deficit(self, i, b0):
