@@ -106,7 +106,9 @@ def test_the_line_test_measures_lag_compliance_and_creep_apart(request, tmp_path
         said = f"seed {seed}: {figures(result)}; truth {truth}"
         assert result.ok and result.syringe == syringe, said
         assert result.compliance_pl == pytest.approx(truth["pl"], rel=0.02), said
-        assert result.lag_us == pytest.approx(truth["lag_us"], rel=0.25), said
+        # the lag scatters ~+-0.2 ms whatever its size (0.3 ms lags: -164..+184 us on 8 boards): the noise on a few
+        # reads of its approach
+        assert result.lag_us == pytest.approx(truth["lag_us"], rel=0.25, abs=300), said
         assert result.creep_share == pytest.approx(truth["creep_share"], abs=0.03), said
         # the capped line's fall: the model's creep time constant shortened by the share it fills (V fixed); the
         # loosest figure: three 400 ms blocks of a fall slower than the hold (the model's 200-1000 ms)
@@ -142,9 +144,10 @@ def test_an_open_outlet_is_found_open_and_left_as_it_was(dev, sim, syringe):
 
 
 @pytest.mark.req("SR-218")
-@pytest.mark.xfail(strict=True, reason="linetest.py's take-up reaches 1.5x the slack + the onset's room whatever the "
-                   "play: past the play an open outlet lets it out (BD 1 mL ~2.3 uL, BD 3 mL ~0.33, BD 10 mL ~0.9 on "
-                   "seeds 11-12; the back-off draws it back into the needle, the model's tip_nl)")
+@pytest.mark.xfail(strict=True, reason="linetest.py's take-up reaches past the pusher's slack whatever the play: past "
+                   "the play an open outlet lets it out until a flow's pressure reads as the onset (seeds 11-12: BD 1 mL "
+                   "2.26-2.33 uL, BD 3 mL 68-98 nL, BD 5 mL 132-155 nL, BD 10 mL 139-172 nL; the back-off draws it "
+                   "back into the needle, the model's tip_nl)")
 def test_an_open_outlet_pushes_nothing_out_of_the_needle(dev, sim):
     fresh(dev, sim, BD_1)
     before = sim.truth()
