@@ -37,6 +37,7 @@ _ACCEPTS = {
     S.REPL: _mask(S.STATE_IDLE, S.STATE_CONFIGURED, S.STATE_PRIMED, S.STATE_COMPLETE, S.STATE_FAULT),
     S.LINE_TEST: _mask(S.STATE_CONFIGURED),
 }
+_MOVES = (S.PRIME, S.ARM, S.RESUME, S.LINE_TEST, S.REPL)  # commands that start the motors (or reset the board)
 _PROGRAM_RUNS = _mask(S.STATE_ARMED, S.STATE_DELIVERING, S.STATE_PAUSED)  # ABORT here ends a program: journalled
 _LINK_WATCHED = _mask(S.STATE_PRIMING, S.STATE_ARMED, S.STATE_DELIVERING)
 # a syringe that stops fitting the program in these states is an alarm; in the others it makes the
@@ -163,6 +164,8 @@ class Device:
         if accepts is not None and not (accepts >> self.state) & 1:
             return self._nack(msg_type, S.NACK_BAD_STATE, 0, self.state, accepts)
         if msg_type == S.REPL and self.dose.active():  # FAULT may still be backing off or retracting
+            return self._nack(msg_type, S.NACK_BAD_STATE, 0, self.state, accepts)
+        if self.line_on and msg_type in _MOVES:  # a stopped line test still backing off: nothing else moves yet
             return self._nack(msg_type, S.NACK_BAD_STATE, 0, self.state, accepts)
         if msg_type == S.CONFIGURE:
             return self._configure(values)

@@ -1004,8 +1004,9 @@ class Fuzzer:
             if reason in FRAMING_REASONS:
                 self.fail("framing NACK from dispatcher", "%s %r: %s" % (name, values, rname))
             elif reason == S.NACK_BAD_STATE:
-                # REPL also waits for the motors to stop (a retraction may outlast ABORT)
-                moving = name == "REPL" and pre[1][0]
+                # REPL also waits for the motors to stop (a retraction may outlast ABORT), and after a stopped line
+                # test every command that moves waits for its back-off (PROTOCOL.md "Line test")
+                moving = name in ("REPL", "LINE_TEST", "PRIME", "ARM", "RESUME") and pre[1][0]
                 if name in ALWAYS_ACCEPTED:
                     self.fail("BAD_STATE", "%s is accepted in every state" % name)
                 if value != state or ((limit >> state) & 1 and not moving) or field != 0:
