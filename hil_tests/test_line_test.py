@@ -107,12 +107,14 @@ def test_the_line_test_measures_lag_compliance_and_creep_apart(request, tmp_path
         assert result.ok and result.syringe == syringe, said
         assert result.compliance_pl == pytest.approx(truth["pl"], rel=0.02), said
         # the lag scatters ~+-0.2 ms whatever its size (0.3 ms lags: -164..+184 us on 8 boards): the noise on a few
-        # reads of its approach
-        assert result.lag_us == pytest.approx(truth["lag_us"], rel=0.25, abs=300), said
+        # reads of its approach; 0 when those reads did not fall as an exponential (CI once read 1736 us for a 593
+        # us lag before that check): not measured, the board's nominal stands
+        if result.lag_us:
+            assert result.lag_us == pytest.approx(truth["lag_us"], rel=0.25, abs=300), said
         assert result.creep_share == pytest.approx(truth["creep_share"], abs=0.03), said
-        # the capped line's fall: the model's creep time constant shortened by the share it fills (V fixed); the
-        # loosest figure: three 400 ms blocks of a fall slower than the hold (the model's 200-1000 ms)
-        assert result.creep_ms == pytest.approx(truth["creep_ms"] / (1 + truth["creep_share"]), rel=0.5), said
+        # the creep's own time constant (a capped line falls faster by 1 + its share, which the device takes back);
+        # the loosest figure: three 400 ms blocks of a fall slower than the hold (the model's 200-1000 ms)
+        assert result.creep_ms == pytest.approx(truth["creep_ms"], rel=0.5), said
         assert spec.LINE_ONSET_KPA < result.step_kpa <= result.peak_kpa <= spec.LINE_MAX_KPA, said
         assert wait_state(dev, {spec.STATE_CONFIGURED}) == spec.STATE_CONFIGURED
         after = board.truth()
@@ -125,7 +127,8 @@ def test_the_line_test_measures_lag_compliance_and_creep_apart(request, tmp_path
         assert wait_state(dev, {spec.STATE_PRIMED, spec.STATE_FAULT, spec.STATE_CONFIGURED}) == spec.STATE_PRIMED
         board.wait(lambda: len(board.probes) > probes, 2, "the prime's compliance report")
         probe = board.probes[-1]
-        assert probe["in_force_pl"] == result.compliance_pl and probe["lag_us"] == result.lag_us, (probe, said)
+        assert probe["in_force_pl"] == result.compliance_pl, (probe, said)
+        assert not result.lag_us or probe["lag_us"] == result.lag_us, (probe, said)  # (0: the nominal stands)
 
 
 @pytest.mark.req("SR-218")

@@ -247,10 +247,11 @@ class LineTest:
             c[k] += 1
         if not c[3]:
             return True
-        near = m[0] // c[0] - m[2] // c[2]
-        far = m[1] // c[1] - m[3] // c[3]
-        if far <= 0 or far >= near:
-            return True  # no exponential's fall: the noise hid it
+        m = [m[k] // c[k] for k in range(4)]
+        near = m[0] - m[2]
+        far = m[1] - m[3]
+        if not m[0] - m[1] > m[1] - m[2] > m[2] - m[3] > 0:
+            return True  # not an exponential's fall (the noise, or a line still moving): no lag figure
         lag = block * 4096 // ln_q12(near, far)
         self.lag_us = lag if lag <= MAX_LAG_US else 0  # past any board's sensor: not a lag (the emulated Pico read 2.7x)
         return True
