@@ -6,7 +6,7 @@ import micropython
 from time import ticks_add, ticks_diff, ticks_us, sleep_us
 from mesoprotocol import spec
 from mesoprotocol.spec import STATE_DELIVERING  # read every pass: one lookup, not two (device.py)
-from mesofw import appendlog, auth, bootcount, homing, journal, link, safemode
+from mesofw import appendlog, auth, bootcount, device, journal, link, safemode
 
 FW_VERSION = (0, 2, 0)  # 0.2: the journal in block-sized segment files (migrated at boot)
 TICK_US = 1000
@@ -21,18 +21,16 @@ class App:
         self.boot_count = boot.count
         # the needle goes home first (a power cut may have left it in the skin); then the journal
         # is read and repaired, which can take a while on a real board's flash
-        needle_play = homing.home_needle(board)
+        needle_play = device.home_needle(board)
         # the board's append area if it sets one aside (raw flash outside littlefs: a record costs a page
         # program, not a block copy; journal.py), else every record straight into its cell
         area = board.journal_log() if hasattr(board, "journal_log") else None
+        gc.collect()  # the journal's buffers want a few KB in one piece: what boot and homing left, freed first
         self.journal = journal.Journal(board.JOURNAL_CELLS, boot.id_floor, feed=board.feed_watchdog, lease=boot.reserve,
                                        log=appendlog.AppendLog(area) if area else None)
         boot.start(self.journal.last_id)  # the boot counted, and ids leased past the journal's
         self.auth = auth.Auth()
         self.link = link.Link(board, self.command, self.auth)
-        gc.collect()  # what the journal's scan left, before the device's code loads
-        from mesofw import device  # after the journal's buffers (homing.py)
-
         self.device = device.Device(board, self.link.send_event, self.journal, self.link.send_delivery)
         self.device.dose.needle_play = needle_play
         self.link.state_of = lambda: self.device.state

@@ -49,6 +49,48 @@ _LED = (S.LED_OFF, S.LED_OFF, S.LED_DELIVERING, S.LED_OFF, S.LED_READY, S.LED_DE
         S.LED_COMPLETE, S.LED_FAULT)
 
 
+def home_needle(board):
+    # The needle may have been in the skin when power went: retract to the home switch.
+    # First thing at boot, before anything slow (the journal's scan). Returns the depth axis's lost
+    # motion in steps, measured against the switch on a board that declares it has some.
+    max_play = getattr(board, "NEEDLE_PLAY_MAX_UM", 0) * board.NEEDLE_STEPS_PER_MM // 1000
+    if board.needle_home() and not max_play:
+        return 0
+    board.motors(True)
+    period_us = 1000000000 // (board.NEEDLE_STEPS_PER_MM * board.NEEDLE_SPEED_UM_S)
+    if not board.needle_home():
+        _step_needle(board, -1, 2 * S.MAX_DEPTH_UM * board.NEEDLE_STEPS_PER_MM // 1000, period_us, True)
+    play = _measure_needle_play(board, max_play, period_us)
+    board.motors(False)
+    return play
+
+
+def _step_needle(board, direction, limit, period_us, until_home):
+    # single steps at the axis's speed until the home switch reads until_home (or limit); steps taken
+    deadline = ticks_us()
+    n = 0
+    while (until_home is None or board.needle_home() != until_home) and n < limit:
+        board.needle_step(direction)
+        board.wait_steps()  # read the switch after the pulse, not with pulses still queued: no over-travel
+        n += 1
+        deadline = ticks_add(deadline, period_us)
+        while ticks_diff(deadline, ticks_us()) > 0:
+            pass
+    return n
+
+
+def _measure_needle_play(board, max_steps, period_us):
+    # From home with the carriage pulled back against its play (driven back into the stop first),
+    # the needle leaves the switch only after the carriage has crossed the play: count those steps,
+    # then step back as many (the needle home again, the carriage pulled back). 0 without a declared play.
+    if not max_steps or not board.needle_home():
+        return 0
+    _step_needle(board, -1, max_steps, period_us, None)  # into the home stop: the play taken up backwards
+    n = _step_needle(board, 1, max_steps + 1, period_us, False)
+    _step_needle(board, -1, n + max_steps, period_us, None)
+    return n - 1 if 0 < n <= max_steps else 0
+
+
 class Device:
     def __init__(self, board, emit, journal, emit_delivery):
         # emit(msg_type, values): queue an event to the host; emit_delivery(10 DELIVERY fields): the
@@ -172,7 +214,9 @@ class Device:
         if msg_type == S.PRIME:
             return self._prime(values[0], now_us)
         if msg_type == S.LINE_TEST:
-            return self._line_test(now_us)
+            from mesofw import linetest  # the line test's code only once one is asked for (a service step)
+
+            return linetest.command(self, now_us)
         if msg_type == S.SETTINGS:
             error = settings.check(values)
             if error:
@@ -386,39 +430,6 @@ class Device:
         self._set_state(S.STATE_PRIMING)
         return (S.ACK, (S.PRIME, self.state))
 
-    def _line_test(self, now_us):
-        barrel = self.board.syringe_barrel_um()
-        if not S.syringe_fits(self.syringe, barrel):
-            return self._nack(S.LINE_TEST, S.NACK_SYRINGE, 0, self.syringe, barrel)
-        if self.dose.active():  # a stop's moves still running
-            return self._nack(S.LINE_TEST, S.NACK_BAD_STATE, 0, self.state, _ACCEPTS[S.LINE_TEST])
-        area = self._area_mm2()
-        if self.line is None:
-            from mesofw import linetest
-
-            self.line = linetest.LineTest(self.board, self.plunger, getattr(self.board, "plunger_busy", None))
-        self.line_on = True
-        self.line.start(self.metering.pl_step, area, compliance.prior_pl_per_kpa(area), self.dose.slack,
-                        self._fast_rate(), now_us)
-        self._set_state(S.STATE_PRIMING)
-        return (S.ACK, (S.LINE_TEST, self.state))
-
-    def _line_done(self):
-        # the plunger is back where the test began: its figures to the host, and to the metering if it passed
-        line = self.line
-        self.line_on = False
-        if line.outcome == S.LINE_OK:
-            if line.lag_us:  # the sensor's, for every figure read through it
-                self.probe.measured_lag(line.lag_us)
-                self.needles.lag_us = line.lag_us
-            self.compliance_pl = line.compliance_pl
-            self.line_syringe = self.syringe
-        self.emit(S.LINE_RESULT, (line.outcome, self.syringe, min(line.lag_us, 0xFFFF), line.compliance_pl,
-                                  min(line.creep_permille, 0xFFFF), min(line.creep_ms, 0xFFFF), line.step16,
-                                  line.peak_kpa))
-        if self.state == S.STATE_PRIMING:
-            self._set_state(S.STATE_CONFIGURED)
-
     def _set_path(self, channel):
         if channel != self.path_channel:
             self.path_channel = channel
@@ -569,7 +580,7 @@ class Device:
                 self.fault(S.ALARM_TRIGGER_STUCK, held, now_us)
                 state = self.state
         if line_on and self.line.tick(now_us):
-            self._line_done()
+            self.line.report(self)
             state = self.state
         seq = self.dose
         phase = seq.phase

@@ -14,7 +14,7 @@
 import array
 from time import ticks_diff, ticks_us
 from mesoprotocol import spec as S
-from mesofw.compliance import MAX_PL_PER_KPA_MM2, MIN_PL_PER_KPA_MM2, ln_q12
+from mesofw.compliance import MAX_PL_PER_KPA_MM2, MIN_PL_PER_KPA_MM2, ln_q12, prior_pl_per_kpa
 
 IDLE = 0
 TAKEUP = 1
@@ -38,6 +38,22 @@ BLOCK_US = S.LINE_HOLD_MS * 1000 // 3
 CREEP_MIN16 = 2  # block means closer than 1/8 kPa: no creep seen
 LEAK_PERMILLE = 1000  # a fall past half the step: no stopper creeps that much, the cap leaks
 LEAK_FALL16 = 8  # a hold falling 1/2 kPa a block without slowing: a leak, not creep
+
+
+def command(dev, now_us):
+    # LINE_TEST, past the device's state checks: the syringe in the clamp must be the configured one, nothing moving
+    barrel = dev.board.syringe_barrel_um()
+    if not S.syringe_fits(dev.syringe, barrel):
+        return dev._nack(S.LINE_TEST, S.NACK_SYRINGE, 0, dev.syringe, barrel)
+    if dev.dose.active():  # a stop's moves still running
+        return dev._nack(S.LINE_TEST, S.NACK_BAD_STATE, 0, dev.state, 1 << S.STATE_CONFIGURED)
+    if dev.line is None:
+        dev.line = LineTest(dev.board, dev.plunger, getattr(dev.board, "plunger_busy", None))
+    area = dev._area_mm2()
+    dev.line_on = True
+    dev.line.start(dev.metering.pl_step, area, prior_pl_per_kpa(area), dev.dose.slack, dev._fast_rate(), now_us)
+    dev._set_state(S.STATE_PRIMING)
+    return (S.ACK, (S.LINE_TEST, dev.state))
 
 
 class LineTest:
@@ -87,6 +103,20 @@ class LineTest:
         reach = slack_steps + slack_steps // 2 + S.LINE_ONSET_KPA * area_mm2 * MAX_PL_PER_KPA_MM2 // step_pl + 1
         self.axis.move_to(self.origin + reach, TAKEUP_STEPS_S, now_us)
         self.phase = TAKEUP
+
+    def report(self, dev):
+        # the plunger is back where the test began: the figures to the host, and to the metering if it passed
+        dev.line_on = False
+        if self.outcome == S.LINE_OK:
+            if self.lag_us:  # the sensor's, for every figure read through it
+                dev.probe.measured_lag(self.lag_us)
+                dev.needles.lag_us = self.lag_us
+            dev.compliance_pl = self.compliance_pl
+            dev.line_syringe = dev.syringe
+        dev.emit(S.LINE_RESULT, (self.outcome, dev.syringe, min(self.lag_us, 0xFFFF), self.compliance_pl,
+                                 min(self.creep_permille, 0xFFFF), min(self.creep_ms, 0xFFFF), self.step16, self.peak_kpa))
+        if dev.state == S.STATE_PRIMING:
+            dev._set_state(S.STATE_CONFIGURED)
 
     def stop(self, now_us):
         # an E-stop, ABORT or alarm: back off every step pushed (the line's pressure released); STOPPED

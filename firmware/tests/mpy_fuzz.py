@@ -44,6 +44,11 @@ import sys
 import time
 
 from mesoprotocol import spec as S
+from mesoprotocol import names  # the codes' names: spec.py re-exports them on CPython only
+
+for _name in dir(names):
+    if _name.endswith("_NAMES"):
+        setattr(S, _name, getattr(names, _name))
 from mesofw import app as fwapp
 from standin import StandInBoard, mount_cwd_as_root
 from vclock import CLOCK, install, v_ms, v_ticks_diff

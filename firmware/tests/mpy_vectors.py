@@ -5,6 +5,11 @@ import sys
 
 from mesofw import codec
 from mesoprotocol import spec
+from mesoprotocol import names  # the codes' names: spec.py re-exports them on CPython only
+
+for _name in dir(names):
+    if _name.endswith("_NAMES"):
+        setattr(spec, _name, getattr(names, _name))
 
 
 def value(v):

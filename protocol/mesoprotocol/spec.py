@@ -92,22 +92,10 @@ STATE_DELIVERING = const(5)
 STATE_PAUSED = const(6)
 STATE_COMPLETE = const(7)
 STATE_FAULT = const(8)
-STATE_NAMES = (
-    "IDLE",
-    "CONFIGURED",
-    "PRIMING",
-    "PRIMED",
-    "ARMED",
-    "DELIVERING",
-    "PAUSED",
-    "COMPLETE",
-    "FAULT",
-)
 
 TECHNIQUE_POINT = const(1)  # one trigger press = one dose
 TECHNIQUE_NAPPAGE = const(2)  # trigger held = shots at a cadence
 TECHNIQUE_TEST_DOSE = const(3)  # one small allergy-test point
-TECHNIQUE_NAMES = ("", "point-by-point", "nappage", "test-dose")
 
 # every KIND_* < 16: the journal keeps the syringe measured in the high nibble of its kind byte
 KIND_POINT = const(1)
@@ -117,11 +105,9 @@ KIND_PRIME = const(4)  # into the air, never counted as delivered to the patient
 # journal records that are not deliveries (RECORD only): point = the code, programmed_nl = the detail
 KIND_ALARM = const(5)  # point = ALARM_*, programmed_nl = the ALARM's detail as u32 (two's complement)
 KIND_END = const(6)  # a program ended on the device: point = END_*, programmed_nl = points or shots done
-KIND_NAMES = ("", "point", "shot", "test-dose", "prime", "alarm", "end")
 DELIVERY_KINDS = (KIND_POINT, KIND_SHOT, KIND_TEST_DOSE, KIND_PRIME)
 END_COMPLETE = const(1)  # the program reached COMPLETE: every point given (fewer only if the session cap stopped it)
 END_ABORTED = const(2)  # ABORT before the program completed
-END_NAMES = ("", "complete", "aborted")
 
 FLAG_PARTIAL = const(0x01)  # stopped before the programmed volume
 FLAG_TRIGGER_RELEASED = const(0x02)
@@ -152,25 +138,6 @@ NACK_HEAD = const(15)  # the head's ID resistor reads another head: value = the 
 NACK_CHANNEL = const(16)  # the needle path holds the other channel's drug (PRIME at least the head's dead volume of
 #                           this one first), or the board has no such channel: value = the command's (or program's)
 #                           channel (PRIME: its volume), limit = the channel in the path (PRIME: the dead volume)
-NACK_NAMES = (
-    "",
-    "UNKNOWN_TYPE",
-    "BAD_LENGTH",
-    "BAD_VERSION",
-    "BAD_STATE",
-    "LIMIT",
-    "BAD_VALUE",
-    "INFEASIBLE",
-    "HELLO_FIRST",
-    "JOURNAL_FULL",
-    "AUTH",
-    "NOT_PAIRING",
-    "SYRINGE",
-    "OTHER_HOST",
-    "NO_SESSION",
-    "HEAD",
-    "CHANNEL",
-)
 
 # ---- alarms --------------------------------------------------------------------------
 ALARM_LINK_LOST = const(1)  # no command for link_timeout_ms while priming, armed or delivering
@@ -185,24 +152,10 @@ ALARM_SYRINGE = const(8)  # the clamp sensor no longer measures the program's sy
 ALARM_HEAD = const(9)  # the head's ID no longer reads the program's head (changed, off, or a fault); detail = mV read
 ALARM_NEEDLE_BLOCKED = const(10)  # a multi-needle head's dispense pressure rose past its baseline: a needle is
 #                                   (partly) blocked, its dose went to the others; detail = the cycle's mean kPa
-ALARM_NAMES = (
-    "",
-    "LINK_LOST",
-    "TRIGGER_STUCK",
-    "OCCLUSION",
-    "SYRINGE_EMPTY",
-    "ESTOP",
-    "RESET",
-    "JOURNAL_FULL",
-    "SYRINGE",
-    "HEAD",
-    "NEEDLE_BLOCKED",
-)
 
 RESET_POWER_ON = const(0)
 RESET_SOFT = const(1)
 RESET_WATCHDOG = const(2)
-RESET_NAMES = ("POWER_ON", "SOFT", "WATCHDOG")
 # the persistent boot counter (IDENTITY, STATUS_REPLY, ALARM `boot_count`) counts modulo 2^30: a small int on a
 # 32-bit MCU, and a boot loop of one boot a second takes 34 years to wrap it, so (serial, journal epoch,
 # boot_count) names one boot of a device and the host stores each boot's RESET once under it
@@ -493,7 +446,6 @@ LINE_OK = const(0)
 LINE_OPEN = const(1)  # the pressure never rose within the play: no cap on the outlet, or an empty syringe
 LINE_LEAK = const(2)  # the held pressure fell further than a stopper's creep lets it: a loose cap or a leak
 LINE_STOPPED = const(3)  # an E-stop, ABORT or alarm ended it; the plunger backed off all it had pushed
-LINE_NAMES = ("OK", "OPEN", "LEAK", "STOPPED")
 LINE_ONSET_KPA = const(8)  # the pusher has met the stopper once the line reads this
 LINE_STEP_KPA = const(60)  # the measured step (sized by a first, smaller one: never past LINE_MAX_KPA)
 LINE_MAX_KPA = const(150)  # the test never pushes a capped line past this (a syringe holds several bar)
@@ -632,3 +584,7 @@ def head_fitted(id_mv):
         if head_fits(code, id_mv):
             return code
     return 0
+
+
+if __import__("sys").implementation.name != "micropython":  # the host's names for the codes: never on a device's heap
+    from .names import *  # noqa: E402,F403
