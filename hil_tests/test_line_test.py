@@ -225,3 +225,51 @@ def test_a_line_test_outside_configured_or_of_another_syringe_is_refused(dev, si
     with pytest.raises(DeviceRefused) as refused:  # PRIMED: a primed line has its needle on, no cap
         dev.line_test()
     assert refused.value.reason == "BAD_STATE" and refused.value.state == "PRIMED"
+
+
+# A soft, creeping BD 10 mL line into a stiff wheal (issue #20's "C 0.06/mm2" row on seed 2071: 190 kPa at the end
+# of a 50 uL point): the stopper's creep takes ~150-240 nL of each point that never leaves the needle (0.3-0.5 %)
+CREEPING = {"diameter_error": 0.0, "compliance_nl_per_kpa_mm2": 0.06, "creep_share": 0.2, "creep_ms": 600,
+            "tissue_kpa_per_ul": 3.8}
+
+
+@pytest.mark.req("SR-219")
+def test_after_a_line_test_the_points_get_back_what_the_stopper_creep_took(request, tmp_path):
+    import dataclasses
+
+    from mesoinject import program
+    from mesoinject.records import RecordStore
+    from mesoinject.session import SessionRunner
+    from mesoinject.simulated import SimBoard
+    from mesosim import VirtualOperator
+
+    prog = dataclasses.replace(program.load(program.EXAMPLES / "point-by-point.toml"), syringe=BD_10, volume_nl=50000,
+                               depth_um=2000, count=6)
+    seed = request.config.sim_seed
+    with SimBoard(syringe=BD_10, seed=seed, profile=CREEPING, workdir=tmp_path) as board, \
+            Device.open(board.url) as dev, RecordStore(tmp_path / "records.db") as store:
+        dev.hello()
+        dev.abort()
+        dev.configure(**prog.configure_fields())
+        board.cap(True)
+        try:
+            result = dev.line_test()
+        finally:
+            board.cap(False)
+        truth = true_line(board)
+        assert result.ok and result.creep_share == pytest.approx(truth["creep_share"], abs=0.03), figures(result)
+        with VirtualOperator(board, gap_s=0.02):
+            outcome = SessionRunner(dev, store).run(prog, timeout_s=300)
+        assert outcome.completed, outcome
+        pens = board.penetrations[-prog.count:]
+        records = [r for r in store.deliveries(outcome.session_id) if r["kind"] == "point"]
+    said = [f"{p.volume_nl:.1f} nL (creep {p.creep_nl:.1f}), record {r['delivered_nl']}" for p, r in zip(pens, records)]
+    assert len(pens) == len(records) == prog.count, said
+    assert all(p.creep_nl > 0.0025 * prog.volume_nl for p in pens), said  # the creep took more than the target's half
+    errors = [p.volume_nl / prog.volume_nl - 1 for p in pens]
+    # each point within 0.35 % (uncompensated: the first -0.64 %, the rest -0.25..-0.42 %), their mean within 0.15 %
+    assert all(abs(e) <= 0.0035 for e in errors), said
+    assert abs(sum(errors) / len(errors)) <= 0.0015, said
+    # and no record counts the creep's take as delivered, nor takes it off twice (each +-0.15 %): within 0.4 % (the
+    # records' own spread on these lines, -0.29..+0.07 % over seeds 1-4, is the line's leftover at the plateau)
+    assert all(abs(r["delivered_nl"] / p.volume_nl - 1) <= 0.004 for p, r in zip(pens, records)), said

@@ -255,6 +255,83 @@ class Probe:
         return lo if c < lo else c
 
 
+CREEP_BLOCK_US = 8000  # the creep follows the pressure's mean over blocks this long (a pass is too fine a step)
+CREEP_MAX_PL = 1 << 19  # a creep past 0.5 uL is no stopper's (BD 10 mL, 25 % of 10 nL/kPa at 150 kPa: 0.38 uL)
+
+
+class Creep:
+    # The stopper's slow share of its compliance, as a line test measured it (linetest.py: the share s of the
+    # compliance C, its own time T): it takes up to s C p from the line over T while the pressure p holds and
+    # gives it back as p falls. Followed from the pressure reads a dose makes (above the line's zero, a block's
+    # mean at a time); what it took over a dose (held as its top-up is judged less held as it began) never left
+    # the needle: a point's top-up pushes it, a point's record does not count it, a shot's top-up nets it (a
+    # session's first shots get back what the prime left in it). No creep measured: gain 0, nothing followed.
+    def __init__(self):
+        self.set(0, 0, 0)
+
+    def set(self, permille, ms, compliance_pl):
+        self.gain = permille * compliance_pl // 1000  # pL held per kPa, relaxed
+        self.tau64 = (ms if ms > 0 else 1) * 1000 >> 6  # its time, 64 us units
+        self.held = self.start = self.sum = self.span = 0  # pL; pL at the dose's start; kPa x us, us of this block
+        self.t_us = ticks_us()
+
+    @micropython.native  # every pass of a dose, while a creep is measured
+    def follow(self, kpa, now_us):
+        # the line was at kpa (above its zero) since the last call
+        dt = ticks_diff(now_us, self.t_us)
+        self.t_us = now_us
+        if dt == 0:
+            return
+        if dt < 0:  # ticks wrapped: over 2^29 us ago (9 min on a chip), as good as relaxed
+            dt = 1 << 23
+        if kpa > 0:
+            self.sum += (kpa if kpa < 255 else 255) * (dt if dt < 1 << 21 else 1 << 21)  # < 2^29: a small int
+        self.span += dt
+        if self.span >= CREEP_BLOCK_US:
+            self._block()
+
+    def _block(self):
+        span = self.span
+        target = self.gain * (self.sum // span)
+        if target > CREEP_MAX_PL:
+            target = CREEP_MAX_PL
+        u = (span << 10) // self.tau64 if span < 1 << 19 else 1 << 30  # span / T, 1/65536
+        if u < 16384:  # a dose's block: 1 - e^-u = u - u^2/2 + u^3/6 (a q10 exponential's quantum was 2-7 % of it)
+            k = u - (u * u >> 17) + ((u * u >> 16) * u >> 16) // 6
+            self.held += (target - self.held) // 16 * k >> 12
+        else:
+            x = u >> 4 if span < 1 << 19 else (span << 6) // self.tau64 if span < 1 << 23 else 1 << 16  # 1/4096
+            self.held = target + ((self.held - target) * exp_q10(x) >> 10)
+        self.sum = self.span = 0
+
+    def begin(self, now_us):
+        # a dose starts: the creep's hold from here is its own
+        if self.gain:
+            self.follow(0, now_us)  # the line at rest since the last dose's reads
+            if self.span:
+                self._block()
+        self.start = self.held
+
+    def taken(self, now_us):
+        # pL the creep took from the line since the dose began (given back: negative)
+        if not self.gain:
+            return 0
+        self.follow(0 if self.span == 0 else self.sum // self.span, now_us)
+        if self.span:
+            self._block()
+        return self.held - self.start
+
+
+def exp_q10(x):
+    # e^(-x / 4096) x 1024, small ints only: 2^-(x / ln 2), the fraction's power a quadratic (within 0.5 %)
+    y = (x if x < 1 << 16 else 1 << 16) * 1477 >> 10  # x / ln 2, 1/4096
+    whole = y >> 12
+    if whole > 10:
+        return 0
+    f = (y & 4095) >> 2  # 1/1024
+    return 1024 - (f * 703 >> 10) + (f * f * 191 >> 20) >> whole
+
+
 def ln_q12(a, b):
     # ln(a / b) x 4096 for a > b > 0, small ints only: halvings, then 2 atanh((r - 1) / (r + 1)) for r in [1, 2)
     n = 0

@@ -303,6 +303,7 @@ class Device:
             self.dispensed_nl = 0
             self.compliance_pl = compliance.prior_pl_per_kpa(self._area_mm2())
             self.line_syringe = 0
+            self.dose.creep.set(0, 0, 0)
             self.dose.slack = max(self.dose.slack, self.play_steps)
         if cfg[S.CFG_HEAD] != self.head:  # another head: dry until primed, no pressure baseline
             self.head = cfg[S.CFG_HEAD]
@@ -338,6 +339,7 @@ class Device:
             self.capacity_nl = S.syringe_capacity_nl(self.syringe, self.calibration.get(self.syringe, 1000000))
             self.compliance_pl = compliance.prior_pl_per_kpa(self._area_mm2())
             self.line_syringe = 0
+            self.dose.creep.set(0, 0, 0)
 
     def _path_refusal(self, msg_type):
         # NACK_CHANNEL if the head's path holds the other channel's drug (or one not known), else None
@@ -372,10 +374,13 @@ class Device:
         return self.calibration.get(self.syringe, 1000000)
 
     def _topup_steps(self, kpa, carry=True):
-        # the volume the line holds at this pressure, in plunger steps (the measured compliance), rounded
+        # the volume the line holds at this pressure and what the stopper's creep took over the dose, in plunger
+        # steps (the measured compliance), rounded
         # with the metering's carried remainder: a floor lost half a step a point (a 10 mL syringe's step is 52 nL);
         # a nappage shot's (carry False) with its own dose's rounding, not the session's: Metering.steps_topup
-        nl = kpa * self.compliance_pl // 1000
+        nl = (kpa * self.compliance_pl + self.dose.creep.taken(ticks_us())) // 1000
+        if nl <= 0:
+            return 0
         return self.metering.steps_for(nl) if carry else self.metering.steps_topup(nl)
 
     def _area_mm2(self):
@@ -593,8 +598,10 @@ class Device:
                 self.fault(S.ALARM_OCCLUSION, kpa, now_us)
             elif board.syringe_end():
                 self.fault(S.ALARM_SYRINGE_EMPTY, self.capacity_nl - self.dispensed_nl, now_us)
-            else:  # the dispense's line pressure (_check_needles)
+            else:  # the dispense's line pressure (_check_needles), and the creep's
                 self.needles.feed(kpa, self.plunger.pos, now_us)
+                if seq.creep.gain:
+                    seq.creep.follow(kpa - seq.zero_kpa, now_us)
             state = self.state
         if state == STATE_DELIVERING and not pressed and seq.phase != RETRACT:
             self._stop(S.FLAG_TRIGGER_RELEASED, now_us)
@@ -810,8 +817,10 @@ class Device:
         if seq.probe is not None:
             self._measure_compliance(self.metering.nl(seq.dispensed_steps))
         # best estimate: steps pushed, less what the compliant line still held when the plunger
-        # stopped (after an occlusion, or at the wheal's back-pressure): that never reaches the dermis
-        delivered = self.metering.nl(seq.dispensed_steps) - seq.stop_kpa * self.compliance_pl // 1000
+        # stopped (after an occlusion, or at the wheal's back-pressure) and what the stopper's creep took
+        # meanwhile: that never reaches the dermis (a shot's creep: its top-up's, not recorded)
+        held = seq.stop_kpa * self.compliance_pl + (seq.creep.taken(now_us) if seq.point else 0)
+        delivered = self.metering.nl(seq.dispensed_steps) - held // 1000
         if delivered < 0:
             delivered = 0
         flags = self.stop_flags

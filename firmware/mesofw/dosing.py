@@ -4,6 +4,7 @@
 import micropython
 from time import ticks_diff, ticks_us
 from mesoprotocol import spec
+from mesofw.compliance import Creep
 
 # Sequence phases
 IDLE = 0
@@ -186,6 +187,7 @@ class Sequence:
         self.zero_kpa = 0  # the sensor's reading at rest (its offset), taken as a point or prime starts...
         self.zero16 = 0  # ...and in 1/16 kPa (the blocked-needle watch's zero: a whole kPa is 1/3 of a flow pressure)
         self.probe = None  # a compliance.Probe fed while one runs (the prime)
+        self.creep = Creep()  # the stopper's creep, once a line test measured it (followed from the reads of every dose)
         self.needle_play = 0  # the depth axis's lost motion, steps (measured at boot: home_needle)
         self.tip = 0  # where the needle tip is, steps: within needle_play behind the carriage (needle.pos)
         self.block_sum = 0  # the settle's pressure samples in this block (kPa x us)
@@ -277,7 +279,8 @@ class Sequence:
         # it replaces was never subtracted from the shot's record.
         self.topped = True
         kpa = (self._sum(WHEAL_READS) + WHEAL_READS // 2) // WHEAL_READS - self.zero_kpa  # a few reads' mean, above the zero
-        topup = self.topup_steps(kpa, False) if kpa >= SHOT_TOPUP_KPA else 0  # rounded with its dose (steps_topup)
+        # rounded with its dose (steps_topup), the creep's take with it
+        topup = self.topup_steps(kpa if kpa >= SHOT_TOPUP_KPA else 0, False)
         self.shot_topup_steps = topup  # out of the syringe all the same (the device counts it in)
         if topup > 0:
             self.plunger.move_to(self.plunger.pos + topup, self.rate, now_us)
@@ -395,6 +398,7 @@ class Sequence:
         elif phase == INSERT and needle.pos == needle.target:
             self.phase = DISPENSE
             self.plunger_start = self.plunger.pos
+            self.creep.begin(now_us)  # (what it gave back before, the line at rest, left the needle before the dose)
             self.plunger.move_to(self.plunger.pos + self.steps, self.rate, now_us)
         elif (phase == DISPENSE or phase == TOPUP) and plunger.pos == plunger.target:
             self.phase = SETTLE
@@ -404,6 +408,8 @@ class Sequence:
             self.block_sum = self.block_us = 0
         elif phase == SETTLE:
             kpa = self.line_kpa()
+            if self.creep.gain:
+                self.creep.follow(kpa, now_us)
             waited_ms = ticks_diff(now_us, self.phase_start_us) // 1000
             if probe is not None and not probe.dense:
                 # a prime's line read densely from here, the driver's last batch and the discharge, whatever
@@ -434,8 +440,10 @@ class Sequence:
             done_kpa = SETTLE_DONE_KPA if probe is None else PROBE_DONE_KPA
             if kpa <= done_kpa or plateau or waited_ms >= self.settle_ms:
                 # top up only from a true plateau (the wheal's back-pressure), never from the
-                # flow pressure of a settle cut short by its time limit
-                topup = self.topup_steps(kpa) if plateau and self.point and not self.topped and kpa > SETTLE_DONE_KPA else 0
+                # flow pressure of a settle cut short by its time limit; the creep's take, always
+                topup = 0
+                if self.point and not self.topped:
+                    topup = self.topup_steps(kpa if plateau and kpa > SETTLE_DONE_KPA else 0)
                 self.topped = self.topped or self.point  # (a shot's comes on its way out)
                 if topup > 0:
                     self.phase = TOPUP

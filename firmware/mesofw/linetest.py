@@ -113,6 +113,7 @@ class LineTest:
                 dev.needles.lag_us = self.lag_us
             dev.compliance_pl = self.compliance_pl
             dev.line_syringe = dev.syringe
+            dev.dose.creep.set(self.creep_permille, self.creep_ms, self.compliance_pl)
         dev.emit(S.LINE_RESULT, (self.outcome, dev.syringe, min(self.lag_us, 0xFFFF), self.compliance_pl,
                                  min(self.creep_permille, 0xFFFF), min(self.creep_ms, 0xFFFF), self.step16, self.peak_kpa))
         if dev.state == S.STATE_PRIMING:

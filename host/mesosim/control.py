@@ -67,6 +67,7 @@ class Penetration:
     max_depth_um: float
     t1_ms: int  # the exit on the board's ticks_ms (the clock a record's time_ms is on)
     reflux_nl: float = 0.0  # of volume_nl, what escaped back along the needle track as it left
+    creep_nl: float = 0.0  # what the stopper's creep took from the line (given back: negative) while the needle was in
 
 
 @dataclasses.dataclass(frozen=True)

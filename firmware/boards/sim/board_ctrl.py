@@ -66,7 +66,7 @@ FROM_BOARD = """
 boot reset_cause
 led code t_us
 took input value t_us edge_us content_nl flash_busy forward_steps
-pen t0_us t1_us volume_nl max_depth_um t1_ms reflux_nl
+pen t0_us t1_us volume_nl max_depth_um t1_ms reflux_nl creep_nl
 truth out_nl air_nl depth_um penetrations content_nl pressure_kpa last_step_us now_us forward_steps gap tip_nl stored_nl
 erase t_us
 gap t_us us reads busy_us cpu_us waited_us io_us send_us idle_us taken_us asked_us

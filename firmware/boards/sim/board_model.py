@@ -109,6 +109,7 @@ class Model:
         self.compliance = self._compliance(profile.get("compliance_nl_per_kpa", 1.0))
         self.creep_share = profile.get("creep_share", 0.0)  # creep compliance / instant compliance
         self.creep_s = profile.get("creep_ms", 500) / 1000
+        self.pen_creep0 = 0.0
         self.creep_nl = 0.0  # volume taken by the stopper's creep at this pressure
         self.slip_steps = profile.get("slip_um", 0.0) * profile["plunger_steps_per_mm"] / 1000
         self.stick_steps = 0.0  # pusher travel held in the stopper's ribs until they slip
@@ -452,6 +453,7 @@ class Model:
             self.pen_t0 = clock_us()
             self.pen_nl = 0.0
             self.pen_max_um = self.depth_um
+            self.pen_creep0 = self.creep_nl
             for i in range(len(self.pen_needles_nl)):
                 self.pen_needles_nl[i] = 0.0
         elif was_in and not inside and self.pen_max_um < NOT_A_POINT_UM:
@@ -466,7 +468,8 @@ class Model:
             # ticks_us wrap apart on a 32-bit port: a record's time cannot be turned into us)
             self.report({"kind": "pen", "t0_us": self.pen_t0, "t1_us": clock_us(), "volume_nl": round(self.pen_nl, 3),
                          "max_depth_um": round(self.pen_max_um, 1), "t1_ms": clock_ms(),
-                         "reflux_nl": round(self._reflux_nl(), 3)})
+                         "reflux_nl": round(self._reflux_nl(), 3),
+                         "creep_nl": round(self.creep_nl - self.pen_creep0, 3)})
             self.report({"kind": "pen_needles", "t1_us": clock_us(),
                          "volumes_nl": [round(v, 3) for v in self.pen_needles_nl]})
 
