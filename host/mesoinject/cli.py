@@ -18,6 +18,7 @@ import random
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from rich.console import Console
@@ -108,8 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--operator", default=None,
                    help="who treats (default: the login name; required when logged in as root or another service account)")
     p.add_argument("--yes", action="store_true",
-                   help="scripts: do not ask to point the needle up before priming (the operator has been told)")
+                   help="scripts: do not ask to point the needle up before priming, nor with --line-test to cap the "
+                        "outlet and then fit the needle (the operator has been told)")
     p.add_argument("--lot", help="the drug's lot (batch) number, for the treatment record")
+    p.add_argument("--line-test", action="store_true",
+                   help="a new syringe: its outlet capped, measure the stopper's compliance and creep and the sensor's "
+                        "lag first (`line-test`), then fit the needle and run (refused for a syringe primed already)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("pair", help="give the device a new command key (hold the trigger with the E-stop pressed "
@@ -191,15 +196,17 @@ def _add_sim_seed(p: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def _target(args, syringe: int = 1, operator: bool = False, head: int = 1):
+def _target(args, syringe: int = 1, operator: bool = False, head: int = 1, boards: list | None = None):
     """The port named by --port, or a simulated board's, started for --sim with `syringe` in its clamp and
-    `head` on it (with a virtual operator pulling the trigger if asked)."""
+    `head` on it (with a virtual operator pulling the trigger if asked; appended to `boards` if given)."""
     if not args.sim:
         yield args.port
         return
     from mesosim import VirtualOperator
 
     with _started(sim_board(syringe, seed=args.sim_seed, head=head)) as board:
+        if boards is not None:
+            boards.append(board)
         if not operator:
             yield board.url
             return
@@ -210,9 +217,9 @@ def _target(args, syringe: int = 1, operator: bool = False, head: int = 1):
 
 
 @contextlib.contextmanager
-def _connect(args, syringe: int = 1, operator: bool = False, head: int = 1):
+def _connect(args, syringe: int = 1, operator: bool = False, head: int = 1, boards: list | None = None):
     """Open the device named by --port, or start a simulated board for --sim."""
-    with _target(args, syringe, operator, head) as port, Device.open(port) as device:
+    with _target(args, syringe, operator, head, boards) as port, Device.open(port) as device:
         yield device
 
 
@@ -563,14 +570,22 @@ def cmd_run(args) -> int:
     if not args.yes and not sys.stdin.isatty():
         raise UsageError("`run` asks to point the needle up before priming and no one can answer here (no "
                          "terminal): pass --yes once the operator has been told")
+    if args.line_test and plan:
+        raise UsageError("--line-test tests one syringe before its program; a plan's steps may change syringes: run "
+                         "`mesoinject line-test PROGRAM` for each syringe before the plan")
     # a short lock wait: the device's link watchdog must not starve while the store is busy
     # (a record the store cannot take stays on the device and is stored at the next poll)
     store = RecordStore(args.db or default_path(), busy_timeout_s=0.1)
     console.print(plan.summary() if plan else program.summary())
+    boards: list = []
     try:
-        with _connect(args, syringe=program.syringe, operator=True, head=program.head) as device:
+        with _connect(args, syringe=program.syringe, operator=True, head=program.head, boards=boards) as device:
             if args.sim:
                 console.print("simulated board started; a virtual operator pulls the trigger at each point")
+            if args.line_test:
+                result = _line_test_first(device, program, args, boards[0] if boards else None)
+                if not result.ok:
+                    return _line_failed(result)
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[ul]:8.3f} uL  {task.fields[state]}"), TimeElapsedColumn(),
                           console=console, transient=False) as bar:
@@ -710,31 +725,73 @@ def cmd_line_test(args) -> int:
             port = board.url
         else:
             port = args.port
-        device = stack.enter_context(Device.open(port))
-        identity = device.hello()
-        program.check_limits(identity.limits)
-        status = device.status()
-        if status["alarm"] == spec.ALARM_RESET:  # a restart: its RESET stored before this acknowledges it
-            _store_restart(device, args.db)
-            device.abort()
-        elif status["state"] == spec.STATE_FAULT:
-            raise DeviceInFault(status["alarm"], alarms.explain(status["alarm"], 0))
-        if device.configure(**program.configure_fields())["state"] != spec.STATE_CONFIGURED:
-            raise UsageError(f"the device has this {program.syringe_name} primed already: a line test is for a syringe "
-                             "before its needle goes on (a primed line is not capped). Load a new syringe, cap it and "
-                             "run again")
-        console.print(f"line test of the {program.syringe_name}: one pressure step into the capped line, held "
-                      f"{spec.LINE_HOLD_MS / 1000:g} s ...")
-        result = device.line_test()
-    for line in _line_figures(result):
-        console.print(line)
+        result = _line_test(stack.enter_context(Device.open(port)), program, args)
     if result.ok:
         console.print("next: take the tip cap off, fit the needle head and prime")
         return 0
+    return _line_failed(result)
+
+
+def _line_test(device: Device, program: programs.Program, args):
+    """HELLO (a restart's RESET stored, then acknowledged), the program CONFIGUREd, the line test on the capped
+    outlet; its figures printed. A syringe primed already is refused: its line is not capped."""
+    identity = device.hello()
+    program.check_limits(identity.limits)
+    status = device.status()
+    if status["alarm"] == spec.ALARM_RESET:  # a restart: its RESET stored before this acknowledges it
+        _store_restart(device, args.db)
+        device.abort()
+    elif status["state"] == spec.STATE_FAULT:
+        raise DeviceInFault(status["alarm"], alarms.explain(status["alarm"], 0))
+    if device.configure(**program.configure_fields())["state"] != spec.STATE_CONFIGURED:
+        raise UsageError(f"the device has this {program.syringe_name} primed already: a line test is for a syringe "
+                         "before its needle goes on (a primed line is not capped). Load a new syringe, cap it and "
+                         "run again" + (", or leave --line-test out" if args.func is cmd_run else ""))
+    console.print(f"line test of the {program.syringe_name}: one pressure step into the capped line, held "
+                  f"{spec.LINE_HOLD_MS / 1000:g} s ...")
+    result = device.line_test()
+    for line in _line_figures(result):
+        console.print(line)
+    return result
+
+
+def _line_failed(result) -> int:
     for code, detail in result.alarms:
         err.print(f" {alarms.explain(code, detail)} ", style="reverse bold")
     err.print(f"line test {result.outcome_name}: {LINE_NEXT.get(result.outcome_name, 'run it again')}.")
     return alarms.exit_code(result.alarms[-1][0]) if result.alarms else 1
+
+
+SIM_NEEDLE_FIT_S = 2.0  # --sim: the operator's time between the cap coming off and the prime (the stopper's creep from
+# the test's hold relaxes within ~1 s: with none, a BD 3 mL's first nappage shots got +0.3 % of it, bench_metering)
+
+
+def _line_test_first(device: Device, program: programs.Program, args, board):
+    """`run --line-test`: the outlet capped (asked; --sim caps it), the line test, then the cap off and the needle
+    fitted (asked; --sim waits the operator's time) before the session begins."""
+    if board is None:
+        _outlet_capped(args)
+    else:
+        board.cap(True)
+        console.print("simulated board: its syringe's outlet is capped for the line test")
+    try:
+        result = _line_test(device, program, args)
+    finally:
+        if board is not None:
+            _uncap(board)
+    if not result.ok:
+        return result
+    if board is not None:
+        console.print("simulated board: the tip cap is off, the needle head fitted")
+        time.sleep(SIM_NEEDLE_FIT_S)  # the operator's time, the board's model running: not a synchronisation
+    elif args.yes:
+        console.print("line test: the tip cap is off and the needle head fitted (--yes)")
+    else:
+        try:
+            console.input("Take the tip cap off and fit the needle head, then press Enter (Ctrl-C stops): ")
+        except EOFError:
+            raise UsageError("no answer to the tip cap question (no terminal): pass --yes in scripts") from None
+    return result
 
 
 def _outlet_capped(args) -> None:

@@ -337,6 +337,26 @@ def test_a_mistyped_example_name_and_a_broken_plan_file_say_what_to_give(tmp_pat
     assert "correct it there" in r.stderr and "[[steps]]" in r.stderr, r.stderr
 
 
+@pytest.mark.req("SR-219")
+def test_run_with_a_line_test_measures_the_syringe_then_runs(tmp_path):
+    from mesoinject.records import RecordStore
+
+    db = tmp_path / "r.db"
+    r = cli("run", str(PROGRAMS / "test-dose.toml"), "--sim", "--line-test", "--db", str(db), *WHO,
+            env={"XDG_DATA_HOME": str(tmp_path / "data")})
+    assert r.returncode == 0, r.stdout + r.stderr
+    for words in ("outlet is capped for the line test", "line test OK: BD 1 mL", "stopper compliance",
+                  "the tip cap is off, the needle head fitted", "session 1: complete"):
+        assert words in r.stdout, r.stdout
+    assert r.stdout.index("line test OK") < r.stdout.index("prime: needle up")  # tested before the needle went on
+    with RecordStore(db) as store:
+        kinds = [d["kind"] for d in store.deliveries(1)]
+    assert kinds.count("prime") == 1 and len(kinds) == 2, kinds
+    # a plan may change syringes on the way: each is tested on its own, before
+    r = cli("run", "two-drugs", "--line-test", "--port", "/dev/ttyNOPE9", "--db", str(db), *WHO)
+    assert r.returncode == 2 and "line-test PROGRAM" in r.stderr and "ttyNOPE9" not in r.stderr, r.stderr
+
+
 def test_line_test_bad_input_exits_2_saying_what_was_wrong(tmp_path):
     r = cli("line-test", str(tmp_path / "nope.toml"), "--sim")
     assert r.returncode == 2 and "does not exist" in r.stderr, r.stderr
