@@ -255,7 +255,8 @@ class Probe:
         return lo if c < lo else c
 
 
-CREEP_BLOCK_US = 8000  # the creep follows the pressure's mean over blocks this long (a pass is too fine a step)
+CREEP_BLOCK_US = 8000  # the creep follows the pressure's mean over blocks this long (a pass is too fine a step; a
+# pass costs ~70 us of an emulated RP2040's while it is followed: only after a line test measured a creep)
 CREEP_MAX_PL = 1 << 19  # a creep past 0.5 uL is no stopper's (BD 10 mL, 25 % of 10 nL/kPa at 150 kPa: 0.38 uL)
 
 
