@@ -61,11 +61,8 @@ def line_test(board, device, store, prog) -> None:
     boots.store_held_reset(device, store)
     device.abort()
     device.configure(**prog.configure_fields())
-    board.cap(True)
-    try:
+    with board.capped():
         result = device.line_test()
-    finally:
-        board.cap(False)
     if not result.ok:
         raise RuntimeError(f"line test {result.outcome_name}")
     time.sleep(NEEDLE_FIT_S)  # the operator's time, the board's model running: not a synchronisation

@@ -251,11 +251,8 @@ def test_after_a_line_test_the_points_get_back_what_the_stopper_creep_took(reque
         dev.hello()
         dev.abort()
         dev.configure(**prog.configure_fields())
-        board.cap(True)
-        try:
+        with board.capped():
             result = dev.line_test()
-        finally:
-            board.cap(False)
         truth = true_line(board)
         assert result.ok and result.creep_share == pytest.approx(truth["creep_share"], abs=0.03), figures(result)
         with VirtualOperator(board, gap_s=0.02):

@@ -771,14 +771,11 @@ def _line_test_first(device: Device, program: programs.Program, args, board):
     fitted (asked; --sim waits the operator's time) before the session begins."""
     if board is None:
         _outlet_capped(args)
-    else:
-        board.cap(True)
-        console.print("simulated board: its syringe's outlet is capped for the line test")
-    try:
         result = _line_test(device, program, args)
-    finally:
-        if board is not None:
-            _uncap(board)
+    else:
+        console.print("simulated board: its syringe's outlet is capped for the line test")
+        with board.capped():
+            result = _line_test(device, program, args)
     if not result.ok:
         return result
     if board is not None:

@@ -7,6 +7,7 @@ by path (it is MicroPython-compatible), so both ends check the same kinds and fi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib.util
@@ -15,7 +16,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 from mesoprotocol import spec
@@ -297,6 +298,15 @@ class BoardControls:
         so the capped line keeps what it is given but for the stopper's creep; off: 1.0 (an occlusion injected
         before is gone with the cap). The model keeps it across resets, as a cap stays on."""
         self.occlude(CAP_FACTOR if on else 1.0)
+
+    @contextlib.contextmanager
+    def capped(self) -> Iterator[None]:
+        """The outlet capped for what runs inside (a line test), open again however that ends."""
+        self.cap(True)
+        try:
+            yield
+        finally:
+            self.cap(False)
 
     def set_content(self, volume_nl: float) -> None:
         """What is left in the syringe (a syringe about to run empty, or a new one loaded)."""
