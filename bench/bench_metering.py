@@ -30,7 +30,7 @@ from mesoinject.records import RecordStore
 from mesoinject.session import SessionRunner
 from mesoprotocol import spec
 from mesoinject.simulated import SimBoard
-from mesosim import VirtualOperator
+from mesosim import NEEDLE_FIT_S, VirtualOperator
 from mesosim.harness import imperfections
 from benchlib import percentile
 
@@ -49,9 +49,6 @@ def needle_profile(prog) -> dict:
 
 
 LINE_TEST = False  # --line-test: each fresh syringe gets a line test (outlet capped) before its session
-NEEDLE_FIT_S = 2.0  # the cap off, the needle fitted: what the test's hold left in the stopper's creep (up to 1 s to relax)
-# leaves the outlet meanwhile, as it does on a bench (with none, 17 nL of it came out over a BD 3 mL's first nappage
-# shots: the first +0.48 %, the rest +0.20)
 
 
 def line_test(board, device, store, prog) -> None:

@@ -762,10 +762,6 @@ def _line_failed(result) -> int:
     return alarms.exit_code(result.alarms[-1][0]) if result.alarms else 1
 
 
-SIM_NEEDLE_FIT_S = 2.0  # --sim: the operator's time between the cap coming off and the prime (the stopper's creep from
-# the test's hold relaxes within ~1 s: with none, a BD 3 mL's first nappage shots got +0.3 % of it, bench_metering)
-
-
 def _line_test_first(device: Device, program: programs.Program, args, board):
     """`run --line-test`: the outlet capped (asked; --sim caps it), the line test, then the cap off and the needle
     fitted (asked; --sim waits the operator's time) before the session begins."""
@@ -779,8 +775,10 @@ def _line_test_first(device: Device, program: programs.Program, args, board):
     if not result.ok:
         return result
     if board is not None:
+        from mesosim import NEEDLE_FIT_S
+
         console.print("simulated board: the tip cap is off, the needle head fitted")
-        time.sleep(SIM_NEEDLE_FIT_S)  # the operator's time, the board's model running: not a synchronisation
+        time.sleep(NEEDLE_FIT_S)  # the operator's time, the board's model running: not a synchronisation
     elif args.yes:
         console.print("line test: the tip cap is off and the needle head fitted (--yes)")
     else:

@@ -3,6 +3,6 @@
 from .control import ControlError
 from .harness import FlashInUse, Penetration, SimBoard, Truth
 from .linkfaults import LinkFaults
-from .operator import VirtualOperator
+from .operator import NEEDLE_FIT_S, VirtualOperator
 
-__all__ = ["SimBoard", "Truth", "Penetration", "VirtualOperator", "LinkFaults", "ControlError", "FlashInUse"]
+__all__ = ["SimBoard", "Truth", "Penetration", "VirtualOperator", "LinkFaults", "ControlError", "FlashInUse", "NEEDLE_FIT_S"]

@@ -13,6 +13,9 @@ from mesoprotocol import spec
 
 from .harness import SimBoard
 
+NEEDLE_FIT_S = 2.0  # a line test's cap taken off and the needle head fitted, before the prime: the stopper's creep
+# from the test's hold (up to ~1 s to relax) leaves the outlet meanwhile, as on a bench (bench_metering: with no
+# such time, 17 nL of it came out over a BD 3 mL's first nappage shots, the first +0.48 %, the rest +0.20 %)
 
 class VirtualOperator:
     def __init__(self, board: SimBoard, *, gap_s: float = 0.1, hold_timeout_s: float = 600.0):

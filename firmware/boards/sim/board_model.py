@@ -109,7 +109,7 @@ class Model:
         self.compliance = self._compliance(profile.get("compliance_nl_per_kpa", 1.0))
         self.creep_share = profile.get("creep_share", 0.0)  # creep compliance / instant compliance
         self.creep_s = profile.get("creep_ms", 500) / 1000
-        self.pen_creep0 = 0.0
+        self.pen_creep0 = 0.0  # creep_nl as the needle entered (a penetration's report: what the creep took meanwhile)
         self.creep_nl = 0.0  # volume taken by the stopper's creep at this pressure
         self.slip_steps = profile.get("slip_um", 0.0) * profile["plunger_steps_per_mm"] / 1000
         self.stick_steps = 0.0  # pusher travel held in the stopper's ribs until they slip
@@ -516,7 +516,8 @@ class Model:
     _FIELDS = ("content_nl", "stored_nl", "out_nl", "air_nl", "depth_um", "pen_t0", "pen_nl", "pen_max_um",
                "penetrations", "occlusion", "occlusion_ramp", "last_step_us", "gap", "tip_nl",
                "nl_per_step", "barrel_um", "head_mv", "head_dead_nl", "head_fill_nl", "head_g0", "head_g",
-               "needle_out_nl", "pen_needles_nl", "contact", "creep_nl", "stick_steps", "carriage_um", "diameter_um", "compliance",
+               "needle_out_nl", "pen_needles_nl", "contact", "creep_nl", "pen_creep0", "stick_steps", "carriage_um",
+               "diameter_um", "compliance",
                "channel", "parked", "path_front", "path_back", "path_front_nl", "drug_out_nl", "drug_skin_nl", "wrong_nl",
                "switch_moving")
 
