@@ -815,6 +815,8 @@ def _line_figures(result) -> list[str]:
     lines = [f"line test {result.outcome_name}: {syringe}, step {result.step_kpa:.1f} kPa, peak {result.peak_kpa} kPa"]
     if result.lag_us:
         lines.append(f"  pressure sensor lag   {result.lag_ms:6.2f} ms       its time constant: how late it reads the line")
+    elif result.ok:  # its reads did not fall as one exponential, or past any sensor's (linetest.MAX_LAG_US)
+        lines.append("  pressure sensor lag   not measured  the board's nominal lag stays in force")
     if result.compliance_pl:
         lines.append(f"  stopper compliance    {result.compliance_nl_per_kpa:6.3f} nL/kPa   the volume the stopper and barrel "
                      "take up per kPa of line pressure")

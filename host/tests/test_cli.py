@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from mesoprotocol import spec
 
 from test_program import PROGRAMS
 
@@ -355,6 +356,17 @@ def test_run_with_a_line_test_measures_the_syringe_then_runs(tmp_path):
     # a plan may change syringes on the way: each is tested on its own, before
     r = cli("run", "two-drugs", "--line-test", "--port", "/dev/ttyNOPE9", "--db", str(db), *WHO)
     assert r.returncode == 2 and "line-test PROGRAM" in r.stderr and "ttyNOPE9" not in r.stderr, r.stderr
+
+
+def test_line_figures_say_a_lag_not_measured_and_hide_what_a_failed_test_did_not_measure():
+    from mesoinject.cli import _line_figures
+    from mesoinject.client import LineResult
+
+    ok = "\n".join(_line_figures(LineResult(spec.LINE_OK, 1, 0, 750, 200, 600, 60 * 16, 90)))
+    assert "pressure sensor lag   not measured" in ok and "nominal" in ok and "0.750 nL/kPa" in ok, ok
+    assert "20.0 %" in ok and "600 ms" in ok, ok
+    opened = "\n".join(_line_figures(LineResult(spec.LINE_OPEN, 1, 0, 0, 0, 0, 0, 3)))
+    assert "line test OPEN" in opened and "lag" not in opened and "compliance" not in opened, opened
 
 
 def test_line_test_bad_input_exits_2_saying_what_was_wrong(tmp_path):
